@@ -1,0 +1,30 @@
+// Turns any start-up failure into one line for a person: known problems by their message,
+// the unknown ones with a pointer to the log rather than a stack trace.
+import { ConfigError } from '../config/index.js';
+import { TlsFileError } from '../wire/index.js';
+
+const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError']);
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export function describe(err: unknown): string {
+  if (err instanceof ConfigError) return `config error: ${err.message}`;
+  if (err instanceof TlsFileError) return `certificate error: ${err.message}`;
+  if (err instanceof Error) {
+    if (KNOWN.has(err.name)) return err.message;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') return `address in use: ${(err as NodeJS.ErrnoException & { address?: string; port?: number }).address}:${(err as { port?: number }).port} (another Gatehouse running? change server.port / engine.port)`;
+    if (code === 'EACCES') return `permission denied: ${err.message}`;
+    return `${err.name}: ${err.message}`;
+  }
+  return String(err);
+}
+
+/** Prints the reason on one line and exits non-zero. Set GATEHOUSE_DEBUG=1 for the stack. */
+export function fail(command: string, err: unknown, code = 1): never {
+  process.stderr.write(`gatehouse ${command}: ${describe(err)}\n`);
+  if (process.env.GATEHOUSE_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(code);
+}

@@ -1,0 +1,84 @@
+// The `gatehouse` command. Server verbs (up, gateway, engine) start processes; client verbs call
+// the HTTP API like any other client and arrive with their issues.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/index.js';
+import { startEngine } from '../compute/index.js';
+import { ensureServiceCertificates } from '../auth/index.js';
+import { startGateway } from '../gateway/index.js';
+import { VERSION } from '../version.js';
+import { configCommand } from './config-command.js';
+import { fail, UsageError } from './fail.js';
+import { serve } from './serve.js';
+import { up } from './up.js';
+
+const USAGE = `gatehouse ${VERSION}: a governance and access gateway in front of shared compute
+
+usage: gatehouse <command> [options]
+
+  up                 start the engine and the gateway on the embedded defaults (npm start)
+  gateway            run the gateway alone (HTTPS, server.host:server.port)
+  engine             run the bundled engine alone (mTLS, engine.host:engine.port)
+  config check       validate the configuration and exit
+  config docs        print the configuration reference (--write README.md updates it there)
+
+options:
+  --config FILE      configuration file (or GATEHOUSE_CONFIG; default ./gatehouse.yaml)
+  --json             machine-readable output
+  -h, --help         this text
+  -v, --version      the version`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      write: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', short: 'v', default: false },
+    },
+  });
+  const [command, sub] = positionals;
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (values.help || !command) {
+    process.stdout.write(`${USAGE}\n`);
+    return command || values.help ? 0 : 2;
+  }
+  const loaded = () => loadConfig({ path: values.config });
+
+  switch (command) {
+    case 'up': {
+      const { config, file } = loaded();
+      return up({ config, configFile: file, json: values.json });
+    }
+    case 'gateway':
+      await serve('gateway', () => startGateway(loaded().config));
+      return -1; // keeps running until a signal
+    case 'engine':
+      await serve('engine', async () => {
+        const { config } = loaded();
+        // Run alone, the engine creates the certificates too; under `up` they already exist.
+        ensureServiceCertificates(config);
+        return startEngine(config);
+      });
+      return -1;
+    case 'config':
+      configCommand(sub, loaded, { json: values.json, write: values.write });
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${command}"; run gatehouse --help for the list`);
+  }
+}
+
+const command = process.argv[2] ?? '';
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => fail(command.startsWith('-') ? '' : command, err, err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1),
+);

@@ -1,0 +1,185 @@
+// `gatehouse up`: the whole embedded default on one machine. Bootstraps the certificates, starts
+// the engine and the gateway as child processes, waits for /readyz, and stops them all together.
+import { type ChildProcess, fork } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { get } from 'node:https';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { caCertificateFile, ensureServiceCertificates } from '../auth/index.js';
+import type { Config } from '../config/index.js';
+import { UsageError } from './fail.js';
+import type { ListeningMessage } from './serve.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const LISTEN_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+interface Child {
+  name: 'engine' | 'gateway';
+  process: ChildProcess;
+  log: string;
+  url?: string;
+}
+
+export interface UpOptions {
+  config: Config;
+  configFile: string | null;
+  json: boolean;
+}
+
+export async function up({ config, configFile, json }: UpOptions): Promise<number> {
+  const startedAt = Date.now();
+  const say = (line: string) => {
+    if (!json) process.stdout.write(`${line}\n`);
+  };
+  const certs = ensureServiceCertificates(config);
+  if (certs.created.length > 0) say(`created certificates in ${config.certs.dir}: ${certs.created.join(', ')}`);
+  if (certs.renewed.length > 0) say(`renewed certificates: ${certs.renewed.join(', ')}`);
+
+  const logDir = join(config.state.dir, 'log');
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const children: Child[] = [];
+  let stopping = false;
+  let resolveExit: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+
+  const stopAll = async (code: number, why?: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (why) process.stderr.write(`gatehouse up: ${why}\n`);
+    await Promise.all(children.map((c) => stopChild(c)));
+    if (code === 0) say('stopped.');
+    resolveExit(code);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    say(`\n${signal}: stopping ${children.map((c) => c.name).join(' and ')}…`);
+    void stopAll(0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const spawnChild = async (name: Child['name'], env: Record<string, string>): Promise<Child> => {
+    const log = join(logDir, `${name}.log`);
+    const fd = openSync(log, 'a', 0o600);
+    const env2 = { ...process.env, ...env, ...(configFile ? { GATEHOUSE_CONFIG: configFile } : {}) };
+    const child: Child = { name, log, process: fork(MAIN, [name], {
+        env: env2,
+        stdio: ['ignore', fd, fd, 'ipc'],
+        // Its own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order.
+        detached: true,
+      }) };
+    closeSync(fd);
+    children.push(child);
+    child.process.on('exit', (code, signal) => {
+      if (stopping) return;
+      const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      void stopAll(1, `${name} ${reason}; stopping.\n${tail(log)}`);
+    });
+    child.url = await listening(child);
+    return child;
+  };
+
+  try {
+    const engine = await spawnChild('engine', {});
+    const enginePort = String(new URL(engine.url!).port);
+    const gateway = await spawnChild('gateway', { GATEHOUSE_ENGINE_PORT: enginePort });
+    await waitReady(gateway.url!, readFileSync(caCertificateFile(config.certs.dir)), () => stopping);
+    const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+    const caFile = caCertificateFile(config.certs.dir);
+    const shown = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.');
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({
+          status: 'ready',
+          gateway: { url: gateway.url, pid: gateway.process.pid, log: gateway.log },
+          engine: { url: engine.url, pid: engine.process.pid, log: engine.log },
+          ca_file: caFile,
+          startup_s: Number(seconds),
+        })}\n`,
+      );
+    } else {
+      say('');
+      say(`Gatehouse is ready (${seconds} s)`);
+      say(`  gateway  ${gateway.url}   pid ${gateway.process.pid}   log ${shown(gateway.log)}`);
+      say(`  engine   ${engine.url}   pid ${engine.process.pid}   mTLS, gateway only   log ${shown(engine.log)}`);
+      say(`  CA file  ${shown(caFile)}   trust it: curl --cacert ${shown(caFile)} ${gateway.url}/healthz`);
+      say('  Ctrl-C stops everything.');
+    }
+  } catch (err) {
+    if (!stopping) await stopAll(1, (err as Error).message);
+  }
+  const code = await exited;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return code;
+}
+
+function listening(child: Child): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new UsageError(`${child.name} did not start within ${LISTEN_TIMEOUT_MS / 1000} s\n${tail(child.log)}`)), LISTEN_TIMEOUT_MS);
+    child.process.on('message', (m: ListeningMessage) => {
+      if (m?.type === 'listening') {
+        clearTimeout(timer);
+        resolve(m.url);
+      }
+    });
+    child.process.on('exit', () => {
+      clearTimeout(timer);
+      reject(new UsageError(`${child.name} stopped before it listened`));
+    });
+  });
+}
+
+async function waitReady(url: string, ca: Buffer, cancelled: () => boolean): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = '';
+  while (!cancelled()) {
+    try {
+      const { status, body } = await getOnce(`${url}/readyz`, ca);
+      if (status === 200) return;
+      last = (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new UsageError(`gateway not ready after ${READY_TIMEOUT_MS / 1000} s: ${last}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function getOnce(url: string, ca: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { ca, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+function stopChild(child: Child): Promise<void> {
+  const p = child.process;
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => p.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    p.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    p.kill('SIGTERM');
+  });
+}
+
+/** The last lines of a child's log, for the reason it stopped. */
+function tail(file: string, lines = 8): string {
+  try {
+    const text = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
+    return text.map((l) => `  ${l}`).join('\n');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,55 @@
+// Starts the gateway process: certificates, store, policy, engine connection, then the listener.
+import { ensureServiceCertificates } from '../auth/index.js';
+import type { Config } from '../config/index.js';
+import { loadPolicy } from '../policy/index.js';
+import { engineClient } from '../proxy/index.js';
+import { openStore } from '../store/index.js';
+import { readTlsMaterial } from '../wire/index.js';
+import { buildGateway } from './app.js';
+
+export interface RunningService {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Config): Promise<RunningService> {
+  ensureServiceCertificates(config);
+  const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
+  const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls: readTlsMaterial(config.certs.dir, 'gatewayClient') });
+  const store = await openStore({ stateDir: config.state.dir });
+  try {
+    const policy = await loadPolicy(config.policies.dir);
+    const app = await buildGateway({
+      tls: serverTls,
+      logLevel: config.log.level,
+      bodyLimit: config.server.body_limit_bytes,
+      store,
+      policy: () => policy,
+      engine,
+    });
+    await app.listen({ host: config.server.host, port: config.server.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.server.port;
+    app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.version }, 'gateway listening');
+    return {
+      url: `https://${hostForUrl(config.server.host)}:${port}`,
+      port,
+      close: async () => {
+        await app.close();
+        engine.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    engine.close();
+    await store.close();
+    throw err;
+  }
+}
+
+export function hostForUrl(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,3 @@
+// src/http: server plumbing shared by the gateway and the engine processes. Imports only src/wire.
+export { loggerOptions, REDACTED_PATHS, scrubUrl } from './logging.js';
+export { installPlumbing, serverOptions } from './plumbing.js';

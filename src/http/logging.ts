@@ -1,0 +1,45 @@
+// Logger options shared by the gateway and the engine: JSON lines, secrets redacted.
+import type { LoggerOptions } from 'pino';
+
+/** Log paths whose values are replaced, wherever a request, response or error object carries them. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
+  'password',
+  '*.password',
+  '*.*.password',
+  '*.bind_password',
+  '*.client_secret',
+  '*.access_token',
+  '*.refresh_token',
+  '*.id_token',
+  '*.device_code',
+  '*.private_key',
+];
+
+/** Query parameters that carry credentials in OAuth flows; masked before a URL is logged. */
+const SECRET_QUERY = new Set(['code', 'token', 'access_token', 'refresh_token', 'id_token', 'password', 'client_secret', 'device_code', 'state']);
+
+export function loggerOptions(service: 'gateway' | 'engine', level: string): LoggerOptions {
+  return {
+    level,
+    base: { service, pid: process.pid },
+    timestamp: () => `,"time":"${new Date().toISOString()}"`,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  };
+}
+
+export function scrubUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  for (const key of [...params.keys()]) {
+    if (SECRET_QUERY.has(key.toLowerCase())) params.set(key, '[redacted]');
+  }
+  return `${url.slice(0, q)}?${params.toString()}`;
+}

@@ -1,0 +1,81 @@
+// What every Gatehouse HTTP server does alike: request ids, one log line per request,
+// and errors turned into the `{error, message, ...}` body of DESIGN.md.
+import { randomUUID } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import { type ErrorBody, GatehouseError } from '../wire/index.js';
+import { scrubUrl } from './logging.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Server options for request ids and validation; spread into the fastify() call. */
+export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'requestIdHeader' | 'requestIdLogLabel' | 'disableRequestLogging' | 'ajv'> {
+  return {
+    // A caller's X-Request-Id is kept when it is well-formed, so one id follows a request across services.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'request_id',
+    disableRequestLogging: true,
+    ajv: {
+      // Reject unknown fields instead of silently dropping them; never coerce bodies.
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+  };
+}
+
+export function installPlumbing(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: scrubUrl(request.url),
+        route: request.routeOptions.url ?? null,
+        status: reply.statusCode,
+        duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+        ip: request.ip,
+      },
+      'request',
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    send(reply, new GatehouseError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    send(reply, toGatehouseError(error, request));
+  });
+}
+
+function send(reply: FastifyReply, error: GatehouseError): void {
+  const body: ErrorBody = error.toBody();
+  void reply.code(error.status).type('application/json').send(body);
+}
+
+function toGatehouseError(error: FastifyError, request: FastifyRequest): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  if (error.validation) {
+    const first = error.validation[0];
+    const params = (first?.params ?? {}) as Record<string, unknown>;
+    const base = (first?.instancePath ?? '').slice(1).replaceAll('/', '.');
+    const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+    const field = [error.validationContext === 'querystring' ? 'query' : error.validationContext, base, leaf]
+      .filter((p) => p)
+      .join('.');
+    const what = params.additionalProperty ? 'is not a known field' : (first?.message ?? 'is invalid');
+    return new GatehouseError('invalid_request', `${field} ${what}`, { field });
+  }
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new GatehouseError('payload_too_large', 'request body is larger than the limit (server.body_limit_bytes)');
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) return new GatehouseError('invalid_request', error.message, { status });
+  request.log.error({ err: error }, 'unhandled error');
+  return new GatehouseError('internal', `internal error (request id ${request.id})`);
+}

@@ -1,0 +1,2 @@
+// src/proxy's face. The job routes and the ComputeBackend interface arrive with the job-path issue.
+export { type EngineClient, engineClient } from './engine-client.js';

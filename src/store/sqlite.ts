@@ -1,0 +1,20 @@
+// The embedded store: one SQLite file under state.dir, in WAL mode, fsync on every commit.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Tables } from './tables.js';
+
+export const SQLITE_FILE = 'gatehouse.db';
+
+export function openSqlite(stateDir: string): { db: Kysely<Tables>; file: string } {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const file = join(stateDir, SQLITE_FILE);
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk when it returns; the audit trail will depend on that.
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('foreign_keys = ON');
+  return { db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) }), file };
+}

@@ -1,0 +1,42 @@
+// The error family every Gatehouse process speaks: a stable code that clients branch on,
+// mapped in one place to an HTTP status and to the JSON body of DESIGN.md.
+
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  quota_exceeded: 403,
+  not_found: 404,
+  payload_too_large: 413,
+  not_ready: 503,
+  audit_unavailable: 503,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** `{ error, message, ...details }`: the body of every error response. */
+export interface ErrorBody {
+  error: ErrorCode;
+  message: string;
+  [detail: string]: unknown;
+}
+
+export class GatehouseError extends Error {
+  override readonly name = 'GatehouseError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return { ...this.details, error: this.code, message: this.message };
+  }
+}

@@ -1,0 +1,135 @@
+// Starts real Gatehouse processes for a test, each in its own folder with free ports, and stops them.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+export const CLI = join(ROOT, 'bin', 'gatehouse.js');
+
+export interface Sandbox {
+  dir: string;
+  configFile: string;
+  remove(): void;
+}
+
+/** A folder with its own config, state and certificates; ports 0 so suites never collide. */
+export function sandbox(config: Record<string, Record<string, unknown>> = {}): Sandbox {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+  const merged = {
+    ...config,
+    server: { port: 0, ...config.server },
+    engine: { port: 0, ...config.engine },
+    policies: { dir: join(ROOT, 'policies'), ...config.policies },
+    log: { level: 'info', ...config.log },
+  };
+  const configFile = join(dir, 'gatehouse.yaml');
+  writeFileSync(configFile, stringify(merged));
+  return { dir, configFile, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `gatehouse ...args` to completion. */
+export function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...cleanEnv(), ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** The environment without any GATEHOUSE_* a developer may have set. */
+export function cleanEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter(([k, v]) => !k.startsWith('GATEHOUSE_') && v !== undefined)) as Record<string, string>;
+}
+
+export interface ReadyLine {
+  status: 'ready';
+  gateway: { url: string; pid: number; log: string };
+  engine: { url: string; pid: number; log: string };
+  ca_file: string;
+  startup_s: number;
+}
+
+export interface Up {
+  ready: ReadyLine;
+  ca: string;
+  process: ChildProcess;
+  output(): { stdout: string; stderr: string };
+  /** Resolves with the exit code once `up` has ended (by itself or after stop()). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `gatehouse up --json` in a sandbox; resolves at the ready line. */
+export function startUp(box: Sandbox, env: Record<string, string> = {}): Promise<Up> {
+  const child = spawn(process.execPath, [CLI, 'up', '--json', '--config', box.configFile], {
+    cwd: box.dir,
+    env: { ...cleanEnv(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gatehouse up printed no ready line within 60 s\n${stdout}\n${stderr}`));
+    }, 60_000);
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      const line = stdout.split('\n').find((l) => l.startsWith('{'));
+      if (!line) return;
+      clearTimeout(timer);
+      const ready = JSON.parse(line) as ReadyLine;
+      resolve({
+        ready,
+        ca: readFileSync(ready.ca_file, 'utf8'),
+        process: child,
+        exited,
+        output: () => ({ stdout, stderr }),
+        stop: async (signal = 'SIGTERM') => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      });
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`gatehouse up exited (${code}) before it was ready\n${stdout}\n${stderr}`));
+    });
+  });
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
