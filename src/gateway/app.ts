@@ -26,9 +26,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     https: { ...deps.tls, minVersion: 'TLSv1.2' },
   });
 
+  await installOpenApi(app); // first, so it sees every route added after it
   installPlumbing(app); // request ids, one log line a request, the error body of DESIGN.md
   installMetrics(app); // request-duration histogram and /metrics
-  await installOpenApi(app); // before the routes, so it sees them all
 
   // The pipeline of DESIGN.md, each stage a hook from its own room as its issue lands:
   //   1 authenticate (src/auth) → 2 authorize (src/policy) → 3 admit (src/quota)

@@ -1,14 +1,14 @@
 // What every Gatehouse HTTP server does alike: request ids, one log line per request,
 // and errors turned into the `{error, message, ...}` body of DESIGN.md.
 import { randomUUID } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import { type ErrorBody, GatehouseError } from '../wire/index.js';
 import { scrubUrl } from './logging.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Server options for request ids and validation; spread into the fastify() call. */
-export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'requestIdHeader' | 'requestIdLogLabel' | 'disableRequestLogging' | 'ajv'> {
+export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'requestIdHeader' | 'logController' | 'ajv'> {
   return {
     // A caller's X-Request-Id is kept when it is well-formed, so one id follows a request across services.
     requestIdHeader: false,
@@ -16,8 +16,8 @@ export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'reques
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'request_id',
-    disableRequestLogging: true,
+    // Fastify's own two lines per request are off: installPlumbing writes one, with what we need.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     ajv: {
       // Reject unknown fields instead of silently dropping them; never coerce bodies.
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },

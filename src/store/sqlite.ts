@@ -3,14 +3,21 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
+import { StoreError } from './errors.js';
 import type { Tables } from './tables.js';
 
 export const SQLITE_FILE = 'gatehouse.db';
 
 export function openSqlite(stateDir: string): { db: Kysely<Tables>; file: string } {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const file = join(stateDir, SQLITE_FILE);
-  const sqlite = new Database(file);
+  let sqlite: Database.Database;
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    sqlite = new Database(file);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new StoreError(`cannot open the store ${file} (state.dir): ${reason}`);
+  }
   sqlite.pragma('journal_mode = WAL');
   // FULL: a commit is on disk when it returns; the audit trail will depend on that.
   sqlite.pragma('synchronous = FULL');

@@ -1,6 +1,7 @@
 // Opens the store, brings its schema up to date and answers readiness pings.
 import { randomUUID } from 'node:crypto';
 import { type Kysely, type MigrationResultSet, Migrator, sql } from 'kysely';
+import { StoreError } from './errors.js';
 import { migrations } from './migrations.js';
 import { openSqlite } from './sqlite.js';
 import type { Tables } from './tables.js';
@@ -15,9 +16,6 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-}
 
 export async function openStore(options: { stateDir: string }): Promise<Store> {
   const { db, file } = openSqlite(options.stateDir);

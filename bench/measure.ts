@@ -1,0 +1,107 @@
+// The benchmark API: every figure is measured next to its baseline, in the same process, in the
+// same run, so a slow machine or a noisy neighbour moves both numbers and the ratio stays honest.
+
+/**
+ * One figure and the baseline it is read against. setup() builds what both sides need (servers,
+ * clients, data) once; candidate() and baselineRun() each do one round of work and return the
+ * figure in `unit`; teardown() always runs, even after a failure.
+ */
+export interface Benchmark<Context = unknown> {
+  /** Unique, kebab-case: what `npm run bench -- <name>` selects. */
+  name: string;
+  /** The unit both sides return, e.g. "req/s" or "ms". */
+  unit: string;
+  /** What the baseline is, in words, e.g. "bare node:https server, same TLS and body". */
+  baseline: string;
+  setup?(): Promise<Context>;
+  candidate(ctx: Context): Promise<number>;
+  baselineRun(ctx: Context): Promise<number>;
+  teardown?(ctx: Context): Promise<void>;
+}
+
+/** One row of the report; the shape `npm run bench -- --json` prints. */
+export interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: string;
+  baseline_value: number;
+  ratio: number;
+}
+
+export interface MeasureOptions {
+  /** Rounds thrown away first: JIT, TLS handshakes and connection pools warm up here. */
+  warmup?: number;
+  /** Rounds that count; odd, so the median is one real observation. */
+  rounds?: number;
+  /** Called after every round with both figures; the runner prints progress with it. */
+  onRound?: (round: Round) => void;
+}
+
+export interface Round {
+  /** 1-based within its phase: warm-up rounds count 1..warmup, then the counted rounds 1..rounds. */
+  index: number;
+  of: number;
+  warmup: boolean;
+  candidate: number;
+  baseline: number;
+}
+
+export const DEFAULT_WARMUP = 1;
+export const DEFAULT_ROUNDS = 7;
+
+/**
+ * Runs the benchmark interleaved: candidate, baseline, candidate, baseline, ... one pair a round,
+ * so drift over the run (thermal, GC, other load) lands on both sides. Medians, not means, so
+ * one hiccup does not move the figure.
+ */
+export async function measure<Context>(bench: Benchmark<Context>, options: MeasureOptions = {}): Promise<Result> {
+  const warmup = options.warmup ?? DEFAULT_WARMUP;
+  const rounds = options.rounds ?? DEFAULT_ROUNDS;
+  const candidates: number[] = [];
+  const baselines: number[] = [];
+  const ctx = (bench.setup ? await bench.setup() : undefined) as Context;
+  try {
+    for (let i = 0; i < warmup + rounds; i++) {
+      const candidate = checked(bench.unit, 'candidate', await bench.candidate(ctx));
+      const baseline = checked(bench.unit, 'baseline', await bench.baselineRun(ctx));
+      const isWarmup = i < warmup;
+      if (!isWarmup) {
+        candidates.push(candidate);
+        baselines.push(baseline);
+      }
+      options.onRound?.({ index: isWarmup ? i + 1 : i - warmup + 1, of: isWarmup ? warmup : rounds, warmup: isWarmup, candidate, baseline });
+    }
+  } finally {
+    await bench.teardown?.(ctx);
+  }
+  const value = median(candidates);
+  const baselineValue = median(baselines);
+  return {
+    name: bench.name,
+    value: round3(value),
+    unit: bench.unit,
+    baseline: bench.baseline,
+    baseline_value: round3(baselineValue),
+    ratio: round3(value / baselineValue),
+  };
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) throw new Error('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function round3(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+// A NaN or a zero would turn the ratio into nonsense silently; say which side produced it instead.
+function checked(unit: string, side: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new Error(`${side} returned ${String(value)} ${unit}; expected a positive finite number`);
+  }
+  return value;
+}

@@ -1,0 +1,50 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { migrate, openStore } from '../src/store/index.js';
+
+describe('the embedded store', () => {
+  it('creates one SQLite file under the state folder, in WAL mode with full fsync', async () => {
+    const stateDir = join(mkdtempSync(join(tmpdir(), 'gatehouse-store-')), 'var');
+    const store = await openStore({ stateDir });
+    try {
+      expect(store.location).toBe(join(stateDir, 'gatehouse.db'));
+      expect(existsSync(store.location)).toBe(true);
+      const mode = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(store.db);
+      expect(mode.rows[0]?.journal_mode).toBe('wal');
+      const sync = await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db);
+      expect(sync.rows[0]?.synchronous).toBe(2); // FULL
+      await expect(store.ping()).resolves.toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('runs each migration once and keeps its identity across restarts', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
+    const first = await openStore({ stateDir });
+    const id = first.instanceId;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await migrate(first.db);
+    expect(again.results).toEqual([]); // nothing left to run
+    await first.close();
+
+    const second = await openStore({ stateDir });
+    try {
+      expect(second.instanceId).toBe(id);
+      const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(second.db);
+      expect(applied.rows.map((r) => r.name)).toEqual(['0001_instance']);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('stops with a clear error when the state folder cannot be used', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
+    writeFileSync(join(parent, 'a-file'), 'not a folder');
+    const stateDir = join(parent, 'a-file', 'var');
+    await expect(openStore({ stateDir })).rejects.toThrow(`cannot open the store ${join(stateDir, 'gatehouse.db')} (state.dir): ENOTDIR`);
+  });
+});
