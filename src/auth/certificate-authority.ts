@@ -1,6 +1,6 @@
 // Gatehouse's own CA (node-forge): created on first start, reused after, and the service
 // certificates it signs (gateway server, engine server, the gateway's client towards the engine).
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -35,9 +35,14 @@ interface Leaf {
   hosts: string[];
 }
 
-interface Issuer {
+interface ForgeIssuer {
   cert: forge.pki.Certificate;
   key: forge.pki.rsa.PrivateKey;
+}
+
+interface Issuer {
+  x509: X509Certificate;
+  forge(): ForgeIssuer;
 }
 
 /**
@@ -83,12 +88,16 @@ function ensureCa(dir: string, now: Date, report: BootstrapReport): Issuer {
   const haveCert = existsSync(certFile);
   const haveKey = existsSync(keyFile);
   if (haveCert && haveKey) {
-    const cert = forge.pki.certificateFromPem(readCertificate(certFile));
-    const key = forge.pki.privateKeyFromPem(readPrivateKey(keyFile)) as forge.pki.rsa.PrivateKey;
-    if (!matches(cert, key)) throw new TlsFileError(`${keyFile} is not the key of ${certFile}: restore the pair, or empty ${dir} to start over with a new CA`);
-    if (cert.validity.notAfter <= now) throw new TlsFileError(`the Gatehouse CA in ${certFile} expired on ${cert.validity.notAfter.toISOString()}: empty ${dir} to create a new one`);
+    const certPem = readCertificate(certFile);
+    const keyPem = readPrivateKey(keyFile);
+    const x509 = new X509Certificate(certPem);
+    if (!x509.checkPrivateKey(createPrivateKey(keyPem))) {
+      throw new TlsFileError(`${keyFile} is not the key of ${certFile}: restore the pair, or empty ${dir} to start over with a new CA`);
+    }
+    const notAfter = new Date(x509.validTo);
+    if (notAfter <= now) throw new TlsFileError(`the Gatehouse CA in ${certFile} expired on ${notAfter.toISOString()}: empty ${dir} to create a new one`);
     report.reused.push('ca');
-    return { cert, key };
+    return issuer(x509, () => ({ cert: forge.pki.certificateFromPem(certPem), key: forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey }));
   }
   if (haveCert !== haveKey) {
     throw new TlsFileError(`${haveCert ? keyFile : certFile} is missing beside ${haveCert ? certFile : keyFile}: restore it, or empty ${dir} to start over with a new CA`);
@@ -112,67 +121,69 @@ function ensureCa(dir: string, now: Date, report: BootstrapReport): Issuer {
   cert.sign(key, forge.md.sha256.create());
   writePair(certFile, keyFile, cert, key);
   report.created.push('ca');
-  return { cert, key };
+  return issuer(new X509Certificate(forge.pki.certificateToPem(cert)), () => ({ cert, key }));
+}
+
+/** The CA's forge objects are parsed only when something must be signed: parsing is the slow part. */
+function issuer(x509: X509Certificate, load: () => ForgeIssuer): Issuer {
+  let loaded: ForgeIssuer | undefined;
+  return { x509, forge: () => (loaded ??= load()) };
 }
 
 function ensureLeaf(dir: string, ca: Issuer, leaf: Leaf, now: Date, report: BootstrapReport): void {
   const certFile = join(dir, CERT_FILES[leaf.name].cert);
   const keyFile = join(dir, CERT_FILES[leaf.name].key);
   const exists = existsSync(certFile) && existsSync(keyFile);
-  if (exists) {
-    const cert = forge.pki.certificateFromPem(readCertificate(certFile));
-    const key = forge.pki.privateKeyFromPem(readPrivateKey(keyFile)) as forge.pki.rsa.PrivateKey;
-    if (stillGood(cert, key, ca, leaf, now)) {
-      report.reused.push(leaf.name);
-      return;
-    }
+  if (exists && stillGood(readCertificate(certFile), readPrivateKey(keyFile), ca.x509, leaf, now)) {
+    report.reused.push(leaf.name);
+    return;
   }
+  const signer = ca.forge();
   const key = newKey(2048);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
   cert.serialNumber = serial();
   setValidity(cert, now, leaf.lifetimeDays);
   cert.setSubject(leaf.subject);
-  cert.setIssuer(ca.cert.subject.attributes);
+  cert.setIssuer(signer.cert.subject.attributes);
   const extensions: object[] = [
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: leaf.usage === 'server', clientAuth: leaf.usage === 'client' },
     { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: ca.cert.generateSubjectKeyIdentifier().getBytes() },
+    { name: 'authorityKeyIdentifier', keyIdentifier: signer.cert.generateSubjectKeyIdentifier().getBytes() },
   ];
   if (leaf.hosts.length > 0) {
     extensions.push({ name: 'subjectAltName', altNames: leaf.hosts.map(altName) });
   }
   cert.setExtensions(extensions);
-  cert.sign(ca.key, forge.md.sha256.create());
+  cert.sign(signer.key, forge.md.sha256.create());
   writePair(certFile, keyFile, cert, key);
   (exists ? report.renewed : report.created).push(leaf.name);
 }
 
-function stillGood(cert: forge.pki.Certificate, key: forge.pki.rsa.PrivateKey, ca: Issuer, leaf: Leaf, now: Date): boolean {
-  if (!matches(cert, key)) return false;
-  try {
-    if (!ca.cert.verify(cert)) return false;
-  } catch {
-    return false; // signed by another CA
-  }
-  const { notBefore, notAfter } = cert.validity;
-  const renewAt = notAfter.getTime() - (notAfter.getTime() - notBefore.getTime()) / 3;
-  if (now.getTime() >= renewAt || now < notBefore) return false;
-  const san = cert.getExtension('subjectAltName') as { altNames?: { value?: string; ip?: string }[] } | null;
-  const present = new Set((san?.altNames ?? []).map((n) => n.ip ?? n.value));
-  return leaf.hosts.every((h) => present.has(h));
+// Checked with Node's native X.509: parsing RSA keys in forge's pure JavaScript would cost each
+// process start about half a second.
+function stillGood(certPem: string, keyPem: string, ca: X509Certificate, leaf: Leaf, now: Date): boolean {
+  const cert = new X509Certificate(certPem);
+  if (!cert.checkPrivateKey(createPrivateKey(keyPem))) return false;
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false; // another CA's
+  const notBefore = new Date(cert.validFrom).getTime();
+  const notAfter = new Date(cert.validTo).getTime();
+  const renewAt = notAfter - (notAfter - notBefore) / 3;
+  if (now.getTime() >= renewAt || now.getTime() < notBefore) return false;
+  const present = new Set((cert.subjectAltName ?? '').split(', ').map((n) => canonicalHost(n.replace(/^(DNS|IP Address):/, ''))));
+  return leaf.hosts.every((h) => present.has(canonicalHost(h)));
+}
+
+/** One spelling per address: "0:0:0:0:0:0:0:1" and "::1" are the same host. */
+function canonicalHost(host: string): string {
+  return host.includes(':') ? new URL(`http://[${host}]`).hostname : host.toLowerCase();
 }
 
 function altName(host: string): { type: number; value?: string; ip?: string } {
   // forge wants IPv6 addresses in full form for type 7; it accepts "::1" as given.
   return /^[\d.]+$/.test(host) || host.includes(':') ? { type: 7, ip: host } : { type: 2, value: host };
-}
-
-function matches(cert: forge.pki.Certificate, key: forge.pki.rsa.PrivateKey): boolean {
-  const pub = cert.publicKey as forge.pki.rsa.PublicKey;
-  return pub.n.equals(key.n) && pub.e.equals(key.e);
 }
 
 function newKey(bits: number): forge.pki.rsa.PrivateKey {

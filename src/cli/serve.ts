@@ -37,6 +37,8 @@ export async function serve(name: 'gateway' | 'engine', start: () => Promise<Ser
       (err: unknown) => fail(name, err),
     );
   };
+  // Our log is gone (a closed pipe): nothing we do can be seen any more, so stop.
+  process.stdout.on('error', () => stop('a closed stdout'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   // A supervisor that dies without a word must not leave us running with nobody to stop us.

@@ -26,8 +26,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     https: { ...deps.tls, minVersion: 'TLSv1.2' },
   });
 
-  await installOpenApi(app); // first, so it sees every route added after it
-  installPlumbing(app); // request ids, one log line a request, the error body of DESIGN.md
+  installPlumbing(app); // request ids, one log line a request, error bodies, schemas required
+  await installOpenApi(app); // before any route, so it sees them all
   installMetrics(app); // request-duration histogram and /metrics
 
   // The pipeline of DESIGN.md, each stage a hook from its own room as its issue lands:

@@ -25,9 +25,12 @@ export const REDACTED_PATHS = [
 /** Query parameters that carry credentials in OAuth flows; masked before a URL is logged. */
 const SECRET_QUERY = new Set(['code', 'token', 'access_token', 'refresh_token', 'id_token', 'password', 'client_secret', 'device_code', 'state']);
 
-export function loggerOptions(service: 'gateway' | 'engine', level: string): LoggerOptions {
+export function loggerOptions(service: 'gateway' | 'engine', level: string): LoggerOptions & { stream: NodeJS.WritableStream } {
   return {
     level,
+    // process.stdout rather than pino's own fd writer: that one retries forever when stdout is a
+    // closed pipe, and the process then never gets to its signal handlers.
+    stream: process.stdout,
     base: { service, pid: process.pid },
     timestamp: () => `,"time":"${new Date().toISOString()}"`,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },

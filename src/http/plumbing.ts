@@ -26,6 +26,17 @@ export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'reques
 }
 
 export function installPlumbing(app: FastifyInstance): void {
+  // Every route declares its input: a route without a querystring schema (and a body schema
+  // where it takes a body) fails at start-up instead of accepting whatever comes.
+  app.addHook('onRoute', (route) => {
+    const methods = [route.method].flat();
+    const missing = [
+      !route.schema?.querystring && 'querystring',
+      methods.some((m) => ['POST', 'PUT', 'PATCH'].includes(m)) && !route.schema?.body && 'body',
+    ].filter(Boolean);
+    if (missing.length > 0) throw new Error(`route ${methods.join(',')} ${route.url} declares no ${missing.join(' or ')} schema`);
+  });
+
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
