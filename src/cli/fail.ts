@@ -15,6 +15,7 @@ export function describe(err: unknown): string {
   if (err instanceof Error) {
     if (KNOWN.has(err.name)) return err.message;
     const code = (err as NodeJS.ErrnoException).code;
+    if (code?.startsWith('ERR_PARSE_ARGS')) return `${err.message.split('. To specify')[0]}; run gatehouse --help`;
     if (code === 'EADDRINUSE') return `address in use: ${(err as NodeJS.ErrnoException & { address?: string; port?: number }).address}:${(err as { port?: number }).port} (another Gatehouse running? change server.port / engine.port)`;
     if (code === 'EACCES') return `permission denied: ${err.message}`;
     return `${err.name}: ${err.message}`;
@@ -24,7 +25,7 @@ export function describe(err: unknown): string {
 
 /** Prints the reason on one line and exits non-zero. Set GATEHOUSE_DEBUG=1 for the stack. */
 export function fail(command: string, err: unknown, code = 1): never {
-  process.stderr.write(`gatehouse ${command}: ${describe(err)}\n`);
+  process.stderr.write(`gatehouse${command ? ` ${command}` : ''}: ${describe(err)}\n`);
   if (process.env.GATEHOUSE_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(code);
 }

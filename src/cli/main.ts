@@ -46,8 +46,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.help || !command) {
-    process.stdout.write(`${USAGE}\n`);
-    return command || values.help ? 0 : 2;
+    // Asked for, it is the answer (stdout, 0); given nothing, it is the error (stderr, 2).
+    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
   }
   const loaded = () => loadConfig({ path: values.config });
 
