@@ -1,5 +1,6 @@
 // Starts the engine process on its mTLS listener.
 import type { Config } from '../config/index.js';
+import { httpsUrl } from '../http/index.js';
 import { readTlsMaterial } from '../wire/index.js';
 import { buildEngine } from './server.js';
 
@@ -9,6 +10,5 @@ export async function startEngine(config: Config): Promise<{ url: string; port: 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.engine.port;
   app.log.info({ port }, 'engine listening (mTLS, gateway only)');
-  const host = config.engine.host.includes(':') ? `[${config.engine.host}]` : config.engine.host;
-  return { url: `https://${host}:${port}`, port, close: () => app.close() };
+  return { url: httpsUrl(config.engine.host, port), port, close: () => app.close() };
 }

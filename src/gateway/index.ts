@@ -1,3 +1,3 @@
 // The gateway process: composition of the rooms into one HTTPS service.
 export { buildGateway, type GatewayDeps } from './app.js';
-export { hostForUrl, type RunningService, startGateway } from './start.js';
+export { type RunningService, startGateway } from './start.js';

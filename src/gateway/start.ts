@@ -1,6 +1,7 @@
 // Starts the gateway process: certificates, store, policy, engine connection, then the listener.
 import { ensureServiceCertificates } from '../auth/index.js';
 import type { Config } from '../config/index.js';
+import { httpsUrl } from '../http/index.js';
 import { loadPolicy } from '../policy/index.js';
 import { engineClient } from '../proxy/index.js';
 import { openStore } from '../store/index.js';
@@ -33,7 +34,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
     const port = typeof address === 'object' && address ? address.port : config.server.port;
     app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.version }, 'gateway listening');
     return {
-      url: `https://${hostForUrl(config.server.host)}:${port}`,
+      url: httpsUrl(config.server.host, port),
       port,
       close: async () => {
         await app.close();
@@ -46,10 +47,4 @@ export async function startGateway(config: Config): Promise<RunningService> {
     await store.close();
     throw err;
   }
-}
-
-export function hostForUrl(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '[::1]';
-  return host.includes(':') ? `[${host}]` : host;
 }

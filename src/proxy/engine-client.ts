@@ -1,5 +1,6 @@
 // The gateway's mTLS connection to the bundled engine: our CA, our client certificate, keep-alive.
 import { Agent, request } from 'node:https';
+import { httpsUrl } from '../http/index.js';
 import { GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
 
 export interface EngineClient {
@@ -11,7 +12,7 @@ export interface EngineClient {
 export function engineClient(options: { host: string; port: number; tls: TlsMaterial }): EngineClient {
   const { host, port, tls } = options;
   const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: tls.ca, cert: tls.cert, key: tls.key });
-  const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = httpsUrl(host, port);
 
   function getJson<T>(path: string, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {

@@ -16,7 +16,6 @@ export interface Store {
   close(): Promise<void>;
 }
 
-
 export async function openStore(options: { stateDir: string }): Promise<Store> {
   const { db, file } = openSqlite(options.stateDir);
   try {
