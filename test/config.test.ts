@@ -38,11 +38,14 @@ describe('configuration', () => {
     expect(config.store.url).toBe('');
   });
 
-  it('ships gatehouse.yaml with every key of the schema, equal to the built-in defaults', () => {
+  it('ships gatehouse.yaml with every key of the schema, equal to the built-in defaults but the development provider', () => {
     const text = readFileSync(join(ROOT, 'gatehouse.yaml'), 'utf8');
     const raw = parse(text) as Record<string, Record<string, unknown>>;
     for (const key of configKeys()) expect(raw[key.section], key.path).toHaveProperty(key.key);
-    expect(raw).toEqual(Value.Default(ConfigSchema, {}));
+    // The embedded default is a demo: SSO works out of the box. A deployment's own file leaves it off.
+    expect(raw.dev_idp?.enabled).toBe(true);
+    expect(Value.Default(ConfigSchema, {})).toMatchObject({ dev_idp: { enabled: false } });
+    expect(raw).toEqual(Value.Default(ConfigSchema, { dev_idp: { enabled: true } }));
     expect(() => loadConfig({ path: join(ROOT, 'gatehouse.yaml'), env: {} })).not.toThrow();
   });
 

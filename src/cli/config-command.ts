@@ -1,14 +1,14 @@
 // `gatehouse config check|docs`: validate a configuration without starting anything, and keep
 // the README's reference table generated from the schema.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { configReference, type LoadedConfig, withReference } from '../config/index.js';
+import { configReference, type LoadedConfig, redactSecrets, withReference } from '../config/index.js';
 import { UsageError } from './fail.js';
 
 export function configCommand(sub: string | undefined, loaded: () => LoadedConfig, options: { json: boolean; write?: string | undefined }): void {
   switch (sub) {
     case 'check': {
       const { config, file } = loaded();
-      if (options.json) process.stdout.write(`${JSON.stringify({ file, config }, null, 2)}\n`);
+      if (options.json) process.stdout.write(`${JSON.stringify({ file, config: redactSecrets(config) }, null, 2)}\n`);
       else process.stdout.write(`config ok: ${file ?? 'built-in defaults'}\n`);
       return;
     }

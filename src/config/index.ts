@@ -4,3 +4,6 @@ export { DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig, type LoadOptions } 
 export { configReference, withReference } from './reference.js';
 export { type Config, ConfigSchema } from './schema.js';
 export { configKeys, type KeySpec } from './walk.js';
+export { durationSeconds } from './duration.js';
+export { SECRET_KEYS } from './schema.js';
+export { redactSecrets } from './redact.js';

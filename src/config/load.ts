@@ -5,7 +5,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Value } from 'typebox/value';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
-import { type Config, ConfigSchema, PATH_KEYS } from './schema.js';
+import { crossKeyProblems } from './checks.js';
+import { type Config, ConfigSchema, PATH_KEYS, SECRET_KEYS } from './schema.js';
 import { configKeys, expected, type KeySpec, sectionNames } from './walk.js';
 
 /** GATEHOUSE_* variables that belong to the CLI client, not to the configuration. */
@@ -44,22 +45,20 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       const path = e.instancePath.slice(1).replaceAll('/', '.');
       const spec = configKeys().find((k) => k.path === path);
       const where = fromEnv.has(path) ? `${fromEnv.get(path)} (${path})` : `${label}: ${path}`;
-      const value = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], config);
+      const value = (SECRET_KEYS as readonly string[]).includes(path) ? '(secret)' : path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], config);
       return `${where}: expected ${spec ? expected(spec.schema) : e.message}, got ${JSON.stringify(value)}`;
     });
     throw new ConfigError([...new Set(lines)].join('\n'));
   }
-  if (config.store.url !== '') {
-    const where = fromEnv.get('store.url') ?? `${label}: store.url`;
-    throw new ConfigError(`${where}: expected empty (the embedded SQLite store); other stores are not supported yet`);
-  }
+  const problems = crossKeyProblems(config, (path) => fromEnv.get(path) ?? `${label}: ${path}`);
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'));
 
   const base = file ? dirname(file) : cwd;
   for (const path of PATH_KEYS) {
     const [section, key] = path.split('.') as [keyof Config, string];
     const values = config[section] as Record<string, string>;
     const value = values[key] as string;
-    if (!isAbsolute(value)) values[key] = resolve(fromEnv.has(path) ? cwd : base, value);
+    if (value !== '' && !isAbsolute(value)) values[key] = resolve(fromEnv.has(path) ? cwd : base, value);
   }
   return { config, file };
 }

@@ -1,6 +1,7 @@
 // The configuration schema: the single source of truth for validation, defaults, the
 // environment overrides and the README's configuration reference.
 import Type, { type Static } from 'typebox';
+import { DURATION_PATTERN } from './duration.js';
 
 const Port = (def: number, description: string) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
@@ -10,6 +11,16 @@ const Host = (def: string, description: string) =>
 
 const Dir = (def: string, description: string) =>
   Type.String({ minLength: 1, default: def, description });
+
+/** A lifetime such as 90s, 15m, 12h or 7d (see durationSeconds). */
+const Duration = (def: string, description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, default: def, description: `${description} (a number and s, m, h or d)` });
+
+/** A string that may be empty: empty means "not configured". */
+const Optional = (description: string, def = '') => Type.String({ default: def, description });
+
+const Section = <T extends Parameters<typeof Type.Object>[0]>(properties: T) =>
+  Type.Object(properties, { additionalProperties: false, default: {} });
 
 export const ConfigSchema = Type.Object(
   {
@@ -21,6 +32,7 @@ export const ConfigSchema = Type.Object(
           default: [],
           description: 'extra DNS names or IPs for the gateway certificate (127.0.0.1, ::1 and localhost are always in it)',
         }),
+        public_url: Optional('the URL browsers and IdPs reach the gateway at, for the OIDC callback (empty: https://server.host:server.port)'),
         body_limit_bytes: Type.Integer({
           minimum: 1024,
           maximum: 64 * 1024 * 1024,
@@ -61,9 +73,50 @@ export const ConfigSchema = Type.Object(
     certs: Type.Object(
       {
         dir: Dir('certs', 'the CA and the service certificates, created at first start'),
+        client_ttl: Duration('12h', 'lifetime of a user client certificate; a request may ask for less, never more'),
       },
       { additionalProperties: false, default: {} },
     ),
+    tokens: Section({
+      access_ttl: Duration('15m', 'lifetime of an access token'),
+      refresh_ttl: Duration('12h', 'how long one login lasts: refresh tokens rotate on every use, the login ends this long after it began'),
+      key_rotation: Duration('24h', 'how often a new token signing key replaces the current one (old keys stay in the JWKS until their tokens expire)'),
+    }),
+    login: Section({
+      max_failures: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'failed logins for one username or one client address, within login.failure_window, before logins are refused' }),
+      failure_window: Duration('15m', 'the window failures are counted in'),
+      lockout: Duration('15m', 'how long logins stay refused after login.max_failures'),
+      slowdown_after: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'failures after which each further attempt waits longer (0.25 s, doubling, at most 4 s) before its answer' }),
+    }),
+    oidc: Section({
+      issuer: Optional('issuer URL of an external OpenID Connect provider (empty with dev_idp.enabled uses the development provider; empty without it disables SSO)'),
+      client_id: Optional('the gateway\'s client id at the provider'),
+      client_secret: Optional('the client secret (empty: a public client with PKCE)'),
+      client_secret_file: Optional('a file holding the client secret, instead of oidc.client_secret'),
+      scopes: Type.Array(Type.String({ minLength: 1 }), { default: ['openid', 'profile', 'email', 'groups'], description: 'scopes asked of the provider' }),
+      username_claim: Type.String({ minLength: 1, default: 'preferred_username', description: 'the ID token claim that names the user' }),
+      groups_claim: Type.String({ minLength: 1, default: 'groups', description: 'the ID token claim that lists the user\'s groups' }),
+    }),
+    dev_idp: Section({
+      enabled: Type.Boolean({ default: false, description: 'DEVELOPMENT ONLY: `gatehouse up` also starts an OpenID Connect provider with demo users on 127.0.0.1' }),
+      port: Port(8445, 'port of the development provider (0 picks a free port)'),
+      users_file: Dir('dev-idp/users.yaml', 'the development provider\'s demo users, passwords and groups'),
+    }),
+    ldap: Section({
+      url: Optional('ldap://host:389 or ldaps://host:636 of the directory (empty disables LDAP login)'),
+      start_tls: Type.Boolean({ default: false, description: 'upgrade an ldap:// connection with StartTLS before any bind' }),
+      ca_file: Optional('CA certificate(s) that sign the directory\'s TLS certificate (empty: the system CAs)'),
+      bind_dn: Optional('the service account that searches for users'),
+      bind_password: Optional('the service account\'s password'),
+      bind_password_file: Optional('a file holding the service account\'s password, instead of ldap.bind_password'),
+      user_base: Optional('where users are searched (for example ou=people,dc=example,dc=org)'),
+      user_filter: Type.String({ minLength: 1, default: '(uid={username})', description: 'the search filter for a user; {username} is replaced by the escaped input (Active Directory: (sAMAccountName={username}))' }),
+      posix_user_attribute: Type.String({ minLength: 1, default: 'uid', description: 'the attribute whose value becomes the Gatehouse username' }),
+      group_attribute: Type.String({ minLength: 1, default: 'memberOf', description: 'the user attribute that lists group DNs' }),
+      group_base: Optional('where groups are searched when the user has no group attribute (groupOfNames, posixGroup); empty: no group search'),
+      group_filter: Type.String({ minLength: 1, default: '(|(member={dn})(uniqueMember={dn})(memberUid={username}))', description: 'the group search filter; {dn} and {username} are escaped' }),
+      timeout_ms: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'connect and operation timeout' }),
+    }),
     log: Type.Object(
       {
         level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
@@ -80,4 +133,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['policies.dir', 'state.dir', 'certs.dir'] as const;
+export const PATH_KEYS = ['policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file'] as const;
+
+/** Keys whose values are secrets: masked wherever configuration is shown. */
+export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;

@@ -16,4 +16,70 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('instance').execute();
     },
   },
+  '0002_identity': {
+    async up(db: Kysely<unknown>) {
+      // Token signing keys: the private half stays in the store (mode 0600 folder), never in a log.
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('kid', 'text', (c) => c.primaryKey())
+        .addColumn('alg', 'text', (c) => c.notNull())
+        .addColumn('public_jwk', 'text', (c) => c.notNull())
+        .addColumn('private_pkcs8', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('signs_until', 'text', (c) => c.notNull()) // then the next key signs
+        .addColumn('published_until', 'text', (c) => c.notNull()) // then it leaves the JWKS
+        .execute();
+      // One login = one family: refresh tokens, the browser session and certificates hang off it.
+      await db.schema
+        .createTable('token_families')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull()) // JSON array
+        .addColumn('auth_method', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .addColumn('revoke_reason', 'text')
+        .execute();
+      await db.schema.createIndex('token_families_user').on('token_families').column('user').execute();
+      // Refresh tokens and browser session cookies are stored as SHA-256 hashes only.
+      await db.schema
+        .createTable('refresh_tokens')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('family_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull()) // refresh | session
+        .addColumn('csrf_hash', 'text')
+        .addColumn('issued_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .execute();
+      await db.schema.createIndex('refresh_tokens_family').on('refresh_tokens').column('family_id').execute();
+      // Browser sign-ins in flight: state → nonce and PKCE verifier, for ten minutes.
+      await db.schema
+        .createTable('oidc_requests')
+        .addColumn('state', 'text', (c) => c.primaryKey())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('code_verifier', 'text', (c) => c.notNull())
+        .addColumn('return_to', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('client_certificates')
+        .addColumn('serial', 'text', (c) => c.primaryKey())
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('auth_method', 'text', (c) => c.notNull())
+        .addColumn('family_id', 'text')
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('not_before', 'text', (c) => c.notNull())
+        .addColumn('not_after', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .addColumn('revoked_by', 'text')
+        .execute();
+      await db.schema.createIndex('client_certificates_user').on('client_certificates').column('user').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      for (const t of ['client_certificates', 'oidc_requests', 'refresh_tokens', 'token_families', 'signing_keys']) await db.schema.dropTable(t).execute();
+    },
+  },
 };

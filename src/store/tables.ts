@@ -4,6 +4,63 @@ export interface InstanceTable {
   created_at: string;
 }
 
+export interface SigningKeyTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_pkcs8: string;
+  created_at: string;
+  signs_until: string;
+  published_until: string;
+}
+
+export interface TokenFamilyTable {
+  id: string;
+  user: string;
+  groups: string;
+  auth_method: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  revoke_reason: string | null;
+}
+
+export interface RefreshTokenTable {
+  hash: string;
+  family_id: string;
+  kind: 'refresh' | 'session';
+  csrf_hash: string | null;
+  issued_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface OidcRequestTable {
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  return_to: string;
+  expires_at: string;
+}
+
+export interface ClientCertificateTable {
+  serial: string;
+  user: string;
+  groups: string;
+  auth_method: string;
+  family_id: string | null;
+  fingerprint: string;
+  not_before: string;
+  not_after: string;
+  revoked_at: string | null;
+  revoked_by: string | null;
+}
+
 export interface Tables {
   instance: InstanceTable;
+  signing_keys: SigningKeyTable;
+  token_families: TokenFamilyTable;
+  refresh_tokens: RefreshTokenTable;
+  oidc_requests: OidcRequestTable;
+  client_certificates: ClientCertificateTable;
 }

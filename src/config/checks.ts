@@ -1,0 +1,32 @@
+// Rules that span keys, checked after each key has its own type: a start-up that would only fail
+// at the first login fails here instead, naming the key.
+import { durationSeconds } from './duration.js';
+import type { Config } from './schema.js';
+
+/** Returns one message per broken rule; `where(path)` says where a key was set. */
+export function crossKeyProblems(config: Config, where: (path: string) => string): string[] {
+  const problems: string[] = [];
+  const { ldap, oidc, tokens, store } = config;
+  if (store.url !== '') problems.push(`${where('store.url')}: expected empty (the embedded SQLite store); other stores are not supported yet`);
+
+  if (ldap.url !== '') {
+    if (!/^ldaps?:\/\/[^/]+\/?$/.test(ldap.url)) problems.push(`${where('ldap.url')}: expected ldap://host[:port] or ldaps://host[:port], got ${JSON.stringify(ldap.url)}`);
+    if (ldap.start_tls && ldap.url.startsWith('ldaps:')) problems.push(`${where('ldap.start_tls')}: StartTLS is for ldap:// URLs; ${ldap.url} is TLS already`);
+    if (ldap.user_base === '') problems.push(`${where('ldap.user_base')}: required when ldap.url is set (where to search for users)`);
+    if (!ldap.user_filter.includes('{username}')) problems.push(`${where('ldap.user_filter')}: must contain {username}`);
+    if (ldap.bind_password !== '' && ldap.bind_password_file !== '') problems.push(`${where('ldap.bind_password_file')}: set ldap.bind_password or ldap.bind_password_file, not both`);
+  }
+  if (oidc.issuer !== '') {
+    if (!/^https?:\/\//.test(oidc.issuer)) problems.push(`${where('oidc.issuer')}: expected an https:// URL`);
+    if (oidc.client_id === '') problems.push(`${where('oidc.client_id')}: required when oidc.issuer is set`);
+  }
+  if (oidc.client_secret !== '' && oidc.client_secret_file !== '') problems.push(`${where('oidc.client_secret_file')}: set oidc.client_secret or oidc.client_secret_file, not both`);
+  if (config.server.public_url !== '' && !/^https:\/\/[^/]+\/?$/.test(config.server.public_url)) {
+    problems.push(`${where('server.public_url')}: expected https://host[:port], got ${JSON.stringify(config.server.public_url)}`);
+  }
+  // A refresh window shorter than one access token would end every login before its first refresh.
+  if (durationSeconds(tokens.refresh_ttl) < durationSeconds(tokens.access_ttl)) {
+    problems.push(`${where('tokens.refresh_ttl')}: must be at least tokens.access_ttl (${tokens.access_ttl})`);
+  }
+  return problems;
+}
