@@ -8,6 +8,13 @@ export const ERROR_STATUS = {
   quota_exceeded: 403,
   not_found: 404,
   payload_too_large: 413,
+  too_many_requests: 429,
+  // The device grant's own answers (RFC 8628 §3.5), which a polling client branches on.
+  authorization_pending: 400,
+  slow_down: 400,
+  access_denied: 400,
+  expired_token: 400,
+  provider_unavailable: 503,
   not_ready: 503,
   audit_unavailable: 503,
   internal: 500,

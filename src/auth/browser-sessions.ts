@@ -1,0 +1,57 @@
+// The browser's credential after an OIDC sign-in: an opaque session cookie (HttpOnly, Secure,
+// SameSite=Lax) bound to one login, and a CSRF token the page must echo on every change.
+// Both are stored as hashes; ending the login ends the session.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Store } from '../store/index.js';
+import type { Identity } from './identity.js';
+import { TokenError } from './token-error.js';
+import { sha256, subjectOf, type TokenService } from './tokens.js';
+
+export const SESSION_COOKIE = 'gatehouse_session';
+export const CSRF_COOKIE = 'gatehouse_csrf';
+export const CSRF_HEADER = 'x-csrf-token';
+
+export interface NewSession {
+  cookie: string;
+  csrf: string;
+  expiresAt: Date;
+}
+
+export class BrowserSessions {
+  constructor(
+    private readonly store: Store,
+    private readonly tokens: TokenService,
+  ) {}
+
+  async create(sessionId: string): Promise<NewSession> {
+    const family = await this.tokens.family(sessionId);
+    const cookie = `ghs_${randomBytes(32).toString('base64url')}`;
+    const csrf = randomBytes(24).toString('base64url');
+    await this.store.db
+      .insertInto('refresh_tokens')
+      .values({ hash: sha256(cookie), family_id: sessionId, kind: 'session', csrf_hash: sha256(csrf), issued_at: new Date().toISOString(), expires_at: family.expires_at, used_at: null })
+      .execute();
+    return { cookie, csrf, expiresAt: new Date(family.expires_at) };
+  }
+
+  /** The session cookie → Identity; `csrf` is checked when the request changes something. */
+  async verify(cookie: string, csrf: string | undefined, stateChanging: boolean): Promise<Identity> {
+    const row = await this.store.db.selectFrom('refresh_tokens').select(['family_id', 'csrf_hash', 'expires_at']).where('hash', '=', sha256(cookie)).where('kind', '=', 'session').executeTakeFirst();
+    if (!row) throw new TokenError('unknown', 'no such session');
+    if (Date.parse(row.expires_at) <= Date.now()) throw new TokenError('expired', 'session expired');
+    if (this.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', 'login ended');
+    if (stateChanging && !(csrf && row.csrf_hash && equalHashes(sha256(csrf), row.csrf_hash))) {
+      throw new TokenError('csrf', `a cookie-authenticated change needs the ${CSRF_HEADER} header`);
+    }
+    const family = await this.tokens.family(row.family_id);
+    if (family.revoked_at) throw new TokenError('revoked', 'login ended');
+    const subject = subjectOf(family);
+    return { ...subject, credential: 'session', expires_at: new Date(row.expires_at), session_id: row.family_id };
+  }
+}
+
+function equalHashes(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

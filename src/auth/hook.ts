@@ -1,0 +1,67 @@
+// Installs stage 1 on the gateway: every route is authenticated unless it says `config: { public: true }`,
+// so a route added later is closed by default. A refused credential is audited with its reason;
+// the client only learns that it must authenticate.
+import type { FastifyInstance } from 'fastify';
+import type { AuditRecorder } from '../audit/index.js';
+import { GatehouseError } from '../wire/index.js';
+import type { Authenticate } from './authenticate.js';
+import type { Identity } from './identity.js';
+import { TokenError } from './token-error.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity?: Identity;
+  }
+  interface FastifyContextConfig {
+    /** Reachable without credentials (health, metrics, JWKS, the login endpoints themselves). */
+    public?: boolean;
+  }
+}
+
+export function installAuthentication(app: FastifyInstance, authenticate: Authenticate, audit: AuditRecorder): void {
+  app.decorateRequest('identity', undefined);
+  app.addHook('onRequest', async (request, reply) => {
+    // Unknown paths answer 404 from the not-found handler, which has no route options of its own.
+    if (!request.routeOptions.url || request.routeOptions.config.public) return;
+    try {
+      request.identity = await authenticate(request);
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      await recordOrFail(audit, {
+        actor: { user: null, groups: [], auth_method: null, ip: request.ip },
+        action: 'auth.rejected',
+        object: `route:${request.method} ${request.routeOptions.url}`,
+        decision: 'deny',
+        reason: err.reason,
+        request_id: request.id,
+        details: err.detail ? { detail: err.detail } : {},
+      }, request.log);
+      reply.header('www-authenticate', 'Bearer realm="gatehouse"');
+      throw new GatehouseError('unauthenticated', err.reason === 'missing' ? 'authentication required: log in with `gatehouse login`' : 'invalid or expired credentials');
+    }
+  });
+}
+
+/** Records an event; when the trail cannot take it, the request fails closed. */
+export async function recordOrFail(audit: AuditRecorder, event: Parameters<AuditRecorder['record']>[0], log?: { error(o: object, m: string): void }): Promise<void> {
+  try {
+    await audit.record(event);
+  } catch (err) {
+    // The cause goes to the log for the operator; the client learns only that we refused.
+    log?.error({ err, action: event.action }, 'audit record failed');
+    throw new GatehouseError('audit_unavailable', 'the audit trail cannot be written; refusing to decide unaudited');
+  }
+}
+
+/** The audit actor for a known identity. */
+export function actorOf(identity: Identity | undefined, ip: string) {
+  return identity
+    ? { user: identity.user, groups: identity.groups, auth_method: identity.auth_method, ip }
+    : { user: null, groups: [], auth_method: null, ip };
+}
+
+/** Inside a protected route: the identity stage 1 established. */
+export function identityOf(request: { identity?: Identity }): Identity {
+  if (!request.identity) throw new GatehouseError('unauthenticated', 'authentication required');
+  return request.identity;
+}

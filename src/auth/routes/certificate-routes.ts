@@ -1,0 +1,95 @@
+// Short-lived client certificates for people: the CLI sends a CSR, the gateway signs a certificate
+// that names the caller (whatever the CSR asked for), and IT can revoke it; the CRL is public.
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { decide } from '../../policy/index.js';
+import { GatehouseError } from '../../wire/index.js';
+import { normalizeSerial } from '../authenticate.js';
+import { identityOf } from '../hook.js';
+import { auditFor, type RouteContext } from './context.js';
+import { CertRequestBody, CertResponse, NoQuery, SerialParams } from './schemas.js';
+
+const CRL_LIFETIME_MS = 60 * 60 * 1000;
+
+export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  let crlCache: { key: string; der: Buffer; pem: string } | undefined;
+
+  app.post('/v1/certs', { schema: { summary: 'Sign a client certificate for the caller from a CSR', querystring: NoQuery, body: CertRequestBody, response: { 200: CertResponse } } }, async (request) => {
+    const identity = identityOf(request);
+    // A certificate must not mint its successor: renewing needs a login, so a stolen key dies with its certificate.
+    if (identity.credential === 'certificate') throw new GatehouseError('forbidden', 'a client certificate cannot request another; log in and use the token');
+    const { csr, ttl_s } = request.body as { csr: string; ttl_s?: number };
+    const ttlSeconds = Math.min(ttl_s ?? ctx.clientTtlSeconds, ctx.clientTtlSeconds);
+    let issued;
+    try {
+      issued = await ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds });
+    } catch (err) {
+      if ((err as Error).name !== 'CertificateRequestError') throw err;
+      throw new GatehouseError('invalid_request', (err as Error).message, { field: 'csr' });
+    }
+    const serial = normalizeSerial(issued.serial);
+    await ctx.store.db
+      .insertInto('client_certificates')
+      .values({
+        serial,
+        user: identity.user,
+        groups: JSON.stringify(identity.groups),
+        auth_method: identity.auth_method,
+        family_id: identity.session_id ?? null,
+        fingerprint: issued.fingerprint,
+        not_before: issued.not_before.toISOString(),
+        not_after: issued.not_after.toISOString(),
+        revoked_at: null,
+        revoked_by: null,
+      })
+      .execute();
+    await auditFor(ctx, request, identity, {
+      action: 'cert.issue',
+      object: `cert:${serial}`,
+      decision: 'allow',
+      reason: 'client certificate for the caller',
+      details: { serial, not_after: issued.not_after.toISOString(), fingerprint: issued.fingerprint, ttl_s: ttlSeconds },
+    });
+    return { certificate: issued.certificate, ca: ctx.caCertificate, expires_at: issued.not_after.toISOString(), serial };
+  });
+
+  app.delete('/v1/certs/:serial', { schema: { summary: 'Revoke a client certificate (its owner, or an admin by policy)', querystring: NoQuery, params: SerialParams } }, async (request) => {
+    const identity = identityOf(request);
+    const serial = normalizeSerial((request.params as { serial: string }).serial);
+    const row = await ctx.store.db.selectFrom('client_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+    const policy = ctx.policy();
+    const decision = row && row.user !== identity.user && policy ? await decide(policy, identity, `cert:${serial}`, 'admin') : undefined;
+    const allowed = row && (row.user === identity.user || decision?.allowed === true);
+    await auditFor(ctx, request, identity, {
+      action: 'cert.revoke',
+      object: `cert:${serial}`,
+      decision: allowed ? 'allow' : 'deny',
+      reason: !row ? 'no such certificate' : row.user === identity.user ? 'owner' : (decision?.reason ?? 'no policy loaded'),
+      policy_version: decision?.policyVersion ?? null,
+      details: { serial, owner: row?.user ?? null },
+    });
+    // Another user's certificate is "not found", not "forbidden": its existence is not the caller's business.
+    if (!row || !allowed) throw new GatehouseError('not_found', `no certificate ${serial} of yours`);
+    const revokedAt = row.revoked_at ?? new Date().toISOString();
+    if (!row.revoked_at) await ctx.store.db.updateTable('client_certificates').set({ revoked_at: revokedAt, revoked_by: identity.user }).where('serial', '=', serial).execute();
+    ctx.authenticate.forgetCertificate(serial);
+    crlCache = undefined;
+    return { serial, revoked_at: revokedAt };
+  });
+
+  app.get('/v1/certs/crl', { config: { public: true }, schema: { summary: 'The signed list of revoked client certificates (DER; ?format=pem for PEM)', querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('der'), Type.Literal('pem')])) }, { additionalProperties: false }) } }, async (request, reply) => {
+    const now = new Date();
+    const rows = await ctx.store.db.selectFrom('client_certificates').select(['serial', 'revoked_at']).where('revoked_at', 'is not', null).where('not_after', '>', now.toISOString()).orderBy('revoked_at').execute();
+    const key = rows.map((r) => r.serial).join(',');
+    // Re-signed when the list changes or the cached one is half-way to its nextUpdate.
+    if (!crlCache || crlCache.key !== key) {
+      const crlNumber = Math.floor(now.getTime() / 1000); // increases with every new list (RFC 5280 §5.2.3)
+      const signed = ctx.signer.crl(rows.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at!) })), crlNumber, now, new Date(now.getTime() + CRL_LIFETIME_MS));
+      crlCache = { key, ...signed };
+      setTimeout(() => (crlCache = crlCache?.key === key ? undefined : crlCache), CRL_LIFETIME_MS / 2).unref();
+    }
+    reply.header('cache-control', 'no-cache');
+    if ((request.query as { format?: string }).format === 'pem') return reply.type('application/x-pem-file').send(crlCache.pem);
+    return reply.type('application/pkix-crl').send(crlCache.der);
+  });
+}

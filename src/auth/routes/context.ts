@@ -1,0 +1,36 @@
+// What every identity route shares: the services, the audit door and the gateway's public URL.
+import type { FastifyRequest } from 'fastify';
+import type { AuditInput, AuditRecorder } from '../../audit/index.js';
+import type { PolicySnapshot } from '../../policy/index.js';
+import type { Store } from '../../store/index.js';
+import type { Authenticator } from '../authenticate.js';
+import type { BrowserSessions } from '../browser-sessions.js';
+import { actorOf, recordOrFail } from '../hook.js';
+import type { Identity } from '../identity.js';
+import type { CertificateSigner, LdapLogin, OidcLogin } from '../ports.js';
+import type { SigningKeys } from '../signing-keys.js';
+import type { LoginThrottle } from '../throttle.js';
+import type { TokenService } from '../tokens.js';
+
+export interface RouteContext {
+  store: Store;
+  keys: SigningKeys;
+  tokens: TokenService;
+  sessions: BrowserSessions;
+  throttle: LoginThrottle;
+  authenticate: Authenticator;
+  ldap: LdapLogin | undefined;
+  oidc: OidcLogin | undefined;
+  signer: CertificateSigner;
+  caCertificate: string;
+  clientTtlSeconds: number;
+  audit: AuditRecorder;
+  policy: () => PolicySnapshot | undefined;
+  /** https://host:port where browsers and the IdP reach this gateway. */
+  publicUrl: () => string;
+}
+
+/** Records one decision about `request`, failing the request closed when the trail cannot take it. */
+export function auditFor(ctx: RouteContext, request: FastifyRequest, identity: Identity | undefined, event: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
+  return recordOrFail(ctx.audit, { ...event, actor: actorOf(identity, request.ip), request_id: request.id }, request.log);
+}

@@ -1,0 +1,80 @@
+// Slows down, then refuses, repeated failed logins for one username or one client address, so
+// guessing passwords costs an attacker time without locking a user out for long. In memory, per
+// gateway process: a restart forgives, which is acceptable for a throttle (the audit trail keeps all).
+
+export interface ThrottleOptions {
+  maxFailures: number;
+  windowSeconds: number;
+  lockoutSeconds: number;
+  slowdownAfter: number;
+  now?: () => number;
+}
+
+export interface ThrottleVerdict {
+  /** Wait this long before answering (the slow-down). */
+  delayMs: number;
+  /** Set when logins for one of the keys are refused: seconds until they are allowed again. */
+  retryAfterSeconds?: number;
+  key?: string;
+}
+
+const MAX_DELAY_MS = 4_000;
+const MAX_KEYS = 100_000;
+
+interface Entry {
+  failures: number[];
+  lockedUntil: number;
+}
+
+export class LoginThrottle {
+  private readonly entries = new Map<string, Entry>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: ThrottleOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Before an attempt: is any key locked, and how long should the answer wait? */
+  check(keys: string[]): ThrottleVerdict {
+    const now = this.now();
+    let delayMs = 0;
+    for (const key of keys) {
+      const entry = this.entries.get(key);
+      if (!entry) continue;
+      if (entry.lockedUntil > now) return { delayMs: 0, retryAfterSeconds: Math.ceil((entry.lockedUntil - now) / 1000), key };
+      const recent = this.recent(entry, now);
+      const over = recent - this.options.slowdownAfter;
+      if (over >= 0) delayMs = Math.max(delayMs, Math.min(MAX_DELAY_MS, 250 * 2 ** over));
+    }
+    return { delayMs };
+  }
+
+  failure(keys: string[]): void {
+    const now = this.now();
+    if (this.entries.size > MAX_KEYS) this.prune(now);
+    for (const key of keys) {
+      const entry = this.entries.get(key) ?? { failures: [], lockedUntil: 0 };
+      entry.failures.push(now);
+      if (this.recent(entry, now) >= this.options.maxFailures) {
+        entry.lockedUntil = now + this.options.lockoutSeconds * 1000;
+        entry.failures = [];
+      }
+      this.entries.set(key, entry);
+    }
+  }
+
+  /** A success forgives the username, not the address: one good account must not reset a spray. */
+  success(usernameKey: string): void {
+    this.entries.delete(usernameKey);
+  }
+
+  private recent(entry: Entry, now: number): number {
+    const since = now - this.options.windowSeconds * 1000;
+    entry.failures = entry.failures.filter((t) => t > since);
+    return entry.failures.length;
+  }
+
+  private prune(now: number): void {
+    for (const [key, entry] of this.entries) if (entry.lockedUntil <= now && this.recent(entry, now) === 0) this.entries.delete(key);
+  }
+}
