@@ -87,7 +87,7 @@ describe('access tokens', () => {
 
     // Algorithm confusion: the public key (as published in the JWKS) used as an HMAC secret.
     const jwk = keys.jwks().keys[0]!;
-    const publicPem = createPublicKey({ key: jwk, format: 'jwk' }).export({ format: 'pem', type: 'spki' });
+    const publicPem = createPublicKey({ key: { ...jwk }, format: 'jwk' }).export({ format: 'pem', type: 'spki' });
     const confused = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid: header.kid }).sign(new TextEncoder().encode(String(publicPem)));
     expect(await reason(tokens.verifyAccess(confused))).toBe('alg_not_allowed');
 

@@ -1,0 +1,31 @@
+// A usable access token for the saved login: refreshed (and the rotated refresh token saved) when
+// it is about to expire, so a user logs in once per tokens.refresh_ttl, not once per access token.
+import { ApiError, call, type Target } from './api.js';
+import { loadLogin, type SavedLogin, saveLogin } from './credentials.js';
+import { UsageError } from '../fail.js';
+
+const REFRESH_MARGIN_MS = 30_000;
+
+interface TokenAnswer {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+}
+
+export function savedFrom(answer: TokenAnswer, who: { user: string; auth_method: string }): SavedLogin {
+  return { ...who, access_token: answer.access_token, refresh_token: answer.refresh_token, expires_at: new Date(Date.now() + answer.expires_in * 1000).toISOString() };
+}
+
+export async function accessToken(target: Target): Promise<string> {
+  const login = loadLogin(target.url);
+  if (!login) throw new UsageError(`not logged in to ${target.url}: run gatehouse login --sso (or --ldap)`);
+  if (Date.parse(login.expires_at) - REFRESH_MARGIN_MS > Date.now()) return login.access_token;
+  try {
+    const answer = await call<TokenAnswer>(target, 'POST', '/v1/auth/token', { body: { grant_type: 'refresh_token', refresh_token: login.refresh_token } });
+    saveLogin(target.url, savedFrom(answer, login));
+    return answer.access_token;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw new UsageError(`your login to ${target.url} has ended (${err.message}): run gatehouse login again`);
+    throw err;
+  }
+}
