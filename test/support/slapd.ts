@@ -41,6 +41,8 @@ export interface Slapd {
 export interface SlapdOptions {
   /** Let simple binds happen without TLS (default false: a bind over plain ldap:// is refused). */
   allowPlainBind?: boolean;
+  /** Let anonymous clients search and read entries (never passwords), for a login without a service account. */
+  anonymousSearch?: boolean;
   /** Extra LDIF appended to the standard directory, loaded online after it. */
   extraLdif?: string;
 }
@@ -133,7 +135,7 @@ access to attrs=userPassword
 access to *
   by dn.exact="${service}" read
   by self read
-  by * none
+${options.anonymousSearch ? '  by anonymous read\n' : ''}  by * none
 `;
 }
 
