@@ -2,13 +2,14 @@
 
 /**
  * Escapes a value for an RFC 4515 filter: `\`, `*`, `(`, `)` and NUL become `\XX`, so the value can only
- * ever be compared, never change the filter's structure.
+ * ever be compared, never change the filter's structure. Other ASCII control characters are escaped too,
+ * so logged filters stay readable.
  *
  * Non-ASCII characters stay literal UTF-8, which RFC 4515 allows: ldapts 8 decodes each `\XX` of a string
  * filter as one Latin-1 character, so an escaped `é` (`\c3\a9`) would reach the directory double-encoded.
  */
 export function escapeFilterValue(value: string): string {
-  return value.replace(/[\\*()\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return value.replace(/[\\*()\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Replaces each `{name}` of the template with the escaped value; unknown placeholders stay as they are. */
