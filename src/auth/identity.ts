@@ -36,7 +36,9 @@ export function cleanGroups(groups: Iterable<string>): string[] {
   const out = new Set<string>();
   for (const g of groups) {
     const name = g.trim();
-    if (name !== '' && name.length <= 256 && !/[,\s\0]/.test(name)) out.add(name);
+    // Inner spaces stay (Active Directory's "Domain Admins"); commas and control characters
+    // would break a policy line, so such a name is dropped rather than mangled.
+    if (name !== '' && name.length <= 256 && !/[,\u0000-\u001f\u007f]/.test(name)) out.add(name);
   }
   return [...out].sort();
 }

@@ -12,6 +12,10 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
   if (ldap.url !== '') {
     if (!/^ldaps?:\/\/[^/]+\/?$/.test(ldap.url)) problems.push(`${where('ldap.url')}: expected ldap://host[:port] or ldaps://host[:port], got ${JSON.stringify(ldap.url)}`);
     if (ldap.start_tls && ldap.url.startsWith('ldaps:')) problems.push(`${where('ldap.start_tls')}: StartTLS is for ldap:// URLs; ${ldap.url} is TLS already`);
+    // Passwords in the clear over the network: only acceptable to a directory on this machine.
+    if (ldap.url.startsWith('ldap:') && !ldap.start_tls && !/^ldap:\/\/(127\.[0-9.]+|localhost|\[::1\])(:\d+)?\/?$/.test(ldap.url)) {
+      problems.push(`${where('ldap.start_tls')}: must be true for ${ldap.url} (passwords would cross the network unencrypted); or use ldaps://`);
+    }
     if (ldap.user_base === '') problems.push(`${where('ldap.user_base')}: required when ldap.url is set (where to search for users)`);
     if (!ldap.user_filter.includes('{username}')) problems.push(`${where('ldap.user_filter')}: must contain {username}`);
     if (ldap.bind_password !== '' && ldap.bind_password_file !== '') problems.push(`${where('ldap.bind_password_file')}: set ldap.bind_password or ldap.bind_password_file, not both`);

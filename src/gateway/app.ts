@@ -1,5 +1,8 @@
 // The gateway, composed in pipeline order: reading this file is reading the road a request walks.
+import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { logRecorder, type AuditRecorder } from '../audit/index.js';
+import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import type { EngineClient } from '../proxy/index.js';
@@ -16,6 +19,10 @@ export interface GatewayDeps {
   store: Store;
   policy: () => PolicySnapshot | undefined;
   engine: EngineClient;
+  identity: IdentityService;
+  /** Where browsers and the IdP reach the gateway (known once it listens). */
+  publicUrl: () => string;
+  audit?: AuditRecorder;
 }
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
@@ -23,16 +30,23 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     ...serverOptions(),
     logger: loggerOptions('gateway', deps.logLevel),
     bodyLimit: deps.bodyLimit,
-    https: { ...deps.tls, minVersion: 'TLSv1.2' },
+    // A client certificate is asked for but optional: people without one use tokens; one that is
+    // presented but not ours is refused by stage 1, not by the handshake, so the refusal is audited.
+    https: { ...deps.tls, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false },
   });
+  const audit = deps.audit ?? logRecorder(app.log);
 
   installPlumbing(app); // request ids, one log line a request, error bodies, schemas required
   await installOpenApi(app); // before any route, so it sees them all
   installMetrics(app); // request-duration histogram and /metrics
 
-  // The pipeline of DESIGN.md, each stage a hook from its own room as its issue lands:
-  //   1 authenticate (src/auth) → 2 authorize (src/policy) → 3 admit (src/quota)
-  //   → 4 dispatch (src/proxy) → 5 audit (src/audit, before the response is sent)
+  await app.register(cookie); // the browser session (src/auth)
+
+  // The pipeline of DESIGN.md, each stage from its own room as its issue lands:
+  //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
+  deps.identity.install(app, { audit, policy: deps.policy, publicUrl: deps.publicUrl });
+  //   2 authorize (src/policy) → 3 admit (src/quota) → 4 dispatch (src/proxy)
+  //   5 audit (src/audit): each decision recorded before its answer (today through logRecorder)
 
   installHealth(app, {
     store: async () => {

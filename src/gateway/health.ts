@@ -22,14 +22,14 @@ const ReadyBody = Type.Object({
 export function installHealth(app: FastifyInstance, checks: Record<string, ReadinessCheck>): void {
   const NoQuery = Type.Object({}, { additionalProperties: false });
 
-  app.get('/healthz', { schema: { summary: 'Liveness', querystring: NoQuery, response: { 200: HealthBody } } }, async (): Promise<HealthStatus> => ({
+  app.get('/healthz', { config: { public: true }, schema: { summary: 'Liveness', querystring: NoQuery, response: { 200: HealthBody } } }, async (): Promise<HealthStatus> => ({
     status: 'ok',
     service: 'gateway',
     version: VERSION,
     uptime_s: Math.round(process.uptime()),
   }));
 
-  app.get('/readyz', { schema: { summary: 'Readiness: store, policy and engine answer', querystring: NoQuery, response: { 200: ReadyBody } } }, async () => {
+  app.get('/readyz', { config: { public: true }, schema: { summary: 'Readiness: store, policy and engine answer', querystring: NoQuery, response: { 200: ReadyBody } } }, async () => {
     const names = Object.keys(checks);
     const results = await Promise.allSettled(names.map((name) => checks[name]!()));
     const report: Record<string, string> = {};

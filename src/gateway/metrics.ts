@@ -23,6 +23,7 @@ export function installMetrics(app: FastifyInstance, registry: Registry = new Re
   app.get(
     '/metrics',
     {
+      config: { public: true }, // scraped by Prometheus; no user data in it
       schema: {
         summary: 'Prometheus metrics',
         querystring: Type.Object({}, { additionalProperties: false }),

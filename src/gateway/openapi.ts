@@ -18,7 +18,7 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
   });
   app.get(
     '/openapi.json',
-    { schema: { summary: 'This document', querystring: Type.Object({}, { additionalProperties: false }) } },
+    { config: { public: true }, schema: { summary: 'This document', querystring: Type.Object({}, { additionalProperties: false }) } },
     async () => app.swagger(),
   );
 }

@@ -1,5 +1,5 @@
 // Starts the gateway process: certificates, store, policy, engine connection, then the listener.
-import { ensureServiceCertificates } from '../auth/index.js';
+import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { loadPolicy } from '../policy/index.js';
@@ -19,8 +19,11 @@ export async function startGateway(config: Config): Promise<RunningService> {
   const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
   const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls: readTlsMaterial(config.certs.dir, 'gatewayClient') });
   const store = await openStore({ stateDir: config.state.dir });
+  let identity: Awaited<ReturnType<typeof createIdentityService>> | undefined;
   try {
     const policy = await loadPolicy(config.policies.dir);
+    identity = await createIdentityService(config, store);
+    let listeningUrl = config.server.public_url.replace(/\/$/, '');
     const app = await buildGateway({
       tls: serverTls,
       logLevel: config.log.level,
@@ -28,21 +31,26 @@ export async function startGateway(config: Config): Promise<RunningService> {
       store,
       policy: () => policy,
       engine,
+      identity,
+      publicUrl: () => listeningUrl,
     });
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
-    app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.version }, 'gateway listening');
+    if (listeningUrl === '') listeningUrl = httpsUrl(config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host, port);
+    app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.version, login: identity.methods }, 'gateway listening');
     return {
       url: httpsUrl(config.server.host, port),
       port,
       close: async () => {
         await app.close();
+        identity?.close();
         engine.close();
         await store.close();
       },
     };
   } catch (err) {
+    identity?.close();
     engine.close();
     await store.close();
     throw err;

@@ -1,0 +1,92 @@
+// Composes src/auth for the gateway: keys and tokens over the store, the login methods the
+// configuration enables (LDAP, an OIDC provider or the development one), the certificate signer,
+// and stage 1 of the pipeline. The gateway's app file installs what this returns.
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { AuditRecorder } from '../audit/index.js';
+import { type Config, durationSeconds } from '../config/index.js';
+import type { PolicySnapshot } from '../policy/index.js';
+import type { Store } from '../store/index.js';
+import { CERT_FILES, readPrivateKey } from '../wire/index.js';
+import { type Authenticator, createAuthenticator } from './authenticate.js';
+import { BrowserSessions } from './browser-sessions.js';
+import { buildCrl } from './crl.js';
+import { DEV_CLIENT_ID } from './dev-idp/index.js';
+import { installAuthentication } from './hook.js';
+import { createLdapLogin } from './ldap.js';
+import { createOidcClient } from './oidc.js';
+import type { CertificateSigner, OidcLogin } from './ports.js';
+import { installCertificateRoutes } from './routes/certificate-routes.js';
+import { installIdentityRoutes } from './routes/identity-routes.js';
+import { installLoginRoutes } from './routes/login-routes.js';
+import { SigningKeys } from './signing-keys.js';
+import { LoginThrottle } from './throttle.js';
+import { TokenService } from './tokens.js';
+import { createUserCertificateSigner, userFromCertificate } from './user-certificates.js';
+import { join } from 'node:path';
+
+export interface IdentityService {
+  authenticate: Authenticator;
+  tokens: TokenService;
+  keys: SigningKeys;
+  /** Which login methods this gateway offers, for logs and the banner. */
+  methods: { ldap: boolean; oidc: string | null };
+  /** Stage 1 (authentication on every non-public route) and the identity routes. */
+  install(app: FastifyInstance, options: { audit: AuditRecorder; policy: () => PolicySnapshot | undefined; publicUrl: () => string }): void;
+  close(): void;
+}
+
+export async function createIdentityService(config: Config, store: Store): Promise<IdentityService> {
+  const accessTtl = durationSeconds(config.tokens.access_ttl);
+  const keys = await SigningKeys.open(store, { rotationSeconds: durationSeconds(config.tokens.key_rotation), tokenLifetimeSeconds: accessTtl });
+  // The issuer names this installation (its store): tokens of another installation are refused.
+  const tokens = new TokenService(store, keys, { issuer: `urn:gatehouse:${store.instanceId}`, accessTtlSeconds: accessTtl, refreshTtlSeconds: durationSeconds(config.tokens.refresh_ttl) });
+  await tokens.start();
+  const sessions = new BrowserSessions(store, tokens);
+  const authenticate = createAuthenticator({ store, tokens, sessions, certificateUser: userFromCertificate });
+  const throttle = new LoginThrottle({
+    maxFailures: config.login.max_failures,
+    windowSeconds: durationSeconds(config.login.failure_window),
+    lockoutSeconds: durationSeconds(config.login.lockout),
+    slowdownAfter: config.login.slowdown_after,
+  });
+  const ldap = config.ldap.url === '' ? undefined : createLdapLogin(config.ldap);
+  const oidc = oidcFrom(config);
+
+  const caCertPem = readFileSync(join(config.certs.dir, CERT_FILES.ca.cert), 'utf8');
+  const caKeyPem = readPrivateKey(join(config.certs.dir, CERT_FILES.ca.key));
+  const userSigner = createUserCertificateSigner({ caCertPem, caKeyPem });
+  const signer: CertificateSigner = {
+    issue: (request) => userSigner.issue(request),
+    crl: (revoked, crlNumber, thisUpdate, nextUpdate) => buildCrl({ caCertPem, caKeyPem, revoked, crlNumber, thisUpdate, nextUpdate }),
+  };
+
+  return {
+    authenticate,
+    tokens,
+    keys,
+    methods: { ldap: ldap !== undefined, oidc: oidc?.issuer ?? null },
+    install(app, { audit, policy, publicUrl }) {
+      installAuthentication(app, authenticate, audit);
+      const ctx = { store, keys, tokens, sessions, throttle, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, policy, publicUrl };
+      installLoginRoutes(app, ctx);
+      installIdentityRoutes(app, ctx);
+      installCertificateRoutes(app, ctx);
+    },
+    close() {
+      tokens.stop();
+    },
+  };
+}
+
+/** The configured provider, else the development one when enabled, else no SSO. */
+function oidcFrom(config: Config): (OidcLogin & { issuer: string }) | undefined {
+  const { oidc, dev_idp } = config;
+  if (oidc.issuer !== '') {
+    const secret = oidc.client_secret_file !== '' ? readFileSync(oidc.client_secret_file, 'utf8').trim() : oidc.client_secret;
+    return createOidcClient({ issuer: oidc.issuer, clientId: oidc.client_id, clientSecret: secret, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim });
+  }
+  if (!dev_idp.enabled) return undefined;
+  // The development provider sets no polling interval and does not throttle: poll every second.
+  return createOidcClient({ issuer: `http://127.0.0.1:${dev_idp.port}`, clientId: DEV_CLIENT_ID, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim, pollInterval: 1 });
+}
