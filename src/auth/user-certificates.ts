@@ -1,0 +1,145 @@
+// Short-lived client certificates for users: a CSR's public key in, a certificate that names the
+// authenticated caller out, and the reverse (peer certificate → user) for the gateway's mTLS.
+// forge builds the TBSCertificate; Node's crypto signs it (forge's pure-JS RSA costs ~24 ms each).
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import forge from 'node-forge';
+import { bigInteger, parseCertificateRequest } from './certificate-request.js';
+import { fromForgeBytes, signWithSha256Rsa, SHA256_WITH_RSA_OID, toForgeBytes, toPem } from './der.js';
+import { isValidUsername } from './identity.js';
+import { type CaPems, loadSigningCa } from './signing-ca.js';
+
+export const USER_URI_PREFIX = 'urn:gatehouse:user:';
+export const USER_OU = 'users';
+const CLOCK_SKEW_S = 60;
+
+export interface UserCertificateSubject {
+  user: string;
+  /**
+   * Accepted so an Identity can be passed as is, but not written: groups change within a
+   * certificate's lifetime, so the gateway resolves them per request, not from the certificate.
+   */
+  groups?: string[];
+}
+
+export interface IssueRequest {
+  csrPem: string;
+  subject: UserCertificateSubject;
+  ttlSeconds: number;
+  now?: Date;
+}
+
+export interface IssuedCertificate {
+  certificate: string;
+  /** Lower-case hex, as revocation and the CRL name it. */
+  serial: string;
+  /** As written in the certificate: whole seconds. */
+  not_before: Date;
+  not_after: Date;
+  /** SHA-256 of the DER, lower-case hex. */
+  fingerprint: string;
+}
+
+export interface UserCertificateSigner {
+  /** Throws CertificateRequestError for a CSR the client must fix; plain Errors for our own mistakes. */
+  issue(request: IssueRequest): IssuedCertificate;
+}
+
+// Present in node-forge, absent from its type definitions.
+interface ForgeTbs {
+  getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1;
+}
+const forgePki = forge.pki as unknown as ForgeTbs;
+const UTF8 = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class; // the typings mistype valueTagClass
+
+/** Loads the CA once (key parsing and checks); issue() then only builds and signs. */
+export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner {
+  const ca = loadSigningCa(pems);
+  const issuer = forge.asn1.fromDer(toForgeBytes(ca.subjectDer));
+  const authorityKeyId = toForgeBytes(ca.keyId);
+
+  return {
+    issue({ csrPem, subject, ttlSeconds, now }) {
+      const request = parseCertificateRequest(csrPem);
+      if (!isValidUsername(subject.user)) throw new Error(`refusing to issue a certificate for the invalid username ${JSON.stringify(subject.user)}`);
+      if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new Error(`ttlSeconds must be a positive whole number, not ${ttlSeconds}`);
+      // X.509 times have whole seconds: truncate once so the returned dates are the certificate's.
+      const start = Math.floor((now ?? new Date()).getTime() / 1000) * 1000;
+      const notBefore = new Date(start - CLOCK_SKEW_S * 1000);
+      const notAfter = new Date(start + ttlSeconds * 1000);
+      if (notAfter > ca.notAfter) throw new Error(`the CA expires on ${ca.notAfter.toISOString()}, before this certificate would`);
+
+      const jwk = request.publicKey.export({ format: 'jwk' });
+      const serial = randomSerial();
+      const cert = forge.pki.createCertificate();
+      cert.publicKey = forge.pki.setRsaPublicKey(bigInteger(jwk.n), bigInteger(jwk.e));
+      cert.serialNumber = serial;
+      cert.validity.notBefore = notBefore;
+      cert.validity.notAfter = notAfter;
+      cert.setSubject([
+        { name: 'commonName', value: subject.user, valueTagClass: UTF8 },
+        { shortName: 'OU', value: USER_OU, valueTagClass: UTF8 },
+        { name: 'organizationName', value: 'Gatehouse', valueTagClass: UTF8 },
+      ]);
+      cert.setExtensions([
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+        { name: 'extKeyUsage', clientAuth: true },
+        { name: 'subjectAltName', altNames: [{ type: 6, value: userUri(subject.user) }] },
+        { name: 'subjectKeyIdentifier' },
+        { name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId },
+      ]);
+      cert.siginfo.algorithmOid = SHA256_WITH_RSA_OID;
+      const tbs = forgePki.getTBSCertificate(cert);
+      (tbs.value as forge.asn1.Asn1[])[3] = issuer; // the CA's subject byte for byte, not forge's re-encoding of it
+      const der = signWithSha256Rsa(fromForgeBytes(forge.asn1.toDer(tbs).getBytes()), ca.key);
+      return {
+        certificate: toPem('CERTIFICATE', der),
+        serial,
+        not_before: notBefore,
+        not_after: notAfter,
+        fingerprint: createHash('sha256').update(der).digest('hex'),
+      };
+    },
+  };
+}
+
+export function userUri(user: string): string {
+  return `${USER_URI_PREFIX}${encodeURIComponent(user)}`;
+}
+
+/** 16 random bytes as a positive, minimally encoded INTEGER (RFC 5280 §4.1.2.2): first byte 01..7f. */
+function randomSerial(): string {
+  for (;;) {
+    const bytes = randomBytes(16);
+    bytes[0] = bytes[0]! & 0x7f;
+    if (bytes[0] !== 0) return bytes.toString('hex');
+  }
+}
+
+/**
+ * Who a user certificate names, or null for anything else (a service certificate, a foreign
+ * one, garbage). It does not check the chain or revocation: call it on a peer certificate that
+ * TLS has already verified against our CA, then check the serial against the revocation list.
+ */
+export function userFromCertificate(certificate: X509Certificate | string): { user: string; serial: string } | null {
+  let x509: X509Certificate;
+  try {
+    x509 = typeof certificate === 'string' ? new X509Certificate(certificate) : certificate;
+  } catch {
+    return null;
+  }
+  if (!x509.subject.split('\n').includes(`OU=${USER_OU}`)) return null;
+  const uris = (x509.subjectAltName ?? '')
+    .split(', ')
+    .filter((name) => name.startsWith(`URI:${USER_URI_PREFIX}`))
+    .map((name) => name.slice(`URI:${USER_URI_PREFIX}`.length));
+  if (uris.length !== 1) return null;
+  let user: string;
+  try {
+    user = decodeURIComponent(uris[0]!);
+  } catch {
+    return null;
+  }
+  if (!isValidUsername(user)) return null;
+  return { user, serial: x509.serialNumber.toLowerCase() };
+}
