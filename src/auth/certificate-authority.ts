@@ -197,9 +197,13 @@ function newKey(bits: number): forge.pki.rsa.PrivateKey {
 }
 
 function serial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f; // a positive INTEGER (RFC 5280 §4.1.2.2)
-  return bytes.toString('hex');
+  // A positive INTEGER (RFC 5280 §4.1.2.2) whose first byte is not zero: a leading 00 followed by a
+  // byte below 0x80 is a non-minimal encoding that OpenSSL refuses.
+  for (;;) {
+    const bytes = randomBytes(16);
+    bytes[0] = bytes[0]! & 0x7f;
+    if (bytes[0] !== 0) return bytes.toString('hex');
+  }
 }
 
 function setValidity(cert: forge.pki.Certificate, now: Date, days: number): void {

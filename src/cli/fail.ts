@@ -3,7 +3,7 @@
 import { ConfigError } from '../config/index.js';
 import { TlsFileError } from '../wire/index.js';
 
-const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError']);
+const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError', 'ApiError', 'LoginError']);
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';

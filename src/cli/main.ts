@@ -3,10 +3,12 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { startEngine } from '../compute/index.js';
-import { ensureServiceCertificates } from '../auth/index.js';
+import { ensureServiceCertificates, startDevIdp } from '../auth/index.js';
 import { startGateway } from '../gateway/index.js';
 import { VERSION } from '../version.js';
+import { resolveTarget } from './client/target.js';
 import { configCommand } from './config-command.js';
+import { certificate, login, logout, whoami } from './identity-commands.js';
 import { fail, UsageError } from './fail.js';
 import { serve } from './serve.js';
 import { up } from './up.js';
@@ -15,13 +17,23 @@ const USAGE = `gatehouse ${VERSION}: a governance and access gateway in front of
 
 usage: gatehouse <command> [options]
 
-  up                 start the engine and the gateway on the embedded defaults (npm start)
+  login --sso        log in with your company's SSO (prints a URL and a code; opens a browser when there is one)
+  login --ldap       log in with your directory password [--user NAME] [--password-stdin]
+  whoami             who the gateway thinks you are
+  cert               a short-lived client certificate for tools that speak TLS [--ttl SECONDS]
+  logout             end the login: its tokens and certificates stop working
+
+  up                 start the engine, the gateway (and the development SSO provider) on the embedded defaults (npm start)
   gateway            run the gateway alone (HTTPS, server.host:server.port)
   engine             run the bundled engine alone (mTLS, engine.host:engine.port)
+  dev-idp            run the DEVELOPMENT OIDC provider alone (127.0.0.1:dev_idp.port)
   config check       validate the configuration and exit
   config docs        print the configuration reference (--write README.md updates it there)
 
 options:
+  --url URL          the gateway (or GATEHOUSE_URL; default: from ./gatehouse.yaml, else https://127.0.0.1:8443)
+  --ca FILE          the CA that signed the gateway's certificate (or GATEHOUSE_CA; default: certs/ca.crt)
+  --no-browser       login --sso: only print the URL
   --config FILE      configuration file (or GATEHOUSE_CONFIG; default ./gatehouse.yaml)
   --json             machine-readable output
   -h, --help         this text
@@ -36,6 +48,14 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
       write: { type: 'string' },
+      url: { type: 'string' },
+      ca: { type: 'string' },
+      sso: { type: 'boolean', default: false },
+      ldap: { type: 'boolean', default: false },
+      user: { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
+      'no-browser': { type: 'boolean', default: false },
+      ttl: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -51,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const loaded = () => loadConfig({ path: values.config });
+  const target = () => resolveTarget({ url: values.url, ca: values.ca, config: values.config });
 
   switch (command) {
     case 'up': {
@@ -68,6 +89,20 @@ async function main(argv: string[]): Promise<number> {
         return startEngine(config);
       });
       return -1;
+    case 'dev-idp':
+      await serve('dev-idp', () => startDevIdp(loaded().config));
+      return -1;
+    case 'login':
+      return login(target(), { sso: values.sso, ldap: values.ldap, user: values.user, passwordStdin: values['password-stdin'], browser: !values['no-browser'], json: values.json });
+    case 'logout':
+      return logout(target(), values.json);
+    case 'whoami':
+      return whoami(target(), values.json);
+    case 'cert': {
+      const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+      if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 60)) throw new UsageError('--ttl: a whole number of seconds, at least 60');
+      return certificate(target(), { json: values.json, ttl });
+    }
     case 'config':
       configCommand(sub, loaded, { json: values.json, write: values.write });
       return 0;

@@ -16,7 +16,7 @@ export interface ListeningMessage {
   port: number;
 }
 
-export async function serve(name: 'gateway' | 'engine', start: () => Promise<Service>): Promise<void> {
+export async function serve(name: 'gateway' | 'engine' | 'dev-idp', start: () => Promise<Service>): Promise<void> {
   let service: Service;
   try {
     service = await start();

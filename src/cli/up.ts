@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { caCertificateFile, ensureServiceCertificates } from '../auth/index.js';
+import { caCertificateFile, ensureServiceCertificates, readDevUsers } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { UsageError } from './fail.js';
 import type { ListeningMessage } from './serve.js';
@@ -16,7 +16,7 @@ const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 interface Child {
-  name: 'engine' | 'gateway';
+  name: 'engine' | 'gateway' | 'dev-idp';
   process: ChildProcess;
   log: string;
   url?: string;
@@ -84,7 +84,12 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   try {
     const engine = await spawnChild('engine', {});
     const enginePort = String(new URL(engine.url!).port);
-    const gateway = await spawnChild('gateway', { GATEHOUSE_ENGINE_PORT: enginePort });
+    // The development provider only when no real one is configured; the gateway learns its port.
+    const devIdp = config.dev_idp.enabled && config.oidc.issuer === '' ? await spawnChild('dev-idp', {}) : undefined;
+    const gateway = await spawnChild('gateway', {
+      GATEHOUSE_ENGINE_PORT: enginePort,
+      ...(devIdp ? { GATEHOUSE_DEV_IDP_PORT: String(new URL(devIdp.url!).port) } : {}),
+    });
     await waitReady(gateway.url!, readFileSync(caCertificateFile(config.certs.dir)), () => stopping);
     const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
     const caFile = caCertificateFile(config.certs.dir);
@@ -95,6 +100,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
           status: 'ready',
           gateway: { url: gateway.url, pid: gateway.process.pid, log: gateway.log },
           engine: { url: engine.url, pid: engine.process.pid, log: engine.log },
+          ...(devIdp ? { dev_idp: { url: devIdp.url, pid: devIdp.process.pid, log: devIdp.log } } : {}),
           ca_file: caFile,
           startup_s: Number(seconds),
         })}\n`,
@@ -104,7 +110,14 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       say(`Gatehouse is ready (${seconds} s)`);
       say(`  gateway  ${gateway.url}   pid ${gateway.process.pid}   log ${shown(gateway.log)}`);
       say(`  engine   ${engine.url}   pid ${engine.process.pid}   mTLS, gateway only   log ${shown(engine.log)}`);
+      if (devIdp) say(`  SSO      ${devIdp.url}   DEVELOPMENT provider with demo users   log ${shown(devIdp.log)}`);
       say(`  CA file  ${shown(caFile)}   trust it: curl --cacert ${shown(caFile)} ${gateway.url}/healthz`);
+      if (devIdp) {
+        say('');
+        say('  Log in (demo users of the development provider; never use them for anything real):');
+        say(`    ${readDevUsers(config.dev_idp.users_file).map((u) => `${u.username} / ${u.password} (${u.groups.join(', ')})`).join('   ')}`);
+        say('    gatehouse login --sso     then   gatehouse whoami   and   gatehouse cert');
+      }
       say('  Ctrl-C stops everything.');
     }
   } catch (err) {
