@@ -60,7 +60,12 @@ export interface OidcClient {
 }
 
 export function createOidcClient(settings: OidcSettings): OidcClient {
-  const issuer = new URL(settings.issuer);
+  let issuer: URL;
+  try {
+    issuer = new URL(settings.issuer);
+  } catch {
+    throw new Error(`oidc.issuer ${JSON.stringify(settings.issuer)}: expected an https:// URL`);
+  }
   // Plain HTTP only for the development provider on this machine; anything else must be TLS.
   const insecure = issuer.protocol === 'http:';
   if (insecure && !isLoopback(issuer.hostname)) {
