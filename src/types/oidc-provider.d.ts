@@ -8,6 +8,7 @@ declare module 'oidc-provider' {
     type: string;
     status: number;
     host: string;
+    set(field: string, value: string): void;
     oidc: {
       client?: { clientId: string; clientName?: string };
       [key: string]: unknown;

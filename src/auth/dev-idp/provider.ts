@@ -125,8 +125,8 @@ export function isLoopbackCallback(uri: string): boolean {
   );
 }
 
-function render(ctx: KoaContextWithOIDC & { set?: (field: string, value: string) => void }, html: string): void {
-  for (const [field, value] of Object.entries(PAGE_HEADERS)) if (field !== 'content-type') ctx.set?.(field, value);
+function render(ctx: KoaContextWithOIDC, html: string): void {
+  for (const [field, value] of Object.entries(PAGE_HEADERS)) if (field !== 'content-type') ctx.set(field, value);
   ctx.type = 'html';
   ctx.body = html;
 }
