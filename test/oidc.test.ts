@@ -82,11 +82,32 @@ describe('development OIDC provider', () => {
     await expect(startDevIdp(config)).rejects.toThrow(`dev_idp.users_file ${file}: users[1] (frank): password must be a non-empty string`);
   });
 
-  it('refuses a redirect URI other than the gateway callback', async () => {
-    const login = await rp.beginBrowserLogin('https://evil.example/v1/auth/oidc/callback');
+  it.each([
+    'https://evil.example/v1/auth/oidc/callback',
+    'https://127.0.0.1:9443/v1/auth/oidc/other',
+    'http://127.0.0.1:9443/v1/auth/oidc/callback',
+    'https://127.0.0.1:9443/v1/auth/oidc/callback?next=https://evil.example',
+  ])('refuses the redirect URI %s', async (redirectUri) => {
+    const login = await rp.beginBrowserLogin(redirectUri);
     const response = await fetch(login.url, { redirect: 'manual' });
     expect(response.status).toBe(400);
     expect(await response.text()).toContain('redirect_uri');
+  });
+
+  it('allows the callback under server.public_url', async () => {
+    const config = loadConfig({ path: box.configFile, env: {} }).config;
+    config.server.public_url = 'https://gatehouse.example.com/';
+    const other = await startDevIdp(config);
+    try {
+      const client = createOidcClient(settings(other.url));
+      const redirectUri = 'https://gatehouse.example.com/v1/auth/oidc/callback';
+      const login = await client.beginBrowserLogin(redirectUri);
+      const callback = await completeCodeFlow(login.url, { username: 'dave', password: 'dave-demo' });
+      expect(callback.origin + callback.pathname).toBe(redirectUri);
+      expect(await client.finishBrowserLogin(callback, { ...login, redirectUri })).toEqual({ user: 'dave', groups: ['contractors'], auth_method: 'oidc' });
+    } finally {
+      await other.close();
+    }
   });
 });
 
@@ -198,6 +219,7 @@ describe('relying party configuration', () => {
   it('refuses a plain-http issuer that is not on a loopback host', () => {
     expect(() => createOidcClient(settings('http://idp.example.com'))).toThrow(/https/);
     expect(() => createOidcClient(settings('http://10.0.0.5:8445'))).toThrow(/https/);
+    expect(() => createOidcClient(settings('not a url'))).toThrow(/oidc.issuer/);
   });
 
   it('reports provider_unavailable while the provider is down, and recovers once it is up', async () => {
