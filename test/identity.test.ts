@@ -47,7 +47,7 @@ beforeAll(async () => {
   box = sandbox({
     dev_idp: { enabled: true, port: 0, users_file: join(ROOT, 'dev-idp', 'users.yaml') },
     ldap: { url: slapd.url, start_tls: true, ca_file: slapd.caFile, bind_dn: slapd.bindDn, bind_password: slapd.bindPassword, user_base: PEOPLE },
-    login: { max_failures: 3, slowdown_after: 1 },
+    login: { max_failures: 3, max_failures_per_address: 30, slowdown_after: 1 },
   });
   up = await startUp(box);
   gateway = up.ready.gateway.url;

@@ -46,6 +46,7 @@ export async function createIdentityService(config: Config, store: Store): Promi
   const authenticate = createAuthenticator({ store, tokens, sessions, certificateUser: userFromCertificate });
   const throttle = new LoginThrottle({
     maxFailures: config.login.max_failures,
+    maxFailuresPerAddress: config.login.max_failures_per_address,
     windowSeconds: durationSeconds(config.login.failure_window),
     lockoutSeconds: durationSeconds(config.login.lockout),
     slowdownAfter: config.login.slowdown_after,

@@ -3,7 +3,9 @@
 // gateway process: a restart forgives, which is acceptable for a throttle (the audit trail keeps all).
 
 export interface ThrottleOptions {
+  /** Failures before a key is locked: per username, and (higher) per client address. */
   maxFailures: number;
+  maxFailuresPerAddress: number;
   windowSeconds: number;
   lockoutSeconds: number;
   slowdownAfter: number;
@@ -42,6 +44,9 @@ export class LoginThrottle {
       const entry = this.entries.get(key);
       if (!entry) continue;
       if (entry.lockedUntil > now) return { delayMs: 0, retryAfterSeconds: Math.ceil((entry.lockedUntil - now) / 1000), key };
+      // Only a username is slowed down: an address may be a whole office behind one NAT, so it
+      // gets the (higher) lockout alone, and one person's typos do not slow their colleagues.
+      if (key.startsWith('ip:')) continue;
       const recent = this.recent(entry, now);
       const over = recent - this.options.slowdownAfter;
       if (over >= 0) delayMs = Math.max(delayMs, Math.min(MAX_DELAY_MS, 250 * 2 ** over));
@@ -55,7 +60,8 @@ export class LoginThrottle {
     for (const key of keys) {
       const entry = this.entries.get(key) ?? { failures: [], lockedUntil: 0 };
       entry.failures.push(now);
-      if (this.recent(entry, now) >= this.options.maxFailures) {
+      const limit = key.startsWith('ip:') ? this.options.maxFailuresPerAddress : this.options.maxFailures;
+      if (this.recent(entry, now) >= limit) {
         entry.lockedUntil = now + this.options.lockoutSeconds * 1000;
         entry.failures = [];
       }

@@ -157,7 +157,7 @@ export async function certificate(target: Target, options: { json: boolean; ttl?
   writePrivate(files.key, keyPem);
   writePrivate(files.cert, issued.certificate);
   writePrivate(files.ca, issued.ca);
-  if (options.json) out(JSON.stringify({ serial: issued.serial, expires_at: issued.expires_at, ...files }));
+  if (options.json) out(JSON.stringify({ serial: issued.serial, expires_at: issued.expires_at, certificate: files.cert, key: files.key, ca: files.ca }));
   else {
     out(`client certificate ${issued.serial}, valid until ${issued.expires_at}`);
     out(`  certificate ${files.cert}`);

@@ -83,10 +83,11 @@ export const ConfigSchema = Type.Object(
       key_rotation: Duration('24h', 'how often a new token signing key replaces the current one (old keys stay in the JWKS until their tokens expire)'),
     }),
     login: Section({
-      max_failures: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'failed logins for one username or one client address, within login.failure_window, before logins are refused' }),
+      max_failures: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'failed logins for one username, within login.failure_window, before its logins are refused' }),
+      max_failures_per_address: Type.Integer({ minimum: 1, maximum: 100000, default: 20, description: 'failed logins from one client address (many people may share one behind a NAT) before its logins are refused' }),
       failure_window: Duration('15m', 'the window failures are counted in'),
       lockout: Duration('15m', 'how long logins stay refused after login.max_failures'),
-      slowdown_after: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'failures after which each further attempt waits longer (0.25 s, doubling, at most 4 s) before its answer' }),
+      slowdown_after: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'failures of one username after which each further attempt for it waits longer (0.25 s, doubling, at most 4 s) before its answer' }),
     }),
     oidc: Section({
       issuer: Optional('issuer URL of an external OpenID Connect provider (empty with dev_idp.enabled uses the development provider; empty without it disables SSO)'),

@@ -36,7 +36,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   const throttled = async (request: FastifyRequest, reply: FastifyReply, method: string, keys: string[], user: string | null): Promise<void> => {
     const verdict = ctx.throttle.check(keys);
     if (verdict.retryAfterSeconds !== undefined) {
-      await auditFor(ctx, request, undefined, { action: 'auth.login_failed', object: `login:${method}`, decision: 'deny', reason: 'throttled', details: { method, attempted_user: user, key: verdict.key?.replace(/^user:.*/, 'user') } });
+      await auditFor(ctx, request, undefined, { action: 'auth.login_failed', object: `login:${method}`, decision: 'deny', reason: 'throttled', details: { method, attempted_user: user, throttled_on: verdict.key?.startsWith('user:') ? 'username' : 'address' } });
       reply.header('retry-after', String(verdict.retryAfterSeconds));
       throw new GatehouseError('too_many_requests', `too many failed logins; try again in ${verdict.retryAfterSeconds} s`, { retry_after: verdict.retryAfterSeconds });
     }
