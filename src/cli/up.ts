@@ -54,7 +54,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
-    say(`\n${signal}: stopping ${children.map((c) => c.name).join(' and ')}…`);
+    say(`\n${signal}: stopping ${children.map((c) => c.name).join(', ')}…`);
     void stopAll(0);
   };
   process.on('SIGINT', onSignal);
@@ -116,7 +116,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
         say('');
         say('  Log in (demo users of the development provider; never use them for anything real):');
         say(`    ${readDevUsers(config.dev_idp.users_file).map((u) => `${u.username} / ${u.password} (${u.groups.join(', ')})`).join('   ')}`);
-        say('    gatehouse login --sso     then   gatehouse whoami   and   gatehouse cert');
+        say('    npx gatehouse login --sso     then   npx gatehouse whoami   and   npx gatehouse cert');
       }
       say('  Ctrl-C stops everything.');
     }
