@@ -2,9 +2,10 @@
 // configuration enables (LDAP, an OIDC provider or the development one), the certificate signer,
 // and stage 1 of the pipeline. The gateway's app file installs what this returns.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AuditRecorder } from '../audit/index.js';
-import { type Config, durationSeconds } from '../config/index.js';
+import { type Config, ConfigError, durationSeconds } from '../config/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import type { Store } from '../store/index.js';
 import { CERT_FILES, readPrivateKey } from '../wire/index.js';
@@ -23,7 +24,6 @@ import { SigningKeys } from './signing-keys.js';
 import { LoginThrottle } from './throttle.js';
 import { TokenService } from './tokens.js';
 import { createUserCertificateSigner, userFromCertificate } from './user-certificates.js';
-import { join } from 'node:path';
 
 export interface IdentityService {
   authenticate: Authenticator;
@@ -80,11 +80,19 @@ export async function createIdentityService(config: Config, store: Store): Promi
   };
 }
 
+function readSecretFile(key: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
 /** The configured provider, else the development one when enabled, else no SSO. */
 function oidcFrom(config: Config): (OidcLogin & { issuer: string }) | undefined {
   const { oidc, dev_idp } = config;
   if (oidc.issuer !== '') {
-    const secret = oidc.client_secret_file !== '' ? readFileSync(oidc.client_secret_file, 'utf8').trim() : oidc.client_secret;
+    const secret = oidc.client_secret_file !== '' ? readSecretFile('oidc.client_secret_file', oidc.client_secret_file) : oidc.client_secret;
     return createOidcClient({ issuer: oidc.issuer, clientId: oidc.client_id, clientSecret: secret, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim });
   }
   if (!dev_idp.enabled) return undefined;
