@@ -24,14 +24,31 @@ export function testCa(dir: string): TestCa {
   return files;
 }
 
-interface Issued {
+export interface Issued {
   cert: forge.pki.Certificate;
   key: forge.pki.rsa.PrivateKey;
   pem: string;
   keyPem: string;
 }
 
+const CA_EXTENSIONS = [
+  { name: 'basicConstraints', cA: true, critical: true },
+  { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+  { name: 'subjectKeyIdentifier' },
+];
+const SERVER_EXTENSIONS = [
+  { name: 'basicConstraints', cA: false },
+  { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+  { name: 'extKeyUsage', serverAuth: true },
+  { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] },
+];
+
 function certificate(options: { cn: string; issuer?: Issued }): Issued {
+  return forgeCertificate([{ name: 'commonName', value: options.cn }], options.issuer, options.issuer ? SERVER_EXTENSIONS : CA_EXTENSIONS);
+}
+
+/** A certificate built and signed by forge: self-signed without an issuer. Tests only; not our signer. */
+export function forgeCertificate(subject: forge.pki.CertificateField[], issuer: Pick<Issued, 'cert' | 'key'> | undefined, extensions: object[], lifetimeMs = 24 * 3600_000): Issued {
   // Node generates the key (fast, native); forge builds the certificate, which Node cannot.
   const { privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
@@ -43,25 +60,10 @@ function certificate(options: { cn: string; issuer?: Issued }): Issued {
   cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
   cert.serialNumber = `01${randomBytes(8).toString('hex')}`;
   cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 24 * 3600_000);
-  cert.setSubject([{ name: 'commonName', value: options.cn }]);
-  const issuer = options.issuer;
-  const isCa = issuer === undefined;
-  cert.setIssuer(isCa ? cert.subject.attributes : issuer.cert.subject.attributes);
-  cert.setExtensions(
-    isCa
-      ? [
-          { name: 'basicConstraints', cA: true, critical: true },
-          { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-          { name: 'subjectKeyIdentifier' },
-        ]
-      : [
-          { name: 'basicConstraints', cA: false },
-          { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-          { name: 'extKeyUsage', serverAuth: true },
-          { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] },
-        ],
-  );
+  cert.validity.notAfter = new Date(Date.now() + lifetimeMs);
+  cert.setSubject(subject);
+  cert.setIssuer(issuer ? issuer.cert.subject.attributes : cert.subject.attributes);
+  cert.setExtensions(extensions);
   cert.sign(issuer?.key ?? key, forge.md.sha256.create());
   return { cert, key, pem: forge.pki.certificateToPem(cert), keyPem: privateKey };
 }
