@@ -149,6 +149,20 @@ describe('client certificates', () => {
     expect(byBob.status, byBob.body).toBe(200);
   });
 
+  it('answers a bad certificate request with 400 naming the field, and issues nothing', async () => {
+    const headers = { ...bearer(savedLogin('alice').access_token), 'content-type': 'application/json' };
+    const before = (await api('/v1/certs/crl?format=pem')).body;
+    const garbage = await api('/v1/certs', { ...json({ csr: 'not a CSR' }), headers });
+    expect(garbage.status).toBe(400);
+    expect(garbage.json()).toMatchObject({ error: 'invalid_request', field: 'csr' });
+    const extra = await api('/v1/certs', { ...json({ csr: 'x', subject: 'CN=bob' }), headers });
+    expect(extra.status).toBe(400);
+    expect(extra.json()).toMatchObject({ error: 'invalid_request' });
+    const badSerial = await api('/v1/certs/not-hex', { method: 'DELETE', headers: bearer(savedLogin('alice').access_token) });
+    expect(badSerial.status).toBe(400);
+    expect((await api('/v1/certs/crl?format=pem')).body).toBe(before);
+  });
+
   it('refuses a certificate from another CA and a service certificate in place of a user', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-foreign-'));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=alice/OU=users', '-addext', 'subjectAltName=URI:urn:gatehouse:user:alice', '-addext', 'extendedKeyUsage=clientAuth'], { stdio: 'ignore' });

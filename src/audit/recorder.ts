@@ -8,10 +8,8 @@ export interface AuditLog {
   info(obj: object, msg: string): void;
 }
 
-export function logRecorder(log: AuditLog): AuditRecorder & { events: AuditEvent[] } {
-  const events: AuditEvent[] = [];
+export function logRecorder(log: AuditLog): AuditRecorder {
   return {
-    events,
     async record(input) {
       assertNoSecrets(input);
       const event: AuditEvent = {
@@ -22,9 +20,6 @@ export function logRecorder(log: AuditLog): AuditRecorder & { events: AuditEvent
         details: {},
         ...input,
       };
-      // Kept briefly in memory so /metrics-free tests and the next issue can see what was emitted.
-      events.push(event);
-      if (events.length > 1000) events.shift();
       log.info({ audit: event }, `audit ${event.action} ${event.decision}`);
       return event;
     },

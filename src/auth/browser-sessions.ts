@@ -1,8 +1,9 @@
 // The browser's credential after an OIDC sign-in: an opaque session cookie (HttpOnly, Secure,
 // SameSite=Lax) bound to one login, and a CSRF token the page must echo on every change.
 // Both are stored as hashes; ending the login ends the session.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/index.js';
+import { constantTimeEqual } from './constant-time.js';
 import type { Identity } from './identity.js';
 import { TokenError } from './token-error.js';
 import { sha256, subjectOf, type TokenService } from './tokens.js';
@@ -36,22 +37,20 @@ export class BrowserSessions {
 
   /** The session cookie → Identity; `csrf` is checked when the request changes something. */
   async verify(cookie: string, csrf: string | undefined, stateChanging: boolean): Promise<Identity> {
-    const row = await this.store.db.selectFrom('refresh_tokens').select(['family_id', 'csrf_hash', 'expires_at']).where('hash', '=', sha256(cookie)).where('kind', '=', 'session').executeTakeFirst();
+    // One query: the session and the login it belongs to.
+    const row = await this.store.db
+      .selectFrom('refresh_tokens as s')
+      .innerJoin('token_families as f', 'f.id', 's.family_id')
+      .select(['s.family_id', 's.csrf_hash', 's.expires_at', 'f.user', 'f.groups', 'f.auth_method', 'f.revoked_at'])
+      .where('s.hash', '=', sha256(cookie))
+      .where('s.kind', '=', 'session')
+      .executeTakeFirst();
     if (!row) throw new TokenError('unknown', 'no such session');
     if (Date.parse(row.expires_at) <= Date.now()) throw new TokenError('expired', 'session expired');
-    if (this.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', 'login ended');
-    if (stateChanging && !(csrf && row.csrf_hash && equalHashes(sha256(csrf), row.csrf_hash))) {
+    if (row.revoked_at || this.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', 'login ended');
+    if (stateChanging && !(csrf && row.csrf_hash && constantTimeEqual(sha256(csrf), row.csrf_hash))) {
       throw new TokenError('csrf', `a cookie-authenticated change needs the ${CSRF_HEADER} header`);
     }
-    const family = await this.tokens.family(row.family_id);
-    if (family.revoked_at) throw new TokenError('revoked', 'login ended');
-    const subject = subjectOf(family);
-    return { ...subject, credential: 'session', expires_at: new Date(row.expires_at), session_id: row.family_id };
+    return { ...subjectOf(row), credential: 'session', expires_at: new Date(row.expires_at), session_id: row.family_id };
   }
-}
-
-function equalHashes(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -53,8 +53,8 @@ export async function recordOrFail(audit: AuditRecorder, event: Parameters<Audit
   }
 }
 
-/** The audit actor for a known identity. */
-export function actorOf(identity: Identity | undefined, ip: string) {
+/** The audit actor for a known person (an Identity, or who a login just proved). */
+export function actorOf(identity: Pick<Identity, 'user' | 'groups' | 'auth_method'> | undefined, ip: string) {
   return identity
     ? { user: identity.user, groups: identity.groups, auth_method: identity.auth_method, ip }
     : { user: null, groups: [], auth_method: null, ip };

@@ -1,5 +1,5 @@
-// src/auth's face. Identity, tokens and user certificates arrive with the identity issue;
-// for now the room owns the CA and the service certificates.
+// src/auth's face: the CA and service certificates, the identity service the gateway installs
+// (logins, tokens, user certificates, stage 1), the CLI's key + CSR, and the development provider.
 export { type BootstrapReport, caCertificateFile, type CertificateOptions, ensureCertificates, ensureServiceCertificates } from './certificate-authority.js';
 export { type AuthMethod, type Credential, type Identity, type LoginSubject } from './identity.js';
 export { createIdentityService, type IdentityService } from './service.js';

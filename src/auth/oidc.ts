@@ -1,10 +1,11 @@
 // The gateway as an OpenID Connect relying party, against any compliant provider: the device
 // authorization grant (RFC 8628) for the CLI, the authorization code flow with PKCE for browsers.
 // Both end in a LoginSubject read from the validated (signature-checked) ID token.
-import { timingSafeEqual } from 'node:crypto';
 import * as client from 'openid-client';
 import { cleanGroups, isValidUsername, type LoginSubject } from './identity.js';
 import { type LoginFailure, LoginError } from './login-error.js';
+import { isLoopbackHost } from '../http/index.js';
+import { constantTimeEqual } from './constant-time.js';
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** RFC 8628 §3.2: the interval a client uses when the provider names none. */
@@ -68,7 +69,7 @@ export function createOidcClient(settings: OidcSettings): OidcClient {
   }
   // Plain HTTP only for the development provider on this machine; anything else must be TLS.
   const insecure = issuer.protocol === 'http:';
-  if (insecure && !isLoopback(issuer.hostname)) {
+  if (insecure && !isLoopbackHost(issuer.hostname)) {
     throw new Error(`oidc.issuer ${settings.issuer}: expected https:// (plain http:// only on a loopback host, for the development provider)`);
   }
   if (issuer.protocol !== 'https:' && !insecure) throw new Error(`oidc.issuer ${settings.issuer}: expected an https:// URL`);
@@ -133,7 +134,7 @@ export function createOidcClient(settings: OidcSettings): OidcClient {
 
     async finishBrowserLogin(callbackUrl, saved) {
       // Checked here, before anything reaches the provider, so a forged callback costs nothing.
-      if (!sameString(callbackUrl.searchParams.get('state') ?? '', saved.state)) {
+      if (!constantTimeEqual(callbackUrl.searchParams.get('state') ?? '', saved.state)) {
         throw new LoginError('invalid_state', 'the sign-in could not be completed; start again', 'state does not match the login request');
       }
       const config = await configuration();
@@ -258,12 +259,3 @@ function describe(err: unknown): string {
   return `${typeof code === 'string' ? `${code} ` : ''}${err.message}${cause}`;
 }
 
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
-
-function sameString(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}

@@ -33,6 +33,7 @@ export interface SigningKeyOptions {
 
 export class SigningKeys {
   private keys = new Map<string, LoadedKey>();
+  private refreshedAt = 0;
   private readonly now: () => number;
 
   private constructor(
@@ -63,9 +64,12 @@ export class SigningKeys {
     return key && key.publishedUntil > this.now() ? key.publicKey : undefined;
   }
 
-  /** Reloads the key set from the store (another replica's rotation), then retries the lookup. */
+  /**
+   * For a kid we do not know: reloads the key set from the store (another replica's rotation), at
+   * most once a second, so tokens with made-up kids cannot turn every request into a store query.
+   */
   async publicKeyFresh(kid: string): Promise<KeyObject | undefined> {
-    if (!this.keys.has(kid)) await this.refresh();
+    if (!this.keys.has(kid) && this.now() - this.refreshedAt >= 1000) await this.refresh();
     return this.publicKey(kid);
   }
 
@@ -127,6 +131,7 @@ export class SigningKeys {
       });
     }
     this.keys = next;
+    this.refreshedAt = this.now();
   }
 }
 

@@ -134,13 +134,12 @@ export async function logout(target: Target, json: boolean): Promise<number> {
 
 export async function whoami(target: Target, json: boolean): Promise<number> {
   const me = await call<Whoami>(target, 'GET', '/v1/whoami', { token: await accessToken(target) });
-  const saved = loadLogin(target.url);
   if (json) out(JSON.stringify({ ...me, url: target.url }));
   else {
     out(`user        ${me.user}`);
     out(`groups      ${me.groups.join(', ') || '(none)'}`);
     out(`logged in   with ${me.auth_method} at ${target.url}`);
-    out(`token until ${me.expires_at} (renewed automatically${saved ? '' : ''})`);
+    out(`token until ${me.expires_at} (renewed automatically)`);
   }
   return 0;
 }

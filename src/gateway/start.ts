@@ -37,10 +37,11 @@ export async function startGateway(config: Config): Promise<RunningService> {
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
-    if (listeningUrl === '') listeningUrl = httpsUrl(config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host, port);
+    const url = httpsUrl(config.server.host, port);
+    if (listeningUrl === '') listeningUrl = url;
     app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.version, login: identity.methods }, 'gateway listening');
     return {
-      url: httpsUrl(config.server.host, port),
+      url,
       port,
       close: async () => {
         await app.close();

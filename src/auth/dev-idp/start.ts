@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type Provider from 'oidc-provider';
 import type { Config } from '../../config/index.js';
-import { loggerOptions } from '../../http/index.js';
+import { isLoopbackHost, loggerOptions } from '../../http/index.js';
 import { handleInteraction, isInteractionPath } from './interactions.js';
 import { errorPage, PAGE_HEADERS } from './pages.js';
 import { createDevProvider, DEV_CLIENT_ID } from './provider.js';
@@ -19,11 +19,9 @@ export interface DevIdp {
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
 export async function startDevIdp(config: Config, options: { host?: string } = {}): Promise<DevIdp> {
   const host = options.host ?? '127.0.0.1';
-  if (!LOOPBACK.has(host)) throw new Error(`the development OIDC provider listens on a loopback address only (127.0.0.1, ::1, localhost), not ${host}`);
+  if (!isLoopbackHost(host)) throw new Error(`the development OIDC provider listens on a loopback address only (127.0.0.1, ::1, localhost), not ${host}`);
   const users = readDevUsers(config.dev_idp.users_file);
 
   // loggerOptions knows the gateway and the engine; the provider logs the same JSON lines under its own name.

@@ -1,8 +1,8 @@
 // DEVELOPMENT ONLY: the demo users of the development OIDC provider, read from dev_idp.users_file
 // and checked entry by entry, so a typo stops start-up with the file and the entry named.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { constantTimeEqual } from '../constant-time.js';
 import { cleanGroups, isValidUsername } from '../identity.js';
 
 export interface DevUser {
@@ -52,14 +52,12 @@ export function readDevUsers(file: string): DevUser[] {
   });
 }
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-
 /**
- * The user whose password matches, or undefined. Digests make the comparison constant-time whatever
- * the lengths, and an unknown username still costs one comparison, so timing tells nothing either way.
+ * The user whose password matches, or undefined. The comparison is constant-time whatever the lengths,
+ * and an unknown username still costs one comparison, so timing tells nothing either way.
  */
 export function checkPassword(users: DevUser[], username: string, password: string): DevUser | undefined {
   const user = users.find((u) => u.username === username);
-  const ok = timingSafeEqual(digest(user?.password ?? '\0unknown user'), digest(password));
+  const ok = constantTimeEqual(user?.password ?? '\0unknown user', password);
   return user && ok ? user : undefined;
 }

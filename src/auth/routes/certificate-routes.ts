@@ -12,7 +12,7 @@ import { CertRequestBody, CertResponse, NoQuery, SerialParams } from './schemas.
 const CRL_LIFETIME_MS = 60 * 60 * 1000;
 
 export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  let crlCache: { key: string; der: Buffer; pem: string } | undefined;
+  let crlCache: { key: string; signedAt: number; der: Buffer; pem: string } | undefined;
 
   app.post('/v1/certs', { schema: { summary: 'Sign a client certificate for the caller from a CSR', querystring: NoQuery, body: CertRequestBody, response: { 200: CertResponse } } }, async (request) => {
     const identity = identityOf(request);
@@ -73,7 +73,6 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
     const revokedAt = row.revoked_at ?? new Date().toISOString();
     if (!row.revoked_at) await ctx.store.db.updateTable('client_certificates').set({ revoked_at: revokedAt, revoked_by: identity.user }).where('serial', '=', serial).execute();
     ctx.authenticate.forgetCertificate(serial);
-    crlCache = undefined;
     return { serial, revoked_at: revokedAt };
   });
 
@@ -82,11 +81,10 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
     const rows = await ctx.store.db.selectFrom('client_certificates').select(['serial', 'revoked_at']).where('revoked_at', 'is not', null).where('not_after', '>', now.toISOString()).orderBy('revoked_at').execute();
     const key = rows.map((r) => r.serial).join(',');
     // Re-signed when the list changes or the cached one is half-way to its nextUpdate.
-    if (!crlCache || crlCache.key !== key) {
+    if (!crlCache || crlCache.key !== key || now.getTime() - crlCache.signedAt > CRL_LIFETIME_MS / 2) {
       const crlNumber = Math.floor(now.getTime() / 1000); // increases with every new list (RFC 5280 §5.2.3)
       const signed = ctx.signer.crl(rows.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at!) })), crlNumber, now, new Date(now.getTime() + CRL_LIFETIME_MS));
-      crlCache = { key, ...signed };
-      setTimeout(() => (crlCache = crlCache?.key === key ? undefined : crlCache), CRL_LIFETIME_MS / 2).unref();
+      crlCache = { key, signedAt: now.getTime(), ...signed };
     }
     reply.header('cache-control', 'no-cache');
     if ((request.query as { format?: string }).format === 'pem') return reply.type('application/x-pem-file').send(crlCache.pem);

@@ -31,6 +31,6 @@ export interface RouteContext {
 }
 
 /** Records one decision about `request`, failing the request closed when the trail cannot take it. */
-export function auditFor(ctx: RouteContext, request: FastifyRequest, identity: Identity | undefined, event: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
+export function auditFor(ctx: RouteContext, request: FastifyRequest, identity: Pick<Identity, 'user' | 'groups' | 'auth_method'> | undefined, event: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
   return recordOrFail(ctx.audit, { ...event, actor: actorOf(identity, request.ip), request_id: request.id }, request.log);
 }

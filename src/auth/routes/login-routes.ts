@@ -45,7 +45,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
 
   const succeeded = async (request: FastifyRequest, subject: LoginSubject, method: string, flow: string) => {
     const pair = await ctx.tokens.login(subject);
-    await auditFor(ctx, request, { ...subject, credential: 'bearer', expires_at: new Date(), session_id: pair.session_id }, {
+    await auditFor(ctx, request, subject, {
       action: 'auth.login',
       object: `login:${method}`,
       decision: 'allow',
@@ -142,7 +142,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.post('/v1/auth/token', { config: pub, schema: { summary: 'Trade a refresh token for a new pair (the old one stops working)', querystring: NoQuery, body: RefreshBody, response: { 200: TokenResponse } } }, async (request) => {
     try {
       const pair = await ctx.tokens.refresh((request.body as { refresh_token: string }).refresh_token);
-      await auditFor(ctx, request, { ...pair.subject, credential: 'bearer', expires_at: new Date(), session_id: pair.session_id }, {
+      await auditFor(ctx, request, pair.subject, {
         action: 'token.refresh',
         object: `session:${pair.session_id}`,
         decision: 'allow',
@@ -199,7 +199,7 @@ function safeReturnTo(value: string | undefined): string {
   return value;
 }
 
-export function toHttpError(err: LoginError): GatehouseError {
+function toHttpError(err: LoginError): GatehouseError {
   switch (err.reason) {
     case 'invalid_credentials':
     case 'empty_password':

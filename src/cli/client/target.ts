@@ -37,7 +37,7 @@ function localDefaults(configPath: string | undefined): { url: string; caFile: s
   try {
     const { config, file } = loadConfig({ path: configPath });
     if (!file) return undefined;
-    const url = config.server.public_url || httpsUrl(config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host, config.server.port);
+    const url = config.server.public_url || httpsUrl(config.server.host, config.server.port);
     const caFile = join(config.certs.dir, 'ca.crt');
     return { url, caFile: existsSync(caFile) ? caFile : undefined };
   } catch {
