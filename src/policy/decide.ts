@@ -1,34 +1,53 @@
-// One decision: may this person perform `action` on `object`? The user and each of their groups are
-// asked of Casbin as subjects (groups are role links in the files); an explicit deny for any of them
-// wins, as the model says. The governance issue deepens this (explain chains, quotas); the face stays.
-import type { PolicySnapshot } from './load.js';
-
-export interface Subject {
-  user: string;
-  groups: string[];
-}
+// One decision: may this person perform `action` on `object`? Decided as Casbin decides on the same
+// files (the user is `user:<name>`, each directory group a role link `user:<name> → group:<g>`, each
+// label of the dataset an object link `dataset:<name> → label:<l>`), through the snapshot's index,
+// and remembered for the life of the policy version.
+import { lineRef, lineText } from './lines.js';
+import type { PolicySnapshot, Subject } from './snapshot.js';
+import { objectProblem } from './vocabulary.js';
 
 export interface Decision {
   allowed: boolean;
-  /** The policy line that decided, or null when no rule grants the action. */
+  /** The policy line that decided, e.g. `p, role:analysts, dataset:transactions, read, allow`; null when no rule did. */
   rule: string | null;
+  /** Where that line is, e.g. `policy.csv:12`. */
+  line: string | null;
   reason: string;
   policyVersion: string;
 }
 
-export async function decide(policy: PolicySnapshot, subject: Subject, object: string, action: string): Promise<Decision> {
-  const subjects = [`user:${subject.user}`, ...subject.groups.map((g) => `group:${g}`)];
-  let allow: string[] | undefined;
-  for (const sub of subjects) {
-    const [allowed, rule] = await policy.enforcer.enforceEx(sub, object, action);
-    if (rule.length > 0 && rule[rule.length - 1] === 'deny') {
-      return { allowed: false, rule: `p, ${rule.join(', ')}`, reason: `denied by p, ${rule.join(', ')} (via ${sub})`, policyVersion: policy.version };
-    }
-    if (allowed && !allow) allow = [...rule, sub];
+export interface DecideOptions {
+  /** The dataset's labels from its manifest (`pii`): they count as object links. */
+  labels?: readonly string[];
+}
+
+const CACHE_LIMIT = 100_000;
+
+export function decide(policy: PolicySnapshot, subject: Subject, object: string, action: string, options: DecideOptions = {}): Decision {
+  const labels = options.labels ?? [];
+  const key = `${subject.user}\u0001${subject.groups.join('\u0002')}\u0001${object}\u0001${labels.join('\u0002')}\u0001${action}`;
+  const cached = policy.decisions.get(key) as Decision | undefined;
+  if (cached) return cached;
+  const decision = decideUncached(policy, subject, object, action, labels);
+  if (policy.decisions.size >= CACHE_LIMIT) policy.decisions.clear();
+  policy.decisions.set(key, decision);
+  return decision;
+}
+
+/** The same decision without the cache: what the benchmark and the differential test measure. */
+export function decideUncached(policy: PolicySnapshot, subject: Subject, object: string, action: string, labels: readonly string[] = []): Decision {
+  const version = policy.version;
+  // Object names are checked before deciding: Casbin's patterns would happily match `dataset:a/../b`.
+  const bad = objectProblem(object);
+  if (bad) return { allowed: false, rule: null, line: null, reason: `invalid object: ${bad}`, policyVersion: version };
+  const e = policy.evaluate(subject, object, action, labels);
+  const rule = e.deciding === null ? null : policy.rules[e.deciding]!;
+  if (e.allowed) {
+    return rule
+      ? { allowed: true, rule: lineText(rule), line: lineRef(rule), reason: `allowed by ${lineRef(rule)}: ${lineText(rule)}`, policyVersion: version }
+      : { allowed: true, rule: null, line: null, reason: 'allowed: no rule denies it', policyVersion: version };
   }
-  if (allow) {
-    const via = allow.pop();
-    return { allowed: true, rule: `p, ${allow.join(', ')}`, reason: `allowed by p, ${allow.join(', ')} (via ${via})`, policyVersion: policy.version };
-  }
-  return { allowed: false, rule: null, reason: `no rule grants ${action} on ${object} to user:${subject.user}`, policyVersion: policy.version };
+  return rule
+    ? { allowed: false, rule: lineText(rule), line: lineRef(rule), reason: `denied by ${lineRef(rule)}: ${lineText(rule)}`, policyVersion: version }
+    : { allowed: false, rule: null, line: null, reason: `no rule grants ${action} on ${object} to user:${subject.user}`, policyVersion: version };
 }

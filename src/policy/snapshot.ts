@@ -1,0 +1,149 @@
+// One loaded, validated version of policies/: immutable once built. Decisions read a snapshot from
+// start to finish, so a reload (which builds a new one beside it and swaps the reference) can never
+// be seen half-done. Here is the evaluation core that decide and explain share.
+import type { PolicyLine } from './lines.js';
+import type { PolicyModel } from './model.js';
+import type { PolicyProblem } from './problems.js';
+import type { QuotaTable } from './quotas.js';
+import { type Closure, type RoleGraph, roleFunction } from './roles.js';
+import type { ProbeContext, RuleIndex } from './rule-index.js';
+
+/** Casbin's Effect enum. */
+const ALLOW = 1;
+const INDETERMINATE = 2;
+const DENY = 3;
+
+export interface Subject {
+  user: string;
+  groups: readonly string[];
+}
+
+export interface Evaluation {
+  allowed: boolean;
+  /** The rule that decided (an index into `rules`), or null when none did. */
+  deciding: number | null;
+  /** Every rule that matched, with Casbin's effect for it, when asked for (explain). */
+  matched?: { id: number; effect: 'allow' | 'deny' | 'none' }[];
+  subjectClosure: Closure;
+  objectClosure: Closure;
+}
+
+const CACHE_LIMIT = 50_000;
+
+export class PolicySnapshot {
+  /** Decisions already made with this version; dropped with it on reload. */
+  readonly decisions = new Map<string, unknown>();
+  private readonly subjectClosures = new Map<string, Closure>();
+  private readonly emptyP: string[];
+
+  constructor(
+    /** A content hash of model.conf and policy.csv: every decision carries it. */
+    readonly version: string,
+    readonly loadedAt: Date,
+    readonly dir: string,
+    readonly model: PolicyModel,
+    /** Every line, in file order. */
+    readonly lines: readonly PolicyLine[],
+    /** The p lines, in file order; rule ids index this. */
+    readonly rules: readonly PolicyLine[],
+    readonly graphs: ReadonlyMap<string, RoleGraph>,
+    readonly index: RuleIndex,
+    readonly quotas: QuotaTable,
+    /** Warnings lint found (errors stop a load). */
+    readonly warnings: readonly PolicyProblem[],
+  ) {
+    this.emptyP = model.policyTypes.get('p')!.map(() => '');
+  }
+
+  /** The user's subject (`user:alice`) and its closure with their directory groups linked in. */
+  subjectClosure(subject: Subject): Closure {
+    const key = subject.groups.length === 0 ? subject.user : `${subject.user}\0${subject.groups.join('\0')}`;
+    let c = this.subjectClosures.get(key);
+    if (!c) {
+      const graph = this.model.subjectRoles ? this.graphs.get(this.model.subjectRoles) : undefined;
+      const name = `user:${subject.user}`;
+      c = graph ? graph.closure(name, subject.groups.map((g) => `group:${g}`)) : new Map([[name, 0]]);
+      if (this.subjectClosures.size >= CACHE_LIMIT) this.subjectClosures.clear();
+      this.subjectClosures.set(key, c);
+    }
+    return c;
+  }
+
+  objectClosure(object: string, labels: readonly string[]): Closure {
+    const graph = this.model.objectRoles ? this.graphs.get(this.model.objectRoles) : undefined;
+    if (!graph) return new Map([[object, 0]]);
+    return graph.closure(object, labels.map((l) => `label:${l}`));
+  }
+
+  /** Decides as Casbin's enforce would, looking only at the rules the index says can match. */
+  evaluate(subject: Subject, object: string, action: string, labels: readonly string[], explain = false): Evaluation {
+    const { model } = this;
+    const sub = `user:${subject.user}`;
+    const request = [sub, object, action];
+    const subjectClosure = this.subjectClosure(subject);
+    const objectClosure = this.objectClosure(object, labels);
+    const closureOf = (role: string, name: string): Closure | undefined =>
+      role === model.subjectRoles && name === sub ? subjectClosure : role === model.objectRoles && name === object ? objectClosure : undefined;
+    const fns: Record<string, (a: unknown, b: unknown) => boolean> = {};
+    for (const [role, graph] of this.graphs) {
+      const owner = role === model.subjectRoles ? sub : role === model.objectRoles ? object : '';
+      fns[role] = roleFunction(graph, owner, closureOf(role, owner) ?? graph.closure(owner));
+    }
+
+    if (!model.matcher.usesPolicy || this.rules.length === 0) {
+      // Casbin's branch for a policy-free matcher: one evaluation, empty policy fields, no eft.
+      const allowed = model.effect === 'deny-unless-denied' ? true : Boolean(model.matcher.evaluate(request, this.emptyP, fns));
+      return { allowed, deciding: null, ...(explain ? { matched: [] } : {}), subjectClosure, objectClosure };
+    }
+
+    const ctx: ProbeContext = {
+      request,
+      closure: (role, from) => closureOf(role, request[from]!) ?? this.graphs.get(role)!.closure(request[from]!),
+    };
+    const candidates = this.index.candidates(ctx);
+    const eftField = model.fields.eft;
+    let firstAllow = -1;
+    let firstDeny = -1;
+    const matched: NonNullable<Evaluation['matched']> = [];
+    for (const id of candidates) {
+      const fields = this.rules[id]!.fields;
+      const result = model.matcher.evaluate(request, fields, fns);
+      let eft: number;
+      switch (typeof result) {
+        case 'boolean':
+          eft = result ? ALLOW : INDETERMINATE;
+          break;
+        case 'number':
+          eft = result === 0 ? INDETERMINATE : result;
+          break;
+        case 'string':
+          eft = result === '' ? INDETERMINATE : ALLOW;
+          break;
+        default:
+          throw new Error('matcher result should only be of type boolean, number, or string');
+      }
+      if (eftField !== null && fields[eftField] && eft === ALLOW) eft = fields[eftField] === 'allow' ? ALLOW : fields[eftField] === 'deny' ? DENY : INDETERMINATE;
+      if (eft === ALLOW && (firstAllow < 0 || id < firstAllow)) firstAllow = id;
+      if (eft === DENY && (firstDeny < 0 || id < firstDeny)) firstDeny = id;
+      if (explain && result !== false && eft !== INDETERMINATE) matched.push({ id, effect: eft === ALLOW ? 'allow' : eft === DENY ? 'deny' : 'none' });
+    }
+    let allowed: boolean;
+    let deciding: number | null;
+    switch (model.effect) {
+      case 'allow-override':
+        allowed = firstAllow >= 0;
+        deciding = allowed ? firstAllow : null;
+        break;
+      case 'deny-unless-denied':
+        allowed = firstDeny < 0;
+        deciding = allowed ? null : firstDeny;
+        break;
+      case 'deny-override':
+        allowed = firstDeny < 0 && firstAllow >= 0;
+        deciding = firstDeny >= 0 ? firstDeny : allowed ? firstAllow : null;
+        break;
+    }
+    if (explain) matched.sort((a, b) => a.id - b.id);
+    return { allowed, deciding, ...(explain ? { matched } : {}), subjectClosure, objectClosure };
+  }
+}

@@ -1,0 +1,67 @@
+// The words policy lines may use. Everything else is a typo that Casbin would silently never match,
+// so lint refuses it.
+
+export const ACTIONS = ['read', 'write', 'admin'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** Subjects: people and directory groups come from the Identity; roles exist only in the files. */
+export const SUBJECT_KINDS = ['user', 'group', 'role'] as const;
+
+/** Objects the gateway asks about, and labels (datasets join them through g2). */
+export const OBJECT_KINDS = ['dataset', 'label', 'audit', 'policy', 'cert', 'job'] as const;
+
+/** The quota lines' limits. All are held at once across a user's running jobs, except the last two. */
+export const QUOTA_LIMITS = ['max_concurrent_jobs', 'max_cores', 'max_memory_mb', 'max_job_runtime_s', 'core_hours_per_day'] as const;
+export type QuotaLimit = (typeof QUOTA_LIMITS)[number];
+
+/** The subject of the quota line that applies to everyone. */
+export const DEFAULT_SUBJECT = 'default';
+
+/** The names after `user:`, `group:`, `role:` and `label:`. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
+/** Dataset names (the data root's rule): lower case, one optional namespace. */
+const DATASET = /^[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_-]*)?$/;
+/** Other objects' names: cert serials, `audit:events`, `policy:files`, job ids. */
+const OTHER = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export const isName = (s: string): boolean => NAME.test(s) && s.length <= 256;
+export const isDatasetName = (s: string): boolean => DATASET.test(s) && s.length <= 128;
+
+/** Checks a concrete object a request asks about; returns what is wrong, or null. */
+export function objectProblem(object: string): string | null {
+  const colon = object.indexOf(':');
+  if (colon < 0) return `"${object}" has no kind (write e.g. dataset:${object})`;
+  const kind = object.slice(0, colon);
+  const name = object.slice(colon + 1);
+  if (!(OBJECT_KINDS as readonly string[]).includes(kind) || kind === 'label') return `unknown object kind "${kind}" (known: ${OBJECT_KINDS.filter((k) => k !== 'label').join(', ')})`;
+  if (kind === 'dataset' ? !isDatasetName(name) : !OTHER.test(name)) return `"${name}" is not a valid ${kind} name`;
+  return null;
+}
+
+/** The closest known word, for hints ("did you mean read?"). */
+export function closest(word: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const k of known) {
+    const d = distance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
