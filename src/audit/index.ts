@@ -3,3 +3,4 @@
 export type { AuditActor, AuditDecision, AuditEvent, AuditInput, AuditRecorder } from './event.js';
 export { type AuditLog, logRecorder } from './recorder.js';
 export { AuditSecretError, assertNoSecrets } from './secrets.js';
+export { actorOf, recordOrFail, SYSTEM_ACTOR } from './record.js';

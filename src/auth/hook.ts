@@ -2,7 +2,7 @@
 // so a route added later is closed by default. A refused credential is audited with its reason;
 // the client only learns that it must authenticate.
 import type { FastifyInstance } from 'fastify';
-import type { AuditRecorder } from '../audit/index.js';
+import { type AuditRecorder, recordOrFail } from '../audit/index.js';
 import { GatehouseError } from '../wire/index.js';
 import type { Authenticate } from './authenticate.js';
 import type { Identity } from './identity.js';
@@ -40,24 +40,6 @@ export function installAuthentication(app: FastifyInstance, authenticate: Authen
       throw new GatehouseError('unauthenticated', err.reason === 'missing' ? 'authentication required: log in with `gatehouse login`' : 'invalid or expired credentials');
     }
   });
-}
-
-/** Records an event; when the trail cannot take it, the request fails closed. */
-export async function recordOrFail(audit: AuditRecorder, event: Parameters<AuditRecorder['record']>[0], log?: { error(o: object, m: string): void }): Promise<void> {
-  try {
-    await audit.record(event);
-  } catch (err) {
-    // The cause goes to the log for the operator; the client learns only that we refused.
-    log?.error({ err, action: event.action }, 'audit record failed');
-    throw new GatehouseError('audit_unavailable', 'the audit trail cannot be written; refusing to decide unaudited');
-  }
-}
-
-/** The audit actor for a known person (an Identity, or who a login just proved). */
-export function actorOf(identity: Pick<Identity, 'user' | 'groups' | 'auth_method'> | undefined, ip: string) {
-  return identity
-    ? { user: identity.user, groups: identity.groups, auth_method: identity.auth_method, ip }
-    : { user: null, groups: [], auth_method: null, ip };
 }
 
 /** Inside a protected route: the identity stage 1 established. */

@@ -7,3 +7,4 @@ export { createKeyAndCsr } from './certificate-request.js';
 export { startDevIdp } from './dev-idp/index.js';
 export { createLdapLogin, type LdapLogin, type LdapSettings } from './ldap.js';
 export { readDevUsers } from './dev-idp/index.js';
+export { identityOf } from './hook.js';

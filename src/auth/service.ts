@@ -33,6 +33,8 @@ export interface IdentityService {
   methods: { ldap: boolean; oidc: string | null };
   /** Stage 1 (authentication on every non-public route) and the identity routes. */
   install(app: FastifyInstance, options: { audit: AuditRecorder; policy: () => PolicySnapshot | undefined; publicUrl: () => string }): void;
+  /** The groups a user had at their latest login here (for explaining their access), if any. */
+  knownGroups(user: string): Promise<{ groups: string[]; seen_at: string } | null>;
   close(): void;
 }
 
@@ -73,6 +75,10 @@ export async function createIdentityService(config: Config, store: Store): Promi
       installLoginRoutes(app, ctx);
       installIdentityRoutes(app, ctx);
       installCertificateRoutes(app, ctx);
+    },
+    async knownGroups(user) {
+      const row = await store.db.selectFrom('token_families').select(['groups', 'created_at']).where('user', '=', user).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+      return row ? { groups: JSON.parse(row.groups) as string[], seen_at: row.created_at } : null;
     },
     close() {
       tokens.stop();

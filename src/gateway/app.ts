@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { logRecorder, type AuditRecorder } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
-import type { PolicySnapshot } from '../policy/index.js';
+import { installPolicyRoutes, type PolicyReloader } from '../policy/index.js';
 import type { EngineClient } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
@@ -17,7 +17,8 @@ export interface GatewayDeps {
   logLevel: string;
   bodyLimit: number;
   store: Store;
-  policy: () => PolicySnapshot | undefined;
+  /** The serving policy version, kept current from policies/. */
+  policy: PolicyReloader;
   engine: EngineClient;
   identity: IdentityService;
   /** Where browsers and the IdP reach the gateway (known once it listens). */
@@ -38,14 +39,16 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
 
   installPlumbing(app); // request ids, one log line a request, error bodies, schemas required
   await installOpenApi(app); // before any route, so it sees them all
-  installMetrics(app); // request-duration histogram and /metrics
+  const registry = installMetrics(app); // request-duration histogram and /metrics
 
   await app.register(cookie); // the browser session (src/auth)
 
   // The pipeline of DESIGN.md, each stage from its own room as its issue lands:
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
-  deps.identity.install(app, { audit, policy: deps.policy, publicUrl: deps.publicUrl });
-  //   2 authorize (src/policy) → 3 admit (src/quota) → 4 dispatch (src/proxy)
+  deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl });
+  //   2 authorize (src/policy): each route decides on the serving version; the policy API itself
+  installPolicyRoutes(app, { reloader: deps.policy, audit, registry, knownGroups: (user) => deps.identity.knownGroups(user) });
+  //   3 admit (src/quota) → 4 dispatch (src/proxy)
   //   5 audit (src/audit): each decision recorded before its answer (today through logRecorder)
 
   installHealth(app, {
@@ -54,9 +57,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       return 'ok';
     },
     policy: async () => {
-      const policy = deps.policy();
-      if (!policy) throw new Error('no policy loaded');
-      return `ok (version ${policy.version})`;
+      const last = deps.policy.lastOutcome();
+      const serving = `ok (version ${deps.policy.current().version})`;
+      // Still ready: the previous version serves. The refusal shows here, in /metrics and in GET /v1/policy.
+      return last.outcome === 'failed' ? `${serving}; latest edit refused (${last.problems.length} problem(s))` : serving;
     },
     engine: async () => {
       const health = await deps.engine.health();

@@ -2,7 +2,7 @@
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
-import { loadPolicy } from '../policy/index.js';
+import { PolicyReloader } from '../policy/index.js';
 import { engineClient } from '../proxy/index.js';
 import { openStore } from '../store/index.js';
 import { readTlsMaterial } from '../wire/index.js';
@@ -20,8 +20,10 @@ export async function startGateway(config: Config): Promise<RunningService> {
   const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls: readTlsMaterial(config.certs.dir, 'gatewayClient') });
   const store = await openStore({ stateDir: config.state.dir });
   let identity: Awaited<ReturnType<typeof createIdentityService>> | undefined;
+  let policy: PolicyReloader | undefined;
   try {
-    const policy = await loadPolicy(config.policies.dir);
+    // A bad policy stops start-up with every problem; once running, a bad edit is refused instead.
+    policy = await PolicyReloader.start(config.policies.dir);
     identity = await createIdentityService(config, store);
     let listeningUrl = config.server.public_url.replace(/\/$/, '');
     const app = await buildGateway({
@@ -29,7 +31,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
       logLevel: config.log.level,
       bodyLimit: config.server.body_limit_bytes,
       store,
-      policy: () => policy,
+      policy,
       engine,
       identity,
       publicUrl: () => listeningUrl,
@@ -39,11 +41,12 @@ export async function startGateway(config: Config): Promise<RunningService> {
     const port = typeof address === 'object' && address ? address.port : config.server.port;
     const url = httpsUrl(config.server.host, port);
     if (listeningUrl === '') listeningUrl = url;
-    app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.version, login: identity.methods }, 'gateway listening');
+    app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.current().version, login: identity.methods }, 'gateway listening');
     return {
       url,
       port,
       close: async () => {
+        policy?.close();
         await app.close();
         identity?.close();
         engine.close();
@@ -51,6 +54,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
       },
     };
   } catch (err) {
+    policy?.close();
     identity?.close();
     engine.close();
     await store.close();

@@ -8,6 +8,8 @@ export const ERROR_STATUS = {
   quota_exceeded: 403,
   not_found: 404,
   payload_too_large: 413,
+  // A policy folder that does not pass lint: the previous version keeps serving.
+  policy_invalid: 422,
   too_many_requests: 429,
   // The device grant's own answers (RFC 8628 §3.5), which a polling client branches on.
   authorization_pending: 400,

@@ -1,11 +1,10 @@
 // What every identity route shares: the services, the audit door and the gateway's public URL.
 import type { FastifyRequest } from 'fastify';
-import type { AuditInput, AuditRecorder } from '../../audit/index.js';
+import { actorOf, type AuditInput, type AuditRecorder, recordOrFail } from '../../audit/index.js';
 import type { PolicySnapshot } from '../../policy/index.js';
 import type { Store } from '../../store/index.js';
 import type { Authenticator } from '../authenticate.js';
 import type { BrowserSessions } from '../browser-sessions.js';
-import { actorOf, recordOrFail } from '../hook.js';
 import type { Identity } from '../identity.js';
 import type { CertificateSigner, LdapLogin, OidcLogin } from '../ports.js';
 import type { SigningKeys } from '../signing-keys.js';

@@ -1,0 +1,225 @@
+// Keeps the serving policy current: a change to policies/ is noticed (a directory watch, and a
+// once-a-second look at the files for the cases a watch misses, such as a replaced directory),
+// debounced, built beside the serving version and swapped in only if it is entirely valid. A bad
+// version leaves the old one serving. Reloads run one at a time; a change during one runs next.
+import { watch, type FSWatcher } from 'node:fs';
+import type { AuditActor } from '../audit/index.js';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles } from './load.js';
+import { PolicyError, type PolicyProblem } from './problems.js';
+import type { PolicySnapshot } from './snapshot.js';
+
+export type ReloadTrigger = { by: 'start' | 'file-change' } | { by: 'api'; user: string; actor: AuditActor; request_id: string };
+
+export interface ReloadOutcome {
+  outcome: 'loaded' | 'unchanged' | 'failed';
+  /** The version serving after this attempt. */
+  version: string;
+  /** The version that served before it. */
+  previous_version: string | null;
+  /** The version of the files that were tried (for a failure: the one refused). */
+  attempted_version: string | null;
+  trigger: ReloadTrigger;
+  at: string;
+  duration_ms: number;
+  /** Errors for a failure; warnings for a success. */
+  problems: PolicyProblem[];
+}
+
+export interface ReloaderOptions {
+  watch?: boolean;
+  debounceMs?: number;
+  pollMs?: number;
+  /** Rules per slice of a load, between which the event loop serves requests. */
+  yieldEvery?: number;
+  log?: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+}
+
+export class PolicyReloader {
+  private snapshot: PolicySnapshot;
+  private last: ReloadOutcome;
+  private watcher: FSWatcher | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private running: Promise<ReloadOutcome> | undefined;
+  private queued: { trigger: ReloadTrigger; waiters: ((o: ReloadOutcome) => void)[] } | undefined;
+  private signature = '';
+  private closed = false;
+  readonly counts = { loaded: 0, unchanged: 0, failed: 0 };
+  private readonly listeners: ((outcome: ReloadOutcome) => void)[] = [];
+  private auditor: ((outcome: ReloadOutcome) => Promise<void>) | undefined;
+
+  private constructor(
+    readonly dir: string,
+    snapshot: PolicySnapshot,
+    private readonly options: ReloaderOptions,
+  ) {
+    this.snapshot = snapshot;
+    this.last = { outcome: 'loaded', version: snapshot.version, previous_version: null, attempted_version: snapshot.version, trigger: { by: 'start' }, at: snapshot.loadedAt.toISOString(), duration_ms: 0, problems: [...snapshot.warnings] };
+  }
+
+  /** Loads the folder (a bad policy stops start-up with every problem) and starts watching it. */
+  static async start(dir: string, options: ReloaderOptions = {}): Promise<PolicyReloader> {
+    const files = await readPolicyFiles(dir);
+    const result = await lintFiles(dir, files);
+    if (!result.snapshot) throw new PolicyError(result.problems);
+    const reloader = new PolicyReloader(dir, result.snapshot, options);
+    reloader.signature = await reloader.fileSignature();
+    if (options.watch ?? true) reloader.watchFiles();
+    return reloader;
+  }
+
+  /** The version serving now. Read it once per decision. */
+  current(): PolicySnapshot {
+    return this.snapshot;
+  }
+
+  lastOutcome(): ReloadOutcome {
+    return this.last;
+  }
+
+  /** Reloads now (or right after the reload in progress); resolves with this attempt's outcome. */
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    if (!this.running) return this.run(trigger);
+    return new Promise((resolve) => {
+      if (this.queued) {
+        this.queued.trigger = trigger;
+        this.queued.waiters.push(resolve);
+      } else this.queued = { trigger, waiters: [resolve] };
+    });
+  }
+
+  /**
+   * Called before a new version replaces the old one, and after a refused one: the gateway audits
+   * here. If it throws for a good version, the swap does not happen (nothing changes unaudited).
+   */
+  attach(hooks: { auditor: (outcome: ReloadOutcome) => Promise<void>; log: NonNullable<ReloaderOptions['log']> }): void {
+    this.auditor = hooks.auditor;
+    this.options.log = hooks.log;
+  }
+
+  /** Called after every recorded outcome (metrics). */
+  onOutcome(listener: (outcome: ReloadOutcome) => void): void {
+    this.listeners.push(listener);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.watcher?.close();
+    clearInterval(this.poller);
+    clearTimeout(this.debounce);
+  }
+
+  private run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    this.running = this.attempt(trigger).finally(() => {
+      this.running = undefined;
+      const next = this.queued;
+      this.queued = undefined;
+      if (next) void this.run(next.trigger).then((o) => next.waiters.forEach((w) => w(o)));
+    });
+    return this.running;
+  }
+
+  private async attempt(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const started = performance.now();
+    const previous = this.snapshot;
+    const base = { previous_version: previous.version, trigger, at: new Date().toISOString() };
+    const done = (o: Omit<ReloadOutcome, 'duration_ms' | keyof typeof base>): ReloadOutcome => ({ ...base, ...o, duration_ms: Math.round(performance.now() - started) });
+    let outcome: ReloadOutcome;
+    this.signature = await this.fileSignature();
+    try {
+      const files = await readPolicyFiles(this.dir);
+      const version = policyVersion(files);
+      if (version === previous.version) {
+        outcome = done({ outcome: 'unchanged', version, attempted_version: version, problems: [...previous.warnings] });
+      } else {
+        const result = await lintFiles(this.dir, files, { yieldEvery: this.options.yieldEvery ?? 5_000 });
+        if (!result.snapshot) {
+          outcome = done({ outcome: 'failed', version: previous.version, attempted_version: version, problems: result.problems.filter((p) => p.severity === 'error') });
+        } else {
+          outcome = done({ outcome: 'loaded', version, attempted_version: version, problems: result.problems });
+          try {
+            await this.auditor?.(outcome);
+          } catch (err) {
+            // Not audited, not applied: the old version keeps serving.
+            const refused = done({ outcome: 'failed', version: previous.version, attempted_version: version, problems: [{ severity: 'error', file: POLICY_FILE, line: null, message: `not applied: ${(err as Error).message}` }] });
+            await this.record(refused, false);
+            throw err;
+          }
+          this.snapshot = result.snapshot;
+          await this.record(outcome, false);
+          return outcome;
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      outcome = done({ outcome: 'failed', version: previous.version, attempted_version: null, problems: err.problems });
+    }
+    await this.record(outcome, true);
+    return outcome;
+  }
+
+  /** Remembers, counts and logs an outcome; `notify` also hands it to onOutcome (for failures and no-ops). */
+  private async record(outcome: ReloadOutcome, notify: boolean): Promise<void> {
+    this.counts[outcome.outcome]++;
+    for (const l of this.listeners) l(outcome);
+    const log = this.options.log;
+    const problems = outcome.problems.map((p) => `${p.file}${p.line === null ? '' : `:${p.line}`}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ''}`);
+    if (outcome.outcome === 'failed') {
+      this.last = outcome;
+      log?.error({ policy_dir: this.dir, attempted_version: outcome.attempted_version, serving_version: outcome.version, trigger: outcome.trigger, problems }, 'policy reload refused; the previous version keeps serving');
+    } else if (outcome.outcome === 'loaded') {
+      this.last = outcome;
+      log?.info({ version: outcome.version, previous_version: outcome.previous_version, trigger: outcome.trigger, rules: this.snapshot.rules.length, duration_ms: outcome.duration_ms, warnings: problems }, 'policy reloaded');
+    }
+    // A no-op from the watcher is not an event; one an admin asked for is.
+    if (notify && (outcome.outcome !== 'unchanged' || outcome.trigger.by === 'api')) {
+      try {
+        await this.auditor?.(outcome);
+      } catch (err) {
+        log?.error({ err }, 'could not audit a policy reload outcome');
+        if (outcome.trigger.by === 'api') throw err; // the admin's request fails closed
+      }
+    }
+  }
+
+  private watchFiles(): void {
+    const schedule = () => {
+      if (this.closed) return;
+      clearTimeout(this.debounce);
+      // Editors and git write a file in several steps: wait for them to finish.
+      this.debounce = setTimeout(() => void this.reload({ by: 'file-change' }).catch((err) => this.options.log?.error({ err }, 'policy reload crashed')), this.options.debounceMs ?? 150);
+    };
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
+        if (!name || name === MODEL_FILE || name === POLICY_FILE) schedule();
+      });
+      this.watcher.on('error', () => undefined); // the poll below still notices changes
+    } catch {
+      // Some filesystems cannot be watched; the poll covers them.
+    }
+    this.poller = setInterval(() => {
+      void this.fileSignature().then((sig) => {
+        if (sig !== this.signature && !this.running) {
+          this.signature = sig;
+          schedule();
+        }
+      });
+    }, this.options.pollMs ?? 1000);
+    this.poller.unref();
+  }
+
+  /** What the poll compares: size, modification time and inode of both files. */
+  private async fileSignature(): Promise<string> {
+    const parts = await Promise.all(
+      [MODEL_FILE, POLICY_FILE].map((name) =>
+        stat(join(this.dir, name)).then(
+          (s) => `${s.size}:${s.mtimeMs}:${s.ino}`,
+          () => 'missing',
+        ),
+      ),
+    );
+    return parts.join('|');
+  }
+}

@@ -1,0 +1,165 @@
+// The policy API: what is serving (GET /v1/policy), reload now (POST /v1/policy/reload), and why
+// a decision comes out as it does (POST /v1/policy/explain). Reading the policy and explaining
+// someone else's access need `read` on policy:files; reloading needs `admin`. Anyone may explain
+// their own access, with their own groups.
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import Type from 'typebox';
+import { actorOf, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
+import { identityOf } from '../auth/index.js';
+import { GatehouseError } from '../wire/index.js';
+import { authorize } from './authorize.js';
+import { explain } from './explain.js';
+import type { PolicyReloader, ReloadOutcome } from './reloader.js';
+import { ACTIONS, isName, objectProblem } from './vocabulary.js';
+
+/** The object the policy API is guarded by. */
+export const POLICY_OBJECT = 'policy:files';
+
+export interface PolicyRouteOptions {
+  reloader: PolicyReloader;
+  audit: AuditRecorder;
+  registry: Registry;
+  /** The groups a user had at their latest login, when the gateway has seen them. */
+  knownGroups?: (user: string) => Promise<{ groups: string[]; seen_at: string } | null>;
+}
+
+const NoQuery = Type.Object({}, { additionalProperties: false });
+const EmptyBody = Type.Object({}, { additionalProperties: false });
+const Name = Type.String({ minLength: 1, maxLength: 256 });
+const ExplainBody = Type.Object(
+  {
+    user: Name,
+    object: Type.String({ minLength: 1, maxLength: 512 }),
+    action: Type.String({ minLength: 1, maxLength: 32 }),
+    groups: Type.Optional(Type.Array(Name, { maxItems: 512 })),
+    labels: Type.Optional(Type.Array(Name, { maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+function problemsOf(o: ReloadOutcome) {
+  return o.problems.map((p) => ({ severity: p.severity, file: p.file, line: p.line, message: p.message, ...(p.hint ? { hint: p.hint } : {}) }));
+}
+
+/** What a reload outcome looks like on the wire (also its audit detail, minus nothing secret). */
+export function outcomeBody(o: ReloadOutcome) {
+  const trigger = o.trigger.by === 'api' ? { by: 'api', user: o.trigger.user } : { by: o.trigger.by };
+  return { outcome: o.outcome, version: o.version, previous_version: o.previous_version, attempted_version: o.attempted_version, trigger, at: o.at, duration_ms: o.duration_ms, problems: problemsOf(o) };
+}
+
+/** Audits a reload outcome: `policy.reload` for a version put in service (or an asked-for no-op), else `policy.reload_failed`. */
+export function auditReload(audit: AuditRecorder, o: ReloadOutcome): Promise<void> {
+  const actor = o.trigger.by === 'api' ? o.trigger.actor : SYSTEM_ACTOR;
+  const requestId = o.trigger.by === 'api' ? o.trigger.request_id : null;
+  const failed = o.outcome === 'failed';
+  const errors = o.problems.filter((p) => p.severity === 'error').map((p) => `${p.file}${p.line === null ? '' : `:${p.line}`}: ${p.message}`);
+  return recordOrFail(audit, {
+    actor,
+    action: failed ? 'policy.reload_failed' : 'policy.reload',
+    object: POLICY_OBJECT,
+    decision: failed ? 'error' : 'allow',
+    reason: failed ? `refused version ${o.attempted_version ?? '(unreadable)'}; ${o.version} keeps serving: ${errors[0] ?? 'invalid'}` : o.outcome === 'unchanged' ? `version ${o.version} already serving` : `version ${o.version} replaces ${o.previous_version}`,
+    policy_version: o.version,
+    request_id: requestId,
+    details: { outcome: o.outcome, previous_version: o.previous_version, attempted_version: o.attempted_version, trigger: o.trigger.by, problems: errors.slice(0, 50) },
+  });
+}
+
+export function installPolicyMetrics(reloader: PolicyReloader, registry: Registry): void {
+  const reloads = new Counter({ name: 'gatehouse_policy_reloads_total', help: 'Policy reload attempts by outcome (loaded, unchanged, failed).', labelNames: ['outcome'], registers: [registry] });
+  for (const outcome of ['loaded', 'unchanged', 'failed']) reloads.inc({ outcome }, 0);
+  reloader.onOutcome((o) => reloads.inc({ outcome: o.outcome }));
+  new Gauge({
+    name: 'gatehouse_policy_last_reload_failed',
+    help: '1 when the latest reload was refused (the previous version serves), else 0.',
+    registers: [registry],
+    collect() {
+      this.set(reloader.lastOutcome().outcome === 'failed' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_policy_info',
+    help: 'The serving policy version (label), always 1.',
+    labelNames: ['version'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ version: reloader.current().version }, 1);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_policy_rules',
+    help: 'Rule lines (p) in the serving policy version.',
+    registers: [registry],
+    collect() {
+      this.set(reloader.current().rules.length);
+    },
+  });
+}
+
+export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOptions): void {
+  const { reloader, audit } = options;
+  const ctx = { policy: () => reloader.current(), audit };
+  installPolicyMetrics(reloader, options.registry);
+  reloader.attach({ auditor: (o) => auditReload(audit, o), log: app.log });
+
+  app.get('/v1/policy', { schema: { summary: 'The serving policy version, its warnings and the latest reload', querystring: NoQuery } }, async (request) => {
+    const identity = identityOf(request);
+    await authorize(ctx, request, identity, POLICY_OBJECT, 'read', 'policy.view');
+    const p = reloader.current();
+    const count = (type: string) => p.lines.filter((l) => l.type === type).length;
+    return {
+      version: p.version,
+      loaded_at: p.loadedAt.toISOString(),
+      dir: p.dir,
+      model: { effect: p.model.effect, matcher: p.model.matcher.source.replace(/\b([rp])_/g, '$1.'), role_definitions: p.model.roleTypes },
+      counts: { rules: p.rules.length, role_links: p.model.subjectRoles ? count(p.model.subjectRoles) : 0, label_links: p.model.objectRoles ? count(p.model.objectRoles) : 0, quota_lines: count('p2') },
+      warnings: p.warnings.map((w) => ({ ...w })),
+      last_reload: outcomeBody(reloader.lastOutcome()),
+      reloads: { ...reloader.counts },
+    };
+  });
+
+  app.post('/v1/policy/reload', { schema: { summary: 'Reload policies/ now; a version that fails lint is refused and the old one keeps serving', querystring: NoQuery, body: Type.Optional(EmptyBody) } }, async (request) => {
+    const identity = identityOf(request);
+    await authorize(ctx, request, identity, POLICY_OBJECT, 'admin', 'policy.reload_request');
+    const outcome = await reloader.reload({ by: 'api', user: identity.user, actor: actorOf(identity, request.ip), request_id: request.id });
+    if (outcome.outcome === 'failed') {
+      throw new GatehouseError('policy_invalid', `policy refused, version ${outcome.version} keeps serving: ${outcome.problems.length} problem(s), first: ${outcome.problems[0]?.file}${outcome.problems[0]?.line ? `:${outcome.problems[0].line}` : ''} ${outcome.problems[0]?.message ?? ''}`, outcomeBody(outcome));
+    }
+    return outcomeBody(outcome);
+  });
+
+  app.post('/v1/policy/explain', { schema: { summary: 'Why a user may or may not do an action on an object, and their quota', querystring: NoQuery, body: ExplainBody } }, async (request) => {
+    const identity = identityOf(request);
+    const body = request.body as { user: string; object: string; action: string; groups?: string[]; labels?: string[] };
+    if (!isName(body.user)) throw new GatehouseError('invalid_request', `user "${body.user}" is not a valid user name`, { field: 'user' });
+    const bad = objectProblem(body.object);
+    if (bad) throw new GatehouseError('invalid_request', `object: ${bad}`, { field: 'object' });
+    if (!(ACTIONS as readonly string[]).includes(body.action)) throw new GatehouseError('invalid_request', `action must be one of ${ACTIONS.join(', ')}`, { field: 'action' });
+    const self = body.user === identity.user && body.groups === undefined;
+    let groups: string[];
+    let groupsSource: 'caller' | 'request' | 'last-login' | 'none';
+    let seenAt: string | null = null;
+    if (self) {
+      // One's own access, with one's own groups: no policy grant needed.
+      groups = identity.groups;
+      groupsSource = 'caller';
+      await recordOrFail(audit, { actor: actorOf(identity, request.ip), action: 'policy.explain', object: body.object, decision: 'allow', reason: 'explaining the caller\'s own access', policy_version: reloader.current().version, request_id: request.id, details: { user: body.user, requested: body.action } }, request.log);
+    } else {
+      await authorize(ctx, request, identity, POLICY_OBJECT, 'read', 'policy.explain', { details: { user: body.user, object: body.object, requested: body.action } });
+      if (body.groups) {
+        groups = body.groups;
+        groupsSource = 'request';
+      } else {
+        const known = await options.knownGroups?.(body.user);
+        groups = known?.groups ?? [];
+        groupsSource = known ? 'last-login' : 'none';
+        seenAt = known?.seen_at ?? null;
+      }
+    }
+    const result = explain(reloader.current(), { user: body.user, groups }, body.object, body.action, body.labels ?? []);
+    return { ...result, groups_source: groupsSource, groups_seen_at: seenAt };
+  });
+}
