@@ -1,5 +1,6 @@
 // The `gatehouse` command. Server verbs (up, gateway, engine) start processes; client verbs call
 // the HTTP API like any other client and arrive with their issues.
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { startEngine } from '../compute/index.js';
@@ -10,6 +11,7 @@ import { resolveTarget } from './client/target.js';
 import { configCommand } from './config-command.js';
 import { certificate, login, logout, whoami } from './identity-commands.js';
 import { fail, UsageError } from './fail.js';
+import { policyCommand } from './policy-commands.js';
 import { serve } from './serve.js';
 import { up } from './up.js';
 
@@ -22,6 +24,15 @@ usage: gatehouse <command> [options]
   whoami             who the gateway thinks you are
   cert               a short-lived client certificate for tools that speak TLS [--ttl SECONDS]
   logout             end the login: its tokens and certificates stop working
+
+  policy lint        check policies/ as the gateway would (file:line and a hint; non-zero on error) [--dir DIR]
+  policy test        run policies/tests.yaml and print a pass/fail table [--dir DIR]
+  policy explain U A OBJECT
+                     may user U do action A on OBJECT, which rule decided, through which roles, and U's quota
+                     [--groups a,b] [--labels pii] [--dir DIR | --remote]
+  policy diff OLD NEW
+                     the access and quota changes between two policy folders
+  policy reload      make the running gateway reload policies/ now (it also reloads by itself on change)
 
   up                 start the engine, the gateway (and the development SSO provider) on the embedded defaults (npm start)
   gateway            run the gateway alone (HTTPS, server.host:server.port)
@@ -56,6 +67,10 @@ async function main(argv: string[]): Promise<number> {
       'password-stdin': { type: 'boolean', default: false },
       'no-browser': { type: 'boolean', default: false },
       ttl: { type: 'string' },
+      dir: { type: 'string' },
+      groups: { type: 'string' },
+      labels: { type: 'string' },
+      remote: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -102,6 +117,17 @@ async function main(argv: string[]): Promise<number> {
       const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
       if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 60)) throw new UsageError('--ttl: a whole number of seconds, at least 60');
       return certificate(target(), { json: values.json, ttl });
+    }
+    case 'policy': {
+      const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter(Boolean));
+      return policyCommand(sub, positionals.slice(2), {
+        dir: resolve(values.dir ?? 'policies'),
+        json: values.json,
+        groups: list(values.groups),
+        labels: list(values.labels),
+        remote: values.remote || values.url !== undefined,
+        target,
+      });
     }
     case 'config':
       configCommand(sub, loaded, { json: values.json, write: values.write });

@@ -9,3 +9,5 @@ export { ACTIONS, type Action, objectProblem, QUOTA_LIMITS, type QuotaLimit } fr
 export { authorize, type AuthorizeContext, forbidden } from './authorize.js';
 export { PolicyReloader, type ReloadOutcome, type ReloadTrigger } from './reloader.js';
 export { auditReload, installPolicyRoutes, outcomeBody, POLICY_OBJECT, type PolicyRouteOptions } from './routes.js';
+export { type AccessChange, diffPolicies, type PolicyDiff, type QuotaChange } from './diff.js';
+export { parsePolicyTests, type PolicyTestCase, type PolicyTestResult, readPolicyTests, runPolicyTests, TESTS_FILE } from './policy-tests.js';

@@ -77,10 +77,19 @@ export class PolicySnapshot {
 
   /** Decides as Casbin's enforce would, looking only at the rules the index says can match. */
   evaluate(subject: Subject, object: string, action: string, labels: readonly string[], explain = false): Evaluation {
+    return this.evaluateAs(`user:${subject.user}`, this.subjectClosure(subject), object, action, labels, explain);
+  }
+
+  /** The closure of any subject name (a group or role, for access diffs) without request links. */
+  nameClosure(name: string): Closure {
+    const graph = this.model.subjectRoles ? this.graphs.get(this.model.subjectRoles) : undefined;
+    return graph ? graph.closure(name) : new Map([[name, 0]]);
+  }
+
+  /** Decides for the subject name `sub` whose closure (with its request links) is `subjectClosure`. */
+  evaluateAs(sub: string, subjectClosure: Closure, object: string, action: string, labels: readonly string[], explain = false): Evaluation {
     const { model } = this;
-    const sub = `user:${subject.user}`;
     const request = [sub, object, action];
-    const subjectClosure = this.subjectClosure(subject);
     const objectClosure = this.objectClosure(object, labels);
     const closureOf = (role: string, name: string): Closure | undefined =>
       role === model.subjectRoles && name === sub ? subjectClosure : role === model.objectRoles && name === object ? objectClosure : undefined;
