@@ -68,9 +68,9 @@ function* partitioned(total: number, parts: number, header: string | null, row: 
   let index = 0;
   for (let p = 0; p < parts; p++) {
     const rows = Math.floor(total / parts) + (p < total % parts ? 1 : 0);
-    const lines: string[] = header === null ? [] : [header];
-    for (let i = 0; i < rows; i++) lines.push(row(index++));
-    yield { text: `${lines.join('\n')}\n`, rows };
+    let text = header === null ? '' : `${header}\n`;
+    for (let i = 0; i < rows; i++) text += `${row(index++)}\n`;
+    yield { text, rows };
   }
 }
 
