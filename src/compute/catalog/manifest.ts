@@ -102,7 +102,7 @@ function describeErrors(value: unknown): string {
       messages.add(`${at}expected ${EXPECTED[key] ?? 'something else'}, got ${shown(valueAt(value, segments))}`);
     }
   }
-  return [...messages].slice(0, 3).join('; ');
+  return [...messages].slice(0, 3).join('; ') || 'does not match the manifest schema';
 }
 
 function valueAt(value: unknown, segments: string[]): unknown {
