@@ -35,6 +35,7 @@ describe('configuration', () => {
     expect(config.engine).toMatchObject({ host: '127.0.0.1', port: 8444 });
     expect(config.state.dir).toBe(join(cwd, 'var'));
     expect(config.certs.dir).toBe(join(cwd, 'certs'));
+    expect(config.data.root).toBe(join(cwd, 'data'));
     expect(config.store.url).toBe('');
   });
 

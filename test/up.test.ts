@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchTls } from './support/https.js';
-import { alive, type Sandbox, sandbox, startUp } from './support/gatehouse.js';
+import { alive, CLI, cleanEnv, type Sandbox, sandbox, startUp } from './support/gatehouse.js';
 
 const boxes: Sandbox[] = [];
 afterEach(() => {
@@ -11,6 +14,26 @@ afterEach(() => {
 async function gone(pid: number): Promise<boolean> {
   for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
   return !alive(pid);
+}
+
+/** `gatehouse up` as a person runs it (no --json), until its banner is printed. */
+async function upWithBanner(box: Sandbox): Promise<{ banner: string; stop(): Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'up', '--config', box.configFile], { cwd: box.dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner within 60 s\n${output}`)), 60_000);
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.stdout.on('data', (c: Buffer) => {
+      output += c.toString();
+      if (output.includes('Ctrl-C stops everything.')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => reject(new Error(`gatehouse up exited (${code}) before its banner\n${output}`)));
+  });
+  return { banner: output, stop: () => (child.kill('SIGINT'), exited) };
 }
 
 describe('gatehouse up', () => {
@@ -66,5 +89,19 @@ describe('gatehouse up', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('creates the demo datasets on first start and says so in its banner, then leaves them be', async () => {
+    const box = sandbox();
+    boxes.push(box);
+    const first = await upWithBanner(box);
+    expect(await first.stop()).toBe(0);
+    expect(first.banner).toMatch(/^  data     data   created demo datasets: transactions, customers, words$/m);
+    expect(readdirSync(join(box.dir, 'data')).sort()).toEqual(['customers', 'transactions', 'words']);
+
+    const second = await upWithBanner(box);
+    expect(await second.stop()).toBe(0);
+    expect(second.banner).toMatch(/^Gatehouse is ready/m);
+    expect(second.banner).not.toMatch(/demo datasets/);
   });
 });

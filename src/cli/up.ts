@@ -1,11 +1,13 @@
-// `gatehouse up`: the whole embedded default on one machine. Bootstraps the certificates, starts
-// the engine and the gateway as child processes, waits for /readyz, and stops them all together.
+// `gatehouse up`: the whole embedded default on one machine. Bootstraps the certificates and the
+// demo datasets, starts the engine and the gateway as child processes, waits for /readyz, and
+// stops them all together.
 import { type ChildProcess, fork } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { caCertificateFile, ensureServiceCertificates, readDevUsers } from '../auth/index.js';
+import { ensureDemoData } from '../compute/index.js';
 import type { Config } from '../config/index.js';
 import { UsageError } from './fail.js';
 import type { ListeningMessage } from './serve.js';
@@ -36,6 +38,8 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   const certs = ensureServiceCertificates(config);
   if (certs.created.length > 0) say(`created certificates in ${config.certs.dir}: ${certs.created.join(', ')}`);
   if (certs.renewed.length > 0) say(`renewed certificates: ${certs.renewed.join(', ')}`);
+  // Before the engine starts, so its first listing already has them.
+  const demo = await ensureDemoData(config.data.root);
 
   const logDir = join(config.state.dir, 'log');
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -110,6 +114,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       say(`Gatehouse is ready (${seconds} s)`);
       say(`  gateway  ${gateway.url}   pid ${gateway.process.pid}   log ${shown(gateway.log)}`);
       say(`  engine   ${engine.url}   pid ${engine.process.pid}   mTLS, gateway only   log ${shown(engine.log)}`);
+      if (demo.created.length > 0) say(`  data     ${shown(config.data.root)}   created demo datasets: ${demo.created.join(', ')}`);
       if (devIdp) say(`  SSO      ${devIdp.url}   DEVELOPMENT provider with demo users   log ${shown(devIdp.log)}`);
       say(`  CA file  ${shown(caFile)}   trust it: curl --cacert ${shown(caFile)} ${gateway.url}/healthz`);
       if (devIdp) {

@@ -1,3 +1,5 @@
-// src/compute's face: the engine process. Datasets, the scheduler and runners arrive with the engine issue.
+// src/compute's face: the engine process, and the demo datasets `gatehouse up` creates. The
+// scheduler and runners arrive with the rest of the engine issue.
 export { buildEngine, type EngineOptions } from './server.js';
 export { startEngine } from './start.js';
+export { ensureDemoData } from './demo-data.js';

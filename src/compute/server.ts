@@ -6,10 +6,13 @@ import Type from 'typebox';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { VERSION } from '../version.js';
 import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
+import { datasetRoutes } from './dataset-routes.js';
 
 export interface EngineOptions {
   tls: TlsMaterial;
   logLevel: string;
+  /** Where the datasets live (data.root). */
+  dataRoot: string;
 }
 
 const HealthBody = Type.Object({
@@ -44,5 +47,6 @@ export function buildEngine(options: EngineOptions): FastifyInstance {
     { schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { 200: HealthBody } } },
     async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()) }),
   );
+  datasetRoutes(app, { dataRoot: options.dataRoot });
   return app;
 }

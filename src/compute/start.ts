@@ -5,10 +5,10 @@ import { readTlsMaterial } from '../wire/index.js';
 import { buildEngine } from './server.js';
 
 export async function startEngine(config: Config): Promise<{ url: string; port: number; close(): Promise<void> }> {
-  const app = buildEngine({ tls: readTlsMaterial(config.certs.dir, 'engine'), logLevel: config.log.level });
+  const app = buildEngine({ tls: readTlsMaterial(config.certs.dir, 'engine'), logLevel: config.log.level, dataRoot: config.data.root });
   await app.listen({ host: config.engine.host, port: config.engine.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.engine.port;
-  app.log.info({ port }, 'engine listening (mTLS, gateway only)');
+  app.log.info({ port, data_root: config.data.root }, 'engine listening (mTLS, gateway only)');
   return { url: httpsUrl(config.engine.host, port), port, close: () => app.close() };
 }

@@ -49,6 +49,9 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    data: Section({
+      root: Dir('data', 'where datasets live: a folder per dataset with its partition files and _dataset.json (one namespace level allowed, as in scratch/alice); `gatehouse up` adds the demo datasets that are missing'),
+    }),
     policies: Type.Object(
       {
         dir: Dir('policies', 'the policy folder IT edits (model.conf, policy.csv)'),
@@ -134,7 +137,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file'] as const;
+export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file'] as const;
 
 /** Keys whose values are secrets: masked wherever configuration is shown. */
 export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;

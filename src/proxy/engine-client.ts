@@ -1,11 +1,14 @@
 // The gateway's mTLS connection to the bundled engine: our CA, our client certificate, keep-alive.
 import { Agent, request } from 'node:https';
+import { Value } from 'typebox/value';
 import { httpsUrl } from '../http/index.js';
-import { GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
+import { type DatasetInfo, type DatasetList, DatasetListSchema, GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
 
 export interface EngineClient {
   readonly url: string;
   health(timeoutMs?: number): Promise<HealthStatus>;
+  /** Every dataset of the engine's catalog, sorted by name; policy filters them on the gateway. */
+  datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
   close(): void;
 }
 
@@ -42,6 +45,12 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
   return {
     url,
     health: (timeoutMs = 2000) => getJson<HealthStatus>('/healthz', timeoutMs),
+    datasets: async (timeoutMs = 10_000) => {
+      const body = await getJson<DatasetList>('/datasets', timeoutMs);
+      // Policy decisions rest on owner and labels: a body of another shape is refused, not guessed at.
+      if (!Value.Check(DatasetListSchema, body)) throw new GatehouseError('not_ready', 'engine sent an unexpected body on /datasets');
+      return body.datasets;
+    },
     close: () => agent.destroy(),
   };
 }

@@ -11,3 +11,15 @@ export {
   type TlsMaterial,
 } from './tls.js';
 export { type HealthStatus } from './health.js';
+export {
+  DATASET_FORMATS,
+  DATASET_NAME_MAX_LENGTH,
+  DATASET_NAME_PATTERN,
+  type DatasetFormat,
+  type DatasetInfo,
+  DatasetInfoSchema,
+  type DatasetList,
+  DatasetListSchema,
+  datasetNameProblem,
+  isDatasetName,
+} from './datasets.js';

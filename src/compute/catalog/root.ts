@@ -1,0 +1,41 @@
+// The data root and the one rule every path under it obeys: after following symbolic links it
+// is still inside the root, so a link cannot hand a job /etc or another system's files.
+import { realpath, stat } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import { DatasetError } from './errors.js';
+
+export interface DataRoot {
+  /** As configured, resolved: the paths shown in messages. */
+  path: string;
+  /** With every link followed: what containment is checked against. */
+  real: string;
+}
+
+export async function openRoot(root: string): Promise<DataRoot> {
+  const path = resolve(root);
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DatasetError('not_found', 'the data root does not exist', path);
+    throw err;
+  }
+  if (!(await stat(real)).isDirectory()) throw new DatasetError('not_found', 'the data root is not a folder', path);
+  return { path, real };
+}
+
+/** The real path of `path`, refused when a link leads it outside the root (or onto the root itself). */
+export async function realInside(root: DataRoot, path: string, missing: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new DatasetError('not_found', missing, path);
+    throw err;
+  }
+  if (!real.startsWith(root.real + sep)) {
+    throw new DatasetError('outside_root', 'is a symbolic link that leads outside the data root', path);
+  }
+  return real;
+}

@@ -1,0 +1,23 @@
+// The engine's catalog routes. Broken datasets are left out of the answer and logged for the
+// administrator, once per change rather than on every listing.
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { type DatasetList, DatasetListSchema } from '../wire/index.js';
+import { listDatasets } from './catalog/index.js';
+
+export function datasetRoutes(app: FastifyInstance, options: { dataRoot: string }): void {
+  let reported = '[]';
+  app.get(
+    '/datasets',
+    { schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { 200: DatasetListSchema } } },
+    async (request): Promise<DatasetList> => {
+      const { datasets, problems } = await listDatasets(options.dataRoot);
+      const key = JSON.stringify(problems);
+      if (key !== reported) {
+        reported = key;
+        for (const { path, message } of problems) request.log.warn({ path, problem: message }, 'dataset skipped');
+      }
+      return { datasets };
+    },
+  );
+}
