@@ -11,6 +11,7 @@ import { resolveTarget } from './client/target.js';
 import { configCommand } from './config-command.js';
 import { certificate, login, logout, whoami } from './identity-commands.js';
 import { fail, UsageError } from './fail.js';
+import { datasets } from './dataset-commands.js';
 import { policyCommand } from './policy-commands.js';
 import { serve } from './serve.js';
 import { up } from './up.js';
@@ -24,6 +25,7 @@ usage: gatehouse <command> [options]
   whoami             who the gateway thinks you are
   cert               a short-lived client certificate for tools that speak TLS [--ttl SECONDS]
   logout             end the login: its tokens and certificates stop working
+  datasets           the datasets you may use, and what you may do with each
 
   policy lint        check policies/ as the gateway would (file:line and a hint; non-zero on error) [--dir DIR]
   policy test        run policies/tests.yaml and print a pass/fail table [--dir DIR]
@@ -118,6 +120,8 @@ async function main(argv: string[]): Promise<number> {
       if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 60)) throw new UsageError('--ttl: a whole number of seconds, at least 60');
       return certificate(target(), { json: values.json, ttl });
     }
+    case 'datasets':
+      return datasets(target(), values.json);
     case 'policy': {
       const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter(Boolean));
       return policyCommand(sub, positionals.slice(2), {

@@ -5,7 +5,7 @@ import { logRecorder, type AuditRecorder } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installPolicyRoutes, type PolicyReloader } from '../policy/index.js';
-import type { EngineClient } from '../proxy/index.js';
+import { type EngineClient, installDatasetRoutes } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { installHealth } from './health.js';
@@ -48,7 +48,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl });
   //   2 authorize (src/policy): each route decides on the serving version; the policy API itself
   installPolicyRoutes(app, { reloader: deps.policy, audit, registry, knownGroups: (user) => deps.identity.knownGroups(user) });
-  //   3 admit (src/quota) → 4 dispatch (src/proxy)
+  //   3 admit (src/quota) → 4 dispatch (src/proxy): the backend's datasets, filtered by policy
+  installDatasetRoutes(app, { datasets: () => deps.engine.datasets(), policy: () => deps.policy.current(), audit });
   //   5 audit (src/audit): each decision recorded before its answer (today through logRecorder)
 
   installHealth(app, {

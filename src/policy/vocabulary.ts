@@ -1,5 +1,6 @@
 // The words policy lines may use. Everything else is a typo that Casbin would silently never match,
 // so lint refuses it.
+import { isDatasetName as isWireDatasetName } from '../wire/index.js';
 
 export const ACTIONS = ['read', 'write', 'admin'] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -19,13 +20,12 @@ export const DEFAULT_SUBJECT = 'default';
 
 /** The names after `user:`, `group:`, `role:` and `label:`. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
-/** Dataset names (the data root's rule): lower case, one optional namespace. */
-const DATASET = /^[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_-]*)?$/;
 /** Other objects' names: cert serials, `audit:events`, `policy:files`, job ids. */
 const OTHER = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export const isName = (s: string): boolean => NAME.test(s) && s.length <= 256;
-export const isDatasetName = (s: string): boolean => DATASET.test(s) && s.length <= 128;
+/** Dataset names follow the data root's rule (src/wire): lower case, one optional namespace. */
+export const isDatasetName = (s: string): boolean => isWireDatasetName(s);
 
 /** Checks a concrete object a request asks about; returns what is wrong, or null. */
 export function objectProblem(object: string): string | null {

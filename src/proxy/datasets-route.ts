@@ -1,0 +1,45 @@
+// GET /v1/datasets: the backend's catalog, filtered to what the caller may use, with the caller's
+// actions on each. A dataset's manifest labels (pii) take part in the decision, so a dataset the
+// policy denies by label is never listed. One audit event per listing.
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import { identityOf } from '../auth/index.js';
+import { ACTIONS, decide, type PolicySnapshot } from '../policy/index.js';
+import type { DatasetInfo } from '../wire/index.js';
+
+export interface DatasetRouteOptions {
+  datasets: () => Promise<DatasetInfo[]>;
+  policy: () => PolicySnapshot;
+  audit: AuditRecorder;
+}
+
+const NoQuery = Type.Object({}, { additionalProperties: false });
+
+export function installDatasetRoutes(app: FastifyInstance, options: DatasetRouteOptions): void {
+  app.get('/v1/datasets', { schema: { summary: 'The datasets the caller may use, with the caller’s actions on each', querystring: NoQuery } }, async (request) => {
+    const identity = identityOf(request);
+    const all = await options.datasets();
+    const policy = options.policy(); // one version for the whole listing
+    const visible: (DatasetInfo & { actions: string[] })[] = [];
+    for (const d of all) {
+      const actions = ACTIONS.filter((a) => decide(policy, identity, `dataset:${d.name}`, a, { labels: d.labels }).allowed);
+      if (actions.length > 0) visible.push({ ...d, actions });
+    }
+    await recordOrFail(
+      options.audit,
+      {
+        actor: actorOf(identity, request.ip),
+        action: 'dataset.list',
+        object: 'dataset:*',
+        decision: 'allow',
+        reason: `${visible.length} of ${all.length} datasets usable by the caller`,
+        policy_version: policy.version,
+        request_id: request.id,
+        details: { returned: visible.length, hidden: all.length - visible.length },
+      },
+      request.log,
+    );
+    return { datasets: visible, policy_version: policy.version };
+  });
+}
