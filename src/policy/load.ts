@@ -57,6 +57,7 @@ export async function lintFiles(dir: string, files: PolicyFiles, options: { yiel
   const rules: PolicyLine[] = [];
   const graphs = new Map(model.roleTypes.map((g) => [g, new RoleGraph()]));
   const quotas = new QuotaTable();
+  const ruleTexts = new Set<string>();
   const report = (line: number, message: string, hint?: string, severity: 'error' | 'warning' = 'error') => problems.push({ severity, file: POLICY_FILE, line, message, ...(hint ? { hint } : {}) });
   const slices = options.yieldEvery ? { chunk: options.yieldEvery, pause: () => pause() } : {};
   await readLines(
@@ -66,7 +67,14 @@ export async function lintFiles(dir: string, files: PolicyFiles, options: { yiel
       if (!checkLine(model, type, fields, line, report)) return;
       const l: PolicyLine = { id: lines.length, type, fields, file: POLICY_FILE, line };
       lines.push(l);
-      if (type === 'p') rules.push(l);
+      // A repeated rule decides nothing new (lint warns about it); the index keeps the first.
+      if (type === 'p') {
+        const text = fields.join('\0');
+        if (!ruleTexts.has(text)) {
+          ruleTexts.add(text);
+          rules.push(l);
+        }
+      }
       else if (type === 'p2') quotas.add(l);
       else graphs.get(type)?.addLink(fields[0]!, fields[1]!, { file: POLICY_FILE, line });
     },

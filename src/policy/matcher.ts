@@ -59,6 +59,11 @@ export interface CompiledMatcher {
   evaluate(r: readonly string[], p: readonly (string | undefined)[], roles: Record<string, RoleFunction>): unknown;
   /** Probes per policy field, in the order the matcher's top-level conjuncts name them. */
   plan: FieldProbes[];
+  /**
+   * True when the matcher is nothing but the probes (every top-level conjunct is one, on distinct
+   * fields): then every candidate the index returns matches, and the matcher need not run again.
+   */
+  planIsMatcher: boolean;
   /** Role definitions the matcher calls, and the built-ins. */
   functions: Set<string>;
 }
@@ -269,15 +274,18 @@ export function compileMatcher(source: string, names: Names): CompiledMatcher {
   const body = `return ${emit(tree, functions)};`;
   const fn = new Function('r', 'p', 'fn', 'roles', body) as (r: readonly string[], p: readonly (string | undefined)[], fn: typeof BUILTINS, roles: Record<string, RoleFunction>) => unknown;
   const plan: FieldProbes[] = [];
+  let planIsMatcher = true;
   for (const c of conjuncts(tree)) {
     const probes = probesOf(c, names.roles);
     if (probes && !plan.some((x) => x.field === probes.field)) plan.push(probes);
+    else planIsMatcher = false;
   }
   return {
     source,
     usesPolicy: source.includes('p_'), // Casbin's own test, substring and all
     evaluate: (r, p, roles) => fn(r, p, BUILTINS, roles),
     plan,
+    planIsMatcher: planIsMatcher && plan.length > 0,
     functions,
   };
 }

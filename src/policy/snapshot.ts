@@ -116,7 +116,7 @@ export class PolicySnapshot {
     const matched: NonNullable<Evaluation['matched']> = [];
     for (const id of candidates) {
       const fields = this.rules[id]!.fields;
-      const result = model.matcher.evaluate(request, fields, fns);
+      const result = model.matcher.planIsMatcher ? true : model.matcher.evaluate(request, fields, fns);
       let eft: number;
       switch (typeof result) {
         case 'boolean':
