@@ -7,3 +7,4 @@ export { configKeys, type KeySpec } from './walk.js';
 export { durationSeconds } from './duration.js';
 export { SECRET_KEYS } from './schema.js';
 export { redactSecrets } from './redact.js';
+export { closest } from './closest.js';

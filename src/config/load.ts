@@ -8,6 +8,7 @@ import { ConfigError } from './errors.js';
 import { crossKeyProblems } from './checks.js';
 import { type Config, ConfigSchema, PATH_KEYS, SECRET_KEYS } from './schema.js';
 import { configKeys, expected, type KeySpec, sectionNames } from './walk.js';
+import { closest } from './closest.js';
 
 /** GATEHOUSE_* variables that belong to the CLI client, not to the configuration. */
 const CLIENT_VARIABLES = new Set(['GATEHOUSE_CONFIG', 'GATEHOUSE_URL', 'GATEHOUSE_CA']);
@@ -159,25 +160,6 @@ function coerce(spec: KeySpec, name: string, value: string): unknown {
 
 /** " (did you mean X?)" for a near miss: a typo should not cost a reader a trip to the docs. */
 function hint(input: string, candidates: string[], prefix = ''): string {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(input.length / 3)) + 1;
-  for (const candidate of candidates) {
-    const d = distance(input.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
+  const best = closest(input, candidates);
   return best ? ` (did you mean ${prefix}${best}?)` : '';
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }
