@@ -210,15 +210,21 @@ describe('hot reload', () => {
       const second = reloader.current().version;
       expect(decide(reloader.current(), alice, 'audit:events', 'read')).toMatchObject({ allowed: true, policyVersion: second });
 
-      writeFileSync(join(dir, 'policy.csv'), `${readFileSync(join(dir, 'policy.csv'), 'utf8')}p, role:analysts, dataset:words, wirte, allow\n`);
+      const good = readFileSync(join(dir, 'policy.csv'), 'utf8');
+      writeFileSync(join(dir, 'policy.csv'), `${good}p, role:analysts, dataset:words, wirte, allow\n`);
       await until(() => reloader.lastOutcome().outcome === 'failed');
       expect(reloader.current().version).toBe(second);
       expect(reloader.lastOutcome()).toMatchObject({ version: second, problems: [expect.objectContaining({ file: 'policy.csv', line: lineOf(dir, 'p, role:analysts, dataset:words, wirte, allow'), message: 'unknown action "wirte"' })] });
       expect(decide(reloader.current(), alice, 'audit:events', 'read').allowed).toBe(true);
 
-      writeFileSync(join(dir, 'policy.csv'), readFileSync(join(dir, 'policy.csv'), 'utf8').replace('wirte', 'write'));
+      // Reverting the bad edit clears the refusal without a new version.
+      writeFileSync(join(dir, 'policy.csv'), good);
+      await until(() => reloader.lastOutcome().outcome !== 'failed');
+      expect(reloader.lastOutcome()).toMatchObject({ outcome: 'unchanged', version: second });
+
+      writeFileSync(join(dir, 'policy.csv'), `${good}p, role:analysts, dataset:words, write, allow\n`);
       await until(() => reloader.lastOutcome().outcome === 'loaded' && reloader.current().version !== second);
-      expect(outcomes).toEqual(['loaded', 'failed', 'loaded']);
+      expect(outcomes).toEqual(['loaded', 'failed', 'unchanged', 'loaded']);
     } finally {
       reloader.close();
     }

@@ -14,7 +14,7 @@ export interface AuthorizeContext {
 
 /** The refusal every route gives: 403 forbidden, naming the rule or the missing grant. */
 export function forbidden(decision: Decision): GatehouseError {
-  return new GatehouseError('forbidden', decision.rule ? `${decision.reason}` : decision.reason, { rule: decision.rule, line: decision.line, policy_version: decision.policyVersion });
+  return new GatehouseError('forbidden', decision.reason, { rule: decision.rule, line: decision.line, policy_version: decision.policyVersion });
 }
 
 /**

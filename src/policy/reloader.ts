@@ -7,7 +7,7 @@ import type { AuditActor } from '../audit/index.js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles } from './load.js';
-import { PolicyError, type PolicyProblem } from './problems.js';
+import { formatProblem, PolicyError, type PolicyProblem } from './problems.js';
 import type { PolicySnapshot } from './snapshot.js';
 
 export type ReloadTrigger = { by: 'start' | 'file-change' } | { by: 'api'; user: string; actor: AuditActor; request_id: string };
@@ -165,11 +165,14 @@ export class PolicyReloader {
     this.counts[outcome.outcome]++;
     for (const l of this.listeners) l(outcome);
     const log = this.options.log;
-    const problems = outcome.problems.map((p) => `${p.file}${p.line === null ? '' : `:${p.line}`}: ${p.message}${p.hint ? ` (hint: ${p.hint})` : ''}`);
+    const problems = outcome.problems.map(formatProblem);
     if (outcome.outcome === 'failed') {
       this.last = outcome;
       log?.error({ policy_dir: this.dir, attempted_version: outcome.attempted_version, serving_version: outcome.version, trigger: outcome.trigger, problems }, 'policy reload refused; the previous version keeps serving');
-    } else if (outcome.outcome === 'loaded') {
+    } else if (outcome.outcome === 'unchanged') {
+      // The files are back to the serving version: a refusal before this no longer stands.
+      if (this.last.outcome === 'failed') this.last = outcome;
+    } else {
       this.last = outcome;
       log?.info({ version: outcome.version, previous_version: outcome.previous_version, trigger: outcome.trigger, rules: this.snapshot.rules.length, duration_ms: outcome.duration_ms, warnings: problems }, 'policy reloaded');
     }
