@@ -54,7 +54,7 @@ export const ConfigSchema = Type.Object(
     }),
     policies: Type.Object(
       {
-        dir: Dir('policies', 'the policy folder IT edits (model.conf, policy.csv)'),
+        dir: Dir('policies', 'the policy folder IT edits (model.conf, policy.csv, tests.yaml); a change is reloaded within a second'),
       },
       { additionalProperties: false, default: {} },
     ),
