@@ -497,7 +497,7 @@ export class RequestGenerator {
   private readonly byGroup = new Map<string, Person[]>();
   private readonly byUser = new Map<string, Person>();
   private readonly reachers = new Map<string, string[]>();
-  private readonly prefixed = new Map<string, string[]>();
+  private readonly prefixed = new Map<string, string[]>(); // pattern prefix → datasets under it
   private readonly labelled = new Map<string, string[]>(); // label → datasets
   private readonly allows: Rule[];
   private readonly denies: Rule[];
@@ -527,6 +527,15 @@ export class RequestGenerator {
     };
     for (const [ds, label] of policy.labelLinks) addLabel(ds, label);
     for (const [ds, labels] of policy.manifests) for (const l of labels) addLabel(ds, `label:${l}`);
+    // Datasets by namespace (`dataset:team-3/`), for patterns that end at the slash.
+    for (const ds of policy.datasets) {
+      const slash = ds.indexOf('/');
+      if (slash < 0) continue;
+      const ns = ds.slice(0, slash + 1);
+      const list = this.prefixed.get(ns);
+      if (list) list.push(ds);
+      else this.prefixed.set(ns, [ds]);
+    }
     this.allows = policy.rules.filter((r) => r.eft === 'allow');
     this.denies = policy.rules.filter((r) => r.eft === 'deny');
   }
@@ -622,7 +631,7 @@ export class RequestGenerator {
       return names[prefix] ?? `${prefix}x`;
     }
     let list = this.prefixed.get(prefix);
-    if (!list) this.prefixed.set(prefix, (list = this.policy.datasets.filter((d) => d.startsWith(prefix))));
+    if (!list) this.prefixed.set(prefix, (list = prefix.endsWith('/') ? [] : this.policy.datasets.filter((d) => d.startsWith(prefix))));
     // Sometimes a dataset nobody named yet, under the same pattern.
     if (list.length === 0 || (prefix.endsWith('/') && rnd.chance(0.2))) return `${prefix.endsWith('/') ? prefix : 'dataset:'}fresh-${rnd.int(100)}`;
     return rnd.pick(list);
