@@ -121,11 +121,6 @@ export function modelText(variant: ModelVariant): string {
   ].join('\n');
 }
 
-/** Does the variant have object roles (g2), i.e. do labels count? */
-export function hasLabels(variant: ModelVariant): boolean {
-  return VARIANTS[variant].g2;
-}
-
 // --- the PRNG ---
 
 /** mulberry32: small, fast, and the same sequence on every machine for a seed. */
