@@ -13,6 +13,9 @@ export interface Benchmark<Context = unknown> {
   unit: string;
   /** What the baseline is, in words, e.g. "bare node:https server, same TLS and body". */
   baseline: string;
+  /** Rounds for this benchmark when the caller gives none (a slow baseline may want fewer). */
+  warmup?: number;
+  rounds?: number;
   setup?(): Promise<Context>;
   candidate(ctx: Context): Promise<number>;
   baselineRun(ctx: Context): Promise<number>;
@@ -56,8 +59,8 @@ export const DEFAULT_ROUNDS = 7;
  * one hiccup does not move the figure.
  */
 export async function measure<Context>(bench: Benchmark<Context>, options: MeasureOptions = {}): Promise<Result> {
-  const warmup = options.warmup ?? DEFAULT_WARMUP;
-  const rounds = options.rounds ?? DEFAULT_ROUNDS;
+  const warmup = options.warmup ?? bench.warmup ?? DEFAULT_WARMUP;
+  const rounds = options.rounds ?? bench.rounds ?? DEFAULT_ROUNDS;
   const candidates: number[] = [];
   const baselines: number[] = [];
   const ctx = (bench.setup ? await bench.setup() : undefined) as Context;
@@ -83,7 +86,7 @@ export async function measure<Context>(bench: Benchmark<Context>, options: Measu
     unit: bench.unit,
     baseline: bench.baseline,
     baseline_value: round3(baselineValue),
-    ratio: round3(value / baselineValue),
+    ratio: roundRatio(value / baselineValue),
   };
 }
 
@@ -96,6 +99,11 @@ export function median(values: number[]): number {
 
 export function round3(value: number): number {
   return Math.round(value * 1000) / 1000;
+}
+
+/** Three decimals, or three significant digits below 0.1, so 1/9000 does not print as 0. */
+export function roundRatio(value: number): number {
+  return Math.abs(value) >= 0.1 ? round3(value) : Number(value.toPrecision(3));
 }
 
 // A NaN or a zero would turn the ratio into nonsense silently; say which side produced it instead.

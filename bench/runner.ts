@@ -90,7 +90,7 @@ async function discover(): Promise<Found[]> {
 const COLUMNS = ['name', 'value', 'unit', 'baseline', 'baseline value', 'ratio'] as const;
 
 function table(results: Result[]): string {
-  const rows = results.map((r) => [r.name, fmt(r.value), r.unit, r.baseline, fmt(r.baseline_value), r.ratio.toFixed(3)]);
+  const rows = results.map((r) => [r.name, fmt(r.value), r.unit, r.baseline, fmt(r.baseline_value), Math.abs(r.ratio) >= 0.1 ? r.ratio.toFixed(3) : r.ratio.toPrecision(3)]);
   const numeric = new Set([1, 4, 5]); // right-aligned, so digits line up
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]) =>

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const STAMP = join(ROOT, 'dist', '.built');
-const SOURCES = ['src', 'bench', 'tsconfig.json', 'package.json'];
+// The policy bench compiles the policy generator from test/support along with it.
+const SOURCES = ['src', 'bench', 'test/support/policy-generator.ts', 'tsconfig.json', 'package.json'];
 
 function newest(path) {
   if (!existsSync(path)) return 0;
