@@ -87,6 +87,7 @@ describe('a broken policy is refused with file, line and a hint', () => {
     { kind: 'an upper-case dataset that could never match', edit: (s) => `${s}p, role:analysts, dataset:Payroll, read, allow\n`, line: 'p, role:analysts, dataset:Payroll, read, allow', message: /"Payroll" is not a valid dataset name/ },
     { kind: 'a user used as a role', edit: (s) => `${s}g, group:analysts, user:alice\n`, line: 'g, group:analysts, user:alice', message: /a user cannot be a role/ },
     { kind: 'conflicting quota lines', edit: (s) => `${s}p2, role:analysts, max_cores, 12\n`, line: 'p2, role:analysts, max_cores, 12', message: /two values for max_cores: 8 at policy\.csv:\d+ and 12 here/ },
+    { kind: 'a keyMatch2 star that is a regular-expression repeat', edit: (s) => s, model: (m) => m.replace('keyMatch(r.obj, p.obj)', 'keyMatch2(r.obj, p.obj)'), line: 'p, role:admins, dataset:*, admin, allow', message: /keyMatch2 reads "\*" as "any text" only after a slash/ },
     { kind: 'an unsupported effect in the model', edit: (s) => s, model: (m) => m.replace(/^e = .*$/m, 'e = priority(p.eft) || deny'), file: 'model.conf', line: null, message: /policy effect .* is not one Gatehouse supports/ },
     { kind: 'an unknown function in the matcher', edit: (s) => s, model: (m) => m.replace('keyMatch(r.obj, p.obj)', 'keyMatch9(r.obj, p.obj)'), file: 'model.conf', line: null, message: /unknown function keyMatch9\(\)/ },
   ];

@@ -66,6 +66,10 @@ export interface CompiledMatcher {
   planIsMatcher: boolean;
   /** Role definitions the matcher calls, and the built-ins. */
   functions: Set<string>;
+  /** Every call of a role definition on a request field, anywhere in the matcher: which role, which r field. */
+  roleCalls: { role: string; from: number }[];
+  /** Every built-in function called as f(r.x, p.y), anywhere: which function, on which fields. */
+  fieldCalls: { fn: string; from: number; field: number }[];
 }
 
 interface Token {
@@ -230,6 +234,15 @@ function emit(node: Node, functions: Set<string>): string {
   }
 }
 
+function walk(node: Node, visit: (n: Node) => void): void {
+  visit(node);
+  if (node.t === 'or' || node.t === 'and' || node.t === 'eq') {
+    walk(node.l, visit);
+    walk(node.r, visit);
+  } else if (node.t === 'not') walk(node.e, visit);
+  else if (node.t === 'call') node.args.forEach((a) => walk(a, visit));
+}
+
 function conjuncts(node: Node): Node[] {
   return node.t === 'and' ? [...conjuncts(node.l), ...conjuncts(node.r)] : [node];
 }
@@ -280,8 +293,19 @@ export function compileMatcher(source: string, names: Names): CompiledMatcher {
     if (probes && !plan.some((x) => x.field === probes.field)) plan.push(probes);
     else planIsMatcher = false;
   }
+  const roleCalls: CompiledMatcher['roleCalls'] = [];
+  const fieldCalls: CompiledMatcher['fieldCalls'] = [];
+  walk(tree, (n) => {
+    if (n.t !== 'call' || n.args.length < 2) return;
+    const [a, b] = n.args as [Node, Node];
+    if (a.t !== 'var' || a.side !== 'r') return;
+    if (names.roles.includes(n.fn)) roleCalls.push({ role: n.fn, from: a.index });
+    else if (b.t === 'var' && b.side === 'p') fieldCalls.push({ fn: n.fn, from: a.index, field: b.index });
+  });
   return {
     source,
+    roleCalls,
+    fieldCalls,
     usesPolicy: source.includes('p_'), // Casbin's own test, substring and all
     evaluate: (r, p, roles) => fn(r, p, BUILTINS, roles),
     plan,

@@ -96,20 +96,21 @@ export function readModel(text: string, problems: PolicyProblem[]): PolicyModel 
     problem(`the matcher cannot be compiled: ${err.message}`, undefined, lineOf(/^\s*m\s*=/));
     return null;
   }
-  const plan = (field: number) => matcher.plan.find((x) => x.field === field);
   const fields = { sub: p.indexOf('sub'), obj: p.indexOf('obj'), act: p.indexOf('act'), eft: p.includes('eft') ? p.indexOf('eft') : null };
-  const subjectRoles = plan(fields.sub)?.probes.find((x) => x.kind === 'closure' && x.from === 0);
-  const objectRoles = plan(fields.obj)?.probes.find((x) => x.kind === 'closure' && x.from === 1);
+  // Which role definition the request's subject and object are asked of, wherever in the matcher:
+  // the caller's directory groups join the first, a dataset's manifest labels the second.
+  const subjectRoles = matcher.roleCalls.find((c) => c.from === 0)?.role ?? null;
+  const objectRoles = matcher.roleCalls.find((c) => c.from === 1 && c.role !== subjectRoles)?.role ?? null;
   // The object function, for checking patterns: the one the matcher applies to (r.obj, p.obj).
-  const objectCall = new RegExp(`\\b(${['keyMatch', 'keyMatch2', 'keyMatch3', 'keyMatch4', 'keyMatch5', 'globMatch', 'regexMatch'].join('|')})\\(\\s*r_obj\\s*,\\s*p_obj\\s*\\)`).exec(m.value as string);
+  const objectFunction = matcher.fieldCalls.find((c) => c.from === 1 && c.field === fields.obj)?.fn ?? null;
   return {
     policyTypes,
     roleTypes,
     effect,
     matcher,
     fields,
-    subjectRoles: subjectRoles?.kind === 'closure' ? subjectRoles.role : null,
-    objectRoles: objectRoles?.kind === 'closure' ? objectRoles.role : null,
-    objectFunction: objectCall ? objectCall[1]! : null,
+    subjectRoles,
+    objectRoles,
+    objectFunction,
   };
 }

@@ -9,7 +9,10 @@ export type LinkSource = { file: string; line: number } | 'identity' | 'manifest
 /** Casbin's DefaultRoleManager(10). */
 export const MAX_HIERARCHY = 10;
 
-export type Closure = ReadonlyMap<string, number>; // name → links from the start (0 for itself)
+export type Closure = ReadonlyMap<string, number>;
+
+/** Names in links are bounded by the files, but keep the cache bounded whatever they hold. */
+const CLOSURE_CACHE_LIMIT = 100_000; // name → links from the start (0 for itself)
 
 export class RoleGraph {
   private readonly edges = new Map<string, string[]>();
@@ -42,9 +45,12 @@ export class RoleGraph {
   /** The names `name` has, with their distance; `extra` are further direct links of `name` itself. */
   closure(name: string, extra: readonly string[] = []): Closure {
     if (extra.length === 0) {
+      // A name in no link has only itself: not worth remembering (objects and people are endless).
+      if (!this.edges.has(name)) return new Map([[name, 0]]);
       let c = this.closures.get(name);
       if (!c) {
         c = this.walk(name, []);
+        if (this.closures.size >= CLOSURE_CACHE_LIMIT) this.closures.clear();
         this.closures.set(name, c);
       }
       return c;

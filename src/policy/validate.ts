@@ -34,7 +34,7 @@ function subjectProblem(value: string, kinds: readonly string[]): [string, strin
 
 /** Checks an object or object pattern of a rule line, as the model's object function reads it. */
 function objectProblem(value: string, model: PolicyModel): [string, string?] | null {
-  if (value === '*' && model.objectFunction === 'keyMatch') return null;
+  if (value === '*' && (model.objectFunction === 'keyMatch' || model.objectFunction === 'keyMatch2')) return null;
   const parts = kindOf(value);
   if (!parts) return [`object "${value}" has no kind`, `write e.g. dataset:${value}`];
   const [kind, name] = parts;
@@ -46,6 +46,7 @@ function objectProblem(value: string, model: PolicyModel): [string, string?] | n
   if (star >= 0) {
     if (kind === 'label') return ['a label cannot be a pattern', 'name one label per line'];
     if (model.objectFunction === null) return [`"${value}" is a pattern, but the matcher compares objects exactly`, 'use keyMatch(r.obj, p.obj) in model.conf, or name the object'];
+    if (model.objectFunction === 'keyMatch2' && (star === 0 || name[star - 1] !== '/')) return [`keyMatch2 reads "*" as "any text" only after a slash, so "${value}" is a regular expression that repeats the character before it`, `write ${kind}:${name.slice(0, star).replace(/\/?$/, '/')}* or use keyMatch in model.conf`];
     if (model.objectFunction === 'keyMatch' && star !== name.length - 1) return [`keyMatch ignores everything after "*", so "${value}" matches every ${kind} starting with "${name.slice(0, star)}"`, `end the pattern at the star: ${kind}:${name.slice(0, star + 1)}`];
     if (model.objectFunction !== 'keyMatch' && (REGEX_SPECIALS.test(name) || name.includes('**'))) return [`"${value}" has characters ${model.objectFunction} reads as a regular expression`, 'patterns may use letters, digits, _ - / and a final *'];
     const prefix = name.slice(0, star);

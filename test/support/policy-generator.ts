@@ -60,14 +60,13 @@ const VARIANTS: Record<ModelVariant, VariantSpec> = {
     g2: true,
     quotas: false,
   },
-  // keyMatch2 and globMatch without g2: src/policy's lint refuses g2 lines beside them (it takes
-  // them for subject links), so these two models carry no labels.
+  // keyMatch2 and globMatch give no object probe: decisions go through the subject and action index.
   keymatch2: {
-    note: 'keyMatch2 patterns (`/*` is any rest of the path; a bare `*` is a regular-expression star)',
+    note: 'keyMatch2 patterns (`/*` is any rest of the path; other stars are refused by lint) with g2 labels',
     effect: DENY_OVERRIDE,
-    matcher: 'g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act',
+    matcher: 'g(r.sub, p.sub) && (keyMatch2(r.obj, p.obj) || g2(r.obj, p.obj)) && r.act == p.act',
     objects: 'keyMatch2',
-    g2: false,
+    g2: true,
     quotas: true,
   },
   globmatch: {
@@ -346,7 +345,9 @@ export function generatePolicy(options: GenerateOptions): GeneratedPolicy {
   // --- rules ---
   out.push('', '# Rules');
   const patterns = spec.objects !== 'exact';
-  const gateway = patterns ? ['audit:*', 'policy:*', 'cert:*', 'job:*'] : ['audit:events', 'policy:files', 'cert:7f3a9c', 'job:nightly'];
+  // keyMatch2 reads a star not after a slash as a regular-expression repeat, which lint refuses.
+  const slashStarsOnly = spec.objects === 'keyMatch2';
+  const gateway = patterns && !slashStarsOnly ? ['audit:*', 'policy:*', 'cert:*', 'job:*'] : ['audit:events', 'policy:files', 'cert:7f3a9c', 'job:nightly'];
   const teamObject = (t: number) => (patterns ? `dataset:team-${t}/*` : rnd.pick(teamDatasets[t]!));
   const anySubject = () => {
     const x = rnd.next();
@@ -365,7 +366,7 @@ export function generatePolicy(options: GenerateOptions): GeneratedPolicy {
   }
   p('role:auditors', gateway[0]!, 'read');
   p('role:admins', gateway[1]!, 'admin');
-  if (patterns) p('role:admins', 'dataset:*', 'admin');
+  if (patterns) p('role:admins', slashStarsOnly ? '*' : 'dataset:*', 'admin');
   if (spec.g2) p('role:contractors', 'label:pii', 'read', 'deny');
 
   const kinds: { weight: number; make: () => boolean }[] = [
@@ -382,7 +383,7 @@ export function generatePolicy(options: GenerateOptions): GeneratedPolicy {
     // Labels: stewards and auditors read what is labelled for them.
     { weight: spec.g2 ? 2 : 0, make: () => p(rnd.pick(['role:stewards', 'role:auditors', deptRole(rnd.int(departments))]), `label:${rnd.pick(LABELS)}`, rnd.chance(0.8) ? 'read' : 'write') },
     // Patterns across namespaces: everything, or team names sharing a prefix (team-1* is team-1, team-10..., team-100...).
-    { weight: patterns ? 0.6 : 0, make: () => p(rnd.pick(['role:admins', 'role:stewards', teamRole(rnd.int(teams), 'owners')]), rnd.chance(0.5) ? 'dataset:*' : `dataset:team-${1 + rnd.int(9)}*`, action()) },
+    { weight: patterns ? 0.6 : 0, make: () => p(rnd.pick(['role:admins', 'role:stewards', teamRole(rnd.int(teams), 'owners')]), slashStarsOnly ? `dataset:team-${1 + rnd.int(9)}/*` : rnd.chance(0.5) ? 'dataset:*' : `dataset:team-${1 + rnd.int(9)}*`, action()) },
     { weight: spec.objects === 'keyMatch' ? 0.2 : 0, make: () => p(rnd.pick(['role:admins', 'group:platform-admins']), '*', rnd.pick(ACTIONS)) },
     // Denies, about a tenth of the rules: a role kept out of one dataset or a namespace...
     { weight: 5, make: () => p(rnd.pick(denied), rnd.chance(0.75) ? someDataset() : teamObject(rnd.int(teams)), action(), 'deny') },
