@@ -121,8 +121,9 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
         say('');
         say('  Log in (demo users of the development provider; never use them for anything real):');
         say(`    ${readDevUsers(config.dev_idp.users_file).map((u) => `${u.username} / ${u.password} (${u.groups.join(', ')})`).join('   ')}`);
-        say('    npx gatehouse login --sso     then   npx gatehouse whoami   and   npx gatehouse cert');
+        say('    npx gatehouse login --sso     then   npx gatehouse datasets   npx gatehouse whoami   npx gatehouse cert');
       }
+      say(`  Policy   ${shown(config.policies.dir)}/ (reloaded on change)   npx gatehouse policy lint && npx gatehouse policy test`);
       say('  Ctrl-C stops everything.');
     }
   } catch (err) {
