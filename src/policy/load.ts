@@ -81,7 +81,7 @@ export async function lintFiles(dir: string, files: PolicyFiles, options: { yiel
     (p) => report(p.line, p.message),
     slices,
   );
-  checkWhole(model, lines, graphs, problems);
+  await checkWhole(model, lines, graphs, problems, slices);
   problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1));
   if (problems.some((p) => p.severity === 'error')) return { problems };
 

@@ -122,7 +122,7 @@ export function checkLine(model: PolicyModel, type: string, fields: string[], li
 }
 
 /** Checks that need every line: reachability, duplicates, conflicting quotas, chain lengths. */
-export function checkWhole(model: PolicyModel, lines: readonly PolicyLine[], graphs: ReadonlyMap<string, RoleGraph>, problems: PolicyProblem[]): void {
+export async function checkWhole(model: PolicyModel, lines: readonly PolicyLine[], graphs: ReadonlyMap<string, RoleGraph>, problems: PolicyProblem[], slices: { chunk?: number; pause?: () => Promise<void> } = {}): Promise<void> {
   const at = (l: PolicyLine, severity: 'error' | 'warning', message: string, hint?: string) => problems.push({ severity, file: l.file, line: l.line, message, ...(hint ? { hint } : {}) });
   const subjects = model.subjectRoles ? graphs.get(model.subjectRoles) : undefined;
 
@@ -151,6 +151,7 @@ export function checkWhole(model: PolicyModel, lines: readonly PolicyLine[], gra
   const seen = new Map<string, PolicyLine>();
   const quotas = new Map<string, PolicyLine>();
   for (const l of lines) {
+    if (slices.pause && l.id > 0 && l.id % (slices.chunk ?? 10_000) === 0) await slices.pause();
     const key = lineText(l);
     const first = seen.get(key);
     if (first) at(l, 'warning', `the same line as ${lineRef(first)}`, 'remove one of them');
