@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetError, listDatasets, readDataset } from '../src/compute/catalog/index.js';
+import { DatasetError, listDatasets, readDataset, writeDataset } from '../src/compute/catalog/index.js';
 import { ensureDemoData } from '../src/compute/index.js';
 import { engineClient } from '../src/proxy/index.js';
 import { datasetNameProblem, isDatasetName, readTlsMaterial } from '../src/wire/index.js';
@@ -209,7 +209,7 @@ describe('the catalog', () => {
     }
   });
 
-  it('refuses symbolic links that lead outside the data root, and follows those that stay inside', async () => {
+  it('refuses symbolic links: those that lead outside the data root, and those inside it that would give a dataset a second name', async () => {
     const outside = folder();
     const root = join(folder(), 'data');
     mkdirSync(root);
@@ -227,13 +227,14 @@ describe('the catalog', () => {
     const manifest = makeDataset(root, 'manifest-link');
     rmSync(join(manifest.dir, '_dataset.json'));
     symlinkSync(join(outside, 'manifest.json'), join(manifest.dir, '_dataset.json'));
-    symlinkSync('good', join(root, 'alias')); // stays inside: allowed
+    symlinkSync('good', join(root, 'alias')); // stays inside: a second name for `good`, refused
     symlinkSync(join(root, 'nowhere'), join(root, 'dangling'));
 
     const escape = 'is a symbolic link that leads outside the data root';
     const { datasets, problems } = await listDatasets(root);
-    expect(datasets.map((d) => d.name)).toEqual(['alias', 'good']);
+    expect(datasets.map((d) => d.name)).toEqual(['good']);
     expect(problems).toEqual([
+      { path: join(root, 'alias'), message: 'is a symbolic link; under the data root datasets are real folders and files, so none has a second name' },
       { path: join(root, 'dangling'), message: 'is a broken symbolic link' },
       { path: join(root, 'escaped'), message: escape },
       { path: join(root, 'manifest-link', '_dataset.json'), message: escape },
@@ -243,6 +244,21 @@ describe('the catalog', () => {
     const refused = await datasetErrorOf(readDataset(root, 'escaped'));
     expect([refused.code, refused.path]).toEqual(['outside_root', join(root, 'escaped')]);
     expect((await datasetErrorOf(readDataset(root, 'ns-link/inner'))).code).toBe('outside_root');
+  });
+
+  it('never writes a dataset inside another dataset or through a linked namespace', async () => {
+    const root = join(folder(), 'data');
+    mkdirSync(root);
+    makeDataset(root, 'good');
+    const other = folder();
+    symlinkSync(other, join(root, 'linked'));
+    const data = { format: 'csv' as const, columns: ['id'], owner: null, labels: [], produced_by: null, partitions: [{ text: 'id\n1\n', rows: 1 }] };
+    const inside = await datasetErrorOf(writeDataset(root, 'good/x', data));
+    expect([inside.code, inside.message]).toEqual(['invalid_name', 'good is a dataset, not a namespace']);
+    expect((await datasetErrorOf(writeDataset(root, 'linked/x', data))).code).toBe('outside_root');
+    expect(readdirSync(other)).toEqual([]);
+    expect(await writeDataset(root, 'scratch/x', data)).toBe(true);
+    expect((await readDataset(root, 'scratch/x')).rows).toBe(1);
   });
 
   it('reports a data root that does not exist instead of failing', async () => {

@@ -43,7 +43,7 @@ export class PolicyReloader {
   private poller: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private running: Promise<ReloadOutcome> | undefined;
-  private queued: { trigger: ReloadTrigger; waiters: ((o: ReloadOutcome) => void)[] } | undefined;
+  private readonly queue: { trigger: ReloadTrigger; waiters: { resolve: (o: ReloadOutcome) => void; reject: (e: unknown) => void }[] }[] = [];
   private signature = '';
   private closed = false;
   readonly counts = { loaded: 0, unchanged: 0, failed: 0 };
@@ -79,14 +79,19 @@ export class PolicyReloader {
     return this.last;
   }
 
-  /** Reloads now (or right after the reload in progress); resolves with this attempt's outcome. */
+  /**
+   * Reloads now, or after the reloads already waiting; resolves with this attempt's outcome. A file
+   * change joins any waiting reload; an admin's request is never merged into another admin's, so
+   * each is audited as theirs.
+   */
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     if (!this.running) return this.run(trigger);
-    return new Promise((resolve) => {
-      if (this.queued) {
-        this.queued.trigger = trigger;
-        this.queued.waiters.push(resolve);
-      } else this.queued = { trigger, waiters: [resolve] };
+    return new Promise((resolve, reject) => {
+      const last = this.queue[this.queue.length - 1];
+      if (last && (trigger.by !== 'api' || last.trigger.by !== 'api')) {
+        if (trigger.by === 'api') last.trigger = trigger;
+        last.waiters.push({ resolve, reject });
+      } else this.queue.push({ trigger, waiters: [{ resolve, reject }] });
     });
   }
 
@@ -114,9 +119,9 @@ export class PolicyReloader {
   private run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     this.running = this.attempt(trigger).finally(() => {
       this.running = undefined;
-      const next = this.queued;
-      this.queued = undefined;
-      if (next) void this.run(next.trigger).then((o) => next.waiters.forEach((w) => w(o)));
+      const next = this.queue.shift();
+      // Every waiter hears the outcome or the failure (an audit outage must not crash the process).
+      if (next) this.run(next.trigger).then((o) => next.waiters.forEach((w) => w.resolve(o)), (e: unknown) => next.waiters.forEach((w) => w.reject(e)));
     });
     return this.running;
   }
@@ -127,9 +132,8 @@ export class PolicyReloader {
     const base = { previous_version: previous.version, trigger, at: new Date().toISOString() };
     const done = (o: Omit<ReloadOutcome, 'duration_ms' | keyof typeof base>): ReloadOutcome => ({ ...base, ...o, duration_ms: Math.round(performance.now() - started) });
     let outcome: ReloadOutcome;
-    this.signature = await this.fileSignature();
     try {
-      const files = await readPolicyFiles(this.dir);
+      const files = await this.readSettled();
       const version = policyVersion(files);
       if (version === previous.version) {
         outcome = done({ outcome: 'unchanged', version, attempted_version: version, problems: [...previous.warnings] });
@@ -211,6 +215,18 @@ export class PolicyReloader {
       });
     }, this.options.pollMs ?? 1000);
     this.poller.unref();
+  }
+
+  /** Reads both files once they hold still: a file still being written is read again, not served. */
+  private async readSettled(): Promise<Awaited<ReturnType<typeof readPolicyFiles>>> {
+    for (let tries = 0; ; tries++) {
+      const before = await this.fileSignature();
+      const files = await readPolicyFiles(this.dir);
+      const after = await this.fileSignature();
+      this.signature = after;
+      if (before === after || tries >= 20) return files;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** What the poll compares: size, modification time and inode of both files. */

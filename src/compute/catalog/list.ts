@@ -6,7 +6,7 @@ import { type DatasetInfo, datasetNameProblem } from '../../wire/index.js';
 import { DatasetError } from './errors.js';
 import { MANIFEST_FILE, PARTITION_PREFIX } from './manifest.js';
 import { exists, loadDataset } from './read.js';
-import { type DataRoot, openRoot, realInside } from './root.js';
+import { type DataRoot, openRoot, realOwn } from './root.js';
 
 export interface CatalogProblem {
   path: string;
@@ -53,7 +53,7 @@ async function namespace(root: DataRoot, ns: string, names: string[], problems: 
   const path = join(root.path, ns);
   let entries: string[];
   try {
-    entries = await readdir(await realInside(root, path, 'disappeared while listing'));
+    entries = await readdir(await realOwn(root, path, 'disappeared while listing'));
   } catch (err) {
     problems.push(toProblem(err));
     return;

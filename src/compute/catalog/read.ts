@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { type DatasetInfo, datasetNameProblem } from '../../wire/index.js';
 import { DatasetError } from './errors.js';
 import { type DatasetManifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, PARTITION_PREFIX, parseManifest } from './manifest.js';
-import { type DataRoot, openRoot, realInside } from './root.js';
+import { type DataRoot, openRoot, realOwn } from './root.js';
 
 /** The dataset `name` under `root`, or a DatasetError saying why it cannot be used. */
 export async function readDataset(root: string, name: string): Promise<DatasetInfo> {
@@ -21,11 +21,11 @@ export async function loadDataset(root: DataRoot, name: string): Promise<Dataset
   if (slash > 0 && (await exists(join(root.path, name.slice(0, slash), MANIFEST_FILE)))) {
     throw new DatasetError('not_found', `${name.slice(0, slash)} is a dataset, not a namespace`, dir);
   }
-  const realDir = await realInside(root, dir, `no dataset ${name}`);
+  const realDir = await realOwn(root, dir, `no dataset ${name}`);
   if (!(await stat(realDir)).isDirectory()) throw new DatasetError('not_found', `no dataset ${name} (not a folder)`, dir);
 
   const manifestPath = join(dir, MANIFEST_FILE);
-  const realManifest = await realInside(root, manifestPath, `no ${MANIFEST_FILE}`);
+  const realManifest = await realOwn(root, manifestPath, `no ${MANIFEST_FILE}`);
   const info = await stat(realManifest);
   if (!info.isFile()) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is not a file`, manifestPath);
   if (info.size > MANIFEST_MAX_BYTES) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is larger than ${MANIFEST_MAX_BYTES} bytes`, manifestPath);
@@ -55,7 +55,7 @@ async function checkPartitions(root: DataRoot, dir: string, realDir: string, man
     const path = join(dir, partition.file);
     let real: string;
     try {
-      real = await realInside(root, path, `${partition.file} is listed in ${MANIFEST_FILE} but missing`);
+      real = await realOwn(root, path, `${partition.file} is listed in ${MANIFEST_FILE} but missing`);
     } catch (err) {
       throw err instanceof DatasetError && err.code === 'not_found' ? new DatasetError('invalid_manifest', err.message, err.path) : err;
     }

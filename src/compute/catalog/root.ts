@@ -1,7 +1,7 @@
 // The data root and the one rule every path under it obeys: after following symbolic links it
 // is still inside the root, so a link cannot hand a job /etc or another system's files.
 import { realpath, stat } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { relative, resolve, sep } from 'node:path';
 import { DatasetError } from './errors.js';
 
 export interface DataRoot {
@@ -37,5 +37,16 @@ export async function realInside(root: DataRoot, path: string, missing: string):
   if (!real.startsWith(root.real + sep)) {
     throw new DatasetError('outside_root', 'is a symbolic link that leads outside the data root', path);
   }
+  return real;
+}
+
+/**
+ * The real path of `path`, which must be `path` itself (below the root, links are refused): a link
+ * inside the root would give a dataset a second name, and policy decides by name.
+ */
+export async function realOwn(root: DataRoot, path: string, missing: string): Promise<string> {
+  const real = await realInside(root, path, missing);
+  const own = resolve(root.real, relative(root.path, path));
+  if (real !== own) throw new DatasetError('outside_root', 'is a symbolic link; under the data root datasets are real folders and files, so none has a second name', path);
   return real;
 }

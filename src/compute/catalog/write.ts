@@ -7,6 +7,7 @@ import { type DatasetFormat, datasetNameProblem } from '../../wire/index.js';
 import { DatasetError } from './errors.js';
 import { type DatasetManifest, MANIFEST_FILE, parseManifest, partitionFile } from './manifest.js';
 import { exists } from './read.js';
+import { openRoot, realOwn } from './root.js';
 
 export interface PartitionData {
   text: string;
@@ -31,7 +32,11 @@ export async function writeDataset(rootDir: string, name: string, dataset: NewDa
   if (problem !== null) throw new DatasetError('invalid_name', problem, resolve(rootDir));
   const target = join(resolve(rootDir), name);
   const parent = dirname(target);
+  const slash = name.indexOf('/');
+  if (slash > 0 && (await exists(join(parent, MANIFEST_FILE)))) throw new DatasetError('invalid_name', `${name.slice(0, slash)} is a dataset, not a namespace`, parent);
   await mkdir(parent, { recursive: true });
+  // Never write through a link: the reader refuses what a link leads to (see realOwn).
+  if (slash > 0) await realOwn(await openRoot(rootDir), parent, 'the namespace folder disappeared');
   if (await exists(target)) return false;
   await removeAbandonedStaging(parent);
 
