@@ -6,6 +6,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDataset } from '../src/compute/catalog/index.js';
 import { startCli } from './support/cli-process.js';
 import { fetchTls } from './support/https.js';
 import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up } from './support/gatehouse.js';
@@ -100,10 +101,18 @@ describe('the policy API', () => {
     expect(auditEvents()).toContainEqual(expect.objectContaining({ action: 'dataset.list', actor: expect.objectContaining({ user: 'dave' }), details: { returned: 1, hidden: 2 } }));
   });
 
+  it('shows a dataset the caller may only write by name alone', async () => {
+    await writeDataset(join(box.dir, 'data'), 'scratch/alice-model', { format: 'csv', columns: ['customer_id', 'score'], owner: 'alice', labels: [], produced_by: null, partitions: [{ text: 'customer_id,score\n1,0.5\n', rows: 1 }] });
+    const dave = (await api('/v1/datasets', tokens.dave)).json<{ datasets: Record<string, unknown>[] }>().datasets;
+    expect(dave.find((d) => d.name === 'scratch/alice-model')).toEqual({ name: 'scratch/alice-model', actions: ['write'] });
+    const alice = (await api('/v1/datasets', tokens.alice)).json<{ datasets: Record<string, unknown>[] }>().datasets;
+    expect(alice.find((d) => d.name === 'scratch/alice-model')).toMatchObject({ actions: ['read', 'write'], columns: ['customer_id', 'score'], owner: 'alice' });
+  });
+
   it('explains one’s own access to anyone, and others’ only with policy read, using their last login’s groups', async () => {
     const own = await api('/v1/policy/explain', tokens.dave, { method: 'POST', body: { user: 'dave', action: 'read', object: 'dataset:customers' } });
     expect(own.status).toBe(200);
-    expect(own.json()).toMatchObject({ groups: ['contractors'], groups_source: 'caller', decision: { allowed: false }, deciding: { rule: 'p, role:contractors, label:pii, read, deny' } });
+    expect(own.json()).toMatchObject({ groups: ['contractors'], groups_source: 'caller', labels: ['pii'], labels_source: 'catalog', decision: { allowed: false }, deciding: { rule: 'p, role:contractors, label:pii, read, deny' } });
     expect((await api('/v1/policy/explain', tokens.alice, { method: 'POST', body: { user: 'dave', action: 'read', object: 'dataset:customers' } })).status).toBe(403);
     const other = await api('/v1/policy/explain', tokens.carol, { method: 'POST', body: { user: 'dave', action: 'read', object: 'dataset:words' } });
     expect(other.json()).toMatchObject({ groups: ['contractors'], groups_source: 'last-login', decision: { allowed: true } });

@@ -62,6 +62,15 @@ describe('the shipped example', () => {
     expect(decide(p, { user: 'dave', groups: ['contractors'] }, 'dataset:scratch/x', 'write').allowed).toBe(true);
   });
 
+  it('takes directory groups with spaces, and never caches a name with control characters', async () => {
+    const dir = policyDir((s) => `${s}g, group:Domain Admins, role:admins\n`);
+    const p = await loadPolicy(dir);
+    expect(decide(p, { user: 'erin', groups: ['Domain Admins'] }, 'policy:files', 'admin').allowed).toBe(true);
+    // "auditors\0platform-admins" must not stand in for the two groups (it once shared their cache key).
+    expect(explain(p, { user: 'bob', groups: ['auditors\u0000platform-admins'] }, 'policy:files', 'admin').decision).toMatchObject({ allowed: false, reason: expect.stringMatching(/^invalid subject/) });
+    expect(decide(p, { user: 'bob', groups: ['auditors', 'platform-admins'] }, 'policy:files', 'admin').allowed).toBe(true);
+  });
+
   it('refuses object names a pattern would wrongly match, before deciding', async () => {
     const p = await loadPolicy(SHIPPED);
     for (const object of ['dataset:scratch/../customers', 'dataset:scratch/a/b', 'dataset:Transactions', 'transactions', 'dataset:scratch/*']) {

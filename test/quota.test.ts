@@ -34,6 +34,7 @@ describe('a request against limits and usage', () => {
     expect(checkQuota(analyst.limits, NO_USAGE, { ...job, time_limit_s: 20_000 })).toMatchObject({ verdict: 'refuse', limit: 'max_job_runtime_s' });
     expect(checkQuota(analyst.limits, NO_USAGE, { ...job, memory_mb: 32_768 })).toMatchObject({ verdict: 'refuse', limit: 'max_memory_mb' });
     expect(checkQuota(analyst.limits, { ...NO_USAGE, core_seconds_24h: 64 * 3600 }, job)).toMatchObject({ verdict: 'refuse', limit: 'core_hours_per_day', used: 64, max: 64 });
+    expect(checkQuota(analyst.limits, { ...NO_USAGE, core_seconds_24h: 64 * 3600 - 18 }, job)).toEqual({ verdict: 'fits' }); // 63.995 h: not yet spent
     expect(checkQuota({ ...analyst.limits, max_concurrent_jobs: 0 }, NO_USAGE, job)).toMatchObject({ verdict: 'refuse', limit: 'max_concurrent_jobs' });
   });
 });

@@ -5,13 +5,14 @@ import { table } from './table.js';
 
 interface Listed {
   name: string;
-  format: string;
-  partitions: number;
-  rows: number;
-  bytes: number;
-  labels: string[];
-  owner: string | null;
   actions: string[];
+  // Absent when the caller may only write the dataset.
+  format?: string;
+  partitions?: number;
+  rows?: number;
+  bytes?: number;
+  labels?: string[];
+  owner?: string | null;
 }
 
 const size = (b: number) => (b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(1)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : b >= 1 << 10 ? `${(b / (1 << 10)).toFixed(1)} KiB` : `${b} B`);
@@ -26,7 +27,9 @@ export async function datasets(target: Target, json: boolean): Promise<number> {
     process.stdout.write('no datasets you may use (ask IT: gatehouse policy explain <you> read dataset:<name>)\n');
     return 0;
   }
-  const rows = answer.datasets.map((d) => [d.name, d.actions.join(','), d.format, String(d.partitions), d.rows.toLocaleString('en-US'), size(d.bytes), d.labels.join(',') || '-', d.owner ?? '-']);
+  const rows = answer.datasets.map((d) =>
+    d.format === undefined ? [d.name, d.actions.join(','), '-', '-', '-', '-', '-', '-'] : [d.name, d.actions.join(','), d.format, String(d.partitions), d.rows!.toLocaleString('en-US'), size(d.bytes!), d.labels!.join(',') || '-', d.owner ?? '-'],
+  );
   process.stdout.write(`${table(['dataset', 'you may', 'format', 'parts', 'rows', 'size', 'labels', 'owner'], rows)}\n`);
   return 0;
 }

@@ -84,7 +84,7 @@ async function test(options: PolicyOptions): Promise<number> {
 async function explainCommand(args: string[], options: PolicyOptions): Promise<number> {
   const [user, action, object] = args;
   if (!user || !action || !object || args.length > 3) throw new UsageError('usage: gatehouse policy explain <user> <action> <object> [--groups a,b] [--labels pii] [--dir DIR | --remote]');
-  let e: Explanation & { groups_source?: string };
+  let e: Explanation & { groups_source?: string; labels_source?: string };
   if (options.remote) {
     const target = options.target();
     e = await call(target, 'POST', '/v1/policy/explain', { token: await accessToken(target), body: { user, action, object, ...(options.groups ? { groups: options.groups } : {}), ...(options.labels ? { labels: options.labels } : {}) } });
@@ -97,7 +97,8 @@ async function explainCommand(args: string[], options: PolicyOptions): Promise<n
   }
   out(`${e.decision.allowed ? 'ALLOWED' : 'DENIED'}: ${user} ${action} ${object}`);
   out(`  ${e.summary}`);
-  out(`  groups: ${e.groups.join(', ') || '(none)'}${e.groups_source ? ` (${e.groups_source})` : ''}${e.labels.length ? `; labels: ${e.labels.join(', ')}` : ''}`);
+  const labelsNote = e.labels.length ? `; labels: ${e.labels.join(', ')}${e.labels_source ? ` (${e.labels_source})` : ''}` : !options.remote && object.startsWith('dataset:') ? '; no manifest labels offline (pass --labels, or ask the gateway with --remote)' : '';
+  out(`  groups: ${e.groups.join(', ') || '(none)'}${e.groups_source ? ` (${e.groups_source})` : ''}${labelsNote}`);
   if (e.matched.length === 0) out('  no rule matched');
   for (const m of e.matched) {
     const mark = m.line === e.deciding?.line ? '→' : ' ';

@@ -47,7 +47,13 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
   deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl });
   //   2 authorize (src/policy): each route decides on the serving version; the policy API itself
-  installPolicyRoutes(app, { reloader: deps.policy, audit, registry, knownGroups: (user) => deps.identity.knownGroups(user) });
+  installPolicyRoutes(app, {
+    reloader: deps.policy,
+    audit,
+    registry,
+    knownGroups: (user) => deps.identity.knownGroups(user),
+    datasetLabels: async (name) => (await deps.engine.datasets()).find((d) => d.name === name)?.labels ?? null,
+  });
   //   3 admit (src/quota) → 4 dispatch (src/proxy): the backend's datasets, filtered by policy
   installDatasetRoutes(app, { datasets: () => deps.engine.datasets(), policy: () => deps.policy.current(), audit });
   //   5 audit (src/audit): each decision recorded before its answer (today through logRecorder)

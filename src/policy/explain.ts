@@ -43,7 +43,7 @@ export function resolveQuota(policy: PolicySnapshot, subject: Subject): { limits
 export function explain(policy: PolicySnapshot, subject: Subject, object: string, action: string, labels: readonly string[] = []): Explanation {
   const decision = decideUncached(policy, subject, object, action, labels);
   const base = { user: subject.user, groups: [...subject.groups], object, action, labels: [...labels], decision, quota: resolveQuota(policy, subject) };
-  if (decision.reason.startsWith('invalid object')) return { ...base, deciding: null, matched: [], summary: decision.reason };
+  if (decision.reason.startsWith('invalid ')) return { ...base, deciding: null, matched: [], summary: decision.reason };
 
   const e = policy.evaluate(subject, object, action, labels, true);
   const user = `user:${subject.user}`;

@@ -174,7 +174,7 @@ function parse(src: string, names: Names): Node {
         }
       }
       expect(')');
-      if (!names.roles.includes(t.text) && !(t.text in BUILTINS)) {
+      if (!names.roles.includes(t.text) && !Object.hasOwn(BUILTINS, t.text)) {
         throw new MatcherError(`unknown function ${t.text}() in the matcher; known: ${[...names.roles, ...BUILTIN_FUNCTIONS].join(', ')}`);
       }
       if (names.roles.includes(t.text) && args.length !== 2) throw new MatcherError(`${t.text}() takes 2 arguments here (role definitions with domains are not supported), found ${args.length}`);
@@ -230,7 +230,7 @@ function emit(node: Node, functions: Set<string>): string {
       return `${node.side}[${node.index}]`;
     case 'call':
       functions.add(node.fn);
-      return `${node.fn in BUILTINS ? 'fn' : 'roles'}[${JSON.stringify(node.fn)}](${node.args.map((a) => emit(a, functions)).join(', ')})`;
+      return `${Object.hasOwn(BUILTINS, node.fn) ? 'fn' : 'roles'}[${JSON.stringify(node.fn)}](${node.args.map((a) => emit(a, functions)).join(', ')})`;
   }
 }
 

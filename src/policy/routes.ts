@@ -22,11 +22,13 @@ export interface PolicyRouteOptions {
   registry: Registry;
   /** The groups a user had at their latest login, when the gateway has seen them. */
   knownGroups?: (user: string) => Promise<{ groups: string[]; seen_at: string } | null>;
+  /** A dataset's manifest labels from the backend's catalog (null when there is no such dataset). */
+  datasetLabels?: (name: string) => Promise<string[] | null>;
 }
 
 const NoQuery = Type.Object({}, { additionalProperties: false });
 const EmptyBody = Type.Object({}, { additionalProperties: false });
-const Name = Type.String({ minLength: 1, maxLength: 256 });
+const Name = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 const ExplainBody = Type.Object(
   {
     user: Name,
@@ -138,6 +140,7 @@ export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOp
     const bad = objectProblem(body.object);
     if (bad) throw new GatehouseError('invalid_request', `object: ${bad}`, { field: 'object' });
     if (!(ACTIONS as readonly string[]).includes(body.action)) throw new GatehouseError('invalid_request', `action must be one of ${ACTIONS.join(', ')}`, { field: 'action' });
+    const policy = reloader.current(); // one version for the audit event and the answer
     const self = body.user === identity.user && body.groups === undefined;
     let groups: string[];
     let groupsSource: 'caller' | 'request' | 'last-login' | 'none';
@@ -146,7 +149,7 @@ export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOp
       // One's own access, with one's own groups: no policy grant needed.
       groups = identity.groups;
       groupsSource = 'caller';
-      await recordOrFail(audit, { actor: actorOf(identity, request.ip), action: 'policy.explain', object: body.object, decision: 'allow', reason: 'explaining the caller\'s own access', policy_version: reloader.current().version, request_id: request.id, details: { user: body.user, requested: body.action } }, request.log);
+      await recordOrFail(audit, { actor: actorOf(identity, request.ip), action: 'policy.explain', object: body.object, decision: 'allow', reason: 'explaining the caller\'s own access', policy_version: policy.version, request_id: request.id, details: { user: body.user, requested: body.action } }, request.log);
     } else {
       await authorize(ctx, request, identity, POLICY_OBJECT, 'read', 'policy.explain', { details: { user: body.user, object: body.object, requested: body.action } });
       if (body.groups) {
@@ -159,7 +162,14 @@ export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOp
         seenAt = known?.seen_at ?? null;
       }
     }
-    const result = explain(reloader.current(), { user: body.user, groups }, body.object, body.action, body.labels ?? []);
-    return { ...result, groups_source: groupsSource, groups_seen_at: seenAt };
+    // Decide as the gateway would: a dataset's labels come from its manifest unless given.
+    let labels = body.labels ?? [];
+    let labelsSource: 'request' | 'catalog' | 'none' = body.labels ? 'request' : 'none';
+    if (!body.labels && body.object.startsWith('dataset:') && options.datasetLabels) {
+      const found = await options.datasetLabels(body.object.slice('dataset:'.length));
+      if (found) [labels, labelsSource] = [found, 'catalog'];
+    }
+    const result = explain(policy, { user: body.user, groups }, body.object, body.action, labels);
+    return { ...result, groups_source: groupsSource, groups_seen_at: seenAt, labels_source: labelsSource };
   });
 }

@@ -7,6 +7,7 @@ import type { PolicyProblem } from './problems.js';
 import type { QuotaTable } from './quotas.js';
 import { type Closure, type RoleGraph, roleFunction } from './roles.js';
 import type { ProbeContext, RuleIndex } from './rule-index.js';
+import { CONTROL } from './vocabulary.js';
 
 /** Casbin's Effect enum. */
 const ALLOW = 1;
@@ -57,14 +58,16 @@ export class PolicySnapshot {
 
   /** The user's subject (`user:alice`) and its closure with their directory groups linked in. */
   subjectClosure(subject: Subject): Closure {
+    // Names with control characters (never valid) are not cached: \0 separates the key's parts.
+    const cacheable = !CONTROL.test(subject.user) && !subject.groups.some((g) => CONTROL.test(g));
     const key = subject.groups.length === 0 ? subject.user : `${subject.user}\0${subject.groups.join('\0')}`;
-    let c = this.subjectClosures.get(key);
+    let c = cacheable ? this.subjectClosures.get(key) : undefined;
     if (!c) {
       const graph = this.model.subjectRoles ? this.graphs.get(this.model.subjectRoles) : undefined;
       const name = `user:${subject.user}`;
       c = graph ? graph.closure(name, subject.groups.map((g) => `group:${g}`)) : new Map([[name, 0]]);
       if (this.subjectClosures.size >= CACHE_LIMIT) this.subjectClosures.clear();
-      this.subjectClosures.set(key, c);
+      if (cacheable) this.subjectClosures.set(key, c);
     }
     return c;
   }

@@ -6,7 +6,7 @@ import { lineRef, lineText, type PolicyLine } from './lines.js';
 import type { PolicyModel } from './model.js';
 import type { PolicyProblem } from './problems.js';
 import { MAX_HIERARCHY, type RoleGraph } from './roles.js';
-import { ACTIONS, closest, DEFAULT_SUBJECT, isDatasetName, isName, OBJECT_KINDS, QUOTA_LIMITS, SUBJECT_KINDS } from './vocabulary.js';
+import { ACTIONS, closest, DEFAULT_SUBJECT, isDatasetName, isGroupName, isName, OBJECT_KINDS, QUOTA_LIMITS, SUBJECT_KINDS } from './vocabulary.js';
 
 export const POLICY_FILE = 'policy.csv';
 
@@ -28,7 +28,7 @@ function subjectProblem(value: string, kinds: readonly string[]): [string, strin
     const guess = closest(kind, kinds);
     return [`unknown subject kind "${kind}:"`, guess ? `did you mean ${guess}:${name}?` : `subjects are ${kinds.map((k) => `${k}:`).join(', ')}`];
   }
-  if (!isName(name)) return [`"${name}" is not a valid ${kind} name`, 'names are letters, digits and . _ @ -'];
+  if (kind === 'group' ? !isGroupName(name) : !isName(name)) return [`"${name}" is not a valid ${kind} name`, kind === 'group' ? 'group names are letters, digits, spaces and . _ @ & \' ( ) -' : 'names are letters, digits and . _ @ -'];
   return null;
 }
 

@@ -19,12 +19,17 @@ export type QuotaLimit = (typeof QUOTA_LIMITS)[number];
 /** The subject of the quota line that applies to everyone. */
 export const DEFAULT_SUBJECT = 'default';
 
-/** The names after `user:`, `group:`, `role:` and `label:`. */
+/** The names after `user:`, `role:` and `label:`. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
+/** Directory groups may have inner spaces ("Domain Admins"), as the IdP and LDAP report them. */
+const GROUP = /^[A-Za-z0-9](?:[A-Za-z0-9 ._@&'()-]*[A-Za-z0-9._@)-])?$/;
+/** What a name may never contain: control characters (they also separate cache keys). */
+export const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Other objects' names: cert serials, `audit:events`, `policy:files`, job ids. */
 const OTHER = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export const isName = (s: string): boolean => NAME.test(s) && s.length <= 256;
+export const isGroupName = (s: string): boolean => GROUP.test(s) && s.length <= 256;
 /** Dataset names follow the data root's rule (src/wire): lower case, one optional namespace. */
 export const isDatasetName = (s: string): boolean => isWireDatasetName(s);
 

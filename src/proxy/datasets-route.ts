@@ -1,6 +1,7 @@
 // GET /v1/datasets: the backend's catalog, filtered to what the caller may use, with the caller's
 // actions on each. A dataset's manifest labels (pii) take part in the decision, so a dataset the
-// policy denies by label is never listed. One audit event per listing.
+// policy denies by label is never listed; one the caller may only write is listed by name alone.
+// One audit event per listing.
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
@@ -21,10 +22,12 @@ export function installDatasetRoutes(app: FastifyInstance, options: DatasetRoute
     const identity = identityOf(request);
     const all = await options.datasets();
     const policy = options.policy(); // one version for the whole listing
-    const visible: (DatasetInfo & { actions: string[] })[] = [];
+    const visible: (Partial<DatasetInfo> & { name: string; actions: string[] })[] = [];
     for (const d of all) {
       const actions = ACTIONS.filter((a) => decide(policy, identity, `dataset:${d.name}`, a, { labels: d.labels }).allowed);
-      if (actions.length > 0) visible.push({ ...d, actions });
+      // Write alone (a shared scratch space) shows the name, not someone else's columns, owner or size.
+      if (actions.includes('read') || actions.includes('admin')) visible.push({ ...d, actions });
+      else if (actions.length > 0) visible.push({ name: d.name, actions });
     }
     await recordOrFail(
       options.audit,

@@ -44,8 +44,10 @@ export function checkQuota(limits: Limits, usage: Usage, request: ResourceReques
   if (request.cores > limits.max_cores) return refuse('max_cores', usage.cores, request.cores, `${request.cores} cores requested, the limit is ${limits.max_cores}`);
   if (request.memory_mb > limits.max_memory_mb) return refuse('max_memory_mb', usage.memory_mb, request.memory_mb, `${request.memory_mb} MB requested, the limit is ${limits.max_memory_mb} MB`);
   if (request.time_limit_s > limits.max_job_runtime_s) return refuse('max_job_runtime_s', 0, request.time_limit_s, `a time limit of ${request.time_limit_s} s requested, the longest allowed is ${limits.max_job_runtime_s} s`);
-  const hours = Math.round((usage.core_seconds_24h / 3600) * 100) / 100;
-  if (hours >= limits.core_hours_per_day) return refuse('core_hours_per_day', hours, 0, `${hours} of ${limits.core_hours_per_day} core-hours used in the last 24 h`);
+  if (usage.core_seconds_24h >= limits.core_hours_per_day * 3600) {
+    const hours = Math.floor((usage.core_seconds_24h / 3600) * 100) / 100; // shown, never compared
+    return refuse('core_hours_per_day', hours, 0, `${hours} of ${limits.core_hours_per_day} core-hours used in the last 24 h`);
+  }
 
   // Fits the limits; waits until enough is free.
   if (usage.running_jobs + 1 > limits.max_concurrent_jobs) return wait('max_concurrent_jobs', usage.running_jobs, 1);
