@@ -56,8 +56,8 @@ async function lint(options: PolicyOptions): Promise<number> {
   }
   for (const p of problems) (p.severity === 'error' ? err : out)(formatProblem(p));
   if (snapshot) {
-    const count = (t: string) => snapshot.lines.filter((l) => l.type === t).length;
-    out(`${options.dir}: valid, version ${snapshot.version}: ${snapshot.rules.length} rules, ${count('g')} role links, ${count('g2')} label links, ${count('p2')} quota lines${problems.length ? `, ${problems.length} warning(s)` : ''}`);
+    const c = snapshot.counts;
+    out(`${options.dir}: valid, version ${snapshot.version}: ${c.rules} rules, ${c.role_links} role links, ${c.label_links} label links, ${c.quota_lines} quota lines${problems.length ? `, ${problems.length} warning(s)` : ''}`);
     return 0;
   }
   err(`${options.dir}: ${errors} error(s); a gateway would keep serving its previous version`);

@@ -1,7 +1,7 @@
 // The engine's catalog routes. Broken datasets are left out of the answer and logged for the
 // administrator, once per change rather than on every listing.
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
+import { NoQuery } from '../http/index.js';
 import { type DatasetList, DatasetListSchema } from '../wire/index.js';
 import { listDatasets } from './catalog/index.js';
 
@@ -9,7 +9,7 @@ export function datasetRoutes(app: FastifyInstance, options: { dataRoot: string 
   let reported = '[]';
   app.get(
     '/datasets',
-    { schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { 200: DatasetListSchema } } },
+    { schema: { querystring: NoQuery, response: { 200: DatasetListSchema } } },
     async (request): Promise<DatasetList> => {
       const { datasets, problems } = await listDatasets(options.dataRoot);
       const key = JSON.stringify(problems);

@@ -3,7 +3,7 @@
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
+import { installPlumbing, loggerOptions, NoQuery, serverOptions } from '../http/index.js';
 import { VERSION } from '../version.js';
 import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
 import { datasetRoutes } from './dataset-routes.js';
@@ -44,7 +44,7 @@ export function buildEngine(options: EngineOptions): FastifyInstance {
 
   app.get(
     '/healthz',
-    { schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { 200: HealthBody } } },
+    { schema: { querystring: NoQuery, response: { 200: HealthBody } } },
     async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()) }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });

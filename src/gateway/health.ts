@@ -1,6 +1,7 @@
 // /healthz (the process answers) and /readyz (its store, policy and engine answer too).
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
+import { NoQuery } from '../http/index.js';
 import { GatehouseError, type HealthStatus } from '../wire/index.js';
 import { VERSION } from '../version.js';
 
@@ -20,8 +21,6 @@ const ReadyBody = Type.Object({
 });
 
 export function installHealth(app: FastifyInstance, checks: Record<string, ReadinessCheck>): void {
-  const NoQuery = Type.Object({}, { additionalProperties: false });
-
   app.get('/healthz', { config: { public: true }, schema: { summary: 'Liveness', querystring: NoQuery, response: { 200: HealthBody } } }, async (): Promise<HealthStatus> => ({
     status: 'ok',
     service: 'gateway',

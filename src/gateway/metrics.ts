@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import Type from 'typebox';
+import { NoQuery } from '../http/index.js';
 
 export function installMetrics(app: FastifyInstance, registry: Registry = new Registry()): Registry {
   collectDefaultMetrics({ register: registry }); // standard names, so stock dashboards work
@@ -26,7 +27,7 @@ export function installMetrics(app: FastifyInstance, registry: Registry = new Re
       config: { public: true }, // scraped by Prometheus; no user data in it
       schema: {
         summary: 'Prometheus metrics',
-        querystring: Type.Object({}, { additionalProperties: false }),
+        querystring: NoQuery,
         response: { 200: Type.String() },
       },
     },

@@ -2,3 +2,4 @@
 export { loggerOptions, REDACTED_PATHS, scrubUrl } from './logging.js';
 export { installPlumbing, serverOptions } from './plumbing.js';
 export { httpsUrl, isLoopbackHost } from './url.js';
+export { EmptyBody, NoQuery } from './schemas.js';

@@ -4,7 +4,7 @@
 // and remembered for the life of the policy version.
 import { lineRef, lineText } from './lines.js';
 import type { PolicySnapshot, Subject } from './snapshot.js';
-import { CONTROL, objectProblem } from './vocabulary.js';
+import { hasControl, objectProblem } from './vocabulary.js';
 
 export interface Decision {
   allowed: boolean;
@@ -26,7 +26,7 @@ const CACHE_LIMIT = 100_000;
 export function decide(policy: PolicySnapshot, subject: Subject, object: string, action: string, options: DecideOptions = {}): Decision {
   const labels = options.labels ?? [];
   // A control character would make the cache key ambiguous; such a name is refused, uncached.
-  if (hasControl(subject, labels)) return decideUncached(policy, subject, object, action, labels);
+  if (hasControl(subject.user, subject.groups, labels)) return decideUncached(policy, subject, object, action, labels);
   const key = `${subject.user}\u0001${subject.groups.join('\u0002')}\u0001${object}\u0001${labels.join('\u0002')}\u0001${action}`;
   const cached = policy.decisions.get(key) as Decision | undefined;
   if (cached) return cached;
@@ -40,7 +40,7 @@ export function decide(policy: PolicySnapshot, subject: Subject, object: string,
 export function decideUncached(policy: PolicySnapshot, subject: Subject, object: string, action: string, labels: readonly string[] = []): Decision {
   const version = policy.version;
   // Object names are checked before deciding: Casbin's patterns would happily match `dataset:a/../b`.
-  if (hasControl(subject, labels)) return { allowed: false, rule: null, line: null, reason: 'invalid subject: a name contains control characters', policyVersion: version };
+  if (hasControl(subject.user, subject.groups, labels)) return { allowed: false, rule: null, line: null, reason: 'invalid subject: a name contains control characters', policyVersion: version };
   const bad = objectProblem(object);
   if (bad) return { allowed: false, rule: null, line: null, reason: `invalid object: ${bad}`, policyVersion: version };
   const e = policy.evaluate(subject, object, action, labels);
@@ -53,8 +53,4 @@ export function decideUncached(policy: PolicySnapshot, subject: Subject, object:
   return rule
     ? { allowed: false, rule: lineText(rule), line: lineRef(rule), reason: `denied by ${lineRef(rule)}: ${lineText(rule)}`, policyVersion: version }
     : { allowed: false, rule: null, line: null, reason: `no rule grants ${action} on ${object} to user:${subject.user}`, policyVersion: version };
-}
-
-function hasControl(subject: Subject, labels: readonly string[]): boolean {
-  return CONTROL.test(subject.user) || subject.groups.some((g) => CONTROL.test(g)) || labels.some((l) => CONTROL.test(l));
 }

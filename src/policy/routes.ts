@@ -7,6 +7,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import Type from 'typebox';
 import { actorOf, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import { identityOf } from '../auth/index.js';
+import { EmptyBody, NoQuery } from '../http/index.js';
 import { GatehouseError } from '../wire/index.js';
 import { authorize } from './authorize.js';
 import { explain } from './explain.js';
@@ -26,8 +27,6 @@ export interface PolicyRouteOptions {
   datasetLabels?: (name: string) => Promise<string[] | null>;
 }
 
-const NoQuery = Type.Object({}, { additionalProperties: false });
-const EmptyBody = Type.Object({}, { additionalProperties: false });
 const Name = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 const ExplainBody = Type.Object(
   {
@@ -110,13 +109,12 @@ export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOp
     const identity = identityOf(request);
     await authorize(ctx, request, identity, POLICY_OBJECT, 'read', 'policy.view');
     const p = reloader.current();
-    const count = (type: string) => p.lines.filter((l) => l.type === type).length;
     return {
       version: p.version,
       loaded_at: p.loadedAt.toISOString(),
       dir: p.dir,
       model: { effect: p.model.effect, matcher: p.model.matcher.source.replace(/\b([rp])_/g, '$1.'), role_definitions: p.model.roleTypes },
-      counts: { rules: p.rules.length, role_links: p.model.subjectRoles ? count(p.model.subjectRoles) : 0, label_links: p.model.objectRoles ? count(p.model.objectRoles) : 0, quota_lines: count('p2') },
+      counts: p.counts,
       warnings: p.warnings.map((w) => ({ ...w })),
       last_reload: outcomeBody(reloader.lastOutcome()),
       reloads: { ...reloader.counts },

@@ -7,7 +7,7 @@ import type { PolicyProblem } from './problems.js';
 import type { QuotaTable } from './quotas.js';
 import { type Closure, type RoleGraph, roleFunction } from './roles.js';
 import type { ProbeContext, RuleIndex } from './rule-index.js';
-import { CONTROL } from './vocabulary.js';
+import { hasControl } from './vocabulary.js';
 
 /** Casbin's Effect enum. */
 const ALLOW = 1;
@@ -36,6 +36,7 @@ export class PolicySnapshot {
   readonly decisions = new Map<string, unknown>();
   private readonly subjectClosures = new Map<string, Closure>();
   private readonly emptyP: string[];
+  private countsOnce: PolicySnapshot['counts'] | undefined;
 
   constructor(
     /** A content hash of model.conf and policy.csv: every decision carries it. */
@@ -56,10 +57,19 @@ export class PolicySnapshot {
     this.emptyP = model.policyTypes.get('p')!.map(() => '');
   }
 
+  /** Lines by kind, for people (GET /v1/policy, lint's summary). */
+  get counts(): { rules: number; role_links: number; label_links: number; quota_lines: number } {
+    this.countsOnce ??= (() => {
+      const count = (type: string | null) => (type === null ? 0 : this.lines.filter((l) => l.type === type).length);
+      return { rules: this.rules.length, role_links: count(this.model.subjectRoles), label_links: count(this.model.objectRoles), quota_lines: count('p2') };
+    })();
+    return this.countsOnce;
+  }
+
   /** The user's subject (`user:alice`) and its closure with their directory groups linked in. */
   subjectClosure(subject: Subject): Closure {
     // Names with control characters (never valid) are not cached: \0 separates the key's parts.
-    const cacheable = !CONTROL.test(subject.user) && !subject.groups.some((g) => CONTROL.test(g));
+    const cacheable = !hasControl(subject.user, subject.groups);
     const key = subject.groups.length === 0 ? subject.user : `${subject.user}\0${subject.groups.join('\0')}`;
     let c = cacheable ? this.subjectClosures.get(key) : undefined;
     if (!c) {

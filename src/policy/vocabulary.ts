@@ -24,7 +24,12 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
 /** Directory groups may have inner spaces ("Domain Admins"), as the IdP and LDAP report them. */
 const GROUP = /^[A-Za-z0-9](?:[A-Za-z0-9 ._@&'()-]*[A-Za-z0-9._@)-])?$/;
 /** What a name may never contain: control characters (they also separate cache keys). */
-export const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** True when any of the names holds a control character (never valid; they also separate cache keys). */
+export function hasControl(...names: (string | readonly string[])[]): boolean {
+  return names.some((n) => (typeof n === 'string' ? CONTROL.test(n) : n.some((x) => CONTROL.test(x))));
+}
 /** Other objects' names: cert serials, `audit:events`, `policy:files`, job ids. */
 const OTHER = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 

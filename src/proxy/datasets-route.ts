@@ -3,9 +3,9 @@
 // policy denies by label is never listed; one the caller may only write is listed by name alone.
 // One audit event per listing.
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
 import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
 import { identityOf } from '../auth/index.js';
+import { NoQuery } from '../http/index.js';
 import { ACTIONS, decide, type PolicySnapshot } from '../policy/index.js';
 import type { DatasetInfo } from '../wire/index.js';
 
@@ -14,8 +14,6 @@ export interface DatasetRouteOptions {
   policy: () => PolicySnapshot;
   audit: AuditRecorder;
 }
-
-const NoQuery = Type.Object({}, { additionalProperties: false });
 
 export function installDatasetRoutes(app: FastifyInstance, options: DatasetRouteOptions): void {
   app.get('/v1/datasets', { schema: { summary: 'The datasets the caller may use, with the caller’s actions on each', querystring: NoQuery } }, async (request) => {

@@ -1,8 +1,7 @@
 // Request and response schemas of the identity routes (validated by fastify, published in /openapi.json).
 import Type from 'typebox';
 
-export const NoQuery = Type.Object({}, { additionalProperties: false });
-export const EmptyBody = Type.Object({}, { additionalProperties: false });
+export { EmptyBody, NoQuery } from '../../http/index.js';
 
 export const TokenResponse = Type.Object({
   access_token: Type.String(),
