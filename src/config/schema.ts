@@ -46,6 +46,24 @@ export const ConfigSchema = Type.Object(
       {
         host: Host('127.0.0.1', 'address the bundled engine listens on (mTLS only)'),
         port: Port(8444, 'port of the bundled engine (0 picks a free port)'),
+        slots: Type.Integer({
+          minimum: 0,
+          maximum: 4096,
+          default: 0,
+          description: 'worker processes the engine runs at once, shared fairly between users (0: one per CPU core)',
+        }),
+        sandbox: Type.Union([Type.Literal('auto'), Type.Literal('bwrap'), Type.Literal('none')], {
+          default: 'auto',
+          description: 'auto: run tasks inside bubblewrap when it works here; bwrap: refuse to start without it; none: never (see Isolation)',
+        }),
+        task_uids: Type.String({
+          pattern: '^[0-9]+-[0-9]+$',
+          default: '200000-265535',
+          description: 'when the engine runs as root, each running job gets its own unprivileged uid (and gid) from this range',
+        }),
+        python: Type.String({ minLength: 1, default: 'python3', description: "the python runtime's interpreter, found on the tasks' PATH (/usr/local/bin:/usr/bin:/bin)" }),
+        max_output_mb: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, default: 10240, description: "largest output a job may write, in MiB (also each output file's limit)" }),
+        log_max_kb: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 4096, description: "largest log kept per job, in KiB; beyond it lines are counted, not kept" }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   forbidden: 403,
   quota_exceeded: 403,
   not_found: 404,
+  // A job id or output dataset that already exists.
+  conflict: 409,
   payload_too_large: 413,
   // A policy folder that does not pass lint: the previous version keeps serving.
   policy_invalid: 422,

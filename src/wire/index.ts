@@ -23,3 +23,33 @@ export {
   datasetNameProblem,
   isDatasetName,
 } from './datasets.js';
+export {
+  DEFAULT_ENTRYPOINT,
+  DEFAULT_MAX_ATTEMPTS,
+  FINAL_STATES,
+  JOB_STATES,
+  type JobList,
+  JobListSchema,
+  type JobSpec,
+  jobSpecHash,
+  jobSpecProblem,
+  JobSpecSchema,
+  type JobState,
+  type JobStatus,
+  JobStatusSchema,
+  type Resources,
+  ResourcesSchema,
+  type Runtime,
+  RUNTIMES,
+  SOURCE_MAX_BYTES,
+} from './jobs.js';
+export {
+  type AdmissionClaims,
+  signAdmissionTicket,
+  TICKET_DEFAULT_LIFETIME_S,
+  TICKET_HEADER,
+  TICKET_MAX_LIFETIME_S,
+  TicketError,
+  type TicketProblem,
+  verifyAdmissionTicket,
+} from './admission-ticket.js';

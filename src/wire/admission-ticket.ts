@@ -1,0 +1,88 @@
+// The admission ticket: the gateway's signed word that a user may run this exact spec with these
+// resources, once, soon. The engine verifies it against the key of the gateway's own mTLS client
+// certificate, so reaching the engine's port without the gateway's key gets nothing.
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import type { Resources } from './jobs.js';
+
+export const TICKET_HEADER = 'gatehouse-admission';
+export const TICKET_ISSUER = 'gatehouse-gateway';
+export const TICKET_AUDIENCE = 'gatehouse-engine';
+const TICKET_TYPE = 'gatehouse-admission+jwt';
+/** A ticket is spent within seconds of being issued; a longer one is refused as a forgery risk. */
+export const TICKET_MAX_LIFETIME_S = 300;
+export const TICKET_DEFAULT_LIFETIME_S = 60;
+
+export interface AdmissionClaims {
+  /** The job id the gateway chose: the same id on both sides. */
+  job: string;
+  user: string;
+  /** jobSpecHash(spec) of the admitted spec. */
+  spec: string;
+  granted: Resources;
+  jti: string;
+  exp: number;
+  iat: number;
+}
+
+export type TicketProblem = 'missing' | 'malformed' | 'foreign' | 'expired' | 'replayed' | 'mismatch';
+
+export class TicketError extends Error {
+  override readonly name = 'TicketError';
+  constructor(
+    readonly problem: TicketProblem,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function signAdmissionTicket(
+  claims: { job: string; user: string; spec: string; granted: Resources; lifetimeS?: number },
+  key: KeyObject,
+): Promise<string> {
+  const lifetime = Math.min(claims.lifetimeS ?? TICKET_DEFAULT_LIFETIME_S, TICKET_MAX_LIFETIME_S);
+  return new SignJWT({ job: claims.job, spec: claims.spec, granted: claims.granted })
+    .setProtectedHeader({ alg: 'RS256', typ: TICKET_TYPE })
+    .setIssuer(TICKET_ISSUER)
+    .setAudience(TICKET_AUDIENCE)
+    .setSubject(claims.user)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime(`${lifetime}s`)
+    .sign(key);
+}
+
+/** Checks signature, issuer, audience, type, lifetime and shape; replay and spec binding are the caller's. */
+export async function verifyAdmissionTicket(token: string | undefined, key: KeyObject): Promise<AdmissionClaims> {
+  if (token === undefined || token === '') throw new TicketError('missing', `an admission ticket is required (${TICKET_HEADER} header): jobs reach the engine through the gateway`);
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, key, {
+      algorithms: ['RS256'],
+      issuer: TICKET_ISSUER,
+      audience: TICKET_AUDIENCE,
+      typ: TICKET_TYPE,
+      requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+      clockTolerance: 5,
+    }));
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) throw new TicketError('expired', 'the admission ticket has expired; submit the job again');
+    if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new TicketError('foreign', 'the admission ticket was not signed by this gateway');
+    throw new TicketError('malformed', `the admission ticket is not valid: ${(err as Error).message}`);
+  }
+  const { sub, jti, iat, exp, job, spec, granted } = payload;
+  if (typeof iat !== 'number' || typeof exp !== 'number' || exp - iat > TICKET_MAX_LIFETIME_S) {
+    throw new TicketError('malformed', `an admission ticket lives ${TICKET_MAX_LIFETIME_S} s at most`);
+  }
+  if (typeof sub !== 'string' || typeof jti !== 'string' || typeof job !== 'string' || typeof spec !== 'string' || !isResources(granted)) {
+    throw new TicketError('malformed', 'the admission ticket lacks the job, user, spec hash or granted resources');
+  }
+  return { job, user: sub, spec, granted, jti, iat, exp };
+}
+
+function isResources(value: unknown): value is Resources {
+  if (value === null || typeof value !== 'object') return false;
+  const r = value as Record<string, unknown>;
+  return [r.cores, r.memory_mb, r.time_limit_s].every((n) => Number.isInteger(n) && (n as number) > 0);
+}
