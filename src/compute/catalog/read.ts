@@ -15,6 +15,18 @@ export async function readDataset(root: string, name: string): Promise<DatasetIn
 
 /** `name` must already satisfy the naming rule. */
 export async function loadDataset(root: DataRoot, name: string): Promise<DatasetInfo> {
+  return (await openDataset(root, name)).info;
+}
+
+export interface OpenDataset {
+  info: DatasetInfo;
+  manifest: DatasetManifest;
+  /** The dataset's folder (its real path: links were refused on the way). */
+  dir: string;
+}
+
+/** A dataset checked as loadDataset checks it, with its manifest: what a job reads partitions by. */
+export async function openDataset(root: DataRoot, name: string): Promise<OpenDataset> {
   const dir = join(root.path, name);
   const slash = name.indexOf('/');
   // A folder with a manifest is a dataset, never a namespace: the listing does not look inside it either.
@@ -26,12 +38,12 @@ export async function loadDataset(root: DataRoot, name: string): Promise<Dataset
 
   const manifestPath = join(dir, MANIFEST_FILE);
   const realManifest = await realOwn(root, manifestPath, `no ${MANIFEST_FILE}`);
-  const info = await stat(realManifest);
-  if (!info.isFile()) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is not a file`, manifestPath);
-  if (info.size > MANIFEST_MAX_BYTES) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is larger than ${MANIFEST_MAX_BYTES} bytes`, manifestPath);
+  const manifestStat = await stat(realManifest);
+  if (!manifestStat.isFile()) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is not a file`, manifestPath);
+  if (manifestStat.size > MANIFEST_MAX_BYTES) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is larger than ${MANIFEST_MAX_BYTES} bytes`, manifestPath);
   const manifest = parseManifest(await readFile(realManifest, 'utf8'), manifestPath);
   await checkPartitions(root, dir, realDir, manifest);
-  return {
+  const info: DatasetInfo = {
     name,
     format: manifest.format,
     columns: manifest.columns,
@@ -43,6 +55,7 @@ export async function loadDataset(root: DataRoot, name: string): Promise<Dataset
     created_at: manifest.created_at,
     produced_by: manifest.produced_by,
   };
+  return { info, manifest, dir: realDir };
 }
 
 /** Every listed partition is a file of the listed size inside the root, and no partition is unlisted. */

@@ -1,0 +1,177 @@
+// The engine's own state: jobs, their partitions and spent admission tickets, in SQLite beside
+// the logs. Every change is written before the engine acts on it, so a kill -9 loses at most the
+// partitions that were running, and those are redone.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { JobSpec, JobState, Resources } from '../../wire/index.js';
+
+export type PartitionState = 'todo' | 'running' | 'done' | 'failed';
+
+export interface JobRow {
+  id: string;
+  /** Order of submission. */
+  seq: number;
+  user: string;
+  spec: JobSpec;
+  granted: Resources;
+  state: JobState;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+  uid: number | null;
+  core_seconds: number;
+}
+
+export interface PartitionRow {
+  job_id: string;
+  /** Position in the job's work list: the output's partition number. */
+  idx: number;
+  /** The input partition it reads. */
+  input_idx: number;
+  state: PartitionState;
+  attempts: number;
+  rows_in: number;
+  bytes_in: number;
+  rows_out: number;
+  bytes_out: number;
+  seconds: number;
+  error: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, seq INTEGER NOT NULL, user TEXT NOT NULL, spec TEXT NOT NULL, granted TEXT NOT NULL,
+  state TEXT NOT NULL, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, error TEXT,
+  uid INTEGER, core_seconds REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS partitions (
+  job_id TEXT NOT NULL REFERENCES jobs(id), idx INTEGER NOT NULL, input_idx INTEGER NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, rows_in INTEGER NOT NULL, bytes_in INTEGER NOT NULL,
+  rows_out INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0, error TEXT,
+  PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS tickets (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);
+`;
+
+interface RawJob extends Omit<JobRow, 'spec' | 'granted'> {
+  spec: string;
+  granted: string;
+}
+
+export class JobDb {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(file: string) {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // WAL with NORMAL survives a killed process (only an OS crash could lose the last commits).
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.statements = {
+      insertJob: db.prepare(
+        `INSERT INTO jobs (id, seq, user, spec, granted, state, created_at) VALUES (@id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), @user, @spec, @granted, 'queued', @created_at)`,
+      ),
+      insertPartition: db.prepare(`INSERT INTO partitions (job_id, idx, input_idx, state, rows_in, bytes_in) VALUES (?, ?, ?, 'todo', ?, ?)`),
+      job: db.prepare(`SELECT * FROM jobs WHERE id = ?`),
+      counts: db.prepare(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`),
+      jobs: db.prepare(`SELECT * FROM jobs ORDER BY seq DESC LIMIT ?`),
+      jobsOf: db.prepare(`SELECT * FROM jobs WHERE user = ? ORDER BY seq DESC LIMIT ?`),
+      unfinished: db.prepare(`SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq`),
+      partitions: db.prepare(`SELECT * FROM partitions WHERE job_id = ? ORDER BY idx`),
+      setState: db.prepare(`UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?`),
+      started: db.prepare(`UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?`),
+      setUid: db.prepare(`UPDATE jobs SET uid = ? WHERE id = ?`),
+      coreSeconds: db.prepare(`UPDATE jobs SET core_seconds = core_seconds + ? WHERE id = ?`),
+      partitionRunning: db.prepare(`UPDATE partitions SET state = 'running', attempts = attempts + 1 WHERE job_id = ? AND idx = ?`),
+      partitionDone: db.prepare(`UPDATE partitions SET state = 'done', rows_out = ?, bytes_out = ?, seconds = ?, error = NULL WHERE job_id = ? AND idx = ?`),
+      partitionFailed: db.prepare(`UPDATE partitions SET state = ?, error = ? WHERE job_id = ? AND idx = ?`),
+      partitionTodo: db.prepare(`UPDATE partitions SET state = 'todo' WHERE job_id = ? AND idx = ?`),
+      spendTicket: db.prepare(`INSERT OR IGNORE INTO tickets (jti, exp) VALUES (?, ?)`),
+      forgetTickets: db.prepare(`DELETE FROM tickets WHERE exp < ?`),
+    };
+  }
+
+  /** The job and its partitions in one transaction: never a job without its work list. */
+  insertJob(job: { id: string; user: string; spec: JobSpec; granted: Resources; created_at: string }, partitions: { input_idx: number; rows: number; bytes: number }[]): void {
+    this.db.transaction(() => {
+      this.statements.insertJob.run({ ...job, spec: JSON.stringify(job.spec), granted: JSON.stringify(job.granted) });
+      partitions.forEach((p, idx) => this.statements.insertPartition.run(job.id, idx, p.input_idx, p.rows, p.bytes));
+    })();
+  }
+
+  job(id: string): JobRow | undefined {
+    const raw = this.statements.job.get(id) as RawJob | undefined;
+    return raw === undefined ? undefined : parse(raw);
+  }
+
+  jobs(user: string | undefined, limit: number): JobRow[] {
+    const raws = (user === undefined ? this.statements.jobs.all(limit) : this.statements.jobsOf.all(user, limit)) as RawJob[];
+    return raws.map(parse);
+  }
+
+  countsByState(): Record<string, number> {
+    return Object.fromEntries((this.statements.counts.all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
+  }
+
+  unfinished(): JobRow[] {
+    return (this.statements.unfinished.all() as RawJob[]).map(parse);
+  }
+
+  partitions(jobId: string): PartitionRow[] {
+    return this.statements.partitions.all(jobId) as PartitionRow[];
+  }
+
+  started(id: string, at: string): void {
+    this.statements.started.run(at, id);
+  }
+
+  /** The uid a job's area belongs to, kept so a restarted engine gives it back the same one. */
+  setUid(id: string, uid: number | null): void {
+    this.statements.setUid.run(uid, id);
+  }
+
+  finish(id: string, state: JobState, error: string | null, at: string): void {
+    this.statements.setState.run(state, error, at, id);
+  }
+
+  addCoreSeconds(id: string, seconds: number): void {
+    this.statements.coreSeconds.run(seconds, id);
+  }
+
+  partitionRunning(jobId: string, idx: number): void {
+    this.statements.partitionRunning.run(jobId, idx);
+  }
+
+  partitionDone(jobId: string, idx: number, result: { rows_out: number; bytes_out: number; seconds: number }): void {
+    this.statements.partitionDone.run(result.rows_out, result.bytes_out, result.seconds, jobId, idx);
+  }
+
+  /** `todo` when it will be retried, `failed` when it will not. */
+  partitionFailed(jobId: string, idx: number, state: 'todo' | 'failed', error: string): void {
+    this.statements.partitionFailed.run(state, error, jobId, idx);
+  }
+
+  partitionTodo(jobId: string, idx: number): void {
+    this.statements.partitionTodo.run(jobId, idx);
+  }
+
+  /** False when this ticket id was spent before. Expired ids are forgotten: their tickets are refused anyway. */
+  spendTicket(jti: string, exp: number): boolean {
+    this.statements.forgetTickets.run(Math.floor(Date.now() / 1000) - 60);
+    return this.statements.spendTicket.run(jti, exp).changes === 1;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function parse(raw: RawJob): JobRow {
+  return { ...raw, spec: JSON.parse(raw.spec) as JobSpec, granted: JSON.parse(raw.granted) as Resources };
+}

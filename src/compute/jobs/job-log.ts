@@ -1,0 +1,66 @@
+// A job's log: every worker line prefixed with its partition, engine events marked [engine],
+// appended to one file per job, capped so a chatty job cannot fill the disk. Followers get each
+// line as it is written.
+import { EventEmitter } from 'node:events';
+import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export class JobLog extends EventEmitter {
+  private written: number;
+  private dropped = 0;
+  private fd: number | null = null;
+
+  constructor(
+    readonly file: string,
+    private readonly maxBytes: number,
+  ) {
+    super();
+    this.setMaxListeners(0); // one per follower
+    try {
+      this.written = statSync(file).size; // after a restart, the cap counts what is there
+    } catch {
+      this.written = 0;
+    }
+  }
+
+  static forJob(dir: string, jobId: string, maxBytes: number): JobLog {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return new JobLog(join(dir, `${jobId}.log`), maxBytes);
+  }
+
+  partition(partition: number | null, stream: 'stdout' | 'stderr', line: string): void {
+    const tag = partition === null ? '[worker]' : `[p${partition}]`;
+    this.append(stream === 'stderr' ? `${tag} ! ${line}` : `${tag} ${line}`);
+  }
+
+  engine(message: string): void {
+    this.append(`[engine] ${new Date().toISOString()} ${message}`, true);
+  }
+
+  /** Engine lines always get in (they say what happened); worker lines stop at the cap. */
+  private append(line: string, always = false): void {
+    const text = `${line}\n`;
+    const bytes = Buffer.byteLength(text);
+    if (!always && this.written + bytes > this.maxBytes) {
+      if (this.dropped++ === 0) this.append(`[engine] log limit of ${Math.round(this.maxBytes / 1024)} KiB reached; further worker lines are counted, not kept`, true);
+      return;
+    }
+    this.fd ??= openSync(this.file, 'a', 0o600);
+    writeSync(this.fd, text);
+    this.written += bytes;
+    this.emit('line', text);
+  }
+
+  /** Lines past the cap, reported when the job ends. */
+  get droppedLines(): number {
+    return this.dropped;
+  }
+
+  /** Followers stop when this fires. */
+  end(): void {
+    if (this.dropped > 0) this.engine(`${this.dropped} worker lines were over the log limit and not kept`);
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    this.emit('end');
+  }
+}

@@ -1,0 +1,99 @@
+// One active job as the engine holds it in memory: its rows from the job database, the partitions
+// still to do, the workers it has and what each is running. The database stays the truth; this is
+// what scheduling decisions read without a query.
+import type { DatasetFormat, JobStatus } from '../../wire/index.js';
+import { DEFAULT_MAX_ATTEMPTS } from '../../wire/index.js';
+import type { JobArea } from '../sandbox/index.js';
+import type { JobRow, PartitionRow } from './job-db.js';
+import type { JobLog } from './job-log.js';
+
+/** What the engine needs of a worker, warm or one process per partition. */
+export interface TaskWorker {
+  readonly startedAt: number;
+  ready(): Promise<void>;
+  run(task: { partition: number; attempt: number; input: string; output: string; format: DatasetFormat }): Promise<TaskOutcome>;
+  stop(): Promise<void>;
+  kill(): void;
+}
+
+export type TaskOutcome =
+  | { ok: true; rows_out: number | null; bytes_out: number | null; seconds: number }
+  | { ok: false; error: string; oom: boolean };
+
+export interface InputShape {
+  format: DatasetFormat;
+  columns: string[];
+  labels: string[];
+  /** Input partition files by index (host paths). */
+  files: string[];
+}
+
+export class JobRun {
+  readonly todo: number[];
+  readonly running = new Map<TaskWorker, number>();
+  readonly workers = new Set<TaskWorker>();
+  target = 0;
+  stopped = false;
+  committing = false;
+  /** Set once the job's area exists and its source is written: only then can workers start. */
+  area: JobArea | null = null;
+  deadline: NodeJS.Timeout | null = null;
+
+  constructor(
+    public row: JobRow,
+    readonly seq: number,
+    readonly parts: PartitionRow[],
+    readonly input: InputShape,
+    readonly log: JobLog,
+  ) {
+    this.todo = parts.filter((p) => p.state === 'todo').map((p) => p.idx);
+  }
+
+  get maxAttempts(): number {
+    return this.row.spec.max_attempts ?? DEFAULT_MAX_ATTEMPTS;
+  }
+
+  get outputFormat(): DatasetFormat {
+    return this.row.spec.output_format ?? this.input.format;
+  }
+
+  /** Workers it could use now. */
+  get wants(): number {
+    return this.stopped || this.area === null ? 0 : Math.min(this.row.granted.cores, this.todo.length + this.running.size);
+  }
+
+  get finished(): boolean {
+    return this.parts.every((p) => p.state === 'done');
+  }
+}
+
+/** The status of a job, from its rows (and, while it runs, its live workers). */
+export function jobStatus(row: JobRow, parts: PartitionRow[], live?: JobRun, now = Date.now()): JobStatus {
+  const count = (state: PartitionRow['state']) => parts.filter((p) => p.state === state).length;
+  const done = parts.filter((p) => p.state === 'done');
+  const sum = (rows: PartitionRow[], key: 'rows_in' | 'bytes_in' | 'rows_out' | 'bytes_out') => rows.reduce((n, p) => n + p[key], 0);
+  const liveSeconds = live === undefined ? 0 : [...live.workers].reduce((s, w) => s + (now - w.startedAt) / 1000, 0);
+  return {
+    id: row.id,
+    name: row.spec.name,
+    user: row.user,
+    state: row.state,
+    input: row.spec.input,
+    output: row.spec.output,
+    runtime: row.spec.runtime,
+    resources: row.granted,
+    partitions: { total: parts.length, done: done.length, failed: count('failed'), running: count('running') },
+    workers: live?.workers.size ?? 0,
+    rows_in: sum(done, 'rows_in'),
+    rows_out: sum(done, 'rows_out'),
+    bytes_in: sum(done, 'bytes_in'),
+    bytes_out: sum(done, 'bytes_out'),
+    created_at: row.created_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
+    core_seconds: Math.round((row.core_seconds + liveSeconds) * 1000) / 1000,
+    attempts: parts.reduce((n, p) => n + p.attempts, 0),
+    error: row.error,
+    reason: row.state === 'queued' ? (live?.area === null ? 'preparing the job area' : 'waiting for a free slot') : null,
+  };
+}
