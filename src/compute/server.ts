@@ -1,18 +1,36 @@
 // The bundled engine's HTTP API: TLS that requires a client certificate from our CA, and
 // inside it only the gateway's certificate (CN=gateway, OU=services) is served.
+import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { installPlumbing, loggerOptions, NoQuery, serverOptions } from '../http/index.js';
-import { VERSION } from '../version.js';
-import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
+import { PACKAGE_ROOT, VERSION } from '../version.js';
+import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
 import { datasetRoutes } from './dataset-routes.js';
+import { engineMetrics } from './engine-metrics.js';
+import { jobRoutes } from './job-routes.js';
+import { JobEngine } from './jobs/job-engine.js';
+import { detectIsolation, installRuntime, type SandboxMode, secureDataRoot } from './sandbox/index.js';
+
+const RUNNERS = ['python_runner.py', 'node_runner.mjs'].map((f) => join(PACKAGE_ROOT, 'src', 'compute', 'runners', f));
 
 export interface EngineOptions {
   tls: TlsMaterial;
   logLevel: string;
   /** Where the datasets live (data.root). */
   dataRoot: string;
+  /** The engine's job database and logs (state.dir/engine). */
+  stateDir: string;
+  /** Worker slots; 0 means one per CPU core. */
+  slots: number;
+  sandbox: SandboxMode;
+  taskUids: string;
+  python: string;
+  maxOutputMb: number;
+  logMaxKb: number;
 }
 
 const HealthBody = Type.Object({
@@ -22,9 +40,14 @@ const HealthBody = Type.Object({
   uptime_s: Type.Number(),
 });
 
-export function buildEngine(options: EngineOptions): FastifyInstance {
+export async function buildEngine(options: EngineOptions): Promise<FastifyInstance> {
+  const isolation = await detectIsolation({ mode: options.sandbox, taskUids: options.taskUids });
+  await mkdir(options.dataRoot, { recursive: true });
+  await secureDataRoot(options.dataRoot, isolation);
+  const runtimeDir = await installRuntime(join(options.dataRoot, '.staging'), RUNNERS);
   const app = Fastify({
     ...serverOptions(),
+    bodyLimit: 2 * SOURCE_MAX_BYTES + 64 * 1024, // a job spec carries its source text
     logger: loggerOptions('engine', options.logLevel),
     https: {
       ...options.tls,
@@ -48,5 +71,20 @@ export function buildEngine(options: EngineOptions): FastifyInstance {
     async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()) }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });
+  const jobs = await JobEngine.open({
+    dataRoot: options.dataRoot,
+    stateDir: options.stateDir,
+    slots: options.slots === 0 ? availableParallelism() : options.slots,
+    isolation,
+    runtimeDir,
+    python: options.python,
+    maxOutputBytes: options.maxOutputMb * 1024 * 1024,
+    logMaxBytes: options.logMaxKb * 1024,
+    log: app.log,
+  });
+  app.addHook('onClose', () => jobs.close());
+  jobRoutes(app, jobs);
+  engineMetrics(app, jobs);
+  app.log.info({ isolation: isolation.describe(), slots: jobs.slots }, 'engine jobs ready');
   return app;
 }

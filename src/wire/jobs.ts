@@ -34,7 +34,7 @@ export const JobSpecSchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'a label for people; not unique' }),
     input: DatasetName('the dataset whose partitions are processed'),
     output: DatasetName('the dataset the job creates'),
-    runtime: Type.Union(RUNTIMES.map((r) => Type.Literal(r))),
+    runtime: Type.Union([Type.Literal('python'), Type.Literal('node'), Type.Literal('command')]),
     source: Type.Optional(Type.String({ maxLength: SOURCE_MAX_BYTES, description: 'python or node: the module text; command: written to a file the argv names as {source}' })),
     entrypoint: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 128, description: `the function called per partition (${DEFAULT_ENTRYPOINT})` })),
     argv: Type.Optional(
@@ -91,7 +91,7 @@ export const JobStatusSchema = Type.Object(
     id: Type.String(),
     name: Type.String(),
     user: Type.String(),
-    state: Type.Union(JOB_STATES.map((s) => Type.Literal(s))),
+    state: Type.Union([Type.Literal('pending'), Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]),
     input: Type.String(),
     output: Type.String(),
     runtime: Type.String(),

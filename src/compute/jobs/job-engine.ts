@@ -112,6 +112,11 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     return this.status(row.id)!;
   }
 
+  /** False when the ticket was spent before: each admits one job. */
+  spendTicket(jti: string, exp: number): boolean {
+    return this.db.spendTicket(jti, exp);
+  }
+
   status(id: string): JobStatus | undefined {
     const run = this.runs.get(id);
     if (run !== undefined) return jobStatus(run.row, run.parts, run);

@@ -1,0 +1,131 @@
+// The engine's job API. POST /jobs runs nothing without an admission ticket signed by the key
+// of the gateway certificate presenting it, for exactly this spec, this user, these resources,
+// once.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import { NoQuery } from '../http/index.js';
+import {
+  GatehouseError,
+  type JobList,
+  JobListSchema,
+  type JobSpec,
+  jobSpecHash,
+  JobSpecSchema,
+  type JobStatus,
+  JobStatusSchema,
+  TICKET_HEADER,
+  TicketError,
+  verifyAdmissionTicket,
+} from '../wire/index.js';
+import type { JobEngine } from './jobs/job-engine.js';
+
+const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+const ListQuery = Type.Object(
+  { user: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
+  { additionalProperties: false },
+);
+const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
+const Created = Type.Object({ id: Type.String(), state: Type.String() }, { additionalProperties: false });
+
+export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
+  app.post<{ Body: JobSpec }>(
+    '/jobs',
+    { schema: { querystring: NoQuery, body: JobSpecSchema, response: { 201: Created } } },
+    async (request, reply) => {
+      const claims = await admitted(request, jobs);
+      const status = await jobs.submit(request.body, claims);
+      request.log.info({ job: status.id, user: status.user }, 'job accepted');
+      return reply.code(201).send({ id: status.id, state: status.state });
+    },
+  );
+
+  app.get<{ Querystring: { user?: string; limit?: number } }>(
+    '/jobs',
+    { schema: { querystring: ListQuery, response: { 200: JobListSchema } } },
+    async (request): Promise<JobList> => ({ jobs: jobs.list(request.query.user, request.query.limit ?? 100) }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/jobs/:id',
+    { schema: { params: JobParams, querystring: NoQuery, response: { 200: JobStatusSchema } } },
+    async (request): Promise<JobStatus> => found(jobs.status(request.params.id), request.params.id),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/jobs/:id',
+    { schema: { params: JobParams, querystring: NoQuery, response: { 200: JobStatusSchema } } },
+    async (request): Promise<JobStatus> => found(await jobs.cancel(request.params.id), request.params.id),
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { follow?: string } }>(
+    '/jobs/:id/logs',
+    { schema: { params: JobParams, querystring: LogsQuery } },
+    async (request, reply) => {
+      const log = jobs.logOf(request.params.id);
+      if (log === undefined) throw new GatehouseError('not_found', `no job ${request.params.id}`);
+      const follow = request.query.follow === '1' || request.query.follow === 'true';
+      reply.type('text/plain; charset=utf-8');
+      const live = log.live;
+      if (!follow || live === null) {
+        const exists = await stat(log.file).then(() => true, () => false);
+        return exists ? reply.send(createReadStream(log.file)) : reply.send('');
+      }
+      // Follow: what is in the file, then each line as it is written, until the job ends.
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': request.id });
+      const pending: string[] = [];
+      let replayed = false;
+      const onLine = (text: string) => (replayed ? out.write(text) : pending.push(text));
+      const onEnd = () => {
+        live.off('line', onLine);
+        out.end();
+      };
+      live.on('line', onLine);
+      live.once('end', onEnd);
+      out.on('close', () => {
+        live.off('line', onLine);
+        live.off('end', onEnd);
+      });
+      const size = await stat(log.file).then((s) => s.size, () => 0);
+      const start = size - Buffer.byteLength(pending.join(''));
+      if (start > 0) {
+        for await (const chunk of createReadStream(log.file, { start: 0, end: start - 1 })) out.write(chunk);
+      }
+      for (const text of pending) out.write(text);
+      replayed = true;
+    },
+  );
+}
+
+async function admitted(request: FastifyRequest<{ Body: JobSpec }>, jobs: JobEngine) {
+  const header = request.headers[TICKET_HEADER];
+  const token = Array.isArray(header) ? header[0] : header;
+  const peer = (request.raw.socket as TLSSocket).getPeerX509Certificate();
+  if (peer === undefined) throw new GatehouseError('unauthenticated', 'no client certificate');
+  try {
+    const claims = await verifyAdmissionTicket(token, peer.publicKey);
+    if (claims.spec !== jobSpecHash(request.body)) throw new TicketError('mismatch', 'the admission ticket was issued for a different job spec');
+    const { cores, memory_mb, time_limit_s } = request.body.resources;
+    const g = claims.granted;
+    if (g.cores > cores || g.memory_mb > memory_mb || g.time_limit_s > time_limit_s) {
+      throw new TicketError('mismatch', 'the admission ticket grants more than the spec asks for');
+    }
+    if (!jobs.spendTicket(claims.jti, claims.exp)) throw new TicketError('replayed', 'this admission ticket was used before; each ticket admits one job');
+    return claims;
+  } catch (err) {
+    if (err instanceof TicketError) {
+      request.log.warn({ problem: err.problem }, 'admission ticket refused');
+      throw new GatehouseError(err.problem === 'missing' ? 'unauthenticated' : 'forbidden', err.message, { ticket: err.problem });
+    }
+    throw err;
+  }
+}
+
+function found(status: JobStatus | undefined, id: string): JobStatus {
+  if (status === undefined) throw new GatehouseError('not_found', `no job ${id}`);
+  return status;
+}

@@ -1,0 +1,486 @@
+// The bundled engine end to end: a real `gatehouse engine` process, real Python and Node workers,
+// real files, tickets signed with the gateway's key.
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import type { JobSpec, JobStatus } from '../src/wire/index.js';
+import { EngineClient, type EngineProcess, startEngineProcess } from './support/engine.js';
+import { alive, ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
+import { fetchTls } from './support/https.js';
+
+const WORDS = ['Hello,', '  World ', 'ÉCOLE', '"quoted"', 'ﬁne', 'déjà-vu!', 'MiXeD', '...dots...'];
+const PARTS = 6;
+const ROWS = 200;
+
+function wordRows(part: number): { id: number; word: string }[] {
+  return Array.from({ length: ROWS }, (_, i) => ({ id: part * ROWS + i, word: `${WORDS[(part + i) % WORDS.length]}${i % 7}` }));
+}
+
+function csv(rows: { id: number; word: string }[]): string {
+  const quote = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+  return `id,word\n${rows.map((r) => `${r.id},${quote(r.word)}`).join('\n')}\n`;
+}
+
+/** The normaliser's rule, written independently of examples/normalize_words.py. */
+function normalised(word: string): string {
+  return word.normalize('NFKC').toLowerCase().replace(/^[\s\p{P}\p{S}]+|[\s\p{P}\p{S}]+$/gu, '');
+}
+
+/** Every CSV data row of a dataset folder's partitions, parsed simply (our words have no newlines). */
+function readCsvRows(dir: string): string[][] {
+  return readdirSync(dir)
+    .filter((f) => f.startsWith('part-'))
+    .sort()
+    .flatMap((f) => readFileSync(join(dir, f), 'utf8').trimEnd().split('\n').slice(1))
+    .map((line) => parseCsvLine(line));
+}
+
+function parseCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') (field += '"'), i++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') out.push(field), (field = '');
+    else field += c;
+  }
+  out.push(field);
+  return out;
+}
+
+const NORMALIZER = readFileSync(join(ROOT, 'examples', 'normalize_words.py'), 'utf8');
+const resources = { cores: 2, memory_mb: 512, time_limit_s: 120 };
+const py = (name: string, output: string, source: string, extra: Partial<JobSpec> = {}): JobSpec => ({ name, input: 'lines', output, runtime: 'python', source, resources, ...extra });
+
+/** Pids of processes running as `uid` (the engine gives each job its own). */
+function processesOf(uid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '-u', String(uid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+}
+
+function jobUid(box: Sandbox, jobId: string): number | null {
+  const dir = join(box.dir, 'data', '.staging', jobId, 'work');
+  return existsSync(dir) ? statSync(dir).uid : null;
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function makeInputs(data: string): Promise<void> {
+  await writeDataset(data, 'lines', {
+    format: 'csv',
+    columns: ['id', 'word'],
+    owner: 'platform',
+    labels: ['internal'],
+    produced_by: 'test',
+    partitions: Array.from({ length: PARTS }, (_, p) => ({ text: csv(wordRows(p)), rows: ROWS })),
+  });
+  await writeDataset(data, 'secrets', {
+    format: 'csv',
+    columns: ['k'],
+    owner: 'platform',
+    labels: ['pii'],
+    produced_by: 'test',
+    partitions: [{ text: 'k\nthe-secret-value\n', rows: 1 }],
+  });
+}
+
+describe('the bundled engine', () => {
+  let box: Sandbox;
+  let engine: EngineProcess;
+  let client: EngineClient;
+  let data: string;
+
+  beforeAll(async () => {
+    box = sandbox({ engine: { slots: 2 } });
+    data = join(box.dir, 'data');
+    await makeInputs(data);
+    engine = await startEngineProcess(box);
+    client = new EngineClient(engine.url, join(box.dir, 'certs'));
+  });
+
+  afterAll(async () => {
+    await engine?.stop();
+    box?.remove();
+  });
+
+  describe('running a job', () => {
+    let status: JobStatus;
+    let id: string;
+
+    beforeAll(async () => {
+      id = await client.submit(py('normalize', 'lines_norm', NORMALIZER));
+      status = await client.waitFor(id);
+    });
+
+    it('runs the word normaliser over every partition and commits output that matches an independent reference', async () => {
+      expect(status).toMatchObject({ state: 'succeeded', error: null, user: 'alice', partitions: { total: PARTS, done: PARTS, failed: 0, running: 0 } });
+      const expected = Array.from({ length: PARTS }, (_, p) => wordRows(p)).flat().map((r) => [String(r.id), normalised(r.word)]);
+      expect(readCsvRows(join(data, 'lines_norm'))).toEqual(expected);
+    });
+
+    it('reports rows, bytes, timings and core-seconds', () => {
+      expect(status.rows_in).toBe(PARTS * ROWS);
+      expect(status.rows_out).toBe(PARTS * ROWS);
+      expect(status.bytes_out).toBeGreaterThan(0);
+      expect(status.core_seconds).toBeGreaterThan(0);
+      expect(status.attempts).toBe(PARTS);
+      expect(Date.parse(status.finished_at!)).toBeGreaterThanOrEqual(Date.parse(status.started_at!));
+    });
+
+    it('writes a manifest naming the owner, the producing job and the input labels', () => {
+      const manifest = JSON.parse(readFileSync(join(data, 'lines_norm', '_dataset.json'), 'utf8')) as Record<string, unknown>;
+      expect(manifest).toMatchObject({ format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: ['internal'], produced_by: id });
+      expect((manifest.partitions as { rows: number }[]).map((p) => p.rows)).toEqual(Array(PARTS).fill(ROWS));
+    });
+
+    it('leaves no staging behind and lists the new dataset', async () => {
+      expect(readdirSync(join(data, '.staging')).filter((e) => !e.startsWith('.'))).toEqual([]);
+      const res = await client.request('GET', '/datasets');
+      expect(res.json<{ datasets: { name: string }[] }>().datasets.map((d) => d.name)).toContain('lines_norm');
+    });
+
+    it('refuses to overwrite an existing output unless the spec says mode: overwrite', async () => {
+      const spec = py('again', 'lines_norm', NORMALIZER);
+      const { token } = await client.ticket(spec);
+      const refused = await client.post(spec, token);
+      expect(refused.status).toBe(409);
+      expect(refused.json().message).toMatch(/lines_norm exists.*overwrite/);
+      const replaced = await client.waitFor(await client.submit({ ...spec, mode: 'overwrite', partitions: [0] }));
+      expect(replaced.state).toBe('succeeded');
+      expect(readCsvRows(join(data, 'lines_norm'))).toHaveLength(ROWS);
+    });
+  });
+
+  it('runs a node module on warm workers', async () => {
+    const source = `
+      import { readFileSync, writeFileSync } from 'node:fs';
+      let imports = 0; imports++;
+      export async function process(input, output, ctx) {
+        const lines = readFileSync(input, 'utf8').trimEnd().split('\\n');
+        writeFileSync(output, lines.map((l, i) => (i === 0 ? l + ',imports' : l + ',' + imports)).join('\\n') + '\\n');
+      }`;
+    const id = await client.submit({ name: 'node', input: 'lines', output: 'lines_node', runtime: 'node', source, resources });
+    const status = await client.waitFor(id);
+    expect(status).toMatchObject({ state: 'succeeded', rows_out: PARTS * ROWS });
+    const rows = readCsvRows(join(data, 'lines_node'));
+    expect(rows.every((r) => r[2] === '1')).toBe(true);
+  });
+
+  it('runs a command once per partition with {input} and {output} filled in', async () => {
+    const id = await client.submit({ name: 'cmd', input: 'lines', output: 'lines_upper', runtime: 'command', argv: ['/bin/sh', '-c', 'tr a-z A-Z < "$0" > "$1"', '{input}', '{output}'], resources });
+    const status = await client.waitFor(id);
+    expect(status).toMatchObject({ state: 'succeeded', rows_out: PARTS * ROWS });
+    const manifest = JSON.parse(readFileSync(join(data, 'lines_upper', '_dataset.json'), 'utf8')) as { columns: string[] };
+    expect(manifest.columns).toEqual(['ID', 'WORD']);
+  });
+
+  it('retries a failed partition on a fresh worker and succeeds', async () => {
+    const source = `
+import os
+def process(inp, out, ctx):
+    if ctx.partition == 1 and ctx.attempt == 1:
+        raise RuntimeError('flaky storage, pid %d' % os.getpid())
+    open(out, 'w').write(open(inp).read())
+`;
+    const id = await client.submit(py('flaky', 'lines_flaky', source));
+    const status = await client.waitFor(id);
+    expect(status).toMatchObject({ state: 'succeeded', attempts: PARTS + 1 });
+    const log = await client.logs(id);
+    expect(log).toMatch(/partition 1 attempt 1 failed; retrying on a fresh worker/);
+    expect(log).toMatch(/RuntimeError: flaky storage/);
+  });
+
+  it('fails a job whose partition keeps failing, naming the partition and its error, and keeps the other partitions’ logs', async () => {
+    const source = `
+def process(inp, out, ctx):
+    print('partition %d starting' % ctx.partition)
+    if ctx.partition == 2:
+        raise ValueError('bad row 17: amount "x" is not a number')
+    open(out, 'w').write(open(inp).read())
+`;
+    const id = await client.submit(py('broken', 'lines_broken', source, { resources: { ...resources, cores: 1 } }));
+    const status = await client.waitFor(id);
+    expect(status.state).toBe('failed');
+    expect(status.error).toMatch(/^partition 2 failed after 2 attempts: .*ValueError: bad row 17: amount "x" is not a number/s);
+    expect(status.partitions.failed).toBe(1);
+    expect(existsSync(join(data, 'lines_broken'))).toBe(false);
+    expect(existsSync(join(data, '.staging', id))).toBe(false);
+    const log = await client.logs(id);
+    expect(log).toContain('[p0] partition 0 starting');
+    expect(log).toContain('[p1] partition 1 starting');
+    expect(log).toContain('[p2] partition 2 starting');
+  });
+
+  it('reports a worker that ran out of memory as such', async () => {
+    const source = `
+def process(inp, out, ctx):
+    hog = bytearray(2 * 1024 * 1024 * 1024)
+    open(out, 'w').write(str(len(hog)))
+`;
+    const id = await client.submit(py('hog', 'lines_hog', source, { partitions: [3], resources: { cores: 1, memory_mb: 256, time_limit_s: 60 }, max_attempts: 1 }));
+    const status = await client.waitFor(id);
+    expect(status.state).toBe('failed');
+    expect(status.error).toMatch(/^partition 0 failed after 1 attempt: partition 0: out of memory at 256 MB/);
+  });
+
+  it('kills every process of a job that runs past its time limit', async () => {
+    const source = `
+import subprocess, time
+def process(inp, out, ctx):
+    subprocess.Popen(['sleep', '300'])
+    time.sleep(300)
+`;
+    const id = await client.submit(py('slow', 'lines_slow', source, { resources: { cores: 2, memory_mb: 512, time_limit_s: 2 } }));
+    let uid: number | null = null;
+    await until(() => (uid = jobUid(box, id)) !== null && processesOf(uid).length >= 2);
+    const status = await client.waitFor(id);
+    expect(status.state).toBe('failed');
+    expect(status.error).toMatch(/time limit of 2 s reached/);
+    await until(() => processesOf(uid!).length === 0, 2000);
+  });
+
+  it('cancels a job: every process stopped within a second, no output, no staging', async () => {
+    const source = `
+import subprocess, time
+def process(inp, out, ctx):
+    subprocess.Popen(['sleep', '300'])
+    time.sleep(300)
+`;
+    const id = await client.submit(py('cancelme', 'lines_cancelled', source));
+    let uid: number | null = null;
+    await until(() => (uid = jobUid(box, id)) !== null && processesOf(uid).length >= 4); // 2 workers + 2 sleeps
+    const asked = Date.now();
+    const res = await client.request('DELETE', `/jobs/${id}`);
+    expect(res.status).toBe(200);
+    expect(res.json().state).toBe('cancelled');
+    await until(() => processesOf(uid!).length === 0, 1000);
+    expect(Date.now() - asked).toBeLessThan(1000);
+    expect(existsSync(join(data, 'lines_cancelled'))).toBe(false);
+    await until(() => !existsSync(join(data, '.staging', id)), 1000);
+  });
+
+  describe('admission tickets', () => {
+    const spec = (): JobSpec => py('t', `lines_t${Math.random().toString(36).slice(2, 8)}`, NORMALIZER, { partitions: [0] });
+
+    it('refuses a job without a ticket', async () => {
+      const res = await client.post(spec());
+      expect(res.status).toBe(401);
+      expect(res.json()).toMatchObject({ error: 'unauthenticated', ticket: 'missing' });
+    });
+
+    it('refuses a ticket signed by another key', async () => {
+      const foreign = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      const s = spec();
+      const { token } = await client.ticket(s, { key: foreign });
+      const res = await client.post(s, token);
+      expect(res.status).toBe(403);
+      expect(res.json()).toMatchObject({ error: 'forbidden', ticket: 'foreign' });
+    });
+
+    it('refuses an expired ticket', async () => {
+      const s = spec();
+      const { token } = await client.ticket(s, { lifetimeS: 1 });
+      await new Promise((r) => setTimeout(r, 7000)); // past the 5 s clock tolerance
+      const res = await client.post(s, token);
+      expect(res.status).toBe(403);
+      expect(res.json()).toMatchObject({ error: 'forbidden', ticket: 'expired' });
+    }, 15_000);
+
+    it('refuses a replayed ticket', async () => {
+      const s = spec();
+      const { token } = await client.ticket(s);
+      expect((await client.post(s, token)).status).toBe(201);
+      const again = await client.post({ ...s, output: `${s.output}_b` }, token);
+      expect(again.status).toBe(403); // the spec hash differs too; the same spec is the replay case below
+      const same = await client.post(s, token);
+      expect(same.status).toBe(403);
+      expect(same.json()).toMatchObject({ ticket: 'replayed' });
+    });
+
+    it('refuses a ticket for another spec, or granting more than the spec asks', async () => {
+      const s = spec();
+      const { token } = await client.ticket(s, { specFor: { ...s, source: 'def process(i, o, c): import os; os.system("id")' } });
+      const res = await client.post(s, token);
+      expect(res.status).toBe(403);
+      expect(res.json()).toMatchObject({ ticket: 'mismatch', message: 'the admission ticket was issued for a different job spec' });
+      const greedy = await client.ticket(s, { granted: { ...s.resources, cores: 64 } });
+      const more = await client.post(s, greedy.token);
+      expect(more.json()).toMatchObject({ ticket: 'mismatch', message: 'the admission ticket grants more than the spec asks for' });
+    });
+  });
+
+  describe('dataset names', () => {
+    it('refuses inputs and outputs that climb, are absolute or are malformed', async () => {
+      for (const [field, value] of [['input', '../etc'], ['output', '/etc/passwd'], ['output', 'a/b/c'], ['input', 'Lines']] as const) {
+        const s = { ...py('bad', 'ok_out', NORMALIZER), [field]: value };
+        const res = await client.post(s, (await client.ticket(s)).token);
+        expect(res.status, `${field}=${value}`).toBe(400);
+        expect(res.json().field).toBe(`body.${field}`);
+      }
+    });
+
+    it('refuses an input that is a link out of the data root', async () => {
+      symlinkSync('/etc', join(data, 'etc'));
+      const s = { ...py('link', 'from_etc', NORMALIZER), input: 'etc' };
+      const res = await client.post(s, (await client.ticket(s)).token);
+      expect(res.status).toBe(400);
+      expect(res.json().message).toMatch(/input etc: .*symbolic link/);
+    });
+
+    it('refuses an input that does not exist', async () => {
+      const s = { ...py('missing', 'nothing', NORMALIZER), input: 'no_such' };
+      const res = await client.post(s, (await client.ticket(s)).token);
+      expect(res.status).toBe(404);
+    });
+  });
+
+  describe('isolation between jobs', () => {
+    it("gives each job its own uid: one job cannot read another job's staging nor a dataset it was not given", async () => {
+      if (process.getuid?.() !== 0) return expect.fail('these checks need the engine to run as root, as CI does');
+      const holder = `
+import time
+def process(inp, out, ctx):
+    open(out, 'w').write('id,word\\n1,private-result\\n')
+    time.sleep(30)
+`;
+      const a = await client.submit(py('holder', 'lines_holder', holder, { partitions: [0], resources: { ...resources, cores: 1 } }), { user: 'alice' });
+      await until(() => existsSync(join(data, '.staging', a, 'out')) && readdirSync(join(data, '.staging', a, 'out')).length > 0);
+      const prober = `
+import glob, os
+def process(inp, out, ctx):
+    report = []
+    for path in ['${join(data, '.staging', a, 'out')}', '${join(data, 'secrets', 'part-00000.csv')}', '/job/../../${join(data, 'secrets', 'part-00000.csv')}']:
+        try:
+            if os.path.isdir(path):
+                report.append('LISTED %s %r' % (path, os.listdir(path)))
+            else:
+                report.append('READ %s %r' % (path, open(path).read()))
+        except OSError as e:
+            report.append('DENIED %s %s' % (path, type(e).__name__))
+    print('\\n'.join(report))
+    open(out, 'w').write(open(inp).read())
+`;
+      const b = await client.submit(py('prober', 'lines_prober', prober, { partitions: [1], resources: { ...resources, cores: 1 } }), { user: 'mallory' });
+      const status = await client.waitFor(b);
+      expect(status.state).toBe('succeeded');
+      const log = await client.logs(b);
+      expect(log).not.toMatch(/LISTED|READ|private-result|the-secret-value/);
+      expect(log.match(/DENIED/g)).toHaveLength(3);
+      await client.request('DELETE', `/jobs/${a}`);
+    }, 30_000);
+  });
+
+  it('streams a running job’s log with ?follow=1 until the job ends', async () => {
+    const source = `
+import time
+def process(inp, out, ctx):
+    for i in range(3):
+        print('tick %d' % i, flush=True)
+        time.sleep(0.2)
+    open(out, 'w').write(open(inp).read())
+`;
+    const id = await client.submit(py('follow', 'lines_follow', source, { partitions: [0, 1], resources: { ...resources, cores: 1 } }));
+    const res = await client.request('GET', `/jobs/${id}/logs?follow=1`);
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('[p0] tick 0');
+    expect(res.body).toContain('[p1] tick 2');
+    expect(res.body).toMatch(/\[engine\] .* succeeded/);
+  });
+
+  it('serves /metrics with slots, queue depth, jobs by state and partition durations', async () => {
+    const res = await client.request('GET', '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/^gatehouse_engine_slots 2$/m);
+    expect(res.body).toMatch(/^gatehouse_engine_slots_busy \d+$/m);
+    expect(res.body).toMatch(/^gatehouse_engine_queue_depth \d+$/m);
+    expect(res.body).toMatch(/^gatehouse_engine_jobs\{state="succeeded"\} [1-9]\d*$/m);
+    expect(res.body).toMatch(/^gatehouse_engine_partition_duration_seconds_count [1-9]\d*$/m);
+  });
+
+  it('answers only the gateway certificate', async () => {
+    const res = await fetchTls(`${engine.url}/jobs`, { ca: readFileSync(join(box.dir, 'certs', 'ca.crt'), 'utf8') }).catch((err: Error) => err);
+    expect(res).toBeInstanceOf(Error); // no client certificate: the handshake fails
+  });
+});
+
+describe('the engine after kill -9', () => {
+  it('resumes running jobs on restart, redoing only uncommitted partitions: none lost, none twice', async () => {
+    const box = sandbox({ engine: { slots: 1 } });
+    const data = join(box.dir, 'data');
+    await makeInputs(data);
+    let engine = await startEngineProcess(box);
+    try {
+      let client = new EngineClient(engine.url, join(box.dir, 'certs'));
+      const source = `
+import time
+def process(inp, out, ctx):
+    time.sleep(0.4)
+    open(out, 'w').write(open(inp).read())
+`;
+      const id = await client.submit(py('resumable', 'lines_resumed', source, { resources: { cores: 1, memory_mb: 512, time_limit_s: 120 } }));
+      await client.waitFor(id, (s) => s.partitions.done >= 2);
+      const pid = engine.child.pid!;
+      engine.child.kill('SIGKILL');
+      await engine.exited;
+      expect(alive(pid)).toBe(false);
+      engine = await startEngineProcess(box);
+      client = new EngineClient(engine.url, join(box.dir, 'certs'));
+      const status = await client.waitFor(id);
+      expect(status).toMatchObject({ state: 'succeeded', partitions: { total: PARTS, done: PARTS, failed: 0 }, rows_out: PARTS * ROWS });
+      const ids = readCsvRows(join(data, 'lines_resumed')).map((r) => Number(r[0]));
+      expect(ids).toEqual(Array.from({ length: PARTS * ROWS }, (_, i) => i));
+      const log = await client.logs(id);
+      expect(log).toMatch(/engine restarted: [2-5] of 6 partitions were committed; the rest run again/);
+    } finally {
+      await engine.stop();
+      box.remove();
+    }
+  }, 60_000);
+});
+
+describe('fair share', () => {
+  it('splits the slots between two users instead of letting the first take all', async () => {
+    const box = sandbox({ engine: { slots: 2 } });
+    const data = join(box.dir, 'data');
+    await makeInputs(data);
+    const engine = await startEngineProcess(box);
+    try {
+      const client = new EngineClient(engine.url, join(box.dir, 'certs'));
+      const source = `
+import time
+def process(inp, out, ctx):
+    time.sleep(0.3)
+    open(out, 'w').write(open(inp).read())
+`;
+      const first = await client.submit(py('first', 'lines_first', source, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'alice' });
+      await client.waitFor(first, (s) => s.workers === 2);
+      const second = await client.submit(py('second', 'lines_second', source, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'bob' });
+      // Alice's second worker gives its slot back after its partition: one each.
+      await client.waitFor(second, (s) => s.workers === 1 && s.partitions.done >= 1, 10_000);
+      const a = await client.status(first);
+      expect(a.state === 'succeeded' || a.workers <= 1).toBe(true);
+      expect((await client.waitFor(first)).state).toBe('succeeded');
+      expect((await client.waitFor(second)).state).toBe('succeeded');
+    } finally {
+      await engine.stop();
+      box.remove();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,128 @@
+// The bundled engine as its own process (`gatehouse engine`), and a client that talks to it the way
+// the gateway does: the gateway's client certificate, and admission tickets signed with its key.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, createPrivateKey, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { type JobSpec, jobSpecHash, type JobStatus, type Resources, signAdmissionTicket, TICKET_HEADER } from '../../src/wire/index.js';
+import { cleanEnv, CLI, type Sandbox } from './gatehouse.js';
+import { fetchTls, type Response } from './https.js';
+
+export interface EngineProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `gatehouse engine` in the sandbox; resolves once it listens. */
+export function startEngineProcess(box: Sandbox): Promise<EngineProcess> {
+  // mkdtemp made the sandbox 0700: task uids must be able to walk down to the data root.
+  chmodSync(box.dir, 0o711);
+  const child = spawn(process.execPath, [CLI, 'engine', '--config', box.configFile], { cwd: box.dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the engine did not listen within 30 s\n${output}`));
+    }, 30_000);
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => {
+      output += c.toString();
+      const match = /listening on (https:\/\/\S+)/.exec(output);
+      if (match === null) return;
+      clearTimeout(timer);
+      resolve({
+        url: match[1]!,
+        child,
+        exited,
+        output: () => output,
+        stop: async (signal = 'SIGTERM') => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      });
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`the engine exited (${code}) before it listened\n${output}`));
+    });
+  });
+}
+
+export interface TicketOptions {
+  user?: string;
+  job?: string;
+  granted?: Resources;
+  /** Sign for this spec instead of the one sent. */
+  specFor?: JobSpec;
+  key?: ReturnType<typeof createPrivateKey>;
+  lifetimeS?: number;
+}
+
+export class EngineClient {
+  private readonly tls;
+  readonly gatewayKey;
+
+  constructor(
+    readonly url: string,
+    certsDir: string,
+  ) {
+    this.tls = {
+      ca: readFileSync(join(certsDir, 'ca.crt'), 'utf8'),
+      cert: readFileSync(join(certsDir, 'gateway-client.crt'), 'utf8'),
+      key: readFileSync(join(certsDir, 'gateway-client.key'), 'utf8'),
+    };
+    this.gatewayKey = createPrivateKey(this.tls.key);
+  }
+
+  async ticket(spec: JobSpec, o: TicketOptions = {}): Promise<{ job: string; token: string }> {
+    const job = o.job ?? `j-${randomUUID().slice(0, 12)}`;
+    const token = await signAdmissionTicket(
+      { job, user: o.user ?? 'alice', spec: jobSpecHash(o.specFor ?? spec), granted: o.granted ?? spec.resources, lifetimeS: o.lifetimeS },
+      o.key ?? this.gatewayKey,
+    );
+    return { job, token };
+  }
+
+  /** POST /jobs with a fresh ticket (or the one given); the raw response. */
+  async post(spec: JobSpec, token?: string): Promise<Response> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== undefined) headers[TICKET_HEADER] = token;
+    return this.request('POST', '/jobs', { headers, body: JSON.stringify(spec) });
+  }
+
+  async submit(spec: JobSpec, o: TicketOptions = {}): Promise<string> {
+    const { job, token } = await this.ticket(spec, o);
+    const res = await this.post(spec, token);
+    if (res.status !== 201) throw new Error(`POST /jobs: ${res.status} ${res.body}`);
+    return job;
+  }
+
+  async status(id: string): Promise<JobStatus> {
+    const res = await this.request('GET', `/jobs/${id}`);
+    if (res.status !== 200) throw new Error(`GET /jobs/${id}: ${res.status} ${res.body}`);
+    return res.json<JobStatus>();
+  }
+
+  /** Polls until the job is in one of `states` (default: a final one). */
+  async waitFor(id: string, until: (s: JobStatus) => boolean = (s) => ['succeeded', 'failed', 'cancelled'].includes(s.state), timeoutMs = 60_000): Promise<JobStatus> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await this.status(id);
+      if (until(status)) return status;
+      if (Date.now() > deadline) throw new Error(`job ${id} still ${status.state} after ${timeoutMs} ms: ${JSON.stringify(status)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async logs(id: string): Promise<string> {
+    return (await this.request('GET', `/jobs/${id}/logs`)).body;
+  }
+
+  request(method: string, path: string, o: { headers?: Record<string, string>; body?: string } = {}): Promise<Response> {
+    return fetchTls(`${this.url}${path}`, { ...this.tls, method, ...o });
+  }
+}
