@@ -1,5 +1,6 @@
 // The sandbox's face: how the engine isolates the tasks that run users' code (see ISOLATION.md).
 export {
+  type DetectOptions,
   type Isolation,
   type SandboxErrorCode,
   type SandboxMode,
