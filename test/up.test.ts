@@ -97,7 +97,7 @@ describe('gatehouse up', () => {
     const first = await upWithBanner(box);
     expect(await first.stop()).toBe(0);
     expect(first.banner).toMatch(/^  data     data   created demo datasets: transactions, customers, words$/m);
-    expect(readdirSync(join(box.dir, 'data')).sort()).toEqual(['customers', 'transactions', 'words']);
+    expect(readdirSync(join(box.dir, 'data')).filter((n) => !n.startsWith('.')).sort()).toEqual(['customers', 'transactions', 'words']);
 
     const second = await upWithBanner(box);
     expect(await second.stop()).toBe(0);

@@ -28,18 +28,19 @@ export interface LintResult {
 }
 
 export async function readPolicyFiles(dir: string): Promise<PolicyFiles> {
-  const read = async (name: string) => {
-    try {
-      return await readFile(join(dir, name), 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      const problem: PolicyProblem = { severity: 'error', file: name, line: null, message: `cannot read ${join(dir, name)}: ${code}` };
-      if (code === 'ENOENT') problem.hint = `policies.dir is ${dir}; it needs ${MODEL_FILE} and ${POLICY_FILE}`;
-      throw new PolicyError([problem]);
-    }
-  };
-  const [model, policy] = await Promise.all([read(MODEL_FILE), read(POLICY_FILE)]);
-  return { model, policy };
+  const read = (name: string) => readFile(join(dir, name), 'utf8');
+  // Both settled and reported in file order: whichever read failed first must not decide the message.
+  const [model, policy] = await Promise.allSettled([read(MODEL_FILE), read(POLICY_FILE)]);
+  const problems: PolicyProblem[] = [];
+  for (const [name, result] of [[MODEL_FILE, model], [POLICY_FILE, policy]] as const) {
+    if (result.status === 'fulfilled') continue;
+    const code = (result.reason as NodeJS.ErrnoException).code ?? String(result.reason);
+    const problem: PolicyProblem = { severity: 'error', file: name, line: null, message: `cannot read ${join(dir, name)}: ${code}` };
+    if (code === 'ENOENT') problem.hint = `policies.dir is ${dir}; it needs ${MODEL_FILE} and ${POLICY_FILE}`;
+    problems.push(problem);
+  }
+  if (model.status === 'rejected' || policy.status === 'rejected') throw new PolicyError(problems);
+  return { model: model.value, policy: policy.value };
 }
 
 /** The version: a content hash of both files, so the same files are the same version anywhere. */
