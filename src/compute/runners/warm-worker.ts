@@ -2,17 +2,11 @@
 // that loaded the job's source once and now runs partitions one at a time, asked over fd 3.
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
+import type { WorkerLaunch } from '../sandbox/index.js';
 import { describeExit, killGroup, LineSplitter, StderrTail, withTail } from './output.js';
 
-/** How to start a task process, with paths as the task sees them. */
-export interface WorkerLaunch {
-  file: string;
-  args: string[];
-  env: Record<string, string>;
-  cwd: string;
-  uid?: number;
-  gid?: number;
-}
+// The sandbox builds launches (limits, uid, bubblewrap); runners only start them.
+export type { WorkerLaunch };
 
 /** One partition to run; paths as the task sees them. */
 export interface PartitionTask {
