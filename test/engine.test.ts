@@ -9,6 +9,7 @@ import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec, JobStatus } from '../src/wire/index.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from './support/engine.js';
 import { alive, ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
+import { clientCertificate } from './support/client-cert.js';
 import { fetchTls } from './support/https.js';
 
 const WORDS = ['Hello,', '  World ', 'ÉCOLE', '"quoted"', 'ﬁne', 'déjà-vu!', 'MiXeD', '...dots...'];
@@ -199,17 +200,23 @@ describe('the bundled engine', () => {
   it('retries a failed partition on a fresh worker and succeeds', async () => {
     const source = `
 import os
+WORKER = os.urandom(6).hex()  # once per worker process: pids repeat inside bubblewrap's pid namespaces
 def process(inp, out, ctx):
     if ctx.partition == 1 and ctx.attempt == 1:
-        raise RuntimeError('flaky storage, pid %d' % os.getpid())
+        raise RuntimeError('flaky storage, worker %s' % WORKER)
+    print('done by worker %s' % WORKER)
     open(out, 'w').write(open(inp).read())
 `;
-    const id = await client.submit(py('flaky', 'lines_flaky', source));
+    const id = await client.submit(py('flaky', 'lines_flaky', source, { resources: { ...resources, cores: 1 } }));
     const status = await client.waitFor(id);
     expect(status).toMatchObject({ state: 'succeeded', attempts: PARTS + 1 });
     const log = await client.logs(id);
-    expect(log).toMatch(/partition 1 attempt 1 failed; retrying on a fresh worker/);
-    expect(log).toMatch(/RuntimeError: flaky storage/);
+    expect(log).toMatch(/partition 1 attempt 1 failed; retrying \(its worker is replaced by a fresh one\)/);
+    const failed = /RuntimeError: flaky storage, worker (\w+)/.exec(log)?.[1];
+    const retried = /\[p1\] done by worker (\w+)/.exec(log)?.[1];
+    expect(failed).toBeDefined();
+    expect(retried).toBeDefined();
+    expect(retried).not.toBe(failed); // one core: only a new worker can have taken it
   });
 
   it('fails a job whose partition keeps failing, naming the partition and its error, and keeps the other partitions’ logs', async () => {
@@ -242,7 +249,7 @@ def process(inp, out, ctx):
     const id = await client.submit(py('hog', 'lines_hog', source, { partitions: [3], resources: { cores: 1, memory_mb: 256, time_limit_s: 60 }, max_attempts: 1 }));
     const status = await client.waitFor(id);
     expect(status.state).toBe('failed');
-    expect(status.error).toMatch(/^partition 0 failed after 1 attempt: partition 0: out of memory at 256 MB/);
+    expect(status.error).toMatch(/^partition 3 failed after 1 attempt: partition 3: out of memory at 256 MB/); // the input's partition number
   });
 
   it('kills every process of a job that runs past its time limit', async () => {
@@ -420,8 +427,64 @@ def process(inp, out, ctx):
   });
 
   it('answers only the gateway certificate', async () => {
-    const res = await fetchTls(`${engine.url}/jobs`, { ca: readFileSync(join(box.dir, 'certs', 'ca.crt'), 'utf8') }).catch((err: Error) => err);
-    expect(res).toBeInstanceOf(Error); // no client certificate: the handshake fails
+    const ca = readFileSync(join(box.dir, 'certs', 'ca.crt'), 'utf8');
+    const none = await fetchTls(`${engine.url}/jobs`, { ca }).catch((err: Error) => err);
+    expect(none).toBeInstanceOf(Error); // no client certificate: the handshake fails
+    const user = clientCertificate(join(box.dir, 'certs'), { CN: 'alice', OU: 'users' });
+    const spec = py('as-user', 'lines_user', NORMALIZER);
+    const res = await fetchTls(`${engine.url}/jobs`, { ca, ...user, method: 'POST', headers: { 'content-type': 'application/json', 'gatehouse-admission': (await client.ticket(spec)).token }, body: JSON.stringify(spec) });
+    expect(res.status).toBe(403);
+    expect(res.json()).toEqual({ error: 'forbidden', message: 'the engine serves only the gateway' });
+  });
+
+  describe('what a job writes', () => {
+    it('refuses to replace a namespace, whose datasets belong to others', async () => {
+      await writeDataset(data, 'team/alice', { format: 'csv', columns: ['k'], owner: 'alice', labels: [], produced_by: 'test', partitions: [{ text: 'k\n1\n', rows: 1 }] });
+      const spec = py('ns', 'team', NORMALIZER, { mode: 'overwrite', partitions: [0] });
+      const res = await client.post(spec, (await client.ticket(spec)).token);
+      expect(res.status).toBe(409);
+      expect(res.json().message).toMatch(/team is a namespace/);
+      expect(existsSync(join(data, 'team', 'alice', '_dataset.json'))).toBe(true);
+      const inside = py('inside', 'lines/sub', NORMALIZER, { partitions: [0] });
+      const res2 = await client.post(inside, (await client.ticket(inside)).token);
+      expect(res2.status).toBe(400);
+      expect(res2.json().message).toMatch(/lines is a dataset, not a namespace/);
+    });
+
+    it('fails a partition whose output is a link or a FIFO, and keeps serving', async () => {
+      for (const [name, argv] of [['link', ['/bin/ln', '-s', '/etc/shadow', '{output}']], ['fifo', ['/usr/bin/mkfifo', '{output}']]] as const) {
+        const id = await client.submit({ name, input: 'lines', output: `lines_${name}`, runtime: 'command', argv: [...argv], resources: { cores: 1, memory_mb: 256, time_limit_s: 30 }, partitions: [0], max_attempts: 1 });
+        const status = await client.waitFor(id, undefined, 10_000);
+        expect(status.state, name).toBe('failed');
+        expect(status.error).toBe("partition 0: the task's output is not a plain file");
+      }
+      expect((await client.request('GET', '/healthz')).status).toBe(200);
+    });
+
+    it('fails a job that forges its worker’s reply instead of taking the engine down', async () => {
+      const source = `
+import os
+def process(inp, out, ctx):
+    open(out, 'w').write('id\\n1\\n')
+    os.write(3, b'{"partition": %d, "ok": true, "rows_out": "x", "bytes_out": -5, "seconds": 0}\\n' % ctx.partition)
+`;
+      const id = await client.submit(py('forger', 'lines_forged', source, { partitions: [0], max_attempts: 1 }));
+      const status = await client.waitFor(id);
+      expect(status.state).toBe('failed');
+      expect(status.error).toMatch(/the worker's reply was malformed/);
+      expect((await client.request('GET', '/healthz')).status).toBe(200);
+    });
+
+    it('cancels a job while its area is still being made: nothing left behind', async () => {
+      const many = 1500;
+      await writeDataset(data, 'many', { format: 'csv', columns: ['k'], owner: 'platform', labels: [], produced_by: 'test', partitions: Array.from({ length: many }, (_, i) => ({ text: `k\n${i}\n`, rows: 1 })) });
+      const id = await client.submit({ ...py('many', 'many_out', NORMALIZER), input: 'many' });
+      const res = await client.request('DELETE', `/jobs/${id}`);
+      expect(res.status).toBe(200);
+      expect(res.json().state).toBe('cancelled');
+      expect(existsSync(join(data, '.staging', id))).toBe(false);
+      expect(existsSync(join(data, 'many_out'))).toBe(false);
+    });
   });
 });
 
@@ -448,7 +511,8 @@ def process(inp, out, ctx):
       engine = await startEngineProcess(box);
       client = new EngineClient(engine.url, join(box.dir, 'certs'));
       const status = await client.waitFor(id);
-      expect(status).toMatchObject({ state: 'succeeded', partitions: { total: PARTS, done: PARTS, failed: 0 }, rows_out: PARTS * ROWS });
+      // The interrupted partition's attempt is not counted: each partition ran to completion once.
+      expect(status).toMatchObject({ state: 'succeeded', partitions: { total: PARTS, done: PARTS, failed: 0 }, rows_out: PARTS * ROWS, attempts: PARTS });
       const ids = readCsvRows(join(data, 'lines_resumed')).map((r) => Number(r[0]));
       expect(ids).toEqual(Array.from({ length: PARTS * ROWS }, (_, i) => i));
       const log = await client.logs(id);
@@ -468,19 +532,23 @@ describe('fair share', () => {
     const engine = await startEngineProcess(box);
     try {
       const client = new EngineClient(engine.url, join(box.dir, 'certs'));
-      const source = `
+      const slow = `
 import time
 def process(inp, out, ctx):
-    time.sleep(0.3)
+    time.sleep(1.0)
     open(out, 'w').write(open(inp).read())
 `;
-      const first = await client.submit(py('first', 'lines_first', source, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'alice' });
+      const first = await client.submit(py('first', 'lines_first', slow, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'alice' });
       await client.waitFor(first, (s) => s.workers === 2);
-      const second = await client.submit(py('second', 'lines_second', source, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'bob' });
-      // Alice's second worker gives its slot back after its partition: one each.
-      await client.waitFor(second, (s) => s.workers === 1 && s.partitions.done >= 1, 10_000);
-      const a = await client.status(first);
-      expect(a.state === 'succeeded' || a.workers <= 1).toBe(true);
+      const second = await client.submit(py('second', 'lines_second', slow, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'bob' });
+      // Alice's second worker gives its slot back after its partition: one each, while both still run.
+      await client.waitFor(second, (s) => s.workers === 1, 10_000);
+      const [a, b] = [await client.status(first), await client.status(second)];
+      expect(a).toMatchObject({ state: 'running', workers: 1 });
+      expect(b).toMatchObject({ state: 'running', workers: 1 });
+      expect(a.partitions.done).toBeLessThan(PARTS);
+      const metrics = (await client.request('GET', '/metrics')).body;
+      expect(Number(/^gatehouse_engine_slots_busy (\d+)$/m.exec(metrics)?.[1])).toBeLessThanOrEqual(2);
       expect((await client.waitFor(first)).state).toBe('succeeded');
       expect((await client.waitFor(second)).state).toBe('succeeded');
     } finally {

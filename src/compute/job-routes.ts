@@ -35,7 +35,7 @@ export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
     '/jobs',
     { schema: { querystring: NoQuery, body: JobSpecSchema, response: { 201: Created } } },
     async (request, reply) => {
-      const claims = await admitted(request, jobs);
+      const claims = await admitted(request);
       const status = await jobs.submit(request.body, claims);
       request.log.info({ job: status.id, user: status.user }, 'job accepted');
       return reply.code(201).send({ id: status.id, state: status.state });
@@ -79,10 +79,12 @@ export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
       out.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': request.id });
       const pending: string[] = [];
       let replayed = false;
+      let ended = false;
       const onLine = (text: string) => (replayed ? out.write(text) : pending.push(text));
       const onEnd = () => {
         live.off('line', onLine);
-        out.end();
+        if (replayed) out.end();
+        else ended = true; // ended during the replay: end once the replay is written
       };
       live.on('line', onLine);
       live.once('end', onEnd);
@@ -97,11 +99,13 @@ export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
       }
       for (const text of pending) out.write(text);
       replayed = true;
+      if (ended) out.end();
     },
   );
 }
 
-async function admitted(request: FastifyRequest<{ Body: JobSpec }>, jobs: JobEngine) {
+/** The ticket's signature, lifetime and binding to this spec; whether it was spent is the engine's check, at insert. */
+async function admitted(request: FastifyRequest<{ Body: JobSpec }>) {
   const header = request.headers[TICKET_HEADER];
   const token = Array.isArray(header) ? header[0] : header;
   const peer = (request.raw.socket as TLSSocket).getPeerX509Certificate();
@@ -114,7 +118,6 @@ async function admitted(request: FastifyRequest<{ Body: JobSpec }>, jobs: JobEng
     if (g.cores > cores || g.memory_mb > memory_mb || g.time_limit_s > time_limit_s) {
       throw new TicketError('mismatch', 'the admission ticket grants more than the spec asks for');
     }
-    if (!jobs.spendTicket(claims.jti, claims.exp)) throw new TicketError('replayed', 'this admission ticket was used before; each ticket admits one job');
     return claims;
   } catch (err) {
     if (err instanceof TicketError) {

@@ -65,19 +65,24 @@ export async function commitOutput(rootDir: string, name: string, output: Finish
   }
   await settle(output.folder, 0o700);
 
+  let replaced = false;
   if (await exists(target)) {
     if (!output.overwrite) throw new OutputExistsError(`dataset ${name} exists; submit with "mode": "overwrite" to replace it`);
     await realOwn(root, target, `no dataset ${name}`);
+    // Only a dataset is replaced: a namespace holds other people's datasets.
+    if (!(await exists(join(target, MANIFEST_FILE)))) throw new OutputExistsError(`${name} is a namespace (a folder of datasets), not a dataset`);
     await rename(target, output.trash);
+    replaced = true;
   }
   try {
     await rename(output.folder, target);
   } catch (err) {
+    if (replaced) await rename(output.trash, target); // the old dataset goes back where it was
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new OutputExistsError(`dataset ${name} appeared while the job ran`);
     throw err;
   }
-  await rm(output.trash, { recursive: true, force: true });
+  if (replaced) await rm(output.trash, { recursive: true, force: true });
   return manifest;
 }
 

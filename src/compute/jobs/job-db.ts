@@ -92,6 +92,8 @@ export class JobDb {
       partitionDone: db.prepare(`UPDATE partitions SET state = 'done', rows_out = ?, bytes_out = ?, seconds = ?, error = NULL WHERE job_id = ? AND idx = ?`),
       partitionFailed: db.prepare(`UPDATE partitions SET state = ?, error = ? WHERE job_id = ? AND idx = ?`),
       partitionTodo: db.prepare(`UPDATE partitions SET state = 'todo' WHERE job_id = ? AND idx = ?`),
+      partitionInterrupted: db.prepare(`UPDATE partitions SET state = 'todo', attempts = MAX(0, attempts - 1) WHERE job_id = ? AND idx = ?`),
+      ticketSpent: db.prepare(`SELECT 1 FROM tickets WHERE jti = ?`),
       spendTicket: db.prepare(`INSERT OR IGNORE INTO tickets (jti, exp) VALUES (?, ?)`),
       forgetTickets: db.prepare(`DELETE FROM tickets WHERE exp < ?`),
     };
@@ -159,6 +161,15 @@ export class JobDb {
 
   partitionTodo(jobId: string, idx: number): void {
     this.statements.partitionTodo.run(jobId, idx);
+  }
+
+  /** A running partition the engine's death interrupted: todo again, and the attempt not counted. */
+  partitionInterrupted(jobId: string, idx: number): void {
+    this.statements.partitionInterrupted.run(jobId, idx);
+  }
+
+  ticketSpent(jti: string): boolean {
+    return this.statements.ticketSpent.get(jti) !== undefined;
   }
 
   /** False when this ticket id was spent before. Expired ids are forgotten: their tickets are refused anyway. */

@@ -3,7 +3,7 @@
 // partition is renamed into the job's output folder and recorded, so a restart redoes only what
 // was running. When every partition is done the folder becomes the output dataset in one rename.
 import { EventEmitter } from 'node:events';
-import { readdir, rm, rename, stat } from 'node:fs/promises';
+import { lstat, readdir, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   type AdmissionClaims,
@@ -14,7 +14,7 @@ import {
   type JobState,
   type JobStatus,
 } from '../../wire/index.js';
-import { commitOutput, DatasetError, openDataset, openRoot, partitionFile } from '../catalog/index.js';
+import { commitOutput, DatasetError, MANIFEST_FILE, openDataset, openRoot, partitionFile } from '../catalog/index.js';
 import { countRows, expandArgv, runCommand, runtimeArgv, WarmWorker, WorkerStartError } from '../runners/index.js';
 import {
   type Isolation,
@@ -22,6 +22,7 @@ import {
   outOfMemoryMessage,
   prepareJobArea,
   removeJobArea,
+  removeTree,
   sealJobOutput,
   taskLaunch,
   taskPaths,
@@ -65,6 +66,8 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   private readonly runs = new Map<string, JobRun>();
   private readonly uids: UidPool | null;
   private readonly stagingRoot: string;
+  /** Job ids and output names of submissions in flight. */
+  private readonly reserved = new Set<string>();
   private closed = false;
 
   private constructor(private readonly o: JobEngineOptions) {
@@ -93,34 +96,57 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     const problem = jobSpecProblem(spec);
     if (problem !== null) throw new GatehouseError('invalid_request', problem, { field: `body.${problem.slice(0, problem.indexOf(':'))}` });
     if (!JOB_ID.test(claims.job)) throw new GatehouseError('invalid_request', 'the ticket names a job id that is not 1-64 letters, digits, _ and -');
-    if (this.db.job(claims.job) !== undefined) throw new GatehouseError('conflict', `job ${claims.job} exists`);
-    const input = await this.openInput(spec.input);
-    const count = input.manifest.partitions.length;
-    const wanted = spec.partitions ?? input.manifest.partitions.map((_, i) => i);
-    const outside = wanted.find((i) => i >= count);
-    if (outside !== undefined) throw new GatehouseError('invalid_request', `partitions: ${spec.input} has ${count} partitions (0-${count - 1}); there is no ${outside}`, { field: 'body.partitions' });
-    for (const run of this.runs.values()) {
-      if (run.row.spec.output === spec.output) throw new GatehouseError('conflict', `job ${run.row.id} is already writing ${spec.output}`);
+    if (this.db.ticketSpent(claims.jti)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
+    // Claimed before the first await, so two submissions racing for an id or an output cannot both pass.
+    this.checkFree(claims.job, spec);
+    this.reserved.add(claims.job).add(`output:${spec.output}`);
+    try {
+      const input = await this.openInput(spec.input);
+      const count = input.manifest.partitions.length;
+      const wanted = spec.partitions ?? input.manifest.partitions.map((_, i) => i);
+      const outside = wanted.find((i) => i >= count);
+      if (outside !== undefined) throw new GatehouseError('invalid_request', `partitions: ${spec.input} has ${count} partitions (0-${count - 1}); there is no ${outside}`, { field: 'body.partitions' });
+      await this.checkOutput(spec);
+      // Spent only now: a refused submission leaves the gateway free to retry with the same ticket.
+      if (!this.db.spendTicket(claims.jti, claims.exp)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
+      this.db.insertJob(
+        { id: claims.job, user: claims.user, spec, granted: claims.granted, created_at: new Date().toISOString() },
+        wanted.map((i) => ({ input_idx: i, rows: input.manifest.partitions[i]!.rows, bytes: input.manifest.partitions[i]!.bytes })),
+      );
+      const row = this.db.job(claims.job)!;
+      const run = this.activate(row, this.db.partitions(row.id), shape(input));
+      run.log.engine(`submitted by ${row.user}: ${spec.runtime} over ${wanted.length} partitions of ${spec.input} → ${spec.output}, ${claims.granted.cores} cores × ${claims.granted.memory_mb} MB, ${claims.granted.time_limit_s} s`);
+      this.o.log.info({ job: row.id, user: row.user, input: spec.input, output: spec.output, partitions: wanted.length }, 'job queued');
+      this.startPreparing(run);
+      return this.status(row.id)!;
+    } finally {
+      this.reserved.delete(claims.job);
+      this.reserved.delete(`output:${spec.output}`);
     }
-    if (spec.mode !== 'overwrite' && (await present(join(this.o.dataRoot, spec.output)))) {
-      throw new GatehouseError('conflict', `dataset ${spec.output} exists; submit with "mode": "overwrite" to replace it`);
-    }
-    const created_at = new Date().toISOString();
-    this.db.insertJob(
-      { id: claims.job, user: claims.user, spec, granted: claims.granted, created_at },
-      wanted.map((i) => ({ input_idx: i, rows: input.manifest.partitions[i]!.rows, bytes: input.manifest.partitions[i]!.bytes })),
-    );
-    const row = this.db.job(claims.job)!;
-    const run = this.activate(row, this.db.partitions(row.id), shape(input));
-    run.log.engine(`submitted by ${row.user}: ${spec.runtime} over ${wanted.length} partitions of ${spec.input} → ${spec.output}, ${claims.granted.cores} cores × ${claims.granted.memory_mb} MB, ${claims.granted.time_limit_s} s`);
-    this.o.log.info({ job: row.id, user: row.user, input: spec.input, output: spec.output, partitions: wanted.length }, 'job queued');
-    void this.prepare(run);
-    return this.status(row.id)!;
   }
 
-  /** False when the ticket was spent before: each admits one job. */
-  spendTicket(jti: string, exp: number): boolean {
-    return this.db.spendTicket(jti, exp);
+  private checkFree(jobId: string, spec: JobSpec): void {
+    if (this.reserved.has(jobId) || this.db.job(jobId) !== undefined) throw new GatehouseError('conflict', `job ${jobId} exists`);
+    if (this.reserved.has(`output:${spec.output}`)) throw new GatehouseError('conflict', `another job is being submitted to write ${spec.output}`);
+    for (const run of this.runs.values()) {
+      if (run.row.spec.output === spec.output) throw new GatehouseError('conflict', `job ${run.row.id} is already writing ${spec.output}`);
+      if (spec.mode === 'overwrite' && run.row.spec.input === spec.output) throw new GatehouseError('conflict', `job ${run.row.id} is reading ${spec.output}; it cannot be overwritten until that job ends`);
+      if (run.row.spec.output === spec.input) throw new GatehouseError('conflict', `job ${run.row.id} is writing ${spec.input}; read it once that job has finished`);
+    }
+  }
+
+  /** The output is a new name, or with overwrite an existing dataset: never a namespace, never inside a dataset. */
+  private async checkOutput(spec: JobSpec): Promise<void> {
+    const target = join(this.o.dataRoot, spec.output);
+    const slash = spec.output.indexOf('/');
+    if (slash > 0 && (await present(join(this.o.dataRoot, spec.output.slice(0, slash), MANIFEST_FILE)))) {
+      throw new GatehouseError('invalid_request', `output: ${spec.output.slice(0, slash)} is a dataset, not a namespace`, { field: 'body.output' });
+    }
+    if (!(await present(target))) return;
+    if (!(await present(join(target, MANIFEST_FILE)))) {
+      throw new GatehouseError('conflict', `${spec.output} is a namespace (a folder of datasets), not a dataset; choose another output`);
+    }
+    if (spec.mode !== 'overwrite') throw new GatehouseError('conflict', `dataset ${spec.output} exists; submit with "mode": "overwrite" to replace it`);
   }
 
   status(id: string): JobStatus | undefined {
@@ -145,7 +171,10 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   /** Kills every process of the job at once and removes its staging; a finished job is left as it is. */
   async cancel(id: string): Promise<JobStatus | undefined> {
     const run = this.runs.get(id);
-    if (run !== undefined) await this.finish(run, 'cancelled', null);
+    if (run !== undefined) {
+      await this.finish(run, 'cancelled', null);
+      await run.ended; // a job already committing ends as the commit decides, and that is what we answer
+    }
     return this.status(id);
   }
 
@@ -162,12 +191,15 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   /** Stops every worker; running jobs stay running in the database and resume on the next start. */
   async close(): Promise<void> {
     this.closed = true;
+    const settling: Promise<unknown>[] = [];
     for (const run of this.runs.values()) {
       run.stopped = true;
       if (run.deadline !== null) clearTimeout(run.deadline);
       for (const worker of run.workers) worker.kill();
+      if (run.preparation !== null) settling.push(run.preparation);
     }
-    await new Promise((r) => setImmediate(r));
+    await Promise.allSettled(settling);
+    await new Promise((r) => setTimeout(r, 50)); // workers' loops see `stopped` and write nothing more
     this.db.close();
   }
 
@@ -175,7 +207,8 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   private async removeAbandonedAreas(keep: Set<string>): Promise<void> {
     const entries = await readdir(this.stagingRoot).catch(() => [] as string[]);
     for (const entry of entries) {
-      if (!entry.startsWith('.') && !keep.has(entry)) await rm(join(this.stagingRoot, entry), { recursive: true, force: true });
+      if (entry.startsWith('.') || keep.has(entry)) continue;
+      await removeTree(join(this.stagingRoot, entry)).catch((err: Error) => this.o.log.warn({ area: entry, err: err.message }, 'could not remove an abandoned job area'));
     }
   }
 
@@ -198,28 +231,52 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
 
   /** After a restart: what was running is todo again, and the job waits for slots like a new one. */
   private async resume(row: JobRow): Promise<void> {
+    const at = () => new Date().toISOString();
+    // Killed between moving the output into place and recording it: the dataset is the proof.
+    const committed = await openDataset(await openRoot(this.o.dataRoot), row.spec.output).catch(() => null);
+    if (committed !== null && committed.manifest.produced_by === row.id) {
+      this.db.finish(row.id, 'succeeded', null, at());
+      await removeTree(join(this.stagingRoot, row.id)).catch(() => undefined);
+      return;
+    }
     const parts = this.db.partitions(row.id);
     for (const p of parts) {
       if (p.state === 'running' || p.state === 'failed') {
-        this.db.partitionTodo(row.id, p.idx);
+        // The engine's death is not the partition's failure: that attempt is not counted.
+        this.db.partitionInterrupted(row.id, p.idx);
         p.state = 'todo';
+        p.attempts = Math.max(0, p.attempts - 1);
       }
     }
     let input: InputShape;
     try {
       input = shape(await this.openInput(row.spec.input));
+      const missing = parts.find((p) => input.files[p.input_idx] === undefined);
+      if (missing !== undefined) throw new Error(`${row.spec.input} changed while the engine was down: it has no partition ${missing.input_idx} any more`);
     } catch (err) {
-      this.db.finish(row.id, 'failed', `after a restart: ${(err as Error).message}`, new Date().toISOString());
+      this.db.finish(row.id, 'failed', `after a restart: ${(err as Error).message}`, at());
+      await removeTree(join(this.stagingRoot, row.id)).catch(() => undefined);
       return;
     }
     const run = this.activate(row, parts, input);
     run.log.engine(`engine restarted: ${parts.filter((p) => p.state === 'done').length} of ${parts.length} partitions were committed; the rest run again`);
     this.o.log.info({ job: row.id, todo: run.todo.length }, 'job resumed');
     if (row.state === 'running') this.armDeadline(run);
-    void this.prepare(run);
+    this.startPreparing(run);
   }
 
-  private async prepare(run: JobRun): Promise<void> {
+  /** Builds the job's area; finish() waits for this, so a cancel never races the linking of inputs. */
+  private startPreparing(run: JobRun): void {
+    run.preparation = this.prepare(run);
+    void run.preparation.then(async (problem) => {
+      if (problem !== null) await this.finish(run, 'failed', `the job could not be prepared: ${problem}`);
+      else if (!run.stopped && run.finished) await this.commit(run);
+      else this.reschedule();
+    });
+  }
+
+  /** Null when the area is ready, else why not (never throws). */
+  private async prepare(run: JobRun): Promise<string | null> {
     const { row } = run;
     try {
       let uid: number | null = null;
@@ -234,28 +291,33 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
           this.db.setUid(row.id, uid);
         }
       }
-      const area = await prepareJobArea(this.o.isolation, {
+      if (run.stopped) return null;
+      run.area = await prepareJobArea(this.o.isolation, {
         stagingRoot: this.stagingRoot,
         jobId: row.id,
         uid,
         inputs: run.parts.map((p) => run.input.files[p.input_idx]!),
       });
-      if (row.spec.source !== undefined) await writeJobSource(area, SOURCE_FILE[row.spec.runtime], row.spec.source);
+      if (run.stopped) return null;
+      if (row.spec.source !== undefined) await writeJobSource(run.area, SOURCE_FILE[row.spec.runtime], row.spec.source);
       // A partition recorded done whose file is gone (a hand-cleaned staging) is simply redone.
       for (const p of run.parts) {
-        if (p.state === 'done' && !(await present(join(area.output, partitionFile(p.idx, run.outputFormat))))) {
+        if (p.state === 'done' && !(await present(join(run.area.output, partitionFile(p.idx, run.outputFormat))))) {
           this.db.partitionTodo(row.id, p.idx);
           p.state = 'todo';
           run.todo.push(p.idx);
         }
       }
-      if (run.stopped) return;
-      run.area = area;
-      if (run.finished) await this.commit(run);
-      else this.reschedule();
+      run.ready = true;
+      return null;
     } catch (err) {
-      await this.finish(run, 'failed', `the job could not be prepared: ${(err as Error).message}`);
+      return this.scrub((err as Error).message);
     }
+  }
+
+  /** Messages reach users: the data root's place on the engine's disk is not theirs to know. */
+  private scrub(message: string): string {
+    return message.replaceAll(this.o.dataRoot, '<data root>');
   }
 
   private reschedule(): void {
@@ -270,7 +332,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     // The furthest below its share first, so a freed slot goes where fairness says.
     runs.sort((a, b) => b.target - b.workers.size - (a.target - a.workers.size) || a.seq - b.seq);
     for (const run of runs) {
-      while (!run.stopped && run.area !== null && run.workers.size < run.target && busy < this.o.slots) {
+      while (!run.stopped && run.ready && run.workers.size < run.target && busy < this.o.slots) {
         this.spawn(run);
         busy++;
       }
@@ -293,7 +355,11 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
       return;
     }
     run.workers.add(worker);
-    void this.work(run, worker);
+    // Nothing a job does may take the engine down: whatever escapes fails that job alone.
+    void this.work(run, worker).catch((err: Error) => {
+      this.o.log.error({ job: run.row.id, err: err.message }, 'worker loop failed');
+      return this.finish(run, 'failed', `the engine failed running this job: ${this.scrub(err.message)}`);
+    });
   }
 
   private armDeadline(run: JobRun): void {
@@ -363,8 +429,10 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
         run.running.set(worker, idx);
         const file = partitionFile(idx, run.outputFormat);
         const attemptFile = `${file}.a${part.attempts}`;
+        // Users see the input's partition numbers (ctx.partition, [p7], errors); the output is numbered 0..n-1.
+        const shown = part.input_idx;
         const outcome = await worker.run({
-          partition: idx,
+          partition: shown,
           attempt: part.attempts,
           input: join(paths.input, basename(run.input.files[part.input_idx]!)),
           output: join(paths.output, attemptFile),
@@ -381,20 +449,20 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
           continue;
         }
         healthy = false; // a retry gets a fresh worker: this one's state is suspect
-        const message = outcome.oom ? `${outOfMemoryMessage(idx, row.granted.memory_mb)}\n${tail(outcome.error)}` : tail(outcome.error);
+        const message = outcome.oom ? `${outOfMemoryMessage(shown, row.granted.memory_mb)}\n${tail(outcome.error)}` : tail(outcome.error);
         if (part.attempts < run.maxAttempts) {
           part.state = 'todo';
           part.error = message;
           this.db.partitionFailed(row.id, idx, 'todo', message);
           run.todo.push(idx);
-          run.log.engine(`partition ${idx} attempt ${part.attempts} failed; retrying on a fresh worker:\n${message}`);
+          run.log.engine(`partition ${shown} attempt ${part.attempts} failed; retrying (its worker is replaced by a fresh one):\n${message}`);
           this.emit('partition', { job: row.id, seconds: 0, outcome: 'retried' });
           break;
         }
         part.state = 'failed';
         this.db.partitionFailed(row.id, idx, 'failed', message);
         this.emit('partition', { job: row.id, seconds: 0, outcome: 'failed' });
-        await this.finish(run, 'failed', `partition ${idx} failed after ${part.attempts} attempt${part.attempts === 1 ? '' : 's'}: ${message}`);
+        await this.finish(run, 'failed', `partition ${shown} failed after ${part.attempts} attempt${part.attempts === 1 ? '' : 's'}: ${message}`);
         return;
       }
     } finally {
@@ -412,25 +480,35 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   private async keep(run: JobRun, part: PartitionRow, attemptFile: string, file: string, outcome: Extract<TaskOutcome, { ok: true }>): Promise<string | null> {
     const area = run.area!;
     const from = join(area.output, attemptFile);
-    let counted = { rows: outcome.rows_out, bytes: outcome.bytes_out };
+    const shown = part.input_idx;
+    let rows: number;
+    let bytes: number;
     try {
-      if (counted.rows === null || counted.bytes === null) {
-        const c = await countRows(from, run.outputFormat);
-        counted = { rows: c.rows, bytes: c.bytes };
+      // Written by the task: a plain file of its own, or nothing is kept (no links to elsewhere, no FIFOs).
+      const info = await lstat(from);
+      if (!info.isFile() || info.nlink !== 1) return `partition ${shown}: the task's output is not a plain file`;
+      bytes = info.size;
+      if (bytes > this.o.maxOutputBytes) return `partition ${shown}: the output is over the engine's limit of ${Math.round(this.o.maxOutputBytes / 1048576)} MiB (engine.max_output_mb)`;
+      // The runners count their own output (in the worker, in parallel); a count that is not a count is refused.
+      if (outcome.rows_out !== null) {
+        if (!Number.isSafeInteger(outcome.rows_out) || outcome.rows_out < 0) return `partition ${shown}: the worker's reply was malformed (did the job write to file descriptor 3?)`;
+        rows = outcome.rows_out;
+      } else {
+        rows = (await countRows(from, run.outputFormat, this.o.maxOutputBytes)).rows;
       }
       await rename(from, join(area.output, file));
     } catch (err) {
       return (err as NodeJS.ErrnoException).code === 'ENOENT'
-        ? `partition ${part.idx}: the task wrote nothing to its output`
-        : `partition ${part.idx}: its output could not be kept: ${(err as Error).message}`;
+        ? `partition ${shown}: the task wrote nothing to its output`
+        : `partition ${shown}: its output could not be kept: ${this.scrub((err as Error).message)}`;
     }
     part.state = 'done';
-    part.rows_out = counted.rows!;
-    part.bytes_out = counted.bytes!;
-    part.seconds = outcome.seconds;
+    part.rows_out = rows;
+    part.bytes_out = bytes;
+    part.seconds = Number.isFinite(outcome.seconds) ? outcome.seconds : 0;
     part.error = null;
-    this.db.partitionDone(run.row.id, part.idx, { rows_out: part.rows_out, bytes_out: part.bytes_out, seconds: outcome.seconds });
-    this.emit('partition', { job: run.row.id, seconds: outcome.seconds, outcome: 'done' });
+    this.db.partitionDone(run.row.id, part.idx, { rows_out: rows, bytes_out: bytes, seconds: part.seconds });
+    this.emit('partition', { job: run.row.id, seconds: part.seconds, outcome: 'done' });
     const total = run.parts.reduce((n, p) => n + (p.state === 'done' ? p.bytes_out : 0), 0);
     if (total > this.o.maxOutputBytes) return `the output is over the engine's limit of ${Math.round(this.o.maxOutputBytes / 1048576)} MiB (engine.max_output_mb)`;
     return null;
@@ -468,7 +546,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
    * "cancelled" always means nothing of the job is left.
    */
   private async finish(run: JobRun, state: JobState, error: string | null, committing = false): Promise<void> {
-    if (run.finishing) return;
+    if (run.finishing || this.closed) return;
     // Once the output is being moved into place the job's fate is the commit's: a cancel or a
     // time limit arriving then must not report "cancelled" for a dataset that appears anyway.
     if (run.committing && !committing) return;
@@ -478,8 +556,9 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     for (const worker of run.workers) worker.kill();
     const at = new Date().toISOString();
     this.db.finish(run.row.id, state, error, at);
+    await run.preparation; // never remove an area while it is being made
     if (run.area !== null) await removeJobArea(run.area).catch((err: Error) => this.o.log.error({ job: run.row.id, err: err.message }, 'could not remove the job area'));
-    else await rm(join(this.stagingRoot, run.row.id), { recursive: true, force: true });
+    else await removeTree(join(this.stagingRoot, run.row.id)).catch(() => undefined);
     run.row = { ...run.row, state, error, finished_at: at };
     run.log.engine(state === 'succeeded' ? `succeeded: ${row(run)}` : `${state}${error === null ? '' : `: ${error}`}`);
     run.log.end();
@@ -487,6 +566,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     this.uids?.release(run.row.id);
     this.o.log[state === 'failed' ? 'warn' : 'info']({ job: run.row.id, state, error }, 'job finished');
     this.emit('finished', this.status(run.row.id)!);
+    run.markEnded();
     this.reschedule();
   }
 }

@@ -5,10 +5,14 @@ import { EventEmitter } from 'node:events';
 import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Room for engine lines past the cap. */
+const ENGINE_RESERVE = 64 * 1024;
+
 export class JobLog extends EventEmitter {
   private written: number;
   private dropped = 0;
   private fd: number | null = null;
+  private ended = false;
 
   constructor(
     readonly file: string,
@@ -37,9 +41,14 @@ export class JobLog extends EventEmitter {
     this.append(`[engine] ${new Date().toISOString()} ${message}`, true);
   }
 
-  /** Engine lines always get in (they say what happened); worker lines stop at the cap. */
+  /**
+   * Worker lines stop at the cap. Engine lines (what happened: retries, the outcome) get a reserve
+   * beyond it, and past that only their first line, so retries of a big job cannot fill the disk.
+   */
   private append(line: string, always = false): void {
-    const text = `${line}\n`;
+    if (this.ended) return; // a late line from a dying worker
+    let text = `${line}\n`;
+    if (always && this.written + Buffer.byteLength(text) > this.maxBytes + ENGINE_RESERVE) text = `${line.split('\n', 1)[0]!.slice(0, 300)}\n`;
     const bytes = Buffer.byteLength(text);
     if (!always && this.written + bytes > this.maxBytes) {
       if (this.dropped++ === 0) this.append(`[engine] log limit of ${Math.round(this.maxBytes / 1024)} KiB reached; further worker lines are counted, not kept`, true);
@@ -61,6 +70,7 @@ export class JobLog extends EventEmitter {
     if (this.dropped > 0) this.engine(`${this.dropped} worker lines were over the log limit and not kept`);
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+    this.ended = true;
     this.emit('end');
   }
 }

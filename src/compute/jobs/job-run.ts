@@ -36,8 +36,14 @@ export class JobRun {
   stopped = false;
   committing = false;
   finishing = false;
-  /** Set once the job's area exists and its source is written: only then can workers start. */
+  /** The job's area on disk, once made (removed by finish). */
   area: JobArea | null = null;
+  /** Set once the area is complete and the source written: only then can workers start. */
+  ready = false;
+  preparation: Promise<string | null> | null = null;
+  /** Resolves when finish() has done everything. */
+  readonly ended: Promise<void>;
+  markEnded!: () => void;
   deadline: NodeJS.Timeout | null = null;
 
   constructor(
@@ -48,6 +54,7 @@ export class JobRun {
     readonly log: JobLog,
   ) {
     this.todo = parts.filter((p) => p.state === 'todo').map((p) => p.idx);
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
   }
 
   get maxAttempts(): number {
@@ -60,7 +67,7 @@ export class JobRun {
 
   /** Workers it could use now. */
   get wants(): number {
-    return this.stopped || this.area === null ? 0 : Math.min(this.row.granted.cores, this.todo.length + this.running.size);
+    return this.stopped || !this.ready ? 0 : Math.min(this.row.granted.cores, this.todo.length + this.running.size);
   }
 
   get finished(): boolean {
@@ -95,6 +102,6 @@ export function jobStatus(row: JobRow, parts: PartitionRow[], live?: JobRun, now
     core_seconds: Math.round((row.core_seconds + liveSeconds) * 1000) / 1000,
     attempts: parts.reduce((n, p) => n + p.attempts, 0),
     error: row.error,
-    reason: row.state === 'queued' ? (live?.area === null ? 'preparing the job area' : 'waiting for a free slot') : null,
+    reason: row.state === 'queued' ? (live !== undefined && !live.ready ? 'preparing the job area' : 'waiting for a free slot') : null,
   };
 }

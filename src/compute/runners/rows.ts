@@ -1,5 +1,6 @@
 // Counting a partition file's rows the way the runners do (python_runner.py and node_runner.mjs
 // count their own outputs with the same rules); here for the command runtime's outputs.
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 const CHUNK = 1 << 20;
@@ -11,9 +12,13 @@ const CARRIAGE_RETURN = 0x0d;
  * CSV: newlines minus the header line, a last line without its newline counted too.
  * JSON Lines: lines that are not empty (a lone carriage return counts as empty).
  */
-export async function countRows(file: string, format: 'csv' | 'jsonl'): Promise<{ rows: number; bytes: number }> {
-  const handle = await open(file, 'r');
+export async function countRows(file: string, format: 'csv' | 'jsonl', maxBytes = Number.MAX_SAFE_INTEGER): Promise<{ rows: number; bytes: number }> {
+  // The file was written by a task: never follow its link, never block on its FIFO, never read past the output limit.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    const info = await handle.stat();
+    if (!info.isFile() || info.nlink !== 1) throw new Error('the output is not a plain file');
+    if (info.size > maxBytes) throw new Error(`the output is ${info.size} bytes, over the limit of ${maxBytes}`);
     const buffer = Buffer.allocUnsafe(CHUNK);
     let bytes = 0;
     let newlines = 0;

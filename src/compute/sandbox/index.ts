@@ -17,6 +17,7 @@ export {
   installRuntime,
   prepareJobArea,
   removeJobArea,
+  removeTree,
   sealJobOutput,
   secureDataRoot,
   taskPaths,

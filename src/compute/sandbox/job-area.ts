@@ -217,7 +217,7 @@ export async function removeJobArea(area: JobArea): Promise<void> {
  * rm -rf. A non-root engine lacks root's override of folder modes, and in/ (0500) or a folder the
  * task made unwritable would stop it: such folders are opened up (never through a link) and it retries.
  */
-async function removeTree(dir: string): Promise<void> {
+export async function removeTree(dir: string): Promise<void> {
   try {
     await rm(dir, { recursive: true, force: true });
   } catch (err) {
