@@ -1,0 +1,13 @@
+"""Baseline: one Python process runs process() over every partition in turn (per-core speed).
+
+    /usr/bin/python3 one_process.py EXAMPLE INPUT_DIR OUTPUT_DIR
+"""
+
+import sys
+
+from common import partitions, run_partition
+
+if __name__ == "__main__":
+    example, input_dir, output_dir = sys.argv[1:4]
+    for path in partitions(input_dir):
+        run_partition(example, path, output_dir)
