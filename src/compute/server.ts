@@ -12,6 +12,7 @@ import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, SOURCE_MAX_B
 import { datasetRoutes } from './dataset-routes.js';
 import { engineMetrics } from './engine-metrics.js';
 import { jobRoutes } from './job-routes.js';
+import { taskReachProblem } from './reachability.js';
 import { JobEngine } from './jobs/job-engine.js';
 import { detectIsolation, installRuntime, type SandboxMode, secureDataRoot } from './sandbox/index.js';
 
@@ -44,6 +45,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   const isolation = await detectIsolation({ mode: options.sandbox, taskUids: options.taskUids });
   await mkdir(options.dataRoot, { recursive: true });
   await secureDataRoot(options.dataRoot, isolation);
+  const unreachable = isolation.taskUids === null ? null : await taskReachProblem(options.dataRoot);
   const runtimeDir = await installRuntime(join(options.dataRoot, '.staging'), RUNNERS);
   const app = Fastify({
     ...serverOptions(),
@@ -81,7 +83,9 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     maxOutputBytes: options.maxOutputMb * 1024 * 1024,
     logMaxBytes: options.logMaxKb * 1024,
     log: app.log,
+    unusable: unreachable,
   });
+  if (unreachable !== null) app.log.error({ problem: unreachable }, 'the engine cannot run jobs');
   app.addHook('onClose', () => jobs.close());
   jobRoutes(app, jobs);
   engineMetrics(app, jobs);

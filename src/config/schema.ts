@@ -68,7 +68,7 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     data: Section({
-      root: Dir('data', 'where datasets live: a folder per dataset with its partition files and _dataset.json (one namespace level allowed, as in scratch/alice); `gatehouse up` adds the demo datasets that are missing'),
+      root: Dir('data', 'where datasets live: a folder per dataset with its partition files and _dataset.json (one namespace level allowed, as in scratch/alice); running jobs stage their output in its .staging/ folder; `gatehouse up` adds the demo datasets that are missing'),
     }),
     policies: Type.Object(
       {
@@ -78,7 +78,7 @@ export const ConfigSchema = Type.Object(
     ),
     state: Type.Object(
       {
-        dir: Dir('var', 'where the embedded store, staging and logs live'),
+        dir: Dir('var', 'where the embedded store, the engine\'s job database and the job logs live'),
       },
       { additionalProperties: false, default: {} },
     ),

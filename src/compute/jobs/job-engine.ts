@@ -49,6 +49,8 @@ export interface JobEngineOptions {
   maxOutputBytes: number;
   logMaxBytes: number;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  /** Set when tasks cannot run here at all (say, a data root they cannot reach): submissions are refused with it. */
+  unusable?: string | null;
 }
 
 export interface PartitionEvent {
@@ -84,6 +86,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   }
 
   async submit(spec: JobSpec, claims: AdmissionClaims): Promise<JobStatus> {
+    if (this.o.unusable) throw new GatehouseError('not_ready', `the engine cannot run jobs: ${this.o.unusable}`);
     const problem = jobSpecProblem(spec);
     if (problem !== null) throw new GatehouseError('invalid_request', problem, { field: `body.${problem.slice(0, problem.indexOf(':'))}` });
     if (!JOB_ID.test(claims.job)) throw new GatehouseError('invalid_request', 'the ticket names a job id that is not 1-64 letters, digits, _ and -');

@@ -1,0 +1,253 @@
+"""Gatehouse's warm Python worker: imports a job's source once, then runs partitions on request.
+
+    python3 -u python_runner.py --source job.py --entrypoint process --job <job id>
+
+The engine talks to this process over fd 3 (a duplex socket), one JSON object per line:
+
+    worker -> engine   {"ready": true}  or  {"fatal": "..."} (then exit 1)
+    engine -> worker   {"op": "run", "partition": 7, "attempt": 1, "input": ..., "output": ..., "format": "csv"}
+    worker -> engine   {"partition": 7, "ok": true, "rows_out": N, "bytes_out": B, "seconds": S}
+                       {"partition": 7, "ok": false, "error": "...", "oom": false}
+    engine -> worker   {"op": "exit"}  (or EOF) -> exit 0
+
+stdout belongs to the user's prints and stderr to their logs (the engine tags both with the
+partition); nothing of the protocol goes there. Standard library only, Python 3.9+.
+"""
+
+import argparse
+import importlib.machinery
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+CHANNEL_FD = 3
+CHUNK = 1 << 20
+FATAL_TRACEBACK_LINES = 30
+ERROR_TRACEBACK_LINES = 20
+MODULE_NAME = "gatehouse_job"
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Gatehouse warm Python worker")
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--entrypoint", default="process")
+    parser.add_argument("--job", default="")
+    options = parser.parse_args()
+
+    if os.environ.get("GATEHOUSE_PDEATHSIG") == "1":
+        die_with_parent()
+
+    # User code that os.system()s must not hand our channel to its children.
+    os.set_inheritable(CHANNEL_FD, False)
+    channel = Channel(CHANNEL_FD)
+
+    try:
+        entry = load_entrypoint(options.source, options.entrypoint)
+    except BaseException as exc:  # anything the import raises, SystemExit included, is the user's to see
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        channel.send({"fatal": describe(exc, FATAL_TRACEBACK_LINES)})
+        sys.exit(1)
+    if isinstance(entry, str):
+        channel.send({"fatal": entry})
+        sys.exit(1)
+
+    log = job_logger()
+    channel.send({"ready": True})
+    for message in channel.messages():
+        op = message.get("op")
+        if op == "exit":
+            break
+        if op == "run":
+            channel.send(run_partition(entry, message, options.job, log))
+    sys.exit(0)
+
+
+def load_entrypoint(source, name):
+    """The callable `name` of the source file, exec'd once as module gatehouse_job; a str when it is missing."""
+    # Like `python3 job.py`: the job's own folder is first on sys.path, not this runner's.
+    sys.path[0] = os.path.dirname(os.path.abspath(source))
+    # An explicit loader: the engine's copy of the source need not end in .py.
+    loader = importlib.machinery.SourceFileLoader(MODULE_NAME, source)
+    spec = importlib.util.spec_from_loader(MODULE_NAME, loader, origin=source)
+    module = importlib.util.module_from_spec(spec)
+    # Registered before exec so pickle and helpers that look the module up by name find it.
+    sys.modules[MODULE_NAME] = module
+    # No __pycache__ beside the job's source: it is a staging copy, used once.
+    write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = write_bytecode
+    entry = getattr(module, name, None)
+    if entry is None:
+        return "the source defines no %r (the job's entrypoint)" % name
+    if not callable(entry):
+        return "%r in the source is a %s, not a function" % (name, type(entry).__name__)
+    return entry
+
+
+class Context:
+    """What process(input_path, output_path, ctx) learns about its partition."""
+
+    __slots__ = ("partition", "attempt", "job_id", "input_format", "log")
+
+    def __init__(self, partition, attempt, job_id, input_format, log):
+        self.partition = partition
+        self.attempt = attempt
+        self.job_id = job_id
+        self.input_format = input_format
+        self.log = log
+
+    def __repr__(self):
+        return "Context(partition=%r, attempt=%r, job_id=%r, input_format=%r)" % (
+            self.partition, self.attempt, self.job_id, self.input_format)
+
+
+def job_logger():
+    log = logging.getLogger("gatehouse.job")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # the user's own logging.basicConfig must not print these twice
+    return log
+
+
+def run_partition(entry, message, job_id, log):
+    partition = message.get("partition")
+    output = message.get("output")
+    fmt = message.get("format", "csv")
+    ctx = Context(partition, message.get("attempt"), job_id, fmt, log)
+    started = time.perf_counter()
+    try:
+        entry(message.get("input"), output, ctx)
+    except (Exception, SystemExit) as exc:
+        reply = failure(partition, exc)
+    else:
+        try:
+            rows, size = count_rows(output, fmt)
+        except FileNotFoundError:
+            reply = {"partition": partition, "ok": False, "oom": False,
+                     "error": "process() wrote nothing to %s" % output}
+        except OSError as exc:
+            reply = failure(partition, exc)
+        else:
+            reply = {"partition": partition, "ok": True, "rows_out": rows, "bytes_out": size,
+                     "seconds": round(time.perf_counter() - started, 6)}
+    # Everything the partition printed or logged reaches its pipe before the engine hears it is over.
+    flush(sys.stdout)
+    flush(sys.stderr)
+    return reply
+
+
+def failure(partition, exc):
+    return {"partition": partition, "ok": False, "error": describe(exc, ERROR_TRACEBACK_LINES),
+            "oom": isinstance(exc, MemoryError)}
+
+
+def describe(exc, limit):
+    """`ExcType: message`, then the traceback's last `limit` lines, starting at the user's code."""
+    tb = exc.__traceback__
+    # The runner's and importlib's own frames say nothing to the user: skip the leading ones.
+    while tb is not None and is_machinery(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    lines = "".join(traceback.format_exception(type(exc), exc, tb)).splitlines()
+    summary = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
+    return "\n".join([summary] + lines[-limit:])
+
+
+def is_machinery(filename):
+    return filename == __file__ or filename.startswith("<frozen importlib")
+
+
+def count_rows(path, fmt):
+    """(rows, bytes) of an output file, read in binary chunks: the same rules as the engine's rows.ts.
+
+    CSV: newlines minus the header line, a last line without its newline counted too.
+    JSON Lines: lines that are not empty (a lone carriage return counts as empty).
+    """
+    rows = 0
+    size = 0
+    with open(path, "rb") as f:
+        if fmt == "jsonl":
+            carry = b""
+            while True:
+                chunk = f.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                parts = (carry + chunk).split(b"\n")
+                carry = parts.pop()
+                rows += len(parts) - parts.count(b"") - parts.count(b"\r")
+            if carry and carry != b"\r":
+                rows += 1
+            return rows, size
+        last = b"\n"
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            rows += chunk.count(b"\n")
+            last = chunk[-1:]
+        if last != b"\n":
+            rows += 1
+        return max(rows - 1, 0), size
+
+
+def flush(stream):
+    try:
+        stream.flush()
+    except (OSError, ValueError):  # the user closed or broke it; their output is theirs to lose
+        pass
+
+
+class Channel:
+    """JSON lines over the engine's socket on fd 3."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.reader = os.fdopen(fd, "rb", closefd=False)
+
+    def messages(self):
+        for line in self.reader:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not ours to act on; the engine only sends objects
+            if isinstance(message, dict):
+                yield message
+
+    def send(self, message):
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError:
+            os._exit(1)  # the engine is gone: nobody is left to serve
+
+
+def die_with_parent():
+    """PR_SET_PDEATHSIG(SIGKILL): the kernel ends this worker when the engine dies. Best effort."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass
+
+
+if __name__ == "__main__":
+    main()
