@@ -1,0 +1,25 @@
+// The sandbox's face: how the engine isolates the tasks that run users' code (see ISOLATION.md).
+export {
+  type DetectOptions,
+  type Isolation,
+  type SandboxErrorCode,
+  type SandboxMode,
+  type SandboxTools,
+  type UidRange,
+  detectIsolation,
+  parseUidRange,
+  SandboxError,
+} from './isolation.js';
+export { killUidProcesses, UidPool } from './uids.js';
+export {
+  type JobArea,
+  type TaskPaths,
+  installRuntime,
+  prepareJobArea,
+  removeJobArea,
+  sealJobOutput,
+  secureDataRoot,
+  taskPaths,
+  writeJobSource,
+} from './job-area.js';
+export { type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';

@@ -1,0 +1,133 @@
+// The command line a task runs under. Read outside in:
+//
+//   setpriv [--reuid U --regid U --clear-groups] --no-new-privs --pdeathsig KILL --
+//     prlimit --as --fsize --core=0 --nofile [--nproc] --
+//       [bwrap --unshare-all --die-with-parent --new-session <binds> --]
+//         <argv>
+//
+// setpriv drops root first (so bwrap and the task never hold it), forbids setuid programs from
+// giving it back, and asks the kernel to SIGKILL the task when the engine dies. prlimit caps what
+// one process may take. bwrap, when usable, leaves the task alone with its job's folders.
+import { type JobArea, taskPaths } from './job-area.js';
+import { BWRAP_NAMESPACES, bwrapSystemArgs, type Isolation, SandboxError } from './isolation.js';
+
+export interface TaskLimits {
+  memoryMb: number;
+  /**
+   * Cap the address space (RLIMIT_AS) at memoryMb. False for node: V8 reserves far more virtual
+   * space than it uses, so the caller limits the heap with --max-old-space-size instead.
+   */
+  addressSpace: boolean;
+  /** Largest file a task may write (RLIMIT_FSIZE): past it, writes fail with EFBIG. */
+  maxFileBytes: number;
+  /**
+   * Processes and threads of the whole job together (RLIMIT_NPROC counts per uid, so it is
+   * only set where the job has a uid of its own). Default 1024: a fork bomb stops there, while a
+   * few workers with a BLAS thread per core still fit.
+   */
+  maxProcesses?: number;
+}
+
+/** How to start a task: `spawn(file, args, { env, cwd, detached: true })`. */
+export interface WorkerLaunch {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Left unset: the identity switch happens inside the command (setpriv), not in spawn. */
+  uid?: number;
+  gid?: number;
+}
+
+export const DEFAULT_MAX_PROCESSES = 1024;
+const MIB = 1024 * 1024;
+const NOFILE = 1024;
+
+/** The environment a task starts with: nothing of the engine's (its secrets, its PATH) leaks in. */
+const FIXED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'PYTHONUNBUFFERED', 'PYTHONDONTWRITEBYTECODE'];
+
+function positiveInt(name: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n <= 0) throw new SandboxError('invalid_config', `task limit ${name} must be a positive whole number, got ${n}`);
+  return n;
+}
+
+export function taskLaunch(
+  iso: Isolation,
+  area: JobArea,
+  runtimeDir: string,
+  argv: string[],
+  limits: TaskLimits,
+  extraEnv: Record<string, string> = {},
+): WorkerLaunch {
+  if (argv.length === 0) throw new SandboxError('invalid_config', 'a task needs a command');
+  const ownUid = area.uid !== null;
+  if (iso.root && !ownUid) throw new SandboxError('invalid_config', `job ${area.jobId}: refusing to run a task as root; the job needs its own uid`);
+  if (!iso.root && ownUid) throw new SandboxError('invalid_config', `job ${area.jobId}: the engine is not root and cannot switch to uid ${area.uid}`);
+
+  const paths = taskPaths(iso, area, runtimeDir);
+  const env: Record<string, string> = {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    HOME: paths.work,
+    TMPDIR: paths.work,
+    LANG: 'C.UTF-8',
+    PYTHONUNBUFFERED: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+  };
+  for (const [key, value] of Object.entries(extraEnv)) {
+    if (FIXED_ENV.includes(key)) throw new SandboxError('invalid_config', `task environment: ${key} is set by the sandbox and cannot be replaced`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || value.includes('\0')) throw new SandboxError('invalid_config', `task environment: ${JSON.stringify(key)} is not a valid variable`);
+    env[key] = value;
+  }
+
+  const memory = positiveInt('memoryMb', limits.memoryMb) * MIB;
+  const rlimits = [`--fsize=${positiveInt('maxFileBytes', limits.maxFileBytes)}`, '--core=0', `--nofile=${NOFILE}`];
+  if (limits.addressSpace) rlimits.unshift(`--as=${memory}`);
+  // RLIMIT_NPROC counts every process of the uid: with the engine's own uid it would count the
+  // engine and every other job too, so it is only meaningful (and only set) with a job uid.
+  if (ownUid) rlimits.push(`--nproc=${positiveInt('maxProcesses', limits.maxProcesses ?? DEFAULT_MAX_PROCESSES)}`);
+
+  const drop = ownUid ? ['--reuid', String(area.uid), '--regid', String(area.gid ?? area.uid), '--clear-groups'] : [];
+  const sandbox = iso.bwrap ? [iso.tools.bwrap ?? 'bwrap', ...bwrapArgs(area, runtimeDir, memory), '--'] : [];
+  return {
+    file: iso.tools.setpriv,
+    args: [...drop, '--no-new-privs', '--pdeathsig', 'KILL', '--', iso.tools.prlimit, ...rlimits, '--', ...sandbox, ...argv],
+    env,
+    cwd: area.work,
+  };
+}
+
+function bwrapArgs(area: JobArea, runtimeDir: string, tmpfsBytes: number): string[] {
+  return [
+    ...BWRAP_NAMESPACES,
+    ...bwrapSystemArgs(),
+    '--proc', '/proc',
+    '--dev', '/dev',
+    // Memory-backed scratch is sized: otherwise /tmp and /dev/shm would be memory outside any rlimit.
+    '--size', String(tmpfsBytes), '--tmpfs', '/dev/shm',
+    '--size', String(tmpfsBytes), '--tmpfs', '/tmp',
+    '--ro-bind', area.input, '/job/in',
+    '--bind', area.output, '/job/out',
+    '--bind', area.work, '/job/work',
+    '--ro-bind', runtimeDir, '/job/runtime',
+    '--chdir', '/job/work',
+    // The sandbox's own root and /dev are tmpfs the task could otherwise fill.
+    '--remount-ro', '/dev',
+    '--remount-ro', '/',
+  ];
+}
+
+/** Kills a task started with `detached: true` and everything in its process group. */
+export function killTaskGroup(pid: number): void {
+  // -0 and -1 would signal the engine's own group or every process on the machine.
+  if (!Number.isInteger(pid) || pid <= 1) throw new SandboxError('invalid_config', `refusing to kill process group ${pid}`);
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ESRCH' && code !== 'EPERM') throw err;
+  }
+}
+
+export function outOfMemoryMessage(partition: number, memoryMb: number): string {
+  return `partition ${partition}: out of memory at ${memoryMb} MB`;
+}

@@ -1,0 +1,85 @@
+// Task uids: which job holds which (one uid per job, all its tasks share it, so jobs cannot read or
+// signal one another), and ending everything a uid runs. The pool is bookkeeping only, persisted by
+// the engine with its job state and restored after a restart so a running job's files keep their owner.
+import { spawn } from 'node:child_process';
+import { SandboxError, type UidRange } from './isolation.js';
+
+export class UidPool {
+  private readonly byJob = new Map<string, number>();
+  private readonly byUid = new Map<number, string>();
+
+  constructor(private readonly range: UidRange) {
+    if (!Number.isSafeInteger(range.first) || !Number.isSafeInteger(range.last) || range.first > range.last) {
+      throw new SandboxError('invalid_config', `a uid range needs first <= last, got ${range.first}-${range.last}`);
+    }
+  }
+
+  /** The lowest free uid for `jobId` (the one it already holds, if any). */
+  take(jobId: string): number {
+    const held = this.byJob.get(jobId);
+    if (held !== undefined) return held;
+    for (let uid = this.range.first; uid <= this.range.last; uid++) {
+      if (!this.byUid.has(uid)) {
+        this.byJob.set(jobId, uid);
+        this.byUid.set(uid, jobId);
+        return uid;
+      }
+    }
+    const size = this.range.last - this.range.first + 1;
+    throw new SandboxError('uids_exhausted', `all ${size} task uids (${this.range.first}-${this.range.last}) are held by running jobs; widen engine.task_uids or wait`);
+  }
+
+  /** Gives `jobId` back the uid it had before a restart; refuses one outside the range or held by another job. */
+  restore(jobId: string, uid: number): void {
+    if (!Number.isInteger(uid) || uid < this.range.first || uid > this.range.last) {
+      throw new SandboxError('invalid_config', `job ${jobId}: uid ${uid} is outside engine.task_uids ${this.range.first}-${this.range.last}`);
+    }
+    const holder = this.byUid.get(uid);
+    if (holder !== undefined && holder !== jobId) throw new SandboxError('invalid_config', `job ${jobId}: uid ${uid} is already held by job ${holder}`);
+    const held = this.byJob.get(jobId);
+    if (held !== undefined && held !== uid) throw new SandboxError('invalid_config', `job ${jobId} already holds uid ${held}, not ${uid}`);
+    this.byJob.set(jobId, uid);
+    this.byUid.set(uid, jobId);
+  }
+
+  /**
+   * Frees `jobId`'s uid for the next job. Call it after `removeJobArea` (which kills whatever the
+   * job left running under that uid), or the next job would share a uid with those leftovers.
+   */
+  release(jobId: string): void {
+    const uid = this.byJob.get(jobId);
+    if (uid === undefined) return;
+    this.byJob.delete(jobId);
+    this.byUid.delete(uid);
+  }
+
+  uidOf(jobId: string): number | undefined {
+    return this.byJob.get(jobId);
+  }
+
+  get inUse(): number {
+    return this.byJob.size;
+  }
+}
+
+/**
+ * Kills every process running as `uid`, wherever it is: tasks that left their process group
+ * (setsid, double fork) escape `killTaskGroup` and, in plain mode, the parent-death signal. A
+ * process signalling -1 reaches exactly the processes of its own uid, so this runs `kill -KILL -1`
+ * as that uid. Twice, for a child forked while the first signal was being delivered.
+ */
+export function killUidProcesses(uid: number): Promise<void> {
+  // As root, kill -1 would end every process on the machine: only task uids may come here.
+  if (!Number.isInteger(uid) || uid < 1000) throw new SandboxError('invalid_config', `refusing to kill every process of uid ${uid}: not a task uid`);
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/sh', ['-c', 'kill -KILL -1 2>/dev/null; sleep 0.05; kill -KILL -1 2>/dev/null; exit 0'], {
+      uid,
+      gid: uid,
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+      stdio: 'ignore',
+    });
+    child.on('error', reject);
+    child.on('close', () => resolve());
+  });
+}
