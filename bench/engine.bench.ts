@@ -56,12 +56,15 @@ interface Run {
   parts: Record<string, number>;
 }
 
-type Sample = Record<Side, Run>;
+/** Every side once, and `probe`: the engine on a 1-partition, 1-row job (what any job costs). */
+type Sample = Record<Side, Run> & { probe: Run };
 
 /** One size: its input dataset and the rounds measured on it, shared by that size's rows. */
 interface World {
   v: Variant;
   dataset: string;
+  /** 1 partition of 1 row, beside it. */
+  tiny: string;
   samples: Sample[];
   reported: boolean;
 }
@@ -90,7 +93,9 @@ function thePlace(): Place {
     config,
     stringify({
       server: { port: 0 },
-      engine: { port: 0, slots: CORES, python: PYTHON, sandbox: SANDBOX },
+      // Its own task uids: an engine ends a job by killing every process of the job's uid, so two
+      // engines on one machine (a test suite's and this one) must not hand out the same uids.
+      engine: { port: 0, slots: CORES, python: PYTHON, sandbox: SANDBOX, task_uids: '390000-390999' },
       data: { root: 'data' },
       state: { dir: 'var' },
       certs: { dir: 'certs' },
@@ -185,8 +190,11 @@ async function world(v: Variant): Promise<World> {
   if (found !== undefined) return found;
   const p = thePlace();
   const dataset = `words_${v.label.toLowerCase()}`;
-  await writeDataset(p.data, dataset, { format: 'csv', columns: ['id', 'word'], owner: 'bench', labels: [], produced_by: 'engine.bench', partitions: partitionsOf(v) });
-  const w: World = { v, dataset, samples: [], reported: false };
+  const tiny = 'words_1x1';
+  const manifest = { format: 'csv' as const, columns: ['id', 'word'], owner: 'bench', labels: [], produced_by: 'engine.bench' };
+  await writeDataset(p.data, dataset, { ...manifest, partitions: partitionsOf(v) });
+  await writeDataset(p.data, tiny, { ...manifest, partitions: partitionsOf({ label: '1x1', partitions: 1, rows: 1 }) });
+  const w: World = { v, dataset, tiny, samples: [], reported: false };
   worlds.set(v.label, w);
   return w;
 }
@@ -207,11 +215,15 @@ async function sample(w: World, k: number): Promise<Sample> {
     const output = `${w.dataset}_out_${++p.jobs}`;
     const input = join(p.data, w.dataset);
     const runs: Partial<Sample> = {};
+    const probeOutput = `${w.tiny}_out_${p.jobs}`;
     // Rotated each round, so drift over the run does not always land on the same side.
     const order = SIDES.map((_, i) => SIDES[(i + round) % SIDES.length]!);
     for (const side of order) {
       const o = outputs[side];
-      if (side === 'engine') runs.engine = await engineRun(client, w, output);
+      if (side === 'engine') {
+        runs.engine = await engineRun(client, w.dataset, output, w.v.partitions * w.v.rows);
+        runs.probe = await engineRun(client, w.tiny, probeOutput, 1);
+      }
       else if (side === 'pool') runs.pool = await python(['pool.py', EXAMPLE, input, o, String(CORES)]);
       else if (side === 'dask') runs.dask = await python(['dask_map.py', EXAMPLE, input, o, String(CORES)]);
       else if (side === 'one') runs.one = await python(['one_process.py', EXAMPLE, input, o]);
@@ -219,7 +231,7 @@ async function sample(w: World, k: number): Promise<Sample> {
     }
     const done = runs as Sample;
     sameOutputs(w, { ...outputs, engine: join(p.data, output) });
-    rmSync(join(p.data, output), { recursive: true, force: true });
+    for (const o of [output, probeOutput]) rmSync(join(p.data, o), { recursive: true, force: true });
     for (const s of SIDES) rmSync(outputs[s], { recursive: true, force: true });
     w.samples.push(done);
     const f = (s: Side) => `${s} ${done[s].wall_s.toFixed(2)} s`;
@@ -228,10 +240,10 @@ async function sample(w: World, k: number): Promise<Sample> {
   return w.samples[k]!;
 }
 
-async function engineRun(client: EngineClient, w: World, output: string): Promise<Run> {
+async function engineRun(client: EngineClient, input: string, output: string, total: number): Promise<Run> {
   const spec: JobSpec = {
     name: 'normalize-words',
-    input: w.dataset,
+    input,
     output,
     runtime: 'python',
     source: readFileSync(EXAMPLE, 'utf8'),
@@ -245,7 +257,6 @@ async function engineRun(client: EngineClient, w: World, output: string): Promis
   const { status, seenAt } = await client.waitFinal(id, POLL_MS);
   const wall_s = (performance.now() - t0) / 1000;
   if (status.state !== 'succeeded') throw new Error(`engine job ${id} ${status.state}: ${status.error ?? ''}\n${(await client.logs(id)).slice(-2000)}`);
-  const total = w.v.partitions * w.v.rows;
   if (status.rows_out !== total) throw new Error(`engine job ${id} wrote ${status.rows_out} rows; expected ${total}`);
   const partitionSeconds = (await client.metric('gatehouse_engine_partition_duration_seconds_sum')) - partitionSecondsBefore;
   const created = Date.parse(status.created_at);
@@ -371,16 +382,19 @@ function rows(v: Variant): Benchmark<Ctx>[] {
 /** Medians over the counted rounds of where each side's time went, printed once per size. */
 function summary(w: World): string {
   const counted = w.samples.slice(WARMUP);
-  const m = (side: Side, key?: string) => median(counted.map((s) => (key === undefined ? s[side].wall_s : (s[side].parts[key] ?? Number.NaN))));
+  const m = (side: Side | 'probe', key?: string) => median(counted.map((x) => (key === undefined ? x[side].wall_s : (x[side].parts[key] ?? Number.NaN))));
   const s = (n: number) => `${n.toFixed(2)} s`;
   const ms = (n: number) => `${(n * 1000).toFixed(0)} ms`;
+  const phases = (side: 'engine' | 'probe') =>
+    `submit ${ms(m(side, 'submit_s'))}, queued ${ms(m(side, 'queued_s'))}, running ${ms(m(side, 'running_s'))}, seen by the poll ${ms(m(side, 'seen_s'))}`;
   const overhead = median(counted.map((x) => ((x.engine.wall_s - x.pool.wall_s) * 1000) / w.v.partitions));
   return [
     `${w.dataset}: ${w.v.partitions} partitions x ${w.v.rows} rows, ${CORES} cores, engine sandbox ${SANDBOX}; medians of ${counted.length} rounds:`,
-    `  engine ${s(m('engine'))}: submit ${ms(m('engine', 'submit_s'))}, queued ${ms(m('engine', 'queued_s'))}, running ${s(m('engine', 'running_s'))}, seen by the poll ${ms(m('engine', 'seen_s'))}; workers' own partition time ${s(m('engine', 'partition_s'))} in all, core-seconds ${m('engine', 'core_s').toFixed(2)}`,
-    `  Pool ${s(m('pool'))}: pool start ${ms(m('pool', 'startup_s'))}, map ${s(m('pool', 'run_s'))}, close ${ms(m('pool', 'close_s'))}`,
-    `  Dask ${s(m('dask'))}: import ${s(m('dask', 'import_s'))}, cluster start ${s(m('dask', 'startup_s'))}, map + gather ${s(m('dask', 'run_s'))}, close ${s(m('dask', 'close_s'))}`,
-    `  xargs ${s(m('xargs'))}, one process ${s(m('one'))}`,
+    `  engine ${s(m('engine'))}: ${phases('engine')}; the workers' own partition times add up to ${s(m('engine', 'partition_s'))}, core-seconds ${m('engine', 'core_s').toFixed(2)}`,
+    `  engine, a 1-partition 1-row job: ${ms(m('probe'))}: ${phases('probe')}`,
+    `  Pool ${s(m('pool'))}: pool start ${ms(m('pool', 'startup_s'))}, map ${s(m('pool', 'run_s'))}, close ${ms(m('pool', 'close_s'))}; process() times add up to ${s(m('pool', 'process_s'))}`,
+    `  Dask ${s(m('dask'))}: import ${s(m('dask', 'import_s'))}, cluster start ${s(m('dask', 'startup_s'))}, map + gather ${s(m('dask', 'run_s'))}, close ${s(m('dask', 'close_s'))}; process() times add up to ${s(m('dask', 'process_s'))}`,
+    `  xargs ${s(m('xargs'))}; one process ${s(m('one'))}, process() times add up to ${s(m('one', 'process_s'))}`,
     `  engine overhead per partition vs Pool: ${overhead.toFixed(2)} ms (median of (engine wall - Pool wall) / partitions)`,
     '',
   ].join('\n');

@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import sys
+import time
 
 _process = None
 
@@ -56,11 +57,13 @@ def partition_of(path):
 
 
 def run_partition(example_path, input_path, output_dir):
-    """One partition: what a worker of any baseline does. Returns the output path."""
+    """One partition: what a worker of any baseline does. Returns the seconds process() took."""
     output_path = os.path.join(output_dir, os.path.basename(input_path))
     fmt = "jsonl" if input_path.endswith(".jsonl") else "csv"
-    load_process(example_path)(input_path, output_path, Context(partition_of(input_path), fmt))
-    return output_path
+    process = load_process(example_path)
+    started = time.perf_counter()
+    process(input_path, output_path, Context(partition_of(input_path), fmt))
+    return time.perf_counter() - started
 
 
 def partitions(input_dir):
