@@ -26,7 +26,7 @@ function csv(rows: { id: number; word: string }[]): string {
 
 /** The normaliser's rule, written independently of examples/normalize_words.py. */
 function normalised(word: string): string {
-  return word.normalize('NFKC').toLowerCase().replace(/^[\s\p{P}\p{S}]+|[\s\p{P}\p{S}]+$/gu, '');
+  return word.normalize('NFKC').toLowerCase().replace(/^[\p{P}\p{Z}\p{Cc}]+|[\p{P}\p{Z}\p{Cc}]+$/gu, '');
 }
 
 /** Every CSV data row of a dataset folder's partitions, parsed simply (our words have no newlines). */
@@ -60,10 +60,15 @@ const NORMALIZER = readFileSync(join(ROOT, 'examples', 'normalize_words.py'), 'u
 const resources = { cores: 2, memory_mb: 512, time_limit_s: 120 };
 const py = (name: string, output: string, source: string, extra: Partial<JobSpec> = {}): JobSpec => ({ name, input: 'lines', output, runtime: 'python', source, resources, ...extra });
 
-/** Pids of processes running as `uid` (the engine gives each job its own). */
+/** Live processes running as `uid` (the engine gives each job its own); zombies are dead and do not count. */
 function processesOf(uid: number): number[] {
   try {
-    return execFileSync('ps', ['-o', 'pid=', '-u', String(uid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).map(Number);
+    return execFileSync('ps', ['-o', 'pid=,stat=', '-u', String(uid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter(([, stat]) => stat !== undefined && !stat.startsWith('Z'))
+      .map(([pid]) => Number(pid));
   } catch {
     return []; // ps exits 1 when there are none
   }

@@ -2,21 +2,18 @@
 // inside it only the gateway's certificate (CN=gateway, OU=services) is served.
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { installPlumbing, loggerOptions, NoQuery, serverOptions } from '../http/index.js';
-import { PACKAGE_ROOT, VERSION } from '../version.js';
+import { VERSION } from '../version.js';
 import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
 import { datasetRoutes } from './dataset-routes.js';
 import { engineMetrics } from './engine-metrics.js';
 import { jobRoutes } from './job-routes.js';
-import { taskReachProblem } from './reachability.js';
+import { runnerScript } from './runners/index.js';
 import { JobEngine } from './jobs/job-engine.js';
-import { detectIsolation, installRuntime, type SandboxMode, secureDataRoot } from './sandbox/index.js';
-
-const RUNNERS = ['python_runner.py', 'node_runner.mjs'].map((f) => join(PACKAGE_ROOT, 'src', 'compute', 'runners', f));
+import { detectIsolation, installRuntime, type SandboxMode, secureDataRoot, taskReachProblem } from './sandbox/index.js';
 
 export interface EngineOptions {
   tls: TlsMaterial;
@@ -44,9 +41,9 @@ const HealthBody = Type.Object({
 export async function buildEngine(options: EngineOptions): Promise<FastifyInstance> {
   const isolation = await detectIsolation({ mode: options.sandbox, taskUids: options.taskUids });
   await mkdir(options.dataRoot, { recursive: true });
-  await secureDataRoot(options.dataRoot, isolation);
+  const { stagingRoot } = await secureDataRoot(options.dataRoot, isolation);
   const unreachable = isolation.taskUids === null ? null : await taskReachProblem(options.dataRoot);
-  const runtimeDir = await installRuntime(join(options.dataRoot, '.staging'), RUNNERS);
+  const runtimeDir = await installRuntime(stagingRoot, [runnerScript('python'), runnerScript('node')]);
   const app = Fastify({
     ...serverOptions(),
     bodyLimit: 2 * SOURCE_MAX_BYTES + 64 * 1024, // a job spec carries its source text

@@ -1,8 +1,8 @@
 // The bundled engine as its own process (`gatehouse engine`), and a client that talks to it the way
 // the gateway does: the gateway's client certificate, and admission tickets signed with its key.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, createPrivateKey, readFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID } from 'node:crypto';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type JobSpec, jobSpecHash, type JobStatus, type Resources, signAdmissionTicket, TICKET_HEADER } from '../../src/wire/index.js';
 import { cleanEnv, CLI, type Sandbox } from './gatehouse.js';

@@ -3,12 +3,11 @@
 // partition is renamed into the job's output folder and recorded, so a restart redoes only what
 // was running. When every partition is done the folder becomes the output dataset in one rename.
 import { EventEmitter } from 'node:events';
-import { rm, rename, stat } from 'node:fs/promises';
+import { readdir, rm, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   type AdmissionClaims,
   DEFAULT_ENTRYPOINT,
-  FINAL_STATES,
   GatehouseError,
   type JobSpec,
   jobSpecProblem,
@@ -19,9 +18,11 @@ import { commitOutput, DatasetError, openDataset, openRoot, partitionFile } from
 import { countRows, expandArgv, runCommand, runtimeArgv, WarmWorker, WorkerStartError } from '../runners/index.js';
 import {
   type Isolation,
+  killUidProcesses,
   outOfMemoryMessage,
   prepareJobArea,
   removeJobArea,
+  sealJobOutput,
   taskLaunch,
   taskPaths,
   UidPool,
@@ -76,7 +77,9 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   /** Opens the job database and picks up every job a previous engine left unfinished. */
   static async open(o: JobEngineOptions): Promise<JobEngine> {
     const engine = new JobEngine(o);
-    for (const row of engine.db.unfinished()) await engine.resume(row);
+    const unfinished = engine.db.unfinished();
+    await engine.removeAbandonedAreas(new Set(unfinished.map((r) => r.id)));
+    for (const row of unfinished) await engine.resume(row);
     engine.reschedule();
     return engine;
   }
@@ -168,6 +171,14 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     this.db.close();
   }
 
+  /** Areas of jobs that ended while the engine died before it could remove them. */
+  private async removeAbandonedAreas(keep: Set<string>): Promise<void> {
+    const entries = await readdir(this.stagingRoot).catch(() => [] as string[]);
+    for (const entry of entries) {
+      if (!entry.startsWith('.') && !keep.has(entry)) await rm(join(this.stagingRoot, entry), { recursive: true, force: true });
+    }
+  }
+
   private activate(row: JobRow, parts: PartitionRow[], input: InputShape): JobRun {
     const run = new JobRun(row, row.seq, parts, input, JobLog.forJob(join(this.o.stateDir, 'logs'), row.id, this.o.logMaxBytes));
     this.runs.set(row.id, run);
@@ -216,6 +227,8 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
         if (row.uid !== null) {
           this.uids.restore(row.id, row.uid);
           uid = row.uid;
+          // Workers of a killed engine die by their parent-death signal; anything they started must go too.
+          await killUidProcesses(uid);
         } else {
           uid = this.uids.take(row.id);
           this.db.setUid(row.id, uid);
@@ -430,6 +443,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     const { row } = run;
     const area = run.area!;
     try {
+      await sealJobOutput(area); // no links or folders smuggled into the output; files become the engine's
       await commitOutput(this.o.dataRoot, row.spec.output, {
         folder: area.output,
         format: run.outputFormat,
@@ -448,25 +462,31 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     await this.finish(run, 'succeeded', null, true);
   }
 
+  /**
+   * Ends a run. The database learns the outcome first (it is the truth a restart reads); status
+   * shows it only once the job's processes are gone and its staging removed, so "failed" or
+   * "cancelled" always means nothing of the job is left.
+   */
   private async finish(run: JobRun, state: JobState, error: string | null, committing = false): Promise<void> {
-    if (FINAL_STATES.includes(run.row.state)) return;
+    if (run.finishing) return;
     // Once the output is being moved into place the job's fate is the commit's: a cancel or a
     // time limit arriving then must not report "cancelled" for a dataset that appears anyway.
     if (run.committing && !committing) return;
+    run.finishing = true;
     run.stopped = true;
     if (run.deadline !== null) clearTimeout(run.deadline);
     for (const worker of run.workers) worker.kill();
     const at = new Date().toISOString();
     this.db.finish(run.row.id, state, error, at);
+    if (run.area !== null) await removeJobArea(run.area).catch((err: Error) => this.o.log.error({ job: run.row.id, err: err.message }, 'could not remove the job area'));
+    else await rm(join(this.stagingRoot, run.row.id), { recursive: true, force: true });
     run.row = { ...run.row, state, error, finished_at: at };
     run.log.engine(state === 'succeeded' ? `succeeded: ${row(run)}` : `${state}${error === null ? '' : `: ${error}`}`);
     run.log.end();
     this.runs.delete(run.row.id);
+    this.uids?.release(run.row.id);
     this.o.log[state === 'failed' ? 'warn' : 'info']({ job: run.row.id, state, error }, 'job finished');
     this.emit('finished', this.status(run.row.id)!);
-    if (run.area !== null) await removeJobArea(run.area).catch((err: Error) => this.o.log.error({ job: run.row.id, err: err.message }, 'could not remove the job area'));
-    else await rm(join(this.stagingRoot, run.row.id), { recursive: true, force: true });
-    this.uids?.release(run.row.id);
     this.reschedule();
   }
 }

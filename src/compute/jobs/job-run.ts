@@ -35,6 +35,7 @@ export class JobRun {
   target = 0;
   stopped = false;
   committing = false;
+  finishing = false;
   /** Set once the job's area exists and its source is written: only then can workers start. */
   area: JobArea | null = null;
   deadline: NodeJS.Timeout | null = null;

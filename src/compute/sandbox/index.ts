@@ -23,3 +23,4 @@ export {
   writeJobSource,
 } from './job-area.js';
 export { type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
+export { taskReachProblem } from './reach.js';
