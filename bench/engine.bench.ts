@@ -15,7 +15,7 @@
 // each run, as a user's script does.
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
@@ -107,6 +107,14 @@ function thePlace(): Place {
   place = { dir, data: join(dir, 'data'), config, engine: null, client: null, jobs: 0 };
   return place;
 }
+
+/** CPU seconds the engine's own process (node: HTTP, scheduling, logs, the job database) has used. */
+function engineCpu(p: Place): number {
+  // /proc/<pid>/stat: utime and stime are fields 14 and 15, counted after the ")" that ends the name.
+  const fields = readFileSync(`/proc/${p.engine!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100; // USER_HZ, 100 on every Linux architecture
 
 async function theEngine(p: Place): Promise<EngineClient> {
   if (p.client !== null) return p.client;
@@ -221,8 +229,8 @@ async function sample(w: World, k: number): Promise<Sample> {
     for (const side of order) {
       const o = outputs[side];
       if (side === 'engine') {
-        runs.engine = await engineRun(client, w.dataset, output, w.v.partitions * w.v.rows);
-        runs.probe = await engineRun(client, w.tiny, probeOutput, 1);
+        runs.engine = await engineRun(p, client, w.dataset, output, w.v.partitions * w.v.rows);
+        runs.probe = await engineRun(p, client, w.tiny, probeOutput, 1);
       }
       else if (side === 'pool') runs.pool = await python(['pool.py', EXAMPLE, input, o, String(CORES)]);
       else if (side === 'dask') runs.dask = await python(['dask_map.py', EXAMPLE, input, o, String(CORES)]);
@@ -235,12 +243,12 @@ async function sample(w: World, k: number): Promise<Sample> {
     for (const s of SIDES) rmSync(outputs[s], { recursive: true, force: true });
     w.samples.push(done);
     const f = (s: Side) => `${s} ${done[s].wall_s.toFixed(2)} s`;
-    process.stderr.write(`    ${w.v.label} round ${round + 1} (${order.join(', ')}): ${SIDES.map(f).join(', ')}\n`);
+    process.stderr.write(`    ${w.v.label} round ${round + 1} (${order.join(', ')}): ${SIDES.map(f).join(', ')}; load average ${loadavg()[0]!.toFixed(2)}\n`);
   }
   return w.samples[k]!;
 }
 
-async function engineRun(client: EngineClient, input: string, output: string, total: number): Promise<Run> {
+async function engineRun(p: Place, client: EngineClient, input: string, output: string, total: number): Promise<Run> {
   const spec: JobSpec = {
     name: 'normalize-words',
     input,
@@ -251,11 +259,13 @@ async function engineRun(client: EngineClient, input: string, output: string, to
     resources: { cores: CORES, memory_mb: 1024, time_limit_s: 600 },
   };
   const partitionSecondsBefore = await client.metric('gatehouse_engine_partition_duration_seconds_sum');
+  const cpuBefore = engineCpu(p);
   const submittedAt = Date.now();
   const t0 = performance.now();
   const id = await client.submit(spec);
-  const { status, seenAt } = await client.waitFinal(id, POLL_MS);
+  const { status, seenAt, allDoneAt } = await client.waitFinal(id, POLL_MS);
   const wall_s = (performance.now() - t0) / 1000;
+  const engine_cpu_s = engineCpu(p) - cpuBefore;
   if (status.state !== 'succeeded') throw new Error(`engine job ${id} ${status.state}: ${status.error ?? ''}\n${(await client.logs(id)).slice(-2000)}`);
   if (status.rows_out !== total) throw new Error(`engine job ${id} wrote ${status.rows_out} rows; expected ${total}`);
   const partitionSeconds = (await client.metric('gatehouse_engine_partition_duration_seconds_sum')) - partitionSecondsBefore;
@@ -268,7 +278,10 @@ async function engineRun(client: EngineClient, input: string, output: string, to
       submit_s: (created - submittedAt) / 1000, // ticket, POST, spec checks, job row
       queued_s: (started - created) / 1000, // the job area (inputs, source) until the first worker is asked for
       running_s: (finished - started) / 1000, // workers start, partitions run and are kept, the output is committed
-      seen_s: (seenAt - finished) / 1000, // until the poll sees it
+      compute_s: (allDoneAt - started) / 1000, // until a poll saw every partition done (within POLL_MS)
+      commit_s: (finished - allDoneAt) / 1000, // from there: seal the output, commit the dataset
+      seen_s: (seenAt - finished) / 1000, // then the staging is removed, and the poll sees it
+      engine_cpu_s,
       partition_s: partitionSeconds, // Σ of the workers' own per-partition times
       core_s: status.core_seconds,
       attempts: status.attempts,
@@ -386,8 +399,12 @@ function summary(w: World): string {
   const s = (n: number) => `${n.toFixed(2)} s`;
   const ms = (n: number) => `${(n * 1000).toFixed(0)} ms`;
   const phases = (side: 'engine' | 'probe') =>
-    `submit ${ms(m(side, 'submit_s'))}, queued ${ms(m(side, 'queued_s'))}, running ${ms(m(side, 'running_s'))}, seen by the poll ${ms(m(side, 'seen_s'))}`;
+    `submit ${ms(m(side, 'submit_s'))}, queued ${ms(m(side, 'queued_s'))}, partitions ${ms(m(side, 'compute_s'))}, ` +
+    `then seal + commit ${ms(m(side, 'commit_s'))}, clean-up + poll ${ms(m(side, 'seen_s'))}; the engine process used ${ms(m(side, 'engine_cpu_s'))} of CPU`;
   const overhead = median(counted.map((x) => ((x.engine.wall_s - x.pool.wall_s) * 1000) / w.v.partitions));
+  // Worker time not spent in a partition: starting, waiting for the next one, or for a core.
+  const idle = (x: Sample, side: 'engine' | 'pool') =>
+    side === 'engine' ? x.engine.parts.compute_s! * CORES - x.engine.parts.partition_s! : x.pool.parts.run_s! * CORES - x.pool.parts.process_s!;
   return [
     `${w.dataset}: ${w.v.partitions} partitions x ${w.v.rows} rows, ${CORES} cores, engine sandbox ${SANDBOX}; medians of ${counted.length} rounds:`,
     `  engine ${s(m('engine'))}: ${phases('engine')}; the workers' own partition times add up to ${s(m('engine', 'partition_s'))}, core-seconds ${m('engine', 'core_s').toFixed(2)}`,
@@ -395,6 +412,7 @@ function summary(w: World): string {
     `  Pool ${s(m('pool'))}: pool start ${ms(m('pool', 'startup_s'))}, map ${s(m('pool', 'run_s'))}, close ${ms(m('pool', 'close_s'))}; process() times add up to ${s(m('pool', 'process_s'))}`,
     `  Dask ${s(m('dask'))}: import ${s(m('dask', 'import_s'))}, cluster start ${s(m('dask', 'startup_s'))}, map + gather ${s(m('dask', 'run_s'))}, close ${s(m('dask', 'close_s'))}; process() times add up to ${s(m('dask', 'process_s'))}`,
     `  xargs ${s(m('xargs'))}; one process ${s(m('one'))}, process() times add up to ${s(m('one', 'process_s'))}`,
+    `  ${CORES} workers' time outside partitions: engine ${s(median(counted.map((x) => idle(x, 'engine'))))} (partitions phase x ${CORES} - partition times), Pool ${s(median(counted.map((x) => idle(x, 'pool'))))} (map x ${CORES} - process() times)`,
     `  engine overhead per partition vs Pool: ${overhead.toFixed(2)} ms (median of (engine wall - Pool wall) / partitions)`,
     '',
   ].join('\n');

@@ -15,6 +15,7 @@ const OUTPUT_TAIL = 16 * 1024;
 
 export interface EngineProcess {
   url: string;
+  pid: number;
   output(): string;
   stop(): Promise<void>;
 }
@@ -45,6 +46,7 @@ export function startEngineProcess(configFile: string, cwd: string): Promise<Eng
       clearTimeout(timer);
       resolve({
         url: match[1]!,
+        pid: child.pid!,
         output: () => output,
         stop: async () => {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -93,11 +95,17 @@ export class EngineClient {
     return JSON.parse(res.body) as JobStatus;
   }
 
-  /** Polls GET /jobs/:id every `intervalMs` until the job is final; that status and when it was seen. */
-  async waitFinal(id: string, intervalMs: number): Promise<{ status: JobStatus; seenAt: number }> {
+  /**
+   * Polls GET /jobs/:id every `intervalMs` until the job is final: that status, when it was seen,
+   * and when a poll first saw every partition done (the job then seals, commits and cleans up).
+   */
+  async waitFinal(id: string, intervalMs: number): Promise<{ status: JobStatus; seenAt: number; allDoneAt: number }> {
+    let allDoneAt: number | null = null;
     for (;;) {
       const status = await this.status(id);
-      if (FINAL_STATES.includes(status.state)) return { status, seenAt: Date.now() };
+      const now = Date.now();
+      if (allDoneAt === null && status.partitions.done === status.partitions.total) allDoneAt = now;
+      if (FINAL_STATES.includes(status.state)) return { status, seenAt: now, allDoneAt: allDoneAt ?? now };
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   }
