@@ -11,8 +11,9 @@
 // the submit (ticket signed, POST /jobs) to the first GET /jobs/:id that says succeeded, polled
 // every 20 ms on one kept-alive connection; for a baseline from spawning its process to its exit.
 // Every side writes fresh outputs each round, and the outputs are checked to be the same bytes.
-// The engine and the data are made once (not a per-job cost); Dask starts its cluster inside
-// each run, as a user's script does.
+// The data is written once and the engine started once per size (neither is a per-job cost); Dask
+// starts its cluster inside each run, as a user's script does. After the engine's job, each round
+// also runs a 1-partition, 1-row job: the engine's fixed cost per job, for the summary on stderr.
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -231,8 +232,7 @@ async function sample(w: World, k: number): Promise<Sample> {
       if (side === 'engine') {
         runs.engine = await engineRun(p, client, w.dataset, output, w.v.partitions * w.v.rows);
         runs.probe = await engineRun(p, client, w.tiny, probeOutput, 1);
-      }
-      else if (side === 'pool') runs.pool = await python(['pool.py', EXAMPLE, input, o, String(CORES)]);
+      } else if (side === 'pool') runs.pool = await python(['pool.py', EXAMPLE, input, o, String(CORES)]);
       else if (side === 'dask') runs.dask = await python(['dask_map.py', EXAMPLE, input, o, String(CORES)]);
       else if (side === 'one') runs.one = await python(['one_process.py', EXAMPLE, input, o]);
       else runs.xargs = await xargs(input, o);
