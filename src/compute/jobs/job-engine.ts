@@ -419,9 +419,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
         await this.finish(run, 'failed', `${what}: ${tail(err instanceof Error ? err.message : String(err))}`);
         return;
       }
-      while (!run.stopped && run.workers.size <= run.target) {
-        const idx = run.todo.shift();
-        if (idx === undefined) break;
+      const dispatch = (idx: number) => {
         const part = run.parts[idx]!;
         part.state = 'running';
         part.attempts += 1;
@@ -431,16 +429,29 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
         const attemptFile = `${file}.a${part.attempts}`;
         // Users see the input's partition numbers (ctx.partition, [p7], errors); the output is numbered 0..n-1.
         const shown = part.input_idx;
-        const outcome = await worker.run({
+        const outcome = worker.run({
           partition: shown,
           attempt: part.attempts,
           input: join(paths.input, basename(run.input.files[part.input_idx]!)),
           output: join(paths.output, attemptFile),
           format: run.input.format,
         });
+        return { idx, part, file, attemptFile, shown, outcome };
+      };
+      // A worker over its job's share takes no more: its slot goes back to fair share.
+      const next = () => (!run.stopped && run.workers.size <= run.target ? run.todo.shift() : undefined);
+      const first = next();
+      let current = first === undefined ? null : dispatch(first);
+      while (current !== null) {
+        const { idx, part, file, attemptFile, shown } = current;
+        const outcome = await current.outcome;
         run.running.delete(worker);
         if (run.stopped) return;
         if (outcome.ok) {
+          // The worker gets its next partition before this one's bookkeeping, so it never waits for the engine.
+          const following = next();
+          current = following === undefined ? null : dispatch(following);
+          current?.outcome.catch(() => undefined);
           const error = await this.keep(run, part, attemptFile, file, outcome);
           if (error !== null) {
             await this.finish(run, 'failed', error);
@@ -521,7 +532,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     const { row } = run;
     const area = run.area!;
     try {
-      await sealJobOutput(area); // no links or folders smuggled into the output; files become the engine's
+      await sealJobOutput(area, { namespaced: this.o.isolation.bwrap }); // no links or folders smuggled into the output; files become the engine's
       await commitOutput(this.o.dataRoot, row.spec.output, {
         folder: area.output,
         format: run.outputFormat,
@@ -557,7 +568,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     const at = new Date().toISOString();
     this.db.finish(run.row.id, state, error, at);
     await run.preparation; // never remove an area while it is being made
-    if (run.area !== null) await removeJobArea(run.area).catch((err: Error) => this.o.log.error({ job: run.row.id, err: err.message }, 'could not remove the job area'));
+    if (run.area !== null) await removeJobArea(run.area, { namespaced: this.o.isolation.bwrap }).catch((err: Error) => this.o.log.error({ job: run.row.id, err: err.message }, 'could not remove the job area'));
     else await removeTree(join(this.stagingRoot, run.row.id)).catch(() => undefined);
     run.row = { ...run.row, state, error, finished_at: at };
     run.log.engine(state === 'succeeded' ? `succeeded: ${row(run)}` : `${state}${error === null ? '' : `: ${error}`}`);

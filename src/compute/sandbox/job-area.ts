@@ -100,6 +100,9 @@ async function linkInputs(iso: Isolation, inDir: string, inputs: string[]): Prom
     const name = basename(src);
     if (names.has(name)) throw new SandboxError('unsafe_path', `two inputs are named ${name}; in/ holds each partition under its own name`);
     names.add(name);
+  }
+  await inBatches(inputs, async (src) => {
+    const name = basename(src);
     const st = await lstat(src);
     if (!st.isFile()) throw new SandboxError('unsafe_path', `input ${src} is not a regular file`);
 
@@ -132,7 +135,7 @@ async function linkInputs(iso: Isolation, inDir: string, inputs: string[]): Prom
     } finally {
       await fh.close();
     }
-  }
+  });
   for (const name of await readdir(inDir)) {
     if (!names.has(name)) await rm(join(inDir, name), { recursive: true, force: true });
   }
@@ -165,12 +168,16 @@ export async function writeJobSource(area: JobArea, fileName: string, text: stri
  * (0644 files, 0700 folder, as secureDataRoot leaves datasets). Returns the file names, sorted.
  * Call it once every task of the job has ended, then rename out/ into place.
  */
-export async function sealJobOutput(area: JobArea): Promise<string[]> {
-  if (area.uid !== null) await killUidProcesses(area.uid);
+/**
+ * `namespaced`: the job ran inside bubblewrap, so its processes died with its pid namespace when its
+ * workers were killed or exited, and it had a private /tmp: the uid-wide kill and the sweep are not needed.
+ */
+export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } = {}): Promise<string[]> {
+  if (area.uid !== null && !o.namespaced) await killUidProcesses(area.uid);
   const st = await lstat(area.output);
   if (!st.isDirectory()) throw new SandboxError('unsafe_path', `${area.output} is not a folder`);
   const names = (await readdir(area.output)).sort();
-  for (const name of names) {
+  await inBatches(names, async (name) => {
     const path = join(area.output, name);
     const est = await lstat(path);
     if (!est.isFile()) throw new SandboxError('unsafe_path', `job ${area.jobId} wrote ${name}, which is not a plain file; outputs are plain files`);
@@ -184,7 +191,7 @@ export async function sealJobOutput(area: JobArea): Promise<string[]> {
     } finally {
       await fh.close();
     }
-  }
+  });
   if (amRoot()) await chown(area.output, 0, 0);
   await chmod(area.output, 0o700);
   return names;
@@ -198,8 +205,9 @@ const SHARED_TMP = ['/tmp', '/var/tmp', '/dev/shm'];
  * deletes what the uid left at the top of /tmp, /var/tmp and /dev/shm, so the next job given the
  * uid inherits nothing.
  */
-export async function removeJobArea(area: JobArea): Promise<void> {
-  if (area.uid !== null) {
+/** `namespaced`: as for sealJobOutput. */
+export async function removeJobArea(area: JobArea, o: { namespaced?: boolean } = {}): Promise<void> {
+  if (area.uid !== null && !o.namespaced) {
     await killUidProcesses(area.uid);
     for (const dir of SHARED_TMP) {
       const names = await readdir(dir).catch(() => [] as string[]);
@@ -298,4 +306,13 @@ export const SANDBOX_PATHS: TaskPaths = { input: '/job/in', output: '/job/out', 
 export function taskPaths(iso: Isolation, area: JobArea, runtimeDir: string): TaskPaths {
   if (iso.bwrap) return { ...SANDBOX_PATHS };
   return { input: area.input, output: area.output, work: area.work, runtime: runtimeDir };
+}
+
+/** File-by-file work with a few operations in flight: each is a syscall or two on the thread pool. */
+async function inBatches<T>(items: readonly T[], work: (item: T) => Promise<void>, width = 16): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
 }
