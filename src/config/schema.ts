@@ -59,7 +59,7 @@ export const ConfigSchema = Type.Object(
         task_uids: Type.String({
           pattern: '^[0-9]+-[0-9]+$',
           default: '200000-265535',
-          description: 'when the engine runs as root, each running job gets its own unprivileged uid (and gid) from this range',
+          description: 'when the engine runs as root, each running job gets its own unprivileged uid (and gid) from this range; two engines on one host need ranges that do not overlap (ending a job kills every process of its uid)',
         }),
         python: Type.String({ minLength: 1, default: 'python3', description: "the python runtime's interpreter, found on the tasks' PATH (/usr/local/bin:/usr/bin:/bin)" }),
         max_output_mb: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, default: 10240, description: "largest output a job may write, in MiB (also each output file's limit)" }),

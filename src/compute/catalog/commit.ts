@@ -22,6 +22,8 @@ export interface FinishedOutput {
   overwrite: boolean;
   /** Where a replaced dataset is parked until the new one is in place (removed after). */
   trash: string;
+  /** The folder was already checked and handed to the engine (sealJobOutput): skip doing it again per file. */
+  sealed?: boolean;
 }
 
 export class OutputExistsError extends Error {
@@ -45,7 +47,7 @@ export async function commitOutput(rootDir: string, name: string, output: Finish
     const file = partitionFile(i, output.format);
     const path = join(output.folder, file);
     const info = await stat(path);
-    await settle(path, 0o644);
+    if (!output.sealed) await settle(path, 0o644);
     partitions.push({ file, rows, bytes: info.size });
   }
   const manifest: DatasetManifest = {

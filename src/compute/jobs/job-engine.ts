@@ -543,6 +543,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
         producedBy: row.id,
         overwrite: row.spec.mode === 'overwrite',
         trash: join(area.dir, 'replaced'),
+        sealed: true,
       });
     } catch (err) {
       await this.finish(run, 'failed', `the output could not be committed: ${(err as Error).message}`, true);
