@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
 import { partitionFile, type PartitionData, writeDataset } from '../src/compute/catalog/index.js';
+import { random } from '../src/compute/demo-data.js';
 import { PACKAGE_ROOT } from '../src/version.js';
 import type { JobSpec } from '../src/wire/index.js';
 import { type Benchmark, median } from './measure.js';
@@ -133,17 +134,8 @@ async function stopEngine(p: Place): Promise<void> {
 
 // ---- the data: deterministic words, mixed case, punctuation around them, some non-ASCII ----
 
-/** mulberry32: small, fast, the same numbers on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, the demo data's generator: the same numbers on every machine.
+const prng = random;
 
 const SYLLABLES = ['ka', 'lo', 'mi', 'ne', 'ru', 'sa', 'to', 'vi', 'ber', 'dan', 'el', 'for', 'gra', 'hen', 'is', 'jo', 'ler', 'mon', 'or', 'pel', 'qua', 'ris', 'sten', 'ur', 'wel', 'zä', 'ö', 'ß', 'é', 'ço', 'ñu', 'ﬁ'];
 const VOCABULARY_SIZE = 20_000;

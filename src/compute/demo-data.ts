@@ -44,7 +44,7 @@ const DEMO_DATASETS: Record<string, () => NewDataset> = {
 const CUSTOMERS = 2_000;
 
 /** mulberry32: tiny, fast, and good enough for synthetic data; not for anything secret. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
