@@ -5,5 +5,5 @@ export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, parseManife
 export { readDataset } from './read.js';
 export { type NewDataset, type PartitionData, writeDataset } from './write.js';
 export { commitOutput, type FinishedOutput, OutputExistsError } from './commit.js';
-export { loadDataset, type OpenDataset, openDataset } from './read.js';
+export { exists, loadDataset, type OpenDataset, openDataset } from './read.js';
 export { openRoot } from './root.js';

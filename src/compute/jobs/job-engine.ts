@@ -3,7 +3,7 @@
 // partition is renamed into the job's output folder and recorded, so a restart redoes only what
 // was running. When every partition is done the folder becomes the output dataset in one rename.
 import { EventEmitter } from 'node:events';
-import { lstat, readdir, rename, stat } from 'node:fs/promises';
+import { lstat, readdir, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   type AdmissionClaims,
@@ -14,7 +14,7 @@ import {
   type JobState,
   type JobStatus,
 } from '../../wire/index.js';
-import { commitOutput, DatasetError, MANIFEST_FILE, openDataset, openRoot, partitionFile } from '../catalog/index.js';
+import { commitOutput, DatasetError, exists, MANIFEST_FILE, openDataset, openRoot, partitionFile } from '../catalog/index.js';
 import { countRows, expandArgv, runCommand, runtimeArgv, WarmWorker, WorkerStartError } from '../runners/index.js';
 import {
   type Isolation,
@@ -139,11 +139,11 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   private async checkOutput(spec: JobSpec): Promise<void> {
     const target = join(this.o.dataRoot, spec.output);
     const slash = spec.output.indexOf('/');
-    if (slash > 0 && (await present(join(this.o.dataRoot, spec.output.slice(0, slash), MANIFEST_FILE)))) {
+    if (slash > 0 && (await exists(join(this.o.dataRoot, spec.output.slice(0, slash), MANIFEST_FILE)))) {
       throw new GatehouseError('invalid_request', `output: ${spec.output.slice(0, slash)} is a dataset, not a namespace`, { field: 'body.output' });
     }
-    if (!(await present(target))) return;
-    if (!(await present(join(target, MANIFEST_FILE)))) {
+    if (!(await exists(target))) return;
+    if (!(await exists(join(target, MANIFEST_FILE)))) {
       throw new GatehouseError('conflict', `${spec.output} is a namespace (a folder of datasets), not a dataset; choose another output`);
     }
     if (spec.mode !== 'overwrite') throw new GatehouseError('conflict', `dataset ${spec.output} exists; submit with "mode": "overwrite" to replace it`);
@@ -302,7 +302,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
       if (row.spec.source !== undefined) await writeJobSource(run.area, SOURCE_FILE[row.spec.runtime], row.spec.source);
       // A partition recorded done whose file is gone (a hand-cleaned staging) is simply redone.
       for (const p of run.parts) {
-        if (p.state === 'done' && !(await present(join(run.area.output, partitionFile(p.idx, run.outputFormat))))) {
+        if (p.state === 'done' && !(await exists(join(run.area.output, partitionFile(p.idx, run.outputFormat))))) {
           this.db.partitionTodo(row.id, p.idx);
           p.state = 'todo';
           run.todo.push(p.idx);
@@ -623,13 +623,4 @@ function row(run: JobRun): string {
 
 function tail(text: string): string {
   return text.trimEnd().split('\n').slice(-ERROR_TAIL_LINES).join('\n');
-}
-
-async function present(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

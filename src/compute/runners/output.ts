@@ -1,5 +1,6 @@
 // What a task process prints, as the engine sees it: stdout/stderr cut into lines, the stderr
 // tail kept for error messages, and the signs in it that the process ran out of memory.
+import { killTaskGroup } from '../sandbox/index.js';
 
 /** A line longer than this is cut: one runaway print must not fill the job's log. */
 export const MAX_LINE_BYTES = 8 * 1024;
@@ -101,13 +102,7 @@ export function withTail(reason: string, tail: string): string {
   return tail === '' ? reason : `${reason}\n${tail}`;
 }
 
-/** Signals a process group; a group already gone (ESRCH) is what we wanted anyway. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  // Never 0 or negative: process.kill(-0) or process.kill(1) would hit the engine or everything.
-  if (pid === undefined || !Number.isInteger(pid) || pid <= 1) return;
-  try {
-    process.kill(-pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
+/** Kills a task's process group (the sandbox's killTaskGroup); no pid means the spawn failed: nothing to kill. */
+export function killGroup(pid: number | undefined): void {
+  if (pid !== undefined && pid > 1) killTaskGroup(pid);
 }
