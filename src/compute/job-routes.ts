@@ -24,7 +24,12 @@ import type { JobEngine } from './jobs/job-engine.js';
 
 const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
 const ListQuery = Type.Object(
-  { user: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) },
+  {
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    // The gateway's reconciler: every job not yet ended, whatever the limit, in one answer.
+    active: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0')])),
+  },
   { additionalProperties: false },
 );
 const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
@@ -42,10 +47,13 @@ export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
     },
   );
 
-  app.get<{ Querystring: { user?: string; limit?: number } }>(
+  app.get<{ Querystring: { user?: string; limit?: number; active?: '1' | '0' } }>(
     '/jobs',
     { schema: { querystring: ListQuery, response: { 200: JobListSchema } } },
-    async (request): Promise<JobList> => ({ jobs: jobs.list(request.query.user, request.query.limit ?? 100) }),
+    async (request): Promise<JobList> => {
+      const { user, limit, active } = request.query;
+      return { jobs: active === '1' ? jobs.active().filter((j) => user === undefined || j.user === user) : jobs.list(user, limit ?? 100) };
+    },
   );
 
   app.get<{ Params: { id: string } }>(

@@ -36,8 +36,8 @@ export const ConfigSchema = Type.Object(
         body_limit_bytes: Type.Integer({
           minimum: 1024,
           maximum: 64 * 1024 * 1024,
-          default: 1024 * 1024,
-          description: 'largest request body accepted; larger ones get 413 payload_too_large',
+          default: 2 * 1024 * 1024,
+          description: 'largest request body accepted (a job carries up to 1 MiB of source); larger ones get 413 payload_too_large',
         }),
       },
       { additionalProperties: false, default: {} },
@@ -67,6 +67,11 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    jobs: Section({
+      max_pending_per_user: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000, description: 'jobs a user may have waiting for quota at once; beyond it a submission gets 403 quota_exceeded' }),
+      poll_ms: Type.Integer({ minimum: 20, maximum: 60_000, default: 250, description: "how often, in ms, the gateway asks the backends about live jobs (their ends free quota for the pending ones)" }),
+      status_cache_ms: Type.Integer({ minimum: 0, maximum: 60_000, default: 500, description: "how long, in ms, a job's status from its backend is reused by GET /v1/jobs/:id" }),
+    }),
     data: Section({
       root: Dir('data', 'where datasets live: a folder per dataset with its partition files and _dataset.json (one namespace level allowed, as in scratch/alice); running jobs stage their output in its .staging/ folder; `gatehouse up` adds the demo datasets that are missing'),
     }),

@@ -5,7 +5,7 @@ import { logRecorder, type AuditRecorder } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installPolicyRoutes, type PolicyReloader } from '../policy/index.js';
-import { type EngineClient, installDatasetRoutes } from '../proxy/index.js';
+import { type ComputeBackend, type EngineClient, installDatasetRoutes, installJobRoutes, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { installHealth } from './health.js';
@@ -20,6 +20,9 @@ export interface GatewayDeps {
   /** The serving policy version, kept current from policies/. */
   policy: PolicyReloader;
   engine: EngineClient;
+  /** Where approved jobs go; the first is the default (the bundled engine). */
+  backends: ComputeBackend[];
+  jobs: { maxPendingPerUser: number; pollMs: number; statusCacheMs: number };
   identity: IdentityService;
   /** Where browsers and the IdP reach the gateway (known once it listens). */
   publicUrl: () => string;
@@ -54,8 +57,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     knownGroups: (user) => deps.identity.knownGroups(user),
     datasetLabels: async (name) => (await deps.engine.datasets()).find((d) => d.name === name)?.labels ?? null,
   });
-  //   3 admit (src/quota) → 4 dispatch (src/proxy): the backend's datasets, filtered by policy
+  //   3 admit (src/quota) → 4 dispatch (src/proxy): the backend's datasets, filtered by policy;
+  //     jobs authorized on their datasets, admitted within quota or pending, handed to a backend
   installDatasetRoutes(app, { datasets: () => deps.engine.datasets(), policy: () => deps.policy.current(), audit });
+  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), backends: deps.backends, audit, log: app.log, ...deps.jobs });
+  app.addHook('onClose', () => jobs.stop());
+  installJobRoutes(app, jobs.service);
   //   5 audit (src/audit): each decision recorded before its answer (today through logRecorder)
 
   installHealth(app, {

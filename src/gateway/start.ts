@@ -1,9 +1,10 @@
 // Starts the gateway process: certificates, store, policy, engine connection, then the listener.
+import { createPrivateKey } from 'node:crypto';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
-import { engineClient } from '../proxy/index.js';
+import { bundledBackend, engineClient } from '../proxy/index.js';
 import { openStore } from '../store/index.js';
 import { readTlsMaterial } from '../wire/index.js';
 import { buildGateway } from './app.js';
@@ -17,7 +18,10 @@ export interface RunningService {
 export async function startGateway(config: Config): Promise<RunningService> {
   ensureServiceCertificates(config);
   const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
-  const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls: readTlsMaterial(config.certs.dir, 'gatewayClient') });
+  const clientTls = readTlsMaterial(config.certs.dir, 'gatewayClient');
+  const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls: clientTls });
+  // Admission tickets are signed with the key of the certificate the engine sees on the connection.
+  const backends = [bundledBackend(engine, createPrivateKey(clientTls.key))];
   const store = await openStore({ stateDir: config.state.dir });
   let identity: Awaited<ReturnType<typeof createIdentityService>> | undefined;
   let policy: PolicyReloader | undefined;
@@ -33,6 +37,8 @@ export async function startGateway(config: Config): Promise<RunningService> {
       store,
       policy,
       engine,
+      backends,
+      jobs: { maxPendingPerUser: config.jobs.max_pending_per_user, pollMs: config.jobs.poll_ms, statusCacheMs: config.jobs.status_cache_ms },
       identity,
       publicUrl: () => listeningUrl,
     });

@@ -1,15 +1,47 @@
 // The gateway's mTLS connection to the bundled engine: our CA, our client certificate, keep-alive.
+// Answers are checked against the wire schemas: decisions rest on them, so a body of another
+// shape is refused, not guessed at.
+import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import { Value } from 'typebox/value';
 import { httpsUrl } from '../http/index.js';
-import { type DatasetInfo, type DatasetList, DatasetListSchema, GatehouseError, type HealthStatus, type TlsMaterial } from '../wire/index.js';
+import {
+  type DatasetInfo,
+  type DatasetList,
+  DatasetListSchema,
+  ERROR_STATUS,
+  type ErrorCode,
+  GatehouseError,
+  type HealthStatus,
+  type JobList,
+  JobListSchema,
+  type JobSpec,
+  type JobStatus,
+  JobStatusSchema,
+  TICKET_HEADER,
+  type TlsMaterial,
+} from '../wire/index.js';
 
 export interface EngineClient {
   readonly url: string;
   health(timeoutMs?: number): Promise<HealthStatus>;
   /** Every dataset of the engine's catalog, sorted by name; policy filters them on the gateway. */
   datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
+  /** Hands a job over with its admission ticket; the engine's refusal is thrown as its GatehouseError. */
+  submit(spec: JobSpec, ticket: string): Promise<{ id: string; state: string }>;
+  /** Null: the engine has no such job. */
+  status(id: string): Promise<JobStatus | null>;
+  /** The jobs not yet ended. */
+  active(): Promise<JobStatus[]>;
+  cancel(id: string): Promise<JobStatus | null>;
+  /** The job's log as a stream (null: no such job); with follow it ends when the job does. */
+  logs(id: string, follow: boolean): Promise<IncomingMessage | null>;
   close(): void;
+}
+
+interface Answer {
+  status: number;
+  text: string;
 }
 
 export function engineClient(options: { host: string; port: number; tls: TlsMaterial }): EngineClient {
@@ -17,40 +49,98 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
   const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: tls.ca, cert: tls.cert, key: tls.key });
   const url = httpsUrl(host, port);
 
-  function getJson<T>(path: string, timeoutMs: number): Promise<T> {
+  function open(method: string, path: string, o: { body?: unknown; headers?: Record<string, string>; timeoutMs: number }): Promise<IncomingMessage> {
+    const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
+    const headers: Record<string, string> = { ...o.headers, ...(payload ? { 'content-type': 'application/json' } : {}) };
     return new Promise((resolve, reject) => {
-      const req = request(`${url}${path}`, { agent, method: 'GET', timeout: timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) {
-            reject(new GatehouseError('not_ready', `engine answered ${res.statusCode} on ${path}: ${text.slice(0, 200)}`));
-            return;
-          }
-          try {
-            resolve(JSON.parse(text) as T);
-          } catch {
-            reject(new GatehouseError('not_ready', `engine sent invalid JSON on ${path}`));
-          }
-        });
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new GatehouseError('not_ready', `engine did not answer ${path} within ${timeoutMs} ms`)));
+      const req = request(`${url}${path}`, { agent, method, headers, timeout: o.timeoutMs }, resolve);
+      req.on('timeout', () => req.destroy(new GatehouseError('not_ready', `engine did not answer ${method} ${path} within ${o.timeoutMs} ms`)));
       req.on('error', (err) => reject(err instanceof GatehouseError ? err : new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`)));
-      req.end();
+      req.end(payload);
     });
   }
 
+  async function send(method: string, path: string, o: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
+    const res = await open(method, path, { ...o, timeoutMs: o.timeoutMs ?? 10_000 });
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  function parsed<T>(answer: Answer, path: string, check: (v: unknown) => boolean): T {
+    let body: unknown;
+    try {
+      body = JSON.parse(answer.text);
+    } catch {
+      throw new GatehouseError('not_ready', `engine sent invalid JSON on ${path}`);
+    }
+    if (!check(body)) throw new GatehouseError('not_ready', `engine sent an unexpected body on ${path}`);
+    return body as T;
+  }
+
+  async function getJson<T>(path: string, check: (v: unknown) => boolean, timeoutMs: number): Promise<T> {
+    const answer = await send('GET', path, { timeoutMs });
+    if (answer.status !== 200) throw new GatehouseError('not_ready', `engine answered ${answer.status} on ${path}: ${answer.text.slice(0, 200)}`);
+    return parsed<T>(answer, path, check);
+  }
+
+  const isStatus = (v: unknown) => Value.Check(JobStatusSchema, v);
+
   return {
     url,
-    health: (timeoutMs = 2000) => getJson<HealthStatus>('/healthz', timeoutMs),
-    datasets: async (timeoutMs = 10_000) => {
-      const body = await getJson<DatasetList>('/datasets', timeoutMs);
-      // Policy decisions rest on owner and labels: a body of another shape is refused, not guessed at.
-      if (!Value.Check(DatasetListSchema, body)) throw new GatehouseError('not_ready', 'engine sent an unexpected body on /datasets');
-      return body.datasets;
+    health: (timeoutMs = 2000) => getJson<HealthStatus>('/healthz', () => true, timeoutMs),
+    datasets: async (timeoutMs = 10_000) => (await getJson<DatasetList>('/datasets', (v) => Value.Check(DatasetListSchema, v), timeoutMs)).datasets,
+    submit: async (spec, ticket) => {
+      const answer = await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: 30_000 });
+      if (answer.status !== 201) throw refusal(answer, 'POST /jobs');
+      return parsed<{ id: string; state: string }>(answer, '/jobs', (v) => typeof (v as { id?: unknown })?.id === 'string');
+    },
+    status: async (id) => {
+      const path = `/jobs/${encodeURIComponent(id)}`;
+      const answer = await send('GET', path);
+      if (answer.status === 404) return null;
+      if (answer.status !== 200) throw refusal(answer, path);
+      return parsed<JobStatus>(answer, path, isStatus);
+    },
+    active: async () => (await getJson<JobList>('/jobs?active=1', (v) => Value.Check(JobListSchema, v), 10_000)).jobs,
+    cancel: async (id) => {
+      const path = `/jobs/${encodeURIComponent(id)}`;
+      const answer = await send('DELETE', path, { timeoutMs: 60_000 });
+      if (answer.status === 404) return null;
+      if (answer.status !== 200) throw refusal(answer, path);
+      return parsed<JobStatus>(answer, path, isStatus);
+    },
+    logs: async (id, follow) => {
+      const path = `/jobs/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`;
+      // Followed logs stay open as long as the job runs: no idle timeout for them.
+      const res = await open('GET', path, { timeoutMs: follow ? 0 : 30_000 });
+      if (res.statusCode === 200) return res;
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      if (res.statusCode === 404) return null;
+      throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, path);
     },
     close: () => agent.destroy(),
   };
+}
+
+/**
+ * The engine's own error (its code and message) for a 4xx: a definite refusal the client should
+ * see. Anything else means the engine is not able to answer now.
+ */
+function refusal(answer: Answer, path: string): GatehouseError {
+  let body: { error?: unknown; message?: unknown } = {};
+  try {
+    body = JSON.parse(answer.text) as typeof body;
+  } catch {
+    // not JSON: reported below by status
+  }
+  const code = typeof body.error === 'string' && body.error in ERROR_STATUS ? (body.error as ErrorCode) : null;
+  const message = typeof body.message === 'string' ? body.message : code;
+  // A refused ticket is the gateway's fault, never the user's: not a 403 that policy did not decide.
+  if (code === 'unauthenticated' || code === 'forbidden') return new GatehouseError('internal', `the engine refused the gateway's admission ticket: ${message}`);
+  if (answer.status >= 400 && answer.status < 500 && code !== null) {
+    return new GatehouseError(code, `engine: ${message}`);
+  }
+  return new GatehouseError('not_ready', `engine answered ${answer.status} on ${path}: ${answer.text.slice(0, 200)}`);
 }

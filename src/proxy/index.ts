@@ -1,3 +1,13 @@
-// src/proxy's face. The job routes and the ComputeBackend interface arrive with the job-path issue.
+// src/proxy's face: the ComputeBackend interface (the bundled engine its first implementation), the
+// job API and its reconciler, and the dataset listing.
+export type { BackendSubmission, ComputeBackend } from './backend.js';
+export { BUNDLED, bundledBackend } from './bundled-backend.js';
 export { type EngineClient, engineClient } from './engine-client.js';
 export { type DatasetRouteOptions, installDatasetRoutes } from './datasets-route.js';
+export { type DatasetLookup, datasetLookup } from './dataset-lookup.js';
+export { JobBook, type Logger } from './job-book.js';
+export { JobRecords } from './job-records.js';
+export { installJobRoutes } from './job-routes.js';
+export { JobService } from './job-service.js';
+export { Reconciler } from './reconciler.js';
+export { type JobPath, type JobPathOptions, openJobPath } from './job-path.js';

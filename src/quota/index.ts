@@ -1,3 +1,5 @@
-// src/quota's face. Today the limits half: a user's limits from policy and the check of a request
-// against them and current usage. The ledger, atomic admission and the pending queue come with the job path.
+// src/quota's face: `admit(identity, request) → Admission` through AdmissionControl (limits from
+// policy, the usage ledger, the pending queue), and the limits arithmetic it rests on.
+export { type Admission, AdmissionControl, type AdmissionRequest, type Drained, type PendingJob } from './admission.js';
+export { UsageLedger } from './ledger.js';
 export { checkQuota, limitsFor, NO_USAGE, type QuotaCheck, type ResourceRequest, type Usage } from './limits.js';

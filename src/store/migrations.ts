@@ -82,4 +82,45 @@ export const migrations: Record<string, Migration> = {
       for (const t of ['client_certificates', 'oidc_requests', 'refresh_tokens', 'token_families', 'signing_keys']) await db.schema.dropTable(t).execute();
     },
   },
+  '0003_jobs': {
+    async up(db: Kysely<unknown>) {
+      // The gateway's job record: who submitted what, what was granted, where it runs and how it
+      // ended. Pending jobs keep their whole spec here so a restart loses none of them; usage is
+      // held by every record admitted and not yet released (the ledger is rebuilt from these rows).
+      await db.schema
+        .createTable('jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('seq', 'integer', (c) => c.notNull().unique()) // submission order: the pending queue's FIFO
+        .addColumn('user', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull()) // JSON array, as at submission: limits of pending jobs
+        .addColumn('auth_method', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('input', 'text', (c) => c.notNull())
+        .addColumn('output', 'text', (c) => c.notNull())
+        .addColumn('backend', 'text', (c) => c.notNull())
+        .addColumn('backend_id', 'text')
+        .addColumn('spec', 'text', (c) => c.notNull()) // JSON JobSpec, source included
+        .addColumn('spec_hash', 'text', (c) => c.notNull())
+        .addColumn('cores', 'integer', (c) => c.notNull())
+        .addColumn('memory_mb', 'integer', (c) => c.notNull())
+        .addColumn('time_limit_s', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('held', 'integer', (c) => c.notNull()) // 1 while the job holds quota
+        .addColumn('reason', 'text')
+        .addColumn('error', 'text')
+        .addColumn('status', 'text') // JSON: the backend's last status
+        .addColumn('core_seconds', 'real', (c) => c.notNull())
+        .addColumn('policy_version', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('admitted_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('jobs_user_seq').on('jobs').columns(['user', 'seq']).execute();
+      await db.schema.createIndex('jobs_state').on('jobs').column('state').execute();
+      await db.schema.createIndex('jobs_finished_at').on('jobs').column('finished_at').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('jobs').execute();
+    },
+  },
 };

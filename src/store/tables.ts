@@ -56,6 +56,35 @@ export interface ClientCertificateTable {
   revoked_by: string | null;
 }
 
+export interface JobTable {
+  id: string;
+  seq: number;
+  user: string;
+  groups: string;
+  auth_method: string;
+  name: string;
+  input: string;
+  output: string;
+  backend: string;
+  backend_id: string | null;
+  spec: string;
+  spec_hash: string;
+  cores: number;
+  memory_mb: number;
+  time_limit_s: number;
+  /** pending | dispatching | queued | running | succeeded | failed | cancelled */
+  state: string;
+  held: number;
+  reason: string | null;
+  error: string | null;
+  status: string | null;
+  core_seconds: number;
+  policy_version: string;
+  created_at: string;
+  admitted_at: string | null;
+  finished_at: string | null;
+}
+
 export interface Tables {
   instance: InstanceTable;
   signing_keys: SigningKeyTable;
@@ -63,4 +92,5 @@ export interface Tables {
   refresh_tokens: RefreshTokenTable;
   oidc_requests: OidcRequestTable;
   client_certificates: ClientCertificateTable;
+  jobs: JobTable;
 }

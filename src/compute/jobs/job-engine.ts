@@ -160,6 +160,11 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     return this.db.jobs(user, limit).map((row) => this.status(row.id)!);
   }
 
+  /** Every job not yet ended (queued or running), oldest first. */
+  active(): JobStatus[] {
+    return [...this.runs.values()].map((run) => jobStatus(run.row, run.parts, run));
+  }
+
   /** The live log of a running job, or the file of a finished one (undefined: no such job). */
   logOf(id: string): { live: JobLog | null; file: string } | undefined {
     const run = this.runs.get(id);

@@ -1,0 +1,37 @@
+// Stage 4's contract: where approved jobs go. The bundled engine is the first ComputeBackend; Slurm
+// (through slurmrestd) is meant to fit the same five verbs, plus `active` for the reconciler.
+import type { Readable } from 'node:stream';
+import type { DatasetInfo, HealthStatus, JobSpec, JobStatus, Resources } from '../wire/index.js';
+
+/** A job as the gateway admitted it: its id, its owner, the exact spec and what was granted. */
+export interface BackendSubmission {
+  id: string;
+  user: string;
+  spec: JobSpec;
+  granted: Resources;
+}
+
+export interface ComputeBackend {
+  /** The `backend` a job spec names (`bundled`, `slurm`). */
+  readonly name: string;
+  /** Where it is, for people: a URL. */
+  readonly location: string;
+  /**
+   * Hands the job over and resolves with the backend's id for it. A definite refusal (the output
+   * exists, the input is missing) rejects with a GatehouseError of status < 500; a backend that
+   * cannot answer rejects with `not_ready`, and then the job may or may not have arrived.
+   */
+  submit(job: BackendSubmission): Promise<{ backendId: string }>;
+  /** Null: the backend does not know the job (never arrived, or lost). */
+  status(backendId: string): Promise<JobStatus | null>;
+  /** Every job the backend has not finished: what the reconciler compares the ledger with. */
+  active(): Promise<JobStatus[]>;
+  /** The job's log as text; with follow, a stream that ends with the job. Null: no such job. */
+  logs(backendId: string, follow: boolean): Promise<Readable | null>;
+  /** Stops the job; resolves with its status once it has ended. Null: no such job. */
+  cancel(backendId: string): Promise<JobStatus | null>;
+  /** The datasets it can read and write, with their manifests' owner and labels. */
+  datasets(): Promise<DatasetInfo[]>;
+  health(): Promise<HealthStatus>;
+  close(): void;
+}

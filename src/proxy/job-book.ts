@@ -1,0 +1,211 @@
+// The gateway's live jobs and the steps of their lives: hand over to a backend, learn what the
+// backend says, end them (releasing their quota exactly once) and admit the next pending ones.
+// The routes and the reconciler both act through here, so whichever sees an end first ends it.
+import { actorOf, type AuditInput, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import type { AdmissionControl } from '../quota/index.js';
+import { FINAL_STATES, GatehouseError, type JobStatus } from '../wire/index.js';
+import type { ComputeBackend } from './backend.js';
+import { ENDED_STATES, type JobRecord, type JobRecords, type RecordState } from './job-records.js';
+
+export interface Logger {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+}
+
+export interface JobBookOptions {
+  records: JobRecords;
+  admission: AdmissionControl;
+  backends: ReadonlyMap<string, ComputeBackend>;
+  audit: AuditRecorder;
+  log: Logger;
+  /** How long a backend status is reused before it is asked again. */
+  statusCacheMs: number;
+}
+
+export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export class JobBook {
+  /** Every job not ended, by id: pending, being handed over, queued or running. */
+  readonly live = new Map<string, JobRecord>();
+  /** Handovers in progress: the reconciler leaves these jobs alone until they settle. */
+  readonly inFlight = new Map<string, Promise<Handover>>();
+  private readonly cache = new Map<string, { at: number; status: JobStatus }>();
+  private readonly ending = new Set<string>();
+
+  constructor(readonly o: JobBookOptions) {}
+
+  backend(name: string): ComputeBackend {
+    const b = this.o.backends.get(name);
+    if (b === undefined) throw new GatehouseError('not_ready', `backend ${name} is not configured`);
+    return b;
+  }
+
+  /** Start-up: the ledger's holds, the pending queues and the day's charges, from the records. */
+  async restore(): Promise<void> {
+    const { admission } = this.o;
+    for (const r of await this.o.records.live()) {
+      this.live.set(r.id, r);
+      const subject = { user: r.user, groups: r.groups };
+      const resources = { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s };
+      if (r.held) admission.ledger.hold(r.id, r.user, resources, r.core_seconds);
+      else if (r.state === 'pending') admission.restorePending({ job: r.id, subject, resources }, r.reason);
+    }
+    for (const c of await this.o.records.chargesSince(new Date(Date.now() - DAY_MS).toISOString())) {
+      admission.ledger.charge(c.user, c.core_seconds, Date.parse(c.finished_at));
+    }
+  }
+
+  /** Hands a job to its backend once, and records what came of it (not its end: the caller decides). */
+  async handOver(r: JobRecord): Promise<Handover> {
+    const backend = this.backend(r.backend);
+    try {
+      const { backendId } = await backend.submit({ id: r.id, user: r.user, spec: r.spec, granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s } });
+      r.backend_id = backendId;
+      if (r.state === 'dispatching') r.state = 'queued';
+      r.reason = null;
+      return { outcome: 'sent' };
+    } catch (err) {
+      if (err instanceof GatehouseError && err.status < 500) {
+        // Sent before (a restart between the engine's answer and our record): adopt it.
+        if (err.code === 'conflict' && (await backend.status(r.id).catch(() => null)) !== null) {
+          r.backend_id = r.id;
+          if (r.state === 'dispatching') r.state = 'queued';
+          return { outcome: 'sent' };
+        }
+        return { outcome: 'refused', error: err };
+      }
+      r.reason = `waiting for backend ${r.backend}: ${(err as Error).message}`;
+      return { outcome: 'unavailable', error: err as Error };
+    }
+  }
+
+  /** A background handover (a pending job admitted, or one left half-sent by a restart). */
+  dispatch(r: JobRecord): void {
+    if (this.inFlight.has(r.id)) return;
+    const run = (async (): Promise<Handover> => {
+      const result = await this.handOver(r);
+      if (result.outcome === 'refused') await this.end(r, 'failed', `${r.backend} refused the job: ${result.error.message}`, null);
+      else await this.persist(r);
+      return result;
+    })();
+    this.inFlight.set(r.id, run);
+    void run
+      .catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'job handover failed'))
+      .finally(() => this.inFlight.delete(r.id));
+  }
+
+  /** The backend's status, reused for statusCacheMs; null when the backend does not know the job. */
+  async statusOf(r: JobRecord): Promise<JobStatus | null> {
+    if (r.backend_id === null) return null;
+    const hit = this.cache.get(r.id);
+    if (hit !== undefined && Date.now() - hit.at < this.o.statusCacheMs) return hit.status;
+    const status = await this.backend(r.backend).status(r.backend_id);
+    if (status !== null) await this.observe(r, status);
+    return status;
+  }
+
+  cached(id: string): JobStatus | null {
+    return this.cache.get(id)?.status ?? null;
+  }
+
+  /** What the backend says of a live job: progress, its start, its end. */
+  async observe(r: JobRecord, status: JobStatus): Promise<void> {
+    this.cache.set(r.id, { at: Date.now(), status });
+    if (!this.live.has(r.id)) return;
+    if ((FINAL_STATES as readonly string[]).includes(status.state)) {
+      await this.end(r, status.state as RecordState, status.error, status);
+      return;
+    }
+    this.o.admission.ledger.progress(r.id, status.core_seconds);
+    r.core_seconds = status.core_seconds;
+    if (status.started_at !== null && (r.state === 'queued' || r.state === 'dispatching')) {
+      r.state = 'running';
+      await this.persist(r);
+      await this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } });
+    }
+  }
+
+  /**
+   * Ends a job once: the record first (the durable release), then the ledger, the audit event,
+   * and the user's next pending jobs. Concurrent reports of the same end are ignored.
+   */
+  async end(r: JobRecord, state: RecordState, error: string | null, status: JobStatus | null): Promise<void> {
+    if (this.ending.has(r.id) || (ENDED_STATES as readonly string[]).includes(r.state)) return;
+    this.ending.add(r.id);
+    try {
+      const wasHeld = r.held;
+      const finishedAt = status?.finished_at ?? new Date().toISOString();
+      const next: JobRecord = { ...r, state, error, status: status ?? r.status, core_seconds: status?.core_seconds ?? r.core_seconds, finished_at: finishedAt, held: false, reason: null };
+      await this.o.records.save(next);
+      Object.assign(r, next);
+      this.live.delete(r.id);
+      this.cache.delete(r.id);
+      if (wasHeld) this.o.admission.release(r.id, r.core_seconds, Date.parse(finishedAt));
+      else this.o.admission.withdraw(r.id);
+      await this.event(r, {
+        action: 'job.finish',
+        decision: state === 'succeeded' ? 'allow' : 'error',
+        reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : `${state}${error ? `: ${error}` : ''}`,
+        details: {
+          state,
+          core_seconds: r.core_seconds,
+          rows_in: status?.rows_in ?? 0,
+          rows_out: status?.rows_out ?? 0,
+          partitions: status?.partitions ?? null,
+        },
+      });
+      this.drain([r.user]);
+    } finally {
+      this.ending.delete(r.id);
+    }
+  }
+
+  /** Admits what now fits from the pending queues and hands it over; refuses what never will. */
+  drain(users?: string[]): void {
+    const { admitted, refused } = this.o.admission.drain(users);
+    const now = new Date().toISOString();
+    for (const a of admitted) {
+      const r = this.live.get(a.job);
+      if (r === undefined) continue;
+      Object.assign(r, { state: 'dispatching', held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
+      const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
+      void this.event(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } });
+      this.dispatch(r);
+    }
+    for (const x of refused) {
+      const r = this.live.get(x.job);
+      if (r === undefined) continue;
+      void this.event(r, { action: 'quota.reject', decision: 'deny', reason: x.reason, policy_version: x.policyVersion, details: { limit: x.limit, used: x.used, requested: x.requested, max: x.max, pending: true } });
+      void this.end(r, 'failed', `${x.reason} (the quota was lowered while the job was pending)`, null);
+    }
+  }
+
+  async persist(r: JobRecord): Promise<void> {
+    try {
+      await this.o.records.save(r);
+    } catch (err) {
+      this.o.log.error({ job: r.id, err: (err as Error).message }, 'job record not saved');
+    }
+  }
+
+  /**
+   * An event the gateway itself causes (a start seen by polling, an end, an admission from the
+   * queue), on behalf of the job's owner. No request waits on it; a refusal is the operator's.
+   */
+  async event(r: JobRecord, e: Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version'>>): Promise<void> {
+    try {
+      await recordOrFail(this.o.audit, {
+        actor: actorOf({ user: r.user, groups: r.groups, auth_method: r.auth_method }, null),
+        object: `job:${r.id}`,
+        policy_version: e.policy_version ?? r.policy_version,
+        ...e,
+        details: { input: r.input, output: r.output, backend: r.backend, ...e.details },
+      });
+    } catch (err) {
+      this.o.log.error({ job: r.id, action: e.action, err: (err as Error).message }, 'audit event of a job not recorded');
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// The gateway's job records (the store's `jobs` table): owner, spec and its hash, granted
+// resources, backend and backend id, state, timings, core-seconds and the backend's last status.
+// They are the durable half of the usage ledger and the pending queue.
+import { sql } from 'kysely';
+import type { Store } from '../store/index.js';
+import type { JobSpec, JobStatus } from '../wire/index.js';
+
+/** `dispatching`: admitted and being handed to the backend (quota held; not yet acknowledged by it). */
+export type RecordState = 'pending' | 'dispatching' | 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const LIVE_STATES: readonly RecordState[] = ['pending', 'dispatching', 'queued', 'running'];
+export const ENDED_STATES: readonly RecordState[] = ['succeeded', 'failed', 'cancelled'];
+
+export interface JobRecord {
+  id: string;
+  seq: number;
+  user: string;
+  groups: string[];
+  auth_method: string;
+  name: string;
+  input: string;
+  output: string;
+  backend: string;
+  backend_id: string | null;
+  spec: JobSpec;
+  spec_hash: string;
+  cores: number;
+  memory_mb: number;
+  time_limit_s: number;
+  state: RecordState;
+  /** True while the job holds quota: admitted and not yet released. */
+  held: boolean;
+  reason: string | null;
+  error: string | null;
+  /** The backend's last status (kept once the job ends, so it outlives the backend's memory). */
+  status: JobStatus | null;
+  core_seconds: number;
+  policy_version: string;
+  created_at: string;
+  admitted_at: string | null;
+  finished_at: string | null;
+}
+
+type Row = Omit<JobRecord, 'groups' | 'spec' | 'held' | 'status' | 'state'> & { groups: string; spec: string; held: number; status: string | null; state: string };
+
+const toRow = (r: JobRecord): Row => ({ ...r, groups: JSON.stringify(r.groups), spec: JSON.stringify(r.spec), held: r.held ? 1 : 0, status: r.status === null ? null : JSON.stringify(r.status) });
+const fromRow = (r: Row): JobRecord => ({
+  ...r,
+  groups: JSON.parse(r.groups) as string[],
+  spec: JSON.parse(r.spec) as JobSpec,
+  held: r.held === 1,
+  status: r.status === null ? null : (JSON.parse(r.status) as JobStatus),
+  state: r.state as RecordState,
+});
+
+export class JobRecords {
+  private seq = 0;
+
+  private constructor(private readonly store: Store) {}
+
+  static async open(store: Store): Promise<JobRecords> {
+    const records = new JobRecords(store);
+    const row = await store.db.selectFrom('jobs').select(sql<number>`coalesce(max(seq), 0)`.as('seq')).executeTakeFirstOrThrow();
+    records.seq = Number(row.seq);
+    return records;
+  }
+
+  /** The next submission number (the pending queues' order survives restarts through it). */
+  nextSeq(): number {
+    this.seq += 1;
+    return this.seq;
+  }
+
+  async insert(record: JobRecord): Promise<void> {
+    await this.store.db.insertInto('jobs').values(toRow(record)).execute();
+  }
+
+  /** Writes every field that changes over a job's life. */
+  async save(r: JobRecord): Promise<void> {
+    const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version } = toRow(r);
+    await this.store.db.updateTable('jobs').set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version }).where('id', '=', r.id).execute();
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.store.db.deleteFrom('jobs').where('id', '=', id).execute();
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const row = await this.store.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : fromRow(row);
+  }
+
+  /** Newest first; one user's, or everyone's. */
+  async list(options: { user?: string; state?: string; limit: number }): Promise<JobRecord[]> {
+    let q = this.store.db.selectFrom('jobs').selectAll();
+    if (options.user !== undefined) q = q.where('user', '=', options.user);
+    // Clients see `dispatching` as queued (src/proxy/job-view.ts), so they filter it as queued too.
+    if (options.state !== undefined) q = q.where('state', 'in', options.state === 'queued' ? ['queued', 'dispatching'] : [options.state]);
+    const rows = await q.orderBy('seq', 'desc').limit(options.limit).execute();
+    return rows.map(fromRow);
+  }
+
+  /** Every job not ended, in submission order: the ledger's holds and the pending queues. */
+  async live(): Promise<JobRecord[]> {
+    const rows = await this.store.db.selectFrom('jobs').selectAll().where('state', 'in', [...LIVE_STATES]).orderBy('seq', 'asc').execute();
+    return rows.map(fromRow);
+  }
+
+  /** Core-seconds of jobs that ended since `since` (ISO): the rolling day's charges. */
+  async chargesSince(since: string): Promise<{ user: string; core_seconds: number; finished_at: string }[]> {
+    return this.store.db
+      .selectFrom('jobs')
+      .select(['user', 'core_seconds', 'finished_at'])
+      .where('state', 'in', [...ENDED_STATES])
+      .where('finished_at', '>', since)
+      .where('core_seconds', '>', 0)
+      .execute() as Promise<{ user: string; core_seconds: number; finished_at: string }[]>;
+  }
+}

@@ -1,0 +1,68 @@
+// The job API of DESIGN.md: submit, list, status, logs, cancel, and the caller's quota. Every route
+// is authenticated (stage 1, before these handlers); the rest of the road is in JobService.
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { identityOf } from '../auth/index.js';
+import { NoQuery } from '../http/index.js';
+import { type JobSpec, JobSpecSchema } from '../wire/index.js';
+import type { JobService } from './job-service.js';
+import { CreatedSchema, JobViewListSchema, JobViewSchema, QuotaViewSchema } from './job-view.js';
+
+const JobParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }, { additionalProperties: false });
+const ListQuery = Type.Object(
+  {
+    all: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], { description: "everyone's jobs (policy: read on job:all)" })),
+    state: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')])),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  },
+  { additionalProperties: false },
+);
+const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
+const yes = (v: string | undefined) => v === '1' || v === 'true';
+
+export function installJobRoutes(app: FastifyInstance, jobs: JobService): void {
+  app.post<{ Body: JobSpec }>(
+    '/v1/jobs',
+    { schema: { summary: 'Submit a job: authorized, admitted within quota (or pending), handed to its backend', querystring: NoQuery, body: JobSpecSchema, response: { 201: CreatedSchema } } },
+    async (request, reply) => reply.code(201).send(await jobs.submit(identityOf(request), request.body, request)),
+  );
+
+  app.get<{ Querystring: { all?: string; state?: string; limit?: number } }>(
+    '/v1/jobs',
+    { schema: { summary: "The caller's jobs, newest first (everyone's with all=1, if policy allows)", querystring: ListQuery, response: { 200: JobViewListSchema } } },
+    async (request) => ({ jobs: await jobs.list(identityOf(request), { all: yes(request.query.all), state: request.query.state, limit: request.query.limit ?? 100 }, request) }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/jobs/:id',
+    { schema: { summary: 'A job’s state and progress (another user’s job is 404)', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
+    async (request) => jobs.view(identityOf(request), request.params.id),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/jobs/:id',
+    { schema: { summary: 'Cancel a job, pending or running; its quota is released', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
+    async (request) => jobs.cancel(identityOf(request), request.params.id, request),
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { follow?: string } }>(
+    '/v1/jobs/:id/logs',
+    { schema: { summary: 'A job’s log as text; follow=1 streams it until the job ends', params: JobParams, querystring: LogsQuery } },
+    async (request, reply) => {
+      const follow = yes(request.query.follow);
+      const body = await jobs.logs(identityOf(request), request.params.id, follow);
+      reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
+      if (typeof body !== 'string') {
+        // The client leaving ends the backend stream too, so a followed log holds nothing open.
+        reply.raw.once('close', () => body.destroy());
+      }
+      return reply.send(body);
+    },
+  );
+
+  app.get(
+    '/v1/quota',
+    { schema: { summary: "The caller's limits (and where each comes from), usage and pending jobs", querystring: NoQuery, response: { 200: QuotaViewSchema } } },
+    async (request) => jobs.quota(identityOf(request)),
+  );
+}

@@ -1,0 +1,219 @@
+// The job path for one request: authorize the datasets (stage 2), admit within quota (stage 3),
+// hand over to the backend (stage 4), each decision audited before it is answered (stage 5).
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import { actorOf, type AuditInput, recordOrFail } from '../audit/index.js';
+import type { Identity } from '../auth/index.js';
+import { authorize, decide, type PolicySnapshot } from '../policy/index.js';
+import { limitsFor } from '../quota/index.js';
+import { type DatasetInfo, GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
+import type { Handover, JobBook } from './job-book.js';
+import { ENDED_STATES, type JobRecord } from './job-records.js';
+import { type JobView, type QuotaView, viewOf } from './job-view.js';
+
+export interface JobServiceOptions {
+  book: JobBook;
+  policy: () => PolicySnapshot;
+  /** The catalog for authorization: labels of the input, and of an output being replaced. */
+  dataset: (name: string, fresh: boolean) => Promise<DatasetInfo | undefined>;
+  defaultBackend: string;
+}
+
+export interface Created {
+  id: string;
+  state: 'pending' | 'queued' | 'running';
+  reason: string | null;
+}
+
+export class JobService {
+  constructor(private readonly o: JobServiceOptions) {}
+
+  private get book(): JobBook {
+    return this.o.book;
+  }
+
+  async submit(identity: Identity, spec: JobSpec, req: FastifyRequest): Promise<Created> {
+    const problem = jobSpecProblem(spec);
+    if (problem !== null) throw new GatehouseError('invalid_request', problem, { field: `body.${problem.slice(0, problem.indexOf(':'))}` });
+    const backendName = spec.backend ?? this.o.defaultBackend;
+    if (!this.book.o.backends.has(backendName)) {
+      throw new GatehouseError('invalid_request', `backend: "${backendName}" is not configured here (configured: ${[...this.book.o.backends.keys()].join(', ')})`, { field: 'body.backend' });
+    }
+    const id = newJobId();
+    const ctx = { policy: this.o.policy, audit: this.book.o.audit };
+
+    // Stage 2: read the input, write the output. The output carries the input's labels (and any the
+    // spec adds), and a dataset being replaced its own: a contractor cannot launder pii by copying it.
+    const input = await this.o.dataset(spec.input, false);
+    await authorize(ctx, req, identity, `dataset:${spec.input}`, 'read', 'dataset.read', { labels: input?.labels, details: { job: id } });
+    if (input === undefined) throw new GatehouseError('not_found', `no dataset ${spec.input}`, { field: 'body.input' });
+    const existing = spec.mode === 'overwrite' ? await this.o.dataset(spec.output, true) : undefined;
+    const outLabels = [...new Set([...input.labels, ...(spec.labels ?? []), ...(existing?.labels ?? [])])];
+    await authorize(ctx, req, identity, `dataset:${spec.output}`, 'write', 'dataset.write', { labels: outLabels, details: { job: id } });
+
+    // Stage 3: admission, one synchronous step on the ledger.
+    const resources = spec.resources;
+    const admission = this.book.o.admission.admit({ job: id, subject: identity, resources });
+    const summary = { input: spec.input, output: spec.output, backend: backendName, requested: resources, name: spec.name };
+    if (admission.outcome === 'rejected') {
+      const { limit, used, requested, max, reason } = admission;
+      await this.audit(identity, req, { action: 'quota.reject', object: `job:${id}`, decision: 'deny', reason, policy_version: admission.policyVersion, details: { ...summary, limit, used, requested, max } });
+      throw new GatehouseError('quota_exceeded', reason, { limit, used, requested, max });
+    }
+
+    const now = new Date().toISOString();
+    const record: JobRecord = {
+      id,
+      seq: this.book.o.records.nextSeq(),
+      user: identity.user,
+      groups: [...identity.groups],
+      auth_method: identity.auth_method,
+      name: spec.name,
+      input: spec.input,
+      output: spec.output,
+      backend: backendName,
+      backend_id: null,
+      spec,
+      spec_hash: jobSpecHash(spec),
+      ...resources,
+      state: admission.outcome === 'admitted' ? 'dispatching' : 'pending',
+      held: admission.outcome === 'admitted',
+      reason: admission.outcome === 'pending' ? admission.reason : null,
+      error: null,
+      status: null,
+      core_seconds: 0,
+      policy_version: admission.policyVersion,
+      created_at: now,
+      admitted_at: admission.outcome === 'admitted' ? now : null,
+      finished_at: null,
+    };
+    this.book.live.set(id, record);
+    try {
+      if (admission.outcome === 'pending') return await this.park(identity, req, record, admission.reason, summary);
+      return await this.start(identity, req, record, summary);
+    } catch (err) {
+      // Nothing of a refused submission stays: no hold, no queue entry, no record.
+      this.book.live.delete(id);
+      if (record.held) this.book.o.admission.release(id, 0);
+      else this.book.o.admission.withdraw(id);
+      throw err;
+    }
+  }
+
+  /** Fits the limits, not the current usage: recorded as pending, answered 201 with the reason. */
+  private async park(identity: Identity, req: FastifyRequest, record: JobRecord, reason: string, summary: Record<string, unknown>): Promise<Created> {
+    await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `pending: ${reason}`, policy_version: record.policy_version, details: { ...summary, state: 'pending' } });
+    await this.book.o.records.insert(record);
+    await this.audit(identity, req, { action: 'quota.pending', object: `job:${record.id}`, decision: 'allow', reason, policy_version: record.policy_version, details: summary });
+    return { id: record.id, state: 'pending', reason };
+  }
+
+  /** Admitted: the decision is recorded, then the record is written while the backend receives the job. */
+  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<Created> {
+    const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
+    await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
+    const stored = this.book.o.records.insert(record).then(
+      () => null,
+      (err: Error) => err,
+    );
+    const handover = this.book.handOver(record).catch((error: Error): Handover => ({ outcome: 'unavailable', error }));
+    this.book.inFlight.set(record.id, handover);
+    try {
+      const sent = await handover;
+      const storeError = await stored;
+      if (storeError !== null) {
+        if (sent.outcome === 'sent') await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).catch(() => undefined);
+        throw new GatehouseError('not_ready', `the job record could not be written (${storeError.message}); nothing runs`);
+      }
+      if (sent.outcome !== 'sent') {
+        await this.book.o.records.remove(record.id);
+        const error = sent.outcome === 'refused' ? sent.error : new GatehouseError('not_ready', `backend ${record.backend} is not reachable, nothing was submitted: ${sent.error.message}`);
+        await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } });
+        throw error;
+      }
+      void this.book.persist(record); // queued + backend id; a restart before it lands is adopted by the reconciler
+      return { id: record.id, state: 'queued', reason: null };
+    } finally {
+      this.book.inFlight.delete(record.id);
+    }
+  }
+
+  /** The caller's job, or another's when policy lets them `read` it (admins); anyone else gets 404. */
+  async record(identity: Identity, id: string, action: 'read' | 'admin'): Promise<JobRecord> {
+    const r = this.book.live.get(id) ?? (await this.book.o.records.get(id));
+    if (r !== undefined && (r.user === identity.user || this.may(identity, `job:${id}`, action))) return r;
+    // Another user's job is as absent as one that never existed: its id tells nothing.
+    throw new GatehouseError('not_found', `no job ${id}`);
+  }
+
+  async view(identity: Identity, id: string): Promise<JobView> {
+    const r = await this.record(identity, id, 'read');
+    return this.viewOfRecord(r, true);
+  }
+
+  async list(identity: Identity, options: { all: boolean; state?: string; limit: number }, req: FastifyRequest): Promise<JobView[]> {
+    if (options.all) {
+      const decision = decide(this.o.policy(), identity, 'job:all', 'read');
+      await this.audit(identity, req, { action: 'job.list', object: 'job:all', decision: decision.allowed ? 'allow' : 'deny', reason: decision.reason, policy_version: decision.policyVersion, details: { state: options.state ?? null } });
+      if (!decision.allowed) throw new GatehouseError('forbidden', `listing everyone's jobs: ${decision.reason}`, { rule: decision.rule, policy_version: decision.policyVersion });
+    }
+    const records = await this.book.o.records.list({ user: options.all ? undefined : identity.user, state: options.state, limit: options.limit });
+    return Promise.all(records.map((r) => this.viewOfRecord(this.book.live.get(r.id) ?? r, false)));
+  }
+
+  async cancel(identity: Identity, id: string, req: FastifyRequest): Promise<JobView> {
+    const r = await this.record(identity, id, 'admin');
+    if ((ENDED_STATES as readonly string[]).includes(r.state)) throw new GatehouseError('conflict', `job ${id} has already ${r.state === 'cancelled' ? 'been cancelled' : r.state}`);
+    await this.audit(identity, req, { action: 'job.cancel', object: `job:${id}`, decision: 'allow', reason: r.user === identity.user ? 'cancelled by its owner' : `cancelled by ${identity.user}`, policy_version: this.o.policy().version, details: { owner: r.user, state: r.state } });
+    if (r.state === 'pending' && this.book.o.admission.withdraw(id)) {
+      await this.book.end(r, 'cancelled', `cancelled while pending`, null);
+      return viewOf(r, null);
+    }
+    await this.book.inFlight.get(id); // a handover in progress settles first, so the backend has it to cancel
+    const status = r.backend_id === null ? null : await this.book.backend(r.backend).cancel(r.backend_id);
+    if (status !== null) await this.book.observe(r, status);
+    else await this.book.end(r, 'cancelled', null, null);
+    return viewOf(r, status ?? r.status);
+  }
+
+  async logs(identity: Identity, id: string, follow: boolean): Promise<Readable | string> {
+    const r = await this.record(identity, id, 'read');
+    if (r.backend_id === null) return ''; // pending, or being handed over: nothing written yet
+    return (await this.book.backend(r.backend).logs(r.backend_id, follow)) ?? '';
+  }
+
+  quota(identity: Identity): QuotaView {
+    const { detail, policyVersion } = limitsFor(this.o.policy(), identity);
+    const limits = Object.fromEntries(Object.entries(detail).map(([k, v]) => [k, { value: v.value, source: v.source, line: v.line }])) as QuotaView['limits'];
+    const pending = this.book.o.admission.pending(identity.user).map((p) => {
+      const r = this.book.live.get(p.job);
+      return { id: p.job, name: r?.name ?? '', reason: p.reason, resources: { ...p.resources }, created_at: r?.created_at ?? new Date(0).toISOString() };
+    });
+    return { user: identity.user, policy_version: policyVersion, limits, usage: this.book.o.admission.ledger.usage(identity.user), pending };
+  }
+
+  private async viewOfRecord(r: JobRecord, fetch: boolean): Promise<JobView> {
+    if (r.state === 'pending') return viewOf(r, null, this.pendingReason(r));
+    if (!this.book.live.has(r.id) || r.backend_id === null) return viewOf(r, r.status);
+    const status = fetch ? await this.book.statusOf(r).catch(() => this.book.cached(r.id)) : this.book.cached(r.id);
+    return viewOf(r, status ?? r.status);
+  }
+
+  private pendingReason(r: JobRecord): string | undefined {
+    return this.book.o.admission.pending(r.user).find((p) => p.job === r.id)?.reason;
+  }
+
+  private may(identity: Identity, object: string, action: string): boolean {
+    return decide(this.o.policy(), identity, object, action).allowed;
+  }
+
+  private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
+    await recordOrFail(this.book.o.audit, { actor: actorOf(identity, req.ip), request_id: req.id, ...e }, req.log);
+  }
+}
+
+/** `j` and 12 hex digits: short enough to type, 48 random bits. */
+function newJobId(): string {
+  return `j${randomBytes(6).toString('hex')}`;
+}

@@ -1,0 +1,89 @@
+// Compares the ledger with the backends, on start-up and then periodically: often while jobs are
+// live (their ends free quota for the pending ones), rarely when idle. It ends jobs the backend
+// finished or lost, resends handovers a restart interrupted, and cancels backend jobs the gateway
+// has no live record of (sent by a request that never got its answer).
+import type { JobBook } from './job-book.js';
+
+export interface ReconcilerOptions {
+  /** Between passes while any job is live. */
+  busyMs: number;
+  /** Between passes when none is. */
+  idleMs: number;
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly book: JobBook,
+    private readonly o: ReconcilerOptions,
+  ) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass now (also what tests and the start-up call). */
+  async pass(): Promise<void> {
+    if (this.running !== null) return this.running;
+    this.running = this.reconcile().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.pass()
+        .catch((err: Error) => this.book.o.log.error({ err: err.message }, 'reconcile pass failed'))
+        .finally(() => this.schedule(this.book.live.size > 0 ? this.o.busyMs : this.o.idleMs));
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async reconcile(): Promise<void> {
+    const book = this.book;
+    for (const [name, backend] of book.o.backends) {
+      let active;
+      try {
+        active = await backend.active();
+      } catch (err) {
+        // Cannot tell what ended: nothing is released, nothing resent, until the backend answers.
+        book.o.log.warn({ backend: name, err: (err as Error).message }, 'backend unreachable; jobs keep their quota until it answers');
+        continue;
+      }
+      const seen = new Map(active.map((s) => [s.id, s]));
+      for (const r of [...book.live.values()]) {
+        if (r.backend !== name || r.state === 'pending' || book.inFlight.has(r.id)) continue;
+        const status = seen.get(r.backend_id ?? r.id);
+        if (status !== undefined) {
+          await book.observe(r, status);
+          continue;
+        }
+        // Not active: ended since the last pass, never arrived, or lost.
+        let latest;
+        try {
+          latest = await backend.status(r.backend_id ?? r.id);
+        } catch {
+          continue;
+        }
+        if (latest !== null) await book.observe(r, latest);
+        else if (r.state === 'dispatching') book.dispatch(r);
+        else await book.end(r, 'failed', `backend ${name} lost the job (it no longer knows ${r.backend_id ?? r.id}); its quota is released`, null);
+      }
+      for (const s of active) {
+        if (book.live.has(s.id) || book.inFlight.has(s.id)) continue;
+        book.o.log.warn({ backend: name, job: s.id, user: s.user }, 'cancelling a backend job the gateway has no live record of');
+        await backend.cancel(s.id).catch((err: Error) => book.o.log.error({ job: s.id, err: err.message }, 'could not cancel an unrecorded job'));
+      }
+    }
+    book.drain(); // a policy reload or the rolling day may have made room
+  }
+}
