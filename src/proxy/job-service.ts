@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, recordOrFail } from '../audit/index.js';
 import type { Identity } from '../auth/index.js';
-import { authorize, decide, type PolicySnapshot } from '../policy/index.js';
+import { authorize, type Decision, decide, type PolicySnapshot } from '../policy/index.js';
 import { limitsFor } from '../quota/index.js';
 import { type DatasetInfo, GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
 import type { Handover, JobBook } from './job-book.js';
@@ -139,10 +139,14 @@ export class JobService {
     }
   }
 
-  /** The caller's job, or another's when policy lets them `read` it (admins); anyone else gets 404. */
+  /**
+   * The caller's job, or another's when policy grants `read` (to see it) or `admin` (to see or
+   * cancel it) on `job:<id>`; anyone else gets 404.
+   */
   async record(identity: Identity, id: string, action: 'read' | 'admin'): Promise<JobRecord> {
     const r = this.book.live.get(id) ?? (await this.book.o.records.get(id));
-    if (r !== undefined && (r.user === identity.user || this.may(identity, `job:${id}`, action))) return r;
+    const actions = action === 'read' ? ['read', 'admin'] : ['admin'];
+    if (r !== undefined && (r.user === identity.user || this.decideAny(identity, `job:${id}`, actions).allowed)) return r;
     // Another user's job is as absent as one that never existed: its id tells nothing.
     throw new GatehouseError('not_found', `no job ${id}`);
   }
@@ -154,7 +158,7 @@ export class JobService {
 
   async list(identity: Identity, options: { all: boolean; state?: string; limit: number }, req: FastifyRequest): Promise<JobView[]> {
     if (options.all) {
-      const decision = decide(this.o.policy(), identity, 'job:all', 'read');
+      const decision = this.decideAny(identity, 'job:all', ['read', 'admin']);
       await this.audit(identity, req, { action: 'job.list', object: 'job:all', decision: decision.allowed ? 'allow' : 'deny', reason: decision.reason, policy_version: decision.policyVersion, details: { state: options.state ?? null } });
       if (!decision.allowed) throw new GatehouseError('forbidden', `listing everyone's jobs: ${decision.reason}`, { rule: decision.rule, policy_version: decision.policyVersion });
     }
@@ -204,8 +208,15 @@ export class JobService {
     return this.book.o.admission.pending(r.user).find((p) => p.job === r.id)?.reason;
   }
 
-  private may(identity: Identity, object: string, action: string): boolean {
-    return decide(this.o.policy(), identity, object, action).allowed;
+  /** The first of `actions` policy grants on `object`, or the refusal of the last. */
+  private decideAny(identity: Identity, object: string, actions: string[]): Decision {
+    const policy = this.o.policy();
+    let decision: Decision | undefined;
+    for (const action of actions) {
+      decision = decide(policy, identity, object, action);
+      if (decision.allowed) break;
+    }
+    return decision!;
   }
 
   private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {

@@ -17,21 +17,26 @@ export interface EngineProcess {
 }
 
 /** `gatehouse engine` in the sandbox; resolves once it listens. */
-export function startEngineProcess(box: Sandbox): Promise<EngineProcess> {
+export function startEngineProcess(box: Sandbox, env: Record<string, string> = {}): Promise<EngineProcess> {
   // mkdtemp made the sandbox 0700: task uids must be able to walk down to the data root.
   chmodSync(box.dir, 0o711);
-  const child = spawn(process.execPath, [CLI, 'engine', '--config', box.configFile], { cwd: box.dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  return startServiceProcess(box, 'engine', env);
+}
+
+/** `gatehouse <service>` alone in the sandbox (no supervisor); resolves once it listens. */
+export function startServiceProcess(box: Sandbox, service: 'engine' | 'gateway' | 'dev-idp', env: Record<string, string> = {}): Promise<EngineProcess> {
+  const child = spawn(process.execPath, [CLI, service, '--config', box.configFile], { cwd: box.dir, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`the engine did not listen within 30 s\n${output}`));
+      reject(new Error(`${service} did not listen within 30 s\n${output}`));
     }, 30_000);
     child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr!.on('data', (c: Buffer) => {
       output += c.toString();
-      const match = /listening on (https:\/\/\S+)/.exec(output);
+      const match = /listening on (https?:\/\/\S+)/.exec(output);
       if (match === null) return;
       clearTimeout(timer);
       resolve({
@@ -47,7 +52,7 @@ export function startEngineProcess(box: Sandbox): Promise<EngineProcess> {
     });
     void exited.then(({ code }) => {
       clearTimeout(timer);
-      reject(new Error(`the engine exited (${code}) before it listened\n${output}`));
+      reject(new Error(`${service} exited (${code}) before it listened\n${output}`));
     });
   });
 }

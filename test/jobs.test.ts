@@ -1,0 +1,292 @@
+// The job path through a real gateway, a real engine and the development IdP, each its own process:
+// authorization of the datasets, admission within quota (refused, pending, admitted; 200 racing
+// submissions), usage released however a job ends (success, failure, cancel, the engine killed or
+// losing the job), the gateway restarted with pending jobs, and users kept out of each other's jobs.
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import type { JobSpec } from '../src/wire/index.js';
+import { Stack } from './support/stack.js';
+
+const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
+const SLOW = (s: number) => `import time\ndef process(i, o, ctx):\n    time.sleep(${s})\n    open(o, 'w').write(open(i).read())\n`;
+const FAIL = "def process(i, o, ctx):\n    raise ValueError('boom in partition %d' % ctx.partition)\n";
+const BURN = (s: number) => `import time\ndef process(i, o, ctx):\n    end = time.process_time() + ${s}\n    while time.process_time() < end:\n        pass\n    open(o, 'w').write(open(i).read())\n`;
+
+let stack: Stack;
+const tokens: Record<string, string> = {};
+let outputs = 0;
+
+interface View {
+  id: string;
+  state: string;
+  user: string;
+  reason: string | null;
+  error: string | null;
+  partitions: { total: number; done: number };
+  rows_out: number;
+  started_at: string | null;
+  finished_at: string | null;
+  core_seconds: number;
+  backend: string;
+}
+interface Quota {
+  usage: { running_jobs: number; cores: number; memory_mb: number; core_seconds_24h: number };
+  limits: Record<string, { value: number; source: string; line: string | null }>;
+  pending: { id: string; reason: string }[];
+}
+
+function spec(source: string, o: Partial<JobSpec> & { cores?: number } = {}): JobSpec {
+  const { cores = 1, ...rest } = o;
+  outputs += 1;
+  return { name: 't', input: 'scratch/tiny', output: `scratch/out-${outputs}`, runtime: 'python', source, resources: { cores, memory_mb: 256, time_limit_s: 120 }, max_attempts: 1, ...rest };
+}
+
+const submit = (user: string, s: JobSpec) => stack.api('/v1/jobs', tokens[user], { method: 'POST', body: s });
+const view = async (user: string, id: string) => (await stack.api(`/v1/jobs/${id}`, tokens[user])).json<View>();
+const quota = async (user: string) => (await stack.api('/v1/quota', tokens[user])).json<Quota>();
+
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const waitState = (user: string, id: string, states: string[], timeoutMs = 60_000) =>
+  until(async () => {
+    const v = await view(user, id);
+    return states.includes(v.state) ? v : undefined;
+  }, timeoutMs, `job ${id} in ${states.join('|')}`);
+
+async function submitted(user: string, s: JobSpec): Promise<{ id: string; state: string; reason: string | null }> {
+  const answer = await submit(user, s);
+  expect(answer.status, answer.body).toBe(201);
+  return answer.json();
+}
+
+beforeAll(async () => {
+  stack = await Stack.start({
+    users: { erin: ['analysts'], frank: ['analysts'], gina: ['analysts'] },
+    policyLines: ['p2, user:erin, max_concurrent_jobs, 3', 'p2, user:frank, max_concurrent_jobs, 1', 'p2, user:gina, core_hours_per_day, 0.0005'],
+    config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, engine: { slots: 4 } },
+  });
+  const rows = (p: number) => ({ text: `id,word\n${[1, 2, 3].map((r) => `${p * 3 + r},w${r}`).join('\n')}\n`, rows: 3 });
+  await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
+  await writeDataset(stack.dataRoot, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [rows(0)] });
+  await writeDataset(stack.dataRoot, 'customers', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: ['pii'], produced_by: 'test', partitions: [rows(0)] });
+  await writeDataset(stack.dataRoot, 'hr', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [rows(0)] });
+  for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina']) tokens[user] = await stack.login(user);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('a job through the gateway', () => {
+  it('runs: 201 queued, then succeeded with the output written and the lineage audited', async () => {
+    const s = spec(COPY);
+    const created = await submitted('alice', s);
+    expect(created).toEqual({ id: expect.stringMatching(/^j[0-9a-f]{12}$/), state: 'queued', reason: null });
+    const done = await waitState('alice', created.id, ['succeeded', 'failed']);
+    expect(done).toMatchObject({ state: 'succeeded', user: 'alice', backend: 'bundled', partitions: { total: 2, done: 2 }, rows_out: 6 });
+    const listed = (await stack.api('/v1/datasets', tokens.alice)).json<{ datasets: { name: string; owner: string }[] }>().datasets;
+    expect(listed).toContainEqual(expect.objectContaining({ name: s.output, owner: 'alice' }));
+    const events = stack.auditEvents().filter((e) => e.object === `job:${created.id}` || e.details.job === created.id);
+    expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(['dataset.read', 'dataset.write', 'job.submit', 'job.finish']));
+    expect(events.find((e) => e.action === 'job.finish')).toMatchObject({ decision: 'allow', details: { input: 'scratch/tiny', output: s.output, state: 'succeeded', rows_out: 6 } });
+    expect(JSON.stringify(events)).not.toContain('open(o'); // the source is not an audit detail
+  });
+
+  it('refuses what policy does not grant: 403 naming the rule or the missing grant, and nothing runs', async () => {
+    const unreadable = await submit('alice', spec(COPY, { input: 'hr' }));
+    expect(unreadable.status).toBe(403);
+    expect(unreadable.json()).toMatchObject({ error: 'forbidden', message: 'no rule grants read on dataset:hr to user:alice' });
+    const unwritable = await submit('alice', spec(COPY, { output: 'transactions_copy' }));
+    expect(unwritable.status).toBe(403);
+    expect(unwritable.json()).toMatchObject({ error: 'forbidden', message: 'no rule grants write on dataset:transactions_copy to user:alice' });
+    const pii = await submit('dave', spec(COPY, { input: 'customers' }));
+    expect(pii.status).toBe(403);
+    expect(pii.json()).toMatchObject({ error: 'forbidden', rule: 'p, role:contractors, label:pii, read, deny' });
+    // The same contractor may run over what is granted: the refusals above are the policy's.
+    const allowed = await submitted('dave', spec(COPY, { input: 'words' }));
+    expect((await waitState('dave', allowed.id, ['succeeded', 'failed'])).state).toBe('succeeded');
+    expect((await stack.api('/v1/jobs', tokens.dave)).json<{ jobs: View[] }>().jobs.map((j) => j.id)).toEqual([allowed.id]);
+  });
+
+  it('answers a bad spec with 400 naming the field, and a missing input with 404', async () => {
+    const zero = await submit('alice', { ...spec(COPY), resources: { cores: 0, memory_mb: 256, time_limit_s: 60 } });
+    expect(zero.status).toBe(400);
+    expect(zero.json()).toMatchObject({ error: 'invalid_request', field: expect.stringContaining('cores') });
+    const noSource = await submit('alice', { ...spec(COPY), source: undefined });
+    expect(noSource.json()).toMatchObject({ error: 'invalid_request', field: 'body.source' });
+    const missing = await submit('alice', spec(COPY, { input: 'scratch/nothing-here' }));
+    expect(missing.status).toBe(404);
+    expect(missing.json()).toMatchObject({ error: 'not_found', message: 'no dataset scratch/nothing-here' });
+    expect((await quota('alice')).usage.running_jobs).toBe(0);
+  });
+});
+
+describe('quotas', () => {
+  it('refuses what can never fit, parks what does not fit now with its reason, and admits it when usage frees', async () => {
+    const big = await submitted('alice', spec(SLOW(30), { cores: 8 }));
+    expect(big.state).toBe('queued');
+    const over = await submit('alice', spec(COPY, { cores: 16 }));
+    expect(over.status).toBe(403);
+    expect(over.json()).toMatchObject({ error: 'quota_exceeded', limit: 'max_cores', used: 8, requested: 16, max: 8 });
+    const waiting = await submitted('alice', spec(COPY));
+    expect(waiting).toMatchObject({ state: 'pending', reason: 'quota: cores 8/8 in use' });
+    expect(await view('alice', waiting.id)).toMatchObject({ state: 'pending', reason: 'quota: cores 8/8 in use' });
+    const q = await quota('alice');
+    expect(q.usage).toMatchObject({ running_jobs: 1, cores: 8, memory_mb: 256 });
+    expect(q.limits.max_cores).toMatchObject({ value: 8, source: 'role', line: expect.stringContaining('p2, role:analysts, max_cores, 8') });
+    expect(q.pending).toEqual([expect.objectContaining({ id: waiting.id, reason: 'quota: cores 8/8 in use' })]);
+
+    const cancelled = await stack.api(`/v1/jobs/${big.id}`, tokens.alice, { method: 'DELETE' });
+    expect(cancelled.json()).toMatchObject({ state: 'cancelled' });
+    // The pending job is admitted by itself once the 8 cores are free.
+    expect((await waitState('alice', waiting.id, ['succeeded', 'failed'])).state).toBe('succeeded');
+    expect((await quota('alice')).usage).toMatchObject({ running_jobs: 0, cores: 0, memory_mb: 0 });
+    expect((await stack.api(`/v1/jobs/${big.id}`, tokens.alice, { method: 'DELETE' })).status).toBe(409);
+  });
+
+  it('cancels a pending job: it leaves the queue and never runs', async () => {
+    const running = await submitted('frank', spec(SLOW(30)));
+    const parked = await submitted('frank', spec(COPY));
+    expect(parked.reason).toBe('quota: jobs 1/1 in use');
+    const cancelled = await stack.api(`/v1/jobs/${parked.id}`, tokens.frank, { method: 'DELETE' });
+    expect(cancelled.json()).toMatchObject({ state: 'cancelled', started_at: null });
+    expect((await quota('frank')).pending).toEqual([]);
+    await stack.api(`/v1/jobs/${running.id}`, tokens.frank, { method: 'DELETE' });
+    expect((await quota('frank')).usage.running_jobs).toBe(0);
+  });
+
+  it('holds 200 racing submissions of one user to max_concurrent_jobs 3, and runs or refuses every one', async () => {
+    let maxHeld = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxHeld = Math.max(maxHeld, (await quota('erin')).usage.running_jobs);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const specs = Array.from({ length: 200 }, (_, i) => spec(COPY, i % 20 === 19 ? { cores: 16 } : {}));
+    const answers = await Promise.all(specs.map((s) => submit('erin', s)));
+    const refused = answers.filter((a) => a.status === 403);
+    const accepted = answers.filter((a) => a.status === 201).map((a) => a.json<{ id: string; state: string }>());
+    expect(refused).toHaveLength(10);
+    for (const r of refused) expect(r.json()).toMatchObject({ error: 'quota_exceeded', limit: 'max_cores', requested: 16 });
+    expect(accepted).toHaveLength(190);
+    expect(accepted.filter((a) => a.state === 'queued').length).toBeLessThanOrEqual(3);
+    const finals = await Promise.all(accepted.map((a) => waitState('erin', a.id, ['succeeded', 'failed', 'cancelled'], 170_000)));
+    sampling = false;
+    await sampler;
+    expect(finals.filter((f) => f.state !== 'succeeded')).toEqual([]);
+    expect(maxHeld).toBe(3);
+    // The engine's own clock agrees: never more than three of erin's jobs ran at once.
+    const edges = finals.flatMap((f) => [
+      { t: Date.parse(f.started_at!), d: 1 },
+      { t: Date.parse(f.finished_at!), d: -1 },
+    ]);
+    edges.sort((a, b) => a.t - b.t || a.d - b.d);
+    let now = 0;
+    let most = 0;
+    for (const e of edges) most = Math.max(most, (now += e.d));
+    expect(most).toBeLessThanOrEqual(3);
+    const q = await quota('erin');
+    expect(q.usage).toMatchObject({ running_jobs: 0, cores: 0 });
+    expect(q.usage.core_seconds_24h).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('releases usage after a failure, with the error', async () => {
+    const failed = await submitted('alice', spec(FAIL));
+    const done = await waitState('alice', failed.id, ['succeeded', 'failed']);
+    expect(done.state).toBe('failed');
+    expect(done.error).toContain('boom in partition');
+    expect((await quota('alice')).usage).toMatchObject({ running_jobs: 0, cores: 0 });
+  });
+
+  it("charges core-seconds to the rolling day and refuses new jobs once the day's core-hours are spent", async () => {
+    const burner = await submitted('gina', spec(BURN(1.2), { partitions: [0, 1] }));
+    const done = await waitState('gina', burner.id, ['succeeded', 'failed']);
+    expect(done.state).toBe('succeeded');
+    expect(done.core_seconds).toBeGreaterThan(1.8);
+    const next = await submit('gina', spec(COPY));
+    expect(next.status).toBe(403);
+    expect(next.json()).toMatchObject({ error: 'quota_exceeded', limit: 'core_hours_per_day', max: 0.0005 });
+    expect((await quota('gina')).usage.core_seconds_24h).toBeGreaterThan(1.8);
+  });
+});
+
+describe('failures the gateway survives', () => {
+  it('keeps a running job’s quota while the engine is killed, and releases it when the job ends after the restart', async () => {
+    const job = await submitted('alice', spec(SLOW(2)));
+    await waitState('alice', job.id, ['running']);
+    await stack.engine.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await quota('alice')).usage.running_jobs).toBe(1);
+    await stack.startEngine();
+    expect((await waitState('alice', job.id, ['succeeded', 'failed'])).state).toBe('succeeded');
+    expect((await quota('alice')).usage.running_jobs).toBe(0);
+  });
+
+  it('releases the quota of a job the engine lost (restarted without its state), saying so', async () => {
+    const job = await submitted('alice', spec(SLOW(30)));
+    await waitState('alice', job.id, ['running']);
+    await stack.engine.stop('SIGKILL');
+    const state = join(stack.home, 'var', 'engine');
+    renameSync(state, `${state}.lost`);
+    await stack.startEngine();
+    const lost = await waitState('alice', job.id, ['succeeded', 'failed', 'cancelled']);
+    expect(lost).toMatchObject({ state: 'failed', error: expect.stringContaining('lost the job') });
+    expect((await quota('alice')).usage.running_jobs).toBe(0);
+  });
+
+  it('keeps pending jobs across a gateway restart, then runs them', async () => {
+    const first = await submitted('frank', spec(SLOW(3)));
+    const second = await submitted('frank', spec(COPY));
+    expect(second.state).toBe('pending');
+    await stack.gateway.stop('SIGKILL');
+    await stack.startGateway();
+    const after = await view('frank', second.id);
+    expect(after.state === 'pending' || after.state === 'queued' || after.state === 'running' || after.state === 'succeeded').toBe(true);
+    if (after.state === 'pending') expect((await quota('frank')).pending.map((p) => p.id)).toEqual([second.id]);
+    expect((await waitState('frank', first.id, ['succeeded', 'failed'])).state).toBe('succeeded');
+    expect((await waitState('frank', second.id, ['succeeded', 'failed'])).state).toBe('succeeded');
+    expect((await quota('frank')).usage.running_jobs).toBe(0);
+  });
+});
+
+describe('one user’s jobs are theirs', () => {
+  it('hides a job from other users (404 to see, read logs of, or cancel), and shows it to an admin', async () => {
+    const job = await submitted('alice', spec(SLOW(2)));
+    for (const [method, path] of [['GET', `/v1/jobs/${job.id}`], ['GET', `/v1/jobs/${job.id}/logs`], ['DELETE', `/v1/jobs/${job.id}`]] as const) {
+      const answer = await stack.api(path, tokens.dave, { method });
+      expect(answer.status, `${method} ${path}`).toBe(404);
+      expect(answer.json()).toMatchObject({ error: 'not_found', message: `no job ${job.id}` });
+    }
+    expect((await stack.api('/v1/jobs', tokens.dave)).json<{ jobs: View[] }>().jobs.map((j) => j.id)).not.toContain(job.id);
+    expect((await stack.api('/v1/jobs?all=1', tokens.carol)).status).toBe(403);
+    expect((await stack.api('/v1/jobs?all=1', tokens.bob)).json<{ jobs: View[] }>().jobs.map((j) => j.id)).toContain(job.id);
+    expect((await stack.api(`/v1/jobs/${job.id}`, tokens.bob)).json<View>().user).toBe('alice');
+    // Its owner follows the log until the job ends.
+    const followed = await stack.api(`/v1/jobs/${job.id}/logs?follow=1`, tokens.alice);
+    expect(followed.status).toBe(200);
+    expect(followed.body).toMatch(/succeeded/);
+    expect((await view('alice', job.id)).state).toBe('succeeded');
+  });
+
+  it('applies a lowered quota to the next admission, never to a running job', async () => {
+    const running = await submitted('alice', spec(SLOW(3), { cores: 2 }));
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(join(stack.policies, 'policy.csv'), 'p2, user:alice, max_cores, 1\n');
+    await until(async () => ((await quota('alice')).limits.max_cores!.value === 1 ? true : undefined), 10_000, 'the lowered quota');
+    const refused = await submit('alice', spec(COPY, { cores: 2 }));
+    expect(refused.json()).toMatchObject({ error: 'quota_exceeded', limit: 'max_cores', max: 1 });
+    expect((await waitState('alice', running.id, ['succeeded', 'failed', 'cancelled'])).state).toBe('succeeded');
+  });
+});

@@ -1,0 +1,117 @@
+// The whole system as separate processes (engine, development IdP, gateway), so a test can kill
+// and restart one of them: what `gatehouse up` runs, without its supervisor stopping everything
+// when one part dies.
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { type EngineProcess, startEngineProcess, startServiceProcess } from './engine.js';
+import { ROOT, type Sandbox, sandbox } from './gatehouse.js';
+import { fetchTls, type Response } from './https.js';
+import { approveDevice } from './oidc-browser.js';
+
+export interface StackOptions {
+  /** Lines appended to a copy of policies/policy.csv. */
+  policyLines?: string[];
+  /** Extra demo users: name → groups (password `<name>-demo`). */
+  users?: Record<string, string[]>;
+  config?: Record<string, Record<string, unknown>>;
+}
+
+export class Stack {
+  engine!: EngineProcess;
+  gateway!: EngineProcess;
+  idp!: EngineProcess;
+  ca = '';
+  private enginePort = 0;
+  private gatewayPort = 0;
+
+  private constructor(
+    readonly box: Sandbox,
+    /** Where state.dir (var/) and certs.dir (certs/) are. */
+    readonly home: string,
+    readonly dataRoot: string,
+    readonly policies: string,
+  ) {}
+
+  static async start(o: StackOptions = {}): Promise<Stack> {
+    const policies = mkdtempSync(join(tmpdir(), 'gatehouse-policies-'));
+    cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+    if (o.policyLines) writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\n${o.policyLines.join('\n')}\n`);
+    const demo = (parse(readFileSync(join(ROOT, 'dev-idp', 'users.yaml'), 'utf8')) as { users: { username: string; password: string; name: string; email: string; groups: string[] }[] }).users;
+    const extra = Object.entries(o.users ?? {}).map(([name, groups]) => ({ username: name, password: `${name}-demo`, name, email: `${name}@example.test`, groups }));
+    const users = [...demo, ...extra];
+    const box0 = sandbox({});
+    const usersFile = join(box0.dir, 'users.yaml');
+    writeFileSync(usersFile, stringify({ users }));
+    const dataRoot = join(box0.dir, 'data');
+    mkdirSync(dataRoot);
+    const box = sandbox({
+      ...o.config,
+      dev_idp: { enabled: true, port: 0, users_file: usersFile },
+      policies: { dir: policies },
+      data: { root: dataRoot },
+      state: { dir: join(box0.dir, 'var') },
+      certs: { dir: join(box0.dir, 'certs') },
+    });
+    const stack = new Stack({ ...box, remove: () => (box.remove(), box0.remove(), rmSync(policies, { recursive: true, force: true })) }, box0.dir, dataRoot, policies);
+    // The engine's tasks must be able to walk down to the data root.
+    chmodSync(box0.dir, 0o711);
+    await stack.startEngine();
+    stack.idp = await startServiceProcess(box, 'dev-idp');
+    await stack.startGateway();
+    stack.ca = readFileSync(join(box0.dir, 'certs', 'ca.crt'), 'utf8');
+    return stack;
+  }
+
+  get url(): string {
+    return this.gateway.url;
+  }
+
+  async startEngine(): Promise<void> {
+    this.engine = await startEngineProcess(this.box, this.enginePort ? { GATEHOUSE_ENGINE_PORT: String(this.enginePort) } : {});
+    this.enginePort = Number(new URL(this.engine.url).port);
+  }
+
+  async startGateway(): Promise<void> {
+    this.gateway = await startServiceProcess(this.box, 'gateway', {
+      GATEHOUSE_ENGINE_PORT: String(this.enginePort),
+      GATEHOUSE_DEV_IDP_PORT: new URL(this.idp.url).port,
+      ...(this.gatewayPort ? { GATEHOUSE_SERVER_PORT: String(this.gatewayPort) } : {}),
+    });
+    this.gatewayPort = Number(new URL(this.gateway.url).port);
+  }
+
+  api(path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+    return fetchTls(`${this.url}${path}`, {
+      ca: this.ca,
+      method: init.method ?? 'GET',
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    });
+  }
+
+  /** SSO through the gateway's device grant, approved in the development provider. */
+  async login(user: string): Promise<string> {
+    const start = (await this.api('/v1/auth/device', undefined, { method: 'POST', body: {} })).json<{ device_code: string; verification_uri_complete: string }>();
+    expect((await approveDevice(start.verification_uri_complete, { username: user, password: `${user}-demo` })).outcome).toBe('approved');
+    const answer = await this.api('/v1/auth/device/token', undefined, { method: 'POST', body: { device_code: start.device_code } });
+    expect(answer.status).toBe(200);
+    return answer.json<{ access_token: string }>().access_token;
+  }
+
+  /** The audit events the gateway has written so far (to its log, until the audit trail lands). */
+  auditEvents(): { action: string; object: string; decision: string; reason: string; actor: { user: string | null }; details: Record<string, unknown> }[] {
+    return this.gateway
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"audit"'))
+      .map((l) => (JSON.parse(l) as { audit: ReturnType<Stack['auditEvents']>[number] }).audit);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.gateway?.stop(), this.idp?.stop(), this.engine?.stop()]);
+    this.box.remove();
+  }
+}
