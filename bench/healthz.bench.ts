@@ -11,6 +11,7 @@ import { type RunningService, startGateway } from '../src/gateway/index.js';
 import { PACKAGE_ROOT, VERSION } from '../src/version.js';
 import { CERT_FILES, readTlsMaterial } from '../src/wire/index.js';
 import type { Benchmark } from './measure.js';
+import { throughput } from './support/load.js';
 
 const CONCURRENCY = 16; // requests in flight, one keep-alive socket each
 const REQUESTS_PER_ROUND = 10_000; // ~0.5 s a side on 2 cores: long enough to smooth out GC, short enough for a quick run
@@ -68,8 +69,8 @@ const healthz: Benchmark<Context> = {
     }
   },
 
-  candidate: (ctx) => throughput(ctx.gatewayAgent, ctx.gatewayUrl),
-  baselineRun: (ctx) => throughput(ctx.bareAgent, ctx.bareUrl),
+  candidate: (ctx) => throughputOf(ctx.gatewayAgent, ctx.gatewayUrl),
+  baselineRun: (ctx) => throughputOf(ctx.bareAgent, ctx.bareUrl),
 
   async teardown(ctx) {
     // Clients first, so neither server waits on a keep-alive socket to go idle.
@@ -114,51 +115,8 @@ async function sameBody(ctx: Context): Promise<void> {
   }
 }
 
-/**
- * A closed loop: CONCURRENCY workers each send the next request as soon as theirs is answered,
- * until REQUESTS_PER_ROUND have been answered. Returns answered requests per second.
- * The client shares the event loop with both servers, so its cost is in both figures: the ratio
- * understates the gateway's overhead, while 1/value - 1/baseline_value is its time per request.
- */
-async function throughput(agent: Agent, url: URL): Promise<number> {
-  let sent = 0;
-  let failed = false;
-  const started = performance.now();
-  const deadline = started + ROUND_LIMIT_MS;
-  const worker = async (): Promise<void> => {
-    while (!failed && sent < REQUESTS_PER_ROUND) {
-      sent++;
-      await request(agent, url);
-      if (performance.now() > deadline) {
-        throw new Error(`a round of ${REQUESTS_PER_ROUND} requests to ${url.host} took over ${ROUND_LIMIT_MS / 1000} s`);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  } catch (err) {
-    failed = true; // stops the other workers after their current request
-    throw err;
-  }
-  return REQUESTS_PER_ROUND / ((performance.now() - started) / 1000);
-}
-
-/** One GET that must answer 200; the body is drained, not parsed, as a load generator would. */
-function request(agent: Agent, url: URL): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, { agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new Error(`GET ${url.href} answered ${res.statusCode}`));
-        return;
-      }
-      res.on('error', reject);
-      res.on('end', resolve);
-      res.resume();
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url.href} timed out after ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
-  });
+function throughputOf(agent: Agent, url: URL): Promise<number> {
+  return throughput({ agent, url, concurrency: CONCURRENCY, requests: REQUESTS_PER_ROUND, limitMs: ROUND_LIMIT_MS, timeoutMs: REQUEST_TIMEOUT_MS });
 }
 
 function fetchJson(agent: Agent, url: URL): Promise<Record<string, unknown>> {

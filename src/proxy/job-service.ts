@@ -1,6 +1,5 @@
 // The job path for one request: authorize the datasets (stage 2), admit within quota (stage 3),
 // hand over to the backend (stage 4), each decision audited before it is answered (stage 5).
-import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, recordOrFail } from '../audit/index.js';
@@ -9,6 +8,7 @@ import { authorize, type Decision, decide, type PolicySnapshot } from '../policy
 import { limitsFor } from '../quota/index.js';
 import { type DatasetInfo, GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
 import type { Handover, JobBook } from './job-book.js';
+import { newJobId } from './job-id.js';
 import { ENDED_STATES, type JobRecord } from './job-records.js';
 import { type JobView, type QuotaView, viewOf } from './job-view.js';
 
@@ -222,9 +222,4 @@ export class JobService {
   private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
     await recordOrFail(this.book.o.audit, { actor: actorOf(identity, req.ip), request_id: req.id, ...e }, req.log);
   }
-}
-
-/** `j` and 12 hex digits: short enough to type, 48 random bits. */
-function newJobId(): string {
-  return `j${randomBytes(6).toString('hex')}`;
 }

@@ -1,8 +1,9 @@
 // Compares the ledger with the backends, on start-up and then periodically: often while jobs are
 // live (their ends free quota for the pending ones), rarely when idle. It ends jobs the backend
 // finished or lost, resends handovers a restart interrupted, and cancels backend jobs the gateway
-// has no live record of (sent by a request that never got its answer).
+// has no live record of (sent by a request that never got its answer; see job-id.ts).
 import type { JobBook } from './job-book.js';
+import { isGatewayJobId } from './job-id.js';
 
 export interface ReconcilerOptions {
   /** Between passes while any job is live. */
@@ -79,7 +80,7 @@ export class Reconciler {
         else await book.end(r, 'failed', `backend ${name} lost the job (it no longer knows ${r.backend_id ?? r.id}); its quota is released`, null);
       }
       for (const s of active) {
-        if (book.live.has(s.id) || book.inFlight.has(s.id)) continue;
+        if (book.live.has(s.id) || book.inFlight.has(s.id) || !isGatewayJobId(s.id)) continue;
         book.o.log.warn({ backend: name, job: s.id, user: s.user }, 'cancelling a backend job the gateway has no live record of');
         await backend.cancel(s.id).catch((err: Error) => book.o.log.error({ job: s.id, err: err.message }, 'could not cancel an unrecorded job'));
       }
