@@ -1,6 +1,7 @@
 // The submit values people type (4g, 30m, 0,1,5-9, 'sort -o {output} {input}') turned into JobSpec
 // values. Each refuses a bad value with one line naming where it came from: a flag, or a job-file key.
-import { durationSeconds } from '../config/index.js';
+import { closest, durationSeconds } from '../config/index.js';
+import { type Runtime, RUNTIMES } from '../wire/index.js';
 import { UsageError } from './fail.js';
 
 /** Partition numbers the engine accepts (JobSpecSchema): a range above it is a typo, not a request. */
@@ -43,6 +44,12 @@ export function parsePartitions(text: string, source = '--partitions'): number[]
     for (let p = low; p <= high; p++) found.add(p);
   }
   return [...found].sort((a, b) => a - b);
+}
+
+export function parseRuntime(text: string, source = '--runtime'): Runtime {
+  if ((RUNTIMES as readonly string[]).includes(text)) return text as Runtime;
+  const near = closest(text, RUNTIMES);
+  throw new UsageError(`${source} ${text}: expected ${RUNTIMES.join(', ')}${near ? ` (did you mean ${near}?)` : ''}`);
 }
 
 /** `a, b,c` → ['a', 'b', 'c']. */

@@ -25,6 +25,12 @@ const FILE_KEYS = [...SPEC_KEYS, ...SHORTHANDS];
 const RESOURCE_KEYS = Object.keys(ResourcesSchema.properties);
 const RUNTIME_BY_EXTENSION: Record<string, Runtime> = { '.py': 'python', '.js': 'node', '.mjs': 'node', '.cjs': 'node' };
 
+/** The runtime a source file's extension implies (.py, .mjs), if any. */
+export const runtimeOf = (path: string): Runtime | undefined => RUNTIME_BY_EXTENSION[extname(path).toLowerCase()];
+
+/** A positional argument is a job file when it says so (.yaml, .yml, .json); else it is a source file. */
+export const isJobFile = (path: string) => /\.(ya?ml|json)$/i.test(path);
+
 /** Reads a source file for the spec, with the one-line error a missing file deserves. */
 export function readSource(files: Files, path: string, what: string): string {
   try {
@@ -68,7 +74,8 @@ function checkKeys(doc: Record<string, unknown>, path: string): void {
 function unknownKey(keys: string[], known: readonly string[], path: string, prefix: string): void {
   const bad = keys.find((k) => !known.includes(k));
   if (bad === undefined) return;
-  const near = closest(bad, known);
+  // `memory` for memory_mb, `time` for time_limit_s: a prefix is as good a hint as a typo.
+  const near = closest(bad, known) ?? known.find((k) => k.startsWith(bad));
   throw new UsageError(`${path}: unknown key "${prefix}${bad}" (${near ? `did you mean "${prefix}${near}"?` : `known keys: ${known.join(', ')}`})`);
 }
 
@@ -84,7 +91,7 @@ function program(doc: Record<string, unknown>, path: string, files: Files): Spec
   const file = doc[key];
   if (typeof file !== 'string' || file === '') throw new UsageError(`${path}: ${key}: expected a file path`);
   const full = isAbsolute(file) ? file : join(dirname(path), file);
-  const runtime = key === 'source_file' ? (doc.runtime as Runtime | undefined) ?? RUNTIME_BY_EXTENSION[extname(file)] : conflictFree(doc, key, path);
+  const runtime = key === 'source_file' ? ((doc.runtime as Runtime | undefined) ?? runtimeOf(file)) : conflictFree(doc, key, path);
   return { runtime, source: readSource(files, full, `${key}:`), sourceFile: full };
 }
 

@@ -5,12 +5,14 @@ import { basename, extname } from 'node:path';
 import { Value } from 'typebox/value';
 import { datasetNameProblem, type JobSpec, jobSpecProblem, JobSpecSchema, type Runtime } from '../wire/index.js';
 import { UsageError } from './fail.js';
-import { parseCores, parseList, parseMemoryMb, parsePartitions, parseTimeLimit, splitCommand } from './job-flags.js';
-import { diskFiles, type Files, readJobFile, readSource, type SpecDraft } from './job-spec-file.js';
+import { parseCores, parseList, parseMemoryMb, parsePartitions, parseRuntime, parseTimeLimit, splitCommand } from './job-flags.js';
+import { diskFiles, type Files, isJobFile, readJobFile, readSource, runtimeOf, type SpecDraft } from './job-spec-file.js';
 
 /** The submit flags as parseArgs hands them over: strings, untouched. */
 export interface SubmitArgs {
+  /** The positional argument: a job file (.yaml, .yml, .json), or a source file run with --runtime. */
   file?: string | undefined;
+  runtime?: string | undefined;
   input?: string | undefined;
   output?: string | undefined;
   python?: string | undefined;
@@ -32,9 +34,10 @@ export const DEFAULT_RESOURCES = { cores: 1, memory_mb: 1024, time_limit_s: 3600
 const NAME_MAX_LENGTH = 128;
 
 export function buildSpec(args: SubmitArgs, files: Files = diskFiles): JobSpec {
-  const fromFile = args.file === undefined ? {} : readJobFile(args.file, files);
+  const jobFile = args.file !== undefined && isJobFile(args.file) ? args.file : undefined;
+  const fromFile = jobFile === undefined ? {} : readJobFile(jobFile, files);
   const draft = overlay(fromFile, flagDraft(args, files));
-  const spec = withDefaults(draft, args.file);
+  const spec = withDefaults(draft, jobFile);
   checkSpec(spec);
   return spec;
 }
@@ -54,20 +57,33 @@ export function flagDraft(args: SubmitArgs, files: Files = diskFiles): SpecDraft
   return draft;
 }
 
+/**
+ * The program the flags name: --python F, --node F or --command '...'; or a source file given as
+ * the argument (`submit --runtime python f.py`, the form examples/README.md shows), its runtime
+ * from --runtime or its extension.
+ */
 function programFlags(args: SubmitArgs, files: Files): SpecDraft {
-  const given = (['python', 'node', 'command'] as const).filter((k) => args[k] !== undefined);
-  if (given.length > 1) throw new UsageError(`--${given.join(' and --')}: choose one of --python FILE, --node FILE or --command 'argv...'`);
-  const key = given[0];
-  if (key === undefined) return {};
-  const value = args[key]!;
-  if (key === 'command') return { runtime: 'command', argv: splitCommand(value) };
-  return { runtime: key satisfies Runtime, source: readSource(files, value, `--${key}`), sourceFile: value };
+  const key = programFlag(args);
+  const sourceArg = args.file !== undefined && !isJobFile(args.file) ? args.file : undefined;
+  if (sourceArg !== undefined && (key === 'python' || key === 'node')) throw new UsageError(`${sourceArg} and --${key}: give the source once`);
+  const draft: SpecDraft = key === undefined ? {} : key === 'command' ? { runtime: 'command', argv: splitCommand(args.command!) } : { runtime: key, source: readSource(files, args[key]!, `--${key}`), sourceFile: args[key]! };
+  if (sourceArg !== undefined) Object.assign(draft, { runtime: draft.runtime ?? runtimeOf(sourceArg), source: readSource(files, sourceArg, 'the source file'), sourceFile: sourceArg });
+  if (args.runtime === undefined) return draft;
+  const runtime = parseRuntime(args.runtime);
+  if (key !== undefined && key !== runtime) throw new UsageError(`--runtime ${runtime} and --${key}: say the runtime once`);
+  return { ...draft, runtime };
 }
 
-/** Flags win over the file; a program flag replaces the file's program as a whole. */
+function programFlag(args: SubmitArgs): 'python' | 'node' | 'command' | undefined {
+  const given = (['python', 'node', 'command'] as const).filter((k) => args[k] !== undefined);
+  if (given.length > 1) throw new UsageError(`--${given.join(' and --')}: choose one of --python FILE, --node FILE or --command 'argv...'`);
+  return given[0];
+}
+
+/** Flags win over the file; a program given by flags replaces the file's program as a whole. */
 export function overlay(base: SpecDraft, top: SpecDraft): SpecDraft {
   const merged: SpecDraft = { ...base };
-  if (top.runtime !== undefined) {
+  if (top.source !== undefined || top.argv !== undefined) {
     delete merged.source;
     delete merged.argv;
     delete merged.sourceFile;

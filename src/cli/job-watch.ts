@@ -92,7 +92,8 @@ function changeLines(): Display {
   return {
     show(job, now) {
       const key = `${job.state} ${job.partitions.done}`;
-      if (key !== last) process.stderr.write(`${describeProgress(job, now)}\n`);
+      // The end gets the summary instead.
+      if (key !== last && !isFinal(job.state)) process.stderr.write(`${describeProgress(job, now)}\n`);
       last = key;
     },
     end() {},

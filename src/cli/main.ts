@@ -30,7 +30,7 @@ usage: gatehouse <command> [options]
   datasets           the datasets you may use, and what you may do with each
 
   submit job.yaml    submit a job described in a file (flags given with it override its fields)
-  submit --input NAME --output NAME (--python FILE | --node FILE | --command 'argv...')
+  submit --input NAME --output NAME (--python FILE | --node FILE | --command 'argv...' | FILE [--runtime R])
                      submit a job from flags [--entrypoint F] [--cores N] [--memory 1024|512m|4g]
                      [--time 3600|30m|2h] [--name NAME] [--partitions 0,1,5-9] [--overwrite]
                      [--labels a,b] [--backend bundled]
@@ -93,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
       python: { type: 'string' },
       node: { type: 'string' },
       command: { type: 'string' },
+      runtime: { type: 'string' },
       entrypoint: { type: 'string' },
       cores: { type: 'string' },
       memory: { type: 'string' },
