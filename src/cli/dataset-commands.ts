@@ -1,7 +1,7 @@
 // `gatehouse datasets`: what the caller may use, and how.
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
-import { table } from './table.js';
+import { formatBytes, table } from './table.js';
 
 interface Listed {
   name: string;
@@ -15,8 +15,6 @@ interface Listed {
   owner?: string | null;
 }
 
-const size = (b: number) => (b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(1)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : b >= 1 << 10 ? `${(b / (1 << 10)).toFixed(1)} KiB` : `${b} B`);
-
 export async function datasets(target: Target, json: boolean): Promise<number> {
   const answer = await call<{ datasets: Listed[]; policy_version: string }>(target, 'GET', '/v1/datasets', { token: await accessToken(target) });
   if (json) {
@@ -28,7 +26,7 @@ export async function datasets(target: Target, json: boolean): Promise<number> {
     return 0;
   }
   const rows = answer.datasets.map((d) =>
-    d.format === undefined ? [d.name, d.actions.join(','), '-', '-', '-', '-', '-', '-'] : [d.name, d.actions.join(','), d.format, String(d.partitions), d.rows!.toLocaleString('en-US'), size(d.bytes!), d.labels!.join(',') || '-', d.owner ?? '-'],
+    d.format === undefined ? [d.name, d.actions.join(','), '-', '-', '-', '-', '-', '-'] : [d.name, d.actions.join(','), d.format, String(d.partitions), d.rows!.toLocaleString('en-US'), formatBytes(d.bytes!), d.labels!.join(',') || '-', d.owner ?? '-'],
   );
   process.stdout.write(`${table(['dataset', 'you may', 'format', 'parts', 'rows', 'size', 'labels', 'owner'], rows)}\n`);
   return 0;

@@ -12,7 +12,9 @@ import { configCommand } from './config-command.js';
 import { certificate, login, logout, whoami } from './identity-commands.js';
 import { fail, UsageError } from './fail.js';
 import { datasets } from './dataset-commands.js';
+import { cancel, jobs, logs, status, submit } from './job-commands.js';
 import { policyCommand } from './policy-commands.js';
+import { quota } from './quota-command.js';
 import { serve } from './serve.js';
 import { up } from './up.js';
 
@@ -26,6 +28,18 @@ usage: gatehouse <command> [options]
   cert               a short-lived client certificate for tools that speak TLS [--ttl SECONDS]
   logout             end the login: its tokens and certificates stop working
   datasets           the datasets you may use, and what you may do with each
+
+  submit job.yaml    submit a job described in a file (flags given with it override its fields)
+  submit --input NAME --output NAME (--python FILE | --node FILE | --command 'argv...' | FILE [--runtime R])
+                     submit a job from flags [--entrypoint F] [--cores N] [--memory 1024|512m|4g]
+                     [--time 3600|30m|2h] [--name NAME] [--partitions 0,1,5-9] [--overwrite]
+                     [--labels a,b] [--backend bundled]
+                     --wait: follow it to the end (exit 0 succeeded, 1 failed, 3 cancelled; Ctrl-C stops watching)
+  jobs               your jobs, newest first [--all: other users' too, where you may see them] [--state STATE]
+  status ID          a job's state, progress, rows and cost; the reason while pending, the error if failed
+  logs ID            a job's log [-f: follow it until the job ends]
+  cancel ID          cancel a job that has not ended
+  quota              your limits, what is in use, where each limit comes from, and your pending jobs
 
   policy lint        check policies/ as the gateway would (file:line and a hint; non-zero on error) [--dir DIR]
   policy test        run policies/tests.yaml and print a pass/fail table [--dir DIR]
@@ -73,6 +87,26 @@ async function main(argv: string[]): Promise<number> {
       groups: { type: 'string' },
       labels: { type: 'string' },
       remote: { type: 'boolean', default: false },
+      // submit
+      input: { type: 'string' },
+      output: { type: 'string' },
+      python: { type: 'string' },
+      node: { type: 'string' },
+      command: { type: 'string' },
+      runtime: { type: 'string' },
+      entrypoint: { type: 'string' },
+      cores: { type: 'string' },
+      memory: { type: 'string' },
+      time: { type: 'string' },
+      name: { type: 'string' },
+      partitions: { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
+      backend: { type: 'string' },
+      wait: { type: 'boolean', default: false },
+      // jobs, logs
+      all: { type: 'boolean', default: false },
+      state: { type: 'string' },
+      follow: { type: 'boolean', short: 'f', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -122,6 +156,20 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'datasets':
       return datasets(target(), values.json);
+    case 'submit':
+      return submit(target(), { ...values, file: argument(positionals) }, { wait: values.wait, json: values.json });
+    case 'jobs':
+      noArgument(positionals);
+      return jobs(target(), { all: values.all, state: values.state, json: values.json });
+    case 'status':
+      return status(target(), jobId(positionals), values.json);
+    case 'logs':
+      return logs(target(), jobId(positionals), values.follow);
+    case 'cancel':
+      return cancel(target(), jobId(positionals), values.json);
+    case 'quota':
+      noArgument(positionals);
+      return quota(target(), values.json);
     case 'policy': {
       const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter(Boolean));
       return policyCommand(sub, positionals.slice(2), {
@@ -139,6 +187,23 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}"; run gatehouse --help for the list`);
   }
+}
+
+/** The command's one optional argument; a second is a usage error (a stray word, a lost quote). */
+function argument(positionals: string[]): string | undefined {
+  const [command, first, extra] = positionals;
+  if (extra !== undefined) throw new UsageError(`${command} takes one argument; got ${positionals.slice(1).join(' ')}`);
+  return first;
+}
+
+function noArgument(positionals: string[]): void {
+  if (positionals.length > 1) throw new UsageError(`${positionals[0]} takes no argument; got ${positionals.slice(1).join(' ')}`);
+}
+
+function jobId(positionals: string[]): string {
+  const id = argument(positionals);
+  if (id === undefined) throw new UsageError(`which job? gatehouse ${positionals[0]} ID (gatehouse jobs lists yours)`);
+  return id;
 }
 
 const command = process.argv[2] ?? '';

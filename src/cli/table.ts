@@ -10,3 +10,7 @@ export function table(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/** 1.2 MiB: sizes people compare at a glance. */
+export const formatBytes = (b: number) =>
+  b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(1)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : b >= 1 << 10 ? `${(b / (1 << 10)).toFixed(1)} KiB` : `${b} B`;

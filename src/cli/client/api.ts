@@ -1,5 +1,6 @@
 // The CLI's HTTP client: HTTPS to the gateway with the CA the user trusts, JSON in and out, and
 // the gateway's error body turned into one readable line.
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { UsageError } from '../fail.js';
 
@@ -14,6 +15,9 @@ export class ApiError extends Error {
     super(message);
   }
 }
+
+/** The gateway could not be reached at all: worth a retry for a watcher, a hint for a person. */
+export class ConnectionError extends UsageError {}
 
 export interface Target {
   url: string;
@@ -32,9 +36,8 @@ export interface CallOptions {
 export function call<T = Record<string, unknown>>(target: Target, method: string, path: string, options: CallOptions = {}): Promise<T> {
   const url = new URL(path, target.url);
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers = requestHeaders(options.token, 'application/json');
   if (payload) headers['content-type'] = 'application/json';
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
   return new Promise((resolve, reject) => {
     const req = httpsRequest(url, { method, headers, ca: target.ca, timeout: 30_000 }, (res) => {
       const chunks: Buffer[] = [];
@@ -47,20 +50,83 @@ export function call<T = Record<string, unknown>>(target: Target, method: string
           body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
         } catch {
           if (status < 400 && options.raw) return resolve(text as T);
-          return reject(new ApiError(status, 'bad_response', `the gateway at ${target.url} answered ${status} with something that is not JSON`, {}));
+          return reject(notJson(status, target));
         }
-        if (status >= 400) {
-          const code = typeof body.error === 'string' ? body.error : `http_${status}`;
-          return reject(new ApiError(status, code, typeof body.message === 'string' ? body.message : `HTTP ${status}`, body));
-        }
+        if (status >= 400) return reject(apiError(status, body));
         resolve(body as T);
       });
     });
     req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
-    req.on('error', (err: NodeJS.ErrnoException) => reject(new UsageError(connectionHint(err, target))));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new ConnectionError(connectionHint(err, target))));
     req.end(payload);
   });
 }
+
+/**
+ * GET a body that arrives over time (a job's logs, possibly followed until the job ends) and hand
+ * each chunk to `sink` as it comes. Resolves when the gateway ends the body; rejects with the same
+ * ApiError as `call` when it answers an error. Only the wait for the answer times out: a followed
+ * log may be quiet for as long as the job is.
+ */
+export function stream(target: Target, path: string, options: { token?: string; sink: (chunk: Buffer) => Promise<void> | void }): Promise<void> {
+  const headers = requestHeaders(options.token, 'text/plain, application/json');
+  let sinkError: unknown;
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(new URL(path, target.url), { method: 'GET', headers, ca: target.ca, timeout: 30_000 }, (res) => {
+      req.setTimeout(0);
+      const status = res.statusCode ?? 0;
+      if (status >= 400) return void errorBody(res, status, target).then(reject, reject);
+      res.on('data', (chunk: Buffer) => {
+        const pending = options.sink(chunk);
+        // Back-pressure: a slow reader (a pipe into less) slows the download instead of filling memory.
+        if (pending) {
+          res.pause();
+          pending.then(
+            () => res.resume(),
+            (err: unknown) => {
+              sinkError = err;
+              req.destroy();
+            },
+          );
+        }
+      });
+      res.on('end', () => resolve());
+      res.on('error', (err) => reject(sinkError ?? new ConnectionError(`the connection to ${target.url} ended early (${err.message})`)));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(sinkError ?? new ConnectionError(connectionHint(err, target))));
+    req.end();
+  });
+}
+
+function requestHeaders(token: string | undefined, accept: string): Record<string, string> {
+  const headers: Record<string, string> = { accept };
+  if (token) headers.authorization = `Bearer ${token}`;
+  return headers;
+}
+
+function errorBody(res: IncomingMessage, status: number, target: Target): Promise<ApiError> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      try {
+        resolve(apiError(status, text ? (JSON.parse(text) as Record<string, unknown>) : {}));
+      } catch {
+        resolve(notJson(status, target));
+      }
+    });
+  });
+}
+
+/** The gateway's `{error, message, ...details}` as an ApiError that callers branch on by code. */
+function apiError(status: number, body: Record<string, unknown>): ApiError {
+  const code = typeof body.error === 'string' ? body.error : `http_${status}`;
+  return new ApiError(status, code, typeof body.message === 'string' ? body.message : `HTTP ${status}`, body);
+}
+
+const notJson = (status: number, target: Target) => new ApiError(status, 'bad_response', `the gateway at ${target.url} answered ${status} with something that is not JSON`, {});
 
 function connectionHint(err: NodeJS.ErrnoException, target: Target): string {
   const code = err.code ?? '';

@@ -1,0 +1,83 @@
+// `gatehouse submit | jobs | status | logs | cancel`: the data scientist's jobs. Each calls the
+// job API like any other client; the spec is checked here first so that a typo sends nothing.
+import { once } from 'node:events';
+import { call, stream, type Target } from './client/api.js';
+import { accessToken } from './client/session.js';
+import { jobError, type JobContext } from './job-errors.js';
+import { renderJobList, renderStatus } from './job-report.js';
+import { buildSpec, type SubmitArgs } from './job-spec.js';
+import type { Job } from './job-view.js';
+import { watchJob } from './job-watch.js';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const jobPath = (id: string) => `/v1/jobs/${encodeURIComponent(id)}`;
+
+/** The gateway's answer to POST /v1/jobs. */
+interface Submitted {
+  id: string;
+  state: 'queued' | 'pending';
+  reason: string | null;
+}
+
+/** A call whose errors speak of the job, not of HTTP. */
+async function jobCall<T>(target: Target, method: string, path: string, context: JobContext, body?: unknown): Promise<T> {
+  try {
+    return await call<T>(target, method, path, { token: await accessToken(target), body });
+  } catch (err) {
+    throw jobError(err, context);
+  }
+}
+
+export async function submit(target: Target, args: SubmitArgs, options: { wait: boolean; json: boolean }): Promise<number> {
+  const spec = buildSpec(args);
+  const answer = await jobCall<Submitted>(target, 'POST', '/v1/jobs', { verb: 'submit' }, spec);
+  const line = `submitted job ${answer.id} (${answer.state})${answer.state === 'pending' && answer.reason ? `: ${answer.reason}` : ''}`;
+  if (!options.wait) {
+    out(options.json ? JSON.stringify(answer) : line);
+    return 0;
+  }
+  // With --wait, stdout is for the outcome (the summary, or the final job as JSON).
+  (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  return watchJob(target, answer.id, { json: options.json });
+}
+
+export async function jobs(target: Target, options: { all: boolean; state?: string | undefined; json: boolean }): Promise<number> {
+  const query = new URLSearchParams();
+  if (options.all) query.set('all', '1');
+  if (options.state !== undefined) query.set('state', options.state);
+  const path = `/v1/jobs${query.toString() ? `?${query}` : ''}`;
+  const answer = await jobCall<{ jobs: Job[] }>(target, 'GET', path, { verb: 'jobs' });
+  if (options.json) out(JSON.stringify(answer));
+  else if (answer.jobs.length === 0) out(options.all || options.state ? 'no jobs' : 'no jobs yet (gatehouse submit job.yaml starts one)');
+  else out(renderJobList(answer.jobs, Date.now(), options.all));
+  return 0;
+}
+
+export async function status(target: Target, id: string, json: boolean): Promise<number> {
+  const job = await jobCall<Job>(target, 'GET', jobPath(id), { verb: 'status', id });
+  out(json ? JSON.stringify(job) : renderStatus(job, Date.now()));
+  return 0;
+}
+
+export async function cancel(target: Target, id: string, json: boolean): Promise<number> {
+  const job = await jobCall<Job>(target, 'DELETE', jobPath(id), { verb: 'cancel', id });
+  out(json ? JSON.stringify(job) : `cancelled job ${id}`);
+  return 0;
+}
+
+/** The job's log as it arrives; with follow, until the job ends (the gateway closes the body). */
+export async function logs(target: Target, id: string, follow: boolean): Promise<number> {
+  // A reader that went away (`| head`) ends the command quietly, as cat would.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+  try {
+    await stream(target, `${jobPath(id)}/logs${follow ? '?follow=1' : ''}`, { token: await accessToken(target), sink: toStdout });
+  } catch (err) {
+    throw jobError(err, { verb: 'logs', id });
+  }
+  return 0;
+}
+
+/** Writes a chunk; waits for the terminal or pipe to drain when it is full. */
+function toStdout(chunk: Buffer): Promise<void> | void {
+  if (!process.stdout.write(chunk)) return once(process.stdout, 'drain').then(() => undefined);
+}

@@ -1,0 +1,60 @@
+// What `gatehouse jobs` and `gatehouse status` print for people: pure functions of the jobs and
+// the clock, so the e2e tests and the unit tests read the same text the user does.
+import { ageSeconds, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
+import { renderProgress } from './progress.js';
+import { formatBytes, table } from './table.js';
+
+/** Long errors stay readable in a table row; `status` shows the whole text. */
+const NOTE_MAX = 80;
+
+/** The listing, newest first as the gateway sends it; the user column only when it can differ. */
+export function renderJobList(jobs: Job[], now: number, withUser: boolean): string {
+  const header = ['id', ...(withUser ? ['user'] : []), 'name', 'state', 'parts', 'input → output', 'cores', 'age', 'elapsed', 'note'];
+  const rows = jobs.map((job) => [
+    job.id,
+    ...(withUser ? [job.user] : []),
+    job.name,
+    job.state,
+    `${job.partitions.done}/${job.partitions.total}`,
+    `${job.input} → ${job.output}`,
+    String(job.resources.cores),
+    formatDuration(ageSeconds(job, now)),
+    job.started_at === null ? '-' : formatDuration(runSeconds(job, now)),
+    note(job),
+  ]);
+  return table(header, rows);
+}
+
+/** Why a job waits, or why it failed: the column people look for first. */
+function note(job: Job): string {
+  const text = job.state === 'failed' ? (job.error ?? '') : job.state === 'pending' || job.state === 'queued' ? (job.reason ?? '') : '';
+  return text.length > NOTE_MAX ? `${text.slice(0, NOTE_MAX - 1)}…` : text;
+}
+
+/** `status`: one `key  value` line per fact, the ones that matter for the job's state first. */
+export function renderStatus(job: Job, now: number): string {
+  const { partitions: p, resources: r } = job;
+  const lines: [string, string | null][] = [
+    ['job', `${job.id} (${job.name})`],
+    ['user', job.user],
+    ['state', job.state],
+    ['progress', job.state === 'running' ? renderProgress(job, now) : null],
+    ['reason', job.state === 'pending' || job.state === 'queued' ? job.reason : null],
+    ['error', job.state === 'failed' ? (job.error ?? 'no error reported') : null],
+    ['data', `${job.input} → ${job.output}`],
+    ['program', `${job.runtime} on ${job.backend}`],
+    ['resources', `${r.cores} cores, ${r.memory_mb} MB per worker, time limit ${formatDuration(r.time_limit_s)}`],
+    ['partitions', `${p.done}/${p.total} done, ${p.running} running, ${p.failed} failed`],
+    ['rows', `${formatCount(job.rows_in)} in → ${formatCount(job.rows_out)} out`],
+    ['bytes', `${formatBytes(job.bytes_in)} in → ${formatBytes(job.bytes_out)} out`],
+    ['created', `${job.created_at} (${formatDuration(ageSeconds(job, now))} ago)`],
+    ['started', job.started_at],
+    ['finished', job.finished_at],
+    ['elapsed', job.started_at === null ? null : formatDuration(runSeconds(job, now))],
+    ['cost', `${job.core_seconds.toFixed(1)} core-seconds, ${job.attempts} partition attempts, ${job.workers} workers now`],
+  ];
+  return lines
+    .filter((line): line is [string, string] => line[1] !== null)
+    .map(([key, value]) => `${key.padEnd(11)} ${value}`)
+    .join('\n');
+}
