@@ -2,11 +2,15 @@
 // authorization of the datasets, admission within quota (refused, pending, admitted; 200 racing
 // submissions), usage released however a job ends (success, failure, cancel, the engine killed or
 // losing the job), the gateway restarted with pending jobs, and users kept out of each other's jobs.
-import { renameSync } from 'node:fs';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
+import { startCli } from './support/cli-process.js';
+import { runCli } from './support/gatehouse.js';
+import { approveDevice } from './support/oidc-browser.js';
 import { Stack } from './support/stack.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
@@ -289,4 +293,61 @@ describe('one user’s jobs are theirs', () => {
     expect(refused.json()).toMatchObject({ error: 'quota_exceeded', limit: 'max_cores', max: 1 });
     expect((await waitState('alice', running.id, ['succeeded', 'failed', 'cancelled'])).state).toBe('succeeded');
   });
+});
+
+describe('the data scientist’s commands', () => {
+  /** A CLI config folder holding the user's saved login, as `gatehouse login --sso` leaves it. */
+  async function cliEnv(user: string): Promise<Record<string, string>> {
+    const env = { XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), `gatehouse-home-${user}-`)), GATEHOUSE_URL: stack.url, GATEHOUSE_CA: join(stack.home, 'certs', 'ca.crt') };
+    const cli = startCli(['login', '--sso', '--no-browser', '--json'], env);
+    const [, url] = await cli.waitFor(/or open (\S+)/);
+    expect((await approveDevice(url!, { username: user, password: `${user}-demo` })).outcome).toBe('approved');
+    expect((await cli.done).code).toBe(0);
+    return env;
+  }
+
+  it('submits and waits, lists, shows status and logs, cancels and shows the quota', async () => {
+    const env = await cliEnv('frank');
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-jobsrc-'));
+    writeFileSync(join(dir, 'copy_rows.py'), COPY);
+    writeFileSync(join(dir, 'slow.py'), SLOW(30));
+    const run = (args: string[]) => runCli(args, { env, timeoutMs: 90_000 });
+
+    const waited = await run(['submit', '--input', 'scratch/tiny', '--output', 'scratch/cli-copy', '--python', join(dir, 'copy_rows.py'), '--wait']);
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stdout).toMatch(/succeeded: 2\/2 partitions, rows 6 → 6/);
+    const id = /submitted job (j[0-9a-f]{12})/.exec(waited.stdout + waited.stderr)![1]!;
+
+    const listed = JSON.parse((await run(['jobs', '--json'])).stdout) as { jobs: View[] };
+    expect(listed.jobs[0]).toMatchObject({ id, state: 'succeeded', user: 'frank' });
+    expect((await run(['jobs'])).stdout).toMatch(new RegExp(`${id}\\s+copy_rows\\s+succeeded`));
+    const status = await run(['status', id]);
+    expect(status.stdout).toContain('succeeded');
+    expect(status.stdout).toContain('scratch/cli-copy');
+    expect((await run(['logs', id])).stdout).toMatch(/submitted by frank[\s\S]*succeeded/);
+    expect((await run(['datasets'])).stdout).toMatch(/scratch\/cli-copy/);
+
+    const slow = JSON.parse((await run(['submit', '--input', 'scratch/tiny', '--output', 'scratch/cli-slow', '--python', join(dir, 'slow.py'), '--json'])).stdout) as { id: string; state: string };
+    expect(slow.state).toBe('queued');
+    const parked = JSON.parse((await run(['submit', '--input', 'scratch/tiny', '--output', 'scratch/cli-parked', '--python', join(dir, 'copy_rows.py'), '--json'])).stdout) as { id: string; state: string; reason: string };
+    expect(parked).toMatchObject({ state: 'pending', reason: 'quota: jobs 1/1 in use' });
+    const quotaText = (await run(['quota'])).stdout;
+    expect(quotaText).toContain('p2, user:frank, max_concurrent_jobs, 1');
+    expect(quotaText).toContain(parked.id);
+    expect(quotaText).toContain('quota: jobs 1/1 in use');
+    const cancelled = await run(['cancel', parked.id]);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toContain(`cancelled job ${parked.id}`);
+    expect((await run(['cancel', slow.id])).code).toBe(0);
+    const again = await run(['cancel', slow.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split('\n')).toHaveLength(1);
+
+    const greedy = await run(['submit', '--input', 'scratch/tiny', '--output', 'scratch/cli-greedy', '--python', join(dir, 'copy_rows.py'), '--cores', '16']);
+    expect(greedy.code).toBe(1);
+    expect(greedy.stderr.trim()).toBe('gatehouse submit: quota: 16 cores requested, the limit is 8 (quota_exceeded: max_cores, used 0, requested 16, max 8)');
+    const nobody = await run(['status', 'j000000000000']);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr.trim()).toBe('gatehouse status: no job j000000000000');
+  }, 120_000);
 });
