@@ -5,7 +5,7 @@
 // same format; every other column is kept as it is. "Punctuation" is any Unicode punctuation
 // character (\p{P}), "spaces" any separator or control character (\p{Z}, \p{Cc}).
 //
-//   gatehouse submit --input words --output words_norm --runtime node examples/normalize_words.mjs
+//   gatehouse submit --input words --output scratch/words_norm_node --node examples/normalize_words.mjs
 import { readFile, writeFile } from 'node:fs/promises';
 
 const EDGES = /^[\p{P}\p{Z}\p{Cc}]+|[\p{P}\p{Z}\p{Cc}]+$/gu;

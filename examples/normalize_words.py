@@ -7,7 +7,7 @@ Symbols such as $ + < = > stay. Standard library only.
 
 Submit it over the demo `words` dataset with
 
-    gatehouse submit --input words --output words_norm --runtime python examples/normalize_words.py
+    gatehouse submit --input words --output scratch/words_norm --python examples/normalize_words.py
 
 (see examples/README.md for the job's JSON), or run it on one file, as the baselines do:
 

@@ -8,7 +8,7 @@ when its score reaches 0.5. Standard library only.
 Input columns: id,customer_id,amount,currency,merchant,category,ts (CSV with a header).
 Output columns: id,customer_id,amount,score,flagged (flagged is 1 or 0).
 
-    gatehouse submit --input transactions --output transactions_scored --runtime python examples/score_transactions.py
+    gatehouse submit --input transactions --output scratch/transactions_scored --python examples/score_transactions.py
 
 or on one file: python3 examples/score_transactions.py part-00000.csv scored.csv
 """

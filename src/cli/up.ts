@@ -123,7 +123,8 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
         say(`    ${readDevUsers(config.dev_idp.users_file).map((u) => `${u.username} / ${u.password} (${u.groups.join(', ')})`).join('   ')}`);
         say('    npx gatehouse login --sso     then   npx gatehouse datasets   npx gatehouse whoami   npx gatehouse cert');
       }
-      say('  Jobs     examples/normalize_words.py (words), examples/score_transactions.py (transactions): see examples/README.md');
+      say('  Jobs     npx gatehouse submit --input words --output scratch/words_norm --python examples/normalize_words.py --wait');
+      say('           then  npx gatehouse jobs   npx gatehouse quota   (more in examples/README.md)');
       say(`  Policy   ${shown(config.policies.dir)}/ (reloaded on change)   npx gatehouse policy lint && npx gatehouse policy test`);
       say('  Ctrl-C stops everything.');
     }
