@@ -36,6 +36,7 @@ interface View {
   backend: string;
 }
 interface Quota {
+  policy_version: string;
   usage: { running_jobs: number; cores: number; memory_mb: number; core_seconds_24h: number };
   limits: Record<string, { value: number; source: string; line: string | null }>;
   pending: { id: string; reason: string }[];
@@ -350,4 +351,29 @@ describe('the data scientist’s commands', () => {
     expect(nobody.code).toBe(1);
     expect(nobody.stderr.trim()).toBe('gatehouse status: no job j000000000000');
   }, 120_000);
+});
+
+describe('pending jobs and policy changes', () => {
+  it('decides a pending job’s datasets again when it leaves the queue: revoked access fails it, audited', async () => {
+    const { appendFileSync, readFileSync, writeFileSync: write } = await import('node:fs');
+    const file = join(stack.policies, 'policy.csv');
+    const before = readFileSync(file, 'utf8');
+    const version = async () => (await quota('frank')).policy_version;
+    const running = await submitted('frank', spec(SLOW(30)));
+    const parked = await submitted('frank', spec(COPY));
+    expect(parked.state).toBe('pending');
+    const v0 = await version();
+    appendFileSync(file, 'p, user:frank, dataset:scratch/tiny, read, deny\n');
+    await until(async () => ((await version()) !== v0 ? true : undefined), 10_000, 'the reload');
+    try {
+      await stack.api(`/v1/jobs/${running.id}`, tokens.frank, { method: 'DELETE' });
+      const failed = await waitState('frank', parked.id, ['succeeded', 'failed', 'cancelled']);
+      expect(failed).toMatchObject({ state: 'failed', error: expect.stringContaining('no longer allowed when admitted from the queue: denied by') });
+      expect(stack.auditEvents()).toContainEqual(expect.objectContaining({ action: 'dataset.read', object: 'dataset:scratch/tiny', decision: 'deny', details: expect.objectContaining({ job: parked.id, leaving_queue: true }) }));
+      expect((await quota('frank')).usage.running_jobs).toBe(0);
+    } finally {
+      write(file, before);
+      await until(async () => ((await version()) === v0 ? true : undefined), 10_000, 'the restore');
+    }
+  });
 });

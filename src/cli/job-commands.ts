@@ -61,7 +61,8 @@ export async function status(target: Target, id: string, json: boolean): Promise
 
 export async function cancel(target: Target, id: string, json: boolean): Promise<number> {
   const job = await jobCall<Job>(target, 'DELETE', jobPath(id), { verb: 'cancel', id });
-  out(json ? JSON.stringify(job) : `cancelled job ${id}`);
+  // A job that ended on its own while the cancel was on its way says so, rather than "cancelled".
+  out(json ? JSON.stringify(job) : job.state === 'cancelled' ? `cancelled job ${id}` : `job ${id} ended before the cancel took effect: ${job.state}`);
   return 0;
 }
 

@@ -47,15 +47,24 @@ interface Answer {
 export function engineClient(options: { host: string; port: number; tls: TlsMaterial }): EngineClient {
   const { host, port, tls } = options;
   const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: tls.ca, cert: tls.cert, key: tls.key });
+  // Followed logs stay open as long as their jobs run: never in the pool the other calls queue for.
+  const followAgent = new Agent({ keepAlive: false, ca: tls.ca, cert: tls.cert, key: tls.key });
   const url = httpsUrl(host, port);
 
-  function open(method: string, path: string, o: { body?: unknown; headers?: Record<string, string>; timeoutMs: number }): Promise<IncomingMessage> {
+  function open(method: string, path: string, o: { body?: unknown; headers?: Record<string, string>; timeoutMs: number; follow?: boolean }): Promise<IncomingMessage> {
     const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
     const headers: Record<string, string> = { ...o.headers, ...(payload ? { 'content-type': 'application/json' } : {}) };
     return new Promise((resolve, reject) => {
-      const req = request(`${url}${path}`, { agent, method, headers, timeout: o.timeoutMs }, resolve);
-      req.on('timeout', () => req.destroy(new GatehouseError('not_ready', `engine did not answer ${method} ${path} within ${o.timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof GatehouseError ? err : new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`)));
+      const req = request(`${url}${path}`, { agent: o.follow ? followAgent : agent, method, headers }, (res) => {
+        if (timer !== null) clearTimeout(timer);
+        resolve(res);
+      });
+      // From now, not from when a pooled connection frees up: a full pool cannot make a call hang.
+      const timer = o.timeoutMs > 0 ? setTimeout(() => req.destroy(new GatehouseError('not_ready', `engine did not answer ${method} ${path} within ${o.timeoutMs} ms`)), o.timeoutMs) : null;
+      req.on('error', (err) => {
+        if (timer !== null) clearTimeout(timer);
+        reject(err instanceof GatehouseError ? err : new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`));
+      });
       req.end(payload);
     });
   }
@@ -112,15 +121,18 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
     },
     logs: async (id, follow) => {
       const path = `/jobs/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`;
-      // Followed logs stay open as long as the job runs: no idle timeout for them.
-      const res = await open('GET', path, { timeoutMs: follow ? 0 : 30_000 });
+      // The answer's head is due at once; a followed body then lasts as long as the job.
+      const res = await open('GET', path, { timeoutMs: 30_000, follow });
       if (res.statusCode === 200) return res;
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
       if (res.statusCode === 404) return null;
       throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, path);
     },
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      followAgent.destroy();
+    },
   };
 }
 

@@ -23,6 +23,9 @@ export interface JobBookOptions {
   statusCacheMs: number;
 }
 
+/** Decides a pending job's datasets again as it leaves the queue: null when still allowed, else why not. */
+export type Recheck = (r: JobRecord) => Promise<string | null>;
+
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -34,6 +37,8 @@ export class JobBook {
   readonly inFlight = new Map<string, Promise<Handover>>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
   private readonly ending = new Set<string>();
+  /** Set by the service that owns the authorization rules (see JobService.recheck). */
+  recheck: Recheck = async () => null;
 
   constructor(readonly o: JobBookOptions) {}
 
@@ -82,10 +87,22 @@ export class JobBook {
     }
   }
 
-  /** A background handover (a pending job admitted, or one left half-sent by a restart). */
-  dispatch(r: JobRecord): void {
+  /**
+   * A background handover: a pending job just admitted (`fromQueue`: its datasets are decided
+   * again and its hold saved before the backend hears of it, so a restart never finds it pending
+   * while it runs), or one a restart left half-sent.
+   */
+  dispatch(r: JobRecord, fromQueue = false): void {
     if (this.inFlight.has(r.id)) return;
     const run = (async (): Promise<Handover> => {
+      if (fromQueue) {
+        const refusal = await this.recheck(r);
+        if (refusal !== null) {
+          await this.end(r, 'failed', refusal, null);
+          return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
+        }
+        await this.o.records.save(r);
+      }
       const result = await this.handOver(r);
       if (result.outcome === 'refused') await this.end(r, 'failed', `${r.backend} refused the job: ${result.error.message}`, null);
       else await this.persist(r);
@@ -115,6 +132,12 @@ export class JobBook {
   async observe(r: JobRecord, status: JobStatus): Promise<void> {
     this.cache.set(r.id, { at: Date.now(), status });
     if (!this.live.has(r.id)) return;
+    if (r.backend_id === null) {
+      // A handover a restart interrupted, found on the backend: adopt it.
+      r.backend_id = status.id;
+      if (r.state === 'dispatching') r.state = 'queued';
+      await this.persist(r);
+    }
     if ((FINAL_STATES as readonly string[]).includes(status.state)) {
       await this.end(r, status.state as RecordState, status.error, status);
       return;
@@ -137,6 +160,7 @@ export class JobBook {
     this.ending.add(r.id);
     try {
       const wasHeld = r.held;
+      const wasRunning = r.state === 'running';
       const finishedAt = status?.finished_at ?? new Date().toISOString();
       const next: JobRecord = { ...r, state, error, status: status ?? r.status, core_seconds: status?.core_seconds ?? r.core_seconds, finished_at: finishedAt, held: false, reason: null };
       await this.o.records.save(next);
@@ -145,10 +169,12 @@ export class JobBook {
       this.cache.delete(r.id);
       if (wasHeld) this.o.admission.release(r.id, r.core_seconds, Date.parse(finishedAt));
       else this.o.admission.withdraw(r.id);
+      if (!wasRunning && status?.started_at) await this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } });
+      // The error stays in the record: it may quote the job's own output or data, which the trail must not hold.
       await this.event(r, {
         action: 'job.finish',
         decision: state === 'succeeded' ? 'allow' : 'error',
-        reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : `${state}${error ? `: ${error}` : ''}`,
+        reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : state,
         details: {
           state,
           core_seconds: r.core_seconds,
@@ -173,13 +199,13 @@ export class JobBook {
       Object.assign(r, { state: 'dispatching', held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
       const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
       void this.event(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } });
-      this.dispatch(r);
+      this.dispatch(r, true);
     }
     for (const x of refused) {
       const r = this.live.get(x.job);
       if (r === undefined) continue;
       void this.event(r, { action: 'quota.reject', decision: 'deny', reason: x.reason, policy_version: x.policyVersion, details: { limit: x.limit, used: x.used, requested: x.requested, max: x.max, pending: true } });
-      void this.end(r, 'failed', `${x.reason} (the quota was lowered while the job was pending)`, null);
+      void this.end(r, 'failed', `${x.reason} (the quota was lowered while the job was pending)`, null).catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not end a job refused from the queue'));
     }
   }
 

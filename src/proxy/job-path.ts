@@ -42,6 +42,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
   await book.restore();
   const first = o.backends[0]!;
   const service = new JobService({ book, policy: o.policy, dataset: datasetLookup(() => first.datasets(), CATALOG_TTL_MS), defaultBackend: first.name });
+  book.recheck = (r) => service.recheck(r);
   const reconciler = new Reconciler(book, { busyMs: o.pollMs, idleMs: IDLE_PASS_MS });
   reconciler.start();
   return { service, book, reconciler, stop: () => reconciler.stop() };

@@ -43,13 +43,12 @@ export class JobService {
     const id = newJobId();
     const ctx = { policy: this.o.policy, audit: this.book.o.audit };
 
-    // Stage 2: read the input, write the output. The output carries the input's labels (and any the
-    // spec adds), and a dataset being replaced its own: a contractor cannot launder pii by copying it.
+    // Stage 2: read the input, write the output (with the labels it will carry: outputLabels).
     const input = await this.o.dataset(spec.input, false);
     await authorize(ctx, req, identity, `dataset:${spec.input}`, 'read', 'dataset.read', { labels: input?.labels, details: { job: id } });
     if (input === undefined) throw new GatehouseError('not_found', `no dataset ${spec.input}`, { field: 'body.input' });
     const existing = spec.mode === 'overwrite' ? await this.o.dataset(spec.output, true) : undefined;
-    const outLabels = [...new Set([...input.labels, ...(spec.labels ?? []), ...(existing?.labels ?? [])])];
+    const outLabels = outputLabels(input, spec, existing);
     await authorize(ctx, req, identity, `dataset:${spec.output}`, 'write', 'dataset.write', { labels: outLabels, details: { job: id } });
 
     // Stage 3: admission, one synchronous step on the ledger.
@@ -94,6 +93,7 @@ export class JobService {
       return await this.start(identity, req, record, summary);
     } catch (err) {
       // Nothing of a refused submission stays: no hold, no queue entry, no record.
+      if (record.state === 'pending') await this.book.o.records.remove(id).catch(() => undefined);
       this.book.live.delete(id);
       if (record.held) this.book.o.admission.release(id, 0);
       else this.book.o.admission.withdraw(id);
@@ -137,6 +137,39 @@ export class JobService {
     } finally {
       this.book.inFlight.delete(record.id);
     }
+  }
+
+  /**
+   * A pending job's datasets decided again as it leaves the queue (policy, labels and datasets may
+   * have changed while it waited), with the groups it was submitted with. Null: still allowed;
+   * else why not. Both decisions are audited on behalf of the owner.
+   */
+  async recheck(r: JobRecord): Promise<string | null> {
+    const subject = { user: r.user, groups: r.groups };
+    const policy = this.o.policy();
+    let input: DatasetInfo | undefined;
+    let existing: DatasetInfo | undefined;
+    try {
+      input = await this.o.dataset(r.input, true);
+      existing = r.spec.mode === 'overwrite' ? await this.o.dataset(r.output, true) : undefined;
+    } catch {
+      return null; // the backend cannot list now: the handover will fail too, and be retried
+    }
+    const checks: [string, string, Decision][] = [['dataset.read', r.input, decide(policy, subject, `dataset:${r.input}`, 'read', { labels: input?.labels })]];
+    if (input !== undefined) checks.push(['dataset.write', r.output, decide(policy, subject, `dataset:${r.output}`, 'write', { labels: outputLabels(input, r.spec, existing) })]);
+    for (const [action, name, decision] of checks) {
+      await recordOrFail(this.book.o.audit, {
+        actor: actorOf({ user: r.user, groups: r.groups, auth_method: r.auth_method }, null),
+        action,
+        object: `dataset:${name}`,
+        decision: decision.allowed ? 'allow' : 'deny',
+        reason: decision.reason,
+        policy_version: decision.policyVersion,
+        details: { job: r.id, leaving_queue: true, ...(decision.line ? { rule_line: decision.line } : {}) },
+      });
+      if (!decision.allowed) return `no longer allowed when admitted from the queue: ${decision.reason}`;
+    }
+    return input === undefined ? `dataset ${r.input} no longer exists` : null;
   }
 
   /**
@@ -222,4 +255,12 @@ export class JobService {
   private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
     await recordOrFail(this.book.o.audit, { actor: actorOf(identity, req.ip), request_id: req.id, ...e }, req.log);
   }
+}
+
+/**
+ * The labels an output will carry: the input's, any the spec adds, and those of a dataset it
+ * replaces. A contractor cannot launder pii by copying it, nor clear a label by overwriting.
+ */
+function outputLabels(input: DatasetInfo, spec: JobSpec, existing: DatasetInfo | undefined): string[] {
+  return [...new Set([...input.labels, ...(spec.labels ?? []), ...(existing?.labels ?? [])])];
 }

@@ -129,9 +129,9 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     if (this.reserved.has(jobId) || this.db.job(jobId) !== undefined) throw new GatehouseError('conflict', `job ${jobId} exists`);
     if (this.reserved.has(`output:${spec.output}`)) throw new GatehouseError('conflict', `another job is being submitted to write ${spec.output}`);
     for (const run of this.runs.values()) {
-      if (run.row.spec.output === spec.output) throw new GatehouseError('conflict', `job ${run.row.id} is already writing ${spec.output}`);
-      if (spec.mode === 'overwrite' && run.row.spec.input === spec.output) throw new GatehouseError('conflict', `job ${run.row.id} is reading ${spec.output}; it cannot be overwritten until that job ends`);
-      if (run.row.spec.output === spec.input) throw new GatehouseError('conflict', `job ${run.row.id} is writing ${spec.input}; read it once that job has finished`);
+      if (run.row.spec.output === spec.output) throw new GatehouseError('conflict', `another job is already writing ${spec.output}`); // whose is not this user's business
+      if (spec.mode === 'overwrite' && run.row.spec.input === spec.output) throw new GatehouseError('conflict', `another job is reading ${spec.output}; it cannot be overwritten until that job ends`);
+      if (run.row.spec.output === spec.input) throw new GatehouseError('conflict', `another job is writing ${spec.input}; read it once that job has finished`);
     }
   }
 
