@@ -2,7 +2,7 @@
 // resources, backend and backend id, state, timings, core-seconds and the backend's last status.
 // They are the durable half of the usage ledger and the pending queue.
 import { sql } from 'kysely';
-import type { Store } from '../store/index.js';
+import type { Store, Tables } from '../store/index.js';
 import type { JobSpec, JobStatus } from '../wire/index.js';
 
 /** `dispatching`: admitted and being handed to the backend (quota held; not yet acknowledged by it). */
@@ -10,37 +10,20 @@ export type RecordState = 'pending' | 'dispatching' | 'queued' | 'running' | 'su
 export const LIVE_STATES: readonly RecordState[] = ['pending', 'dispatching', 'queued', 'running'];
 export const ENDED_STATES: readonly RecordState[] = ['succeeded', 'failed', 'cancelled'];
 
-export interface JobRecord {
-  id: string;
-  seq: number;
-  user: string;
+type Row = Tables['jobs'];
+
+/** A row of the store's `jobs` table, with its JSON columns parsed and its flags typed. */
+export type JobRecord = Omit<Row, 'groups' | 'spec' | 'held' | 'status' | 'state'> & {
+  /** The owner's groups at submission: the limits (and the recheck) of a pending job. */
   groups: string[];
-  auth_method: string;
-  name: string;
-  input: string;
-  output: string;
-  backend: string;
-  backend_id: string | null;
   spec: JobSpec;
-  spec_hash: string;
-  cores: number;
-  memory_mb: number;
-  time_limit_s: number;
   state: RecordState;
   /** True while the job holds quota: admitted and not yet released. */
   held: boolean;
-  reason: string | null;
-  error: string | null;
   /** The backend's last status (kept once the job ends, so it outlives the backend's memory). */
   status: JobStatus | null;
-  core_seconds: number;
-  policy_version: string;
-  created_at: string;
-  admitted_at: string | null;
-  finished_at: string | null;
-}
+};
 
-type Row = Omit<JobRecord, 'groups' | 'spec' | 'held' | 'status' | 'state'> & { groups: string; spec: string; held: number; status: string | null; state: string };
 
 const toRow = (r: JobRecord): Row => ({ ...r, groups: JSON.stringify(r.groups), spec: JSON.stringify(r.spec), held: r.held ? 1 : 0, status: r.status === null ? null : JSON.stringify(r.status) });
 const fromRow = (r: Row): JobRecord => ({
