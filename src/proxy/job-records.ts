@@ -24,7 +24,6 @@ export type JobRecord = Omit<Row, 'groups' | 'spec' | 'held' | 'status' | 'state
   status: JobStatus | null;
 };
 
-
 const toRow = (r: JobRecord): Row => ({ ...r, groups: JSON.stringify(r.groups), spec: JSON.stringify(r.spec), held: r.held ? 1 : 0, status: r.status === null ? null : JSON.stringify(r.status) });
 const fromRow = (r: Row): JobRecord => ({
   ...r,
