@@ -3,7 +3,7 @@
 //   gateway-submit      median latency of POST /v1/jobs vs POST /jobs on the engine (one at a time,
 //                       each job left to finish before the next, so both sides meet an idle engine)
 //   gateway-job-status  GET /v1/jobs/:id throughput vs GET /jobs/:id on the engine, for a running job
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +50,7 @@ function theWorld(): Promise<World> {
 
 async function build(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-jobs-'));
-  (await import('node:fs')).chmodSync(dir, 0o711); // task uids walk down to the data root
+  chmodSync(dir, 0o711); // task uids walk down to the data root
   const policies = join(dir, 'policies');
   cpSync(join(PACKAGE_ROOT, 'policies'), policies, { recursive: true });
   // The bench user may run as much as it likes: the figure is the path's cost, not a quota wait.

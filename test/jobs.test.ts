@@ -2,7 +2,7 @@
 // authorization of the datasets, admission within quota (refused, pending, admitted; 200 racing
 // submissions), usage released however a job ends (success, failure, cancel, the engine killed or
 // losing the job), the gateway restarted with pending jobs, and users kept out of each other's jobs.
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { startCli } from './support/cli-process.js';
 import { runCli } from './support/gatehouse.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { Stack } from './support/stack.js';
+import { until } from './support/until.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
 const SLOW = (s: number) => `import time\ndef process(i, o, ctx):\n    time.sleep(${s})\n    open(o, 'w').write(open(i).read())\n`;
@@ -52,15 +53,6 @@ const submit = (user: string, s: JobSpec) => stack.api('/v1/jobs', tokens[user],
 const view = async (user: string, id: string) => (await stack.api(`/v1/jobs/${id}`, tokens[user])).json<View>();
 const quota = async (user: string) => (await stack.api('/v1/quota', tokens[user])).json<Quota>();
 
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const waitState = (user: string, id: string, states: string[], timeoutMs = 60_000) =>
   until(async () => {
@@ -287,7 +279,6 @@ describe('one user’s jobs are theirs', () => {
 
   it('applies a lowered quota to the next admission, never to a running job', async () => {
     const running = await submitted('alice', spec(SLOW(3), { cores: 2 }));
-    const { appendFileSync } = await import('node:fs');
     appendFileSync(join(stack.policies, 'policy.csv'), 'p2, user:alice, max_cores, 1\n');
     await until(async () => ((await quota('alice')).limits.max_cores!.value === 1 ? true : undefined), 10_000, 'the lowered quota');
     const refused = await submit('alice', spec(COPY, { cores: 2 }));
@@ -355,7 +346,6 @@ describe('the data scientist’s commands', () => {
 
 describe('pending jobs and policy changes', () => {
   it('decides a pending job’s datasets again when it leaves the queue: revoked access fails it, audited', async () => {
-    const { appendFileSync, readFileSync, writeFileSync: write } = await import('node:fs');
     const file = join(stack.policies, 'policy.csv');
     const before = readFileSync(file, 'utf8');
     const version = async () => (await quota('frank')).policy_version;
@@ -372,7 +362,7 @@ describe('pending jobs and policy changes', () => {
       expect(stack.auditEvents()).toContainEqual(expect.objectContaining({ action: 'dataset.read', object: 'dataset:scratch/tiny', decision: 'deny', details: expect.objectContaining({ job: parked.id, leaving_queue: true }) }));
       expect((await quota('frank')).usage.running_jobs).toBe(0);
     } finally {
-      write(file, before);
+      writeFileSync(file, before);
       await until(async () => ((await version()) === v0 ? true : undefined), 10_000, 'the restore');
     }
   });

@@ -11,6 +11,7 @@ import { startCli } from './support/cli-process.js';
 import { fetchTls } from './support/https.js';
 import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up } from './support/gatehouse.js';
 import { approveDevice } from './support/oidc-browser.js';
+import { until } from './support/until.js';
 
 let box: Sandbox;
 let up: Up;
@@ -41,15 +42,6 @@ const auditEvents = () =>
     .filter((l) => l.includes('"audit"'))
     .map((l) => (JSON.parse(l) as { audit: { action: string; decision: string; reason: string; policy_version: string | null; actor: { user: string | null }; details: Record<string, unknown> } }).audit);
 
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const policyFile = () => join(policies, 'policy.csv');
 const lineOf = (text: string) => readFileSync(policyFile(), 'utf8').split('\n').indexOf(text) + 1;
