@@ -1,5 +1,5 @@
-// The audit event of DESIGN.md, as the rooms hand it over. The trail (hash chain, durability,
-// query) is the audit issue; until then `record` is the one door every event goes through.
+// The audit event of DESIGN.md, as the rooms hand it over (AuditInput) and as the trail keeps it
+// (AuditEvent: numbered, timed and chained).
 
 export type AuditDecision = 'allow' | 'deny' | 'error';
 
@@ -23,12 +23,26 @@ export interface AuditInput {
   details?: Record<string, unknown>;
 }
 
-export interface AuditEvent extends Required<AuditInput> {
-  id: string;
+export interface AuditEvent {
+  /** The event's position in the chain: 1, 2, 3, ... never reused, also after retention. */
+  id: number;
+  /** When the decision was made (ISO 8601, UTC, milliseconds). */
   time: string;
+  actor: AuditActor;
+  action: string;
+  object: string;
+  decision: AuditDecision;
+  reason: string;
+  policy_version: string | null;
+  request_id: string | null;
+  details: Record<string, unknown>;
+  /** The previous event's hash (64 zeros before the first event). */
+  prev_hash: string;
+  /** SHA-256 (hex) of the RFC 8785 canonical JSON of this event without `hash`. */
+  hash: string;
 }
 
 export interface AuditRecorder {
-  /** Resolves once the event is recorded; a rejection means the decision must not be answered. */
+  /** Resolves once the event is durable (fsync'd); a rejection means the decision must not be answered. */
   record(event: AuditInput): Promise<AuditEvent>;
 }

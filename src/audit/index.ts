@@ -1,6 +1,12 @@
-// src/audit's face: `record(event)` through an AuditRecorder. The hash-chained store, its query and
-// verify arrive with the audit issue; every room already emits through this door.
+// src/audit's face: `record(event)` through an AuditRecorder (the AuditTrail), `query(filter)`,
+// export, verify and retention of the hash-chained trail.
 export type { AuditActor, AuditDecision, AuditEvent, AuditInput, AuditRecorder } from './event.js';
-export { type AuditLog, logRecorder } from './recorder.js';
 export { AuditSecretError, assertNoSecrets } from './secrets.js';
 export { actorOf, recordOrFail, SYSTEM_ACTOR } from './record.js';
+export { AuditTrail, AuditUnavailableError, type TrailHealth, type TrailOptions } from './trail.js';
+export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk } from './signing-key.js';
+export { type VerifyProblem, type VerifyReport, verifyTrail } from './verify.js';
+export { type ArchiveReport, verifyArchive } from './archive-verify.js';
+export type { ArchiveResult } from './retention.js';
+export { openAuditDb } from './schema.js';
+export { installAuditRoutes } from './routes.js';

@@ -32,7 +32,7 @@ export interface IdentityService {
   /** Which login methods this gateway offers, for logs and the banner. */
   methods: { ldap: boolean; oidc: string | null };
   /** Stage 1 (authentication on every non-public route) and the identity routes. */
-  install(app: FastifyInstance, options: { audit: AuditRecorder; policy: () => PolicySnapshot | undefined; publicUrl: () => string }): void;
+  install(app: FastifyInstance, options: { audit: AuditRecorder; policy: () => PolicySnapshot | undefined; publicUrl: () => string; /** Other public keys of this gateway (the audit checkpoint key), published beside the token keys. */ extraJwks?: () => object[] }): void;
   /** The groups a user had at their latest login here (for explaining their access), if any. */
   knownGroups(user: string): Promise<{ groups: string[]; seen_at: string } | null>;
   close(): void;
@@ -69,9 +69,9 @@ export async function createIdentityService(config: Config, store: Store): Promi
     tokens,
     keys,
     methods: { ldap: ldap !== undefined, oidc: oidc?.issuer ?? null },
-    install(app, { audit, policy, publicUrl }) {
+    install(app, { audit, policy, publicUrl, extraJwks }) {
       installAuthentication(app, authenticate, audit);
-      const ctx = { store, keys, tokens, sessions, throttle, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, policy, publicUrl };
+      const ctx = { store, keys, tokens, sessions, throttle, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, policy, publicUrl, extraJwks: extraJwks ?? (() => []) };
       installLoginRoutes(app, ctx);
       installIdentityRoutes(app, ctx);
       installCertificateRoutes(app, ctx);

@@ -144,6 +144,12 @@ export const ConfigSchema = Type.Object(
       group_filter: Type.String({ minLength: 1, default: '(|(member={dn})(uniqueMember={dn})(memberUid={username}))', description: 'the group search filter; {dn} and {username} are escaped' }),
       timeout_ms: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'connect and operation timeout' }),
     }),
+    audit: Section({
+      dir: Optional('where the audit trail lives (its own SQLite file, audit.db); empty: state.dir/audit. A volume of its own keeps a full disk elsewhere from stopping it'),
+      checkpoint_interval: Duration('5s', 'how often the head of the chain is signed (when it moved); a truncated tail is detected back to the last checkpoint'),
+      retention: Type.String({ pattern: '^$|^[1-9][0-9]{0,8}(s|m|h|d)$', default: '', description: 'how long events stay in the trail before they are archived to audit.archive_dir and removed, e.g. 400d; empty keeps them forever' }),
+      archive_dir: Optional('where retention writes its archives (JSONL that verifies on its own); empty: audit.dir/archive'),
+    }),
     log: Type.Object(
       {
         level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
@@ -160,7 +166,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file'] as const;
+export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir'] as const;
 
 /** Keys whose values are secrets: masked wherever configuration is shown. */
 export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;

@@ -1,13 +1,15 @@
 // The gateway, composed in pipeline order: reading this file is reading the road a request walks.
 import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { logRecorder, type AuditRecorder } from '../audit/index.js';
-import type { IdentityService } from '../auth/index.js';
+import { type AuditTrail, installAuditRoutes } from '../audit/index.js';
+import { identityOf, type IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
-import { installPolicyRoutes, type PolicyReloader } from '../policy/index.js';
+import { authorize, installPolicyRoutes, type PolicyReloader } from '../policy/index.js';
 import { type ComputeBackend, type EngineClient, installDatasetRoutes, installJobRoutes, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
+import { installAuditMetrics } from './audit-metrics.js';
+import { startRetention } from './audit-retention.js';
 import { installHealth } from './health.js';
 import { installMetrics } from './metrics.js';
 import { installOpenApi } from './openapi.js';
@@ -26,7 +28,10 @@ export interface GatewayDeps {
   identity: IdentityService;
   /** Where browsers and the IdP reach the gateway (known once it listens). */
   publicUrl: () => string;
-  audit?: AuditRecorder;
+  /** The hash-chained trail every decision is recorded in before it is answered. */
+  audit: AuditTrail;
+  /** Retention: events older than this (ms; 0 keeps them) go to archiveDir, then leave the trail. */
+  auditRetention: { maxAgeMs: number; archiveDir: string };
 }
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
@@ -38,17 +43,19 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     // presented but not ours is refused by stage 1, not by the handshake, so the refusal is audited.
     https: { ...deps.tls, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false },
   });
-  const audit = deps.audit ?? logRecorder(app.log);
+  const audit = deps.audit;
+  audit.attachLog(app.log);
 
   installPlumbing(app); // request ids, one log line a request, error bodies, schemas required
   await installOpenApi(app); // before any route, so it sees them all
   const registry = installMetrics(app); // request-duration histogram and /metrics
+  installAuditMetrics(audit, registry);
 
   await app.register(cookie); // the browser session (src/auth)
 
   // The pipeline of DESIGN.md, each stage from its own room as its issue lands:
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
-  deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl });
+  deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl, extraJwks: () => [audit.publicJwk] });
   //   2 authorize (src/policy): each route decides on the serving version; the policy API itself
   installPolicyRoutes(app, {
     reloader: deps.policy,
@@ -63,7 +70,18 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), backends: deps.backends, audit, log: app.log, ...deps.jobs });
   app.addHook('onClose', () => jobs.stop());
   installJobRoutes(app, jobs.service);
-  //   5 audit (src/audit): each decision recorded before its answer (today through logRecorder)
+  //   5 audit (src/audit): each decision above was recorded (fsync'd) before its answer; auditors
+  //     query, export and verify the trail, and each of those asks is recorded too
+  const auditCtx = { policy: () => deps.policy.current(), audit };
+  installAuditRoutes(app, {
+    reader: () => audit.reader(),
+    authorize: async (request, details) => {
+      await authorize(auditCtx, request, identityOf(request), 'audit:events', 'read', 'audit.query', { details: { ...details } });
+    },
+    verify: () => audit.verify(),
+  });
+  const retention = startRetention(audit, deps.auditRetention, app.log);
+  app.addHook('onClose', () => retention.stop());
 
   installHealth(app, {
     store: async () => {
@@ -75,6 +93,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       const serving = `ok (version ${deps.policy.current().version})`;
       // Still ready: the previous version serves. The refusal shows here, in /metrics and in GET /v1/policy.
       return last.outcome === 'failed' ? `${serving}; latest edit refused (${last.problems.length} problem(s))` : serving;
+    },
+    audit: async () => {
+      const h = audit.health();
+      if (!h.available) throw new Error(`the trail cannot be written since ${h.since} (${h.reason}); ${h.refused} decision(s) refused`);
+      return `ok (#${h.head.id}${h.last_checkpoint ? `, signed to #${h.last_checkpoint.event_id}` : ''})`;
     },
     engine: async () => {
       const health = await deps.engine.health();

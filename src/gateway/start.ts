@@ -1,7 +1,9 @@
 // Starts the gateway process: certificates, store, policy, engine connection, then the listener.
 import { createPrivateKey } from 'node:crypto';
+import { join } from 'node:path';
+import { AuditTrail, loadAuditKey } from '../audit/index.js';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
-import type { Config } from '../config/index.js';
+import { type Config, durationSeconds } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
 import { bundledBackend, engineClient } from '../proxy/index.js';
@@ -23,6 +25,16 @@ export async function startGateway(config: Config): Promise<RunningService> {
   // Admission tickets are signed with the key of the certificate the engine sees on the connection.
   const backends = [bundledBackend(engine, createPrivateKey(clientTls.key))];
   const store = await openStore({ stateDir: config.state.dir });
+  let audit: AuditTrail;
+  const auditDir = config.audit.dir || join(config.state.dir, 'audit');
+  try {
+    // No trail, no gateway: nothing may be decided that cannot be recorded.
+    audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000 });
+  } catch (err) {
+    engine.close();
+    await store.close();
+    throw err;
+  }
   let identity: Awaited<ReturnType<typeof createIdentityService>> | undefined;
   let policy: PolicyReloader | undefined;
   try {
@@ -41,6 +53,8 @@ export async function startGateway(config: Config): Promise<RunningService> {
       jobs: { maxPendingPerUser: config.jobs.max_pending_per_user, pollMs: config.jobs.poll_ms, statusCacheMs: config.jobs.status_cache_ms },
       identity,
       publicUrl: () => listeningUrl,
+      audit,
+      auditRetention: { maxAgeMs: config.audit.retention ? durationSeconds(config.audit.retention) * 1000 : 0, archiveDir: config.audit.archive_dir || join(auditDir, 'archive') },
     });
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();
@@ -56,6 +70,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
         await app.close();
         identity?.close();
         engine.close();
+        await audit.close(); // after the last request: its events are committed and the tail signed
         await store.close();
       },
     };
@@ -63,6 +78,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
     policy?.close();
     identity?.close();
     engine.close();
+    await audit.close();
     await store.close();
     throw err;
   }

@@ -14,6 +14,8 @@ import type { TokenService } from '../tokens.js';
 export interface RouteContext {
   store: Store;
   keys: SigningKeys;
+  /** Public keys published beside the token keys (the audit checkpoint key); never accepted for tokens. */
+  extraJwks: () => object[];
   tokens: TokenService;
   sessions: BrowserSessions;
   throttle: LoginThrottle;

@@ -1,0 +1,181 @@
+// Reading the trail: a page of events newest first (the auditor's question), and every matching
+// event oldest first in chain order (an export). Both read in short statements, never one long
+// read transaction, so the writer's checkpoints and retention are never held back.
+//
+// Matching rule for `action` and `object` (README "Audit"): a value with `*` or `?` is a glob
+// (SQLite GLOB: case-sensitive, `[abc]` is a class); one ending in `.`, `:` or `/` is a prefix;
+// anything else is exact. So `action=job.` is every job event, `action=auth.login` only logins
+// (not auth.login_failed), `object=dataset:` every dataset, `object=dataset:scratch/*` a pattern.
+// Prefixes and globs become a range on their literal part too, so they still use the index.
+import type Database from 'better-sqlite3';
+import { eventOf } from './chain.js';
+import type { AuditEvent } from './event.js';
+import { type AuditFilter, decodeCursor, encodeCursor } from './filter.js';
+import type { AuditRow } from './schema.js';
+
+export { type AuditFilter, parseFilter } from './filter.js';
+
+export interface AuditPage {
+  events: AuditEvent[];
+  next_cursor: string | null;
+}
+
+/** An export takes every match: the page size and cursor of a query do not apply. */
+export type ExportFilter = Omit<AuditFilter, 'limit' | 'cursor'>;
+
+export type MatchKind = 'exact' | 'prefix' | 'glob';
+
+export function matchKind(value: string): MatchKind {
+  if (/[*?]/.test(value)) return 'glob';
+  if (/[.:/]$/.test(value)) return 'prefix';
+  return 'exact';
+}
+
+/** One page, newest first; next_cursor continues strictly after its last event. */
+export function queryEvents(db: Database.Database, filter: AuditFilter): AuditPage {
+  const { sql, params } = pageQuery(filter);
+  const rows = statement(db, sql).all(...params) as AuditRow[];
+  // One row more than asked tells whether a next page exists, so the last page has no cursor.
+  const more = rows.length > filter.limit;
+  if (more) rows.pop();
+  const last = rows.at(-1);
+  return { events: rows.map(eventOf), next_cursor: more && last ? encodeCursor(last.time, last.id) : null };
+}
+
+/** The SQL of one page (exported for EXPLAIN QUERY PLAN in tests): limit + 1 rows. */
+export function pageQuery(filter: AuditFilter): { sql: string; params: (string | number)[] } {
+  const where = whereOf(filter, true);
+  if (filter.cursor !== undefined) {
+    const after = decodeCursor(filter.cursor);
+    // A row value: SQLite starts its index walk at this (time, id) instead of filtering up to it.
+    where.terms.push('(time, id) < (?, ?)');
+    where.params.push(after.time, after.id);
+  }
+  return { sql: `select * from audit_events${clause(where.terms)} order by time desc, id desc limit ?`, params: [...where.params, filter.limit + 1] };
+}
+
+export const EXPORT_PAGE = 1000;
+/** Up to this many matches, an export sorts them by id through the filter's index. */
+const FEW_MATCHES = 10_000;
+
+/**
+ * Every matching event, oldest first in chain order, `pageSize` at a time. Stops at the newest
+ * event when the export began, so a busy trail does not keep it going.
+ */
+export function* exportEvents(db: Database.Database, filter: ExportFilter, pageSize = EXPORT_PAGE): Generator<AuditEvent[]> {
+  const newest = (statement(db, 'select max(id) as id from audit_events').get() as { id: number | null }).id;
+  if (newest === null) return;
+  const { sql, params, from, to } = exportPlan(db, filter, newest);
+  let after = from;
+  for (;;) {
+    const rows = statement(db, sql).all(after, to, ...params, pageSize) as AuditRow[];
+    if (rows.length === 0) return;
+    yield rows.map(eventOf);
+    if (rows.length < pageSize) return;
+    after = rows.at(-1)!.id;
+  }
+}
+
+/**
+ * Through the filter's index, each page sorts what is left of the matches by id: cheap for a few,
+ * quadratic for millions. So beyond FEW_MATCHES the export walks the chain by id instead, checking
+ * each row (its columns as `+col`, which keeps SQLite off their indexes), from the first event
+ * of `since` to the last of `until`: linear in the span walked.
+ */
+export function exportPlan(db: Database.Database, filter: ExportFilter, newest: number): { sql: string; params: (string | number)[]; from: number; to: number } {
+  const pageSql = (terms: string[]) => `select * from audit_events where id > ? and id <= ?${terms.map((t) => ` and ${t}`).join('')} order by id limit ?`;
+  const indexed = whereOf(filter, true);
+  if (indexed.narrow) {
+    const probe = `select count(*) as n from (select 1 from audit_events${clause(indexed.terms)} limit ${FEW_MATCHES + 1})`;
+    const { n } = statement(db, probe).get(...indexed.params) as { n: number };
+    if (n <= FEW_MATCHES) return { sql: pageSql(indexed.terms), params: indexed.params, from: 0, to: newest };
+  }
+  const walk = whereOf(filter, false);
+  let from = 0;
+  let to = newest;
+  // Times are nearly, not strictly, in chain order (clocks step): take the extreme ids of the span.
+  if (filter.since !== undefined) {
+    const first = statement(db, 'select min(id) as id from audit_events indexed by audit_events_time where time >= ?').get(filter.since) as { id: number | null };
+    from = first.id === null ? newest : first.id - 1;
+  }
+  if (filter.until !== undefined) {
+    const last = statement(db, 'select max(id) as id from audit_events indexed by audit_events_time where time < ?').get(filter.until) as { id: number | null };
+    to = Math.min(newest, last.id ?? 0);
+  }
+  return { sql: pageSql(walk.terms), params: walk.params, from, to };
+}
+
+interface Where {
+  terms: string[];
+  params: (string | number)[];
+  /** Some term can narrow the rows through an index (a range or an equality on its column). */
+  narrow: boolean;
+}
+
+/** The filter as SQL terms; `indexable` false writes `+col` so SQLite checks rows instead. */
+function whereOf(f: ExportFilter, indexable: boolean): Where {
+  const w: Where = { terms: [], params: [], narrow: false };
+  const col = (name: string) => (indexable ? name : `+${name}`);
+  const add = (term: string, narrows: boolean, ...params: (string | number)[]) => {
+    w.terms.push(term);
+    w.params.push(...params);
+    w.narrow ||= narrows;
+  };
+  if (f.user !== undefined) add(`${col('user')} = ?`, true, f.user);
+  if (f.group !== undefined) add('exists (select 1 from json_each(groups) where value = ?)', false, f.group);
+  if (f.action !== undefined) matchTerms(col('action'), f.action, add);
+  if (f.object !== undefined) matchTerms(col('object'), f.object, add);
+  if (f.decision !== undefined) add(`${col('decision')} = ?`, false, f.decision);
+  if (f.since !== undefined) add(`${col('time')} >= ?`, true, f.since);
+  if (f.until !== undefined) add(`${col('time')} < ?`, true, f.until);
+  if (f.request_id !== undefined) add(`${col('request_id')} = ?`, true, f.request_id);
+  return w;
+}
+
+type Add = (term: string, narrows: boolean, ...params: (string | number)[]) => void;
+
+function matchTerms(column: string, value: string, add: Add): void {
+  const kind = matchKind(value);
+  if (kind === 'exact') return add(`${column} = ?`, true, value);
+  const literal = kind === 'glob' ? value.slice(0, value.search(/[*?[]/)) : value;
+  const upper = literal === '' ? null : successor(literal);
+  if (literal !== '') add(`${column} >= ?`, true, literal);
+  if (upper !== null) add(`${column} < ?`, true, upper);
+  // The range alone is the prefix match; a glob, or a prefix without an upper bound, also needs GLOB.
+  if (kind === 'glob') add(`${column} glob ?`, false, value);
+  else if (upper === null) add(`${column} glob ?`, false, `${escapeGlob(literal)}*`);
+}
+
+/**
+ * The least string above every string that starts with `prefix`, in SQLite's BINARY order (UTF-8
+ * bytes, which is code point order): the last code point plus one. Null when there is none.
+ */
+export function successor(prefix: string): string | null {
+  const points = [...prefix];
+  while (points.length > 0) {
+    const cp = points.pop()!.codePointAt(0)!;
+    if (cp < 0x10ffff) return points.join('') + String.fromCodePoint(cp === 0xd7ff ? 0xe000 : cp + 1);
+  }
+  return null;
+}
+
+const escapeGlob = (s: string) => s.replace(/[*?[]/g, (c) => `[${c}]`);
+
+const clause = (terms: string[]) => (terms.length ? ` where ${terms.join(' and ')}` : '');
+
+// Prepared once per SQL text and connection. The texts are few (one per combination of filters
+// and match kinds); the cap only guards against a surprise.
+const STATEMENT_CACHE_MAX = 512;
+const statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+function statement(db: Database.Database, sql: string): Database.Statement {
+  let cache = statements.get(db);
+  if (!cache) statements.set(db, (cache = new Map()));
+  let stmt = cache.get(sql);
+  if (!stmt) {
+    if (cache.size >= STATEMENT_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    stmt = db.prepare(sql);
+    cache.set(sql, stmt);
+  }
+  return stmt;
+}

@@ -1,0 +1,102 @@
+// The trail's own SQLite file (audit.dir/audit.db): one writer thread owns it, so group commits
+// never wait on the job store's locks, and IT can put it on a volume of its own.
+// Columns, not a JSON blob, so filtered queries use indexes; verify rebuilds each event from these
+// columns, so an edit to any of them breaks the chain.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+
+export const AUDIT_FILE = 'audit.db';
+
+const MIGRATIONS: string[] = [
+  `create table audit_events (
+     id integer primary key,          -- the event's position in the chain, from 1, never reused
+     time integer not null,           -- ms since the epoch (the event carries it as ISO 8601)
+     user text,
+     groups text not null,            -- JSON array, in the order the identity had them
+     auth_method text,
+     ip text,
+     action text not null,
+     object text not null,
+     decision text not null,
+     reason text not null,
+     policy_version text,
+     request_id text,
+     details text not null,           -- canonical JSON (RFC 8785 key order)
+     prev_hash text not null,
+     hash text not null
+   );
+   create index audit_events_time on audit_events(time);
+   create index audit_events_user_time on audit_events(user, time);
+   create index audit_events_action_time on audit_events(action, time);
+   create index audit_events_object_time on audit_events(object, time);
+   create index audit_events_request on audit_events(request_id) where request_id is not null;
+   -- Signed statements "event N had hash H at time T": a truncated tail is found by them.
+   create table audit_checkpoints (
+     event_id integer primary key,
+     hash text not null,
+     time integer not null,
+     kid text not null,
+     jws text not null                -- compact JWS (EdDSA) over {event_id, hash, time}
+   );
+   -- Where the chain starts once retention has archived its beginning (one row, or none).
+   create table audit_anchor (
+     one integer primary key check (one = 1),
+     event_id integer not null,       -- the last archived event
+     hash text not null,              -- its hash: the first remaining event's prev_hash
+     file text not null,              -- the archive holding it
+     jws text not null                -- the checkpoint that signs event_id and hash
+   );`,
+];
+
+export interface AuditDbOptions {
+  readonly?: boolean;
+}
+
+/** Opens (and, for the writer, creates and migrates) the trail's database in `dir`. */
+export function openAuditDb(dir: string, options: AuditDbOptions = {}): Database.Database {
+  const file = join(dir, AUDIT_FILE);
+  if (options.readonly) {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    // FULL: a commit returns once it is on disk; an event is acknowledged only after that.
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** A stored row, in the column order of `audit_events`. */
+export interface AuditRow {
+  id: number;
+  time: number;
+  user: string | null;
+  groups: string;
+  auth_method: string | null;
+  ip: string | null;
+  action: string;
+  object: string;
+  decision: string;
+  reason: string;
+  policy_version: string | null;
+  request_id: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}

@@ -1,0 +1,323 @@
+// The gateway's side of the trail. `record` hands an event to the writer thread and resolves only
+// when the writer reports it committed (fsync'd). Events recorded in the same turn of the event
+// loop travel as one message; the writer commits whatever has arrived as one transaction.
+// Fail closed: when a commit fails, every waiting and new record is refused (the caller answers
+// 503 audit_unavailable) until a probe event, `audit.recovered`, is itself written.
+import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { KeyObject } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { canonicalJson } from './canonical.js';
+import type { Checkpoint } from './checkpoint.js';
+import type { AuditEvent, AuditInput, AuditRecorder } from './event.js';
+import type { ArchiveResult } from './retention.js';
+import { AUDIT_FILE } from './schema.js';
+import { assertNoSecrets } from './secrets.js';
+import type { AuditSigningKey } from './signing-key.js';
+import { join } from 'node:path';
+import { verifyInWorker } from './verify-thread.js';
+import type { VerifyReport } from './verify.js';
+import type { Head, PendingRow } from './writer.js';
+import type { FromWriter, ToWriter, WriterData } from './writer-protocol.js';
+
+export interface TrailLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface TrailOptions {
+  dir: string;
+  key: AuditSigningKey;
+  /** How often the head is signed when it moved. */
+  checkpointMs: number;
+  /** The operator's log (checkpoints, outages); attachLog() can set it later. */
+  log?: TrailLog;
+  /** How often a refused trail is tried again. */
+  probeMs?: number;
+}
+
+export interface TrailHealth {
+  available: boolean;
+  head: Head;
+  /** While unavailable: since when and why. */
+  since?: string;
+  reason?: string;
+  refused: number;
+  last_checkpoint: Checkpoint | null;
+}
+
+export class AuditUnavailableError extends Error {
+  override readonly name = 'AuditUnavailableError';
+}
+
+interface Waiting {
+  rows: PendingRow[];
+  inputs: AuditInput[];
+  times: number[];
+  settle: { resolve: (e: AuditEvent) => void; reject: (e: Error) => void }[];
+}
+
+/** The compiled writer thread, whether the gateway runs from dist/ or from sources under test. */
+function workerFile(name: string): string {
+  const beside = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  if (existsSync(beside)) return beside;
+  const built = fileURLToPath(new URL(`../../dist/src/audit/${name}.js`, import.meta.url));
+  if (existsSync(built)) return built;
+  throw new Error(`the audit ${name} thread is missing (looked in ${beside} and ${built}); run npm run build`);
+}
+
+export class AuditTrail implements AuditRecorder {
+  private worker: Worker;
+  private outbox: Waiting | null = null;
+  private inFlight = new Map<number, Waiting>();
+  private nextBatch = 1;
+  private down: { since: number; reason: string; refused: number } | null = null;
+  private probing = false;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private headNow: Head = { id: 0, hash: '' };
+  private lastCheckpoint: Checkpoint | null = null;
+  private readConnection: Database.Database | null = null;
+  private archiveWaiter: ((r: { result: ArchiveResult | null; error?: string }) => void) | null = null;
+  private closed: Promise<void> | null = null;
+  private closeWaiter: (() => void) | null = null;
+  /** Called with each committed batch size, for metrics. */
+  onCommit: (events: number) => void = () => {};
+  onRefused: () => void = () => {};
+  private log: TrailLog;
+
+  private constructor(
+    private readonly options: TrailOptions,
+    ready: (err?: Error) => void,
+  ) {
+    this.log = options.log ?? { info() {}, warn() {}, error() {} };
+    const data: WriterData = { dir: options.dir, keyPem: options.key.pem, checkpointMs: options.checkpointMs };
+    this.worker = new Worker(workerFile('writer-worker'), { workerData: data, name: 'audit-writer' });
+    let started = false;
+    this.worker.on('message', (m: FromWriter) => {
+      if (m.type === 'ready') {
+        started = true;
+        this.headNow = m.head;
+        ready();
+      } else if (m.type === 'open_failed') ready(new Error(`cannot open the audit trail in ${options.dir} (audit.dir): ${m.error}`));
+      else this.onMessage(m);
+    });
+    this.worker.on('error', (err) => {
+      if (!started) ready(err);
+      this.fail(`the audit writer stopped: ${err.message}`);
+    });
+    this.worker.on('exit', () => {
+      this.fail('the audit writer exited');
+      this.closeWaiter?.();
+    });
+  }
+
+  /** Opens the trail; refuses to start when it cannot be written at all. */
+  static open(options: TrailOptions): Promise<AuditTrail> {
+    return new Promise((resolve, reject) => {
+      const trail: AuditTrail = new AuditTrail(options, (err) => (err ? (void trail.worker.terminate(), reject(err)) : resolve(trail)));
+    });
+  }
+
+  get file(): string {
+    return join(this.options.dir, AUDIT_FILE);
+  }
+
+  record(input: AuditInput): Promise<AuditEvent> {
+    try {
+      assertNoSecrets(input);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.down || this.closed) {
+      if (this.down) this.down.refused++;
+      this.onRefused();
+      return Promise.reject(new AuditUnavailableError(this.down ? `the audit trail is unavailable: ${this.down.reason}` : 'the audit trail is closed'));
+    }
+    return this.enqueue(input);
+  }
+
+  private enqueue(input: AuditInput): Promise<AuditEvent> {
+    const time = Date.now();
+    const row: PendingRow = [
+      time,
+      input.actor.user,
+      JSON.stringify(input.actor.groups),
+      input.actor.auth_method,
+      input.actor.ip,
+      input.action,
+      input.object,
+      input.decision,
+      input.reason,
+      input.policy_version ?? null,
+      input.request_id ?? null,
+      canonicalJson(input.details ?? {}),
+    ];
+    if (!this.outbox) {
+      this.outbox = { rows: [], inputs: [], times: [], settle: [] };
+      setImmediate(() => this.flush());
+    }
+    const box = this.outbox;
+    box.rows.push(row);
+    box.inputs.push(input);
+    box.times.push(time);
+    return new Promise((resolve, reject) => box.settle.push({ resolve, reject }));
+  }
+
+  private flush(): void {
+    const box = this.outbox;
+    this.outbox = null;
+    if (!box) return;
+    const batch = this.nextBatch++;
+    this.inFlight.set(batch, box);
+    this.post({ type: 'append', batch, rows: box.rows });
+  }
+
+  private post(m: ToWriter): void {
+    this.worker.postMessage(m);
+  }
+
+  private onMessage(m: FromWriter): void {
+    if (m.type === 'ack') {
+      const box = this.inFlight.get(m.batch);
+      if (!box) return;
+      this.inFlight.delete(m.batch);
+      let prev = m.prevHash;
+      box.settle.forEach((s, i) => {
+        const input = box.inputs[i]!;
+        const hash = m.hashes[i]!;
+        s.resolve({
+          id: m.firstId + i,
+          time: new Date(box.times[i]!).toISOString(),
+          actor: input.actor,
+          action: input.action,
+          object: input.object,
+          decision: input.decision,
+          reason: input.reason,
+          policy_version: input.policy_version ?? null,
+          request_id: input.request_id ?? null,
+          details: input.details ?? {},
+          prev_hash: prev,
+          hash,
+        });
+        prev = hash;
+      });
+      const last = m.firstId + m.hashes.length - 1;
+      if (last > this.headNow.id) this.headNow = { id: last, hash: m.hashes[m.hashes.length - 1]! };
+      this.onCommit(m.hashes.length);
+    } else if (m.type === 'fail') {
+      const box = this.inFlight.get(m.batch);
+      this.inFlight.delete(m.batch);
+      this.fail(m.error);
+      const err = new AuditUnavailableError(`the audit trail cannot be written: ${m.error}`);
+      box?.settle.forEach((s) => s.reject(err));
+    } else if (m.type === 'checkpoint') {
+      this.lastCheckpoint = m.checkpoint;
+      // Also in the operator's log: shipped off the host, it outlives a rewrite of the database.
+      this.log.info({ audit_checkpoint: m.checkpoint }, `audit checkpoint at #${m.checkpoint.event_id}`);
+    } else if (m.type === 'archived') {
+      this.archiveWaiter?.({ result: m.result, error: m.error });
+      this.archiveWaiter = null;
+    } else if (m.type === 'closed') {
+      this.closeWaiter?.();
+    }
+  }
+
+  /** Marks the trail unavailable and starts probing for its return. */
+  private fail(reason: string): void {
+    if (this.closed) {
+      for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(new AuditUnavailableError('the audit trail is closed')));
+      this.inFlight.clear();
+      return;
+    }
+    if (!this.down) {
+      this.down = { since: Date.now(), reason, refused: 0 };
+      this.log.error({ reason }, 'audit trail unavailable: refusing every decision that needs it (503 audit_unavailable)');
+      this.probeTimer = setInterval(() => void this.probe(), this.options.probeMs ?? 1000);
+      this.probeTimer.unref();
+    }
+  }
+
+  /** Writes `audit.recovered` (how long, why, how many refused); its commit ends the outage. */
+  private async probe(): Promise<void> {
+    const down = this.down;
+    if (!down || this.probing) return;
+    this.probing = true;
+    try {
+      await this.enqueue({
+        actor: { user: null, groups: [], auth_method: 'system', ip: null },
+        action: 'audit.recovered',
+        object: 'audit:events',
+        decision: 'allow',
+        reason: `the audit trail could not be written for ${Math.round((Date.now() - down.since) / 1000)} s; ${down.refused} decision(s) were refused meanwhile`,
+        details: { unavailable_since: new Date(down.since).toISOString(), cause: down.reason, refused: down.refused },
+      });
+      this.down = null;
+      if (this.probeTimer) clearInterval(this.probeTimer);
+      this.probeTimer = null;
+      this.log.warn({ refused: down.refused }, 'audit trail available again');
+    } catch {
+      // still down; the next probe tries again
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  health(): TrailHealth {
+    const base = { head: this.headNow, last_checkpoint: this.lastCheckpoint, refused: this.down?.refused ?? 0 };
+    return this.down ? { available: false, since: new Date(this.down.since).toISOString(), reason: this.down.reason, ...base } : { available: true, ...base };
+  }
+
+  attachLog(log: TrailLog): void {
+    this.log = log;
+  }
+
+  /** The checkpoint key's public half, for the JWKS. */
+  get publicJwk(): AuditSigningKey['jwk'] {
+    return this.options.key.jwk;
+  }
+
+  head(): Head {
+    return this.headNow;
+  }
+
+  /** A read-only connection for queries and exports (WAL: readers never wait for the writer). */
+  reader(): Database.Database {
+    if (!this.readConnection || !this.readConnection.open) {
+      this.readConnection = new Database(this.file, { readonly: true, fileMustExist: true });
+      this.readConnection.pragma('busy_timeout = 5000');
+    }
+    return this.readConnection;
+  }
+
+  /** Verifies the whole trail on a thread of its own, against the live head. */
+  verify(keys: ReadonlyMap<string, KeyObject> = new Map([[this.options.key.kid, this.options.key.publicKey]])): Promise<VerifyReport> {
+    return verifyInWorker(workerFile('verify-worker'), this.options.dir, keys, this.headNow);
+  }
+
+  /** Archives (and then deletes) up to `maxEvents` events recorded before `before`. */
+  archive(before: Date, archiveDir: string, maxEvents = 10_000): Promise<ArchiveResult | null> {
+    if (this.archiveWaiter) return Promise.reject(new Error('an archive run is already in progress'));
+    return new Promise((resolve, reject) => {
+      this.archiveWaiter = ({ result, error }) => (error ? reject(new Error(error)) : resolve(result));
+      this.flush();
+      this.post({ type: 'archive', before: before.getTime(), archiveDir, maxEvents });
+    });
+  }
+
+  /** Commits what is waiting, signs the tail, and stops the writer. */
+  close(): Promise<void> {
+    if (this.closed) return this.closed;
+    this.flush();
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    this.closed = new Promise<void>((resolve) => {
+      this.closeWaiter = resolve;
+      this.post({ type: 'close' });
+    }).then(async () => {
+      this.readConnection?.close();
+      await this.worker.terminate();
+    });
+    return this.closed;
+  }
+}

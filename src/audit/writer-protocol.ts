@@ -1,0 +1,24 @@
+// Messages between the gateway's event loop and the trail's writer thread.
+import type { Checkpoint } from './checkpoint.js';
+import type { ArchiveResult } from './retention.js';
+import type { Head, PendingRow } from './writer.js';
+
+export interface WriterData {
+  dir: string;
+  keyPem: string;
+  checkpointMs: number;
+}
+
+export type ToWriter =
+  | { type: 'append'; batch: number; rows: PendingRow[] }
+  | { type: 'archive'; before: number; archiveDir: string; maxEvents: number }
+  | { type: 'close' };
+
+export type FromWriter =
+  | { type: 'ready'; head: Head }
+  | { type: 'open_failed'; error: string }
+  | { type: 'ack'; batch: number; firstId: number; prevHash: string; hashes: string[] }
+  | { type: 'fail'; batch: number; error: string }
+  | { type: 'checkpoint'; checkpoint: Checkpoint }
+  | { type: 'archived'; result: ArchiveResult | null; error?: string }
+  | { type: 'closed' };

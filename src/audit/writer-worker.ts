@@ -1,0 +1,109 @@
+// The writer thread. Batches that arrive while a commit is on disk wait in the port; the next
+// commit takes them all at once, so many requests share one transaction and one fsync, and the
+// gateway's event loop never blocks on the disk. After a failed write the database is closed and
+// opened afresh with the next batch, so a store that comes back is used again.
+import { parentPort, workerData } from 'node:worker_threads';
+import { archiveBefore } from './retention.js';
+import { auditKeyFromPem } from './signing-key.js';
+import { type PendingRow, TrailWriter } from './writer.js';
+import type { FromWriter, ToWriter, WriterData } from './writer-protocol.js';
+
+const data = workerData as WriterData;
+const port = parentPort!;
+const key = auditKeyFromPem(data.keyPem);
+const post = (m: FromWriter) => port.postMessage(m);
+
+let writer: TrailWriter | null = null;
+let queue: { batch: number; rows: PendingRow[] }[] = [];
+let scheduled = false;
+let closing = false;
+
+const message = (err: unknown) => {
+  const e = err as NodeJS.ErrnoException & { code?: string };
+  return e.code ? `${e.code}: ${e.message}` : String(e?.message ?? err);
+};
+
+function open(): TrailWriter {
+  writer ??= TrailWriter.open(data.dir, key);
+  return writer;
+}
+
+function drop(): void {
+  try {
+    writer?.close();
+  } catch {
+    // already unusable
+  }
+  writer = null;
+}
+
+function commit(): void {
+  scheduled = false;
+  const taken = queue;
+  queue = [];
+  if (taken.length === 0) return;
+  try {
+    const w = open();
+    const rows = taken.length === 1 ? taken[0]!.rows : taken.flatMap((t) => t.rows);
+    const appended = w.append(rows);
+    let offset = 0;
+    for (const t of taken) {
+      const n = t.rows.length;
+      const hashes = appended.hashes.slice(offset, offset + n);
+      const prevHash = offset === 0 ? appended.prevHash : appended.hashes[offset - 1]!;
+      post({ type: 'ack', batch: t.batch, firstId: appended.firstId + offset, prevHash, hashes });
+      offset += n;
+    }
+  } catch (err) {
+    drop();
+    for (const t of taken) post({ type: 'fail', batch: t.batch, error: message(err) });
+  }
+}
+
+function checkpoint(): void {
+  if (!writer) return;
+  try {
+    const cp = writer.checkpoint();
+    if (cp) post({ type: 'checkpoint', checkpoint: cp });
+  } catch {
+    drop(); // the next batch finds out and reports it
+  }
+}
+
+const timer = setInterval(checkpoint, data.checkpointMs);
+
+port.on('message', (m: ToWriter) => {
+  if (m.type === 'append') {
+    queue.push({ batch: m.batch, rows: m.rows });
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(commit);
+    }
+  } else if (m.type === 'archive') {
+    commit(); // earlier events first
+    try {
+      const w = open();
+      const result = archiveBefore(w, m.before, m.archiveDir, m.maxEvents);
+      post({ type: 'archived', result });
+    } catch (err) {
+      drop();
+      post({ type: 'archived', result: null, error: message(err) });
+    }
+  } else if (m.type === 'close' && !closing) {
+    closing = true;
+    commit();
+    checkpoint(); // the tail is signed before the gateway stops
+    clearInterval(timer);
+    drop();
+    post({ type: 'closed' });
+    port.close();
+  }
+});
+
+try {
+  const w = open();
+  post({ type: 'ready', head: w.head });
+} catch (err) {
+  drop();
+  post({ type: 'open_failed', error: message(err) });
+}
