@@ -45,4 +45,6 @@ export interface AuditEvent {
 export interface AuditRecorder {
   /** Resolves once the event is durable (fsync'd); a rejection means the decision must not be answered. */
   record(event: AuditInput): Promise<AuditEvent>;
+  /** False while the trail refuses events: nothing the gateway decides by itself should be decided then. */
+  available?(): boolean;
 }

@@ -278,6 +278,10 @@ export class AuditTrail implements AuditRecorder {
     return this.options.key.jwk;
   }
 
+  available(): boolean {
+    return this.down === null && this.closed === null;
+  }
+
   head(): Head {
     return this.headNow;
   }

@@ -30,6 +30,11 @@ export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: Gateho
 
 const DAY_MS = 24 * 3600 * 1000;
 
+type JobEvent = Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version'>>;
+
+/** Job events kept in memory while the trail is down; beyond this many, the oldest news is the operator's log. */
+const MAX_UNRECORDED = 10_000;
+
 export class JobBook {
   /** Every job not ended, by id: pending, being handed over, queued or running. */
   readonly live = new Map<string, JobRecord>();
@@ -191,15 +196,26 @@ export class JobBook {
 
   /** Admits what now fits from the pending queues and hands it over; refuses what never will. */
   drain(users?: string[]): void {
+    // Admitting from the queue is a decision: none is made while the trail cannot record it. The
+    // reconciler drains again on its next round, after the trail is back.
+    if (this.o.audit.available?.() === false) return;
     const { admitted, refused } = this.o.admission.drain(users);
     const now = new Date().toISOString();
     for (const a of admitted) {
       const r = this.live.get(a.job);
       if (r === undefined) continue;
-      Object.assign(r, { state: 'dispatching', held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
+      // Still `pending` (the reconciler leaves it alone) until its admission is on record.
+      Object.assign(r, { held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
       const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
-      void this.event(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } });
-      this.dispatch(r, true);
+      // Recorded before the handover: if the trail went down in between, the job fails rather than run unaudited.
+      void this.record(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } }).then(
+        () => {
+          if (this.live.get(r.id) !== r || r.state !== 'pending') return; // cancelled meanwhile
+          r.state = 'dispatching';
+          this.dispatch(r, true);
+        },
+        () => void this.end(r, 'failed', 'the audit trail could not record the admission; submit again', null).catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not end a job whose admission was not recorded')),
+      );
     }
     for (const x of refused) {
       const r = this.live.get(x.job);
@@ -221,17 +237,56 @@ export class JobBook {
    * An event the gateway itself causes (a start seen by polling, an end, an admission from the
    * queue), on behalf of the job's owner. No request waits on it; a refusal is the operator's.
    */
-  async event(r: JobRecord, e: Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version'>>): Promise<void> {
+  async event(r: JobRecord, e: JobEvent): Promise<void> {
+    const input = this.inputOf(r, e);
     try {
-      await recordOrFail(this.o.audit, {
-        actor: actorOf({ user: r.user, groups: r.groups, auth_method: r.auth_method }, null),
-        object: `job:${r.id}`,
-        policy_version: e.policy_version ?? r.policy_version,
-        ...e,
-        details: { input: r.input, output: r.output, backend: r.backend, ...e.details },
-      });
+      await recordOrFail(this.o.audit, input);
     } catch (err) {
-      this.o.log.error({ job: r.id, action: e.action, err: (err as Error).message }, 'audit event of a job not recorded');
+      // A start or an end already happened: it is kept and recorded once the trail is back, with
+      // the time it was seen, rather than lost.
+      this.o.log.error({ job: r.id, action: e.action, err: (err as Error).message }, 'audit event of a job not recorded yet; retrying');
+      this.retryLater({ ...input, details: { ...input.details, observed_at: new Date().toISOString() } });
     }
+  }
+
+  /** A job event that must be recorded before the gateway acts on it; rejects when it cannot be. */
+  record(r: JobRecord, e: JobEvent): Promise<void> {
+    return recordOrFail(this.o.audit, this.inputOf(r, e), this.o.log);
+  }
+
+  private inputOf(r: JobRecord, e: JobEvent): AuditInput {
+    return {
+      actor: actorOf({ user: r.user, groups: r.groups, auth_method: r.auth_method }, null),
+      object: `job:${r.id}`,
+      policy_version: e.policy_version ?? r.policy_version,
+      ...e,
+      details: { input: r.input, output: r.output, backend: r.backend, ...e.details },
+    };
+  }
+
+  private unrecorded: AuditInput[] = [];
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  private retryLater(input: AuditInput): void {
+    if (this.unrecorded.length >= MAX_UNRECORDED) {
+      this.o.log.error({ job: input.object, action: input.action }, 'audit event of a job dropped: too many waiting for the trail');
+      return;
+    }
+    this.unrecorded.push(input);
+    this.retryTimer ??= setInterval(() => void this.retry(), 1000);
+    this.retryTimer.unref();
+  }
+
+  private async retry(): Promise<void> {
+    while (this.unrecorded.length > 0) {
+      try {
+        await this.o.audit.record(this.unrecorded[0]!);
+      } catch {
+        return; // still down: the next tick tries again, in the same order
+      }
+      this.unrecorded.shift();
+    }
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.retryTimer = null;
   }
 }
