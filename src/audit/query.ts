@@ -47,7 +47,7 @@ export function pageQuery(filter: AuditFilter): { sql: string; params: (string |
   const where = whereOf(filter, true);
   if (filter.cursor !== undefined) {
     const after = decodeCursor(filter.cursor);
-    // A row value: SQLite starts its index walk at this (time, id) instead of filtering up to it.
+    // A row value, which SQLite can use as an index range on (time, rowid) rather than an OR.
     where.terms.push('(time, id) < (?, ?)');
     where.params.push(after.time, after.id);
   }

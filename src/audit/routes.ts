@@ -107,8 +107,11 @@ export function installAuditRoutes(app: FastifyInstance, deps: AuditRouteDeps): 
       await deps.authorize(request, { kind: 'export', filter: filters });
       const filter = parseFilter(filters, Date.now());
       const format = request.query.format === 'csv' ? 'csv' : 'jsonl';
-      // Not object mode: the stream buffers ~16 KiB, not 16 pages, before it stops pulling pages.
-      const body = Readable.from(exportBody(exportEvents(reader(request), filter), format), { objectMode: false });
+      // The first page is read before the answer starts, so an unreadable trail is an error status,
+      // not a 200 with a cut body. Not object mode: the stream holds ~16 KiB, not 16 pages.
+      const pages = exportEvents(reader(request), filter);
+      const first = pages.next();
+      const body = Readable.from(exportBody(first.done ? [] : [first.value], pages, format), { objectMode: false });
       reply.raw.once('close', () => body.destroy()); // a client that leaves stops the reads
       const date = new Date().toISOString().slice(0, 10);
       return reply
@@ -129,7 +132,10 @@ export function installAuditRoutes(app: FastifyInstance, deps: AuditRouteDeps): 
   );
 }
 
-function* exportBody(pages: Iterable<AuditEvent[]>, format: 'csv' | 'jsonl'): Generator<string> {
+function* exportBody(first: AuditEvent[][], rest: Iterator<AuditEvent[]>, format: 'csv' | 'jsonl'): Generator<string> {
+  const text = (page: AuditEvent[]) => page.map((e) => (format === 'csv' ? csvRecord(e) : `${JSON.stringify(e)}\n`)).join('');
   if (format === 'csv') yield CSV_HEADER;
-  for (const page of pages) yield page.map((e) => (format === 'csv' ? csvRecord(e) : `${JSON.stringify(e)}\n`)).join('');
+  for (const page of first) yield text(page);
+  if (first.length === 0) return;
+  for (let next = rest.next(); !next.done; next = rest.next()) yield text(next.value);
 }

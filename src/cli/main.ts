@@ -8,6 +8,7 @@ import { ensureServiceCertificates, startDevIdp } from '../auth/index.js';
 import { startGateway } from '../gateway/index.js';
 import { VERSION } from '../version.js';
 import { resolveTarget } from './client/target.js';
+import { auditCommand } from './audit-commands.js';
 import { configCommand } from './config-command.js';
 import { certificate, login, logout, whoami } from './identity-commands.js';
 import { fail, UsageError } from './fail.js';
@@ -49,6 +50,17 @@ usage: gatehouse <command> [options]
   policy diff OLD NEW
                      the access and quota changes between two policy folders
   policy reload      make the running gateway reload policies/ now (it also reloads by itself on change)
+
+  audit query        audit events, newest first, a page at a time (times in your local zone)
+                     [--user U] [--group G] [--action A] [--object O] [--decision allow|deny|error]
+                     [--since 7d|2024-05-01T09:00:00Z] [--until T] [--request-id R] [--limit N]
+                     [--cursor C] [--all: every page]
+                     --action/--object match exactly; a prefix when they end in . : or / (job., dataset:);
+                     a glob with * or ? (dataset:scratch/*)
+  audit export       every matching event, oldest first in chain order, to stdout [--format jsonl|csv]
+                     [--output FILE] [the filters of audit query]
+  audit verify       check that the trail is intact: hashes, links, checkpoints (exit 1 when not);
+                     --file ARCHIVE checks a retention archive here, with the gateway's key when reachable
 
   up                 start the engine, the gateway (and the development SSO provider) on the embedded defaults (npm start)
   gateway            run the gateway alone (HTTPS, server.host:server.port)
@@ -103,10 +115,22 @@ async function main(argv: string[]): Promise<number> {
       overwrite: { type: 'boolean', default: false },
       backend: { type: 'string' },
       wait: { type: 'boolean', default: false },
-      // jobs, logs
+      // jobs, logs, audit query
       all: { type: 'boolean', default: false },
       state: { type: 'string' },
       follow: { type: 'boolean', short: 'f', default: false },
+      // audit
+      group: { type: 'string' },
+      action: { type: 'string' },
+      object: { type: 'string' },
+      decision: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      'request-id': { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      format: { type: 'string' },
+      file: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -180,6 +204,10 @@ async function main(argv: string[]): Promise<number> {
         remote: values.remote || values.url !== undefined,
         target,
       });
+    }
+    case 'audit': {
+      const { user, group, action, object, decision, since, until, limit, cursor, all, json, format, output, file } = values;
+      return auditCommand(sub, positionals.slice(2), target, { user, group, action, object, decision, since, until, requestId: values['request-id'], limit, cursor, all, json, format, output, file });
     }
     case 'config':
       configCommand(sub, loaded, { json: values.json, write: values.write });

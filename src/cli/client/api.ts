@@ -31,6 +31,8 @@ export interface CallOptions {
   token?: string;
   /** Return the raw body instead of parsing JSON. */
   raw?: boolean;
+  /** How long the gateway may stay silent (30 s); longer for an answer that takes work, like audit verify. */
+  timeoutMs?: number;
 }
 
 export function call<T = Record<string, unknown>>(target: Target, method: string, path: string, options: CallOptions = {}): Promise<T> {
@@ -38,8 +40,9 @@ export function call<T = Record<string, unknown>>(target: Target, method: string
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
   const headers = requestHeaders(options.token, 'application/json');
   if (payload) headers['content-type'] = 'application/json';
+  const timeout = options.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method, headers, ca: target.ca, timeout: 30_000 }, (res) => {
+    const req = httpsRequest(url, { method, headers, ca: target.ca, timeout }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -56,7 +59,7 @@ export function call<T = Record<string, unknown>>(target: Target, method: string
         resolve(body as T);
       });
     });
-    req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeout / 1000} s`)));
     req.on('error', (err: NodeJS.ErrnoException) => reject(new ConnectionError(connectionHint(err, target))));
     req.end(payload);
   });
