@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
+import { readTrail } from './support/audit-trail.js';
 import { startCli } from './support/cli-process.js';
 import { fetchTls } from './support/https.js';
 import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up } from './support/gatehouse.js';
@@ -36,12 +37,8 @@ async function login(user: string): Promise<string> {
   return answer.json<{ access_token: string }>().access_token;
 }
 
-const auditEvents = () =>
-  readFileSync(up.ready.gateway.log, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"audit"'))
-    .map((l) => (JSON.parse(l) as { audit: { action: string; decision: string; reason: string; policy_version: string | null; actor: { user: string | null }; details: Record<string, unknown> } }).audit);
-
+/** The gateway's trail (audit.dir's default: state.dir/audit), in chain order. */
+const auditEvents = () => readTrail(join(box.dir, 'var', 'audit'));
 
 const policyFile = () => join(policies, 'policy.csv');
 const lineOf = (text: string) => readFileSync(policyFile(), 'utf8').split('\n').indexOf(text) + 1;

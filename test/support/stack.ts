@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { parse, stringify } from 'yaml';
+import type { AuditEvent } from '../../src/audit/index.js';
+import { readTrail } from './audit-trail.js';
 import { type EngineProcess, startEngineProcess, startServiceProcess } from './engine.js';
 import { ROOT, type Sandbox, sandbox } from './gatehouse.js';
 import { fetchTls, type Response } from './https.js';
@@ -33,6 +35,8 @@ export class Stack {
     readonly home: string,
     readonly dataRoot: string,
     readonly policies: string,
+    /** Where the gateway's audit trail is (audit.dir, default state.dir/audit). */
+    readonly auditDir: string,
   ) {}
 
   static async start(o: StackOptions = {}): Promise<Stack> {
@@ -55,7 +59,8 @@ export class Stack {
       state: { dir: join(box0.dir, 'var') },
       certs: { dir: join(box0.dir, 'certs') },
     });
-    const stack = new Stack({ ...box, remove: () => (box.remove(), box0.remove(), rmSync(policies, { recursive: true, force: true })) }, box0.dir, dataRoot, policies);
+    const auditDir = typeof o.config?.audit?.dir === 'string' && o.config.audit.dir !== '' ? o.config.audit.dir : join(box0.dir, 'var', 'audit');
+    const stack = new Stack({ ...box, remove: () => (box.remove(), box0.remove(), rmSync(policies, { recursive: true, force: true })) }, box0.dir, dataRoot, policies, auditDir);
     // The engine's tasks must be able to walk down to the data root.
     chmodSync(box0.dir, 0o711);
     await stack.startEngine();
@@ -101,13 +106,14 @@ export class Stack {
     return answer.json<{ access_token: string }>().access_token;
   }
 
-  /** The audit events the gateway has written so far (to its log, until the audit trail lands). */
-  auditEvents(): { action: string; object: string; decision: string; reason: string; actor: { user: string | null }; details: Record<string, unknown> }[] {
-    return this.gateway
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{') && l.includes('"audit"'))
-      .map((l) => (JSON.parse(l) as { audit: ReturnType<Stack['auditEvents']>[number] }).audit);
+  /** Where certs.dir is: the CA, the service certificates and the audit signing key. */
+  get certsDir(): string {
+    return join(this.home, 'certs');
+  }
+
+  /** The audit events the gateway has committed so far, read from its trail in chain order. */
+  auditEvents(): AuditEvent[] {
+    return readTrail(this.auditDir);
   }
 
   async stop(): Promise<void> {
