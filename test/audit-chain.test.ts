@@ -11,6 +11,7 @@ import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAu
 import { canonicalJson } from '../src/audit/canonical.js';
 import { canonicalRow, hashEvent, hashRow } from '../src/audit/chain.js';
 import type { AuditRow } from '../src/audit/schema.js';
+import { until } from './support/until.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-audit-chain-'));
 const trailDir = join(root, 'trail');
@@ -207,5 +208,25 @@ describe('retention', () => {
     writeFileSync(tampered, lines.slice(0, 500).join('\n'));
     expect((await verifyArchive(tampered, keys)).problems).toContainEqual(expect.objectContaining({ kind: 'truncated' }));
     expect(readdirSync(archiveDir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+  });
+});
+
+describe('the writer thread', () => {
+  it('refuses while its thread is gone, starts a new one by itself, and records the outage', async () => {
+    const dir = join(root, 'restart');
+    const trail = await AuditTrail.open({ dir, key, checkpointMs: 60_000, probeMs: 100 });
+    await trail.record(input(1));
+    await (trail as unknown as { worker: import('node:worker_threads').Worker }).worker.terminate();
+    await expect(trail.record(input(2))).rejects.toThrow(/unavailable|stopped|not running/);
+    expect(trail.health().available).toBe(false);
+    await until(async () => (trail.health().available ? true : undefined), 5000, 'the trail to come back');
+    const after = await trail.record(input(3));
+    const report = await trail.verify();
+    await trail.close();
+    expect(report).toMatchObject({ ok: true, last_id: after.id });
+    const db = openAuditDb(dir, { readonly: true });
+    const actions = (db.prepare('select action from audit_events order by id').all() as { action: string }[]).map((r) => r.action);
+    db.close();
+    expect(actions).toEqual(['dataset.read', 'audit.recovered', 'job.submit']); // input(3) is a submit
   });
 });

@@ -69,7 +69,7 @@ function workerFile(name: string): string {
 }
 
 export class AuditTrail implements AuditRecorder {
-  private worker: Worker;
+  private worker: Worker | null;
   private outbox: Waiting | null = null;
   private inFlight = new Map<number, Waiting>();
   private nextBatch = 1;
@@ -92,31 +92,45 @@ export class AuditTrail implements AuditRecorder {
     ready: (err?: Error) => void,
   ) {
     this.log = options.log ?? { info() {}, warn() {}, error() {} };
-    const data: WriterData = { dir: options.dir, keyPem: options.key.pem, checkpointMs: options.checkpointMs };
-    this.worker = new Worker(workerFile('writer-worker'), { workerData: data, name: 'audit-writer' });
+    this.worker = this.startWorker(ready);
+  }
+
+  /** A writer thread; `ready` hears once whether it opened the trail. */
+  private startWorker(ready: (err?: Error) => void): Worker {
+    const data: WriterData = { dir: this.options.dir, keyPem: this.options.key.pem, checkpointMs: this.options.checkpointMs };
+    const worker = new Worker(workerFile('writer-worker'), { workerData: data, name: 'audit-writer' });
     let started = false;
-    this.worker.on('message', (m: FromWriter) => {
+    worker.on('message', (m: FromWriter) => {
       if (m.type === 'ready') {
         started = true;
         this.headNow = m.head;
         ready();
-      } else if (m.type === 'open_failed') ready(new Error(`cannot open the audit trail in ${options.dir} (audit.dir): ${m.error}`));
-      else this.onMessage(m);
+      } else if (m.type === 'open_failed') {
+        started = true;
+        ready(new Error(`cannot open the audit trail in ${this.options.dir} (audit.dir): ${m.error}`));
+      } else this.onMessage(m);
     });
-    this.worker.on('error', (err) => {
+    worker.on('error', (err) => {
       if (!started) ready(err);
       this.fail(`the audit writer stopped: ${err.message}`);
     });
-    this.worker.on('exit', () => {
+    worker.on('exit', () => {
+      if (!started) ready(new Error('the audit writer exited before it started'));
+      if (this.worker === worker) this.worker = null;
+      // Whatever it had not acknowledged is refused, never left hanging: the callers answer 503.
+      const lost = new AuditUnavailableError('the audit writer stopped before the event was committed');
+      for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(lost));
+      this.inFlight.clear();
       this.fail('the audit writer exited');
       this.closeWaiter?.();
     });
+    return worker;
   }
 
   /** Opens the trail; refuses to start when it cannot be written at all. */
   static open(options: TrailOptions): Promise<AuditTrail> {
     return new Promise((resolve, reject) => {
-      const trail: AuditTrail = new AuditTrail(options, (err) => (err ? (void trail.worker.terminate(), reject(err)) : resolve(trail)));
+      const trail: AuditTrail = new AuditTrail(options, (err) => (err ? (void trail.worker?.terminate(), reject(err)) : resolve(trail)));
     });
   }
 
@@ -175,7 +189,10 @@ export class AuditTrail implements AuditRecorder {
   }
 
   private post(m: ToWriter): void {
-    this.worker.postMessage(m);
+    if (this.worker) this.worker.postMessage(m);
+    else if (m.type === 'append') this.onMessage({ type: 'fail', batch: m.batch, error: 'the audit writer is not running' });
+    else if (m.type === 'archive') this.onMessage({ type: 'archived', result: null, error: 'the audit writer is not running' });
+    else this.closeWaiter?.();
   }
 
   private onMessage(m: FromWriter): void {
@@ -212,6 +229,8 @@ export class AuditTrail implements AuditRecorder {
       this.fail(m.error);
       const err = new AuditUnavailableError(`the audit trail cannot be written: ${m.error}`);
       box?.settle.forEach((s) => s.reject(err));
+    } else if (m.type === 'broken') {
+      this.fail(m.error); // found while idle (a checkpoint could not be written): not ready before a request finds out
     } else if (m.type === 'checkpoint') {
       this.lastCheckpoint = m.checkpoint;
       // Also in the operator's log: shipped off the host, it outlives a rewrite of the database.
@@ -245,6 +264,13 @@ export class AuditTrail implements AuditRecorder {
     if (!down || this.probing) return;
     this.probing = true;
     try {
+      if (!this.worker) {
+        // The thread itself died: a new one, which reads the head back from the file.
+        const started = await new Promise<Error | undefined>((resolve) => {
+          this.worker = this.startWorker(resolve);
+        });
+        if (started) throw started;
+      }
       await this.enqueue({
         actor: { user: null, groups: [], auth_method: 'system', ip: null },
         action: 'audit.recovered',
@@ -320,7 +346,7 @@ export class AuditTrail implements AuditRecorder {
       this.post({ type: 'close' });
     }).then(async () => {
       this.readConnection?.close();
-      await this.worker.terminate();
+      await this.worker?.terminate();
     });
     return this.closed;
   }

@@ -19,6 +19,7 @@ export type FromWriter =
   | { type: 'open_failed'; error: string }
   | { type: 'ack'; batch: number; firstId: number; prevHash: string; hashes: string[] }
   | { type: 'fail'; batch: number; error: string }
+  | { type: 'broken'; error: string }
   | { type: 'checkpoint'; checkpoint: Checkpoint }
   | { type: 'archived'; result: ArchiveResult | null; error?: string }
   | { type: 'closed' };

@@ -65,8 +65,9 @@ function checkpoint(): void {
   try {
     const cp = writer.checkpoint();
     if (cp) post({ type: 'checkpoint', checkpoint: cp });
-  } catch {
-    drop(); // the next batch finds out and reports it
+  } catch (err) {
+    drop();
+    post({ type: 'broken', error: message(err) });
   }
 }
 
