@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { KeyObject } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { canonicalJson } from './canonical.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { AuditEvent, AuditInput, AuditRecorder } from './event.js';
 import type { ArchiveResult } from './retention.js';
@@ -18,7 +17,7 @@ import type { AuditSigningKey } from './signing-key.js';
 import { join } from 'node:path';
 import { verifyInWorker } from './verify-thread.js';
 import type { VerifyReport } from './verify.js';
-import type { Head, PendingRow } from './writer.js';
+import { type Head, type PendingRow, pendingRowOf } from './writer.js';
 import type { FromWriter, ToWriter, WriterData } from './writer-protocol.js';
 
 export interface TrailLog {
@@ -154,20 +153,7 @@ export class AuditTrail implements AuditRecorder {
 
   private enqueue(input: AuditInput): Promise<AuditEvent> {
     const time = Date.now();
-    const row: PendingRow = [
-      time,
-      input.actor.user,
-      JSON.stringify(input.actor.groups),
-      input.actor.auth_method,
-      input.actor.ip,
-      input.action,
-      input.object,
-      input.decision,
-      input.reason,
-      input.policy_version ?? null,
-      input.request_id ?? null,
-      canonicalJson(input.details ?? {}),
-    ];
+    const row = pendingRowOf(input, time);
     if (!this.outbox) {
       this.outbox = { rows: [], inputs: [], times: [], settle: [] };
       setImmediate(() => this.flush());

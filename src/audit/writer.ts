@@ -1,7 +1,9 @@
 // The single writer of the trail: numbers events, chains them, and commits a whole batch in one
 // transaction (one fsync). Runs inside the writer thread (writer-worker.ts); synchronous by design.
 import type Database from 'better-sqlite3';
+import { canonicalJson } from './canonical.js';
 import { hashRow, GENESIS_HASH } from './chain.js';
+import type { AuditInput } from './event.js';
 import { type Checkpoint, signCheckpoint } from './checkpoint.js';
 import { openAuditDb } from './schema.js';
 import type { AuditSigningKey } from './signing-key.js';
@@ -21,6 +23,24 @@ export type PendingRow = [
   request_id: string | null,
   details: string,
 ];
+
+/** The row the writer stores for `input` recorded at `time`: groups as JSON, details canonical. */
+export function pendingRowOf(input: AuditInput, time: number): PendingRow {
+  return [
+    time,
+    input.actor.user,
+    JSON.stringify(input.actor.groups),
+    input.actor.auth_method,
+    input.actor.ip,
+    input.action,
+    input.object,
+    input.decision,
+    input.reason,
+    input.policy_version ?? null,
+    input.request_id ?? null,
+    canonicalJson(input.details ?? {}),
+  ];
+}
 
 export interface Head {
   id: number;

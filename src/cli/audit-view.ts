@@ -1,23 +1,10 @@
 // What `gatehouse audit` prints for people: pure functions of the events and reports, so tests read
 // the same text the auditor does. Trail text is what users typed (object names, reasons): control
 // characters become spaces, so nothing in it can move the cursor or recolour a terminal.
-import type { AuditEvent } from '../audit/index.js';
+import type { AuditEvent, VerifyReport } from '../audit/index.js';
 
-/** GET /v1/audit/verify: the trail's own check of itself. */
-export interface VerifyReport {
-  ok: boolean;
-  events: number;
-  first_id: number | null;
-  last_id: number | null;
-  checkpoints: number;
-  last_checkpoint: { event_id: number; time: string } | null;
-  unsigned_tail: number;
-  anchor: { event_id: number; file: string } | null;
-  problems: { event_id: number | null; kind: string; message: string }[];
-  /** Problems the gateway counted but did not list. */
-  more_problems?: number;
-  elapsed_ms: number;
-}
+/** GET /v1/audit/verify (and an archive's check): the trail's own check of itself. */
+export type { VerifyReport };
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
