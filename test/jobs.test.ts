@@ -270,6 +270,11 @@ describe('one user’s jobs are theirs', () => {
     expect((await stack.api('/v1/jobs?all=1', tokens.carol)).status).toBe(403);
     expect((await stack.api('/v1/jobs?all=1', tokens.bob)).json<{ jobs: View[] }>().jobs.map((j) => j.id)).toContain(job.id);
     expect((await stack.api(`/v1/jobs/${job.id}`, tokens.bob)).json<View>().user).toBe('alice');
+    // Looking at someone else's job is a decision like any other: both answers are in the trail.
+    const looks = stack.auditEvents().filter((e) => e.object === `job:${job.id}` && (e.action === 'job.read' || e.action === 'job.cancel'));
+    expect(looks).toContainEqual(expect.objectContaining({ action: 'job.read', decision: 'allow', actor: expect.objectContaining({ user: 'bob' }), details: { owner: 'alice' } }));
+    expect(looks).toContainEqual(expect.objectContaining({ action: 'job.read', decision: 'deny', actor: expect.objectContaining({ user: 'dave' }) }));
+    expect(looks).toContainEqual(expect.objectContaining({ action: 'job.cancel', decision: 'deny', actor: expect.objectContaining({ user: 'dave' }) }));
     // Its owner follows the log until the job ends.
     const followed = await stack.api(`/v1/jobs/${job.id}/logs?follow=1`, tokens.alice);
     expect(followed.status).toBe(200);

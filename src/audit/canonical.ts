@@ -7,7 +7,8 @@ export function canonicalJson(value: unknown): string {
     if (!Number.isFinite(value)) throw new TypeError('canonical JSON has no NaN or Infinity');
     return JSON.stringify(value);
   }
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  if (Array.isArray(value)) return `[${Array.from(value, (v) => canonicalJson(v === undefined ? null : v)).join(',')}]`; // holes are null, as JSON.stringify writes them
+  if (typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') return canonicalJson((value as { toJSON(): unknown }).toJSON()); // a Date is its ISO string
   if (typeof value === 'object') {
     const parts: string[] = [];
     for (const key of Object.keys(value as object).sort()) {

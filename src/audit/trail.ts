@@ -47,6 +47,9 @@ export interface TrailHealth {
   last_checkpoint: Checkpoint | null;
 }
 
+/** A commit slower than this marks the trail unavailable (a healthy fsync takes milliseconds). */
+const COMMIT_DEADLINE_MS = 10_000;
+
 export class AuditUnavailableError extends Error {
   override readonly name = 'AuditUnavailableError';
 }
@@ -59,6 +62,17 @@ interface Waiting {
 }
 
 /** The compiled writer thread, whether the gateway runs from dist/ or from sources under test. */
+/** One malformed event must not fail the group commit it would share with others. */
+function assertShape(e: AuditInput): void {
+  const text = (v: unknown) => typeof v === 'string';
+  const maybe = (v: unknown) => v === null || v === undefined || typeof v === 'string';
+  const actor = e.actor as Partial<AuditInput['actor']> | undefined;
+  if (!actor || !maybe(actor.user) || !maybe(actor.auth_method) || !maybe(actor.ip) || !Array.isArray(actor.groups) || !actor.groups.every(text)) throw new TypeError('audit event: malformed actor');
+  if (!text(e.action) || !text(e.object) || !text(e.reason) || !['allow', 'deny', 'error'].includes(e.decision)) throw new TypeError(`audit event ${String(e.action)}: action, object, decision and reason are required`);
+  if (!maybe(e.policy_version) || !maybe(e.request_id)) throw new TypeError(`audit event ${e.action}: policy_version and request_id are strings`);
+  if (e.details !== undefined && (typeof e.details !== 'object' || e.details === null || Array.isArray(e.details))) throw new TypeError(`audit event ${e.action}: details is an object`);
+}
+
 function workerFile(name: string): string {
   const beside = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   if (existsSync(beside)) return beside;
@@ -85,6 +99,11 @@ export class AuditTrail implements AuditRecorder {
   onCommit: (events: number) => void = () => {};
   onRefused: () => void = () => {};
   private log: TrailLog;
+  /** True until open() has resolved: a writer that fails then is not probed for. */
+  private opening = true;
+  /** When each batch went to the writer: a commit that takes longer than COMMIT_DEADLINE_MS means a stalled disk. */
+  private sentAt = new Map<number, number>();
+  private watchdog: NodeJS.Timeout;
 
   private constructor(
     private readonly options: TrailOptions,
@@ -92,6 +111,18 @@ export class AuditTrail implements AuditRecorder {
   ) {
     this.log = options.log ?? { info() {}, warn() {}, error() {} };
     this.worker = this.startWorker(ready);
+    // A disk that stalls (a hung NFS mount, a dying device) must not hold decisions forever.
+    this.watchdog = setInterval(() => {
+      const oldest = Math.min(...this.sentAt.values());
+      if (Date.now() - oldest > COMMIT_DEADLINE_MS) {
+        const stalled = new AuditUnavailableError(`a commit has not finished in ${COMMIT_DEADLINE_MS / 1000} s (is the disk stalled?)`);
+        for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(stalled));
+        this.inFlight.clear();
+        this.sentAt.clear();
+        this.fail(stalled.message);
+      }
+    }, 1000);
+    this.watchdog.unref();
   }
 
   /** A writer thread; `ready` hears once whether it opened the trail. */
@@ -114,7 +145,12 @@ export class AuditTrail implements AuditRecorder {
       this.fail(`the audit writer stopped: ${err.message}`);
     });
     worker.on('exit', () => {
-      if (!started) ready(new Error('the audit writer exited before it started'));
+      if (!started) {
+        ready(new Error('the audit writer exited before it started'));
+        if (this.opening) return; // open() failed: nobody holds this trail, nothing to recover
+      }
+      this.archiveWaiter?.({ result: null, error: 'the audit writer stopped during the archive run' });
+      this.archiveWaiter = null;
       if (this.worker === worker) this.worker = null;
       // Whatever it had not acknowledged is refused, never left hanging: the callers answer 503.
       const lost = new AuditUnavailableError('the audit writer stopped before the event was committed');
@@ -129,7 +165,16 @@ export class AuditTrail implements AuditRecorder {
   /** Opens the trail; refuses to start when it cannot be written at all. */
   static open(options: TrailOptions): Promise<AuditTrail> {
     return new Promise((resolve, reject) => {
-      const trail: AuditTrail = new AuditTrail(options, (err) => (err ? (void trail.worker?.terminate(), reject(err)) : resolve(trail)));
+      const trail: AuditTrail = new AuditTrail(options, (err) => {
+        if (err) {
+          clearInterval(trail.watchdog);
+          void trail.worker?.terminate();
+          reject(err);
+        } else {
+          trail.opening = false;
+          resolve(trail);
+        }
+      });
     });
   }
 
@@ -140,6 +185,7 @@ export class AuditTrail implements AuditRecorder {
   record(input: AuditInput): Promise<AuditEvent> {
     try {
       assertNoSecrets(input);
+      assertShape(input);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -171,6 +217,7 @@ export class AuditTrail implements AuditRecorder {
     if (!box) return;
     const batch = this.nextBatch++;
     this.inFlight.set(batch, box);
+    this.sentAt.set(batch, Date.now());
     this.post({ type: 'append', batch, rows: box.rows });
   }
 
@@ -184,6 +231,7 @@ export class AuditTrail implements AuditRecorder {
   private onMessage(m: FromWriter): void {
     if (m.type === 'ack') {
       const box = this.inFlight.get(m.batch);
+      this.sentAt.delete(m.batch);
       if (!box) return;
       this.inFlight.delete(m.batch);
       let prev = m.prevHash;
@@ -212,6 +260,7 @@ export class AuditTrail implements AuditRecorder {
     } else if (m.type === 'fail') {
       const box = this.inFlight.get(m.batch);
       this.inFlight.delete(m.batch);
+      this.sentAt.delete(m.batch);
       this.fail(m.error);
       const err = new AuditUnavailableError(`the audit trail cannot be written: ${m.error}`);
       box?.settle.forEach((s) => s.reject(err));
@@ -255,6 +304,7 @@ export class AuditTrail implements AuditRecorder {
         const started = await new Promise<Error | undefined>((resolve) => {
           this.worker = this.startWorker(resolve);
         });
+        if (this.closed) await (this.worker as Worker | null)?.terminate(); // closed while it started
         if (started) throw started;
       }
       await this.enqueue({
@@ -314,6 +364,7 @@ export class AuditTrail implements AuditRecorder {
 
   /** Archives (and then deletes) up to `maxEvents` events recorded before `before`. */
   archive(before: Date, archiveDir: string, maxEvents = 10_000): Promise<ArchiveResult | null> {
+    if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
     if (this.archiveWaiter) return Promise.reject(new Error('an archive run is already in progress'));
     return new Promise((resolve, reject) => {
       this.archiveWaiter = ({ result, error }) => (error ? reject(new Error(error)) : resolve(result));
@@ -327,6 +378,7 @@ export class AuditTrail implements AuditRecorder {
     if (this.closed) return this.closed;
     this.flush();
     if (this.probeTimer) clearInterval(this.probeTimer);
+    clearInterval(this.watchdog);
     this.closed = new Promise<void>((resolve) => {
       this.closeWaiter = resolve;
       this.post({ type: 'close' });

@@ -210,6 +210,16 @@ const COLUMNS = 'id, time, user, groups, auth_method, ip, action, object, decisi
 
 /** Verifies a trail database (a read-only connection is enough). */
 export function verifyTrail(db: Database.Database, keys: ReadonlyMap<string, KeyObject>, options: { liveHead?: { id: number; hash: string } | null; onProgress?: (done: number) => void } = {}): VerifyReport {
+  // One read transaction: retention may move the anchor meanwhile, and the three reads must agree.
+  db.exec('begin');
+  try {
+    return verifySnapshot(db, keys, options);
+  } finally {
+    db.exec('commit');
+  }
+}
+
+function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObject>, options: { liveHead?: { id: number; hash: string } | null; onProgress?: (done: number) => void }): VerifyReport {
   const anchorRow = db.prepare('select event_id, hash, file, jws from audit_anchor').get() as { event_id: number; hash: string; file: string; jws: string } | undefined;
   const start = anchorRow ? { id: anchorRow.event_id, hash: anchorRow.hash } : { id: 0, hash: GENESIS_HASH };
   const checker = new ChainChecker(start, keys);

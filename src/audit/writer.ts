@@ -28,18 +28,23 @@ export type PendingRow = [
 export function pendingRowOf(input: AuditInput, time: number): PendingRow {
   return [
     time,
-    input.actor.user,
+    wellFormed(input.actor.user),
     JSON.stringify(input.actor.groups),
-    input.actor.auth_method,
-    input.actor.ip,
-    input.action,
-    input.object,
+    wellFormed(input.actor.auth_method),
+    wellFormed(input.actor.ip),
+    wellFormed(input.action)!,
+    wellFormed(input.object)!,
     input.decision,
-    input.reason,
-    input.policy_version ?? null,
-    input.request_id ?? null,
+    wellFormed(input.reason)!,
+    wellFormed(input.policy_version ?? null),
+    wellFormed(input.request_id ?? null),
     canonicalJson(input.details ?? {}),
   ];
+}
+
+/** SQLite stores text as UTF-8: a lone surrogate would come back as U+FFFD and no longer match its hash. */
+function wellFormed(s: string | null): string | null {
+  return s === null ? null : s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 }
 
 export interface Head {

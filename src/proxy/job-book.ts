@@ -277,14 +277,28 @@ export class JobBook {
     this.retryTimer.unref();
   }
 
+  private retrying = false;
+
   private async retry(): Promise<void> {
-    while (this.unrecorded.length > 0) {
-      try {
-        await this.o.audit.record(this.unrecorded[0]!);
-      } catch {
-        return; // still down: the next tick tries again, in the same order
+    if (this.retrying) return; // one drain at a time: a slow one must not record an event twice
+    this.retrying = true;
+    try {
+      while (this.unrecorded.length > 0) {
+        try {
+          await this.o.audit.record(this.unrecorded[0]!);
+        } catch (err) {
+          if (this.o.audit.available?.() !== false) {
+            // The trail is up and still refuses it: a malformed event, which would block all behind it.
+            this.o.log.error({ event: this.unrecorded[0]!.action, object: this.unrecorded[0]!.object, err: (err as Error).message }, 'audit event of a job dropped: the trail refuses it');
+            this.unrecorded.shift();
+            continue;
+          }
+          return; // still down: the next tick tries again, in the same order
+        }
+        this.unrecorded.shift();
       }
-      this.unrecorded.shift();
+    } finally {
+      this.retrying = false;
     }
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.retryTimer = null;

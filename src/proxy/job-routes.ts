@@ -36,7 +36,7 @@ export function installJobRoutes(app: FastifyInstance, jobs: JobService): void {
   app.get<{ Params: { id: string } }>(
     '/v1/jobs/:id',
     { schema: { summary: 'A job’s state and progress (another user’s job is 404)', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
-    async (request) => jobs.view(identityOf(request), request.params.id),
+    async (request) => jobs.view(identityOf(request), request.params.id, request),
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -50,7 +50,7 @@ export function installJobRoutes(app: FastifyInstance, jobs: JobService): void {
     { schema: { summary: 'A job’s log as text; follow=1 streams it until the job ends', params: JobParams, querystring: LogsQuery } },
     async (request, reply) => {
       const follow = yes(request.query.follow);
-      const body = await jobs.logs(identityOf(request), request.params.id, follow);
+      const body = await jobs.logs(identityOf(request), request.params.id, follow, request);
       reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
       if (typeof body !== 'string') {
         // The client leaving ends the backend stream too, so a followed log holds nothing open.

@@ -176,16 +176,23 @@ export class JobService {
    * The caller's job, or another's when policy grants `read` (to see it) or `admin` (to see or
    * cancel it) on `job:<id>`; anyone else gets 404.
    */
-  async record(identity: Identity, id: string, action: 'read' | 'admin'): Promise<JobRecord> {
+  async record(identity: Identity, id: string, action: 'read' | 'admin', req: FastifyRequest): Promise<JobRecord> {
     const r = this.book.live.get(id) ?? (await this.book.o.records.get(id));
-    const actions = action === 'read' ? ['read', 'admin'] : ['admin'];
-    if (r !== undefined && (r.user === identity.user || this.decideAny(identity, `job:${id}`, actions).allowed)) return r;
+    if (r !== undefined && r.user === identity.user) return r;
+    if (r !== undefined) {
+      // Someone else's job is a policy decision, recorded either way (a granted cancel records job.cancel itself).
+      const decision = this.decideAny(identity, `job:${id}`, action === 'read' ? ['read', 'admin'] : ['admin']);
+      if (!decision.allowed || action === 'read') {
+        await this.audit(identity, req, { action: action === 'read' ? 'job.read' : 'job.cancel', object: `job:${id}`, decision: decision.allowed ? 'allow' : 'deny', reason: decision.reason, policy_version: decision.policyVersion, details: { owner: r.user } });
+      }
+      if (decision.allowed) return r;
+    }
     // Another user's job is as absent as one that never existed: its id tells nothing.
     throw new GatehouseError('not_found', `no job ${id}`);
   }
 
-  async view(identity: Identity, id: string): Promise<JobView> {
-    const r = await this.record(identity, id, 'read');
+  async view(identity: Identity, id: string, req: FastifyRequest): Promise<JobView> {
+    const r = await this.record(identity, id, 'read', req);
     return this.viewOfRecord(r, true);
   }
 
@@ -200,7 +207,7 @@ export class JobService {
   }
 
   async cancel(identity: Identity, id: string, req: FastifyRequest): Promise<JobView> {
-    const r = await this.record(identity, id, 'admin');
+    const r = await this.record(identity, id, 'admin', req);
     if ((ENDED_STATES as readonly string[]).includes(r.state)) throw new GatehouseError('conflict', `job ${id} has already ${r.state === 'cancelled' ? 'been cancelled' : r.state}`);
     await this.audit(identity, req, { action: 'job.cancel', object: `job:${id}`, decision: 'allow', reason: r.user === identity.user ? 'cancelled by its owner' : `cancelled by ${identity.user}`, policy_version: this.o.policy().version, details: { owner: r.user, state: r.state } });
     if (r.state === 'pending' && this.book.o.admission.withdraw(id)) {
@@ -214,8 +221,8 @@ export class JobService {
     return viewOf(r, status ?? r.status);
   }
 
-  async logs(identity: Identity, id: string, follow: boolean): Promise<Readable | string> {
-    const r = await this.record(identity, id, 'read');
+  async logs(identity: Identity, id: string, follow: boolean, req: FastifyRequest): Promise<Readable | string> {
+    const r = await this.record(identity, id, 'read', req);
     if (r.backend_id === null) return ''; // pending, or being handed over: nothing written yet
     return (await this.book.backend(r.backend).logs(r.backend_id, follow)) ?? '';
   }
