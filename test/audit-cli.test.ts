@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../src/audit/event.js';
+import { AuditTrail, loadAuditKey } from '../src/audit/index.js';
 import { installAuditRoutes } from '../src/audit/routes.js';
 import { auditCommand, type AuditOptions } from '../src/cli/audit-commands.js';
 import { eventLines, headerLine, layoutFor, localTime, RecordCounter, renderVerify, type VerifyReport } from '../src/cli/audit-view.js';
@@ -186,6 +187,26 @@ describe('gatehouse audit against the routes', () => {
     expect(r.stdout).toContain('trail NOT intact: 1 problem in 1200 events #1..#1200');
     expect(r.stdout).toContain('  #3  edited: hash mismatch');
     expect(JSON.parse((await run('verify', { json: true })).stdout)).toMatchObject({ ok: false, problems: [{ event_id: 3 }] });
+  });
+
+  it('verify --file checks a retention archive here, and says whose key it trusted', async () => {
+    const trailDir = join(dir, 'archived-trail');
+    const trail = await AuditTrail.open({ dir: trailDir, key: loadAuditKey(join(dir, 'certs')), checkpointMs: 60_000 });
+    for (let i = 0; i < 20; i++) await trail.record({ actor: { user: 'alice', groups: [], auth_method: 'ldap', ip: null }, action: 'dataset.list', object: 'dataset:*', decision: 'allow', reason: 'listed', details: { returned: i } });
+    const archive = await trail.archive(new Date(Date.now() + 1000), join(trailDir, 'archive'));
+    await trail.close();
+    // This gateway publishes no JWKS: the archive's own key is used, and the output says so.
+    const r = await run('verify', { file: archive!.file });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('trail intact: 20 events #1..#20');
+    expect(r.stdout).toMatch(/signatures checked with the key the archive carries \(audit-/);
+    const lines = readFileSync(archive!.file, 'utf8').split('\n');
+    lines.splice(5, 1); // one event removed
+    writeFileSync(archive!.file, lines.join('\n'));
+    const cut = await run('verify', { file: archive!.file, json: true });
+    expect(cut.code).toBe(1);
+    expect(JSON.parse(cut.stdout)).toMatchObject({ ok: false, problems: [expect.objectContaining({ kind: 'missing', event_id: 5 })] });
+    await expect(run('verify', { file: join(dir, 'nope.jsonl') })).rejects.toMatchObject({ name: 'UsageError' });
   });
 
   it('turns a bad filter into a usage error naming the flag, checked here when it can be', async () => {
