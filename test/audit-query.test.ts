@@ -294,6 +294,18 @@ describe('exportEvents', () => {
     expect(events.every((e, i) => e.prev_hash === (i === 0 ? GENESIS_HASH : events[i - 1]!.hash))).toBe(true);
   });
 
+  it('fails an export that retention overtakes, rather than leave out what it archived', () => {
+    const pages = exportEvents(db, {}, 1000);
+    expect(pages.next().value).toHaveLength(1000);
+    db.prepare("insert into audit_anchor (one, event_id, hash, file, jws) values (1, 2000, 'h', 'f', 'j')").run(); // as retention would, after deleting #1..#2000
+    try {
+      expect(() => pages.next()).toThrow(/archived by retention while this export ran \(it had reached #1000\)/);
+      expect([...exportEvents(db, {}, 1000)].flat()).toHaveLength(12_000); // an anchor there before the export began is no problem
+    } finally {
+      db.prepare('delete from audit_anchor').run();
+    }
+  });
+
   it('exports the same set whether it walks an index (few matches) or the chain (many)', () => {
     expect(exported({ user: 'bob' }).ids).toEqual(matching((r) => r.user === 'bob'));
     expect(exported({ user: 'alice' }).ids).toEqual(matching((r) => r.user === 'alice'));

@@ -67,7 +67,12 @@ export function* exportEvents(db: Database.Database, filter: ExportFilter, pageS
   if (newest === null) return;
   const { sql, params, from, to } = exportPlan(db, filter, newest);
   let after = from;
+  const anchorOf = () => (statement(db, 'select event_id from audit_anchor').get() as { event_id: number } | undefined)?.event_id ?? 0;
+  const startAnchor = anchorOf();
   for (;;) {
+    // Retention may archive events between two pages: an export that silently lost them would look whole.
+    const anchor = anchorOf();
+    if (anchor !== startAnchor && anchor > after) throw new Error(`events up to #${anchor} were archived by retention while this export ran (it had reached #${after}); run it again, or read the archive`);
     const rows = statement(db, sql).all(after, to, ...params, pageSize) as AuditRow[];
     if (rows.length === 0) return;
     yield rows.map(eventOf);
