@@ -126,6 +126,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       say('  Jobs     npx gatehouse submit --input words --output scratch/words_norm --python examples/normalize_words.py --wait');
       say('           then  npx gatehouse jobs   npx gatehouse quota   (more in examples/README.md)');
       say(`  Policy   ${shown(config.policies.dir)}/ (reloaded on change)   npx gatehouse policy lint && npx gatehouse policy test`);
+      say(`  Audit    ${shown(config.audit.dir || join(config.state.dir, 'audit'))}/audit.db   as an auditor${devIdp ? ' (carol)' : ''}:  npx gatehouse audit query --since 1h   npx gatehouse audit verify`);
       say('  Ctrl-C stops everything.');
     }
   } catch (err) {
