@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAuditDb, verifyArchive, verifyTrail } from '../src/audit/index.js';
 import { canonicalJson } from '../src/audit/canonical.js';
 import { canonicalRow, hashEvent, hashRow } from '../src/audit/chain.js';
+import { signCheckpoint } from '../src/audit/checkpoint.js';
 import type { AuditRow } from '../src/audit/schema.js';
 import { until } from './support/until.js';
 
@@ -174,6 +175,20 @@ describe('the chain', () => {
   it('refuses a checkpoint signed by another key, or altered', () => {
     const dir = tamperedCopy('checkpoint', (db) => db.prepare("update audit_checkpoints set jws = jws || 'x' where event_id = (select max(event_id) from audit_checkpoints)").run());
     expect(verifyDir(dir).problems).toContainEqual(expect.objectContaining({ kind: 'bad_checkpoint' }));
+    // Signed by a key that is not the gateway's: as the newest checkpoint, and as an older one that disagrees with the chain.
+    const other = loadAuditKey(join(root, 'other-certs'));
+    const forged = tamperedCopy('checkpoint-other-key', (db) => {
+      const cp = signCheckpoint(other, N + 50, 'f'.repeat(64), new Date());
+      db.prepare('insert into audit_checkpoints (event_id, hash, time, kid, jws) values (?, ?, ?, ?, ?)').run(cp.event_id, cp.hash, Date.now(), cp.kid, cp.jws);
+      const old = signCheckpoint(other, 100, 'e'.repeat(64), new Date());
+      db.prepare('insert or replace into audit_checkpoints (event_id, hash, time, kid, jws) values (?, ?, ?, ?, ?)').run(old.event_id, old.hash, Date.now(), old.kid, old.jws);
+    });
+    const report = verifyDir(forged);
+    expect(report.problems).toEqual([
+      expect.objectContaining({ kind: 'bad_checkpoint', event_id: N + 50, message: expect.stringMatching(/unknown key/) }),
+      expect.objectContaining({ kind: 'bad_checkpoint', event_id: 100 }),
+    ]);
+    expect(report.last_checkpoint?.event_id).toBe(N); // the gateway's own newest checkpoint still stands
   });
 });
 

@@ -1,9 +1,9 @@
 // What every Gatehouse HTTP server does alike: request ids, one log line per request,
 // and errors turned into the `{error, message, ...}` body of DESIGN.md.
-import { randomUUID } from 'node:crypto';
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import { type ErrorBody, GatehouseError } from '../wire/index.js';
 import { scrubUrl } from './logging.js';
+import { timeOrderedId } from './request-id.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -14,7 +14,7 @@ export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'reques
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : timeOrderedId();
     },
     // Fastify's own two lines per request are off: installPlumbing writes one, with what we need.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
