@@ -24,6 +24,7 @@ import type Database from 'better-sqlite3';
 import { openCheckpoint } from '../src/audit/checkpoint.js';
 import { hashRow } from '../src/audit/chain.js';
 import type { AuditInput } from '../src/audit/event.js';
+import { timeOrderedId } from '../src/http/request-id.js';
 import { parseFilter, queryEvents } from '../src/audit/query.js';
 import { type AuditRow, openAuditDb } from '../src/audit/schema.js';
 import { type AuditSigningKey, loadAuditKey } from '../src/audit/signing-key.js';
@@ -101,7 +102,9 @@ async function drive(record: (input: AuditInput) => Promise<unknown>, pool: Audi
   const deadline = started + ROUND_MS;
   const writer = async () => {
     while (performance.now() < deadline) {
-      const input = pool[next++ % pool.length]!;
+      const pooled = pool[next++ % pool.length]!;
+      // A fresh request id per event, made as the gateway makes them (time-ordered), not the pool's.
+      const input = pooled.request_id === null ? pooled : { ...pooled, request_id: timeOrderedId() };
       const t = performance.now();
       await record(input);
       latencies.push(performance.now() - t);
