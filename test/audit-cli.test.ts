@@ -43,6 +43,7 @@ const REPORT: VerifyReport = {
   unsigned_tail: 100,
   anchor: null,
   problems: [],
+  more_problems: 0,
   elapsed_ms: 42,
 };
 
