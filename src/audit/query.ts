@@ -63,17 +63,18 @@ const FEW_MATCHES = 10_000;
  * event when the export began, so a busy trail does not keep it going.
  */
 export function* exportEvents(db: Database.Database, filter: ExportFilter, pageSize = EXPORT_PAGE): Generator<AuditEvent[]> {
+  const anchorOf = () => (statement(db, 'select event_id from audit_anchor').get() as { event_id: number } | undefined)?.event_id ?? 0;
+  const startAnchor = anchorOf(); // before anything else: what retention archives from here on is caught below
   const newest = (statement(db, 'select max(id) as id from audit_events').get() as { id: number | null }).id;
   if (newest === null) return;
   const { sql, params, from, to } = exportPlan(db, filter, newest);
   let after = from;
-  const anchorOf = () => (statement(db, 'select event_id from audit_anchor').get() as { event_id: number } | undefined)?.event_id ?? 0;
-  const startAnchor = anchorOf();
   for (;;) {
-    // Retention may archive events between two pages: an export that silently lost them would look whole.
+    const rows = statement(db, sql).all(after, to, ...params, pageSize) as AuditRow[];
+    // Retention may archive events between two pages (or before this one was read): an export that
+    // silently lost them would look whole.
     const anchor = anchorOf();
     if (anchor !== startAnchor && anchor > after) throw new Error(`events up to #${anchor} were archived by retention while this export ran (it had reached #${after}); run it again, or read the archive`);
-    const rows = statement(db, sql).all(after, to, ...params, pageSize) as AuditRow[];
     if (rows.length === 0) return;
     yield rows.map(eventOf);
     if (rows.length < pageSize) return;

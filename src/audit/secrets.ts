@@ -1,7 +1,7 @@
 // The last line of defence against a secret in the trail: refuse an event whose details carry a
 // field named like one, or a value shaped like a JWT or a PEM key. Rooms must not send them at all.
 const SECRET_FIELD = /pass(word)?|secret|token|cookie|private|authorization|csr|^key$|code_verifier|device_code/i;
-const SECRET_VALUE = /^eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]*\.|-----BEGIN [A-Z ]*PRIVATE KEY-----/; // a JWS/JWT: base64url JSON header and payload
+const SECRET_VALUE = /^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.|-----BEGIN [A-Z ]*PRIVATE KEY-----/; // a JWS/JWE: a base64url JSON header first
 
 export class AuditSecretError extends Error {
   override readonly name = 'AuditSecretError';

@@ -112,9 +112,13 @@ export class AuditTrail implements AuditRecorder {
     this.log = options.log ?? { info() {}, warn() {}, error() {} };
     this.worker = this.startWorker(ready);
     // A disk that stalls (a hung NFS mount, a dying device) must not hold decisions forever.
+    let lastTick = Date.now();
     this.watchdog = setInterval(() => {
-      const oldest = Math.min(...this.sentAt.values());
-      if (Date.now() - oldest > COMMIT_DEADLINE_MS) {
+      const now = Date.now();
+      const late = now - lastTick > 2000; // our own loop was blocked: the writer's answers may be waiting unread
+      lastTick = now;
+      const oldest = this.sentAt.values().next().value; // a Map keeps insertion order: the first is the oldest
+      if (!late && oldest !== undefined && now - oldest > COMMIT_DEADLINE_MS) {
         const stalled = new AuditUnavailableError(`a commit has not finished in ${COMMIT_DEADLINE_MS / 1000} s (is the disk stalled?)`);
         for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(stalled));
         this.inFlight.clear();
@@ -141,7 +145,10 @@ export class AuditTrail implements AuditRecorder {
       } else this.onMessage(m);
     });
     worker.on('error', (err) => {
-      if (!started) ready(err);
+      if (!started) {
+        ready(err);
+        if (this.opening) return; // open() failed: nobody holds this trail
+      }
       this.fail(`the audit writer stopped: ${err.message}`);
     });
     worker.on('exit', () => {
@@ -156,6 +163,7 @@ export class AuditTrail implements AuditRecorder {
       const lost = new AuditUnavailableError('the audit writer stopped before the event was committed');
       for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(lost));
       this.inFlight.clear();
+      this.sentAt.clear();
       this.fail('the audit writer exited');
       this.closeWaiter?.();
     });

@@ -40,6 +40,8 @@ export class JobBook {
   readonly live = new Map<string, JobRecord>();
   /** Handovers in progress: the reconciler leaves these jobs alone until they settle. */
   readonly inFlight = new Map<string, Promise<Handover>>();
+  /** Jobs admitted from the queue and not yet re-checked and saved: their job.admit event, and whether it is on record. */
+  private readonly fromQueue = new Map<string, { recorded: boolean; event: JobEvent }>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
   private readonly ending = new Set<string>();
   /** Set by the service that owns the authorization rules (see JobService.recheck). */
@@ -99,14 +101,24 @@ export class JobBook {
    */
   dispatch(r: JobRecord, fromQueue = false): void {
     if (this.inFlight.has(r.id)) return;
+    // Admitted from the queue and not yet handed over: whoever retries it (the reconciler, after a
+    // failed step) goes the whole way again, admission event and re-check included.
+    const admission = this.fromQueue.get(r.id);
+    const queued = fromQueue || admission !== undefined;
+    if (queued && this.o.audit.available?.() === false) return; // the reconciler tries again once the trail is back
     const run = (async (): Promise<Handover> => {
-      if (fromQueue) {
+      if (queued) {
+        if (admission && !admission.recorded) {
+          await this.record(r, admission.event); // no handover before the admission is on record
+          admission.recorded = true;
+        }
         const refusal = await this.recheck(r);
         if (refusal !== null) {
           await this.end(r, 'failed', refusal, null);
           return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
         }
         await this.o.records.save(r);
+        this.fromQueue.delete(r.id);
       }
       const result = await this.handOver(r);
       if (result.outcome === 'refused') await this.end(r, 'failed', `${r.backend} refused the job: ${result.error.message}`, null);
@@ -171,6 +183,7 @@ export class JobBook {
       await this.o.records.save(next);
       Object.assign(r, next);
       this.live.delete(r.id);
+      this.fromQueue.delete(r.id);
       this.cache.delete(r.id);
       if (wasHeld) this.o.admission.release(r.id, r.core_seconds, Date.parse(finishedAt));
       else this.o.admission.withdraw(r.id);
@@ -204,18 +217,11 @@ export class JobBook {
     for (const a of admitted) {
       const r = this.live.get(a.job);
       if (r === undefined) continue;
-      // Still `pending` (the reconciler leaves it alone) until its admission is on record.
-      Object.assign(r, { held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
+      Object.assign(r, { state: 'dispatching', held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
       const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
-      // Recorded before the handover: if the trail went down in between, the job fails rather than run unaudited.
-      void this.record(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } }).then(
-        () => {
-          if (this.live.get(r.id) !== r || r.state !== 'pending') return; // cancelled meanwhile
-          r.state = 'dispatching';
-          this.dispatch(r, true);
-        },
-        () => void this.end(r, 'failed', 'the audit trail could not record the admission; submit again', null).catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not end a job whose admission was not recorded')),
-      );
+      // dispatch() records this before anything else; a failed step leaves the job to the reconciler's next pass.
+      this.fromQueue.set(r.id, { recorded: false, event: { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } } });
+      this.dispatch(r, true);
     }
     for (const x of refused) {
       const r = this.live.get(x.job);
