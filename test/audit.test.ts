@@ -646,7 +646,7 @@ describe.skipIf(noTmpfs !== null)('the trail’s volume refusing writes (fail cl
     mnt = mkdtempSync(join(tmpdir(), 'gatehouse-audit-tmpfs-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt], { stdio: 'pipe' });
     mounted = true;
-    outage = await Stack.start({ config: { audit: { dir: mnt, checkpoint_interval: '1s' }, jobs: { poll_ms: 100, status_cache_ms: 100 } } });
+    outage = await Stack.start({ policyLines: ['p2, user:alice, max_concurrent_jobs, 1'], config: { audit: { dir: mnt, checkpoint_interval: '1s' }, jobs: { poll_ms: 100, status_cache_ms: 100 } } });
     await writeTiny(outage);
     for (const user of ['alice', 'carol']) people[user] = await outage.login(user);
   }, 120_000);
@@ -758,4 +758,43 @@ describe.skipIf(noTmpfs !== null)('the trail’s volume refusing writes (fail cl
     expect(verified).toMatchObject({ ok: true, problems: [] });
     expect(verifyOffline(outage)).toMatchObject({ ok: true, problems: [] });
   }, 120_000);
+
+  it('admits no pending job while the trail is down; afterwards it is admitted on record, re-checked, and runs', async () => {
+    const token = people.alice!;
+    const view = async (id: string) => (await call(outage, `/v1/jobs/${id}`, { token })).json<{ state: string }>();
+    const submitted = async (s: JobSpec) => {
+      const r = await call(outage, '/v1/jobs', { token, method: 'POST', body: s });
+      expect(r.status, r.body).toBe(201);
+      return r.json<{ id: string; state: string }>();
+    };
+    const slow = await submitted(spec({ source: "import time\ndef process(i, o, ctx):\n    time.sleep(2)\n    open(o, 'w').write(open(i).read())\n" }));
+    const waiting = await submitted(spec());
+    expect(waiting.state).toBe('pending'); // alice may run one job at a time
+    await until(async () => ((await view(slow.id)).state === 'running' ? true : undefined), 30_000, 'the slow job running');
+
+    const broken = breakWrites();
+    await until(async () => ((await call(outage, '/v1/datasets', { token })).status === 503 ? true : undefined), 30_000, 'the trail refusing');
+    // The slow job ends while the trail is down: its quota frees, yet the pending job is not admitted.
+    await until(async () => ((await view(slow.id)).state === 'succeeded' ? true : undefined), 30_000, 'the slow job ending during the outage');
+    await new Promise((r) => setTimeout(r, 1000)); // ten reconciler passes
+    expect((await view(waiting.id)).state).toBe('pending');
+
+    broken.repair();
+    await until(async () => ((await view(waiting.id)).state === 'succeeded' ? true : undefined), 60_000, 'the pending job running after the outage');
+    const trail = outage.auditEvents();
+    const at = (action: string, id: string, extra: (e: AuditEvent) => boolean = () => true) => trail.findIndex((e) => e.action === action && (e.object === `job:${id}` || e.details.job === id) && extra(e));
+    const recovered = trail.findIndex((e) => e.action === 'audit.recovered');
+    // The slow job's end, seen during the outage, is recorded once the trail is back, with when it was seen.
+    expect(trail.filter((e) => e.action === 'job.finish' && e.object === `job:${slow.id}`)).toEqual([expect.objectContaining({ details: expect.objectContaining({ observed_at: expect.any(String) }) })]);
+    // The pending job: admitted after the recovery, on record before its datasets are decided again, before it starts.
+    const admit = at('job.admit', waiting.id);
+    const recheck = at('dataset.read', waiting.id, (e) => e.details.leaving_queue === true);
+    const start = at('job.start', waiting.id);
+    expect(recovered).toBeGreaterThanOrEqual(0);
+    expect(admit).toBeGreaterThan(recovered);
+    expect(recheck).toBeGreaterThan(admit);
+    expect(start).toBeGreaterThan(recheck);
+    expect(trail.filter((e) => e.action === 'job.admit' && e.object === `job:${waiting.id}`)).toHaveLength(1);
+    expect(verifyOffline(outage)).toMatchObject({ ok: true, problems: [] });
+  }, 180_000);
 });
