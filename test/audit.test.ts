@@ -782,7 +782,7 @@ describe.skipIf(noTmpfs !== null)('the trail’s volume refusing writes (fail cl
     broken.repair();
     await until(async () => ((await view(waiting.id)).state === 'succeeded' ? true : undefined), 60_000, 'the pending job running after the outage');
     // The slow job's end, seen during the outage, is retried once a second until the trail takes it.
-    await until(async () => (outage.auditEvents().some((e) => e.action === 'job.finish' && e.object === `job:${slow.id}`) ? true : undefined), 10_000, 'the slow job’s job.finish recorded after the outage');
+    for (const id of [slow.id, waiting.id]) await until(async () => (outage.auditEvents().some((e) => e.action === 'job.finish' && e.object === `job:${id}`) ? true : undefined), 10_000, `job.finish of ${id} recorded`);
     const trail = outage.auditEvents();
     const at = (action: string, id: string, extra: (e: AuditEvent) => boolean = () => true) => trail.findIndex((e) => e.action === action && (e.object === `job:${id}` || e.details.job === id) && extra(e));
     const recovered = trail.findIndex((e) => e.action === 'audit.recovered');
