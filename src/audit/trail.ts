@@ -59,9 +59,10 @@ interface Waiting {
   inputs: AuditInput[];
   times: number[];
   settle: { resolve: (e: AuditEvent) => void; reject: (e: Error) => void }[];
+  /** When the batch went to the writer: a commit slower than COMMIT_DEADLINE_MS means a stalled disk. */
+  sentAt?: number;
 }
 
-/** The compiled writer thread, whether the gateway runs from dist/ or from sources under test. */
 /** One malformed event must not fail the group commit it would share with others. */
 function assertShape(e: AuditInput): void {
   const text = (v: unknown) => typeof v === 'string';
@@ -73,6 +74,7 @@ function assertShape(e: AuditInput): void {
   if (e.details !== undefined && (typeof e.details !== 'object' || e.details === null || Array.isArray(e.details))) throw new TypeError(`audit event ${e.action}: details is an object`);
 }
 
+/** The compiled writer thread, whether the gateway runs from dist/ or from sources under test. */
 function workerFile(name: string): string {
   const beside = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   if (existsSync(beside)) return beside;
@@ -101,8 +103,6 @@ export class AuditTrail implements AuditRecorder {
   private log: TrailLog;
   /** True until open() has resolved: a writer that fails then is not probed for. */
   private opening = true;
-  /** When each batch went to the writer: a commit that takes longer than COMMIT_DEADLINE_MS means a stalled disk. */
-  private sentAt = new Map<number, number>();
   private watchdog: NodeJS.Timeout;
 
   private constructor(
@@ -117,12 +117,10 @@ export class AuditTrail implements AuditRecorder {
       const now = Date.now();
       const late = now - lastTick > 2000; // our own loop was blocked: the writer's answers may be waiting unread
       lastTick = now;
-      const oldest = this.sentAt.values().next().value; // a Map keeps insertion order: the first is the oldest
+      const oldest = this.inFlight.values().next().value?.sentAt; // a Map keeps insertion order: the first is the oldest
       if (!late && oldest !== undefined && now - oldest > COMMIT_DEADLINE_MS) {
         const stalled = new AuditUnavailableError(`a commit has not finished in ${COMMIT_DEADLINE_MS / 1000} s (is the disk stalled?)`);
-        for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(stalled));
-        this.inFlight.clear();
-        this.sentAt.clear();
+        this.rejectInFlight(stalled);
         this.fail(stalled.message);
       }
     }, 1000);
@@ -161,9 +159,7 @@ export class AuditTrail implements AuditRecorder {
       if (this.worker === worker) this.worker = null;
       // Whatever it had not acknowledged is refused, never left hanging: the callers answer 503.
       const lost = new AuditUnavailableError('the audit writer stopped before the event was committed');
-      for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(lost));
-      this.inFlight.clear();
-      this.sentAt.clear();
+      this.rejectInFlight(lost);
       this.fail('the audit writer exited');
       this.closeWaiter?.();
     });
@@ -224,8 +220,8 @@ export class AuditTrail implements AuditRecorder {
     this.outbox = null;
     if (!box) return;
     const batch = this.nextBatch++;
+    box.sentAt = Date.now();
     this.inFlight.set(batch, box);
-    this.sentAt.set(batch, Date.now());
     this.post({ type: 'append', batch, rows: box.rows });
   }
 
@@ -239,7 +235,6 @@ export class AuditTrail implements AuditRecorder {
   private onMessage(m: FromWriter): void {
     if (m.type === 'ack') {
       const box = this.inFlight.get(m.batch);
-      this.sentAt.delete(m.batch);
       if (!box) return;
       this.inFlight.delete(m.batch);
       let prev = m.prevHash;
@@ -268,7 +263,6 @@ export class AuditTrail implements AuditRecorder {
     } else if (m.type === 'fail') {
       const box = this.inFlight.get(m.batch);
       this.inFlight.delete(m.batch);
-      this.sentAt.delete(m.batch);
       this.fail(m.error);
       const err = new AuditUnavailableError(`the audit trail cannot be written: ${m.error}`);
       box?.settle.forEach((s) => s.reject(err));
@@ -286,11 +280,16 @@ export class AuditTrail implements AuditRecorder {
     }
   }
 
+  /** Refuses every batch the writer has not acknowledged: never left hanging, the callers answer 503. */
+  private rejectInFlight(err: Error): void {
+    for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(err));
+    this.inFlight.clear();
+  }
+
   /** Marks the trail unavailable and starts probing for its return. */
   private fail(reason: string): void {
     if (this.closed) {
-      for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(new AuditUnavailableError('the audit trail is closed')));
-      this.inFlight.clear();
+      this.rejectInFlight(new AuditUnavailableError('the audit trail is closed'));
       return;
     }
     if (!this.down) {

@@ -5,7 +5,7 @@ import type { AuditTrail } from '../audit/index.js';
 
 const HOUR = 3600_000;
 
-export function startRetention(trail: AuditTrail, options: { maxAgeMs: number; archiveDir: string }, log: { info(o: object, m: string): void; error(o: object, m: string): void }): { stop(): void; run(): Promise<number> } {
+export function startRetention(trail: AuditTrail, options: { maxAgeMs: number; archiveDir: string }, log: { info(o: object, m: string): void; error(o: object, m: string): void }): { stop(): void } {
   let running: Promise<number> | null = null;
   const run = async (): Promise<number> => {
     if (options.maxAgeMs <= 0) return 0;
@@ -36,6 +36,5 @@ export function startRetention(trail: AuditTrail, options: { maxAgeMs: number; a
       if (first) clearTimeout(first);
       if (every) clearInterval(every);
     },
-    run,
   };
 }
