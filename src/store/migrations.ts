@@ -123,4 +123,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('jobs').execute();
     },
   },
+  '0004_oidc_binding': {
+    async up(db: Kysely<unknown>) {
+      // A browser sign-in belongs to the browser that started it: the hash of a random value kept
+      // in that browser's cookie. Rows without one (started before this migration) are refused.
+      await db.schema.alterTable('oidc_requests').addColumn('binding_hash', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('oidc_requests').dropColumn('binding_hash').execute();
+    },
+  },
 };

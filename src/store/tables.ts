@@ -41,6 +41,8 @@ export interface OidcRequestTable {
   code_verifier: string;
   return_to: string;
   expires_at: string;
+  /** sha256 of the value in the starting browser's cookie; null on rows from before it was kept. */
+  binding_hash: string | null;
 }
 
 export interface ClientCertificateTable {
