@@ -486,7 +486,9 @@ describe('no secret in the trail', () => {
     expect(start.status).toBe(302);
     const callback = await completeCodeFlow(String(start.headers.location), { username: 'carol', password: 'carol-demo' });
     secrets.authorization_code = callback.searchParams.get('code')!;
-    const landed = await call(stack, `${callback.pathname}${callback.search}`);
+    const binding = ([] as string[]).concat(start.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('gatehouse_oidc='))!;
+    secrets.sign_in_binding = binding.slice('gatehouse_oidc='.length);
+    const landed = await call(stack, `${callback.pathname}${callback.search}`, { headers: { cookie: binding } });
     expect(landed.status, landed.body).toBe(302);
     const cookies = (landed.headers['set-cookie'] as string[]).map((c) => c.split(';')[0]!);
     const cookieValue = (name: string) => cookies.find((c) => c.startsWith(`${name}=`))!.slice(name.length + 1);

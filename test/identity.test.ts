@@ -242,7 +242,10 @@ describe('browser sign-in (authorization code + PKCE) and the session cookie', (
     expect(location).toContain('code_challenge_method=S256');
     const callback = await completeCodeFlow(location, { username: 'carol', password: 'carol-demo' });
     expect(`${callback.origin}${callback.pathname}`).toBe(`${gateway}/v1/auth/oidc/callback`);
-    const landed = await api(`${callback.pathname}${callback.search}`);
+    // The sign-in is bound to this browser by a cookie set at the start (without it: 403).
+    const binding = ([] as string[]).concat(start.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('gatehouse_oidc='))!;
+    expect((await api(`${callback.pathname}${callback.search}`)).status).toBe(403);
+    const landed = await api(`${callback.pathname}${callback.search}`, { headers: { cookie: binding } });
     expect(landed.status, landed.body).toBe(302);
     expect(landed.headers.location).toBe('/v1/whoami');
     const cookies = landed.headers['set-cookie'] as string[];
@@ -256,7 +259,7 @@ describe('browser sign-in (authorization code + PKCE) and the session cookie', (
     const who = await api('/v1/whoami', { headers: { cookie: cookieHeader } });
     expect(who.json()).toMatchObject({ user: 'carol', groups: ['auditors'], credential: 'session' });
     // Reusing the same callback (code and state) is refused.
-    expect((await api(`${callback.pathname}${callback.search}`)).status).toBe(401);
+    expect((await api(`${callback.pathname}${callback.search}`, { headers: { cookie: binding } })).status).toBe(401);
     // A change through the cookie alone, as a cross-site form would send it, is refused...
     const forged = await api('/v1/certs', { ...json({ csr: 'x' }), headers: { cookie: cookieHeader, 'content-type': 'application/json' } });
     expect(forged.status).toBe(401);

@@ -9,6 +9,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Store } from '../store/index.js';
 import { type BrowserSessions, CSRF_HEADER, SESSION_COOKIE } from './browser-sessions.js';
 import type { AuthMethod, Identity } from './identity.js';
+import { plainText } from './audit-text.js';
 import { TokenError } from './token-error.js';
 import type { TokenService } from './tokens.js';
 
@@ -45,26 +46,38 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     if (!socket.authorized) throw new TokenError('foreign_ca', String(socket.authorizationError ?? 'not signed by our CA'));
     const x509 = new X509Certificate(peer.raw);
     const named = deps.certificateUser(x509);
-    if (!named) throw new TokenError('not_a_user', x509.subject.replaceAll('\n', ', '));
+    if (!named) throw new TokenError('not_a_user', plainText(x509.subject.replaceAll('\n', ', ')));
     const serial = normalizeSerial(named.serial);
+    const now = deps.tokens.clock();
     const cached = certCache.get(serial);
-    if (cached && cached.until > Date.now()) return cached.identity;
-    const row = await deps.store.db.selectFrom('client_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
-    if (!row) throw new TokenError('unknown', `certificate ${serial} was not issued by this gateway`);
-    if (row.revoked_at) throw new TokenError('revoked', `certificate ${serial} revoked`);
-    if (row.family_id && deps.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', `login of certificate ${serial} ended`);
-    if (Date.parse(row.not_after) <= Date.now()) throw new TokenError('expired', `certificate ${serial} expired`);
-    if (row.user !== named.user) throw new TokenError('unknown', `certificate ${serial} names another user`);
+    if (cached && cached.until > now && cached.identity.expires_at.getTime() > now) {
+      if (!cached.identity.session_id || !deps.tokens.isRevoked(cached.identity.session_id)) return cached.identity;
+    }
+    // The certificate and the login it was issued under: it works only while both do.
+    const row = await deps.store.db
+      .selectFrom('client_certificates as c')
+      .leftJoin('token_families as f', 'f.id', 'c.family_id')
+      .select(['c.serial', 'c.user', 'c.groups', 'c.auth_method', 'c.family_id', 'c.not_after', 'c.revoked_at', 'f.expires_at as login_expires_at', 'f.revoked_at as login_revoked_at'])
+      .where('c.serial', '=', serial)
+      .executeTakeFirst();
+    if (!row) throw new TokenError('unknown', `certificate ${serial} was not issued by this gateway`, { user: named.user, groups: [], auth_method: 'unknown', verified: false });
+    const owner = { user: row.user, groups: JSON.parse(row.groups) as string[], auth_method: row.auth_method, verified: true, ...(row.family_id ? { session_id: row.family_id } : {}) };
+    if (row.revoked_at) throw new TokenError('revoked', `certificate ${serial} revoked`, owner);
+    if (!row.family_id || !row.login_expires_at) throw new TokenError('revoked', `certificate ${serial} belongs to no login of this gateway`, owner);
+    if (row.login_revoked_at || deps.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', `login of certificate ${serial} ended`, owner);
+    if (Date.parse(row.not_after) <= now) throw new TokenError('expired', `certificate ${serial} expired`, owner);
+    if (Date.parse(row.login_expires_at) <= now) throw new TokenError('expired', `the login of certificate ${serial} has ended`, owner);
+    if (row.user !== named.user) throw new TokenError('unknown', `certificate ${serial} names another user`, { ...owner, verified: false, user: named.user });
     const identity: Identity = {
       user: row.user,
-      groups: JSON.parse(row.groups) as string[],
+      groups: owner.groups,
       auth_method: row.auth_method as AuthMethod,
       credential: 'certificate',
-      expires_at: new Date(row.not_after),
-      ...(row.family_id ? { session_id: row.family_id } : {}),
+      expires_at: new Date(Math.min(Date.parse(row.not_after), Date.parse(row.login_expires_at))),
+      session_id: row.family_id,
     };
     // A short cache: revocation through DELETE /v1/certs clears it at once (forgetCertificate).
-    certCache.set(serial, { identity, until: Date.now() + CERT_CACHE_MS });
+    certCache.set(serial, { identity, until: now + CERT_CACHE_MS });
     if (certCache.size > 10_000) certCache.delete(certCache.keys().next().value as string);
     return identity;
   };

@@ -6,7 +6,7 @@ import type { Store } from '../store/index.js';
 import { constantTimeEqual } from './constant-time.js';
 import type { Identity } from './identity.js';
 import { TokenError } from './token-error.js';
-import { sha256, subjectOf, type TokenService } from './tokens.js';
+import { ownerOf, sha256, subjectOf, type TokenService } from './tokens.js';
 
 export const SESSION_COOKIE = 'gatehouse_session';
 export const CSRF_COOKIE = 'gatehouse_csrf';
@@ -30,7 +30,7 @@ export class BrowserSessions {
     const csrf = randomBytes(24).toString('base64url');
     await this.store.db
       .insertInto('refresh_tokens')
-      .values({ hash: sha256(cookie), family_id: sessionId, kind: 'session', csrf_hash: sha256(csrf), issued_at: new Date().toISOString(), expires_at: family.expires_at, used_at: null })
+      .values({ hash: sha256(cookie), family_id: sessionId, kind: 'session', csrf_hash: sha256(csrf), issued_at: new Date(this.tokens.clock()).toISOString(), expires_at: family.expires_at, used_at: null })
       .execute();
     return { cookie, csrf, expiresAt: new Date(family.expires_at) };
   }
@@ -46,8 +46,9 @@ export class BrowserSessions {
       .where('s.kind', '=', 'session')
       .executeTakeFirst();
     if (!row) throw new TokenError('unknown', 'no such session');
-    if (Date.parse(row.expires_at) <= Date.now()) throw new TokenError('expired', 'session expired');
-    if (row.revoked_at || this.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', 'login ended');
+    const owner = ownerOf({ ...row, id: row.family_id });
+    if (Date.parse(row.expires_at) <= this.tokens.clock()) throw new TokenError('expired', 'session expired', owner);
+    if (row.revoked_at || this.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', 'login ended', owner);
     if (stateChanging && !(csrf && row.csrf_hash && constantTimeEqual(sha256(csrf), row.csrf_hash))) {
       throw new TokenError('csrf', `a cookie-authenticated change needs the ${CSRF_HEADER} header`);
     }

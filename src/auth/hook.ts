@@ -2,8 +2,9 @@
 // so a route added later is closed by default. A refused credential is audited with its reason;
 // the client only learns that it must authenticate.
 import type { FastifyInstance } from 'fastify';
-import { type AuditRecorder, recordOrFail } from '../audit/index.js';
+import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
 import { GatehouseError } from '../wire/index.js';
+import { ownerFields } from './audit-text.js';
 import type { Authenticate } from './authenticate.js';
 import type { Identity } from './identity.js';
 import { TokenError } from './token-error.js';
@@ -27,14 +28,17 @@ export function installAuthentication(app: FastifyInstance, authenticate: Authen
       request.identity = await authenticate(request);
     } catch (err) {
       if (!(err instanceof TokenError)) throw err;
+      // A genuine credential that may no longer be used (revoked, expired) is its owner's; a name an
+      // unverified one carries is only claimed (details.claimed_user).
+      const owner = ownerFields(err.owner);
       await recordOrFail(audit, {
-        actor: { user: null, groups: [], auth_method: null, ip: request.ip },
+        actor: actorOf(owner.identity, request.ip),
         action: 'auth.rejected',
         object: `route:${request.method} ${request.routeOptions.url}`,
         decision: 'deny',
         reason: err.reason,
         request_id: request.id,
-        details: err.detail ? { detail: err.detail } : {},
+        details: { ...owner.details, ...(err.detail ? { detail: err.detail } : {}) },
       }, request.log);
       reply.header('www-authenticate', 'Bearer realm="gatehouse"');
       throw new GatehouseError('unauthenticated', err.reason === 'missing' ? 'authentication required: log in with `gatehouse login`' : 'invalid or expired credentials');

@@ -13,7 +13,9 @@ export type LoginFailure =
   | 'slow_down' // device flow: polling too fast
   | 'access_denied' // the user refused at the IdP
   | 'expired' // device code, login request or token past its time
-  | 'invalid_state' // browser flow: state, nonce or PKCE did not match
+  | 'invalid_state' // browser flow: state, nonce or PKCE did not match, or the state is unknown or expired
+  | 'browser_mismatch' // browser flow: the callback came to a browser that did not start the sign-in (login CSRF)
+  | 'incomplete_callback' // browser flow: the callback carries no code
   | 'invalid_claims'; // the ID token lacks the username claim, or the claim is unusable
 
 export class LoginError extends Error {

@@ -5,6 +5,7 @@ import * as client from 'openid-client';
 import { cleanGroups, isValidUsername, type LoginSubject } from './identity.js';
 import { type LoginFailure, LoginError } from './login-error.js';
 import { isLoopbackHost } from '../http/index.js';
+import { codeOrHash, plainText } from './audit-text.js';
 import { constantTimeEqual } from './constant-time.js';
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -220,11 +221,13 @@ function toLoginError(err: unknown, step: string): LoginError {
     const known = DEVICE_ERRORS[err.error];
     if (known) return new LoginError(known[0], known[1], `${step}: ${err.error}`);
     const status = err.status >= 500 ? 'provider_unavailable' : 'provider_error';
-    return new LoginError(status, 'the identity provider refused the sign-in', `${step}: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`);
+    // The provider's own answer (token endpoint): its description, printable and cut short.
+    return new LoginError(status, 'the identity provider refused the sign-in', `${step}: ${codeOrHash(err.error)}${err.error_description ? ` (${plainText(err.error_description)})` : ''}`);
   }
   if (err instanceof client.AuthorizationResponseError) {
+    // From the callback's query string, which anyone can write: the code only, never the description.
     if (err.error === 'access_denied') return new LoginError('access_denied', 'the sign-in was refused', `${step}: access_denied`);
-    return new LoginError('provider_error', 'the identity provider refused the sign-in', `${step}: ${err.error}${err.error_description ? ` (${err.error_description})` : ''}`);
+    return new LoginError('provider_error', 'the identity provider refused the sign-in', `${step}: ${codeOrHash(err.error)}`);
   }
   if (unreachable(err)) {
     return new LoginError('provider_unavailable', 'the identity provider cannot be reached; try again later', `${step}: ${describe(err)}`);
@@ -256,6 +259,6 @@ function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const code = (err as { code?: unknown }).code;
   const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${typeof code === 'string' ? `${code} ` : ''}${err.message}${cause}`;
+  return plainText(`${typeof code === 'string' ? `${code} ` : ''}${err.message}${cause}`);
 }
 

@@ -38,11 +38,17 @@ export interface IdentityService {
   close(): void;
 }
 
-export async function createIdentityService(config: Config, store: Store): Promise<IdentityService> {
+export interface IdentityOptions {
+  /** The clock of keys, tokens, sessions, certificates and sign-in requests (tests inject one). */
+  now?: () => number;
+}
+
+export async function createIdentityService(config: Config, store: Store, options: IdentityOptions = {}): Promise<IdentityService> {
   const accessTtl = durationSeconds(config.tokens.access_ttl);
-  const keys = await SigningKeys.open(store, { rotationSeconds: durationSeconds(config.tokens.key_rotation), tokenLifetimeSeconds: accessTtl });
+  const clock = options.now ? { now: options.now } : {};
+  const keys = await SigningKeys.open(store, { rotationSeconds: durationSeconds(config.tokens.key_rotation), tokenLifetimeSeconds: accessTtl, ...clock });
   // The issuer names this installation (its store): tokens of another installation are refused.
-  const tokens = new TokenService(store, keys, { issuer: `urn:gatehouse:${store.instanceId}`, accessTtlSeconds: accessTtl, refreshTtlSeconds: durationSeconds(config.tokens.refresh_ttl) });
+  const tokens = new TokenService(store, keys, { issuer: `urn:gatehouse:${store.instanceId}`, accessTtlSeconds: accessTtl, refreshTtlSeconds: durationSeconds(config.tokens.refresh_ttl), ...clock });
   await tokens.start();
   const sessions = new BrowserSessions(store, tokens);
   const authenticate = createAuthenticator({ store, tokens, sessions, certificateUser: userFromCertificate });

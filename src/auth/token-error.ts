@@ -16,13 +16,29 @@ export type TokenFailure =
   | 'unknown' // no such refresh token or session
   | 'foreign_ca'
   | 'not_a_user' // a valid certificate that names a service, not a person
-  | 'csrf'; // a cookie-authenticated change without the CSRF token
+  | 'csrf' // a cookie-authenticated change without the CSRF token
+  | 'too_long_lived'; // a token whose exp - iat is past tokens.access_ttl (minted by a key holder, not by us)
+
+/**
+ * Whom a refused credential names, for the audit trail. `verified`: the credential is genuinely
+ * that person's (a valid signature, a refresh token or session we issued, a certificate we stored)
+ * but may no longer be used (revoked, expired, reused); otherwise only claimed by its bearer.
+ */
+export interface CredentialOwner {
+  user: string;
+  groups: string[];
+  auth_method: string;
+  verified: boolean;
+  /** The login it belongs to, when known. */
+  session_id?: string;
+}
 
 export class TokenError extends Error {
   override readonly name = 'TokenError';
   constructor(
     readonly reason: TokenFailure,
     readonly detail?: string,
+    readonly owner?: CredentialOwner,
   ) {
     super(detail ? `${reason}: ${detail}` : reason);
   }

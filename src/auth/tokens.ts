@@ -2,11 +2,12 @@
 // tokens that rotate on every use. One login is one family; presenting a used refresh token again
 // means it was stolen or replayed, so the whole family is revoked (RFC 6819 §5.2.2.3).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
+import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
 import type { Store } from '../store/index.js';
+import { codeOrHash } from './audit-text.js';
 import type { AuthMethod, Identity, LoginSubject } from './identity.js';
 import { type SigningKeys, TOKEN_ALG } from './signing-keys.js';
-import { TokenError } from './token-error.js';
+import { type CredentialOwner, TokenError } from './token-error.js';
 
 export const TOKEN_AUDIENCE = 'gatehouse';
 const REFRESH_PREFIX = 'ghr_';
@@ -40,6 +41,24 @@ interface AccessClaims extends JWTPayload {
   sid: string;
 }
 
+/** The ids a login or a refresh will use, known before anything is stored so the audit event can name them first. */
+export interface NewIds {
+  session_id: string;
+  jti: string;
+}
+
+type Family = Awaited<ReturnType<TokenService['family']>>;
+
+/** A refresh token checked and not yet used: what the route records before rotate() changes anything. */
+export interface RefreshPlan {
+  hash: string;
+  family: Family;
+  subject: LoginSubject;
+  session_id: string;
+  /** The id the new access token will carry. */
+  jti: string;
+}
+
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
 }
@@ -69,10 +88,20 @@ export class TokenService {
     clearInterval(this.reloadTimer);
   }
 
-  /** Starts a login (a new family) and issues its first pair. */
-  async login(subject: LoginSubject): Promise<IssuedTokens> {
+  /** Fresh ids for a login, so its audit event can be recorded before the login exists. */
+  newIds(): NewIds {
+    return { session_id: randomUUID(), jti: randomUUID() };
+  }
+
+  /** The clock tokens, sessions and certificates are judged by. */
+  clock(): number {
+    return this.now();
+  }
+
+  /** Starts a login (a new family) and issues its first pair, with the ids given (recorded first) or new ones. */
+  async login(subject: LoginSubject, ids: NewIds = this.newIds()): Promise<IssuedTokens> {
     const now = this.now();
-    const id = randomUUID();
+    const id = ids.session_id;
     await this.store.db
       .insertInto('token_families')
       .values({
@@ -86,27 +115,49 @@ export class TokenService {
         revoke_reason: null,
       })
       .execute();
-    return this.issuePair(await this.family(id));
+    return this.issuePair(await this.family(id), ids.jti);
   }
 
-  /** Trades a refresh token for a new pair; a second use of the same token ends the login. */
-  async refresh(refreshToken: string): Promise<IssuedTokens & { subject: LoginSubject }> {
+  /**
+   * Checks a refresh token without using it: the plan to rotate it, or a TokenError naming the
+   * login's owner. A token already used is 'reused'; the caller records that, then revokes the
+   * login (revoke()), so the revocation never happens unrecorded.
+   */
+  async checkRefresh(refreshToken: string): Promise<RefreshPlan> {
     if (!refreshToken.startsWith(REFRESH_PREFIX)) throw new TokenError('malformed', 'not a refresh token');
     const hash = sha256(refreshToken);
     const row = await this.store.db.selectFrom('refresh_tokens').selectAll().where('hash', '=', hash).where('kind', '=', 'refresh').executeTakeFirst();
     if (!row) throw new TokenError('unknown', 'no such refresh token');
     const family = await this.family(row.family_id);
-    if (family.revoked_at) throw new TokenError('revoked', `login ${family.id} ended: ${family.revoke_reason ?? 'revoked'}`);
-    const now = this.now();
-    if (Date.parse(row.expires_at) <= now) throw new TokenError('expired', 'refresh token expired');
-    // The conditional update is the race guard: of two concurrent uses, exactly one wins.
-    const used = await this.store.db.updateTable('refresh_tokens').set({ used_at: iso(now) }).where('hash', '=', hash).where('used_at', 'is', null).executeTakeFirst();
-    if (Number(used.numUpdatedRows) !== 1) {
-      await this.revoke(family.id, 'refresh token reused');
-      throw new TokenError('reused', `refresh token of login ${family.id} presented again; login revoked`);
+    const owner = ownerOf(family);
+    if (family.revoked_at) throw new TokenError('revoked', `login ${family.id} ended: ${family.revoke_reason ?? 'revoked'}`, owner);
+    if (Date.parse(row.expires_at) <= this.now()) throw new TokenError('expired', 'refresh token expired', owner);
+    if (row.used_at !== null) throw new TokenError('reused', `refresh token of login ${family.id} presented again`, owner);
+    return { hash, family, subject: subjectOf(family), session_id: family.id, jti: randomUUID() };
+  }
+
+  /**
+   * Uses the checked token and issues the new pair. Of two concurrent uses exactly one wins (the
+   * conditional update); the other gets 'reused' and, as after checkRefresh, the caller records and revokes.
+   */
+  async rotate(plan: RefreshPlan): Promise<IssuedTokens & { subject: LoginSubject }> {
+    const used = await this.store.db.updateTable('refresh_tokens').set({ used_at: iso(this.now()) }).where('hash', '=', plan.hash).where('used_at', 'is', null).executeTakeFirst();
+    if (Number(used.numUpdatedRows) !== 1) throw new TokenError('reused', `refresh token of login ${plan.family.id} presented again`, ownerOf(plan.family));
+    const pair = await this.issuePair(plan.family, plan.jti);
+    return { ...pair, subject: plan.subject };
+  }
+
+  /** checkRefresh and rotate in one, revoking the login on reuse (for callers with nothing to record). */
+  async refresh(refreshToken: string): Promise<IssuedTokens & { subject: LoginSubject }> {
+    try {
+      return await this.rotate(await this.checkRefresh(refreshToken));
+    } catch (err) {
+      if (err instanceof TokenError && err.reason === 'reused' && err.owner?.session_id) {
+        await this.revoke(err.owner.session_id, 'refresh token reused');
+        throw new TokenError('reused', `${err.detail ?? 'refresh token presented again'}; login revoked`, err.owner);
+      }
+      throw err;
     }
-    const pair = await this.issuePair(family);
-    return { ...pair, subject: subjectOf(family) };
   }
 
   /** Ends a login: its refresh tokens, browser session, access tokens and certificates stop working. */
@@ -132,7 +183,7 @@ export class TokenService {
     if (cached) {
       if (cached.expires_at.getTime() <= this.now()) this.verified.delete(cacheKey);
       else {
-        if (cached.session_id && this.revoked.has(cached.session_id)) throw new TokenError('revoked', 'login ended');
+        if (cached.session_id && this.revoked.has(cached.session_id)) throw new TokenError('revoked', 'login ended', { user: cached.user, groups: cached.groups, auth_method: cached.auth_method, verified: true, session_id: cached.session_id });
         return cached;
       }
     }
@@ -151,9 +202,9 @@ export class TokenService {
         token,
         async (header) => {
           // Only our algorithm: refuses `none` and HS256-signed-with-our-public-key before any key lookup.
-          if (header.alg !== TOKEN_ALG) throw new TokenError('alg_not_allowed', `alg ${String(header.alg)}`);
+          if (header.alg !== TOKEN_ALG) throw new TokenError('alg_not_allowed', `alg ${codeOrHash(header.alg)}`);
           const key = header.kid ? await this.keys.publicKeyFresh(header.kid) : undefined;
-          if (!key) throw new TokenError('unknown_key', `kid ${String(header.kid)}`);
+          if (!key) throw new TokenError('unknown_key', `kid ${codeOrHash(header.kid)}`);
           return key;
         },
         {
@@ -167,12 +218,16 @@ export class TokenService {
       );
       payload = result.payload;
     } catch (err) {
-      throw tokenFailure(err);
+      throw tokenFailure(err, token);
+    }
+    // Our tokens live accessTtlSeconds at most: a longer one was minted by whoever holds a key, not by this service.
+    if (typeof payload.iat !== 'number' || typeof payload.exp !== 'number' || payload.exp - payload.iat > this.options.accessTtlSeconds) {
+      throw new TokenError('too_long_lived', `lifetime ${String(Number(payload.exp) - Number(payload.iat))} s is past tokens.access_ttl (${this.options.accessTtlSeconds} s)`, claimedOwner(payload, false));
     }
     if (!Array.isArray(payload.groups) || typeof payload.sub !== 'string' || (payload.auth_method !== 'oidc' && payload.auth_method !== 'ldap')) {
       throw new TokenError('missing_claim', 'groups, sub or auth_method');
     }
-    if (this.revoked.has(payload.sid)) throw new TokenError('revoked', 'login ended');
+    if (this.revoked.has(payload.sid)) throw new TokenError('revoked', 'login ended', claimedOwner(payload, true));
     return {
       user: payload.sub,
       groups: payload.groups.filter((g): g is string => typeof g === 'string'),
@@ -190,13 +245,12 @@ export class TokenService {
     return row;
   }
 
-  private async issuePair(family: Awaited<ReturnType<TokenService['family']>>): Promise<IssuedTokens> {
+  private async issuePair(family: Family, jti: string = randomUUID()): Promise<IssuedTokens> {
     const now = this.now();
     const familyEnd = Date.parse(family.expires_at);
     if (familyEnd <= now) throw new TokenError('expired', `login ${family.id} has ended; log in again`);
     const exp = Math.min(now + this.options.accessTtlSeconds * 1000, familyEnd);
     const { kid, privateKey } = await this.keys.signing();
-    const jti = randomUUID();
     const subject = subjectOf(family);
     const access = await new SignJWT({ groups: subject.groups, auth_method: subject.auth_method, sid: family.id })
       .setProtectedHeader({ alg: TOKEN_ALG, kid, typ: 'at+jwt' })
@@ -237,16 +291,48 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-function tokenFailure(err: unknown): TokenError {
-  if (err instanceof TokenError) return err;
-  if (err instanceof joseErrors.JWTExpired) return new TokenError('expired');
-  if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    if (err.claim === 'iss') return new TokenError('wrong_issuer');
-    if (err.claim === 'aud') return new TokenError('wrong_audience');
-    if (err.claim === 'nbf' || err.claim === 'iat') return new TokenError('not_yet_valid');
-    return new TokenError('missing_claim', err.claim);
+/**
+ * Why jose refused a token, and whom it names: claim checks run after the signature, so their
+ * payload is genuine (verified); for every other failure the name is only claimed. The detail is
+ * jose's error code, never its message (which can quote the token's own header values).
+ */
+function tokenFailure(err: unknown, token: string): TokenError {
+  const claimed = () => {
+    try {
+      return claimedOwner(decodeJwt(token), false);
+    } catch {
+      return undefined;
+    }
+  };
+  if (err instanceof TokenError) return new TokenError(err.reason, err.detail, err.owner ?? claimed());
+  if (err instanceof joseErrors.JWTClaimValidationFailed || err instanceof joseErrors.JWTExpired) {
+    const owner = claimedOwner(err.payload, true);
+    if (err instanceof joseErrors.JWTExpired) return new TokenError('expired', undefined, owner);
+    if (err.claim === 'iss') return new TokenError('wrong_issuer', undefined, owner);
+    if (err.claim === 'aud') return new TokenError('wrong_audience', undefined, owner);
+    if (err.claim === 'nbf' || err.claim === 'iat') return new TokenError('not_yet_valid', undefined, owner);
+    return new TokenError('missing_claim', /^[a-z_]{1,32}$/i.test(err.claim) ? err.claim : 'claim', owner);
   }
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenError('bad_signature');
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('alg_not_allowed');
-  return new TokenError('malformed', (err as Error).message);
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenError('bad_signature', undefined, claimed());
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('alg_not_allowed', undefined, claimed());
+  const code = (err as { code?: unknown }).code;
+  return new TokenError('malformed', typeof code === 'string' && /^[A-Z_]{1,64}$/.test(code) ? code : 'not a JWT', claimed());
+}
+
+/** Whom a token's claims name (sub, groups, auth_method, sid), if it names anyone. */
+function claimedOwner(payload: JWTPayload, verified: boolean): CredentialOwner | undefined {
+  if (typeof payload.sub !== 'string') return undefined;
+  const groups = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : [];
+  return {
+    user: payload.sub,
+    groups: verified ? groups : [],
+    auth_method: verified && typeof payload.auth_method === 'string' ? payload.auth_method : 'unknown',
+    verified,
+    ...(verified && typeof payload.sid === 'string' ? { session_id: payload.sid } : {}),
+  };
+}
+
+/** The owner of a login's credentials (its refresh tokens, session, certificates): genuine, from our store. */
+export function ownerOf(family: { id: string; user: string; groups: string; auth_method: string }): CredentialOwner {
+  return { ...subjectOf(family), verified: true, session_id: family.id };
 }

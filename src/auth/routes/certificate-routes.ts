@@ -19,15 +19,30 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
     // A certificate must not mint its successor: renewing needs a login, so a stolen key dies with its certificate.
     if (identity.credential === 'certificate') throw new GatehouseError('forbidden', 'a client certificate cannot request another; log in and use the token');
     const { csr, ttl_s } = request.body as { csr: string; ttl_s?: number };
-    const ttlSeconds = Math.min(ttl_s ?? ctx.clientTtlSeconds, ctx.clientTtlSeconds);
+    // A certificate lives no longer than the login it is issued under.
+    if (!identity.session_id) throw new GatehouseError('forbidden', 'this credential belongs to no login; log in and use the token');
+    const login = await ctx.tokens.family(identity.session_id);
+    const now = ctx.tokens.clock();
+    const start = Math.floor(now / 1000) * 1000; // X.509 times have whole seconds, as the signer writes them
+    const loginLeft = Math.floor((Date.parse(login.expires_at) - start) / 1000);
+    if (login.revoked_at || ctx.tokens.isRevoked(login.id) || loginLeft <= 0) throw new GatehouseError('unauthenticated', 'this login has ended; log in again');
+    const ttlSeconds = Math.min(ttl_s ?? ctx.clientTtlSeconds, ctx.clientTtlSeconds, loginLeft);
     let issued;
     try {
-      issued = await ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds });
+      issued = ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds, now: new Date(now) });
     } catch (err) {
       if ((err as Error).name !== 'CertificateRequestError') throw err;
       throw new GatehouseError('invalid_request', (err as Error).message, { field: 'csr' });
     }
     const serial = normalizeSerial(issued.serial);
+    // Recorded before it is stored: a certificate the trail does not know is never stored nor handed out.
+    await auditFor(ctx, request, identity, {
+      action: 'cert.issue',
+      object: `cert:${serial}`,
+      decision: 'allow',
+      reason: 'client certificate for the caller',
+      details: { serial, not_after: issued.not_after.toISOString(), fingerprint: issued.fingerprint, ttl_s: ttlSeconds, session_id: login.id, login_ends_at: login.expires_at },
+    });
     await ctx.store.db
       .insertInto('client_certificates')
       .values({
@@ -35,7 +50,7 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
         user: identity.user,
         groups: JSON.stringify(identity.groups),
         auth_method: identity.auth_method,
-        family_id: identity.session_id ?? null,
+        family_id: login.id,
         fingerprint: issued.fingerprint,
         not_before: issued.not_before.toISOString(),
         not_after: issued.not_after.toISOString(),
@@ -43,13 +58,6 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
         revoked_by: null,
       })
       .execute();
-    await auditFor(ctx, request, identity, {
-      action: 'cert.issue',
-      object: `cert:${serial}`,
-      decision: 'allow',
-      reason: 'client certificate for the caller',
-      details: { serial, not_after: issued.not_after.toISOString(), fingerprint: issued.fingerprint, ttl_s: ttlSeconds },
-    });
     return { certificate: issued.certificate, ca: ctx.caCertificate, expires_at: issued.not_after.toISOString(), serial };
   });
 
@@ -70,7 +78,7 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
     });
     // Another user's certificate is "not found", not "forbidden": its existence is not the caller's business.
     if (!row || !allowed) throw new GatehouseError('not_found', `no certificate ${serial} of yours`);
-    const revokedAt = row.revoked_at ?? new Date().toISOString();
+    const revokedAt = row.revoked_at ?? new Date(ctx.tokens.clock()).toISOString();
     if (!row.revoked_at) await ctx.store.db.updateTable('client_certificates').set({ revoked_at: revokedAt, revoked_by: identity.user }).where('serial', '=', serial).execute();
     ctx.authenticate.forgetCertificate(serial);
     return { serial, revoked_at: revokedAt };

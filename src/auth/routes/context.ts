@@ -5,7 +5,6 @@ import type { PolicySnapshot } from '../../policy/index.js';
 import type { Store } from '../../store/index.js';
 import type { Authenticator } from '../authenticate.js';
 import type { BrowserSessions } from '../browser-sessions.js';
-import type { Identity } from '../identity.js';
 import type { CertificateSigner, LdapLogin, OidcLogin } from '../ports.js';
 import type { SigningKeys } from '../signing-keys.js';
 import type { LoginThrottle } from '../throttle.js';
@@ -32,6 +31,6 @@ export interface RouteContext {
 }
 
 /** Records one decision about `request`, failing the request closed when the trail cannot take it. */
-export function auditFor(ctx: RouteContext, request: FastifyRequest, identity: Pick<Identity, 'user' | 'groups' | 'auth_method'> | undefined, event: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
+export function auditFor(ctx: RouteContext, request: FastifyRequest, identity: { user: string; groups: readonly string[]; auth_method: string } | undefined, event: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
   return recordOrFail(ctx.audit, { ...event, actor: actorOf(identity, request.ip), request_id: request.id }, request.log);
 }

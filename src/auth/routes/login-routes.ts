@@ -1,34 +1,44 @@
 // Logging in and out: LDAP (username + password), the OIDC device flow for the CLI, the OIDC
 // authorization-code flow for browsers, refresh-token rotation and logout. Every attempt is audited.
+// Every change is recorded first: when the trail cannot take the event, nothing changes (503).
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../wire/index.js';
+import { codeOrHash, ownerFields, userText } from '../audit-text.js';
 import { CSRF_COOKIE, SESSION_COOKIE } from '../browser-sessions.js';
-import type { LoginSubject } from '../identity.js';
+import { constantTimeEqual } from '../constant-time.js';
+import type { Identity, LoginSubject } from '../identity.js';
 import { LoginError } from '../login-error.js';
 import { TokenError } from '../token-error.js';
-import { sha256 } from '../tokens.js';
+import { sha256, subjectOf } from '../tokens.js';
 import { auditFor, type RouteContext } from './context.js';
 import { CallbackQuery, DeviceTokenBody, EmptyBody, LdapLoginBody, LoginQuery, LogoutBody, NoQuery, RefreshBody, TokenResponse } from './schemas.js';
 
 const OIDC_REQUEST_TTL_MS = 10 * 60 * 1000;
 const CALLBACK_PATH = '/v1/auth/oidc/callback';
+/** Binds a browser sign-in to the browser that started it; sent back only to the callback. */
+export const LOGIN_COOKIE = 'gatehouse_oidc';
+const DEFAULT_RETURN_TO = '/v1/whoami';
 /** Failures that count towards the throttle: guesses, not outages. */
 const COUNTED = new Set(['invalid_credentials', 'empty_password', 'invalid_username', 'ambiguous_user', 'access_denied', 'provider_error', 'invalid_state', 'invalid_claims']);
+/** Nothing counts: a failure in which no credential was tried. */
+const NOT_COUNTED: ReadonlySet<string> = new Set();
 
 export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const pub = { public: true };
 
-  /** Audits a failed attempt, counts it, and turns it into the client's answer. */
-  const failed = async (request: FastifyRequest, method: string, err: unknown, keys: string[], user: string | null): Promise<never> => {
+  /** Audits a failed attempt, counts it when a credential was tried, and turns it into the client's answer. */
+  const failed = async (request: FastifyRequest, method: string, err: unknown, keys: string[], user: string | null, counted: ReadonlySet<string> = COUNTED): Promise<never> => {
     if (!(err instanceof LoginError)) throw err;
-    if (COUNTED.has(err.reason)) ctx.throttle.failure(keys);
     await auditFor(ctx, request, undefined, {
       action: 'auth.login_failed',
       object: `login:${method}`,
       decision: 'deny',
       reason: err.reason,
-      details: { method, attempted_user: user, ...(err.detail ? { detail: err.detail } : {}) },
+      // What the client typed goes in only when it is a plain username (a password typed in the wrong field is not).
+      details: { method, attempted_user: userText(user), ...(err.detail ? { detail: err.detail } : {}) },
     });
+    if (counted.has(err.reason)) ctx.throttle.failure(keys);
     throw toHttpError(err);
   };
 
@@ -36,23 +46,24 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   const throttled = async (request: FastifyRequest, reply: FastifyReply, method: string, keys: string[], user: string | null): Promise<void> => {
     const verdict = ctx.throttle.check(keys);
     if (verdict.retryAfterSeconds !== undefined) {
-      await auditFor(ctx, request, undefined, { action: 'auth.login_failed', object: `login:${method}`, decision: 'deny', reason: 'throttled', details: { method, attempted_user: user, throttled_on: verdict.key?.startsWith('user:') ? 'username' : 'address' } });
+      await auditFor(ctx, request, undefined, { action: 'auth.login_failed', object: `login:${method}`, decision: 'deny', reason: 'throttled', details: { method, attempted_user: userText(user), throttled_on: verdict.key?.startsWith('user:') ? 'username' : 'address' } });
       reply.header('retry-after', String(verdict.retryAfterSeconds));
       throw new GatehouseError('too_many_requests', `too many failed logins; try again in ${verdict.retryAfterSeconds} s`, { retry_after: verdict.retryAfterSeconds });
     }
     if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
   };
 
+  /** Records the login, then starts it under the ids the event names. */
   const succeeded = async (request: FastifyRequest, subject: LoginSubject, method: string, flow: string) => {
-    const pair = await ctx.tokens.login(subject);
+    const ids = ctx.tokens.newIds();
     await auditFor(ctx, request, subject, {
       action: 'auth.login',
       object: `login:${method}`,
       decision: 'allow',
       reason: `${flow} login`,
-      details: { method, flow, session_id: pair.session_id, jti: pair.jti },
+      details: { method, flow, session_id: ids.session_id, jti: ids.jti },
     });
-    return pair;
+    return ctx.tokens.login(subject, ids);
   };
 
   app.post('/v1/auth/ldap', { config: pub, schema: { summary: 'Log in with a directory username and password', querystring: NoQuery, body: LdapLoginBody, response: { 200: TokenResponse } } }, async (request, reply) => {
@@ -97,7 +108,11 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
 
   app.get('/v1/auth/oidc/login', { config: pub, schema: { summary: 'Browser sign-in: redirects to the SSO provider', querystring: LoginQuery } }, async (request, reply) => {
     const oidc = requireOidc(ctx);
-    const returnTo = safeReturnTo((request.query as { return_to?: string }).return_to);
+    const given = (request.query as { return_to?: string }).return_to;
+    if (given !== undefined && !isLocalPath(given)) {
+      throw new GatehouseError('invalid_request', 'return_to: expected a path on this gateway (one leading /, no //, no backslash, no spaces or control characters, printable ASCII)', { field: 'querystring.return_to' });
+    }
+    const returnTo = given ?? DEFAULT_RETURN_TO;
     const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
     let start;
     try {
@@ -105,30 +120,55 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
     } catch (err) {
       throw err instanceof LoginError ? toHttpError(err) : err;
     }
-    await ctx.store.db.deleteFrom('oidc_requests').where('expires_at', '<', new Date().toISOString()).execute();
+    const now = ctx.tokens.clock();
+    // The sign-in belongs to this browser: only a callback that brings this cookie back completes it.
+    const binding = randomBytes(32).toString('base64url');
+    await ctx.store.db.deleteFrom('oidc_requests').where('expires_at', '<', new Date(now).toISOString()).execute();
     await ctx.store.db
       .insertInto('oidc_requests')
-      .values({ state: start.state, nonce: start.nonce, code_verifier: start.codeVerifier, return_to: returnTo, expires_at: new Date(Date.now() + OIDC_REQUEST_TTL_MS).toISOString() })
+      .values({ state: start.state, nonce: start.nonce, code_verifier: start.codeVerifier, return_to: returnTo, expires_at: new Date(now + OIDC_REQUEST_TTL_MS).toISOString(), binding_hash: sha256(binding) })
       .execute();
+    reply.setCookie(LOGIN_COOKIE, binding, { path: CALLBACK_PATH, httpOnly: true, secure: true, sameSite: 'lax', maxAge: OIDC_REQUEST_TTL_MS / 1000 });
     return reply.redirect(start.url, 302);
   });
 
   app.get(CALLBACK_PATH, { config: pub, schema: { summary: 'Browser sign-in: the SSO provider returns here', querystring: CallbackQuery } }, async (request, reply) => {
     const oidc = requireOidc(ctx);
-    const query = request.query as { state?: string; error?: string };
+    const query = request.query as { state?: string; code?: string; error?: string };
     const keys = [`ip:${request.ip}`];
     await throttled(request, reply, 'oidc', keys, null);
-    // One use only: the row is deleted whether the exchange then succeeds or not.
-    const saved = query.state ? await ctx.store.db.deleteFrom('oidc_requests').where('state', '=', query.state).returningAll().executeTakeFirst() : undefined;
+    const binding = request.cookies?.[LOGIN_COOKIE];
     let subject: LoginSubject;
+    let returnTo: string;
+    // Only the code exchange tries a credential (the code). A provider's ?error=, an unknown state,
+    // a missing code or another browser's link cost nothing to send: counting them would let anyone
+    // lock SSO for everybody behind one address.
+    let tried = false;
     try {
-      if (query.error) throw new LoginError(query.error === 'access_denied' ? 'access_denied' : 'provider_error', 'the SSO provider did not sign you in', `provider error ${query.error}`);
-      if (!saved || Date.parse(saved.expires_at) < Date.now()) throw new LoginError('invalid_state', 'this sign-in link is unknown or expired; start again', 'unknown or expired state');
+      const row = query.state ? await ctx.store.db.selectFrom('oidc_requests').selectAll().where('state', '=', query.state).executeTakeFirst() : undefined;
+      if (!row || Date.parse(row.expires_at) < ctx.tokens.clock()) {
+        if (query.error) throw providerRefusal(query.error);
+        throw new LoginError('invalid_state', 'this sign-in link is unknown or expired; start again', 'unknown or expired state');
+      }
+      // Another browser's link (login CSRF), or a browser whose cookie is gone: refused, and the
+      // sign-in is left for the browser that started it.
+      if (!binding || !row.binding_hash || !constantTimeEqual(sha256(binding), row.binding_hash)) {
+        throw new LoginError('browser_mismatch', 'this sign-in was started in another browser (or its cookie has expired); start again from your own browser', binding ? 'the sign-in cookie does not match the one set when this sign-in started' : 'no sign-in cookie: this browser did not start this sign-in');
+      }
+      // One use only: of two callbacks with the same state, one gets the row.
+      const saved = await ctx.store.db.deleteFrom('oidc_requests').where('state', '=', row.state).returningAll().executeTakeFirst();
+      if (!saved) throw new LoginError('invalid_state', 'this sign-in link is unknown or expired; start again', 'state already used');
+      reply.clearCookie(LOGIN_COOKIE, { path: CALLBACK_PATH });
+      if (query.error) throw providerRefusal(query.error);
+      if (!query.code) throw new LoginError('incomplete_callback', 'the SSO provider sent no sign-in code; start again', 'callback without code');
+      // Checked again: a row stored by an older gateway may hold what the login route now refuses.
+      returnTo = isLocalPath(saved.return_to) ? saved.return_to : DEFAULT_RETURN_TO;
       const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
       const url = new URL(`${redirectUri}?${new URLSearchParams(request.query as Record<string, string>).toString()}`);
+      tried = true;
       subject = await oidc.finishBrowserLogin(url, { state: saved.state, nonce: saved.nonce, codeVerifier: saved.code_verifier, redirectUri });
     } catch (err) {
-      return failed(request, 'oidc', err, keys, null);
+      return failed(request, 'oidc', err, keys, null, tried ? COUNTED : NOT_COUNTED);
     }
     const pair = await succeeded(request, subject, 'oidc', 'browser');
     const session = await ctx.sessions.create(pair.session_id);
@@ -136,23 +176,34 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
     reply.setCookie(SESSION_COOKIE, session.cookie, { ...cookie, httpOnly: true });
     // Readable by the page, which echoes it in x-csrf-token on every change.
     reply.setCookie(CSRF_COOKIE, session.csrf, { ...cookie, httpOnly: false });
-    return reply.redirect(saved!.return_to, 302);
+    return reply.redirect(returnTo, 302);
   });
 
   app.post('/v1/auth/token', { config: pub, schema: { summary: 'Trade a refresh token for a new pair (the old one stops working)', querystring: NoQuery, body: RefreshBody, response: { 200: TokenResponse } } }, async (request) => {
     try {
-      const pair = await ctx.tokens.refresh((request.body as { refresh_token: string }).refresh_token);
-      await auditFor(ctx, request, pair.subject, {
+      // Checked, recorded, then rotated: with the trail down the token stays unused and the client may retry.
+      const plan = await ctx.tokens.checkRefresh((request.body as { refresh_token: string }).refresh_token);
+      await auditFor(ctx, request, plan.subject, {
         action: 'token.refresh',
-        object: `session:${pair.session_id}`,
+        object: `session:${plan.session_id}`,
         decision: 'allow',
         reason: 'refresh token rotated',
-        details: { session_id: pair.session_id, jti: pair.jti },
+        details: { session_id: plan.session_id, jti: plan.jti },
       });
-      return tokenBody(pair);
+      return tokenBody(await ctx.tokens.rotate(plan));
     } catch (err) {
       if (!(err instanceof TokenError)) throw err;
-      await auditFor(ctx, request, undefined, { action: 'token.refresh', object: 'session:unknown', decision: 'deny', reason: err.reason, details: err.detail ? { detail: err.detail } : {} });
+      const owner = ownerFields(err.owner);
+      const session = err.owner?.session_id;
+      await auditFor(ctx, request, owner.identity, {
+        action: 'token.refresh',
+        object: `session:${session ?? 'unknown'}`,
+        decision: 'deny',
+        reason: err.reason,
+        details: { ...owner.details, ...(err.detail ? { detail: err.detail } : {}), ...(err.reason === 'reused' ? { login_revoked: true } : {}) },
+      });
+      // A used token presented again was stolen or replayed: the login ends, once that is recorded.
+      if (err.reason === 'reused' && session) await ctx.tokens.revoke(session, 'refresh token reused');
       throw new GatehouseError('unauthenticated', err.reason === 'reused' ? 'this refresh token was already used; the login has been ended for safety, log in again' : 'invalid or expired refresh token; log in again');
     }
   });
@@ -160,7 +211,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.post('/v1/auth/logout', { config: pub, schema: { summary: 'End the login: refresh tokens, access tokens, the browser session and its certificates', querystring: NoQuery, body: LogoutBody } }, async (request, reply) => {
     const body = (request.body ?? {}) as { refresh_token?: string };
     let sessionId: string | undefined;
-    let identity;
+    let identity: Identity | undefined;
     if (request.headers.authorization || request.cookies?.[SESSION_COOKIE]) {
       try {
         identity = await ctx.authenticate(request);
@@ -170,18 +221,36 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       }
     }
     if (!sessionId && body.refresh_token) {
-      const row = await ctx.store.db.selectFrom('refresh_tokens').select('family_id').where('hash', '=', sha256(body.refresh_token)).executeTakeFirst();
+      const row = await ctx.store.db.selectFrom('refresh_tokens').select('family_id').where('hash', '=', sha256(body.refresh_token)).where('kind', '=', 'refresh').executeTakeFirst();
       sessionId = row?.family_id;
     }
     if (!sessionId) throw new GatehouseError('unauthenticated', 'nothing to log out: present the access token, the session cookie or the refresh token');
+    // Who logs out: the presented credential's person, else the owner of the refresh token (ours, found by its hash).
+    const family = await ctx.tokens.family(sessionId);
+    const actor = identity ?? subjectOf(family);
+    const certs = await ctx.store.db.selectFrom('client_certificates').select(['serial', 'user']).where('family_id', '=', sessionId).where('revoked_at', 'is', null).execute();
+    const serials = certs.map((c) => c.serial);
+    // Recorded first, in one commit (one turn of the event loop): the logout and each certificate it revokes.
+    await Promise.all([
+      auditFor(ctx, request, actor, { action: 'auth.logout', object: `session:${sessionId}`, decision: 'allow', reason: 'logout', details: { session_id: sessionId, certificates_revoked: serials } }),
+      ...certs.map((c) =>
+        auditFor(ctx, request, actor, { action: 'cert.revoke', object: `cert:${c.serial}`, decision: 'allow', reason: 'its login was logged out', details: { serial: c.serial, owner: c.user, session_id: sessionId } }),
+      ),
+    ]);
     await ctx.tokens.revoke(sessionId, 'logout');
-    const certs = await ctx.store.db.updateTable('client_certificates').set({ revoked_at: new Date().toISOString(), revoked_by: identity?.user ?? 'logout' }).where('family_id', '=', sessionId).where('revoked_at', 'is', null).returning('serial').execute();
-    for (const c of certs) ctx.authenticate.forgetCertificate(c.serial);
-    await auditFor(ctx, request, identity, { action: 'auth.logout', object: `session:${sessionId}`, decision: 'allow', reason: 'logout', details: { session_id: sessionId, certificates_revoked: certs.map((c) => c.serial) } });
+    if (serials.length > 0) {
+      await ctx.store.db.updateTable('client_certificates').set({ revoked_at: new Date(ctx.tokens.clock()).toISOString(), revoked_by: actor.user }).where('serial', 'in', serials).where('revoked_at', 'is', null).execute();
+    }
+    for (const serial of serials) ctx.authenticate.forgetCertificate(serial);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     reply.clearCookie(CSRF_COOKIE, { path: '/' });
     return { status: 'logged_out', session_id: sessionId };
   });
+}
+
+/** The provider's ?error= on the callback: recorded as a plain code (or its hash), never as sent. */
+function providerRefusal(error: string): LoginError {
+  return new LoginError(error === 'access_denied' ? 'access_denied' : 'provider_error', 'the SSO provider did not sign you in', `provider error ${codeOrHash(error)}`);
 }
 
 function requireOidc(ctx: RouteContext) {
@@ -193,10 +262,21 @@ function tokenBody(pair: { access_token: string; refresh_token: string; token_ty
   return { access_token: pair.access_token, refresh_token: pair.refresh_token, token_type: pair.token_type, expires_in: pair.expires_in };
 }
 
-/** Only a path on this gateway: an absolute URL here would make the sign-in an open redirect. */
-function safeReturnTo(value: string | undefined): string {
-  if (!value || !value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return '/v1/whoami';
-  return value;
+/**
+ * Only a path on this gateway: an absolute URL would make the sign-in an open redirect, and a
+ * browser reads `/<tab>/evil.example` or `/\\evil.example` as `//evil.example`. So: one leading
+ * slash, printable ASCII without spaces, no `//` and no backslash anywhere, and it must resolve to
+ * this origin.
+ */
+export function isLocalPath(value: string): boolean {
+  if (value.length === 0 || value.length > 2048) return false;
+  if (!/^\/[\x21-\x7e]*$/.test(value) || value.includes('//') || value.includes('\\')) return false;
+  try {
+    const base = 'https://gatehouse.invalid';
+    return new URL(value, base).origin === base;
+  } catch {
+    return false;
+  }
 }
 
 function toHttpError(err: LoginError): GatehouseError {
@@ -216,6 +296,10 @@ function toHttpError(err: LoginError): GatehouseError {
       return new GatehouseError('slow_down', 'polling too fast; wait longer between polls');
     case 'access_denied':
       return new GatehouseError('access_denied', 'the login was refused at the SSO provider');
+    case 'browser_mismatch':
+      return new GatehouseError('forbidden', err.message);
+    case 'incomplete_callback':
+      return new GatehouseError('invalid_request', err.message, { field: 'querystring.code' });
     case 'expired':
       return new GatehouseError('expired_token', 'the login code expired; start again');
     default:

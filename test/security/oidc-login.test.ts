@@ -1,0 +1,164 @@
+// The browser sign-in (authorization code + PKCE) against the real development OIDC provider and
+// the gateway's identity routes, built in this process: the sign-in is bound to the browser that
+// started it (login CSRF), return_to is a local path or a 400, and a callback in which nobody's
+// credentials were tried does not count towards the address lockout, while real failures still do.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
+import type { Response } from '../support/https.js';
+import { completeCodeFlow } from '../support/oidc-browser.js';
+import { passwordOf, PEOPLE, type Slapd, startSlapd } from '../support/slapd.js';
+
+const LOGIN_COOKIE = 'gatehouse_oidc';
+let app: IdentityApp;
+
+const setCookies = (r: Response): string[] => ([] as string[]).concat(r.headers['set-cookie'] ?? []);
+const cookieValue = (r: Response, name: string): string | undefined => setCookies(r).find((c) => c.startsWith(`${name}=`))?.split(';')[0]!.slice(name.length + 1);
+
+/** A browser's start of the sign-in: the IdP URL it is sent to and the cookie the gateway set. */
+async function startSignIn(a: IdentityApp, returnTo = '/v1/whoami'): Promise<{ location: string; binding: string; response: Response }> {
+  const response = await a.call(`/v1/auth/oidc/login?return_to=${encodeURIComponent(returnTo)}`);
+  expect(response.status, response.body).toBe(302);
+  return { location: String(response.headers.location), binding: cookieValue(response, LOGIN_COOKIE) ?? '', response };
+}
+
+const callback = (a: IdentityApp, url: URL, cookie?: string) => a.call(`${url.pathname}${url.search}`, cookie === undefined ? {} : { headers: { cookie } });
+const rows = async (a: IdentityApp) => (await a.store.db.selectFrom('oidc_requests').select('state').execute()).length;
+
+beforeAll(async () => {
+  app = await startIdentityApp({ sso: true });
+}, 60_000);
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('the sign-in is bound to the browser that started it (login CSRF)', () => {
+  it('sets a short-lived HttpOnly, Secure, SameSite=Lax cookie at the start', async () => {
+    const { response } = await startSignIn(app);
+    const line = setCookies(response).find((c) => c.startsWith(`${LOGIN_COOKIE}=`));
+    expect(line).toBeDefined();
+    expect(line).toMatch(/;\s*HttpOnly/i);
+    expect(line).toMatch(/;\s*Secure/i);
+    expect(line).toMatch(/;\s*SameSite=Lax/i);
+    const maxAge = Number(/Max-Age=(\d+)/i.exec(line!)?.[1]);
+    expect(maxAge).toBeGreaterThan(0);
+    expect(maxAge).toBeLessThanOrEqual(600);
+    // Stored as a hash: the cookie's value is nowhere in the store.
+    const stored = JSON.stringify(await app.store.db.selectFrom('oidc_requests').selectAll().execute());
+    expect(stored).not.toContain(cookieValue(response, LOGIN_COOKIE)!);
+  });
+
+  it("refuses another person's callback link in a browser that did not start it, and audits the refusal", async () => {
+    // The attacker signs in as dave in their own browser but stops before the callback...
+    const attacker = await startSignIn(app);
+    const link = await completeCodeFlow(attacker.location, { username: 'dave', password: 'dave-demo' });
+    // ...and the victim's browser opens it: without the cookie, and with the cookie of its own sign-in.
+    const victim = await startSignIn(app);
+    for (const cookie of [undefined, `${LOGIN_COOKIE}=${victim.binding}`, `${LOGIN_COOKIE}=`]) {
+      const landed = await callback(app, link, cookie);
+      expect(landed.status, landed.body).toBe(403);
+      expect(landed.json()).toMatchObject({ error: 'forbidden' });
+      expect(landed.json<{ message: string }>().message).toMatch(/browser/);
+      expect(cookieValue(landed, 'gatehouse_session')).toBeUndefined();
+    }
+    const events = app.events();
+    expect(events.filter((e) => e.action === 'auth.login' && e.actor.user === 'dave')).toEqual([]);
+    expect(events.filter((e) => e.action === 'auth.login_failed' && e.reason === 'browser_mismatch')).toHaveLength(3);
+    // The link still works in the browser that started it (the victim could not use it up), once.
+    const own = await callback(app, link, `${LOGIN_COOKIE}=${attacker.binding}`);
+    expect(own.status, own.body).toBe(302);
+    expect(cookieValue(own, 'gatehouse_session')).toBeTruthy();
+    // The binding cookie is cleared once used.
+    expect(setCookies(own).find((c) => c.startsWith(`${LOGIN_COOKIE}=`))).toMatch(/Expires=Thu, 01 Jan 1970|Max-Age=0/i);
+    expect((await callback(app, link, `${LOGIN_COOKIE}=${attacker.binding}`)).status).toBe(401);
+  });
+});
+
+describe('return_to is a path on this gateway, or a 400', () => {
+  const refused = ['/\t/evil.example', '/\n/evil.example', '/\r\nSet-Cookie: x=y', '//evil.example', '/\\evil.example', '\\\\evil.example', 'https://evil.example', 'javascript:alert(1)', '/ok/../\\evil', '/a//evil.example', '/ space', '/caf\u00e9', 'evil.example', '/\u0000'];
+  for (const value of refused) {
+    it(`refuses ${JSON.stringify(value)} and starts nothing`, async () => {
+      const before = await rows(app);
+      const r = await app.call(`/v1/auth/oidc/login?return_to=${encodeURIComponent(value)}`);
+      expect(r.status, r.body).toBe(400);
+      expect(r.json()).toMatchObject({ error: 'invalid_request', field: 'querystring.return_to' });
+      expect(r.headers.location).toBeUndefined();
+      expect(setCookies(r).find((c) => c.startsWith(`${LOGIN_COOKIE}=`))).toBeUndefined();
+      expect(await rows(app)).toBe(before);
+    });
+  }
+
+  it('refuses the literal %09 and %0a spellings of the report', async () => {
+    for (const raw of ['/%09/evil.example', '/%0a/evil.example', '/%0d%0a/evil.example']) {
+      const r = await app.call(`/v1/auth/oidc/login?return_to=${raw}`);
+      expect(r.status, `${raw}: ${r.body}`).toBe(400);
+    }
+  });
+
+  it('keeps a local path with a query and lands there after the sign-in', async () => {
+    const start = await startSignIn(app, '/v1/whoami?x=1&y=a:b');
+    const link = await completeCodeFlow(start.location, { username: 'carol', password: 'carol-demo' });
+    const landed = await callback(app, link, `${LOGIN_COOKIE}=${start.binding}`);
+    expect(landed.status, landed.body).toBe(302);
+    expect(landed.headers.location).toBe('/v1/whoami?x=1&y=a:b');
+  });
+
+  it('checks return_to again before the redirect (a row stored by an older gateway): the default, never a 500', async () => {
+    const start = await startSignIn(app);
+    await app.store.db.updateTable('oidc_requests').set({ return_to: '/\n/evil.example' }).execute();
+    const link = await completeCodeFlow(start.location, { username: 'carol', password: 'carol-demo' });
+    const landed = await callback(app, link, `${LOGIN_COOKIE}=${start.binding}`);
+    expect(landed.status, landed.body).toBe(302);
+    expect(landed.headers.location).toBe('/v1/whoami');
+  });
+});
+
+describe('the address lockout counts tried credentials only', () => {
+  let locked: IdentityApp;
+  let slapd: Slapd;
+  beforeAll(async () => {
+    slapd = await startSlapd();
+    locked = await startIdentityApp({
+      sso: true,
+      config: {
+        login: { max_failures: 100, max_failures_per_address: 3, slowdown_after: 100 },
+        ldap: { url: slapd.url, start_tls: true, ca_file: slapd.caFile, bind_dn: slapd.bindDn, bind_password: slapd.bindPassword, user_base: PEOPLE },
+      },
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await locked?.close();
+    await slapd?.stop();
+  });
+
+  it('does not lock SSO after many error, unknown-state and code-less callbacks', async () => {
+    const junk = ['error=access_denied', 'error=access_denied&error_description=x', 'error=server_error&state=nope', 'state=unknown-state&code=abc', 'code=abc', '', 'state=unknown-state'];
+    for (let i = 0; i < 4; i++) {
+      for (const q of junk) {
+        const r = await locked.call(`/v1/auth/oidc/callback?${q}`);
+        expect(r.status, `${q}: ${r.body}`).not.toBe(429);
+        expect(r.status, q).toBeGreaterThanOrEqual(400);
+        expect(r.status, q).toBeLessThan(500);
+      }
+    }
+    const start = await startSignIn(locked);
+    const link = await completeCodeFlow(start.location, { username: 'alice', password: 'alice-demo' });
+    const landed = await callback(locked, link, `${LOGIN_COOKIE}=${start.binding}`);
+    expect(landed.status, landed.body).toBe(302);
+    expect(locked.events().filter((e) => e.action === 'auth.login_failed' && e.reason === 'throttled')).toEqual([]);
+  });
+
+  it('still locks the address after real failures: a forged code on a genuine sign-in, wrong passwords', async () => {
+    // A code the provider never issued, on a sign-in this browser did start: a credential tried.
+    const start = await startSignIn(locked);
+    const state = new URL(start.location).searchParams.get('state')!;
+    const forged = await locked.call(`/v1/auth/oidc/callback?state=${state}&code=forged-code`, { headers: { cookie: `${LOGIN_COOKIE}=${start.binding}` } });
+    expect(forged.status).toBe(401);
+    for (const password of ['guess-1', 'guess-2']) {
+      const r = await locked.call('/v1/auth/ldap', { method: 'POST', body: JSON.stringify({ username: 'alice', password }), headers: { 'content-type': 'application/json' } });
+      expect(r.status).toBe(401);
+    }
+    const right = await locked.call('/v1/auth/ldap', { method: 'POST', body: JSON.stringify({ username: 'alice', password: passwordOf('alice') }), headers: { 'content-type': 'application/json' } });
+    expect(right.status).toBe(429);
+    expect((await locked.call('/v1/auth/oidc/callback?error=access_denied')).status).toBe(429);
+  });
+});
