@@ -247,7 +247,7 @@ describe('the writer thread', () => {
 });
 
 describe('what events may hold', () => {
-  it('keeps odd but legal values verifiable, and refuses secrets and malformed events before they share a commit', async () => {
+  it('keeps odd but legal values verifiable, redacts secrets, and refuses malformed events before they share a commit', async () => {
     const dir = join(root, 'odd');
     const trail = await AuditTrail.open({ dir, key, checkpointMs: 60_000 });
     const base = input(1);
@@ -255,13 +255,15 @@ describe('what events may hold', () => {
     await trail.record({ ...base, reason: 'half a pair: \ud800', details: { sparse: [1, , 3], at: new Date(0), zero: -0, big: 1e21, line: '\u2028' } });
     // A job name that merely starts like a token is not one.
     await trail.record({ ...base, details: { name: 'eyetracking_daily.v1.2' } });
-    await expect(trail.record({ ...base, details: { note: 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2ln' } })).rejects.toThrow(/token or a private key/);
+    // A token is replaced, and the event still recorded, saying which field was (test/security/audit-redaction.test.ts).
+    const redacted = await trail.record({ ...base, details: { note: 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2ln' } });
+    expect(redacted.details).toEqual({ note: '[redacted: jwt]', redacted: ['event.details.note'] });
     await expect(trail.record({ ...base, object: undefined as unknown as string })).rejects.toThrow(TypeError);
     await expect(trail.record({ ...base, actor: { ...base.actor, groups: [1 as unknown as string] } })).rejects.toThrow(TypeError);
     expect(trail.health().available).toBe(true); // a refused event does not take the trail down
     const report = await trail.verify();
     await trail.close();
-    expect(report).toMatchObject({ ok: true, events: 2 });
+    expect(report).toMatchObject({ ok: true, events: 3 });
     const db = openAuditDb(dir, { readonly: true });
     const first = db.prepare('select reason, details from audit_events where id = 1').get() as { reason: string; details: string };
     db.close();

@@ -1,11 +1,13 @@
 // src/audit's face: `record(event)` through an AuditRecorder (the AuditTrail), `query(filter)`,
 // export, verify and retention of the hash-chained trail.
 export type { AuditActor, AuditDecision, AuditEvent, AuditInput, AuditRecorder } from './event.js';
-export { AuditSecretError, assertNoSecrets } from './secrets.js';
+export { redactSecrets, secretKind } from './secrets.js';
 export { actorOf, recordOrFail, SYSTEM_ACTOR } from './record.js';
 export { AuditTrail, AuditUnavailableError, type TrailHealth, type TrailOptions } from './trail.js';
-export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk } from './signing-key.js';
-export { type VerifyProblem, type VerifyReport, verifyTrail } from './verify.js';
+export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk, rotateAuditKey } from './signing-key.js';
+export { type VerifyOptions, type VerifyProblem, type VerifyReport, verifyTrail } from './verify.js';
+export { TrailTamperedError } from './writer.js';
+export { readWitness } from './witness.js';
 export { type ArchiveReport, verifyArchive } from './archive-verify.js';
 export type { ArchiveResult } from './retention.js';
 export { openAuditDb } from './schema.js';

@@ -1,7 +1,9 @@
 // Retention: the oldest events go to a JSONL archive that verifies on its own (a header with the
 // chain's starting hash and the public key, the events, and signed checkpoints including one on
 // its last event), and only once that file is on disk are they deleted. The anchor row then says
-// where the remaining chain starts, so it still verifies.
+// where the remaining chain starts, so it still verifies; its checkpoint names the archive file and
+// the file's SHA-256, so verify checks the archive is there and unchanged.
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventOf } from './chain.js';
@@ -34,7 +36,7 @@ export function archiveBefore(writer: TrailWriter, before: number, archiveDir: s
   const chunk = rows.slice(0, n);
   const first = chunk[0]!;
   const last = chunk[n - 1]!;
-  const boundary = writer.signAt(last.id, last.hash);
+  writer.signAt(last.id, last.hash); // the archive signs its own last event
   const checkpoints = db.prepare('select jws from audit_checkpoints where event_id between ? and ? order by event_id').all(first.id, last.id) as { jws: string }[];
 
   mkdirSync(archiveDir, { recursive: true, mode: 0o700 });
@@ -45,9 +47,12 @@ export function archiveBefore(writer: TrailWriter, before: number, archiveDir: s
     archive: { format: 1, from_id: first.id, to_id: last.id, prev_hash: first.prev_hash, created_at: new Date().toISOString(), key: writer.publicJwk },
   };
   const fd = openSync(partial, 'w', 0o600);
+  let sha256: string;
   try {
     const lines = [JSON.stringify(header), ...chunk.map((r) => JSON.stringify(eventOf(r))), ...checkpoints.map((c) => JSON.stringify({ checkpoint: c.jws }))];
-    writeSync(fd, `${lines.join('\n')}\n`);
+    const text = `${lines.join('\n')}\n`;
+    sha256 = createHash('sha256').update(text).digest('hex');
+    writeSync(fd, text);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -60,10 +65,16 @@ export function archiveBefore(writer: TrailWriter, before: number, archiveDir: s
     closeSync(dirFd);
   }
 
+  // The anchor's own checkpoint names the file and its digest: verify finds a removed or edited
+  // archive, and an anchor that no archive run signed.
+  const anchor = writer.signAt(last.id, last.hash, new Date(), { file: name, sha256, from_id: first.id, to_id: last.id });
+  // Checkpoints go in chain order, so the chain left in the trail has no hole: those numbered
+  // below the first one that signs a remaining event (they all sign archived events).
+  const keepFrom = (db.prepare('select min(seq) as seq from audit_checkpoints where event_id > ? and seq is not null').get(last.id) as { seq: number | null }).seq ?? anchor.seq!;
   db.transaction(() => {
     db.prepare('delete from audit_events where id <= ?').run(last.id);
-    db.prepare('delete from audit_checkpoints where event_id <= ?').run(last.id);
-    db.prepare('insert or replace into audit_anchor (one, event_id, hash, file, jws) values (1, ?, ?, ?, ?)').run(last.id, last.hash, name, boundary.jws);
+    db.prepare('delete from audit_checkpoints where event_id <= ? and (seq is null or seq < ?)').run(last.id, keepFrom);
+    db.prepare('insert or replace into audit_anchor (one, event_id, hash, file, jws) values (1, ?, ?, ?, ?)').run(last.id, last.hash, name, anchor.jws);
   })();
   return { file, from_id: first.id, to_id: last.id, events: n };
 }

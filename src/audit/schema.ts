@@ -47,6 +47,22 @@ const MIGRATIONS: string[] = [
      file text not null,              -- the archive holding it
      jws text not null                -- the checkpoint that signs event_id and hash
    );`,
+  // Checkpoints chain (each signs its number and the previous one's digest), and an archive run
+  // signs a second checkpoint at the same event naming its file: keyed by row, not by event.
+  `alter table audit_checkpoints rename to audit_checkpoints_v1;
+   create table audit_checkpoints (
+     row integer primary key,
+     seq integer unique,              -- its number in the checkpoint chain, as signed (null: signed before checkpoints chained)
+     event_id integer not null,
+     hash text not null,
+     time integer not null,
+     kid text not null,
+     prev text,                       -- the previous checkpoint's digest, as signed
+     jws text not null                -- compact JWS (EdDSA) over {seq, prev, event_id, hash, time[, archive]}
+   );
+   insert into audit_checkpoints (event_id, hash, time, kid, jws) select event_id, hash, time, kid, jws from audit_checkpoints_v1 order by event_id;
+   drop table audit_checkpoints_v1;
+   create index audit_checkpoints_event on audit_checkpoints(event_id);`,
 ];
 
 export interface AuditDbOptions {

@@ -12,7 +12,7 @@ import type { Checkpoint } from './checkpoint.js';
 import type { AuditEvent, AuditInput, AuditRecorder } from './event.js';
 import type { ArchiveResult } from './retention.js';
 import { AUDIT_FILE } from './schema.js';
-import { assertNoSecrets } from './secrets.js';
+import { redactSecrets } from './secrets.js';
 import type { AuditSigningKey } from './signing-key.js';
 import { join } from 'node:path';
 import { verifyInWorker } from './verify-thread.js';
@@ -35,6 +35,10 @@ export interface TrailOptions {
   log?: TrailLog;
   /** How often a refused trail is tried again. */
   probeMs?: number;
+  /** audit.witness_file: every checkpoint is appended there too, and the trail must agree with it to open. */
+  witnessFile?: string;
+  /** audit.archive_dir: where verify finds the anchor's archive. */
+  archiveDir?: string;
 }
 
 export interface TrailHealth {
@@ -129,7 +133,13 @@ export class AuditTrail implements AuditRecorder {
 
   /** A writer thread; `ready` hears once whether it opened the trail. */
   private startWorker(ready: (err?: Error) => void): Worker {
-    const data: WriterData = { dir: this.options.dir, keyPem: this.options.key.pem, checkpointMs: this.options.checkpointMs };
+    const data: WriterData = {
+      dir: this.options.dir,
+      keyPem: this.options.key.pem,
+      knownKeys: [...this.options.key.known].map(([kid, key]) => [kid, key.export({ format: 'pem', type: 'spki' }).toString()]),
+      checkpointMs: this.options.checkpointMs,
+      ...(this.options.witnessFile ? { witnessFile: this.options.witnessFile } : {}),
+    };
     const worker = new Worker(workerFile('writer-worker'), { workerData: data, name: 'audit-writer' });
     let started = false;
     worker.on('message', (m: FromWriter) => {
@@ -186,10 +196,14 @@ export class AuditTrail implements AuditRecorder {
     return join(this.options.dir, AUDIT_FILE);
   }
 
-  record(input: AuditInput): Promise<AuditEvent> {
+  record(given: AuditInput): Promise<AuditEvent> {
+    let input: AuditInput;
     try {
-      assertNoSecrets(input);
-      assertShape(input);
+      assertShape(given);
+      // A secret-looking value is replaced, never a reason to refuse: the event is still recorded.
+      const { value, redacted } = redactSecrets(given);
+      input = redacted.length === 0 ? given : { ...value, details: { ...value.details, redacted } };
+      if (redacted.length > 0) this.log.warn({ action: input.action, redacted }, 'audit event: secret-looking values redacted');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -347,6 +361,11 @@ export class AuditTrail implements AuditRecorder {
     return this.options.key.jwk;
   }
 
+  /** Every audit key's public half, current first, then the retired ones: all go in the JWKS. */
+  get publicJwks(): AuditSigningKey['jwks'] {
+    return this.options.key.jwks;
+  }
+
   available(): boolean {
     return this.down === null && this.closed === null;
   }
@@ -364,9 +383,9 @@ export class AuditTrail implements AuditRecorder {
     return this.readConnection;
   }
 
-  /** Verifies the whole trail on a thread of its own, against the live head. */
-  verify(keys: ReadonlyMap<string, KeyObject> = new Map([[this.options.key.kid, this.options.key.publicKey]])): Promise<VerifyReport> {
-    return verifyInWorker(workerFile('verify-worker'), this.options.dir, keys, this.headNow);
+  /** Verifies the whole trail on a thread of its own, against the live head, the witness and the anchor's archive. */
+  verify(keys: ReadonlyMap<string, KeyObject> = this.options.key.known): Promise<VerifyReport> {
+    return verifyInWorker(workerFile('verify-worker'), this.options.dir, keys, this.headNow, { archiveDir: this.options.archiveDir, witnessFile: this.options.witnessFile });
   }
 
   /** Archives (and then deletes) up to `maxEvents` events recorded before `before`. */

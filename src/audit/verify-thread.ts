@@ -8,10 +8,18 @@ export interface VerifyJob {
   dir: string;
   keys: [kid: string, spkiPem: string][];
   liveHead: { id: number; hash: string } | null;
+  archiveDir?: string | undefined;
+  witnessFile?: string | undefined;
 }
 
-export function verifyInWorker(file: string, dir: string, keys: ReadonlyMap<string, KeyObject>, liveHead: { id: number; hash: string } | null): Promise<VerifyReport> {
-  const job: VerifyJob = { dir, keys: [...keys].map(([kid, key]) => [kid, key.export({ format: 'pem', type: 'spki' }).toString()]), liveHead };
+export function verifyInWorker(
+  file: string,
+  dir: string,
+  keys: ReadonlyMap<string, KeyObject>,
+  liveHead: { id: number; hash: string } | null,
+  where: { archiveDir?: string | undefined; witnessFile?: string | undefined } = {},
+): Promise<VerifyReport> {
+  const job: VerifyJob = { dir, keys: [...keys].map(([kid, key]) => [kid, key.export({ format: 'pem', type: 'spki' }).toString()]), liveHead, ...where };
   return new Promise((resolve, reject) => {
     const worker = new Worker(file, { workerData: job, name: 'audit-verify' });
     worker.once('message', (m: { report?: VerifyReport; error?: string }) => (m.report ? resolve(m.report) : reject(new Error(m.error ?? 'verify failed'))));

@@ -8,7 +8,7 @@ const job = workerData as VerifyJob;
 try {
   const db = openAuditDb(job.dir, { readonly: true });
   try {
-    parentPort!.postMessage({ report: verifyTrail(db, keysOf(job), { liveHead: job.liveHead }) });
+    parentPort!.postMessage({ report: verifyTrail(db, keysOf(job), { liveHead: job.liveHead, ...(job.archiveDir ? { archiveDir: job.archiveDir } : {}), ...(job.witnessFile ? { witnessFile: job.witnessFile } : {}) }) });
   } finally {
     db.close();
   }

@@ -2,13 +2,27 @@
 // named: edited, missing, inserted, reordered, a broken link, a truncated tail, a bad checkpoint or
 // anchor. One tampered event is one problem: the scan goes on from the stored hash, and follows a
 // renumbering (an insertion or deletion that shifted later ids) instead of flagging every event after it.
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { GENESIS_HASH, hashRow } from './chain.js';
-import { type Checkpoint, openCheckpoint, readCheckpoint, signatureProblem } from './checkpoint.js';
+import { type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signatureProblem } from './checkpoint.js';
 import type { AuditRow } from './schema.js';
+import { readWitness } from './witness.js';
 
-export type ProblemKind = 'edited' | 'missing' | 'inserted' | 'reordered' | 'broken_link' | 'truncated' | 'bad_checkpoint' | 'bad_anchor';
+export type ProblemKind =
+  | 'edited'
+  | 'missing'
+  | 'inserted'
+  | 'reordered'
+  | 'broken_link'
+  | 'truncated'
+  | 'bad_checkpoint'
+  | 'missing_checkpoint'
+  | 'bad_anchor'
+  | 'missing_archive'
+  | 'witness_mismatch';
 
 export interface VerifyProblem {
   event_id: number | null;
@@ -22,10 +36,13 @@ export interface VerifyReport {
   first_id: number | null;
   last_id: number | null;
   checkpoints: number;
-  last_checkpoint: { event_id: number; time: string } | null;
+  /** The newest signed checkpoint (seq: its number in the checkpoint chain). */
+  last_checkpoint: { event_id: number; time: string; seq?: number } | null;
   /** Events after the last checkpoint: a truncation among them is caught only by the live head. */
   unsigned_tail: number;
   anchor: { event_id: number; file: string } | null;
+  /** The witness the trail was checked against: its file and how many checkpoints it holds. */
+  witness?: { file: string; checkpoints: number; last_seq: number | null };
   problems: VerifyProblem[];
   /** Problems beyond the first MAX_PROBLEMS are counted, not listed. */
   more_problems: number;
@@ -34,9 +51,11 @@ export interface VerifyReport {
 
 const MAX_PROBLEMS = 100;
 
-/** A signed checkpoint, as stored or as an archive line. */
+/** A signed checkpoint, as stored (with the columns it is stored under) or as an archive line. */
 interface SignedPoint {
   jws: string;
+  event_id?: number;
+  seq?: number | null;
 }
 
 export class ChainChecker {
@@ -70,44 +89,139 @@ export class ChainChecker {
   }
 
   /**
-   * The newest checkpoint whose signature holds vouches, through the chain, for every event before
-   * it; so only its signature is checked up front, and an older one's only where the chain
-   * disagrees with it (to tell a rewrite from a forged checkpoint). A signature check costs more
-   * than hashing an event, and a trail keeps one checkpoint every few seconds.
+   * Chained checkpoints vouch for each other: the newest one's signature is checked, and each one
+   * below must be the checkpoint the one above names by digest (a hash, not a signature, per
+   * checkpoint). A number missing from the chain is a deleted checkpoint (in the trail, where the
+   * chain is kept whole; an archive holds only the checkpoints of its events). Below a hole, or a
+   * replaced checkpoint, the next one is checked by its own signature.
+   * Checkpoints from before the chain (no number): the newest one's signature is checked up front,
+   * an older one's only where the chain of events disagrees with it (to tell a rewrite from a
+   * forged checkpoint); a signature check costs more than hashing an event.
    */
-  checkpoints(points: Iterable<SignedPoint>, storedEventId?: (cp: Checkpoint) => boolean): void {
-    const read: Checkpoint[] = [];
+  checkpoints(points: Iterable<SignedPoint>, options: { stored?: boolean; whole?: boolean } = {}): void {
+    const numbered = new Map<number, Checkpoint[]>();
+    const legacy: Checkpoint[] = [];
     for (const p of points) {
       const opened = readCheckpoint(p.jws);
       if ('problem' in opened) {
-        this.problem(null, 'bad_checkpoint', `a checkpoint is ${opened.problem}`);
+        this.problem(p.event_id ?? null, 'bad_checkpoint', `a checkpoint is ${opened.problem}`);
         continue;
       }
       const cp = opened.checkpoint;
-      if (storedEventId && !storedEventId(cp)) {
-        this.problem(cp.event_id, 'bad_checkpoint', `the checkpoint stored for #${cp.event_id} signs a different event`);
+      if (options.stored && (p.event_id !== cp.event_id || (p.seq ?? null) !== (cp.seq ?? null))) {
+        this.problem(p.event_id ?? cp.event_id, 'bad_checkpoint', `the checkpoint stored for #${p.event_id}${p.seq ? ` as number ${p.seq}` : ''} signs a different event or number`);
         continue;
       }
-      read.push(cp);
+      if (cp.seq === undefined) legacy.push(cp);
+      else numbered.set(cp.seq, [...(numbered.get(cp.seq) ?? []), cp]);
     }
-    read.sort((a, b) => a.event_id - b.event_id);
-    while (read.length > 0) {
-      const newest = read.at(-1)!;
+    const seqs = [...numbered.keys()].sort((a, b) => a - b);
+    let above: Checkpoint | null = null;
+    for (let i = seqs.length - 1; i >= 0; i--) {
+      const seq = seqs[i]!;
+      const candidates = numbered.get(seq)!;
+      const upper = seqs[i + 1];
+      if (options.whole && upper !== undefined && upper !== seq + 1) {
+        const next = numbered.get(upper)![0]!;
+        this.problem(next.event_id, 'missing_checkpoint', `checkpoint${upper - seq > 2 ? `s ${seq + 1}..${upper - 1} are` : ` ${seq + 1} is`} missing (deleted): the trail holds checkpoint ${seq}, then ${upper} (for #${next.event_id})`);
+      }
+      let chosen: Checkpoint | null = null;
+      if (above && above.seq === seq + 1) {
+        const prev: string | null | undefined = (above as Checkpoint).prev;
+        chosen = candidates.find((c) => checkpointDigest(c.jws) === prev) ?? null;
+        for (const c of candidates) {
+          if (c === chosen) continue;
+          const why = signatureProblem(c.jws, this.keys);
+          this.problem(c.event_id, 'bad_checkpoint', `checkpoint ${seq} (for #${c.event_id}) is not the one checkpoint ${seq + 1} follows: ${why ?? 'replaced by another checkpoint signed with an audit key'}`);
+        }
+      } else {
+        for (const c of candidates) {
+          const why = signatureProblem(c.jws, this.keys);
+          if (why === null && chosen === null) chosen = c;
+          else this.problem(c.event_id, 'bad_checkpoint', `checkpoint ${seq} (for #${c.event_id}) is ${why ?? 'a second checkpoint with the same number'}`);
+        }
+      }
+      above = chosen;
+      if (chosen) {
+        this.chain.set(seq, chosen);
+        this.signed.set(chosen.event_id, { hash: chosen.hash, source: `checkpoint ${seq}, signed at ${chosen.time}` });
+      }
+    }
+    const chainTop = Math.max(0, ...[...this.chain.values()].map((c) => c.event_id));
+    legacy.sort((a, b) => a.event_id - b.event_id);
+    while (legacy.length > 0 && legacy.at(-1)!.event_id > chainTop) {
+      const newest = legacy.at(-1)!;
       const problem = signatureProblem(newest.jws, this.keys);
       if (problem === null) break;
       this.problem(newest.event_id, 'bad_checkpoint', `the checkpoint for #${newest.event_id} is ${problem}`);
-      read.pop();
+      legacy.pop();
     }
-    for (const cp of read) {
+    const newestLegacy = legacy.at(-1);
+    for (const cp of legacy) {
+      const known = this.signed.get(cp.event_id);
+      const checked = cp === newestLegacy && cp.event_id > chainTop;
+      if (!known) this.signed.set(cp.event_id, { hash: cp.hash, source: `the checkpoint signed at ${cp.time}`, ...(checked ? {} : { jws: cp.jws }) });
+      else if (known.hash !== cp.hash) {
+        this.problem(cp.event_id, 'bad_checkpoint', `the checkpoint for #${cp.event_id} disagrees with ${known.source}: ${signatureProblem(cp.jws, this.keys) ?? 'both are signed with an audit key'}`);
+        continue;
+      }
       this.checkpointCount++;
-      this.signed.set(cp.event_id, { hash: cp.hash, source: `the checkpoint signed at ${cp.time}`, jws: cp.jws });
     }
-    const newest = read.at(-1);
-    if (newest) {
-      this.signed.get(newest.event_id)!.jws = undefined; // checked
-      this.lastCheckpoint = { event_id: newest.event_id, time: newest.time };
+    this.checkpointCount += this.chain.size;
+    const tops = [...this.chain.values(), ...(newestLegacy && newestLegacy.event_id > chainTop ? [newestLegacy] : [])];
+    const top = tops.sort((a, b) => b.event_id - a.event_id || (b.seq ?? 0) - (a.seq ?? 0))[0];
+    if (top) this.lastCheckpoint = { event_id: top.event_id, time: top.time, ...(top.seq !== undefined ? { seq: top.seq } : {}) };
+  }
+
+  /** The checkpoint chain as verified: by number. */
+  readonly chain = new Map<number, Checkpoint>();
+
+  /**
+   * The trail against a witness: every checkpoint the witness holds must be in the trail (the same
+   * JWS under its number) and its event must still have that hash; a witness ahead of the trail
+   * means checkpoints (and maybe events) were deleted. A witness line that is not signed by an
+   * audit key is reported, never believed.
+   */
+  witness(entries: readonly Checkpoint[], file: string, anchorId: number): void {
+    const seqs = [...this.chain.keys()];
+    const high = seqs.length > 0 ? Math.max(...seqs) : 0;
+    const low = seqs.length > 0 ? Math.min(...seqs) : 0;
+    let beyond: Checkpoint[] = [];
+    const signedOk = new Map<string, string | null>();
+    const signature = (c: Checkpoint) => {
+      if (!signedOk.has(c.jws)) signedOk.set(c.jws, signatureProblem(c.jws, this.keys));
+      return signedOk.get(c.jws)!;
+    };
+    for (const e of entries) {
+      if (e.seq !== undefined) {
+        const mine = this.chain.get(e.seq);
+        if (mine?.jws === e.jws) continue; // the trail vouches for it, and compares its event
+        const why = signature(e);
+        if (why !== null) {
+          this.problem(e.event_id, 'witness_mismatch', `the witness ${file} holds a checkpoint ${e.seq} that is ${why}: the witness was tampered with`);
+          continue;
+        }
+        if (mine) this.problem(e.event_id, 'witness_mismatch', `checkpoint ${e.seq} in the trail (for #${mine.event_id}) is not the one the witness holds (for #${e.event_id}, signed at ${e.time}): the trail's checkpoints were replaced`);
+        else if (e.seq > high) beyond.push(e);
+        else if (e.seq < low && e.event_id > anchorId) this.problem(e.event_id, 'missing_checkpoint', `checkpoint ${e.seq} (for #${e.event_id}), which the witness holds, is not in the trail`);
+      } else if (signature(e) !== null) {
+        continue; // an unsigned line of an old log: nothing to compare
+      }
+      if (e.event_id > anchorId) {
+        const had = this.witnessed.get(e.event_id);
+        if (!had) this.witnessed.set(e.event_id, { hash: e.hash, source: `the witness's checkpoint${e.seq !== undefined ? ` ${e.seq}` : ''} signed at ${e.time}` });
+      }
+    }
+    if (beyond.length > 0) {
+      beyond = beyond.sort((a, b) => a.seq! - b.seq!);
+      const first = beyond[0]!;
+      const last = beyond.at(-1)!;
+      this.problem(first.event_id, 'missing_checkpoint', `the witness ${file} holds checkpoint${beyond.length > 1 ? `s ${first.seq}..${last.seq}` : ` ${first.seq}`} (up to #${last.event_id}, signed at ${last.time}) but the trail's checkpoints end at ${high}: checkpoints were deleted from the trail`);
     }
   }
+
+  /** Hashes the witness holds, by event id, compared as the scan passes each event. */
+  private witnessed = new Map<number, { hash: string; source: string }>();
 
   expect(eventId: number, hash: string, source: string): void {
     if (!this.signed.has(eventId)) this.signed.set(eventId, { hash, source });
@@ -171,6 +285,8 @@ export class ChainChecker {
   }
 
   private after(row: AuditRow): void {
+    const witnessed = this.witnessed.get(row.id);
+    if (witnessed && witnessed.hash !== row.hash) this.problem(row.id, 'witness_mismatch', `event #${row.id} differs from ${witnessed.source}: the chain was rewritten at or before #${row.id}`);
     const signed = this.signed.get(row.id);
     if (signed && signed.hash !== row.hash) {
       const forged = signed.jws === undefined ? null : signatureProblem(signed.jws, this.keys);
@@ -195,6 +311,10 @@ export class ChainChecker {
     const lastSigned = this.lastCheckpoint;
     if (lastSigned && lastSigned.event_id > last) {
       this.problem(last + 1, 'truncated', `the trail ends at #${last}, but a checkpoint signed at ${lastSigned.time} covers #${lastSigned.event_id}: events #${last + 1}..#${lastSigned.event_id} were removed`);
+    }
+    const witnessTop = Math.max(0, ...this.witnessed.keys());
+    if (witnessTop > last && (!lastSigned || witnessTop > lastSigned.event_id)) {
+      this.problem(last + 1, 'truncated', `the trail ends at #${last}, but the witness holds a checkpoint for #${witnessTop}: events #${last + 1}..#${witnessTop} were removed`);
     }
     const head = extra.liveHead;
     if (head && head.id > last && (!lastSigned || head.id > lastSigned.event_id)) {
@@ -235,29 +355,60 @@ function markReorders(problems: VerifyProblem[]): void {
 
 const COLUMNS = 'id, time, user, groups, auth_method, ip, action, object, decision, reason, policy_version, request_id, details, prev_hash, hash';
 
+export interface VerifyOptions {
+  /** The gateway's head as it wrote it: a cut tail is found even with its checkpoints deleted. */
+  liveHead?: { id: number; hash: string } | null;
+  /** audit.archive_dir: the anchor's archive must be there, unchanged. Without it the file is not checked. */
+  archiveDir?: string;
+  /** A witness file (audit.witness_file, or a copy of the gateway log) the trail must agree with. */
+  witnessFile?: string;
+  onProgress?: (done: number) => void;
+}
+
 /** Verifies a trail database (a read-only connection is enough). */
-export function verifyTrail(db: Database.Database, keys: ReadonlyMap<string, KeyObject>, options: { liveHead?: { id: number; hash: string } | null; onProgress?: (done: number) => void } = {}): VerifyReport {
+export function verifyTrail(db: Database.Database, keys: ReadonlyMap<string, KeyObject>, options: VerifyOptions = {}): VerifyReport {
+  // Read before the snapshot: a checkpoint witnessed meanwhile is then in the snapshot too.
+  const witness = options.witnessFile !== undefined ? readWitnessFor(options.witnessFile) : undefined;
   // One read transaction: retention may move the anchor meanwhile, and the three reads must agree.
   db.exec('begin');
   try {
-    return verifySnapshot(db, keys, options);
+    return verifySnapshot(db, keys, options, witness);
   } finally {
     db.exec('commit');
   }
 }
 
-function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObject>, options: { liveHead?: { id: number; hash: string } | null; onProgress?: (done: number) => void }): VerifyReport {
+function readWitnessFor(file: string): { file: string; entries: Checkpoint[]; problem?: string; unreadable: { line: number; problem: string }[] } {
+  if (!existsSync(file)) return { file, entries: [], unreadable: [], problem: `the witness ${file} does not exist` };
+  const read = readWitness(file);
+  return { file, entries: read.entries, unreadable: read.unreadable };
+}
+
+function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObject>, options: VerifyOptions, witness: ReturnType<typeof readWitnessFor> | undefined): VerifyReport {
   const anchorRow = db.prepare('select event_id, hash, file, jws from audit_anchor').get() as { event_id: number; hash: string; file: string; jws: string } | undefined;
   const start = anchorRow ? { id: anchorRow.event_id, hash: anchorRow.hash } : { id: 0, hash: GENESIS_HASH };
   const checker = new ChainChecker(start, keys);
-  if (anchorRow) {
-    const opened = openCheckpoint(anchorRow.jws, keys);
-    if ('problem' in opened) checker.problem(anchorRow.event_id, 'bad_anchor', `the archive anchor's checkpoint is ${opened.problem}`);
-    else if (opened.checkpoint.event_id !== anchorRow.event_id || opened.checkpoint.hash !== anchorRow.hash) checker.problem(anchorRow.event_id, 'bad_anchor', `the archive anchor does not match its signed checkpoint (#${opened.checkpoint.event_id})`);
+  const stored = db.prepare('select seq, event_id, jws from audit_checkpoints order by row').all() as { seq: number | null; event_id: number; jws: string }[];
+  checker.checkpoints(stored, { stored: true, whole: true });
+  const anchorCp = anchorRow ? checkAnchor(checker, anchorRow, keys, options.archiveDir) : null;
+  // The chain left in the trail reaches back to its first checkpoint, or to the anchor's.
+  const seqs = [...checker.chain.keys()];
+  if (seqs.length > 0) {
+    const low = Math.min(...seqs);
+    const floor = anchorCp?.seq ?? 1;
+    if (low > floor) {
+      const first = checker.chain.get(low)!;
+      checker.problem(first.event_id, 'missing_checkpoint', `checkpoint${low - floor > 1 ? `s ${floor}..${low - 1} are` : ` ${floor} is`} missing (deleted): the trail's checkpoints start at ${low}${anchorCp ? `, after the anchor's checkpoint ${floor}` : ''}`);
+    }
+    if (anchorCp?.seq !== undefined && low <= anchorCp.seq && checker.chain.get(anchorCp.seq)?.jws !== anchorRow!.jws) {
+      checker.problem(anchorRow!.event_id, 'bad_anchor', `the anchor's checkpoint ${anchorCp.seq} is not the one in the trail's checkpoint chain`);
+    }
   }
-  const stored = db.prepare('select event_id, hash, jws from audit_checkpoints order by event_id').all() as { event_id: number; hash: string; jws: string }[];
-  const byJws = new Map(stored.map((s) => [s.jws, s]));
-  checker.checkpoints(stored, (cp) => byJws.get(cp.jws)?.event_id === cp.event_id);
+  if (witness) {
+    if (witness.problem) checker.problem(null, 'witness_mismatch', witness.problem);
+    for (const u of witness.unreadable) checker.problem(null, 'witness_mismatch', `line ${u.line} of the witness ${witness.file} is ${u.problem}`);
+    checker.witness(witness.entries, basename(witness.file), anchorRow?.event_id ?? 0);
+  }
   // The live head is as good as a checkpoint: the event there must still have the hash it was written with.
   if (options.liveHead && options.liveHead.id > 0) checker.expect(options.liveHead.id, options.liveHead.hash, 'the hash the gateway wrote there');
   let n = 0;
@@ -265,5 +416,65 @@ function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObje
     checker.push(row);
     if (++n % 100_000 === 0) options.onProgress?.(n);
   }
-  return checker.finish({ anchor: anchorRow ? { event_id: anchorRow.event_id, file: anchorRow.file } : null, liveHead: options.liveHead ?? null });
+  const report = checker.finish({ anchor: anchorRow ? { event_id: anchorRow.event_id, file: anchorRow.file } : null, liveHead: options.liveHead ?? null });
+  if (witness) {
+    const numbered = witness.entries.filter((e) => e.seq !== undefined).map((e) => e.seq!);
+    report.witness = { file: witness.file, checkpoints: witness.entries.length, last_seq: numbered.length > 0 ? Math.max(...numbered) : null };
+  }
+  return report;
+}
+
+/**
+ * The anchor stands only on a checkpoint an archive run signed: it names the archive file and the
+ * file's SHA-256, and that file must be in audit.archive_dir, unchanged. A checkpoint copied into
+ * the anchor (to make the trail start later than it does) signs no archive. Anchors written before
+ * checkpoints chained name no digest: their file must be there and end at the anchor's event.
+ */
+function checkAnchor(checker: ChainChecker, anchor: { event_id: number; hash: string; file: string; jws: string }, keys: ReadonlyMap<string, KeyObject>, archiveDir: string | undefined): Checkpoint | null {
+  const bad = (message: string) => checker.problem(anchor.event_id, 'bad_anchor', message);
+  const opened = openCheckpoint(anchor.jws, keys);
+  if ('problem' in opened) {
+    bad(`the archive anchor's checkpoint is ${opened.problem}`);
+    return null;
+  }
+  const cp = opened.checkpoint;
+  if (cp.event_id !== anchor.event_id || cp.hash !== anchor.hash) {
+    bad(`the archive anchor (#${anchor.event_id}) does not match its signed checkpoint (#${cp.event_id})`);
+    return null;
+  }
+  if (cp.seq !== undefined && !cp.archive) {
+    bad(`the anchor's checkpoint ${cp.seq} signs no archive: it is a checkpoint copied into the anchor, not one an archive run signed; events up to #${anchor.event_id} were removed without an archive`);
+    return null;
+  }
+  if (cp.archive && (cp.archive.file !== anchor.file || cp.archive.to_id !== anchor.event_id)) {
+    bad(`the anchor names the archive ${anchor.file}, its signed checkpoint names ${cp.archive.file} (to #${cp.archive.to_id})`);
+    return cp;
+  }
+  if (archiveDir === undefined) return cp;
+  if (basename(anchor.file) !== anchor.file) {
+    bad(`the anchor's archive name ${JSON.stringify(anchor.file)} is not a file name`);
+    return cp;
+  }
+  const file = join(archiveDir, anchor.file);
+  if (!existsSync(file)) {
+    checker.problem(anchor.event_id, 'missing_archive', `the archive ${anchor.file}, which holds the events up to #${anchor.event_id}, is not in ${archiveDir} (audit.archive_dir)`);
+    return cp;
+  }
+  const bytes = readFileSync(file);
+  if (cp.archive) {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (sha256 !== cp.archive.sha256) bad(`the archive ${anchor.file} was changed after it was written (its SHA-256 is not the one the anchor's checkpoint signed)`);
+    return cp;
+  }
+  // Before archives were signed: the file must at least end at the anchor's event.
+  const lines = bytes.toString('utf8').trimEnd().split('\n');
+  const events = lines.slice(1).filter((l) => !l.startsWith('{"checkpoint"'));
+  let lastEvent: { id?: unknown; hash?: unknown } | null = null;
+  try {
+    lastEvent = JSON.parse(events.at(-1) ?? 'null');
+  } catch {
+    lastEvent = null;
+  }
+  if (lastEvent?.id !== anchor.event_id || lastEvent?.hash !== anchor.hash) bad(`the archive ${anchor.file} does not end at the anchor's event #${anchor.event_id}`);
+  return cp;
 }

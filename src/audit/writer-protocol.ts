@@ -6,7 +6,10 @@ import type { Head, PendingRow } from './writer.js';
 export interface WriterData {
   dir: string;
   keyPem: string;
+  /** Every audit key a checkpoint may be signed by (current and retired): kid, SPKI PEM. */
+  knownKeys: [kid: string, spkiPem: string][];
   checkpointMs: number;
+  witnessFile?: string;
 }
 
 export type ToWriter =

@@ -2,6 +2,7 @@
 // commit takes them all at once, so many requests share one transaction and one fsync, and the
 // gateway's event loop never blocks on the disk. After a failed write the database is closed and
 // opened afresh with the next batch, so a store that comes back is used again.
+import { createPublicKey } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { archiveBefore } from './retention.js';
 import { auditKeyFromPem } from './signing-key.js';
@@ -11,6 +12,7 @@ import type { FromWriter, ToWriter, WriterData } from './writer-protocol.js';
 const data = workerData as WriterData;
 const port = parentPort!;
 const key = auditKeyFromPem(data.keyPem);
+for (const [kid, pem] of data.knownKeys) if (!key.known.has(kid)) key.known.set(kid, createPublicKey(pem));
 const post = (m: FromWriter) => port.postMessage(m);
 
 let writer: TrailWriter | null = null;
@@ -24,7 +26,7 @@ const message = (err: unknown) => {
 };
 
 function open(): TrailWriter {
-  writer ??= TrailWriter.open(data.dir, key);
+  writer ??= TrailWriter.open(data.dir, key, data.witnessFile ? { witnessFile: data.witnessFile } : {});
   return writer;
 }
 

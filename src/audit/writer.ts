@@ -1,12 +1,14 @@
 // The single writer of the trail: numbers events, chains them, and commits a whole batch in one
 // transaction (one fsync). Runs inside the writer thread (writer-worker.ts); synchronous by design.
+import { existsSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { canonicalJson } from './canonical.js';
 import { hashRow, GENESIS_HASH } from './chain.js';
 import type { AuditInput } from './event.js';
-import { type Checkpoint, signCheckpoint } from './checkpoint.js';
-import { openAuditDb } from './schema.js';
+import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signCheckpoint } from './checkpoint.js';
+import { type AuditRow, openAuditDb } from './schema.js';
 import type { AuditSigningKey } from './signing-key.js';
+import { lastWitnessEntry, WitnessWriter } from './witness.js';
 
 /** An event as the gateway hands it to the writer: the columns before id, prev_hash and hash. */
 export type PendingRow = [
@@ -58,27 +60,152 @@ export interface Appended {
   hashes: string[];
 }
 
+/** The trail is not what its own signed checkpoints, or its witness, say it was: nothing is signed over it. */
+export class TrailTamperedError extends Error {
+  override readonly name = 'TrailTamperedError';
+}
+
+export interface WriterOptions {
+  /** audit.witness_file: every checkpoint is appended there too; checked against the trail at open. */
+  witnessFile?: string;
+}
+
+interface StoredCheckpoint {
+  seq: number | null;
+  event_id: number;
+  hash: string;
+  jws: string;
+}
+
 export class TrailWriter {
   private insert: Database.Statement;
   private insertCheckpoint: Database.Statement;
   head: Head;
   lastCheckpoint: { event_id: number; at: number };
+  /** The newest checkpoint of the chain: the next one is numbered seq + 1 and names its digest. */
+  private chain: { seq: number; digest: string } | null = null;
+  private witness: WitnessWriter | null = null;
+  /** The witness holds every checkpoint up to this number. */
+  private witnessedSeq = 0;
 
   private constructor(
     readonly db: Database.Database,
     private readonly key: AuditSigningKey,
+    options: WriterOptions,
   ) {
     this.insert = db.prepare(
       'insert into audit_events (id, time, user, groups, auth_method, ip, action, object, decision, reason, policy_version, request_id, details, prev_hash, hash) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
     );
-    this.insertCheckpoint = db.prepare('insert or replace into audit_checkpoints (event_id, hash, time, kid, jws) values (?,?,?,?,?)');
+    this.insertCheckpoint = db.prepare('insert into audit_checkpoints (seq, event_id, hash, time, kid, prev, jws) values (?,?,?,?,?,?,?)');
     this.head = readHead(db);
-    const cp = db.prepare('select event_id, time from audit_checkpoints order by event_id desc limit 1').get() as { event_id: number; time: number } | undefined;
+    const cp = db.prepare('select event_id, time from audit_checkpoints order by event_id desc, row desc limit 1').get() as { event_id: number; time: number } | undefined;
     this.lastCheckpoint = { event_id: cp?.event_id ?? 0, at: cp?.time ?? 0 };
+    this.checkSigned();
+    if (options.witnessFile) this.openWitness(options.witnessFile);
   }
 
-  static open(dir: string, key: AuditSigningKey): TrailWriter {
-    return new TrailWriter(openAuditDb(dir), key);
+  /** Opens the trail, after checking that its tail and its witness agree with its signed checkpoints. */
+  static open(dir: string, key: AuditSigningKey, options: WriterOptions = {}): TrailWriter {
+    const db = openAuditDb(dir);
+    try {
+      return new TrailWriter(db, key, options);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Before anything is signed over the head: the newest checkpoint's signature holds (under the
+   * current or a retired key), the event the newest signed checkpoint names still has its hash, and
+   * every event after it chains from it. A rewrite that recomputed the hashes and deleted the later
+   * checkpoints passes this; the witness (openWitness) does not let it.
+   */
+  private checkSigned(): void {
+    const db = this.db;
+    const top = db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq is not null order by seq desc limit 1').get() as StoredCheckpoint | undefined;
+    if (top) {
+      this.authentic(top, 'the newest checkpoint');
+      this.chain = { seq: top.seq!, digest: checkpointDigest(top.jws) };
+    }
+    const anchor = db.prepare('select event_id, hash from audit_anchor').get() as { event_id: number; hash: string } | undefined;
+    const signed = db.prepare('select seq, event_id, hash, jws from audit_checkpoints order by event_id desc, row desc limit 1').get() as StoredCheckpoint | undefined;
+    let from = anchor ? { id: anchor.event_id, hash: anchor.hash } : { id: 0, hash: GENESIS_HASH };
+    if (signed && signed.event_id > from.id) {
+      if (signed.jws !== top?.jws) this.authentic(signed, `the checkpoint for #${signed.event_id}`);
+      const row = db.prepare('select hash from audit_events where id = ?').get(signed.event_id) as { hash: string } | undefined;
+      if (row?.hash !== signed.hash) {
+        const which = signed.seq === null ? 'a checkpoint' : `checkpoint ${signed.seq}`;
+        throw new TrailTamperedError(`event #${signed.event_id} ${row ? 'is not the one' : 'is gone, though'} ${which} signed: the trail was rewritten or cut; run gatehouse audit verify`);
+      }
+      from = { id: signed.event_id, hash: signed.hash };
+    }
+    let expected = from.id + 1;
+    let prev = from.hash;
+    for (const r of db.prepare('select * from audit_events where id > ? order by id').iterate(from.id) as Iterable<AuditRow>) {
+      const { hash, ...content } = r;
+      if (r.id !== expected || r.prev_hash !== prev || hashRow(content) !== hash) {
+        throw new TrailTamperedError(`event #${r.id}, after the last signed event #${from.id}, does not chain from it (edited, inserted or an event before it deleted); run gatehouse audit verify`);
+      }
+      prev = hash;
+      expected++;
+    }
+  }
+
+  private authentic(c: StoredCheckpoint, what: string): void {
+    const opened = openCheckpoint(c.jws, this.key.known);
+    if ('problem' in opened) throw new TrailTamperedError(`${what} (#${c.event_id}) is ${opened.problem}: not signed by this gateway's audit key, current or retired`);
+    const cp = opened.checkpoint;
+    if (cp.event_id !== c.event_id || cp.hash !== c.hash || (cp.seq ?? null) !== c.seq) throw new TrailTamperedError(`${what} is stored as #${c.event_id} but signs #${cp.event_id}`);
+  }
+
+  /**
+   * The witness must hold nothing the trail lacks: its last checkpoint is in the trail, the same
+   * JWS, and its event still has that hash. Checkpoints the witness missed (a crash between the
+   * two writes) are appended now, once they chain to its last one.
+   */
+  private openWitness(file: string): void {
+    const exists = existsSync(file);
+    if (!exists && this.chain) {
+      throw new TrailTamperedError(`the witness file ${file} (audit.witness_file) is missing, but the trail has ${this.chain.seq} signed checkpoint(s): restore it; to start a new witness from the current head instead, create it empty`);
+    }
+    const last = exists ? lastWitnessEntry(file) : null;
+    const stored = (seq: number) => this.db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq = ?').get(seq) as StoredCheckpoint | undefined;
+    let from = 0;
+    if (last) {
+      const opened = openCheckpoint(last.jws, this.key.known);
+      if ('problem' in opened) throw new TrailTamperedError(`the last checkpoint in the witness ${file} is ${opened.problem}`);
+      const mine = stored(last.seq!);
+      if (!this.chain || this.chain.seq < last.seq! || !mine) {
+        throw new TrailTamperedError(
+          `the witness ${file} holds checkpoint ${last.seq} (event #${last.event_id}, signed at ${last.time}), but the trail's checkpoints end at ${this.chain?.seq ?? 0}: checkpoints were deleted from the trail; run gatehouse audit verify --witness ${file}`,
+        );
+      }
+      if (mine.jws !== last.jws) throw new TrailTamperedError(`checkpoint ${last.seq} in the trail is not the one the witness ${file} holds (event #${last.event_id}, signed at ${last.time}): the trail's checkpoints were replaced`);
+      const anchorId = (this.db.prepare('select event_id from audit_anchor').get() as { event_id: number } | undefined)?.event_id ?? 0;
+      if (last.event_id > anchorId) {
+        const row = this.db.prepare('select hash from audit_events where id = ?').get(last.event_id) as { hash: string } | undefined;
+        if (row?.hash !== last.hash) throw new TrailTamperedError(`event #${last.event_id} ${row ? 'differs from' : 'is gone, though it is in'} the witness ${file}: the trail was rewritten or cut`);
+      }
+      from = last.seq!;
+    }
+    // Catch up, each one chained to the one before it; a new witness starts at the newest checkpoint.
+    const missed = (last ? this.db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq > ? order by seq').all(from) : this.chain ? [stored(this.chain.seq)!] : []) as StoredCheckpoint[];
+    if (!last && this.chain) from = this.chain.seq - 1;
+    const chained: Checkpoint[] = [];
+    let digest = last ? checkpointDigest(last.jws) : null;
+    let expectSeq = from + 1;
+    for (const m of missed) {
+      const read = readCheckpoint(m.jws);
+      if ('problem' in read) throw new TrailTamperedError(`checkpoint ${m.seq} in the trail is ${read.problem}`);
+      if (m.seq !== expectSeq || (digest !== null && read.checkpoint.prev !== digest)) throw new TrailTamperedError(`checkpoint ${m.seq} in the trail does not follow checkpoint ${expectSeq - 1}: the checkpoint chain was cut or rewritten; run gatehouse audit verify`);
+      chained.push(read.checkpoint);
+      digest = checkpointDigest(m.jws);
+      expectSeq++;
+    }
+    this.witness = new WitnessWriter(file);
+    this.witness.append(chained);
+    this.witnessedSeq = this.chain?.seq ?? 0;
   }
 
   /** Appends the rows in one transaction; on any error nothing is kept and the head stays. */
@@ -113,12 +240,27 @@ export class TrailWriter {
     return this.signAt(this.head.id, this.head.hash, now);
   }
 
-  /** Signs and stores a checkpoint for a given event (the head, or an archive's last event). */
-  signAt(eventId: number, hash: string, now = new Date()): Checkpoint {
-    const cp = signCheckpoint(this.key, eventId, hash, now);
-    this.insertCheckpoint.run(cp.event_id, cp.hash, now.getTime(), cp.kid, cp.jws);
+  /**
+   * Signs and stores the next checkpoint of the chain for a given event (the head, or an archive's
+   * last event, then naming the archive), and hands it to the witness.
+   */
+  signAt(eventId: number, hash: string, now = new Date(), archive?: ArchiveClaim): Checkpoint {
+    const link = { seq: (this.chain?.seq ?? 0) + 1, prev: this.chain?.digest ?? null, ...(archive ? { archive } : {}) };
+    const cp = signCheckpoint(this.key, eventId, hash, now, link);
+    this.insertCheckpoint.run(link.seq, cp.event_id, cp.hash, now.getTime(), cp.kid, link.prev, cp.jws);
+    this.chain = { seq: link.seq, digest: checkpointDigest(cp.jws) };
     if (eventId >= this.lastCheckpoint.event_id) this.lastCheckpoint = { event_id: eventId, at: now.getTime() };
+    this.witnessUpTo();
     return cp;
+  }
+
+  /** Appends to the witness what it does not hold yet (also what an earlier failed append missed). */
+  private witnessUpTo(): void {
+    if (!this.witness || !this.chain || this.witnessedSeq >= this.chain.seq) return;
+    const rows = this.db.prepare('select jws from audit_checkpoints where seq > ? order by seq').all(this.witnessedSeq) as { jws: string }[];
+    const cps = rows.map((r) => readCheckpoint(r.jws)).flatMap((r) => ('checkpoint' in r ? [r.checkpoint] : []));
+    this.witness.append(cps);
+    this.witnessedSeq = this.chain.seq;
   }
 
   get publicJwk(): AuditSigningKey['jwk'] {
@@ -126,6 +268,7 @@ export class TrailWriter {
   }
 
   close(): void {
+    this.witness?.close();
     if (this.db.open) this.db.close();
   }
 }

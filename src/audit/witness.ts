@@ -1,0 +1,107 @@
+// The witness: every signed checkpoint also leaves the trail's file, appended (O_APPEND) as one
+// JSON line to audit.witness_file, which belongs on another volume or host (a file only the
+// gateway can append to, a log shipper's spool, a mount the gateway's host cannot rewrite). Each
+// line has the shape of the gateway's own log line for a checkpoint ({"audit_checkpoint": {...}}),
+// so a SIEM's copy of the gateway log serves as a witness too. Only the JWS in a line counts: the
+// other fields are for people and are read back from the JWS.
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { type Checkpoint, readCheckpoint } from './checkpoint.js';
+
+export interface WitnessEntry extends Checkpoint {
+  /** Where in the witness file (1-based line). */
+  line: number;
+}
+
+export interface WitnessRead {
+  entries: WitnessEntry[];
+  /** Lines that look like checkpoints but are not readable ones. */
+  unreadable: { line: number; problem: string }[];
+}
+
+export function witnessLine(cp: Checkpoint): string {
+  const { jws, ...shown } = cp;
+  return `${JSON.stringify({ time: new Date().toISOString(), audit_checkpoint: { ...shown, jws } })}\n`;
+}
+
+function entryOf(text: string, line: number): WitnessEntry | { problem: string } | null {
+  if (!text.includes('audit_checkpoint')) return null; // another line of a log
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { problem: 'not JSON' };
+  }
+  const jws = (value as { audit_checkpoint?: { jws?: unknown } } | null)?.audit_checkpoint?.jws;
+  if (typeof jws !== 'string') return { problem: 'audit_checkpoint has no jws' };
+  const read = readCheckpoint(jws);
+  return 'problem' in read ? read : { ...read.checkpoint, line };
+}
+
+/** Every checkpoint in a witness file (or a gateway log), in file order, each JWS once. */
+export function readWitness(file: string): WitnessRead {
+  const out: WitnessRead = { entries: [], unreadable: [] };
+  const seen = new Set<string>();
+  const lines = readFileSync(file, 'utf8').split('\n');
+  lines.forEach((text, i) => {
+    if (text.trim() === '') return;
+    const e = entryOf(text, i + 1);
+    if (e === null) return;
+    if ('problem' in e) out.unreadable.push({ line: i + 1, problem: e.problem });
+    else if (!seen.has(e.jws)) {
+      seen.add(e.jws);
+      out.entries.push(e);
+    }
+  });
+  return out;
+}
+
+/** The last chained checkpoint in a witness file, read from its end (the file grows for ever). */
+export function lastWitnessEntry(file: string): WitnessEntry | null {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    let window = 64 * 1024;
+    for (;;) {
+      const start = Math.max(0, size - window);
+      const buf = Buffer.alloc(size - start);
+      readSync(fd, buf, 0, buf.length, start);
+      const lines = buf.toString('utf8').split('\n');
+      if (start > 0) lines.shift(); // maybe cut
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const e = entryOf(lines[i]!, 0);
+        if (e && !('problem' in e) && e.seq !== undefined) return e;
+      }
+      if (start === 0) return null;
+      window *= 4;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Appends checkpoints to the witness, each line one write(2) on an O_APPEND descriptor, then fsync. */
+export class WitnessWriter {
+  private fd: number;
+
+  constructor(readonly file: string) {
+    this.fd = openSync(file, 'a', 0o600);
+  }
+
+  static exists(file: string): boolean {
+    return existsSync(file);
+  }
+
+  append(cps: readonly Checkpoint[]): void {
+    if (cps.length === 0) return;
+    for (const cp of cps) writeSync(this.fd, witnessLine(cp));
+    fsyncSync(this.fd);
+  }
+
+  close(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+  }
+}
