@@ -1,5 +1,6 @@
 // What every Gatehouse HTTP server does alike: request ids, one log line per request,
 // and errors turned into the `{error, message, ...}` body of DESIGN.md.
+import { AjvCompiler } from '@fastify/ajv-compiler';
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import { type ErrorBody, GatehouseError } from '../wire/index.js';
 import { scrubUrl } from './logging.js';
@@ -7,8 +8,31 @@ import { timeOrderedId } from './request-id.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Unknown fields are refused, not silently dropped; the first problem is the one reported. */
+const AJV_OPTIONS = { removeAdditional: false, useDefaults: true, allErrors: false } as const;
+
+/**
+ * Two validators: query strings, params and headers arrive as text, so their numbers and booleans
+ * are read from it (`?limit=5`, a lone value as a one-item array); a JSON body carries its own
+ * types and is taken as sent (`"cores": "4"`, `true` or `[4]` where 4 is expected are refused).
+ */
+function validatorFactory(): ValidatorFactory {
+  const pool = AjvCompiler();
+  const factory = (externalSchemas: Parameters<typeof pool>[0], ajvOptions?: object) => {
+    const text = pool(externalSchemas, { ...ajvOptions, customOptions: { ...AJV_OPTIONS, coerceTypes: 'array' } }) as unknown as RouteCompiler;
+    const body = pool(externalSchemas, { ...ajvOptions, customOptions: { ...AJV_OPTIONS, coerceTypes: false } }) as unknown as RouteCompiler;
+    return (route: RouteSchema) => (route.httpPart === 'body' ? body : text)(route);
+  };
+  // @fastify/ajv-compiler's types describe the Ajv compile it wraps; fastify calls it with the route.
+  return factory as unknown as ValidatorFactory;
+}
+
+type ValidatorFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'];
+type RouteSchema = { schema: unknown; method: string; url: string; httpPart?: string };
+type RouteCompiler = (route: RouteSchema) => unknown;
+
 /** Server options for request ids and validation; spread into the fastify() call. */
-export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'requestIdHeader' | 'logController' | 'ajv'> {
+export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'requestIdHeader' | 'logController' | 'schemaController'> {
   return {
     // A caller's X-Request-Id is kept when it is well-formed, so one id follows a request across services.
     requestIdHeader: false,
@@ -18,10 +42,7 @@ export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'reques
     },
     // Fastify's own two lines per request are off: installPlumbing writes one, with what we need.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
-    ajv: {
-      // Reject unknown fields instead of silently dropping them; never coerce bodies.
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
-    },
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
   };
 }
 
