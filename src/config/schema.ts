@@ -149,6 +149,7 @@ export const ConfigSchema = Type.Object(
       checkpoint_interval: Duration('5s', 'how often the head of the chain is signed (when it moved); a truncated tail is detected back to the last checkpoint'),
       retention: Type.String({ pattern: '^$|^[1-9][0-9]{0,8}(s|m|h|d)$', default: '', description: 'how long events stay in the trail before they are archived to audit.archive_dir and removed, e.g. 400d; empty keeps them forever' }),
       archive_dir: Optional('where retention writes its archives (JSONL that verifies on its own); empty: audit.dir/archive'),
+      witness_file: Optional('the witness: every signed checkpoint is appended to this file too (one JSON line, O_APPEND), and the gateway does not start when the trail lacks what it holds; put it where the gateway host cannot rewrite it (another volume, an append-only mount, a shipped log). Empty: state.dir/audit-witness.jsonl; it must not be inside audit.dir'),
     }),
     log: Type.Object(
       {
@@ -166,7 +167,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir'] as const;
+export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file'] as const;
 
 /** Keys whose values are secrets: masked wherever configuration is shown. */
 export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;

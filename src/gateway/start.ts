@@ -1,7 +1,7 @@
 // Starts the gateway process: certificates, store, policy, engine connection, then the listener.
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
-import { AuditTrail, loadAuditKey } from '../audit/index.js';
+import { AuditTrail, loadAuditKey, witnessFileOf } from '../audit/index.js';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
 import { type Config, durationSeconds } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
@@ -27,9 +27,12 @@ export async function startGateway(config: Config): Promise<RunningService> {
   const store = await openStore({ stateDir: config.state.dir });
   let audit: AuditTrail;
   const auditDir = config.audit.dir || join(config.state.dir, 'audit');
+  const archiveDir = config.audit.archive_dir || join(auditDir, 'archive');
   try {
-    // No trail, no gateway: nothing may be decided that cannot be recorded.
-    audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000 });
+    // No trail, no gateway: nothing may be decided that cannot be recorded. Nor one that disagrees
+    // with its own signed checkpoints or its witness: nothing is signed over a rewritten trail.
+    const witnessFile = witnessFileOf(config.audit.witness_file, config.state.dir, auditDir);
+    audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000, witnessFile, archiveDir });
   } catch (err) {
     engine.close();
     await store.close();
@@ -54,7 +57,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
       identity,
       publicUrl: () => listeningUrl,
       audit,
-      auditRetention: { maxAgeMs: config.audit.retention ? durationSeconds(config.audit.retention) * 1000 : 0, archiveDir: config.audit.archive_dir || join(auditDir, 'archive') },
+      auditRetention: { maxAgeMs: config.audit.retention ? durationSeconds(config.audit.retention) * 1000 : 0, archiveDir },
     });
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();

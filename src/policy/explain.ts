@@ -5,6 +5,7 @@ import { decideUncached, type Decision } from './decide.js';
 import { lineRef, lineText } from './lines.js';
 import { limitsOf, type Limits, type ResolvedQuota } from './quotas.js';
 import type { PolicySnapshot, Subject } from './snapshot.js';
+import { expandUserPattern, USER_PLACEHOLDER } from './user-pattern.js';
 
 export interface MatchedRule {
   line: string;
@@ -61,7 +62,7 @@ export function explain(policy: PolicySnapshot, subject: Subject, object: string
       rule: lineText(rule),
       effect,
       subject_chain: subjects?.chain(user, sub, groups) ?? [user, sub],
-      object_chain: (objects && obj !== object && objects.chain(object, obj, labelNames)) || (obj === object ? [object] : [object, `matches ${obj}`]),
+      object_chain: (objects && obj !== object && objects.chain(object, obj, labelNames)) || (obj === object ? [object] : [object, `matches ${obj}${obj.includes(USER_PLACEHOLDER) ? ` (as ${expandUserPattern(obj, user) ?? 'nothing: the user name cannot fill {user}'})` : ''}`]),
     };
   };
   const matched = (e.matched ?? []).map((m) => describe(m.id, m.effect));

@@ -5,8 +5,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as pause } from 'node:timers/promises';
+import { conformanceProblems } from './conformance.js';
 import { type PolicyLine, readLines } from './lines.js';
-import { MODEL_FILE, readModel } from './model.js';
+import { MODEL_FILE, type PolicyModel, readModel } from './model.js';
+import { effectProblem, matcherProblems } from './model-safety.js';
+import { parsePolicyTests, runPolicyTests, TESTS_FILE } from './policy-tests.js';
 import { PolicyError, type PolicyProblem } from './problems.js';
 import { QuotaTable } from './quotas.js';
 import { RoleGraph } from './roles.js';
@@ -19,6 +22,20 @@ export { MODEL_FILE, POLICY_FILE };
 export interface PolicyFiles {
   model: string;
   policy: string;
+  /** tests.yaml: its text, null when the folder has none, absent when not read. */
+  tests?: string | null;
+}
+
+export interface LintOptions {
+  /** Rules per slice of a load, between which the event loop serves requests. */
+  yieldEvery?: number;
+  /** Run tests.yaml (when read) and refuse the version if a case fails. Default true. */
+  tests?: boolean;
+  /**
+   * Skip the model's safety and conformance checks. Only for comparing the evaluator with stock
+   * Casbin on models lint refuses (test/policy-differential.test.ts); nothing serves with it.
+   */
+  trustModel?: boolean;
 }
 
 export interface LintResult {
@@ -40,7 +57,20 @@ export async function readPolicyFiles(dir: string): Promise<PolicyFiles> {
     problems.push(problem);
   }
   if (model.status === 'rejected' || policy.status === 'rejected') throw new PolicyError(problems);
-  return { model: model.value, policy: policy.value };
+  let tests: string | null = null;
+  try {
+    tests = await read(TESTS_FILE);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new PolicyError([{ severity: 'error', file: TESTS_FILE, line: null, message: `cannot read ${join(dir, TESTS_FILE)}: ${code ?? String(err)}` }]);
+  }
+  return { model: model.value, policy: policy.value, tests };
+}
+
+/** SHA-256 of each file as read, for the audit trail (null: the folder has no tests.yaml). */
+export function fileHashes(files: PolicyFiles): Record<string, string | null> {
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  return { [MODEL_FILE]: sha(files.model), [POLICY_FILE]: sha(files.policy), [TESTS_FILE]: files.tests == null ? null : sha(files.tests) };
 }
 
 /** The version: a content hash of both files, so the same files are the same version anywhere. */
@@ -48,12 +78,53 @@ export function policyVersion(files: PolicyFiles): string {
   return createHash('sha256').update(MODEL_FILE).update('\0').update(files.model).update('\0').update(POLICY_FILE).update('\0').update(files.policy).digest('hex').slice(0, 16);
 }
 
-/** Checks the files completely; builds the snapshot only if nothing is wrong. */
-export async function lintFiles(dir: string, files: PolicyFiles, options: { yieldEvery?: number } = {}): Promise<LintResult> {
+/**
+ * Checks the files completely: the model's shape and effect, every line, the model against stock
+ * Casbin, then tests.yaml; builds the snapshot only if nothing is wrong.
+ */
+export async function lintFiles(dir: string, files: PolicyFiles, options: LintOptions = {}): Promise<LintResult> {
   const problems: PolicyProblem[] = [];
   const model = readModel(files.model, problems);
   if (!model) return { problems };
+  const modelLine = (re: RegExp) => {
+    const i = files.model.split('\n').findIndex((l) => re.test(l));
+    return i < 0 ? null : i + 1;
+  };
+  const refuse = (message: string, re: RegExp, hint?: string) => problems.push({ severity: 'error', file: MODEL_FILE, line: modelLine(re), message, ...(hint ? { hint } : {}) });
+  if (!options.trustModel) {
+    const effect = effectProblem(model);
+    if (effect) refuse(effect, /^\s*e\s*=/, 'use "some(where (p.eft == allow)) && !some(where (p.eft == deny))": allowed when an allow rule matches and no deny does');
+    for (const m of matcherProblems(model)) refuse(m, /^\s*m\s*=/, 'the shipped matcher is g(r.sub, p.sub) && (userKeyMatch(r.obj, p.obj, r.sub) || g2(r.obj, p.obj)) && r.act == p.act');
+    if (problems.length > 0) return { problems };
+  }
+  const result = await build(dir, files, model, options);
+  if (!result.snapshot) return result;
+  if (!options.trustModel) {
+    const found = await conformanceProblems(files.model, result.snapshot, files.policy, async (policy) => build(dir, { model: files.model, policy }, model, {}));
+    if (found.length > 0) {
+      for (const m of found) refuse(m, /^\s*m\s*=/, 'use the canonical matcher (subject by role, object by pattern or label, action by equality) and an effect that allows only on an allow rule');
+      return { problems: [...result.problems, ...problems] };
+    }
+  }
+  if (options.tests !== false && typeof files.tests === 'string') {
+    const failures = testProblems(result.snapshot, files.tests);
+    if (failures.length > 0) return { problems: [...result.problems, ...failures] };
+  }
+  return result;
+}
 
+/** tests.yaml run against a built version: a problem per unreadable or failing case. */
+export function testProblems(snapshot: PolicySnapshot, text: string): PolicyProblem[] {
+  const { cases, problems } = parsePolicyTests(text);
+  if (problems.length > 0) return problems.map((p) => ({ ...p, severity: 'error' as const, message: `${p.message} (the policy's tests cannot be read, so the version is not served)` }));
+  return runPolicyTests(snapshot, cases)
+    .filter((r) => !r.passed)
+    .map((r) => ({ severity: 'error' as const, file: TESTS_FILE, line: r.line || null, message: `test "${r.name}" fails: expected ${r.expected}, got ${r.got} (${r.detail})`, hint: 'fix the policy, or the case if the change is meant; the previous version keeps serving meanwhile' }));
+}
+
+/** Reads and checks the lines with a parsed model; builds the snapshot only if nothing is wrong. */
+async function build(dir: string, files: PolicyFiles, model: PolicyModel, options: LintOptions): Promise<LintResult> {
+  const problems: PolicyProblem[] = [];
   const lines: PolicyLine[] = [];
   const rules: PolicyLine[] = [];
   const graphs = new Map(model.roleTypes.map((g) => [g, new RoleGraph()]));
@@ -96,9 +167,10 @@ export async function lintFiles(dir: string, files: PolicyFiles, options: { yiel
   return { problems, snapshot };
 }
 
-export async function lintPolicy(dir: string): Promise<LintResult> {
+/** `gatehouse policy lint`: everything a reload checks, tests.yaml included. */
+export async function lintPolicy(dir: string, options: LintOptions = {}): Promise<LintResult> {
   try {
-    return await lintFiles(dir, await readPolicyFiles(dir));
+    return await lintFiles(dir, await readPolicyFiles(dir), options);
   } catch (err) {
     if (err instanceof PolicyError) return { problems: err.problems };
     throw err;
@@ -106,8 +178,9 @@ export async function lintPolicy(dir: string): Promise<LintResult> {
 }
 
 /** Loads a policy folder, or throws PolicyError with every problem found. */
-export async function loadPolicy(dir: string, options: { yieldEvery?: number } = {}): Promise<PolicySnapshot> {
-  const result = await lintFiles(dir, await readPolicyFiles(dir), options);
+export async function loadPolicy(dir: string, options: LintOptions = {}): Promise<PolicySnapshot> {
+  // tests.yaml is `gatehouse policy test`'s to run and report here; a reload runs it itself.
+  const result = await lintFiles(dir, await readPolicyFiles(dir), { tests: false, ...options });
   if (!result.snapshot) throw new PolicyError(result.problems);
   return result.snapshot;
 }

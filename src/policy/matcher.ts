@@ -5,8 +5,9 @@
 // every matching policy line must meet, which let a decision look at a handful of lines instead of
 // all of them. The function re-checks every candidate, so a probe only has to be a superset.
 import { casbin } from './casbin.js';
+import { USER_MATCH_FUNCTION, userKeyMatch } from './user-pattern.js';
 
-type Node =
+export type Node =
   | { t: 'or' | 'and'; l: Node; r: Node }
   | { t: 'eq'; neg: boolean; l: Node; r: Node }
   | { t: 'not'; e: Node }
@@ -27,6 +28,8 @@ const BUILTINS: Record<string, (...args: unknown[]) => unknown> = {
   regexMatch: casbin.Util.regexMatchFunc,
   ipMatch: casbin.Util.ipMatchFunc,
   globMatch: casbin.Util.globMatch as (...args: unknown[]) => unknown,
+  // Gatehouse's one addition: keyMatch with `{user}` patterns (src/policy/user-pattern.ts).
+  [USER_MATCH_FUNCTION]: userKeyMatch,
 };
 export const BUILTIN_FUNCTIONS = Object.keys(BUILTINS);
 
@@ -70,6 +73,8 @@ export interface CompiledMatcher {
   roleCalls: { role: string; from: number }[];
   /** Every built-in function called as f(r.x, p.y), anywhere: which function, on which fields. */
   fieldCalls: { fn: string; from: number; field: number }[];
+  /** The parse tree, for lint's checks of the matcher's shape. */
+  tree: Node;
 }
 
 interface Token {
@@ -177,6 +182,7 @@ function parse(src: string, names: Names): Node {
       if (!names.roles.includes(t.text) && !Object.hasOwn(BUILTINS, t.text)) {
         throw new MatcherError(`unknown function ${t.text}() in the matcher; known: ${[...names.roles, ...BUILTIN_FUNCTIONS].join(', ')}`);
       }
+      if (t.text === USER_MATCH_FUNCTION && args.length !== 3) throw new MatcherError(`${USER_MATCH_FUNCTION}() takes 3 arguments: ${USER_MATCH_FUNCTION}(r.obj, p.obj, r.sub), found ${args.length}`);
       if (names.roles.includes(t.text) && args.length !== 2) throw new MatcherError(`${t.text}() takes 2 arguments here (role definitions with domains are not supported), found ${args.length}`);
       return { t: 'call', fn: t.text, args };
     }
@@ -251,9 +257,10 @@ function conjuncts(node: Node): Node[] {
 function probesOf(node: Node, roles: string[]): FieldProbes | null {
   const isR = (n: Node): n is Extract<Node, { t: 'var' }> => n.t === 'var' && n.side === 'r';
   const isP = (n: Node): n is Extract<Node, { t: 'var' }> => n.t === 'var' && n.side === 'p';
-  if (node.t === 'call' && node.args.length === 2) {
+  if (node.t === 'call' && (node.args.length === 2 || (node.fn === USER_MATCH_FUNCTION && node.args.length === 3))) {
     const [a, b] = node.args as [Node, Node];
     if (roles.includes(node.fn) && isR(a) && isP(b)) return { field: b.index, probes: [{ kind: 'closure', role: node.fn, from: a.index }] };
+    if (node.fn === USER_MATCH_FUNCTION && node.args.length === 3 && isR(a) && isP(b) && isR(node.args[2]!) && (node.args[2] as { index: number }).index === 0) return { field: b.index, probes: [{ kind: 'keyMatch', from: a.index }] };
     if (node.fn === 'keyMatch' && isR(a) && isP(b)) return { field: b.index, probes: [{ kind: 'keyMatch', from: a.index }] };
     return null;
   }
@@ -304,6 +311,7 @@ export function compileMatcher(source: string, names: Names): CompiledMatcher {
   });
   return {
     source,
+    tree,
     roleCalls,
     fieldCalls,
     usesPolicy: source.includes('p_'), // Casbin's own test, substring and all

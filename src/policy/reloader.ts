@@ -6,7 +6,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { AuditActor } from '../audit/index.js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles } from './load.js';
+import { fileHashes, lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles } from './load.js';
+import { TESTS_FILE } from './policy-tests.js';
 import { formatProblem, PolicyError, type PolicyProblem } from './problems.js';
 import type { PolicySnapshot } from './snapshot.js';
 
@@ -25,6 +26,8 @@ export interface ReloadOutcome {
   duration_ms: number;
   /** Errors for a failure; warnings for a success. */
   problems: PolicyProblem[];
+  /** SHA-256 of each file as read for this attempt (tests.yaml null when there is none); null when unread. */
+  files: Record<string, string | null> | null;
 }
 
 export interface ReloaderOptions {
@@ -33,6 +36,8 @@ export interface ReloaderOptions {
   pollMs?: number;
   /** Rules per slice of a load, between which the event loop serves requests. */
   yieldEvery?: number;
+  /** Run tests.yaml on every load and refuse a version that fails it (policies.require_tests). Default true. */
+  requireTests?: boolean;
   log?: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
@@ -56,15 +61,17 @@ export class PolicyReloader {
     private readonly options: ReloaderOptions,
   ) {
     this.snapshot = snapshot;
-    this.last = { outcome: 'loaded', version: snapshot.version, previous_version: null, attempted_version: snapshot.version, trigger: { by: 'start' }, at: snapshot.loadedAt.toISOString(), duration_ms: 0, problems: [...snapshot.warnings] };
+    this.last = { outcome: 'loaded', version: snapshot.version, previous_version: null, attempted_version: snapshot.version, trigger: { by: 'start' }, at: snapshot.loadedAt.toISOString(), duration_ms: 0, problems: [...snapshot.warnings], files: null };
   }
 
   /** Loads the folder (a bad policy stops start-up with every problem) and starts watching it. */
   static async start(dir: string, options: ReloaderOptions = {}): Promise<PolicyReloader> {
     const files = await readPolicyFiles(dir);
-    const result = await lintFiles(dir, files);
+    // tests.yaml too: a version that fails its own tests does not start serving either.
+    const result = await lintFiles(dir, files, { tests: options.requireTests ?? true });
     if (!result.snapshot) throw new PolicyError(result.problems);
     const reloader = new PolicyReloader(dir, result.snapshot, options);
+    reloader.last.files = fileHashes(files);
     reloader.signature = await reloader.fileSignature();
     if (options.watch ?? true) reloader.watchFiles();
     return reloader;
@@ -130,15 +137,17 @@ export class PolicyReloader {
     const started = performance.now();
     const previous = this.snapshot;
     const base = { previous_version: previous.version, trigger, at: new Date().toISOString() };
-    const done = (o: Omit<ReloadOutcome, 'duration_ms' | keyof typeof base>): ReloadOutcome => ({ ...base, ...o, duration_ms: Math.round(performance.now() - started) });
+    let hashes: ReloadOutcome['files'] = null;
+    const done = (o: Omit<ReloadOutcome, 'duration_ms' | 'files' | keyof typeof base>): ReloadOutcome => ({ ...base, ...o, files: hashes, duration_ms: Math.round(performance.now() - started) });
     let outcome: ReloadOutcome;
     try {
       const files = await this.readSettled();
+      hashes = fileHashes(files);
       const version = policyVersion(files);
       if (version === previous.version) {
         outcome = done({ outcome: 'unchanged', version, attempted_version: version, problems: [...previous.warnings] });
       } else {
-        const result = await lintFiles(this.dir, files, { yieldEvery: this.options.yieldEvery ?? 5_000 });
+        const result = await lintFiles(this.dir, files, { yieldEvery: this.options.yieldEvery ?? 5_000, tests: this.options.requireTests ?? true });
         if (!result.snapshot) {
           outcome = done({ outcome: 'failed', version: previous.version, attempted_version: version, problems: result.problems.filter((p) => p.severity === 'error') });
         } else {
@@ -200,7 +209,7 @@ export class PolicyReloader {
     };
     try {
       this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
-        if (!name || name === MODEL_FILE || name === POLICY_FILE) schedule();
+        if (!name || name === MODEL_FILE || name === POLICY_FILE || name === TESTS_FILE) schedule();
       });
       this.watcher.on('error', () => undefined); // the poll below still notices changes
     } catch {
@@ -229,10 +238,10 @@ export class PolicyReloader {
     }
   }
 
-  /** What the poll compares: size, modification time and inode of both files. */
+  /** What the poll compares: size, modification time and inode of the three files. */
   private async fileSignature(): Promise<string> {
     const parts = await Promise.all(
-      [MODEL_FILE, POLICY_FILE].map((name) =>
+      [MODEL_FILE, POLICY_FILE, TESTS_FILE].map((name) =>
         stat(join(this.dir, name)).then(
           (s) => `${s.size}:${s.mtimeMs}:${s.ino}`,
           () => 'missing',

@@ -46,12 +46,15 @@ function problemsOf(o: ReloadOutcome) {
 /** What a reload outcome looks like on the wire (also its audit detail, minus nothing secret). */
 export function outcomeBody(o: ReloadOutcome) {
   const trigger = o.trigger.by === 'api' ? { by: 'api', user: o.trigger.user } : { by: o.trigger.by };
-  return { outcome: o.outcome, version: o.version, previous_version: o.previous_version, attempted_version: o.attempted_version, trigger, at: o.at, duration_ms: o.duration_ms, problems: problemsOf(o) };
+  return { outcome: o.outcome, version: o.version, previous_version: o.previous_version, attempted_version: o.attempted_version, trigger, at: o.at, duration_ms: o.duration_ms, files: o.files, problems: problemsOf(o) };
 }
+
+/** Who a reload is recorded as: the admin who asked, or the gateway's own file watch (or start-up). */
+export const FILE_WATCH_ACTOR = 'system:file-watch';
 
 /** Audits a reload outcome: `policy.reload` for a version put in service (or an asked-for no-op), else `policy.reload_failed`. */
 export function auditReload(audit: AuditRecorder, o: ReloadOutcome): Promise<void> {
-  const actor = o.trigger.by === 'api' ? o.trigger.actor : SYSTEM_ACTOR;
+  const actor = o.trigger.by === 'api' ? o.trigger.actor : { ...SYSTEM_ACTOR, user: o.trigger.by === 'file-change' ? FILE_WATCH_ACTOR : 'system:start' };
   const requestId = o.trigger.by === 'api' ? o.trigger.request_id : null;
   const failed = o.outcome === 'failed';
   const errors = o.problems.filter((p) => p.severity === 'error').map((p) => `${p.file}${p.line === null ? '' : `:${p.line}`}: ${p.message}`);
@@ -63,7 +66,8 @@ export function auditReload(audit: AuditRecorder, o: ReloadOutcome): Promise<voi
     reason: failed ? `refused version ${o.attempted_version ?? '(unreadable)'}; ${o.version} keeps serving: ${errors[0] ?? 'invalid'}` : o.outcome === 'unchanged' ? `version ${o.version} already serving` : `version ${o.version} replaces ${o.previous_version}`,
     policy_version: o.version,
     request_id: requestId,
-    details: { outcome: o.outcome, previous_version: o.previous_version, attempted_version: o.attempted_version, trigger: o.trigger.by, problems: errors.slice(0, 50) },
+    // The files' own hashes: what exactly was tried, whoever (or whatever) tried it.
+    details: { outcome: o.outcome, version: o.attempted_version, previous_version: o.previous_version, attempted_version: o.attempted_version, trigger: o.trigger.by, files: o.files, problems: errors.slice(0, 50) },
   });
 }
 

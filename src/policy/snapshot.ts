@@ -7,6 +7,7 @@ import type { PolicyProblem } from './problems.js';
 import type { QuotaTable } from './quotas.js';
 import { type Closure, type RoleGraph, roleFunction } from './roles.js';
 import type { ProbeContext, RuleIndex } from './rule-index.js';
+import { USER_PLACEHOLDER } from './user-pattern.js';
 import { hasControl } from './vocabulary.js';
 
 /** Casbin's Effect enum. */
@@ -37,6 +38,9 @@ export class PolicySnapshot {
   private readonly subjectClosures = new Map<string, Closure>();
   private readonly emptyP: string[];
   private countsOnce: PolicySnapshot['counts'] | undefined;
+  /** Rules whose object holds `{user}`: the index cannot place them, so every decision checks them. */
+  private readonly templated: number[];
+  private readonly isTemplated: Uint8Array;
 
   constructor(
     /** A content hash of model.conf and policy.csv: every decision carries it. */
@@ -55,6 +59,14 @@ export class PolicySnapshot {
     readonly warnings: readonly PolicyProblem[],
   ) {
     this.emptyP = model.policyTypes.get('p')!.map(() => '');
+    this.isTemplated = new Uint8Array(rules.length);
+    this.templated = [];
+    rules.forEach((r, id) => {
+      if (r.fields[model.fields.obj]?.includes(USER_PLACEHOLDER)) {
+        this.templated.push(id);
+        this.isTemplated[id] = 1;
+      }
+    });
   }
 
   /** Lines by kind, for people (GET /v1/policy, lint's summary). */
@@ -121,14 +133,15 @@ export class PolicySnapshot {
       request,
       closure: (role, from) => closureOf(role, request[from]!) ?? this.graphs.get(role)!.closure(request[from]!),
     };
-    const candidates = this.index.candidates(ctx);
+    let candidates = this.index.candidates(ctx);
+    if (this.templated.length > 0) candidates = [...new Set([...candidates, ...this.templated])];
     const eftField = model.fields.eft;
     let firstAllow = -1;
     let firstDeny = -1;
     const matched: NonNullable<Evaluation['matched']> = [];
     for (const id of candidates) {
       const fields = this.rules[id]!.fields;
-      const result = model.matcher.planIsMatcher ? true : model.matcher.evaluate(request, fields, fns);
+      const result = model.matcher.planIsMatcher && this.isTemplated[id] === 0 ? true : model.matcher.evaluate(request, fields, fns);
       let eft: number;
       switch (typeof result) {
         case 'boolean':

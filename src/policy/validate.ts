@@ -6,6 +6,7 @@ import { lineRef, lineText, type PolicyLine } from './lines.js';
 import type { PolicyModel } from './model.js';
 import type { PolicyProblem } from './problems.js';
 import { MAX_HIERARCHY, type RoleGraph } from './roles.js';
+import { USER_MATCH_FUNCTION, USER_PLACEHOLDER } from './user-pattern.js';
 import { ACTIONS, closest, DEFAULT_SUBJECT, isDatasetName, isGroupName, isName, OBJECT_KINDS, QUOTA_LIMITS, SUBJECT_KINDS } from './vocabulary.js';
 
 export const POLICY_FILE = 'policy.csv';
@@ -32,9 +33,31 @@ function subjectProblem(value: string, kinds: readonly string[]): [string, strin
   return null;
 }
 
+/** Checks a `{user}` pattern, then the pattern with a sample name in its place. */
+function placeholderProblem(value: string, model: PolicyModel): [string, string?] | null {
+  const hint = `put {user} in the namespace and end it with a slash: dataset:scratch-{user}/*`;
+  if (model.objectFunction !== USER_MATCH_FUNCTION) return [`"${value}" uses {user}, but the matcher does not fill it in`, `call ${USER_MATCH_FUNCTION}(r.obj, p.obj, r.sub) in model.conf where it calls keyMatch(r.obj, p.obj)`];
+  if (!value.startsWith('dataset:')) return [`"${value}": {user} stands only in dataset patterns`, hint];
+  const rest = value.split(USER_PLACEHOLDER);
+  if (rest.length !== 2) return [`"${value}" uses {user} more than once`, hint];
+  if (rest[1] !== '' && !rest[1]!.startsWith('/')) return [`"${value}": {user} must end its part of the name (be followed by / or nothing), or one person's space would hold another's (alice's "alice*" holds "alice-x")`, hint];
+  const star = value.indexOf('*');
+  if (star >= 0 && star < value.indexOf(USER_PLACEHOLDER)) return [`"${value}": keyMatch ignores everything after "*", so {user} after it means nothing`, hint];
+  const name = value.slice('dataset:'.length).replace(USER_PLACEHOLDER, 'u0');
+  if (name.split('/').length > 2) return [`"${value}" can never match: dataset names have at most one namespace (namespace/name)`, hint];
+  return null;
+}
+
 /** Checks an object or object pattern of a rule line, as the model's object function reads it. */
 function objectProblem(value: string, model: PolicyModel): [string, string?] | null {
-  if (value === '*' && (model.objectFunction === 'keyMatch' || model.objectFunction === 'keyMatch2')) return null;
+  if (value.includes(USER_PLACEHOLDER)) {
+    const bad = placeholderProblem(value, model);
+    if (bad) return bad;
+    value = value.replace(USER_PLACEHOLDER, 'u0');
+  }
+  if (value.includes('{') || value.includes('}')) return [`"${value}" has a brace; the only placeholder is {user}`];
+  const objectFunction = model.objectFunction === USER_MATCH_FUNCTION ? 'keyMatch' : model.objectFunction;
+  if (value === '*' && (objectFunction === 'keyMatch' || objectFunction === 'keyMatch2')) return null;
   const parts = kindOf(value);
   if (!parts) return [`object "${value}" has no kind`, `write e.g. dataset:${value}`];
   const [kind, name] = parts;
@@ -45,20 +68,20 @@ function objectProblem(value: string, model: PolicyModel): [string, string?] | n
   const star = name.indexOf('*');
   if (star >= 0) {
     if (kind === 'label') return ['a label cannot be a pattern', 'name one label per line'];
-    if (model.objectFunction === null) return [`"${value}" is a pattern, but the matcher compares objects exactly`, 'use keyMatch(r.obj, p.obj) in model.conf, or name the object'];
-    if (model.objectFunction === 'keyMatch2' && (star === 0 || name[star - 1] !== '/')) return [`keyMatch2 reads "*" as "any text" only after a slash, so "${value}" is a regular expression that repeats the character before it`, `write ${kind}:${name.slice(0, star).replace(/\/?$/, '/')}* or use keyMatch in model.conf`];
-    if (model.objectFunction === 'keyMatch' && star !== name.length - 1) return [`keyMatch ignores everything after "*", so "${value}" matches every ${kind} starting with "${name.slice(0, star)}"`, `end the pattern at the star: ${kind}:${name.slice(0, star + 1)}`];
-    if (model.objectFunction !== 'keyMatch' && (REGEX_SPECIALS.test(name) || name.includes('**'))) return [`"${value}" has characters ${model.objectFunction} reads as a regular expression`, 'patterns may use letters, digits, _ - / and a final *'];
+    if (objectFunction === null) return [`"${value}" is a pattern, but the matcher compares objects exactly`, 'use keyMatch(r.obj, p.obj) in model.conf, or name the object'];
+    if (objectFunction === 'keyMatch2' && (star === 0 || name[star - 1] !== '/')) return [`keyMatch2 reads "*" as "any text" only after a slash, so "${value}" is a regular expression that repeats the character before it`, `write ${kind}:${name.slice(0, star).replace(/\/?$/, '/')}* or use keyMatch in model.conf`];
+    if (objectFunction === 'keyMatch' && star !== name.length - 1) return [`keyMatch ignores everything after "*", so "${value}" matches every ${kind} starting with "${name.slice(0, star)}"`, `end the pattern at the star: ${kind}:${name.slice(0, star + 1)}`];
+    if (objectFunction !== 'keyMatch' && (REGEX_SPECIALS.test(name) || name.includes('**'))) return [`"${value}" has characters ${objectFunction} reads as a regular expression`, 'patterns may use letters, digits, _ - / and a final *'];
     const prefix = name.slice(0, star);
     if (prefix.includes('..') || prefix.includes('//') || !/^[A-Za-z0-9_/.-]*$/.test(prefix) || (kind === 'dataset' && /[A-Z]/.test(prefix))) return [`"${value}" is not a valid ${kind} pattern`];
   } else if (kind === 'dataset' ? !isDatasetName(name) : kind === 'label' ? !isName(name) : !OTHER_NAME.test(name)) {
     return [`"${name}" is not a valid ${kind} name`, kind === 'dataset' ? 'dataset names are lower case letters, digits, _ and -, with one optional namespace (scratch/alice)' : undefined];
   }
-  if (model.objectFunction && model.objectFunction !== 'keyMatch') {
+  if (objectFunction && objectFunction !== 'keyMatch') {
     try {
-      (casbin.Util as unknown as Record<string, (...a: string[]) => unknown>)[`${model.objectFunction}Func`]?.('dataset:x', value);
+      (casbin.Util as unknown as Record<string, (...a: string[]) => unknown>)[`${objectFunction}Func`]?.('dataset:x', value);
     } catch (err) {
-      return [`${model.objectFunction} cannot use "${value}": ${(err as Error).message}`];
+      return [`${objectFunction} cannot use "${value}": ${(err as Error).message}`];
     }
   }
   return null;
@@ -78,6 +101,12 @@ export function checkLine(model: PolicyModel, type: string, fields: string[], li
   const names = isRole ? ['member', 'role'] : def!;
   if (fields.length !== want) {
     report(line, `a ${type} line has ${want} fields (${names.join(', ')}) after "${type}", this one has ${fields.length}`, fields.some((f) => f.includes('#')) ? 'comments go on their own line, starting with #' : undefined);
+    return false;
+  }
+  // `{user}` is filled in only in a rule's object: anywhere else it would be a name nobody has.
+  const placeholderAt = fields.findIndex((f, i) => f.includes(USER_PLACEHOLDER) && !(type === 'p' && i === model.fields.obj));
+  if (placeholderAt >= 0) {
+    report(line, `{user} stands only in the object of a rule (p line), not in "${fields[placeholderAt]}"`, 'write e.g. p, role:analysts, dataset:scratch-{user}/*, write, allow');
     return false;
   }
   let ok = true;
