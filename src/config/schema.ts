@@ -78,6 +78,7 @@ export const ConfigSchema = Type.Object(
     policies: Type.Object(
       {
         dir: Dir('policies', 'the policy folder IT edits (model.conf, policy.csv, tests.yaml); a change is reloaded within a second'),
+        require_tests: Type.Boolean({ default: true, description: "run the folder's tests.yaml on every load and refuse a version that fails a case (the previous one keeps serving; at start-up the gateway does not start)" }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -42,7 +42,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
   let policy: PolicyReloader | undefined;
   try {
     // A bad policy stops start-up with every problem; once running, a bad edit is refused instead.
-    policy = await PolicyReloader.start(config.policies.dir);
+    policy = await PolicyReloader.start(config.policies.dir, { requireTests: config.policies.require_tests });
     identity = await createIdentityService(config, store);
     let listeningUrl = config.server.public_url.replace(/\/$/, '');
     const app = await buildGateway({
