@@ -7,7 +7,7 @@ export { AuditTrail, AuditUnavailableError, type TrailHealth, type TrailOptions 
 export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk, rotateAuditKey } from './signing-key.js';
 export { type VerifyOptions, type VerifyProblem, type VerifyReport, verifyTrail } from './verify.js';
 export { TrailTamperedError } from './writer.js';
-export { readWitness } from './witness.js';
+export { readWitness, witnessFileOf } from './witness.js';
 export { type ArchiveReport, verifyArchive } from './archive-verify.js';
 export type { ArchiveResult } from './retention.js';
 export { openAuditDb } from './schema.js';

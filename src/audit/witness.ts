@@ -4,7 +4,8 @@
 // line has the shape of the gateway's own log line for a checkpoint ({"audit_checkpoint": {...}}),
 // so a SIEM's copy of the gateway log serves as a witness too. Only the JWS in a line counts: the
 // other fields are for people and are read back from the JWS.
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { type Checkpoint, readCheckpoint } from './checkpoint.js';
 
 export interface WitnessEntry extends Checkpoint {
@@ -104,4 +105,22 @@ export class WitnessWriter {
       // already closed
     }
   }
+}
+
+/**
+ * Where the witness goes: audit.witness_file, or state.dir/audit-witness.jsonl. Never inside
+ * audit.dir: whoever can rewrite the trail's folder could rewrite its witness with it.
+ */
+export function witnessFileOf(configured: string, stateDir: string, auditDir: string): string {
+  const file = resolve(configured || join(stateDir, 'audit-witness.jsonl'));
+  const rel = relative(resolve(auditDir), file);
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new Error(`audit.witness_file: ${file} is inside audit.dir (${resolve(auditDir)}); a witness must live where a rewrite of the trail's folder does not reach (another volume, an append-only mount)`);
+  }
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new Error(`audit.witness_file: cannot create the folder of ${file}: ${(err as Error).message}`);
+  }
+  return file;
 }

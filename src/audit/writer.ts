@@ -169,7 +169,14 @@ export class TrailWriter {
     if (!exists && this.chain) {
       throw new TrailTamperedError(`the witness file ${file} (audit.witness_file) is missing, but the trail has ${this.chain.seq} signed checkpoint(s): restore it; to start a new witness from the current head instead, create it empty`);
     }
-    const last = exists ? lastWitnessEntry(file) : null;
+    const io = <T>(what: () => T): T => {
+      try {
+        return what();
+      } catch (err) {
+        throw new Error(`audit.witness_file ${file}: ${(err as Error).message}`);
+      }
+    };
+    const last = exists ? io(() => lastWitnessEntry(file)) : null;
     const stored = (seq: number) => this.db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq = ?').get(seq) as StoredCheckpoint | undefined;
     let from = 0;
     if (last) {
@@ -203,8 +210,8 @@ export class TrailWriter {
       digest = checkpointDigest(m.jws);
       expectSeq++;
     }
-    this.witness = new WitnessWriter(file);
-    this.witness.append(chained);
+    this.witness = io(() => new WitnessWriter(file));
+    io(() => this.witness!.append(chained));
     this.witnessedSeq = this.chain?.seq ?? 0;
   }
 
