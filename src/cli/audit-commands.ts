@@ -9,6 +9,7 @@ import { eventLines, headerLine, type Layout, layoutFor, RecordCounter, renderVe
 import { ApiError, call, stream, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
+import { printLine, printNote, safeJson, VisibleStream } from './safe-text.js';
 
 export interface AuditOptions {
   user?: string | undefined;
@@ -42,7 +43,7 @@ const FILTERS = [
 ] as const;
 const FLAG_OF: Record<string, string> = { ...Object.fromEntries(FILTERS.map(([, param, flag]) => [param, flag])), limit: '--limit', cursor: '--cursor', format: '--format' };
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+const out = printLine;
 /** Verify reads the whole trail before it answers: give it minutes, not the usual 30 s. */
 const VERIFY_TIMEOUT_MS = 15 * 60_000;
 
@@ -98,7 +99,7 @@ async function query(target: Target, o: AuditOptions): Promise<number> {
     if (cursor !== undefined) params.set('cursor', cursor);
     const page = await auditCall<Page>(target, `/v1/audit?${params}`);
     // Each page is printed as it comes, so --all over many pages holds one page at a time.
-    if (o.json) process.stdout.write(page.events.map((e, i) => `${count + i > 0 ? ',' : ''}${JSON.stringify(e)}`).join(''));
+    if (o.json) process.stdout.write(page.events.map((e, i) => `${count + i > 0 ? ',' : ''}${safeJson(e)}`).join(''));
     else if (page.events.length > 0) {
       if (!layout) {
         layout = layoutFor(page.events, process.stdout.isTTY ? process.stdout.columns : undefined);
@@ -111,7 +112,7 @@ async function query(target: Target, o: AuditOptions): Promise<number> {
     if (!o.all) {
       // With --json the hint goes to stderr: stdout stays one JSON array.
       const hint = `more: run with --all or --cursor ${page.next_cursor}`;
-      if (o.json) process.stderr.write(`${hint}\n`);
+      if (o.json) printNote(hint);
       else out(hint);
       break;
     }
@@ -155,7 +156,7 @@ async function verify(target: Target, o: AuditOptions): Promise<number> {
   if (o.file !== undefined) return verifyFile(target, o.file, o.json);
   refuse(o, 'verify', ['user', 'group', 'action', 'object', 'decision', 'since', 'until', 'requestId', 'limit', 'cursor', 'all', 'format', 'output'], 'it checks the whole trail');
   const report = await auditCall<VerifyReport>(target, '/v1/audit/verify', VERIFY_TIMEOUT_MS);
-  out(o.json ? JSON.stringify(report) : renderVerify(report));
+  out(o.json ? safeJson(report) : renderVerify(report));
   return report.ok ? 0 : 1;
 }
 
@@ -173,7 +174,7 @@ async function verifyFile(target: Target, file: string, json: boolean): Promise<
     trusted = undefined; // offline: the archive's own key, reported as such
   }
   const report = await verifyArchive(file, trusted);
-  if (json) out(JSON.stringify(report));
+  if (json) out(safeJson(report));
   else {
     out(renderVerify(report));
     out(report.key_source === 'trusted' ? `signatures checked with the gateway's key ${report.kid}` : `signatures checked with the key the archive carries (${report.kid}): compare it with the gateway's /.well-known/jwks.json`);
@@ -209,12 +210,21 @@ interface Sink {
   abort(): void;
 }
 
+/**
+ * Standard output. A pipe or a redirect gets the gateway's bytes unchanged (an export is evidence);
+ * a terminal gets them with control characters escaped as JSON does (`\u001b`), so what someone
+ * typed into an event is shown and never acted on, and a JSON line still parses.
+ */
 function stdoutSink(): Sink {
   // A reader that went away (`| head`) ends the command quietly, as cat would.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+  const text = process.stdout.isTTY ? new VisibleStream() : undefined;
+  const write = (data: Buffer | string) => (data.length === 0 || process.stdout.write(data) ? undefined : once(process.stdout, 'drain').then(() => undefined));
   return {
-    write: (chunk) => (process.stdout.write(chunk) ? undefined : once(process.stdout, 'drain').then(() => undefined)),
-    finish: async () => {},
+    write: (chunk) => write(text ? text.push(chunk) : chunk),
+    finish: async () => {
+      if (text) await write(text.end());
+    },
     abort: () => {},
   };
 }

@@ -1,7 +1,9 @@
 // What `gatehouse audit` prints for people: pure functions of the events and reports, so tests read
 // the same text the auditor does. Trail text is what users typed (object names, reasons): control
-// characters become spaces, so nothing in it can move the cursor or recolour a terminal.
+// characters are shown escaped (src/cli/safe-text.ts), so nothing in it can move the cursor or
+// recolour a terminal, and the auditor sees that they were there.
 import type { AuditEvent, VerifyReport } from '../audit/index.js';
+import { visible } from './safe-text.js';
 
 /** GET /v1/audit/verify (and an archive's check): the trail's own check of itself. */
 export type { VerifyReport };
@@ -14,7 +16,7 @@ export function localTime(iso: string): string {
   return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
 }
 
-const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+const clean = visible;
 const fit = (s: string, n: number) => (s.length > n ? `${s.slice(0, Math.max(0, n - 1))}…` : s);
 
 /** Column widths, from the first page so that later pages line up under the same header. */
@@ -32,7 +34,7 @@ const DECISION_WIDTH = 8;
 const REASON_MIN = 20;
 
 export function layoutFor(events: AuditEvent[], columns: number | undefined): Layout {
-  const widest = (header: string, cap: number, cell: (e: AuditEvent) => string) => Math.min(cap, Math.max(header.length, ...events.map((e) => cell(e).length)));
+  const widest = (header: string, cap: number, cell: (e: AuditEvent) => string) => Math.min(cap, Math.max(header.length, ...events.map((e) => clean(cell(e)).length)));
   const user = widest('user', CAP.user, userOf);
   const action = widest('action', CAP.action, (e) => e.action);
   const object = widest('object', CAP.object, (e) => e.object);

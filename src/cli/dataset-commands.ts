@@ -1,6 +1,7 @@
 // `gatehouse datasets`: what the caller may use, and how.
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
+import { printLine, safeJson } from './safe-text.js';
 import { formatBytes, table } from './table.js';
 
 interface Listed {
@@ -18,16 +19,16 @@ interface Listed {
 export async function datasets(target: Target, json: boolean): Promise<number> {
   const answer = await call<{ datasets: Listed[]; policy_version: string }>(target, 'GET', '/v1/datasets', { token: await accessToken(target) });
   if (json) {
-    process.stdout.write(`${JSON.stringify(answer)}\n`);
+    printLine(safeJson(answer));
     return 0;
   }
   if (answer.datasets.length === 0) {
-    process.stdout.write('no datasets you may use (ask IT: gatehouse policy explain <you> read dataset:<name>)\n');
+    printLine('no datasets you may use (ask IT: gatehouse policy explain <you> read dataset:<name>)');
     return 0;
   }
   const rows = answer.datasets.map((d) =>
     d.format === undefined ? [d.name, d.actions.join(','), '-', '-', '-', '-', '-', '-'] : [d.name, d.actions.join(','), d.format, String(d.partitions), d.rows!.toLocaleString('en-US'), formatBytes(d.bytes!), d.labels!.join(',') || '-', d.owner ?? '-'],
   );
-  process.stdout.write(`${table(['dataset', 'you may', 'format', 'parts', 'rows', 'size', 'labels', 'owner'], rows)}\n`);
+  printLine(table(['dataset', 'you may', 'format', 'parts', 'rows', 'size', 'labels', 'owner'], rows));
   return 0;
 }

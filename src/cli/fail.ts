@@ -2,6 +2,7 @@
 // the unknown ones with a pointer to the log rather than a stack trace.
 import { ConfigError } from '../config/index.js';
 import { TlsFileError } from '../wire/index.js';
+import { visible, visibleLines } from './safe-text.js';
 
 const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError', 'ApiError', 'LoginError']);
 
@@ -23,9 +24,14 @@ export function describe(err: unknown): string {
   return String(err);
 }
 
-/** Prints the reason on one line and exits non-zero. Set GATEHOUSE_DEBUG=1 for the stack. */
+/**
+ * Prints the reason on one line and exits non-zero. Set GATEHOUSE_DEBUG=1 for the stack. The
+ * gateway's messages can quote what someone typed: their control characters are shown escaped, and
+ * an ApiError's message stays on its one line.
+ */
 export function fail(command: string, err: unknown, code = 1): never {
-  process.stderr.write(`gatehouse${command ? ` ${command}` : ''}: ${describe(err)}\n`);
-  if (process.env.GATEHOUSE_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  const reason = describe(err);
+  process.stderr.write(`gatehouse${command ? ` ${command}` : ''}: ${err instanceof Error && err.name === 'ApiError' ? visible(reason) : visibleLines(reason)}\n`);
+  if (process.env.GATEHOUSE_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${visibleLines(err.stack)}\n`);
   process.exit(code);
 }

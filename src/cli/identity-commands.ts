@@ -8,6 +8,7 @@ import { certificateDir, forgetLogin, loadLogin, saveLogin, writePrivate } from 
 import { promptHidden, promptLine, readPasswordFromStdin } from './client/prompt.js';
 import { accessToken, savedFrom } from './client/session.js';
 import { UsageError } from './fail.js';
+import { printLine, printNote, safeJson } from './safe-text.js';
 
 export interface LoginOptions {
   sso: boolean;
@@ -32,15 +33,15 @@ interface TokenAnswer {
   expires_in: number;
 }
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const note = (line: string) => process.stderr.write(`${line}\n`);
+const out = printLine;
+const note = printNote;
 
 export async function login(target: Target, options: LoginOptions): Promise<number> {
   if (options.sso === options.ldap) throw new UsageError('choose one: gatehouse login --sso (your company SSO) or --ldap (directory password)');
   const answer = options.sso ? await deviceLogin(target, options) : await ldapLogin(target, options);
   const me = await call<Whoami>(target, 'GET', '/v1/whoami', { token: answer.access_token });
   saveLogin(target.url, savedFrom(answer, me));
-  if (options.json) out(JSON.stringify({ status: 'logged_in', url: target.url, ...me }));
+  if (options.json) out(safeJson({ status: 'logged_in', url: target.url, ...me }));
   else out(`logged in to ${target.url} as ${me.user} (${me.groups.join(', ') || 'no groups'}) with ${me.auth_method}`);
   return 0;
 }
@@ -58,7 +59,7 @@ async function deviceLogin(target: Target, options: LoginOptions): Promise<Token
   // The URL and code go to stderr so that --json keeps stdout for the result; tools read them too.
   note(`To log in, open ${start.verification_uri} and enter the code ${start.user_code}`);
   note(`  or open ${start.verification_uri_complete}`);
-  if (options.json) note(JSON.stringify({ status: 'pending', verification_uri: start.verification_uri, verification_uri_complete: start.verification_uri_complete, user_code: start.user_code, expires_in: start.expires_in }));
+  if (options.json) note(safeJson({ status: 'pending', verification_uri: start.verification_uri, verification_uri_complete: start.verification_uri_complete, user_code: start.user_code, expires_in: start.expires_in }));
   if (options.browser) openBrowser(start.verification_uri_complete);
   let interval = Math.max(1, start.interval);
   const deadline = Date.now() + start.expires_in * 1000;
@@ -117,7 +118,7 @@ function openBrowser(url: string): void {
 export async function logout(target: Target, json: boolean): Promise<number> {
   const saved = loadLogin(target.url);
   if (!saved) {
-    if (json) out(JSON.stringify({ status: 'not_logged_in', url: target.url }));
+    if (json) out(safeJson({ status: 'not_logged_in', url: target.url }));
     else out(`not logged in to ${target.url}`);
     return 0;
   }
@@ -127,14 +128,14 @@ export async function logout(target: Target, json: boolean): Promise<number> {
     // Even when the gateway cannot be reached, the local copy goes: logging out must never leave tokens behind.
     forgetLogin(target.url);
   }
-  if (json) out(JSON.stringify({ status: 'logged_out', url: target.url, user: saved.user }));
+  if (json) out(safeJson({ status: 'logged_out', url: target.url, user: saved.user }));
   else out(`logged out ${saved.user} from ${target.url}; the login's tokens and certificates are revoked`);
   return 0;
 }
 
 export async function whoami(target: Target, json: boolean): Promise<number> {
   const me = await call<Whoami>(target, 'GET', '/v1/whoami', { token: await accessToken(target) });
-  if (json) out(JSON.stringify({ ...me, url: target.url }));
+  if (json) out(safeJson({ ...me, url: target.url }));
   else {
     out(`user        ${me.user}`);
     out(`groups      ${me.groups.join(', ') || '(none)'}`);
@@ -156,7 +157,7 @@ export async function certificate(target: Target, options: { json: boolean; ttl?
   writePrivate(files.key, keyPem);
   writePrivate(files.cert, issued.certificate);
   writePrivate(files.ca, issued.ca);
-  if (options.json) out(JSON.stringify({ serial: issued.serial, expires_at: issued.expires_at, certificate: files.cert, key: files.key, ca: files.ca }));
+  if (options.json) out(safeJson({ serial: issued.serial, expires_at: issued.expires_at, certificate: files.cert, key: files.key, ca: files.ca }));
   else {
     out(`client certificate ${issued.serial}, valid until ${issued.expires_at}`);
     out(`  certificate ${files.cert}`);

@@ -8,8 +8,8 @@ import { renderJobList, renderStatus } from './job-report.js';
 import { buildSpec, type SubmitArgs } from './job-spec.js';
 import type { Job } from './job-view.js';
 import { watchJob } from './job-watch.js';
+import { printLine as out, printNote, safeJson, visible, VisibleStream } from './safe-text.js';
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
 const jobPath = (id: string) => `/v1/jobs/${encodeURIComponent(id)}`;
 
 /** The gateway's answer to POST /v1/jobs. */
@@ -31,13 +31,13 @@ async function jobCall<T>(target: Target, method: string, path: string, context:
 export async function submit(target: Target, args: SubmitArgs, options: { wait: boolean; json: boolean }): Promise<number> {
   const spec = buildSpec(args);
   const answer = await jobCall<Submitted>(target, 'POST', '/v1/jobs', { verb: 'submit' }, spec);
-  const line = `submitted job ${answer.id} (${answer.state})${answer.state === 'pending' && answer.reason ? `: ${answer.reason}` : ''}`;
+  const line = `submitted job ${answer.id} (${answer.state})${answer.state === 'pending' && answer.reason ? `: ${visible(answer.reason)}` : ''}`;
   if (!options.wait) {
-    out(options.json ? JSON.stringify(answer) : line);
+    out(options.json ? safeJson(answer) : line);
     return 0;
   }
   // With --wait, stdout is for the outcome (the summary, or the final job as JSON).
-  (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  (options.json ? printNote : out)(line);
   return watchJob(target, answer.id, { json: options.json });
 }
 
@@ -47,7 +47,7 @@ export async function jobs(target: Target, options: { all: boolean; state?: stri
   if (options.state !== undefined) query.set('state', options.state);
   const path = `/v1/jobs${query.toString() ? `?${query}` : ''}`;
   const answer = await jobCall<{ jobs: Job[] }>(target, 'GET', path, { verb: 'jobs' });
-  if (options.json) out(JSON.stringify(answer));
+  if (options.json) out(safeJson(answer));
   else if (answer.jobs.length === 0) out(options.all || options.state ? 'no jobs' : 'no jobs yet (gatehouse submit job.yaml starts one)');
   else out(renderJobList(answer.jobs, Date.now(), options.all));
   return 0;
@@ -55,30 +55,36 @@ export async function jobs(target: Target, options: { all: boolean; state?: stri
 
 export async function status(target: Target, id: string, json: boolean): Promise<number> {
   const job = await jobCall<Job>(target, 'GET', jobPath(id), { verb: 'status', id });
-  out(json ? JSON.stringify(job) : renderStatus(job, Date.now()));
+  out(json ? safeJson(job) : renderStatus(job, Date.now()));
   return 0;
 }
 
 export async function cancel(target: Target, id: string, json: boolean): Promise<number> {
   const job = await jobCall<Job>(target, 'DELETE', jobPath(id), { verb: 'cancel', id });
   // A job that ended on its own while the cancel was on its way says so, rather than "cancelled".
-  out(json ? JSON.stringify(job) : job.state === 'cancelled' ? `cancelled job ${id}` : `job ${id} ended before the cancel took effect: ${job.state}`);
+  out(json ? safeJson(job) : job.state === 'cancelled' ? `cancelled job ${id}` : `job ${id} ended before the cancel took effect: ${job.state}`);
   return 0;
 }
 
-/** The job's log as it arrives; with follow, until the job ends (the gateway closes the body). */
+/**
+ * The job's log as it arrives; with follow, until the job ends (the gateway closes the body). What
+ * the job wrote is shown, never obeyed: control characters and escape sequences come out escaped
+ * (newlines and tabs kept), to a terminal and to a file alike.
+ */
 export async function logs(target: Target, id: string, follow: boolean): Promise<number> {
   // A reader that went away (`| head`) ends the command quietly, as cat would.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+  const text = new VisibleStream();
   try {
-    await stream(target, `${jobPath(id)}/logs${follow ? '?follow=1' : ''}`, { token: await accessToken(target), sink: toStdout });
+    await stream(target, `${jobPath(id)}/logs${follow ? '?follow=1' : ''}`, { token: await accessToken(target), sink: (chunk) => toStdout(text.push(chunk)) });
   } catch (err) {
     throw jobError(err, { verb: 'logs', id });
   }
+  await toStdout(text.end());
   return 0;
 }
 
-/** Writes a chunk; waits for the terminal or pipe to drain when it is full. */
-function toStdout(chunk: Buffer): Promise<void> | void {
-  if (!process.stdout.write(chunk)) return once(process.stdout, 'drain').then(() => undefined);
+/** Writes text; waits for the terminal or pipe to drain when it is full. */
+function toStdout(text: string): Promise<void> | void {
+  if (text !== '' && !process.stdout.write(text)) return once(process.stdout, 'drain').then(() => undefined);
 }

@@ -2,6 +2,7 @@
 // the clock, so the e2e tests and the unit tests read the same text the user does.
 import { ageSeconds, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
 import { renderProgress } from './progress.js';
+import { visible } from './safe-text.js';
 import { formatBytes, table } from './table.js';
 
 /** Long errors stay readable in a table row; `status` shows the whole text. */
@@ -27,11 +28,12 @@ export function renderJobList(jobs: Job[], now: number, withUser: boolean): stri
 
 /** Why a job waits, or why it failed: the column people look for first. */
 function note(job: Job): string {
-  const text = job.state === 'failed' ? (job.error ?? '') : job.state === 'pending' || job.state === 'queued' ? (job.reason ?? '') : '';
+  // Escaped before it is cut, so the cut never leaves half an escape sequence for the terminal.
+  const text = visible(job.state === 'failed' ? (job.error ?? '') : job.state === 'pending' || job.state === 'queued' ? (job.reason ?? '') : '');
   return text.length > NOTE_MAX ? `${text.slice(0, NOTE_MAX - 1)}…` : text;
 }
 
-/** `status`: one `key  value` line per fact, the ones that matter for the job's state first. */
+/** `status`: one `key  value` line per fact, the ones that matter for the job's state first; each value on its line, escaped. */
 export function renderStatus(job: Job, now: number): string {
   const { partitions: p, resources: r } = job;
   const lines: [string, string | null][] = [
@@ -55,6 +57,6 @@ export function renderStatus(job: Job, now: number): string {
   ];
   return lines
     .filter((line): line is [string, string] => line[1] !== null)
-    .map(([key, value]) => `${key.padEnd(11)} ${value}`)
+    .map(([key, value]) => `${key.padEnd(11)} ${visible(value)}`)
     .join('\n');
 }

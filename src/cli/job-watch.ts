@@ -5,6 +5,7 @@ import { ApiError, call, ConnectionError, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { jobError } from './job-errors.js';
 import { isFinal, type Job } from './job-view.js';
+import { safeJson } from './safe-text.js';
 import { describeProgress, EXIT, exitCodeFor, renderProgress, summarize } from './progress.js';
 
 export interface WatchOptions {
@@ -56,7 +57,7 @@ const mayPass = (err: unknown) => err instanceof ConnectionError || (err instanc
 
 function finish(job: Job, display: Display, json: boolean): number {
   display.end();
-  process.stdout.write(`${json ? JSON.stringify(job) : summarize(job)}\n`);
+  process.stdout.write(`${json ? safeJson(job) : summarize(job)}\n`);
   return exitCodeFor(job.state)!;
 }
 

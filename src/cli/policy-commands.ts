@@ -16,10 +16,12 @@ import {
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
+import { printLine, printNote, safeJson } from './safe-text.js';
 import { table } from './table.js';
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const err = (line: string) => process.stderr.write(`${line}\n`);
+// Policy lines, names and the gateway's answers are data: printed escaped (src/cli/safe-text.ts).
+const out = printLine;
+const err = printNote;
 
 export interface PolicyOptions {
   dir: string;
@@ -51,7 +53,7 @@ async function lint(options: PolicyOptions): Promise<number> {
   const { problems, snapshot } = await lintPolicy(options.dir);
   const errors = problems.filter((p) => p.severity === 'error').length;
   if (options.json) {
-    out(JSON.stringify({ valid: errors === 0, dir: options.dir, version: snapshot?.version ?? null, problems }));
+    out(safeJson({ valid: errors === 0, dir: options.dir, version: snapshot?.version ?? null, problems }));
     return errors === 0 ? 0 : 1;
   }
   for (const p of problems) (p.severity === 'error' ? err : out)(formatProblem(p));
@@ -73,7 +75,7 @@ async function test(options: PolicyOptions): Promise<number> {
   }
   const results = runPolicyTests(policy, cases);
   const failed = results.filter((r) => !r.passed).length;
-  if (options.json) out(JSON.stringify({ version: policy.version, passed: results.length - failed, failed, results }));
+  if (options.json) out(safeJson({ version: policy.version, passed: results.length - failed, failed, results }));
   else {
     out(table(['', 'case', 'expected', 'got', 'decided by'], results.map((r) => [r.passed ? 'PASS' : 'FAIL', r.name, r.expected, r.got, r.detail])));
     out(`\n${results.length - failed} passed, ${failed} failed (tests.yaml against version ${policy.version})`);
@@ -92,7 +94,7 @@ async function explainCommand(args: string[], options: PolicyOptions): Promise<n
     e = explain(await loadPolicy(options.dir), { user, groups: options.groups ?? [] }, object, action, options.labels ?? []);
   }
   if (options.json) {
-    out(JSON.stringify(e));
+    out(safeJson(e));
     return 0;
   }
   out(`${e.decision.allowed ? 'ALLOWED' : 'DENIED'}: ${user} ${action} ${object}`);
@@ -124,7 +126,7 @@ async function diff(args: string[], options: PolicyOptions): Promise<number> {
   const [before, after] = await Promise.all(args.map((d) => loadPolicy(resolve(d!))));
   const d = diffPolicies(before!, after!);
   if (options.json) {
-    out(JSON.stringify(d));
+    out(safeJson(d));
     return 0;
   }
   out(`access changes from ${d.from_version} (${args[0]}) to ${d.to_version} (${args[1]}):`);
@@ -140,7 +142,7 @@ async function diff(args: string[], options: PolicyOptions): Promise<number> {
 async function reload(options: PolicyOptions): Promise<number> {
   const target = options.target();
   const o = await call<{ outcome: string; version: string; previous_version: string; duration_ms: number; problems: { file: string; line: number | null; message: string; severity: string }[] }>(target, 'POST', '/v1/policy/reload', { token: await accessToken(target), body: {} });
-  if (options.json) out(JSON.stringify(o));
+  if (options.json) out(safeJson(o));
   else if (o.outcome === 'unchanged') out(`version ${o.version} is already serving`);
   else out(`version ${o.version} now serving (was ${o.previous_version}), loaded in ${o.duration_ms} ms`);
   return 0;

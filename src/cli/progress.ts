@@ -1,6 +1,7 @@
 // A job's progress on one line (a bar on a terminal, plain text in a log), the summary at its end,
 // and the exit code it ends with. Pure functions of a Job and the clock, so tests need no gateway.
 import type { JobState } from '../wire/index.js';
+import { visible } from './safe-text.js';
 import { ageSeconds, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
 
 /** What `submit --wait` exits with: scripts branch on these, so they are part of the contract. */
@@ -36,7 +37,7 @@ export function describeProgress(job: Job, now: number): string {
   const { done, total, failed } = job.partitions;
   const counted = `${done}/${total} partitions ${percent(done, total)}${failed > 0 ? ` (${failed} failed)` : ''}`;
   if (job.state === 'pending' || job.state === 'queued') {
-    return `${counted}  ${job.state}${job.reason ? `: ${job.reason}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
+    return `${counted}  ${job.state}${job.reason ? `: ${visible(job.reason)}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
   }
   const left = job.state === 'running' ? `  ETA ${eta(job, now)}` : '';
   return `${counted}  rows ${formatCount(job.rows_in)}  elapsed ${formatDuration(runSeconds(job, now))}${left}  ${job.state}`;
@@ -53,5 +54,5 @@ export function summarize(job: Job, now = Date.now()): string {
   const parts = `${done}/${total} partitions${failed > 0 ? ` (${failed} failed)` : ''}`;
   const rows = `rows ${formatCount(job.rows_in)} → ${formatCount(job.rows_out)}`;
   const line = `${job.state}: ${parts}, ${rows}, elapsed ${formatDuration(runSeconds(job, now))}, ${job.core_seconds.toFixed(1)} core-seconds`;
-  return job.state === 'failed' && job.error ? `${line}; error: ${job.error}` : line;
+  return job.state === 'failed' && job.error ? `${line}; error: ${visible(job.error)}` : line;
 }

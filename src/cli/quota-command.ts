@@ -5,6 +5,7 @@ import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { jobError } from './job-errors.js';
 import { formatDuration } from './job-view.js';
+import { printLine, safeJson, visible } from './safe-text.js';
 import { table } from './table.js';
 
 export interface LimitValue {
@@ -41,7 +42,7 @@ export async function quota(target: Target, json: boolean): Promise<number> {
   } catch (err) {
     throw jobError(err, { verb: 'quota' });
   }
-  process.stdout.write(`${json ? JSON.stringify(answer) : renderQuota(answer, Date.now())}\n`);
+  printLine(json ? safeJson(answer) : renderQuota(answer, Date.now()));
   return 0;
 }
 
@@ -51,7 +52,7 @@ export function renderQuota(q: Quota, now: number): string {
     const row = ROWS[name];
     return [row.label, row.used(q), row.max(value), line ? `${source}: ${line}` : source];
   });
-  return [`quota for ${q.user} (policy ${q.policy_version})`, '', table(['limit', 'in use', 'max', 'from'], limits), '', renderPending(q, now)].join('\n');
+  return [`quota for ${visible(q.user)} (policy ${visible(q.policy_version)})`, '', table(['limit', 'in use', 'max', 'from'], limits), '', renderPending(q, now)].join('\n');
 }
 
 function renderPending(q: Quota, now: number): string {

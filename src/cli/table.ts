@@ -1,7 +1,12 @@
 // Plain aligned tables for people; the commands print JSON instead with --json.
+import { visible } from './safe-text.js';
 
-/** Rows of cells under a header, columns padded to their widest cell, two spaces apart. */
-export function table(header: string[], rows: string[][]): string {
+/**
+ * Rows of cells under a header, columns padded to their widest cell, two spaces apart. Cells are
+ * data (names, reasons, errors someone else wrote): their control characters are shown escaped.
+ */
+export function table(header: string[], unsafeRows: string[][]): string {
+  const rows = unsafeRows.map((r) => r.map(visible));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
