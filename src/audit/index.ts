@@ -4,7 +4,7 @@ export type { AuditActor, AuditDecision, AuditEvent, AuditInput, AuditRecorder }
 export { redactSecrets, secretKind } from './secrets.js';
 export { actorOf, recordOrFail, SYSTEM_ACTOR } from './record.js';
 export { AuditTrail, AuditUnavailableError, type TrailHealth, type TrailOptions } from './trail.js';
-export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk, rotateAuditKey } from './signing-key.js';
+export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk, readAuditPublicKeys, rotateAuditKey } from './signing-key.js';
 export { type VerifyOptions, type VerifyProblem, type VerifyReport, verifyTrail } from './verify.js';
 export { TrailTamperedError } from './writer.js';
 export { readWitness, witnessFileOf } from './witness.js';

@@ -120,3 +120,22 @@ export function rotateAuditKey(certsDir: string): { retired: string; current: st
   const next = loadAuditKey(certsDir); // keeps the new public half too
   return { retired: old.kid, current: next.kid };
 }
+
+/**
+ * The audit public keys kept in certs.dir, for checking a trail without the gateway: audit-keys/
+ * and, when readable, the current key file's public half. Creates nothing.
+ */
+export function readAuditPublicKeys(certsDir: string): Map<string, KeyObject> {
+  const keys = new Map<string, KeyObject>();
+  const file = join(certsDir, AUDIT_KEY_FILE);
+  if (existsSync(file)) {
+    try {
+      const current = auditKeyFromPem(readFileSync(file, 'utf8'));
+      keys.set(current.kid, current.publicKey);
+    } catch {
+      // not readable here: the kept public halves still serve
+    }
+  }
+  for (const k of readRetiredKeys(certsDir)) keys.set(k.kid, k.key);
+  return keys;
+}

@@ -9,6 +9,8 @@ import { eventLines, headerLine, type Layout, layoutFor, RecordCounter, renderVe
 import { ApiError, call, stream, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
+import { rotateKey, verifyWithWitness } from './audit-local.js';
+import type { Config } from '../config/index.js';
 import { printLine, printNote, safeJson, VisibleStream } from './safe-text.js';
 
 export interface AuditOptions {
@@ -28,6 +30,12 @@ export interface AuditOptions {
   output?: string | undefined;
   /** verify: a retention archive to check locally instead of the live trail. */
   file?: string | undefined;
+  /** verify: a witness file to check the trail on this host against (audit-local.ts). */
+  witness?: string | undefined;
+  /** verify --witness: a copy of audit.dir instead of the configured one. */
+  dir?: string | undefined;
+  /** The configuration, for the verbs that work on this host's files. */
+  config?: () => Config;
 }
 
 /** Each filter's query parameter and the flag that sets it. */
@@ -55,9 +63,15 @@ export async function auditCommand(sub: string | undefined, args: string[], targ
     case 'export':
       return exportTrail(target(), options);
     case 'verify':
+      if (options.witness !== undefined) {
+        if (options.file !== undefined) throw new UsageError('audit verify takes --witness or --file, not both');
+        return verifyWithWitness(target, options.config!, { witness: options.witness, dir: options.dir, json: options.json });
+      }
       return verify(target(), options);
+    case 'rotate-key':
+      return rotateKey(options.config!, options.json);
     default:
-      throw new UsageError(`audit ${sub ?? ''}: choose query, export or verify`.replace('audit :', 'audit:'));
+      throw new UsageError(`audit ${sub ?? ''}: choose query, export, verify or rotate-key`.replace('audit :', 'audit:'));
   }
 }
 

@@ -60,7 +60,10 @@ usage: gatehouse <command> [options]
   audit export       every matching event, oldest first in chain order, to stdout [--format jsonl|csv]
                      [--output FILE] [the filters of audit query]
   audit verify       check that the trail is intact: hashes, links, checkpoints (exit 1 when not);
-                     --file ARCHIVE checks a retention archive here, with the gateway's key when reachable
+                     --file ARCHIVE checks a retention archive here, with the gateway's key when reachable;
+                     --witness FILE checks the trail on this host (audit.dir, or --dir DIR) against a witness
+  audit rotate-key   a new audit signing key from the gateway's next start; the old public key is kept
+                     (certs.dir/audit-keys, the JWKS), so older checkpoints still verify
 
   up                 start the engine, the gateway (and the development SSO provider) on the embedded defaults (npm start)
   gateway            run the gateway alone (HTTPS, server.host:server.port)
@@ -131,6 +134,7 @@ async function main(argv: string[]): Promise<number> {
       cursor: { type: 'string' },
       format: { type: 'string' },
       file: { type: 'string' },
+      witness: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -206,8 +210,8 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'audit': {
-      const { user, group, action, object, decision, since, until, limit, cursor, all, json, format, output, file } = values;
-      return auditCommand(sub, positionals.slice(2), target, { user, group, action, object, decision, since, until, requestId: values['request-id'], limit, cursor, all, json, format, output, file });
+      const { user, group, action, object, decision, since, until, limit, cursor, all, json, format, output, file, witness, dir } = values;
+      return auditCommand(sub, positionals.slice(2), target, { user, group, action, object, decision, since, until, requestId: values['request-id'], limit, cursor, all, json, format, output, file, witness, dir, config: () => loaded().config });
     }
     case 'config':
       configCommand(sub, loaded, { json: values.json, write: values.write });
