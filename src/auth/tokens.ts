@@ -2,7 +2,7 @@
 // tokens that rotate on every use. One login is one family; presenting a used refresh token again
 // means it was stolen or replayed, so the whole family is revoked (RFC 6819 §5.2.2.3).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
 import type { Store } from '../store/index.js';
 import { codeOrHash } from './audit-text.js';
 import type { AuthMethod, Identity, LoginSubject } from './identity.js';
@@ -314,7 +314,15 @@ function tokenFailure(err: unknown, token: string): TokenError {
     return new TokenError('missing_claim', /^[a-z_]{1,32}$/i.test(err.claim) ? err.claim : 'claim', owner);
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenError('bad_signature', undefined, claimed());
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('alg_not_allowed', undefined, claimed());
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) {
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      alg = undefined;
+    }
+    return new TokenError('alg_not_allowed', `alg ${codeOrHash(alg)}`, claimed());
+  }
   const code = (err as { code?: unknown }).code;
   return new TokenError('malformed', typeof code === 'string' && /^[A-Z_]{1,64}$/.test(code) ? code : 'not a JWT', claimed());
 }
