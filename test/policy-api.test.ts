@@ -67,7 +67,7 @@ describe('the policy API', () => {
     const shown = await api('/v1/policy', tokens.bob);
     expect(shown.status).toBe(200);
     const body = shown.json<{ version: string; counts: { rules: number; quota_lines: number }; last_reload: { outcome: string }; model: { effect: string } }>();
-    expect(body).toMatchObject({ counts: { rules: 16, quota_lines: 12 }, last_reload: { outcome: 'loaded' }, model: { effect: 'deny-override' } });
+    expect(body).toMatchObject({ counts: { rules: 19, quota_lines: 12 }, last_reload: { outcome: 'loaded' }, model: { effect: 'deny-override' } });
     const refused = await api('/v1/policy', tokens.alice);
     expect(refused.status).toBe(403);
     expect(refused.json()).toMatchObject({ error: 'forbidden', message: 'no rule grants read on policy:files to user:alice', rule: null, policy_version: body.version });
@@ -90,12 +90,20 @@ describe('the policy API', () => {
     expect(auditEvents()).toContainEqual(expect.objectContaining({ action: 'dataset.list', actor: expect.objectContaining({ user: 'dave' }), details: { returned: 1, hidden: 2 } }));
   });
 
-  it('shows a dataset the caller may only write by name alone', async () => {
+  it('shows a dataset the caller may only write by name alone, and another person’s namespace not at all', async () => {
     await writeDataset(join(box.dir, 'data'), 'scratch/alice-model', { format: 'csv', columns: ['customer_id', 'score'], owner: 'alice', labels: [], produced_by: null, partitions: [{ text: 'customer_id,score\n1,0.5\n', rows: 1 }] });
+    await writeDataset(join(box.dir, 'data'), 'scratch-alice/model', { format: 'csv', columns: ['customer_id', 'score'], owner: 'alice', labels: [], produced_by: null, partitions: [{ text: 'customer_id,score\n1,0.5\n', rows: 1 }] });
+    await writeDataset(join(box.dir, 'data'), 'scratch-dave/notes', { format: 'csv', columns: ['id', 'note'], owner: 'dave', labels: [], produced_by: null, partitions: [{ text: 'id,note\n1,x\n', rows: 1 }] });
     const dave = (await api('/v1/datasets', tokens.dave)).json<{ datasets: Record<string, unknown>[] }>().datasets;
-    expect(dave.find((d) => d.name === 'scratch/alice-model')).toEqual({ name: 'scratch/alice-model', actions: ['write'] });
+    // Contractors write only their own namespace (scratch-{user}/*), and read it.
+    expect(dave.find((d) => d.name === 'scratch/alice-model')).toBeUndefined();
+    expect(dave.find((d) => d.name === 'scratch-alice/model')).toBeUndefined();
+    expect(dave.find((d) => d.name === 'scratch-dave/notes')).toMatchObject({ actions: ['read', 'write'], owner: 'dave' });
     const alice = (await api('/v1/datasets', tokens.alice)).json<{ datasets: Record<string, unknown>[] }>().datasets;
     expect(alice.find((d) => d.name === 'scratch/alice-model')).toMatchObject({ actions: ['read', 'write'], columns: ['customer_id', 'score'], owner: 'alice' });
+    expect(alice.find((d) => d.name === 'scratch-alice/model')).toMatchObject({ actions: ['read', 'write'], owner: 'alice' });
+    // Analysts read others' namespaces (scratch-*) but write only their own.
+    expect(alice.find((d) => d.name === 'scratch-dave/notes')).toMatchObject({ actions: ['read'] });
   });
 
   it('explains one’s own access to anyone, and others’ only with policy read, using their last login’s groups', async () => {
@@ -122,7 +130,7 @@ describe('reloading a running gateway', () => {
     const now = await api('/v1/policy', tokens.alice);
     expect(now.status).toBe(200);
     expect(now.json()).toMatchObject({ version: after, last_reload: { outcome: 'loaded', trigger: { by: 'file-change' }, previous_version: before } });
-    expect(auditEvents()).toContainEqual(expect.objectContaining({ action: 'policy.reload', decision: 'allow', policy_version: after, actor: expect.objectContaining({ user: null, auth_method: 'system' }), details: expect.objectContaining({ trigger: 'file-change', previous_version: before }) }));
+    expect(auditEvents()).toContainEqual(expect.objectContaining({ action: 'policy.reload', decision: 'allow', policy_version: after, actor: expect.objectContaining({ user: 'system:file-watch', auth_method: 'system' }), details: expect.objectContaining({ trigger: 'file-change', previous_version: before, files: expect.objectContaining({ 'policy.csv': expect.stringMatching(/^[0-9a-f]{64}$/) }) }) }));
   });
 
   it('refuses a bad edit: the old version serves, and the error shows in the API, /metrics and the audit trail', async () => {

@@ -58,8 +58,8 @@ describe('the shipped example', () => {
     // The same person without the contractor group reads it through role:analysts.
     expect(decide(p, { user: 'dave', groups: ['data-science'] }, 'dataset:customers', 'read').allowed).toBe(true);
     // A label that only the dataset's manifest carries counts the same.
-    expect(decide(p, { user: 'dave', groups: ['contractors'] }, 'dataset:scratch/x', 'write', { labels: ['pii'] }).allowed).toBe(false);
-    expect(decide(p, { user: 'dave', groups: ['contractors'] }, 'dataset:scratch/x', 'write').allowed).toBe(true);
+    expect(decide(p, { user: 'dave', groups: ['contractors'] }, 'dataset:scratch-dave/x', 'write', { labels: ['pii'] }).allowed).toBe(false);
+    expect(decide(p, { user: 'dave', groups: ['contractors'] }, 'dataset:scratch-dave/x', 'write').allowed).toBe(true);
   });
 
   it('takes directory groups with spaces, and never caches a name with control characters', async () => {
@@ -96,9 +96,9 @@ describe('a broken policy is refused with file, line and a hint', () => {
     { kind: 'an upper-case dataset that could never match', edit: (s) => `${s}p, role:analysts, dataset:Payroll, read, allow\n`, line: 'p, role:analysts, dataset:Payroll, read, allow', message: /"Payroll" is not a valid dataset name/ },
     { kind: 'a user used as a role', edit: (s) => `${s}g, group:analysts, user:alice\n`, line: 'g, group:analysts, user:alice', message: /a user cannot be a role/ },
     { kind: 'conflicting quota lines', edit: (s) => `${s}p2, role:analysts, max_cores, 12\n`, line: 'p2, role:analysts, max_cores, 12', message: /two values for max_cores: 8 at policy\.csv:\d+ and 12 here/ },
-    { kind: 'a keyMatch2 star that is a regular-expression repeat', edit: (s) => s, model: (m) => m.replace('keyMatch(r.obj, p.obj)', 'keyMatch2(r.obj, p.obj)'), line: 'p, role:admins, dataset:*, admin, allow', message: /keyMatch2 reads "\*" as "any text" only after a slash/ },
+    { kind: 'a keyMatch2 star that is a regular-expression repeat', edit: (s) => s, model: (m) => m.replace('userKeyMatch(r.obj, p.obj, r.sub)', 'keyMatch2(r.obj, p.obj)'), line: 'p, role:analysts, dataset:scratch-*, read, allow', message: /keyMatch2 reads "\*" as "any text" only after a slash/ },
     { kind: 'an unsupported effect in the model', edit: (s) => s, model: (m) => m.replace(/^e = .*$/m, 'e = priority(p.eft) || deny'), file: 'model.conf', line: null, message: /policy effect .* is not one Gatehouse supports/ },
-    { kind: 'an unknown function in the matcher', edit: (s) => s, model: (m) => m.replace('keyMatch(r.obj, p.obj)', 'keyMatch9(r.obj, p.obj)'), file: 'model.conf', line: null, message: /unknown function keyMatch9\(\)/ },
+    { kind: 'an unknown function in the matcher', edit: (s) => s, model: (m) => m.replace('userKeyMatch(r.obj, p.obj, r.sub)', 'keyMatch9(r.obj, p.obj)'), file: 'model.conf', line: null, message: /unknown function keyMatch9\(\)/ },
   ];
   for (const c of cases) {
     it(`refuses ${c.kind}`, async () => {
@@ -213,19 +213,19 @@ describe('hot reload', () => {
     try {
       const first = reloader.current().version;
       const alice = { user: 'alice', groups: ['analysts'] };
-      expect(decide(reloader.current(), alice, 'audit:events', 'read').allowed).toBe(false);
+      expect(decide(reloader.current(), alice, 'policy:files', 'read').allowed).toBe(false);
 
-      writeFileSync(join(dir, 'policy.csv'), `${readFileSync(join(dir, 'policy.csv'), 'utf8')}p, role:analysts, audit:*, read, allow\n`);
+      writeFileSync(join(dir, 'policy.csv'), `${readFileSync(join(dir, 'policy.csv'), 'utf8')}p, role:analysts, policy:*, read, allow\n`);
       await until(() => reloader.current().version !== first);
       const second = reloader.current().version;
-      expect(decide(reloader.current(), alice, 'audit:events', 'read')).toMatchObject({ allowed: true, policyVersion: second });
+      expect(decide(reloader.current(), alice, 'policy:files', 'read')).toMatchObject({ allowed: true, policyVersion: second });
 
       const good = readFileSync(join(dir, 'policy.csv'), 'utf8');
       writeFileSync(join(dir, 'policy.csv'), `${good}p, role:analysts, dataset:words, wirte, allow\n`);
       await until(() => reloader.lastOutcome().outcome === 'failed');
       expect(reloader.current().version).toBe(second);
       expect(reloader.lastOutcome()).toMatchObject({ version: second, problems: [expect.objectContaining({ file: 'policy.csv', line: lineOf(dir, 'p, role:analysts, dataset:words, wirte, allow'), message: 'unknown action "wirte"' })] });
-      expect(decide(reloader.current(), alice, 'audit:events', 'read').allowed).toBe(true);
+      expect(decide(reloader.current(), alice, 'policy:files', 'read').allowed).toBe(true);
 
       // Reverting the bad edit clears the refusal without a new version.
       writeFileSync(join(dir, 'policy.csv'), good);
@@ -254,7 +254,7 @@ describe('hot reload', () => {
     const decider = (async () => {
       while (!stop) {
         const p = reloader.current();
-        const d = decide(p, alice, 'audit:events', 'read');
+        const d = decide(p, alice, 'policy:files', 'read');
         const bulk = decide(p, alice, `dataset:bulk-${decided % 30_000}`, 'read');
         expect(bulk.allowed).toBe(true);
         if (expected.has(d.policyVersion)) expect(d.allowed).toBe(expected.get(d.policyVersion));
@@ -265,7 +265,7 @@ describe('hot reload', () => {
     try {
       for (let i = 0; i < 6; i++) {
         const grant = i % 2 === 0;
-        writeFileSync(join(dir, 'policy.csv'), grant ? `${base}p, role:analysts, audit:*, read, allow\n` : base);
+        writeFileSync(join(dir, 'policy.csv'), grant ? `${base}p, role:analysts, policy:*, read, allow\n` : base);
         const o = await reloader.reload({ by: 'file-change' });
         expect(o.outcome).toBe('loaded');
         expected.set(o.version, grant);
@@ -283,7 +283,7 @@ describe('gatehouse policy (the CLI, on files)', () => {
   it('lint: a clean folder exits 0 with its version; a broken one exits 1 with file:line and the hint', async () => {
     const ok = await runCli(['policy', 'lint', '--dir', SHIPPED]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toMatch(/valid, version [0-9a-f]{16}: 16 rules/);
+    expect(ok.stdout).toMatch(/valid, version [0-9a-f]{16}: 19 rules/);
     const dir = policyDir((s) => `${s}p, role:analysts, dataset:words, raed, allow\n`);
     const bad = await runCli(['policy', 'lint', '--dir', dir]);
     expect(bad.code).toBe(1);
@@ -294,12 +294,12 @@ describe('gatehouse policy (the CLI, on files)', () => {
     const ok = await runCli(['policy', 'test', '--dir', SHIPPED]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^PASS {2}dave \[contractors\] read dataset:customers +deny +deny +policy\.csv:\d+$/m);
-    expect(ok.stdout).toMatch(/20 passed, 0 failed/);
+    expect(ok.stdout).toMatch(/27 passed, 0 failed/);
     const dir = policyDir((s) => s.replace('p, role:contractors, label:pii, read, deny\n', ''));
     const bad = await runCli(['policy', 'test', '--dir', dir]);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/^FAIL {2}a contractor who is also in data-science is still denied pii +deny by p, role:contractors, label:pii, read, deny +allow by policy\.csv:\d+/m);
-    expect(bad.stdout).toMatch(/19 passed, 1 failed/);
+    expect(bad.stdout).toMatch(/26 passed, 1 failed/);
   });
 
   it('explain and diff print for people and as JSON', async () => {
