@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const STAMP = join(ROOT, 'dist', '.built');
-// The policy bench compiles the policy generator from test/support along with it.
-const SOURCES = ['src', 'bench', 'test/support/policy-generator.ts', 'tsconfig.json', 'package.json'];
+// The policy bench compiles the policy generator from test/support along with it, the soak the
+// browser that approves its device logins.
+const SOURCES = ['src', 'bench', 'test/support/policy-generator.ts', 'test/support/oidc-browser.ts', 'tsconfig.json', 'package.json'];
 
 function newest(path) {
   if (!existsSync(path)) return 0;
