@@ -1,11 +1,11 @@
 // The engine's task isolation, checked with real processes: real uids, real bubblewrap, real
 // rlimits. The cases that switch uids need root; the bubblewrap cases need bwrap.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, link, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   detectIsolation,
@@ -187,7 +187,13 @@ describe('detectIsolation', () => {
     expect((err as Error).message).toMatch(/engine.sandbox is bwrap but bubblewrap not found \(\/nonexistent\/bwrap\); install the bubblewrap package/);
   });
 
-  it("mode 'auto' falls back to plain tasks without bubblewrap, and says so", async () => {
+  it("mode 'auto' without bubblewrap: refuses as root (engine.sandbox: none must be said), falls back to plain tasks otherwise", async () => {
+    if (ROOT) {
+      const err = await detectIsolation({ mode: 'auto', taskUids: UIDS, bwrapPath: '/nonexistent/bwrap' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SandboxError);
+      expect((err as Error).message).toMatch(/the engine runs as root and bubblewrap not found \(\/nonexistent\/bwrap\): refusing to run jobs without a sandbox/);
+      return;
+    }
     const iso = await detectIsolation({ mode: 'auto', taskUids: UIDS, bwrapPath: '/nonexistent/bwrap' });
     expect(iso.bwrap).toBe(false);
     expect(iso.describe()).toMatch(/without bubblewrap \(bubblewrap not found/);
@@ -265,8 +271,8 @@ describe.skipIf(!ROOT)('job areas', () => {
     expect(dirs.map((d) => [(d.mode & 0o777).toString(8), d.uid, d.gid])).toEqual([
       ['711', 0, 0],
       ['550', 0, uid],
-      ['700', uid, uid],
-      ['700', uid, uid],
+      ['770', 0, uid], // root's: the job writes through its group but cannot open the folder to others
+      ['770', 0, uid],
     ]);
 
     await runTask(plain, area, sh(`echo done > "${area.output}/part-00000.csv"`));
@@ -306,20 +312,29 @@ describe.skipIf(!ROOT)('job areas', () => {
     await removeJobArea(area);
   });
 
-  it('seals outputs for commit and refuses links and hard links a job wrote', async () => {
+  it('seals outputs for commit out of the tasks\' reach, and refuses links and hard links a job wrote', async () => {
     const area = await newJob(plain, 'seal');
     await runTask(plain, area, sh(`cd "${area.output}" && echo a > part-00000.csv && echo b > part-00001.csv`));
-    expect(await sealJobOutput(area)).toEqual(['part-00000.csv', 'part-00001.csv']);
-    const st = await stat(join(area.output, 'part-00000.csv'));
+    const sealed = await sealJobOutput(area);
+    expect(sealed).toEqual({ folder: join(area.dir, '.sealed', 'out'), files: ['part-00000.csv', 'part-00001.csv'] });
+    const st = await stat(join(sealed.folder, 'part-00000.csv'));
     expect([st.mode & 0o777, st.uid]).toEqual([0o644, 0]);
-    expect(((await stat(area.output)).mode & 0o777).toString(8)).toBe('700');
+    const folder = await stat(sealed.folder);
+    expect([(folder.mode & 0o777).toString(8), folder.uid, folder.gid]).toEqual(['700', 0, 0]);
+    expect(((await stat(join(area.dir, '.sealed'))).mode & 0o777).toString(8)).toBe('700');
+    expect(existsSync(area.output)).toBe(false); // moved, not copied
 
-    await symlink('/etc/passwd', join(area.output, 'part-00002.csv'));
-    await expect(sealJobOutput(area)).rejects.toThrow(/part-00002.csv, which is not a plain file/);
-    await rm(join(area.output, 'part-00002.csv'));
-    await link(join(area.output, 'part-00000.csv'), join(area.work, 'elsewhere'));
-    await expect(sealJobOutput(area)).rejects.toThrow(/part-00000.csv as a hard link/);
+    const again = async (plant: (out: string) => Promise<void>) => {
+      await prepareJobArea(plain, { stagingRoot, jobId: 'seal', uid: area.uid, inputs: [] }); // a fresh out/
+      await runTask(plain, area, sh(`cd "${area.output}" && echo a > part-00000.csv`));
+      await plant(area.output);
+      return sealJobOutput(area);
+    };
+    await expect(again((out) => symlink('/etc/passwd', join(out, 'part-00002.csv')))).rejects.toThrow(/part-00002.csv, which is not a plain file/);
+    await expect(again((out) => link(join(out, 'part-00000.csv'), join(area.work, 'elsewhere')))).rejects.toThrow(/part-00000.csv as a hard link/);
+    await expect(again((out) => mkdir(join(out, 'sub')))).rejects.toThrow(/sub, which is not a plain file/);
     await removeJobArea(area);
+    expect(existsSync(area.dir)).toBe(false);
   });
 
   it('tells tasks host paths in plain mode and /job paths in bubblewrap', async () => {
@@ -429,8 +444,10 @@ for (const mode of ['plain', 'bubblewrap'] as const) {
       expect(seen['runner']).toMatch(/^allowed runner ran \['x'\]/);
       for (const name of ['a-output', 'a-source', 'a-inputs', 'a-area', 'data-root', 'other-dataset', 'other-partition', 'namespace', 'unlinked-partition', 'write-input', 'plant-input', 'write-runner']) {
         expect(seen[name], name).toMatch(/^refused /);
-        // Plain mode: the permissions say no. Bubblewrap: the host paths do not even exist.
-        if (mode === 'plain') expect(seen[name], name).toMatch(/Permission denied/);
+        // Plain mode: the permissions say no, or the path is not there at all (the data root of this
+        // test is under /tmp, which is the task's own tmpfs: only its area is bound back in).
+        // Bubblewrap: the host paths do not even exist.
+        if (mode === 'plain') expect(seen[name], name).toMatch(/Permission denied|No such file or directory|Read-only file system/);
       }
       expect(await readFile(join(dataRoot, 'sales', 'part-00001.csv'), 'utf8')).toBe('id,word\n9,nine\n');
     });
@@ -490,37 +507,46 @@ for (const mode of ['plain', 'bubblewrap'] as const) {
       expect(alive(pid)).toBe(true);
       engine.kill('SIGKILL');
       expect(await goneWithin(pid, 1000)).toBe(true);
-      if (mode === 'bubblewrap') {
-        // The pid namespace goes with its init: nothing the task started survives.
-        expect(await goneWithin(sleepPid!, 1000)).toBe(true);
-      } else {
-        // Plain mode: the parent-death signal reaches the task only, not its children (ISOLATION.md).
-        expect(alive(sleepPid!)).toBe(true);
-        await killUidProcesses(a.uid!);
-        expect(await goneWithin(sleepPid!, 1000)).toBe(true);
-      }
+      // Both modes: the task's pid namespace goes with it (bubblewrap's init, or unshare's child
+      // as root without bubblewrap): nothing the task started survives.
+      expect(await goneWithin(sleepPid!, 1000)).toBe(true);
     });
   });
 }
 
-describe.skipIf(!ROOT)('plain mode gaps and clean-up', () => {
-  it('cannot stop a task that left its process group, so removeJobArea kills by uid and sweeps /tmp', async () => {
+describe.skipIf(!ROOT)('root without bubblewrap: namespaces and clean-up', () => {
+  it('ends what a task left running in its pid namespace, and keeps its /tmp private', async () => {
     const area = await newJob(plain, 'escape');
-    const r = await runTask(plain, area, sh('setsid sleep 300 >/dev/null 2>&1 & touch /tmp/gh-sandbox-left-$(id -u); echo $!'));
-    const escaped = Number(r.stdout.trim());
-    expect(alive(escaped)).toBe(true);
-    expect(await liveProcesses(area.uid!, 'sleep')).toEqual([escaped]);
-    expect(existsSync(`/tmp/gh-sandbox-left-${area.uid}`)).toBe(true);
-    await removeJobArea(area);
-    expect(await liveProcesses(area.uid!)).toEqual([]);
+    const r = await runTask(plain, area, sh('setsid sleep 300 >/dev/null 2>&1 & touch /tmp/gh-sandbox-left-$(id -u); ls /tmp'));
+    // Its own /tmp: nothing of the host's but the way to its own area (this test's data root is in /tmp).
+    expect(r.stdout.trim().split('\n')).toEqual([basename(base), `gh-sandbox-left-${area.uid}`]);
+    expect(await liveProcesses(area.uid!, 'sleep')).toEqual([]);
     expect(existsSync(`/tmp/gh-sandbox-left-${area.uid}`)).toBe(false);
+    await removeJobArea(area);
     expect(existsSync(area.dir)).toBe(false);
   });
 
-  it('reaches the network without bubblewrap (a documented gap)', async () => {
+  it('removeJobArea kills by uid and sweeps what the uid left in /tmp, /run/lock and SysV IPC', async () => {
+    const area = await newJob(plain, 'sweep');
+    const uid = area.uid!;
+    // Left the way a task outside any namespace would: as the uid, on the host.
+    const asUid = (script: string) => finish(spawn('/usr/bin/setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const made = await asUid('mkdir /tmp/gh-sweep-$(id -u) && touch /tmp/gh-sweep-$(id -u)/x /run/lock/gh-sweep-$(id -u) && ipcmk -M 4096 >/dev/null && ipcmk -Q >/dev/null && echo ok');
+    expect(made.stdout.trim()).toBe('ok');
+    const owned = () => ['shm', 'msg'].flatMap((k) => readFileSync(`/proc/sysvipc/${k}`, 'utf8').split('\n').slice(1).filter((l) => l.trim().split(/\s+/).includes(String(uid))));
+    expect(owned().length).toBe(2);
+    await removeJobArea(area);
+    expect(owned()).toEqual([]);
+    expect(existsSync(`/tmp/gh-sweep-${uid}`)).toBe(false);
+    expect(existsSync(`/run/lock/gh-sweep-${uid}`)).toBe(false);
+    expect(readdirSync('/tmp').filter((n) => n.startsWith('.removing-'))).toEqual([]);
+  });
+
+  it('has no network without bubblewrap either: a network namespace of its own', async () => {
     const area = await newJob(plain, 'net-plain');
-    const r = await runTask(plain, area, [PYTHON, '-c', `import socket; print(socket.create_connection(("127.0.0.1", ${serverPort}), timeout=2).recv(100).decode().strip())`]);
-    expect(r.stdout.trim()).toBe('engine port');
+    const script = `import socket\ntry:\n  socket.create_connection(("127.0.0.1", ${serverPort}), timeout=2)\n  print("connected")\nexcept OSError as e:\n  print(type(e).__name__, e.errno)`;
+    const r = await runTask(plain, area, [PYTHON, '-c', script]);
+    expect(r.stdout.trim()).toBe('OSError 101'); // ENETUNREACH: its loopback is down, and the only interface
     await removeJobArea(area);
   });
 });

@@ -36,9 +36,11 @@ const HealthBody = Type.Object({
   service: Type.Literal('engine'),
   version: Type.String(),
   uptime_s: Type.Number(),
+  isolation: Type.String({ description: 'how tasks are isolated here (bubblewrap, namespaces without it, or none)' }),
 });
 
 export async function buildEngine(options: EngineOptions): Promise<FastifyInstance> {
+  // As root without working bubblewrap this refuses to start unless engine.sandbox is none (see isolation.ts).
   const isolation = await detectIsolation({ mode: options.sandbox, taskUids: options.taskUids });
   await mkdir(options.dataRoot, { recursive: true });
   const { stagingRoot } = await secureDataRoot(options.dataRoot, isolation);
@@ -67,7 +69,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   app.get(
     '/healthz',
     { schema: { querystring: NoQuery, response: { 200: HealthBody } } },
-    async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()) }),
+    async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });
   const jobs = await JobEngine.open({
@@ -86,6 +88,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   app.addHook('onClose', () => jobs.close());
   jobRoutes(app, jobs);
   engineMetrics(app, jobs);
+  if (isolation.warning !== null) app.log.warn({ isolation: isolation.describe() }, `ISOLATION: ${isolation.warning}`);
   app.log.info({ isolation: isolation.describe(), slots: jobs.slots }, 'engine jobs ready');
   return app;
 }

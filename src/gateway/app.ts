@@ -101,7 +101,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     },
     engine: async () => {
       const health = await deps.engine.health();
-      return `ok (${deps.engine.url}, version ${health.version})`;
+      return `ok (${deps.engine.url}, version ${health.version}${health.isolation ? `; isolation: ${health.isolation}` : ''})`;
     },
   });
   return app;

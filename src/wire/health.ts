@@ -4,4 +4,6 @@ export interface HealthStatus {
   service: 'gateway' | 'engine';
   version: string;
   uptime_s: number;
+  /** The engine's: how its tasks are isolated (bubblewrap, namespaces without it, or none). */
+  isolation?: string;
 }

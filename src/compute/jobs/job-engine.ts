@@ -22,6 +22,7 @@ import {
   outOfMemoryMessage,
   prepareJobArea,
   removeJobArea,
+  REMOVING_PREFIX,
   removeTree,
   sealJobOutput,
   taskLaunch,
@@ -212,7 +213,8 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
   private async removeAbandonedAreas(keep: Set<string>): Promise<void> {
     const entries = await readdir(this.stagingRoot).catch(() => [] as string[]);
     for (const entry of entries) {
-      if (entry.startsWith('.') || keep.has(entry)) continue;
+      // A tree whose removal was cut short stays in a root-only .removing-* folder: finish it.
+      if ((entry.startsWith('.') && !entry.startsWith(REMOVING_PREFIX)) || keep.has(entry)) continue;
       await removeTree(join(this.stagingRoot, entry)).catch((err: Error) => this.o.log.warn({ area: entry, err: err.message }, 'could not remove an abandoned job area'));
     }
   }
@@ -537,9 +539,11 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     const { row } = run;
     const area = run.area!;
     try {
-      await sealJobOutput(area, { namespaced: this.o.isolation.bwrap }); // no links or folders smuggled into the output; files become the engine's
+      // out/ leaves the tasks' reach and becomes root's before anything in it is read: no link or
+      // folder smuggled into it, and none planted later by any job, is ever followed.
+      const sealed = await sealJobOutput(area, { namespaced: this.o.isolation.bwrap });
       await commitOutput(this.o.dataRoot, row.spec.output, {
-        folder: area.output,
+        folder: sealed.folder,
         format: run.outputFormat,
         rows: run.parts.map((p) => p.rows_out),
         fallbackColumns: run.input.columns,

@@ -3,7 +3,7 @@
 // installed bwrap still fails where user namespaces are off), and where the helper tools live.
 import { spawn } from 'node:child_process';
 import { constants, lstatSync, readlinkSync } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
 
 export type SandboxMode = 'auto' | 'bwrap' | 'none';
 
@@ -17,6 +17,15 @@ export interface SandboxTools {
   bwrap: string | null;
   prlimit: string;
   setpriv: string;
+  /** unshare, mount, mkdir and sh: set when tasks run in namespaces of their own (root, no bubblewrap). */
+  unshare: NamespaceTools | null;
+}
+
+export interface NamespaceTools {
+  unshare: string;
+  mount: string;
+  mkdir: string;
+  sh: string;
 }
 
 export interface Isolation {
@@ -24,9 +33,19 @@ export interface Isolation {
   root: boolean;
   /** Tasks run inside bubblewrap. */
   bwrap: boolean;
+  /**
+   * Root without bubblewrap (only with an explicit `engine.sandbox: none`): each task runs in its own
+   * network (loopback only, down), IPC, UTS, pid and mount namespaces, with private /tmp, /var/tmp,
+   * /dev/shm and /run/lock (see namespaceArgs).
+   */
+  namespaces: boolean;
   /** The per-job uid range; null when the engine is not root (no uid switch is possible). */
   taskUids: UidRange | null;
   tools: SandboxTools;
+  /** One line for /healthz and the gateway's /readyz. */
+  summary: string;
+  /** Said loudly (a warning) at start-up when tasks run without bubblewrap; null when they do not. */
+  warning: string | null;
   describe(): string;
 }
 
@@ -183,12 +202,72 @@ function probeBwrap(tools: { bwrap: string; setpriv: string }, uid: number | nul
   return probe;
 }
 
+/** World-writable folders a task without bubblewrap could leave things in: each gets a private tmpfs. */
+export const PRIVATE_TMP = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
+
+// Runs as root inside the task's fresh namespaces, before the task's own uid is taken: mounts a
+// private tmpfs over each shared temporary folder, and when the job's area or the runners lay under
+// one of them (a data root in /tmp), binds them back from descriptors opened before the mount. The
+// text is fixed; paths and sizes come as arguments, never as code.
+const NAMESPACE_SETUP = `set -eu
+mnt=$1 mk=$2 size=$3 area=$4 runtime=$5
+shift 5
+exec 3<"$area" 4<"$runtime"
+for d in ${PRIVATE_TMP.join(' ')}; do
+  if [ -d "$d" ] && [ ! -h "$d" ]; then "$mnt" -t tmpfs -o "nosuid,nodev,mode=1777,size=$size" gatehouse-private "$d"; fi
+done
+if [ -d /dev/mqueue ] && [ ! -h /dev/mqueue ]; then "$mnt" -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue; fi
+mask=$(umask)
+umask 066
+if [ ! -d "$area" ]; then "$mk" -p "$area"; "$mnt" -c --bind /proc/self/fd/3 "$area"; fi
+if [ ! -d "$runtime" ]; then "$mk" -p "$runtime"; "$mnt" -c --bind /proc/self/fd/4 "$runtime"; fi
+umask "$mask"
+exec 3<&- 4<&-
+exec "$@"`;
+
+/**
+ * The command prefix that puts a task in namespaces of its own (run as root; the task's command,
+ * starting with the setpriv that drops root, follows it). `--kill-child` and the pid namespace end
+ * every process of the task when it or unshare dies; the mount namespace holds the private tmpfs
+ * mounts and a /proc that lists the task's own processes only.
+ */
+export function namespaceArgs(tools: NamespaceTools, o: { tmpfsBytes: number; area: string; runtime: string }): string[] {
+  return [
+    tools.unshare, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount-proc', '--',
+    tools.sh, '-c', NAMESPACE_SETUP, 'gatehouse-task', tools.mount, tools.mkdir, String(o.tmpfsBytes), o.area, o.runtime,
+  ];
+}
+
+/** Runs a check inside the namespaces a task would get, as a task uid: null when they all work, else why not. */
+async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: number): Promise<string | null> {
+  // Pid 1 of its own pid namespace, no network interface but its loopback, a /tmp that is not the host's.
+  const hostMark = `/tmp/.gatehouse-probe-${process.pid}-host`;
+  const taskMark = `/tmp/.gatehouse-probe-${process.pid}-task`;
+  const check = `test "$$" = 1 && test "$(grep -c : /proc/net/dev)" = 1 && test ! -e ${hostMark} && : > ${taskMark}`;
+  await writeFile(hostMark, '', { mode: 0o600 });
+  try {
+    const ran = await run(setpriv, [
+      '--pdeathsig', 'KILL', '--',
+      ...namespaceArgs(tools, { tmpfsBytes: 1024 * 1024, area: '/', runtime: '/' }),
+      setpriv, '--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--no-new-privs', '--', '/bin/sh', '-c', check,
+    ]);
+    if (await access(taskMark).then(() => true, () => false)) return 'a task wrote into the host /tmp: its private tmpfs was not mounted';
+    if (ran.code !== 0) return ran.output || `exit ${ran.code}: not pid 1 of its own pid namespace, a network interface besides lo, or the host /tmp`;
+    return null;
+  } finally {
+    await rm(hostMark, { force: true });
+    await rm(taskMark, { force: true });
+  }
+}
+
 export interface DetectOptions {
   mode: SandboxMode;
   /** `engine.task_uids`, e.g. "200000-265535"; required when the engine runs as root. */
   taskUids: string;
   /** The bubblewrap program; by default the first `bwrap` in the system folders. */
   bwrapPath?: string;
+  /** util-linux's unshare; by default the first in the system folders. */
+  unsharePath?: string;
 }
 
 export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
@@ -216,7 +295,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
   }
 
   let bwrap: string | null = null;
-  let bwrapNote = 'sandbox mode none';
+  let bwrapNote = 'engine.sandbox: none';
   if (o.mode !== 'none') {
     const candidate = o.bwrapPath ?? (await findTool('bwrap'));
     if (!candidate || !(await executable(candidate))) {
@@ -234,20 +313,68 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
     }
   }
 
+  let namespaces: NamespaceTools | null = null;
+  if (root && bwrap === null) {
+    if (o.mode !== 'none') {
+      throw new SandboxError(
+        'unavailable',
+        `the engine runs as root and ${bwrapNote}: refusing to run jobs without a sandbox unless told to. ` +
+          'Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; it also needs unprivileged user namespaces), ' +
+          "or set engine.sandbox: none to run tasks without it, each in its own network, IPC, pid and mount namespace made with unshare (weaker: tasks see the host's files; see Isolation in the README)",
+      );
+    }
+    const tools = await namespaceTools(o.unsharePath);
+    const problem = typeof tools === 'string' ? tools : await namespaceProblem(tools, setpriv, taskUids!.first);
+    if (problem !== null || typeof tools === 'string') {
+      throw new SandboxError(
+        'unavailable',
+        `engine.sandbox is none and the engine runs as root, but tasks cannot be given network, IPC, pid and mount namespaces of their own here (${problem}); ` +
+          "refusing to start rather than let jobs share the host's network, IPC and /tmp. Install bubblewrap and set engine.sandbox to auto, or run the engine where unshare works (a container needs CAP_SYS_ADMIN)",
+      );
+    }
+    namespaces = tools;
+  }
+
   const uid = process.getuid?.() ?? -1;
+  const inNamespaces = namespaces !== null;
+  const summary = bwrap
+    ? `bubblewrap${root ? ', a uid per job' : ", tasks as the engine's uid"}`
+    : inNamespaces
+      ? "NO BUBBLEWRAP (engine.sandbox: none, as root): a uid per job, each task in its own network, IPC, pid and mount namespaces (unshare); tasks see the host's world-readable files"
+      : `NO SANDBOX (${bwrapNote}): tasks run as the engine's own uid ${uid} and see and change what it can`;
+  const warning = bwrap
+    ? null
+    : inNamespaces
+      ? `the engine runs as root and tasks run without bubblewrap (${bwrapNote}): each job has its own uid and each task its own network, IPC, pid and mount namespaces with private /tmp, /var/tmp, /dev/shm and /run/lock, but they read the host's world-readable files; install bubblewrap and set engine.sandbox to auto for the full sandbox`
+      : `tasks run without bubblewrap and without a uid of their own (${bwrapNote}): they can read and change everything the engine can, and reach the network; fit for one trusted user only`;
   return {
     root,
     bwrap: bwrap !== null,
+    namespaces: inNamespaces,
     taskUids,
-    tools: { bwrap, prlimit, setpriv },
+    tools: { bwrap, prlimit, setpriv, unshare: namespaces },
+    summary,
+    warning,
     describe(): string {
       const who = taskUids
         ? `each job runs as its own uid from ${taskUids.first}-${taskUids.last}`
         : `tasks run as the engine's own uid ${uid} (the engine is not root, so there is no per-job uid: tasks can read whatever the engine can, unless bubblewrap hides it)`;
       const box = bwrap
         ? `inside bubblewrap (${bwrap}): only /usr, the job's in/out/work and the runners are visible, no network, own pid namespace`
-        : `without bubblewrap (${bwrapNote}): tasks see the host's world-readable files, its processes and its network`;
+        : inNamespaces
+          ? `without bubblewrap (${bwrapNote}): each task in its own network (loopback only, down), IPC, pid and mount namespaces (unshare), with private /tmp, /var/tmp, /dev/shm and /run/lock and a /proc of its own processes; it still reads the host's world-readable files`
+          : `without bubblewrap (${bwrapNote}): tasks see the host's world-readable files, its processes and its network`;
       return `${who}; ${box}; clean environment, rlimits and parent-death kill on every task`;
     },
   };
+}
+
+async function namespaceTools(unsharePath: string | undefined): Promise<NamespaceTools | string> {
+  const unshare = unsharePath ?? (await findTool('unshare'));
+  if (!unshare || !(await executable(unshare))) return `util-linux's unshare not found (${unsharePath ?? SYSTEM_BIN.map((d) => `${d}/unshare`).join(', ')})`;
+  const mount = await findTool('mount');
+  const mkdir = await findTool('mkdir');
+  const sh = await findTool('sh');
+  if (!mount || !mkdir || !sh) return `${!mount ? 'mount' : !mkdir ? 'mkdir' : 'sh'} not found in ${SYSTEM_BIN.join(', ')}`;
+  return { unshare, mount, mkdir, sh };
 }

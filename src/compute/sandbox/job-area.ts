@@ -8,10 +8,19 @@
 //       .runtime/           0755 root   the runner scripts, read by every task
 //       <job id>/           0711 root
 //         in/               0550 root:<job gid>  hard links to the job's partitions (inodes 0644 root)
-//         out/              0700 <job uid>       what the job writes
-//         work/             0700 <job uid>       cwd, HOME, TMPDIR; the user's source, 0400
-import { constants } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+//         out/              0770 root:<job gid>  what the job writes (it cannot open the folder to others)
+//         work/             0770 root:<job gid>  cwd, HOME, TMPDIR; the user's source, 0400
+//         .sealed/          0700 root            out/ is moved here, out of every task's reach, to be sealed
+//       .removing-<random>/ 0700 root            a tree being removed, after it was taken from the tasks
+//
+// As root the engine never follows a link or trusts a name a task could change: a folder a task
+// could write is first moved (rename) into a folder only root can enter, then taken over (owner
+// root, mode 0700, through descriptors opened without following links, top down), and only then
+// read, written or removed.
+import { randomBytes } from 'node:crypto';
+import { constants, existsSync } from 'node:fs';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, readFile, realpath, rename, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { type Isolation, SandboxError } from './isolation.js';
 import { killUidProcesses } from './uids.js';
@@ -38,6 +47,10 @@ export interface TaskPaths {
 
 export const STAGING_DIR = '.staging';
 export const RUNTIME_DIR = '.runtime';
+/** Inside a job's area: where out/ is sealed, out of the tasks' reach. */
+export const SEALED_DIR = '.sealed';
+/** Beside a tree being removed: the root-only folder it is moved into first. */
+export const REMOVING_PREFIX = '.removing-';
 
 const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -88,8 +101,10 @@ export async function prepareJobArea(
   await ensureDir(area.input, 0o700, rootOwner);
   await linkInputs(iso, area.input, o.inputs);
   await ensureDir(area.input, job ? 0o550 : 0o500, job ? { uid: 0, gid: job.gid } : null);
-  await ensureDir(area.output, 0o700, job);
-  await ensureDir(area.work, 0o700, job);
+  // Root's folders, the job's through its group: the task writes in them but cannot chmod them,
+  // so no other job's uid can ever be let in to plant something (see sealJobOutput).
+  await ensureDir(area.output, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
+  await ensureDir(area.work, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
   return area;
 }
 
@@ -162,70 +177,179 @@ export async function writeJobSource(area: JobArea, fileName: string, text: stri
 }
 
 /**
- * Readies out/ to become a dataset: ends every process of the job's uid (so nothing writes on),
- * refuses anything but plain single-link files (a link or a hard link to a file elsewhere would
- * give the dataset, or the chmod below, a reach outside out/), and hands files and folder to root
- * (0644 files, 0700 folder, as secureDataRoot leaves datasets). Returns the file names, sorted.
- * Call it once every task of the job has ended, then rename out/ into place.
- */
-/**
+ * Readies out/ to become a dataset. Ends every process of the job's uid (so nothing writes on),
+ * then moves out/ into `.sealed/`, a folder only root may enter, and takes it over (root, 0700)
+ * before looking inside: from then on no task, whatever it planted or holds open, can add, remove or
+ * swap a name in it. Refuses anything but plain single-link files (a link, a hard link to a file
+ * elsewhere, a FIFO or a device would give the dataset, or the engine, a reach outside out/), and
+ * hands each file to root (0644) through a descriptor opened without following links and checked
+ * to be the file listed. Returns the sealed folder (commit it from there) and its file names, sorted.
+ *
  * `namespaced`: the job ran inside bubblewrap, so its processes died with its pid namespace when its
  * workers were killed or exited, and it had a private /tmp: the uid-wide kill and the sweep are not needed.
  */
-export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } = {}): Promise<string[]> {
+export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } = {}): Promise<{ folder: string; files: string[] }> {
   if (area.uid !== null && !o.namespaced) await killUidProcesses(area.uid);
   const st = await lstat(area.output);
   if (!st.isDirectory()) throw new SandboxError('unsafe_path', `${area.output} is not a folder`);
-  const names = (await readdir(area.output)).sort();
+  const holder = join(area.dir, SEALED_DIR);
+  await removeTree(holder); // an earlier attempt's, root's own
+  await mkdir(holder, { mode: 0o700 });
+  await chmod(holder, 0o700);
+  const folder = join(holder, 'out');
+  await rename(area.output, folder);
+  await takeOverDir(folder, st);
+  const names = (await readdir(folder)).sort();
   await inBatches(names, async (name) => {
-    const path = join(area.output, name);
+    const path = join(folder, name);
     const est = await lstat(path);
     if (!est.isFile()) throw new SandboxError('unsafe_path', `job ${area.jobId} wrote ${name}, which is not a plain file; outputs are plain files`);
     if (est.nlink !== 1) throw new SandboxError('unsafe_path', `job ${area.jobId} wrote ${name} as a hard link to another file; outputs are files of their own`);
-    const fh = await open(path, constants.O_RDONLY | NOFOLLOW);
+    const fh = await open(path, constants.O_RDONLY | NOFOLLOW | constants.O_NONBLOCK);
     try {
       const fst = await fh.stat();
-      if (fst.ino !== est.ino || fst.dev !== est.dev || fst.nlink !== 1) throw new SandboxError('unsafe_path', `${path} changed while being sealed`);
+      if (!fst.isFile() || fst.ino !== est.ino || fst.dev !== est.dev || fst.nlink !== 1) throw new SandboxError('unsafe_path', `${name} changed while being sealed`);
       if (amRoot()) await fh.chown(0, 0);
       await fh.chmod(0o644);
     } finally {
       await fh.close();
     }
   });
-  if (amRoot()) await chown(area.output, 0, 0);
-  await chmod(area.output, 0o700);
-  return names;
+  return { folder, files: names };
 }
 
-// World-writable places a plain-mode task can leave files in; under bubblewrap they are private.
-const SHARED_TMP = ['/tmp', '/var/tmp', '/dev/shm'];
+/**
+ * Makes `dir` root's (0700) through a descriptor opened without following links, checking it is
+ * the folder `expected` describes when given. Only for a folder whose parent no task can change.
+ */
+async function takeOverDir(dir: string, expected?: { ino: number; dev: number }): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | NOFOLLOW);
+  try {
+    const st = await fh.stat();
+    if (!st.isDirectory() || (expected && (st.ino !== expected.ino || st.dev !== expected.dev))) {
+      throw new SandboxError('unsafe_path', `${dir} changed while it was being taken over`);
+    }
+    if (amRoot()) await fh.chown(0, 0);
+    await fh.chmod(0o700);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Takes a whole tree from the tasks, top down: each folder becomes root's and 0700 before its
+ * entries are listed, so none of them can be swapped for a link afterwards (even by a task holding
+ * a descriptor on the folder: the kernel checks its permission anew at each change). Links, files,
+ * FIFOs and devices are left as they are: unlinking never follows them.
+ */
+async function takeOverTree(dir: string): Promise<void> {
+  await takeOverDir(dir);
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    if ((await lstat(path)).isDirectory()) await takeOverTree(path);
+  }
+}
+
+/**
+ * As root, removes a tree tasks could write in without ever following a link: it is renamed into a
+ * new root-only folder beside it (so no task can reach it by name), taken over (so none can change
+ * it through a descriptor), then deleted. `path`'s parent must be one tasks cannot rename entries
+ * in: root's, or sticky (/tmp) with `path` not theirs to move once their processes are gone.
+ */
+async function removeTaskTree(path: string): Promise<void> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null) return;
+  if (!st.isDirectory()) {
+    await rm(path, { force: true }); // unlink: a link itself goes, never what it points to
+    return;
+  }
+  const holder = join(dirname(path), `${REMOVING_PREFIX}${randomBytes(8).toString('hex')}`);
+  await mkdir(holder, { mode: 0o700 });
+  await chmod(holder, 0o700);
+  const moved = join(holder, 'tree');
+  await rename(path, moved);
+  // A tree not wholly taken over is left in its root-only holder (the engine retries at start):
+  // deleting it half-held could follow a link a task swapped in.
+  await takeOverTree(moved);
+  await rm(holder, { recursive: true, force: true });
+}
+
+// World-writable places a task without bubblewrap can leave files in (with namespaces they are
+// private tmpfs mounts, gone with the task; the sweep is for whatever got past that).
+const SHARED_TMP = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
 
 /**
  * Removes the job's area. With a job uid it first kills whatever still runs as that uid and
- * deletes what the uid left at the top of /tmp, /var/tmp and /dev/shm, so the next job given the
- * uid inherits nothing.
+ * deletes what the uid left at the top of /tmp, /var/tmp, /dev/shm and /run/lock and its SysV IPC
+ * objects, so the next job given the uid inherits nothing.
  */
 /** `namespaced`: as for sealJobOutput. */
 export async function removeJobArea(area: JobArea, o: { namespaced?: boolean } = {}): Promise<void> {
   if (area.uid !== null && !o.namespaced) {
     await killUidProcesses(area.uid);
-    for (const dir of SHARED_TMP) {
-      const names = await readdir(dir).catch(() => [] as string[]);
-      for (const name of names) {
-        const path = join(dir, name);
-        const st = await lstat(path).catch(() => null);
-        if (st && st.uid === area.uid) await rm(path, { recursive: true, force: true });
-      }
-    }
+    await sweepUid(area.uid);
   }
   await removeTree(area.dir);
 }
 
+/** What `uid` left in the shared temporary folders and in SysV IPC. Only for a uid with no process left. */
+export async function sweepUid(uid: number): Promise<void> {
+  if (!amRoot()) return;
+  for (const dir of SHARED_TMP) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const path = join(dir, name);
+      const st = await lstat(path).catch(() => null);
+      if (st && st.uid === uid) await removeTaskTree(path);
+    }
+  }
+  await removeIpcObjects(uid);
+}
+
+const IPC_KINDS = [
+  { file: '/proc/sysvipc/shm', id: 'shmid', flag: '-m' },
+  { file: '/proc/sysvipc/msg', id: 'msqid', flag: '-q' },
+  { file: '/proc/sysvipc/sem', id: 'semid', flag: '-s' },
+] as const;
+
+/** Removes the SysV shared memory segments, message queues and semaphore sets `uid` owns or made. */
+async function removeIpcObjects(uid: number): Promise<void> {
+  const ipcrm = ['/usr/bin/ipcrm', '/bin/ipcrm'].find((f) => existsSync(f));
+  for (const kind of IPC_KINDS) {
+    const text = await readFile(kind.file, 'utf8').catch(() => '');
+    const [header, ...rows] = text.split('\n').filter((l) => l.trim() !== '');
+    if (header === undefined) continue;
+    const cols = header.trim().split(/\s+/);
+    const at = (name: string) => cols.indexOf(name);
+    const ids = rows
+      .map((r) => r.trim().split(/\s+/))
+      .filter((f) => f[at('uid')] === String(uid) || f[at('cuid')] === String(uid))
+      .map((f) => f[at(kind.id)]!)
+      .filter((id) => /^\d+$/.test(id));
+    if (ids.length === 0) continue;
+    if (!ipcrm) throw new SandboxError('unavailable', `uid ${uid} left SysV IPC objects and util-linux's ipcrm is not installed to remove them`);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(ipcrm, ids.flatMap((id) => [kind.flag, id]), { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
+      child.on('error', reject);
+      child.on('close', () => resolve()); // one gone meanwhile is no failure
+    });
+  }
+}
+
 /**
- * rm -rf. A non-root engine lacks root's override of folder modes, and in/ (0500) or a folder the
- * task made unwritable would stop it: such folders are opened up (never through a link) and it retries.
+ * rm -rf of a tree tasks may have written in. As root: without ever following a link (see
+ * removeTaskTree; the tree's parent must be one tasks cannot change, as every caller's is). A
+ * non-root engine lacks root's override of folder modes, and in/ (0500) or a folder the task made
+ * unwritable would stop it: such folders are opened up (never through a link) and it retries.
  */
 export async function removeTree(dir: string): Promise<void> {
+  if (amRoot()) {
+    await removeTaskTree(dir);
+    return;
+  }
   try {
     await rm(dir, { recursive: true, force: true });
   } catch (err) {

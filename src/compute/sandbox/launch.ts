@@ -8,8 +8,16 @@
 // setpriv drops root first (so bwrap and the task never hold it), forbids setuid programs from
 // giving it back, and asks the kernel to SIGKILL the task when the engine dies. prlimit caps what
 // one process may take. bwrap, when usable, leaves the task alone with its job's folders.
+//
+// As root without bubblewrap (engine.sandbox: none) the same command runs inside namespaces made
+// first, while still root:
+//
+//   setpriv --pdeathsig KILL --
+//     unshare --net --ipc --uts --pid --fork --kill-child --mount-proc --
+//       sh -c <private tmpfs mounts> --
+//         setpriv --reuid U ... -- prlimit ... -- <argv>
 import { type JobArea, taskPaths } from './job-area.js';
-import { BWRAP_NAMESPACES, bwrapSystemArgs, type Isolation, SandboxError } from './isolation.js';
+import { BWRAP_NAMESPACES, bwrapSystemArgs, type Isolation, namespaceArgs, SandboxError } from './isolation.js';
 
 export interface TaskLimits {
   memoryMb: number;
@@ -88,12 +96,17 @@ export function taskLaunch(
 
   const drop = ownUid ? ['--reuid', String(area.uid), '--regid', String(area.gid ?? area.uid), '--clear-groups'] : [];
   const sandbox = iso.bwrap ? [iso.tools.bwrap ?? 'bwrap', ...bwrapArgs(area, runtimeDir, memory), '--'] : [];
-  return {
-    file: iso.tools.setpriv,
-    args: [...drop, '--no-new-privs', '--pdeathsig', 'KILL', '--', iso.tools.prlimit, ...rlimits, '--', ...sandbox, ...argv],
-    env,
-    cwd: area.work,
-  };
+  const task = [...drop, '--no-new-privs', '--pdeathsig', 'KILL', '--', iso.tools.prlimit, ...rlimits, '--', ...sandbox, ...argv];
+  if (iso.namespaces) {
+    if (!iso.tools.unshare || !ownUid) throw new SandboxError('invalid_config', `job ${area.jobId}: namespaces need the engine's unshare tools and a job uid`);
+    return {
+      file: iso.tools.setpriv,
+      args: ['--pdeathsig', 'KILL', '--', ...namespaceArgs(iso.tools.unshare, { tmpfsBytes: memory, area: area.dir, runtime: runtimeDir }), iso.tools.setpriv, ...task],
+      env,
+      cwd: area.work,
+    };
+  }
+  return { file: iso.tools.setpriv, args: task, env, cwd: area.work };
 }
 
 function bwrapArgs(area: JobArea, runtimeDir: string, tmpfsBytes: number): string[] {
