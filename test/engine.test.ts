@@ -76,8 +76,9 @@ function processesOf(uid: number): number[] {
 }
 
 function jobUid(box: Sandbox, jobId: string): number | null {
+  // work/ is root's, the job's through its group (gid = the job's uid): the job cannot chmod it.
   const dir = join(box.dir, 'data', '.staging', jobId, 'work');
-  return existsSync(dir) ? statSync(dir).uid : null;
+  return existsSync(dir) ? statSync(dir).gid : null;
 }
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
