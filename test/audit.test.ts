@@ -242,7 +242,7 @@ describe('the auditor’s API on a live gateway', () => {
 
     const denials = await auditorPage({ decision: 'deny', limit: '1000' });
     expect(ids(denials.events)).toEqual(expectedIds((e) => e.decision === 'deny', denials.ownId));
-    expect(denials.events).toContainEqual(expect.objectContaining({ action: 'dataset.read', object: 'dataset:hr', request_id: alice.deniedRid, actor: expect.objectContaining({ user: 'alice' }) }));
+    expect(denials.events).toContainEqual(expect.objectContaining({ action: 'dataset.authorize', object: 'dataset:hr', request_id: alice.deniedRid, actor: expect.objectContaining({ user: 'alice' }) }));
     expect(denials.events).toContainEqual(expect.objectContaining({ action: 'policy.view', request_id: alice.policyRid }));
 
     const listing = stack.auditEvents().find((e) => e.request_id === alice.listRid)!;
@@ -792,7 +792,7 @@ describe.skipIf(noTmpfs !== null)('the trail’s volume refusing writes (fail cl
     expect(trail.filter((e) => e.action === 'job.finish' && e.object === `job:${slow.id}`)).toEqual([expect.objectContaining({ details: expect.objectContaining({ observed_at: expect.any(String) }) })]);
     // The pending job: admitted after the recovery, on record before its datasets are decided again, before it starts.
     const admit = at('job.admit', waiting.id);
-    const recheck = at('dataset.read', waiting.id, (e) => e.details.leaving_queue === true);
+    const recheck = at('dataset.authorize', waiting.id, (e) => e.details.leaving_queue === true);
     const start = at('job.start', waiting.id);
     expect(recovered).toBeGreaterThanOrEqual(0);
     expect(admit).toBeGreaterThan(recovered);

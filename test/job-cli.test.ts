@@ -305,7 +305,7 @@ describe('job listings', () => {
     expect(text).toContain('memory (MB)        4096    16384   built-in');
     expect(text.endsWith('no pending jobs')).toBe(true);
     const waiting = renderQuota({ ...quota, pending: [{ id: 'j-9', name: 'big', reason: 'quota: cores 8/8 in use', resources: { cores: 8, memory_mb: 1024, time_limit_s: 3600 }, created_at: new Date(T0).toISOString() }] }, now);
-    expect(waiting).toContain('j-9  big   8 cores, 1024 MB, 1h00m  1m00s    quota: cores 8/8 in use');
+    expect(waiting).toContain('j-9  big   8 cores × 1024 MB = 8192 MB, 1h00m  1m00s    quota: cores 8/8 in use');
   });
 });
 

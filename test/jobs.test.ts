@@ -70,7 +70,7 @@ beforeAll(async () => {
   stack = await Stack.start({
     users: { erin: ['analysts'], frank: ['analysts'], gina: ['analysts'] },
     policyLines: ['p2, user:erin, max_concurrent_jobs, 3', 'p2, user:frank, max_concurrent_jobs, 1', 'p2, user:gina, core_hours_per_day, 0.0005'],
-    config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, engine: { slots: 4 } },
+    config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, engine: { slots: 8 } }, // alice's 8-core job must fit the engine
   });
   const rows = (p: number) => ({ text: `id,word\n${[1, 2, 3].map((r) => `${p * 3 + r},w${r}`).join('\n')}\n`, rows: 3 });
   await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
@@ -94,7 +94,11 @@ describe('a job through the gateway', () => {
     const listed = (await stack.api('/v1/datasets', tokens.alice)).json<{ datasets: { name: string; owner: string }[] }>().datasets;
     expect(listed).toContainEqual(expect.objectContaining({ name: s.output, owner: 'alice' }));
     const events = stack.auditEvents().filter((e) => e.object === `job:${created.id}` || e.details.job === created.id);
-    expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(['dataset.read', 'dataset.write', 'job.submit', 'job.finish']));
+    // The permissions decided at submission (dataset.authorize), then the read as the job started and the write as it succeeded.
+    expect(events.filter((e) => e.action === 'dataset.authorize').map((e) => [e.object, e.details.requested])).toEqual([['dataset:scratch/tiny', 'read'], [`dataset:${s.output}`, 'write']]);
+    expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(['job.submit', 'job.start', 'dataset.read', 'dataset.write', 'job.finish']));
+    expect(events.find((e) => e.action === 'dataset.read')).toMatchObject({ object: 'dataset:scratch/tiny', decision: 'allow' });
+    expect(events.find((e) => e.action === 'dataset.write')).toMatchObject({ object: `dataset:${s.output}`, decision: 'allow', details: { mode: 'create' } });
     expect(events.find((e) => e.action === 'job.finish')).toMatchObject({ decision: 'allow', details: { input: 'scratch/tiny', output: s.output, state: 'succeeded', rows_out: 6 } });
     expect(JSON.stringify(events)).not.toContain('open(o'); // the source is not an audit detail
   });
@@ -110,7 +114,7 @@ describe('a job through the gateway', () => {
     expect(pii.status).toBe(403);
     expect(pii.json()).toMatchObject({ error: 'forbidden', rule: 'p, role:contractors, label:pii, read, deny' });
     // The same contractor may run over what is granted: the refusals above are the policy's.
-    const allowed = await submitted('dave', spec(COPY, { input: 'words' }));
+    const allowed = await submitted('dave', spec(COPY, { input: 'words', output: 'scratch-dave/words-copy' }));
     expect((await waitState('dave', allowed.id, ['succeeded', 'failed'])).state).toBe('succeeded');
     expect((await stack.api('/v1/jobs', tokens.dave)).json<{ jobs: View[] }>().jobs.map((j) => j.id)).toEqual([allowed.id]);
   });
@@ -139,7 +143,7 @@ describe('quotas', () => {
     expect(waiting).toMatchObject({ state: 'pending', reason: 'quota: cores 8/8 in use' });
     expect(await view('alice', waiting.id)).toMatchObject({ state: 'pending', reason: 'quota: cores 8/8 in use' });
     const q = await quota('alice');
-    expect(q.usage).toMatchObject({ running_jobs: 1, cores: 8, memory_mb: 256 });
+    expect(q.usage).toMatchObject({ running_jobs: 1, cores: 8, memory_mb: 2048 }); // 8 workers × 256 MB
     expect(q.limits.max_cores).toMatchObject({ value: 8, source: 'role', line: expect.stringContaining('p2, role:analysts, max_cores, 8') });
     expect(q.pending).toEqual([expect.objectContaining({ id: waiting.id, reason: 'quota: cores 8/8 in use' })]);
 
@@ -365,7 +369,7 @@ describe('pending jobs and policy changes', () => {
       await stack.api(`/v1/jobs/${running.id}`, tokens.frank, { method: 'DELETE' });
       const failed = await waitState('frank', parked.id, ['succeeded', 'failed', 'cancelled']);
       expect(failed).toMatchObject({ state: 'failed', error: expect.stringContaining('no longer allowed when admitted from the queue: denied by') });
-      expect(stack.auditEvents()).toContainEqual(expect.objectContaining({ action: 'dataset.read', object: 'dataset:scratch/tiny', decision: 'deny', details: expect.objectContaining({ job: parked.id, leaving_queue: true }) }));
+      expect(stack.auditEvents()).toContainEqual(expect.objectContaining({ action: 'dataset.authorize', object: 'dataset:scratch/tiny', decision: 'deny', details: expect.objectContaining({ job: parked.id, leaving_queue: true, requested: 'read' }) }));
       expect((await quota('frank')).usage.running_jobs).toBe(0);
     } finally {
       writeFileSync(file, before);

@@ -21,7 +21,8 @@ export interface Quota {
   policy_version: string;
   limits: Record<QuotaLimit, LimitValue>;
   usage: { running_jobs: number; cores: number; memory_mb: number; core_seconds_24h: number };
-  pending: { id: string; name: string; reason: string; resources: { cores: number; memory_mb: number; time_limit_s: number }; created_at: string }[];
+  /** `memory_mb` is per worker; `memory_mb_total` (cores × memory_mb) is what the job will hold. */
+  pending: { id: string; name: string; reason: string; resources: { cores: number; memory_mb: number; time_limit_s: number }; memory_mb_total?: number; created_at: string }[];
 }
 
 const hours = (n: number) => n.toFixed(2);
@@ -60,7 +61,7 @@ function renderPending(q: Quota, now: number): string {
   const rows = q.pending.map((p) => [
     p.id,
     p.name,
-    `${p.resources.cores} cores, ${p.resources.memory_mb} MB, ${formatDuration(p.resources.time_limit_s)}`,
+    `${p.resources.cores} core${p.resources.cores === 1 ? '' : 's'} × ${p.resources.memory_mb} MB = ${p.memory_mb_total ?? p.resources.cores * p.resources.memory_mb} MB, ${formatDuration(p.resources.time_limit_s)}`,
     formatDuration((now - Date.parse(p.created_at)) / 1000),
     p.reason,
   ]);

@@ -9,6 +9,18 @@ export interface BackendSubmission {
   user: string;
   spec: JobSpec;
   granted: Resources;
+  /**
+   * An overwrite of a dataset that is not the submitter's, which the gateway authorized (admin on
+   * it by policy): the owner it had then (null: no owner). Absent: only the submitter's own
+   * dataset may be replaced.
+   */
+  replaces?: { owner: string | null };
+}
+
+/** What a backend can run at once. */
+export interface BackendCapacity {
+  /** Workers across all jobs; a job never gets more than this many at once, whatever its cores. */
+  slots: number;
 }
 
 export interface ComputeBackend {
@@ -33,5 +45,7 @@ export interface ComputeBackend {
   /** The datasets it can read and write, with their manifests' owner and labels. */
   datasets(): Promise<DatasetInfo[]>;
   health(): Promise<HealthStatus>;
+  /** Its capacity, reused for a while (it changes only with the backend's configuration). */
+  capacity(): Promise<BackendCapacity>;
   close(): void;
 }

@@ -2,17 +2,39 @@
 // job carrying an admission ticket signed by that certificate's key (the engine checks both).
 import type { KeyObject } from 'node:crypto';
 import { jobSpecHash, signAdmissionTicket } from '../wire/index.js';
-import type { ComputeBackend } from './backend.js';
+import type { BackendCapacity, ComputeBackend } from './backend.js';
 import type { EngineClient } from './engine-client.js';
 
 export const BUNDLED = 'bundled';
 
+/** How long a learnt capacity is reused before the engine is asked again. */
+const CAPACITY_TTL_MS = 30_000;
+
 export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): ComputeBackend {
+  let known: { at: number; capacity: BackendCapacity } | null = null;
+  let asking: Promise<BackendCapacity> | null = null;
+  const capacity = async (): Promise<BackendCapacity> => {
+    if (known !== null && Date.now() - known.at < CAPACITY_TTL_MS) return known.capacity;
+    asking ??= engine
+      .slots()
+      .then((slots) => {
+        known = { at: Date.now(), capacity: { slots } };
+        return known.capacity;
+      })
+      .finally(() => (asking = null));
+    try {
+      return await asking;
+    } catch (err) {
+      // An engine that cannot answer now keeps the capacity it had; one never heard from is a 503.
+      if (known !== null) return known.capacity;
+      throw err;
+    }
+  };
   return {
     name: BUNDLED,
     location: engine.url,
     submit: async (job) => {
-      const ticket = await signAdmissionTicket({ job: job.id, user: job.user, spec: jobSpecHash(job.spec), granted: job.granted }, ticketKey);
+      const ticket = await signAdmissionTicket({ job: job.id, user: job.user, spec: jobSpecHash(job.spec), granted: job.granted, ...(job.replaces ? { replaces: job.replaces } : {}) }, ticketKey);
       const created = await engine.submit(job.spec, ticket);
       return { backendId: created.id }; // the engine keeps the gateway's id
     },
@@ -22,6 +44,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     cancel: (id) => engine.cancel(id),
     datasets: () => engine.datasets(),
     health: () => engine.health(),
+    capacity,
     close: () => engine.close(),
   };
 }

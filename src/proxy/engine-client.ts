@@ -25,6 +25,8 @@ import {
 export interface EngineClient {
   readonly url: string;
   health(timeoutMs?: number): Promise<HealthStatus>;
+  /** The engine's worker slots (engine.slots, resolved), from its /metrics gauge `gatehouse_engine_slots`. */
+  slots(timeoutMs?: number): Promise<number>;
   /** Every dataset of the engine's catalog, sorted by name; policy filters them on the gateway. */
   datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
   /** Hands a job over with its admission ticket; the engine's refusal is thrown as its GatehouseError. */
@@ -98,6 +100,13 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
   return {
     url,
     health: (timeoutMs = 2000) => getJson<HealthStatus>('/healthz', () => true, timeoutMs),
+    slots: async (timeoutMs = 5000) => {
+      const answer = await send('GET', '/metrics', { timeoutMs });
+      const found = answer.status === 200 ? /^gatehouse_engine_slots (\d+)$/m.exec(answer.text) : null;
+      const slots = found ? Number(found[1]) : NaN;
+      if (!Number.isSafeInteger(slots) || slots < 1) throw new GatehouseError('not_ready', `engine did not say how many worker slots it has (GET /metrics answered ${answer.status})`);
+      return slots;
+    },
     datasets: async (timeoutMs = 10_000) => (await getJson<DatasetList>('/datasets', (v) => Value.Check(DatasetListSchema, v), timeoutMs)).datasets,
     submit: async (spec, ticket) => {
       const answer = await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: 30_000 });

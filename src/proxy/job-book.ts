@@ -30,7 +30,8 @@ export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: Gateho
 
 const DAY_MS = 24 * 3600 * 1000;
 
-type JobEvent = Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version'>>;
+/** An event about a job (its object is `job:<id>` unless it names another, such as the dataset it read). */
+type JobEvent = Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version' | 'object'>>;
 
 /** Job events kept in memory while the trail is down; beyond this many, the oldest news is the operator's log. */
 const MAX_UNRECORDED = 10_000;
@@ -44,6 +45,12 @@ export class JobBook {
   private readonly fromQueue = new Map<string, { recorded: boolean; event: JobEvent }>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
   private readonly ending = new Set<string>();
+  /**
+   * Overwrites of another person's dataset that were authorized (admin on it): the owner it had,
+   * carried in the admission ticket so the engine replaces only that. Kept until the job ends; a
+   * restart forgets them, and the engine then refuses such an overwrite (fail closed).
+   */
+  readonly replaces = new Map<string, { owner: string | null }>();
   /** Set by the service that owns the authorization rules (see JobService.recheck). */
   recheck: Recheck = async () => null;
 
@@ -74,7 +81,8 @@ export class JobBook {
   async handOver(r: JobRecord): Promise<Handover> {
     const backend = this.backend(r.backend);
     try {
-      const { backendId } = await backend.submit({ id: r.id, user: r.user, spec: r.spec, granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s } });
+      const replaces = this.replaces.get(r.id);
+      const { backendId } = await backend.submit({ id: r.id, user: r.user, spec: r.spec, granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s }, ...(replaces ? { replaces } : {}) });
       r.backend_id = backendId;
       if (r.state === 'dispatching') r.state = 'queued';
       r.reason = null;
@@ -164,7 +172,7 @@ export class JobBook {
     if (status.started_at !== null && (r.state === 'queued' || r.state === 'dispatching')) {
       r.state = 'running';
       await this.persist(r);
-      await this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } });
+      await this.started(r, status);
     }
   }
 
@@ -187,7 +195,8 @@ export class JobBook {
       this.cache.delete(r.id);
       if (wasHeld) this.o.admission.release(r.id, r.core_seconds, Date.parse(finishedAt));
       else this.o.admission.withdraw(r.id);
-      if (!wasRunning && status?.started_at) await this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } });
+      this.replaces.delete(r.id);
+      if (!wasRunning && status?.started_at) await this.started(r, status);
       // The error stays in the record: it may quote the job's own output or data, which the trail must not hold.
       await this.event(r, {
         action: 'job.finish',
@@ -201,10 +210,29 @@ export class JobBook {
           partitions: status?.partitions ?? null,
         },
       });
+      if (state === 'succeeded') {
+        // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
+        await this.event(r, {
+          action: 'dataset.write',
+          object: `dataset:${r.output}`,
+          decision: 'allow',
+          reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
+          details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
+        });
+      }
       this.drain([r.user]);
     } finally {
       this.ending.delete(r.id);
     }
+  }
+
+  /**
+   * A job seen started: `job.start`, and `dataset.read` on its input (the read itself, as opposed
+   * to the permission decided at submission, `dataset.authorize`).
+   */
+  private async started(r: JobRecord, status: JobStatus): Promise<void> {
+    await this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } });
+    await this.event(r, { action: 'dataset.read', object: `dataset:${r.input}`, decision: 'allow', reason: `read by job ${r.id}, started on ${r.backend}`, details: { job: r.id, started_at: status.started_at, partitions: status.partitions.total } });
   }
 
   /** Admits what now fits from the pending queues and hands it over; refuses what never will. */

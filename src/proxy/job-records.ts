@@ -56,10 +56,10 @@ export class JobRecords {
     await this.store.db.insertInto('jobs').values(toRow(record)).execute();
   }
 
-  /** Writes every field that changes over a job's life. */
+  /** Writes every field that changes over a job's life (the spec too: a pending job's output labels are decided again as it leaves the queue). */
   async save(r: JobRecord): Promise<void> {
-    const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version } = toRow(r);
-    await this.store.db.updateTable('jobs').set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version }).where('id', '=', r.id).execute();
+    const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(r);
+    await this.store.db.updateTable('jobs').set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash }).where('id', '=', r.id).execute();
   }
 
   async remove(id: string): Promise<void> {

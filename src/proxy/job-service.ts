@@ -4,8 +4,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, recordOrFail } from '../audit/index.js';
 import type { Identity } from '../auth/index.js';
-import { authorize, type Decision, decide, type PolicySnapshot } from '../policy/index.js';
-import { limitsFor } from '../quota/index.js';
+import { authorize, type Decision, decide, forbidden, type PolicySnapshot, type Subject } from '../policy/index.js';
+import { BACKEND_SLOTS, heldMemoryMb, limitsFor } from '../quota/index.js';
 import { type DatasetInfo, GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
 import type { Handover, JobBook } from './job-book.js';
 import { newJobId } from './job-id.js';
@@ -43,21 +43,32 @@ export class JobService {
     const id = newJobId();
     const ctx = { policy: this.o.policy, audit: this.book.o.audit };
 
-    // Stage 2: read the input, write the output (with the labels it will carry: outputLabels).
+    // Stage 2: read the input, write the output (with every label it will carry: outputLabels),
+    // and replace an existing output only as its owner or with admin on it. Each decision is a
+    // `dataset.authorize` event; the read and the write themselves are recorded when they happen.
     const input = await this.o.dataset(spec.input, false);
-    await authorize(ctx, req, identity, `dataset:${spec.input}`, 'read', 'dataset.read', { labels: input?.labels, details: { job: id } });
+    await authorize(ctx, req, identity, `dataset:${spec.input}`, 'read', AUTHORIZE, { labels: input?.labels, details: { job: id } });
     if (input === undefined) throw new GatehouseError('not_found', `no dataset ${spec.input}`, { field: 'body.input' });
     const existing = spec.mode === 'overwrite' ? await this.o.dataset(spec.output, true) : undefined;
-    const outLabels = outputLabels(input, spec, existing);
-    await authorize(ctx, req, identity, `dataset:${spec.output}`, 'write', 'dataset.write', { labels: outLabels, details: { job: id } });
+    const outLabels = outputLabels(this.o.policy(), input, spec, existing);
+    await authorize(ctx, req, identity, `dataset:${spec.output}`, 'write', AUTHORIZE, { labels: outLabels, details: { job: id } });
+    if (existing !== undefined) {
+      const decision = replaceDecision(this.o.policy(), identity, existing);
+      await this.audit(identity, req, replaceEvent(decision, existing, id));
+      if (!decision.allowed) throw forbidden(decision);
+    }
+    const effective = labelled(spec, outLabels);
 
-    // Stage 3: admission, one synchronous step on the ledger.
+    // Stage 3: admission, one synchronous step on the ledger, against what the backend can ever run.
     const resources = spec.resources;
-    const admission = this.book.o.admission.admit({ job: id, subject: identity, resources });
     const summary = { input: spec.input, output: spec.output, backend: backendName, requested: resources, name: spec.name };
+    const { slots } = await this.book.backend(backendName).capacity();
+    const admission = this.book.o.admission.admit({ job: id, subject: identity, resources }, { name: backendName, slots });
     if (admission.outcome === 'rejected') {
       const { limit, used, requested, max, reason } = admission;
       await this.audit(identity, req, { action: 'quota.reject', object: `job:${id}`, decision: 'deny', reason, policy_version: admission.policyVersion, details: { ...summary, limit, used, requested, max } });
+      // More cores than the backend has is a request that can never run here, whatever the quota.
+      if (limit === BACKEND_SLOTS) throw new GatehouseError('invalid_request', reason, { field: 'body.resources.cores', limit, requested, max });
       throw new GatehouseError('quota_exceeded', reason, { limit, used, requested, max });
     }
 
@@ -73,8 +84,8 @@ export class JobService {
       output: spec.output,
       backend: backendName,
       backend_id: null,
-      spec,
-      spec_hash: jobSpecHash(spec),
+      spec: effective,
+      spec_hash: jobSpecHash(effective),
       ...resources,
       state: admission.outcome === 'admitted' ? 'dispatching' : 'pending',
       held: admission.outcome === 'admitted',
@@ -88,6 +99,7 @@ export class JobService {
       finished_at: null,
     };
     this.book.live.set(id, record);
+    if (existing !== undefined && existing.owner !== identity.user) this.book.replaces.set(id, { owner: existing.owner });
     try {
       if (admission.outcome === 'pending') return await this.park(identity, req, record, admission.reason, summary);
       return await this.start(identity, req, record, summary);
@@ -95,6 +107,7 @@ export class JobService {
       // Nothing of a refused submission stays: no hold, no queue entry, no record.
       if (record.state === 'pending') await this.book.o.records.remove(id).catch(() => undefined);
       this.book.live.delete(id);
+      this.book.replaces.delete(id);
       if (record.held) this.book.o.admission.release(id, 0);
       else this.book.o.admission.withdraw(id);
       throw err;
@@ -155,21 +168,32 @@ export class JobService {
     } catch {
       return null; // the backend cannot list now: the handover will fail too, and be retried
     }
-    const checks: [string, string, Decision][] = [['dataset.read', r.input, decide(policy, subject, `dataset:${r.input}`, 'read', { labels: input?.labels })]];
-    if (input !== undefined) checks.push(['dataset.write', r.output, decide(policy, subject, `dataset:${r.output}`, 'write', { labels: outputLabels(input, r.spec, existing) })]);
-    for (const [action, name, decision] of checks) {
-      await recordOrFail(this.book.o.audit, {
-        actor: actorOf({ user: r.user, groups: r.groups, auth_method: r.auth_method }, null),
-        action,
-        object: `dataset:${name}`,
-        decision: decision.allowed ? 'allow' : 'deny',
-        reason: decision.reason,
-        policy_version: decision.policyVersion,
-        details: { job: r.id, leaving_queue: true, ...(decision.line ? { rule_line: decision.line } : {}) },
-      });
+    const outLabels = input === undefined ? [] : outputLabels(policy, input, r.spec, existing);
+    const checks: [DatasetInfo | string, string, Decision][] = [[r.input, 'read', decide(policy, subject, `dataset:${r.input}`, 'read', { labels: input?.labels })]];
+    if (input !== undefined) checks.push([r.output, 'write', decide(policy, subject, `dataset:${r.output}`, 'write', { labels: outLabels })]);
+    if (input !== undefined && existing !== undefined) checks.push([existing, 'overwrite', replaceDecision(policy, subject, existing)]);
+    const actor = actorOf({ user: r.user, groups: r.groups, auth_method: r.auth_method }, null);
+    for (const [target, requested, decision] of checks) {
+      const event =
+        typeof target === 'string'
+          ? { action: AUTHORIZE, object: `dataset:${target}`, decision: decision.allowed ? 'allow' : 'deny', reason: decision.reason, policy_version: decision.policyVersion, details: { requested, job: r.id, ...(decision.line ? { rule_line: decision.line } : {}) } } as const
+          : replaceEvent(decision, target, r.id);
+      await recordOrFail(this.book.o.audit, { actor, ...event, details: { ...event.details, leaving_queue: true } });
       if (!decision.allowed) return `no longer allowed when admitted from the queue: ${decision.reason}`;
     }
-    return input === undefined ? `dataset ${r.input} no longer exists` : null;
+    if (input === undefined) return `dataset ${r.input} no longer exists`;
+    // Labels may have come (a policy line, the input replaced) while it waited: the output carries them too.
+    let effective: JobSpec;
+    try {
+      effective = labelled(r.spec, outLabels);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const hash = jobSpecHash(effective);
+    if (hash !== r.spec_hash) Object.assign(r, { spec: effective, spec_hash: hash });
+    if (existing !== undefined && existing.owner !== r.user) this.book.replaces.set(r.id, { owner: existing.owner });
+    else this.book.replaces.delete(r.id);
+    return null;
   }
 
   /**
@@ -232,7 +256,7 @@ export class JobService {
     const limits = Object.fromEntries(Object.entries(detail).map(([k, v]) => [k, { value: v.value, source: v.source, line: v.line }])) as QuotaView['limits'];
     const pending = this.book.o.admission.pending(identity.user).map((p) => {
       const r = this.book.live.get(p.job);
-      return { id: p.job, name: r?.name ?? '', reason: p.reason, resources: { ...p.resources }, created_at: r?.created_at ?? new Date(0).toISOString() };
+      return { id: p.job, name: r?.name ?? '', reason: p.reason, resources: { ...p.resources }, memory_mb_total: heldMemoryMb(p.resources), created_at: r?.created_at ?? new Date(0).toISOString() };
     });
     return { user: identity.user, policy_version: policyVersion, limits, usage: this.book.o.admission.ledger.usage(identity.user), pending };
   }
@@ -264,10 +288,64 @@ export class JobService {
   }
 }
 
+/** The audit action of a dataset permission decision (read, write or overwrite, in `details.requested`). */
+const AUTHORIZE = 'dataset.authorize';
+
+/** What a dataset manifest's labels may be (src/compute's manifest): a policy label that is not cannot be carried. */
+const MANIFEST_LABEL = /^[a-z0-9][a-z0-9_-]*$/;
+const MAX_LABELS = 64;
+
+/** The labels the policy gives an object through its g2 lines (`g2, dataset:customers, label:pii`), links of links included. */
+function policyLabels(policy: PolicySnapshot, object: string): string[] {
+  return [...policy.objectClosure(object, []).keys()].filter((n) => n.startsWith('label:')).map((n) => n.slice('label:'.length));
+}
+
 /**
- * The labels an output will carry: the input's, any the spec adds, and those of a dataset it
- * replaces. A contractor cannot launder pii by copying it, nor clear a label by overwriting.
+ * The labels an output will carry: the input's (its manifest's and those the policy gives it),
+ * any the spec adds, and those of a dataset it replaces. A contractor cannot launder pii by
+ * copying it, through any chain of jobs, nor clear a label by overwriting.
  */
-function outputLabels(input: DatasetInfo, spec: JobSpec, existing: DatasetInfo | undefined): string[] {
-  return [...new Set([...input.labels, ...(spec.labels ?? []), ...(existing?.labels ?? [])])];
+function outputLabels(policy: PolicySnapshot, input: DatasetInfo, spec: JobSpec, existing: DatasetInfo | undefined): string[] {
+  return [...new Set([...input.labels, ...policyLabels(policy, `dataset:${input.name}`), ...(spec.labels ?? []), ...(existing?.labels ?? [])])].sort();
+}
+
+/**
+ * The spec as it is handed over: its labels are every label the output carries (the engine writes
+ * them into the output's manifest). A label no manifest can hold refuses the job rather than
+ * letting the output go out without it.
+ */
+function labelled(spec: JobSpec, labels: string[]): JobSpec {
+  const bad = labels.find((l) => !MANIFEST_LABEL.test(l) || l.length > 64);
+  if (bad !== undefined) {
+    throw new GatehouseError('conflict', `the output would carry the label "${bad}" (the policy gives it to ${spec.input}), which a dataset manifest cannot hold (lower-case letters, digits, _ and -); nothing was run: the policy's g2 line needs a name the manifest can carry`, { label: bad });
+  }
+  if (labels.length > MAX_LABELS) throw new GatehouseError('conflict', `the output would carry ${labels.length} labels; a dataset manifest holds ${MAX_LABELS} at most`);
+  if (labels.length === 0) return spec;
+  return { ...spec, labels };
+}
+
+/**
+ * May `subject` replace `existing`? Its owner may (the manifest's `owner`); anyone else needs
+ * `admin` on it by policy, and so does everyone for a dataset with no owner (the demo datasets).
+ */
+function replaceDecision(policy: PolicySnapshot, subject: Subject, existing: DatasetInfo): Decision {
+  const object = `dataset:${existing.name}`;
+  if (existing.owner !== null && existing.owner === subject.user) {
+    return { allowed: true, rule: null, line: null, reason: `${existing.name} is the caller's own dataset (its manifest names ${subject.user} as owner)`, policyVersion: policy.version };
+  }
+  const whose = existing.owner === null ? `${existing.name} has no owner` : `${existing.name} belongs to ${existing.owner}`;
+  const admin = decide(policy, subject, object, 'admin', { labels: existing.labels });
+  if (admin.allowed) return { ...admin, reason: `${whose}; admin on ${object} ${admin.reason}` };
+  return { ...admin, reason: `${whose}: replacing it takes its owner or admin on ${object} (${admin.reason})` };
+}
+
+function replaceEvent(decision: Decision, existing: DatasetInfo, job: string) {
+  return {
+    action: AUTHORIZE,
+    object: `dataset:${existing.name}`,
+    decision: decision.allowed ? 'allow' : 'deny',
+    reason: decision.reason,
+    policy_version: decision.policyVersion,
+    details: { requested: 'overwrite', owner: existing.owner, job, ...(decision.line ? { rule_line: decision.line } : {}) },
+  } as const;
 }

@@ -39,12 +39,19 @@ export const QuotaViewSchema = Type.Object(
       { additionalProperties: false },
     ),
     usage: Type.Object(
-      { running_jobs: Type.Integer(), cores: Type.Integer(), memory_mb: Type.Integer(), core_seconds_24h: Type.Number() },
+      { running_jobs: Type.Integer(), cores: Type.Integer(), memory_mb: Type.Integer({ description: 'of every worker: each admitted job holds cores × its memory_mb per worker' }), core_seconds_24h: Type.Number() },
       { additionalProperties: false, description: 'held by admitted jobs now; core-seconds over the last 24 hours' },
     ),
     pending: Type.Array(
       Type.Object(
-        { id: Type.String(), name: Type.String(), reason: Type.String(), resources: ResourcesSchema, created_at: Type.String({ format: 'date-time' }) },
+        {
+          id: Type.String(),
+          name: Type.String(),
+          reason: Type.String(),
+          resources: ResourcesSchema,
+          memory_mb_total: Type.Integer({ description: 'the memory it will hold once admitted: cores × memory_mb per worker' }),
+          created_at: Type.String({ format: 'date-time' }),
+        },
         { additionalProperties: false },
       ),
     ),

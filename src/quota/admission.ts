@@ -51,13 +51,22 @@ export class AdmissionControl {
     private readonly maxPendingPerUser: number,
   ) {}
 
-  /** Decides one submission on the serving policy, holding its resources when admitted. */
-  admit(request: AdmissionRequest): Admission {
+  /**
+   * Decides one submission on the serving policy, holding its resources when admitted. A job
+   * within the limits that asks for more cores than its backend runs at once (`backend`) is
+   * refused too (limit `backend_slots`): it would hold quota it can never use.
+   */
+  admit(request: AdmissionRequest, backend?: { name: string; slots: number }): Admission {
     const policy = this.policy();
     const { limits, policyVersion } = limitsFor(policy, request.subject);
     const user = request.subject.user;
     const check = checkQuota(limits, this.ledger.usage(user), request.resources);
     if (check.verdict === 'refuse') return { outcome: 'rejected', policyVersion, ...numbers(check) };
+    const cores = request.resources.cores;
+    if (backend !== undefined && cores > backend.slots) {
+      const reason = `resources.cores: ${cores} cores requested, but backend ${backend.name} runs at most ${backend.slots} workers at once, so a job can never use more; ask for ${backend.slots} or fewer`;
+      return { outcome: 'rejected', policyVersion, limit: BACKEND_SLOTS, used: 0, requested: cores, max: backend.slots, reason };
+    }
     const queue = this.queues.get(user) ?? [];
     if (check.verdict === 'fits' && queue.length === 0) {
       this.ledger.hold(request.job, user, request.resources);
@@ -154,6 +163,9 @@ export class AdmissionControl {
     return check.verdict === 'fits' ? 'admitting' : check.reason;
   }
 }
+
+/** The `limit` of a refusal for more cores than the backend runs at once (not a quota line). */
+export const BACKEND_SLOTS = 'backend_slots';
 
 const behind = (n: number) => `queued behind ${n} earlier pending job${n === 1 ? '' : 's'} of yours`;
 

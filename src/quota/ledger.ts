@@ -2,13 +2,14 @@
 // core-seconds they used in the last 24 hours. It lives in memory so that checking and holding are
 // one synchronous step (no two admissions can interleave); the job records it is rebuilt from on
 // start-up are its durable half.
-import type { ResourceRequest, Usage } from './limits.js';
+import { heldMemoryMb, type ResourceRequest, type Usage } from './limits.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
 interface Held {
   user: string;
   cores: number;
+  /** Of all its workers: cores × memory_mb per worker. */
   memory_mb: number;
   /** Core-seconds reported so far by the backend: a long job counts against today while it runs. */
   core_seconds: number;
@@ -46,8 +47,9 @@ export class UsageLedger {
     return this.held.has(job);
   }
 
+  /** `granted.memory_mb` is per worker, as a JobSpec says it; the job holds it once per core. */
   hold(job: string, user: string, granted: Pick<ResourceRequest, 'cores' | 'memory_mb'>, coreSeconds = 0): void {
-    this.held.set(job, { user, cores: granted.cores, memory_mb: granted.memory_mb, core_seconds: coreSeconds });
+    this.held.set(job, { user, cores: granted.cores, memory_mb: heldMemoryMb(granted), core_seconds: coreSeconds });
   }
 
   /** The backend's running total for a held job. */

@@ -3,14 +3,28 @@
 // this with usage they keep atomically; here is only the arithmetic and the words for it.
 import { type Limits, type PolicySnapshot, type QuotaLimit, resolveQuota, type ResolvedQuota, type Subject } from '../policy/index.js';
 
-/** What one job asks for. */
+/** What one job asks for: up to `cores` workers at once, each with `memory_mb`. */
 export interface ResourceRequest {
   cores: number;
+  /** Per worker (the engine gives each worker process this much), not per job. */
   memory_mb: number;
   time_limit_s: number;
 }
 
-/** What a user holds now, and has used in the last 24 hours. */
+/**
+ * The memory a job really holds: the engine runs up to `cores` workers of a job at once and gives
+ * each `memory_mb`, so a 4-core job at 256 MB a worker holds 1024 MB of max_memory_mb.
+ */
+export function heldMemoryMb(r: Pick<ResourceRequest, 'cores' | 'memory_mb'>): number {
+  return r.cores * r.memory_mb;
+}
+
+/** `2 workers × 768 MB = 1536 MB`: how a job's memory reads in refusals. */
+export function memoryWords(r: Pick<ResourceRequest, 'cores' | 'memory_mb'>): string {
+  return `${r.cores} worker${r.cores === 1 ? '' : 's'} × ${r.memory_mb} MB = ${heldMemoryMb(r)} MB`;
+}
+
+/** What a user holds now (memory summed over every worker of every job), and has used in the last 24 hours. */
 export interface Usage {
   running_jobs: number;
   cores: number;
@@ -42,7 +56,8 @@ export function checkQuota(limits: Limits, usage: Usage, request: ResourceReques
   // Never fits, whatever else ends.
   if (limits.max_concurrent_jobs < 1) return refuse('max_concurrent_jobs', usage.running_jobs, 1, 'no jobs allowed (max_concurrent_jobs is 0)');
   if (request.cores > limits.max_cores) return refuse('max_cores', usage.cores, request.cores, `${request.cores} cores requested, the limit is ${limits.max_cores}`);
-  if (request.memory_mb > limits.max_memory_mb) return refuse('max_memory_mb', usage.memory_mb, request.memory_mb, `${request.memory_mb} MB requested, the limit is ${limits.max_memory_mb} MB`);
+  const memory = heldMemoryMb(request);
+  if (memory > limits.max_memory_mb) return refuse('max_memory_mb', usage.memory_mb, memory, `${memoryWords(request)} requested, the limit is ${limits.max_memory_mb} MB`);
   if (request.time_limit_s > limits.max_job_runtime_s) return refuse('max_job_runtime_s', 0, request.time_limit_s, `a time limit of ${request.time_limit_s} s requested, the longest allowed is ${limits.max_job_runtime_s} s`);
   if (usage.core_seconds_24h >= limits.core_hours_per_day * 3600) {
     const hours = Math.floor((usage.core_seconds_24h / 3600) * 100) / 100; // shown, never compared
@@ -52,6 +67,6 @@ export function checkQuota(limits: Limits, usage: Usage, request: ResourceReques
   // Fits the limits; waits until enough is free.
   if (usage.running_jobs + 1 > limits.max_concurrent_jobs) return wait('max_concurrent_jobs', usage.running_jobs, 1);
   if (usage.cores + request.cores > limits.max_cores) return wait('max_cores', usage.cores, request.cores);
-  if (usage.memory_mb + request.memory_mb > limits.max_memory_mb) return wait('max_memory_mb', usage.memory_mb, request.memory_mb);
+  if (usage.memory_mb + memory > limits.max_memory_mb) return wait('max_memory_mb', usage.memory_mb, memory);
   return { verdict: 'fits' };
 }

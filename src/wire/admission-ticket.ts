@@ -20,6 +20,12 @@ export interface AdmissionClaims {
   /** jobSpecHash(spec) of the admitted spec. */
   spec: string;
   granted: Resources;
+  /**
+   * Set when the gateway authorized overwriting a dataset the user does not own (admin on it by
+   * policy): the owner it had then, null for none. Without it, an overwrite may replace only a
+   * dataset whose manifest names `user` as its owner.
+   */
+  replaces?: { owner: string | null };
   jti: string;
   exp: number;
   iat: number;
@@ -38,11 +44,11 @@ export class TicketError extends Error {
 }
 
 export async function signAdmissionTicket(
-  claims: { job: string; user: string; spec: string; granted: Resources; lifetimeS?: number },
+  claims: { job: string; user: string; spec: string; granted: Resources; replaces?: { owner: string | null }; lifetimeS?: number },
   key: KeyObject,
 ): Promise<string> {
   const lifetime = Math.min(claims.lifetimeS ?? TICKET_DEFAULT_LIFETIME_S, TICKET_MAX_LIFETIME_S);
-  return new SignJWT({ job: claims.job, spec: claims.spec, granted: claims.granted })
+  return new SignJWT({ job: claims.job, spec: claims.spec, granted: claims.granted, ...(claims.replaces ? { replaces: { owner: claims.replaces.owner } } : {}) })
     .setProtectedHeader({ alg: 'RS256', typ: TICKET_TYPE })
     .setIssuer(TICKET_ISSUER)
     .setAudience(TICKET_AUDIENCE)
@@ -71,14 +77,22 @@ export async function verifyAdmissionTicket(token: string | undefined, key: KeyO
     if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new TicketError('foreign', 'the admission ticket was not signed by this gateway');
     throw new TicketError('malformed', `the admission ticket is not valid: ${(err as Error).message}`);
   }
-  const { sub, jti, iat, exp, job, spec, granted } = payload;
+  const { sub, jti, iat, exp, job, spec, granted, replaces } = payload;
   if (typeof iat !== 'number' || typeof exp !== 'number' || exp - iat > TICKET_MAX_LIFETIME_S) {
     throw new TicketError('malformed', `an admission ticket lives ${TICKET_MAX_LIFETIME_S} s at most`);
   }
   if (typeof sub !== 'string' || typeof jti !== 'string' || typeof job !== 'string' || typeof spec !== 'string' || !isResources(granted)) {
     throw new TicketError('malformed', 'the admission ticket lacks the job, user, spec hash or granted resources');
   }
-  return { job, user: sub, spec, granted, jti, iat, exp };
+  if (replaces !== undefined && !isReplaces(replaces)) throw new TicketError('malformed', 'the admission ticket names the owner of a dataset to replace in an unknown form');
+  return { job, user: sub, spec, granted, ...(replaces !== undefined ? { replaces } : {}), jti, iat, exp };
+}
+
+function isReplaces(value: unknown): value is { owner: string | null } {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  const owner = (value as { owner?: unknown }).owner;
+  return keys.length === 1 && keys[0] === 'owner' && (owner === null || typeof owner === 'string');
 }
 
 function isResources(value: unknown): value is Resources {
