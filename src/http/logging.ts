@@ -34,7 +34,18 @@ export function loggerOptions(service: 'gateway' | 'engine', level: string): Log
     base: { service, pid: process.pid },
     timestamp: () => `,"time":"${new Date().toISOString()}"`,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    // A log line quotes what jobs and people wrote (a job's error, a name): JSON escapes C0 controls
+    // but leaves DEL, C1 controls and bidi overrides raw, which a terminal tailing the log may act on.
+    hooks: { streamWrite: escapeTerminalControls },
   };
+}
+
+/**
+ * DEL, C1 controls (U+0080–U+009F), bidi marks, embeddings, overrides and isolates and U+2028/9 as
+ * JSON escapes. They can only occur inside JSON strings, so the line stays JSON with the same values.
+ */
+export function escapeTerminalControls(json: string): string {
+  return json.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function scrubUrl(url: string): string {

@@ -228,6 +228,19 @@ describe('the CLI against a real stack: a hostile job seen by an admin and an au
     expect((JSON.parse(status.stdout) as { error: string }).error).toContain(ALL);
   });
 
+  it("the services' own logs are JSON lines with no raw control character, even where they quote a job's error", async () => {
+    for (const [name, output] of [['engine', stack.engine.output()], ['gateway', stack.gateway.output()]] as const) {
+      const lines = output.split('\n').filter((l) => l.startsWith('{'));
+      expect(lines.length, name).toBeGreaterThan(0);
+      expect(unsafe(output), name).toEqual([]);
+      for (const line of lines) JSON.parse(line);
+    }
+    // The engine logs how the job ended, with its error: escaped, and still the same text once parsed.
+    const finished = stack.engine.output().split('\n').filter((l) => l.includes(jobId) && l.includes('job finished'));
+    expect(finished.length).toBeGreaterThan(0);
+    expect((JSON.parse(finished[0]!) as { error: string }).error).toContain(ALL);
+  });
+
   it("the owner's own submit --wait summary escapes the error too", async () => {
     const waited = await run('alice', ['submit', '--input', 'scratch/tiny', '--output', 'scratch/hostile-out2', '--python', join(dir, 'hostile.py'), '--wait']);
     expect(waited.code).toBe(1);
