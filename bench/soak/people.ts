@@ -185,9 +185,10 @@ export class SimulatedPerson {
     }
   }
 
+  /** Into the person's own namespace, which the demo policy lets only them write (scratch-{user}/*). */
   private spec(source: string, input = 'words') {
     this.outputs += 1;
-    return { name: 'soak', input, output: `scratch/soak-${this.person.name}-${this.outputs}`, runtime: 'python', source, resources: { cores: 1, memory_mb: 256, time_limit_s: 600 }, max_attempts: 1 };
+    return { name: 'soak', input, output: `scratch-${this.person.name}/soak-${this.outputs}`, runtime: 'python', source, resources: { cores: 1, memory_mb: 256, time_limit_s: 600 }, max_attempts: 1 };
   }
 
   private async submit(source: string): Promise<void> {
