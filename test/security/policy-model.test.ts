@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as CasbinModule from 'casbin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decide, explain, lintFiles, lintPolicy, loadPolicy, PolicyError, type PolicyProblem, PolicyReloader } from '../../src/policy/index.js';
+import { decide, diffPolicies, explain, lintFiles, lintPolicy, loadPolicy, PolicyError, type PolicyProblem, PolicyReloader } from '../../src/policy/index.js';
 import { userKeyMatch } from '../../src/policy/user-pattern.js';
 import { ROOT, runCli } from '../support/gatehouse.js';
 import { Stack } from '../support/stack.js';
@@ -195,6 +195,13 @@ describe('{user}: a namespace only its person writes', () => {
     // The owner's own name still works through both lines.
     expect(decide(p, as('bob'), 'dataset:bob/x', 'admin').allowed).toBe(true);
     expect(decide(p, as('bob'), 'dataset:bob', 'write').allowed).toBe(true);
+  });
+
+  it('policy diff shows a {user} grant as the pattern, per role', async () => {
+    const before = await loadPolicy(folder({ policy: POLICY.replace('p, role:contractors, dataset:scratch-{user}/*, write, allow\n', '') }));
+    const d = diffPolicies(before, await loadPolicy(SHIPPED));
+    expect(d.changes).toContainEqual(expect.objectContaining({ subject: 'role:contractors', object: 'dataset:scratch-{user}/*', action: 'write', change: 'granted' }));
+    expect(d.changes.every((c) => c.action === 'write' && c.object === 'dataset:scratch-{user}/*')).toBe(true);
   });
 
   it('stock Casbin with the same function registered decides the same', async () => {
