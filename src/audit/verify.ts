@@ -204,8 +204,12 @@ export class ChainChecker {
         if (mine) this.problem(e.event_id, 'witness_mismatch', `checkpoint ${e.seq} in the trail (for #${mine.event_id}) is not the one the witness holds (for #${e.event_id}, signed at ${e.time}): the trail's checkpoints were replaced`);
         else if (e.seq > high) beyond.push(e);
         else if (e.seq < low && e.event_id > anchorId) this.problem(e.event_id, 'missing_checkpoint', `checkpoint ${e.seq} (for #${e.event_id}), which the witness holds, is not in the trail`);
-      } else if (signature(e) !== null) {
-        continue; // an unsigned line of an old log: nothing to compare
+      } else {
+        const why = signature(e);
+        if (why !== null) {
+          this.problem(e.event_id, 'witness_mismatch', `the witness ${file} holds a checkpoint for #${e.event_id} that is ${why}: the witness was tampered with`);
+          continue;
+        }
       }
       if (e.event_id > anchorId) {
         const had = this.witnessed.get(e.event_id);
