@@ -102,7 +102,21 @@ function progress(text: () => string): { stop(): void } {
   };
 }
 
+/**
+ * Only a web address goes to the browser command: the gateway names the URL, and a `file:` URL, a
+ * scheme handler or a word starting with `-` (read as an option by xdg-open or open) must not be run.
+ */
+export function browsable(url: string): boolean {
+  if (url.startsWith('-')) return false;
+  try {
+    return ['https:', 'http:'].includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
+}
+
 function openBrowser(url: string): void {
+  if (!browsable(url)) return; // the printed URL (escaped) is still there to read
   const graphical = process.platform === 'darwin' || process.platform === 'win32' || Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY || process.env.BROWSER);
   if (!graphical) return; // an ssh session: the user opens the printed URL on their own machine
   const command = process.env.BROWSER || (process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import { eventLines, headerLine, layoutFor } from '../../src/cli/audit-view.js';
+import { browsable } from '../../src/cli/identity-commands.js';
 import { renderJobList, renderStatus } from '../../src/cli/job-report.js';
 import type { Job } from '../../src/cli/job-view.js';
 import { describeProgress, summarize } from '../../src/cli/progress.js';
@@ -122,6 +123,12 @@ describe('escaping for a terminal', () => {
     // The listing is still one line a job: the error's escapes cannot break a row.
     expect(renderJobList([failed, pending], T0 + 5000, true).split('\n')).toHaveLength(3);
     expect(table(['a', 'b'], [[`x${ATTACKS.cr}`, 'y\nz']]).split('\n')).toEqual([`a${' '.repeat(16)}b`, 'xharmless\\rEVIL  y\\nz']);
+  });
+
+  it("opens only a web address the gateway names for the SSO sign-in in a browser, never a file, a scheme handler or an option", () => {
+    expect(browsable('https://idp.example/device?user_code=ABCD-EFGH')).toBe(true);
+    expect(browsable('http://127.0.0.1:5556/device')).toBe(true);
+    for (const url of ['file:///etc/passwd', 'javascript:alert(1)', 'ssh://evil.example', '--new-window=x', '-aCalculator', 'not a url', '']) expect(browsable(url), url).toBe(false);
   });
 
   it('renders audit events with what people typed escaped (not blanked), columns still aligned', () => {
