@@ -94,7 +94,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       GATEHOUSE_ENGINE_PORT: enginePort,
       ...(devIdp ? { GATEHOUSE_DEV_IDP_PORT: String(new URL(devIdp.url!).port) } : {}),
     });
-    await waitReady(gateway.url!, readFileSync(caCertificateFile(config.certs.dir)), () => stopping);
+    const ready = await waitReady(gateway.url!, readFileSync(caCertificateFile(config.certs.dir)), () => stopping);
     const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
     const caFile = caCertificateFile(config.certs.dir);
     const shown = (p: string) => (relative(process.cwd(), p).startsWith('..') ? p : relative(process.cwd(), p) || '.');
@@ -114,6 +114,9 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       say(`Gatehouse is ready (${seconds} s)`);
       say(`  gateway  ${gateway.url}   pid ${gateway.process.pid}   log ${shown(gateway.log)}`);
       say(`  engine   ${engine.url}   pid ${engine.process.pid}   mTLS, gateway only   log ${shown(engine.log)}`);
+      // How jobs are isolated, loudly when it is less than bubblewrap (the engine's /healthz, via /readyz).
+      const isolation = /; isolation: (.*)\)$/.exec(ready.checks?.engine ?? '')?.[1];
+      if (isolation) say(`  sandbox  ${/^NO /.test(isolation) ? `WARNING: ${isolation}` : isolation}`);
       if (demo.created.length > 0) say(`  data     ${shown(config.data.root)}   created demo datasets: ${demo.created.join(', ')}`);
       if (devIdp) say(`  SSO      ${devIdp.url}   DEVELOPMENT provider with demo users   log ${shown(devIdp.log)}`);
       say(`  CA file  ${shown(caFile)}   trust it: curl --cacert ${shown(caFile)} ${gateway.url}/healthz`);
@@ -154,13 +157,13 @@ function listening(child: Child): Promise<string> {
   });
 }
 
-async function waitReady(url: string, ca: Buffer, cancelled: () => boolean): Promise<void> {
+async function waitReady(url: string, ca: Buffer, cancelled: () => boolean): Promise<{ checks?: Record<string, string> }> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = '';
   while (!cancelled()) {
     try {
       const { status, body } = await getOnce(`${url}/readyz`, ca);
-      if (status === 200) return;
+      if (status === 200) return JSON.parse(body) as { checks?: Record<string, string> };
       last = (JSON.parse(body) as { message?: string }).message ?? body;
     } catch (err) {
       last = (err as Error).message;
@@ -168,6 +171,7 @@ async function waitReady(url: string, ca: Buffer, cancelled: () => boolean): Pro
     if (Date.now() > deadline) throw new UsageError(`gateway not ready after ${READY_TIMEOUT_MS / 1000} s: ${last}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+  return {};
 }
 
 function getOnce(url: string, ca: Buffer): Promise<{ status: number; body: string }> {
