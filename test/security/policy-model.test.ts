@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as CasbinModule from 'casbin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
 import { decide, diffPolicies, explain, lintFiles, lintPolicy, loadPolicy, PolicyError, type PolicyProblem, PolicyReloader } from '../../src/policy/index.js';
 import { userKeyMatch } from '../../src/policy/user-pattern.js';
 import { ROOT, runCli } from '../support/gatehouse.js';
@@ -145,7 +146,16 @@ describe('a reload keeps the old version serving', () => {
     expect((await reloader.reload({ by: 'file-change' })).outcome).toBe('loaded');
   });
 
-  it('runs no tests when policies.require_tests is off', async () => {
+  it('policies.require_tests is on by default and must be a boolean', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'g.yaml'), 'policies:\n  dir: policies\n');
+    expect(loadConfig({ path: join(dir, 'g.yaml'), env: {}, cwd: dir }).config.policies.require_tests).toBe(true);
+    writeFileSync(join(dir, 'g.yaml'), 'policies:\n  require_tests: "no"\n');
+    expect(() => loadConfig({ path: join(dir, 'g.yaml'), env: {}, cwd: dir })).toThrow(/policies\.require_tests/);
+  });
+
+  it('runs no tests when the reloader is told not to (policies.require_tests: false)', async () => {
     const d = folder({ policy: POLICY.replace('p, role:contractors, label:pii, read, deny\n', '') });
     await expect(PolicyReloader.start(d, { watch: false })).rejects.toThrow(/tests\.yaml:\d+: error: test .* fails/);
     const lax = await PolicyReloader.start(d, { watch: false, requireTests: false });
