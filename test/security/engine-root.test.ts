@@ -50,7 +50,7 @@ try:
     print("chmod out/ 0777: allowed")
 except OSError as e:
     print("chmod out/ 0777: refused", e.strerror)
-for i in range(800):
+for i in range(300):
     try:
         with open(os.path.join(folder, "zz-%04d" % i), "w") as f:
             f.write("x")

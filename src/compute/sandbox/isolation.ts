@@ -2,6 +2,7 @@
 // (so each job gets its own uid), whether bubblewrap works here (probed by running it, because an
 // installed bwrap still fails where user namespaces are off), and where the helper tools live.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants, lstatSync, readlinkSync } from 'node:fs';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 
@@ -241,10 +242,12 @@ export function namespaceArgs(tools: NamespaceTools, o: { tmpfsBytes: number; ar
 /** Runs a check inside the namespaces a task would get, as a task uid: null when they all work, else why not. */
 async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: number): Promise<string | null> {
   // Pid 1 of its own pid namespace, no network interface but its loopback, a /tmp that is not the host's.
-  const hostMark = `/tmp/.gatehouse-probe-${process.pid}-host`;
-  const taskMark = `/tmp/.gatehouse-probe-${process.pid}-task`;
+  // Unguessable names, the host's created exclusively (never through a link someone put in /tmp).
+  const name = `/tmp/.gatehouse-probe-${randomBytes(12).toString('hex')}`;
+  const hostMark = `${name}-host`;
+  const taskMark = `${name}-task`;
   const check = `test "$$" = 1 && test "$(grep -c : /proc/net/dev)" = 1 && test ! -e ${hostMark} && : > ${taskMark}`;
-  await writeFile(hostMark, '', { mode: 0o600 });
+  await writeFile(hostMark, '', { mode: 0o600, flag: 'wx' });
   try {
     const ran = await run(setpriv, [
       '--pdeathsig', 'KILL', '--',
