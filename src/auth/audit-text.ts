@@ -29,7 +29,6 @@ export function userText(value: unknown): string | null {
 
 /** Free text from a server we talk to (a provider's error description): printable ASCII only, cut to `max`. */
 export function plainText(value: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
   const printable = value.replace(/[^\x20-\x7e]/g, '?');
   return printable.length <= max ? printable : `${printable.slice(0, max)}...`;
 }

@@ -128,7 +128,8 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       .insertInto('oidc_requests')
       .values({ state: start.state, nonce: start.nonce, code_verifier: start.codeVerifier, return_to: returnTo, expires_at: new Date(now + OIDC_REQUEST_TTL_MS).toISOString(), binding_hash: sha256(binding) })
       .execute();
-    reply.setCookie(LOGIN_COOKIE, binding, { path: CALLBACK_PATH, httpOnly: true, secure: true, sameSite: 'lax', maxAge: OIDC_REQUEST_TTL_MS / 1000 });
+    // Sent back to the callback only (its path as the browser sees it, behind a proxy too).
+    reply.setCookie(LOGIN_COOKIE, binding, { path: new URL(redirectUri).pathname, httpOnly: true, secure: true, sameSite: 'lax', maxAge: OIDC_REQUEST_TTL_MS / 1000 });
     return reply.redirect(start.url, 302);
   });
 
@@ -158,7 +159,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       // One use only: of two callbacks with the same state, one gets the row.
       const saved = await ctx.store.db.deleteFrom('oidc_requests').where('state', '=', row.state).returningAll().executeTakeFirst();
       if (!saved) throw new LoginError('invalid_state', 'this sign-in link is unknown or expired; start again', 'state already used');
-      reply.clearCookie(LOGIN_COOKIE, { path: CALLBACK_PATH });
+      reply.clearCookie(LOGIN_COOKIE, { path: new URL(`${ctx.publicUrl()}${CALLBACK_PATH}`).pathname });
       if (query.error) throw providerRefusal(query.error);
       if (!query.code) throw new LoginError('incomplete_callback', 'the SSO provider sent no sign-in code; start again', 'callback without code');
       // Checked again: a row stored by an older gateway may hold what the login route now refuses.
