@@ -10,8 +10,8 @@ import type { Report } from '../../bench/soak/main.js';
 import { parseOptions } from '../../bench/soak/main.js';
 import { cleanEnv, ROOT } from '../support/gatehouse.js';
 
-const REQUESTS = 300;
-const PEOPLE = 4;
+const REQUESTS = 200;
+const PEOPLE = 3;
 
 function soak(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
