@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAuditDb, readWitness, rotateAuditKey, verifyTrail, type VerifyOptions } from '../../src/audit/index.js';
+import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAuditDb, readWitness, rotateAuditKey, verifyTrail, type VerifyOptions, witnessFileOf } from '../../src/audit/index.js';
 import { hashRow } from '../../src/audit/chain.js';
 import { checkpointDigest, readCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.js';
 import type { AuditRow } from '../../src/audit/schema.js';
@@ -303,6 +303,15 @@ describe('a rewritten suffix is not signed over (3b)', () => {
 
 describe('the witness', () => {
   let base: Built;
+
+  it('lives outside audit.dir: state.dir/audit-witness.jsonl by default, and a path inside audit.dir is refused at start-up', () => {
+    const state = join(root, 'state');
+    expect(witnessFileOf('', state, join(state, 'audit'))).toBe(join(state, 'audit-witness.jsonl'));
+    expect(existsSync(state)).toBe(true); // its folder is made
+    expect(() => witnessFileOf(join(state, 'audit', 'w.jsonl'), state, join(state, 'audit'))).toThrow(/audit\.witness_file: .* is inside audit\.dir/);
+    expect(witnessFileOf(join(root, 'elsewhere', 'w.jsonl'), state, join(state, 'audit'))).toBe(join(root, 'elsewhere', 'w.jsonl'));
+  });
+
   beforeAll(async () => {
     base = await build('witness', 3, 10);
   });
