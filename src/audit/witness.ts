@@ -86,6 +86,18 @@ export class WitnessWriter {
 
   constructor(readonly file: string) {
     this.fd = openSync(file, 'a', 0o600);
+    // A line cut by a crash mid-write stays as it is (verify shows it), but the next one starts afresh.
+    const size = fstatSync(this.fd).size;
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      const readFd = openSync(file, 'r');
+      try {
+        readSync(readFd, last, 0, 1, size - 1);
+      } finally {
+        closeSync(readFd);
+      }
+      if (last[0] !== 0x0a) writeSync(this.fd, '\n');
+    }
   }
 
   static exists(file: string): boolean {
