@@ -257,9 +257,14 @@ describe('python warm worker', () => {
   });
 
   it('stop() kills a worker that does not exit within 2 s', async () => {
-    const { worker, dir } = await warm('python', 'import time\ndef process(i, o, ctx):\n    time.sleep(30)\n');
+    // Stopped only once the partition runs (it says so): a worker asked to exit before its run
+    // arrived would exit 0 at once, which a loaded machine made happen after a fixed 100 ms wait.
+    let started!: () => void;
+    const running_ = new Promise<void>((resolve) => (started = resolve));
+    const sink: LineSink = (_p, _s, line) => line === 'started' && started();
+    const { worker, dir } = await warm('python', 'import time\ndef process(i, o, ctx):\n    print("started")\n    time.sleep(30)\n', { sink });
     const running = worker.run(task(dir, 0, write(dir, 'in.csv', 'a\n')));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await running_;
     await worker.stop();
     expect(await worker.exited).toEqual({ code: null, signal: 'SIGKILL' });
     expect(await running).toMatchObject({ ok: false, lost_worker: true });
