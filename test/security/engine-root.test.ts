@@ -400,6 +400,90 @@ print(" ".join(acted))
   }, 180_000);
 });
 
+// Removing a job's area as root is an rm -rf of folders tasks wrote: a uid holding a descriptor on
+// one of them swaps a subfolder for a link to a root-only folder while the engine deletes. The
+// removal must delete the job's tree and nothing through the link.
+describe.skipIf(!ROOT)('removing a job area against a swapped link', () => {
+  const UIDS = '232300-232399';
+  const attackerUid = 232399;
+  const REMOVALS = 15;
+  let base = '';
+  let stagingRoot = '';
+  let signals = '';
+  let iso: Isolation;
+  const pool = new UidPool(parseUidRange(UIDS));
+
+  const SWAPPER = `
+import os, sys
+sub, victim, go, stop = sys.argv[1:5]
+fd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY)
+open(go, "w").close()
+swaps = 0
+while not os.path.exists(stop):
+    try:
+        os.rename("deep", "deep.real", src_dir_fd=fd, dst_dir_fd=fd)
+        os.symlink(victim, "deep", dir_fd=fd)
+        os.unlink("deep", dir_fd=fd)
+        os.rename("deep.real", "deep", src_dir_fd=fd, dst_dir_fd=fd)
+        swaps += 1
+    except OSError:
+        pass
+print(swaps)
+`;
+
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'gh-engine-rm-'));
+    await chmod(base, 0o711);
+    await mkdir(join(base, 'data'));
+    iso = await detectIsolation({ mode: 'none', taskUids: UIDS });
+    ({ stagingRoot } = await secureDataRoot(join(base, 'data'), iso));
+    signals = join(base, 'signals');
+    await mkdir(signals);
+    await chmod(signals, 0o1777);
+  });
+
+  afterAll(async () => {
+    await killUidProcesses(attackerUid);
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  it(`deletes the job's tree and never what a link swapped into it leads to (${REMOVALS} removals)`, async () => {
+    for (let i = 0; i < REMOVALS; i++) {
+      const jobId = `rm-${i}`;
+      const uid = pool.take(jobId);
+      const area = await prepareJobArea(iso, { stagingRoot, jobId, uid, inputs: [] });
+      // What the job left: work/sub/deep/ with many files, all its own, open to everyone.
+      const sub = join(area.work, 'sub');
+      await mkdir(join(sub, 'deep'), { recursive: true });
+      for (let n = 0; n < 100; n++) await writeFile(join(sub, 'deep', `f${n}`), 'x');
+      for (const p of [sub, join(sub, 'deep'), ...Array.from({ length: 100 }, (_, n) => join(sub, 'deep', `f${n}`))]) await chown(p, uid, uid);
+      await chmod(sub, 0o777);
+      await chmod(join(sub, 'deep'), 0o777);
+      const victim = join(base, `victim-${i}`);
+      await mkdir(victim, { mode: 0o700 });
+      for (let n = 0; n < 100; n++) await writeFile(join(victim, `f${n}`), 'root only');
+
+      const go = join(signals, `go-${i}`);
+      const stop = join(signals, `stop-${i}`);
+      await chmod(area.work, 0o777); // the worst case: a descriptor on sub/ reached another uid
+      const swapper = spawn('/usr/bin/setpriv', ['--reuid', String(attackerUid), '--regid', String(attackerUid), '--clear-groups', '--', PYTHON, '-c', SWAPPER, sub, victim, go, stop], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let said = '';
+      swapper.stdout.on('data', (d: Buffer) => (said += d.toString()));
+      swapper.stderr.on('data', (d: Buffer) => (said += d.toString()));
+      const ended = new Promise<void>((r) => swapper.on('close', () => r()));
+      await until(async () => (existsSync(go) ? true : undefined), 10_000, 'swapper ready');
+
+      await removeJobArea(area).catch(() => undefined); // a refusal is fine; deleting the victim is not
+      await writeFile(stop, '');
+      await ended;
+      expect(readdirSync(victim).length, `removal ${i} (swapper: ${said.trim()})`).toBe(100);
+      expect(existsSync(area.dir), `removal ${i}`).toBe(false);
+      pool.release(jobId);
+    }
+    expect(readdirSync(stagingRoot).filter((n) => n.startsWith('.removing-'))).toEqual([]);
+  }, 180_000);
+});
+
 describe.skipIf(!ROOT)('choosing the mode as root', () => {
   it('refuses to start as root when bubblewrap does not work, unless engine.sandbox says none', async () => {
     const err = await detectIsolation({ mode: 'auto', taskUids: '232200-232299', bwrapPath: '/nonexistent/bwrap' }).catch((e: unknown) => e);
