@@ -198,7 +198,7 @@ export class JobBook {
       this.replaces.delete(r.id);
       if (!wasRunning && status?.started_at) await this.started(r, status);
       // The error stays in the record: it may quote the job's own output or data, which the trail must not hold.
-      await this.event(r, {
+      const finish = this.event(r, {
         action: 'job.finish',
         decision: state === 'succeeded' ? 'allow' : 'error',
         reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : state,
@@ -210,16 +210,19 @@ export class JobBook {
           partitions: status?.partitions ?? null,
         },
       });
-      if (state === 'succeeded') {
-        // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
-        await this.event(r, {
-          action: 'dataset.write',
-          object: `dataset:${r.output}`,
-          decision: 'allow',
-          reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
-          details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
-        });
-      }
+      // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
+      // Recorded together with job.finish (one commit), so the next pending job is not kept waiting.
+      const written =
+        state === 'succeeded'
+          ? this.event(r, {
+              action: 'dataset.write',
+              object: `dataset:${r.output}`,
+              decision: 'allow',
+              reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
+              details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
+            })
+          : undefined;
+      await Promise.all([finish, written]);
       this.drain([r.user]);
     } finally {
       this.ending.delete(r.id);
@@ -231,8 +234,10 @@ export class JobBook {
    * to the permission decided at submission, `dataset.authorize`).
    */
   private async started(r: JobRecord, status: JobStatus): Promise<void> {
-    await this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } });
-    await this.event(r, { action: 'dataset.read', object: `dataset:${r.input}`, decision: 'allow', reason: `read by job ${r.id}, started on ${r.backend}`, details: { job: r.id, started_at: status.started_at, partitions: status.partitions.total } });
+    await Promise.all([
+      this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } }),
+      this.event(r, { action: 'dataset.read', object: `dataset:${r.input}`, decision: 'allow', reason: `read by job ${r.id}, started on ${r.backend}`, details: { job: r.id, started_at: status.started_at, partitions: status.partitions.total } }),
+    ]);
   }
 
   /** Admits what now fits from the pending queues and hands it over; refuses what never will. */
