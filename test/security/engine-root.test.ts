@@ -22,7 +22,7 @@ const ROOT = process.getuid?.() === 0;
 const PYTHON = '/usr/bin/python3';
 const SECRET_LINE = `root_only_${randomBytes(6).toString('hex')}`;
 const SENTINEL_TEXT = `${SECRET_LINE}\nthe second line of a file only root may read\n`;
-const RACES = 10;
+const RACES = 15;
 const DIRECT_RACES = 30;
 const resources = { cores: 1, memory_mb: 256, time_limit_s: 60 };
 
