@@ -7,6 +7,7 @@
 // empty policy and with this one. Any difference refuses the model, naming the request.
 import { setImmediate as pause } from 'node:timers/promises';
 import { casbin, type Enforcer } from './casbin.js';
+import type { PolicyLine } from './lines.js';
 import { EFFECTS, type PolicyModel } from './model.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { USER_MATCH_FUNCTION, USER_PLACEHOLDER, userKeyMatch } from './user-pattern.js';
@@ -28,10 +29,15 @@ export interface Probe {
 export type Build = (policyText: string) => Promise<{ snapshot?: PolicySnapshot; problems: { message: string; line: number | null }[] }>;
 
 const ACTIONS = ['read', 'write', 'admin'];
-/** Rule lines of the policy being loaded that its sample keeps (stock Casbin scans every line per decision). */
-const SAMPLE_RULES = 600;
-const SAMPLE_PEOPLE = 8;
-const SAMPLE_OBJECTS = 14;
+/** A policy of at most this many lines is compared whole; a larger one by a sample. */
+const WHOLE_POLICY_LINES = 300;
+/** Directory groups a whole policy's sample takes a member of. */
+const WHOLE_POLICY_PEOPLE = 12;
+/** Rules of a larger policy that can apply to the sampled people, and others, that the sample keeps. */
+const SAMPLE_RULES = 120;
+const SAMPLE_OTHER_RULES = 30;
+const SAMPLE_PEOPLE = 6;
+const SAMPLE_OBJECTS = 10;
 
 /** The canonical model for this one: same definitions and effect, the matcher Gatehouse means. */
 export function referenceModel(model: PolicyModel): string {
@@ -155,31 +161,34 @@ export function corpus(model: PolicyModel): { policy: string; probes: Probe[] } 
   return { policy: rulesOf(model, lines), probes };
 }
 
-/** A sample of the policy being loaded: its own lines (capped) and requests made from them. */
-export function sample(snapshot: PolicySnapshot, policyText: string): { policy: string; probes: Probe[] } {
+/**
+ * A sample of the policy being loaded: a few people (members of its groups, its named users, a
+ * stranger), the rules that can apply to them (capped) with a few that cannot, the role links out of
+ * their closures, the label links of the objects asked about, and every person × object × action.
+ * A small policy is taken whole. Stock Casbin scans every line per decision: the sample stays small.
+ */
+export function sample(snapshot: PolicySnapshot, policyText: string): { policy: string; probes: Probe[]; whole: boolean } {
   const { model } = snapshot;
   const raw = policyText.split('\n');
-  const every = Math.max(1, Math.ceil(snapshot.rules.length / SAMPLE_RULES));
-  const kept = snapshot.lines.filter((l) => l.type !== 'p' || every === 1 || l.id % every === 0);
-  const policy = `${kept.map((l) => raw[l.line - 1]!).join('\n')}\n`;
-  const rules = kept.filter((l) => l.type === 'p');
-
   const spread = <T>(xs: readonly T[], n: number): T[] => (xs.length <= n ? [...xs] : Array.from({ length: n }, (_, i) => xs[Math.floor((i * xs.length) / n)]!));
   const subjects = model.subjectRoles ? [...snapshot.graphs.get(model.subjectRoles)!.names()] : [];
-  const ruleSubjects = rules.map((r) => r.fields[model.fields.sub]!);
-  const groups = [...new Set([...subjects, ...ruleSubjects].filter((n) => n.startsWith('group:')))].sort();
-  const users = [...new Set([...subjects, ...ruleSubjects].filter((n) => n.startsWith('user:')))].sort();
+  const ruleSubjects = snapshot.rules.map((r) => r.fields[model.fields.sub]!);
+  const names = [...new Set([...subjects, ...ruleSubjects])].sort();
   let stranger = 'gatehouse-probe';
   for (let i = 0; policyText.includes(stranger); i++) stranger = `gatehouse-probe-${i}`;
+  const whole = snapshot.lines.length <= WHOLE_POLICY_LINES;
   const people: Person[] = [
-    ...spread(groups, SAMPLE_PEOPLE - 3).map((g, i) => ({ user: `${stranger}-member-${i}`, groups: [g.slice('group:'.length)] })),
-    ...spread(users, 2).map((u) => ({ user: u.slice('user:'.length), groups: [] })),
+    ...spread(names.filter((n) => n.startsWith('group:')), whole ? WHOLE_POLICY_PEOPLE : SAMPLE_PEOPLE - 3).map((g, i) => ({ user: `${stranger}-member-${i}`, groups: [g.slice('group:'.length)] })),
+    ...spread(names.filter((n) => n.startsWith('user:')), whole ? 4 : 2).map((u) => ({ user: u.slice('user:'.length), groups: [] })),
     { user: stranger, groups: [] },
   ];
-  const labelled = new Map<string, string[]>();
-  if (model.objectRoles) {
-    for (const l of snapshot.lines) if (l.type === model.objectRoles) labelled.set(l.fields[0]!, [...(labelled.get(l.fields[0]!) ?? []), l.fields[1]!.replace(/^label:/, '')]);
-  }
+  const reach = new Set<string>();
+  for (const person of people) for (const name of snapshot.subjectClosure(person).keys()) reach.add(name);
+  const denies = (l: PolicyLine) => model.fields.eft !== null && l.fields[model.fields.eft] === 'deny';
+  const rules = whole
+    ? snapshot.rules
+    : [...spread(snapshot.rules.filter((r) => reach.has(r.fields[model.fields.sub]!)), SAMPLE_RULES), ...spread(snapshot.rules.filter((r) => !reach.has(r.fields[model.fields.sub]!) && !denies(r)), SAMPLE_OTHER_RULES)];
+
   const objects = new Set<string>();
   for (const r of rules) {
     let o = r.fields[model.fields.obj]!;
@@ -189,11 +198,20 @@ export function sample(snapshot: PolicySnapshot, policyText: string): { policy: 
     o = o.replace(/\*$/, 'x').replace(/\/$/, '');
     if (objectProblem(o) === null) objects.add(o);
   }
-  const objectList = [...spread([...objects].sort(), SAMPLE_OBJECTS), ...spread([...labelled.keys()].sort(), 2), `dataset:${stranger}`];
+  const labelled = model.objectRoles ? snapshot.lines.filter((l) => l.type === model.objectRoles) : [];
+  const objectList = [...spread([...objects].sort(), whole ? 2 * SAMPLE_OBJECTS : SAMPLE_OBJECTS), ...spread([...new Set(labelled.map((l) => l.fields[0]!))].sort(), 2), `dataset:${stranger}`];
+  const asked = new Set(objectList);
+  const kept = whole
+    ? snapshot.lines
+    : [
+        ...snapshot.lines.filter((l) => (l.type === model.subjectRoles && reach.has(l.fields[0]!)) || (l.type === model.objectRoles && asked.has(l.fields[0]!))),
+        ...[...rules].sort((x, y) => x.id - y.id),
+      ];
+  const policy = `${kept.map((l) => raw[l.line - 1]!).join('\n')}\n`;
   const probes: Probe[] = [];
-  for (const person of people) for (const object of objectList) for (const action of ACTIONS) probes.push({ person, object, labels: [], action });
   // Stock Casbin gets the policy's own g2 lines; the sample adds no manifest labels of its own.
-  return { policy, probes };
+  for (const person of people) for (const object of objectList) for (const action of ACTIONS) probes.push({ person, object, labels: [], action });
+  return { policy, probes, whole };
 }
 
 /** Our answers against stock Casbin's; the first differences, described. */
@@ -201,7 +219,7 @@ export async function differences(model: PolicyModel, ours: PolicySnapshot, poli
   const stock = await stockEnforcer(model, policyText, probes);
   const out: string[] = [];
   for (let i = 0; i < probes.length && out.length < limit; i++) {
-    if (i > 0 && i % 50 === 0) await pause();
+    if (i > 0 && i % 10 === 0) await pause();
     const { person, object, labels, action } = probes[i]!;
     const mine = ours.evaluate(person, object, action, labels).allowed;
     const theirs = stock.enforceSync(`user:${person.user}`, object, action);
@@ -248,7 +266,7 @@ export async function conformanceProblems(modelText: string, snapshot: PolicySna
   if (fromCorpus.length > 0) return fromCorpus.map((d) => `decides differently from stock Casbin with the canonical matcher, on Gatehouse's built-in test lines: ${d}`);
 
   const s = sample(snapshot, policyText);
-  const built = snapshot.rules.length <= SAMPLE_RULES ? { snapshot, problems: [] } : await build(s.policy);
+  const built = s.whole ? { snapshot, problems: [] } : await build(s.policy);
   const ours = built.snapshot;
   if (!ours) return [`the model cannot be checked on a sample of this policy: ${built.problems[0]?.message ?? 'unknown problem'}`];
   const found = await differences(model, ours, s.policy, s.probes);

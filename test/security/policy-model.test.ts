@@ -88,6 +88,13 @@ describe('lint refuses a matcher that is true regardless of the policy lines', (
     expect(errors(result.problems)[0]).toMatchObject({ file: 'model.conf', message: expect.stringMatching(/decides differently from stock Casbin .*: user:\S+ .* this model allows, stock Casbin denies/) });
   });
 
+  it('refuses a model that differs only on this policy’s own lines (the sample of the served policy)', async () => {
+    // Built-in lines have no role:contractors, so only the policy's own sample can show the difference.
+    const result = await lintFiles('/generated', { model: withMatcher('g(r.sub, p.sub) && (userKeyMatch(r.obj, p.obj, r.sub) || g2(r.obj, p.obj)) && r.act == p.act && p.sub != "role:contractors"'), policy: POLICY });
+    expect(result.snapshot).toBeUndefined();
+    expect(errors(result.problems)[0]).toMatchObject({ file: 'model.conf', message: expect.stringMatching(/on this policy's lines: user:\S+ \(groups contractors\) .*: this model denies, stock Casbin allows/) });
+  });
+
   it('refuses an effect that allows without a matching allow rule', async () => {
     const result = await lintFiles('/generated', { model: MODEL.replace(/^e = .*$/m, 'e = !some(where (p.eft == deny))'), policy: POLICY });
     expect(result.snapshot).toBeUndefined();
