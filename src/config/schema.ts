@@ -54,7 +54,7 @@ export const ConfigSchema = Type.Object(
         }),
         sandbox: Type.Union([Type.Literal('auto'), Type.Literal('bwrap'), Type.Literal('none')], {
           default: 'auto',
-          description: 'auto: run tasks inside bubblewrap when it works here; bwrap: refuse to start without it; none: never (see Isolation)',
+          description: 'auto: run tasks inside bubblewrap when it works here, else (as root) in namespaces of their own, with a warning; bwrap: refuse to start without it; none: never use it (see Isolation)',
         }),
         task_uids: Type.String({
           pattern: '^[0-9]+-[0-9]+$',

@@ -485,19 +485,23 @@ print(swaps)
 });
 
 describe.skipIf(!ROOT)('choosing the mode as root', () => {
-  it('refuses to start as root when bubblewrap does not work, unless engine.sandbox says none', async () => {
-    const err = await detectIsolation({ mode: 'auto', taskUids: '232200-232299', bwrapPath: '/nonexistent/bwrap' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SandboxError);
-    expect((err as Error).message).toMatch(/runs as root and bubblewrap not found.*install bubblewrap.*engine\.sandbox: none/s);
+  it('as root without working bubblewrap, auto gives every task its own namespaces and warns; bwrap refuses', async () => {
+    const auto = await detectIsolation({ mode: 'auto', taskUids: '232200-232299', bwrapPath: '/nonexistent/bwrap' });
+    expect(auto).toMatchObject({ root: true, bwrap: false, namespaces: true });
+    expect(auto.warning).toMatch(/without bubblewrap \(bubblewrap not found.*install bubblewrap/s);
+    expect(auto.summary).toMatch(/^NO BUBBLEWRAP/);
+    const strict = await detectIsolation({ mode: 'bwrap', taskUids: '232200-232299', bwrapPath: '/nonexistent/bwrap' }).catch((e: unknown) => e);
+    expect(strict).toBeInstanceOf(SandboxError);
+    expect((strict as Error).message).toMatch(/engine\.sandbox is bwrap but bubblewrap not found/);
     const none = await detectIsolation({ mode: 'none', taskUids: '232200-232299' });
     expect(none).toMatchObject({ root: true, bwrap: false, namespaces: true });
     expect(none.warning).toMatch(/without bubblewrap/);
     expect(none.describe()).toMatch(/own network \(loopback only, down\), IPC, pid and mount namespaces/);
   });
 
-  it('refuses engine.sandbox none as root where unshare cannot make the namespaces', async () => {
+  it('refuses to start as root without bubblewrap where unshare cannot make the namespaces', async () => {
     const err = await detectIsolation({ mode: 'none', taskUids: '232200-232299', unsharePath: '/nonexistent/unshare' } as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SandboxError);
-    expect((err as Error).message).toMatch(/engine\.sandbox is none.*namespaces.*refusing/s);
+    expect((err as Error).message).toMatch(/root without bubblewrap.*namespaces.*refusing/s);
   });
 });

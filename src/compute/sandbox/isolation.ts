@@ -35,7 +35,7 @@ export interface Isolation {
   /** Tasks run inside bubblewrap. */
   bwrap: boolean;
   /**
-   * Root without bubblewrap (only with an explicit `engine.sandbox: none`): each task runs in its own
+   * Root without bubblewrap (not installed or not working under `auto`, or `none`): each task runs in its own
    * network (loopback only, down), IPC, UTS, pid and mount namespaces, with private /tmp, /var/tmp,
    * /dev/shm and /run/lock (see namespaceArgs).
    */
@@ -318,21 +318,17 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
 
   let namespaces: NamespaceTools | null = null;
   if (root && bwrap === null) {
-    if (o.mode !== 'none') {
-      throw new SandboxError(
-        'unavailable',
-        `the engine runs as root and ${bwrapNote}: refusing to run jobs without a sandbox unless told to. ` +
-          'Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; it also needs unprivileged user namespaces), ' +
-          "or set engine.sandbox: none to run tasks without it, each in its own network, IPC, pid and mount namespace made with unshare (weaker: tasks see the host's files; see Isolation in the README)",
-      );
-    }
+    // As root without bubblewrap (not installed, or `none`), tasks still get a uid per job and their own
+    // network, IPC, pid and mount namespaces from unshare. Refusing here would only make the admin write
+    // `engine.sandbox: none`, which gives exactly this: so `auto` takes it and says so loudly, and
+    // `engine.sandbox: bwrap` is how a site requires the full sandbox.
     const tools = await namespaceTools(o.unsharePath);
     const problem = typeof tools === 'string' ? tools : await namespaceProblem(tools, setpriv, taskUids!.first);
     if (problem !== null || typeof tools === 'string') {
       throw new SandboxError(
         'unavailable',
-        `engine.sandbox is none and the engine runs as root, but tasks cannot be given network, IPC, pid and mount namespaces of their own here (${problem}); ` +
-          "refusing to start rather than let jobs share the host's network, IPC and /tmp. Install bubblewrap and set engine.sandbox to auto, or run the engine where unshare works (a container needs CAP_SYS_ADMIN)",
+        `the engine runs as root without bubblewrap (${bwrapNote}), and tasks cannot be given network, IPC, pid and mount namespaces of their own here either (${problem}); ` +
+          "refusing to start rather than let jobs share the host's network, IPC and /tmp. Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), or run the engine where unshare works (a container needs CAP_SYS_ADMIN)",
       );
     }
     namespaces = tools;
@@ -343,7 +339,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
   const summary = bwrap
     ? `bubblewrap${root ? ', a uid per job' : ", tasks as the engine's uid"}`
     : inNamespaces
-      ? "NO BUBBLEWRAP (engine.sandbox: none, as root): a uid per job, each task in its own network, IPC, pid and mount namespaces (unshare); tasks see the host's world-readable files"
+      ? `NO BUBBLEWRAP (${bwrapNote}, as root): a uid per job, each task in its own network, IPC, pid and mount namespaces (unshare); tasks see the host's world-readable files`
       : `NO SANDBOX (${bwrapNote}): tasks run as the engine's own uid ${uid} and see and change what it can`;
   const warning = bwrap
     ? null
