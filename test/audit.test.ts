@@ -417,8 +417,8 @@ describe('gatehouse audit (the CLI) against the live gateway', () => {
     expect(header).toMatch(/^time \(local\)\s+user\s+action\s+object\s+decision\s+reason$/);
     const expected = expectedIds((e) => e.actor.user === 'alice' && e.action.startsWith('dataset.'), Number.MAX_SAFE_INTEGER);
     expect(lines).toHaveLength(expected.length);
-    for (const line of lines) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\s+alice\s+dataset\.(list|read|write)\s+dataset:\S+\s+(allow|deny)\s+\S/);
-    expect(lines.some((l) => /dataset\.read\s+dataset:hr\s+deny\s+no rule grants read on dataset:hr to user:alice/.test(l))).toBe(true);
+    for (const line of lines) expect(line).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\s+alice\s+dataset\.(list|authorize|read|write)\s+dataset:\S+\s+(allow|deny)\s+\S/);
+    expect(lines.some((l) => /dataset\.authorize\s+dataset:hr\s+deny\s+no rule grants read on dataset:hr to user:alice/.test(l))).toBe(true);
   });
 
   it('audit export --format csv writes every match as CSV', async () => {
