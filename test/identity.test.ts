@@ -104,11 +104,18 @@ describe('client certificates', () => {
     expect(JSON.parse(curl)).toMatchObject({ user: 'alice', groups: ['analysts'], credential: 'certificate' });
   });
 
-  it('names the caller whatever the CSR asks for, and revocation reaches the CRL and the mTLS check', async () => {
+  it('refuses a CSR asking for another name; the certificate always names the caller, and revocation reaches the CRL and the mTLS check', async () => {
     const token = savedLogin('alice').access_token;
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-csr-'));
-    execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'r.csr'), '-subj', '/CN=bob/OU=platform-admins', '-addext', 'subjectAltName=URI:urn:gatehouse:user:bob'], { stdio: 'ignore' });
-    const issued = await api('/v1/certs', { ...json({ csr: readFileSync(join(dir, 'r.csr'), 'utf8') }), headers: { ...bearer(token), 'content-type': 'application/json' } });
+    const post = (csr: string) => api('/v1/certs', { ...json({ csr }), headers: { ...bearer(token), 'content-type': 'application/json' } });
+    execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'bob.pem'), '-out', join(dir, 'bob.csr'), '-subj', '/CN=bob/OU=platform-admins', '-addext', 'subjectAltName=URI:urn:gatehouse:user:bob'], { stdio: 'ignore' });
+    const forBob = await post(readFileSync(join(dir, 'bob.csr'), 'utf8'));
+    expect(forBob.status, forBob.body).toBe(400);
+    expect(forBob.json()).toMatchObject({ error: 'invalid_request', field: 'csr' });
+    expect(forBob.json<{ message: string }>().message).toMatch(/^the CSR names bob; a certificate names only you \(alice\); the CSR asks for OU=platform-admins; /);
+    // The same request with the caller's own name (what `openssl req -subj /CN=alice` gives) is signed.
+    execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'r.csr'), '-subj', '/CN=alice/OU=users', '-addext', 'subjectAltName=URI:urn:gatehouse:user:alice'], { stdio: 'ignore' });
+    const issued = await post(readFileSync(join(dir, 'r.csr'), 'utf8'));
     expect(issued.status, issued.body).toBe(200);
     const { certificate, serial } = issued.json<{ certificate: string; serial: string }>();
     writeFileSync(join(dir, 'c.pem'), certificate);

@@ -47,7 +47,7 @@ function file(name: string, text: string): string {
 
 /** A key and CSR made by openssl itself, as a user following our error message would. */
 function opensslCsr(newkey: string[], extra: string[] = []): string {
-  const r = openssl(['req', '-new', ...newkey, '-nodes', '-keyout', join(dir, `${++fileCount}.key`), '-subj', '/CN=x', ...extra]);
+  const r = openssl(['req', '-new', ...newkey, '-nodes', '-keyout', join(dir, `${++fileCount}.key`), '-subj', '/CN=alice', ...extra]);
   expect(r.status, r.out).toBe(0);
   return r.out.slice(r.out.indexOf('-----BEGIN CERTIFICATE REQUEST-----'));
 }
@@ -122,16 +122,51 @@ describe('user certificate issuance', () => {
     expect(serials.size).toBe(20);
   });
 
-  it("certifies the CSR's key and nothing else the CSR asks for", () => {
-    const csrPem = opensslCsr(
+  it("certifies the CSR's key for the caller; a CSR asking for anything more is refused, saying what", () => {
+    const greedy = opensslCsr(
       ['-newkey', 'rsa:2048'],
       [
-        '-subj', '/CN=bob/OU=admins/O=Evil',
+        '-subj', '/CN=bob/OU=admins/O=Evil/emailAddress=bob@example.org',
         '-addext', 'subjectAltName=URI:urn:gatehouse:user:bob,DNS:bob.example.org,email:bob@example.org',
         '-addext', 'basicConstraints=critical,CA:TRUE',
         '-addext', 'extendedKeyUsage=serverAuth,codeSigning',
         '-addext', 'keyUsage=keyCertSign,cRLSign',
+        '-addext', 'nameConstraints=permitted;DNS:example.org',
       ],
+    );
+    const error = refusal(greedy);
+    expect(error.reason).toBe('names_another_user');
+    expect(error.message).toBe(
+      [
+        'the CSR names bob; a certificate names only you (alice)',
+        "the CSR asks for OU=admins; a person's certificate is always OU=users (groups come from your login, never from a certificate)",
+        "the CSR's subject asks for emailAddress; only CN=alice (and OU=users, O, C, ST, L) may be given",
+        'the CSR asks for the alternative names URI:urn:gatehouse:user:bob, DNS:bob.example.org, email:bob@example.org; a certificate names only you (alice) (URI:urn:gatehouse:user:alice)',
+        'the CSR asks to be a CA (basicConstraints CA:TRUE); a client certificate never signs others',
+        'the CSR asks for the key usages keyCertSign, cRLSign; a client certificate has only digitalSignature and keyEncipherment',
+        'the CSR asks for the extended key usages serverAuth, codeSigning; a client certificate serves only clientAuth',
+        'the CSR asks for the extension nameConstraints, which Gatehouse never issues',
+      ].join('; ') + ': ask with an empty subject or -subj /CN=alice and no extensions (`gatehouse cert` does)',
+    );
+    // Each ask alone is refused with its own code; a hostile name is shown escaped, never raw.
+    const alone: [string[], string][] = [
+      [['-subj', '/CN=gateway/OU=services'], 'names_a_service'],
+      [['-subj', '/CN=alice/OU=services'], 'names_a_service'],
+      [['-addext', 'basicConstraints=CA:TRUE'], 'asks_for_ca'],
+      [['-addext', 'keyUsage=digitalSignature,keyCertSign'], 'asks_for_key_usage'],
+      [['-addext', 'extendedKeyUsage=clientAuth,anyExtendedKeyUsage'], 'asks_for_key_usage'],
+      [['-addext', 'subjectAltName=DNS:alice.example.org'], 'names_another_user'],
+      [['-subj', '/CN=alice/UID=bob'], 'asks_for_subject_field'],
+      [['-addext', 'certificatePolicies=1.2.3.4'], 'asks_for_extension'],
+    ];
+    for (const [extra, reason] of alone) expect(refusal(opensslCsr(['-newkey', 'rsa:2048'], extra)).reason, extra.join(' ')).toBe(reason);
+    const hostile = refusal(createKeyAndCsr({ user: 'bob\u001b]0;owned\u0007\u202e' }).csrPem);
+    expect(hostile.message).toMatch(/^the CSR names "bob\\u001b\]0;owned\\u0007\\u202e"; /);
+
+    // What a certificate for the caller has may be asked for, and is what is issued.
+    const csrPem = opensslCsr(
+      ['-newkey', 'rsa:2048'],
+      ['-subj', '/C=DE/O=Example/OU=users/CN=alice', '-addext', 'subjectAltName=URI:urn:gatehouse:user:alice', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=digitalSignature,keyEncipherment', '-addext', 'extendedKeyUsage=clientAuth', '-addext', 'subjectKeyIdentifier=hash'],
     );
     const issued = issueFor('alice', csrPem);
     const cert = new X509Certificate(issued.certificate);
@@ -140,9 +175,13 @@ describe('user certificate issuance', () => {
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
     expect(cert.ca).toBe(false);
     const text = openssl(['x509', '-noout', '-text', '-in', file('alice.crt', issued.certificate)]).out;
-    expect(text.toLowerCase()).not.toMatch(/bob|evil|admins|certificate sign|code signing|server auth/);
+    expect(text.toLowerCase()).not.toMatch(/example|\bc ?= ?de\b/);
     const csrKey = createPublicKey(openssl(['req', '-noout', '-pubkey'], csrPem).out);
     expect(cert.publicKey.export({ format: 'jwk' })).toEqual(csrKey.export({ format: 'jwk' }));
+    // An empty subject (what `gatehouse cert` sends) and the caller's CN (createKeyAndCsr({ user })) are signed.
+    expect(issueFor('alice', createKeyAndCsr().csrPem).certificate).toContain('BEGIN CERTIFICATE');
+    expect(issueFor('alice', createKeyAndCsr({ user: 'alice' }).csrPem).certificate).toContain('BEGIN CERTIFICATE');
+    expect(refusal(createKeyAndCsr({ user: 'bob' }).csrPem).message).toMatch(/^the CSR names bob; a certificate names only you \(alice\): /);
   });
 
   it('encodes a username in the SAN URI and reads it back', () => {

@@ -1,9 +1,12 @@
 // Short-lived client certificates for users: a CSR's public key in, a certificate that names the
 // authenticated caller out, and the reverse (peer certificate → user) for the gateway's mTLS.
+// A CSR that asks for more than that (another name, the gateway's, a CA, other usages) is refused
+// with a message saying what, never silently narrowed.
 // forge builds the TBSCertificate; Node's crypto signs it (forge's pure-JS RSA costs ~24 ms each).
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
-import { bigInteger, parseCertificateRequest } from './certificate-request.js';
+import { GATEWAY_CLIENT_SUBJECT } from '../wire/index.js';
+import { bigInteger, type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, parseCertificateRequest } from './certificate-request.js';
 import { fromForgeBytes, signWithSha256Rsa, SHA256_WITH_RSA_OID, toForgeBytes, toPem } from './der.js';
 import { isValidUsername } from './identity.js';
 import { type CaPems, loadSigningCa } from './signing-ca.js';
@@ -61,6 +64,8 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
     issue({ csrPem, subject, ttlSeconds, now }) {
       const request = parseCertificateRequest(csrPem);
       if (!isValidUsername(subject.user)) throw new Error(`refusing to issue a certificate for the invalid username ${JSON.stringify(subject.user)}`);
+      const refusal = refusalOf(request.asks, subject.user);
+      if (refusal) throw refusal;
       if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new Error(`ttlSeconds must be a positive whole number, not ${ttlSeconds}`);
       // X.509 times have whole seconds: truncate once so the returned dates are the certificate's.
       const start = Math.floor((now ?? new Date()).getTime() / 1000) * 1000;
@@ -101,6 +106,55 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
       };
     },
   };
+}
+
+/** What a user certificate has, and so all a CSR may ask for: see refusalOf. */
+const ALLOWED_KEY_USAGES = new Set(['digitalSignature', 'keyEncipherment']);
+const ALLOWED_PURPOSES = new Set(['clientAuth']);
+/** Subject attributes that name nobody and are never copied; CN and OU are judged, anything else refused. */
+const DESCRIPTIVE = new Set(['O', 'C', 'ST', 'L']);
+
+/**
+ * Why a CSR may not be signed for `user`, or null. Accepted: an empty subject or one whose CNs
+ * are the caller (OU only `users`; O, C, ST, L say nothing and are dropped), alternative names
+ * only the caller's URI, and requested extensions no wider than what we issue (CA:FALSE,
+ * digitalSignature/keyEncipherment, clientAuth, a subjectKeyIdentifier). The message says each
+ * thing asked for that may not be; `reason` is the first one's code (for the trail).
+ */
+export function refusalOf(asks: CertificateRequestAsks, user: string): CertificateRequestError | null {
+  const problems: { code: CertificateRequestProblem; text: string }[] = [];
+  const only = `a certificate names only you (${user})`;
+  for (const { type, value } of asks.subject) {
+    if (type === 'CN') {
+      if (value === user) continue;
+      if (value === GATEWAY_CLIENT_SUBJECT.commonName) problems.push({ code: 'names_a_service', text: `the CSR names ${GATEWAY_CLIENT_SUBJECT.commonName}, the gateway's own service name; ${only}` });
+      else problems.push({ code: 'names_another_user', text: value === null ? `the CSR's CN is not text Gatehouse reads; ${only}` : `the CSR names ${shown(value)}; ${only}` });
+    } else if (type === 'OU') {
+      if (value !== USER_OU) problems.push({ code: 'names_a_service', text: `the CSR asks for OU=${shown(value)}; a person's certificate is always OU=${USER_OU} (groups come from your login, never from a certificate)` });
+    } else if (!DESCRIPTIVE.has(type)) {
+      problems.push({ code: 'asks_for_subject_field', text: `the CSR's subject asks for ${type}; only CN=${user} (and OU=${USER_OU}, O, C, ST, L) may be given` });
+    }
+  }
+  const mine = `URI:${userUri(user)}`;
+  const otherNames = asks.altNames.filter((n) => n !== mine);
+  if (otherNames.length > 0) problems.push({ code: 'names_another_user', text: `the CSR asks for the alternative name${otherNames.length === 1 ? '' : 's'} ${otherNames.map(shown).join(', ')}; ${only} (${mine})` });
+  if (asks.ca) problems.push({ code: 'asks_for_ca', text: 'the CSR asks to be a CA (basicConstraints CA:TRUE); a client certificate never signs others' });
+  const usages = asks.keyUsages.filter((u) => !ALLOWED_KEY_USAGES.has(u));
+  if (usages.length > 0) problems.push({ code: 'asks_for_key_usage', text: `the CSR asks for the key usage${usages.length === 1 ? '' : 's'} ${usages.join(', ')}; a client certificate has only digitalSignature and keyEncipherment` });
+  const purposes = asks.extendedKeyUsages.filter((p) => !ALLOWED_PURPOSES.has(p));
+  if (purposes.length > 0) problems.push({ code: 'asks_for_key_usage', text: `the CSR asks for the extended key usage${purposes.length === 1 ? '' : 's'} ${purposes.join(', ')}; a client certificate serves only clientAuth` });
+  if (asks.otherExtensions.length > 0) problems.push({ code: 'asks_for_extension', text: `the CSR asks for the extension${asks.otherExtensions.length === 1 ? '' : 's'} ${asks.otherExtensions.join(', ')}, which Gatehouse never issues` });
+  if (problems.length === 0) return null;
+  const fix = `ask with an empty subject or -subj /CN=${user} and no extensions (\`gatehouse cert\` does)`;
+  return new CertificateRequestError(problems[0]!.code, `${[...new Set(problems.map((p) => p.text))].join('; ')}: ${fix}`);
+}
+
+/** A CSR's text in a message: plain when it is short printable ASCII, else JSON-quoted with anything else escaped. */
+function shown(value: string | null): string {
+  if (value === null) return '(not text)';
+  const cut = value.length > 64 ? `${value.slice(0, 64)}…` : value;
+  if (/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(cut)) return cut;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function userUri(user: string): string {

@@ -61,6 +61,16 @@ async function minted(change: { claims?: Record<string, unknown>; header?: Recor
   return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: genuine.kid, typ: 'at+jwt', ...change.header } as { alg: string }).sign(change.key ?? gatewayKey(genuine.kid));
 }
 
+/** Certificates the gateway has stored (issued), read from its store. */
+function certificateCount(): number {
+  const db = new Database(join(stack.home, 'var', 'gatehouse.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM client_certificates').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
 const whoami = (token: string) => stack.api('/v1/whoami', token);
 const head = () => stack.auditEvents().reduce((m, e) => Math.max(m, e.id), 0);
 
@@ -176,7 +186,7 @@ describe('access tokens the gateway did not issue: 401, the same plain answer, t
 
 describe('certificate requests that ask for more than a certificate for the caller', () => {
   const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-  /** What the gateway issues today whatever the CSR asks: a certificate for the caller and nothing more. */
+  /** What the gateway issues: a certificate for the caller and nothing more. */
   function expectCallerOnly(pem: string, user: string): void {
     const cert = new X509Certificate(pem);
     expect(cert.subject.split('\n')).toEqual([`CN=${user}`, 'OU=users', 'O=Gatehouse']);
@@ -186,34 +196,56 @@ describe('certificate requests that ask for more than a certificate for the call
     expect(cert.checkIssued(new X509Certificate(stack.ca))).toBe(true);
   }
 
-  const asks: [string, () => string][] = [
-    ['another user', () => csr('/CN=bob/OU=users/O=Gatehouse', ['subjectAltName=URI:urn:gatehouse:user:bob'])],
-    ['the gateway service', () => csr('/CN=gateway/OU=services/O=Gatehouse')],
-    ['a CA certificate', () => csr('/CN=alice/OU=users/O=Gatehouse', ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'])],
-    ['extra key usages', () => csr('/CN=alice/OU=users/O=Gatehouse', ['extendedKeyUsage=serverAuth,codeSigning,clientAuth'])],
+  const asks: [string, () => string, string, RegExp][] = [
+    ['another user', () => csr('/CN=bob/OU=users/O=Gatehouse', ['subjectAltName=URI:urn:gatehouse:user:bob']), 'names_another_user', /^the CSR names bob; a certificate names only you \(alice\); the CSR asks for the alternative name URI:urn:gatehouse:user:bob; /],
+    ['the gateway service', () => csr('/CN=gateway/OU=services/O=Gatehouse'), 'names_a_service', /^the CSR names gateway, the gateway's own service name; a certificate names only you \(alice\); the CSR asks for OU=services; /],
+    ['a CA certificate', () => csr('/CN=alice/OU=users/O=Gatehouse', ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign']), 'asks_for_ca', /^the CSR asks to be a CA \(basicConstraints CA:TRUE\); a client certificate never signs others; the CSR asks for the key usages keyCertSign, cRLSign; /],
+    ['extra key usages', () => csr('/CN=alice/OU=users/O=Gatehouse', ['extendedKeyUsage=serverAuth,codeSigning,clientAuth']), 'asks_for_key_usage', /^the CSR asks for the extended key usages serverAuth, codeSigning; a client certificate serves only clientAuth: /],
   ];
 
   it('never issues what such a CSR asks for: each certificate names the caller only, is no CA, and serves client authentication only', async () => {
     for (const [, make] of asks) {
       const answer = await stack.api('/v1/certs', alice, { method: 'POST', body: { csr: make() } });
-      // Refused (the goal below) or issued for the caller alone; never as asked.
+      // Refused (below) or issued for the caller alone; never as asked.
       if (answer.status === 200) expectCallerOnly(answer.json<{ certificate: string }>().certificate, 'alice');
       else expect(answer.status, answer.body).toBe(400);
     }
   });
 
-  // Issue 15 asks for these to be refused with a clear error rather than silently narrowed. The
-  // signer (src/auth) certifies the caller whatever the CSR asks, so these are expected to fail
-  // until it refuses: then make them plain `it`.
-  for (const [what, make] of asks) {
-    it.fails(`refuses a CSR asking for ${what}: 400 naming csr, nothing issued`, async () => {
+  // Refused with a clear error rather than silently narrowed; the trail records the refusal's code, not the CSR.
+  for (const [what, make, reason, message] of asks) {
+    it(`refuses a CSR asking for ${what}: 400 naming csr and what was asked, nothing issued, a deny on the trail`, async () => {
       const mark = head();
-      const answer = await stack.api('/v1/certs', alice, { method: 'POST', body: { csr: make() } });
+      const before = certificateCount();
+      const request = make();
+      const answer = await stack.api('/v1/certs', alice, { method: 'POST', body: { csr: request } });
       expect(answer.status, answer.body).toBe(400);
-      expect(answer.json()).toMatchObject({ error: 'invalid_request', field: 'csr' });
-      expect(stack.auditEvents().filter((e) => e.id > mark && e.action === 'cert.issue')).toEqual([]);
+      const body = answer.json<{ error: string; field: string; message: string }>();
+      expect(body).toMatchObject({ error: 'invalid_request', field: 'csr' });
+      expect(body.message).toMatch(message);
+      expect(body.message).toContain('-subj /CN=alice and no extensions');
+      expect(certificateCount()).toBe(before);
+      const denied = await until(async () => stack.auditEvents().find((e) => e.id > mark && e.action === 'cert.issue'), 10_000, `the refusal of ${what} on the trail`);
+      expect(denied).toMatchObject({ decision: 'deny', reason, actor: expect.objectContaining({ user: 'alice' }) });
+      expect(stack.auditEvents().filter((e) => e.id > mark && e.action === 'cert.issue' && e.decision !== 'deny')).toEqual([]);
+      const key = request.replace(/-----[^-]+-----|\s/g, '').slice(40, 120);
+      expect(JSON.stringify(denied)).not.toContain(key);
     });
   }
+
+  it('accepts a CSR with an empty subject, or naming the caller (CN, OU=users, the caller\'s URI, clientAuth), as before', async () => {
+    const fine = [
+      createKeyAndCsr().csrPem,
+      createKeyAndCsr({ user: 'alice' }).csrPem,
+      csr('/CN=alice/OU=users/O=Gatehouse', ['subjectAltName=URI:urn:gatehouse:user:alice', 'basicConstraints=CA:FALSE', 'keyUsage=digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth']),
+      csr('/C=DE/ST=Berlin/L=Berlin/O=Example/CN=alice'),
+    ];
+    for (const request of fine) {
+      const answer = await stack.api('/v1/certs', alice, { method: 'POST', body: { csr: request } });
+      expect(answer.status, answer.body).toBe(200);
+      expectCallerOnly(answer.json<{ certificate: string }>().certificate, 'alice');
+    }
+  });
 });
 
 describe('certificates on both ports', () => {

@@ -1,5 +1,6 @@
 // Short-lived client certificates for people: the CLI sends a CSR, the gateway signs a certificate
-// that names the caller (whatever the CSR asked for), and IT can revoke it; the CRL is public.
+// that names the caller (a CSR asking for another name, a CA or other usages is refused, and the
+// refusal recorded), and IT can revoke it; the CRL is public.
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { decide } from '../../policy/index.js';
@@ -32,6 +33,8 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
       issued = ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds, now: new Date(now) });
     } catch (err) {
       if ((err as Error).name !== 'CertificateRequestError') throw err;
+      // The trail gets the refusal's code, never the CSR's text (which is the caller's to choose).
+      await auditFor(ctx, request, identity, { action: 'cert.issue', object: 'cert:request', decision: 'deny', reason: (err as Error & { reason: string }).reason, details: { ttl_s: ttlSeconds, session_id: login.id } });
       throw new GatehouseError('invalid_request', (err as Error).message, { field: 'csr' });
     }
     const serial = normalizeSerial(issued.serial);
