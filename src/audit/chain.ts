@@ -34,7 +34,7 @@ export function hashEvent(event: Omit<AuditEvent, 'hash'> & { hash?: string }): 
   return createHash('sha256').update(canonicalJson(rest)).digest('hex');
 }
 
-/** A stored row as the event DESIGN.md names. */
+/** A stored row as the public contract names the event. */
 export function eventOf(r: AuditRow): AuditEvent {
   return {
     id: r.id,

@@ -1,4 +1,4 @@
-// The audit event of DESIGN.md, as the rooms hand it over (AuditInput) and as the trail keeps it
+// The audit event of the public contract, as the rooms hand it over (AuditInput) and as the trail keeps it
 // (AuditEvent: numbered, timed and chained).
 
 export type AuditDecision = 'allow' | 'deny' | 'error';

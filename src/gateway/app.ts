@@ -53,7 +53,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
 
   await app.register(cookie); // the browser session (src/auth)
 
-  // The pipeline of DESIGN.md, each stage from its own room as its issue lands:
+  // The pipeline, each stage from its own room:
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
   deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl, extraJwks: () => audit.publicJwks }); // the audit keys, current and retired
   //   2 authorize (src/policy): each route decides on the serving version; the policy API itself

@@ -1,4 +1,4 @@
-// The job API of DESIGN.md: submit, list, status, logs, cancel, and the caller's quota. Every route
+// The job API: submit, list, status, logs, cancel, and the caller's quota. Every route
 // is authenticated (stage 1, before these handlers); the rest of the road is in JobService.
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';

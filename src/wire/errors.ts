@@ -1,5 +1,5 @@
 // The error family every Gatehouse process speaks: a stable code that clients branch on,
-// mapped in one place to an HTTP status and to the JSON body of DESIGN.md.
+// mapped in one place to an HTTP status and to the JSON error body of the public contract.
 
 export const ERROR_STATUS = {
   invalid_request: 400,
