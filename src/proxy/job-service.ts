@@ -125,14 +125,25 @@ export class JobService {
   /** Admitted: the decision is recorded, then the record is written while the backend receives the job. */
   private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<Created> {
     const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
-    await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
-    const stored = this.book.o.records.insert(record).then(
-      () => null,
-      (err: Error) => err,
-    );
-    const handover = this.book.handOver(record).catch((error: Error): Handover => ({ outcome: 'unavailable', error }));
-    this.book.inFlight.set(record.id, handover);
+    // In flight from before the first await: the record is already live and 'dispatching', and the
+    // reconciler hands over any such job not in flight, so while job.submit is being recorded it
+    // would send the same id to the engine as this handover (the soak saw 409 "job exists" answered,
+    // and a job marked failed while it ran). A cancel meanwhile waits for this handover to settle.
+    let settle: (h: Handover) => void = () => {};
+    this.book.inFlight.set(record.id, new Promise<Handover>((resolve) => (settle = resolve)));
     try {
+      try {
+        await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
+      } catch (err) {
+        settle({ outcome: 'unavailable', error: err as Error });
+        throw err;
+      }
+      const stored = this.book.o.records.insert(record).then(
+        () => null,
+        (err: Error) => err,
+      );
+      const handover = this.book.handOver(record).catch((error: Error): Handover => ({ outcome: 'unavailable', error }));
+      void handover.then(settle);
       const sent = await handover;
       const storeError = await stored;
       if (storeError !== null) {
