@@ -65,6 +65,8 @@ export interface TicketOptions {
   specFor?: JobSpec;
   key?: ReturnType<typeof createPrivateKey>;
   lifetimeS?: number;
+  /** The gateway's claim that an admin may replace a dataset of this owner (null: one nobody owns). */
+  replaces?: { owner: string | null };
 }
 
 export class EngineClient {
@@ -86,7 +88,7 @@ export class EngineClient {
   async ticket(spec: JobSpec, o: TicketOptions = {}): Promise<{ job: string; token: string }> {
     const job = o.job ?? `j-${randomUUID().slice(0, 12)}`;
     const token = await signAdmissionTicket(
-      { job, user: o.user ?? 'alice', spec: jobSpecHash(o.specFor ?? spec), granted: o.granted ?? spec.resources, lifetimeS: o.lifetimeS },
+      { job, user: o.user ?? 'alice', spec: jobSpecHash(o.specFor ?? spec), granted: o.granted ?? spec.resources, lifetimeS: o.lifetimeS, ...(o.replaces ? { replaces: o.replaces } : {}) },
       o.key ?? this.gatewayKey,
     );
     return { job, token };
