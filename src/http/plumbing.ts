@@ -4,9 +4,11 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import { type ErrorBody, GatehouseError } from '../wire/index.js';
 import { scrubUrl } from './logging.js';
-import { timeOrderedId } from './request-id.js';
+import { acceptableRequestId, describeRefusedId, timeOrderedId } from './request-id.js';
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Set on the raw request when the caller's X-Request-Id was replaced by ours: what may be logged about it. */
+const REPLACED_ID = Symbol('gatehouse.replacedRequestId');
+type MarkedRequest = { [REPLACED_ID]?: ReturnType<typeof describeRefusedId> };
 
 /** Unknown fields are refused, not silently dropped; the first problem is the one reported. */
 const AJV_OPTIONS = { removeAdditional: false, useDefaults: true, allErrors: false } as const;
@@ -34,11 +36,15 @@ type RouteCompiler = (route: RouteSchema) => unknown;
 /** Server options for request ids and validation; spread into the fastify() call. */
 export function serverOptions(): Pick<FastifyServerOptions, 'genReqId' | 'requestIdHeader' | 'logController' | 'schemaController'> {
   return {
-    // A caller's X-Request-Id is kept when it is well-formed, so one id follows a request across services.
+    // A caller's X-Request-Id is kept when it is a UUID, or short, plain and not shaped like a
+    // credential (request-id.ts), so one id follows a request across services; otherwise ours
+    // replaces it (answered, logged and recorded), and installPlumbing logs that it did.
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : timeOrderedId();
+      if (acceptableRequestId(given)) return given;
+      if (given !== undefined) (req as MarkedRequest)[REPLACED_ID] = describeRefusedId(given);
+      return timeOrderedId();
     },
     // Fastify's own two lines per request are off: installPlumbing writes one, with what we need.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
@@ -56,6 +62,11 @@ export function installPlumbing(app: FastifyInstance): void {
       methods.some((m) => ['POST', 'PUT', 'PATCH'].includes(m)) && !route.schema?.body && 'body',
     ].filter(Boolean);
     if (missing.length > 0) throw new Error(`route ${methods.join(',')} ${route.url} declares no ${missing.join(' or ')} schema`);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const replaced = (request.raw as MarkedRequest)[REPLACED_ID];
+    if (replaced) request.log.info({ caller_request_id: replaced }, "the caller's X-Request-Id was replaced by ours (not a UUID, or long, or shaped like a credential)");
   });
 
   app.addHook('onSend', async (request, reply) => {
