@@ -74,7 +74,7 @@ export class Client {
     const expected = o.expect ?? [200];
     if (answer.status === 0) this.recorder.error(`network ${route}: ${answer.body}`);
     else if (answer.status >= 500) this.recorder.error(`5xx ${route} ${answer.status} ${errorCode(answer)}`);
-    else if (!expected.includes(answer.status)) this.recorder.error(`unexpected ${route} ${answer.status} ${errorCode(answer)}`);
+    else if (!expected.includes(answer.status)) this.recorder.error(`unexpected ${route} ${answer.status} ${errorCode(answer)}: ${errorMessage(answer)}`);
     else if (answer.status >= 400) this.recorder.refusal(`${route} ${answer.status} ${errorCode(answer)}`);
     return answer;
   }
@@ -115,6 +115,20 @@ function errorCode(a: Answer): string {
   } catch {
     return '';
   }
+}
+
+/** The answer's message, ids and numbers folded so that one kind of error is one line of the report. */
+function errorMessage(a: Answer): string {
+  let message: unknown;
+  try {
+    message = (JSON.parse(a.body) as { message?: unknown }).message;
+  } catch {
+    message = a.body;
+  }
+  return String(message ?? '')
+    .slice(0, 160)
+    .replace(/\bj[0-9a-f]{12}\b/g, ':job')
+    .replace(/\d+/g, 'N');
 }
 
 /** The p-th percentile (0..100) of sorted values, nearest rank. */

@@ -128,3 +128,4 @@ describe('the soak checks catch what they are for', () => {
     expect(jobsEndedWell([{ id: 'a', state: 'failed', cancelled: false }])).toMatchObject({ ok: false, detail: 'a failed' });
   });
 });
+
