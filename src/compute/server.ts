@@ -37,6 +37,7 @@ const HealthBody = Type.Object({
   version: Type.String(),
   uptime_s: Type.Number(),
   isolation: Type.String({ description: 'how tasks are isolated here (bubblewrap, namespaces without it, or none)' }),
+  slots: Type.Integer({ minimum: 1, description: 'worker processes the engine runs at once (engine.slots, resolved)' }),
 });
 
 export async function buildEngine(options: EngineOptions): Promise<FastifyInstance> {
@@ -66,16 +67,17 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     }
   });
 
+  const slots = options.slots === 0 ? availableParallelism() : options.slots;
   app.get(
     '/healthz',
     { schema: { querystring: NoQuery, response: { 200: HealthBody } } },
-    async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary }),
+    async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary, slots }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });
   const jobs = await JobEngine.open({
     dataRoot: options.dataRoot,
     stateDir: options.stateDir,
-    slots: options.slots === 0 ? availableParallelism() : options.slots,
+    slots,
     isolation,
     runtimeDir,
     python: options.python,

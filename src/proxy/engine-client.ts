@@ -25,7 +25,7 @@ import {
 export interface EngineClient {
   readonly url: string;
   health(timeoutMs?: number): Promise<HealthStatus>;
-  /** The engine's worker slots (engine.slots, resolved), from its /metrics gauge `gatehouse_engine_slots`. */
+  /** The engine's worker slots (engine.slots, resolved), from its /healthz `slots`. */
   slots(timeoutMs?: number): Promise<number>;
   /** Every dataset of the engine's catalog, sorted by name; policy filters them on the gateway. */
   datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
@@ -101,10 +101,8 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
     url,
     health: (timeoutMs = 2000) => getJson<HealthStatus>('/healthz', () => true, timeoutMs),
     slots: async (timeoutMs = 5000) => {
-      const answer = await send('GET', '/metrics', { timeoutMs });
-      const found = answer.status === 200 ? /^gatehouse_engine_slots (\d+)$/m.exec(answer.text) : null;
-      const slots = found ? Number(found[1]) : NaN;
-      if (!Number.isSafeInteger(slots) || slots < 1) throw new GatehouseError('not_ready', `engine did not say how many worker slots it has (GET /metrics answered ${answer.status})`);
+      const { slots } = await getJson<HealthStatus>('/healthz', (v) => v !== null && typeof v === 'object', timeoutMs);
+      if (typeof slots !== 'number' || !Number.isSafeInteger(slots) || slots < 1) throw new GatehouseError('not_ready', 'engine did not say how many worker slots it has (no whole number slots in GET /healthz)');
       return slots;
     },
     datasets: async (timeoutMs = 10_000) => (await getJson<DatasetList>('/datasets', (v) => Value.Check(DatasetListSchema, v), timeoutMs)).datasets,

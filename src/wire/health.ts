@@ -6,4 +6,6 @@ export interface HealthStatus {
   uptime_s: number;
   /** The engine's: how its tasks are isolated (bubblewrap, namespaces without it, or none). */
   isolation?: string;
+  /** The engine's: how many worker processes it runs at once (engine.slots, resolved). */
+  slots?: number;
 }

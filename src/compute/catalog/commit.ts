@@ -5,14 +5,20 @@
 // file is read through a descriptor opened with O_NOFOLLOW and checked (a plain file, one link, the
 // one listed), and the manifest is created with O_CREAT|O_EXCL|O_NOFOLLOW. The folder itself must be
 // one no task can change any more (sealJobOutput moves it out of their reach and takes it over).
+//
+// Replacing a dataset is its owner's: an overwrite replaces only a dataset whose manifest names the
+// output's owner (the job's user), or the one owner an admin's admission ticket names
+// (`replaces`). It is decided here, from the manifest read just before the old folder is moved
+// away, so a dataset that appeared or changed hands while the job ran is never replaced.
 import { constants } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type DatasetFormat, datasetNameProblem } from '../../wire/index.js';
 import { DatasetError } from './errors.js';
-import { type DatasetManifest, MANIFEST_FILE, parseManifest, partitionFile } from './manifest.js';
+import { type DatasetManifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest, partitionFile } from './manifest.js';
 import { exists } from './read.js';
-import { openRoot, realOwn } from './root.js';
+import { type DataRoot, openRoot, realOwn } from './root.js';
 
 export interface FinishedOutput {
   /** A folder on the data root's file system holding part-00000.<format> … and nothing else of value. */
@@ -25,6 +31,11 @@ export interface FinishedOutput {
   labels: string[];
   producedBy: string;
   overwrite: boolean;
+  /**
+   * The admission ticket's claim that an admin may replace a dataset of this owner (null: one
+   * nobody owns). Without it an overwrite replaces only a dataset `owner` owns.
+   */
+  replaces?: { owner: string | null };
   /** Where a replaced dataset is parked until the new one is in place (removed after). */
   trash: string;
   /**
@@ -35,7 +46,85 @@ export interface FinishedOutput {
 }
 
 export class OutputExistsError extends Error {
-  override readonly name = 'OutputExistsError';
+  override readonly name: string = 'OutputExistsError';
+}
+
+/** The existing dataset is not the job's user's to replace (see replaceRefusal). */
+export class ReplaceRefusedError extends OutputExistsError {
+  override readonly name = 'ReplaceRefusedError';
+}
+
+/** Who asks to replace a dataset: the job's user, and the owner an admin's ticket names, if any. */
+export interface ReplaceRight {
+  user: string;
+  replaces?: { owner: string | null } | undefined;
+}
+
+/**
+ * Null when `right` may replace dataset `name` whose manifest names `owner`: it is the user's own,
+ * or the ticket's claim names exactly that owner (null only when the claim says null). Else why not.
+ */
+export function replaceRefusal(name: string, owner: string | null, right: ReplaceRight): string | null {
+  if (owner !== null && owner === right.user) return null;
+  if (right.replaces !== undefined && right.replaces.owner === owner) return null;
+  const whose = owner === null ? `${name} has no owner` : `${name} belongs to ${owner}`;
+  const claim =
+    right.replaces === undefined
+      ? 'and the admission ticket names no owner whose dataset an admin may replace'
+      : `and the admission ticket lets an admin replace only a dataset ${right.replaces.owner === null ? 'nobody owns' : `of ${right.replaces.owner}`}`;
+  return `${whose}, not ${right.user}, ${claim}; the engine replaces only a dataset the job's user owns`;
+}
+
+/** What is at a dataset's name: its folder's identity, and its manifest (null: a namespace, no manifest). */
+export interface ExistingDataset {
+  dev: number;
+  ino: number;
+  manifest: DatasetManifest | null;
+}
+
+/**
+ * Reads what is at `name` without following a link: null when nothing is. The folder must be a
+ * real folder inside the root, the engine's (or root's) and writable by nobody else, so no task
+ * can have planted or swapped anything in it; the manifest is opened through the folder's own
+ * descriptor with O_NOFOLLOW and must be a plain file of one link.
+ */
+export async function readExisting(root: DataRoot, name: string): Promise<ExistingDataset | null> {
+  const target = join(root.path, name);
+  const before = await lstat(target).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null;
+    throw err;
+  });
+  if (before === null) return null;
+  if (!before.isDirectory()) throw new DatasetError('invalid_manifest', `${name} is not a dataset folder (a link or a file); it is not replaced`, target);
+  await realOwn(root, target, `no dataset ${name}`);
+  const dir = await open(target, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const st = await dir.stat();
+    if (st.dev !== before.dev || st.ino !== before.ino) throw new DatasetError('invalid_manifest', `${name} changed while it was read; it is not replaced`, target);
+    const me = process.getuid?.() ?? 0;
+    if ((st.uid !== 0 && st.uid !== me) || (st.mode & 0o022) !== 0) {
+      throw new DatasetError('invalid_manifest', `the folder of ${name} is writable by others than the engine (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); it is not replaced`, target);
+    }
+    // Through the folder's descriptor where /proc gives one (openat): the name cannot lead elsewhere.
+    const via = existsSync(`/proc/self/fd/${dir.fd}`) ? `/proc/self/fd/${dir.fd}/${MANIFEST_FILE}` : join(target, MANIFEST_FILE);
+    const fh = await open(via, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      if (err.code === 'ELOOP') throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} of ${name} is a symbolic link; it is not replaced`, join(target, MANIFEST_FILE));
+      throw err;
+    });
+    if (fh === null) return { dev: st.dev, ino: st.ino, manifest: null };
+    try {
+      const info = await fh.stat();
+      if (!info.isFile() || info.nlink !== 1) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} of ${name} is not a plain file of its own; it is not replaced`, join(target, MANIFEST_FILE));
+      if (info.size > MANIFEST_MAX_BYTES) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is larger than ${MANIFEST_MAX_BYTES} bytes`, join(target, MANIFEST_FILE));
+      const text = await fh.readFile('utf8');
+      return { dev: st.dev, ino: st.ino, manifest: parseManifest(text, join(target, MANIFEST_FILE)) };
+    } finally {
+      await fh.close();
+    }
+  } finally {
+    await dir.close();
+  }
 }
 
 /** Moves the output into place as dataset `name`; the folder is gone afterwards. */
@@ -91,11 +180,22 @@ export async function commitOutput(rootDir: string, name: string, output: Finish
   let replaced = false;
   if (await exists(target)) {
     if (!output.overwrite) throw new OutputExistsError(`dataset ${name} exists; submit with "mode": "overwrite" to replace it`);
-    await realOwn(root, target, `no dataset ${name}`);
-    // Only a dataset is replaced: a namespace holds other people's datasets.
-    if (!(await exists(join(target, MANIFEST_FILE)))) throw new OutputExistsError(`${name} is a namespace (a folder of datasets), not a dataset`);
-    await rename(target, output.trash);
-    replaced = true;
+    const existing = await readExisting(root, name);
+    if (existing !== null) {
+      // Only a dataset is replaced: a namespace holds other people's datasets.
+      if (existing.manifest === null) throw new OutputExistsError(`${name} is a namespace (a folder of datasets), not a dataset`);
+      // And only one the job's user owns, or the owner an admin's ticket names.
+      const refusal = replaceRefusal(name, existing.manifest.owner, { user: output.owner, replaces: output.replaces });
+      if (refusal !== null) throw new ReplaceRefusedError(refusal);
+      await rename(target, output.trash);
+      replaced = true;
+      // What moved must be the folder whose manifest was read; anything else goes back, untouched.
+      const moved = await lstat(output.trash);
+      if (moved.dev !== existing.dev || moved.ino !== existing.ino) {
+        await rename(output.trash, target);
+        throw new OutputExistsError(`dataset ${name} changed while its owner was checked; it is not replaced`);
+      }
+    }
   }
   try {
     await rename(output.folder, target);

@@ -4,6 +4,6 @@ export { type Catalog, type CatalogProblem, listDatasets } from './list.js';
 export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, parseManifest, partitionFile } from './manifest.js';
 export { readDataset } from './read.js';
 export { type NewDataset, type PartitionData, writeDataset } from './write.js';
-export { commitOutput, type FinishedOutput, OutputExistsError } from './commit.js';
+export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
 export { exists, loadDataset, type OpenDataset, openDataset } from './read.js';
 export { openRoot } from './root.js';

@@ -22,6 +22,12 @@ export interface JobRow {
   error: string | null;
   uid: number | null;
   core_seconds: number;
+  /**
+   * The admission ticket's claim that an admin may replace a dataset of this owner (null owner:
+   * one nobody owns); null when the ticket had none. Kept so the commit, even after a restart,
+   * replaces only what the gateway authorized.
+   */
+  replaces: { owner: string | null } | null;
 }
 
 export interface PartitionRow {
@@ -56,9 +62,10 @@ CREATE TABLE IF NOT EXISTS partitions (
 CREATE TABLE IF NOT EXISTS tickets (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);
 `;
 
-interface RawJob extends Omit<JobRow, 'spec' | 'granted'> {
+interface RawJob extends Omit<JobRow, 'spec' | 'granted' | 'replaces'> {
   spec: string;
   granted: string;
+  replaces: string | null;
 }
 
 export class JobDb {
@@ -72,10 +79,14 @@ export class JobDb {
     // WAL with NORMAL survives a killed process (only an OS crash could lose the last commits).
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
+    // Databases of engines before the replaces claim: the column is added, null (no claim) for old jobs.
+    if (!(this.db.prepare(`SELECT name FROM pragma_table_info('jobs')`).all() as { name: string }[]).some((c) => c.name === 'replaces')) {
+      this.db.exec(`ALTER TABLE jobs ADD COLUMN replaces TEXT`);
+    }
     const db = this.db;
     this.statements = {
       insertJob: db.prepare(
-        `INSERT INTO jobs (id, seq, user, spec, granted, state, created_at) VALUES (@id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), @user, @spec, @granted, 'queued', @created_at)`,
+        `INSERT INTO jobs (id, seq, user, spec, granted, state, created_at, replaces) VALUES (@id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), @user, @spec, @granted, 'queued', @created_at, @replaces)`,
       ),
       insertPartition: db.prepare(`INSERT INTO partitions (job_id, idx, input_idx, state, rows_in, bytes_in) VALUES (?, ?, ?, 'todo', ?, ?)`),
       job: db.prepare(`SELECT * FROM jobs WHERE id = ?`),
@@ -100,9 +111,19 @@ export class JobDb {
   }
 
   /** The job and its partitions in one transaction: never a job without its work list. */
-  insertJob(job: { id: string; user: string; spec: JobSpec; granted: Resources; created_at: string }, partitions: { input_idx: number; rows: number; bytes: number }[]): void {
+  insertJob(
+    job: { id: string; user: string; spec: JobSpec; granted: Resources; created_at: string; replaces?: { owner: string | null } | undefined },
+    partitions: { input_idx: number; rows: number; bytes: number }[],
+  ): void {
     this.db.transaction(() => {
-      this.statements.insertJob.run({ ...job, spec: JSON.stringify(job.spec), granted: JSON.stringify(job.granted) });
+      this.statements.insertJob.run({
+        id: job.id,
+        user: job.user,
+        created_at: job.created_at,
+        spec: JSON.stringify(job.spec),
+        granted: JSON.stringify(job.granted),
+        replaces: job.replaces === undefined ? null : JSON.stringify({ owner: job.replaces.owner }),
+      });
       partitions.forEach((p, idx) => this.statements.insertPartition.run(job.id, idx, p.input_idx, p.rows, p.bytes));
     })();
   }
@@ -184,5 +205,5 @@ export class JobDb {
 }
 
 function parse(raw: RawJob): JobRow {
-  return { ...raw, spec: JSON.parse(raw.spec) as JobSpec, granted: JSON.parse(raw.granted) as Resources };
+  return { ...raw, spec: JSON.parse(raw.spec) as JobSpec, granted: JSON.parse(raw.granted) as Resources, replaces: raw.replaces === null || raw.replaces === undefined ? null : (JSON.parse(raw.replaces) as { owner: string | null }) };
 }

@@ -14,7 +14,7 @@ import {
   type JobState,
   type JobStatus,
 } from '../../wire/index.js';
-import { commitOutput, DatasetError, exists, MANIFEST_FILE, openDataset, openRoot, partitionFile } from '../catalog/index.js';
+import { commitOutput, DatasetError, exists, MANIFEST_FILE, openDataset, openRoot, partitionFile, readExisting, replaceRefusal } from '../catalog/index.js';
 import { countRows, expandArgv, runCommand, runtimeArgv, WarmWorker, WorkerStartError } from '../runners/index.js';
 import {
   type Isolation,
@@ -107,11 +107,11 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
       const wanted = spec.partitions ?? input.manifest.partitions.map((_, i) => i);
       const outside = wanted.find((i) => i >= count);
       if (outside !== undefined) throw new GatehouseError('invalid_request', `partitions: ${spec.input} has ${count} partitions (0-${count - 1}); there is no ${outside}`, { field: 'body.partitions' });
-      await this.checkOutput(spec);
+      await this.checkOutput(spec, claims);
       // Spent only now: a refused submission leaves the gateway free to retry with the same ticket.
       if (!this.db.spendTicket(claims.jti, claims.exp)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
       this.db.insertJob(
-        { id: claims.job, user: claims.user, spec, granted: claims.granted, created_at: new Date().toISOString() },
+        { id: claims.job, user: claims.user, spec, granted: claims.granted, created_at: new Date().toISOString(), replaces: claims.replaces },
         wanted.map((i) => ({ input_idx: i, rows: input.manifest.partitions[i]!.rows, bytes: input.manifest.partitions[i]!.bytes })),
       );
       const row = this.db.job(claims.job)!;
@@ -136,8 +136,13 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
     }
   }
 
-  /** The output is a new name, or with overwrite an existing dataset: never a namespace, never inside a dataset. */
-  private async checkOutput(spec: JobSpec): Promise<void> {
+  /**
+   * The output is a new name, or with overwrite an existing dataset the ticket's user owns (or whose
+   * owner the ticket's replaces claim names): never a namespace, never inside a dataset. Refusals are
+   * conflict, never forbidden (the gateway reads an engine forbidden as a refused ticket). Decided
+   * again at commit, where the dataset may have appeared or changed hands meanwhile.
+   */
+  private async checkOutput(spec: JobSpec, claims: AdmissionClaims): Promise<void> {
     const target = join(this.o.dataRoot, spec.output);
     const slash = spec.output.indexOf('/');
     if (slash > 0 && (await exists(join(this.o.dataRoot, spec.output.slice(0, slash), MANIFEST_FILE)))) {
@@ -148,6 +153,16 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
       throw new GatehouseError('conflict', `${spec.output} is a namespace (a folder of datasets), not a dataset; choose another output`);
     }
     if (spec.mode !== 'overwrite') throw new GatehouseError('conflict', `dataset ${spec.output} exists; submit with "mode": "overwrite" to replace it`);
+    let existing: Awaited<ReturnType<typeof readExisting>>;
+    try {
+      existing = await readExisting(await openRoot(this.o.dataRoot), spec.output);
+    } catch (err) {
+      if (err instanceof DatasetError) throw new GatehouseError('conflict', `output ${spec.output} cannot be replaced: ${err.message}`);
+      throw err;
+    }
+    if (existing === null || existing.manifest === null) return; // gone meanwhile, or a namespace now: the commit decides
+    const refusal = replaceRefusal(spec.output, existing.manifest.owner, { user: claims.user, replaces: claims.replaces });
+    if (refusal !== null) throw new GatehouseError('conflict', `the engine will not replace ${spec.output}: ${refusal}`);
   }
 
   status(id: string): JobStatus | undefined {
@@ -551,6 +566,7 @@ export class JobEngine extends EventEmitter<{ partition: [PartitionEvent]; finis
         labels: [...run.input.labels, ...(row.spec.labels ?? [])],
         producedBy: row.id,
         overwrite: row.spec.mode === 'overwrite',
+        ...(row.replaces !== null ? { replaces: row.replaces } : {}),
         trash: join(area.dir, 'replaced'),
         sealed: true,
       });
