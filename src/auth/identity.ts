@@ -31,14 +31,24 @@ export function isValidUsername(name: string): boolean {
   return USERNAME.test(name);
 }
 
+/**
+ * What may not be in a group name: a comma (it would split a policy line), and every character a
+ * terminal or a browser acts on — C0 controls, DEL, C1 controls (U+0080–U+009F: CSI, OSC... as
+ * code points), the bidi marks, embeddings, overrides and isolates (U+061C, U+200E–U+200F,
+ * U+202A–U+202E, U+2066–U+2069) and the line and paragraph separators (U+2028, U+2029): the same
+ * set src/cli/safe-text.ts escapes. Group names reach the audit trail, whoami and explanations.
+ */
+const NOT_IN_GROUP_NAME = /[,\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
 /** Group names from a directory or an IdP, trimmed to what a policy line can name. */
 export function cleanGroups(groups: Iterable<string>): string[] {
   const out = new Set<string>();
   for (const g of groups) {
     const name = g.trim();
-    // Inner spaces stay (Active Directory's "Domain Admins"); commas and control characters
-    // would break a policy line, so such a name is dropped rather than mangled.
-    if (name !== '' && name.length <= 256 && !/[,\u0000-\u001f\u007f]/.test(name)) out.add(name);
+    // Inner spaces stay (Active Directory's "Domain Admins"), and letters of any script; a name
+    // with a comma or a control character is dropped rather than mangled (a mangled name could
+    // become another group's).
+    if (name !== '' && name.length <= 256 && !NOT_IN_GROUP_NAME.test(name)) out.add(name);
   }
   return [...out].sort();
 }

@@ -47,7 +47,7 @@ export function readDevUsers(file: string): DevUser[] {
     const groups = e.groups ?? [];
     if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) throw new Error(`${where(e.username)}: groups must be a list of names`);
     const clean = cleanGroups(groups as string[]);
-    if (clean.length !== new Set(groups as string[]).size) throw new Error(`${where(e.username)}: group names must be non-empty, without spaces or commas`);
+    if (clean.length !== new Set(groups as string[]).size) throw new Error(`${where(e.username)}: group names must be non-empty, without commas or control characters`);
     return { username: e.username, password: e.password, name: e.name, email: e.email, groups: clean };
   });
 }
