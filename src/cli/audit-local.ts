@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { renderVerify } from './audit-view.js';
 import { call, type Target } from './client/api.js';
 import { UsageError } from './fail.js';
-import { printLine, safeJson } from './safe-text.js';
+import { printLine, safeJson, visible } from './safe-text.js';
 
 export interface LocalAuditOptions {
   witness: string;
@@ -25,10 +25,10 @@ export interface LocalAuditOptions {
  * the public halves kept in certs.dir.
  */
 export async function verifyWithWitness(target: () => Target, config: () => Config, o: LocalAuditOptions): Promise<number> {
-  if (!existsSync(o.witness)) throw new UsageError(`--witness: no such file ${o.witness}`);
+  if (!existsSync(o.witness)) throw new UsageError(`--witness: no such file ${visible(o.witness)}`);
   const cfg = config();
   const auditDir = o.dir ?? (cfg.audit.dir || join(cfg.state.dir, 'audit'));
-  if (!existsSync(join(auditDir, 'audit.db'))) throw new UsageError(`no audit trail in ${auditDir} (audit.dir; --dir names a copy)`);
+  if (!existsSync(join(auditDir, 'audit.db'))) throw new UsageError(`no audit trail in ${visible(auditDir)} (audit.dir; --dir names a copy)`);
   let keys: Map<string, KeyObject> | undefined;
   let source = 'the gateway';
   try {
@@ -41,7 +41,7 @@ export async function verifyWithWitness(target: () => Target, config: () => Conf
     keys = readAuditPublicKeys(cfg.certs.dir);
     source = cfg.certs.dir;
   }
-  if (keys.size === 0) throw new UsageError(`no audit public key: the gateway does not answer and ${cfg.certs.dir} keeps none`);
+  if (keys.size === 0) throw new UsageError(`no audit public key: the gateway does not answer and ${visible(cfg.certs.dir)} keeps none`);
   const db = openAuditDb(auditDir, { readonly: true });
   let report;
   try {
@@ -52,7 +52,9 @@ export async function verifyWithWitness(target: () => Target, config: () => Conf
   if (o.json) printLine(safeJson(report));
   else {
     printLine(renderVerify(report));
-    printLine(`against the witness ${o.witness} (${report.witness?.checkpoints ?? 0} checkpoints); keys from ${source}: ${[...keys.keys()].join(', ')}`);
+    // The witness path and certs.dir come from the command line and the config, the key ids from
+    // the gateway or certs.dir: each is one value, shown on its line with any newline escaped.
+    printLine(`against the witness ${visible(o.witness)} (${report.witness?.checkpoints ?? 0} checkpoints); keys from ${visible(source)}: ${[...keys.keys()].map(visible).join(', ')}`);
   }
   return report.ok ? 0 : 1;
 }
@@ -61,9 +63,9 @@ export async function verifyWithWitness(target: () => Target, config: () => Conf
 export function rotateKey(config: () => Config, json: boolean): number {
   const { certs } = config();
   const { retired, current } = rotateAuditKey(certs.dir);
-  if (json) printLine(JSON.stringify({ retired, current }));
+  if (json) printLine(safeJson({ retired, current }));
   else {
-    printLine(`audit key rotated: ${retired} retired (its public key stays in ${join(certs.dir, 'audit-keys')} and in the JWKS), ${current} signs from the gateway's next start`);
+    printLine(`audit key rotated: ${visible(retired)} retired (its public key stays in ${visible(join(certs.dir, 'audit-keys'))} and in the JWKS), ${visible(current)} signs from the gateway's next start`);
     printLine('restart the gateway to sign with the new key');
   }
   return 0;

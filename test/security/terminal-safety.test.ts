@@ -5,11 +5,12 @@
 // backspace, C1 controls (U+0080–U+009F) and bidi overrides/isolates. --json stays JSON that parses
 // back to the same text. The first part checks the renderers; the second runs the real CLI against
 // a real stack where a job writes such sequences to its log and fails with them in its error.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
+import { rotateKey } from '../../src/cli/audit-local.js';
 import { eventLines, headerLine, layoutFor } from '../../src/cli/audit-view.js';
 import { browsable } from '../../src/cli/identity-commands.js';
 import { renderJobList, renderStatus } from '../../src/cli/job-report.js';
@@ -18,6 +19,7 @@ import { describeProgress, summarize } from '../../src/cli/progress.js';
 import { safeJson, visible, visibleLines, VisibleStream } from '../../src/cli/safe-text.js';
 import { table } from '../../src/cli/table.js';
 import type { AuditEvent } from '../../src/audit/index.js';
+import type { Config } from '../../src/config/index.js';
 import { startCli } from '../support/cli-process.js';
 import { runCli } from '../support/gatehouse.js';
 import { approveDevice } from '../support/oidc-browser.js';
@@ -39,8 +41,8 @@ const ATTACKS = {
 };
 const ALL = Object.values(ATTACKS).join(' ');
 const HOSTILE_OWNER = `eve${ATTACKS.title}\u202e`;
-/** C0 controls are dropped from group names; C1 and bidi controls are not. */
-const HOSTILE_GROUP = `ops${ATTACKS.c1}\u202eevil`;
+// Group names with any of these are dropped at login (cleanGroups; test/security/identity-text.test.ts),
+// so the trail's hostile text below comes from a dataset's manifest instead.
 
 /** Every character a terminal would act on (newline and tab excepted), found in `text`. */
 function unsafe(text: string): string[] {
@@ -151,6 +153,31 @@ describe('escaping for a terminal', () => {
     expect(unsafe(headerLine(layout) + line!)).toEqual([]);
     expect(line).toContain('user:\\u001b]0;pwned\\u0007');
   });
+
+  it("audit rotate-key (on this host's files) prints each path and key id on its own line, escaped", () => {
+    // certs.dir comes from the config: a folder name may hold a newline (a forged second line) and escapes.
+    const base = mkdtempSync(join(tmpdir(), 'gatehouse-rotate-'));
+    const certs = join(base, `certs\ntrail intact ${ATTACKS.title}`);
+    mkdirSync(certs);
+    const written: string[] = [];
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      expect(rotateKey(() => ({ certs: { dir: certs } }) as unknown as Config, false)).toBe(0);
+      expect(rotateKey(() => ({ certs: { dir: certs } }) as unknown as Config, true)).toBe(0);
+    } finally {
+      write.mockRestore();
+      rmSync(base, { recursive: true, force: true });
+    }
+    const text = written.join('');
+    expect(unsafe(text)).toEqual([]);
+    // Two lines for people, one line of JSON: the folder's newline is shown, not obeyed.
+    expect(text.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(text).toContain('certs\\ntrail intact \\u001b]0;pwned\\u0007');
+    expect(JSON.parse(text.split('\n')[2]!)).toEqual({ retired: expect.stringMatching(/^audit-/), current: expect.stringMatching(/^audit-/) });
+  });
 });
 
 describe('the CLI against a real stack: a hostile job seen by an admin and an auditor', () => {
@@ -174,7 +201,7 @@ describe('the CLI against a real stack: a hostile job seen by an admin and an au
   const run = (user: string, args: string[]) => runCli(args, { env: env[user]!, timeoutMs: 90_000 });
 
   beforeAll(async () => {
-    stack = await Stack.start({ users: { mallory: ['analysts', HOSTILE_GROUP] }, config: { jobs: { poll_ms: 100, status_cache_ms: 100 } } });
+    stack = await Stack.start({ config: { jobs: { poll_ms: 100, status_cache_ms: 100 } } });
     await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
     await writeDataset(stack.dataRoot, 'scratch/owned', { format: 'csv', columns: ['id', 'word'], owner: HOSTILE_OWNER, labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
     for (const user of ['alice', 'bob', 'carol']) env[user] = await cliEnv(user);
@@ -275,11 +302,15 @@ describe('the CLI against a real stack: a hostile job seen by an admin and an au
   });
 
   it("an auditor's audit query, as a table and as JSON, has no raw control character from what reached the trail", async () => {
-    // What people send that may reach the trail: a group name from the IdP (C1 and bidi controls
-    // pass the gateway's group filter) and an SSO callback's ?error=.
-    await stack.login('mallory');
+    // What people write that may reach the trail: a dataset's owner as its manifest names it (a
+    // refused overwrite records the owner in its reason and details), and an SSO callback's ?error=.
+    // (A group name from the IdP used to be one; cleanGroups now drops such names at login.)
+    const alice = await stack.login('alice');
+    const overwrite = { name: 'o', input: 'scratch/tiny', output: 'scratch/owned', mode: 'overwrite', runtime: 'python', source: "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n", resources: { cores: 1, memory_mb: 256, time_limit_s: 60 } };
+    const refused = await stack.api('/v1/jobs', alice, { method: 'POST', body: overwrite });
+    expect(refused.status, refused.body).toBe(403);
     await stack.api(`/v1/auth/oidc/callback?error=${encodeURIComponent(`x${ATTACKS.title}${ATTACKS.c1}${ATTACKS.bidi}`)}`);
-    const hostile = await until(async () => stack.auditEvents().find((e) => unsafe(JSON.stringify(e)).length > 0 && (e.actor.user === 'mallory' || e.action === 'auth.login_failed')), 10_000, 'hostile text on the trail');
+    const hostile = await until(async () => stack.auditEvents().find((e) => unsafe(JSON.stringify(e)).length > 0 && (e.object === 'dataset:scratch/owned' || e.action === 'auth.login_failed')), 10_000, 'hostile text on the trail');
     // Without hostile text on the trail this test would prove nothing: if the gateway stops recording
     // both vectors, find another one rather than drop the check.
     expect(unsafe(JSON.stringify(hostile)).length).toBeGreaterThan(0);
