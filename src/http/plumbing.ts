@@ -1,5 +1,5 @@
 // What every Gatehouse HTTP server does alike: request ids, one log line per request,
-// and errors turned into the `{error, message, ...}` body of DESIGN.md.
+// and errors turned into the `{error, message, ...}` body of the public contract.
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import { type ErrorBody, GatehouseError } from '../wire/index.js';
