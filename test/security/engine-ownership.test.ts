@@ -5,7 +5,7 @@
 // dataset that appeared or changed hands while the job ran is never replaced: the job fails, the
 // dataset stays as it was and no staged output is left. Refusals are 409 conflict (never
 // forbidden: the gateway reads an engine forbidden as a refused ticket).
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
@@ -109,6 +109,23 @@ describe('the engine refuses an overwrite the ticket does not entitle', () => {
     expect(ended.state).toBe('failed');
     expect(ended.error).toContain('scratch/moving belongs to carol');
     expect(manifest('scratch/moving')).toMatchObject({ owner: 'carol', produced_by: 'carol-now' });
+  });
+});
+
+describe('the engine reads the owner without trusting what others could change', () => {
+  it('refuses to replace a dataset whose folder others can write, or whose manifest is a link (even to a manifest naming the user)', async () => {
+    await dataset('scratch/open', 'alice', 'alice-original');
+    chmodSync(join(data, 'scratch/open'), 0o777);
+    expect((await refusedAtSubmit(spec('scratch/open'), { user: 'alice' })).message).toContain('writable by others than the engine');
+    await dataset('scratch/linked', 'carol', 'carol-original');
+    const elsewhere = join(box.dir, 'alices-manifest.json');
+    const file = join(data, 'scratch/linked', '_dataset.json');
+    writeFileSync(elsewhere, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), owner: 'alice' }));
+    unlinkSync(file);
+    symlinkSync(elsewhere, file);
+    expect((await refusedAtSubmit(spec('scratch/linked'), { user: 'alice' })).message).toContain('symbolic link');
+    expect(readlinkSync(file)).toBe(elsewhere);
+    expect(part('scratch/linked')).toBe(rows.text);
   });
 });
 

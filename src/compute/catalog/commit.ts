@@ -102,7 +102,9 @@ export async function readExisting(root: DataRoot, name: string): Promise<Existi
     const st = await dir.stat();
     if (st.dev !== before.dev || st.ino !== before.ino) throw new DatasetError('invalid_manifest', `${name} changed while it was read; it is not replaced`, target);
     const me = process.getuid?.() ?? 0;
-    if ((st.uid !== 0 && st.uid !== me) || (st.mode & 0o022) !== 0) {
+    const myGroup = process.getgid?.() ?? 0;
+    const othersWrite = (st.mode & 0o002) !== 0 || ((st.mode & 0o020) !== 0 && st.gid !== 0 && st.gid !== myGroup);
+    if ((st.uid !== 0 && st.uid !== me) || othersWrite) {
       throw new DatasetError('invalid_manifest', `the folder of ${name} is writable by others than the engine (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}); it is not replaced`, target);
     }
     // Through the folder's descriptor where /proc gives one (openat): the name cannot lead elsewhere.
