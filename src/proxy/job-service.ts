@@ -176,8 +176,10 @@ export class JobService {
     try {
       input = await this.o.dataset(r.input, true);
       existing = r.spec.mode === 'overwrite' ? await this.o.dataset(r.output, true) : undefined;
-    } catch {
-      return null; // the backend cannot list now: the handover will fail too, and be retried
+    } catch (err) {
+      // Undecided is not allowed: the dispatch fails here and the reconciler retries the whole way
+      // (admission kept, re-check included) once the backend lists again.
+      throw new GatehouseError('not_ready', `the datasets of job ${r.id} could not be decided again as it left the queue: ${(err as Error).message}`);
     }
     const outLabels = input === undefined ? [] : outputLabels(policy, input, r.spec, existing);
     const checks: [DatasetInfo | string, string, Decision][] = [[r.input, 'read', decide(policy, subject, `dataset:${r.input}`, 'read', { labels: input?.labels })]];
