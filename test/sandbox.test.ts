@@ -519,7 +519,8 @@ describe.skipIf(!ROOT)('root without bubblewrap: namespaces and clean-up', () =>
     const area = await newJob(plain, 'escape');
     const r = await runTask(plain, area, sh('setsid sleep 300 >/dev/null 2>&1 & touch /tmp/gh-sandbox-left-$(id -u); ls /tmp'));
     // Its own /tmp: nothing of the host's but the way to its own area (this test's data root is in /tmp).
-    expect(r.stdout.trim().split('\n')).toEqual([basename(base), `gh-sandbox-left-${area.uid}`]);
+    // Compared as sets: ls orders by bytes, and mkdtemp's random suffix sorts before or after "left".
+    expect(r.stdout.trim().split('\n').sort()).toEqual([basename(base), `gh-sandbox-left-${area.uid}`].sort());
     expect(await liveProcesses(area.uid!, 'sleep')).toEqual([]);
     expect(existsSync(`/tmp/gh-sandbox-left-${area.uid}`)).toBe(false);
     await removeJobArea(area);
