@@ -1,6 +1,8 @@
 // The browser's credential after an OIDC sign-in: an opaque session cookie (HttpOnly, Secure,
 // SameSite=Lax) bound to one login, and a CSRF token the page must echo on every change.
-// Both are stored as hashes; ending the login ends the session.
+// Both are stored as hashes; ending the login ends the session. Both are named __Host-: a browser
+// keeps such a cookie only when it is Secure, for Path=/ and without a Domain, so a sibling subdomain
+// or a plain-HTTP answer cannot plant one (login CSRF by planting the attacker's session).
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/index.js';
 import { constantTimeEqual } from './constant-time.js';
@@ -8,8 +10,10 @@ import type { Identity } from './identity.js';
 import { TokenError } from './token-error.js';
 import { ownerOf, sha256, subjectOf, type TokenService } from './tokens.js';
 
-export const SESSION_COOKIE = 'gatehouse_session';
-export const CSRF_COOKIE = 'gatehouse_csrf';
+export const SESSION_COOKIE = '__Host-gatehouse_session';
+export const CSRF_COOKIE = '__Host-gatehouse_csrf';
+/** What a __Host- cookie must carry (Secure, Path=/, no Domain), and SameSite=Lax. */
+export const HOST_COOKIE = { path: '/', secure: true, sameSite: 'lax' } as const;
 export const CSRF_HEADER = 'x-csrf-token';
 
 export interface NewSession {

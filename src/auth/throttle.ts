@@ -84,3 +84,45 @@ export class LoginThrottle {
     for (const [key, entry] of this.entries) if (entry.lockedUntil <= now && this.recent(entry, now) === 0) this.entries.delete(key);
   }
 }
+
+export interface StartLimitOptions {
+  /** Starts one key may make within the window; the next is refused until the oldest leaves it. */
+  maxStarts: number;
+  windowSeconds: number;
+  now?: () => number;
+}
+
+/**
+ * Caps how many browser sign-ins one client address may start in a window. A start costs an
+ * attacker nothing, and each one mints a state (a stored request, a code exchange to try): without
+ * a cap one address could mint them without end. A rate, not a lockout: refused starts do not count,
+ * and the address may start again as soon as its oldest start leaves the window.
+ */
+export class StartLimit {
+  private readonly starts = new Map<string, number[]>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: StartLimitOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Takes one start for `key`: undefined when allowed, else the seconds until one is. */
+  take(key: string): number | undefined {
+    const now = this.now();
+    if (this.starts.size > MAX_KEYS) this.prune(now);
+    const since = now - this.options.windowSeconds * 1000;
+    const recent = (this.starts.get(key) ?? []).filter((t) => t > since);
+    if (recent.length >= this.options.maxStarts) {
+      this.starts.set(key, recent);
+      return Math.max(1, Math.ceil((recent[0]! - since) / 1000));
+    }
+    recent.push(now);
+    this.starts.set(key, recent);
+    return undefined;
+  }
+
+  private prune(now: number): void {
+    const since = now - this.options.windowSeconds * 1000;
+    for (const [key, times] of this.starts) if (times.every((t) => t <= since)) this.starts.delete(key);
+  }
+}

@@ -2,13 +2,18 @@
 // the gateway's identity routes, built in this process: the sign-in is bound to the browser that
 // started it (login CSRF), return_to is a local path or a 400, and a callback in which nobody's
 // credentials were tried does not count towards the address lockout, while real failures still do.
+// The cookies carry the __Host- prefix (Secure, Path=/, no Domain), so a sibling subdomain or a
+// plain-HTTP answer cannot plant them; a failed code exchange uses up its sign-in but does not count
+// against the address, and an address can start only so many sign-ins in a window.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 import type { Response } from '../support/https.js';
 import { completeCodeFlow } from '../support/oidc-browser.js';
 import { passwordOf, PEOPLE, type Slapd, startSlapd } from '../support/slapd.js';
 
-const LOGIN_COOKIE = 'gatehouse_oidc';
+const LOGIN_COOKIE = '__Host-gatehouse_oidc';
+const SESSION_COOKIE = '__Host-gatehouse_session';
+const CSRF_COOKIE = '__Host-gatehouse_csrf';
 let app: IdentityApp;
 
 const setCookies = (r: Response): string[] => ([] as string[]).concat(r.headers['set-cookie'] ?? []);
@@ -47,26 +52,76 @@ describe('the sign-in is bound to the browser that started it (login CSRF)', () 
     expect(stored).not.toContain(cookieValue(response, LOGIN_COOKIE)!);
   });
 
+  it('names every cookie __Host- (Secure, Path=/, no Domain): the start, the session, the CSRF token and the clearing', async () => {
+    const start = await startSignIn(app);
+    const login = setCookies(start.response).find((c) => c.startsWith(`${LOGIN_COOKIE}=`));
+    const link = await completeCodeFlow(start.location, { username: 'carol', password: 'carol-demo' });
+    const landed = await callback(app, link, `${LOGIN_COOKIE}=${start.binding}`);
+    expect(landed.status, landed.body).toBe(302);
+    const lines = setCookies(landed);
+    const session = lines.find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+    const csrf = lines.find((c) => c.startsWith(`${CSRF_COOKIE}=`));
+    const cleared = lines.find((c) => c.startsWith(`${LOGIN_COOKIE}=`));
+    for (const line of [login, session, csrf, cleared]) {
+      expect(line).toBeDefined();
+      const attributes = line!.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      expect(attributes, line).toContain('path=/');
+      expect(attributes, line).toContain('secure');
+      expect(attributes, line).toContain('samesite=lax');
+      expect(attributes.filter((a) => a.startsWith('domain')), line).toEqual([]);
+    }
+    for (const line of [login, session, cleared]) expect(line!.split(';').map((a) => a.trim().toLowerCase()), line).toContain('httponly');
+    // The page reads the CSRF token to echo it in x-csrf-token: not HttpOnly, by design.
+    expect(csrf!.split(';').map((a) => a.trim().toLowerCase())).not.toContain('httponly');
+    // Every cookie the gateway sets is one of the three, prefixed.
+    for (const line of [...setCookies(start.response), ...lines]) expect(line).toMatch(/^__Host-gatehouse_(oidc|session|csrf)=/);
+  });
+
+  it('ignores the cookies named without the prefix (as a sibling subdomain could plant them)', async () => {
+    const start = await startSignIn(app);
+    const link = await completeCodeFlow(start.location, { username: 'carol', password: 'carol-demo' });
+    // The right value under the old name: not this browser's sign-in.
+    const planted = await callback(app, link, `gatehouse_oidc=${start.binding}`);
+    expect(planted.status, planted.body).toBe(403);
+    expect(planted.json()).toMatchObject({ error: 'forbidden' });
+    const landed = await callback(app, link, `${LOGIN_COOKIE}=${start.binding}`);
+    expect(landed.status, landed.body).toBe(302);
+    const session = cookieValue(landed, SESSION_COOKIE)!;
+    const csrf = cookieValue(landed, CSRF_COOKIE)!;
+    expect(session).toBeTruthy();
+    // A session cookie under the old name signs nobody in; under its own name it does.
+    const plain = await app.call('/v1/whoami', { headers: { cookie: `gatehouse_session=${session}; gatehouse_csrf=${csrf}` } });
+    expect(plain.status, plain.body).toBe(401);
+    const prefixed = await app.call('/v1/whoami', { headers: { cookie: `${SESSION_COOKIE}=${session}` } });
+    expect(prefixed.status, prefixed.body).toBe(200);
+    expect(prefixed.json()).toMatchObject({ user: 'carol', credential: 'session' });
+    // A change with the CSRF token and the unprefixed session cookie is refused too.
+    const out = await app.call('/v1/auth/logout', { method: 'POST', body: '{}', headers: { cookie: `gatehouse_session=${session}`, 'x-csrf-token': csrf, 'content-type': 'application/json' } });
+    expect(out.status, out.body).toBe(401);
+  });
+
   it("refuses another person's callback link in a browser that did not start it, and audits the refusal", async () => {
     // The attacker signs in as dave in their own browser but stops before the callback...
     const attacker = await startSignIn(app);
     const link = await completeCodeFlow(attacker.location, { username: 'dave', password: 'dave-demo' });
     // ...and the victim's browser opens it: without the cookie, and with the cookie of its own sign-in.
     const victim = await startSignIn(app);
+    const mismatches = () => app.events().filter((e) => e.action === 'auth.login_failed' && e.reason === 'browser_mismatch').length;
+    const mismatchesBefore = mismatches();
     for (const cookie of [undefined, `${LOGIN_COOKIE}=${victim.binding}`, `${LOGIN_COOKIE}=`]) {
       const landed = await callback(app, link, cookie);
       expect(landed.status, landed.body).toBe(403);
       expect(landed.json()).toMatchObject({ error: 'forbidden' });
       expect(landed.json<{ message: string }>().message).toMatch(/browser/);
-      expect(cookieValue(landed, 'gatehouse_session')).toBeUndefined();
+      expect(cookieValue(landed, SESSION_COOKIE)).toBeUndefined();
     }
     const events = app.events();
     expect(events.filter((e) => e.action === 'auth.login' && e.actor.user === 'dave')).toEqual([]);
-    expect(events.filter((e) => e.action === 'auth.login_failed' && e.reason === 'browser_mismatch')).toHaveLength(3);
+    expect(mismatches() - mismatchesBefore).toBe(3);
     // The link still works in the browser that started it (the victim could not use it up), once.
     const own = await callback(app, link, `${LOGIN_COOKIE}=${attacker.binding}`);
     expect(own.status, own.body).toBe(302);
-    expect(cookieValue(own, 'gatehouse_session')).toBeTruthy();
+    expect(cookieValue(own, SESSION_COOKIE)).toBeTruthy();
     // The binding cookie is cleared once used.
     expect(setCookies(own).find((c) => c.startsWith(`${LOGIN_COOKIE}=`))).toMatch(/Expires=Thu, 01 Jan 1970|Max-Age=0/i);
     expect((await callback(app, link, `${LOGIN_COOKIE}=${attacker.binding}`)).status).toBe(401);
@@ -147,18 +202,66 @@ describe('the address lockout counts tried credentials only', () => {
     expect(locked.events().filter((e) => e.action === 'auth.login_failed' && e.reason === 'throttled')).toEqual([]);
   });
 
-  it('still locks the address after real failures: a forged code on a genuine sign-in, wrong passwords', async () => {
-    // A code the provider never issued, on a sign-in this browser did start: a credential tried.
+  it('counts wrong passwords against the address, not a forged code (it uses up its own sign-in only)', async () => {
+    // A code the provider never issued, on a sign-in this browser did start: the sign-in is used up...
     const start = await startSignIn(locked);
     const state = new URL(start.location).searchParams.get('state')!;
     const forged = await locked.call(`/v1/auth/oidc/callback?state=${state}&code=forged-code`, { headers: { cookie: `${LOGIN_COOKIE}=${start.binding}` } });
-    expect(forged.status).toBe(401);
-    for (const password of ['guess-1', 'guess-2']) {
-      const r = await locked.call('/v1/auth/ldap', { method: 'POST', body: JSON.stringify({ username: 'alice', password }), headers: { 'content-type': 'application/json' } });
-      expect(r.status).toBe(401);
-    }
-    const right = await locked.call('/v1/auth/ldap', { method: 'POST', body: JSON.stringify({ username: 'alice', password: passwordOf('alice') }), headers: { 'content-type': 'application/json' } });
-    expect(right.status).toBe(429);
+    expect(forged.status, forged.body).toBe(401);
+    const again = await locked.call(`/v1/auth/oidc/callback?state=${state}&code=forged-code-2`, { headers: { cookie: `${LOGIN_COOKIE}=${start.binding}` } });
+    expect(again.status).toBe(401);
+    expect(locked.events().filter((e) => e.action === 'auth.login_failed' && e.reason === 'invalid_state').length).toBeGreaterThan(0);
+    // ...but not counted against the address: two wrong passwords (limit 3) leave the right one through.
+    const ldap = (password: string) => locked.call('/v1/auth/ldap', { method: 'POST', body: JSON.stringify({ username: 'alice', password }), headers: { 'content-type': 'application/json' } });
+    for (const password of ['guess-1', 'guess-2']) expect((await ldap(password)).status).toBe(401);
+    const right = await ldap(passwordOf('alice'));
+    expect(right.status, right.body).toBe(200);
+    // A third wrong password is a third tried credential: the address is locked, SSO callbacks too.
+    expect((await ldap('guess-3')).status).toBe(401);
+    expect((await ldap(passwordOf('alice'))).status).toBe(429);
     expect((await locked.call('/v1/auth/oidc/callback?error=access_denied')).status).toBe(429);
+  });
+});
+
+describe('sign-ins minted for free cannot lock SSO, and an address can start only so many', () => {
+  const LIMIT = 30;
+  let minting: IdentityApp;
+  beforeAll(async () => {
+    minting = await startIdentityApp({ sso: true, config: { login: { max_failures: 100, max_failures_per_address: 3, slowdown_after: 100, max_sign_ins_per_address: LIMIT } } });
+  }, 60_000);
+  afterAll(async () => {
+    await minting?.close();
+  });
+
+  it('25 start + bad-code rounds from one address do not lock SSO; a real sign-in afterwards works; starts beyond the limit get 429', async () => {
+    for (let i = 0; i < 25; i++) {
+      const start = await startSignIn(minting);
+      const state = new URL(start.location).searchParams.get('state')!;
+      const r = await minting.call(`/v1/auth/oidc/callback?state=${state}&code=x`, { headers: { cookie: `${LOGIN_COOKIE}=${start.binding}` } });
+      expect(r.status, `round ${i}: ${r.body}`).toBe(401);
+    }
+    const events = minting.events().filter((e) => e.action === 'auth.login_failed');
+    expect(events).toHaveLength(25);
+    expect(events.filter((e) => e.reason === 'throttled')).toEqual([]);
+    const start = await startSignIn(minting);
+    const link = await completeCodeFlow(start.location, { username: 'alice', password: 'alice-demo' });
+    const landed = await callback(minting, link, `${LOGIN_COOKIE}=${start.binding}`);
+    expect(landed.status, landed.body).toBe(302);
+    expect(cookieValue(landed, SESSION_COOKIE)).toBeTruthy();
+    // 26 starts so far: the rest of the allowance, then 429 with Retry-After, and nothing stored or set.
+    let last = start;
+    for (let i = 26; i < LIMIT; i++) last = await startSignIn(minting);
+    const before = await rows(minting);
+    const refused = await minting.call('/v1/auth/oidc/login?return_to=/v1/whoami');
+    expect(refused.status, refused.body).toBe(429);
+    expect(refused.json()).toMatchObject({ error: 'too_many_requests' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(refused.headers.location).toBeUndefined();
+    expect(setCookies(refused)).toEqual([]);
+    expect(await rows(minting)).toBe(before);
+    // A sign-in already started still finishes (the limit refuses new starts only).
+    const lastLink = await completeCodeFlow(last.location, { username: 'alice', password: 'alice-demo' });
+    const finished = await callback(minting, lastLink, `${LOGIN_COOKIE}=${last.binding}`);
+    expect(finished.status, finished.body).toBe(302);
   });
 });

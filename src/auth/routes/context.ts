@@ -7,7 +7,7 @@ import type { Authenticator } from '../authenticate.js';
 import type { BrowserSessions } from '../browser-sessions.js';
 import type { CertificateSigner, LdapLogin, OidcLogin } from '../ports.js';
 import type { SigningKeys } from '../signing-keys.js';
-import type { LoginThrottle } from '../throttle.js';
+import type { LoginThrottle, StartLimit } from '../throttle.js';
 import type { TokenService } from '../tokens.js';
 
 export interface RouteContext {
@@ -18,6 +18,8 @@ export interface RouteContext {
   tokens: TokenService;
   sessions: BrowserSessions;
   throttle: LoginThrottle;
+  /** Browser sign-ins one address may start in a window (login.max_sign_ins_per_address). */
+  signInStarts: StartLimit;
   authenticate: Authenticator;
   ldap: LdapLogin | undefined;
   oidc: OidcLogin | undefined;

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../wire/index.js';
 import { codeOrHash, ownerFields, userText } from '../audit-text.js';
-import { CSRF_COOKIE, SESSION_COOKIE } from '../browser-sessions.js';
+import { CSRF_COOKIE, HOST_COOKIE, SESSION_COOKIE } from '../browser-sessions.js';
 import { constantTimeEqual } from '../constant-time.js';
 import type { Identity, LoginSubject } from '../identity.js';
 import { LoginError } from '../login-error.js';
@@ -14,14 +14,20 @@ import { sha256, subjectOf } from '../tokens.js';
 import { auditFor, type RouteContext } from './context.js';
 import { CallbackQuery, DeviceTokenBody, EmptyBody, LdapLoginBody, LoginQuery, LogoutBody, NoQuery, RefreshBody, TokenResponse } from './schemas.js';
 
-const OIDC_REQUEST_TTL_MS = 10 * 60 * 1000;
+export const OIDC_REQUEST_TTL_MS = 10 * 60 * 1000;
 const CALLBACK_PATH = '/v1/auth/oidc/callback';
-/** Binds a browser sign-in to the browser that started it; sent back only to the callback. */
-export const LOGIN_COOKIE = 'gatehouse_oidc';
+/**
+ * Binds a browser sign-in to the browser that started it. __Host-: Secure, Path=/, no Domain, so a
+ * sibling subdomain cannot plant its own (known) value before sending the victim to its callback link.
+ */
+export const LOGIN_COOKIE = '__Host-gatehouse_oidc';
 const DEFAULT_RETURN_TO = '/v1/whoami';
-/** Failures that count towards the throttle: guesses, not outages. */
+/**
+ * Failures that count towards the throttle: guesses, not outages. The browser callback counts none
+ * of them (below): its only credential is a code, and sign-ins to try codes on are free to start.
+ */
 const COUNTED = new Set(['invalid_credentials', 'empty_password', 'invalid_username', 'ambiguous_user', 'access_denied', 'provider_error', 'invalid_state', 'invalid_claims']);
-/** Nothing counts: a failure in which no credential was tried. */
+/** Nothing counts: a failure in which no credential a person typed was tried. */
 const NOT_COUNTED: ReadonlySet<string> = new Set();
 
 export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -113,6 +119,12 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       throw new GatehouseError('invalid_request', 'return_to: expected a path on this gateway (one leading /, no //, no backslash, no spaces or control characters, printable ASCII)', { field: 'querystring.return_to' });
     }
     const returnTo = given ?? DEFAULT_RETURN_TO;
+    // A start is free: one address may make only so many in a window (each is a stored request).
+    const retryAfter = ctx.signInStarts.take(`ip:${request.ip}`);
+    if (retryAfter !== undefined) {
+      reply.header('retry-after', String(retryAfter));
+      throw new GatehouseError('too_many_requests', `too many sign-ins started from this address; try again in ${retryAfter} s`, { retry_after: retryAfter });
+    }
     const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
     let start;
     try {
@@ -128,8 +140,8 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       .insertInto('oidc_requests')
       .values({ state: start.state, nonce: start.nonce, code_verifier: start.codeVerifier, return_to: returnTo, expires_at: new Date(now + OIDC_REQUEST_TTL_MS).toISOString(), binding_hash: sha256(binding) })
       .execute();
-    // Sent back to the callback only (its path as the browser sees it, behind a proxy too).
-    reply.setCookie(LOGIN_COOKIE, binding, { path: new URL(redirectUri).pathname, httpOnly: true, secure: true, sameSite: 'lax', maxAge: OIDC_REQUEST_TTL_MS / 1000 });
+    // Path=/ as __Host- requires (sent on every request, read by the callback only).
+    reply.setCookie(LOGIN_COOKIE, binding, { ...HOST_COOKIE, httpOnly: true, maxAge: OIDC_REQUEST_TTL_MS / 1000 });
     return reply.redirect(start.url, 302);
   });
 
@@ -141,10 +153,12 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
     const binding = request.cookies?.[LOGIN_COOKIE];
     let subject: LoginSubject;
     let returnTo: string;
-    // Only the code exchange tries a credential (the code). A provider's ?error=, an unknown state,
-    // a missing code or another browser's link cost nothing to send: counting them would let anyone
-    // lock SSO for everybody behind one address.
-    let tried = false;
+    // Nothing here counts against the address. A provider's ?error=, an unknown state, a missing code
+    // or another browser's link cost nothing to send; and a failed code exchange needs only a sign-in
+    // anyone may start (state and cookie in hand, `code=x`). Counting them would let one person lock
+    // SSO for everybody behind the address. A code is tried once: the sign-in is used up before the
+    // exchange, starts are capped per address (login.max_sign_ins_per_address), and another
+    // browser's sign-in is refused before its code is tried. The address lockout counts passwords.
     try {
       const row = query.state ? await ctx.store.db.selectFrom('oidc_requests').selectAll().where('state', '=', query.state).executeTakeFirst() : undefined;
       if (!row || Date.parse(row.expires_at) < ctx.tokens.clock()) {
@@ -159,21 +173,20 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       // One use only: of two callbacks with the same state, one gets the row.
       const saved = await ctx.store.db.deleteFrom('oidc_requests').where('state', '=', row.state).returningAll().executeTakeFirst();
       if (!saved) throw new LoginError('invalid_state', 'this sign-in link is unknown or expired; start again', 'state already used');
-      reply.clearCookie(LOGIN_COOKIE, { path: new URL(`${ctx.publicUrl()}${CALLBACK_PATH}`).pathname });
+      reply.clearCookie(LOGIN_COOKIE, { ...HOST_COOKIE, httpOnly: true });
       if (query.error) throw providerRefusal(query.error);
       if (!query.code) throw new LoginError('incomplete_callback', 'the SSO provider sent no sign-in code; start again', 'callback without code');
       // Checked again: a row stored by an older gateway may hold what the login route now refuses.
       returnTo = isLocalPath(saved.return_to) ? saved.return_to : DEFAULT_RETURN_TO;
       const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
       const url = new URL(`${redirectUri}?${new URLSearchParams(request.query as Record<string, string>).toString()}`);
-      tried = true;
       subject = await oidc.finishBrowserLogin(url, { state: saved.state, nonce: saved.nonce, codeVerifier: saved.code_verifier, redirectUri });
     } catch (err) {
-      return failed(request, 'oidc', err, keys, null, tried ? COUNTED : NOT_COUNTED);
+      return failed(request, 'oidc', err, keys, null, NOT_COUNTED);
     }
     const pair = await succeeded(request, subject, 'oidc', 'browser');
     const session = await ctx.sessions.create(pair.session_id);
-    const cookie = { path: '/', secure: true, sameSite: 'lax' as const, expires: session.expiresAt };
+    const cookie = { ...HOST_COOKIE, expires: session.expiresAt };
     reply.setCookie(SESSION_COOKIE, session.cookie, { ...cookie, httpOnly: true });
     // Readable by the page, which echoes it in x-csrf-token on every change.
     reply.setCookie(CSRF_COOKIE, session.csrf, { ...cookie, httpOnly: false });
@@ -243,8 +256,9 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       await ctx.store.db.updateTable('client_certificates').set({ revoked_at: new Date(ctx.tokens.clock()).toISOString(), revoked_by: actor.user }).where('serial', 'in', serials).where('revoked_at', 'is', null).execute();
     }
     for (const serial of serials) ctx.authenticate.forgetCertificate(serial);
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
-    reply.clearCookie(CSRF_COOKIE, { path: '/' });
+    // With the attributes they were set with: a browser ignores a __Host- clearing that is not Secure.
+    reply.clearCookie(SESSION_COOKIE, { ...HOST_COOKIE, httpOnly: true });
+    reply.clearCookie(CSRF_COOKIE, { ...HOST_COOKIE, httpOnly: false });
     return { status: 'logged_out', session_id: sessionId };
   });
 }
