@@ -486,13 +486,13 @@ describe('no secret in the trail', () => {
     expect(start.status).toBe(302);
     const callback = await completeCodeFlow(String(start.headers.location), { username: 'carol', password: 'carol-demo' });
     secrets.authorization_code = callback.searchParams.get('code')!;
-    const binding = ([] as string[]).concat(start.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('gatehouse_oidc='))!;
-    secrets.sign_in_binding = binding.slice('gatehouse_oidc='.length);
+    const binding = ([] as string[]).concat(start.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('__Host-gatehouse_oidc='))!;
+    secrets.sign_in_binding = binding.slice('__Host-gatehouse_oidc='.length);
     const landed = await call(stack, `${callback.pathname}${callback.search}`, { headers: { cookie: binding } });
     expect(landed.status, landed.body).toBe(302);
     const cookies = (landed.headers['set-cookie'] as string[]).map((c) => c.split(';')[0]!);
     const cookieValue = (name: string) => cookies.find((c) => c.startsWith(`${name}=`))!.slice(name.length + 1);
-    Object.assign(secrets, { session_cookie: cookieValue('gatehouse_session'), csrf_token: cookieValue('gatehouse_csrf') });
+    Object.assign(secrets, { session_cookie: cookieValue('__Host-gatehouse_session'), csrf_token: cookieValue('__Host-gatehouse_csrf') });
     expect((await call(stack, '/v1/whoami', { headers: { cookie: cookies.join('; ') } })).json()).toMatchObject({ user: 'carol', credential: 'session' });
     const browserOut = await call(stack, '/v1/auth/logout', { method: 'POST', body: {}, headers: { cookie: cookies.join('; '), 'x-csrf-token': secrets.csrf_token! } });
     expect(browserOut.status, browserOut.body).toBe(200);

@@ -100,7 +100,7 @@ describe('the gateway over HTTPS', () => {
     const id = `test-${Date.now()}`;
     const res = await fetchTls(`${gateway}/healthz?token=s3cr3t-query`, {
       ca: up.ca,
-      headers: { 'x-request-id': id, authorization: 'Bearer s3cr3t-bearer', cookie: 'gatehouse_session=s3cr3t-cookie' },
+      headers: { 'x-request-id': id, authorization: 'Bearer s3cr3t-bearer', cookie: '__Host-gatehouse_session=s3cr3t-cookie' },
     });
     expect(res.status).toBe(400); // unknown query parameter, but it is logged all the same
     expect(res.headers['x-request-id']).toBe(id);

@@ -250,17 +250,17 @@ describe('browser sign-in (authorization code + PKCE) and the session cookie', (
     const callback = await completeCodeFlow(location, { username: 'carol', password: 'carol-demo' });
     expect(`${callback.origin}${callback.pathname}`).toBe(`${gateway}/v1/auth/oidc/callback`);
     // The sign-in is bound to this browser by a cookie set at the start (without it: 403).
-    const binding = ([] as string[]).concat(start.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('gatehouse_oidc='))!;
+    const binding = ([] as string[]).concat(start.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('__Host-gatehouse_oidc='))!;
     expect((await api(`${callback.pathname}${callback.search}`)).status).toBe(403);
     const landed = await api(`${callback.pathname}${callback.search}`, { headers: { cookie: binding } });
     expect(landed.status, landed.body).toBe(302);
     expect(landed.headers.location).toBe('/v1/whoami');
     const cookies = landed.headers['set-cookie'] as string[];
-    const session = cookies.find((c) => c.startsWith('gatehouse_session='))!;
+    const session = cookies.find((c) => c.startsWith('__Host-gatehouse_session='))!;
     expect(session).toMatch(/HttpOnly/i);
     expect(session).toMatch(/Secure/i);
     expect(session).toMatch(/SameSite=Lax/i);
-    const csrf = cookies.find((c) => c.startsWith('gatehouse_csrf='))!.split(';')[0]!.split('=')[1]!;
+    const csrf = cookies.find((c) => c.startsWith('__Host-gatehouse_csrf='))!.split(';')[0]!.split('=')[1]!;
     const cookieHeader = cookies.map((c) => c.split(';')[0]).join('; ');
 
     const who = await api('/v1/whoami', { headers: { cookie: cookieHeader } });
