@@ -6,13 +6,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitOutput, writeDataset } from '../../src/compute/catalog/index.js';
-import { detectIsolation, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, removeJobArea, SandboxError, sealJobOutput, secureDataRoot, UidPool } from '../../src/compute/sandbox/index.js';
+import { detectIsolation, findWorldWritable, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, removeJobArea, SandboxError, sealJobOutput, secureDataRoot, UidPool } from '../../src/compute/sandbox/index.js';
 import type { JobSpec, JobStatus } from '../../src/wire/index.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
 import { type Sandbox, sandbox } from '../support/gatehouse.js';
@@ -98,6 +98,8 @@ describe.skipIf(!ROOT)('the engine as root without bubblewrap', () => {
   let client: EngineClient;
   let data: string;
   let sentinel: string;
+  // A world-writable folder of the host's (like Ubuntu's /var/crash), there before the engine starts.
+  const shared = `/var/gh-test-ww-${randomBytes(6).toString('hex')}`;
 
   const staging = (job: string, ...rest: string[]) => join(data, '.staging', job, ...rest);
 
@@ -120,6 +122,8 @@ describe.skipIf(!ROOT)('the engine as root without bubblewrap', () => {
     await writeDataset(data, 'seed', { format: 'csv', columns: ['k'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'k\n1\n', rows: 1 }] });
     sentinel = join(box.dir, 'root-only.txt');
     await writeFile(sentinel, SENTINEL_TEXT, { mode: 0o600 });
+    await mkdir(shared);
+    await chmod(shared, 0o1777);
     engine = await startEngineProcess(box);
     client = new EngineClient(engine.url, join(box.dir, 'certs'));
   });
@@ -127,6 +131,7 @@ describe.skipIf(!ROOT)('the engine as root without bubblewrap', () => {
   afterAll(async () => {
     await engine?.stop();
     box?.remove();
+    await rm(shared, { recursive: true, force: true });
   });
 
   it('says at start-up, loudly, that tasks run without bubblewrap and how they are contained', async () => {
@@ -261,6 +266,76 @@ open(sys.argv[1], "w").write("what\\n" + "\\n".join(rows) + "\\n")
     expect(found).toMatch(/shm:-1/);
     expect(found).toMatch(/segments:0/);
     expect(found).not.toContain('found:');
+  });
+
+  it('bounds /tmp, /var/tmp, /dev/shm, /run/lock and the other shared folders together by ONE share of the task (ENOSPC there)', async () => {
+    const FILL = `
+import errno, os, sys
+chunk = b"x" * (1 << 20)
+rows = []
+total = 0
+cap = int(sys.argv[3])   # never more than a share and a bit in one place, wherever it lands
+for d in ("/tmp", "/dev/shm", "/var/tmp", "/run/lock", sys.argv[2]):
+    n = 0
+    try:
+        with open(os.path.join(d, "fill"), "wb", buffering=0) as f:
+            while n < cap:
+                n += f.write(chunk)
+        rows.append("%s:%d:cap" % (d, n))
+    except OSError as e:
+        rows.append("%s:%d:%s" % (d, n, errno.errorcode[e.errno]))
+    total += n
+open(sys.argv[1], "w").write("what\\n" + "\\n".join(rows) + "\\ntotal:%d\\n" % total)
+`;
+    const share = resources.memory_mb * 1024 * 1024;
+    const status = await client.waitFor(await submit(cmd('fill', 'filled', FILL, [shared, String(share + 4 * 1024 * 1024)])));
+    expect(status.state, status.error ?? '').toBe('succeeded');
+    const seen = await outputText('filled');
+    const total = Number(/total:(\d+)/.exec(seen)![1]);
+    // Every place ran out of space (not of file size), and all of them together held about one share, not 4-5.
+    for (const d of ['/tmp', '/dev/shm', '/var/tmp', '/run/lock', shared]) expect(seen, d).toMatch(new RegExp(`${d}:\\d+:ENOSPC`));
+    expect(total, seen).toBeLessThanOrEqual(share + 2 * 1024 * 1024);
+    expect(total, seen).toBeGreaterThan(share - 16 * 1024 * 1024);
+  });
+
+  it('makes a world-writable folder found at start-up private to each task, as /tmp is', async () => {
+    expect(engine.output()).toContain(shared); // named where the engine says how tasks are contained
+    const KEEPER = `
+import os, sys, time
+mine = os.path.join(sys.argv[2], "note-%d" % os.getuid())
+with open(mine, "w") as f:
+    f.write("left for the next job")
+os.chmod(mine, 0o644)
+seen = sorted(os.listdir(sys.argv[2]))
+open(os.path.join(os.environ["HOME"], "ready"), "w").close()
+stop = os.path.join(os.environ["HOME"], "stop")
+while not os.path.exists(stop):
+    time.sleep(0.01)
+open(sys.argv[1], "w").write("what\\n" + "\\n".join("saw:" + n for n in seen) + "\\n")
+`;
+    const LOOKER = `
+import os, sys
+seen = sorted(os.listdir(sys.argv[2]))
+open(sys.argv[1], "w").write("what\\nlooked\\n" + "\\n".join("saw:" + n for n in seen) + "\\n")
+`;
+    const keeper = await submit(cmd('ww-keeper', 'ww_kept', KEEPER, [shared]));
+    await until(async () => (existsSync(staging(keeper, 'work', 'ready')) ? true : undefined), 30_000, 'keeper ready');
+    // While the first job runs, having written there: nothing on the host, nothing for a second job.
+    expect(readdirSync(shared)).toEqual([]);
+    const looker = await client.waitFor(await submit(cmd('ww-looker', 'ww_looked', LOOKER, [shared])));
+    await writeFile(staging(keeper, 'work', 'stop'), '');
+    const kept = await client.waitFor(keeper);
+    expect(kept.state, kept.error ?? '').toBe('succeeded');
+    expect(looker.state, looker.error ?? '').toBe('succeeded');
+    expect(await outputText('ww_kept')).toMatch(/saw:note-\d+/);
+    const looked = await outputText('ww_looked');
+    expect(looked).toContain('looked');
+    expect(looked).not.toContain('saw:');
+    // ...and nothing once it has ended, nor for the next job.
+    expect(readdirSync(shared)).toEqual([]);
+    const after = await client.waitFor(await submit(cmd('ww-after', 'ww_after', LOOKER, [shared])));
+    expect(after.state).toBe('succeeded');
+    expect(await outputText('ww_after')).not.toContain('saw:');
   });
 
   it("shows a task only its own processes", async () => {
@@ -497,6 +572,30 @@ describe.skipIf(!ROOT)('choosing the mode as root', () => {
     expect(none).toMatchObject({ root: true, bwrap: false, namespaces: true });
     expect(none.warning).toMatch(/without bubblewrap/);
     expect(none.describe()).toMatch(/own network \(loopback only, down\), IPC, pid and mount namespaces/);
+  });
+
+  it('finds the world-writable folders in the places it looks, one level deep, without following links', async () => {
+    const top = await mkdtemp(join(tmpdir(), 'gh-ww-scan-'));
+    try {
+      const place = join(top, 'var');
+      const open = join(top, 'srv');
+      await mkdir(join(place, 'crash'), { recursive: true });
+      await mkdir(join(place, 'lib', 'deep'), { recursive: true });
+      await mkdir(join(place, 'closed'));
+      await mkdir(join(open, 'inner'), { recursive: true });
+      await chmod(join(place, 'crash'), 0o1777);
+      await chmod(join(place, 'lib', 'deep'), 0o777); // two levels down: not looked at
+      await chmod(join(place, 'closed'), 0o755);
+      await chmod(open, 0o777);
+      await chmod(join(open, 'inner'), 0o777); // inside a folder already found
+      await symlink(join(place, 'crash'), join(place, 'link')); // a link to one is not one
+      await writeFile(join(place, 'file'), '');
+      await chmod(join(place, 'file'), 0o666);
+      expect(findWorldWritable([place, open, join(top, 'missing')])).toEqual([join(place, 'crash'), open]);
+      expect(findWorldWritable(['/tmp', '/run'])).not.toContain('/run/lock'); // covered anyway
+    } finally {
+      await rm(top, { recursive: true, force: true });
+    }
   });
 
   it('refuses to start as root without bubblewrap where unshare cannot make the namespaces', async () => {

@@ -9,6 +9,8 @@ export {
   type SandboxTools,
   type UidRange,
   detectIsolation,
+  findWorldWritable,
+  WORLD_WRITABLE_PLACES,
   parseUidRange,
   SandboxError,
 } from './isolation.js';

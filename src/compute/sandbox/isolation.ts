@@ -3,7 +3,7 @@
 // installed bwrap still fails where user namespaces are off), and where the helper tools live.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants, lstatSync, readlinkSync } from 'node:fs';
+import { constants, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 
 export type SandboxMode = 'auto' | 'bwrap' | 'none';
@@ -37,9 +37,14 @@ export interface Isolation {
   /**
    * Root without bubblewrap (not installed or not working under `auto`, or `none`): each task runs in its own
    * network (loopback only, down), IPC, UTS, pid and mount namespaces, with private /tmp, /var/tmp,
-   * /dev/shm and /run/lock (see namespaceArgs).
+   * /dev/shm, /run/lock and `privateFolders`, all on one size-limited tmpfs (see namespaceArgs).
    */
   namespaces: boolean;
+  /**
+   * With `namespaces`: the other world-writable folders found at start-up (findWorldWritable), each
+   * made private to every task like /tmp. Empty otherwise (bubblewrap shows a task none of them).
+   */
+  privateFolders: string[];
   /** The per-job uid range; null when the engine is not root (no uid switch is possible). */
   taskUids: UidRange | null;
   tools: SandboxTools;
@@ -203,20 +208,81 @@ function probeBwrap(tools: { bwrap: string; setpriv: string }, uid: number | nul
   return probe;
 }
 
-/** World-writable folders a task without bubblewrap could leave things in: each gets a private tmpfs. */
+/** The shared temporary folders a task without bubblewrap could leave things in: always made private. */
 export const PRIVATE_TMP = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
 
-// Runs as root inside the task's fresh namespaces, before the task's own uid is taken: mounts a
-// private tmpfs over each shared temporary folder, and when the job's area or the runners lay under
-// one of them (a data root in /tmp), binds them back from descriptors opened before the mount. The
-// text is fixed; paths and sizes come as arguments, never as code.
+/**
+ * Where other world-writable folders are likely (Ubuntu's /var/crash and /var/metrics, a /srv/share
+ * someone opened up): each folder named here and each folder one level inside it is looked at with
+ * lstat at start-up, links never followed. A fixed set rather than the whole disk: start-up stays
+ * fast, and no mount of a network file system is walked.
+ */
+export const WORLD_WRITABLE_PLACES = ['/var', '/run', '/srv', '/opt', '/home', '/mnt', '/media'];
+
+/**
+ * The world-writable folders (other-writable, with or without the sticky bit) in `places` and one
+ * level inside them, besides PRIVATE_TMP: where two jobs could still hand each other files, and
+ * where what a task leaves would outlive it. A folder inside one already found is not listed (the
+ * outer one covers it). Links are not followed: a link to such a folder elsewhere is not one.
+ */
+export function findWorldWritable(places: readonly string[] = WORLD_WRITABLE_PLACES): string[] {
+  const found: string[] = [];
+  const open = (path: string): boolean => {
+    try {
+      const st = lstatSync(path);
+      return st.isDirectory() && (st.mode & 0o002) !== 0;
+    } catch {
+      return false;
+    }
+  };
+  const covered = (path: string): boolean => PRIVATE_TMP.includes(path) || found.some((f) => path.startsWith(`${f}/`));
+  for (const place of places) {
+    if (covered(place)) continue;
+    if (open(place)) {
+      found.push(place);
+      continue;
+    }
+    let names: string[];
+    try {
+      if (!lstatSync(place).isDirectory()) continue;
+      names = readdirSync(place).sort();
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const path = `${place}/${name}`;
+      if (!covered(path) && open(path)) found.push(path);
+    }
+  }
+  return found;
+}
+
+// Runs as root inside the task's fresh namespaces, before the task's own uid is taken. ONE tmpfs,
+// size-limited, is mounted over the first of the folders to cover; each folder gets a 1777
+// subfolder of it bound over it (the first one's own last, hiding the tmpfs root), so everything a
+// task writes into /tmp, /var/tmp, /dev/shm, /run/lock and the other world-writable folders
+// together is bounded once by that size. When the job's area or the runners lay under a covered
+// folder (a data root in /tmp), they are bound back from descriptors opened before the mounts.
+// The text is fixed; paths and sizes come as arguments, never as code. Links are never mounted over.
 const NAMESPACE_SETUP = `set -eu
-mnt=$1 mk=$2 size=$3 area=$4 runtime=$5
-shift 5
+mnt=$1 mk=$2 size=$3 area=$4 runtime=$5 n=$6
+shift 6
 exec 3<"$area" 4<"$runtime"
-for d in ${PRIVATE_TMP.join(' ')}; do
-  if [ -d "$d" ] && [ ! -h "$d" ]; then "$mnt" -t tmpfs -o "nosuid,nodev,mode=1777,size=$size" gatehouse-private "$d"; fi
+stage= own= i=0
+while [ "$i" -lt "$n" ]; do
+  d=$1
+  shift
+  if [ -d "$d" ] && [ ! -h "$d" ]; then
+    if [ -z "$stage" ]; then
+      "$mnt" -t tmpfs -o "nosuid,nodev,mode=0700,size=$size" gatehouse-private "$d"
+      stage=$d own=$i
+    fi
+    "$mk" -m 1777 "$stage/$i"
+    if [ "$d" != "$stage" ]; then "$mnt" -c --bind "$stage/$i" "$d"; fi
+  fi
+  i=$((i + 1))
 done
+if [ -n "$stage" ]; then "$mnt" -c --bind "$stage/$own" "$stage"; fi
 if [ -d /dev/mqueue ] && [ ! -h /dev/mqueue ]; then "$mnt" -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue; fi
 mask=$(umask)
 umask 066
@@ -229,18 +295,20 @@ exec "$@"`;
 /**
  * The command prefix that puts a task in namespaces of its own (run as root; the task's command,
  * starting with the setpriv that drops root, follows it). `--kill-child` and the pid namespace end
- * every process of the task when it or unshare dies; the mount namespace holds the private tmpfs
- * mounts and a /proc that lists the task's own processes only.
+ * every process of the task when it or unshare dies; the mount namespace holds the one private
+ * tmpfs (`tmpfsBytes` for all the covered folders together) and a /proc that lists the task's own
+ * processes only. `folders` are covered besides PRIVATE_TMP (Isolation.privateFolders).
  */
-export function namespaceArgs(tools: NamespaceTools, o: { tmpfsBytes: number; area: string; runtime: string }): string[] {
+export function namespaceArgs(tools: NamespaceTools, o: { tmpfsBytes: number; area: string; runtime: string; folders: readonly string[] }): string[] {
+  const folders = [...PRIVATE_TMP, ...o.folders.filter((f) => !PRIVATE_TMP.includes(f))];
   return [
     tools.unshare, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount-proc', '--',
-    tools.sh, '-c', NAMESPACE_SETUP, 'gatehouse-task', tools.mount, tools.mkdir, String(o.tmpfsBytes), o.area, o.runtime,
+    tools.sh, '-c', NAMESPACE_SETUP, 'gatehouse-task', tools.mount, tools.mkdir, String(o.tmpfsBytes), o.area, o.runtime, String(folders.length), ...folders,
   ];
 }
 
 /** Runs a check inside the namespaces a task would get, as a task uid: null when they all work, else why not. */
-async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: number): Promise<string | null> {
+async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: number, folders: readonly string[]): Promise<string | null> {
   // Pid 1 of its own pid namespace, no network interface but its loopback, a /tmp that is not the host's.
   // Unguessable names, the host's created exclusively (never through a link someone put in /tmp).
   const name = `/tmp/.gatehouse-probe-${randomBytes(12).toString('hex')}`;
@@ -251,7 +319,7 @@ async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: num
   try {
     const ran = await run(setpriv, [
       '--pdeathsig', 'KILL', '--',
-      ...namespaceArgs(tools, { tmpfsBytes: 1024 * 1024, area: '/', runtime: '/' }),
+      ...namespaceArgs(tools, { tmpfsBytes: 1024 * 1024, area: '/', runtime: '/', folders }),
       setpriv, '--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--no-new-privs', '--', '/bin/sh', '-c', check,
     ]);
     if (await access(taskMark).then(() => true, () => false)) return 'a task wrote into the host /tmp: its private tmpfs was not mounted';
@@ -317,13 +385,15 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
   }
 
   let namespaces: NamespaceTools | null = null;
+  let privateFolders: string[] = [];
   if (root && bwrap === null) {
     // As root without bubblewrap (not installed, or `none`), tasks still get a uid per job and their own
     // network, IPC, pid and mount namespaces from unshare. Refusing here would only make the admin write
     // `engine.sandbox: none`, which gives exactly this: so `auto` takes it and says so loudly, and
     // `engine.sandbox: bwrap` is how a site requires the full sandbox.
     const tools = await namespaceTools(o.unsharePath);
-    const problem = typeof tools === 'string' ? tools : await namespaceProblem(tools, setpriv, taskUids!.first);
+    privateFolders = findWorldWritable();
+    const problem = typeof tools === 'string' ? tools : await namespaceProblem(tools, setpriv, taskUids!.first, privateFolders);
     if (problem !== null || typeof tools === 'string') {
       throw new SandboxError(
         'unavailable',
@@ -333,6 +403,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
     }
     namespaces = tools;
   }
+  const privateList = [...PRIVATE_TMP, ...privateFolders].join(', ');
 
   const uid = process.getuid?.() ?? -1;
   const inNamespaces = namespaces !== null;
@@ -344,12 +415,13 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
   const warning = bwrap
     ? null
     : inNamespaces
-      ? `the engine runs as root and tasks run without bubblewrap (${bwrapNote}): each job has its own uid and each task its own network, IPC, pid and mount namespaces with private /tmp, /var/tmp, /dev/shm and /run/lock, but they read the host's world-readable files; install bubblewrap and set engine.sandbox to auto for the full sandbox`
+      ? `the engine runs as root and tasks run without bubblewrap (${bwrapNote}): each job has its own uid and each task its own network, IPC, pid and mount namespaces with private ${privateList}, but they read the host's world-readable files; install bubblewrap and set engine.sandbox to auto for the full sandbox`
       : `tasks run without bubblewrap and without a uid of their own (${bwrapNote}): they can read and change everything the engine can, and reach the network; fit for one trusted user only`;
   return {
     root,
     bwrap: bwrap !== null,
     namespaces: inNamespaces,
+    privateFolders,
     taskUids,
     tools: { bwrap, prlimit, setpriv, unshare: namespaces },
     summary,
@@ -361,7 +433,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
       const box = bwrap
         ? `inside bubblewrap (${bwrap}): only /usr, the job's in/out/work and the runners are visible, no network, own pid namespace`
         : inNamespaces
-          ? `without bubblewrap (${bwrapNote}): each task in its own network (loopback only, down), IPC, pid and mount namespaces (unshare), with private /tmp, /var/tmp, /dev/shm and /run/lock and a /proc of its own processes; it still reads the host's world-readable files`
+          ? `without bubblewrap (${bwrapNote}): each task in its own network (loopback only, down), IPC, pid and mount namespaces (unshare), with ${privateList} private (one tmpfs per task, at most its memory share in all) and a /proc of its own processes; it still reads the host's world-readable files`
           : `without bubblewrap (${bwrapNote}): tasks see the host's world-readable files, its processes and its network`;
       return `${who}; ${box}; clean environment, rlimits and parent-death kill on every task`;
     },

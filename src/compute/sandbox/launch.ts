@@ -14,7 +14,8 @@
 //
 //   setpriv --pdeathsig KILL --
 //     unshare --net --ipc --uts --pid --fork --kill-child --mount-proc --
-//       sh -c <private tmpfs mounts> --
+//       sh -c <one private tmpfs, bound over /tmp, /var/tmp, /dev/shm, /run/lock and the other
+//               world-writable folders found at start-up> --
 //         setpriv --reuid U ... -- prlimit ... -- <argv>
 import { type JobArea, taskPaths } from './job-area.js';
 import { BWRAP_NAMESPACES, bwrapSystemArgs, type Isolation, namespaceArgs, SandboxError } from './isolation.js';
@@ -101,12 +102,23 @@ export function taskLaunch(
     if (!iso.tools.unshare || !ownUid) throw new SandboxError('invalid_config', `job ${area.jobId}: namespaces need the engine's unshare tools and a job uid`);
     return {
       file: iso.tools.setpriv,
-      args: ['--pdeathsig', 'KILL', '--', ...namespaceArgs(iso.tools.unshare, { tmpfsBytes: memory, area: area.dir, runtime: runtimeDir }), iso.tools.setpriv, ...task],
+      args: ['--pdeathsig', 'KILL', '--', ...namespaceArgs(iso.tools.unshare, { tmpfsBytes: privateTmpBytes(memory, limits.maxFileBytes), area: area.dir, runtime: runtimeDir, folders: iso.privateFolders }), iso.tools.setpriv, ...task],
       env,
       cwd: area.work,
     };
   }
   return { file: iso.tools.setpriv, args: task, env, cwd: area.work };
+}
+
+/**
+ * The size of the ONE tmpfs behind a namespaced task's /tmp, /var/tmp, /dev/shm, /run/lock and the
+ * other private folders, all together. tmpfs pages are memory the address-space limit does not
+ * see, so it is the task's own memory share (what the quota counted for it), capped by the largest
+ * file it may write (RLIMIT_FSIZE, engine.max_output_mb) where that is smaller. At worst a task
+ * holds twice its share (address space + tmpfs): bounded and counted once, never once per folder.
+ */
+export function privateTmpBytes(memoryBytes: number, maxFileBytes: number): number {
+  return Math.min(memoryBytes, maxFileBytes);
 }
 
 function bwrapArgs(area: JobArea, runtimeDir: string, tmpfsBytes: number): string[] {
