@@ -4,7 +4,7 @@
 // Fail closed: when a commit fails, every waiting and new record is refused (the caller answers
 // 503 audit_unavailable) until a probe event, `audit.recovered`, is itself written.
 import { Worker } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { KeyObject } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -14,7 +14,7 @@ import type { ArchiveResult } from './retention.js';
 import { AUDIT_FILE } from './schema.js';
 import { redactSecrets } from './secrets.js';
 import type { AuditSigningKey } from './signing-key.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { verifyInWorker } from './verify-thread.js';
 import type { VerifyReport } from './verify.js';
 import { type Head, type PendingRow, pendingRowOf } from './writer.js';
@@ -39,6 +39,8 @@ export interface TrailOptions {
   witnessFile?: string;
   /** audit.archive_dir: where verify finds the anchor's archive. */
   archiveDir?: string;
+  /** Start the witness again from the trail's newest checkpoint, this number (default: GATEHOUSE_AUDIT_WITNESS_RESET). */
+  witnessReset?: number;
 }
 
 export interface TrailHealth {
@@ -49,6 +51,8 @@ export interface TrailHealth {
   reason?: string;
   refused: number;
   last_checkpoint: Checkpoint | null;
+  /** Said at start-up and in /readyz: e.g. the witness on the same device as audit.dir. */
+  warning?: string;
 }
 
 /** A commit slower than this marks the trail unavailable (a healthy fsync takes milliseconds). */
@@ -139,6 +143,8 @@ export class AuditTrail implements AuditRecorder {
       knownKeys: [...this.options.key.known].map(([kid, key]) => [kid, key.export({ format: 'pem', type: 'spki' }).toString()]),
       checkpointMs: this.options.checkpointMs,
       ...(this.options.witnessFile ? { witnessFile: this.options.witnessFile } : {}),
+      ...(this.options.archiveDir ? { archiveDir: this.options.archiveDir } : {}),
+      ...(witnessResetOf(this.options) !== undefined ? { witnessReset: witnessResetOf(this.options)! } : {}),
     };
     const worker = new Worker(workerFile('writer-worker'), { workerData: data, name: 'audit-writer' });
     let started = false;
@@ -348,12 +354,29 @@ export class AuditTrail implements AuditRecorder {
   }
 
   health(): TrailHealth {
-    const base = { head: this.headNow, last_checkpoint: this.lastCheckpoint, refused: this.down?.refused ?? 0 };
+    const base = { head: this.headNow, last_checkpoint: this.lastCheckpoint, refused: this.down?.refused ?? 0, ...(this.warning ? { warning: this.warning } : {}) };
     return this.down ? { available: false, since: new Date(this.down.since).toISOString(), reason: this.down.reason, ...base } : { available: true, ...base };
   }
 
   attachLog(log: TrailLog): void {
     this.log = log;
+    if (this.warning) log.warn({ witness_file: this.options.witnessFile, audit_dir: this.options.dir }, `audit: ${this.warning}`);
+  }
+
+  /**
+   * A witness on the same device as audit.dir (the default, state.dir/audit-witness.jsonl) guards
+   * only against an edit of the database alone: whoever can rewrite the trail's files can cut the
+   * witness back with them.
+   */
+  private get warning(): string | null {
+    const file = this.options.witnessFile;
+    if (!file) return null;
+    try {
+      if (statSync(dirname(file)).dev !== statSync(this.options.dir).dev) return null;
+    } catch {
+      return null;
+    }
+    return `the witness ${file} (audit.witness_file) is on the same device as audit.dir: it protects only against edits of the database alone; put it on another volume or host (an append-only mount, a log shipper's spool)`;
   }
 
   /** The checkpoint key's public half, for the JWKS. */
@@ -414,4 +437,13 @@ export class AuditTrail implements AuditRecorder {
     });
     return this.closed;
   }
+}
+
+/** The admin's one-time witness reset: the option, or GATEHOUSE_AUDIT_WITNESS_RESET (a checkpoint number). */
+function witnessResetOf(options: TrailOptions): number | undefined {
+  if (options.witnessReset !== undefined) return options.witnessReset;
+  const env = process.env.GATEHOUSE_AUDIT_WITNESS_RESET;
+  if (env === undefined || env === '') return undefined;
+  if (!/^[1-9][0-9]{0,15}$/.test(env)) throw new Error(`GATEHOUSE_AUDIT_WITNESS_RESET must be the number of the trail's newest checkpoint, not ${JSON.stringify(env)}`);
+  return Number(env);
 }

@@ -3,10 +3,10 @@
 // anchor. One tampered event is one problem: the scan goes on from the stored hash, and follows a
 // renumbering (an insertion or deletion that shifted later ids) instead of flagging every event after it.
 import { createHash, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { GENESIS_HASH, hashRow } from './chain.js';
+import { GENESIS_HASH, hashEvent, hashRow } from './chain.js';
 import { type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signatureProblem } from './checkpoint.js';
 import type { AuditRow } from './schema.js';
 import { readWitness } from './witness.js';
@@ -394,7 +394,8 @@ function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObje
   const checker = new ChainChecker(start, keys);
   const stored = db.prepare('select seq, event_id, jws from audit_checkpoints order by row').all() as { seq: number | null; event_id: number; jws: string }[];
   checker.checkpoints(stored, { stored: true, whole: true });
-  const anchorCp = anchorRow ? checkAnchor(checker, anchorRow, keys, options.archiveDir) : null;
+  const chained = stored.some((c) => c.seq !== null);
+  const anchorCp = anchorRow ? checkAnchor(checker, anchorRow, keys, options.archiveDir, chained) : null;
   // The chain left in the trail reaches back to its first checkpoint, or to the anchor's.
   const seqs = [...checker.chain.keys()];
   if (seqs.length > 0) {
@@ -430,11 +431,15 @@ function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObje
 
 /**
  * The anchor stands only on a checkpoint an archive run signed: it names the archive file and the
- * file's SHA-256, and that file must be in audit.archive_dir, unchanged. A checkpoint copied into
- * the anchor (to make the trail start later than it does) signs no archive. Anchors written before
- * checkpoints chained name no digest: their file must be there and end at the anchor's event.
+ * file's SHA-256, and that file must be in audit.archive_dir, unchanged, and verify in full (its
+ * events chain from the header's prev_hash to the anchor's event, its checkpoints are signed). A
+ * checkpoint copied into the anchor (to make the trail start later than it does) signs no archive.
+ * An anchor from before checkpoints chained names no digest: it is refused in a trail that has
+ * chained checkpoints (the writer re-signs a legacy anchor as checkpoint 1 before it signs any
+ * other), and in a legacy trail its archive must verify in full back to the first event (each
+ * archive's prev_hash the last hash of the archive before it), since anyone could write a file.
  */
-function checkAnchor(checker: ChainChecker, anchor: { event_id: number; hash: string; file: string; jws: string }, keys: ReadonlyMap<string, KeyObject>, archiveDir: string | undefined): Checkpoint | null {
+function checkAnchor(checker: ChainChecker, anchor: { event_id: number; hash: string; file: string; jws: string }, keys: ReadonlyMap<string, KeyObject>, archiveDir: string | undefined, chained: boolean): Checkpoint | null {
   const bad = (message: string) => checker.problem(anchor.event_id, 'bad_anchor', message);
   const opened = openCheckpoint(anchor.jws, keys);
   if ('problem' in opened) {
@@ -444,6 +449,10 @@ function checkAnchor(checker: ChainChecker, anchor: { event_id: number; hash: st
   const cp = opened.checkpoint;
   if (cp.event_id !== anchor.event_id || cp.hash !== anchor.hash) {
     bad(`the archive anchor (#${anchor.event_id}) does not match its signed checkpoint (#${cp.event_id})`);
+    return null;
+  }
+  if (cp.seq === undefined && chained) {
+    bad(`the anchor stands on a checkpoint from before checkpoints chained, in a trail with chained checkpoints: it signs no archive (a copied checkpoint); events up to #${anchor.event_id} were removed without an archive`);
     return null;
   }
   if (cp.seq !== undefined && !cp.archive) {
@@ -467,18 +476,78 @@ function checkAnchor(checker: ChainChecker, anchor: { event_id: number; hash: st
   const bytes = readFileSync(file);
   if (cp.archive) {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    if (sha256 !== cp.archive.sha256) bad(`the archive ${anchor.file} was changed after it was written (its SHA-256 is not the one the anchor's checkpoint signed)`);
+    if (sha256 !== cp.archive.sha256) {
+      bad(`the archive ${anchor.file} was changed after it was written (its SHA-256 is not the one the anchor's checkpoint signed)`);
+      return cp;
+    }
+    const read = checkArchiveBytes(bytes, { from_id: cp.archive.from_id, to_id: anchor.event_id, hash: anchor.hash }, keys);
+    if ('problem' in read) bad(`the archive ${anchor.file} ${read.problem}`);
     return cp;
   }
-  // Before archives were signed: the file must at least end at the anchor's event.
-  const lines = bytes.toString('utf8').trimEnd().split('\n');
-  const events = lines.slice(1).filter((l) => !l.startsWith('{"checkpoint"'));
-  let lastEvent: { id?: unknown; hash?: unknown } | null = null;
-  try {
-    lastEvent = JSON.parse(events.at(-1) ?? 'null');
-  } catch {
-    lastEvent = null;
-  }
-  if (lastEvent?.id !== anchor.event_id || lastEvent?.hash !== anchor.hash) bad(`the archive ${anchor.file} does not end at the anchor's event #${anchor.event_id}`);
+  const problem = legacyArchiveProblem(archiveDir, anchor, keys);
+  if (problem) checker.problem(anchor.event_id, problem.kind, problem.message);
   return cp;
+}
+
+/**
+ * An archive read in full: its header, its events chained from the header's prev_hash (ids one by
+ * one from from_id, every hash recomputed) to the event `expect` names, its checkpoints signed.
+ */
+export function checkArchiveBytes(bytes: Buffer | string, expect: { from_id?: number; to_id: number; hash: string }, keys: ReadonlyMap<string, KeyObject>): { from_id: number; prev_hash: string } | { problem: string } {
+  const lines = bytes.toString().split('\n');
+  type Header = { from_id?: unknown; to_id?: unknown; prev_hash?: unknown };
+  let header: Header | null = null;
+  try {
+    header = (JSON.parse(lines[0] ?? '') as { archive?: Header } | null)?.archive ?? null;
+  } catch {
+    header = null;
+  }
+  if (!header || typeof header.from_id !== 'number' || typeof header.to_id !== 'number' || typeof header.prev_hash !== 'string') return { problem: 'has no archive header (from_id, to_id, prev_hash)' };
+  if (header.to_id !== expect.to_id || (expect.from_id !== undefined && header.from_id !== expect.from_id)) return { problem: `holds #${header.from_id}..#${header.to_id}, not the events up to #${expect.to_id} the anchor names` };
+  let id = header.from_id - 1;
+  let prev = header.prev_hash;
+  for (let n = 1; n < lines.length; n++) {
+    const line = lines[n]!;
+    if (line.trim() === '') continue;
+    let value: { checkpoint?: unknown; id?: unknown; prev_hash?: unknown; hash?: unknown };
+    try {
+      value = JSON.parse(line);
+    } catch {
+      return { problem: `line ${n + 1} is not JSON` };
+    }
+    if (value && typeof value === 'object' && 'checkpoint' in value) {
+      const why = signatureProblem(String(value.checkpoint), keys);
+      if (why !== null) return { problem: `holds a checkpoint (line ${n + 1}) that is ${why}` };
+      continue;
+    }
+    if (!value || value.id !== id + 1 || value.prev_hash !== prev || typeof value.hash !== 'string') return { problem: `does not chain at line ${n + 1}: expected event #${id + 1} following the one before it` };
+    let recomputed: string;
+    try {
+      recomputed = hashEvent(value as Parameters<typeof hashEvent>[0]);
+    } catch {
+      recomputed = '';
+    }
+    if (recomputed !== value.hash) return { problem: `holds event #${value.id} (line ${n + 1}) whose content no longer matches its hash` };
+    id++;
+    prev = value.hash;
+  }
+  if (id !== expect.to_id || prev !== expect.hash) return { problem: `does not end at the anchor's event #${expect.to_id} with its hash (its events end at #${id})` };
+  return { from_id: header.from_id, prev_hash: header.prev_hash };
+}
+
+/** A legacy anchor's archive, and the archives before it, back to the first event of the trail. */
+export function legacyArchiveProblem(archiveDir: string, anchor: { event_id: number; hash: string; file: string }, keys: ReadonlyMap<string, KeyObject>): { kind: ProblemKind; message: string } | null {
+  let want: { to_id: number; hash: string; file: string } = { to_id: anchor.event_id, hash: anchor.hash, file: anchor.file };
+  for (let guard = 0; guard < 1_000_000; guard++) {
+    const path = join(archiveDir, want.file);
+    if (!existsSync(path)) return { kind: 'missing_archive', message: `the archive ${want.file}, which holds the events up to #${want.to_id}, is not in ${archiveDir} (audit.archive_dir)` };
+    const read = checkArchiveBytes(readFileSync(path), want, keys);
+    if ('problem' in read) return { kind: 'bad_anchor', message: `the archive ${want.file} ${read.problem}` };
+    if (read.from_id === 1) return read.prev_hash === GENESIS_HASH ? null : { kind: 'bad_anchor', message: `the archive ${want.file} starts at #1 but not from the chain's first hash` };
+    const before = `-${String(read.from_id - 1).padStart(12, '0')}.jsonl`;
+    const name = readdirSync(archiveDir).find((f) => f.startsWith('audit-') && f.endsWith(before));
+    if (!name) return { kind: 'missing_archive', message: `the archive ${want.file} starts at #${read.from_id}, and no archive in ${archiveDir} (audit.archive_dir) holds the events before it: an anchor from before checkpoints chained is believed only with its archives back to #1` };
+    want = { to_id: read.from_id - 1, hash: read.prev_hash, file: name };
+  }
+  return { kind: 'bad_anchor', message: 'the archives do not lead back to #1' };
 }

@@ -5,7 +5,7 @@
 // so a SIEM's copy of the gateway log serves as a witness too. Only the JWS in a line counts: the
 // other fields are for people and are read back from the JWS.
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type Checkpoint, readCheckpoint } from './checkpoint.js';
 
 export interface WitnessEntry extends Checkpoint {
@@ -126,7 +126,7 @@ export class WitnessWriter {
 export function witnessFileOf(configured: string, stateDir: string, auditDir: string): string {
   const file = resolve(configured || join(stateDir, 'audit-witness.jsonl'));
   const rel = relative(resolve(auditDir), file);
-  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+  if (rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))) {
     throw new Error(`audit.witness_file: ${file} is inside audit.dir (${resolve(auditDir)}); a witness must live where a rewrite of the trail's folder does not reach (another volume, an append-only mount)`);
   }
   try {

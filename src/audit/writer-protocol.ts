@@ -10,6 +10,9 @@ export interface WriterData {
   knownKeys: [kid: string, spkiPem: string][];
   checkpointMs: number;
   witnessFile?: string;
+  archiveDir?: string;
+  /** GATEHOUSE_AUDIT_WITNESS_RESET: the trail's newest checkpoint number, to start the witness again from it. */
+  witnessReset?: number;
 }
 
 export type ToWriter =

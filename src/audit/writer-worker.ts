@@ -26,7 +26,11 @@ const message = (err: unknown) => {
 };
 
 function open(): TrailWriter {
-  writer ??= TrailWriter.open(data.dir, key, data.witnessFile ? { witnessFile: data.witnessFile } : {});
+  writer ??= TrailWriter.open(data.dir, key, {
+    ...(data.witnessFile ? { witnessFile: data.witnessFile } : {}),
+    ...(data.archiveDir ? { archiveDir: data.archiveDir } : {}),
+    ...(data.witnessReset !== undefined ? { witnessReset: data.witnessReset } : {}),
+  });
   return writer;
 }
 

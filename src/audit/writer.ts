@@ -1,12 +1,15 @@
 // The single writer of the trail: numbers events, chains them, and commits a whole batch in one
 // transaction (one fsync). Runs inside the writer thread (writer-worker.ts); synchronous by design.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { canonicalJson } from './canonical.js';
 import { hashRow, GENESIS_HASH } from './chain.js';
 import type { AuditInput } from './event.js';
 import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signCheckpoint } from './checkpoint.js';
 import { type AuditRow, openAuditDb } from './schema.js';
+import { legacyArchiveProblem } from './verify.js';
 import type { AuditSigningKey } from './signing-key.js';
 import { lastWitnessEntry, WitnessWriter } from './witness.js';
 
@@ -68,6 +71,14 @@ export class TrailTamperedError extends Error {
 export interface WriterOptions {
   /** audit.witness_file: every checkpoint is appended there too; checked against the trail at open. */
   witnessFile?: string;
+  /** audit.archive_dir: a legacy anchor's archive is checked there before it is re-signed as checkpoint 1. */
+  archiveDir?: string;
+  /**
+   * The admin's one-time reset of a missing, empty or cut-back witness: the number of the trail's
+   * newest checkpoint (GATEHOUSE_AUDIT_WITNESS_RESET). The witness then starts again from that
+   * checkpoint and the trail records an `audit.witness_reset` event; any other number is ignored.
+   */
+  witnessReset?: number;
 }
 
 interface StoredCheckpoint {
@@ -101,7 +112,44 @@ export class TrailWriter {
     const cp = db.prepare('select event_id, time from audit_checkpoints order by event_id desc, row desc limit 1').get() as { event_id: number; time: number } | undefined;
     this.lastCheckpoint = { event_id: cp?.event_id ?? 0, at: cp?.time ?? 0 };
     this.checkSigned();
-    if (options.witnessFile) this.openWitness(options.witnessFile);
+    if (options.witnessFile) this.openWitness(options.witnessFile, options.witnessReset);
+    this.adoptLegacyAnchor(options.archiveDir);
+    if (this.witnessResetBy) {
+      const r = this.witnessResetBy;
+      const input: AuditInput = {
+        actor: { user: null, groups: [], auth_method: null, ip: null },
+        action: 'audit.witness_reset',
+        object: 'audit:witness',
+        decision: 'allow',
+        reason: `the witness was ${r.why === 'behind' ? `cut back to checkpoint ${r.had}` : r.why} and was started again from checkpoint ${this.chain!.seq} by GATEHOUSE_AUDIT_WITNESS_RESET`,
+        details: { file: r.file, witness_had: r.had, restarted_at: this.chain!.seq },
+      };
+      this.append([pendingRowOf(input, Date.now())]);
+      this.checkpoint();
+    }
+  }
+
+  /** Set when this start reset the witness (recorded as an audit.witness_reset event). */
+  witnessResetBy: { file: string; had: number | null; why: string } | null = null;
+
+  /**
+   * A trail archived before checkpoints chained has an anchor that names no digest. Before the
+   * first chained checkpoint is signed, its archive is checked in full back to #1 and re-signed as
+   * checkpoint 1, naming the file and its SHA-256: from then on the anchor stands on a signed
+   * archive, and a legacy anchor in a chained trail is a copied checkpoint.
+   */
+  private adoptLegacyAnchor(archiveDir: string | undefined): void {
+    if (this.chain) return;
+    const anchor = this.db.prepare('select event_id, hash, file from audit_anchor').get() as { event_id: number; hash: string; file: string } | undefined;
+    if (!anchor) return;
+    if (archiveDir === undefined) throw new TrailTamperedError(`the archive anchor (#${anchor.event_id}) is from before checkpoints chained and no audit.archive_dir is given to check its archive ${anchor.file}`);
+    const problem = legacyArchiveProblem(archiveDir, anchor, this.key.known);
+    if (problem) throw new TrailTamperedError(`the archive anchor (#${anchor.event_id}) cannot be re-signed: ${problem.message}; run gatehouse audit verify`);
+    const bytes = readFileSync(join(archiveDir, anchor.file));
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const from = (JSON.parse(bytes.toString('utf8').split('\n', 1)[0]!) as { archive: { from_id: number } }).archive.from_id;
+    const cp = this.signAt(anchor.event_id, anchor.hash, new Date(), { file: anchor.file, sha256, from_id: from, to_id: anchor.event_id });
+    this.db.prepare('update audit_anchor set jws = ? where one = 1').run(cp.jws);
   }
 
   /** Opens the trail, after checking that its tail and its witness agree with its signed checkpoints. */
@@ -128,7 +176,15 @@ export class TrailWriter {
       this.authentic(top, 'the newest checkpoint');
       this.chain = { seq: top.seq!, digest: checkpointDigest(top.jws) };
     }
-    const anchor = db.prepare('select event_id, hash from audit_anchor').get() as { event_id: number; hash: string } | undefined;
+    const anchor = db.prepare('select event_id, hash, file, jws from audit_anchor').get() as { event_id: number; hash: string; file: string; jws: string } | undefined;
+    if (anchor) {
+      const opened = openCheckpoint(anchor.jws, this.key.known);
+      if ('problem' in opened) throw new TrailTamperedError(`the archive anchor's checkpoint (#${anchor.event_id}) is ${opened.problem}; run gatehouse audit verify`);
+      const a = opened.checkpoint;
+      if (a.event_id !== anchor.event_id || a.hash !== anchor.hash) throw new TrailTamperedError(`the archive anchor (#${anchor.event_id}) does not match its signed checkpoint (#${a.event_id}); run gatehouse audit verify`);
+      if (a.seq === undefined && top) throw new TrailTamperedError(`the archive anchor (#${anchor.event_id}) stands on a checkpoint from before checkpoints chained, in a trail with chained checkpoints: a copied checkpoint, not an archive run's; events up to #${anchor.event_id} were removed without an archive; run gatehouse audit verify`);
+      if (a.seq !== undefined && (!a.archive || a.archive.file !== anchor.file || a.archive.to_id !== anchor.event_id)) throw new TrailTamperedError(`the archive anchor's checkpoint ${a.seq} (#${anchor.event_id}) signs no archive named ${anchor.file}: events up to #${anchor.event_id} were removed without an archive; run gatehouse audit verify`);
+    }
     const signed = db.prepare('select seq, event_id, hash, jws from audit_checkpoints order by event_id desc, row desc limit 1').get() as StoredCheckpoint | undefined;
     let from = anchor ? { id: anchor.event_id, hash: anchor.hash } : { id: 0, hash: GENESIS_HASH };
     if (signed && signed.event_id > from.id) {
@@ -160,15 +216,15 @@ export class TrailWriter {
   }
 
   /**
-   * The witness must hold nothing the trail lacks: its last checkpoint is in the trail, the same
-   * JWS, and its event still has that hash. Checkpoints the witness missed (a crash between the
-   * two writes) are appended now, once they chain to its last one.
+   * The witness must hold nothing the trail lacks, and lack nothing the trail holds: its last
+   * checkpoint is the trail's newest one (the same JWS, its event still with that hash). A missing,
+   * empty or cut-back witness is refused while the trail has checkpoints (cut back together with a
+   * rewritten trail it would vouch for the forgery), unless the admin resets it (witnessReset naming
+   * the trail's newest checkpoint): it then starts again from that checkpoint, and the trail records
+   * an `audit.witness_reset` event, signed at once.
    */
-  private openWitness(file: string): void {
+  private openWitness(file: string, reset: number | undefined): void {
     const exists = existsSync(file);
-    if (!exists && this.chain) {
-      throw new TrailTamperedError(`the witness file ${file} (audit.witness_file) is missing, but the trail has ${this.chain.seq} signed checkpoint(s): restore it; to start a new witness from the current head instead, create it empty`);
-    }
     const io = <T>(what: () => T): T => {
       try {
         return what();
@@ -176,9 +232,23 @@ export class TrailWriter {
         throw new Error(`audit.witness_file ${file}: ${(err as Error).message}`);
       }
     };
-    const last = exists ? io(() => lastWitnessEntry(file)) : null;
+    let last = exists ? io(() => lastWitnessEntry(file)) : null;
     const stored = (seq: number) => this.db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq = ?').get(seq) as StoredCheckpoint | undefined;
-    let from = 0;
+    const resetting = this.chain !== null && reset === this.chain.seq;
+    const refuse = (why: string) => {
+      if (resetting) return;
+      throw new TrailTamperedError(
+        `${why}: restore it from a copy; to start the witness again from the trail's newest checkpoint instead, start the gateway once with GATEHOUSE_AUDIT_WITNESS_RESET=${this.chain!.seq} (recorded in the trail as audit.witness_reset)`,
+      );
+    };
+    let wasReset: { had: number | null; why: string } | null = null;
+    if (this.chain && !exists) {
+      refuse(`the witness file ${file} (audit.witness_file) is missing, but the trail has ${this.chain.seq} signed checkpoint(s)`);
+      wasReset = { had: null, why: 'missing' };
+    } else if (this.chain && !last) {
+      refuse(`the witness file ${file} (audit.witness_file) holds no checkpoint, but the trail has ${this.chain.seq}`);
+      wasReset = { had: null, why: 'empty' };
+    }
     if (last) {
       const opened = openCheckpoint(last.jws, this.key.known);
       if ('problem' in opened) throw new TrailTamperedError(`the last checkpoint in the witness ${file} is ${opened.problem}`);
@@ -194,9 +264,15 @@ export class TrailWriter {
         const row = this.db.prepare('select hash from audit_events where id = ?').get(last.event_id) as { hash: string } | undefined;
         if (row?.hash !== last.hash) throw new TrailTamperedError(`event #${last.event_id} ${row ? 'differs from' : 'is gone, though it is in'} the witness ${file}: the trail was rewritten or cut`);
       }
-      from = last.seq!;
+      if (last.seq! < this.chain.seq) {
+        refuse(`the witness ${file} ends at checkpoint ${last.seq} (event #${last.event_id}), but the trail's checkpoints go on to ${this.chain.seq}: the witness was cut back (or lost its last lines)`);
+        wasReset = { had: last.seq!, why: 'behind' };
+        last = null;
+      }
     }
-    // Catch up, each one chained to the one before it; a new witness starts at the newest checkpoint.
+    this.witnessResetBy = wasReset ? { file, had: wasReset.had, why: wasReset.why } : null;
+    let from = last ? last.seq! : 0;
+    // Catch up (none when it ends at the newest); a new or reset witness starts at the newest checkpoint.
     const missed = (last ? this.db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq > ? order by seq').all(from) : this.chain ? [stored(this.chain.seq)!] : []) as StoredCheckpoint[];
     if (!last && this.chain) from = this.chain.seq - 1;
     const chained: Checkpoint[] = [];

@@ -7,11 +7,12 @@
 // thread and SQLite file; one test runs the real gateway process.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAuditDb, readWitness, rotateAuditKey, verifyTrail, type VerifyOptions, witnessFileOf } from '../../src/audit/index.js';
-import { hashRow } from '../../src/audit/chain.js';
+import { eventOf, GENESIS_HASH, hashRow } from '../../src/audit/chain.js';
 import { checkpointDigest, readCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.js';
 import type { AuditRow } from '../../src/audit/schema.js';
 import { auditKeyFromPem } from '../../src/audit/signing-key.js';
@@ -203,6 +204,106 @@ describe('the anchor is checked against the archive that made it (3a)', () => {
   });
 });
 
+describe('an anchor from before checkpoints chained (3a, old-style)', () => {
+  let base: Built;
+  beforeAll(async () => {
+    base = await build('legacy-anchor', 2, 10);
+  });
+
+  /** A pre-upgrade checkpoint (no number, no archive) of event `id`, as the migration keeps them. */
+  const legacyCheckpoint = (db: Database.Database, id: number) => signCheckpoint(key, id, row(db, id).hash, new Date());
+
+  /** A real archive of events from..to, as retention wrote it before archives were signed. */
+  function writeArchive(db: Database.Database, dir: string, from: number, to: number): string {
+    const rows = db.prepare('select * from audit_events where id between ? and ? order by id').all(from, to) as AuditRow[];
+    const name = `audit-${String(from).padStart(12, '0')}-${String(to).padStart(12, '0')}.jsonl`;
+    const header = { archive: { format: 1, from_id: from, to_id: to, prev_hash: rows[0]!.prev_hash, created_at: new Date().toISOString(), key: key.jwk } };
+    const cp = legacyCheckpoint(db, to);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, name), [JSON.stringify(header), ...rows.map((r) => JSON.stringify(eventOf(r))), JSON.stringify({ checkpoint: cp.jws })].join('\n') + '\n');
+    return name;
+  }
+
+  it('copied into the anchor of a chained trail, with the events before it deleted and a one-line archive: bad_anchor, and the gateway does not open it', async () => {
+    const b = copy(base, 'legacy-anchor-forged');
+    tamper(b, (db) => {
+      const cp = legacyCheckpoint(db, 5);
+      db.prepare('delete from audit_events where id <= 5').run();
+      db.prepare('insert or replace into audit_anchor (one, event_id, hash, file, jws) values (1, ?, ?, ?, ?)').run(5, cp.hash, 'audit-old.jsonl', cp.jws);
+      mkdirSync(b.archiveDir, { recursive: true });
+      writeFileSync(join(b.archiveDir, 'audit-old.jsonl'), `${JSON.stringify({ archive: { format: 1 } })}\n${JSON.stringify({ id: 5, hash: cp.hash })}\n`);
+    });
+    for (const o of [{}, { witnessFile: b.witnessFile }]) {
+      const report = verify(b, o);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'bad_anchor', event_id: 5, message: expect.stringMatching(/from before checkpoints chained, in a trail with chained checkpoints/) }));
+    }
+    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/archive anchor \(#5\) stands on a checkpoint from before checkpoints chained/);
+    expect(checkpointRows(b)).toHaveLength(2); // nothing signed over it
+  });
+
+  /** A legacy trail: no chained checkpoints, a pre-upgrade anchor on #10 (events #1..#10 archived), a legacy checkpoint on #20. */
+  function legacyTrail(name: string, archive: (db: Database.Database, b: Built) => string): Built {
+    const b = copy(base, name);
+    rmSync(b.witnessFile); // before the upgrade there was no witness
+    tamper(b, (db) => {
+      const file = archive(db, b);
+      const anchor = legacyCheckpoint(db, 10);
+      const top = legacyCheckpoint(db, 20);
+      db.prepare('delete from audit_checkpoints').run();
+      db.prepare('insert into audit_checkpoints (seq, event_id, hash, time, kid, prev, jws) values (null, ?, ?, ?, ?, null, ?)').run(20, top.hash, Date.now(), top.kid, top.jws);
+      db.prepare('insert or replace into audit_anchor (one, event_id, hash, file, jws) values (1, ?, ?, ?, ?)').run(10, anchor.hash, file, anchor.jws);
+      db.prepare('delete from audit_events where id <= 10').run();
+    });
+    return b;
+  }
+
+  it('in a legacy trail, its archive must verify in full back to #1: a forged or partial archive is found and not re-signed', async () => {
+    const oneLine = legacyTrail('legacy-one-line', (db, b) => {
+      mkdirSync(b.archiveDir, { recursive: true });
+      writeFileSync(join(b.archiveDir, 'audit-old.jsonl'), `${JSON.stringify({ archive: { format: 1 } })}\n${JSON.stringify({ id: 10, hash: row(db, 10).hash })}\n`);
+      return 'audit-old.jsonl';
+    });
+    expect(verify(oneLine).problems).toEqual([expect.objectContaining({ kind: 'bad_anchor', event_id: 10, message: expect.stringMatching(/audit-old\.jsonl has no archive header/) })]);
+    await expect(AuditTrail.open(opts(oneLine))).rejects.toThrow(/archive anchor \(#10\) cannot be re-signed: the archive audit-old\.jsonl has no archive header/);
+
+    // Only the anchor's own event, with a header that chains it: #1..#9 are gone without an archive.
+    const partial = legacyTrail('legacy-partial', (db, b) => writeArchive(db, b.archiveDir, 10, 10));
+    expect(verify(partial).problems).toEqual([expect.objectContaining({ kind: 'missing_archive', event_id: 10, message: expect.stringMatching(/starts at #10, and no archive .* holds the events before it/) })]);
+    await expect(AuditTrail.open(opts(partial))).rejects.toThrow(/cannot be re-signed/);
+
+    // An edited event in the archive.
+    const edited = legacyTrail('legacy-edited', (db, b) => {
+      const name = writeArchive(db, b.archiveDir, 1, 10);
+      const path = join(b.archiveDir, name);
+      writeFileSync(path, readFileSync(path, 'utf8').replace('"reason":"', '"reason":"(quietly) '));
+      return name;
+    });
+    expect(verify(edited).problems).toEqual([expect.objectContaining({ kind: 'bad_anchor', event_id: 10, message: expect.stringMatching(/holds event #1 .* no longer matches its hash/) })]);
+  });
+
+  it('a genuine legacy trail verifies (its archives chained back to #1), and the gateway re-signs its anchor as checkpoint 1 naming the archive', async () => {
+    const b = legacyTrail('legacy-real', (db, bb) => {
+      writeArchive(db, bb.archiveDir, 1, 4);
+      return writeArchive(db, bb.archiveDir, 5, 10);
+    });
+    expect(verify(b)).toMatchObject({ ok: true, first_id: 11, anchor: { event_id: 10 } });
+    const trail = await AuditTrail.open(opts(b));
+    await trail.record(input(1));
+    await trail.close();
+    const anchorCp = readCheckpoint((openAuditDb(b.dir, { readonly: true }).prepare('select jws from audit_anchor').get() as { jws: string }).jws);
+    expect(anchorCp).toMatchObject({ checkpoint: { seq: 1, event_id: 10, archive: { file: 'audit-000000000005-000000000010.jsonl', from_id: 5, to_id: 10 } } });
+    expect(verify(b, { witnessFile: b.witnessFile })).toMatchObject({ ok: true, anchor: { event_id: 10 } });
+    expect(readWitness(b.witnessFile).entries.map((e) => [e.seq, e.event_id])).toEqual([
+      [1, 10],
+      [2, 21],
+    ]);
+    // And it opens again (the anchor now stands on a signed archive).
+    const again = await AuditTrail.open(opts(b));
+    await again.close();
+  });
+});
+
 describe('a rewritten suffix is not signed over (3b)', () => {
   let base: Built;
   beforeAll(async () => {
@@ -247,19 +348,35 @@ describe('a rewritten suffix is not signed over (3b)', () => {
     await expect(AuditTrail.open(opts(b))).rejects.toThrow(/event #62, after the last signed event #60, does not chain/);
   });
 
-  it('a missing witness stops the start; an empty one starts a new witness from the newest checkpoint', async () => {
+  it('a missing, empty or cut-back witness stops the start; only an explicit reset naming the newest checkpoint starts it again, recorded in the trail', async () => {
     const b = copy(base, 'witness-missing');
+    const lines = readFileSync(b.witnessFile, 'utf8');
     rmSync(b.witnessFile);
-    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness file .* is missing, but the trail has 3 signed checkpoint/);
+    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness file .* is missing, but the trail has 3 signed checkpoint.*GATEHOUSE_AUDIT_WITNESS_RESET=3/);
     writeFileSync(b.witnessFile, '');
-    const trail = await AuditTrail.open(opts(b));
+    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness file .* holds no checkpoint, but the trail has 3/);
+    // Cut back to before checkpoint 3 (what an insider does along with a rewrite of the trail).
+    writeFileSync(b.witnessFile, lines.split('\n').slice(0, 2).join('\n') + '\n');
+    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness .* ends at checkpoint 2 \(event #40\), but the trail's checkpoints go on to 3: the witness was cut back/);
+    await expect(AuditTrail.open({ ...opts(b), witnessReset: 2 })).rejects.toThrow(/cut back/); // a reset names the newest checkpoint
+    expect(checkpointRows(b)).toHaveLength(3);
+
+    const trail = await AuditTrail.open({ ...opts(b), witnessReset: 3 });
     await trail.record(input(1));
     await trail.close();
+    const reset = openAuditDb(b.dir, { readonly: true }).prepare("select id, reason, details from audit_events where action = 'audit.witness_reset'").all() as { id: number; reason: string; details: string }[];
+    expect(reset).toEqual([{ id: 61, reason: expect.stringMatching(/cut back to checkpoint 2 .* started again from checkpoint 3/), details: JSON.stringify({ file: b.witnessFile, restarted_at: 3, witness_had: 2 }) }]);
     expect(readWitness(b.witnessFile).entries.map((e) => [e.seq, e.event_id])).toEqual([
+      [1, 20],
+      [2, 40],
       [3, 60],
       [4, 61],
+      [5, 62],
     ]);
     expect(verify(b, { witnessFile: b.witnessFile }).ok).toBe(true);
+    // One start: the witness now agrees, and the next start needs no reset.
+    const again = await AuditTrail.open(opts(b));
+    await again.close();
   });
 
   it('the real gateway refuses to start on a rewritten suffix, and audit verify --witness locates it', async () => {
@@ -310,6 +427,37 @@ describe('the witness', () => {
     expect(existsSync(state)).toBe(true); // its folder is made
     expect(() => witnessFileOf(join(state, 'audit', 'w.jsonl'), state, join(state, 'audit'))).toThrow(/audit\.witness_file: .* is inside audit\.dir/);
     expect(witnessFileOf(join(root, 'elsewhere', 'w.jsonl'), state, join(state, 'audit'))).toBe(join(root, 'elsewhere', 'w.jsonl'));
+    // A name that starts with two dots is still inside.
+    expect(() => witnessFileOf(join(state, 'audit', '..w'), state, join(state, 'audit'))).toThrow(/audit\.witness_file: .* is inside audit\.dir/);
+    expect(witnessFileOf(join(state, 'audit', '..', 'w2.jsonl'), state, join(state, 'audit'))).toBe(join(state, 'w2.jsonl'));
+  });
+
+  it('on the same device as audit.dir (the default) is warned about, in the log and in health (/readyz)', async () => {
+    const b = copy(base, 'witness-same-device');
+    const warned: string[] = [];
+    const trail = await AuditTrail.open(opts(b));
+    trail.attachLog({ info() {}, warn: (_o: object, msg: string) => warned.push(msg), error() {} });
+    const health = trail.health();
+    await trail.close();
+    expect(statSync(dirname(b.witnessFile)).dev).toBe(statSync(b.dir).dev);
+    expect(health.warning).toMatch(/witness .* is on the same device as audit\.dir: it protects only against edits of the database alone/);
+    expect(warned).toEqual([expect.stringMatching(/same device as audit\.dir/)]);
+  });
+
+  it.skipIf(!existsSync('/dev/shm') || statSync('/dev/shm').dev === statSync(tmpdir()).dev)('on another device is not warned about', async () => {
+    const b = copy(base, 'witness-other-device');
+    const elsewhere = mkdtempSync('/dev/shm/gatehouse-witness-');
+    const witnessFile = join(elsewhere, 'w.jsonl');
+    copyFileSync(b.witnessFile, witnessFile);
+    try {
+      const trail = await AuditTrail.open({ ...opts(b), witnessFile });
+      const health = trail.health();
+      await trail.close();
+      expect(health.available).toBe(true);
+      expect(health.warning).toBeUndefined();
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   beforeAll(async () => {
