@@ -8,6 +8,7 @@
 import { setImmediate as pause } from 'node:timers/promises';
 import { casbin, type Enforcer } from './casbin.js';
 import type { PolicyLine } from './lines.js';
+import type { Node } from './matcher.js';
 import { EFFECTS, type PolicyModel } from './model.js';
 import type { PolicySnapshot } from './snapshot.js';
 import { USER_MATCH_FUNCTION, USER_PLACEHOLDER, userKeyMatch } from './user-pattern.js';
@@ -236,6 +237,53 @@ export function strangerProbes(policyText: string): Probe[] {
   return ['dataset:', 'audit:', 'job:', 'policy:', 'cert:'].flatMap((kind) => [...ACTIONS, `${name}-action`].map((action) => ({ person, object: `${kind}${name}`, labels: [], action })));
 }
 
+/** Every string literal in the matcher. */
+export function matcherLiterals(model: PolicyModel): string[] {
+  const out = new Set<string>();
+  const walk = (n: Node): void => {
+    if (n.t === 'str') out.add(n.v);
+    else if (n.t === 'or' || n.t === 'and' || n.t === 'eq') {
+      walk(n.l);
+      walk(n.r);
+    } else if (n.t === 'not') walk(n.e);
+    else if (n.t === 'call') n.args.forEach(walk);
+  };
+  walk(model.matcher.tree);
+  return [...out].sort();
+}
+
+/**
+ * Requests about the matcher's literals, each taken as a subject, an object and a label: each literal
+ * as a user in every group of the policy, someone in every group, each literal object, and a fresh
+ * dataset with each literal label, asked of everyone in the sample too. Empty without literals.
+ */
+export function literalProbes(snapshot: PolicySnapshot, policyText: string, sampled: readonly Probe[]): Probe[] {
+  const { model } = snapshot;
+  const literals = matcherLiterals(model);
+  if (literals.length === 0) return [];
+  const bare = (v: string, prefix: string) => (v.startsWith(prefix) ? v.slice(prefix.length) : v);
+  let stranger = 'gatehouse-literal';
+  for (let i = 0; policyText.includes(stranger) || literals.some((l) => l.includes(stranger)); i++) stranger = `gatehouse-literal-${i}`;
+  const policyGroups = model.subjectRoles ? [...snapshot.graphs.get(model.subjectRoles)!.names()].filter((n) => n.startsWith('group:')).map((n) => bare(n, 'group:')) : [];
+  const groups = [...new Set([...policyGroups, ...literals.filter((l) => l.startsWith('group:')).map((l) => bare(l, 'group:'))])].sort().slice(0, 50);
+  // Stock Casbin is given each person's groups as links, so a name stands for one person only: a
+  // literal naming someone the sample already asks about is asked about with the sample's groups.
+  const sampledPeople = new Map<string, Person>();
+  for (const p of sampled) sampledPeople.set(p.person.user, p.person);
+  const people: Person[] = [{ user: `${stranger}-everyone`, groups }];
+  for (const user of new Set(literals.map((l) => bare(l, 'user:')))) if (!sampledPeople.has(user)) people.push({ user, groups });
+  const objects = [...new Set([...sampled.map((p) => p.object), ...literals.filter((l) => objectProblem(l) === null)])];
+  const labelled: [string, string[]][] = literals.map((l, i) => [`dataset:${stranger}-labelled-${i}`, [bare(l, 'label:')]]);
+  const probes: Probe[] = [];
+  for (const person of people) {
+    for (const object of objects) for (const action of ACTIONS) probes.push({ person, object, labels: [], action });
+  }
+  for (const person of [...people, ...sampledPeople.values()]) {
+    for (const [object, labels] of labelled) for (const action of ACTIONS) probes.push({ person, object, labels, action });
+  }
+  return probes;
+}
+
 const corpusResults = new Map<string, string[]>();
 
 /**
@@ -269,6 +317,8 @@ export async function conformanceProblems(modelText: string, snapshot: PolicySna
   const built = s.whole ? { snapshot, problems: [] } : await build(s.policy);
   const ours = built.snapshot;
   if (!ours) return [`the model cannot be checked on a sample of this policy: ${built.problems[0]?.message ?? 'unknown problem'}`];
-  const found = await differences(model, ours, s.policy, s.probes);
+  // The names the matcher itself mentions are asked about first (lint refuses literals in the
+  // matcher already; this is the second wall).
+  const found = await differences(model, ours, s.policy, [...literalProbes(snapshot, policyText, s.probes), ...s.probes]);
   return found.map((d) => `decides differently from stock Casbin with the canonical matcher, on this policy's lines: ${d}`);
 }

@@ -106,17 +106,24 @@ export async function lintFiles(dir: string, files: PolicyFiles, options: LintOp
       return { problems: [...result.problems, ...problems] };
     }
   }
-  if (options.tests !== false && typeof files.tests === 'string') {
+  // A folder read without tests.yaml (null) fails here: deleting the file must not turn the tests
+  // off (policies.require_tests). Absent (undefined) means the caller did not read the folder.
+  if (options.tests !== false && files.tests !== undefined) {
     const failures = testProblems(result.snapshot, files.tests);
     if (failures.length > 0) return { problems: [...result.problems, ...failures] };
   }
   return result;
 }
 
-/** tests.yaml run against a built version: a problem per unreadable or failing case. */
-export function testProblems(snapshot: PolicySnapshot, text: string): PolicyProblem[] {
-  const { cases, problems } = parsePolicyTests(text);
+const NO_TESTS_HINT = `add ${TESTS_FILE} with the cases this policy must decide (policies/${TESTS_FILE} in the distribution is an example), or set policies.require_tests: false in the gateway's config to serve without tests`;
+
+/** tests.yaml (null: the folder has none) run against a built version: a problem per missing, unreadable or failing case. */
+export function testProblems(snapshot: PolicySnapshot, text: string | null): PolicyProblem[] {
+  if (text === null) return [{ severity: 'error', file: TESTS_FILE, line: null, message: `policies.require_tests is on but ${TESTS_FILE} is missing`, hint: NO_TESTS_HINT }];
+  // Nothing but blank lines and comments: no cases, said as such.
+  const { cases, problems } = /^[ \t]*[^#\s]/m.test(text) ? parsePolicyTests(text) : { cases: [], problems: [] };
   if (problems.length > 0) return problems.map((p) => ({ ...p, severity: 'error' as const, message: `${p.message} (the policy's tests cannot be read, so the version is not served)` }));
+  if (cases.length === 0) return [{ severity: 'error', file: TESTS_FILE, line: null, message: `policies.require_tests is on but ${TESTS_FILE} has no cases`, hint: NO_TESTS_HINT }];
   return runPolicyTests(snapshot, cases)
     .filter((r) => !r.passed)
     .map((r) => ({ severity: 'error' as const, file: TESTS_FILE, line: r.line || null, message: `test "${r.name}" fails: expected ${r.expected}, got ${r.got} (${r.detail})`, hint: 'fix the policy, or the case if the change is meant; the previous version keeps serving meanwhile' }));

@@ -9,6 +9,9 @@ import { USER_MATCH_FUNCTION } from './user-pattern.js';
 /** Object functions a rule's object may be matched with: f(r.obj, p.obj). */
 const OBJECT_FUNCTIONS = ['keyMatch', 'keyMatch2', 'keyMatch3', 'keyMatch4', 'keyMatch5', 'globMatch', 'regexMatch'];
 
+/** Every term a matcher may hold; anything else (a literal, p.eft, !, !=) is refused. */
+export const SANCTIONED_TERMS = 'g(r.sub, p.sub) or r.sub == p.sub; an object match f(r.obj, p.obj) (keyMatch, keyMatch2-5, globMatch, regexMatch), userKeyMatch(r.obj, p.obj, r.sub), r.obj == p.obj or g2(r.obj, p.obj); and r.act == p.act';
+
 export const REQUIRED_TERMS = 'g(r.sub, p.sub) (or r.sub == p.sub), an object match such as keyMatch(r.obj, p.obj), and r.act == p.act';
 
 /** The matcher as people wrote it (r.sub, not r_sub), for messages. */
@@ -86,6 +89,33 @@ export function matcherProblems(model: PolicyModel): string[] {
     return n.args.length === 2 && (OBJECT_FUNCTIONS.includes(n.fn) || (model.roleTypes.includes(n.fn) && n.fn !== model.subjectRoles));
   };
   const actionTerm = (n: Node) => n.t === 'eq' && !n.neg && ((isVar(n.l, 'r', R.act) && isVar(n.r, 'p', P.act)) || (isVar(n.r, 'r', R.act) && isVar(n.l, 'p', P.act)));
+
+  // Nothing but the sanctioned terms, joined by && and ||. A name in the matcher ("user:quinn",
+  // "label:pii"), the effect (p.eft) or any other term can exempt someone or something from the deny
+  // lines while every alternative still holds the three terms: `<shipped> && !(r.sub == "user:quinn"
+  // && p.eft == "deny")` let contractor quinn read pii. The canonical matcher has none of them.
+  const leafProblems: string[] = [];
+  const mentions = (n: Node): void => {
+    if (n.t === 'str') problems.push(`${JSON.stringify(n.v)} is a string literal: a matcher names no person, object or label (the policy lines do), and one named here can be exempted from the deny lines; the canonical matcher has no literal`);
+    if (n.t === 'var' && n.side === 'p' && P.eft !== null && n.index === P.eft) problems.push('p.eft is the effect of a line: only the policy effect (e = ...) reads it; in the matcher it can switch the deny lines off, and the canonical matcher does not mention it');
+    if (n.t === 'or' || n.t === 'and' || n.t === 'eq') {
+      mentions(n.l);
+      mentions(n.r);
+    } else if (n.t === 'not') mentions(n.e);
+    else if (n.t === 'call') n.args.forEach(mentions);
+  };
+  mentions(tree);
+  const leaves = (n: Node): void => {
+    if (n.t === 'or' || n.t === 'and') {
+      leaves(n.l);
+      leaves(n.r);
+    } else if (n.t !== 'bool' && n.t !== 'str' && !subjectTerm(n) && !objectAtom(n) && !actionTerm(n)) {
+      // (A constant alone is reported above.)
+      leafProblems.push(`the term ${show(n, names)} is not one of the terms a matcher is made of: it must only join, with && and || (and parentheses), ${SANCTIONED_TERMS}; no !, no !=, no other comparison or function`);
+    }
+  };
+  leaves(tree);
+  problems.push(...leafProblems);
 
   const ways = disjuncts(tree);
   for (const way of ways) {

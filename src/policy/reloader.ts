@@ -6,7 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { AuditActor } from '../audit/index.js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileHashes, lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles } from './load.js';
+import { fileHashes, lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles, testProblems } from './load.js';
 import { TESTS_FILE } from './policy-tests.js';
 import { formatProblem, PolicyError, type PolicyProblem } from './problems.js';
 import type { PolicySnapshot } from './snapshot.js';
@@ -50,6 +50,8 @@ export class PolicyReloader {
   private running: Promise<ReloadOutcome> | undefined;
   private readonly queue: { trigger: ReloadTrigger; waiters: { resolve: (o: ReloadOutcome) => void; reject: (e: unknown) => void }[] }[] = [];
   private signature = '';
+  /** SHA-256 of the tests.yaml the serving version last passed (null: none was read). */
+  private testsHash: string | null = null;
   private closed = false;
   readonly counts = { loaded: 0, unchanged: 0, failed: 0 };
   private readonly listeners: ((outcome: ReloadOutcome) => void)[] = [];
@@ -72,6 +74,7 @@ export class PolicyReloader {
     if (!result.snapshot) throw new PolicyError(result.problems);
     const reloader = new PolicyReloader(dir, result.snapshot, options);
     reloader.last.files = fileHashes(files);
+    reloader.testsHash = reloader.last.files[TESTS_FILE] ?? null;
     reloader.signature = await reloader.fileSignature();
     if (options.watch ?? true) reloader.watchFiles();
     return reloader;
@@ -144,7 +147,14 @@ export class PolicyReloader {
       const files = await this.readSettled();
       hashes = fileHashes(files);
       const version = policyVersion(files);
-      if (version === previous.version) {
+      // The version is model.conf and policy.csv; tests.yaml changed alone is run against the serving
+      // version: a failing (or removed) test is refused and shown, though nothing new would serve.
+      const testsChanged = (this.options.requireTests ?? true) && hashes[TESTS_FILE] !== this.testsHash;
+      const testFailures = version === previous.version && testsChanged ? testProblems(previous, files.tests ?? null) : [];
+      if (testFailures.length > 0) {
+        outcome = done({ outcome: 'failed', version: previous.version, attempted_version: version, problems: testFailures });
+      } else if (version === previous.version) {
+        this.testsHash = hashes[TESTS_FILE] ?? null;
         outcome = done({ outcome: 'unchanged', version, attempted_version: version, problems: [...previous.warnings] });
       } else {
         const result = await lintFiles(this.dir, files, { yieldEvery: this.options.yieldEvery ?? 5_000, tests: this.options.requireTests ?? true });
@@ -161,6 +171,7 @@ export class PolicyReloader {
             throw err;
           }
           this.snapshot = result.snapshot;
+          this.testsHash = hashes[TESTS_FILE] ?? null;
           await this.record(outcome, false);
           return outcome;
         }

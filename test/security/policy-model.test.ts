@@ -13,6 +13,7 @@ import type * as CasbinModule from 'casbin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { decide, diffPolicies, explain, lintFiles, lintPolicy, loadPolicy, PolicyError, type PolicyProblem, PolicyReloader } from '../../src/policy/index.js';
+import { conformanceProblems } from '../../src/policy/conformance.js';
 import { userKeyMatch } from '../../src/policy/user-pattern.js';
 import { ROOT, runCli } from '../support/gatehouse.js';
 import { Stack } from '../support/stack.js';
@@ -82,17 +83,18 @@ describe('lint refuses a matcher that is true regardless of the policy lines', (
   });
 
   it('refuses a model that decides otherwise than stock Casbin on the differential set, naming the request', async () => {
-    // Passes the shape checks (one more && only narrows, one would think) but ignores every deny line.
-    const result = await lintFiles('/generated', { model: withMatcher('g(r.sub, p.sub) && (userKeyMatch(r.obj, p.obj, r.sub) || g2(r.obj, p.obj)) && r.act == p.act && p.eft != "deny"'), policy: POLICY });
+    // Passes the shape checks (only sanctioned terms, one more && only narrows, one would think) but
+    // drops every line given to a group or role: their denies too.
+    const result = await lintFiles('/generated', { model: withMatcher(`${SHIPPED_MATCHER} && r.sub == p.sub`), policy: POLICY });
     expect(result.snapshot).toBeUndefined();
-    expect(errors(result.problems)[0]).toMatchObject({ file: 'model.conf', message: expect.stringMatching(/decides differently from stock Casbin .*: user:\S+ .* this model allows, stock Casbin denies/) });
+    expect(errors(result.problems)[0]).toMatchObject({ file: 'model.conf', message: expect.stringMatching(/decides differently from stock Casbin .*: user:\S+ \(groups \S+\) read dataset:\S+: this model denies, stock Casbin allows/) });
   });
 
-  it('refuses a model that differs only on this policy’s own lines (the sample of the served policy)', async () => {
+  it('the comparison alone (behind the shape check) catches a model that differs only on this policy’s own lines', async () => {
     // Built-in lines have no role:contractors, so only the policy's own sample can show the difference.
-    const result = await lintFiles('/generated', { model: withMatcher('g(r.sub, p.sub) && (userKeyMatch(r.obj, p.obj, r.sub) || g2(r.obj, p.obj)) && r.act == p.act && p.sub != "role:contractors"'), policy: POLICY });
-    expect(result.snapshot).toBeUndefined();
-    expect(errors(result.problems)[0]).toMatchObject({ file: 'model.conf', message: expect.stringMatching(/on this policy's lines: user:\S+ \(groups contractors\) .*: this model denies, stock Casbin allows/) });
+    // The shape check refuses this matcher first (a string literal); the comparison is the second wall.
+    const found = await comparison(`${SHIPPED_MATCHER} && p.sub != "role:contractors"`);
+    expect(found[0]).toMatch(/on this policy's lines: user:\S+ \(groups [^)]*contractors[^)]*\) .*: this model allows, stock Casbin denies/);
   });
 
   it('refuses an effect that allows without a matching allow rule', async () => {
@@ -106,6 +108,77 @@ describe('lint refuses a matcher that is true regardless of the policy lines', (
     const r = await runCli(['policy', 'lint', '--dir', dir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/model\.conf:\d+: error: .*can be true without a policy line/);
+  });
+});
+
+const SHIPPED_MATCHER = /^m = (.*)$/m.exec(MODEL)![1]!;
+
+/** The stock-Casbin comparison alone, for a matcher the shape check would refuse first. */
+async function comparison(matcher: string, policy = POLICY): Promise<string[]> {
+  const model = withMatcher(matcher);
+  const built = await lintFiles('/generated', { model, policy }, { trustModel: true });
+  expect(built.snapshot, matcher).toBeDefined();
+  return conformanceProblems(model, built.snapshot!, policy, (p) => lintFiles('/generated', { model, policy: p }, { trustModel: true }));
+}
+
+// A security review found these passing lint, stock-Casbin comparison and tests.yaml: one more
+// `&&` term that names a person, an object or the effect exempts them from the deny lines.
+const EXEMPTIONS = [
+  // Contractor quinn reads personal data: the denies no longer apply to quinn.
+  `${SHIPPED_MATCHER} && !(r.sub == "user:quinn" && p.eft == "deny")`,
+  // The contractors' pii deny is off for everyone.
+  `${SHIPPED_MATCHER} && p.obj != "label:pii"`,
+  `${SHIPPED_MATCHER} && p.eft == "allow"`,
+  `${SHIPPED_MATCHER} && r.sub != "user:quinn"`,
+  `(g(r.sub, p.sub) || r.sub == "user:quinn") && (userKeyMatch(r.obj, p.obj, r.sub) || g2(r.obj, p.obj)) && r.act == p.act`,
+  `${SHIPPED_MATCHER} && !g(r.sub, "role:contractors")`,
+  // No literal, but the effect in the matcher.
+  `${SHIPPED_MATCHER} && p.eft != p.act`,
+  // No literal and no p.eft, but a term outside the sanctioned ones.
+  `${SHIPPED_MATCHER} && !(r.obj == p.obj)`,
+  `${SHIPPED_MATCHER} && r.sub != p.obj`,
+];
+
+describe('lint refuses a matcher that exempts a person, an object or an effect from the lines', () => {
+  for (const m of EXEMPTIONS) {
+    it(`refuses m = ${m}`, async () => {
+      const result = await lintFiles('/generated', { model: withMatcher(m), policy: POLICY, tests: TESTS });
+      expect(result.snapshot).toBeUndefined();
+      const e = errors(result.problems);
+      expect(e[0]).toMatchObject({ file: 'model.conf', line: MODEL.split('\n').findIndex((l) => l.startsWith('m = ')) + 1, hint: expect.stringMatching(/shipped matcher is g\(r\.sub, p\.sub\)/) });
+      expect(e.map((p) => p.message).join('\n')).toMatch(/string literal|p\.eft|only join/);
+      await expect(loadPolicy(folder({ model: withMatcher(m) }))).rejects.toBeInstanceOf(PolicyError);
+    });
+  }
+
+  it('says why: no names, no effect, nothing but the sanctioned terms', async () => {
+    const msg = (m: string) => lintFiles('/generated', { model: withMatcher(m), policy: POLICY }).then((r) => errors(r.problems).map((p) => p.message).join('\n'));
+    expect(await msg(EXEMPTIONS[0]!)).toMatch(/"user:quinn" is a string literal: a matcher names no person, object or label/);
+    expect(await msg(EXEMPTIONS[0]!)).toMatch(/p\.eft is the effect.*the policy effect \(e = \.\.\.\) reads it/);
+    expect(await msg(EXEMPTIONS[7]!)).toMatch(/the term !\(r\.obj == p\.obj\) is not one of the terms a matcher is made of: it must only join, with && and \|\|/);
+  });
+
+  it('a reload refuses the quinn exemption; quinn stays denied personal data', async () => {
+    const dir = folder();
+    const reloader = await PolicyReloader.start(dir, { watch: false });
+    try {
+      const quinn = { user: 'quinn', groups: ['contractors', 'data-science'] };
+      expect(decide(reloader.current(), quinn, 'dataset:customers', 'read').allowed).toBe(false);
+      writeFileSync(join(dir, 'model.conf'), withMatcher(EXEMPTIONS[0]!));
+      const o = await reloader.reload({ by: 'file-change' });
+      expect(o.outcome).toBe('failed');
+      expect(o.problems[0]).toMatchObject({ file: 'model.conf', message: expect.stringMatching(/string literal/) });
+      expect(decide(reloader.current(), quinn, 'dataset:customers', 'read').allowed).toBe(false);
+    } finally {
+      reloader.close();
+    }
+  });
+
+  it('the comparison with stock Casbin also asks about every literal of the matcher, as a person, object and label', async () => {
+    expect((await comparison(EXEMPTIONS[0]!)).join('\n')).toMatch(/user:quinn \(groups [^)]*contractors[^)]*\) read dataset:\S+.*: this model allows, stock Casbin denies/);
+    expect((await comparison(EXEMPTIONS[1]!)).join('\n')).toMatch(/\(groups [^)]*contractors[^)]*\) read dataset:\S+.*: this model allows, stock Casbin denies/);
+    expect((await comparison(`${SHIPPED_MATCHER} && r.obj != "dataset:words"`)).join('\n')).toMatch(/read dataset:words: this model denies, stock Casbin allows/);
+    expect(await comparison(SHIPPED_MATCHER)).toEqual([]);
   });
 });
 
@@ -168,6 +241,82 @@ describe('a reload keeps the old version serving', () => {
     const lax = await PolicyReloader.start(d, { watch: false, requireTests: false });
     lax.close();
     expect((await lintPolicy(d)).problems.some((p) => p.file === 'tests.yaml' && p.severity === 'error')).toBe(true);
+  });
+});
+
+describe('policies.require_tests: deleting tests.yaml does not turn the tests off', () => {
+  const weakened = POLICY.replace('p, role:contractors, label:pii, read, deny\n', '');
+  const dave = { user: 'dave', groups: ['contractors', 'data-science'] };
+
+  it('refuses start-up without tests.yaml, or with one that has no cases; starts with require_tests off', async () => {
+    const d = folder();
+    rmSync(join(d, 'tests.yaml'));
+    await expect(PolicyReloader.start(d, { watch: false })).rejects.toThrow(/tests\.yaml: error: policies\.require_tests is on but tests\.yaml is missing/);
+    writeFileSync(join(d, 'tests.yaml'), 'tests: []\n');
+    await expect(PolicyReloader.start(d, { watch: false })).rejects.toThrow(/tests\.yaml: error: policies\.require_tests is on but tests\.yaml has no cases/);
+    writeFileSync(join(d, 'tests.yaml'), '');
+    await expect(PolicyReloader.start(d, { watch: false })).rejects.toThrow(/tests\.yaml: error: policies\.require_tests is on but tests\.yaml has no cases/);
+    (await PolicyReloader.start(d, { watch: false, requireTests: false })).close();
+    // gatehouse policy lint says what a reload would.
+    const linted = await lintPolicy(d);
+    expect(linted.snapshot).toBeUndefined();
+    expect(errors(linted.problems)).toEqual([expect.objectContaining({ file: 'tests.yaml', message: expect.stringMatching(/has no cases/), hint: expect.stringMatching(/require_tests: false/) })]);
+  });
+
+  it('a save that weakens the policy and removes tests.yaml in one edit is refused; the old version serves', async () => {
+    const dir = folder();
+    const reloader = await PolicyReloader.start(dir, { watch: false });
+    try {
+      const serving = reloader.current().version;
+      writeFileSync(join(dir, 'policy.csv'), weakened);
+      rmSync(join(dir, 'tests.yaml'));
+      const o = await reloader.reload({ by: 'file-change' });
+      expect(o.outcome).toBe('failed');
+      expect(o.problems).toEqual([expect.objectContaining({ severity: 'error', file: 'tests.yaml', message: 'policies.require_tests is on but tests.yaml is missing' })]);
+      expect(o.files).toMatchObject({ 'tests.yaml': null });
+      expect(reloader.current().version).toBe(serving);
+      expect(decide(reloader.current(), dave, 'dataset:customers', 'read').allowed).toBe(false);
+      // An emptied tests.yaml is no better.
+      writeFileSync(join(dir, 'tests.yaml'), '# nothing to check\n');
+      expect(await reloader.reload({ by: 'file-change' })).toMatchObject({ outcome: 'failed', problems: [expect.objectContaining({ file: 'tests.yaml', message: expect.stringMatching(/has no cases/) })] });
+      expect(reloader.current().version).toBe(serving);
+    } finally {
+      reloader.close();
+    }
+  });
+
+  it('an edit to tests.yaml alone is run: a failing case is shown as a refusal, the fix clears it', async () => {
+    const dir = folder();
+    const reloader = await PolicyReloader.start(dir, { watch: false });
+    try {
+      const serving = reloader.current().version;
+      const wrong = `${TESTS.trimEnd()}\n- name: contractors read customers (wrong on purpose)\n  user: dave\n  groups: [contractors]\n  object: dataset:customers\n  action: read\n  expect: allow\n`;
+      writeFileSync(join(dir, 'tests.yaml'), wrong);
+      const o = await reloader.reload({ by: 'file-change' });
+      expect(o).toMatchObject({ outcome: 'failed', version: serving, attempted_version: serving });
+      expect(o.problems).toContainEqual(expect.objectContaining({ file: 'tests.yaml', message: expect.stringMatching(/^test "contractors read customers \(wrong on purpose\)" fails: expected allow/) }));
+      expect(reloader.lastOutcome().outcome).toBe('failed');
+      rmSync(join(dir, 'tests.yaml'));
+      expect(await reloader.reload({ by: 'file-change' })).toMatchObject({ outcome: 'failed', problems: [expect.objectContaining({ message: 'policies.require_tests is on but tests.yaml is missing' })] });
+      writeFileSync(join(dir, 'tests.yaml'), TESTS);
+      expect(await reloader.reload({ by: 'file-change' })).toMatchObject({ outcome: 'unchanged', version: serving });
+      expect(reloader.lastOutcome().outcome).toBe('unchanged');
+      expect(reloader.current().version).toBe(serving);
+    } finally {
+      reloader.close();
+    }
+  });
+
+  it('with require_tests off, a folder without tests.yaml loads and reloads', async () => {
+    const dir = folder();
+    rmSync(join(dir, 'tests.yaml'));
+    const reloader = await PolicyReloader.start(dir, { watch: false, requireTests: false });
+    try {
+      writeFileSync(join(dir, 'policy.csv'), `${POLICY}p, role:analysts, policy:*, read, allow\n`);
+      expect((await reloader.reload({ by: 'file-change' })).outcome).toBe('loaded');
+    } finally {
+      reloader.close();
+    }
   });
 });
 
