@@ -202,6 +202,19 @@ describe('the address lockout counts tried credentials only', () => {
     expect(locked.events().filter((e) => e.action === 'auth.login_failed' && e.reason === 'throttled')).toEqual([]);
   });
 
+  it('does not lock the address after many polls of made-up device codes (a device login is free to start too)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const r = await locked.call('/v1/auth/device/token', { method: 'POST', body: JSON.stringify({ device_code: `made-up-${i}` }), headers: { 'content-type': 'application/json' } });
+      expect(r.status, r.body).not.toBe(429);
+      expect(r.status, r.body).toBeGreaterThanOrEqual(400);
+      expect(r.status, r.body).toBeLessThan(500);
+    }
+    expect(locked.events().filter((e) => e.action === 'auth.login_failed' && e.details?.method === 'oidc' && e.reason !== 'throttled').length).toBeGreaterThanOrEqual(6);
+    const start = await startSignIn(locked);
+    const link = await completeCodeFlow(start.location, { username: 'alice', password: 'alice-demo' });
+    expect((await callback(locked, link, `${LOGIN_COOKIE}=${start.binding}`)).status).toBe(302);
+  });
+
   it('counts wrong passwords against the address, not a forged code (it uses up its own sign-in only)', async () => {
     // A code the provider never issued, on a sign-in this browser did start: the sign-in is used up...
     const start = await startSignIn(locked);

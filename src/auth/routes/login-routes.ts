@@ -23,8 +23,9 @@ const CALLBACK_PATH = '/v1/auth/oidc/callback';
 export const LOGIN_COOKIE = '__Host-gatehouse_oidc';
 const DEFAULT_RETURN_TO = '/v1/whoami';
 /**
- * Failures that count towards the throttle: guesses, not outages. The browser callback counts none
- * of them (below): its only credential is a code, and sign-ins to try codes on are free to start.
+ * Failures that count towards the throttle: guesses, not outages. Only a password is counted: the
+ * browser callback and the device poll count none (below), their only credential a code, and
+ * sign-ins to try codes on are free to start.
  */
 const COUNTED = new Set(['invalid_credentials', 'empty_password', 'invalid_username', 'ambiguous_user', 'access_denied', 'provider_error', 'invalid_state', 'invalid_claims']);
 /** Nothing counts: a failure in which no credential a person typed was tried. */
@@ -107,7 +108,9 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
     } catch (err) {
       // Waiting is the normal answer while the user approves: not a failure, not audited.
       if (err instanceof LoginError && (err.reason === 'authorization_pending' || err.reason === 'slow_down')) throw toHttpError(err);
-      return failed(request, 'oidc', err, keys, null);
+      // Not counted against the address: a device code is free to mint (or to make up), and the
+      // person's credentials are tried at the provider, never here.
+      return failed(request, 'oidc', err, keys, null, NOT_COUNTED);
     }
     return tokenBody(await succeeded(request, subject, 'oidc', 'device'));
   });
