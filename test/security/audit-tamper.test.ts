@@ -483,6 +483,32 @@ describe('the witness', () => {
     expect(verify(b, { witnessFile: logFile })).toMatchObject({ ok: true, witness: { checkpoints: 1, last_seq: 4 } });
   });
 
+  it('cut back together with the trail on the same volume, the witness cannot tell (hence the warning); the gateway log a SIEM kept can', async () => {
+    const dir = join(root, 'witness-both-cut');
+    const b = { dir, archiveDir: join(dir, 'archive'), witnessFile: join(root, 'witness-both-cut.witness.jsonl') };
+    const logged: string[] = [];
+    const log = { info: (o: object, msg: string) => logged.push(JSON.stringify({ level: 30, ...o, msg })), warn() {}, error() {} };
+    let n = 0;
+    for (let r = 0; r < 3; r++) {
+      const trail = await AuditTrail.open({ ...opts(b), log });
+      await Promise.all(Array.from({ length: 5 }, () => trail.record(input(n++))));
+      await trail.close();
+    }
+    // The insider rewrites #7 on, deletes checkpoints 2..3 and cuts the witness back to checkpoint 1 with them.
+    tamper(b, (db) => {
+      rewriteFrom(db, 7, 'nothing to see');
+      db.prepare('delete from audit_checkpoints where event_id >= 7').run();
+    });
+    writeFileSync(b.witnessFile, readFileSync(b.witnessFile, 'utf8').split('\n')[0] + '\n');
+    const trail = await AuditTrail.open({ ...opts(b), log });
+    await trail.close(); // signs checkpoint 2 over the forged head: nothing local says otherwise
+    expect(verify(b, { witnessFile: b.witnessFile }).ok).toBe(true);
+    const logFile = join(root, 'siem.log');
+    writeFileSync(logFile, `${logged.join('\n')}\n`);
+    const problems = verify(b, { witnessFile: logFile }).problems;
+    expect(problems).toContainEqual(expect.objectContaining({ kind: 'witness_mismatch', message: expect.stringMatching(/checkpoint 2 in the trail \(for #15\) is not the one the witness holds \(for #10/) }));
+  });
+
   it('a trail cut shorter than the witness is found: truncated, with the checkpoints it lacks', () => {
     const b = copy(base, 'witness-cut');
     tamper(b, (db) => {
