@@ -3,7 +3,7 @@
 // write or read a host file (the seal/commit link race, run for real many times), must not reach
 // each other or the host over the network, and must leave nothing (SysV IPC, /run/lock, /tmp) to the
 // next job given the same uid. Every attack here is made by real task uids through a real engine.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitOutput, writeDataset } from '../../src/compute/catalog/index.js';
-import { detectIsolation, findWorldWritable, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, removeJobArea, SandboxError, sealJobOutput, secureDataRoot, UidPool } from '../../src/compute/sandbox/index.js';
+import { detectIsolation, findWorldWritable, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, removeJobArea, SandboxError, sealJobOutput, secureDataRoot, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
 import type { JobSpec, JobStatus } from '../../src/wire/index.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
 import { type Sandbox, sandbox } from '../support/gatehouse.js';
@@ -100,6 +100,8 @@ describe.skipIf(!ROOT)('the engine as root without bubblewrap', () => {
   let sentinel: string;
   // A world-writable folder of the host's (like Ubuntu's /var/crash), there before the engine starts.
   const shared = `/var/gh-test-ww-${randomBytes(6).toString('hex')}`;
+  // And one opened without the sticky bit (a shared tools folder someone chmod 777-ed): read-only to tasks.
+  const tools = `/opt/gh-test-ro-${randomBytes(6).toString('hex')}`;
 
   const staging = (job: string, ...rest: string[]) => join(data, '.staging', job, ...rest);
 
@@ -124,6 +126,9 @@ describe.skipIf(!ROOT)('the engine as root without bubblewrap', () => {
     await writeFile(sentinel, SENTINEL_TEXT, { mode: 0o600 });
     await mkdir(shared);
     await chmod(shared, 0o1777);
+    await mkdir(tools, { recursive: true });
+    await writeFile(join(tools, 'tool.txt'), 'a shared tool\n');
+    await chmod(tools, 0o777);
     engine = await startEngineProcess(box);
     client = new EngineClient(engine.url, join(box.dir, 'certs'));
   });
@@ -132,6 +137,7 @@ describe.skipIf(!ROOT)('the engine as root without bubblewrap', () => {
     await engine?.stop();
     box?.remove();
     await rm(shared, { recursive: true, force: true });
+    await rm(tools, { recursive: true, force: true });
   });
 
   it('says at start-up, loudly, that tasks run without bubblewrap and how they are contained', async () => {
@@ -336,6 +342,29 @@ open(sys.argv[1], "w").write("what\\nlooked\\n" + "\\n".join("saw:" + n for n in
     const after = await client.waitFor(await submit(cmd('ww-after', 'ww_after', LOOKER, [shared])));
     expect(after.state).toBe('succeeded');
     expect(await outputText('ww_after')).not.toContain('saw:');
+  });
+
+  it('keeps a world-writable folder without the sticky bit readable but read-only to tasks', async () => {
+    expect(engine.output()).toMatch(new RegExp(`${tools}[^"]*read-only`));
+    const TRY = `
+import errno, os, sys
+rows = ["read:" + open(os.path.join(sys.argv[2], "tool.txt")).read().strip().replace(" ", "-")]
+for what, act in (("create", lambda: open(os.path.join(sys.argv[2], "left-%d" % os.getuid()), "w").close()),
+                  ("remove", lambda: os.unlink(os.path.join(sys.argv[2], "tool.txt")))):
+    try:
+        act()
+        rows.append(what + ":done")
+    except OSError as e:
+        rows.append(what + ":" + errno.errorcode[e.errno])
+open(sys.argv[1], "w").write("what\\n" + "\\n".join(rows) + "\\n")
+`;
+    const status = await client.waitFor(await submit(cmd('ro-try', 'ro_tried', TRY, [tools])));
+    expect(status.state, status.error ?? '').toBe('succeeded');
+    const seen = await outputText('ro_tried');
+    expect(seen).toContain('read:a-shared-tool');
+    expect(seen).toMatch(/create:EROFS/);
+    expect(seen).toMatch(/remove:EROFS/);
+    expect(readdirSync(tools)).toEqual(['tool.txt']);
   });
 
   it("shows a task only its own processes", async () => {
@@ -591,8 +620,32 @@ describe.skipIf(!ROOT)('choosing the mode as root', () => {
       await symlink(join(place, 'crash'), join(place, 'link')); // a link to one is not one
       await writeFile(join(place, 'file'), '');
       await chmod(join(place, 'file'), 0o666);
-      expect(findWorldWritable([place, open, join(top, 'missing')])).toEqual([join(place, 'crash'), open]);
-      expect(findWorldWritable(['/tmp', '/run'])).not.toContain('/run/lock'); // covered anyway
+      expect(findWorldWritable([place, open, join(top, 'missing')])).toEqual([
+        { path: join(place, 'crash'), sticky: true },
+        { path: open, sticky: false },
+      ]);
+      expect(findWorldWritable(['/tmp', '/run']).map((f) => f.path)).not.toContain('/run/lock'); // covered anyway
+    } finally {
+      await rm(top, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps a job area writable when the data root lies in a read-only (world-writable, not sticky) folder', async () => {
+    const top = `/opt/gh-test-ro-root-${randomBytes(6).toString('hex')}`;
+    await mkdir(join(top, 'data'), { recursive: true });
+    await chmod(top, 0o777);
+    try {
+      const iso = await detectIsolation({ mode: 'none', taskUids: '232200-232299' });
+      expect(iso.readOnlyFolders).toContain(top);
+      const { stagingRoot, runtimeDir } = await secureDataRoot(join(top, 'data'), iso);
+      const area = await prepareJobArea(iso, { stagingRoot, jobId: 'ro-root', uid: 232250, inputs: [] });
+      const script = `echo written > ${area.output}/x && cat ${area.output}/x; touch ${top}/nope 2>&1; test -d ${runtimeDir} && echo runtime-seen`;
+      const l = taskLaunch(iso, area, runtimeDir, ['/bin/sh', '-c', script], { memoryMb: 64, addressSpace: true, maxFileBytes: 1e6 });
+      const r = spawnSync(l.file, l.args, { env: l.env, cwd: l.cwd, encoding: 'utf8' });
+      expect(r.stdout).toMatch(/^written\n.*Read-only file system\nruntime-seen\n$/s);
+      expect(await readFile(join(area.output, 'x'), 'utf8')).toBe('written\n');
+      expect(existsSync(join(top, 'nope'))).toBe(false);
+      await removeJobArea(area);
     } finally {
       await rm(top, { recursive: true, force: true });
     }

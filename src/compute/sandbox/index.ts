@@ -10,6 +10,7 @@ export {
   type UidRange,
   detectIsolation,
   findWorldWritable,
+  type WorldWritable,
   WORLD_WRITABLE_PLACES,
   parseUidRange,
   SandboxError,

@@ -41,10 +41,17 @@ export interface Isolation {
    */
   namespaces: boolean;
   /**
-   * With `namespaces`: the other world-writable folders found at start-up (findWorldWritable), each
-   * made private to every task like /tmp. Empty otherwise (bubblewrap shows a task none of them).
+   * With `namespaces`: the other world-writable folders with the sticky bit found at start-up
+   * (findWorldWritable: temporary folders such as /var/crash), each made private to every task like
+   * /tmp. Empty otherwise (bubblewrap shows a task none of them).
    */
   privateFolders: string[];
+  /**
+   * With `namespaces`: the world-writable folders WITHOUT the sticky bit found at start-up (a shared
+   * /opt/tools or /srv/share opened with 0777): their content may be what tasks run, so they stay
+   * visible, but read-only to every task. Empty otherwise.
+   */
+  readOnlyFolders: string[];
   /** The per-job uid range; null when the engine is not root (no uid switch is possible). */
   taskUids: UidRange | null;
   tools: SandboxTools;
@@ -219,27 +226,34 @@ export const PRIVATE_TMP = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock'];
  */
 export const WORLD_WRITABLE_PLACES = ['/var', '/run', '/srv', '/opt', '/home', '/mnt', '/media'];
 
+export interface WorldWritable {
+  path: string;
+  /** Sticky (1777, a temporary folder): made private per task. Not sticky (0777): made read-only. */
+  sticky: boolean;
+}
+
 /**
- * The world-writable folders (other-writable, with or without the sticky bit) in `places` and one
- * level inside them, besides PRIVATE_TMP: where two jobs could still hand each other files, and
- * where what a task leaves would outlive it. A folder inside one already found is not listed (the
- * outer one covers it). Links are not followed: a link to such a folder elsewhere is not one.
+ * The world-writable folders (other-writable) in `places` and one level inside them, besides
+ * PRIVATE_TMP: where two jobs could still hand each other files, and where what a task leaves would
+ * outlive it. A folder inside one already found is not listed (the outer one covers it). Links are
+ * not followed: a link to such a folder elsewhere is not one.
  */
-export function findWorldWritable(places: readonly string[] = WORLD_WRITABLE_PLACES): string[] {
-  const found: string[] = [];
-  const open = (path: string): boolean => {
+export function findWorldWritable(places: readonly string[] = WORLD_WRITABLE_PLACES): WorldWritable[] {
+  const found: WorldWritable[] = [];
+  const open = (path: string): WorldWritable | null => {
     try {
       const st = lstatSync(path);
-      return st.isDirectory() && (st.mode & 0o002) !== 0;
+      return st.isDirectory() && (st.mode & 0o002) !== 0 ? { path, sticky: (st.mode & 0o1000) !== 0 } : null;
     } catch {
-      return false;
+      return null;
     }
   };
-  const covered = (path: string): boolean => PRIVATE_TMP.includes(path) || found.some((f) => path.startsWith(`${f}/`));
+  const covered = (path: string): boolean => PRIVATE_TMP.includes(path) || found.some((f) => path.startsWith(`${f.path}/`));
   for (const place of places) {
     if (covered(place)) continue;
-    if (open(place)) {
-      found.push(place);
+    const self = open(place);
+    if (self) {
+      found.push(self);
       continue;
     }
     let names: string[];
@@ -251,23 +265,40 @@ export function findWorldWritable(places: readonly string[] = WORLD_WRITABLE_PLA
     }
     for (const name of names) {
       const path = `${place}/${name}`;
-      if (!covered(path) && open(path)) found.push(path);
+      const child = covered(path) ? null : open(path);
+      if (child) found.push(child);
     }
   }
   return found;
 }
 
-// Runs as root inside the task's fresh namespaces, before the task's own uid is taken. ONE tmpfs,
+// Runs as root inside the task's fresh namespaces, before the task's own uid is taken. First each
+// read-only folder is bound over itself and made read-only. Then ONE tmpfs,
 // size-limited, is mounted over the first of the folders to cover; each folder gets a 1777
 // subfolder of it bound over it (the first one's own last, hiding the tmpfs root), so everything a
 // task writes into /tmp, /var/tmp, /dev/shm, /run/lock and the other world-writable folders
 // together is bounded once by that size. When the job's area or the runners lay under a covered
-// folder (a data root in /tmp), they are bound back from descriptors opened before the mounts.
+// or read-only folder (a data root in /tmp), they are bound back from descriptors opened before
+// the mounts (from the host's mount, so writable as before).
 // The text is fixed; paths and sizes come as arguments, never as code. Links are never mounted over.
 const NAMESPACE_SETUP = `set -eu
-mnt=$1 mk=$2 size=$3 area=$4 runtime=$5 n=$6
+mnt=$1 mk=$2 size=$3 area=$4 runtime=$5 m=$6
 shift 6
 exec 3<"$area" 4<"$runtime"
+rearea= reruntime= j=0
+while [ "$j" -lt "$m" ]; do
+  d=$1
+  shift
+  if [ -d "$d" ] && [ ! -h "$d" ]; then
+    "$mnt" -c --bind "$d" "$d"
+    "$mnt" -c -o remount,bind,ro "$d"
+    case "$area/" in "$d"/*) rearea=1 ;; esac
+    case "$runtime/" in "$d"/*) reruntime=1 ;; esac
+  fi
+  j=$((j + 1))
+done
+n=$1
+shift
 stage= own= i=0
 while [ "$i" -lt "$n" ]; do
   d=$1
@@ -286,8 +317,8 @@ if [ -n "$stage" ]; then "$mnt" -c --bind "$stage/$own" "$stage"; fi
 if [ -d /dev/mqueue ] && [ ! -h /dev/mqueue ]; then "$mnt" -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue; fi
 mask=$(umask)
 umask 066
-if [ ! -d "$area" ]; then "$mk" -p "$area"; "$mnt" -c --bind /proc/self/fd/3 "$area"; fi
-if [ ! -d "$runtime" ]; then "$mk" -p "$runtime"; "$mnt" -c --bind /proc/self/fd/4 "$runtime"; fi
+if [ -n "$rearea" ] || [ ! -d "$area" ]; then "$mk" -p "$area"; "$mnt" -c --bind /proc/self/fd/3 "$area"; fi
+if [ -n "$reruntime" ] || [ ! -d "$runtime" ]; then "$mk" -p "$runtime"; "$mnt" -c --bind /proc/self/fd/4 "$runtime"; fi
 umask "$mask"
 exec 3<&- 4<&-
 exec "$@"`;
@@ -297,18 +328,23 @@ exec "$@"`;
  * starting with the setpriv that drops root, follows it). `--kill-child` and the pid namespace end
  * every process of the task when it or unshare dies; the mount namespace holds the one private
  * tmpfs (`tmpfsBytes` for all the covered folders together) and a /proc that lists the task's own
- * processes only. `folders` are covered besides PRIVATE_TMP (Isolation.privateFolders).
+ * processes only. `folders` are made private besides PRIVATE_TMP (Isolation.privateFolders),
+ * `readOnly` read-only (Isolation.readOnlyFolders).
  */
-export function namespaceArgs(tools: NamespaceTools, o: { tmpfsBytes: number; area: string; runtime: string; folders: readonly string[] }): string[] {
+export function namespaceArgs(
+  tools: NamespaceTools,
+  o: { tmpfsBytes: number; area: string; runtime: string; folders: readonly string[]; readOnly: readonly string[] },
+): string[] {
   const folders = [...PRIVATE_TMP, ...o.folders.filter((f) => !PRIVATE_TMP.includes(f))];
   return [
     tools.unshare, '--net', '--ipc', '--uts', '--pid', '--fork', '--kill-child', '--mount-proc', '--',
-    tools.sh, '-c', NAMESPACE_SETUP, 'gatehouse-task', tools.mount, tools.mkdir, String(o.tmpfsBytes), o.area, o.runtime, String(folders.length), ...folders,
+    tools.sh, '-c', NAMESPACE_SETUP, 'gatehouse-task', tools.mount, tools.mkdir, String(o.tmpfsBytes), o.area, o.runtime,
+    String(o.readOnly.length), ...o.readOnly, String(folders.length), ...folders,
   ];
 }
 
 /** Runs a check inside the namespaces a task would get, as a task uid: null when they all work, else why not. */
-async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: number, folders: readonly string[]): Promise<string | null> {
+async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: number, folders: readonly string[], readOnly: readonly string[]): Promise<string | null> {
   // Pid 1 of its own pid namespace, no network interface but its loopback, a /tmp that is not the host's.
   // Unguessable names, the host's created exclusively (never through a link someone put in /tmp).
   const name = `/tmp/.gatehouse-probe-${randomBytes(12).toString('hex')}`;
@@ -319,7 +355,7 @@ async function namespaceProblem(tools: NamespaceTools, setpriv: string, uid: num
   try {
     const ran = await run(setpriv, [
       '--pdeathsig', 'KILL', '--',
-      ...namespaceArgs(tools, { tmpfsBytes: 1024 * 1024, area: '/', runtime: '/', folders }),
+      ...namespaceArgs(tools, { tmpfsBytes: 1024 * 1024, area: '/', runtime: '/', folders, readOnly }),
       setpriv, '--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--no-new-privs', '--', '/bin/sh', '-c', check,
     ]);
     if (await access(taskMark).then(() => true, () => false)) return 'a task wrote into the host /tmp: its private tmpfs was not mounted';
@@ -386,14 +422,17 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
 
   let namespaces: NamespaceTools | null = null;
   let privateFolders: string[] = [];
+  let readOnlyFolders: string[] = [];
   if (root && bwrap === null) {
     // As root without bubblewrap (not installed, or `none`), tasks still get a uid per job and their own
     // network, IPC, pid and mount namespaces from unshare. Refusing here would only make the admin write
     // `engine.sandbox: none`, which gives exactly this: so `auto` takes it and says so loudly, and
     // `engine.sandbox: bwrap` is how a site requires the full sandbox.
     const tools = await namespaceTools(o.unsharePath);
-    privateFolders = findWorldWritable();
-    const problem = typeof tools === 'string' ? tools : await namespaceProblem(tools, setpriv, taskUids!.first, privateFolders);
+    const open = findWorldWritable();
+    privateFolders = open.filter((f) => f.sticky).map((f) => f.path);
+    readOnlyFolders = open.filter((f) => !f.sticky).map((f) => f.path);
+    const problem = typeof tools === 'string' ? tools : await namespaceProblem(tools, setpriv, taskUids!.first, privateFolders, readOnlyFolders);
     if (problem !== null || typeof tools === 'string') {
       throw new SandboxError(
         'unavailable',
@@ -404,6 +443,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
     namespaces = tools;
   }
   const privateList = [...PRIVATE_TMP, ...privateFolders].join(', ');
+  const readOnlyNote = readOnlyFolders.length ? `, ${readOnlyFolders.join(', ')} read-only (world-writable, not sticky)` : '';
 
   const uid = process.getuid?.() ?? -1;
   const inNamespaces = namespaces !== null;
@@ -415,13 +455,14 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
   const warning = bwrap
     ? null
     : inNamespaces
-      ? `the engine runs as root and tasks run without bubblewrap (${bwrapNote}): each job has its own uid and each task its own network, IPC, pid and mount namespaces with private ${privateList}, but they read the host's world-readable files; install bubblewrap and set engine.sandbox to auto for the full sandbox`
+      ? `the engine runs as root and tasks run without bubblewrap (${bwrapNote}): each job has its own uid and each task its own network, IPC, pid and mount namespaces with private ${privateList}${readOnlyNote}, but they read the host's world-readable files; install bubblewrap and set engine.sandbox to auto for the full sandbox`
       : `tasks run without bubblewrap and without a uid of their own (${bwrapNote}): they can read and change everything the engine can, and reach the network; fit for one trusted user only`;
   return {
     root,
     bwrap: bwrap !== null,
     namespaces: inNamespaces,
     privateFolders,
+    readOnlyFolders,
     taskUids,
     tools: { bwrap, prlimit, setpriv, unshare: namespaces },
     summary,
@@ -433,7 +474,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
       const box = bwrap
         ? `inside bubblewrap (${bwrap}): only /usr, the job's in/out/work and the runners are visible, no network, own pid namespace`
         : inNamespaces
-          ? `without bubblewrap (${bwrapNote}): each task in its own network (loopback only, down), IPC, pid and mount namespaces (unshare), with ${privateList} private (one tmpfs per task, at most its memory share in all) and a /proc of its own processes; it still reads the host's world-readable files`
+          ? `without bubblewrap (${bwrapNote}): each task in its own network (loopback only, down), IPC, pid and mount namespaces (unshare), with ${privateList} private (one tmpfs per task, at most its memory share in all)${readOnlyNote} and a /proc of its own processes; it still reads the host's world-readable files`
           : `without bubblewrap (${bwrapNote}): tasks see the host's world-readable files, its processes and its network`;
       return `${who}; ${box}; clean environment, rlimits and parent-death kill on every task`;
     },

@@ -102,7 +102,7 @@ export function taskLaunch(
     if (!iso.tools.unshare || !ownUid) throw new SandboxError('invalid_config', `job ${area.jobId}: namespaces need the engine's unshare tools and a job uid`);
     return {
       file: iso.tools.setpriv,
-      args: ['--pdeathsig', 'KILL', '--', ...namespaceArgs(iso.tools.unshare, { tmpfsBytes: privateTmpBytes(memory, limits.maxFileBytes), area: area.dir, runtime: runtimeDir, folders: iso.privateFolders }), iso.tools.setpriv, ...task],
+      args: ['--pdeathsig', 'KILL', '--', ...namespaceArgs(iso.tools.unshare, { tmpfsBytes: privateTmpBytes(memory, limits.maxFileBytes), area: area.dir, runtime: runtimeDir, folders: iso.privateFolders, readOnly: iso.readOnlyFolders }), iso.tools.setpriv, ...task],
       env,
       cwd: area.work,
     };
