@@ -1,7 +1,9 @@
 // What lint asks of a model before anything is decided with it: the matcher can only be true for a
 // policy line that binds the request's subject, object and action (so it is never true regardless of
-// the lines), and the effect allows only what an allow rule grants. `m = g(r.sub, p.sub) || true && …`
-// once passed lint and allowed every request; here it is refused, with the part that is wrong.
+// the lines) and holds nothing but those terms joined by && and || (no literal, no p.eft, no ! or
+// !=, which could exempt someone from the deny lines), and the effect allows only what an allow rule
+// grants. `m = g(r.sub, p.sub) || true && …` once passed lint and allowed every request; here it is
+// refused, with the part that is wrong.
 import type { Node } from './matcher.js';
 import type { PolicyModel } from './model.js';
 import { USER_MATCH_FUNCTION } from './user-pattern.js';
@@ -90,6 +92,19 @@ export function matcherProblems(model: PolicyModel): string[] {
   };
   const actionTerm = (n: Node) => n.t === 'eq' && !n.neg && ((isVar(n.l, 'r', R.act) && isVar(n.r, 'p', P.act)) || (isVar(n.r, 'r', R.act) && isVar(n.l, 'p', P.act)));
 
+  const ways = disjuncts(tree);
+  for (const way of ways) {
+    const terms = conjuncts(way);
+    const missing = [
+      terms.some(subjectTerm) ? null : 'the subject (g(r.sub, p.sub) or r.sub == p.sub)',
+      terms.some(objectAtom) ? null : 'the object (keyMatch(r.obj, p.obj), r.obj == p.obj, or these joined by || with g2(r.obj, p.obj))',
+      terms.some(actionTerm) ? null : 'the action (r.act == p.act)',
+    ].filter((x): x is string => x !== null);
+    if (missing.length > 0) {
+      const where = ways.length > 1 ? `the alternative "${show(way, names)}" (one side of a top-level ||)` : `the matcher "${show(way, names)}"`;
+      problems.push(`${where} can be true without a policy line that matches ${missing.join(', ')}: it must require ${REQUIRED_TERMS}, each joined by &&`);
+    }
+  }
   // Nothing but the sanctioned terms, joined by && and ||. A name in the matcher ("user:quinn",
   // "label:pii"), the effect (p.eft) or any other term can exempt someone or something from the deny
   // lines while every alternative still holds the three terms: `<shipped> && !(r.sub == "user:quinn"
@@ -117,19 +132,6 @@ export function matcherProblems(model: PolicyModel): string[] {
   leaves(tree);
   problems.push(...leafProblems);
 
-  const ways = disjuncts(tree);
-  for (const way of ways) {
-    const terms = conjuncts(way);
-    const missing = [
-      terms.some(subjectTerm) ? null : 'the subject (g(r.sub, p.sub) or r.sub == p.sub)',
-      terms.some(objectAtom) ? null : 'the object (keyMatch(r.obj, p.obj), r.obj == p.obj, or these joined by || with g2(r.obj, p.obj))',
-      terms.some(actionTerm) ? null : 'the action (r.act == p.act)',
-    ].filter((x): x is string => x !== null);
-    if (missing.length > 0) {
-      const where = ways.length > 1 ? `the alternative "${show(way, names)}" (one side of a top-level ||)` : `the matcher "${show(way, names)}"`;
-      problems.push(`${where} can be true without a policy line that matches ${missing.join(', ')}: it must require ${REQUIRED_TERMS}, each joined by &&`);
-    }
-  }
   return [...new Set(problems)];
 }
 
