@@ -21,7 +21,7 @@ import { installCertificateRoutes } from './routes/certificate-routes.js';
 import { installIdentityRoutes } from './routes/identity-routes.js';
 import { installLoginRoutes, OIDC_REQUEST_TTL_MS } from './routes/login-routes.js';
 import { SigningKeys } from './signing-keys.js';
-import { LoginThrottle, StartLimit } from './throttle.js';
+import { KnownDeviceCodes, LoginThrottle, PendingSignIns } from './throttle.js';
 import { TokenService } from './tokens.js';
 import { createUserCertificateSigner, userFromCertificate } from './user-certificates.js';
 
@@ -59,8 +59,9 @@ export async function createIdentityService(config: Config, store: Store, option
     lockoutSeconds: durationSeconds(config.login.lockout),
     slowdownAfter: config.login.slowdown_after,
   });
-  // Browser sign-ins an address may start: each is a pending request, kept as long as its window.
-  const signInStarts = new StartLimit({ maxStarts: config.login.max_sign_ins_per_address, windowSeconds: OIDC_REQUEST_TTL_MS / 1000, ...(options.now ? { now: options.now } : {}) });
+  // Browser sign-ins an address keeps pending: each is a stored request; a start beyond the bound evicts the oldest.
+  const signInStarts = new PendingSignIns({ maxPending: config.login.max_sign_ins_per_address, windowSeconds: OIDC_REQUEST_TTL_MS / 1000, ...(options.now ? { now: options.now } : {}) });
+  const deviceCodes = new KnownDeviceCodes(options.now);
   const ldap = config.ldap.url === '' ? undefined : createLdapLogin(config.ldap);
   const oidc = oidcFrom(config);
 
@@ -79,7 +80,7 @@ export async function createIdentityService(config: Config, store: Store, option
     methods: { ldap: ldap !== undefined, oidc: oidc?.issuer ?? null },
     install(app, { audit, policy, publicUrl, extraJwks }) {
       installAuthentication(app, authenticate, audit);
-      const ctx = { store, keys, tokens, sessions, throttle, signInStarts, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, policy, publicUrl, extraJwks: extraJwks ?? (() => []) };
+      const ctx = { store, keys, tokens, sessions, throttle, signInStarts, deviceCodes, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, policy, publicUrl, extraJwks: extraJwks ?? (() => []) };
       installLoginRoutes(app, ctx);
       installIdentityRoutes(app, ctx);
       installCertificateRoutes(app, ctx);

@@ -1,6 +1,8 @@
 // Slows down, then refuses, repeated failed logins for one username or one client address, so
 // guessing passwords costs an attacker time without locking a user out for long. In memory, per
 // gateway process: a restart forgives, which is acceptable for a throttle (the audit trail keeps all).
+import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 
 export interface ThrottleOptions {
   /** Failures before a key is locked: per username, and (higher) per client address. */
@@ -85,44 +87,124 @@ export class LoginThrottle {
   }
 }
 
-export interface StartLimitOptions {
-  /** Starts one key may make within the window; the next is refused until the oldest leaves it. */
-  maxStarts: number;
+export interface PendingSignInsOptions {
+  /** Pending sign-ins one key keeps; a start beyond it evicts the key's oldest. */
+  maxPending: number;
   windowSeconds: number;
   now?: () => number;
 }
 
 /**
- * Caps how many browser sign-ins one client address may start in a window. A start costs an
- * attacker nothing, and each one mints a state (a stored request, a code exchange to try): without
- * a cap one address could mint them without end. A rate, not a lockout: refused starts do not count,
- * and the address may start again as soon as its oldest start leaves the window.
+ * Bounds the browser sign-ins one client address keeps pending. A start costs an attacker nothing
+ * and each one is a stored request, so storage per address is bounded; but a start is never refused
+ * for it (an office behind one NAT, or another site's page loading the start URL many times, would
+ * otherwise lock everyone out): the address's oldest pending sign-ins are evicted instead, and whoever
+ * finishes an evicted one is told to start again. In memory, per gateway process.
  */
-export class StartLimit {
-  private readonly starts = new Map<string, number[]>();
+export class PendingSignIns {
+  private readonly byKey = new Map<string, { state: string; at: number }[]>();
+  private readonly keyOf = new Map<string, string>();
   private readonly now: () => number;
 
-  constructor(private readonly options: StartLimitOptions) {
+  constructor(private readonly options: PendingSignInsOptions) {
     this.now = options.now ?? Date.now;
   }
 
-  /** Takes one start for `key`: undefined when allowed, else the seconds until one is. */
-  take(key: string): number | undefined {
+  /** Adds a sign-in started by `key`; returns the states of the sign-ins evicted to make room. */
+  add(key: string, state: string): string[] {
     const now = this.now();
-    if (this.starts.size > MAX_KEYS) this.prune(now);
+    if (this.byKey.size > MAX_KEYS) this.prune(now);
     const since = now - this.options.windowSeconds * 1000;
-    const recent = (this.starts.get(key) ?? []).filter((t) => t > since);
-    if (recent.length >= this.options.maxStarts) {
-      this.starts.set(key, recent);
-      return Math.max(1, Math.ceil((recent[0]! - since) / 1000));
+    const pending = this.byKey.get(key) ?? [];
+    const evicted: string[] = [];
+    while (pending.length > 0 && pending[0]!.at <= since) this.keyOf.delete(pending.shift()!.state);
+    pending.push({ state, at: now });
+    this.keyOf.set(state, key);
+    while (pending.length > this.options.maxPending) {
+      const oldest = pending.shift()!;
+      this.keyOf.delete(oldest.state);
+      evicted.push(oldest.state);
     }
-    recent.push(now);
-    this.starts.set(key, recent);
-    return undefined;
+    this.byKey.set(key, pending);
+    return evicted;
+  }
+
+  /** A sign-in used up (its callback came): it no longer takes a place. */
+  forget(state: string): void {
+    const key = this.keyOf.get(state);
+    if (key === undefined) return;
+    this.keyOf.delete(state);
+    const pending = this.byKey.get(key)?.filter((p) => p.state !== state) ?? [];
+    if (pending.length === 0) this.byKey.delete(key);
+    else this.byKey.set(key, pending);
   }
 
   private prune(now: number): void {
     const since = now - this.options.windowSeconds * 1000;
-    for (const [key, times] of this.starts) if (times.every((t) => t <= since)) this.starts.delete(key);
+    for (const [key, pending] of this.byKey) {
+      if (pending.every((p) => p.at <= since)) {
+        for (const p of pending) this.keyOf.delete(p.state);
+        this.byKey.delete(key);
+      }
+    }
   }
+}
+
+/**
+ * The key an address is bounded under: an IPv4 address as is (also when IPv4-mapped), an IPv6
+ * address by its /64 (one host usually holds a whole /64, and may pick any address in it).
+ */
+export function addressKey(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return `ip:${mapped[1]}`;
+  if (!isIPv6(ip.split('%')[0]!)) return `ip:${ip}`;
+  const bare = ip.split('%')[0]!.toLowerCase();
+  const [head, tail] = bare.includes('::') ? (bare.split('::') as [string, string]) : [bare, undefined];
+  const groupsOf = (part: string | undefined) => (part ? part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])) : []);
+  const first = groupsOf(head);
+  const last = tail === undefined ? [] : groupsOf(tail);
+  const groups = tail === undefined ? first : [...first, ...Array<string>(Math.max(0, 8 - first.length - last.length)).fill('0'), ...last];
+  return `ip6:${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/**
+ * The device codes this gateway handed out (as hashes), until they expire. A poll with any other
+ * code is answered here, without a client-authenticated request to the provider and without an
+ * audit row: made-up codes cost nothing to send and try nobody's credentials.
+ */
+export class KnownDeviceCodes {
+  private readonly codes = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(now?: () => number) {
+    this.now = now ?? Date.now;
+  }
+
+  remember(code: string, expiresInSeconds: number): void {
+    const now = this.now();
+    if (this.codes.size >= MAX_KEYS) {
+      for (const [hash, until] of this.codes) if (until <= now) this.codes.delete(hash);
+      // Still full: the oldest goes (its client is told to start again).
+      for (const hash of this.codes.keys()) {
+        if (this.codes.size < MAX_KEYS) break;
+        this.codes.delete(hash);
+      }
+    }
+    this.codes.set(hashOf(code), now + Math.max(1, expiresInSeconds) * 1000);
+  }
+
+  /** 'known' while it may be polled, 'expired' once its time is up, else 'unknown'. */
+  status(code: string): 'known' | 'expired' | 'unknown' {
+    const until = this.codes.get(hashOf(code));
+    if (until === undefined) return 'unknown';
+    return until > this.now() ? 'known' : 'expired';
+  }
+
+  forget(code: string): void {
+    this.codes.delete(hashOf(code));
+  }
+}
+
+function hashOf(code: string): string {
+  return createHash('sha256').update(code).digest('hex');
 }

@@ -115,7 +115,7 @@ export const ConfigSchema = Type.Object(
       failure_window: Duration('15m', 'the window failures are counted in'),
       lockout: Duration('15m', 'how long logins stay refused after login.max_failures'),
       slowdown_after: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'failures of one username after which each further attempt for it waits longer (0.25 s, doubling, at most 4 s) before its answer' }),
-      max_sign_ins_per_address: Type.Integer({ minimum: 1, maximum: 100000, default: 60, description: 'browser sign-ins one client address may start within 10 minutes (each is a pending OIDC request); beyond it the start is refused (429) until the oldest is 10 minutes old' }),
+      max_sign_ins_per_address: Type.Integer({ minimum: 1, maximum: 100000, default: 60, description: 'pending browser sign-ins kept per client address (IPv6 by /64) for up to 10 minutes; a start beyond it is never refused, it evicts that address\'s oldest pending sign-in (whoever finishes that one is told to start again)' }),
     }),
     oidc: Section({
       issuer: Optional('issuer URL of an external OpenID Connect provider (empty with dev_idp.enabled uses the development provider; empty without it disables SSO)'),

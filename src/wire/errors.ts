@@ -18,6 +18,8 @@ export const ERROR_STATUS = {
   slow_down: 400,
   access_denied: 400,
   expired_token: 400,
+  // A device code this gateway never handed out (RFC 6749 §5.2, as RFC 8628 polls answer).
+  invalid_grant: 400,
   provider_unavailable: 503,
   not_ready: 503,
   audit_unavailable: 503,

@@ -7,7 +7,7 @@ import type { Authenticator } from '../authenticate.js';
 import type { BrowserSessions } from '../browser-sessions.js';
 import type { CertificateSigner, LdapLogin, OidcLogin } from '../ports.js';
 import type { SigningKeys } from '../signing-keys.js';
-import type { LoginThrottle, StartLimit } from '../throttle.js';
+import type { KnownDeviceCodes, LoginThrottle, PendingSignIns } from '../throttle.js';
 import type { TokenService } from '../tokens.js';
 
 export interface RouteContext {
@@ -18,8 +18,10 @@ export interface RouteContext {
   tokens: TokenService;
   sessions: BrowserSessions;
   throttle: LoginThrottle;
-  /** Browser sign-ins one address may start in a window (login.max_sign_ins_per_address). */
-  signInStarts: StartLimit;
+  /** Browser sign-ins one address keeps pending (login.max_sign_ins_per_address); the oldest are evicted. */
+  signInStarts: PendingSignIns;
+  /** The device codes this gateway handed out; a poll with any other is answered locally. */
+  deviceCodes: KnownDeviceCodes;
   authenticate: Authenticator;
   ldap: LdapLogin | undefined;
   oidc: OidcLogin | undefined;

@@ -11,6 +11,7 @@ import type { Identity, LoginSubject } from '../identity.js';
 import { LoginError } from '../login-error.js';
 import { TokenError } from '../token-error.js';
 import { sha256, subjectOf } from '../tokens.js';
+import { addressKey } from '../throttle.js';
 import { auditFor, type RouteContext } from './context.js';
 import { CallbackQuery, DeviceTokenBody, EmptyBody, LdapLoginBody, LoginQuery, LogoutBody, NoQuery, RefreshBody, TokenResponse } from './schemas.js';
 
@@ -91,27 +92,41 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
 
   app.post('/v1/auth/device', { config: pub, schema: { summary: 'Start an SSO login for a command-line client (RFC 8628)', querystring: NoQuery, body: EmptyBody } }, async () => {
     const oidc = requireOidc(ctx);
+    let started;
     try {
-      return await oidc.startDevice();
+      started = await oidc.startDevice();
     } catch (err) {
       throw err instanceof LoginError ? toHttpError(err) : err;
     }
+    // Only codes handed out here are ever sent to the provider (below).
+    ctx.deviceCodes.remember(started.device_code, started.expires_in);
+    return started;
   });
 
-  app.post('/v1/auth/device/token', { config: pub, schema: { summary: 'Poll a device login; tokens once the user approved', querystring: NoQuery, body: DeviceTokenBody } }, async (request, reply) => {
+  app.post('/v1/auth/device/token', { config: pub, schema: { summary: 'Poll a device login; tokens once the user approved', querystring: NoQuery, body: DeviceTokenBody } }, async (request) => {
     const oidc = requireOidc(ctx);
-    const keys = [`ip:${request.ip}`];
-    await throttled(request, reply, 'oidc', keys, null);
+    const deviceCode = (request.body as { device_code: string }).device_code;
+    // A code this gateway never handed out (made up, already used, or from before a restart) is
+    // answered here, as RFC 8628 does (invalid_grant): no request to the provider, no audit row.
+    const known = ctx.deviceCodes.status(deviceCode);
+    if (known === 'unknown') throw new GatehouseError('invalid_grant', 'unknown device code; run the login again', { field: 'body.device_code' });
+    if (known === 'expired') {
+      ctx.deviceCodes.forget(deviceCode);
+      throw new GatehouseError('expired_token', 'the login code expired; start again');
+    }
+    // No address lockout here: a poll counts nothing (a device code is free to mint, and the
+    // person's credentials are tried at the provider), so one person's wrong passwords do not
+    // lock SSO for everybody behind the address.
     let subject: LoginSubject;
     try {
-      subject = await oidc.pollDevice((request.body as { device_code: string }).device_code);
+      subject = await oidc.pollDevice(deviceCode);
     } catch (err) {
       // Waiting is the normal answer while the user approves: not a failure, not audited.
       if (err instanceof LoginError && (err.reason === 'authorization_pending' || err.reason === 'slow_down')) throw toHttpError(err);
-      // Not counted against the address: a device code is free to mint (or to make up), and the
-      // person's credentials are tried at the provider, never here.
-      return failed(request, 'oidc', err, keys, null, NOT_COUNTED);
+      if (err instanceof LoginError && err.reason !== 'provider_unavailable') ctx.deviceCodes.forget(deviceCode);
+      return failed(request, 'oidc', err, [], null, NOT_COUNTED);
     }
+    ctx.deviceCodes.forget(deviceCode);
     return tokenBody(await succeeded(request, subject, 'oidc', 'device'));
   });
 
@@ -122,11 +137,12 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       throw new GatehouseError('invalid_request', 'return_to: expected a path on this gateway (one leading /, no //, no backslash, no spaces or control characters, printable ASCII)', { field: 'querystring.return_to' });
     }
     const returnTo = given ?? DEFAULT_RETURN_TO;
-    // A start is free: one address may make only so many in a window (each is a stored request).
-    const retryAfter = ctx.signInStarts.take(`ip:${request.ip}`);
-    if (retryAfter !== undefined) {
-      reply.header('retry-after', String(retryAfter));
-      throw new GatehouseError('too_many_requests', `too many sign-ins started from this address; try again in ${retryAfter} s`, { retry_after: retryAfter });
+    // Started by a navigation, never by another site's image, script or fetch (which would mint
+    // sign-ins in the visitor's name): Sec-Fetch-* as browsers send them; without them (a CLI) allowed.
+    const site = request.headers['sec-fetch-site'];
+    const dest = request.headers['sec-fetch-dest'];
+    if (site !== undefined && (site === 'cross-site' || site === 'same-site') && dest !== 'document') {
+      throw new GatehouseError('forbidden', 'a sign-in is started by opening this address in the browser, not loaded by another site (Sec-Fetch-Dest must be document)', { field: 'headers.sec-fetch-dest' });
     }
     const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
     let start;
@@ -139,6 +155,10 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
     // The sign-in belongs to this browser: only a callback that brings this cookie back completes it.
     const binding = randomBytes(32).toString('base64url');
     await ctx.store.db.deleteFrom('oidc_requests').where('expires_at', '<', new Date(now).toISOString()).execute();
+    // A start is never refused: an address keeps only so many pending sign-ins
+    // (login.max_sign_ins_per_address), and a start beyond that evicts its oldest.
+    const evicted = ctx.signInStarts.add(addressKey(request.ip), start.state);
+    if (evicted.length > 0) await ctx.store.db.deleteFrom('oidc_requests').where('state', 'in', evicted).execute();
     await ctx.store.db
       .insertInto('oidc_requests')
       .values({ state: start.state, nonce: start.nonce, code_verifier: start.codeVerifier, return_to: returnTo, expires_at: new Date(now + OIDC_REQUEST_TTL_MS).toISOString(), binding_hash: sha256(binding) })
@@ -151,8 +171,9 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.get(CALLBACK_PATH, { config: pub, schema: { summary: 'Browser sign-in: the SSO provider returns here', querystring: CallbackQuery } }, async (request, reply) => {
     const oidc = requireOidc(ctx);
     const query = request.query as { state?: string; code?: string; error?: string };
-    const keys = [`ip:${request.ip}`];
-    await throttled(request, reply, 'oidc', keys, null);
+    // No address lockout here: the callback counts nothing (below), so it checks nothing either,
+    // and junk LDAP logins from one address do not lock SSO for everybody behind it.
+    const keys: string[] = [];
     const binding = request.cookies?.[LOGIN_COOKIE];
     let subject: LoginSubject;
     let returnTo: string;
@@ -160,7 +181,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
     // or another browser's link cost nothing to send; and a failed code exchange needs only a sign-in
     // anyone may start (state and cookie in hand, `code=x`). Counting them would let one person lock
     // SSO for everybody behind the address. A code is tried once: the sign-in is used up before the
-    // exchange, starts are capped per address (login.max_sign_ins_per_address), and another
+    // exchange, pending sign-ins are bounded per address (login.max_sign_ins_per_address), and another
     // browser's sign-in is refused before its code is tried. The address lockout counts passwords.
     try {
       const row = query.state ? await ctx.store.db.selectFrom('oidc_requests').selectAll().where('state', '=', query.state).executeTakeFirst() : undefined;
@@ -176,6 +197,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       // One use only: of two callbacks with the same state, one gets the row.
       const saved = await ctx.store.db.deleteFrom('oidc_requests').where('state', '=', row.state).returningAll().executeTakeFirst();
       if (!saved) throw new LoginError('invalid_state', 'this sign-in link is unknown or expired; start again', 'state already used');
+      ctx.signInStarts.forget(saved.state);
       reply.clearCookie(LOGIN_COOKIE, { ...HOST_COOKIE, httpOnly: true });
       if (query.error) throw providerRefusal(query.error);
       if (!query.code) throw new LoginError('incomplete_callback', 'the SSO provider sent no sign-in code; start again', 'callback without code');
