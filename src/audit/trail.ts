@@ -152,6 +152,8 @@ export class AuditTrail implements AuditRecorder {
       if (m.type === 'ready') {
         started = true;
         this.headNow = m.head;
+        this.notices = m.notices ?? [];
+        for (const n of this.notices) this.log.warn({ witness_file: this.options.witnessFile }, n);
         ready();
       } else if (m.type === 'open_failed') {
         started = true;
@@ -358,8 +360,12 @@ export class AuditTrail implements AuditRecorder {
     return this.down ? { available: false, since: new Date(this.down.since).toISOString(), reason: this.down.reason, ...base } : { available: true, ...base };
   }
 
+  /** What the writer said at open (a witness reset, a witness checkpoint taken in): for the operator's log. */
+  private notices: string[] = [];
+
   attachLog(log: TrailLog): void {
     this.log = log;
+    for (const n of this.notices) log.warn({ witness_file: this.options.witnessFile }, n);
     if (this.warning) log.warn({ witness_file: this.options.witnessFile, audit_dir: this.options.dir }, `audit: ${this.warning}`);
   }
 

@@ -4,8 +4,8 @@
 // line has the shape of the gateway's own log line for a checkpoint ({"audit_checkpoint": {...}}),
 // so a SIEM's copy of the gateway log serves as a witness too. Only the JWS in a line counts: the
 // other fields are for people and are read back from the JWS.
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, realpathSync, writeSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type Checkpoint, readCheckpoint } from './checkpoint.js';
 
 export interface WitnessEntry extends Checkpoint {
@@ -104,10 +104,14 @@ export class WitnessWriter {
     return existsSync(file);
   }
 
+  /** The seq of the last checkpoint whose append (write and fsync) completed. */
+  appended: number | undefined;
+
   append(cps: readonly Checkpoint[]): void {
     if (cps.length === 0) return;
     for (const cp of cps) writeSync(this.fd, witnessLine(cp));
     fsyncSync(this.fd);
+    this.appended = cps.at(-1)!.seq;
   }
 
   close(): void {
@@ -125,7 +129,8 @@ export class WitnessWriter {
  */
 export function witnessFileOf(configured: string, stateDir: string, auditDir: string): string {
   const file = resolve(configured || join(stateDir, 'audit-witness.jsonl'));
-  const rel = relative(resolve(auditDir), file);
+  // Compared as the kernel resolves them: a symlink (in the path or the file itself) into audit.dir is inside.
+  const rel = relative(real(auditDir), real(file));
   if (rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))) {
     throw new Error(`audit.witness_file: ${file} is inside audit.dir (${resolve(auditDir)}); a witness must live where a rewrite of the trail's folder does not reach (another volume, an append-only mount)`);
   }
@@ -135,4 +140,27 @@ export function witnessFileOf(configured: string, stateDir: string, auditDir: st
     throw new Error(`audit.witness_file: cannot create the folder of ${file}: ${(err as Error).message}`);
   }
   return file;
+}
+
+/** `path` with every symlink resolved: the nearest existing ancestor's real path, joined with the rest. */
+function real(path: string, depth = 0): string {
+  let head = resolve(path);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...rest);
+    } catch {
+      let target: string | null = null;
+      try {
+        target = readlinkSync(head); // a dangling link: where a write would create the file
+      } catch {
+        // not a link: go up
+      }
+      if (target !== null && depth < 40) return join(real(resolve(dirname(head), target), depth + 1), ...rest);
+      const up = dirname(head);
+      if (up === head) return join(head, ...rest);
+      rest.unshift(basename(head));
+      head = up;
+    }
+  }
 }

@@ -21,7 +21,7 @@ export type ToWriter =
   | { type: 'close' };
 
 export type FromWriter =
-  | { type: 'ready'; head: Head }
+  | { type: 'ready'; head: Head; notices?: string[] }
   | { type: 'open_failed'; error: string }
   | { type: 'ack'; batch: number; firstId: number; prevHash: string; hashes: string[] }
   | { type: 'fail'; batch: number; error: string }

@@ -109,7 +109,10 @@ port.on('message', (m: ToWriter) => {
 
 try {
   const w = open();
-  post({ type: 'ready', head: w.head });
+  const notices: string[] = [];
+  if (w.witnessResetBy) notices.push(`audit: the witness (${w.witnessResetBy.why === 'behind' ? `cut back to checkpoint ${w.witnessResetBy.had}` : w.witnessResetBy.why}) was started again from checkpoint ${w.witnessResetBy.at} by GATEHOUSE_AUDIT_WITNESS_RESET (recorded in the trail as audit.witness_reset)`);
+  if (w.witnessAdopted) notices.push(`audit: the witness held checkpoint ${w.witnessAdopted.seq} (event #${w.witnessAdopted.event_id}) that the trail lacked (a stop between the two writes): taken into the trail`);
+  post({ type: 'ready', head: w.head, notices });
 } catch (err) {
   drop();
   post({ type: 'open_failed', error: message(err) });

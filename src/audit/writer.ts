@@ -11,7 +11,7 @@ import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, r
 import { type AuditRow, openAuditDb } from './schema.js';
 import { legacyArchiveProblem } from './verify.js';
 import type { AuditSigningKey } from './signing-key.js';
-import { lastWitnessEntry, WitnessWriter } from './witness.js';
+import { lastWitnessEntry, type WitnessEntry, WitnessWriter } from './witness.js';
 
 /** An event as the gateway hands it to the writer: the columns before id, prev_hash and hash. */
 export type PendingRow = [
@@ -130,7 +130,7 @@ export class TrailWriter {
   }
 
   /** Set when this start reset the witness (recorded as an audit.witness_reset event). */
-  witnessResetBy: { file: string; had: number | null; why: string } | null = null;
+  witnessResetBy: { file: string; had: number | null; why: string; at: number } | null = null;
 
   /**
    * A trail archived before checkpoints chained has an anchor that names no digest. Before the
@@ -252,7 +252,11 @@ export class TrailWriter {
     if (last) {
       const opened = openCheckpoint(last.jws, this.key.known);
       if ('problem' in opened) throw new TrailTamperedError(`the last checkpoint in the witness ${file} is ${opened.problem}`);
-      const mine = stored(last.seq!);
+      let mine = stored(last.seq!);
+      // A crash (or a failed insert) between the witness append and the checkpoint row leaves the
+      // witness exactly one checkpoint ahead: that line is taken into the trail when it follows the
+      // trail's newest checkpoint and signs an event the trail holds with that hash.
+      if (!mine && last.seq === (this.chain?.seq ?? 0) + 1) mine = this.adoptAhead(last, file);
       if (!this.chain || this.chain.seq < last.seq! || !mine) {
         throw new TrailTamperedError(
           `the witness ${file} holds checkpoint ${last.seq} (event #${last.event_id}, signed at ${last.time}), but the trail's checkpoints end at ${this.chain?.seq ?? 0}: checkpoints were deleted from the trail; run gatehouse audit verify --witness ${file}`,
@@ -270,7 +274,7 @@ export class TrailWriter {
         last = null;
       }
     }
-    this.witnessResetBy = wasReset ? { file, had: wasReset.had, why: wasReset.why } : null;
+    this.witnessResetBy = wasReset ? { file, had: wasReset.had, why: wasReset.why, at: this.chain!.seq } : null;
     let from = last ? last.seq! : 0;
     // Catch up (none when it ends at the newest); a new or reset witness starts at the newest checkpoint.
     const missed = (last ? this.db.prepare('select seq, event_id, hash, jws from audit_checkpoints where seq > ? order by seq').all(from) : this.chain ? [stored(this.chain.seq)!] : []) as StoredCheckpoint[];
@@ -290,6 +294,31 @@ export class TrailWriter {
     io(() => this.witness!.append(chained));
     this.witnessedSeq = this.chain?.seq ?? 0;
   }
+
+  /**
+   * The witness's last line, one checkpoint ahead of the trail (opened and signed by a known key,
+   * checked by the caller): stored as the trail's next checkpoint when it follows the newest one
+   * (prev is its digest) and its event is in the trail with that hash; otherwise null (refused).
+   */
+  private adoptAhead(last: WitnessEntry, file: string): StoredCheckpoint | undefined {
+    const opened = openCheckpoint(last.jws, this.key.known);
+    if ('problem' in opened) return undefined;
+    const cp = opened.checkpoint;
+    if (cp.seq !== (this.chain?.seq ?? 0) + 1 || (cp.prev ?? null) !== (this.chain?.digest ?? null)) return undefined;
+    const row = this.db.prepare('select hash from audit_events where id = ?').get(cp.event_id) as { hash: string } | undefined;
+    const anchor = this.db.prepare('select event_id, hash from audit_anchor').get() as { event_id: number; hash: string } | undefined;
+    const holds = row ? row.hash === cp.hash : anchor !== undefined && anchor.event_id === cp.event_id && anchor.hash === cp.hash;
+    if (!holds) return undefined;
+    const at = Date.parse(cp.time);
+    this.insertCheckpoint.run(cp.seq, cp.event_id, cp.hash, at, cp.kid, cp.prev ?? null, cp.jws);
+    this.chain = { seq: cp.seq, digest: checkpointDigest(cp.jws) };
+    if (cp.event_id >= this.lastCheckpoint.event_id) this.lastCheckpoint = { event_id: cp.event_id, at };
+    this.witnessAdopted = { file, seq: cp.seq, event_id: cp.event_id };
+    return { seq: cp.seq, event_id: cp.event_id, hash: cp.hash, jws: cp.jws };
+  }
+
+  /** Set when this start took the witness's one-ahead checkpoint into the trail (after a crash between the two writes). */
+  witnessAdopted: { file: string; seq: number; event_id: number } | null = null;
 
   /** Appends the rows in one transaction; on any error nothing is kept and the head stays. */
   append(rows: readonly PendingRow[]): Appended {
@@ -329,21 +358,30 @@ export class TrailWriter {
    */
   signAt(eventId: number, hash: string, now = new Date(), archive?: ArchiveClaim): Checkpoint {
     const link = { seq: (this.chain?.seq ?? 0) + 1, prev: this.chain?.digest ?? null, ...(archive ? { archive } : {}) };
+    if (this.broken) throw new Error(`the audit writer stopped after a failed checkpoint (${this.broken}); it must be opened again`);
     const cp = signCheckpoint(this.key, eventId, hash, now, link);
-    this.insertCheckpoint.run(link.seq, cp.event_id, cp.hash, now.getTime(), cp.kid, link.prev, cp.jws);
+    try {
+      // The witness first (written and fsynced), then the trail: a crash between the two leaves the
+      // witness one ahead, which the next open takes in; never a checkpoint the witness lacks.
+      this.witness?.append([cp]);
+      this.insertCheckpoint.run(link.seq, cp.event_id, cp.hash, now.getTime(), cp.kid, link.prev, cp.jws);
+    } catch (err) {
+      // Fail closed: the caller marks the trail unavailable, and a reopen reconciles with the witness.
+      this.broken = (err as Error).message;
+      throw this.witness && !this.witnessedOk(link.seq) ? new Error(`audit.witness_file ${this.witness.file}: cannot append checkpoint ${link.seq}: ${(err as Error).message}`) : err;
+    }
+    this.witnessedSeq = link.seq;
     this.chain = { seq: link.seq, digest: checkpointDigest(cp.jws) };
     if (eventId >= this.lastCheckpoint.event_id) this.lastCheckpoint = { event_id: eventId, at: now.getTime() };
-    this.witnessUpTo();
     return cp;
   }
 
-  /** Appends to the witness what it does not hold yet (also what an earlier failed append missed). */
-  private witnessUpTo(): void {
-    if (!this.witness || !this.chain || this.witnessedSeq >= this.chain.seq) return;
-    const rows = this.db.prepare('select jws from audit_checkpoints where seq > ? order by seq').all(this.witnessedSeq) as { jws: string }[];
-    const cps = rows.map((r) => readCheckpoint(r.jws)).flatMap((r) => ('checkpoint' in r ? [r.checkpoint] : []));
-    this.witness.append(cps);
-    this.witnessedSeq = this.chain.seq;
+  /** Set after a checkpoint could not be written to the witness or the trail: this writer signs nothing more. */
+  private broken: string | null = null;
+
+  /** Whether the witness append of checkpoint `seq` is done (the failure was the trail's insert). */
+  private witnessedOk(seq: number): boolean {
+    return this.witness?.appended === seq;
   }
 
   get publicJwk(): AuditSigningKey['jwk'] {

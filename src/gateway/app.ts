@@ -97,7 +97,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     audit: async () => {
       const h = audit.health();
       if (!h.available) throw new Error(`the trail cannot be written since ${h.since} (${h.reason}); ${h.refused} decision(s) refused`);
-      return `ok (#${h.head.id}${h.last_checkpoint ? `, signed to #${h.last_checkpoint.event_id}` : ''})${h.warning ? `; warning: ${h.warning}` : ''}`;
+      return `ok (#${h.head.id}${h.last_checkpoint ? `, signed to #${h.last_checkpoint.event_id}` : ''})${h.warning ? '; warning: witness on the same device as audit.dir (see the log)' : ''}`;
     },
     engine: async () => {
       const health = await deps.engine.health();

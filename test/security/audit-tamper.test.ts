@@ -5,7 +5,7 @@
 // deleted checkpoint, a trail cut shorter than its witness or disagreeing with it, and a rotated
 // audit key under which the older checkpoints still verify. The trail runs on its real writer
 // thread and SQLite file; one test runs the real gateway process.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { statSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { auditKeyFromPem } from '../../src/audit/signing-key.js';
 import { startServiceProcess } from '../support/engine.js';
 import { runCli, sandbox } from '../support/gatehouse.js';
 import { fetchTls } from '../support/https.js';
+import { until } from '../support/until.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-audit-tamper-'));
 let key: AuditSigningKey;
@@ -584,4 +585,100 @@ describe('rotating the audit key', () => {
       box.remove();
     }
   });
+});
+
+describe('the witness is written before the trail (a stop between the two writes does not stop the next start)', () => {
+  let base: Built;
+  beforeAll(async () => {
+    base = await build('ahead', 3, 10);
+  });
+
+  it('a witness one checkpoint ahead (the line written, the row not) is taken in: the start succeeds, said in the log, and verify is ok', async () => {
+    const b = copy(base, 'ahead-crash');
+    const third = checkpointRows(b).find((c) => c.seq === 3)!;
+    tamper(b, (db) => db.prepare('delete from audit_checkpoints where seq = 3').run());
+    const warned: string[] = [];
+    const trail = await AuditTrail.open({ ...opts(b), log: { info() {}, warn: (_o: object, msg: string) => warned.push(msg), error() {} } });
+    await trail.record(input(1));
+    await trail.close();
+    expect(warned).toContainEqual(expect.stringMatching(/witness held checkpoint 3 \(event #30\) that the trail lacked .*taken into the trail/));
+    const rows = checkpointRows(b);
+    expect(rows.map((c) => c.seq)).toEqual([1, 2, 3, 4]);
+    expect(rows[2]!.jws).toBe(third.jws);
+    expect(readWitness(b.witnessFile).entries.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(verify(b, { witnessFile: b.witnessFile }).ok).toBe(true);
+  });
+
+  it('a witness one ahead that the trail does not agree with is still refused (its event rewritten)', async () => {
+    const b = copy(base, 'ahead-forged');
+    tamper(b, (db) => {
+      db.prepare('delete from audit_checkpoints where seq = 3').run();
+      rewriteFrom(db, 25, 'allowed by nobody');
+    });
+    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness .* holds checkpoint 3 .*checkpoints were deleted from the trail/);
+    expect(checkpointRows(b).map((c) => c.seq)).toEqual([1, 2]);
+  });
+
+  it('a witness one behind (what the old order left after a crash) is still refused', async () => {
+    const b = copy(base, 'behind-crash');
+    writeFileSync(b.witnessFile, readFileSync(b.witnessFile, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    await expect(AuditTrail.open(opts(b))).rejects.toThrow(/ends at checkpoint 2 .*the witness was cut back/);
+  });
+
+  it('a witness reset is said in the operator log, with the checkpoint number', async () => {
+    const b = copy(base, 'reset-logged');
+    writeFileSync(b.witnessFile, readFileSync(b.witnessFile, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    const warned: string[] = [];
+    const trail = await AuditTrail.open({ ...opts(b), witnessReset: 3, log: { info() {}, warn: (_o: object, msg: string) => warned.push(msg), error() {} } });
+    await trail.close();
+    expect(warned).toContainEqual(expect.stringMatching(/witness \(cut back to checkpoint 2\) was started again from checkpoint 3 by GATEHOUSE_AUDIT_WITNESS_RESET/));
+  });
+
+  it('a witness append that fails makes the trail unavailable and stores no checkpoint the witness lacks', async () => {
+    const dir = join(root, 'witness-full');
+    mkdirSync(dir, { recursive: true });
+    const witnessFile = join(root, 'witness-full.jsonl');
+    symlinkSync('/dev/full', witnessFile); // every write: ENOSPC
+    const b = { dir, archiveDir: join(dir, 'archive'), witnessFile };
+    const trail = await AuditTrail.open({ ...opts(b), checkpointMs: 50 });
+    try {
+      await Promise.all([1, 2, 3].map((i) => trail.record(input(i))));
+      const down = await until(async () => { const h = trail.health(); return h.available ? undefined : h; }, 20_000, 'the trail unavailable after the failed witness append');
+      expect(down.reason).toMatch(/audit\.witness_file .*cannot append checkpoint 1/);
+      expect(checkpointRows(b)).toEqual([]);
+      await expect(trail.record(input(4))).rejects.toThrow(/audit trail is unavailable/);
+    } finally {
+      await trail.close();
+    }
+    expect(checkpointRows(b)).toEqual([]);
+  });
+
+  it('a witness path that leads into audit.dir through a symlink is refused', () => {
+    const state = join(root, 'symlinked');
+    const auditDir = join(state, 'audit');
+    mkdirSync(auditDir, { recursive: true });
+    symlinkSync(auditDir, join(state, 'looks-elsewhere'));
+    expect(() => witnessFileOf(join(state, 'looks-elsewhere', 'w.jsonl'), state, auditDir)).toThrow(/audit\.witness_file: .* is inside audit\.dir/);
+    symlinkSync(join(auditDir, 'w.jsonl'), join(state, 'w-link.jsonl')); // a dangling link to a file inside
+    expect(() => witnessFileOf(join(state, 'w-link.jsonl'), state, auditDir)).toThrow(/audit\.witness_file: .* is inside audit\.dir/);
+    expect(witnessFileOf(join(state, 'w-real.jsonl'), state, auditDir)).toBe(join(state, 'w-real.jsonl'));
+  });
+
+  it('/readyz names no path for the same-device warning (the detail is in the log)', async () => {
+    const box = sandbox({ state: { dir: 'var' }, certs: { dir: 'certs' }, engine: { host: '127.0.0.1', port: 1 } });
+    try {
+      const gw = await startServiceProcess(box, 'gateway');
+      try {
+        const ca = readFileSync(join(box.dir, 'certs', 'ca.crt'), 'utf8');
+        const r = await fetchTls(`${gw.url}/readyz`, { ca });
+        expect(r.body).toContain('witness on the same device as audit.dir (see the log)');
+        expect(r.body).not.toContain(box.dir);
+        expect(r.body).not.toContain('audit-witness.jsonl');
+      } finally {
+        await gw.stop();
+      }
+    } finally {
+      box.remove();
+    }
+  }, 120_000);
 });
