@@ -326,7 +326,8 @@ describe('a sign-in is started by a navigation, not by another site\'s image or 
   }
 
   it('starts on a top-level navigation from another site (an emailed link), from this site, and without Sec-Fetch-* (a CLI)', async () => {
-    for (const headers of [{ 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document' }, { 'sec-fetch-site': 'same-site', 'sec-fetch-dest': 'document' }, { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty' }, { 'sec-fetch-site': 'none', 'sec-fetch-dest': 'document' }, {}]) {
+    const variants: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document' }, { 'sec-fetch-site': 'same-site', 'sec-fetch-dest': 'document' }, { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty' }, { 'sec-fetch-site': 'none', 'sec-fetch-dest': 'document' }, {}];
+    for (const headers of variants) {
       const before = await rows(app);
       const r = await app.call('/v1/auth/oidc/login', { headers });
       expect(r.status, `${JSON.stringify(headers)}: ${r.body}`).toBe(302);
