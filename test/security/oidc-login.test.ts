@@ -4,7 +4,9 @@
 // credentials were tried does not count towards the address lockout, while real failures still do.
 // The cookies carry the __Host- prefix (Secure, Path=/, no Domain), so a sibling subdomain or a
 // plain-HTTP answer cannot plant them; a failed code exchange uses up its sign-in but does not count
-// against the address, and an address can start only so many sign-ins in a window.
+// against the address; a start is never refused for the per-address bound (the oldest pending
+// sign-in is evicted), but one loaded by another site as a subresource is; device polls with codes
+// the gateway never handed out are answered locally; and LDAP's address lockout does not lock SSO.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 import type { Response } from '../support/https.js';
