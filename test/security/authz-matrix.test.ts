@@ -67,7 +67,7 @@ const MATRIX: Record<string, Case> = {
   // Logging in: public, and what is sent decides, never who asks.
   'POST /v1/auth/ldap': { request: () => ({ path: '/v1/auth/ldap', body: { username: 'nobody', password: 'wrong' } }), expect: anyone(404), why: 'no directory configured on this stack: 404 not_found' },
   'POST /v1/auth/device': { request: () => ({ path: '/v1/auth/device', body: {} }), expect: anyone(200) },
-  'POST /v1/auth/device/token': { request: () => ({ path: '/v1/auth/device/token', body: { device_code: 'not-a-code' } }), expect: anyone(401), why: 'an unknown device code is a failed login: 401 like every other' },
+  'POST /v1/auth/device/token': { request: () => ({ path: '/v1/auth/device/token', body: { device_code: 'not-a-code' } }), expect: anyone(400), why: 'a device code the gateway never handed out is invalid_grant (RFC 8628), answered by the gateway without asking the IdP' },
   'GET /v1/auth/oidc/login': { request: () => ({ path: '/v1/auth/oidc/login' }), expect: anyone(302), why: 'redirects to the SSO provider' },
   'GET /v1/auth/oidc/callback': { request: () => ({ path: '/v1/auth/oidc/callback?state=unknown&code=x' }), expect: anyone(401), why: 'an unknown state is a failed login' },
   'POST /v1/auth/token': { request: () => ({ path: '/v1/auth/token', body: { grant_type: 'refresh_token', refresh_token: 'not-a-token' } }), expect: anyone(401) },
