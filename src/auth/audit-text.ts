@@ -4,7 +4,7 @@
 // trail's secret filter. So a value is kept only when it is short and made of a plain charset;
 // otherwise the trail gets a short hash of it (enough to tell two attempts apart, nothing to read).
 import { createHash } from 'node:crypto';
-import { isValidUsername } from './identity.js';
+import { isValidUsername } from '../identity/index.js';
 import type { CredentialOwner } from './token-error.js';
 
 const CODE = /^[A-Za-z0-9._:-]+$/;

@@ -8,7 +8,7 @@ import type {} from '@fastify/cookie'; // request.cookies
 import type { FastifyRequest } from 'fastify';
 import type { Store } from '../store/index.js';
 import { type BrowserSessions, CSRF_HEADER, SESSION_COOKIE } from './browser-sessions.js';
-import type { AuthMethod, Identity } from './identity.js';
+import type { AuthMethod, Identity } from '../identity/index.js';
 import { plainText } from './audit-text.js';
 import { TokenError } from './token-error.js';
 import type { TokenService } from './tokens.js';

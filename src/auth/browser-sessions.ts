@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/index.js';
 import { constantTimeEqual } from './constant-time.js';
-import type { Identity } from './identity.js';
+import type { Identity } from '../identity/index.js';
 import { TokenError } from './token-error.js';
 import { ownerOf, sha256, subjectOf, type TokenService } from './tokens.js';
 

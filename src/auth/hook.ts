@@ -6,18 +6,7 @@ import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
 import { GatehouseError } from '../wire/index.js';
 import { ownerFields } from './audit-text.js';
 import type { Authenticate } from './authenticate.js';
-import type { Identity } from './identity.js';
 import { TokenError } from './token-error.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    identity?: Identity;
-  }
-  interface FastifyContextConfig {
-    /** Reachable without credentials (health, metrics, JWKS, the login endpoints themselves). */
-    public?: boolean;
-  }
-}
 
 export function installAuthentication(app: FastifyInstance, authenticate: Authenticate, audit: AuditRecorder): void {
   app.decorateRequest('identity', undefined);
@@ -44,10 +33,4 @@ export function installAuthentication(app: FastifyInstance, authenticate: Authen
       throw new GatehouseError('unauthenticated', err.reason === 'missing' ? 'authentication required: log in with `gatehouse login`' : 'invalid or expired credentials');
     }
   });
-}
-
-/** Inside a protected route: the identity stage 1 established. */
-export function identityOf(request: { identity?: Identity }): Identity {
-  if (!request.identity) throw new GatehouseError('unauthenticated', 'authentication required');
-  return request.identity;
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Client, type Entry, InvalidCredentialsError, ResultCodeError } from 'ldapts';
 import { type Config, ConfigError } from '../config/index.js';
-import { cleanGroups, isValidUsername, type LoginSubject } from './identity.js';
+import { cleanGroups, isValidUsername, type LoginSubject } from '../identity/index.js';
 import { fillFilter, firstRdnValue } from './ldap-filter.js';
 import { LoginError } from './login-error.js';
 

@@ -2,7 +2,7 @@
 // authorization grant (RFC 8628) for the CLI, the authorization code flow with PKCE for browsers.
 // Both end in a LoginSubject read from the validated (signature-checked) ID token.
 import * as client from 'openid-client';
-import { cleanGroups, isValidUsername, type LoginSubject } from './identity.js';
+import { cleanGroups, isValidUsername, type LoginSubject } from '../identity/index.js';
 import { type LoginFailure, LoginError } from './login-error.js';
 import { isLoopbackHost } from '../http/index.js';
 import { codeOrHash, plainText } from './audit-text.js';

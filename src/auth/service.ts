@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AuditRecorder } from '../audit/index.js';
 import { type Config, ConfigError, durationSeconds } from '../config/index.js';
-import type { PolicySnapshot } from '../policy/index.js';
+import type { Authorizer } from '../identity/index.js';
 import type { Store } from '../store/index.js';
 import { CERT_FILES, readPrivateKey } from '../wire/index.js';
 import { type Authenticator, createAuthenticator } from './authenticate.js';
@@ -32,7 +32,7 @@ export interface IdentityService {
   /** Which login methods this gateway offers, for logs and the banner. */
   methods: { ldap: boolean; oidc: string | null };
   /** Stage 1 (authentication on every non-public route) and the identity routes. */
-  install(app: FastifyInstance, options: { audit: AuditRecorder; policy: () => PolicySnapshot | undefined; publicUrl: () => string; /** Other public keys of this gateway (the audit checkpoint key), published beside the token keys. */ extraJwks?: () => object[] }): void;
+  install(app: FastifyInstance, options: { audit: AuditRecorder; authorizer?: Authorizer; publicUrl: () => string; /** Other public keys of this gateway (the audit checkpoint key), published beside the token keys. */ extraJwks?: () => object[] }): void;
   /** The groups a user had at their latest login here (for explaining their access), if any. */
   knownGroups(user: string): Promise<{ groups: string[]; seen_at: string } | null>;
   close(): void;
@@ -78,9 +78,9 @@ export async function createIdentityService(config: Config, store: Store, option
     tokens,
     keys,
     methods: { ldap: ldap !== undefined, oidc: oidc?.issuer ?? null },
-    install(app, { audit, policy, publicUrl, extraJwks }) {
+    install(app, { audit, authorizer, publicUrl, extraJwks }) {
       installAuthentication(app, authenticate, audit);
-      const ctx = { store, keys, tokens, sessions, throttle, signInStarts, deviceCodes, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, policy, publicUrl, extraJwks: extraJwks ?? (() => []) };
+      const ctx = { store, keys, tokens, sessions, throttle, signInStarts, deviceCodes, authenticate, ldap, oidc, signer, caCertificate: caCertPem, clientTtlSeconds: durationSeconds(config.certs.client_ttl), audit, authorizer, publicUrl, extraJwks: extraJwks ?? (() => []) };
       installLoginRoutes(app, ctx);
       installIdentityRoutes(app, ctx);
       installCertificateRoutes(app, ctx);

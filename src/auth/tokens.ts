@@ -5,7 +5,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
 import type { Store } from '../store/index.js';
 import { codeOrHash } from './audit-text.js';
-import type { AuthMethod, Identity, LoginSubject } from './identity.js';
+import type { AuthMethod, Identity, LoginSubject } from '../identity/index.js';
 import { type SigningKeys, TOKEN_ALG } from './signing-keys.js';
 import { type CredentialOwner, TokenError } from './token-error.js';
 

@@ -8,7 +8,7 @@ import forge from 'node-forge';
 import { GATEWAY_CLIENT_SUBJECT } from '../wire/index.js';
 import { bigInteger, type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, parseCertificateRequest } from './certificate-request.js';
 import { fromForgeBytes, signWithSha256Rsa, SHA256_WITH_RSA_OID, toForgeBytes, toPem } from './der.js';
-import { isValidUsername } from './identity.js';
+import { isValidUsername } from '../identity/index.js';
 import { type CaPems, loadSigningCa } from './signing-ca.js';
 
 export const USER_URI_PREFIX = 'urn:gatehouse:user:';

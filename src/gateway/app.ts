@@ -2,9 +2,10 @@
 import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type AuditTrail, installAuditRoutes } from '../audit/index.js';
-import { identityOf, type IdentityService } from '../auth/index.js';
+import type { IdentityService } from '../auth/index.js';
+import { identityOf } from '../identity/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
-import { authorize, installPolicyRoutes, type PolicyReloader } from '../policy/index.js';
+import { authorize, installPolicyRoutes, policyAuthorizer, type PolicyReloader } from '../policy/index.js';
 import { type ComputeBackend, type EngineClient, installDatasetRoutes, installJobRoutes, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
@@ -55,7 +56,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
 
   // The pipeline, each stage from its own room:
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
-  deps.identity.install(app, { audit, policy: () => deps.policy.current(), publicUrl: deps.publicUrl, extraJwks: () => audit.publicJwks }); // the audit keys, current and retired
+  deps.identity.install(app, { audit, authorizer: policyAuthorizer(() => deps.policy.current()), publicUrl: deps.publicUrl, extraJwks: () => audit.publicJwks }); // the audit keys, current and retired
   //   2 authorize (src/policy): each route decides on the serving version; the policy API itself
   installPolicyRoutes(app, {
     reloader: deps.policy,

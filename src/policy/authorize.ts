@@ -2,9 +2,9 @@
 // and only then answer. A refusal is 403 with the rule that denied, or "no rule grants ...".
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
-import type { Identity } from '../auth/index.js';
+import type { Decision, DecideOptions, Identity } from '../identity/index.js';
 import { GatehouseError } from '../wire/index.js';
-import { type Decision, decide, type DecideOptions } from './decide.js';
+import { decide } from './decide.js';
 import type { PolicySnapshot } from './snapshot.js';
 
 export interface AuthorizeContext {

@@ -3,23 +3,9 @@
 // label of the dataset an object link `dataset:<name> → label:<l>`), through the snapshot's index,
 // and remembered for the life of the policy version.
 import { lineRef, lineText } from './lines.js';
-import type { PolicySnapshot, Subject } from './snapshot.js';
+import type { Authorizer, Decision, DecideOptions, Subject } from '../identity/index.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { hasControl, objectProblem } from './vocabulary.js';
-
-export interface Decision {
-  allowed: boolean;
-  /** The policy line that decided, e.g. `p, role:analysts, dataset:transactions, read, allow`; null when no rule did. */
-  rule: string | null;
-  /** Where that line is, e.g. `policy.csv:12`. */
-  line: string | null;
-  reason: string;
-  policyVersion: string;
-}
-
-export interface DecideOptions {
-  /** The dataset's labels from its manifest (`pii`): they count as object links. */
-  labels?: readonly string[];
-}
 
 const CACHE_LIMIT = 100_000;
 
@@ -54,4 +40,9 @@ export function decideUncached(policy: PolicySnapshot, subject: Subject, object:
   return rule
     ? { allowed: false, rule: lineText(rule), line: lineRef(rule), reason: `denied by ${lineRef(rule)}: ${lineText(rule)}`, policyVersion: version }
     : { allowed: false, rule: null, line: null, reason: `no rule grants ${action} on ${object} to user:${subject.user}`, policyVersion: version };
+}
+
+/** The Authorizer port on whichever version serves at the moment of each decision. */
+export function policyAuthorizer(current: () => PolicySnapshot): Authorizer {
+  return { decide: (subject, object, action, options) => decide(current(), subject, object, action, options) };
 }

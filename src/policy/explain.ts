@@ -1,10 +1,11 @@
 // Why a decision came out as it did: the rule that decided, every rule that matched (an allow that
 // a deny overrode is shown, not hidden), the chain of links from the user to each rule's subject
 // and from the object to a label, and the quota that applies to the user.
-import { decideUncached, type Decision } from './decide.js';
+import type { Decision, Subject } from '../identity/index.js';
+import { decideUncached } from './decide.js';
 import { lineRef, lineText } from './lines.js';
 import { limitsOf, type Limits, type ResolvedQuota } from './quotas.js';
-import type { PolicySnapshot, Subject } from './snapshot.js';
+import type { PolicySnapshot } from './snapshot.js';
 import { expandUserPattern, USER_PLACEHOLDER } from './user-pattern.js';
 
 export interface MatchedRule {

@@ -1,10 +1,10 @@
 // src/policy's face: load and check the files, decide, explain, and the tools IT runs on them.
-export { type Decision, decide, type DecideOptions } from './decide.js';
+export { decide, policyAuthorizer } from './decide.js';
 export { explain, type Explanation, type MatchedRule, resolveQuota } from './explain.js';
 export { type LintResult, lintFiles, lintPolicy, loadPolicy, MODEL_FILE, POLICY_FILE, type PolicyFiles, policyVersion, readPolicyFiles } from './load.js';
 export { formatProblem, PolicyError, type PolicyProblem } from './problems.js';
 export { BUILT_IN_LIMITS, type Limits, type ResolvedLimit, type ResolvedQuota } from './quotas.js';
-export { PolicySnapshot, type Subject } from './snapshot.js';
+export { PolicySnapshot } from './snapshot.js';
 export { ACTIONS, type Action, objectProblem, QUOTA_LIMITS, type QuotaLimit } from './vocabulary.js';
 export { authorize, type AuthorizeContext, forbidden } from './authorize.js';
 export { PolicyReloader, type ReloadOutcome, type ReloadTrigger } from './reloader.js';

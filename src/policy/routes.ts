@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import Type from 'typebox';
 import { actorOf, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
-import { identityOf } from '../auth/index.js';
+import { identityOf } from '../identity/index.js';
 import { EmptyBody, NoQuery } from '../http/index.js';
 import { GatehouseError } from '../wire/index.js';
 import { authorize } from './authorize.js';

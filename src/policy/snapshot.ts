@@ -1,6 +1,7 @@
 // One loaded, validated version of policies/: immutable once built. Decisions read a snapshot from
 // start to finish, so a reload (which builds a new one beside it and swaps the reference) can never
 // be seen half-done. Here is the evaluation core that decide and explain share.
+import type { Subject } from '../identity/index.js';
 import type { PolicyLine } from './lines.js';
 import type { PolicyModel } from './model.js';
 import type { PolicyProblem } from './problems.js';
@@ -14,11 +15,6 @@ import { hasControl } from './vocabulary.js';
 const ALLOW = 1;
 const INDETERMINATE = 2;
 const DENY = 3;
-
-export interface Subject {
-  user: string;
-  groups: readonly string[];
-}
 
 export interface Evaluation {
   allowed: boolean;

@@ -4,7 +4,7 @@
 // One audit event per listing.
 import type { FastifyInstance } from 'fastify';
 import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
-import { identityOf } from '../auth/index.js';
+import { identityOf } from '../identity/index.js';
 import { NoQuery } from '../http/index.js';
 import { ACTIONS, decide, type PolicySnapshot } from '../policy/index.js';
 import type { DatasetInfo } from '../wire/index.js';

@@ -2,7 +2,7 @@
 // is authenticated (stage 1, before these handlers); the rest of the road is in JobService.
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { identityOf } from '../auth/index.js';
+import { identityOf } from '../identity/index.js';
 import { NoQuery } from '../http/index.js';
 import { type JobSpec, JobSpecSchema } from '../wire/index.js';
 import type { JobService } from './job-service.js';

@@ -3,8 +3,8 @@
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, recordOrFail } from '../audit/index.js';
-import type { Identity } from '../auth/index.js';
-import { authorize, type Decision, decide, forbidden, type PolicySnapshot, type Subject } from '../policy/index.js';
+import type { Decision, Identity, Subject } from '../identity/index.js';
+import { authorize, decide, forbidden, type PolicySnapshot } from '../policy/index.js';
 import { BACKEND_SLOTS, heldMemoryMb, limitsFor } from '../quota/index.js';
 import { type DatasetInfo, GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
 import type { Handover, JobBook } from './job-book.js';

@@ -6,7 +6,8 @@
 // Checking and holding happen in one synchronous step on the in-memory ledger, so however many
 // submissions race, none can see usage another has not yet added. The caller persists each
 // outcome (the job records) before answering.
-import type { PolicySnapshot, Subject } from '../policy/index.js';
+import type { Subject } from '../identity/index.js';
+import type { PolicySnapshot } from '../policy/index.js';
 import { checkQuota, limitsFor, type ResourceRequest } from './limits.js';
 import type { UsageLedger } from './ledger.js';
 

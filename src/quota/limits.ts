@@ -1,7 +1,8 @@
 // The limits half of admission: a user's limits (from policy, through their roles) against what a
 // job asks for and what they already hold. The ledger and the pending queue (the job path) call
 // this with usage they keep atomically; here is only the arithmetic and the words for it.
-import { type Limits, type PolicySnapshot, type QuotaLimit, resolveQuota, type ResolvedQuota, type Subject } from '../policy/index.js';
+import type { Subject } from '../identity/index.js';
+import { type Limits, type PolicySnapshot, type QuotaLimit, resolveQuota, type ResolvedQuota } from '../policy/index.js';
 
 /** What one job asks for: up to `cores` workers at once, each with `memory_mb`. */
 export interface ResourceRequest {

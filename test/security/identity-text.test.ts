@@ -6,7 +6,7 @@
 // Tried in-process (cleanGroups) and end to end: a real slapd whose groups carry such names, a
 // real LDAP login, whoami and the trail.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanGroups } from '../../src/auth/identity.js';
+import { cleanGroups } from '../../src/identity/index.js';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 import { GROUPS, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
 

@@ -78,7 +78,7 @@ export async function startIdentityApp(o: IdentityAppOptions = {}): Promise<Iden
   installPlumbing(app);
   await app.register(cookie);
   let url = '';
-  identity.install(app, { audit: recorder, policy: () => undefined, publicUrl: () => url });
+  identity.install(app, { audit: recorder, publicUrl: () => url });
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { constantTimeEqual } from '../constant-time.js';
-import { cleanGroups, isValidUsername } from '../identity.js';
+import { cleanGroups, isValidUsername } from '../../identity/index.js';
 
 export interface DevUser {
   username: string;

@@ -3,10 +3,9 @@
 // refusal recorded), and IT can revoke it; the CRL is public.
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { decide } from '../../policy/index.js';
 import { GatehouseError } from '../../wire/index.js';
 import { normalizeSerial } from '../authenticate.js';
-import { identityOf } from '../hook.js';
+import { identityOf } from '../../identity/index.js';
 import { auditFor, type RouteContext } from './context.js';
 import { CertRequestBody, CertResponse, NoQuery, SerialParams } from './schemas.js';
 
@@ -68,8 +67,7 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
     const identity = identityOf(request);
     const serial = normalizeSerial((request.params as { serial: string }).serial);
     const row = await ctx.store.db.selectFrom('client_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
-    const policy = ctx.policy();
-    const decision = row && row.user !== identity.user && policy ? await decide(policy, identity, `cert:${serial}`, 'admin') : undefined;
+    const decision = row && row.user !== identity.user && ctx.authorizer ? ctx.authorizer.decide(identity, `cert:${serial}`, 'admin') : undefined;
     const allowed = row && (row.user === identity.user || decision?.allowed === true);
     await auditFor(ctx, request, identity, {
       action: 'cert.revoke',

@@ -1,7 +1,7 @@
 // What every identity route shares: the services, the audit door and the gateway's public URL.
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, type AuditRecorder, recordOrFail } from '../../audit/index.js';
-import type { PolicySnapshot } from '../../policy/index.js';
+import type { Authorizer } from '../../identity/index.js';
 import type { Store } from '../../store/index.js';
 import type { Authenticator } from '../authenticate.js';
 import type { BrowserSessions } from '../browser-sessions.js';
@@ -29,7 +29,8 @@ export interface RouteContext {
   caCertificate: string;
   clientTtlSeconds: number;
   audit: AuditRecorder;
-  policy: () => PolicySnapshot | undefined;
+  /** Decides whether someone may act on another person's certificate; absent, only owners may. */
+  authorizer: Authorizer | undefined;
   /** https://host:port where browsers and the IdP reach this gateway. */
   publicUrl: () => string;
 }

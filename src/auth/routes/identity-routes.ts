@@ -1,7 +1,7 @@
 // Who am I, and the keys anyone may use to check our tokens.
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { identityOf } from '../hook.js';
+import { identityOf } from '../../identity/index.js';
 import type { RouteContext } from './context.js';
 import { NoQuery, WhoamiResponse } from './schemas.js';
 

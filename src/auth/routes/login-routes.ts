@@ -7,7 +7,7 @@ import { GatehouseError } from '../../wire/index.js';
 import { codeOrHash, ownerFields, userText } from '../audit-text.js';
 import { CSRF_COOKIE, HOST_COOKIE, SESSION_COOKIE } from '../browser-sessions.js';
 import { constantTimeEqual } from '../constant-time.js';
-import type { Identity, LoginSubject } from '../identity.js';
+import type { Identity, LoginSubject } from '../../identity/index.js';
 import { LoginError } from '../login-error.js';
 import { TokenError } from '../token-error.js';
 import { sha256, subjectOf } from '../tokens.js';

@@ -1,4 +1,5 @@
-// Who is asking. Every credential (bearer token, client certificate, session cookie) becomes one of these.
+// Who is asking. Every credential (bearer token, client certificate, session cookie) becomes one of these,
+// and policy decides on the Subject part of it: the user and the directory groups.
 
 /** How the person proved who they are when they logged in. */
 export type AuthMethod = 'oidc' | 'ldap';
@@ -6,7 +7,13 @@ export type AuthMethod = 'oidc' | 'ldap';
 /** What the request carried. */
 export type Credential = 'bearer' | 'certificate' | 'session';
 
-export interface Identity {
+/** What policy decides on: a person and the groups their directory or IdP puts them in. */
+export interface Subject {
+  user: string;
+  groups: readonly string[];
+}
+
+export interface Identity extends Subject {
   user: string;
   groups: string[];
   auth_method: AuthMethod;

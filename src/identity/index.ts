@@ -1,0 +1,7 @@
+// src/identity's face: who is asking and may they. A leaf room of types and one port, so that
+// authentication (src/auth) produces identities and policy (src/policy) decides on them without
+// either importing the other.
+export type { Authorizer } from './authorizer.js';
+export type { Decision, DecideOptions } from './decision.js';
+export { type AuthMethod, cleanGroups, type Credential, type Identity, isValidUsername, type LoginSubject, type Subject } from './identity.js';
+export { identityOf } from './request.js';
