@@ -7,6 +7,7 @@ export { BUILT_IN_LIMITS, type Limits, type ResolvedLimit, type ResolvedQuota } 
 export { PolicySnapshot } from './snapshot.js';
 export { ACTIONS, type Action, objectProblem, QUOTA_LIMITS, type QuotaLimit } from './vocabulary.js';
 export { authorize, type AuthorizeContext, forbidden } from './authorize.js';
+export { accessProblem, type AuthorizationStageOptions, describeAccess, installAuthorization, isPolicyNeed, requireDeclaredAccess } from './stage.js';
 export { PolicyReloader, type ReloadOutcome, type ReloadTrigger } from './reloader.js';
 export { auditReload, installPolicyRoutes, outcomeBody, POLICY_OBJECT, type PolicyRouteOptions } from './routes.js';
 export { type AccessChange, diffPolicies, type PolicyDiff, type QuotaChange } from './diff.js';

@@ -43,19 +43,22 @@ export class TicketError extends Error {
   }
 }
 
+/** `now` (ms since the epoch) is the issuing clock; tests pass a past one to mint a ticket already expired. */
 export async function signAdmissionTicket(
   claims: { job: string; user: string; spec: string; granted: Resources; replaces?: { owner: string | null }; lifetimeS?: number },
   key: KeyObject,
+  now: () => number = Date.now,
 ): Promise<string> {
   const lifetime = Math.min(claims.lifetimeS ?? TICKET_DEFAULT_LIFETIME_S, TICKET_MAX_LIFETIME_S);
+  const issuedAt = Math.floor(now() / 1000);
   return new SignJWT({ job: claims.job, spec: claims.spec, granted: claims.granted, ...(claims.replaces ? { replaces: { owner: claims.replaces.owner } } : {}) })
     .setProtectedHeader({ alg: 'RS256', typ: TICKET_TYPE })
     .setIssuer(TICKET_ISSUER)
     .setAudience(TICKET_AUDIENCE)
     .setSubject(claims.user)
     .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime(`${lifetime}s`)
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(issuedAt + lifetime)
     .sign(key);
 }
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { type JobSpec, jobSpecHash, type JobStatus, type Resources, signAdmissionTicket, TICKET_HEADER } from '../../src/wire/index.js';
 import { cleanEnv, CLI, type Sandbox } from './gatehouse.js';
 import { fetchTls, type Response } from './https.js';
+import { until } from './until.js';
 
 export interface EngineProcess {
   url: string;
@@ -65,6 +66,8 @@ export interface TicketOptions {
   specFor?: JobSpec;
   key?: ReturnType<typeof createPrivateKey>;
   lifetimeS?: number;
+  /** When the ticket was issued (ms since the epoch; default now): a past one mints a ticket already expired. */
+  issuedAt?: number;
   /** The gateway's claim that an admin may replace a dataset of this owner (null: one nobody owns). */
   replaces?: { owner: string | null };
 }
@@ -90,6 +93,7 @@ export class EngineClient {
     const token = await signAdmissionTicket(
       { job, user: o.user ?? 'alice', spec: jobSpecHash(o.specFor ?? spec), granted: o.granted ?? spec.resources, lifetimeS: o.lifetimeS, ...(o.replaces ? { replaces: o.replaces } : {}) },
       o.key ?? this.gatewayKey,
+      o.issuedAt === undefined ? undefined : () => o.issuedAt!,
     );
     return { job, token };
   }
@@ -115,14 +119,16 @@ export class EngineClient {
   }
 
   /** Polls until the job is in one of `states` (default: a final one). */
-  async waitFor(id: string, until: (s: JobStatus) => boolean = (s) => ['succeeded', 'failed', 'cancelled'].includes(s.state), timeoutMs = 60_000): Promise<JobStatus> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const status = await this.status(id);
-      if (until(status)) return status;
-      if (Date.now() > deadline) throw new Error(`job ${id} still ${status.state} after ${timeoutMs} ms: ${JSON.stringify(status)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  async waitFor(id: string, done: (s: JobStatus) => boolean = (s) => ['succeeded', 'failed', 'cancelled'].includes(s.state), timeoutMs = 60_000): Promise<JobStatus> {
+    let last: JobStatus | undefined;
+    return until(
+      async () => {
+        last = await this.status(id);
+        return done(last) ? last : undefined;
+      },
+      timeoutMs,
+      () => `job ${id} reaching the awaited state (last seen: ${JSON.stringify(last)})`,
+    );
   }
 
   async logs(id: string): Promise<string> {
