@@ -3,6 +3,7 @@
 export type { AuditActor, AuditDecision, AuditEvent, AuditInput, AuditRecorder } from './event.js';
 export { redactSecrets, secretKind } from './secrets.js';
 export { actorOf, recordOrFail, SYSTEM_ACTOR } from './record.js';
+export { AuditOutbox, type OutboxLog, type OutboxOptions } from './outbox.js';
 export { type DecisionActor, type DecisionEntry, type DecisionOrigin, type RecordedDecision, recordDecision } from './record-decision.js';
 export { AuditTrail, AuditUnavailableError, type TrailHealth, type TrailOptions } from './trail.js';
 export { type AuditSigningKey, loadAuditKey, publicKeyOfJwk, readAuditPublicKeys, rotateAuditKey } from './signing-key.js';

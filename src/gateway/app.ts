@@ -6,7 +6,7 @@ import type { IdentityService } from '../auth/index.js';
 import { identityOf } from '../identity/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { authorize, installPolicyRoutes, policyAuthorizer, type PolicyReloader } from '../policy/index.js';
-import { type ComputeBackend, type EngineClient, installDatasetRoutes, installJobRoutes, openJobPath } from '../proxy/index.js';
+import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { installAuditMetrics } from './audit-metrics.js';
@@ -22,8 +22,7 @@ export interface GatewayDeps {
   store: Store;
   /** The serving policy version, kept current from policies/. */
   policy: PolicyReloader;
-  engine: EngineClient;
-  /** Where approved jobs go; the first is the default (the bundled engine). */
+  /** Where approved jobs go (src/proxy's createBackends); the first is the default. Datasets, their labels and readiness come from them too. */
   backends: ComputeBackend[];
   jobs: { maxPendingPerUser: number; pollMs: number; statusCacheMs: number };
   identity: IdentityService;
@@ -63,12 +62,13 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     audit,
     registry,
     knownGroups: (user) => deps.identity.knownGroups(user),
-    datasetLabels: async (name) => (await deps.engine.datasets()).find((d) => d.name === name)?.labels ?? null,
+    datasetLabels: datasetLabelsIn(deps.backends),
   });
-  //   3 admit (src/quota) → 4 dispatch (src/proxy): the backend's datasets, filtered by policy;
-  //     jobs authorized on their datasets, admitted within quota or pending, handed to a backend
-  installDatasetRoutes(app, { datasets: () => deps.engine.datasets(), policy: () => deps.policy.current(), audit });
-  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), backends: deps.backends, audit, log: app.log, ...deps.jobs });
+  //   3 admit (src/quota) → 4 dispatch (src/proxy): the backends' datasets, filtered by policy;
+  //     jobs authorized on their datasets (on their own backend's catalog), admitted within quota
+  //     or pending, handed to their backend
+  installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), policy: () => deps.policy.current(), audit });
+  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer: policyAuthorizer(() => deps.policy.current()), backends: deps.backends, audit, log: app.log, ...deps.jobs });
   app.addHook('onClose', () => jobs.stop());
   installJobRoutes(app, jobs.service);
   //   5 audit (src/audit): each decision above was recorded (fsync'd) before its answer; auditors
@@ -100,10 +100,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       if (!h.available) throw new Error(`the trail cannot be written since ${h.since} (${h.reason}); ${h.refused} decision(s) refused`);
       return `ok (#${h.head.id}${h.last_checkpoint ? `, signed to #${h.last_checkpoint.event_id}` : ''})${h.warning ? '; warning: witness on the same device as audit.dir (see the log)' : ''}`;
     },
-    engine: async () => {
-      const health = await deps.engine.health();
-      return `ok (${deps.engine.url}, version ${health.version}${health.isolation ? `; isolation: ${health.isolation}` : ''})`;
-    },
+    ...backendReadiness(deps.backends), // one line per backend (`engine` for the bundled one)
   });
   return app;
 }

@@ -1,12 +1,11 @@
-// Starts the gateway process: certificates, store, policy, engine connection, then the listener.
-import { createPrivateKey } from 'node:crypto';
+// Starts the gateway process: certificates, store, policy, the backends' connections, then the listener.
 import { join } from 'node:path';
 import { AuditTrail, loadAuditKey, witnessFileOf } from '../audit/index.js';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
 import { type Config, durationSeconds } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
-import { bundledBackend, engineClient } from '../proxy/index.js';
+import { closeBackends, createBackends } from '../proxy/index.js';
 import { openStore } from '../store/index.js';
 import { readTlsMaterial } from '../wire/index.js';
 import { buildGateway } from './app.js';
@@ -21,9 +20,8 @@ export async function startGateway(config: Config): Promise<RunningService> {
   ensureServiceCertificates(config);
   const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
   const clientTls = readTlsMaterial(config.certs.dir, 'gatewayClient');
-  const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls: clientTls });
-  // Admission tickets are signed with the key of the certificate the engine sees on the connection.
-  const backends = [bundledBackend(engine, createPrivateKey(clientTls.key))];
+  // The configured backends (the bundled engine over mTLS with the gateway's client certificate).
+  const backends = createBackends(config, clientTls);
   const store = await openStore({ stateDir: config.state.dir });
   let audit: AuditTrail;
   const auditDir = config.audit.dir || join(config.state.dir, 'audit');
@@ -34,7 +32,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
     const witnessFile = witnessFileOf(config.audit.witness_file, config.state.dir, auditDir);
     audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000, witnessFile, archiveDir });
   } catch (err) {
-    engine.close();
+    closeBackends(backends);
     await store.close();
     throw err;
   }
@@ -51,7 +49,6 @@ export async function startGateway(config: Config): Promise<RunningService> {
       bodyLimit: config.server.body_limit_bytes,
       store,
       policy,
-      engine,
       backends,
       jobs: { maxPendingPerUser: config.jobs.max_pending_per_user, pollMs: config.jobs.poll_ms, statusCacheMs: config.jobs.status_cache_ms },
       identity,
@@ -72,7 +69,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
         policy?.close();
         await app.close();
         identity?.close();
-        engine.close();
+        closeBackends(backends);
         await audit.close(); // after the last request: its events are committed and the tail signed
         await store.close();
       },
@@ -80,7 +77,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
   } catch (err) {
     policy?.close();
     identity?.close();
-    engine.close();
+    closeBackends(backends);
     await audit.close();
     await store.close();
     throw err;

@@ -1,7 +1,9 @@
 // Stage 4's contract: where approved jobs go. The bundled engine is the first ComputeBackend; Slurm
-// (through slurmrestd) is meant to fit the same five verbs, plus `active` for the reconciler.
+// (through slurmrestd) is meant to fit the same five verbs, plus `active` for the reconciler. Each
+// backend has its own catalog: a job's datasets are authorized on its backend's labels. Backends
+// are built from configuration in backends.ts; the rest of the gateway knows only the list.
 import type { Readable } from 'node:stream';
-import type { DatasetInfo, HealthStatus, JobSpec, JobStatus, Resources } from '../wire/index.js';
+import type { DatasetInfo, JobSpec, JobStatus, Resources } from '../wire/index.js';
 
 /** A job as the gateway admitted it: its id, its owner, the exact spec and what was granted. */
 export interface BackendSubmission {
@@ -42,9 +44,12 @@ export interface ComputeBackend {
   logs(backendId: string, follow: boolean): Promise<Readable | null>;
   /** Stops the job; resolves with its status once it has ended. Null: no such job. */
   cancel(backendId: string): Promise<JobStatus | null>;
-  /** The datasets it can read and write, with their manifests' owner and labels. */
+  /** The datasets it can read and write, with their manifests' owner and labels: what its jobs are authorized on. */
   datasets(): Promise<DatasetInfo[]>;
-  health(): Promise<HealthStatus>;
+  /** The name of its line in /readyz (`engine` for the bundled engine). */
+  readonly readinessCheck: string;
+  /** That line: a short detail when it answers (`ok (<where>, ...)`); rejects with why not. */
+  readiness(): Promise<string>;
   /** Its capacity, reused for a while (it changes only with the backend's configuration). */
   capacity(): Promise<BackendCapacity>;
   close(): void;

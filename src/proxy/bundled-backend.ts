@@ -43,7 +43,11 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     logs: (id, follow) => engine.logs(id, follow),
     cancel: (id) => engine.cancel(id),
     datasets: () => engine.datasets(),
-    health: () => engine.health(),
+    readinessCheck: 'engine',
+    readiness: async () => {
+      const health = await engine.health();
+      return `ok (${engine.url}, version ${health.version}${health.isolation ? `; isolation: ${health.isolation}` : ''})`;
+    },
     capacity,
     close: () => engine.close(),
   };

@@ -1,6 +1,8 @@
-// src/proxy's face: the ComputeBackend interface (the bundled engine its first implementation), the
-// job API and its reconciler, and the dataset listing.
+// src/proxy's face: the ComputeBackend interface and the factory that builds the configured
+// backends (the bundled engine the first), the list helpers the gateway uses (datasets, labels,
+// readiness), the job API and its reconciler, and the dataset listing.
 export type { BackendSubmission, ComputeBackend } from './backend.js';
+export { backendReadiness, closeBackends, createBackends, datasetLabelsIn, type ListedDataset, listDatasets } from './backends.js';
 export { BUNDLED, bundledBackend } from './bundled-backend.js';
 export { type EngineClient, engineClient } from './engine-client.js';
 export { type DatasetRouteOptions, installDatasetRoutes } from './datasets-route.js';

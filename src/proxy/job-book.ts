@@ -1,10 +1,12 @@
 // The gateway's live jobs and the steps of their lives: hand over to a backend, learn what the
 // backend says, end them (releasing their quota exactly once) and admit the next pending ones.
 // The routes and the reconciler both act through here, so whichever sees an end first ends it.
-import { actorOf, type AuditInput, type AuditRecorder, recordOrFail } from '../audit/index.js';
-import type { AdmissionControl } from '../quota/index.js';
-import { FINAL_STATES, GatehouseError, type JobStatus } from '../wire/index.js';
+// Its state is its own: callers use its methods, never its maps.
+import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
+import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
+import type { JobDatasets } from './job-datasets.js';
 import { ENDED_STATES, type JobRecord, type JobRecords, type RecordState } from './job-records.js';
 
 export interface Logger {
@@ -16,15 +18,18 @@ export interface Logger {
 export interface JobBookOptions {
   records: JobRecords;
   admission: AdmissionControl;
-  backends: ReadonlyMap<string, ComputeBackend>;
+  /** The configured backends; a job names one of them. */
+  backends: readonly ComputeBackend[];
+  /** Where decisions about jobs are recorded before they are acted on. */
   audit: AuditRecorder;
+  /** Where events of what already happened (a start, an end) wait while the trail is down. */
+  outbox: AuditOutbox;
+  /** A pending job's datasets, decided again as it leaves the queue. */
+  datasets: JobDatasets;
   log: Logger;
   /** How long a backend status is reused before it is asked again. */
   statusCacheMs: number;
 }
-
-/** Decides a pending job's datasets again as it leaves the queue: null when still allowed, else why not. */
-export type Recheck = (r: JobRecord) => Promise<string | null>;
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
 
@@ -33,14 +38,11 @@ const DAY_MS = 24 * 3600 * 1000;
 /** An event about a job (its object is `job:<id>` unless it names another, such as the dataset it read). */
 type JobEvent = Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version' | 'object'>>;
 
-/** Job events kept in memory while the trail is down; beyond this many, the oldest news is the operator's log. */
-const MAX_UNRECORDED = 10_000;
-
 export class JobBook {
   /** Every job not ended, by id: pending, being handed over, queued or running. */
-  readonly live = new Map<string, JobRecord>();
+  private readonly live = new Map<string, JobRecord>();
   /** Handovers in progress: the reconciler leaves these jobs alone until they settle. */
-  readonly inFlight = new Map<string, Promise<Handover>>();
+  private readonly inFlight = new Map<string, Promise<Handover>>();
   /** Jobs admitted from the queue and not yet re-checked and saved: their job.admit event, and whether it is on record. */
   private readonly fromQueue = new Map<string, { recorded: boolean; event: JobEvent }>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
@@ -50,16 +52,124 @@ export class JobBook {
    * carried in the admission ticket so the engine replaces only that. Kept until the job ends; a
    * restart forgets them, and the engine then refuses such an overwrite (fail closed).
    */
-  readonly replaces = new Map<string, { owner: string | null }>();
-  /** Set by the service that owns the authorization rules (see JobService.recheck). */
-  recheck: Recheck = async () => null;
+  private readonly replaces = new Map<string, { owner: string | null }>();
+  private readonly backends: ReadonlyMap<string, ComputeBackend>;
 
-  constructor(readonly o: JobBookOptions) {}
+  constructor(private readonly o: JobBookOptions) {
+    this.backends = new Map(o.backends.map((b) => [b.name, b]));
+  }
+
+  /** The configured backends' names, the default (first) first. */
+  backendNames(): string[] {
+    return [...this.backends.keys()];
+  }
+
+  hasBackend(name: string): boolean {
+    return this.backends.has(name);
+  }
 
   backend(name: string): ComputeBackend {
-    const b = this.o.backends.get(name);
+    const b = this.backends.get(name);
     if (b === undefined) throw new GatehouseError('not_ready', `backend ${name} is not configured`);
     return b;
+  }
+
+  /** Every backend, by name: what the reconciler compares the ledger with. */
+  eachBackend(): IterableIterator<[string, ComputeBackend]> {
+    return this.backends.entries();
+  }
+
+  /** The next submission number (the pending queues' order). */
+  nextSeq(): number {
+    return this.o.records.nextSeq();
+  }
+
+  /** Check-and-hold for a new job, against what its backend can ever run. */
+  async admit(request: AdmissionRequest, backend: string): Promise<Admission> {
+    const { slots } = await this.backend(backend).capacity();
+    return this.o.admission.admit(request, { name: backend, slots });
+  }
+
+  /** A submission admitted or pending: live from now on (with the owner of a dataset it may replace). */
+  track(r: JobRecord, replaces: { owner: string | null } | null): void {
+    this.live.set(r.id, r);
+    if (replaces !== null) this.replaces.set(r.id, replaces);
+  }
+
+  /** A refused submission leaves nothing: no hold, no queue entry, no record. */
+  async untrack(r: JobRecord): Promise<void> {
+    if (r.state === 'pending') await this.o.records.remove(r.id).catch(() => undefined);
+    this.live.delete(r.id);
+    this.replaces.delete(r.id);
+    if (r.held) this.o.admission.release(r.id, 0);
+    else this.o.admission.withdraw(r.id);
+  }
+
+  insert(r: JobRecord): Promise<void> {
+    return this.o.records.insert(r);
+  }
+
+  /** A record written for a handover the backend then refused. */
+  removeRecord(id: string): Promise<void> {
+    return this.o.records.remove(id);
+  }
+
+  /**
+   * Marks a handover as in progress before anything else is awaited (see JobService.start): the
+   * reconciler leaves it alone and a cancel waits for it. Call settle with its outcome, then done.
+   */
+  claimHandover(id: string): { settle: (h: Handover) => void; done: () => void } {
+    let settle: (h: Handover) => void = () => {};
+    this.inFlight.set(id, new Promise<Handover>((resolve) => (settle = resolve)));
+    return { settle: (h) => settle(h), done: () => this.inFlight.delete(id) };
+  }
+
+  isInFlight(id: string): boolean {
+    return this.inFlight.has(id);
+  }
+
+  /** Resolves once a handover in progress (if any) has settled. */
+  async settled(id: string): Promise<void> {
+    await this.inFlight.get(id);
+  }
+
+  /** A live job by id, or any recorded one. */
+  async find(id: string): Promise<JobRecord | undefined> {
+    return this.live.get(id) ?? (await this.o.records.get(id));
+  }
+
+  /** Newest first, live jobs as the book knows them now. */
+  async list(query: { user?: string; state?: string; limit: number }): Promise<JobRecord[]> {
+    return (await this.o.records.list(query)).map((r) => this.live.get(r.id) ?? r);
+  }
+
+  liveJob(id: string): JobRecord | undefined {
+    return this.live.get(id);
+  }
+
+  isLive(id: string): boolean {
+    return this.live.has(id);
+  }
+
+  liveJobs(): JobRecord[] {
+    return [...this.live.values()];
+  }
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /** Takes a pending job out of its queue; false when it was not pending (admitted meanwhile). */
+  withdraw(id: string): boolean {
+    return this.o.admission.withdraw(id);
+  }
+
+  pending(user: string): PendingJob[] {
+    return this.o.admission.pending(user);
+  }
+
+  usage(user: string): Usage {
+    return this.o.admission.ledger.usage(user);
   }
 
   /** Start-up: the ledger's holds, the pending queues and the day's charges, from the records. */
@@ -120,7 +230,7 @@ export class JobBook {
           await this.record(r, admission.event); // no handover before the admission is on record
           admission.recorded = true;
         }
-        const refusal = await this.recheck(r);
+        const refusal = await this.recheckDatasets(r);
         if (refusal !== null) {
           await this.end(r, 'failed', refusal, null);
           return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
@@ -274,23 +384,42 @@ export class JobBook {
 
   /**
    * An event the gateway itself causes (a start seen by polling, an end, an admission from the
-   * queue), on behalf of the job's owner. No request waits on it; a refusal is the operator's.
+   * queue), on behalf of the job's owner. No request waits on it; when the trail is down it waits
+   * in the outbox (a start or an end already happened: kept, with the time it was seen, not lost).
    */
-  async event(r: JobRecord, e: JobEvent): Promise<void> {
-    const input = this.inputOf(r, e);
-    try {
-      await recordOrFail(this.o.audit, input);
-    } catch (err) {
-      // A start or an end already happened: it is kept and recorded once the trail is back, with
-      // the time it was seen, rather than lost.
-      this.o.log.error({ job: r.id, action: e.action, err: (err as Error).message }, 'audit event of a job not recorded yet; retrying');
-      this.retryLater({ ...input, details: { ...input.details, observed_at: new Date().toISOString() } });
-    }
+  event(r: JobRecord, e: JobEvent): Promise<void> {
+    return this.o.outbox.record(this.inputOf(r, e));
   }
 
   /** A job event that must be recorded before the gateway acts on it; rejects when it cannot be. */
-  record(r: JobRecord, e: JobEvent): Promise<void> {
+  private record(r: JobRecord, e: JobEvent): Promise<void> {
     return recordOrFail(this.o.audit, this.inputOf(r, e), this.o.log);
+  }
+
+  /**
+   * A pending job's datasets decided again as it leaves the queue, with the groups it was
+   * submitted with, on its backend's catalog. Null: still allowed (its spec then carries every
+   * label its output will, and an overwrite of another's dataset its owner); else why not.
+   */
+  private async recheckDatasets(r: JobRecord): Promise<string | null> {
+    const asker = { identity: { user: r.user, groups: r.groups, auth_method: r.auth_method }, ip: null };
+    const verdict = await this.o.datasets.forQueueExit(asker, { id: r.id, spec: r.spec, backend: r.backend });
+    switch (verdict.outcome) {
+      case 'denied':
+        return `no longer allowed when admitted from the queue: ${verdict.decision.reason}`;
+      case 'missing':
+        return `dataset ${r.input} no longer exists`;
+      case 'unlabelable':
+        return verdict.error.message;
+      case 'allowed': {
+        // Labels may have come (a policy line, the input replaced) while it waited: the output carries them too.
+        const hash = jobSpecHash(verdict.spec);
+        if (hash !== r.spec_hash) Object.assign(r, { spec: verdict.spec, spec_hash: hash });
+        if (verdict.replaces !== null) this.replaces.set(r.id, verdict.replaces);
+        else this.replaces.delete(r.id);
+        return null;
+      }
+    }
   }
 
   private inputOf(r: JobRecord, e: JobEvent): AuditInput {
@@ -301,45 +430,5 @@ export class JobBook {
       ...e,
       details: { input: r.input, output: r.output, backend: r.backend, ...e.details },
     };
-  }
-
-  private unrecorded: AuditInput[] = [];
-  private retryTimer: NodeJS.Timeout | null = null;
-
-  private retryLater(input: AuditInput): void {
-    if (this.unrecorded.length >= MAX_UNRECORDED) {
-      this.o.log.error({ job: input.object, action: input.action }, 'audit event of a job dropped: too many waiting for the trail');
-      return;
-    }
-    this.unrecorded.push(input);
-    this.retryTimer ??= setInterval(() => void this.retry(), 1000);
-    this.retryTimer.unref();
-  }
-
-  private retrying = false;
-
-  private async retry(): Promise<void> {
-    if (this.retrying) return; // one drain at a time: a slow one must not record an event twice
-    this.retrying = true;
-    try {
-      while (this.unrecorded.length > 0) {
-        try {
-          await this.o.audit.record(this.unrecorded[0]!);
-        } catch (err) {
-          if (this.o.audit.available?.() !== false) {
-            // The trail is up and still refuses it: a malformed event, which would block all behind it.
-            this.o.log.error({ event: this.unrecorded[0]!.action, object: this.unrecorded[0]!.object, err: (err as Error).message }, 'audit event of a job dropped: the trail refuses it');
-            this.unrecorded.shift();
-            continue;
-          }
-          return; // still down: the next tick tries again, in the same order
-        }
-        this.unrecorded.shift();
-      }
-    } finally {
-      this.retrying = false;
-    }
-    if (this.retryTimer) clearInterval(this.retryTimer);
-    this.retryTimer = null;
   }
 }

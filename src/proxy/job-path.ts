@@ -1,12 +1,16 @@
-// Assembles the job path of one gateway: records, ledger and queues rebuilt from them, the backends,
-// the service the routes call and the reconciler that keeps the ledger true.
-import type { AuditRecorder } from '../audit/index.js';
+// Assembles the job path of one gateway: records, ledger and queues rebuilt from them, the backends
+// (each with its own catalog for authorization), the dataset decisions, the book of live jobs, the
+// service the routes call and the reconciler that keeps the ledger true. Each piece gets what it
+// needs through its constructor.
+import { AuditOutbox, type AuditRecorder } from '../audit/index.js';
+import type { Authorizer } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { AdmissionControl, UsageLedger } from '../quota/index.js';
 import type { Store } from '../store/index.js';
 import type { ComputeBackend } from './backend.js';
-import { datasetLookup } from './dataset-lookup.js';
+import { type DatasetLookup, datasetLookup } from './dataset-lookup.js';
 import { JobBook, type Logger } from './job-book.js';
+import { JobDatasets, policyLabelsOf, recordDatasetDecision } from './job-datasets.js';
 import { JobRecords } from './job-records.js';
 import { JobService } from './job-service.js';
 import { Reconciler } from './reconciler.js';
@@ -18,8 +22,12 @@ const IDLE_PASS_MS = 5000;
 
 export interface JobPathOptions {
   store: Store;
+  /** The serving policy: quotas, the labels its g2 lines give, versions. */
   policy: () => PolicySnapshot;
-  backends: ComputeBackend[];
+  /** Decides on the serving policy (the job's datasets, other people's jobs). */
+  authorizer: Authorizer;
+  /** The configured backends; the first is the default. */
+  backends: readonly ComputeBackend[];
   audit: AuditRecorder;
   log: Logger;
   maxPendingPerUser: number;
@@ -35,15 +43,34 @@ export interface JobPath {
 }
 
 export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
+  if (o.backends.length === 0) throw new Error('no compute backend is configured');
   const records = await JobRecords.open(o.store);
   const admission = new AdmissionControl(new UsageLedger(), o.policy, o.maxPendingPerUser);
-  const backends = new Map(o.backends.map((b) => [b.name, b]));
-  const book = new JobBook({ records, admission, backends, audit: o.audit, log: o.log, statusCacheMs: o.statusCacheMs });
+  // Each backend's own catalog: a job's datasets are decided on the labels of the backend it runs on.
+  const catalogs = new Map<string, DatasetLookup>(o.backends.map((b) => [b.name, datasetLookup(() => b.datasets(), CATALOG_TTL_MS)]));
+  const datasets = new JobDatasets({
+    authorizer: o.authorizer,
+    policyLabels: policyLabelsOf(o.policy),
+    catalog: (name) => {
+      const lookup = catalogs.get(name);
+      if (lookup === undefined) throw new Error(`backend ${name} is not configured`);
+      return lookup;
+    },
+    record: recordDatasetDecision(o.audit),
+  });
+  const outbox = new AuditOutbox(o.audit, o.log);
+  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs });
   await book.restore();
-  const first = o.backends[0]!;
-  const service = new JobService({ book, policy: o.policy, dataset: datasetLookup(() => first.datasets(), CATALOG_TTL_MS), defaultBackend: first.name });
-  book.recheck = (r) => service.recheck(r);
-  const reconciler = new Reconciler(book, { busyMs: o.pollMs, idleMs: IDLE_PASS_MS });
+  const service = new JobService({ book, datasets, authorizer: o.authorizer, audit: o.audit, policy: o.policy });
+  const reconciler = new Reconciler(book, { busyMs: o.pollMs, idleMs: IDLE_PASS_MS, log: o.log });
   reconciler.start();
-  return { service, book, reconciler, stop: () => reconciler.stop() };
+  return {
+    service,
+    book,
+    reconciler,
+    stop: async () => {
+      await reconciler.stop();
+      outbox.close();
+    },
+  };
 }

@@ -2,7 +2,7 @@
 // live (their ends free quota for the pending ones), rarely when idle. It ends jobs the backend
 // finished or lost, resends handovers a restart interrupted, and cancels backend jobs the gateway
 // has no live record of (sent by a request that never got its answer; see job-id.ts).
-import type { JobBook } from './job-book.js';
+import type { JobBook, Logger } from './job-book.js';
 import { isGatewayJobId } from './job-id.js';
 
 export interface ReconcilerOptions {
@@ -10,6 +10,7 @@ export interface ReconcilerOptions {
   busyMs: number;
   /** Between passes when none is. */
   idleMs: number;
+  log: Logger;
 }
 
 export class Reconciler {
@@ -43,26 +44,26 @@ export class Reconciler {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       void this.pass()
-        .catch((err: Error) => this.book.o.log.error({ err: err.message }, 'reconcile pass failed'))
-        .finally(() => this.schedule(this.book.live.size > 0 ? this.o.busyMs : this.o.idleMs));
+        .catch((err: Error) => this.o.log.error({ err: err.message }, 'reconcile pass failed'))
+        .finally(() => this.schedule(this.book.liveCount > 0 ? this.o.busyMs : this.o.idleMs));
     }, ms);
     this.timer.unref();
   }
 
   private async reconcile(): Promise<void> {
     const book = this.book;
-    for (const [name, backend] of book.o.backends) {
+    for (const [name, backend] of book.eachBackend()) {
       let active;
       try {
         active = await backend.active();
       } catch (err) {
         // Cannot tell what ended: nothing is released, nothing resent, until the backend answers.
-        book.o.log.warn({ backend: name, err: (err as Error).message }, 'backend unreachable; jobs keep their quota until it answers');
+        this.o.log.warn({ backend: name, err: (err as Error).message }, 'backend unreachable; jobs keep their quota until it answers');
         continue;
       }
       const seen = new Map(active.map((s) => [s.id, s]));
-      for (const r of [...book.live.values()]) {
-        if (r.backend !== name || r.state === 'pending' || book.inFlight.has(r.id)) continue;
+      for (const r of book.liveJobs()) {
+        if (r.backend !== name || r.state === 'pending' || book.isInFlight(r.id)) continue;
         const status = seen.get(r.backend_id ?? r.id);
         if (status !== undefined) {
           await book.observe(r, status);
@@ -80,9 +81,9 @@ export class Reconciler {
         else await book.end(r, 'failed', `backend ${name} lost the job (it no longer knows ${r.backend_id ?? r.id}); its quota is released`, null);
       }
       for (const s of active) {
-        if (book.live.has(s.id) || book.inFlight.has(s.id) || !isGatewayJobId(s.id)) continue;
-        book.o.log.warn({ backend: name, job: s.id, user: s.user }, 'cancelling a backend job the gateway has no live record of');
-        await backend.cancel(s.id).catch((err: Error) => book.o.log.error({ job: s.id, err: err.message }, 'could not cancel an unrecorded job'));
+        if (book.isLive(s.id) || book.isInFlight(s.id) || !isGatewayJobId(s.id)) continue;
+        this.o.log.warn({ backend: name, job: s.id, user: s.user }, 'cancelling a backend job the gateway has no live record of');
+        await backend.cancel(s.id).catch((err: Error) => this.o.log.error({ job: s.id, err: err.message }, 'could not cancel an unrecorded job'));
       }
     }
     book.drain(); // a policy reload or the rolling day may have made room

@@ -1,0 +1,56 @@
+// The backends of one gateway, built from configuration, and what the rest of the gateway asks of
+// them as a list: the datasets (each from its own backend), a dataset's labels for explain, and one
+// readiness line per backend. To add a backend kind, implement ComputeBackend (backend.ts) and build
+// it here from its configuration section; nothing outside src/proxy names a concrete backend.
+import { createPrivateKey } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import type { DatasetInfo, TlsMaterial } from '../wire/index.js';
+import type { ComputeBackend } from './backend.js';
+import { bundledBackend } from './bundled-backend.js';
+import { engineClient } from './engine-client.js';
+
+/**
+ * The configured backends, the default (a job spec without `backend`) first: the bundled engine
+ * at engine.host:engine.port, over mTLS with the gateway's client certificate (`tls`), whose key
+ * also signs the admission tickets the engine checks.
+ */
+export function createBackends(config: Pick<Config, 'engine'>, tls: TlsMaterial): ComputeBackend[] {
+  const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls });
+  return [bundledBackend(engine, createPrivateKey(tls.key))];
+}
+
+/** A dataset as GET /v1/datasets lists it: with its backend's name when there is more than one backend. */
+export type ListedDataset = DatasetInfo & { backend?: string };
+
+/**
+ * Every backend's datasets: one backend's as it lists them (the response of a gateway with one
+ * backend is unchanged), several backends' one after the other, each entry naming its backend.
+ * A backend that cannot answer fails the listing (nothing is shown as if it were complete).
+ */
+export async function listDatasets(backends: readonly ComputeBackend[]): Promise<ListedDataset[]> {
+  if (backends.length === 1) return backends[0]!.datasets();
+  const lists = await Promise.all(backends.map(async (b) => (await b.datasets()).map((d) => ({ ...d, backend: b.name }))));
+  return lists.flat();
+}
+
+/**
+ * The labels a dataset's manifests give it on every backend that has one by that name (their
+ * union: explain shows the decision as strict as any backend would make it); null when none has.
+ */
+export function datasetLabelsIn(backends: readonly ComputeBackend[]): (name: string) => Promise<string[] | null> {
+  return async (name) => {
+    const found = (await Promise.all(backends.map(async (b) => (await b.datasets()).find((d) => d.name === name)))).filter((d) => d !== undefined);
+    if (found.length <= 1) return found[0]?.labels ?? null;
+    return [...new Set(found.flatMap((d) => d.labels))].sort();
+  };
+}
+
+/** One readiness line per backend, under the name each gives itself. */
+export function backendReadiness(backends: readonly ComputeBackend[]): Record<string, () => Promise<string>> {
+  return Object.fromEntries(backends.map((b) => [b.readinessCheck, () => b.readiness()]));
+}
+
+/** Closes every backend's connections. */
+export function closeBackends(backends: readonly ComputeBackend[]): void {
+  for (const b of backends) b.close();
+}

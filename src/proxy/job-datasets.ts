@@ -1,0 +1,184 @@
+// A job's dataset decisions, in one place for both moments they are made: at submission, and again
+// as a pending job leaves the queue (policy, labels and datasets may have changed while it waited).
+// Read the input, write the output (with every label it will carry), and replace an existing output
+// only as its owner or with admin on it. Labels come from the catalog of the job's OWN backend. Each
+// decision goes through the Authorizer port and is recorded (`dataset.authorize`) before anything
+// acts on it; the read and the write themselves are recorded later, when they happen (job-book.ts).
+import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import type { Authorizer, Decision } from '../identity/index.js';
+import { forbidden, type PolicySnapshot } from '../policy/index.js';
+import { type DatasetInfo, GatehouseError, type JobSpec } from '../wire/index.js';
+import type { DatasetLookup } from './dataset-lookup.js';
+
+/** For whom a job's datasets are decided, and on what occasion: a request (its address and id), or the queue (neither). */
+export interface Asker {
+  identity: { user: string; groups: readonly string[]; auth_method: string };
+  ip: string | null;
+  requestId?: string;
+  log?: { error(o: object, m: string): void };
+}
+
+/** Records one dataset decision before anything acts on it; rejects (503 audit_unavailable) when the trail cannot take it. */
+export type RecordDecision = (asker: Asker, object: string, decision: Decision, details: Record<string, unknown>) => Promise<void>;
+
+/** The audit action of a dataset permission decision (read, write or overwrite, in `details.requested`). */
+export const AUTHORIZE = 'dataset.authorize';
+
+/**
+ * The one recording function of the job's dataset decisions: the same event src/policy's
+ * `authorize` writes for a route, for a requester or for the queue.
+ * SEAM: once src/policy has the shared "decide and record" of the authorization stage, this body
+ * becomes a call to it.
+ */
+export function recordDatasetDecision(audit: AuditRecorder): RecordDecision {
+  return (asker, object, decision, details) =>
+    recordOrFail(
+      audit,
+      {
+        actor: actorOf(asker.identity, asker.ip),
+        action: AUTHORIZE,
+        object,
+        decision: decision.allowed ? 'allow' : 'deny',
+        reason: decision.reason,
+        policy_version: decision.policyVersion,
+        ...(asker.requestId !== undefined ? { request_id: asker.requestId } : {}),
+        details: { ...details, ...(decision.line ? { rule_line: decision.line } : {}) },
+      },
+      asker.log,
+    );
+}
+
+export interface JobDatasetsOptions {
+  authorizer: Authorizer;
+  /** The labels the serving policy gives an object through its g2 lines (see policyLabelsOf). */
+  policyLabels: (object: string) => string[];
+  /** The catalog of a backend, by its name: labels of the input, and of an output being replaced. */
+  catalog: (backend: string) => DatasetLookup;
+  record: RecordDecision;
+}
+
+/** What a job's datasets came to. */
+export type DatasetVerdict =
+  /** Allowed: the spec to hand over (its labels: every label the output carries) and, for an overwrite of another's dataset, its owner. */
+  | { outcome: 'allowed'; spec: JobSpec; replaces: { owner: string | null } | null }
+  | { outcome: 'denied'; decision: Decision }
+  /** The input is not in the backend's catalog (the read was decided and recorded first, so a name tells nothing to those who may not read it). */
+  | { outcome: 'missing' }
+  /** The output would carry a label no manifest can hold. */
+  | { outcome: 'unlabelable'; error: GatehouseError };
+
+export interface JobOnDatasets {
+  id: string;
+  spec: JobSpec;
+  backend: string;
+}
+
+export class JobDatasets {
+  constructor(private readonly o: JobDatasetsOptions) {}
+
+  /** Submission: resolves with the spec to hand over; throws 403 (the rule), 404 (no input) or 409 (a label no manifest holds). */
+  async forSubmit(asker: Asker, job: JobOnDatasets): Promise<{ spec: JobSpec; replaces: { owner: string | null } | null }> {
+    const verdict = await this.decide(asker, job, { freshInput: false, details: {} });
+    switch (verdict.outcome) {
+      case 'allowed':
+        return verdict;
+      case 'denied':
+        throw forbidden(verdict.decision);
+      case 'missing':
+        throw new GatehouseError('not_found', `no dataset ${job.spec.input}`, { field: 'body.input' });
+      case 'unlabelable':
+        throw verdict.error;
+    }
+  }
+
+  /**
+   * Queue exit, with the groups the job was submitted with and fresh catalog answers. Resolves
+   * with the verdict; a catalog that cannot answer throws 503 (undecided is not allowed: the
+   * caller retries the whole way).
+   */
+  async forQueueExit(asker: Asker, job: JobOnDatasets): Promise<DatasetVerdict> {
+    return this.decide(asker, job, { freshInput: true, details: { leaving_queue: true } });
+  }
+
+  private async decide(asker: Asker, job: JobOnDatasets, occasion: { freshInput: boolean; details: Record<string, unknown> }): Promise<DatasetVerdict> {
+    const { spec } = job;
+    const lookup = this.o.catalog(job.backend);
+    let input: DatasetInfo | undefined;
+    let existing: DatasetInfo | undefined;
+    try {
+      input = await lookup(spec.input, occasion.freshInput);
+      existing = spec.mode === 'overwrite' ? await lookup(spec.output, true) : undefined;
+    } catch (err) {
+      if (!occasion.freshInput) throw err;
+      throw new GatehouseError('not_ready', `the datasets of job ${job.id} could not be decided again as it left the queue: ${(err as Error).message}`);
+    }
+    const subject = asker.identity;
+    const { authorizer } = this.o;
+    const read = authorizer.decide(subject, `dataset:${spec.input}`, 'read', { labels: input?.labels });
+    await this.o.record(asker, `dataset:${spec.input}`, read, { requested: 'read', job: job.id, ...occasion.details });
+    if (!read.allowed) return { outcome: 'denied', decision: read };
+    if (input === undefined) return { outcome: 'missing' };
+
+    const outLabels = [...new Set([...input.labels, ...this.o.policyLabels(`dataset:${input.name}`), ...(spec.labels ?? []), ...(existing?.labels ?? [])])].sort();
+    const write = authorizer.decide(subject, `dataset:${spec.output}`, 'write', { labels: outLabels });
+    await this.o.record(asker, `dataset:${spec.output}`, write, { requested: 'write', job: job.id, ...occasion.details });
+    if (!write.allowed) return { outcome: 'denied', decision: write };
+
+    if (existing !== undefined) {
+      const replace = this.replaceDecision(subject, existing);
+      await this.o.record(asker, `dataset:${existing.name}`, replace, { requested: 'overwrite', owner: existing.owner, job: job.id, ...occasion.details });
+      if (!replace.allowed) return { outcome: 'denied', decision: replace };
+    }
+    let effective: JobSpec;
+    try {
+      effective = labelled(spec, outLabels);
+    } catch (err) {
+      return { outcome: 'unlabelable', error: err as GatehouseError };
+    }
+    return { outcome: 'allowed', spec: effective, replaces: existing !== undefined && existing.owner !== subject.user ? { owner: existing.owner } : null };
+  }
+
+  /**
+   * May `subject` replace `existing`? Its owner may (the manifest's `owner`); anyone else needs
+   * `admin` on it by policy, and so does everyone for a dataset with no owner (the demo datasets).
+   */
+  private replaceDecision(subject: Asker['identity'], existing: DatasetInfo): Decision {
+    const object = `dataset:${existing.name}`;
+    const admin = this.o.authorizer.decide(subject, object, 'admin', { labels: existing.labels });
+    if (existing.owner !== null && existing.owner === subject.user) {
+      return { allowed: true, rule: null, line: null, reason: `${existing.name} is the caller's own dataset (its manifest names ${subject.user} as owner)`, policyVersion: admin.policyVersion };
+    }
+    const whose = existing.owner === null ? `${existing.name} has no owner` : `${existing.name} belongs to ${existing.owner}`;
+    if (admin.allowed) return { ...admin, reason: `${whose}; admin on ${object} ${admin.reason}` };
+    return { ...admin, reason: `${whose}: replacing it takes its owner or admin on ${object} (${admin.reason})` };
+  }
+}
+
+/**
+ * The labels the serving policy gives an object through its g2 lines (`g2, dataset:customers,
+ * label:pii`), links of links included. With the input's manifest labels, the spec's own and those
+ * of a dataset it replaces, they are the output's: a contractor cannot launder pii by copying it,
+ * through any chain of jobs, nor clear a label by overwriting.
+ */
+export function policyLabelsOf(policy: () => PolicySnapshot): (object: string) => string[] {
+  return (object) => [...policy().objectClosure(object, []).keys()].filter((n) => n.startsWith('label:')).map((n) => n.slice('label:'.length));
+}
+
+/** What a dataset manifest's labels may be (src/compute's manifest): a policy label that is not cannot be carried. */
+const MANIFEST_LABEL = /^[a-z0-9][a-z0-9_-]*$/;
+const MAX_LABELS = 64;
+
+/**
+ * The spec as it is handed over: its labels are every label the output carries (the engine writes
+ * them into the output's manifest). A label no manifest can hold refuses the job rather than
+ * letting the output go out without it.
+ */
+function labelled(spec: JobSpec, labels: string[]): JobSpec {
+  const bad = labels.find((l) => !MANIFEST_LABEL.test(l) || l.length > 64);
+  if (bad !== undefined) {
+    throw new GatehouseError('conflict', `the output would carry the label "${bad}" (the policy gives it to ${spec.input}), which a dataset manifest cannot hold (lower-case letters, digits, _ and -); nothing was run: the policy's g2 line needs a name the manifest can carry`, { label: bad });
+  }
+  if (labels.length > MAX_LABELS) throw new GatehouseError('conflict', `the output would carry ${labels.length} labels; a dataset manifest holds ${MAX_LABELS} at most`);
+  if (labels.length === 0) return spec;
+  return { ...spec, labels };
+}
