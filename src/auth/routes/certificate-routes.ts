@@ -14,7 +14,7 @@ const CRL_LIFETIME_MS = 60 * 60 * 1000;
 export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   let crlCache: { key: string; signedAt: number; der: Buffer; pem: string } | undefined;
 
-  app.post('/v1/certs', { schema: { summary: 'Sign a client certificate for the caller from a CSR', querystring: NoQuery, body: CertRequestBody, response: { 200: CertResponse } } }, async (request) => {
+  app.post('/v1/certs', { config: { authorize: { own: 'a certificate naming the caller, under their own login' } }, schema: { summary: 'Sign a client certificate for the caller from a CSR', querystring: NoQuery, body: CertRequestBody, response: { 200: CertResponse } } }, async (request) => {
     const identity = identityOf(request);
     // A certificate must not mint its successor: renewing needs a login, so a stolen key dies with its certificate.
     if (identity.credential === 'certificate') throw new GatehouseError('forbidden', 'a client certificate cannot request another; log in and use the token');
@@ -63,7 +63,7 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
     return { certificate: issued.certificate, ca: ctx.caCertificate, expires_at: issued.not_after.toISOString(), serial };
   });
 
-  app.delete('/v1/certs/:serial', { schema: { summary: 'Revoke a client certificate (its owner, or an admin by policy)', querystring: NoQuery, params: SerialParams } }, async (request) => {
+  app.delete('/v1/certs/:serial', { config: { authorize: { own: "the caller's own certificate; another's with admin on cert:<serial> by policy, decided here (the owner is in the store), else 404" } }, schema: { summary: 'Revoke a client certificate (its owner, or an admin by policy)', querystring: NoQuery, params: SerialParams } }, async (request) => {
     const identity = identityOf(request);
     const serial = normalizeSerial((request.params as { serial: string }).serial);
     const row = await ctx.store.db.selectFrom('client_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();

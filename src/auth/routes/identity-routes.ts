@@ -12,7 +12,7 @@ export function installIdentityRoutes(app: FastifyInstance, ctx: RouteContext): 
     return { keys: [...ctx.keys.jwks().keys, ...ctx.extraJwks()] };
   });
 
-  app.get('/v1/whoami', { schema: { summary: 'The caller, as the gateway sees them', querystring: NoQuery, response: { 200: WhoamiResponse } } }, async (request) => {
+  app.get('/v1/whoami', { config: { authorize: { own: 'the caller, as their credential says' } }, schema: { summary: 'The caller, as the gateway sees them', querystring: NoQuery, response: { 200: WhoamiResponse } } }, async (request) => {
     const identity = identityOf(request);
     return { user: identity.user, groups: identity.groups, auth_method: identity.auth_method, credential: identity.credential, expires_at: identity.expires_at.toISOString() };
   });
