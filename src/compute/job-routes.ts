@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { NoQuery } from '../http/index.js';
@@ -35,19 +36,21 @@ const ListQuery = Type.Object(
 const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
 const Created = Type.Object({ id: Type.String(), state: Type.String() }, { additionalProperties: false });
 
-export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
-  app.post<{ Body: JobSpec }>(
+export function jobRoutes(server: FastifyInstance, jobs: JobEngine): void {
+  // Handler types come from the route schemas (the ones Ajv validates with), never restated.
+  const app = server.withTypeProvider<TypeBoxTypeProvider>();
+  app.post(
     '/jobs',
     { schema: { querystring: NoQuery, body: JobSpecSchema, response: { 201: Created } } },
     async (request, reply) => {
-      const claims = await admitted(request);
+      const claims = await admitted(request, request.body);
       const status = await jobs.submit(request.body, claims);
       request.log.info({ job: status.id, user: status.user }, 'job accepted');
       return reply.code(201).send({ id: status.id, state: status.state });
     },
   );
 
-  app.get<{ Querystring: { user?: string; limit?: number; active?: '1' | '0' } }>(
+  app.get(
     '/jobs',
     { schema: { querystring: ListQuery, response: { 200: JobListSchema } } },
     async (request): Promise<JobList> => {
@@ -56,19 +59,19 @@ export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/jobs/:id',
     { schema: { params: JobParams, querystring: NoQuery, response: { 200: JobStatusSchema } } },
     async (request): Promise<JobStatus> => found(jobs.status(request.params.id), request.params.id),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/jobs/:id',
     { schema: { params: JobParams, querystring: NoQuery, response: { 200: JobStatusSchema } } },
     async (request): Promise<JobStatus> => found(await jobs.cancel(request.params.id), request.params.id),
   );
 
-  app.get<{ Params: { id: string }; Querystring: { follow?: string } }>(
+  app.get(
     '/jobs/:id/logs',
     { schema: { params: JobParams, querystring: LogsQuery } },
     async (request, reply) => {
@@ -113,15 +116,15 @@ export function jobRoutes(app: FastifyInstance, jobs: JobEngine): void {
 }
 
 /** The ticket's signature, lifetime and binding to this spec; whether it was spent is the engine's check, at insert. */
-async function admitted(request: FastifyRequest<{ Body: JobSpec }>) {
+async function admitted(request: FastifyRequest, spec: JobSpec) {
   const header = request.headers[TICKET_HEADER];
   const token = Array.isArray(header) ? header[0] : header;
   const peer = (request.raw.socket as TLSSocket).getPeerX509Certificate();
   if (peer === undefined) throw new GatehouseError('unauthenticated', 'no client certificate');
   try {
     const claims = await verifyAdmissionTicket(token, peer.publicKey);
-    if (claims.spec !== jobSpecHash(request.body)) throw new TicketError('mismatch', 'the admission ticket was issued for a different job spec');
-    const { cores, memory_mb, time_limit_s } = request.body.resources;
+    if (claims.spec !== jobSpecHash(spec)) throw new TicketError('mismatch', 'the admission ticket was issued for a different job spec');
+    const { cores, memory_mb, time_limit_s } = spec.resources;
     const g = claims.granted;
     if (g.cores > cores || g.memory_mb > memory_mb || g.time_limit_s > time_limit_s) {
       throw new TicketError('mismatch', 'the admission ticket grants more than the spec asks for');

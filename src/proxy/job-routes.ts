@@ -1,10 +1,11 @@
 // The job API: submit, list, status, logs, cancel, and the caller's quota. Every route
 // is authenticated (stage 1, before these handlers); the rest of the road is in JobService.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { identityOf } from '../identity/index.js';
 import { NoQuery } from '../http/index.js';
-import { type JobSpec, JobSpecSchema } from '../wire/index.js';
+import { JobSpecSchema } from '../wire/index.js';
 import type { JobService } from './job-service.js';
 import { CreatedSchema, JobViewListSchema, JobViewSchema, QuotaViewSchema } from './job-view.js';
 
@@ -20,32 +21,34 @@ const ListQuery = Type.Object(
 const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
 const yes = (v: string | undefined) => v === '1' || v === 'true';
 
-export function installJobRoutes(app: FastifyInstance, jobs: JobService): void {
-  app.post<{ Body: JobSpec }>(
+export function installJobRoutes(server: FastifyInstance, jobs: JobService): void {
+  // Handler types come from the route schemas (the ones Ajv validates with), never restated.
+  const app = server.withTypeProvider<TypeBoxTypeProvider>();
+  app.post(
     '/v1/jobs',
     { schema: { summary: 'Submit a job: authorized, admitted within quota (or pending), handed to its backend', querystring: NoQuery, body: JobSpecSchema, response: { 201: CreatedSchema } } },
     async (request, reply) => reply.code(201).send(await jobs.submit(identityOf(request), request.body, request)),
   );
 
-  app.get<{ Querystring: { all?: string; state?: string; limit?: number } }>(
+  app.get(
     '/v1/jobs',
     { schema: { summary: "The caller's jobs, newest first (everyone's with all=1, if policy allows)", querystring: ListQuery, response: { 200: JobViewListSchema } } },
     async (request) => ({ jobs: await jobs.list(identityOf(request), { all: yes(request.query.all), state: request.query.state, limit: request.query.limit ?? 100 }, request) }),
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/v1/jobs/:id',
     { schema: { summary: 'A job’s state and progress (another user’s job is 404)', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
     async (request) => jobs.view(identityOf(request), request.params.id, request),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/jobs/:id',
     { schema: { summary: 'Cancel a job, pending or running; its quota is released', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
     async (request) => jobs.cancel(identityOf(request), request.params.id, request),
   );
 
-  app.get<{ Params: { id: string }; Querystring: { follow?: string } }>(
+  app.get(
     '/v1/jobs/:id/logs',
     { schema: { summary: 'A job’s log as text; follow=1 streams it until the job ends', params: JobParams, querystring: LogsQuery } },
     async (request, reply) => {
