@@ -1,6 +1,7 @@
 // Short-lived client certificates for people: the CLI sends a CSR, the gateway signs a certificate
 // that names the caller (a CSR asking for another name, a CA or other usages is refused, and the
 // refusal recorded), and IT can revoke it; the CRL is public.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { GatehouseError } from '../../wire/index.js';
@@ -11,14 +12,16 @@ import { CertRequestBody, CertResponse, NoQuery, SerialParams } from './schemas.
 
 const CRL_LIFETIME_MS = 60 * 60 * 1000;
 
-export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext): void {
+export function installCertificateRoutes(server: FastifyInstance, ctx: RouteContext): void {
+  // Handler types come from the route schemas (the ones Ajv validates with), never restated.
+  const app = server.withTypeProvider<TypeBoxTypeProvider>();
   let crlCache: { key: string; signedAt: number; der: Buffer; pem: string } | undefined;
 
   app.post('/v1/certs', { config: { authorize: { own: 'a certificate naming the caller, under their own login' } }, schema: { summary: 'Sign a client certificate for the caller from a CSR', querystring: NoQuery, body: CertRequestBody, response: { 200: CertResponse } } }, async (request) => {
     const identity = identityOf(request);
     // A certificate must not mint its successor: renewing needs a login, so a stolen key dies with its certificate.
     if (identity.credential === 'certificate') throw new GatehouseError('forbidden', 'a client certificate cannot request another; log in and use the token');
-    const { csr, ttl_s } = request.body as { csr: string; ttl_s?: number };
+    const { csr, ttl_s } = request.body;
     // A certificate lives no longer than the login it is issued under.
     if (!identity.session_id) throw new GatehouseError('forbidden', 'this credential belongs to no login; log in and use the token');
     const login = await ctx.tokens.family(identity.session_id);
@@ -65,7 +68,7 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
 
   app.delete('/v1/certs/:serial', { config: { authorize: { own: "the caller's own certificate; another's with admin on cert:<serial> by policy, decided here (the owner is in the store), else 404" } }, schema: { summary: 'Revoke a client certificate (its owner, or an admin by policy)', querystring: NoQuery, params: SerialParams } }, async (request) => {
     const identity = identityOf(request);
-    const serial = normalizeSerial((request.params as { serial: string }).serial);
+    const serial = normalizeSerial(request.params.serial);
     const row = await ctx.store.db.selectFrom('client_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
     const decision = row && row.user !== identity.user && ctx.authorizer ? ctx.authorizer.decide(identity, `cert:${serial}`, 'admin') : undefined;
     const allowed = row && (row.user === identity.user || decision?.allowed === true);
@@ -96,7 +99,7 @@ export function installCertificateRoutes(app: FastifyInstance, ctx: RouteContext
       crlCache = { key, signedAt: now.getTime(), ...signed };
     }
     reply.header('cache-control', 'no-cache');
-    if ((request.query as { format?: string }).format === 'pem') return reply.type('application/x-pem-file').send(crlCache.pem);
+    if (request.query.format === 'pem') return reply.type('application/x-pem-file').send(crlCache.pem);
     return reply.type('application/pkix-crl').send(crlCache.der);
   });
 }

@@ -2,6 +2,7 @@
 // authorization-code flow for browsers, refresh-token rotation and logout. Every attempt is audited.
 // Every change is recorded first: when the trail cannot take the event, nothing changes (503).
 import { randomBytes } from 'node:crypto';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../wire/index.js';
 import { codeOrHash, ownerFields, userText } from '../audit-text.js';
@@ -32,7 +33,9 @@ const COUNTED = new Set(['invalid_credentials', 'empty_password', 'invalid_usern
 /** Nothing counts: a failure in which no credential a person typed was tried. */
 const NOT_COUNTED: ReadonlySet<string> = new Set();
 
-export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): void {
+export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): void {
+  // Handler types come from the route schemas (the ones Ajv validates with), never restated.
+  const app = server.withTypeProvider<TypeBoxTypeProvider>();
   const pub = { public: true };
 
   /** Audits a failed attempt, counts it when a credential was tried, and turns it into the client's answer. */
@@ -75,7 +78,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   };
 
   app.post('/v1/auth/ldap', { config: pub, schema: { summary: 'Log in with a directory username and password', querystring: NoQuery, body: LdapLoginBody, response: { 200: TokenResponse } } }, async (request, reply) => {
-    const { username, password } = request.body as { username: string; password: string };
+    const { username, password } = request.body;
     const ldap = ctx.ldap;
     if (!ldap) throw new GatehouseError('not_found', 'LDAP login is not configured on this gateway (ldap.url)');
     const keys = [`user:${username.toLowerCase()}`, `ip:${request.ip}`];
@@ -105,7 +108,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
 
   app.post('/v1/auth/device/token', { config: pub, schema: { summary: 'Poll a device login; tokens once the user approved', querystring: NoQuery, body: DeviceTokenBody } }, async (request) => {
     const oidc = requireOidc(ctx);
-    const deviceCode = (request.body as { device_code: string }).device_code;
+    const deviceCode = request.body.device_code;
     // A code this gateway never handed out (made up, already used, or from before a restart) is
     // answered here, as RFC 8628 does (invalid_grant): no request to the provider, no audit row.
     const known = ctx.deviceCodes.status(deviceCode);
@@ -132,7 +135,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
 
   app.get('/v1/auth/oidc/login', { config: pub, schema: { summary: 'Browser sign-in: redirects to the SSO provider', querystring: LoginQuery } }, async (request, reply) => {
     const oidc = requireOidc(ctx);
-    const given = (request.query as { return_to?: string }).return_to;
+    const given = request.query.return_to;
     if (given !== undefined && !isLocalPath(given)) {
       throw new GatehouseError('invalid_request', 'return_to: expected a path on this gateway (one leading /, no //, no backslash, no spaces or control characters, printable ASCII)', { field: 'querystring.return_to' });
     }
@@ -170,7 +173,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
 
   app.get(CALLBACK_PATH, { config: pub, schema: { summary: 'Browser sign-in: the SSO provider returns here', querystring: CallbackQuery } }, async (request, reply) => {
     const oidc = requireOidc(ctx);
-    const query = request.query as { state?: string; code?: string; error?: string };
+    const query = request.query;
     // No address lockout here: the callback counts nothing (below), so it checks nothing either,
     // and junk LDAP logins from one address do not lock SSO for everybody behind it.
     const keys: string[] = [];
@@ -204,7 +207,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
       // Checked again: a row stored by an older gateway may hold what the login route now refuses.
       returnTo = isLocalPath(saved.return_to) ? saved.return_to : DEFAULT_RETURN_TO;
       const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
-      const url = new URL(`${redirectUri}?${new URLSearchParams(request.query as Record<string, string>).toString()}`);
+      const url = new URL(`${redirectUri}?${new URLSearchParams(Object.entries(query).filter((p): p is [string, string] => p[1] !== undefined)).toString()}`);
       subject = await oidc.finishBrowserLogin(url, { state: saved.state, nonce: saved.nonce, codeVerifier: saved.code_verifier, redirectUri });
     } catch (err) {
       return failed(request, 'oidc', err, keys, null, NOT_COUNTED);
@@ -221,7 +224,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.post('/v1/auth/token', { config: pub, schema: { summary: 'Trade a refresh token for a new pair (the old one stops working)', querystring: NoQuery, body: RefreshBody, response: { 200: TokenResponse } } }, async (request) => {
     try {
       // Checked, recorded, then rotated: with the trail down the token stays unused and the client may retry.
-      const plan = await ctx.tokens.checkRefresh((request.body as { refresh_token: string }).refresh_token);
+      const plan = await ctx.tokens.checkRefresh(request.body.refresh_token);
       await auditFor(ctx, request, plan.subject, {
         action: 'token.refresh',
         object: `session:${plan.session_id}`,
@@ -248,7 +251,7 @@ export function installLoginRoutes(app: FastifyInstance, ctx: RouteContext): voi
   });
 
   app.post('/v1/auth/logout', { config: pub, schema: { summary: 'End the login: refresh tokens, access tokens, the browser session and its certificates', querystring: NoQuery, body: LogoutBody } }, async (request, reply) => {
-    const body = (request.body ?? {}) as { refresh_token?: string };
+    const body = request.body; // a missing body is a 400 (it is validated as null)
     let sessionId: string | undefined;
     let identity: Identity | undefined;
     if (request.headers.authorization || request.cookies?.[SESSION_COOKIE]) {
