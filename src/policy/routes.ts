@@ -2,6 +2,7 @@
 // a decision comes out as it does (POST /v1/policy/explain). Reading the policy and explaining
 // someone else's access need `read` on policy:files; reloading needs `admin`. Anyone may explain
 // their own access, with their own groups.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import Type from 'typebox';
@@ -103,7 +104,9 @@ export function installPolicyMetrics(reloader: PolicyReloader, registry: Registr
   });
 }
 
-export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOptions): void {
+export function installPolicyRoutes(server: FastifyInstance, options: PolicyRouteOptions): void {
+  // Handler types come from the route schemas (the ones Ajv validates with), never restated.
+  const app = server.withTypeProvider<TypeBoxTypeProvider>();
   const { reloader, audit } = options;
   const ctx = { policy: () => reloader.current(), audit };
   installPolicyMetrics(reloader, options.registry);
@@ -137,7 +140,7 @@ export function installPolicyRoutes(app: FastifyInstance, options: PolicyRouteOp
 
   app.post('/v1/policy/explain', { schema: { summary: 'Why a user may or may not do an action on an object, and their quota', querystring: NoQuery, body: ExplainBody } }, async (request) => {
     const identity = identityOf(request);
-    const body = request.body as { user: string; object: string; action: string; groups?: string[]; labels?: string[] };
+    const body = request.body;
     if (!isName(body.user)) throw new GatehouseError('invalid_request', `user "${body.user}" is not a valid user name`, { field: 'user' });
     const bad = objectProblem(body.object);
     if (bad) throw new GatehouseError('invalid_request', `object: ${bad}`, { field: 'object' });
