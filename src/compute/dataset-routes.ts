@@ -1,11 +1,13 @@
 // The engine's catalog routes. Broken datasets are left out of the answer and logged for the
 // administrator, once per change rather than on every listing.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { NoQuery } from '../http/index.js';
 import { type DatasetList, DatasetListSchema } from '../wire/index.js';
 import { listDatasets } from './catalog/index.js';
 
-export function datasetRoutes(app: FastifyInstance, options: { dataRoot: string }): void {
+export function datasetRoutes(server: FastifyInstance, options: { dataRoot: string }): void {
+  const app = server.withTypeProvider<TypeBoxTypeProvider>(); // handler types from the route schemas
   let reported = '[]';
   app.get(
     '/datasets',

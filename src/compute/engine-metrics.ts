@@ -1,5 +1,6 @@
 // The engine's /metrics: slots and how many are busy, the partitions waiting, jobs by state and
 // how long partitions take, for the dashboard that answers "is the engine the bottleneck?".
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import Type from 'typebox';
@@ -35,7 +36,7 @@ export function engineMetrics(app: FastifyInstance, jobs: JobEngine): void {
     if (event.outcome === 'done') duration.observe(event.seconds);
   });
 
-  app.get('/metrics', { schema: { querystring: NoQuery, response: { 200: Type.String() } } }, async (_request, reply) => {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/metrics', { schema: { querystring: NoQuery, response: { 200: Type.String() } } }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();
   });

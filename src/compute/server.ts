@@ -3,11 +3,12 @@
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { TLSSocket } from 'node:tls';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { installPlumbing, loggerOptions, NoQuery, serverOptions } from '../http/index.js';
 import { VERSION } from '../version.js';
-import { GATEWAY_CLIENT_SUBJECT, GatehouseError, type HealthStatus, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
+import { GATEWAY_CLIENT_SUBJECT, GatehouseError, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
 import { datasetRoutes } from './dataset-routes.js';
 import { engineMetrics } from './engine-metrics.js';
 import { jobRoutes } from './job-routes.js';
@@ -68,10 +69,10 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   });
 
   const slots = options.slots === 0 ? availableParallelism() : options.slots;
-  app.get(
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
     '/healthz',
     { schema: { querystring: NoQuery, response: { 200: HealthBody } } },
-    async (): Promise<HealthStatus> => ({ status: 'ok', service: 'engine', version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary, slots }),
+    async () => ({ status: 'ok' as const, service: 'engine' as const, version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary, slots }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });
   const jobs = await JobEngine.open({

@@ -1,8 +1,9 @@
 // /healthz (the process answers) and /readyz (its store, policy and engine answer too).
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NoQuery } from '../http/index.js';
-import { GatehouseError, type HealthStatus } from '../wire/index.js';
+import { GatehouseError } from '../wire/index.js';
 import { VERSION } from '../version.js';
 
 /** One dependency readiness depends on: resolves with a short detail, or throws why not. */
@@ -20,10 +21,11 @@ const ReadyBody = Type.Object({
   checks: Type.Record(Type.String(), Type.String()),
 });
 
-export function installHealth(app: FastifyInstance, checks: Record<string, ReadinessCheck>): void {
-  app.get('/healthz', { config: { public: true }, schema: { summary: 'Liveness', querystring: NoQuery, response: { 200: HealthBody } } }, async (): Promise<HealthStatus> => ({
-    status: 'ok',
-    service: 'gateway',
+export function installHealth(server: FastifyInstance, checks: Record<string, ReadinessCheck>): void {
+  const app = server.withTypeProvider<TypeBoxTypeProvider>(); // handler types from the route schemas
+  app.get('/healthz', { config: { public: true }, schema: { summary: 'Liveness', querystring: NoQuery, response: { 200: HealthBody } } }, async () => ({
+    status: 'ok' as const,
+    service: 'gateway' as const,
     version: VERSION,
     uptime_s: Math.round(process.uptime()),
   }));

@@ -1,5 +1,6 @@
 // /metrics: process metrics and an HTTP request-duration histogram by route and status.
 // The registry is the app's own (no module-level singleton), so two apps in one process never mix.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import Type from 'typebox';
@@ -21,7 +22,7 @@ export function installMetrics(app: FastifyInstance, registry: Registry = new Re
     duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
-  app.get(
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
     '/metrics',
     {
       config: { public: true }, // scraped by Prometheus; no user data in it

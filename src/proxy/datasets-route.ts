@@ -2,6 +2,7 @@
 // actions on each. A dataset's manifest labels (pii) take part in the decision, so a dataset the
 // policy denies by label is never listed; one the caller may only write is listed by name alone.
 // One audit event per listing.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
 import { identityOf } from '../identity/index.js';
@@ -16,7 +17,7 @@ export interface DatasetRouteOptions {
 }
 
 export function installDatasetRoutes(app: FastifyInstance, options: DatasetRouteOptions): void {
-  app.get('/v1/datasets', { schema: { summary: 'The datasets the caller may use, with the caller’s actions on each', querystring: NoQuery } }, async (request) => {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/datasets', { schema: { summary: 'The datasets the caller may use, with the caller’s actions on each', querystring: NoQuery } }, async (request) => {
     const identity = identityOf(request);
     const all = await options.datasets();
     const policy = options.policy(); // one version for the whole listing
