@@ -6,11 +6,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import Type from 'typebox';
-import { actorOf, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
+import { actorOf, type AuditRecorder, recordDecision, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import { identityOf } from '../identity/index.js';
 import { EmptyBody, NoQuery } from '../http/index.js';
 import { GatehouseError } from '../wire/index.js';
-import { authorize } from './authorize.js';
+import { forbidden } from './authorize.js';
+import { decide } from './decide.js';
 import { explain } from './explain.js';
 import type { PolicyReloader, ReloadOutcome } from './reloader.js';
 import { ACTIONS, isName, objectProblem } from './vocabulary.js';
@@ -108,13 +109,11 @@ export function installPolicyRoutes(server: FastifyInstance, options: PolicyRout
   // Handler types come from the route schemas (the ones Ajv validates with), never restated.
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
   const { reloader, audit } = options;
-  const ctx = { policy: () => reloader.current(), audit };
   installPolicyMetrics(reloader, options.registry);
   reloader.attach({ auditor: (o) => auditReload(audit, o), log: app.log });
 
-  app.get('/v1/policy', { schema: { summary: 'The serving policy version, its warnings and the latest reload', querystring: NoQuery } }, async (request) => {
-    const identity = identityOf(request);
-    await authorize(ctx, request, identity, POLICY_OBJECT, 'read', 'policy.view');
+  // Reading needs read on policy:files, reloading admin: decided and recorded by the authorization stage.
+  app.get('/v1/policy', { config: { authorize: { object: POLICY_OBJECT, action: 'read', audit: 'policy.view', denial: 403 } }, schema: { summary: 'The serving policy version, its warnings and the latest reload', querystring: NoQuery } }, async () => {
     const p = reloader.current();
     return {
       version: p.version,
@@ -128,9 +127,8 @@ export function installPolicyRoutes(server: FastifyInstance, options: PolicyRout
     };
   });
 
-  app.post('/v1/policy/reload', { schema: { summary: 'Reload policies/ now; a version that fails lint is refused and the old one keeps serving', querystring: NoQuery, body: Type.Optional(EmptyBody) } }, async (request) => {
+  app.post('/v1/policy/reload', { config: { authorize: { object: POLICY_OBJECT, action: 'admin', audit: 'policy.reload_request', denial: 403 } }, schema: { summary: 'Reload policies/ now; a version that fails lint is refused and the old one keeps serving', querystring: NoQuery, body: Type.Optional(EmptyBody) } }, async (request) => {
     const identity = identityOf(request);
-    await authorize(ctx, request, identity, POLICY_OBJECT, 'admin', 'policy.reload_request');
     const outcome = await reloader.reload({ by: 'api', user: identity.user, actor: actorOf(identity, request.ip), request_id: request.id });
     if (outcome.outcome === 'failed') {
       throw new GatehouseError('policy_invalid', `policy refused, version ${outcome.version} keeps serving: ${outcome.problems.length} problem(s), first: ${outcome.problems[0]?.file}${outcome.problems[0]?.line ? `:${outcome.problems[0].line}` : ''} ${outcome.problems[0]?.message ?? ''}`, outcomeBody(outcome));
@@ -138,7 +136,7 @@ export function installPolicyRoutes(server: FastifyInstance, options: PolicyRout
     return outcomeBody(outcome);
   });
 
-  app.post('/v1/policy/explain', { schema: { summary: 'Why a user may or may not do an action on an object, and their quota', querystring: NoQuery, body: ExplainBody } }, async (request) => {
+  app.post('/v1/policy/explain', { config: { authorize: { decidedInHandler: "whose access the body names: one's own needs no grant, anyone else's read on policy:files" } }, schema: { summary: 'Why a user may or may not do an action on an object, and their quota', querystring: NoQuery, body: ExplainBody } }, async (request) => {
     const identity = identityOf(request);
     const body = request.body;
     if (!isName(body.user)) throw new GatehouseError('invalid_request', `user "${body.user}" is not a valid user name`, { field: 'user' });
@@ -154,9 +152,12 @@ export function installPolicyRoutes(server: FastifyInstance, options: PolicyRout
       // One's own access, with one's own groups: no policy grant needed.
       groups = identity.groups;
       groupsSource = 'caller';
-      await recordOrFail(audit, { actor: actorOf(identity, request.ip), action: 'policy.explain', object: body.object, decision: 'allow', reason: 'explaining the caller\'s own access', policy_version: policy.version, request_id: request.id, details: { user: body.user, requested: body.action } }, request.log);
+      await recordDecision(audit, request, identity, { action: 'policy.explain', object: body.object, decision: { allowed: true, reason: "explaining the caller's own access", policyVersion: policy.version }, details: { user: body.user, requested: body.action } });
     } else {
-      await authorize(ctx, request, identity, POLICY_OBJECT, 'read', 'policy.explain', { details: { user: body.user, object: body.object, requested: body.action } });
+      // Someone else's: read on policy:files, on the version that answers (details.requested is the explained action).
+      const decision = decide(policy, identity, POLICY_OBJECT, 'read');
+      await recordDecision(audit, request, identity, { action: 'policy.explain', object: POLICY_OBJECT, requested: 'read', decision, details: { user: body.user, object: body.object, requested: body.action } });
+      if (!decision.allowed) throw forbidden(decision);
       if (body.groups) {
         groups = body.groups;
         groupsSource = 'request';

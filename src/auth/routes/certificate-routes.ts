@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { GatehouseError } from '../../wire/index.js';
 import { normalizeSerial } from '../authenticate.js';
+import { recordDecision } from '../../audit/index.js';
 import { identityOf } from '../../identity/index.js';
 import { auditFor, type RouteContext } from './context.js';
 import { CertRequestBody, CertResponse, NoQuery, SerialParams } from './schemas.js';
@@ -70,14 +71,16 @@ export function installCertificateRoutes(server: FastifyInstance, ctx: RouteCont
     const identity = identityOf(request);
     const serial = normalizeSerial(request.params.serial);
     const row = await ctx.store.db.selectFrom('client_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
-    const decision = row && row.user !== identity.user && ctx.authorizer ? ctx.authorizer.decide(identity, `cert:${serial}`, 'admin') : undefined;
-    const allowed = row && (row.user === identity.user || decision?.allowed === true);
-    await auditFor(ctx, request, identity, {
+    // Decided here, not by the authorization stage: only the store knows the owner. Another's
+    // certificate takes admin on cert:<serial>, asked of the same port and recorded the same way.
+    const owned = row !== undefined && row.user === identity.user;
+    const decision = row && !owned && ctx.authorizer ? ctx.authorizer.decide(identity, `cert:${serial}`, 'admin') : undefined;
+    const allowed = owned || decision?.allowed === true;
+    await recordDecision(ctx.audit, request, identity, {
       action: 'cert.revoke',
       object: `cert:${serial}`,
-      decision: allowed ? 'allow' : 'deny',
-      reason: !row ? 'no such certificate' : row.user === identity.user ? 'owner' : (decision?.reason ?? 'no policy loaded'),
-      policy_version: decision?.policyVersion ?? null,
+      ...(decision ? { requested: 'admin' } : {}),
+      decision: decision ?? { allowed, reason: !row ? 'no such certificate' : owned ? 'owner' : 'no policy loaded', policyVersion: null },
       details: { serial, owner: row?.user ?? null },
     });
     // Another user's certificate is "not found", not "forbidden": its existence is not the caller's business.
