@@ -231,7 +231,7 @@ describe('the writer thread', () => {
     const dir = join(root, 'restart');
     const trail = await AuditTrail.open({ dir, key, checkpointMs: 60_000, probeMs: 100 });
     await trail.record(input(1));
-    await (trail as unknown as { worker: import('node:worker_threads').Worker }).worker.terminate();
+    await (trail as unknown as { writer: { worker: import('node:worker_threads').Worker } }).writer.worker.terminate(); // the writer thread dies (src/audit/writer-client.ts)
     await expect(trail.record(input(2))).rejects.toThrow(/unavailable|stopped|not running/);
     expect(trail.health().available).toBe(false);
     await until(async () => (trail.health().available ? true : undefined), 5000, 'the trail to come back');

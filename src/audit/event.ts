@@ -1,27 +1,8 @@
-// The audit event of the public contract, as the rooms hand it over (AuditInput) and as the trail keeps it
-// (AuditEvent: numbered, timed and chained).
+// The audit event of the public contract, as the trail keeps it (AuditEvent: numbered, timed and
+// chained). What the rooms hand over (AuditInput) is the schema's type, in input.ts.
+import type { AuditActor, AuditDecision, AuditInput } from './input.js';
 
-export type AuditDecision = 'allow' | 'deny' | 'error';
-
-export interface AuditActor {
-  user: string | null;
-  groups: string[];
-  auth_method: string | null;
-  ip: string | null;
-}
-
-export interface AuditInput {
-  actor: AuditActor;
-  /** A dotted name: auth.login, auth.login_failed, token.refresh, cert.issue, ... */
-  action: string;
-  object: string;
-  decision: AuditDecision;
-  reason: string;
-  policy_version?: string | null;
-  request_id?: string | null;
-  /** Never a secret: no passwords, tokens, keys or cookies, not even hashed. */
-  details?: Record<string, unknown>;
-}
+export type { AuditActor, AuditDecision, AuditInput } from './input.js';
 
 export interface AuditEvent {
   /** The event's position in the chain: 1, 2, 3, ... never reused, also after retention. */
@@ -29,6 +10,7 @@ export interface AuditEvent {
   /** When the decision was made (ISO 8601, UTC, milliseconds). */
   time: string;
   actor: AuditActor;
+  /** One of AUDIT_ACTIONS when this version recorded it; a trail may hold names older versions used. */
   action: string;
   object: string;
   decision: AuditDecision;

@@ -1,6 +1,9 @@
 // src/audit's face: `record(event)` through an AuditRecorder (the AuditTrail), `query(filter)`,
-// export, verify and retention of the hash-chained trail.
-export type { AuditActor, AuditDecision, AuditEvent, AuditInput, AuditRecorder } from './event.js';
+// export, verify and retention of the hash-chained trail; the closed list of audit actions and the
+// schema of what a room may record.
+export type { AuditEvent, AuditRecorder } from './event.js';
+export { AUDIT_ACTION_NAMES, AUDIT_ACTIONS, type AuditAction, isAuditAction } from './actions.js';
+export { type AuditActor, type AuditDecision, type AuditInput, AuditInputError, AuditInputSchema, assertAuditInput } from './input.js';
 export { redactSecrets, secretKind } from './secrets.js';
 export { actorOf, recordOrFail, SYSTEM_ACTOR } from './record.js';
 export { AuditOutbox, type OutboxLog, type OutboxOptions } from './outbox.js';

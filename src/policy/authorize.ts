@@ -1,7 +1,7 @@
 // Stage 2 of the pipeline for a route: decide on the serving policy version, record the decision,
 // and only then answer. A refusal is 403 with the rule that denied, or "no rule grants ...".
 import type { FastifyRequest } from 'fastify';
-import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import { actorOf, type AuditAction, type AuditRecorder, recordOrFail } from '../audit/index.js';
 import type { Decision, DecideOptions, Identity } from '../identity/index.js';
 import { GatehouseError } from '../wire/index.js';
 import { decide } from './decide.js';
@@ -22,7 +22,7 @@ export function forbidden(decision: Decision): GatehouseError {
  * decision when allowed; throws 403 when not (after the denial is recorded) and 503 when the trail
  * cannot take the event.
  */
-export async function authorize(ctx: AuthorizeContext, request: FastifyRequest, identity: Identity, object: string, action: string, auditAction: string, options: DecideOptions & { details?: Record<string, unknown> } = {}): Promise<Decision> {
+export async function authorize(ctx: AuthorizeContext, request: FastifyRequest, identity: Identity, object: string, action: string, auditAction: AuditAction, options: DecideOptions & { details?: Record<string, unknown> } = {}): Promise<Decision> {
   const decision = decide(ctx.policy(), identity, object, action, options);
   await recordOrFail(
     ctx.audit,

@@ -343,7 +343,7 @@ describe('a rewritten suffix is not signed over (3b)', () => {
     const trail = await AuditTrail.open(opts(b));
     await Promise.all([1, 2, 3].map((i) => trail.record(input(100 + i))));
     // The writer dies before it signs (kill -9): events #61..#63 are unsigned.
-    await (trail as unknown as { worker: import('node:worker_threads').Worker }).worker.terminate();
+    await (trail as unknown as { writer: { worker: import('node:worker_threads').Worker } }).writer.worker.terminate(); // the writer thread dies (src/audit/writer-client.ts)
     await trail.close();
     tamper(b, (db) => db.prepare("update audit_events set reason = 'quietly' where id = 62").run());
     await expect(AuditTrail.open(opts(b))).rejects.toThrow(/event #62, after the last signed event #60, does not chain/);

@@ -1,0 +1,45 @@
+// Every action the trail records, with what it means: a closed list, so a typo in a room is a
+// compile error (AuditAction) and a refusal at run time (the input schema, input.ts). A new audit
+// action is added here, with its meaning, before any room records it.
+
+/** Each audit action and its meaning, for auditors (README's table is this list). */
+export const AUDIT_ACTIONS = {
+  'auth.login': 'a person logged in (OIDC in a browser or by device code, or an LDAP password); details.method, details.flow, details.session_id',
+  'auth.login_failed': 'a login attempt was refused (wrong credentials, a provider error, throttled); details.attempted_user when it is a plain username',
+  'auth.rejected': "a request's credential was refused before its route ran (missing, expired, revoked, forged)",
+  'auth.logout': 'a login was ended by its owner; details.certificates_revoked names the certificates it took along',
+  'token.refresh': 'a refresh token was traded for a new pair (allow), or refused (deny; a reused one ends its login)',
+  'cert.issue': 'a client certificate was issued for a CSR, or refused',
+  'cert.revoke': 'a client certificate was revoked (by its owner, by an admin, or because its login ended), or the revocation refused',
+  'dataset.list': "the datasets the caller may use were listed",
+  'dataset.authorize': "a permission a job needs on a dataset was decided; details.requested is read, write or overwrite, details.job the job",
+  'dataset.read': 'a job started reading its input dataset',
+  'dataset.write': "a job's output dataset was committed (created or replaced), with its labels",
+  'job.submit': 'a job was submitted: admitted to a backend at once, or queued as pending',
+  'job.admit': 'a pending job was admitted out of the queue',
+  'job.start': 'a job was seen started on its backend',
+  'job.finish': 'a job ended: succeeded, failed or cancelled (state, rows, core-seconds), or could not be started',
+  'job.cancel': "a job was cancelled, or cancelling someone else's job was refused",
+  'job.read': "looking at someone else's job (status, logs) was decided",
+  'job.list': "listing everyone's jobs (?all=1) was decided",
+  'quota.pending': 'a job over its running quota was queued as pending',
+  'quota.reject': 'a job was refused by quota (at submit, or from the queue when the quota was lowered)',
+  'policy.view': 'reading the policy files was decided',
+  'policy.reload_request': "an admin's request to reload the policy was decided",
+  'policy.reload': 'a policy version was put in service (or a reload found it already serving)',
+  'policy.reload_failed': 'a policy reload was refused; the version in service keeps serving',
+  'policy.explain': 'explaining why a user may or may not do an action was decided',
+  'audit.query': "an auditor's query, export or verify of the trail was decided; details.kind says which",
+  'audit.recovered': 'the trail could be written again after an outage: for how long, why, how many decisions were refused',
+  'audit.witness_reset': 'the witness file was started again from the trail\'s newest checkpoint (GATEHOUSE_AUDIT_WITNESS_RESET)',
+} as const satisfies Record<string, string>;
+
+export type AuditAction = keyof typeof AUDIT_ACTIONS;
+
+/** The actions, in the order above. */
+export const AUDIT_ACTION_NAMES = Object.keys(AUDIT_ACTIONS) as [AuditAction, ...AuditAction[]];
+
+/** True for a listed action (never for an inherited name such as `toString`). */
+export function isAuditAction(name: unknown): name is AuditAction {
+  return typeof name === 'string' && Object.hasOwn(AUDIT_ACTIONS, name);
+}
