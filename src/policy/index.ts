@@ -6,7 +6,7 @@ export { formatProblem, PolicyError, type PolicyProblem } from './problems.js';
 export { BUILT_IN_LIMITS, type Limits, type ResolvedLimit, type ResolvedQuota } from './quotas.js';
 export { PolicySnapshot } from './snapshot.js';
 export { ACTIONS, type Action, objectProblem, QUOTA_LIMITS, type QuotaLimit } from './vocabulary.js';
-export { authorize, type AuthorizeContext, forbidden } from './authorize.js';
+export { forbidden } from './authorize.js';
 export { accessProblem, type AuthorizationStageOptions, describeAccess, installAuthorization, isPolicyNeed, requireDeclaredAccess } from './stage.js';
 export { PolicyReloader, type ReloadOutcome, type ReloadTrigger } from './reloader.js';
 export { auditReload, installPolicyRoutes, outcomeBody, POLICY_OBJECT, type PolicyRouteOptions } from './routes.js';

@@ -402,7 +402,7 @@ export class JobBook {
    * label its output will, and an overwrite of another's dataset its owner); else why not.
    */
   private async recheckDatasets(r: JobRecord): Promise<string | null> {
-    const asker = { identity: { user: r.user, groups: r.groups, auth_method: r.auth_method }, ip: null };
+    const asker = { identity: { user: r.user, groups: r.groups, auth_method: r.auth_method }, origin: null };
     const verdict = await this.o.datasets.forQueueExit(asker, { id: r.id, spec: r.spec, backend: r.backend });
     switch (verdict.outcome) {
       case 'denied':

@@ -4,48 +4,27 @@
 // only as its owner or with admin on it. Labels come from the catalog of the job's OWN backend. Each
 // decision goes through the Authorizer port and is recorded (`dataset.authorize`) before anything
 // acts on it; the read and the write themselves are recorded later, when they happen (job-book.ts).
-import { actorOf, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import { type AuditRecorder, type DecisionActor, type DecisionOrigin, recordDecision } from '../audit/index.js';
 import type { Authorizer, Decision } from '../identity/index.js';
 import { forbidden, type PolicySnapshot } from '../policy/index.js';
 import { type DatasetInfo, GatehouseError, type JobSpec } from '../wire/index.js';
 import type { DatasetLookup } from './dataset-lookup.js';
 
-/** For whom a job's datasets are decided, and on what occasion: a request (its address and id), or the queue (neither). */
+/** For whom a job's datasets are decided (the submitter, or the job's owner as recorded), and where: a request, or null for the queue. */
 export interface Asker {
-  identity: { user: string; groups: readonly string[]; auth_method: string };
-  ip: string | null;
-  requestId?: string;
-  log?: { error(o: object, m: string): void };
+  identity: DecisionActor;
+  origin: DecisionOrigin | null;
 }
 
-/** Records one dataset decision before anything acts on it; rejects (503 audit_unavailable) when the trail cannot take it. */
-export type RecordDecision = (asker: Asker, object: string, decision: Decision, details: Record<string, unknown>) => Promise<void>;
+/** Records one dataset decision (`requested`: read, write or overwrite) before anything acts on it; rejects (503 audit_unavailable) when the trail cannot take it. */
+export type RecordDatasetDecision = (asker: Asker, object: string, requested: string, decision: Decision, details: Record<string, unknown>) => Promise<void>;
 
 /** The audit action of a dataset permission decision (read, write or overwrite, in `details.requested`). */
 export const AUTHORIZE = 'dataset.authorize';
 
-/**
- * The one recording function of the job's dataset decisions: the same event src/policy's
- * `authorize` writes for a route, for a requester or for the queue.
- * SEAM: once src/policy has the shared "decide and record" of the authorization stage, this body
- * becomes a call to it.
- */
-export function recordDatasetDecision(audit: AuditRecorder): RecordDecision {
-  return (asker, object, decision, details) =>
-    recordOrFail(
-      audit,
-      {
-        actor: actorOf(asker.identity, asker.ip),
-        action: AUTHORIZE,
-        object,
-        decision: decision.allowed ? 'allow' : 'deny',
-        reason: decision.reason,
-        policy_version: decision.policyVersion,
-        ...(asker.requestId !== undefined ? { request_id: asker.requestId } : {}),
-        details: { ...details, ...(decision.line ? { rule_line: decision.line } : {}) },
-      },
-      asker.log,
-    );
+/** The one recording function of a job's dataset decisions: src/audit's recordDecision, as every authorization decision is recorded. */
+export function recordDatasetDecision(audit: AuditRecorder): RecordDatasetDecision {
+  return (asker, object, requested, decision, details) => recordDecision(audit, asker.origin, asker.identity, { action: AUTHORIZE, object, requested, decision, details });
 }
 
 export interface JobDatasetsOptions {
@@ -54,7 +33,7 @@ export interface JobDatasetsOptions {
   policyLabels: (object: string) => string[];
   /** The catalog of a backend, by its name: labels of the input, and of an output being replaced. */
   catalog: (backend: string) => DatasetLookup;
-  record: RecordDecision;
+  record: RecordDatasetDecision;
 }
 
 /** What a job's datasets came to. */
@@ -115,18 +94,18 @@ export class JobDatasets {
     const subject = asker.identity;
     const { authorizer } = this.o;
     const read = authorizer.decide(subject, `dataset:${spec.input}`, 'read', { labels: input?.labels });
-    await this.o.record(asker, `dataset:${spec.input}`, read, { requested: 'read', job: job.id, ...occasion.details });
+    await this.o.record(asker, `dataset:${spec.input}`, 'read', read, { job: job.id, ...occasion.details });
     if (!read.allowed) return { outcome: 'denied', decision: read };
     if (input === undefined) return { outcome: 'missing' };
 
     const outLabels = [...new Set([...input.labels, ...this.o.policyLabels(`dataset:${input.name}`), ...(spec.labels ?? []), ...(existing?.labels ?? [])])].sort();
     const write = authorizer.decide(subject, `dataset:${spec.output}`, 'write', { labels: outLabels });
-    await this.o.record(asker, `dataset:${spec.output}`, write, { requested: 'write', job: job.id, ...occasion.details });
+    await this.o.record(asker, `dataset:${spec.output}`, 'write', write, { job: job.id, ...occasion.details });
     if (!write.allowed) return { outcome: 'denied', decision: write };
 
     if (existing !== undefined) {
       const replace = this.replaceDecision(subject, existing);
-      await this.o.record(asker, `dataset:${existing.name}`, replace, { requested: 'overwrite', owner: existing.owner, job: job.id, ...occasion.details });
+      await this.o.record(asker, `dataset:${existing.name}`, 'overwrite', replace, { owner: existing.owner, job: job.id, ...occasion.details });
       if (!replace.allowed) return { outcome: 'denied', decision: replace };
     }
     let effective: JobSpec;

@@ -48,7 +48,7 @@ export class JobService {
 
     // Stage 2: the job's datasets, on its own backend's catalog (job-datasets.ts): each decision
     // recorded as `dataset.authorize`; 403 naming the rule, 404 for an input that is not there.
-    const asker = { identity, ip: req.ip, requestId: req.id, log: req.log };
+    const asker = { identity, origin: { ip: req.ip, id: req.id, log: req.log } };
     const { spec: effective, replaces } = await this.o.datasets.forSubmit(asker, { id, spec, backend: backendName });
 
     // Stage 3: admission, one synchronous step on the ledger, against what the backend can ever run.
