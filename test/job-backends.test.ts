@@ -1,0 +1,171 @@
+// Each job is authorized against ITS OWN backend's catalog. A real gateway (built in this process
+// with buildGateway: real store, policy, identity, audit trail, HTTPS) has two backends: the bundled
+// engine (a real engine process, first, the default) and a second, in-process test backend `lab`
+// (test/support/test-backend.ts) whose catalog holds `lab-patients`, labelled pii there and nowhere
+// else. A job naming `backend: lab` over it is decided by lab's labels: a contractor (pii denied)
+// gets 403 naming the rule, an analyst gets 201 and the job runs on lab with the label carried to
+// its output. The listing, explain and readiness go through the backend list too.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditTrail, loadAuditKey } from '../src/audit/index.js';
+import { createIdentityService, ensureServiceCertificates, type IdentityService } from '../src/auth/index.js';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import { loadConfig } from '../src/config/index.js';
+import { buildGateway } from '../src/gateway/index.js';
+import { PolicyReloader } from '../src/policy/index.js';
+import { createBackends } from '../src/proxy/index.js';
+import { openStore, type Store } from '../src/store/index.js';
+import { type JobSpec, readTlsMaterial } from '../src/wire/index.js';
+import { readTrail } from './support/audit-trail.js';
+import { type EngineProcess, startEngineProcess } from './support/engine.js';
+import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
+import { fetchTls, type Response } from './support/https.js';
+import { type TestBackend, testBackend, testDataset } from './support/test-backend.js';
+import { until } from './support/until.js';
+
+let home: string;
+let box: Sandbox;
+let engine: EngineProcess;
+let lab: TestBackend;
+let store: Store;
+let policy: PolicyReloader;
+let identity: IdentityService;
+let audit: AuditTrail;
+let app: FastifyInstance;
+let url = '';
+let ca = '';
+let auditDir = '';
+const tokens: Record<string, string> = {};
+
+const CARLA = { user: 'carla', groups: ['contractors'], auth_method: 'oidc' as const };
+const ANA = { user: 'ana', groups: ['analysts'], auth_method: 'oidc' as const };
+
+function api(path: string, who: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+  return fetchTls(`${url}${path}`, {
+    ca,
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${tokens[who]}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+  });
+}
+
+const job = (o: Partial<JobSpec>): JobSpec => ({ name: 'copy', input: 'lab-patients', output: 'scratch-x/out', runtime: 'command', argv: ['cp', '{input}', '{output}'], resources: { cores: 1, memory_mb: 256, time_limit_s: 60 }, ...o });
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), 'gatehouse-job-backends-'));
+  const policies = join(home, 'policies');
+  cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+  // Both roles may read lab's datasets by name; the label lab gives lab-patients decides the rest.
+  writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np, role:analysts, dataset:lab-*, read, allow\np, role:contractors, dataset:lab-*, read, allow\n`);
+  const dataRoot = join(home, 'data');
+  mkdirSync(dataRoot);
+  box = sandbox({ data: { root: dataRoot }, state: { dir: join(home, 'var') }, certs: { dir: join(home, 'certs') }, policies: { dir: policies }, log: { level: 'warn' } });
+  const { config } = loadConfig({ path: box.configFile, env: {} });
+  ensureServiceCertificates(config);
+  await writeDataset(dataRoot, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
+  engine = await startEngineProcess(box);
+  config.engine.port = Number(new URL(engine.url).port);
+
+  store = await openStore({ stateDir: config.state.dir });
+  policy = await PolicyReloader.start(policies, { requireTests: true });
+  identity = await createIdentityService(config, store);
+  auditDir = join(home, 'audit');
+  audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: 3_600_000 });
+  lab = testBackend('lab', [testDataset('lab-patients', ['pii'], 'lab'), testDataset('lab-sites')]);
+  const tls = readTlsMaterial(config.certs.dir, 'gateway');
+  ca = tls.ca;
+  app = await buildGateway({
+    tls,
+    logLevel: 'warn',
+    bodyLimit: config.server.body_limit_bytes,
+    store,
+    policy,
+    backends: [...createBackends(config, readTlsMaterial(config.certs.dir, 'gatewayClient')), lab],
+    jobs: { maxPendingPerUser: 4, pollMs: 50, statusCacheMs: 0 },
+    identity,
+    publicUrl: () => url,
+    audit,
+    auditRetention: { maxAgeMs: 0, archiveDir: join(auditDir, 'archive') },
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  tokens.carla = (await identity.tokens.login(CARLA)).access_token;
+  tokens.ana = (await identity.tokens.login(ANA)).access_token;
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close();
+  policy?.close();
+  identity?.close();
+  await audit?.close();
+  await store?.close();
+  await engine?.stop();
+  box?.remove();
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('a job on a second backend', () => {
+  it("is denied by that backend's labels: a contractor gets 403 naming the rule, recorded", async () => {
+    const r = await api('/v1/jobs', 'carla', { method: 'POST', body: job({ output: 'scratch-carla/out', backend: 'lab' }) });
+    expect(r.status, r.body).toBe(403);
+    const body = r.json<{ error: string; message: string; rule: string; line: string }>();
+    expect(body.error).toBe('forbidden');
+    expect(body.rule).toMatch(/role:contractors, label:pii, read, deny/);
+    expect(body.line).toMatch(/^policy\.csv:\d+$/);
+    expect(lab.received).toHaveLength(0);
+    const denied = readTrail(auditDir).filter((e) => e.action === 'dataset.authorize' && e.actor.user === 'carla' && e.object === 'dataset:lab-patients');
+    expect(denied).toEqual([expect.objectContaining({ decision: 'deny', details: expect.objectContaining({ requested: 'read', rule_line: body.line }) })]);
+  });
+
+  it('is allowed for someone with access to the label: 201, runs on that backend, its output carries the label', async () => {
+    const r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ output: 'scratch-ana/out', backend: 'lab' }) });
+    expect(r.status, r.body).toBe(201);
+    const { id } = r.json<{ id: string }>();
+    expect(lab.received.map((s) => s.id)).toEqual([id]);
+    expect(lab.received[0]!.spec.labels).toEqual(['pii']);
+    const done = await until(async () => {
+      const v = (await api(`/v1/jobs/${id}`, 'ana')).json<{ state: string; backend: string }>();
+      return v.state === 'succeeded' ? v : undefined;
+    }, 20_000, 'the job to succeed on lab');
+    expect(done.state).toBe('succeeded');
+  });
+
+  it("is decided on its own backend's catalog only: a dataset the default backend has is not there", async () => {
+    const r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ input: 'words', output: 'scratch-ana/words', backend: 'lab' }) });
+    expect(r.status, r.body).toBe(404);
+    expect(r.json<{ message: string }>().message).toBe('no dataset words');
+    // Without `backend`, the default (the bundled engine) does not know lab-patients either.
+    const onDefault = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ output: 'scratch-ana/out2' }) });
+    expect(onDefault.status, onDefault.body).toBe(404);
+  });
+
+  it("appears in GET /v1/datasets beside the bundled engine's datasets, each naming its backend", async () => {
+    const r = await api('/v1/datasets', 'ana');
+    expect(r.status, r.body).toBe(200);
+    const listed = r.json<{ datasets: { name: string; backend?: string; labels?: string[] }[] }>().datasets;
+    expect(listed).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'lab-patients', backend: 'lab', labels: ['pii'] }), expect.objectContaining({ name: 'words', backend: 'bundled' })]));
+    // The contractor never sees it: lab's pii label denies every action.
+    const forCarla = (await api('/v1/datasets', 'carla')).json<{ datasets: { name: string }[] }>().datasets.map((d) => d.name);
+    expect(forCarla).not.toContain('lab-patients');
+    expect(forCarla).toContain('words');
+  });
+
+  it("is explained with that backend's labels", async () => {
+    const r = await api('/v1/policy/explain', 'carla', { method: 'POST', body: { user: 'carla', object: 'dataset:lab-patients', action: 'read' } });
+    expect(r.status, r.body).toBe(200);
+    const e = r.json<{ labels: string[]; labels_source: string; decision: { allowed: boolean } }>();
+    expect(e).toMatchObject({ labels: ['pii'], labels_source: 'catalog', decision: { allowed: false } });
+  });
+
+  it("has its readiness line beside the engine's", async () => {
+    const r = await fetchTls(`${url}/readyz`, { ca });
+    expect(r.status, r.body).toBe(200);
+    const { checks } = r.json<{ checks: Record<string, string> }>();
+    expect(checks.engine).toMatch(/^ok \(https:\/\/127\.0\.0\.1:\d+/);
+    expect(checks['backend:lab']).toMatch(/^ok \(test backend lab/);
+  });
+});

@@ -1,0 +1,69 @@
+// A second compute backend, in this process: a ComputeBackend with its own catalog (datasets with
+// owners and labels the gateway learns only from it) that runs each job at once, writing its output
+// into that catalog with the labels the gateway put in the spec. What a Slurm backend will look
+// like to the gateway, without Slurm: the gateway must authorize each job on ITS backend's labels.
+import { Readable } from 'node:stream';
+import type { BackendSubmission, ComputeBackend } from '../../src/proxy/index.js';
+import { type DatasetInfo, GatehouseError, type JobStatus } from '../../src/wire/index.js';
+
+export interface TestBackend extends ComputeBackend {
+  /** Every job it was handed, in order: what the gateway sent (spec, granted, replaces). */
+  readonly received: BackendSubmission[];
+}
+
+/** A catalog entry from a name, labels and an owner (the rest made up). */
+export function testDataset(name: string, labels: string[] = [], owner: string | null = null): DatasetInfo {
+  return { name, format: 'csv', columns: ['id', 'value'], partitions: 1, rows: 3, bytes: 24, owner, labels, created_at: null, produced_by: null };
+}
+
+export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
+  const datasets = new Map(catalog.map((d) => [d.name, d]));
+  const jobs = new Map<string, JobStatus>();
+  const received: BackendSubmission[] = [];
+  return {
+    name,
+    location: `test:${name}`,
+    received,
+    readinessCheck: `backend:${name}`,
+    readiness: async () => `ok (test backend ${name}, ${datasets.size} datasets)`,
+    capacity: async () => ({ slots: 8 }),
+    datasets: async () => [...datasets.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    submit: async (job) => {
+      received.push(job);
+      const input = datasets.get(job.spec.input);
+      if (input === undefined) throw new GatehouseError('not_found', `no dataset ${job.spec.input} on ${name}`);
+      const now = new Date().toISOString();
+      // Runs at once: the output is in the catalog, with every label the gateway decided it carries.
+      datasets.set(job.spec.output, { ...testDataset(job.spec.output, job.spec.labels ?? [], job.user), produced_by: job.id, created_at: now });
+      jobs.set(job.id, {
+        id: job.id,
+        name: job.spec.name,
+        user: job.user,
+        state: 'succeeded',
+        input: job.spec.input,
+        output: job.spec.output,
+        runtime: job.spec.runtime,
+        resources: job.granted,
+        partitions: { total: 1, done: 1, failed: 0, running: 0 },
+        workers: 0,
+        rows_in: input.rows,
+        rows_out: input.rows,
+        bytes_in: input.bytes,
+        bytes_out: input.bytes,
+        created_at: now,
+        started_at: now,
+        finished_at: now,
+        core_seconds: 0,
+        attempts: 1,
+        error: null,
+        reason: null,
+      });
+      return { backendId: job.id };
+    },
+    status: async (id) => jobs.get(id) ?? null,
+    active: async () => [...jobs.values()].filter((j) => j.finished_at === null),
+    logs: async (id) => (jobs.has(id) ? Readable.from([`ran on ${name}\n`]) : null),
+    cancel: async (id) => jobs.get(id) ?? null,
+    close: () => undefined,
+  };
+}
