@@ -11,7 +11,8 @@ import { eventLines, headerLine, layoutFor, localTime, RecordCounter, renderVeri
 import type { Target } from '../src/cli/client/api.js';
 import { saveLogin } from '../src/cli/client/credentials.js';
 import { installPlumbing, serverOptions } from '../src/http/index.js';
-import { GatehouseError } from '../src/wire/index.js';
+import { installAuthorization, loadPolicy, policyAuthorizer } from '../src/policy/index.js';
+import { ROOT } from './support/gatehouse.js';
 import { append, freshTrail, MIN, removeTrails, T0 } from './support/audit-trail.js';
 import { testCa } from './support/test-ca.js';
 
@@ -118,11 +119,17 @@ describe('gatehouse audit against the routes', () => {
     append(db, Array.from({ length: 30 }, (_, i) => ({ user: i % 2 ? 'alice' : 'bob', action: i % 3 ? 'dataset.read' : 'job.submit', reason: i === 0 ? '=1+1, "quoted"' : 'rule 3 grants read' })));
     app = Fastify({ ...serverOptions(), logger: false, https: { cert: readFileSync(ca.certFile), key: readFileSync(ca.keyFile) } });
     installPlumbing(app);
+    // The gateway's authorization stage on the demo policy: the auditor token is carol (auditors),
+    // any other is dave (contractors), who may not read the trail. Its records are not this test's.
+    const policy = await loadPolicy(join(ROOT, 'policies'));
+    app.decorateRequest('identity', undefined);
+    app.addHook('onRequest', async (request) => {
+      const auditor = request.headers.authorization === 'Bearer auditor-token';
+      request.identity = { user: auditor ? 'carol' : 'dave', groups: [auditor ? 'auditors' : 'contractors'], auth_method: 'ldap', credential: 'bearer', expires_at: new Date(Date.now() + 3_600_000) };
+    });
+    installAuthorization(app, { authorizer: policyAuthorizer(() => policy), audit: { record: async (e) => ({ ...e, id: 1, time: new Date().toISOString() }) as AuditEvent } });
     installAuditRoutes(app, {
       reader: () => db,
-      authorize: async (request) => {
-        if (request.headers.authorization !== 'Bearer auditor-token') throw new GatehouseError('forbidden', 'no rule grants read on audit:events');
-      },
       verify: async () => ({ ...REPORT, ok: false, problems: [{ event_id: 3, kind: 'edited', message: 'hash mismatch' }] }),
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
@@ -224,7 +231,7 @@ describe('gatehouse audit against the routes', () => {
   it('says when the caller may not read the trail, and leaves no file behind', async () => {
     login('scientist-token');
     try {
-      await expect(run('query', {})).rejects.toMatchObject({ name: 'ApiError', message: 'not allowed to read the audit trail: no rule grants read on audit:events' });
+      await expect(run('query', {})).rejects.toMatchObject({ name: 'ApiError', message: 'not allowed to read the audit trail: no rule grants read on audit:events to user:dave' });
       const file = join(dir, 'refused.jsonl');
       await expect(run('export', { output: file })).rejects.toMatchObject({ status: 403 });
       expect(existsSync(file) || existsSync(`${file}.partial`)).toBe(false);

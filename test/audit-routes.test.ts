@@ -4,38 +4,52 @@ import type { AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent } from '../src/audit/event.js';
-import { type AuditAccess, installAuditRoutes } from '../src/audit/routes.js';
+import { join } from 'node:path';
+import type { AuditEvent, AuditInput } from '../src/audit/event.js';
+import { installAuditRoutes } from '../src/audit/routes.js';
 import { installPlumbing, serverOptions } from '../src/http/index.js';
-import { GatehouseError } from '../src/wire/index.js';
+import type { Identity } from '../src/identity/index.js';
+import { installAuthorization, loadPolicy, policyAuthorizer, requireDeclaredAccess } from '../src/policy/index.js';
 import { append, freshTrail, MIN, removeTrails, T0 } from './support/audit-trail.js';
+import { ROOT } from './support/gatehouse.js';
 
 const REPORT = { ok: false, events: 3, first_id: 1, last_id: 3, checkpoints: 0, last_checkpoint: null, unsigned_tail: 3, anchor: null, problems: [{ event_id: 2, kind: 'edited', message: 'hash does not match' }], elapsed_ms: 1 };
 
 interface Harness {
   app: FastifyInstance;
-  asked: AuditAccess[];
+  /** What the authorization stage recorded for each ask: the kind and the filter as given. */
+  asked(): { kind: string; filter: Record<string, string> }[];
   reads: { count: number };
 }
 
-/** The routes on plain plumbing, with an authorize that refuses callers sending x-deny. */
+const identity = (user: string, groups: string[]): Identity => ({ user, groups, auth_method: 'ldap', credential: 'bearer', expires_at: new Date(Date.now() + 3_600_000) });
+
+/**
+ * The routes composed as the gateway composes them (declared access required, the authorization
+ * stage on the demo policy), with the caller carol (auditors) or, sending x-deny, alice (analysts:
+ * no read on audit:events). The stage's records are kept in memory.
+ */
 async function harness(db: Database.Database | (() => never)): Promise<Harness> {
-  const asked: AuditAccess[] = [];
+  const recorded: AuditInput[] = [];
   const reads = { count: 0 };
+  const policy = await loadPolicy(join(ROOT, 'policies'));
   const app = Fastify({ ...serverOptions(), logger: false });
   installPlumbing(app);
+  requireDeclaredAccess(app);
+  app.decorateRequest('identity', undefined);
+  app.addHook('onRequest', async (request) => {
+    request.identity = request.headers['x-deny'] ? identity('alice', ['analysts']) : identity('carol', ['auditors']);
+  });
+  installAuthorization(app, { authorizer: policyAuthorizer(() => policy), audit: { record: async (event) => (recorded.push(event), { ...event, id: recorded.length, time: new Date().toISOString() } as AuditEvent) } });
   installAuditRoutes(app, {
     reader: () => {
       reads.count++;
       return typeof db === 'function' ? db() : db;
     },
-    authorize: async (request, access) => {
-      asked.push(access);
-      if (request.headers['x-deny']) throw new GatehouseError('forbidden', 'no rule grants read on audit:events');
-    },
     verify: async () => REPORT,
   });
   await app.ready();
+  const asked = () => recorded.map((e) => ({ kind: e.details?.kind as string, filter: e.details?.filter as Record<string, string> }));
   return { app, asked, reads };
 }
 
@@ -58,7 +72,7 @@ describe('GET /v1/audit', () => {
     expect(page.events[0]).toMatchObject({ id: 3, actor: { user: 'alice', groups: ['scientists'] }, decision: 'deny', time: new Date(T0 + 3 * MIN).toISOString() });
     const second = await h.app.inject({ url: `/v1/audit?user=alice&limit=1&cursor=${page.next_cursor}` });
     expect(second.json()).toMatchObject({ events: [{ id: 1 }], next_cursor: null });
-    expect(h.asked.slice(-2)).toEqual([
+    expect(h.asked().slice(-2)).toEqual([
       { kind: 'query', filter: { user: 'alice', limit: '1' } },
       { kind: 'query', filter: { user: 'alice', limit: '1' } },
     ]);
@@ -90,10 +104,10 @@ describe('GET /v1/audit', () => {
     for (const url of ['/v1/audit?since=yesterday', '/v1/audit/export?format=csv', '/v1/audit/verify']) {
       const res = await h.app.inject({ url, headers: { 'x-deny': '1' } });
       expect(res.statusCode, url).toBe(403);
-      expect(res.json()).toEqual({ error: 'forbidden', message: 'no rule grants read on audit:events' });
+      expect(res.json()).toMatchObject({ error: 'forbidden', message: 'no rule grants read on audit:events to user:alice' });
     }
     expect(h.reads.count).toBe(before);
-    expect(h.asked.slice(-3)).toEqual([
+    expect(h.asked().slice(-3)).toEqual([
       { kind: 'query', filter: { since: 'yesterday' } },
       { kind: 'export', filter: {} },
       { kind: 'verify', filter: {} },
@@ -126,7 +140,7 @@ describe('GET /v1/audit/export', () => {
     const events = lines.map((l) => JSON.parse(l) as AuditEvent);
     expect(events.length).toBe(1250);
     expect(events.map((e) => e.id)).toEqual(Array.from({ length: 1250 }, (_, i) => 2 * i + 1));
-    expect(h.asked.at(-1)).toEqual({ kind: 'export', filter: { user: 'bob', action: 'dataset.' } });
+    expect(h.asked().at(-1)).toEqual({ kind: 'export', filter: { user: 'bob', action: 'dataset.' } });
   });
 
   it('streams CSV with a header and guarded cells', async () => {
@@ -137,7 +151,7 @@ describe('GET /v1/audit/export', () => {
     expect(records[0]).toBe('id,time,user,groups,auth_method,ip,action,object,decision,reason,policy_version,request_id,details,prev_hash,hash');
     expect(records.length).toBe(1 + 5 + 1); // header, events 1-5, the empty string after the last CRLF
     expect(records[5]).toContain(`,"'=cmd|""/c calc""!A1, said bob",`);
-    expect(h.asked.at(-1)).toEqual({ kind: 'export', filter: { until: '2024-05-01T00:06:00Z' } });
+    expect(h.asked().at(-1)).toEqual({ kind: 'export', filter: { until: '2024-05-01T00:06:00Z' } });
   });
 
   it('refuses the paging parameters of a query', async () => {

@@ -1,30 +1,23 @@
 // The auditor's API: GET /v1/audit (a page, newest first), /v1/audit/export (everything that
-// matches, streamed in chain order) and /v1/audit/verify. Each asks `authorize` first, which the
-// gateway supplies (read on audit:events, the decision recorded as audit.query): src/audit must not
-// import src/policy, which records through src/audit.
+// matches, streamed in chain order) and /v1/audit/verify. Each declares what it needs (read on
+// audit:events, recorded as audit.query with what was asked and the filter as given): the gateway's
+// authorization stage decides and records it before the handler runs.
 import { Readable } from 'node:stream';
 import type Database from 'better-sqlite3';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { NoQuery } from '../http/index.js';
+import type { PolicyNeed } from '../identity/index.js';
 import { GatehouseError } from '../wire/index.js';
 import { CSV_HEADER, csvRecord } from './csv.js';
 import type { AuditEvent } from './event.js';
 import { LIMIT_MAX, parseFilter } from './filter.js';
 import { exportEvents, queryEvents } from './query.js';
 
-export interface AuditAccess {
-  kind: 'query' | 'export' | 'verify';
-  /** The filter as the caller gave it (strings, no cursor): what the audit.query event records. */
-  filter: Record<string, string>;
-}
-
 export interface AuditRouteDeps {
   /** A read-only connection to the trail. */
   reader: () => Database.Database;
-  /** Resolves when the caller may read the trail; throws 403 otherwise (after recording). */
-  authorize: (request: FastifyRequest, access: AuditAccess) => Promise<void>;
   /** The verify report: `{ ok, ... }`. */
   verify: () => Promise<{ ok: boolean }>;
 }
@@ -72,10 +65,8 @@ const PageSchema = Type.Object({ events: Type.Array(AuditEventSchema), next_curs
 // The report's fields belong to verify; the route promises only `ok`.
 const VerifySchema = Type.Object({ ok: Type.Boolean() }, { additionalProperties: true });
 
-type Query = Record<string, string | number | undefined>;
-
 /** The querystring as strings, without the keys that are not filters. */
-function given(query: Query, drop: string[]): Record<string, string> {
+function given(query: Readonly<Record<string, unknown>>, drop: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(query)) if (v !== undefined && !drop.includes(k)) out[k] = String(v);
   return out;
@@ -84,6 +75,10 @@ function given(query: Query, drop: string[]): Record<string, string> {
 export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps): void {
   // Handler types come from the route schemas (the ones Ajv validates with), never restated.
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
+  /** Read on audit:events, recorded as audit.query with `kind` and the filter as the caller gave it (strings; no cursor or format). */
+  const auditorsOnly = (kind: 'query' | 'export' | 'verify', notFilters: string[]): { authorize: PolicyNeed } => ({
+    authorize: { object: 'audit:events', action: 'read', audit: 'audit.query', denial: 403, details: (r) => ({ kind, filter: kind === 'verify' ? {} : given(r.query, notFilters) }) },
+  });
   const reader = (request: FastifyRequest) => {
     try {
       return deps.reader();
@@ -95,19 +90,17 @@ export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps
 
   app.get(
     '/v1/audit',
-    { schema: { summary: 'Audit events that match the filters, newest first, a page at a time', querystring: QueryString, response: { 200: PageSchema } } },
+    { config: auditorsOnly('query', ['cursor']), schema: { summary: 'Audit events that match the filters, newest first, a page at a time', querystring: QueryString, response: { 200: PageSchema } } },
     async (request) => {
-      await deps.authorize(request, { kind: 'query', filter: given(request.query, ['cursor']) });
       return queryEvents(reader(request), parseFilter(given(request.query, []), Date.now()));
     },
   );
 
   app.get(
     '/v1/audit/export',
-    { schema: { summary: 'Every audit event that matches, oldest first in chain order, streamed as JSON lines or CSV', querystring: ExportQueryString } },
+    { config: auditorsOnly('export', ['format']), schema: { summary: 'Every audit event that matches, oldest first in chain order, streamed as JSON lines or CSV', querystring: ExportQueryString } },
     async (request, reply) => {
       const filters = given(request.query, ['format']);
-      await deps.authorize(request, { kind: 'export', filter: filters });
       const filter = parseFilter(filters, Date.now());
       const format = request.query.format === 'csv' ? 'csv' : 'jsonl';
       // The first page is read before the answer starts, so an unreadable trail is an error status,
@@ -127,11 +120,8 @@ export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps
 
   app.get(
     '/v1/audit/verify',
-    { schema: { summary: 'Check the whole trail: hashes, links, checkpoints and anchor; 200 with ok false when it is not intact', querystring: NoQuery, response: { 200: VerifySchema } } },
-    async (request) => {
-      await deps.authorize(request, { kind: 'verify', filter: {} });
-      return deps.verify();
-    },
+    { config: auditorsOnly('verify', []), schema: { summary: 'Check the whole trail: hashes, links, checkpoints and anchor; 200 with ok false when it is not intact', querystring: NoQuery, response: { 200: VerifySchema } } },
+    async () => deps.verify(),
   );
 }
 

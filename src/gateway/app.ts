@@ -3,9 +3,8 @@ import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type AuditTrail, installAuditRoutes } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
-import { identityOf } from '../identity/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
-import { authorize, installPolicyRoutes, policyAuthorizer, type PolicyReloader } from '../policy/index.js';
+import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, requireDeclaredAccess } from '../policy/index.js';
 import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
@@ -47,16 +46,22 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   audit.attachLog(app.log);
 
   installPlumbing(app); // request ids, one log line a request, error bodies, schemas required
+  requireDeclaredAccess(app); // and each route declares public: true or what it needs, or start-up fails
   await installOpenApi(app); // before any route, so it sees them all
   const registry = installMetrics(app); // request-duration histogram and /metrics
   installAuditMetrics(audit, registry);
 
   await app.register(cookie); // the browser session (src/auth)
 
-  // The pipeline, each stage from its own room:
+  // The pipeline, each stage from its own room. Who may do what is asked of one Authorizer, the
+  // serving policy version (src/policy), and every answer is recorded through src/audit.
+  const authorizer = policyAuthorizer(() => deps.policy.current());
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
-  deps.identity.install(app, { audit, authorizer: policyAuthorizer(() => deps.policy.current()), publicUrl: deps.publicUrl, extraJwks: () => audit.publicJwks }); // the audit keys, current and retired
-  //   2 authorize (src/policy): each route decides on the serving version; the policy API itself
+  deps.identity.install(app, { audit, authorizer, publicUrl: deps.publicUrl, extraJwks: () => audit.publicJwks }); // the audit keys, current and retired
+  //   2 authorize (src/policy): before each handler, the need its route declares is decided and
+  //     recorded (403, or 404 where declared); what depends on the body or on each item of an
+  //     answer is decided by the handler through the same port and recording. The policy API itself.
+  installAuthorization(app, { authorizer, audit });
   installPolicyRoutes(app, {
     reloader: deps.policy,
     audit,
@@ -67,18 +72,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   //   3 admit (src/quota) → 4 dispatch (src/proxy): the backends' datasets, filtered by policy;
   //     jobs authorized on their datasets (on their own backend's catalog), admitted within quota
   //     or pending, handed to their backend
-  installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), policy: () => deps.policy.current(), audit });
-  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer: policyAuthorizer(() => deps.policy.current()), backends: deps.backends, audit, log: app.log, ...deps.jobs });
+  installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), authorizer, audit });
+  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer, backends: deps.backends, audit, log: app.log, ...deps.jobs });
   app.addHook('onClose', () => jobs.stop());
   installJobRoutes(app, jobs.service);
   //   5 audit (src/audit): each decision above was recorded (fsync'd) before its answer; auditors
   //     query, export and verify the trail, and each of those asks is recorded too
-  const auditCtx = { policy: () => deps.policy.current(), audit };
   installAuditRoutes(app, {
     reader: () => audit.reader(),
-    authorize: async (request, details) => {
-      await authorize(auditCtx, request, identityOf(request), 'audit:events', 'read', 'audit.query', { details: { ...details } });
-    },
     verify: () => audit.verify(),
   });
   const retention = startRetention(audit, deps.auditRetention, app.log);

@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { VERSION } from '../version.js';
 import { NoQuery } from '../http/index.js';
+import { describeAccess } from '../policy/index.js';
 
 /** Must run before any route is added, so every route is seen. */
 export async function installOpenApi(app: FastifyInstance): Promise<void> {
@@ -15,6 +16,14 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
         version: VERSION,
         description: 'Governance and access gateway in front of shared data-science compute.',
       },
+    },
+    // Each operation says what it needs (x-gatehouse-access): public, a policy decision made before
+    // the handler (object, action, what a denial answers), the caller's own things, or a decision
+    // the handler makes on the body or per item. From the route's own config (src/policy/stage.ts).
+    transform: ({ schema, url, route }) => {
+      const access = describeAccess(route.config);
+      const documented: Record<string, unknown> = { ...schema, ...(access ? { 'x-gatehouse-access': access } : {}) };
+      return { schema: documented, url };
     },
   });
   app.withTypeProvider<TypeBoxTypeProvider>().get(

@@ -7,4 +7,6 @@ import type { Subject } from './identity.js';
 export interface Authorizer {
   /** Decides `action` on `object` for `subject` on the version serving now. Never throws for a denial. */
   decide(subject: Subject, object: string, action: string, options?: DecideOptions): Decision;
+  /** The version serving now: what a decision made now names (a listing records it even when it decided nothing). */
+  version(): string;
 }

@@ -44,5 +44,5 @@ export function decideUncached(policy: PolicySnapshot, subject: Subject, object:
 
 /** The Authorizer port on whichever version serves at the moment of each decision. */
 export function policyAuthorizer(current: () => PolicySnapshot): Authorizer {
-  return { decide: (subject, object, action, options) => decide(current(), subject, object, action, options) };
+  return { decide: (subject, object, action, options) => decide(current(), subject, object, action, options), version: () => current().version };
 }

@@ -21,36 +21,45 @@ const ListQuery = Type.Object(
 const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
 const yes = (v: string | undefined) => v === '1' || v === 'true';
 
+// What each route needs (config.authorize): submitting is decided on the datasets the body names,
+// the rest acts on the caller's own jobs; someone else's is a policy decision the job path makes
+// through the Authorizer port and records like the authorization stage does.
+const SUBMIT = { decidedInHandler: 'the datasets the body names: read on the input, write on the output with every label it will carry, owner or admin to replace it (again as a pending job leaves the queue)' };
+const OWN_JOBS = { own: "the caller's jobs; everyone's (all=1) with read or admin on job:all" };
+const OWN_JOB = { own: "the caller's job; another's with read or admin on job:<id>, else 404" };
+const OWN_JOB_CANCEL = { own: "the caller's job; another's with admin on job:<id>, else 404" };
+const OWN_QUOTA = { own: "the caller's limits, usage and pending jobs" };
+
 export function installJobRoutes(server: FastifyInstance, jobs: JobService): void {
   // Handler types come from the route schemas (the ones Ajv validates with), never restated.
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
   app.post(
     '/v1/jobs',
-    { schema: { summary: 'Submit a job: authorized, admitted within quota (or pending), handed to its backend', querystring: NoQuery, body: JobSpecSchema, response: { 201: CreatedSchema } } },
+    { config: { authorize: SUBMIT }, schema: { summary: 'Submit a job: authorized, admitted within quota (or pending), handed to its backend', querystring: NoQuery, body: JobSpecSchema, response: { 201: CreatedSchema } } },
     async (request, reply) => reply.code(201).send(await jobs.submit(identityOf(request), request.body, request)),
   );
 
   app.get(
     '/v1/jobs',
-    { schema: { summary: "The caller's jobs, newest first (everyone's with all=1, if policy allows)", querystring: ListQuery, response: { 200: JobViewListSchema } } },
+    { config: { authorize: OWN_JOBS }, schema: { summary: "The caller's jobs, newest first (everyone's with all=1, if policy allows)", querystring: ListQuery, response: { 200: JobViewListSchema } } },
     async (request) => ({ jobs: await jobs.list(identityOf(request), { all: yes(request.query.all), state: request.query.state, limit: request.query.limit ?? 100 }, request) }),
   );
 
   app.get(
     '/v1/jobs/:id',
-    { schema: { summary: 'A job’s state and progress (another user’s job is 404)', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
+    { config: { authorize: OWN_JOB }, schema: { summary: 'A job’s state and progress (another user’s job is 404)', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
     async (request) => jobs.view(identityOf(request), request.params.id, request),
   );
 
   app.delete(
     '/v1/jobs/:id',
-    { schema: { summary: 'Cancel a job, pending or running; its quota is released', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
+    { config: { authorize: OWN_JOB_CANCEL }, schema: { summary: 'Cancel a job, pending or running; its quota is released', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
     async (request) => jobs.cancel(identityOf(request), request.params.id, request),
   );
 
   app.get(
     '/v1/jobs/:id/logs',
-    { schema: { summary: 'A job’s log as text; follow=1 streams it until the job ends', params: JobParams, querystring: LogsQuery } },
+    { config: { authorize: OWN_JOB }, schema: { summary: 'A job’s log as text; follow=1 streams it until the job ends', params: JobParams, querystring: LogsQuery } },
     async (request, reply) => {
       const follow = yes(request.query.follow);
       const body = await jobs.logs(identityOf(request), request.params.id, follow, request);
@@ -65,7 +74,7 @@ export function installJobRoutes(server: FastifyInstance, jobs: JobService): voi
 
   app.get(
     '/v1/quota',
-    { schema: { summary: "The caller's limits (and where each comes from), usage and pending jobs", querystring: NoQuery, response: { 200: QuotaViewSchema } } },
+    { config: { authorize: OWN_QUOTA }, schema: { summary: "The caller's limits (and where each comes from), usage and pending jobs", querystring: NoQuery, response: { 200: QuotaViewSchema } } },
     async (request) => jobs.quota(identityOf(request)),
   );
 }

@@ -16,6 +16,8 @@ import { type AuditEvent, type AuditInput, AuditTrail, loadAuditKey } from '../.
 import { createIdentityService, ensureCertificates, type IdentityService, startDevIdp } from '../../src/auth/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { installPlumbing, serverOptions } from '../../src/http/index.js';
+import type { Authorizer } from '../../src/identity/index.js';
+import { installAuthorization, requireDeclaredAccess } from '../../src/policy/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { readTlsMaterial } from '../../src/wire/index.js';
 import { readTrail } from './audit-trail.js';
@@ -29,6 +31,12 @@ export interface IdentityAppOptions {
   now?: () => number;
   /** Also start the development OIDC provider (browser and device sign-in). */
   sso?: boolean;
+  /**
+   * Compose as the gateway does: every route must declare its access (start-up refuses one that
+   * does not), the authorization stage decides on this Authorizer, and `routes` adds routes of the
+   * test's own after the identity routes.
+   */
+  authorization?: { authorizer: Authorizer; routes?: (app: FastifyInstance) => void };
 }
 
 export interface IdentityApp {
@@ -76,10 +84,27 @@ export async function startIdentityApp(o: IdentityAppOptions = {}): Promise<Iden
   const tls = readTlsMaterial(certsDir, 'gateway');
   const app: FastifyInstance = Fastify({ ...serverOptions(), https: { ...tls, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false } });
   installPlumbing(app);
+  const authz = o.authorization;
+  if (authz) requireDeclaredAccess(app);
   await app.register(cookie);
   let url = '';
-  identity.install(app, { audit: recorder, publicUrl: () => url });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    identity.install(app, { audit: recorder, publicUrl: () => url, ...(authz ? { authorizer: authz.authorizer } : {}) });
+    if (authz) {
+      installAuthorization(app, { authorizer: authz.authorizer, audit: recorder });
+      authz.routes?.(app);
+    }
+    await app.listen({ host: '127.0.0.1', port: 0 });
+  } catch (err) {
+    // Start-up refused (a test of what start-up refuses): nothing is left open.
+    await app.close().catch(() => {});
+    identity.close();
+    await trail.close();
+    await store.close();
+    await idp?.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
   return {
