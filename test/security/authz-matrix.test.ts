@@ -169,6 +169,28 @@ describe('the authorization matrix', () => {
     expect(Object.keys(MATRIX).filter((r) => !routes.includes(r)), 'entries for routes the gateway does not serve').toEqual([]);
   });
 
+  it('documents what every route needs (x-gatehouse-access): public, or a need the gateway declared and enforces', async () => {
+    const doc = (await stack.api('/openapi.json')).json<{ paths: Record<string, Record<string, { 'x-gatehouse-access'?: Record<string, unknown> }>> }>();
+    const access = Object.fromEntries(Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([m, op]) => [`${m.toUpperCase()} ${path}`, op['x-gatehouse-access'] ?? null])));
+    expect(Object.keys(access).length).toBeGreaterThan(20);
+    // Start-up refuses a route without one; the document shows each, so this guards the guard.
+    expect(Object.entries(access).filter(([, a]) => a === null).map(([r]) => r), 'routes without a declared access').toEqual([]);
+    for (const [route, a] of Object.entries(access)) {
+      const kinds = ['public', 'own', 'decided_in_handler', 'object'].filter((k) => k in a!);
+      expect(kinds, route).toHaveLength(1);
+      // A protected route refuses an anonymous caller: only a public one may answer them otherwise.
+      if (!('public' in a!)) expect(MATRIX[route]?.expect.anonymous, route).toBe(401);
+    }
+    // The routes the stage decides, as declared (a denial answers what the matrix expects).
+    expect(Object.fromEntries(Object.entries(access).filter(([, a]) => 'object' in a!))).toEqual({
+      'GET /v1/policy': { object: 'policy:files', action: 'read', denial: 403, audit: 'policy.view' },
+      'POST /v1/policy/reload': { object: 'policy:files', action: 'admin', denial: 403, audit: 'policy.reload_request' },
+      'GET /v1/audit': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
+      'GET /v1/audit/export': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
+      'GET /v1/audit/verify': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
+    });
+  });
+
   it('gives every role the status the demo policy says, on every route', async () => {
     const got: Record<string, Partial<Expected>> = {};
     const want: Record<string, Expected> = {};
