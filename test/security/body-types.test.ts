@@ -33,6 +33,7 @@ const CASES: Record<string, { token?: string; cases: Case[] }> = {
     token: 'alice',
     cases: [
       { body: withResources({ cores: '1' }), field: 'body.resources.cores' },
+      { body: withResources({ cores: '4' }), field: 'body.resources.cores' }, // issue 16's example: not read as 4
       { body: withResources({ memory_mb: '256' }), field: 'body.resources.memory_mb' },
       { body: withResources({ time_limit_s: '60' }), field: 'body.resources.time_limit_s' },
       { body: withResources({ cores: true }), field: 'body.resources.cores' },
@@ -199,6 +200,10 @@ describe('the shared plumbing', () => {
       expect(answer.statusCode, JSON.stringify(body)).toBe(400);
       expect(answer.json()).toMatchObject({ error: 'invalid_request', field });
     }
+    // No body at all is no empty object: it is validated as null and refused (a handler never sees undefined).
+    const none = await app.inject({ method: 'POST', url: '/t/7' });
+    expect(none.statusCode, none.body).toBe(400);
+    expect(none.json()).toMatchObject({ error: 'invalid_request', field: 'body' });
     const badQuery = await post('/t/7?limit=x', { cores: 4 });
     expect(badQuery.json()).toMatchObject({ error: 'invalid_request', field: 'query.limit' });
     await app.close();
