@@ -134,6 +134,8 @@ describe('queryEvents filters', () => {
     expect(q(db, { action: 'auth.login*' })).toEqual([2, 1]);
     expect(q(db, { action: 'job.' })).toEqual([4, 3]); // not jobs.list
     expect(q(db, { action: 'job' })).toEqual([]);
+    // Not limited to today's AUDIT_ACTIONS (src/audit/actions.ts): a name an older version recorded stays searchable.
+    expect(q(db, { action: 'jobs.list' })).toEqual([5]);
     expect(q(db, { action: '*.read' })).toEqual([10, 7, 6]);
     expect(q(db, { action: 'dataset.?rite' })).toEqual([8]);
     expect(q(db, { object: 'dataset:customers' })).toEqual([3]);
