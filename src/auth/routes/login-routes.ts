@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
 import { GatehouseError } from '../../wire/index.js';
 import { codeOrHash, ownerFields, userText } from '../audit-text.js';
 import { CSRF_COOKIE, HOST_COOKIE, SESSION_COOKIE } from '../browser-sessions.js';
@@ -301,7 +302,8 @@ function requireOidc(ctx: RouteContext) {
   return ctx.oidc;
 }
 
-function tokenBody(pair: { access_token: string; refresh_token: string; token_type: 'Bearer'; expires_in: number }) {
+/** The pair as TokenResponse publishes it: the session's ids and other members stay out. */
+function tokenBody(pair: Static<typeof TokenResponse>): Static<typeof TokenResponse> {
   return { access_token: pair.access_token, refresh_token: pair.refresh_token, token_type: pair.token_type, expires_in: pair.expires_in };
 }
 
