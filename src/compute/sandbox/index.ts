@@ -16,20 +16,18 @@ export {
   SandboxError,
 } from './isolation.js';
 export { killUidProcesses, UidPool } from './uids.js';
+export { installRuntime, secureDataRoot } from './data-root.js';
 export {
   type JobArea,
   type TaskPaths,
-  installRuntime,
   prepareJobArea,
-  REMOVING_PREFIX,
   removeJobArea,
-  removeTree,
   SEALED_DIR,
   sealJobOutput,
-  sweepUid,
-  secureDataRoot,
   taskPaths,
   writeJobSource,
 } from './job-area.js';
+export { REMOVING_PREFIX, removeTree } from './safe-tree.js';
+export { sweepUid } from './uid-sweep.js';
 export { type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
 export { taskReachProblem } from './reach.js';

@@ -1,0 +1,121 @@
+// How the engine, as root, handles a tree tasks could write in without ever following a link or
+// trusting a name a task could change: a folder a task could write is first moved (rename) into a
+// folder only root can enter, then taken over (owner root, mode 0700, through descriptors opened
+// without following links, top down), and only then read, written or removed. Apart because the job
+// area, the data root and the uid sweep all use it: link safety is checked in this one place.
+//
+//   <parent>/.removing-<random>/ 0700 root   a tree being removed, after it was taken from the tasks
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SandboxError } from './isolation.js';
+
+/** Beside a tree being removed: the root-only folder it is moved into first. */
+export const REMOVING_PREFIX = '.removing-';
+
+export const NOFOLLOW = constants.O_NOFOLLOW;
+
+export function amRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** A folder with exactly this owner and mode, created if missing; refused if something else sits there. */
+export async function ensureDir(path: string, mode: number, owner: { uid: number; gid: number } | null): Promise<void> {
+  try {
+    await mkdir(path, { mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = await lstat(path);
+  if (!st.isDirectory()) throw new SandboxError('unsafe_path', `${path} exists and is not a folder`);
+  if (owner) await chown(path, owner.uid, owner.gid);
+  await chmod(path, mode); // mkdir's mode passes through the umask
+}
+
+/**
+ * Makes `dir` root's (0700) through a descriptor opened without following links, checking it is
+ * the folder `expected` describes when given. Only for a folder whose parent no task can change.
+ */
+export async function takeOverDir(dir: string, expected?: { ino: number; dev: number }): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | NOFOLLOW);
+  try {
+    const st = await fh.stat();
+    if (!st.isDirectory() || (expected && (st.ino !== expected.ino || st.dev !== expected.dev))) {
+      throw new SandboxError('unsafe_path', `${dir} changed while it was being taken over`);
+    }
+    if (amRoot()) await fh.chown(0, 0);
+    await fh.chmod(0o700);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Takes a whole tree from the tasks, top down: each folder becomes root's and 0700 before its
+ * entries are listed, so none of them can be swapped for a link afterwards (even by a task holding
+ * a descriptor on the folder: the kernel checks its permission anew at each change). Links, files,
+ * FIFOs and devices are left as they are: unlinking never follows them.
+ */
+async function takeOverTree(dir: string): Promise<void> {
+  await takeOverDir(dir);
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    if ((await lstat(path)).isDirectory()) await takeOverTree(path);
+  }
+}
+
+/**
+ * As root, removes a tree tasks could write in without ever following a link: it is renamed into a
+ * new root-only folder beside it (so no task can reach it by name), taken over (so none can change
+ * it through a descriptor), then deleted. `path`'s parent must be one tasks cannot rename entries
+ * in: root's, or sticky (/tmp) with `path` not theirs to move once their processes are gone.
+ */
+export async function removeTaskTree(path: string): Promise<void> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null) return;
+  if (!st.isDirectory()) {
+    await rm(path, { force: true }); // unlink: a link itself goes, never what it points to
+    return;
+  }
+  const holder = join(dirname(path), `${REMOVING_PREFIX}${randomBytes(8).toString('hex')}`);
+  await mkdir(holder, { mode: 0o700 });
+  await chmod(holder, 0o700);
+  const moved = join(holder, 'tree');
+  await rename(path, moved);
+  // A tree not wholly taken over is left in its root-only holder (the engine retries at start):
+  // deleting it half-held could follow a link a task swapped in.
+  await takeOverTree(moved);
+  await rm(holder, { recursive: true, force: true });
+}
+
+/**
+ * rm -rf of a tree tasks may have written in. As root: without ever following a link (see
+ * removeTaskTree; the tree's parent must be one tasks cannot change, as every caller's is). A
+ * non-root engine lacks root's override of folder modes, and in/ (0500) or a folder the task made
+ * unwritable would stop it: such folders are opened up (never through a link) and it retries.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  if (amRoot()) {
+    await removeTaskTree(dir);
+    return;
+  }
+  try {
+    await rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+    await openUp(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function openUp(dir: string): Promise<void> {
+  const st = await lstat(dir).catch(() => null);
+  if (!st?.isDirectory()) return;
+  await chmod(dir, 0o700).catch(() => undefined);
+  for (const name of await readdir(dir).catch(() => [] as string[])) await openUp(join(dir, name));
+}
