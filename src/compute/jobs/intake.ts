@@ -1,0 +1,94 @@
+// A submission admitted: the spec and the gateway's ticket checked, the job id and output claimed
+// against every job in flight, the input and output checked on disk, the ticket spent, and the job
+// recorded and handed to preparation. Apart because it is the engine's only door for new work.
+import { join } from 'node:path';
+import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus } from '../../wire/index.js';
+import { DatasetError, exists, MANIFEST_FILE, openRoot, readExisting, replaceRefusal } from '../catalog/index.js';
+import { type EngineContext, statusOf } from './engine-context.js';
+import { openInput, shape } from './job-input.js';
+import { activate, startPreparing } from './preparation.js';
+
+/** Job ids are folder and file names here: the gateway's ids fit this. */
+const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export class JobIntake {
+  /** Job ids and output names of submissions in flight. */
+  private readonly reserved = new Set<string>();
+
+  constructor(private readonly ctx: EngineContext) {}
+
+  async submit(spec: JobSpec, claims: AdmissionClaims): Promise<JobStatus> {
+    const { ctx } = this;
+    if (ctx.o.unusable) throw new GatehouseError('not_ready', `the engine cannot run jobs: ${ctx.o.unusable}`);
+    const problem = jobSpecProblem(spec);
+    if (problem !== null) throw new GatehouseError('invalid_request', problem, { field: `body.${problem.slice(0, problem.indexOf(':'))}` });
+    if (!JOB_ID.test(claims.job)) throw new GatehouseError('invalid_request', 'the ticket names a job id that is not 1-64 letters, digits, _ and -');
+    if (ctx.db.ticketSpent(claims.jti)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
+    // Claimed before the first await, so two submissions racing for an id or an output cannot both pass.
+    this.checkFree(claims.job, spec);
+    this.reserved.add(claims.job).add(`output:${spec.output}`);
+    try {
+      const input = await openInput(ctx.o.dataRoot, spec.input);
+      const count = input.manifest.partitions.length;
+      const wanted = spec.partitions ?? input.manifest.partitions.map((_, i) => i);
+      const outside = wanted.find((i) => i >= count);
+      if (outside !== undefined) throw new GatehouseError('invalid_request', `partitions: ${spec.input} has ${count} partitions (0-${count - 1}); there is no ${outside}`, { field: 'body.partitions' });
+      await this.checkOutput(spec, claims);
+      // Spent only now: a refused submission leaves the gateway free to retry with the same ticket.
+      if (!ctx.db.spendTicket(claims.jti, claims.exp)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
+      ctx.db.insertJob(
+        { id: claims.job, user: claims.user, spec, granted: claims.granted, created_at: new Date().toISOString(), replaces: claims.replaces },
+        wanted.map((i) => ({ input_idx: i, rows: input.manifest.partitions[i]!.rows, bytes: input.manifest.partitions[i]!.bytes })),
+      );
+      const row = ctx.db.job(claims.job)!;
+      const run = activate(ctx, row, ctx.db.partitions(row.id), shape(input));
+      run.log.engine(`submitted by ${row.user}: ${spec.runtime} over ${wanted.length} partitions of ${spec.input} → ${spec.output}, ${claims.granted.cores} cores × ${claims.granted.memory_mb} MB, ${claims.granted.time_limit_s} s`);
+      ctx.o.log.info({ job: row.id, user: row.user, input: spec.input, output: spec.output, partitions: wanted.length }, 'job queued');
+      startPreparing(ctx, run);
+      return statusOf(ctx, row.id)!;
+    } finally {
+      this.reserved.delete(claims.job);
+      this.reserved.delete(`output:${spec.output}`);
+    }
+  }
+
+  private checkFree(jobId: string, spec: JobSpec): void {
+    if (this.reserved.has(jobId) || this.ctx.db.job(jobId) !== undefined) throw new GatehouseError('conflict', `job ${jobId} exists`);
+    if (this.reserved.has(`output:${spec.output}`)) throw new GatehouseError('conflict', `another job is being submitted to write ${spec.output}`);
+    for (const run of this.ctx.runs.values()) {
+      if (run.row.spec.output === spec.output) throw new GatehouseError('conflict', `another job is already writing ${spec.output}`); // whose is not this user's business
+      if (spec.mode === 'overwrite' && run.row.spec.input === spec.output) throw new GatehouseError('conflict', `another job is reading ${spec.output}; it cannot be overwritten until that job ends`);
+      if (run.row.spec.output === spec.input) throw new GatehouseError('conflict', `another job is writing ${spec.input}; read it once that job has finished`);
+    }
+  }
+
+  /**
+   * The output is a new name, or with overwrite an existing dataset the ticket's user owns (or whose
+   * owner the ticket's replaces claim names): never a namespace, never inside a dataset. Refusals are
+   * conflict, never forbidden (the gateway reads an engine forbidden as a refused ticket). Decided
+   * again at commit, where the dataset may have appeared or changed hands meanwhile.
+   */
+  private async checkOutput(spec: JobSpec, claims: AdmissionClaims): Promise<void> {
+    const { dataRoot } = this.ctx.o;
+    const target = join(dataRoot, spec.output);
+    const slash = spec.output.indexOf('/');
+    if (slash > 0 && (await exists(join(dataRoot, spec.output.slice(0, slash), MANIFEST_FILE)))) {
+      throw new GatehouseError('invalid_request', `output: ${spec.output.slice(0, slash)} is a dataset, not a namespace`, { field: 'body.output' });
+    }
+    if (!(await exists(target))) return;
+    if (!(await exists(join(target, MANIFEST_FILE)))) {
+      throw new GatehouseError('conflict', `${spec.output} is a namespace (a folder of datasets), not a dataset; choose another output`);
+    }
+    if (spec.mode !== 'overwrite') throw new GatehouseError('conflict', `dataset ${spec.output} exists; submit with "mode": "overwrite" to replace it`);
+    let existing: Awaited<ReturnType<typeof readExisting>>;
+    try {
+      existing = await readExisting(await openRoot(dataRoot), spec.output);
+    } catch (err) {
+      if (err instanceof DatasetError) throw new GatehouseError('conflict', `output ${spec.output} cannot be replaced: ${err.message}`);
+      throw err;
+    }
+    if (existing === null || existing.manifest === null) return; // gone meanwhile, or a namespace now: the commit decides
+    const refusal = replaceRefusal(spec.output, existing.manifest.owner, { user: claims.user, replaces: claims.replaces });
+    if (refusal !== null) throw new GatehouseError('conflict', `the engine will not replace ${spec.output}: ${refusal}`);
+  }
+}

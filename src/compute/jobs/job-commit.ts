@@ -1,0 +1,38 @@
+// A job whose every partition is done becomes its output dataset: out/ is sealed away from the tasks
+// and committed in one rename. Apart because it is the one step that writes into the data root.
+import { join } from 'node:path';
+import { commitOutput } from '../catalog/index.js';
+import { sealJobOutput } from '../sandbox/index.js';
+import type { EngineContext } from './engine-context.js';
+import { finishRun } from './job-end.js';
+import type { JobRun } from './job-run.js';
+
+export async function commitRun(ctx: EngineContext, run: JobRun): Promise<void> {
+  if (run.stopped) return;
+  run.stopped = true;
+  run.committing = true;
+  const { row } = run;
+  const area = run.area!;
+  try {
+    // out/ leaves the tasks' reach and becomes root's before anything in it is read: no link or
+    // folder smuggled into it, and none planted later by any job, is ever followed.
+    const sealed = await sealJobOutput(area, { namespaced: ctx.o.isolation.bwrap });
+    await commitOutput(ctx.o.dataRoot, row.spec.output, {
+      folder: sealed.folder,
+      format: run.outputFormat,
+      rows: run.parts.map((p) => p.rows_out),
+      fallbackColumns: run.input.columns,
+      owner: row.user,
+      labels: [...run.input.labels, ...(row.spec.labels ?? [])],
+      producedBy: row.id,
+      overwrite: row.spec.mode === 'overwrite',
+      ...(row.replaces !== null ? { replaces: row.replaces } : {}),
+      trash: join(area.dir, 'replaced'),
+      sealed: true,
+    });
+  } catch (err) {
+    await finishRun(ctx, run, 'failed', `the output could not be committed: ${(err as Error).message}`, true);
+    return;
+  }
+  await finishRun(ctx, run, 'succeeded', null, true);
+}

@@ -1,0 +1,71 @@
+// A job made ready to run: its run registered in memory, then its area built (its uid taken or
+// restored, its inputs linked, its source written) before any worker may start. Apart because a new
+// job and one resumed after a restart go through it alike, and a cancel must wait for it.
+import { join } from 'node:path';
+import { exists, partitionFile } from '../catalog/index.js';
+import { killUidProcesses, prepareJobArea, writeJobSource } from '../sandbox/index.js';
+import type { EngineContext } from './engine-context.js';
+import { commitRun } from './job-commit.js';
+import type { JobRow, PartitionRow } from './job-db.js';
+import { finishRun } from './job-end.js';
+import { JobLog } from './job-log.js';
+import { type InputShape, JobRun } from './job-run.js';
+import { SOURCE_FILE } from './task-workers.js';
+import { scrub } from './user-messages.js';
+
+/** Holds a job in memory from now until it ends: what status, scheduling and the workers read. */
+export function activate(ctx: EngineContext, row: JobRow, parts: PartitionRow[], input: InputShape): JobRun {
+  const run = new JobRun(row, row.seq, parts, input, JobLog.forJob(join(ctx.o.stateDir, 'logs'), row.id, ctx.o.logMaxBytes));
+  ctx.runs.set(row.id, run);
+  return run;
+}
+
+/** Builds the job's area; finish() waits for this, so a cancel never races the linking of inputs. */
+export function startPreparing(ctx: EngineContext, run: JobRun): void {
+  run.preparation = prepare(ctx, run);
+  void run.preparation.then(async (problem) => {
+    if (problem !== null) await finishRun(ctx, run, 'failed', `the job could not be prepared: ${problem}`);
+    else if (!run.stopped && run.finished) await commitRun(ctx, run);
+    else ctx.reschedule();
+  });
+}
+
+/** Null when the area is ready, else why not (never throws). */
+async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> {
+  const { row } = run;
+  try {
+    let uid: number | null = null;
+    if (ctx.uids !== null) {
+      if (row.uid !== null) {
+        ctx.uids.restore(row.id, row.uid);
+        uid = row.uid;
+        // Workers of a killed engine die by their parent-death signal; anything they started must go too.
+        await killUidProcesses(uid);
+      } else {
+        uid = ctx.uids.take(row.id);
+        ctx.db.setUid(row.id, uid);
+      }
+    }
+    if (run.stopped) return null;
+    run.area = await prepareJobArea(ctx.o.isolation, {
+      stagingRoot: ctx.stagingRoot,
+      jobId: row.id,
+      uid,
+      inputs: run.parts.map((p) => run.input.files[p.input_idx]!),
+    });
+    if (run.stopped) return null;
+    if (row.spec.source !== undefined) await writeJobSource(run.area, SOURCE_FILE[row.spec.runtime], row.spec.source);
+    // A partition recorded done whose file is gone (a hand-cleaned staging) is simply redone.
+    for (const p of run.parts) {
+      if (p.state === 'done' && !(await exists(join(run.area.output, partitionFile(p.idx, run.outputFormat))))) {
+        ctx.db.partitionTodo(row.id, p.idx);
+        p.state = 'todo';
+        run.todo.push(p.idx);
+      }
+    }
+    run.ready = true;
+    return null;
+  } catch (err) {
+    return scrub(ctx.o.dataRoot, (err as Error).message);
+  }
+}

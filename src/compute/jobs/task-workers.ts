@@ -1,0 +1,70 @@
+// The worker a slot runs for a job: a warm runner (python, node) that loads the job's source once, or,
+// for a command job, the command started once per partition. Apart because it is the one place that
+// turns a job's spec into task launches in its sandbox.
+import { join } from 'node:path';
+import { DEFAULT_ENTRYPOINT } from '../../wire/index.js';
+import { expandArgv, runCommand, runtimeArgv, WarmWorker } from '../runners/index.js';
+import { taskLaunch, taskPaths } from '../sandbox/index.js';
+import type { JobEngineOptions } from './engine-context.js';
+import type { JobRun, TaskOutcome, TaskWorker } from './job-run.js';
+
+/** The user's source in the job's work/, by runtime. */
+export const SOURCE_FILE = { python: 'job.py', node: 'job.mjs', command: 'job.src' } as const;
+
+export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
+  const { spec, granted, id } = run.row;
+  const area = run.area!;
+  const paths = taskPaths(o.isolation, area, o.runtimeDir);
+  const source = join(paths.work, SOURCE_FILE[spec.runtime]);
+  const limits = { memoryMb: granted.memory_mb, addressSpace: spec.runtime !== 'node', maxFileBytes: o.maxOutputBytes };
+  const sink = (partition: number | null, stream: 'stdout' | 'stderr', line: string) => run.log.partition(partition, stream, line);
+  if (spec.runtime === 'command') {
+    const launchFor = (task: { input: string; output: string; partition: number }) =>
+      taskLaunch(o.isolation, area, o.runtimeDir, expandArgv(spec.argv!, { ...task, partition: String(task.partition), source }), limits);
+    return new CommandWorker(launchFor, sink);
+  }
+  const argv = runtimeArgv(spec.runtime, {
+    runtimeDir: paths.runtime,
+    source,
+    entrypoint: spec.entrypoint ?? DEFAULT_ENTRYPOINT,
+    jobId: id,
+    python: o.python,
+    memoryMb: granted.memory_mb,
+    node: process.execPath,
+  });
+  const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits, { GATEHOUSE_PDEATHSIG: '1' }), sink);
+  return {
+    startedAt: warm.startedAt,
+    ready: () => warm.ready(),
+    run: async (task) => {
+      const result = await warm.run(task);
+      return result.ok ? result : { ok: false, error: result.error, oom: result.oom };
+    },
+    stop: () => warm.stop(),
+    kill: () => warm.kill(),
+  };
+}
+
+/** A slot that runs the command once per partition. */
+class CommandWorker implements TaskWorker {
+  readonly startedAt = Date.now();
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly launchFor: (task: { input: string; output: string; partition: number }) => ReturnType<typeof taskLaunch>,
+    private readonly sink: (partition: number | null, stream: 'stdout' | 'stderr', line: string) => void,
+  ) {}
+
+  async ready(): Promise<void> {}
+
+  async run(task: { partition: number; input: string; output: string }): Promise<TaskOutcome> {
+    const result = await runCommand(this.launchFor(task), task.partition, this.sink, this.abort.signal);
+    return result.ok ? { ok: true, rows_out: null, bytes_out: null, seconds: result.seconds } : { ok: false, error: result.error, oom: result.oom };
+  }
+
+  async stop(): Promise<void> {}
+
+  kill(): void {
+    this.abort.abort();
+  }
+}
