@@ -13,6 +13,7 @@ import { GatehouseError } from '../wire/index.js';
 import { CSV_HEADER, csvRecord } from './csv.js';
 import type { AuditEvent } from './event.js';
 import { LIMIT_MAX, parseFilter } from './filter.js';
+import { AuditActorSchema, AuditDecisionSchema } from './input.js';
 import { exportEvents, queryEvents } from './query.js';
 
 export interface AuditRouteDeps {
@@ -48,10 +49,10 @@ export const AuditEventSchema = Type.Object(
   {
     id: Type.Integer({ description: 'position in the chain' }),
     time: Type.String({ format: 'date-time' }),
-    actor: Type.Object({ user: Nullable(), groups: Type.Array(Type.String()), auth_method: Nullable(), ip: Nullable() }, { additionalProperties: false }),
+    actor: AuditActorSchema,
     action: Type.String(),
     object: Type.String(),
-    decision: Type.Enum(['allow', 'deny', 'error']),
+    decision: AuditDecisionSchema,
     reason: Type.String(),
     policy_version: Nullable(),
     request_id: Nullable(),
