@@ -36,12 +36,12 @@ export class JobRun {
   stopped = false;
   committing = false;
   finishing = false;
-  /** The job's area on disk, once made (removed by finish). */
+  /** The job's area on disk, once made (removed by finishRun, job-end.ts). */
   area: JobArea | null = null;
   /** Set once the area is complete and the source written: only then can workers start. */
   ready = false;
   preparation: Promise<string | null> | null = null;
-  /** Resolves when finish() has done everything. */
+  /** Resolves when finishRun (job-end.ts) has done everything. */
   readonly ended: Promise<void>;
   markEnded!: () => void;
   deadline: NodeJS.Timeout | null = null;

@@ -20,7 +20,7 @@ export function activate(ctx: EngineContext, row: JobRow, parts: PartitionRow[],
   return run;
 }
 
-/** Builds the job's area; finish() waits for this, so a cancel never races the linking of inputs. */
+/** Builds the job's area; finishRun waits for this, so a cancel never races the linking of inputs. */
 export function startPreparing(ctx: EngineContext, run: JobRun): void {
   run.preparation = prepare(ctx, run);
   void run.preparation.then(async (problem) => {
