@@ -2,21 +2,39 @@
 // signed by its own key, and making a key and CSR for the CLI. Only the public key of a CSR is
 // certified; its subject, SANs and requested extensions are read so that a CSR asking for more
 // than a certificate for the caller is refused (user-certificates.ts judges), never copied.
-import { createPublicKey, generateKeyPairSync, type KeyObject, verify } from 'node:crypto';
-import forge from 'node-forge';
-import { childrenOf, contentOf, DerError, fromForgeBytes, fromPem, readWhole, signWithSha256Rsa, slice, TAG, type Tlv, toPem } from './der.js';
+// The CSR is decoded by @peculiar/asn1-schema against the RFC's schemas (asn1-csr, asn1-x509),
+// its signature checked by Node's crypto over the request info's bytes as sent; the CLI's CSR is
+// built by @peculiar/x509. No ASN.1 is read or written here by hand.
+import { createPrivateKey, createPublicKey, type KeyObject, verify, webcrypto } from 'node:crypto';
+import { CertificationRequest } from '@peculiar/asn1-csr';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  BasicConstraints,
+  ExtendedKeyUsage,
+  type Extension,
+  Extensions,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  KeyUsage,
+  type Name,
+  SubjectAlternativeName,
+} from '@peculiar/asn1-x509';
+import { x509 } from './x509.js';
 
 export type CertificateRequestProblem =
   | 'malformed' // not a PEM CSR, or not valid DER inside
-  | 'unsupported_key' // not an RSA key
+  | 'unsupported_key' // not RSA, ECDSA on P-256/P-384 or Ed25519
   | 'weak_key' // RSA below MIN_RSA_BITS
-  | 'unsupported_signature' // a signature algorithm other than RSA PKCS#1 v1.5 with SHA-2
+  | 'unsupported_signature' // a signature algorithm other than the key's own with SHA-2 (or Ed25519)
   | 'bad_signature' // the CSR was altered, or not signed by the key it carries
   // A well-formed CSR that asks for what a certificate for the caller never has:
   | 'names_another_user' // a CN or alternative name other than the caller
   | 'names_a_service' // the gateway's service name, or an OU other than users
   | 'asks_for_ca' // basicConstraints CA:TRUE
-  | 'asks_for_key_usage' // key usages beyond digitalSignature/keyEncipherment, extended ones beyond clientAuth
+  | 'asks_for_key_usage' // key usages beyond what the key's certificate has, extended ones beyond clientAuth
   | 'asks_for_extension' // an extension Gatehouse never issues
   | 'asks_for_subject_field'; // a subject attribute other than CN, OU, O, C, ST, L
 
@@ -34,18 +52,38 @@ export class CertificateRequestError extends Error {
 export const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 8192; // beyond this verifying costs us more than any client needs
 const MAX_CSR_PEM_CHARS = 64 * 1024; // a 8192-bit CSR with a long subject is under 4 KiB
-const HOW_TO = 'generate one with `gatehouse cert`, or: openssl req -new -newkey rsa:3072 -nodes -keyout client.key -out client.csr -subj /CN=<your user name>';
+const ACCEPTED = `accepted keys: RSA of ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits, ECDSA on P-256 or P-384, Ed25519`;
+const HOW_TO = 'generate one with `gatehouse cert`, or: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out client.csr -subj /CN=<your user name>';
+/** Well past any real CSR; bounds what a hostile one costs to decode. */
+const PARSE_LIMITS = { berOptions: { maxDepth: 16, maxNodes: 2_000, maxContentLength: MAX_CSR_PEM_CHARS } };
 
-// sha{256,384,512}WithRSAEncryption, 1.2.840.113549.1.1.{11,12,13}, by their DER content.
-const SIGNATURE_HASHES = new Map([
-  ['2a864886f70d01010b', 'sha256'],
-  ['2a864886f70d01010c', 'sha384'],
-  ['2a864886f70d01010d', 'sha512'],
+/** The kinds of key a user certificate may carry. */
+export type CertifiedKeyKind = 'rsa' | 'ec' | 'ed25519';
+
+/** Node's names of the curves we certify, as WebCrypto and openssl call them. */
+const CURVES = new Map([
+  ['prime256v1', 'P-256'],
+  ['secp384r1', 'P-384'],
+]);
+
+/** The signature algorithms a CSR may be signed with, by OID: which key they need, which hash (null: Ed25519 hashes itself). */
+const SIGNATURES = new Map<string, { key: CertifiedKeyKind; hash: string | null }>([
+  ['1.2.840.113549.1.1.11', { key: 'rsa', hash: 'sha256' }], // sha256WithRSAEncryption
+  ['1.2.840.113549.1.1.12', { key: 'rsa', hash: 'sha384' }],
+  ['1.2.840.113549.1.1.13', { key: 'rsa', hash: 'sha512' }],
+  ['1.2.840.10045.4.3.2', { key: 'ec', hash: 'sha256' }], // ecdsa-with-SHA256
+  ['1.2.840.10045.4.3.3', { key: 'ec', hash: 'sha384' }],
+  ['1.2.840.10045.4.3.4', { key: 'ec', hash: 'sha512' }],
+  ['1.3.101.112', { key: 'ed25519', hash: null }], // Ed25519 (RFC 8410)
 ]);
 
 export interface CertificateRequest {
-  /** The requester's RSA public key, checked: size and proof of possession. */
+  /** The requester's public key, checked: kind, size or curve, and proof of possession. */
   publicKey: KeyObject;
+  /** Its SubjectPublicKeyInfo, DER: what the certificate carries. */
+  spki: Buffer;
+  kind: CertifiedKeyKind;
+  /** An RSA key's modulus length; 0 for the others. */
   modulusBits: number;
   /** What the CSR asks to be certified, read (after the signature verified) only to judge it. */
   asks: CertificateRequestAsks;
@@ -70,69 +108,90 @@ export interface CertificateRequestAsks {
 /** Parses and verifies a CSR; throws CertificateRequestError with a client-safe message. */
 export function parseCertificateRequest(csrPem: unknown): CertificateRequest {
   if (typeof csrPem !== 'string' || csrPem.length > MAX_CSR_PEM_CHARS) throw notPem();
-  const der = fromPem(csrPem, ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']);
+  const der = fromPem(csrPem);
   if (!der) throw notPem();
-  let parts: { info: Buffer; spki: Buffer; algorithm: Buffer; signature: Buffer };
-  try {
-    parts = split(der);
-  } catch (err) {
-    if (err instanceof DerError) throw new CertificateRequestError('malformed', `the CSR is not valid DER (${err.message})`);
-    throw err;
-  }
+  const csr = decoded(() => {
+    const parsed = AsnConvert.parse(der, CertificationRequest, PARSE_LIMITS);
+    // DER has one encoding of each value: decoding and encoding again gives the bytes back, or
+    // the input was BER, carried bytes after the request, or had fields the schema does not know.
+    if (!Buffer.from(AsnConvert.serialize(parsed)).equals(der)) throw new Error('not DER, or bytes after the request');
+    if (parsed.certificationRequestInfo.version !== 0 || !parsed.certificationRequestInfoRaw) throw new Error('unknown version');
+    return parsed;
+  });
+  const info = csr.certificationRequestInfo;
+  const spki = Buffer.from(AsnConvert.serialize(info.subjectPKInfo));
 
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: parts.spki, format: 'der', type: 'spki' });
+    publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
-    throw new CertificateRequestError('unsupported_key', `the CSR's public key is of a kind Gatehouse cannot read; only RSA keys are supported: ${HOW_TO}`);
+    throw new CertificateRequestError('unsupported_key', `the CSR's public key is of a kind Gatehouse cannot read; ${ACCEPTED}: ${HOW_TO}`);
   }
-  if (publicKey.asymmetricKeyType !== 'rsa') {
-    const kind = publicKey.asymmetricKeyType === 'ec' ? 'an EC' : `an ${publicKey.asymmetricKeyType ?? 'unknown'}`;
-    throw new CertificateRequestError('unsupported_key', `only RSA keys are supported, and this CSR carries ${kind} key: ${HOW_TO}`);
-  }
-  const bits = publicKey.asymmetricKeyDetails?.modulusLength ?? 0;
-  const exponent = publicKey.asymmetricKeyDetails?.publicExponent ?? 0n;
-  if (bits < MIN_RSA_BITS) throw new CertificateRequestError('weak_key', `the CSR's RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required: ${HOW_TO}`);
-  if (bits > MAX_RSA_BITS) throw new CertificateRequestError('unsupported_key', `the CSR's RSA key has ${bits} bits; at most ${MAX_RSA_BITS} are supported`);
-  if (exponent < 3n || exponent % 2n === 0n) throw new CertificateRequestError('weak_key', "the CSR's RSA key has an invalid public exponent");
+  const { kind, modulusBits } = checkedKey(publicKey);
 
-  const hash = SIGNATURE_HASHES.get(parts.algorithm.toString('hex'));
-  if (!hash) throw new CertificateRequestError('unsupported_signature', 'the CSR must be signed with sha256WithRSAEncryption (openssl req does this by default)');
+  const algorithm = SIGNATURES.get(csr.signatureAlgorithm.algorithm);
+  // RSA names its hash with NULL parameters (RFC 4055), ECDSA and Ed25519 with none (RFC 5758, 8410).
+  const parameters = csr.signatureAlgorithm.parameters;
+  const parametersFit = kind === 'rsa' ? parameters === null || parameters === undefined || Buffer.from(parameters).equals(Buffer.from([5, 0])) : parameters === undefined || parameters === null;
+  if (!algorithm || algorithm.key !== kind || !parametersFit) throw new CertificateRequestError('unsupported_signature', `the CSR must be signed by its own key with SHA-256, SHA-384 or SHA-512 (${kind === 'ed25519' ? 'Ed25519 hashes itself' : 'openssl req does this by default'})`);
   let valid = false;
   try {
-    valid = verify(hash, parts.info, publicKey, parts.signature);
+    valid = verify(algorithm.hash, Buffer.from(csr.certificationRequestInfoRaw!), publicKey, Buffer.from(csr.signature));
   } catch {
-    valid = false; // e.g. a signature longer than the modulus
+    valid = false; // e.g. a signature longer than the modulus, or not an ECDSA-Sig-Value
   }
   if (!valid) throw new CertificateRequestError('bad_signature', "the CSR's signature does not verify: it was altered, or not signed by the key it carries");
-  let asks: CertificateRequestAsks;
+  const asks = decoded(() => readAsks(info.subject, info.attributes ?? []));
+  return { publicKey, spki, kind, modulusBits, asks };
+}
+
+/** Runs a decoding step; anything the ASN.1 library throws becomes the client's `malformed`. */
+function decoded<T>(step: () => T): T {
   try {
-    asks = readAsks(parts.info);
+    return step();
   } catch (err) {
-    if (err instanceof DerError) throw new CertificateRequestError('malformed', `the CSR is not valid DER (${err.message})`);
-    throw err;
+    if (err instanceof CertificateRequestError) throw err;
+    throw new CertificateRequestError('malformed', `the CSR is not valid DER (${shortReason(err)})`);
   }
-  return { publicKey, modulusBits: bits, asks };
+}
+
+function shortReason(err: unknown): string {
+  const text = String((err as Error)?.message ?? err).replace(/[^\x20-\x7e]/g, '?');
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
+/** The key's kind, refused unless RSA 2048-8192 with a sane exponent, ECDSA on P-256/P-384, or Ed25519. */
+function checkedKey(publicKey: KeyObject): { kind: CertifiedKeyKind; modulusBits: number } {
+  const type = publicKey.asymmetricKeyType ?? 'unknown';
+  const details = publicKey.asymmetricKeyDetails ?? {};
+  if (type === 'rsa') {
+    const bits = details.modulusLength ?? 0;
+    const exponent = details.publicExponent ?? 0n;
+    if (bits < MIN_RSA_BITS) throw new CertificateRequestError('weak_key', `the CSR's RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required (${ACCEPTED}): ${HOW_TO}`);
+    if (bits > MAX_RSA_BITS) throw new CertificateRequestError('unsupported_key', `the CSR's RSA key has ${bits} bits; at most ${MAX_RSA_BITS} are supported (${ACCEPTED})`);
+    if (exponent < 3n || exponent % 2n === 0n) throw new CertificateRequestError('weak_key', "the CSR's RSA key has an invalid public exponent");
+    return { kind: 'rsa', modulusBits: bits };
+  }
+  if (type === 'ec') {
+    const curve = details.namedCurve ?? 'unknown';
+    if (!CURVES.has(curve)) throw new CertificateRequestError('unsupported_key', `the CSR's EC key is on the curve ${curve}; ${ACCEPTED}: ${HOW_TO}`);
+    return { kind: 'ec', modulusBits: 0 };
+  }
+  if (type === 'ed25519') return { kind: 'ed25519', modulusBits: 0 };
+  throw new CertificateRequestError('unsupported_key', `the CSR carries ${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type} key; ${ACCEPTED}: ${HOW_TO}`);
 }
 
 function notPem(): CertificateRequestError {
   return new CertificateRequestError('malformed', 'expected one PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----)');
 }
 
-/** CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature BIT STRING } */
-function split(der: Buffer) {
-  const [info, algorithm, signature, ...extra] = childrenOf(der, readWhole(der, TAG.SEQUENCE));
-  if (!info || !algorithm || !signature || extra.length > 0) throw new DerError('expected three parts');
-  if (info.tag !== TAG.SEQUENCE || algorithm.tag !== TAG.SEQUENCE || signature.tag !== TAG.BIT_STRING) throw new DerError('unexpected structure');
-  // CertificationRequestInfo ::= SEQUENCE { version INTEGER (0), subject Name, subjectPKInfo, attributes [0] }
-  const [version, , spki] = childrenOf(der, info);
-  if (!version || version.tag !== TAG.INTEGER || !contentOf(der, version).equals(Buffer.from([0]))) throw new DerError('unknown version');
-  if (!spki || spki.tag !== TAG.SEQUENCE) throw new DerError('no public key');
-  const oid = childrenOf(der, algorithm)[0];
-  if (!oid || oid.tag !== TAG.OID) throw new DerError('no signature algorithm');
-  const bits = contentOf(der, signature);
-  if (bits[0] !== 0) throw new DerError('signature is not a whole number of bytes');
-  return { info: slice(der, info), spki: slice(der, spki), algorithm: contentOf(der, oid), signature: bits.subarray(1) };
+/** The one PEM block labelled CERTIFICATE REQUEST (or NEW CERTIFICATE REQUEST), decoded; null when there is none, or more than one. */
+function fromPem(text: string): Buffer | null {
+  const blocks = [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([A-Za-z0-9+/=\s]*?)-----END \1-----/g)].filter((m) => m[1] === 'CERTIFICATE REQUEST' || m[1] === 'NEW CERTIFICATE REQUEST');
+  if (blocks.length !== 1) return null;
+  const body = blocks[0]![2]!.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body) || body.length % 4 !== 0) return null;
+  return Buffer.from(body, 'base64');
 }
 
 // --- What a CSR asks for ---------------------------------------------------------------------------
@@ -162,6 +221,7 @@ const EXTENSION_NAMES = new Map([
   ['2.5.29.37', 'extendedKeyUsage'],
   ['1.3.6.1.5.5.7.1.1', 'authorityInfoAccess'],
 ]);
+/** KeyUsage bits in order (RFC 5280 §4.2.1.3): bit i is KeyUsageFlags 1 << i. */
 const KEY_USAGE_BITS = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'];
 const PURPOSE_NAMES = new Map([
   ['1.3.6.1.5.5.7.3.1', 'serverAuth'],
@@ -173,120 +233,49 @@ const PURPOSE_NAMES = new Map([
   ['2.5.29.37.0', 'anyExtendedKeyUsage'],
 ]);
 
-/** Reads subject, SANs and requested extensions from a CertificationRequestInfo; DerError when malformed. */
-function readAsks(info: Buffer): CertificateRequestAsks {
+/** Reads subject, SANs and requested extensions from a decoded CertificationRequestInfo. */
+function readAsks(subject: Name, attributes: readonly { type: string; values: ArrayBuffer[] }[]): CertificateRequestAsks {
   const asks: CertificateRequestAsks = { subject: [], altNames: [], ca: false, keyUsages: [], extendedKeyUsages: [], otherExtensions: [] };
-  const [, subject, , attributes, ...extra] = childrenOf(info, readWhole(info, TAG.SEQUENCE));
-  if (!subject || subject.tag !== TAG.SEQUENCE || extra.length > 0) throw new DerError('unexpected request info');
-  // Name ::= SEQUENCE OF RelativeDistinguishedName (SET OF AttributeTypeAndValue { type OID, value ANY })
-  for (const rdn of childrenOf(info, subject)) {
-    if (rdn.tag !== TAG.SET) throw new DerError('unexpected subject');
-    for (const atv of childrenOf(info, rdn)) {
-      const [type, value, ...more] = atv.tag === TAG.SEQUENCE ? childrenOf(info, atv) : [];
-      if (!type || type.tag !== TAG.OID || !value || more.length > 0) throw new DerError('unexpected subject attribute');
-      const oid = oidText(contentOf(info, type));
-      asks.subject.push({ type: SUBJECT_NAMES.get(oid) ?? oid, value: text(value.tag, contentOf(info, value)) });
-    }
+  for (const rdn of subject) {
+    for (const { type, value } of rdn) asks.subject.push({ type: SUBJECT_NAMES.get(type) ?? type, value: value.anyValue !== undefined ? null : (value.utf8String ?? value.printableString ?? value.ia5String ?? value.teletexString ?? value.bmpString ?? null) });
   }
-  if (!attributes) return asks;
-  if (attributes.tag !== TAG.CONTEXT_0) throw new DerError('unexpected attributes');
-  // Attribute ::= SEQUENCE { type OID, values SET OF ANY }; only the extension requests ask for certificate content.
-  for (const attribute of childrenOf(info, attributes)) {
-    const [type, values] = attribute.tag === TAG.SEQUENCE ? childrenOf(info, attribute) : [];
-    if (!type || type.tag !== TAG.OID || !values || values.tag !== TAG.SET) throw new DerError('unexpected attribute');
-    if (!EXTENSION_REQUESTS.has(oidText(contentOf(info, type)))) continue;
-    for (const extensions of childrenOf(info, values)) {
-      if (extensions.tag !== TAG.SEQUENCE) throw new DerError('unexpected extension request');
-      for (const extension of childrenOf(info, extensions)) readExtension(info, extension, asks);
-    }
+  // Only the extension requests ask for certificate content; other attributes (a challenge password...) are ignored.
+  for (const attribute of attributes) {
+    if (!EXTENSION_REQUESTS.has(attribute.type)) continue;
+    for (const value of attribute.values) for (const extension of AsnConvert.parse(value, Extensions, PARSE_LIMITS)) readExtension(extension, asks);
   }
   return asks;
 }
 
-/** Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING } */
-function readExtension(der: Buffer, extension: Tlv, asks: CertificateRequestAsks): void {
-  const parts = extension.tag === TAG.SEQUENCE ? childrenOf(der, extension) : [];
-  const id = parts[0];
-  const octets = parts[parts.length - 1];
-  if (!id || id.tag !== TAG.OID || !octets || octets.tag !== TAG.OCTET_STRING || parts.length > 3) throw new DerError('unexpected extension');
-  const oid = oidText(contentOf(der, id));
-  const value = contentOf(der, octets);
-  switch (oid) {
-    case '2.5.29.14': // subjectKeyIdentifier: describes the key the CSR already carries
+function readExtension(extension: Extension, asks: CertificateRequestAsks): void {
+  const value = extension.extnValue.buffer;
+  switch (extension.extnID) {
+    case id_ce_subjectKeyIdentifier: // describes the key the CSR already carries
       return;
-    case '2.5.29.19': {
-      // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
-      const first = childrenOf(value, readWhole(value, TAG.SEQUENCE))[0];
-      if (first && first.tag === 0x01 && contentOf(value, first).some((b) => b !== 0)) asks.ca = true;
+    case id_ce_basicConstraints:
+      if (AsnConvert.parse(value, BasicConstraints, PARSE_LIMITS).cA) asks.ca = true;
       return;
-    }
-    case '2.5.29.15': {
-      const bits = contentOf(value, readWhole(value, TAG.BIT_STRING)).subarray(1);
+    case id_ce_keyUsage: {
+      const bits = AsnConvert.parse(value, KeyUsage, PARSE_LIMITS).toNumber();
       KEY_USAGE_BITS.forEach((name, i) => {
-        if (((bits[i >> 3] ?? 0) >> (7 - (i & 7))) & 1) asks.keyUsages.push(name);
+        if (bits & (1 << i)) asks.keyUsages.push(name);
       });
       return;
     }
-    case '2.5.29.37':
-      for (const purpose of childrenOf(value, readWhole(value, TAG.SEQUENCE))) {
-        if (purpose.tag !== TAG.OID) throw new DerError('unexpected key purpose');
-        const p = oidText(contentOf(value, purpose));
-        asks.extendedKeyUsages.push(PURPOSE_NAMES.get(p) ?? p);
-      }
+    case id_ce_extKeyUsage:
+      for (const purpose of AsnConvert.parse(value, ExtendedKeyUsage, PARSE_LIMITS)) asks.extendedKeyUsages.push(PURPOSE_NAMES.get(purpose) ?? purpose);
       return;
-    case '2.5.29.17':
-      // GeneralName: [1] rfc822Name, [2] dNSName, [6] URI, [7] iPAddress; the rest shown as `other`.
-      for (const name of childrenOf(value, readWhole(value, TAG.SEQUENCE))) {
-        const content = contentOf(value, name);
-        const ascii = (prefix: string) => `${prefix}:${content.toString('latin1')}`;
-        if (name.tag === 0x81) asks.altNames.push(ascii('email'));
-        else if (name.tag === 0x82) asks.altNames.push(ascii('DNS'));
-        else if (name.tag === 0x86) asks.altNames.push(ascii('URI'));
-        else if (name.tag === 0x87) asks.altNames.push(`IP:${content.length === 4 ? [...content].join('.') : content.toString('hex')}`);
+    case id_ce_subjectAltName:
+      for (const name of AsnConvert.parse(value, SubjectAlternativeName, PARSE_LIMITS)) {
+        if (name.rfc822Name !== undefined) asks.altNames.push(`email:${name.rfc822Name}`);
+        else if (name.dNSName !== undefined) asks.altNames.push(`DNS:${name.dNSName}`);
+        else if (name.uniformResourceIdentifier !== undefined) asks.altNames.push(`URI:${name.uniformResourceIdentifier}`);
+        else if (name.iPAddress !== undefined) asks.altNames.push(`IP:${name.iPAddress}`);
         else asks.altNames.push('other');
       }
       return;
     default:
-      asks.otherExtensions.push(EXTENSION_NAMES.get(oid) ?? oid);
-  }
-}
-
-/** Dotted text of an OID's content octets. */
-function oidText(content: Buffer): string {
-  if (content.length === 0 || content.length > 64) throw new DerError('bad OID');
-  const arcs: number[] = [];
-  let n = 0;
-  for (const b of content) {
-    n = n * 128 + (b & 0x7f);
-    if (n > Number.MAX_SAFE_INTEGER / 256) throw new DerError('bad OID');
-    if (!(b & 0x80)) {
-      arcs.push(n);
-      n = 0;
-    }
-  }
-  if (content[content.length - 1]! & 0x80) throw new DerError('bad OID');
-  const first = arcs.shift()!;
-  const head = first < 80 ? [Math.floor(first / 40), first % 40] : [2, first - 80];
-  return [...head, ...arcs].join('.');
-}
-
-/** A DirectoryString as text, or null for a kind we do not read (UniversalString, or bad UTF-8/UTF-16). */
-function text(tag: number, content: Buffer): string | null {
-  try {
-    switch (tag) {
-      case 0x0c: // UTF8String
-        return new TextDecoder('utf-8', { fatal: true }).decode(content);
-      case 0x13: // PrintableString
-      case 0x16: // IA5String
-      case 0x14: // TeletexString (T.61; latin1 is what everyone means)
-        return content.toString('latin1');
-      case 0x1e: // BMPString: UTF-16BE
-        return new TextDecoder('utf-16be', { fatal: true }).decode(content);
-      default:
-        return null;
-    }
-  } catch {
-    return null;
+      asks.otherExtensions.push(EXTENSION_NAMES.get(extension.extnID) ?? extension.extnID);
   }
 }
 
@@ -297,31 +286,21 @@ export interface KeyAndCsr {
 }
 
 /**
- * A fresh RSA key (Node's native generator: forge's takes seconds) and a CSR for it, built with
- * forge and signed by Node, asking for nothing but the key: an empty subject, or CN=<user> (which
- * must then be the caller, or the gateway refuses the CSR), and no extensions.
+ * A fresh RSA key (WebCrypto: Node's native generator) and a CSR for it, built and signed by
+ * @peculiar/x509, asking for nothing but the key: an empty subject, or CN=<user> (which must then
+ * be the caller, or the gateway refuses the CSR), and no extensions.
  */
-export function createKeyAndCsr(options: { user?: string; bits?: 2048 | 3072 } = {}): KeyAndCsr {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: options.bits ?? 2048 });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(bigInteger(jwk.n), bigInteger(jwk.e));
-  if (options.user) csr.setSubject([{ name: 'commonName', value: options.user, valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class }]);
-  const info = (forge.pki as unknown as ForgeCsrInternals).getCertificationRequestInfo(csr);
-  const der = signWithSha256Rsa(fromForgeBytes(forge.asn1.toDer(info).getBytes()), privateKey);
+export async function createKeyAndCsr(options: { user?: string; bits?: 2048 | 3072 } = {}): Promise<KeyAndCsr> {
+  const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: options.bits ?? 2048, publicExponent: new Uint8Array([1, 0, 1]) };
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    keys,
+    signingAlgorithm: algorithm,
+    ...(options.user ? { name: new x509.Name([{ '2.5.4.3': [{ utf8String: options.user }] }]) } : {}),
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   return {
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    csrPem: toPem('CERTIFICATE REQUEST', der),
+    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString(),
+    csrPem: csr.toString('pem'),
   };
-}
-
-// Present in node-forge, absent from its type definitions.
-interface ForgeCsrInternals {
-  getCertificationRequestInfo(csr: forge.pki.CertificateSigningRequest): forge.asn1.Asn1;
-}
-
-/** forge's BigInteger from a JWK base64url number. */
-export function bigInteger(base64url: string | undefined): forge.jsbn.BigInteger {
-  if (!base64url) throw new Error('RSA key without a modulus or exponent');
-  return new forge.jsbn.BigInteger(Buffer.from(base64url, 'base64url').toString('hex'), 16);
 }

@@ -11,7 +11,6 @@ import type { Store } from '../store/index.js';
 import { CERT_FILES, readPrivateKey } from '../wire/index.js';
 import { type Authenticator, createAuthenticator } from './authenticate.js';
 import { BrowserSessions } from './browser-sessions.js';
-import { buildCrl } from './crl.js';
 import { DEV_CLIENT_ID } from './dev-idp/index.js';
 import { installAuthentication } from './hook.js';
 import { createLdapLogin } from './ldap.js';
@@ -67,11 +66,7 @@ export async function createIdentityService(config: Config, store: Store, option
 
   const caCertPem = readFileSync(join(config.certs.dir, CERT_FILES.ca.cert), 'utf8');
   const caKeyPem = readPrivateKey(join(config.certs.dir, CERT_FILES.ca.key));
-  const userSigner = createUserCertificateSigner({ caCertPem, caKeyPem });
-  const signer: CertificateSigner = {
-    issue: (request) => userSigner.issue(request),
-    crl: (revoked, crlNumber, thisUpdate, nextUpdate) => buildCrl({ caCertPem, caKeyPem, revoked, crlNumber, thisUpdate, nextUpdate }),
-  };
+  const signer: CertificateSigner = createUserCertificateSigner({ caCertPem, caKeyPem });
 
   return {
     authenticate,

@@ -1,15 +1,15 @@
 // Short-lived client certificates for users: a CSR's public key in, a certificate that names the
 // authenticated caller out, and the reverse (peer certificate → user) for the gateway's mTLS.
 // A CSR that asks for more than that (another name, the gateway's, a CA, other usages) is refused
-// with a message saying what, never silently narrowed.
-// forge builds the TBSCertificate; Node's crypto signs it (forge's pure-JS RSA costs ~24 ms each).
+// with a message saying what, never silently narrowed. The key may be RSA, ECDSA (P-256, P-384) or
+// Ed25519; the CA stays RSA. @peculiar/x509 builds the certificate, Node's crypto signs it.
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import forge from 'node-forge';
 import { GATEWAY_CLIENT_SUBJECT } from '../wire/index.js';
-import { bigInteger, type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, parseCertificateRequest } from './certificate-request.js';
-import { fromForgeBytes, signWithSha256Rsa, SHA256_WITH_RSA_OID, toForgeBytes, toPem } from './der.js';
+import { type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, type CertifiedKeyKind, parseCertificateRequest } from './certificate-request.js';
+import { type RevokedCertificate, type SignedCrl, signCrl } from './crl.js';
 import { isValidUsername } from '../identity/index.js';
-import { type CaPems, loadSigningCa } from './signing-ca.js';
+import { CA_SIGNATURE, type CaPems, loadSigningCa } from './signing-ca.js';
+import { x509 } from './x509.js';
 
 export const USER_URI_PREFIX = 'urn:gatehouse:user:';
 export const USER_OU = 'users';
@@ -43,28 +43,29 @@ export interface IssuedCertificate {
 }
 
 export interface UserCertificateSigner {
-  /** Throws CertificateRequestError for a CSR the client must fix; plain Errors for our own mistakes. */
-  issue(request: IssueRequest): IssuedCertificate;
+  /** Rejects with CertificateRequestError for a CSR the client must fix; plain Errors for our own mistakes. */
+  issue(request: IssueRequest): Promise<IssuedCertificate>;
+  /** The CRL of these certificates, signed by the same CA. */
+  crl(revoked: RevokedCertificate[], crlNumber: bigint | number, thisUpdate: Date, nextUpdate: Date): SignedCrl;
 }
 
-// Present in node-forge, absent from its type definitions.
-interface ForgeTbs {
-  getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1;
-}
-const forgePki = forge.pki as unknown as ForgeTbs;
-const UTF8 = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class; // the typings mistype valueTagClass
+/** What a certificate lets its key do: an RSA key may also encipher; an EC or Ed25519 key only signs (RFC 5480 §3, RFC 8410 §5). */
+const KEY_USAGES: Record<CertifiedKeyKind, { flags: number; names: string[] }> = {
+  rsa: { flags: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, names: ['digitalSignature', 'keyEncipherment'] },
+  ec: { flags: x509.KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
+  ed25519: { flags: x509.KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
+};
 
 /** Loads the CA once (key parsing and checks); issue() then only builds and signs. */
 export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner {
   const ca = loadSigningCa(pems);
-  const issuer = forge.asn1.fromDer(toForgeBytes(ca.subjectDer));
-  const authorityKeyId = toForgeBytes(ca.keyId);
+  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(ca.keyId);
 
   return {
-    issue({ csrPem, subject, ttlSeconds, now }) {
+    async issue({ csrPem, subject, ttlSeconds, now }) {
       const request = parseCertificateRequest(csrPem);
       if (!isValidUsername(subject.user)) throw new Error(`refusing to issue a certificate for the invalid username ${JSON.stringify(subject.user)}`);
-      const refusal = refusalOf(request.asks, subject.user);
+      const refusal = refusalOf(request.asks, subject.user, request.kind);
       if (refusal) throw refusal;
       if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new Error(`ttlSeconds must be a positive whole number, not ${ttlSeconds}`);
       // X.509 times have whole seconds: truncate once so the returned dates are the certificate's.
@@ -73,43 +74,39 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
       const notAfter = new Date(start + ttlSeconds * 1000);
       if (notAfter > ca.notAfter) throw new Error(`the CA expires on ${ca.notAfter.toISOString()}, before this certificate would`);
 
-      const jwk = request.publicKey.export({ format: 'jwk' });
       const serial = randomSerial();
-      const cert = forge.pki.createCertificate();
-      cert.publicKey = forge.pki.setRsaPublicKey(bigInteger(jwk.n), bigInteger(jwk.e));
-      cert.serialNumber = serial;
-      cert.validity.notBefore = notBefore;
-      cert.validity.notAfter = notAfter;
-      cert.setSubject([
-        { name: 'commonName', value: subject.user, valueTagClass: UTF8 },
-        { shortName: 'OU', value: USER_OU, valueTagClass: UTF8 },
-        { name: 'organizationName', value: 'Gatehouse', valueTagClass: UTF8 },
-      ]);
-      cert.setExtensions([
-        { name: 'basicConstraints', cA: false, critical: true },
-        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-        { name: 'extKeyUsage', clientAuth: true },
-        { name: 'subjectAltName', altNames: [{ type: 6, value: userUri(subject.user) }] },
-        { name: 'subjectKeyIdentifier' },
-        { name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId },
-      ]);
-      cert.siginfo.algorithmOid = SHA256_WITH_RSA_OID;
-      const tbs = forgePki.getTBSCertificate(cert);
-      (tbs.value as forge.asn1.Asn1[])[3] = issuer; // the CA's subject byte for byte, not forge's re-encoding of it
-      const der = signWithSha256Rsa(fromForgeBytes(forge.asn1.toDer(tbs).getBytes()), ca.key);
+      const cert = await x509.X509CertificateGenerator.create({
+        serialNumber: serial,
+        subject: new x509.Name([{ '2.5.4.3': [{ utf8String: subject.user }] }, { '2.5.4.11': [{ utf8String: USER_OU }] }, { '2.5.4.10': [{ utf8String: 'Gatehouse' }] }]),
+        issuer: ca.issuer,
+        notBefore,
+        notAfter,
+        publicKey: request.spki,
+        signingKey: await ca.signingKey(),
+        signingAlgorithm: CA_SIGNATURE,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(KEY_USAGES[request.kind].flags, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: userUri(subject.user) }]),
+          await x509.SubjectKeyIdentifierExtension.create(request.spki),
+          authorityKeyId,
+        ],
+      });
+      const der = Buffer.from(cert.rawData);
       return {
-        certificate: toPem('CERTIFICATE', der),
+        certificate: cert.toString('pem'),
         serial,
         not_before: notBefore,
         not_after: notAfter,
         fingerprint: createHash('sha256').update(der).digest('hex'),
       };
     },
+    crl: (revoked, crlNumber, thisUpdate, nextUpdate) => signCrl(ca, { revoked, crlNumber, thisUpdate, nextUpdate }),
   };
 }
 
-/** What a user certificate has, and so all a CSR may ask for: see refusalOf. */
-const ALLOWED_KEY_USAGES = new Set(['digitalSignature', 'keyEncipherment']);
+/** What a user certificate has, and so all a CSR may ask for: see refusalOf (key usages: KEY_USAGES). */
 const ALLOWED_PURPOSES = new Set(['clientAuth']);
 /** Subject attributes that name nobody and are never copied; CN and OU are judged, anything else refused. */
 const DESCRIPTIVE = new Set(['O', 'C', 'ST', 'L']);
@@ -118,10 +115,10 @@ const DESCRIPTIVE = new Set(['O', 'C', 'ST', 'L']);
  * Why a CSR may not be signed for `user`, or null. Accepted: an empty subject or one whose CNs
  * are the caller (OU only `users`; O, C, ST, L say nothing and are dropped), alternative names
  * only the caller's URI, and requested extensions no wider than what we issue (CA:FALSE,
- * digitalSignature/keyEncipherment, clientAuth, a subjectKeyIdentifier). The message says each
- * thing asked for that may not be; `reason` is the first one's code (for the trail).
+ * digitalSignature, and keyEncipherment for an RSA key, clientAuth, a subjectKeyIdentifier). The
+ * message says each thing asked for that may not be; `reason` is the first one's code (for the trail).
  */
-export function refusalOf(asks: CertificateRequestAsks, user: string): CertificateRequestError | null {
+export function refusalOf(asks: CertificateRequestAsks, user: string, kind: CertifiedKeyKind = 'rsa'): CertificateRequestError | null {
   const problems: { code: CertificateRequestProblem; text: string }[] = [];
   const only = `a certificate names only you (${user})`;
   for (const { type, value } of asks.subject) {
@@ -139,8 +136,10 @@ export function refusalOf(asks: CertificateRequestAsks, user: string): Certifica
   const otherNames = asks.altNames.filter((n) => n !== mine);
   if (otherNames.length > 0) problems.push({ code: 'names_another_user', text: `the CSR asks for the alternative name${otherNames.length === 1 ? '' : 's'} ${otherNames.map(shown).join(', ')}; ${only} (${mine})` });
   if (asks.ca) problems.push({ code: 'asks_for_ca', text: 'the CSR asks to be a CA (basicConstraints CA:TRUE); a client certificate never signs others' });
-  const usages = asks.keyUsages.filter((u) => !ALLOWED_KEY_USAGES.has(u));
-  if (usages.length > 0) problems.push({ code: 'asks_for_key_usage', text: `the CSR asks for the key usage${usages.length === 1 ? '' : 's'} ${usages.join(', ')}; a client certificate has only digitalSignature and keyEncipherment` });
+  const allowed = KEY_USAGES[kind].names;
+  const usages = asks.keyUsages.filter((u) => !allowed.includes(u));
+  const forKey = kind === 'rsa' ? '' : ` for ${kind === 'ec' ? 'an EC' : 'an Ed25519'} key`;
+  if (usages.length > 0) problems.push({ code: 'asks_for_key_usage', text: `the CSR asks for the key usage${usages.length === 1 ? '' : 's'} ${usages.join(', ')}; a client certificate${forKey} has only ${allowed.join(' and ')}` });
   const purposes = asks.extendedKeyUsages.filter((p) => !ALLOWED_PURPOSES.has(p));
   if (purposes.length > 0) problems.push({ code: 'asks_for_key_usage', text: `the CSR asks for the extended key usage${purposes.length === 1 ? '' : 's'} ${purposes.join(', ')}; a client certificate serves only clientAuth` });
   if (asks.otherExtensions.length > 0) problems.push({ code: 'asks_for_extension', text: `the CSR asks for the extension${asks.otherExtensions.length === 1 ? '' : 's'} ${asks.otherExtensions.join(', ')}, which Gatehouse never issues` });

@@ -161,7 +161,7 @@ export async function whoami(target: Target, json: boolean): Promise<number> {
 
 export async function certificate(target: Target, options: { json: boolean; ttl?: number | undefined }): Promise<number> {
   const token = await accessToken(target);
-  const { keyPem, csrPem } = createKeyAndCsr();
+  const { keyPem, csrPem } = await createKeyAndCsr();
   const issued = await call<{ certificate: string; ca: string; expires_at: string; serial: string }>(target, 'POST', '/v1/certs', {
     token,
     body: { csr: csrPem, ...(options.ttl ? { ttl_s: options.ttl } : {}) },

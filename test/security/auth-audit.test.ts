@@ -23,7 +23,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const login = () => app.identity.tokens.login(ALICE);
 
 async function certificateFor(accessToken: string): Promise<{ serial: string; cert: string; key: string }> {
-  const { keyPem, csrPem } = createKeyAndCsr();
+  const { keyPem, csrPem } = await createKeyAndCsr();
   const r = await app.call('/v1/certs', json({ csr: csrPem }, bearer(accessToken)));
   expect(r.status, r.body).toBe(200);
   const body = r.json<{ serial: string; certificate: string }>();
@@ -88,7 +88,7 @@ describe('record first: with the trail down nothing changes', () => {
 
   it('certificate: none is stored or handed out', async () => {
     const pair = await login();
-    const { csrPem } = createKeyAndCsr();
+    const { csrPem } = await createKeyAndCsr();
     const count = async () => (await app.store.db.selectFrom('client_certificates').select('serial').execute()).length;
     const before = await count();
     const refused = await withTrailDown(() => app.call('/v1/certs', json({ csr: csrPem }, bearer(pair.access_token))));

@@ -150,7 +150,7 @@ beforeAll(async () => {
   expect(submitted.status, submitted.body).toBe(201);
   fixture.jobId = submitted.json<{ id: string }>().id;
   await until(async () => (['succeeded', 'failed'].includes((await stack.api(`/v1/jobs/${fixture.jobId}`, tokens.alice)).json<{ state: string }>().state) ? true : undefined), 60_000, 'the fixture job to end');
-  fixture.csr = createKeyAndCsr().csrPem;
+  fixture.csr = (await createKeyAndCsr()).csrPem;
   const cert = await stack.api('/v1/certs', tokens.alice, { method: 'POST', body: { csr: fixture.csr } });
   expect(cert.status, cert.body).toBe(200);
   fixture.serial = cert.json<{ serial: string }>().serial;

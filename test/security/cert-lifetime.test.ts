@@ -25,7 +25,7 @@ async function refreshed(refreshToken: string): Promise<{ access_token: string; 
 }
 
 async function certificateFor(accessToken: string): Promise<{ serial: string; cert: string; key: string; expires_at: string }> {
-  const { keyPem, csrPem } = createKeyAndCsr();
+  const { keyPem, csrPem } = await createKeyAndCsr();
   const r = await app.call('/v1/certs', json({ csr: csrPem }, bearer(accessToken)));
   expect(r.status, r.body).toBe(200);
   const body = r.json<{ serial: string; certificate: string; expires_at: string }>();
@@ -92,7 +92,7 @@ describe('a certificate ends with its login', () => {
     const pair = await app.identity.tokens.login(ALICE);
     await app.store.db.updateTable('token_families').set({ revoked_at: new Date(clock).toISOString(), revoke_reason: 'logout' }).where('id', '=', pair.session_id).execute();
     const count = async () => (await app.store.db.selectFrom('client_certificates').select('serial').where('family_id', '=', pair.session_id).execute()).length;
-    const r = await app.call('/v1/certs', json({ csr: createKeyAndCsr().csrPem }, bearer(pair.access_token)));
+    const r = await app.call('/v1/certs', json({ csr: (await createKeyAndCsr()).csrPem }, bearer(pair.access_token)));
     expect(r.status, r.body).toBe(401);
     expect(await count()).toBe(0);
   });

@@ -235,8 +235,8 @@ describe('certificate requests that ask for more than a certificate for the call
 
   it('accepts a CSR with an empty subject, or naming the caller (CN, OU=users, the caller\'s URI, clientAuth), as before', async () => {
     const fine = [
-      createKeyAndCsr().csrPem,
-      createKeyAndCsr({ user: 'alice' }).csrPem,
+      (await createKeyAndCsr()).csrPem,
+      (await createKeyAndCsr({ user: 'alice' })).csrPem,
       csr('/CN=alice/OU=users/O=Gatehouse', ['subjectAltName=URI:urn:gatehouse:user:alice', 'basicConstraints=CA:FALSE', 'keyUsage=digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth']),
       csr('/C=DE/ST=Berlin/L=Berlin/O=Example/CN=alice'),
     ];
@@ -254,7 +254,7 @@ describe('certificates on both ports', () => {
 
   /** A certificate issued to `user` for the key we keep. */
   async function certificateOf(token: string): Promise<{ cert: string; key: string; serial: string }> {
-    const { keyPem, csrPem } = createKeyAndCsr();
+    const { keyPem, csrPem } = await createKeyAndCsr();
     const answer = await stack.api('/v1/certs', token, { method: 'POST', body: { csr: csrPem } });
     expect(answer.status, answer.body).toBe(200);
     const body = answer.json<{ certificate: string; serial: string }>();

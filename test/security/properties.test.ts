@@ -19,7 +19,6 @@ import { Value } from 'typebox/value';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parseCertificateRequest } from '../../src/auth/certificate-request.js';
 import { refusalOf } from '../../src/auth/user-certificates.js';
-import { fromForgeBytes, signWithSha256Rsa, toPem } from '../../src/auth/der.js';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import { decide, lintFiles, lintPolicy, MODEL_FILE, POLICY_FILE } from '../../src/policy/index.js';
 import { isDatasetName, jobSpecProblem, JobSpecSchema, type JobSpec } from '../../src/wire/index.js';
@@ -296,16 +295,15 @@ describe('policy lint over generated files (in-process)', () => {
 // --- In-process: CSR parsing ---------------------------------------------------------------------
 
 const csrKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const forgeCsrKey = forge.pki.privateKeyFromPem(csrKey.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()) as forge.pki.rsa.PrivateKey;
 
-/** A CSR for csrKey with any subject at all: the gateway must ignore it and certify the caller. */
+/** A CSR for csrKey with any subject at all, built and signed by forge: the gateway must ignore the subject and certify the caller. */
 function csrWithSubject(attributes: { name: string; value: string }[]): string {
-  const jwk = csrKey.publicKey.export({ format: 'jwk' });
-  const big = (b64: string | undefined) => new forge.jsbn.BigInteger(Buffer.from(b64!, 'base64url').toString('hex'), 16);
   const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(big(jwk.n), big(jwk.e));
+  csr.publicKey = forge.pki.setRsaPublicKey(forgeCsrKey.n, forgeCsrKey.e);
   csr.setSubject(attributes.map((a) => ({ name: a.name, value: a.value, valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class })));
-  const info = (forge.pki as unknown as { getCertificationRequestInfo(c: forge.pki.CertificateSigningRequest): forge.asn1.Asn1 }).getCertificationRequestInfo(csr);
-  return toPem('CERTIFICATE REQUEST', signWithSha256Rsa(fromForgeBytes(forge.asn1.toDer(info).getBytes()), csrKey.privateKey));
+  csr.sign(forgeCsrKey, forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
 }
 
 const subjectValue = fc.oneof(nastyString.filter((s) => s.length > 0 && s.length < 200 && wellFormed(s)), fc.constantFrom('bob', 'gateway', 'admin', 'alice,OU=platform-admins', 'CN=bob', '*'));

@@ -33,7 +33,7 @@ export function installCertificateRoutes(server: FastifyInstance, ctx: RouteCont
     const ttlSeconds = Math.min(ttl_s ?? ctx.clientTtlSeconds, ctx.clientTtlSeconds, loginLeft);
     let issued;
     try {
-      issued = ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds, now: new Date(now) });
+      issued = await ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds, now: new Date(now) });
     } catch (err) {
       if ((err as Error).name !== 'CertificateRequestError') throw err;
       // The trail gets the refusal's code, never the CSR's text (which is the caller's to choose).
