@@ -1,20 +1,9 @@
 // The sandbox's face: how the engine isolates the tasks that run users' code (see ISOLATION.md).
-export {
-  type DetectOptions,
-  type Isolation,
-  type NamespaceTools,
-  PRIVATE_TMP,
-  type SandboxErrorCode,
-  type SandboxMode,
-  type SandboxTools,
-  type UidRange,
-  detectIsolation,
-  findWorldWritable,
-  type WorldWritable,
-  WORLD_WRITABLE_PLACES,
-  parseUidRange,
-  SandboxError,
-} from './isolation.js';
+export { type DetectOptions, type Isolation, type SandboxMode, type SandboxTools, detectIsolation } from './isolation.js';
+export { type NamespaceTools } from './namespaces.js';
+export { type SandboxErrorCode, SandboxError } from './sandbox-error.js';
+export { type UidRange, parseUidRange } from './uid-range.js';
+export { findWorldWritable, PRIVATE_TMP, type WorldWritable, WORLD_WRITABLE_PLACES } from './world-writable.js';
 export { killUidProcesses, UidPool } from './uids.js';
 export { installRuntime, secureDataRoot } from './data-root.js';
 export {

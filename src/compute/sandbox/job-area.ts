@@ -18,7 +18,8 @@
 import { constants } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { type Isolation, SandboxError } from './isolation.js';
+import type { Isolation } from './isolation.js';
+import { SandboxError } from './sandbox-error.js';
 import { amRoot, ensureDir, NOFOLLOW, removeTree, takeOverDir } from './safe-tree.js';
 import { sweepUid } from './uid-sweep.js';
 import { killUidProcesses } from './uids.js';

@@ -18,7 +18,10 @@
 //               world-writable folders found at start-up> --
 //         setpriv --reuid U ... -- prlimit ... -- <argv>
 import { type JobArea, taskPaths } from './job-area.js';
-import { BWRAP_NAMESPACES, bwrapSystemArgs, type Isolation, namespaceArgs, SandboxError } from './isolation.js';
+import { BWRAP_NAMESPACES, bwrapSystemArgs } from './bwrap.js';
+import type { Isolation } from './isolation.js';
+import { namespaceArgs } from './namespaces.js';
+import { SandboxError } from './sandbox-error.js';
 
 export interface TaskLimits {
   memoryMb: number;

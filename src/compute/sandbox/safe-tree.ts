@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { SandboxError } from './isolation.js';
+import { SandboxError } from './sandbox-error.js';
 
 /** Beside a tree being removed: the root-only folder it is moved into first. */
 export const REMOVING_PREFIX = '.removing-';

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SandboxError } from './isolation.js';
+import { SandboxError } from './sandbox-error.js';
 import { amRoot, removeTaskTree } from './safe-tree.js';
 
 // World-writable places a task without bubblewrap can leave files in (with namespaces they are

@@ -2,7 +2,8 @@
 // signal one another), and ending everything a uid runs. The pool is bookkeeping only, persisted by
 // the engine with its job state and restored after a restart so a running job's files keep their owner.
 import { spawn } from 'node:child_process';
-import { SandboxError, type UidRange } from './isolation.js';
+import { SandboxError } from './sandbox-error.js';
+import type { UidRange } from './uid-range.js';
 
 export class UidPool {
   private readonly byJob = new Map<string, number>();
