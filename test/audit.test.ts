@@ -784,7 +784,11 @@ describe.skipIf(noTmpfs !== null)('the trail’s volume refusing writes (fail cl
     await until(async () => ((await call(outage, '/v1/datasets', { token })).status === 503 ? true : undefined), 30_000, 'the trail refusing');
     // The slow job ends while the trail is down: its quota frees, yet the pending job is not admitted.
     await until(async () => ((await view(slow.id)).state === 'succeeded' ? true : undefined), 30_000, 'the slow job ending during the outage');
-    await new Promise((r) => setTimeout(r, 1000)); // ten reconciler passes
+    // Two reconciler passes begun since (each asks the engine for its active jobs, and passes run one
+    // after another): the first, with its drain of the queue, has ended before we look.
+    const passes = () => outage.engine.output().split('"url":"/jobs?active=1"').length - 1;
+    const before = passes();
+    await until(() => passes() >= before + 2, 10_000, 'two reconciler passes during the outage');
     expect((await view(waiting.id)).state).toBe('pending');
 
     broken.repair();

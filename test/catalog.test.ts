@@ -10,6 +10,7 @@ import { datasetNameProblem, isDatasetName, readTlsMaterial } from '../src/wire/
 import { clientCertificate } from './support/client-cert.js';
 import { fetchTls } from './support/https.js';
 import { type Sandbox, sandbox, startUp, type Up } from './support/gatehouse.js';
+import { until } from './support/until.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -430,9 +431,11 @@ describe('the engine catalog over mTLS', () => {
   });
 
   it('logs the dataset it skipped with the path of its manifest', async () => {
-    await fetchTls(`${up.ready.engine.url}/datasets`, { ca: up.ca, ...gatewayCert() });
-    await new Promise((r) => setTimeout(r, 200)); // pino writes asynchronously
-    const lines = readFileSync(up.ready.engine.log, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const listed = await fetchTls(`${up.ready.engine.url}/datasets`, { ca: up.ca, ...gatewayCert() });
+    // pino writes asynchronously, in order: once this listing's request line is in, so is anything it logged.
+    const parsed = () => readFileSync(up.ready.engine.log, 'utf8').split('\n').slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
+    await until(() => parsed().some((l) => l.request_id === listed.headers['x-request-id'] && l.msg === 'request'), 10_000, "the listing's request line in the engine log");
+    const lines = parsed();
     const skipped = lines.filter((l) => l.msg === 'dataset skipped');
     expect(skipped).toHaveLength(1); // once per change, not once per listing
     expect(skipped[0]).toMatchObject({

@@ -227,8 +227,10 @@ describe('failures the gateway survives', () => {
   it('keeps a running job’s quota while the engine is killed, and releases it when the job ends after the restart', async () => {
     const job = await submitted('alice', spec(SLOW(2)));
     await waitState('alice', job.id, ['running']);
+    const seen = stack.gateway.output().length;
     await stack.engine.stop('SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    // A reconciler pass has found the engine gone (and kept the quota, as it says) before we look.
+    await until(() => stack.gateway.output().slice(seen).includes('backend unreachable; jobs keep their quota until it answers'), 10_000, 'a reconciler pass without the engine');
     expect((await quota('alice')).usage.running_jobs).toBe(1);
     await stack.startEngine();
     expect((await waitState('alice', job.id, ['succeeded', 'failed'])).state).toBe('succeeded');

@@ -21,6 +21,7 @@ import {
   runPolicyTests,
 } from '../src/policy/index.js';
 import { ROOT, runCli } from './support/gatehouse.js';
+import { until } from './support/until.js';
 
 const SHIPPED = join(ROOT, 'policies');
 const dirs: string[] = [];
@@ -315,11 +316,3 @@ describe('gatehouse policy (the CLI, on files)', () => {
     expect(body.summary).toEqual(['+ group:contractors gains read on dataset:transactions', '+ role:contractors gains read on dataset:transactions']);
   });
 });
-
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -17,6 +17,7 @@ import {
   type WorkerLaunch,
   WorkerStartError,
 } from '../src/compute/runners/index.js';
+import { until } from './support/until.js';
 
 // The system interpreter, not a developer's pyenv shim: the engine's tasks see a plain PATH.
 const PYTHON = process.env.GATEHOUSE_TEST_PYTHON ?? '/usr/bin/python3';
@@ -394,12 +395,13 @@ describe('command runtime', () => {
     // The shell's child (sleep) would outlive a plain kill of the shell: the group goes with it.
     const pidFile = join(dir, 'sleep.pid');
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('time limit reached')), 200);
-    const aborted = await runCommand({ file: '/bin/sh', args: ['-c', `sleep 30 & echo $! > ${pidFile}; wait`], env: ENV, cwd: dir }, 0, () => {}, controller.signal);
-    expect(aborted).toEqual({ ok: false, error: 'stopped: time limit reached', oom: false });
-    const sleeper = Number(readFileSync(pidFile, 'utf8'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(alive(sleeper)).toBe(false);
+    const running = runCommand({ file: '/bin/sh', args: ['-c', `sleep 30 & echo $! > ${pidFile}.part; mv ${pidFile}.part ${pidFile}; wait`], env: ENV, cwd: dir }, 0, () => {}, controller.signal);
+    // Aborted once the shell has started its child, not after a guessed delay.
+    const sleeper = await until(() => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined), 10_000, "the pid of the shell's sleep");
+    controller.abort(new Error('time limit reached'));
+    expect(await running).toEqual({ ok: false, error: 'stopped: time limit reached', oom: false });
+    // Left alone it would sleep 30 s: its end within the wait is the group kill's doing.
+    await until(() => !alive(sleeper), 10_000, "the shell's sleep gone");
   });
 
   it('expands placeholders inside arguments and leaves unknown words alone', () => {

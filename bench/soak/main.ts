@@ -7,6 +7,7 @@ import { Client, percentile, Recorder } from './client.js';
 import { type Check, type JobLine, jobsEndedWell, noJobRanTwice, noServerErrors, onlyExpectedAnswers, trailVerifies, type Usage, usageDrained, usageMatchesJobs } from './checks.js';
 import { type Budget, SimulatedPerson } from './people.js';
 import { startWorld, type World } from './world.js';
+import { until } from '../../test/support/until.js';
 
 const USAGE = 'usage: npm run soak -- [--minutes N | --seconds N] [--requests M] [--people K] [--seed S] [--json] [--keep]';
 const SETTLE_TIMEOUT_MS = 120_000;
@@ -210,8 +211,7 @@ async function usageNow(client: Client, people: SimulatedPerson[]): Promise<Chec
 
 /** Waits until every job the soak submitted is final (the cancels above were asked for). */
 async function settle(client: Client, people: SimulatedPerson[]): Promise<void> {
-  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
-  for (;;) {
+  const allFinal = async () => {
     let open = 0;
     for (const p of people) {
       for (const j of p.jobs.filter((j) => !['succeeded', 'failed', 'cancelled'].includes(j.state))) {
@@ -220,9 +220,10 @@ async function settle(client: Client, people: SimulatedPerson[]): Promise<void> 
         if (!['succeeded', 'failed', 'cancelled'].includes(j.state)) open++;
       }
     }
-    if (open === 0 || Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+    return open === 0;
+  };
+  // Past the deadline the jobs still open are left for the checks to report.
+  await until(allFinal, SETTLE_TIMEOUT_MS, 'every soak job final', 250).catch(() => undefined);
 }
 
 function routeStats(recorder: Recorder): RouteStats[] {

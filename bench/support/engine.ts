@@ -8,6 +8,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/version.js';
 import { FINAL_STATES, type JobSpec, jobSpecHash, type JobStatus, signAdmissionTicket, TICKET_HEADER } from '../../src/wire/index.js';
+import { until } from '../../test/support/until.js';
 
 const CLI = join(PACKAGE_ROOT, 'bin', 'gatehouse.js');
 /** Kept of the engine's output, for the error when it fails to start or a job fails. */
@@ -101,13 +102,17 @@ export class EngineClient {
    */
   async waitFinal(id: string, intervalMs: number): Promise<{ status: JobStatus; seenAt: number; allDoneAt: number }> {
     let allDoneAt: number | null = null;
-    for (;;) {
-      const status = await this.status(id);
-      const now = Date.now();
-      if (allDoneAt === null && status.partitions.done === status.partitions.total) allDoneAt = now;
-      if (FINAL_STATES.includes(status.state)) return { status, seenAt: now, allDoneAt: allDoneAt ?? now };
-      await new Promise((r) => setTimeout(r, intervalMs));
-    }
+    return until(
+      async () => {
+        const status = await this.status(id);
+        const now = Date.now();
+        if (allDoneAt === null && status.partitions.done === status.partitions.total) allDoneAt = now;
+        return FINAL_STATES.includes(status.state) ? { status, seenAt: now, allDoneAt: allDoneAt ?? now } : undefined;
+      },
+      Number.POSITIVE_INFINITY,
+      `job ${id} final`,
+      intervalMs,
+    );
   }
 
   async logs(id: string): Promise<string> {
