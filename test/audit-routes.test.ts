@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -12,6 +12,7 @@ import type { Identity } from '../src/identity/index.js';
 import { installAuthorization, loadPolicy, policyAuthorizer, requireDeclaredAccess } from '../src/policy/index.js';
 import { append, freshTrail, MIN, removeTrails, T0 } from './support/audit-trail.js';
 import { ROOT } from './support/gatehouse.js';
+import { until } from './support/until.js';
 
 const REPORT = { ok: false, events: 3, first_id: 1, last_id: 3, checkpoints: 0, last_checkpoint: null, unsigned_tail: 3, anchor: null, problems: [{ event_id: 2, kind: 'edited', message: 'hash does not match' }], elapsed_ms: 1 };
 
@@ -202,6 +203,8 @@ describe('export back-pressure', () => {
     });
     const h = await harness(counted);
     await h.app.listen({ host: '127.0.0.1', port: 0 });
+    let served: ServerResponse | undefined;
+    h.app.server.on('request', (_req: IncomingMessage, r: ServerResponse) => (served = r));
     try {
       const { port } = h.app.server.address() as AddressInfo;
       const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/audit/export' });
@@ -217,13 +220,13 @@ describe('export back-pressure', () => {
       const [first] = (await once(res, 'data')) as [Buffer];
       take(first);
       res.pause();
-      // Wait until the server stops reading: the count holds still once the buffers are full.
-      let last = -1;
-      for (let still = 0; still < 5; ) {
-        await new Promise((r) => setTimeout(r, 40));
-        still = pages === last ? still + 1 : 0;
-        last = pages;
-      }
+      // We read no more, so once the kernel holds all it will take the socket keeps bytes it cannot
+      // send and the response waits for a drain that cannot come: the export must stop there.
+      await until(() => served?.writableNeedDrain === true && (served.socket?.writableLength ?? 0) > 0, 10_000, 'the export waiting on a full socket');
+      const stalled = pages;
+      // Event-loop turns in which an export that ignored the socket would go on reading pages.
+      for (let turn = 0; turn < 20; turn++) await new Promise((r) => setImmediate(r));
+      expect(pages).toBe(stalled);
       expect(pages).toBeLessThan(20);
       res.on('data', take);
       res.resume();
@@ -232,6 +235,7 @@ describe('export back-pressure', () => {
       expect(pages).toBe(21); // 20 full pages, then the empty one that ends the export
       expect(bytes).toBeGreaterThan(20_000 * 1000);
     } finally {
+      h.app.server.closeAllConnections(); // a failed check leaves the export paused mid-body
       await h.app.close();
     }
   });
