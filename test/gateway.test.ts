@@ -5,6 +5,7 @@ import { ensureCertificates } from '../src/auth/index.js';
 import { clientCertificate } from './support/client-cert.js';
 import { fetchTls } from './support/https.js';
 import { type Sandbox, sandbox, startUp, type Up } from './support/gatehouse.js';
+import { until } from './support/until.js';
 
 let box: Sandbox;
 let up: Up;
@@ -107,10 +108,11 @@ describe('the gateway over HTTPS', () => {
     const generated = await fetchTls(`${gateway}/healthz`, { ca: up.ca });
     expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
 
-    await new Promise((r) => setTimeout(r, 200)); // pino writes asynchronously
+    // pino writes asynchronously: wait for the request's own line, the last the gateway logs for it.
+    const parsed = () => readFileSync(up.ready.gateway.log, 'utf8').split('\n').slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
+    await until(() => parsed().some((l) => l.request_id === id && l.msg === 'request'), 10_000, 'the request line in the gateway log');
     const log = readFileSync(up.ready.gateway.log, 'utf8');
-    const lines = log.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const mine = lines.filter((l) => l.request_id === id);
+    const mine = parsed().filter((l) => l.request_id === id);
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({ msg: 'request', method: 'GET', route: '/healthz', status: 400, url: '/healthz?token=%5Bredacted%5D' });
     expect(log).not.toMatch(/s3cr3t/);

@@ -5,16 +5,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchTls } from './support/https.js';
 import { alive, CLI, cleanEnv, type Sandbox, sandbox, startUp } from './support/gatehouse.js';
+import { until } from './support/until.js';
 
 const boxes: Sandbox[] = [];
 afterEach(() => {
   for (const box of boxes.splice(0)) box.remove();
 });
 
-async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  return !alive(pid);
-}
+/** Waits for a service process to end: it never does by itself, so its end is the stop's doing. */
+const gone = (pid: number, what: string): Promise<true> => until(() => !alive(pid), 10_000, `the ${what} (pid ${pid}) gone`);
 
 /** `gatehouse up` as a person runs it (no --json), until its banner is printed. */
 async function upWithBanner(box: Sandbox): Promise<{ banner: string; stop(): Promise<number | null> }> {
@@ -49,8 +48,8 @@ describe('gatehouse up', () => {
 
     const { code } = await up.stop('SIGINT');
     expect(code).toBe(0);
-    expect(await gone(gateway.pid)).toBe(true);
-    expect(await gone(engine.pid)).toBe(true);
+    await gone(gateway.pid, 'gateway');
+    await gone(engine.pid, 'engine');
   });
 
   it('reports a child that dies, stops the other and exits non-zero', async () => {
@@ -61,7 +60,7 @@ describe('gatehouse up', () => {
     const { code } = await up.exited;
     expect(code).toBe(1);
     expect(up.output().stderr).toMatch(/gatehouse up: engine killed by SIGKILL; stopping\./);
-    expect(await gone(up.ready.gateway.pid)).toBe(true);
+    await gone(up.ready.gateway.pid, 'gateway');
   });
 
   it('fails with the reason when a port is taken', async () => {

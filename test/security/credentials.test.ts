@@ -174,9 +174,7 @@ describe('access tokens the gateway did not issue: 401, the same plain answer, t
     const [h, p, s] = (await minted()).split('.') as [string, string, string];
     const padded = (bytes: number) => `${h}.${b64url({ ...decode(p), padding: 'x'.repeat(bytes) })}.${s}`;
     const mark = head();
-    const started = performance.now();
     await expectRefused(await whoami(padded(8 * 1024)), mark, /^(malformed|bad_signature)$/, 'an 11 KB token');
-    expect(performance.now() - started).toBeLessThan(5000);
     // Past Node's 16 KiB of headers the request never reaches a route: 431, nothing recorded as a login.
     const huge = await whoami(padded(64 * 1024));
     expect(huge.status).toBe(431);
