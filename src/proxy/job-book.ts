@@ -387,7 +387,7 @@ export class JobBook {
    * queue), on behalf of the job's owner. No request waits on it; when the trail is down it waits
    * in the outbox (a start or an end already happened: kept, with the time it was seen, not lost).
    */
-  event(r: JobRecord, e: JobEvent): Promise<void> {
+  private event(r: JobRecord, e: JobEvent): Promise<void> {
     return this.o.outbox.record(this.inputOf(r, e));
   }
 

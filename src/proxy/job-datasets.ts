@@ -123,10 +123,10 @@ export class JobDatasets {
    */
   private replaceDecision(subject: Asker['identity'], existing: DatasetInfo): Decision {
     const object = `dataset:${existing.name}`;
-    const admin = this.o.authorizer.decide(subject, object, 'admin', { labels: existing.labels });
     if (existing.owner !== null && existing.owner === subject.user) {
-      return { allowed: true, rule: null, line: null, reason: `${existing.name} is the caller's own dataset (its manifest names ${subject.user} as owner)`, policyVersion: admin.policyVersion };
+      return { allowed: true, rule: null, line: null, reason: `${existing.name} is the caller's own dataset (its manifest names ${subject.user} as owner)`, policyVersion: this.o.authorizer.version() };
     }
+    const admin = this.o.authorizer.decide(subject, object, 'admin', { labels: existing.labels });
     const whose = existing.owner === null ? `${existing.name} has no owner` : `${existing.name} belongs to ${existing.owner}`;
     if (admin.allowed) return { ...admin, reason: `${whose}; admin on ${object} ${admin.reason}` };
     return { ...admin, reason: `${whose}: replacing it takes its owner or admin on ${object} (${admin.reason})` };
