@@ -7,6 +7,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { testCa } from './test-ca.js';
+import { until } from './until.js';
 
 export const SLAPD = process.env.SLAPD ?? '/usr/sbin/slapd';
 export const LDAPADD = process.env.LDAPADD ?? 'ldapadd';
@@ -198,14 +199,10 @@ function spawnSlapd(dir: string, urls: string): { child: ChildProcess; output():
   return { child, output: () => output, exited: () => exited };
 }
 
+/** True once slapd takes connections on `port`; false when it exits first or is not up in 10 s. */
 async function waitForPort(port: number, started: { exited(): boolean }): Promise<boolean> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (started.exited()) return false;
-    if (await canConnect(port)) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return false;
+  const outcome = await until(async () => (started.exited() ? 'exited' : (await canConnect(port)) ? 'listening' : undefined), 10_000, `slapd listening on ${port}`).catch(() => 'late');
+  return outcome === 'listening';
 }
 
 function canConnect(port: number): Promise<boolean> {
