@@ -6,7 +6,7 @@
 // audit_unavailable, not ready) while the trail's volume refuses writes, then recovering by itself.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -775,14 +775,19 @@ describe.skipIf(noTmpfs !== null)('the trail’s volume refusing writes (fail cl
       expect(r.status, r.body).toBe(201);
       return r.json<{ id: string; state: string }>();
     };
-    const slow = await submitted(spec({ source: "import time\ndef process(i, o, ctx):\n    time.sleep(2)\n    open(o, 'w').write(open(i).read())\n" }));
+    // It runs until we drop a `go` file in its work folder: it ends during the outage, however slow the machine.
+    const gated = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
+    const slow = await submitted(spec({ source: gated }));
     const waiting = await submitted(spec());
     expect(waiting.state).toBe('pending'); // alice may run one job at a time
     await until(async () => ((await view(slow.id)).state === 'running' ? true : undefined), 30_000, 'the slow job running');
+    const work = join(outage.dataRoot, '.staging', slow.id, 'work');
+    await until(() => existsSync(work), 30_000, "the slow job's work folder");
 
     const broken = breakWrites();
     await until(async () => ((await call(outage, '/v1/datasets', { token })).status === 503 ? true : undefined), 30_000, 'the trail refusing');
     // The slow job ends while the trail is down: its quota frees, yet the pending job is not admitted.
+    writeFileSync(join(work, 'go'), '');
     await until(async () => ((await view(slow.id)).state === 'succeeded' ? true : undefined), 30_000, 'the slow job ending during the outage');
     // Two reconciler passes begun since (each asks the engine for its active jobs, and passes run one
     // after another): the first, with its drain of the queue, has ended before we look.
