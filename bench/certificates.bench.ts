@@ -1,8 +1,9 @@
 // user-certificate-issuance: issuing a user's client certificate from a CSR with our signer
-// (@peculiar/asn1-schema reads the CSR, Node's crypto verifies it, @peculiar/x509 builds the
-// certificate and WebCrypto signs it), against node-forge doing all of it itself (parse, verify
-// the CSR, build, cert.sign() in pure JS). Same CA, same pre-made RSA CSRs (forge reads no
-// other kind), same certificate contents; key generation is the client's cost and is not measured.
+// (@peculiar/asn1-schema decodes the CSR and encodes the certificate from @peculiar/asn1-x509's
+// schemas, Node's crypto verifies the CSR and signs), against node-forge doing all of it itself
+// (parse, verify the CSR, build, cert.sign() in pure JS). Same CA, same pre-made RSA CSRs (forge
+// reads no other kind), same certificate contents; key generation is the client's cost and is not
+// measured.
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,6 @@
+// @peculiar/x509 stands in for what a browser page would use to make a CSR from a WebCrypto key; it
+// resolves its algorithms through tsyringe, which needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, webcrypto, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -5,12 +8,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:tls';
+import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateRequestError, createKeyAndCsr } from '../src/auth/certificate-request.js';
 import { buildCrl } from '../src/auth/crl.js';
 import { ensureCertificates } from '../src/auth/index.js';
 import { createUserCertificateSigner, type UserCertificateSigner, userFromCertificate } from '../src/auth/user-certificates.js';
-import { x509 } from '../src/auth/x509.js';
 import { CERT_FILES } from '../src/wire/index.js';
 import { clientCertificate } from './support/client-cert.js';
 import { fetchTls } from './support/https.js';
@@ -67,6 +70,7 @@ const ACCEPTED_KEYS: { kind: string; newkey: string[]; text: RegExp }[] = [
 
 /** What a browser does: a WebCrypto ECDSA P-256 key pair and a CSR signed by it, no openssl. */
 async function webCryptoKeyAndCsr(): Promise<{ keyPem: string; csrPem: string }> {
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=alice', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));

@@ -4,11 +4,15 @@
 // than a certificate for the caller is refused (user-certificates.ts judges), never copied.
 // The CSR is decoded by @peculiar/asn1-schema against the RFC's schemas (asn1-csr, asn1-x509),
 // its signature checked by Node's crypto over the request info's bytes as sent; the CLI's CSR is
-// built by @peculiar/x509. No ASN.1 is read or written here by hand.
-import { createPrivateKey, createPublicKey, type KeyObject, verify, webcrypto } from 'node:crypto';
-import { CertificationRequest } from '@peculiar/asn1-csr';
+// encoded the same way and signed by Node. No ASN.1 is read or written here by hand.
+import { createPublicKey, generateKeyPair, type KeyObject, sign, verify } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
   BasicConstraints,
   ExtendedKeyUsage,
   type Extension,
@@ -19,10 +23,12 @@ import {
   id_ce_subjectAltName,
   id_ce_subjectKeyIdentifier,
   KeyUsage,
-  type Name,
+  Name,
+  RelativeDistinguishedName,
   SubjectAlternativeName,
+  SubjectPublicKeyInfo,
 } from '@peculiar/asn1-x509';
-import { x509 } from './x509.js';
+import { toPem } from './signing-ca.js';
 
 export type CertificateRequestProblem =
   | 'malformed' // not a PEM CSR, or not valid DER inside
@@ -80,8 +86,8 @@ const SIGNATURES = new Map<string, { key: CertifiedKeyKind; hash: string | null 
 export interface CertificateRequest {
   /** The requester's public key, checked: kind, size or curve, and proof of possession. */
   publicKey: KeyObject;
-  /** Its SubjectPublicKeyInfo, DER: what the certificate carries. */
-  spki: Buffer;
+  /** Its SubjectPublicKeyInfo, decoded: what the certificate carries. */
+  subjectPublicKeyInfo: SubjectPublicKeyInfo;
   kind: CertifiedKeyKind;
   /** An RSA key's modulus length; 0 for the others. */
   modulusBits: number;
@@ -130,9 +136,9 @@ export function parseCertificateRequest(csrPem: unknown): CertificateRequest {
   const { kind, modulusBits } = checkedKey(publicKey);
 
   const algorithm = SIGNATURES.get(csr.signatureAlgorithm.algorithm);
-  // RSA names its hash with NULL parameters (RFC 4055), ECDSA and Ed25519 with none (RFC 5758, 8410).
+  // RSA names its hash with NULL parameters (RFC 4055; decoded as null, absent tolerated), ECDSA and Ed25519 with none (RFC 5758, 8410).
   const parameters = csr.signatureAlgorithm.parameters;
-  const parametersFit = kind === 'rsa' ? parameters === null || parameters === undefined || Buffer.from(parameters).equals(Buffer.from([5, 0])) : parameters === undefined || parameters === null;
+  const parametersFit = kind === 'rsa' ? parameters === null || parameters === undefined : parameters === undefined;
   if (!algorithm || algorithm.key !== kind || !parametersFit) throw new CertificateRequestError('unsupported_signature', `the CSR must be signed by its own key with SHA-256, SHA-384 or SHA-512 (${kind === 'ed25519' ? 'Ed25519 hashes itself' : 'openssl req does this by default'})`);
   let valid = false;
   try {
@@ -142,7 +148,7 @@ export function parseCertificateRequest(csrPem: unknown): CertificateRequest {
   }
   if (!valid) throw new CertificateRequestError('bad_signature', "the CSR's signature does not verify: it was altered, or not signed by the key it carries");
   const asks = decoded(() => readAsks(info.subject, info.attributes ?? []));
-  return { publicKey, spki, kind, modulusBits, asks };
+  return { publicKey, subjectPublicKeyInfo: info.subjectPKInfo, kind, modulusBits, asks };
 }
 
 /** Runs a decoding step; anything the ASN.1 library throws becomes the client's `malformed`. */
@@ -286,21 +292,27 @@ export interface KeyAndCsr {
 }
 
 /**
- * A fresh RSA key (WebCrypto: Node's native generator) and a CSR for it, built and signed by
- * @peculiar/x509, asking for nothing but the key: an empty subject, or CN=<user> (which must then
- * be the caller, or the gateway refuses the CSR), and no extensions.
+ * A fresh RSA key (Node's native generator, off the event loop) and a CSR for it, encoded by
+ * @peculiar/asn1-schema and signed by Node, asking for nothing but the key: an empty subject, or
+ * CN=<user> (which must then be the caller, or the gateway refuses the CSR), and no extensions.
  */
 export async function createKeyAndCsr(options: { user?: string; bits?: 2048 | 3072 } = {}): Promise<KeyAndCsr> {
-  const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: options.bits ?? 2048, publicExponent: new Uint8Array([1, 0, 1]) };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: algorithm,
-    ...(options.user ? { name: new x509.Name([{ '2.5.4.3': [{ utf8String: options.user }] }]) } : {}),
+  const { publicKey, privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: options.bits ?? 2048 });
+  const subject = options.user ? [new RelativeDistinguishedName([new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: options.user }) })])] : [];
+  const info = new CertificationRequestInfo({
+    version: 0,
+    subject: new Name(subject),
+    subjectPKInfo: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+    attributes: new Attributes(),
   });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const signature = sign('sha256', Buffer.from(AsnConvert.serialize(info)), privateKey);
+  const csr = new CertificationRequest({
+    certificationRequestInfo: info,
+    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: null }), // sha256WithRSAEncryption
+    signature: Uint8Array.from(signature).buffer,
+  });
   return {
-    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString(),
-    csrPem: csr.toString('pem'),
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    csrPem: toPem('CERTIFICATE REQUEST', Buffer.from(AsnConvert.serialize(csr))),
   };
 }

@@ -1,12 +1,9 @@
 // The certificate revocation list (RFC 5280 §5): a v2 CRL of revoked user certificates, encoded by
 // @peculiar/asn1-schema from @peculiar/asn1-x509's CertificateList schema and signed by the CA with
-// Node's crypto. (@peculiar/x509's own CRL generator writes an empty crlEntryExtensions SEQUENCE
-// into every entry, which RFC 5280 forbids and OpenSSL refuses to read; the schema layer under it
-// writes what we give it.)
-import { sign } from 'node:crypto';
+// Node's crypto, as user certificates are. (@peculiar/x509's CRL generator would write an empty
+// crlEntryExtensions SEQUENCE into every entry, which RFC 5280 forbids and OpenSSL cannot read.)
 import { AsnConvert, AsnIntegerBigIntConverter, OctetString } from '@peculiar/asn1-schema';
 import {
-  AlgorithmIdentifier,
   AuthorityKeyIdentifier,
   CertificateList,
   Extension,
@@ -19,8 +16,7 @@ import {
   Time,
   Version,
 } from '@peculiar/asn1-x509';
-import { x509 } from './x509.js';
-import { type CaPems, loadSigningCa, type SigningCa } from './signing-ca.js';
+import { type CaPems, caSignature, caSignatureAlgorithm, loadSigningCa, type SigningCa, toPem } from './signing-ca.js';
 
 export interface RevokedCertificate {
   /** Hex, as IssuedCertificate.serial. */
@@ -41,9 +37,6 @@ export interface SignedCrl {
   pem: string;
 }
 
-/** sha256WithRSAEncryption with NULL parameters (RFC 4055 §5), what the CA signs everything with. */
-const SHA256_WITH_RSA = '1.2.840.113549.1.1.11';
-
 export function buildCrl({ caCertPem, caKeyPem, ...list }: CrlRequest): SignedCrl {
   return signCrl(loadSigningCa({ caCertPem, caKeyPem }), list);
 }
@@ -53,7 +46,7 @@ export function signCrl(ca: SigningCa, { revoked, crlNumber, thisUpdate, nextUpd
   if (!(nextUpdate > thisUpdate)) throw new Error('nextUpdate must be after thisUpdate');
   const number = BigInt(crlNumber);
   if (number < 0n) throw new Error('crlNumber must not be negative');
-  const algorithm = new AlgorithmIdentifier({ algorithm: SHA256_WITH_RSA, parameters: null });
+  const algorithm = caSignatureAlgorithm();
   const extension = (extnID: string, value: ArrayBuffer) => new Extension({ extnID, critical: false, extnValue: new OctetString(value) });
   const tbs = new TBSCertList({
     version: Version.v2,
@@ -65,13 +58,12 @@ export function signCrl(ca: SigningCa, { revoked, crlNumber, thisUpdate, nextUpd
     // An empty list is left out, not sent as an empty SEQUENCE (RFC 5280 §5.1.2.6); so are entry extensions.
     ...(revoked.length > 0 ? { revokedCertificates: uniqueBySerial(revoked).map((r) => new RevokedEntry({ userCertificate: serialNumber(r.serial), revocationDate: time(r.revokedAt) })) } : {}),
     crlExtensions: new Extensions([
-      extension(id_ce_authorityKeyIdentifier, AsnConvert.serialize(new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(Buffer.from(ca.keyId, 'hex')) }))),
+      extension(id_ce_authorityKeyIdentifier, AsnConvert.serialize(new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(ca.keyId) }))),
       extension(id_ce_cRLNumber, AsnIntegerBigIntConverter.toASN(number).toBER()),
     ]),
   });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
-  const der = Buffer.from(AsnConvert.serialize(new CertificateList({ tbsCertList: tbs, signatureAlgorithm: algorithm, signature: Uint8Array.from(sign('sha256', tbsDer, ca.key)).buffer })));
-  return { der, pem: x509.PemConverter.encode(der, 'X509 CRL') };
+  const der = Buffer.from(AsnConvert.serialize(new CertificateList({ tbsCertList: tbs, signatureAlgorithm: algorithm, signature: caSignature(ca, AsnConvert.serialize(tbs)) })));
+  return { der, pem: toPem('X509 CRL', der) };
 }
 
 function time(date: Date): Time {

@@ -1,32 +1,24 @@
-// The CA as a signer of user certificates and CRLs: its key as a WebCrypto key for @peculiar/x509
-// (Node's native RSA underneath), and the two pieces of its certificate every signed object
-// repeats: its subject Name (our issuer) and its key identifier (our authorityKeyIdentifier),
-// read from the certificate by @peculiar/asn1-x509.
-import { createHash, createPrivateKey, type KeyObject, webcrypto, X509Certificate } from 'node:crypto';
+// The CA as a signer of user certificates and CRLs: its key as a Node KeyObject (native RSA
+// signing), and the two pieces of its certificate every signed object repeats: its subject Name
+// (our issuer) and its key identifier (our authorityKeyIdentifier), read from the certificate by
+// @peculiar/asn1-x509. What it signs is encoded by @peculiar/asn1-schema; no DER is written here.
+import { createHash, createPrivateKey, type KeyObject, sign, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate, id_ce_subjectKeyIdentifier, type Name, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
-import { x509 } from './x509.js';
+import { AlgorithmIdentifier, Certificate, id_ce_subjectKeyIdentifier, type Name, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
 
 export interface CaPems {
   caCertPem: string;
   caKeyPem: string;
 }
 
-/** What the CA signs with: PKCS#1 v1.5 with SHA-256 (sha256WithRSAEncryption), as it always has. */
-export const CA_SIGNATURE = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
-
 export interface SigningCa {
   x509: X509Certificate;
   key: KeyObject;
   /** The CA certificate's subject Name, decoded: the issuer of everything it signs (DER re-encodes it byte for byte). */
   subject: Name;
-  /** The same, as @peculiar/x509's generators take it. */
-  issuer: x509.Name;
-  /** The CA's subjectKeyIdentifier, hex. */
-  keyId: string;
+  /** The CA's subjectKeyIdentifier. */
+  keyId: Buffer;
   notAfter: Date;
-  /** The key as WebCrypto wants it; imported once, on first use. */
-  signingKey(): Promise<webcrypto.CryptoKey>;
 }
 
 /** Loads and checks the pair; throws plain Errors: a broken CA is the operator's problem, not the client's. */
@@ -38,18 +30,32 @@ export function loadSigningCa({ caCertPem, caKeyPem }: CaPems): SigningCa {
   if (!cert.checkPrivateKey(key)) throw new Error('the CA key does not belong to the CA certificate');
   const { tbsCertificate } = AsnConvert.parse(cert.raw, Certificate);
   const ski = tbsCertificate.extensions?.find((e) => e.extnID === id_ce_subjectKeyIdentifier);
-  // RFC 5280 §4.2.1.2 method 1 for a CA made without the extension: SHA-1 of the subjectPublicKey bits.
-  const keyId = ski
-    ? Buffer.from(AsnConvert.parse(ski.extnValue.buffer, SubjectKeyIdentifier).buffer)
-    : createHash('sha1').update(Buffer.from(tbsCertificate.subjectPublicKeyInfo.subjectPublicKey)).digest();
-  let imported: Promise<webcrypto.CryptoKey> | undefined;
   return {
     x509: cert,
     key,
     subject: tbsCertificate.subject,
-    issuer: new x509.Name(tbsCertificate.subject),
-    keyId: keyId.toString('hex'),
+    // RFC 5280 §4.2.1.2 method 1 for a CA made without the extension: SHA-1 of the subjectPublicKey bits.
+    keyId: ski ? Buffer.from(AsnConvert.parse(ski.extnValue.buffer, SubjectKeyIdentifier).buffer) : keyIdentifier(tbsCertificate.subjectPublicKeyInfo.subjectPublicKey),
     notAfter: new Date(cert.validTo),
-    signingKey: () => (imported ??= webcrypto.subtle.importKey('pkcs8', key.export({ type: 'pkcs8', format: 'der' }), CA_SIGNATURE, false, ['sign']) as Promise<webcrypto.CryptoKey>),
   };
+}
+
+/** RFC 5280 §4.2.1.2 method 1: the SHA-1 of a subjectPublicKey's bits. */
+export function keyIdentifier(subjectPublicKey: ArrayBuffer): Buffer {
+  return createHash('sha1').update(Buffer.from(subjectPublicKey)).digest();
+}
+
+/** sha256WithRSAEncryption with NULL parameters (RFC 4055 §5): what the CA signs everything with. */
+export function caSignatureAlgorithm(): AlgorithmIdentifier {
+  return new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: null });
+}
+
+/** The CA's signature over an encoded to-be-signed structure (TBSCertificate, TBSCertList). */
+export function caSignature(ca: SigningCa, tbsDer: ArrayBuffer): ArrayBuffer {
+  return Uint8Array.from(sign('sha256', Buffer.from(tbsDer), ca.key)).buffer;
+}
+
+/** PEM text (RFC 7468): base64 lines of 64 under a label. */
+export function toPem(label: string, der: Buffer): string {
+  return `-----BEGIN ${label}-----\n${(der.toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END ${label}-----\n`;
 }

@@ -2,14 +2,43 @@
 // authenticated caller out, and the reverse (peer certificate → user) for the gateway's mTLS.
 // A CSR that asks for more than that (another name, the gateway's, a CA, other usages) is refused
 // with a message saying what, never silently narrowed. The key may be RSA, ECDSA (P-256, P-384) or
-// Ed25519; the CA stays RSA. @peculiar/x509 builds the certificate, Node's crypto signs it.
+// Ed25519; the CA stays RSA. The certificate is encoded by @peculiar/asn1-schema from
+// @peculiar/asn1-x509's schemas and signed by Node's crypto (native RSA, about a millisecond).
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import {
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  id_kp_clientAuth,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  TBSCertificate,
+  Validity,
+  Version,
+} from '@peculiar/asn1-x509';
+import { isValidUsername } from '../identity/index.js';
 import { GATEWAY_CLIENT_SUBJECT } from '../wire/index.js';
 import { type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, type CertifiedKeyKind, parseCertificateRequest } from './certificate-request.js';
 import { type RevokedCertificate, type SignedCrl, signCrl } from './crl.js';
-import { isValidUsername } from '../identity/index.js';
-import { CA_SIGNATURE, type CaPems, loadSigningCa } from './signing-ca.js';
-import { x509 } from './x509.js';
+import { type CaPems, caSignature, caSignatureAlgorithm, keyIdentifier, loadSigningCa } from './signing-ca.js';
 
 export const USER_URI_PREFIX = 'urn:gatehouse:user:';
 export const USER_OU = 'users';
@@ -43,7 +72,10 @@ export interface IssuedCertificate {
 }
 
 export interface UserCertificateSigner {
-  /** Rejects with CertificateRequestError for a CSR the client must fix; plain Errors for our own mistakes. */
+  /**
+   * Rejects with CertificateRequestError for a CSR the client must fix; plain Errors for our own
+   * mistakes. Asynchronous so that a signer elsewhere (a KMS, an HSM) can stand behind the same face.
+   */
   issue(request: IssueRequest): Promise<IssuedCertificate>;
   /** The CRL of these certificates, signed by the same CA. */
   crl(revoked: RevokedCertificate[], crlNumber: bigint | number, thisUpdate: Date, nextUpdate: Date): SignedCrl;
@@ -51,15 +83,17 @@ export interface UserCertificateSigner {
 
 /** What a certificate lets its key do: an RSA key may also encipher; an EC or Ed25519 key only signs (RFC 5480 §3, RFC 8410 §5). */
 const KEY_USAGES: Record<CertifiedKeyKind, { flags: number; names: string[] }> = {
-  rsa: { flags: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, names: ['digitalSignature', 'keyEncipherment'] },
-  ec: { flags: x509.KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
-  ed25519: { flags: x509.KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
+  rsa: { flags: KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment, names: ['digitalSignature', 'keyEncipherment'] },
+  ec: { flags: KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
+  ed25519: { flags: KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
 };
+
+const OID = { commonName: '2.5.4.3', organizationalUnit: '2.5.4.11', organization: '2.5.4.10' };
 
 /** Loads the CA once (key parsing and checks); issue() then only builds and signs. */
 export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner {
   const ca = loadSigningCa(pems);
-  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(ca.keyId);
+  const authorityKeyId = AsnConvert.serialize(new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(ca.keyId) }));
 
   return {
     async issue({ csrPem, subject, ttlSeconds, now }) {
@@ -75,27 +109,31 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
       if (notAfter > ca.notAfter) throw new Error(`the CA expires on ${ca.notAfter.toISOString()}, before this certificate would`);
 
       const serial = randomSerial();
-      const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: serial,
-        subject: new x509.Name([{ '2.5.4.3': [{ utf8String: subject.user }] }, { '2.5.4.11': [{ utf8String: USER_OU }] }, { '2.5.4.10': [{ utf8String: 'Gatehouse' }] }]),
-        issuer: ca.issuer,
-        notBefore,
-        notAfter,
-        publicKey: request.spki,
-        signingKey: await ca.signingKey(),
-        signingAlgorithm: CA_SIGNATURE,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(KEY_USAGES[request.kind].flags, true),
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: userUri(subject.user) }]),
-          await x509.SubjectKeyIdentifierExtension.create(request.spki),
-          authorityKeyId,
-        ],
+      const extension = (extnID: string, value: unknown, critical = false) => new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+      const tbs = new TBSCertificate({
+        version: Version.v3,
+        serialNumber: Uint8Array.from(Buffer.from(serial, 'hex')).buffer,
+        signature: caSignatureAlgorithm(),
+        issuer: ca.subject,
+        validity: new Validity({ notBefore, notAfter }),
+        subject: new Name([
+          rdn(OID.commonName, subject.user),
+          rdn(OID.organizationalUnit, USER_OU),
+          rdn(OID.organization, 'Gatehouse'),
+        ]),
+        subjectPublicKeyInfo: request.subjectPublicKeyInfo,
+        extensions: new Extensions([
+          extension(id_ce_basicConstraints, new BasicConstraints({ cA: false }), true),
+          extension(id_ce_keyUsage, new KeyUsage(KEY_USAGES[request.kind].flags), true),
+          extension(id_ce_extKeyUsage, new ExtendedKeyUsage([id_kp_clientAuth])),
+          extension(id_ce_subjectAltName, new SubjectAlternativeName([new GeneralName({ uniformResourceIdentifier: userUri(subject.user) })])),
+          extension(id_ce_subjectKeyIdentifier, new SubjectKeyIdentifier(keyIdentifier(request.subjectPublicKeyInfo.subjectPublicKey))),
+          new Extension({ extnID: id_ce_authorityKeyIdentifier, extnValue: new OctetString(authorityKeyId) }),
+        ]),
       });
-      const der = Buffer.from(cert.rawData);
+      const der = Buffer.from(AsnConvert.serialize(new Certificate({ tbsCertificate: tbs, signatureAlgorithm: caSignatureAlgorithm(), signatureValue: caSignature(ca, AsnConvert.serialize(tbs)) })));
       return {
-        certificate: cert.toString('pem'),
+        certificate: new X509Certificate(der).toString(),
         serial,
         not_before: notBefore,
         not_after: notAfter,
@@ -104,6 +142,11 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
     },
     crl: (revoked, crlNumber, thisUpdate, nextUpdate) => signCrl(ca, { revoked, crlNumber, thisUpdate, nextUpdate }),
   };
+}
+
+/** One attribute in a RelativeDistinguishedName of its own, as UTF8String (RFC 5280 §4.1.2.6). */
+function rdn(type: string, value: string): RelativeDistinguishedName {
+  return new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]);
 }
 
 /** What a user certificate has, and so all a CSR may ask for: see refusalOf (key usages: KEY_USAGES). */
