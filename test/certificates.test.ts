@@ -1,10 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureCertificates } from '../src/auth/index.js';
 import { CERT_FILES, TlsFileError } from '../src/wire/index.js';
+import { forgeCertificate } from './support/test-ca.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -14,6 +16,12 @@ function certsDir(): string {
 
 function cert(dir: string, name: keyof typeof CERT_FILES): X509Certificate {
   return new X509Certificate(readFileSync(join(dir, CERT_FILES[name].cert)));
+}
+
+function openssl(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('openssl', args, { encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
 const options = (dir: string, now?: Date) => ({ dir, gatewayHosts: ['gw.example.org', '10.1.2.3'], engineHosts: ['127.0.0.1'], ...(now ? { now } : {}) });
@@ -112,5 +120,46 @@ describe('certificate bootstrap', () => {
     ensureCertificates(options(other));
     writeFileSync(join(dir, 'ca.key'), readFileSync(join(other, 'ca.key')), { mode: 0o600 });
     expect(() => ensureCertificates(options(dir))).toThrow(/is not the key of .*ca\.crt/);
+  });
+
+  it('writes certificates openssl accepts: a CA for signing only, servers for TLS servers, the gateway client for TLS clients', () => {
+    const dir = certsDir();
+    ensureCertificates(options(dir));
+    const file = (name: keyof typeof CERT_FILES) => join(dir, CERT_FILES[name].cert);
+    const ca = openssl(['x509', '-noout', '-text', '-in', file('ca')]).out;
+    expect(ca).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE, pathlen:0/);
+    expect(ca).toMatch(/X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign\n/);
+    expect(ca).toContain('Signature Algorithm: sha256WithRSAEncryption');
+    expect(ca).toContain('Public-Key: (3072 bit)');
+    expect(ca).toContain('X509v3 Subject Key Identifier');
+    for (const [name, purpose] of [['gateway', 'sslserver'], ['engine', 'sslserver'], ['gatewayClient', 'sslclient']] as const) {
+      const verified = openssl(['verify', '-purpose', purpose, '-CAfile', file('ca'), file(name)]);
+      expect(verified.out, name).toContain(`${file(name)}: OK`);
+      expect(openssl(['verify', '-purpose', purpose === 'sslserver' ? 'sslclient' : 'sslserver', '-CAfile', file('ca'), file(name)]).status, name).not.toBe(0);
+      const text = openssl(['x509', '-noout', '-text', '-in', file(name)]).out;
+      expect(text, name).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
+      expect(text, name).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+      expect(text, name).toContain('X509v3 Authority Key Identifier');
+    }
+    expect(openssl(['x509', '-noout', '-ext', 'subjectAltName', '-in', file('engine')]).out).toMatch(/DNS:localhost|IP Address:127\.0\.0\.1/);
+    expect(openssl(['x509', '-noout', '-ext', 'subjectAltName', '-in', file('gateway')]).out).toContain('IP Address:0:0:0:0:0:0:0:1');
+  });
+
+  it('issues service certificates under a CA made by node-forge (as Gatehouse made them before), byte-equal issuer and all', () => {
+    const dir = certsDir();
+    const forgeCa = forgeCertificate([{ name: 'commonName', value: 'Gatehouse CA' }, { name: 'organizationName', value: 'Gatehouse' }], undefined, [
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      { name: 'subjectKeyIdentifier' },
+    ]);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, CERT_FILES.ca.cert), forgeCa.pem);
+    writeFileSync(join(dir, CERT_FILES.ca.key), forgeCa.keyPem, { mode: 0o600 });
+    const report = ensureCertificates(options(dir));
+    expect(report.reused).toEqual(['ca']);
+    expect(report.created.sort()).toEqual(['engine', 'gateway', 'gatewayClient']);
+    const issuer = openssl(['x509', '-noout', '-issuer', '-nameopt', 'multiline,show_type', '-in', join(dir, CERT_FILES.gateway.cert)]).out.replace(/^\w+=/, '');
+    expect(issuer).toBe(openssl(['x509', '-noout', '-subject', '-nameopt', 'multiline,show_type', '-in', join(dir, CERT_FILES.ca.cert)]).out.replace(/^\w+=/, ''));
+    expect(openssl(['verify', '-purpose', 'sslserver', '-CAfile', join(dir, CERT_FILES.ca.cert), join(dir, CERT_FILES.gateway.cert)]).status).toBe(0);
   });
 });

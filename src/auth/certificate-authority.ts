@@ -1,11 +1,37 @@
-// Gatehouse's own CA (node-forge): created on first start, reused after, and the service
-// certificates it signs (gateway server, engine server, the gateway's client towards the engine).
-import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+// Gatehouse's own CA: created on first start, reused after, and the service certificates it
+// signs (gateway server, engine server, the gateway's client towards the engine). Keys come from
+// Node's native generator; certificates are written as every Gatehouse certificate is
+// (certificate-encoding.ts): asn1-x509 schemas, Node's signature.
+import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import forge from 'node-forge';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  ExtendedKeyUsage,
+  type Extension,
+  GeneralName,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  id_kp_clientAuth,
+  id_kp_serverAuth,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  type Name,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+} from '@peculiar/asn1-x509';
 import type { Config } from '../config/index.js';
 import { CERT_FILES, type CertName, GATEWAY_CLIENT_SUBJECT, readCertificate, readPrivateKey, TlsFileError } from '../wire/index.js';
+import { extension, keyIdentifier, NAME_OID, nameOf, randomSerial, signCertificate, toPem } from './certificate-encoding.js';
+import { loadSigningCa, type SigningCa } from './signing-ca.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const CA_LIFETIME_DAYS = 3650;
@@ -29,20 +55,10 @@ export interface BootstrapReport {
 
 interface Leaf {
   name: Exclude<CertName, 'ca'>;
-  subject: forge.pki.CertificateField[];
+  subject: Name;
   lifetimeDays: number;
   usage: 'server' | 'client';
   hosts: string[];
-}
-
-interface ForgeIssuer {
-  cert: forge.pki.Certificate;
-  key: forge.pki.rsa.PrivateKey;
-}
-
-interface Issuer {
-  x509: X509Certificate;
-  forge(): ForgeIssuer;
 }
 
 /**
@@ -66,15 +82,18 @@ function leaves(options: CertificateOptions): Leaf[] {
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
   const names = (extra: string[]) => [...new Set([...local, ...extra.filter((h) => h && !wildcard(h))])];
   return [
-    { name: 'gateway', subject: [{ name: 'commonName', value: 'gatehouse-gateway' }], lifetimeDays: SERVER_LIFETIME_DAYS, usage: 'server', hosts: names(options.gatewayHosts) },
-    { name: 'engine', subject: [{ name: 'commonName', value: 'gatehouse-engine' }], lifetimeDays: SERVER_LIFETIME_DAYS, usage: 'server', hosts: names(options.engineHosts) },
+    { name: 'gateway', subject: nameOf([[NAME_OID.commonName, 'gatehouse-gateway']], 'printableString'), lifetimeDays: SERVER_LIFETIME_DAYS, usage: 'server', hosts: names(options.gatewayHosts) },
+    { name: 'engine', subject: nameOf([[NAME_OID.commonName, 'gatehouse-engine']], 'printableString'), lifetimeDays: SERVER_LIFETIME_DAYS, usage: 'server', hosts: names(options.engineHosts) },
     {
       name: 'gatewayClient',
-      subject: [
-        { name: 'commonName', value: GATEWAY_CLIENT_SUBJECT.commonName },
-        { shortName: 'OU', value: GATEWAY_CLIENT_SUBJECT.organizationalUnit },
-        { name: 'organizationName', value: 'Gatehouse' },
-      ],
+      subject: nameOf(
+        [
+          [NAME_OID.commonName, GATEWAY_CLIENT_SUBJECT.commonName],
+          [NAME_OID.organizationalUnit, GATEWAY_CLIENT_SUBJECT.organizationalUnit],
+          [NAME_OID.organization, 'Gatehouse'],
+        ],
+        'printableString',
+      ),
       lifetimeDays: SERVICE_CLIENT_LIFETIME_DAYS,
       usage: 'client',
       hosts: [],
@@ -82,7 +101,7 @@ function leaves(options: CertificateOptions): Leaf[] {
   ];
 }
 
-function ensureCa(dir: string, now: Date, report: BootstrapReport): Issuer {
+function ensureCa(dir: string, now: Date, report: BootstrapReport): SigningCa {
   const certFile = join(dir, CERT_FILES.ca.cert);
   const keyFile = join(dir, CERT_FILES.ca.key);
   const haveCert = existsSync(certFile);
@@ -97,40 +116,41 @@ function ensureCa(dir: string, now: Date, report: BootstrapReport): Issuer {
     const notAfter = new Date(x509.validTo);
     if (notAfter <= now) throw new TlsFileError(`the Gatehouse CA in ${certFile} expired on ${notAfter.toISOString()}: empty ${dir} to create a new one`);
     report.reused.push('ca');
-    return issuer(x509, () => ({ cert: forge.pki.certificateFromPem(certPem), key: forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey }));
+    return loadSigningCa({ caCertPem: certPem, caKeyPem: keyPem });
   }
   if (haveCert !== haveKey) {
     throw new TlsFileError(`${haveCert ? keyFile : certFile} is missing beside ${haveCert ? certFile : keyFile}: restore it, or empty ${dir} to start over with a new CA`);
   }
-  const key = newKey(3072);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  cert.serialNumber = serial();
-  setValidity(cert, now, CA_LIFETIME_DAYS);
-  const subject = [
-    { name: 'commonName', value: 'Gatehouse CA' },
-    { name: 'organizationName', value: 'Gatehouse' },
-  ];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  cert.sign(key, forge.md.sha256.create());
-  writePair(certFile, keyFile, cert, key);
+  const { privateKey, spki } = newKey(3072);
+  const subject = nameOf(
+    [
+      [NAME_OID.commonName, 'Gatehouse CA'],
+      [NAME_OID.organization, 'Gatehouse'],
+    ],
+    'printableString',
+  );
+  const der = signCertificate(
+    {
+      serial: randomSerial(),
+      issuer: subject,
+      subject,
+      ...validity(now, CA_LIFETIME_DAYS),
+      subjectPublicKeyInfo: spki,
+      extensions: [
+        extension(id_ce_basicConstraints, new BasicConstraints({ cA: true, pathLenConstraint: 0 }), true),
+        extension(id_ce_keyUsage, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign), true),
+        subjectKeyIdentifier(spki),
+      ],
+    },
+    privateKey,
+  );
+  const certPem = toPem('CERTIFICATE', der);
+  const keyPem = writePair(certFile, keyFile, certPem, privateKey);
   report.created.push('ca');
-  return issuer(new X509Certificate(forge.pki.certificateToPem(cert)), () => ({ cert, key }));
+  return loadSigningCa({ caCertPem: certPem, caKeyPem: keyPem });
 }
 
-/** The CA's forge objects are parsed only when something must be signed: parsing is the slow part. */
-function issuer(x509: X509Certificate, load: () => ForgeIssuer): Issuer {
-  let loaded: ForgeIssuer | undefined;
-  return { x509, forge: () => (loaded ??= load()) };
-}
-
-function ensureLeaf(dir: string, ca: Issuer, leaf: Leaf, now: Date, report: BootstrapReport): void {
+function ensureLeaf(dir: string, ca: SigningCa, leaf: Leaf, now: Date, report: BootstrapReport): void {
   const certFile = join(dir, CERT_FILES[leaf.name].cert);
   const keyFile = join(dir, CERT_FILES[leaf.name].key);
   const exists = existsSync(certFile) && existsSync(keyFile);
@@ -138,32 +158,21 @@ function ensureLeaf(dir: string, ca: Issuer, leaf: Leaf, now: Date, report: Boot
     report.reused.push(leaf.name);
     return;
   }
-  const signer = ca.forge();
-  const key = newKey(2048);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  cert.serialNumber = serial();
-  setValidity(cert, now, leaf.lifetimeDays);
-  cert.setSubject(leaf.subject);
-  cert.setIssuer(signer.cert.subject.attributes);
-  const extensions: object[] = [
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: leaf.usage === 'server', clientAuth: leaf.usage === 'client' },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: signer.cert.generateSubjectKeyIdentifier().getBytes() },
+  const { privateKey, spki } = newKey(2048);
+  const extensions: Extension[] = [
+    extension(id_ce_basicConstraints, new BasicConstraints({ cA: false }), true),
+    extension(id_ce_keyUsage, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment), true),
+    extension(id_ce_extKeyUsage, new ExtendedKeyUsage([leaf.usage === 'server' ? id_kp_serverAuth : id_kp_clientAuth])),
+    subjectKeyIdentifier(spki),
+    extension(id_ce_authorityKeyIdentifier, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(ca.keyId) })),
   ];
-  if (leaf.hosts.length > 0) {
-    extensions.push({ name: 'subjectAltName', altNames: leaf.hosts.map(altName) });
-  }
-  cert.setExtensions(extensions);
-  cert.sign(signer.key, forge.md.sha256.create());
-  writePair(certFile, keyFile, cert, key);
+  if (leaf.hosts.length > 0) extensions.push(extension(id_ce_subjectAltName, new SubjectAlternativeName(leaf.hosts.map(altName))));
+  const der = signCertificate({ serial: randomSerial(), issuer: ca.subject, subject: leaf.subject, ...validity(now, leaf.lifetimeDays), subjectPublicKeyInfo: spki, extensions }, ca.key);
+  writePair(certFile, keyFile, toPem('CERTIFICATE', der), privateKey);
   (exists ? report.renewed : report.created).push(leaf.name);
 }
 
-// Checked with Node's native X.509: parsing RSA keys in forge's pure JavaScript would cost each
-// process start about half a second.
+// Checked with Node's native X.509: this runs at every process start, so it stays cheap.
 function stillGood(certPem: string, keyPem: string, ca: X509Certificate, leaf: Leaf, now: Date): boolean {
   const cert = new X509Certificate(certPem);
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) return false;
@@ -181,41 +190,35 @@ function canonicalHost(host: string): string {
   return host.includes(':') ? new URL(`http://[${host}]`).hostname : host.toLowerCase();
 }
 
-function altName(host: string): { type: number; value?: string; ip?: string } {
-  // forge wants IPv6 addresses in full form for type 7; it accepts "::1" as given.
-  return /^[\d.]+$/.test(host) || host.includes(':') ? { type: 7, ip: host } : { type: 2, value: host };
+function altName(host: string): GeneralName {
+  return /^[\d.]+$/.test(host) || host.includes(':') ? new GeneralName({ iPAddress: host }) : new GeneralName({ dNSName: host });
 }
 
-function newKey(bits: number): forge.pki.rsa.PrivateKey {
-  // Node's native generator: forge's pure-JS one takes seconds for 3072 bits.
-  const { privateKey } = generateKeyPairSync('rsa', {
-    modulusLength: bits,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  });
-  return forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+/** A fresh RSA key from Node's native generator, and its SubjectPublicKeyInfo decoded for the certificate. */
+function newKey(bits: number): { privateKey: KeyObject; spki: SubjectPublicKeyInfo } {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  return { privateKey, spki: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo) };
 }
 
-function serial(): string {
-  // A positive INTEGER (RFC 5280 §4.1.2.2) whose first byte is not zero: a leading 00 followed by a
-  // byte below 0x80 is a non-minimal encoding that OpenSSL refuses.
-  for (;;) {
-    const bytes = randomBytes(16);
-    bytes[0] = bytes[0]! & 0x7f;
-    if (bytes[0] !== 0) return bytes.toString('hex');
-  }
+function subjectKeyIdentifier(spki: SubjectPublicKeyInfo): Extension {
+  return extension(id_ce_subjectKeyIdentifier, new SubjectKeyIdentifier(keyIdentifier(spki.subjectPublicKey)));
 }
 
-function setValidity(cert: forge.pki.Certificate, now: Date, days: number): void {
-  cert.validity.notBefore = new Date(now.getTime() - 5 * 60 * 1000); // tolerate small clock skew
-  cert.validity.notAfter = new Date(now.getTime() + days * DAY_MS);
+function validity(now: Date, days: number): { notBefore: Date; notAfter: Date } {
+  // Whole seconds, as X.509 writes them; five minutes back to tolerate small clock skew.
+  const start = Math.floor(now.getTime() / 1000) * 1000;
+  return { notBefore: new Date(start - 5 * 60 * 1000), notAfter: new Date(start + days * DAY_MS) };
 }
 
-function writePair(certFile: string, keyFile: string, cert: forge.pki.Certificate, key: forge.pki.rsa.PrivateKey): void {
+/** Writes the pair; returns the key's PEM (PKCS#1, as before). */
+function writePair(certFile: string, keyFile: string, certPem: string, key: KeyObject): string {
   // Key first, written 0600 from the start and moved into place whole, so no reader sees a partial file.
-  atomicWrite(keyFile, forge.pki.privateKeyToPem(key), 0o600);
-  atomicWrite(certFile, forge.pki.certificateToPem(cert), 0o644);
+  const keyPem = key.export({ type: 'pkcs1', format: 'pem' }).toString();
+  atomicWrite(keyFile, keyPem, 0o600);
+  atomicWrite(certFile, certPem, 0o644);
+  return keyPem;
 }
+
 
 function atomicWrite(file: string, text: string, mode: number): void {
   const tmp = `${file}.${process.pid}.tmp`;

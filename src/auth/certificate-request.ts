@@ -4,15 +4,13 @@
 // than a certificate for the caller is refused (user-certificates.ts judges), never copied.
 // The CSR is decoded by @peculiar/asn1-schema against the RFC's schemas (asn1-csr, asn1-x509),
 // its signature checked by Node's crypto over the request info's bytes as sent; the CLI's CSR is
-// encoded the same way and signed by Node. No ASN.1 is read or written here by hand.
-import { createPublicKey, generateKeyPair, type KeyObject, sign, verify } from 'node:crypto';
+// encoded the same way and signed by Node (certificate-encoding.ts). No ASN.1 is read or written
+// here by hand.
+import { createPublicKey, generateKeyPair, type KeyObject, verify } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
   BasicConstraints,
   ExtendedKeyUsage,
   type Extension,
@@ -23,12 +21,11 @@ import {
   id_ce_subjectAltName,
   id_ce_subjectKeyIdentifier,
   KeyUsage,
-  Name,
-  RelativeDistinguishedName,
+  type Name,
   SubjectAlternativeName,
   SubjectPublicKeyInfo,
 } from '@peculiar/asn1-x509';
-import { toPem } from './signing-ca.js';
+import { caSignatureAlgorithm as sha256WithRsa, NAME_OID, nameOf, signSha256Rsa, toPem } from './certificate-encoding.js';
 
 export type CertificateRequestProblem =
   | 'malformed' // not a PEM CSR, or not valid DER inside
@@ -298,19 +295,13 @@ export interface KeyAndCsr {
  */
 export async function createKeyAndCsr(options: { user?: string; bits?: 2048 | 3072 } = {}): Promise<KeyAndCsr> {
   const { publicKey, privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: options.bits ?? 2048 });
-  const subject = options.user ? [new RelativeDistinguishedName([new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: options.user }) })])] : [];
   const info = new CertificationRequestInfo({
     version: 0,
-    subject: new Name(subject),
+    subject: nameOf(options.user ? [[NAME_OID.commonName, options.user]] : []),
     subjectPKInfo: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
     attributes: new Attributes(),
   });
-  const signature = sign('sha256', Buffer.from(AsnConvert.serialize(info)), privateKey);
-  const csr = new CertificationRequest({
-    certificationRequestInfo: info,
-    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: null }), // sha256WithRSAEncryption
-    signature: Uint8Array.from(signature).buffer,
-  });
+  const csr = new CertificationRequest({ certificationRequestInfo: info, signatureAlgorithm: sha256WithRsa(), signature: signSha256Rsa(privateKey, AsnConvert.serialize(info)) });
   return {
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     csrPem: toPem('CERTIFICATE REQUEST', Buffer.from(AsnConvert.serialize(csr))),

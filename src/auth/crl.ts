@@ -16,7 +16,8 @@ import {
   Time,
   Version,
 } from '@peculiar/asn1-x509';
-import { type CaPems, caSignature, caSignatureAlgorithm, loadSigningCa, type SigningCa, toPem } from './signing-ca.js';
+import { caSignatureAlgorithm, signSha256Rsa, toPem } from './certificate-encoding.js';
+import { type CaPems, loadSigningCa, type SigningCa } from './signing-ca.js';
 
 export interface RevokedCertificate {
   /** Hex, as IssuedCertificate.serial. */
@@ -62,7 +63,7 @@ export function signCrl(ca: SigningCa, { revoked, crlNumber, thisUpdate, nextUpd
       extension(id_ce_cRLNumber, AsnIntegerBigIntConverter.toASN(number).toBER()),
     ]),
   });
-  const der = Buffer.from(AsnConvert.serialize(new CertificateList({ tbsCertList: tbs, signatureAlgorithm: algorithm, signature: caSignature(ca, AsnConvert.serialize(tbs)) })));
+  const der = Buffer.from(AsnConvert.serialize(new CertificateList({ tbsCertList: tbs, signatureAlgorithm: algorithm, signature: signSha256Rsa(ca.key, AsnConvert.serialize(tbs)) })));
   return { der, pem: toPem('X509 CRL', der) };
 }
 

@@ -1,10 +1,11 @@
 // The CA as a signer of user certificates and CRLs: its key as a Node KeyObject (native RSA
 // signing), and the two pieces of its certificate every signed object repeats: its subject Name
 // (our issuer) and its key identifier (our authorityKeyIdentifier), read from the certificate by
-// @peculiar/asn1-x509. What it signs is encoded by @peculiar/asn1-schema; no DER is written here.
-import { createHash, createPrivateKey, type KeyObject, sign, X509Certificate } from 'node:crypto';
+// @peculiar/asn1-x509.
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, Certificate, id_ce_subjectKeyIdentifier, type Name, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
+import { Certificate, id_ce_subjectKeyIdentifier, type Name, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
+import { keyIdentifier } from './certificate-encoding.js';
 
 export interface CaPems {
   caCertPem: string;
@@ -38,24 +39,4 @@ export function loadSigningCa({ caCertPem, caKeyPem }: CaPems): SigningCa {
     keyId: ski ? Buffer.from(AsnConvert.parse(ski.extnValue.buffer, SubjectKeyIdentifier).buffer) : keyIdentifier(tbsCertificate.subjectPublicKeyInfo.subjectPublicKey),
     notAfter: new Date(cert.validTo),
   };
-}
-
-/** RFC 5280 §4.2.1.2 method 1: the SHA-1 of a subjectPublicKey's bits. */
-export function keyIdentifier(subjectPublicKey: ArrayBuffer): Buffer {
-  return createHash('sha1').update(Buffer.from(subjectPublicKey)).digest();
-}
-
-/** sha256WithRSAEncryption with NULL parameters (RFC 4055 §5): what the CA signs everything with. */
-export function caSignatureAlgorithm(): AlgorithmIdentifier {
-  return new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: null });
-}
-
-/** The CA's signature over an encoded to-be-signed structure (TBSCertificate, TBSCertList). */
-export function caSignature(ca: SigningCa, tbsDer: ArrayBuffer): ArrayBuffer {
-  return Uint8Array.from(sign('sha256', Buffer.from(tbsDer), ca.key)).buffer;
-}
-
-/** PEM text (RFC 7468): base64 lines of 64 under a label. */
-export function toPem(label: string, der: Buffer): string {
-  return `-----BEGIN ${label}-----\n${(der.toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END ${label}-----\n`;
 }

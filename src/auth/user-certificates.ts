@@ -2,19 +2,12 @@
 // authenticated caller out, and the reverse (peer certificate → user) for the gateway's mTLS.
 // A CSR that asks for more than that (another name, the gateway's, a CA, other usages) is refused
 // with a message saying what, never silently narrowed. The key may be RSA, ECDSA (P-256, P-384) or
-// Ed25519; the CA stays RSA. The certificate is encoded by @peculiar/asn1-schema from
-// @peculiar/asn1-x509's schemas and signed by Node's crypto (native RSA, about a millisecond).
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+// Ed25519; the CA stays RSA. Written as every Gatehouse certificate is (certificate-encoding.ts).
+import { createHash, X509Certificate } from 'node:crypto';
 import {
-  AttributeTypeAndValue,
-  AttributeValue,
   AuthorityKeyIdentifier,
   BasicConstraints,
-  Certificate,
   ExtendedKeyUsage,
-  Extension,
-  Extensions,
   GeneralName,
   id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
@@ -26,19 +19,15 @@ import {
   KeyIdentifier,
   KeyUsage,
   KeyUsageFlags,
-  Name,
-  RelativeDistinguishedName,
   SubjectAlternativeName,
   SubjectKeyIdentifier,
-  TBSCertificate,
-  Validity,
-  Version,
 } from '@peculiar/asn1-x509';
 import { isValidUsername } from '../identity/index.js';
 import { GATEWAY_CLIENT_SUBJECT } from '../wire/index.js';
 import { type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, type CertifiedKeyKind, parseCertificateRequest } from './certificate-request.js';
 import { type RevokedCertificate, type SignedCrl, signCrl } from './crl.js';
-import { type CaPems, caSignature, caSignatureAlgorithm, keyIdentifier, loadSigningCa } from './signing-ca.js';
+import { extension, keyIdentifier, NAME_OID, nameOf, randomSerial, signCertificate } from './certificate-encoding.js';
+import { type CaPems, loadSigningCa } from './signing-ca.js';
 
 export const USER_URI_PREFIX = 'urn:gatehouse:user:';
 export const USER_OU = 'users';
@@ -88,12 +77,10 @@ const KEY_USAGES: Record<CertifiedKeyKind, { flags: number; names: string[] }> =
   ed25519: { flags: KeyUsageFlags.digitalSignature, names: ['digitalSignature'] },
 };
 
-const OID = { commonName: '2.5.4.3', organizationalUnit: '2.5.4.11', organization: '2.5.4.10' };
-
 /** Loads the CA once (key parsing and checks); issue() then only builds and signs. */
 export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner {
   const ca = loadSigningCa(pems);
-  const authorityKeyId = AsnConvert.serialize(new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(ca.keyId) }));
+  const authorityKeyId = extension(id_ce_authorityKeyIdentifier, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(ca.keyId) }));
 
   return {
     async issue({ csrPem, subject, ttlSeconds, now }) {
@@ -109,29 +96,29 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
       if (notAfter > ca.notAfter) throw new Error(`the CA expires on ${ca.notAfter.toISOString()}, before this certificate would`);
 
       const serial = randomSerial();
-      const extension = (extnID: string, value: unknown, critical = false) => new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
-      const tbs = new TBSCertificate({
-        version: Version.v3,
-        serialNumber: Uint8Array.from(Buffer.from(serial, 'hex')).buffer,
-        signature: caSignatureAlgorithm(),
-        issuer: ca.subject,
-        validity: new Validity({ notBefore, notAfter }),
-        subject: new Name([
-          rdn(OID.commonName, subject.user),
-          rdn(OID.organizationalUnit, USER_OU),
-          rdn(OID.organization, 'Gatehouse'),
-        ]),
-        subjectPublicKeyInfo: request.subjectPublicKeyInfo,
-        extensions: new Extensions([
-          extension(id_ce_basicConstraints, new BasicConstraints({ cA: false }), true),
-          extension(id_ce_keyUsage, new KeyUsage(KEY_USAGES[request.kind].flags), true),
-          extension(id_ce_extKeyUsage, new ExtendedKeyUsage([id_kp_clientAuth])),
-          extension(id_ce_subjectAltName, new SubjectAlternativeName([new GeneralName({ uniformResourceIdentifier: userUri(subject.user) })])),
-          extension(id_ce_subjectKeyIdentifier, new SubjectKeyIdentifier(keyIdentifier(request.subjectPublicKeyInfo.subjectPublicKey))),
-          new Extension({ extnID: id_ce_authorityKeyIdentifier, extnValue: new OctetString(authorityKeyId) }),
-        ]),
-      });
-      const der = Buffer.from(AsnConvert.serialize(new Certificate({ tbsCertificate: tbs, signatureAlgorithm: caSignatureAlgorithm(), signatureValue: caSignature(ca, AsnConvert.serialize(tbs)) })));
+      const der = signCertificate(
+        {
+          serial,
+          issuer: ca.subject,
+          subject: nameOf([
+            [NAME_OID.commonName, subject.user],
+            [NAME_OID.organizationalUnit, USER_OU],
+            [NAME_OID.organization, 'Gatehouse'],
+          ]),
+          notBefore,
+          notAfter,
+          subjectPublicKeyInfo: request.subjectPublicKeyInfo,
+          extensions: [
+            extension(id_ce_basicConstraints, new BasicConstraints({ cA: false }), true),
+            extension(id_ce_keyUsage, new KeyUsage(KEY_USAGES[request.kind].flags), true),
+            extension(id_ce_extKeyUsage, new ExtendedKeyUsage([id_kp_clientAuth])),
+            extension(id_ce_subjectAltName, new SubjectAlternativeName([new GeneralName({ uniformResourceIdentifier: userUri(subject.user) })])),
+            extension(id_ce_subjectKeyIdentifier, new SubjectKeyIdentifier(keyIdentifier(request.subjectPublicKeyInfo.subjectPublicKey))),
+            authorityKeyId,
+          ],
+        },
+        ca.key,
+      );
       return {
         certificate: new X509Certificate(der).toString(),
         serial,
@@ -142,11 +129,6 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
     },
     crl: (revoked, crlNumber, thisUpdate, nextUpdate) => signCrl(ca, { revoked, crlNumber, thisUpdate, nextUpdate }),
   };
-}
-
-/** One attribute in a RelativeDistinguishedName of its own, as UTF8String (RFC 5280 §4.1.2.6). */
-function rdn(type: string, value: string): RelativeDistinguishedName {
-  return new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]);
 }
 
 /** What a user certificate has, and so all a CSR may ask for: see refusalOf (key usages: KEY_USAGES). */
@@ -201,15 +183,6 @@ function shown(value: string | null): string {
 
 export function userUri(user: string): string {
   return `${USER_URI_PREFIX}${encodeURIComponent(user)}`;
-}
-
-/** 16 random bytes as a positive, minimally encoded INTEGER (RFC 5280 §4.1.2.2): first byte 01..7f. */
-function randomSerial(): string {
-  for (;;) {
-    const bytes = randomBytes(16);
-    bytes[0] = bytes[0]! & 0x7f;
-    if (bytes[0] !== 0) return bytes.toString('hex');
-  }
 }
 
 /**
