@@ -194,7 +194,7 @@ interface QueryWorld {
 let queryWorld: QueryWorld | null = null;
 
 function theQueryWorld(): QueryWorld {
-  if (queryWorld && queryWorld.db.open) return queryWorld;
+  if (queryWorld?.db.open) return queryWorld;
   mkdirSync(CACHE, { recursive: true });
   const trail = cachedTrail(CACHE, TEN_M, log);
   const db = openAuditDb(trail.trailDir, { readonly: true });

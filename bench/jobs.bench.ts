@@ -145,7 +145,10 @@ const submitBench: Benchmark<World> = {
   name: 'gateway-submit',
   unit: 'ms',
   baseline: 'POST /jobs straight to the engine (ticket signed by the bench)',
-  setup: async () => (users++, theWorld()),
+  setup: async () => {
+    users++;
+    return theWorld();
+  },
   candidate: (w) =>
     submitLatency(w, async (s) => {
       const answer = await post(w, s);

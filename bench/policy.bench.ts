@@ -20,7 +20,7 @@ const SEED = 1;
 /** Distinct requests of the generator's mix; ours decides all of them each round. */
 const OURS_PER_ROUND = 20_000;
 /** Stock decisions timed a round: enough for a median, few enough for a few seconds a round. */
-const STOCK_PER_ROUND: Record<number, number> = { 1_000: 500, 10_000: 60, 100_000: 12 };
+const STOCK_PER_ROUND: Record<number, number> = { 1000: 500, 10000: 60, 100000: 12 };
 /** The cached rows repeat this many distinct requests (both sides warmed on them first). */
 const CACHED_SET = 64;
 const CACHED_CALLS = 200_000;

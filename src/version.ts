@@ -7,7 +7,7 @@ function findPackageJson(from: string): string {
   for (let dir = from; ; dir = dirname(dir)) {
     const file = join(dir, 'package.json');
     if (existsSync(file)) return file;
-    if (dirname(dir) === dir) throw new Error('package.json not found above ' + from);
+    if (dirname(dir) === dir) throw new Error(`package.json not found above ${from}`);
   }
 }
 

@@ -57,7 +57,7 @@ export async function startWorld(o: { generated: number; keep: boolean }): Promi
   cpSync(join(PACKAGE_ROOT, 'policies'), join(dir, 'policies'), { recursive: true });
   // Small versions of the demo datasets, written before `up` (which leaves existing ones alone): the
   // soak measures the gateway under many people, not the engine copying 300,000 rows, and up starts sooner.
-  const rows = (from: number, n: number, row: (i: number) => string) => Array.from({ length: n }, (_, i) => row(from + i)).join('\n') + '\n';
+  const rows = (from: number, n: number, row: (i: number) => string) => `${Array.from({ length: n }, (_, i) => row(from + i)).join('\n')}\n`;
   const part = (header: string, from: number, n: number, row: (i: number) => string) => ({ text: `${header}\n${rows(from, n, row)}`, rows: n });
   const demoData = { owner: 'platform', produced_by: 'gatehouse soak', format: 'csv' as const };
   await writeDataset(join(dir, 'data'), 'words', { ...demoData, columns: ['id', 'word'], labels: [], partitions: [0, 1].map((p) => part('id,word', p * 20, 20, (i) => `${i},w${i}`)) });

@@ -74,7 +74,7 @@ type Build = (w: EventWorld, p: Person) => Omit<AuditInput, 'actor'> & { actor?:
 function cdf(weights: number[]): Float64Array {
   const out = new Float64Array(weights.length);
   let sum = 0;
-  weights.forEach((w, i) => (out[i] = sum += w));
+  for (const [i, w] of weights.entries()) out[i] = sum += w;
   for (let i = 0; i < out.length; i++) out[i]! /= sum;
   return out;
 }
@@ -155,10 +155,10 @@ export class EventWorld {
       [6, (w, p) => w.login(p)],
       [2, (_w, p) => ({ action: 'auth.logout', object: `session:${p.session}`, decision: 'allow', reason: 'logged out', details: { session_id: p.session } })],
       [1, (_w, p) => ({ actor: { user: null, groups: [], auth_method: null, ip: p.ips[0]! }, action: 'auth.login_failed', object: 'login:ldap', decision: 'deny', reason: r() < 0.9 ? 'invalid credentials' : 'throttled', details: { attempted_user: p.name, method: 'ldap' } })],
-      [0.6, (w, p) => ({ action: 'quota.reject', object: `job:${w.jobId()}`, decision: 'deny', reason: `core_hours_per_day: ${(20 + r() * 10).toFixed(1)} of 24 used, the job asks for ${(4 + r() * 8).toFixed(1)}`, policy_version: w.version(), details: { cores: 8, limit: 'core_hours_per_day' } })],
+      [0.6, (w, _p) => ({ action: 'quota.reject', object: `job:${w.jobId()}`, decision: 'deny', reason: `core_hours_per_day: ${(20 + r() * 10).toFixed(1)} of 24 used, the job asks for ${(4 + r() * 8).toFixed(1)}`, policy_version: w.version(), details: { cores: 8, limit: 'core_hours_per_day' } })],
       [1, (w, p) => ({ action: 'policy.explain', object: `dataset:${w.datasetFor(p)}`, decision: 'allow', reason: 'explained', policy_version: w.version(), details: { requested: 'read' } })],
-      [0.3, (w, p) => ({ action: 'cert.issue', object: `cert:${w.hex(16)}`, decision: 'allow', reason: 'client certificate issued', details: { days: 30, serial: w.hex(16) } })],
-      [0.2, (w, p) => ({ action: 'audit.query', object: 'audit:events', decision: p.admin ? 'allow' : 'deny', reason: p.admin ? 'allowed by policy.csv:9: p, group:auditors, audit:events, read, allow' : 'no rule grants read on audit:events to user:' + p.name, policy_version: w.version(), details: { filter: { user: w.users[Math.floor(r() * 100)]!.name } } })],
+      [0.3, (w, _p) => ({ action: 'cert.issue', object: `cert:${w.hex(16)}`, decision: 'allow', reason: 'client certificate issued', details: { days: 30, serial: w.hex(16) } })],
+      [0.2, (w, p) => ({ action: 'audit.query', object: 'audit:events', decision: p.admin ? 'allow' : 'deny', reason: p.admin ? 'allowed by policy.csv:9: p, group:auditors, audit:events, read, allow' : `no rule grants read on audit:events to user:${p.name}`, policy_version: w.version(), details: { filter: { user: w.users[Math.floor(r() * 100)]!.name } } })],
     ];
     this.actionCdf = cdf(mix.map(([weight]) => weight));
     this.builders = mix.map(([, build]) => build);

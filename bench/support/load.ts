@@ -1,7 +1,7 @@
 // A closed-loop load generator over HTTPS keep-alive: `concurrency` workers each send the next
 // request as soon as theirs is answered. Shared by the benchmarks that compare a route through the
 // gateway with the same answer from something simpler.
-import { Agent, get } from 'node:https';
+import { type Agent, get } from 'node:https';
 
 export interface LoadOptions {
   agent: Agent;

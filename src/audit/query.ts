@@ -142,7 +142,10 @@ type Add = (term: string, narrows: boolean, ...params: (string | number)[]) => v
 
 function matchTerms(column: string, value: string, add: Add): void {
   const kind = matchKind(value);
-  if (kind === 'exact') return add(`${column} = ?`, true, value);
+  if (kind === 'exact') {
+    add(`${column} = ?`, true, value);
+    return;
+  }
   const literal = kind === 'glob' ? value.slice(0, value.search(/[*?[]/)) : value;
   const upper = literal === '' ? null : successor(literal);
   if (literal !== '') add(`${column} >= ?`, true, literal);

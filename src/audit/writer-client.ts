@@ -74,7 +74,7 @@ export class WriterClient {
   }
 
   /** Starts the writer thread; rejects when it cannot open the trail in `dir`. */
-  static open(dir: string, dataOf: () => WriterData, listener: WriterListener): Promise<WriterClient> {
+  static open(_dir: string, dataOf: () => WriterData, listener: WriterListener): Promise<WriterClient> {
     return new Promise((resolve, reject) => {
       const client: WriterClient = new WriterClient(dataOf, listener, (err) => {
         if (err) {
@@ -214,7 +214,7 @@ export class WriterClient {
       this.inFlight.delete(m.batch);
       this.broken(m.error);
       const err = new AuditUnavailableError(`the audit trail cannot be written: ${m.error}`);
-      box?.settle.forEach((s) => s.reject(err));
+      for (const s of box?.settle ?? []) s.reject(err);
     } else if (m.type === 'broken') {
       this.broken(m.error); // found while idle (a checkpoint could not be written): not ready before a request finds out
     } else if (m.type === 'checkpoint') {
@@ -229,7 +229,7 @@ export class WriterClient {
 
   /** Refuses every batch the writer has not acknowledged: never left hanging, the callers answer 503. */
   private rejectInFlight(err: Error): void {
-    for (const box of this.inFlight.values()) box.settle.forEach((s) => s.reject(err));
+    for (const box of this.inFlight.values()) for (const s of box.settle) s.reject(err);
     this.inFlight.clear();
   }
 

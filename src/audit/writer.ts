@@ -96,8 +96,6 @@ export class TrailWriter {
   /** The newest checkpoint of the chain: the next one is numbered seq + 1 and names its digest. */
   private chain: { seq: number; digest: string } | null = null;
   private witness: WitnessWriter | null = null;
-  /** The witness holds every checkpoint up to this number. */
-  private witnessedSeq = 0;
 
   private constructor(
     readonly db: Database.Database,
@@ -292,7 +290,6 @@ export class TrailWriter {
     }
     this.witness = io(() => new WitnessWriter(file));
     io(() => this.witness!.append(chained));
-    this.witnessedSeq = this.chain?.seq ?? 0;
   }
 
   /**
@@ -370,7 +367,6 @@ export class TrailWriter {
       this.broken = (err as Error).message;
       throw this.witness && !this.witnessedOk(link.seq) ? new Error(`audit.witness_file ${this.witness.file}: cannot append checkpoint ${link.seq}: ${(err as Error).message}`) : err;
     }
-    this.witnessedSeq = link.seq;
     this.chain = { seq: link.seq, digest: checkpointDigest(cp.jws) };
     if (eventId >= this.lastCheckpoint.event_id) this.lastCheckpoint = { event_id: eventId, at: now.getTime() };
     return cp;

@@ -43,7 +43,7 @@ export async function verifyWithWitness(target: () => Target, config: () => Conf
   }
   if (keys.size === 0) throw new UsageError(`no audit public key: the gateway does not answer and ${visible(cfg.certs.dir)} keeps none`);
   const db = openAuditDb(auditDir, { readonly: true });
-  let report;
+  let report: ReturnType<typeof verifyTrail>;
   try {
     report = verifyTrail(db, keys, { witnessFile: o.witness, archiveDir: cfg.audit.archive_dir || join(auditDir, 'archive') });
   } finally {

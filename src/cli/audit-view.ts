@@ -17,7 +17,7 @@ export function localTime(iso: string): string {
 }
 
 const clean = visible;
-const fit = (s: string, n: number) => (s.length > n ? `${s.slice(0, Math.max(0, n - 1))}…` : s);
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, Math.max(0, n - 1))}…` : s);
 
 /** Column widths, from the first page so that later pages line up under the same header. */
 export interface Layout {
@@ -53,8 +53,8 @@ export function eventLines(events: AuditEvent[], layout: Layout): string[] {
 }
 
 function row(layout: Layout, [time, user, action, object, decision, reason]: string[]): string {
-  const cell = (s: string, n: number) => fit(clean(s), n).padEnd(n);
-  return [cell(time!, TIME_WIDTH), cell(user!, layout.user), cell(action!, layout.action), cell(object!, layout.object), cell(decision!, DECISION_WIDTH), fit(clean(reason!), layout.reason)].join('  ').trimEnd();
+  const cell = (s: string, n: number) => clip(clean(s), n).padEnd(n);
+  return [cell(time!, TIME_WIDTH), cell(user!, layout.user), cell(action!, layout.action), cell(object!, layout.object), cell(decision!, DECISION_WIDTH), clip(clean(reason!), layout.reason)].join('  ').trimEnd();
 }
 
 /** verify for people: one line when intact; each problem with its event when not. */

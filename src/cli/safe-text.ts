@@ -20,18 +20,18 @@ const CONTROL_OR_BREAK = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-function escape(c: string): string {
+function escaped(c: string): string {
   return NAMED[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /** One value on one line: every control character, newline and tab included, shown escaped. */
 export function visible(text: string): string {
-  return text.replace(CONTROL_OR_BREAK, escape);
+  return text.replace(CONTROL_OR_BREAK, escaped);
 }
 
 /** Text of several lines (a log, a message): newlines and tabs kept, every other control escaped. */
 export function visibleLines(text: string): string {
-  return text.replace(CONTROL, escape);
+  return text.replace(CONTROL, escaped);
 }
 
 /** JSON for a terminal or a pipe: what JSON.stringify gives, with no character left a terminal acts on. */

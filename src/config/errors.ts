@@ -2,7 +2,4 @@
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'invalid_config';
-  constructor(message: string) {
-    super(message);
-  }
 }

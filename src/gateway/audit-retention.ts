@@ -18,7 +18,8 @@ export function startRetention(trail: AuditTrail, options: { maxAgeMs: number; a
     }
   };
   const tick = () => {
-    running ??= run()
+    if (running) return; // one pass at a time; the next tick starts another
+    running = run()
       .catch((err: Error) => {
         log.error({ err }, 'audit retention failed; the events stay in the trail');
         return 0;

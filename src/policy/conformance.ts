@@ -97,7 +97,7 @@ function rulesOf(model: PolicyModel, lines: string[]): string {
       if (model.objectRoles) out.push(`${model.objectRoles}, ${fields.join(', ')}`);
     }
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 /** The built-in set: lines in this model's vocabulary, and every person × object × action. */

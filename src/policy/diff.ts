@@ -51,7 +51,7 @@ export function diffPolicies(before: PolicySnapshot, after: PolicySnapshot): Pol
       if (l.type === 'p') {
         allSubjects.add(l.fields[p.model.fields.sub]!);
         allObjects.add(l.fields[p.model.fields.obj]!);
-      } else if (l.type === p.model.subjectRoles) l.fields.forEach((f) => allSubjects.add(f));
+      } else if (l.type === p.model.subjectRoles) for (const f of l.fields) allSubjects.add(f);
       else if (l.type === p.model.objectRoles) allObjects.add(l.fields[0]!);
       else if (l.type === 'p2' && isSubject(l.fields[0]!)) allSubjects.add(l.fields[0]!);
     }
@@ -72,8 +72,8 @@ export function diffPolicies(before: PolicySnapshot, after: PolicySnapshot): Pol
         if (l.type === 'p') {
           touchedSubjects.add(l.fields[p.model.fields.sub]!);
           touchedObjects.add(l.fields[p.model.fields.obj]!);
-        } else if (l.type === p.model.subjectRoles) l.fields.forEach((f) => touchedSubjects.add(f));
-        else if (l.type === p.model.objectRoles) l.fields.forEach((f) => touchedObjects.add(f));
+        } else if (l.type === p.model.subjectRoles) for (const f of l.fields) touchedSubjects.add(f);
+        else if (l.type === p.model.objectRoles) for (const f of l.fields) touchedObjects.add(f);
       }
     }
     for (const p of versions) {

@@ -23,7 +23,7 @@ const parser = new casbin.BracketAwareCsvParser();
 
 /** Calls `onLine` for each policy line; yields to the event loop every `chunk` lines. */
 export async function readLines(
-  file: string,
+  _file: string,
   text: string,
   onLine: (type: string, fields: string[], line: number) => void,
   onProblem: (p: RawProblem) => void,

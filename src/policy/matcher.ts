@@ -246,7 +246,7 @@ function walk(node: Node, visit: (n: Node) => void): void {
     walk(node.l, visit);
     walk(node.r, visit);
   } else if (node.t === 'not') walk(node.e, visit);
-  else if (node.t === 'call') node.args.forEach((a) => walk(a, visit));
+  else if (node.t === 'call') for (const a of node.args) walk(a, visit);
 }
 
 function conjuncts(node: Node): Node[] {

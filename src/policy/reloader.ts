@@ -131,7 +131,15 @@ export class PolicyReloader {
       this.running = undefined;
       const next = this.queue.shift();
       // Every waiter hears the outcome or the failure (an audit outage must not crash the process).
-      if (next) this.run(next.trigger).then((o) => next.waiters.forEach((w) => w.resolve(o)), (e: unknown) => next.waiters.forEach((w) => w.reject(e)));
+      if (next)
+        this.run(next.trigger).then(
+          (o) => {
+            for (const w of next.waiters) w.resolve(o);
+          },
+          (e: unknown) => {
+            for (const w of next.waiters) w.reject(e);
+          },
+        );
     });
     return this.running;
   }

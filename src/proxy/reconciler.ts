@@ -53,7 +53,7 @@ export class Reconciler {
   private async reconcile(): Promise<void> {
     const book = this.book;
     for (const [name, backend] of book.eachBackend()) {
-      let active;
+      let active: Awaited<ReturnType<typeof backend.active>>;
       try {
         active = await backend.active();
       } catch (err) {
@@ -70,7 +70,7 @@ export class Reconciler {
           continue;
         }
         // Not active: ended since the last pass, never arrived, or lost.
-        let latest;
+        let latest: Awaited<ReturnType<typeof backend.status>>;
         try {
           latest = await backend.status(r.backend_id ?? r.id);
         } catch {

@@ -10,7 +10,7 @@ export {
   TlsFileError,
   type TlsMaterial,
 } from './tls.js';
-export { type HealthStatus } from './health.js';
+export type { HealthStatus } from './health.js';
 export {
   DATASET_FORMATS,
   DATASET_NAME_MAX_LENGTH,

@@ -124,7 +124,7 @@ export class JobDb {
         granted: JSON.stringify(job.granted),
         replaces: job.replaces === undefined ? null : JSON.stringify({ owner: job.replaces.owner }),
       });
-      partitions.forEach((p, idx) => this.statements.insertPartition.run(job.id, idx, p.input_idx, p.rows, p.bytes));
+      for (const [idx, p] of partitions.entries()) this.statements.insertPartition.run(job.id, idx, p.input_idx, p.rows, p.bytes);
     })();
   }
 

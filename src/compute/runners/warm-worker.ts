@@ -207,8 +207,14 @@ export class WarmWorker {
       return;
     }
     if (message === null || typeof message !== 'object') return;
-    if (message.ready === true) return this.settleReady();
-    if (typeof message.fatal === 'string') return this.settleReady(new WorkerStartError(message.fatal));
+    if (message.ready === true) {
+      this.settleReady();
+      return;
+    }
+    if (typeof message.fatal === 'string') {
+      this.settleReady(new WorkerStartError(message.fatal));
+      return;
+    }
     const running = this.running;
     if (running === null || message.partition !== running.task.partition) return;
     const result: TaskResult =

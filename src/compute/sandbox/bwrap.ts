@@ -16,7 +16,7 @@ export function bwrapSystemArgs(): string[] {
     const args = ['--ro-bind', '/usr', '/usr'];
     for (const name of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) {
       const path = `/${name}`;
-      let st;
+      let st: ReturnType<typeof lstatSync>;
       try {
         st = lstatSync(path);
       } catch {

@@ -1,6 +1,6 @@
 // The sandbox's face: how the engine isolates the tasks that run users' code (see ISOLATION.md).
 export { type DetectOptions, type Isolation, type SandboxMode, type SandboxTools, detectIsolation } from './isolation.js';
-export { type NamespaceTools } from './namespaces.js';
+export type { NamespaceTools } from './namespaces.js';
 export { type SandboxErrorCode, SandboxError } from './sandbox-error.js';
 export { type UidRange, parseUidRange } from './uid-range.js';
 export { findWorldWritable, PRIVATE_TMP, type WorldWritable, WORLD_WRITABLE_PLACES } from './world-writable.js';
