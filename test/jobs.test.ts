@@ -169,12 +169,16 @@ describe('quotas', () => {
   it('holds 200 racing submissions of one user to max_concurrent_jobs 3, and runs or refuses every one', async () => {
     let maxHeld = 0;
     let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
+    // Samples erin's running jobs every 20 ms until told to stop.
+    const sampler = until(
+      async () => {
         maxHeld = Math.max(maxHeld, (await quota('erin')).usage.running_jobs);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+        return !sampling;
+      },
+      240_000,
+      'the end of sampling',
+      20,
+    );
     const specs = Array.from({ length: 200 }, (_, i) => spec(COPY, i % 20 === 19 ? { cores: 16 } : {}));
     const answers = await Promise.all(specs.map((s) => submit('erin', s)));
     const refused = answers.filter((a) => a.status === 403);
