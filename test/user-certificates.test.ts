@@ -192,7 +192,7 @@ describe('user certificate issuance', () => {
     const error = await refusal(greedy);
     expect(error.reason).toBe('names_another_user');
     expect(error.message).toBe(
-      [
+      `${[
         'the CSR names bob; a certificate names only you (alice)',
         "the CSR asks for OU=admins; a person's certificate is always OU=users (groups come from your login, never from a certificate)",
         "the CSR's subject asks for emailAddress; only CN=alice (and OU=users, O, C, ST, L) may be given",
@@ -201,7 +201,7 @@ describe('user certificate issuance', () => {
         'the CSR asks for the key usages keyCertSign, cRLSign; a client certificate has only digitalSignature and keyEncipherment',
         'the CSR asks for the extended key usages serverAuth, codeSigning; a client certificate serves only clientAuth',
         'the CSR asks for the extension nameConstraints, which Gatehouse never issues',
-      ].join('; ') + ': ask with an empty subject or -subj /CN=alice and no extensions (`gatehouse cert` does)',
+      ].join('; ')}: ask with an empty subject or -subj /CN=alice and no extensions (\`gatehouse cert\` does)`,
     );
     // Each ask alone is refused with its own code; a hostile name is shown escaped, never raw.
     const alone: [string[], string][] = [

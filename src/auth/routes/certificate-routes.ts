@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { GatehouseError } from '../../wire/index.js';
 import { normalizeSerial } from '../authenticate.js';
+import type { IssuedCertificate } from '../user-certificates.js';
 import { recordDecision } from '../../audit/index.js';
 import { identityOf } from '../../identity/index.js';
 import { auditFor, type RouteContext } from './context.js';
@@ -31,7 +32,7 @@ export function installCertificateRoutes(server: FastifyInstance, ctx: RouteCont
     const loginLeft = Math.floor((Date.parse(login.expires_at) - start) / 1000);
     if (login.revoked_at || ctx.tokens.isRevoked(login.id) || loginLeft <= 0) throw new GatehouseError('unauthenticated', 'this login has ended; log in again');
     const ttlSeconds = Math.min(ttl_s ?? ctx.clientTtlSeconds, ctx.clientTtlSeconds, loginLeft);
-    let issued;
+    let issued: IssuedCertificate;
     try {
       issued = await ctx.signer.issue({ csrPem: csr, subject: { user: identity.user, groups: identity.groups }, ttlSeconds, now: new Date(now) });
     } catch (err) {
