@@ -10,6 +10,7 @@ import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
 import { startCli } from './support/cli-process.js';
 import { runCli } from './support/gatehouse.js';
+import { EngineClient } from './support/engine.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
@@ -17,6 +18,8 @@ import { until } from './support/until.js';
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
 const SLOW = (s: number) => `import time\ndef process(i, o, ctx):\n    time.sleep(${s})\n    open(o, 'w').write(open(i).read())\n`;
 const FAIL = "def process(i, o, ctx):\n    raise ValueError('boom in partition %d' % ctx.partition)\n";
+/** Runs until the test drops a `go` file in the job's work folder (see `release`): as long as the test needs, on any machine. */
+const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 const BURN = (s: number) => `import time\ndef process(i, o, ctx):\n    end = time.process_time() + ${s}\n    while time.process_time() < end:\n        pass\n    open(o, 'w').write(open(i).read())\n`;
 
 let stack: Stack;
@@ -52,6 +55,12 @@ function spec(source: string, o: Partial<JobSpec> & { cores?: number } = {}): Jo
 const submit = (user: string, s: JobSpec) => stack.api('/v1/jobs', tokens[user], { method: 'POST', body: s });
 const view = async (user: string, id: string) => (await stack.api(`/v1/jobs/${id}`, tokens[user])).json<View>();
 const quota = async (user: string) => (await stack.api('/v1/quota', tokens[user])).json<Quota>();
+
+/** Lets a GATED job end, once the engine runs it (its work folder is made before its workers start). */
+async function release(id: string): Promise<void> {
+  await new EngineClient(stack.engine.url, stack.certsDir).waitFor(id, (s) => s.state === 'running' && s.workers > 0, 30_000);
+  writeFileSync(join(stack.dataRoot, '.staging', id, 'work', 'go'), '');
+}
 
 
 const waitState = (user: string, id: string, states: string[], timeoutMs = 60_000) =>
@@ -229,7 +238,7 @@ describe('quotas', () => {
 
 describe('failures the gateway survives', () => {
   it('keeps a running job’s quota while the engine is killed, and releases it when the job ends after the restart', async () => {
-    const job = await submitted('alice', spec(SLOW(2)));
+    const job = await submitted('alice', spec(GATED));
     await waitState('alice', job.id, ['running']);
     const seen = stack.gateway.output().length;
     await stack.engine.stop('SIGKILL');
@@ -237,6 +246,7 @@ describe('failures the gateway survives', () => {
     await until(() => stack.gateway.output().slice(seen).includes('backend unreachable; jobs keep their quota until it answers'), 10_000, 'a reconciler pass without the engine');
     expect((await quota('alice')).usage.running_jobs).toBe(1);
     await stack.startEngine();
+    await release(job.id); // in the area the restarted engine made again
     expect((await waitState('alice', job.id, ['succeeded', 'failed'])).state).toBe('succeeded');
     expect((await quota('alice')).usage.running_jobs).toBe(0);
   });
@@ -282,7 +292,7 @@ describe('one user’s jobs are theirs', () => {
     expect((await stack.api(`/v1/jobs/${job.id}`, tokens.bob)).json<View>().user).toBe('alice');
     // Looking at someone else's job is a decision like any other: both answers are in the trail.
     const looks = stack.auditEvents().filter((e) => e.object === `job:${job.id}` && (e.action === 'job.read' || e.action === 'job.cancel'));
-    expect(looks).toContainEqual(expect.objectContaining({ action: 'job.read', decision: 'allow', actor: expect.objectContaining({ user: 'bob' }), details: { owner: 'alice' } }));
+    expect(looks).toContainEqual(expect.objectContaining({ action: 'job.read', decision: 'allow', actor: expect.objectContaining({ user: 'bob' }), details: { owner: 'alice', requested: 'admin', rule_line: expect.stringMatching(/^policy\.csv:\d+$/) } }));
     expect(looks).toContainEqual(expect.objectContaining({ action: 'job.read', decision: 'deny', actor: expect.objectContaining({ user: 'dave' }) }));
     expect(looks).toContainEqual(expect.objectContaining({ action: 'job.cancel', decision: 'deny', actor: expect.objectContaining({ user: 'dave' }) }));
     // Its owner follows the log until the job ends.
@@ -294,11 +304,14 @@ describe('one user’s jobs are theirs', () => {
   });
 
   it('applies a lowered quota to the next admission, never to a running job', async () => {
-    const running = await submitted('alice', spec(SLOW(3), { cores: 2 }));
+    const running = await submitted('alice', spec(GATED, { cores: 2 }));
     appendFileSync(join(stack.policies, 'policy.csv'), 'p2, user:alice, max_cores, 1\n');
     await until(async () => ((await quota('alice')).limits.max_cores!.value === 1 ? true : undefined), 10_000, 'the lowered quota');
     const refused = await submit('alice', spec(COPY, { cores: 2 }));
     expect(refused.json()).toMatchObject({ error: 'quota_exceeded', limit: 'max_cores', max: 1 });
+    // The 2-core job admitted before the change still runs, and ends well, under the lowered quota.
+    expect((await view('alice', running.id)).state).not.toMatch(/^(failed|cancelled)$/);
+    await release(running.id);
     expect((await waitState('alice', running.id, ['succeeded', 'failed', 'cancelled'])).state).toBe('succeeded');
   });
 });

@@ -3,7 +3,7 @@
 // answered (stage 5). The live jobs themselves are the JobBook's.
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
-import { actorOf, type AuditInput, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import { actorOf, type AuditInput, type AuditRecorder, recordDecision, recordOrFail } from '../audit/index.js';
 import type { Authorizer, Decision, Identity } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { BACKEND_SLOTS, heldMemoryMb, limitsFor } from '../quota/index.js';
@@ -156,9 +156,9 @@ export class JobService {
     if (r !== undefined && r.user === identity.user) return r;
     if (r !== undefined) {
       // Someone else's job is a policy decision, recorded either way (a granted cancel records job.cancel itself).
-      const decision = this.decideAny(identity, `job:${id}`, action === 'read' ? ['read', 'admin'] : ['admin']);
+      const { decision, requested } = this.decideAny(identity, `job:${id}`, action === 'read' ? ['read', 'admin'] : ['admin']);
       if (!decision.allowed || action === 'read') {
-        await this.audit(identity, req, { action: action === 'read' ? 'job.read' : 'job.cancel', object: `job:${id}`, decision: decision.allowed ? 'allow' : 'deny', reason: decision.reason, policy_version: decision.policyVersion, details: { owner: r.user } });
+        await recordDecision(this.o.audit, req, identity, { action: action === 'read' ? 'job.read' : 'job.cancel', object: `job:${id}`, requested, decision, details: { owner: r.user } });
       }
       if (decision.allowed) return r;
     }
@@ -173,8 +173,8 @@ export class JobService {
 
   async list(identity: Identity, options: { all: boolean; state?: string; limit: number }, req: FastifyRequest): Promise<JobView[]> {
     if (options.all) {
-      const decision = this.decideAny(identity, 'job:all', ['read', 'admin']);
-      await this.audit(identity, req, { action: 'job.list', object: 'job:all', decision: decision.allowed ? 'allow' : 'deny', reason: decision.reason, policy_version: decision.policyVersion, details: { state: options.state ?? null } });
+      const { decision, requested } = this.decideAny(identity, 'job:all', ['read', 'admin']);
+      await recordDecision(this.o.audit, req, identity, { action: 'job.list', object: 'job:all', requested, decision, details: { state: options.state ?? null } });
       if (!decision.allowed) throw new GatehouseError('forbidden', `listing everyone's jobs: ${decision.reason}`, { rule: decision.rule, policy_version: decision.policyVersion });
     }
     const records = await this.book.list({ user: options.all ? undefined : identity.user, state: options.state, limit: options.limit });
@@ -184,7 +184,8 @@ export class JobService {
   async cancel(identity: Identity, id: string, req: FastifyRequest): Promise<JobView> {
     const r = await this.record(identity, id, 'admin', req);
     if ((ENDED_STATES as readonly string[]).includes(r.state)) throw new GatehouseError('conflict', `job ${id} has already ${r.state === 'cancelled' ? 'been cancelled' : r.state}`);
-    await this.audit(identity, req, { action: 'job.cancel', object: `job:${id}`, decision: 'allow', reason: r.user === identity.user ? 'cancelled by its owner' : `cancelled by ${identity.user}`, policy_version: this.o.policy().version, details: { owner: r.user, state: r.state } });
+    const reason = r.user === identity.user ? 'cancelled by its owner' : `cancelled by ${identity.user}`;
+    await recordDecision(this.o.audit, req, identity, { action: 'job.cancel', object: `job:${id}`, decision: { allowed: true, reason, policyVersion: this.o.policy().version }, details: { owner: r.user, state: r.state } });
     if (r.state === 'pending' && this.book.withdraw(id)) {
       await this.book.end(r, 'cancelled', `cancelled while pending`, null);
       return viewOf(r, null);
@@ -223,14 +224,13 @@ export class JobService {
     return this.book.pending(r.user).find((p) => p.job === r.id)?.reason;
   }
 
-  /** The first of `actions` policy grants on `object`, or the refusal of the last. */
-  private decideAny(identity: Identity, object: string, actions: string[]): Decision {
-    let decision: Decision | undefined;
-    for (const action of actions) {
-      decision = this.o.authorizer.decide(identity, object, action);
-      if (decision.allowed) break;
+  /** The first of `actions` policy grants on `object` (and which), or the refusal of the last. */
+  private decideAny(identity: Identity, object: string, actions: readonly string[]): { decision: Decision; requested: string } {
+    for (const [i, requested] of actions.entries()) {
+      const decision = this.o.authorizer.decide(identity, object, requested);
+      if (decision.allowed || i === actions.length - 1) return { decision, requested };
     }
-    return decision!;
+    throw new Error('decideAny needs at least one action');
   }
 
   private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
