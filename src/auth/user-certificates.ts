@@ -26,7 +26,7 @@ import { isValidUsername } from '../identity/index.js';
 import { GATEWAY_CLIENT_SUBJECT } from '../wire/index.js';
 import { type CertificateRequestAsks, CertificateRequestError, type CertificateRequestProblem, type CertifiedKeyKind, parseCertificateRequest } from './certificate-request.js';
 import { type RevokedCertificate, type SignedCrl, signCrl } from './crl.js';
-import { extension, keyIdentifier, NAME_OID, nameOf, randomSerial, signCertificate } from './certificate-encoding.js';
+import { extension, keyIdentifier, NAME_OID, nameOf, randomSerial, signCertificate, toPem } from './certificate-encoding.js';
 import { type CaPems, loadSigningCa } from './signing-ca.js';
 
 export const USER_URI_PREFIX = 'urn:gatehouse:user:';
@@ -120,7 +120,7 @@ export function createUserCertificateSigner(pems: CaPems): UserCertificateSigner
         ca.key,
       );
       return {
-        certificate: new X509Certificate(der).toString(),
+        certificate: toPem('CERTIFICATE', der),
         serial,
         not_before: notBefore,
         not_after: notAfter,
