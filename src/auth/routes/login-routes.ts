@@ -96,7 +96,7 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
 
   app.post('/v1/auth/device', { config: pub, schema: { summary: 'Start an SSO login for a command-line client (RFC 8628)', querystring: NoQuery, body: EmptyBody } }, async () => {
     const oidc = requireOidc(ctx);
-    let started;
+    let started: Awaited<ReturnType<typeof oidc.startDevice>>;
     try {
       started = await oidc.startDevice();
     } catch (err) {
@@ -149,7 +149,7 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
       throw new GatehouseError('forbidden', 'a sign-in is started by opening this address in the browser, not loaded by another site (Sec-Fetch-Dest must be document)', { field: 'headers.sec-fetch-dest' });
     }
     const redirectUri = `${ctx.publicUrl()}${CALLBACK_PATH}`;
-    let start;
+    let start: Awaited<ReturnType<typeof oidc.beginBrowserLogin>>;
     try {
       start = await oidc.beginBrowserLogin(redirectUri);
     } catch (err) {
