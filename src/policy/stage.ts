@@ -15,6 +15,8 @@ import { ACTIONS, objectProblem } from './vocabulary.js';
 
 const isOwn = (need: AuthorizationNeed): need is { own: string } => 'own' in need;
 const inHandler = (need: AuthorizationNeed): need is { decidedInHandler: string } => 'decidedInHandler' in need;
+/** The fields only a policy need has: beside `own` or `decidedInHandler` they would be ignored. */
+const POLICY_FIELDS = ['object', 'action', 'audit', 'denial', 'details'] as const;
 
 /** A need the stage decides (not one a handler decides). */
 export function isPolicyNeed(need: AuthorizationNeed | undefined): need is PolicyNeed {
@@ -24,12 +26,19 @@ export function isPolicyNeed(need: AuthorizationNeed | undefined): need is Polic
 /** What is wrong with a route's declared access, or null when it declares exactly one valid kind. */
 export function accessProblem(config: Partial<FastifyContextConfig> | undefined): string | null {
   const need = config?.authorize;
+  // Authentication skips a route whose `public` is truthy, this stage only `public === true`: no
+  // other value may reach either, so the two can never disagree about a route.
+  if (config?.public !== undefined && typeof config.public !== 'boolean') return 'config.public must be true or false';
   if (config?.public === true) return need === undefined ? null : 'declares both config.public and config.authorize (a public route has nothing to authorize)';
   if (need === undefined || need === null || typeof need !== 'object') {
     return 'declares neither config.public nor config.authorize (what it needs: { object, action, audit, denial } decided before the handler, { own } or { decidedInHandler })';
   }
   const kinds = ['own', 'decidedInHandler'].filter((k) => k in need);
   if (kinds.length > 1) return `config.authorize has both ${kinds.join(' and ')}: declare one`;
+  // `{ own, object, action, ... }` reads like a policy need but is decided only by the handler (the
+  // type allows the literal: each field belongs to some kind), so the stage would skip it.
+  const stray = kinds.length === 1 ? POLICY_FIELDS.filter((k) => k in need) : [];
+  if (stray.length > 0) return `config.authorize mixes ${kinds[0]} with a policy need's ${stray.join(', ')}: ${kinds[0]} is decided by the handler and the stage would ignore the rest; declare one kind`;
   if (isOwn(need)) return typeof need.own === 'string' && need.own.trim() !== '' ? null : 'config.authorize.own must say what the caller\'s own things are';
   if (inHandler(need)) return typeof need.decidedInHandler === 'string' && need.decidedInHandler.trim() !== '' ? null : 'config.authorize.decidedInHandler must say what the handler decides';
   if (typeof need.object === 'string') {
