@@ -287,11 +287,17 @@ describe('browser sign-in (authorization code + PKCE) and the session cookie', (
  */
 function tokensIn(text: string): string[] {
   return [...text.matchAll(/ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]*/g)].map((m) => m[0]).filter((jws) => {
-    try {
-      return (JSON.parse(Buffer.from(jws.split('.')[0]!, 'base64url').toString('utf8')) as { typ?: string }).typ !== CHECKPOINT_TYP;
-    } catch {
-      return true;
+    // In the raw trail a signed checkpoint can sit right after another base64url value (its `prev`
+    // digest), so the match may start early: it is a checkpoint if a header starting at some "ey" is one.
+    const head = jws.split('.')[0]!;
+    for (let i = head.indexOf('ey'); i >= 0; i = head.indexOf('ey', i + 1)) {
+      try {
+        if ((JSON.parse(Buffer.from(head.slice(i), 'base64url').toString('utf8')) as { typ?: string }).typ === CHECKPOINT_TYP) return false;
+      } catch {
+        // not a header from here
+      }
     }
+    return true;
   });
 }
 
