@@ -252,6 +252,7 @@ describe('what events may hold', () => {
     const trail = await AuditTrail.open({ dir, key, checkpointMs: 60_000 });
     const base = input(1);
     // A lone surrogate (stored by SQLite as U+FFFD), a sparse array, a Date, -0 and 1e21 all hash as stored.
+    // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
     await trail.record({ ...base, reason: 'half a pair: \ud800', details: { sparse: [1, , 3], at: new Date(0), zero: -0, big: 1e21, line: '\u2028' } });
     // A job name that merely starts like a token is not one.
     await trail.record({ ...base, details: { name: 'eyetracking_daily.v1.2' } });

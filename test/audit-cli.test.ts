@@ -137,8 +137,14 @@ describe('gatehouse audit against the routes', () => {
     target = { url: `https://127.0.0.1:${port}`, ca: readFileSync(ca.caFile, 'utf8'), caFile: ca.caFile };
     process.env.XDG_CONFIG_HOME = join(dir, 'config');
     login('auditor-token');
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += chunk.toString()), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true));
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stdout += chunk.toString();
+      return true;
+    });
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr += chunk.toString();
+      return true;
+    });
   });
   afterAll(async () => {
     vi.restoreAllMocks();

@@ -41,7 +41,13 @@ async function harness(db: Database.Database | (() => never)): Promise<Harness> 
   app.addHook('onRequest', async (request) => {
     request.identity = request.headers['x-deny'] ? identity('alice', ['analysts']) : identity('carol', ['auditors']);
   });
-  installAuthorization(app, { authorizer: policyAuthorizer(() => policy), audit: { record: async (event) => (recorded.push(event), { ...event, id: recorded.length, time: new Date().toISOString() } as AuditEvent) } });
+  installAuthorization(app, { authorizer: policyAuthorizer(() => policy), audit: {
+      record: async (event) => {
+        recorded.push(event);
+        return { ...event, id: recorded.length, time: new Date().toISOString() } as AuditEvent;
+      },
+    },
+  });
   installAuditRoutes(app, {
     reader: () => {
       reads.count++;
@@ -194,7 +200,11 @@ describe('export back-pressure', () => {
           return new Proxy(stmt, {
             get(s, k) {
               const v = Reflect.get(s, k, s) as unknown;
-              if (k === 'all') return (...args: unknown[]) => (pages++, stmt.all(...args));
+              if (k === 'all')
+                return (...args: unknown[]) => {
+                  pages++;
+                  return stmt.all(...args);
+                };
               return typeof v === 'function' ? v.bind(s) : v;
             },
           });

@@ -17,7 +17,7 @@ import { CHECKPOINT_TYP } from '../src/audit/checkpoint.js';
 import { CSV_COLUMNS } from '../src/audit/csv.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
-import { readTrail, trailBytes } from './support/audit-trail.js';
+import { trailBytes } from './support/audit-trail.js';
 import { startCli } from './support/cli-process.js';
 import { runCli } from './support/gatehouse.js';
 import { fetchTls, type Response } from './support/https.js';
@@ -131,12 +131,21 @@ function parseCsv(text: string): string[][] {
     const c = text[i]!;
     if (quoted) {
       if (c !== '"') cell += c;
-      else if (text[i + 1] === '"') (cell += '"'), i++;
-      else quoted = false;
+      else if (text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else quoted = false;
     } else if (c === '"') quoted = true;
-    else if (c === ',') record.push(cell), (cell = '');
-    else if (c === '\r' && text[i + 1] === '\n') record.push(cell), records.push(record), (record = []), (cell = ''), i++;
-    else cell += c;
+    else if (c === ',') {
+      record.push(cell);
+      cell = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      record.push(cell);
+      records.push(record);
+      record = [];
+      cell = '';
+      i++;
+    } else cell += c;
   }
   if (quoted || cell !== '' || record.length > 0) throw new Error('the CSV does not end with a whole record');
   return records;
@@ -471,10 +480,8 @@ describe('no secret in the trail', () => {
       execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'r.csr'), '-subj', '/CN=alice'], { stdio: 'ignore' });
       const key = readFileSync(join(dir, 'k.pem'), 'utf8');
       secrets.private_key = key;
-      key
-        .split('\n')
-        .filter((l) => l.length >= 40 && !l.startsWith('-----'))
-        .forEach((l, i) => (secrets[`private_key_line_${i}`] = l));
+      const keyLines = key.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----'));
+      for (const [i, l] of keyLines.entries()) secrets[`private_key_line_${i}`] = l;
       const issued = await call(stack, '/v1/certs', { token: pair.access_token, method: 'POST', body: { csr: readFileSync(join(dir, 'r.csr'), 'utf8') } });
       expect(issued.status, issued.body).toBe(200);
       const { certificate } = issued.json<{ certificate: string }>();

@@ -189,8 +189,8 @@ describe('the catalog', () => {
       ['wrong-bytes', (m) => writeFileSync(join(m.dir, 'part-00001.csv'), 'id,text\n1,changed after the manifest\n'), 'part-00001.csv has 37 bytes; _dataset.json says 32', 'part-00001.csv'],
       ['lost-partition', (m) => rmSync(join(m.dir, 'part-00000.csv')), 'part-00000.csv is listed in _dataset.json but missing', 'part-00000.csv'],
       ['extra-partition', (m) => writeFileSync(join(m.dir, 'part-00002.csv'), 'id,text\n'), 'part-00002.csv is not listed in _dataset.json', 'part-00002.csv'],
-      ['folder-partition', (m) => (rmSync(join(m.dir, 'part-00000.csv')), mkdirSync(join(m.dir, 'part-00000.csv'))), 'part-00000.csv is not a file', 'part-00000.csv'],
-      ['manifest-folder', (m) => (rmSync(join(m.dir, '_dataset.json')), mkdirSync(join(m.dir, '_dataset.json'))), '_dataset.json is not a file'],
+      ['folder-partition', (m) => replaceWithFolder(join(m.dir, 'part-00000.csv')), 'part-00000.csv is not a file', 'part-00000.csv'],
+      ['manifest-folder', (m) => replaceWithFolder(join(m.dir, '_dataset.json')), '_dataset.json is not a file'],
       ['no-manifest', (m) => rmSync(join(m.dir, '_dataset.json')), 'has partition files but no _dataset.json', ''],
       ['Upper', () => {}, 'dataset name "Upper" has upper-case letters; names are lower case', ''],
     ];
@@ -231,16 +231,16 @@ describe('the catalog', () => {
     symlinkSync('good', join(root, 'alias')); // stays inside: a second name for `good`, refused
     symlinkSync(join(root, 'nowhere'), join(root, 'dangling'));
 
-    const escape = 'is a symbolic link that leads outside the data root';
+    const leadsOutside = 'is a symbolic link that leads outside the data root';
     const { datasets, problems } = await listDatasets(root);
     expect(datasets.map((d) => d.name)).toEqual(['good']);
     expect(problems).toEqual([
       { path: join(root, 'alias'), message: 'is a symbolic link; under the data root datasets are real folders and files, so none has a second name' },
       { path: join(root, 'dangling'), message: 'is a broken symbolic link' },
-      { path: join(root, 'escaped'), message: escape },
-      { path: join(root, 'manifest-link', '_dataset.json'), message: escape },
-      { path: join(root, 'ns-link'), message: escape },
-      { path: join(root, 'partition-link', 'part-00000.csv'), message: escape },
+      { path: join(root, 'escaped'), message: leadsOutside },
+      { path: join(root, 'manifest-link', '_dataset.json'), message: leadsOutside },
+      { path: join(root, 'ns-link'), message: leadsOutside },
+      { path: join(root, 'partition-link', 'part-00000.csv'), message: leadsOutside },
     ]);
     const refused = await datasetErrorOf(readDataset(root, 'escaped'));
     expect([refused.code, refused.path]).toEqual(['outside_root', join(root, 'escaped')]);
@@ -468,3 +468,9 @@ describe('the engine catalog over mTLS', () => {
     expect(query.json()).toEqual({ error: 'invalid_request', field: 'query.owner', message: 'query.owner is not a known field' });
   });
 });
+
+/** A file turned into a folder of the same name (what a corrupted or hostile data root can hold). */
+function replaceWithFolder(path: string): void {
+  rmSync(path);
+  mkdirSync(path);
+}

@@ -417,7 +417,7 @@ describe('edges, each checked by hand and against stock Casbin', () => {
 describe('disagreements found and fixed', () => {
   // With || at the top of the matcher there is no top-level g(r.sub, p.sub) conjunct; the role
   // definitions for groups and labels used to be found only there, so groups and labels were dropped.
-  it('keeps directory groups and manifest labels when the matcher is "... || r.sub == \"user:breakglass\""', async () => {
+  it('keeps directory groups and manifest labels when the matcher is "... || r.sub == "user:breakglass""', async () => {
     const model = modelText('shipped').replace(/^m = (.*)$/m, 'm = $1 || r.sub == "user:breakglass"');
     const policyCsv = ['g, group:analysts, role:analysts', 'p, role:analysts, dataset:sales, read, allow', 'p, user:carl, dataset:*, read, allow', 'p, user:carl, label:pii, read, deny'].join('\n');
     const world: World = { people: [{ user: 'alice', groups: ['analysts'] }, { user: 'carl', groups: [] }], manifests: new Map([['dataset:customers', ['pii']]]) };

@@ -25,7 +25,9 @@ import { until } from './support/until.js';
 
 const SHIPPED = join(ROOT, 'policies');
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** A copy of the shipped policy folder, with policy.csv (and optionally model.conf) edited. */
 function policyDir(edit: (csv: string) => string = (s) => s, model?: (m: string) => string): string {

@@ -326,7 +326,7 @@ describe('node warm worker', () => {
     expect(await worker.run(task(dir, 0, input))).toMatchObject({ ok: true, rows_out: 2 });
     const failed = await worker.run(task(dir, 1, input));
     expect(failed).toMatchObject({ ok: false, oom: false, lost_worker: false });
-    expect(failed.ok === false && failed.error).toMatch(/^TypeError: bad partition 1\n[^]*job\.mjs:3/);
+    expect(failed.ok === false && failed.error).toMatch(/^TypeError: bad partition 1\n[\s\S]*job\.mjs:3/);
     expect(await worker.run(task(dir, 2, input))).toMatchObject({ ok: true, rows_out: 2 });
   });
 
@@ -344,7 +344,7 @@ describe('node warm worker', () => {
     const { worker, dir } = await warm('node', 'export function process() {\n  const all = [];\n  for (;;) all.push({ n: all.length });\n}\n', { memoryMb: 40 });
     const result = await worker.run(task(dir, 4, write(dir, 'in.csv', 'a\n')));
     expect(result).toMatchObject({ ok: false, oom: true, lost_worker: true });
-    expect(result.ok === false && result.error).toMatch(/^worker exited with signal SIGABRT while running partition 4\n[^]*JavaScript heap out of memory/);
+    expect(result.ok === false && result.error).toMatch(/^worker exited with signal SIGABRT while running partition 4\n[\s\S]*JavaScript heap out of memory/);
   });
 
   it('refuses a module with a syntax error or without the entrypoint', async () => {

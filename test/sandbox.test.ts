@@ -432,7 +432,7 @@ for (const mode of ['plain', 'bubblewrap'] as const) {
       const r = await runTask(iso(), b, sh(script.join('\n')));
       const seen = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
       expect(seen['own-input']).toMatch(/^allowed id,word 9,nine/);
-      expect(seen['runner']).toMatch(/^allowed runner ran \['x'\]/);
+      expect(seen.runner).toMatch(/^allowed runner ran \['x'\]/);
       for (const name of ['a-output', 'a-source', 'a-inputs', 'a-area', 'data-root', 'other-dataset', 'other-partition', 'namespace', 'unlinked-partition', 'write-input', 'plant-input', 'write-runner']) {
         expect(seen[name], name).toMatch(/^refused /);
         // Plain mode: the permissions say no, or the path is not there at all (the data root of this

@@ -32,7 +32,13 @@ async function upWithBanner(box: Sandbox): Promise<{ banner: string; stop(): Pro
     });
     void exited.then((code) => reject(new Error(`gatehouse up exited (${code}) before its banner\n${output}`)));
   });
-  return { banner: output, stop: () => (child.kill('SIGINT'), exited) };
+  return {
+    banner: output,
+    stop: () => {
+      child.kill('SIGINT');
+      return exited;
+    },
+  };
 }
 
 describe('gatehouse up', () => {
@@ -95,7 +101,7 @@ describe('gatehouse up', () => {
     boxes.push(box);
     const first = await upWithBanner(box);
     expect(await first.stop()).toBe(0);
-    expect(first.banner).toMatch(/^  data     data   created demo datasets: transactions, customers, words$/m);
+    expect(first.banner).toMatch(/^ {2}data {5}data {3}created demo datasets: transactions, customers, words$/m);
     expect(readdirSync(join(box.dir, 'data')).filter((n) => !n.startsWith('.')).sort()).toEqual(['customers', 'transactions', 'words']);
 
     const second = await upWithBanner(box);

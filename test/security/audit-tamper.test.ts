@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAuditDb, readWitness, rotateAuditKey, verifyTrail, type VerifyOptions, witnessFileOf } from '../../src/audit/index.js';
-import { eventOf, GENESIS_HASH, hashRow } from '../../src/audit/chain.js';
+import { eventOf, hashRow } from '../../src/audit/chain.js';
 import { checkpointDigest, readCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.js';
 import type { AuditRow } from '../../src/audit/schema.js';
 import { auditKeyFromPem } from '../../src/audit/signing-key.js';
@@ -221,7 +221,7 @@ describe('an anchor from before checkpoints chained (3a, old-style)', () => {
     const header = { archive: { format: 1, from_id: from, to_id: to, prev_hash: rows[0]!.prev_hash, created_at: new Date().toISOString(), key: key.jwk } };
     const cp = legacyCheckpoint(db, to);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, name), [JSON.stringify(header), ...rows.map((r) => JSON.stringify(eventOf(r))), JSON.stringify({ checkpoint: cp.jws })].join('\n') + '\n');
+    writeFileSync(join(dir, name), `${[JSON.stringify(header), ...rows.map((r) => JSON.stringify(eventOf(r))), JSON.stringify({ checkpoint: cp.jws })].join('\n')}\n`);
     return name;
   }
 
@@ -357,7 +357,7 @@ describe('a rewritten suffix is not signed over (3b)', () => {
     writeFileSync(b.witnessFile, '');
     await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness file .* holds no checkpoint, but the trail has 3/);
     // Cut back to before checkpoint 3 (what an insider does along with a rewrite of the trail).
-    writeFileSync(b.witnessFile, lines.split('\n').slice(0, 2).join('\n') + '\n');
+    writeFileSync(b.witnessFile, `${lines.split('\n').slice(0, 2).join('\n')}\n`);
     await expect(AuditTrail.open(opts(b))).rejects.toThrow(/witness .* ends at checkpoint 2 \(event #40\), but the trail's checkpoints go on to 3: the witness was cut back/);
     await expect(AuditTrail.open({ ...opts(b), witnessReset: 2 })).rejects.toThrow(/cut back/); // a reset names the newest checkpoint
     expect(checkpointRows(b)).toHaveLength(3);
@@ -500,7 +500,7 @@ describe('the witness', () => {
       rewriteFrom(db, 7, 'nothing to see');
       db.prepare('delete from audit_checkpoints where event_id >= 7').run();
     });
-    writeFileSync(b.witnessFile, readFileSync(b.witnessFile, 'utf8').split('\n')[0] + '\n');
+    writeFileSync(b.witnessFile, `${readFileSync(b.witnessFile, 'utf8').split('\n')[0]}\n`);
     const trail = await AuditTrail.open({ ...opts(b), log });
     await trail.close(); // signs checkpoint 2 over the forged head: nothing local says otherwise
     expect(verify(b, { witnessFile: b.witnessFile }).ok).toBe(true);
@@ -621,13 +621,13 @@ describe('the witness is written before the trail (a stop between the two writes
 
   it('a witness one behind (what the old order left after a crash) is still refused', async () => {
     const b = copy(base, 'behind-crash');
-    writeFileSync(b.witnessFile, readFileSync(b.witnessFile, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    writeFileSync(b.witnessFile, `${readFileSync(b.witnessFile, 'utf8').split('\n').slice(0, 2).join('\n')}\n`);
     await expect(AuditTrail.open(opts(b))).rejects.toThrow(/ends at checkpoint 2 .*the witness was cut back/);
   });
 
   it('a witness reset is said in the operator log, with the checkpoint number', async () => {
     const b = copy(base, 'reset-logged');
-    writeFileSync(b.witnessFile, readFileSync(b.witnessFile, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    writeFileSync(b.witnessFile, `${readFileSync(b.witnessFile, 'utf8').split('\n').slice(0, 2).join('\n')}\n`);
     const warned: string[] = [];
     const trail = await AuditTrail.open({ ...opts(b), witnessReset: 3, log: { info() {}, warn: (_o: object, msg: string) => warned.push(msg), error() {} } });
     await trail.close();

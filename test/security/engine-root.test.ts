@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitOutput, writeDataset } from '../../src/compute/catalog/index.js';
 import { detectIsolation, findWorldWritable, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, removeJobArea, SandboxError, sealJobOutput, secureDataRoot, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
-import type { JobSpec, JobStatus } from '../../src/wire/index.js';
+import type { JobSpec } from '../../src/wire/index.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
 import { type Sandbox, sandbox } from '../support/gatehouse.js';
 import { until } from '../support/until.js';

@@ -19,7 +19,7 @@ const CSRF_COOKIE = '__Host-gatehouse_csrf';
 let app: IdentityApp;
 
 const setCookies = (r: Response): string[] => ([] as string[]).concat(r.headers['set-cookie'] ?? []);
-const cookieValue = (r: Response, name: string): string | undefined => setCookies(r).find((c) => c.startsWith(`${name}=`))?.split(';')[0]!.slice(name.length + 1);
+const cookieValue = (r: Response, name: string): string | undefined => setCookies(r).find((c) => c.startsWith(`${name}=`))?.split(';')[0]?.slice(name.length + 1);
 
 /** A browser's start of the sign-in: the IdP URL it is sent to and the cookie the gateway set. */
 async function startSignIn(a: IdentityApp, returnTo = '/v1/whoami'): Promise<{ location: string; binding: string; response: Response }> {

@@ -25,7 +25,9 @@ const MODEL = readFileSync(join(SHIPPED, 'model.conf'), 'utf8');
 const POLICY = readFileSync(join(SHIPPED, 'policy.csv'), 'utf8');
 const TESTS = readFileSync(join(SHIPPED, 'tests.yaml'), 'utf8');
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function folder(files: { model?: string; policy?: string; tests?: string } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-policy-model-'));

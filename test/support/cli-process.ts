@@ -13,9 +13,17 @@ export function startCli(args: string[], env: Record<string, string>, input?: st
   let stdout = '';
   let stderr = '';
   const waiters: (() => void)[] = [];
-  const onData = () => waiters.forEach((w) => w());
-  child.stdout.on('data', (c: Buffer) => ((stdout += c.toString()), onData()));
-  child.stderr.on('data', (c: Buffer) => ((stderr += c.toString()), onData()));
+  const onData = () => {
+    for (const w of waiters) w();
+  };
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    onData();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+    onData();
+  });
   if (input !== undefined) child.stdin.end(input);
   else child.stdin.end();
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);

@@ -60,7 +60,12 @@ export class Stack {
       certs: { dir: join(box0.dir, 'certs') },
     });
     const auditDir = typeof o.config?.audit?.dir === 'string' && o.config.audit.dir !== '' ? o.config.audit.dir : join(box0.dir, 'var', 'audit');
-    const stack = new Stack({ ...box, remove: () => (box.remove(), box0.remove(), rmSync(policies, { recursive: true, force: true })) }, box0.dir, dataRoot, policies, auditDir);
+    const stack = new Stack({ ...box, remove: () => {
+          box.remove();
+          box0.remove();
+          rmSync(policies, { recursive: true, force: true });
+        },
+      }, box0.dir, dataRoot, policies, auditDir);
     // The engine's tasks must be able to walk down to the data root.
     chmodSync(box0.dir, 0o711);
     await stack.startEngine();
