@@ -98,9 +98,11 @@ export class JobDatasets {
     if (!read.allowed) return { outcome: 'denied', decision: read };
     if (input === undefined) return { outcome: 'missing' };
 
-    const outLabels = [...new Set([...input.labels, ...this.o.policyLabels(`dataset:${input.name}`), ...(spec.labels ?? []), ...(existing?.labels ?? [])])].sort();
-    const write = authorizer.decide(subject, `dataset:${spec.output}`, 'write', { labels: outLabels });
-    await this.o.record(asker, `dataset:${spec.output}`, 'write', write, { job: job.id, ...occasion.details });
+    const inherited = new Set([...input.labels, ...this.o.policyLabels(`dataset:${input.name}`), ...(existing?.labels ?? [])]);
+    const declared = [...new Set(spec.labels ?? [])].filter((l) => !inherited.has(l)).sort();
+    const outLabels = [...new Set([...inherited, ...declared])].sort();
+    const write = this.writeDecision(subject, `dataset:${spec.output}`, outLabels, declared);
+    await this.o.record(asker, `dataset:${spec.output}`, 'write', write, { job: job.id, ...(declared.length > 0 ? { declared_labels: declared } : {}), ...occasion.details });
     if (!write.allowed) return { outcome: 'denied', decision: write };
 
     if (existing !== undefined) {
@@ -115,6 +117,22 @@ export class JobDatasets {
       return { outcome: 'unlabelable', error: err as GatehouseError };
     }
     return { outcome: 'allowed', spec: effective, replaces: existing !== undefined && existing.owner !== subject.user ? { owner: existing.owner } : null };
+  }
+
+  /**
+   * Write on the output with every label it will carry, so a deny on any of them holds. A label
+   * the job itself declares can close the output but never open it: were an allow rule on a label
+   * (`p, role:x, label:shared, write, allow`) to count for a label the caller picked, anyone it
+   * names could write any dataset by declaring that label. So when the job declares labels of its
+   * own, write must also be allowed without them.
+   */
+  private writeDecision(subject: Asker['identity'], object: string, labels: string[], declared: string[]): Decision {
+    const write = this.o.authorizer.decide(subject, object, 'write', { labels });
+    if (!write.allowed || declared.length === 0) return write;
+    const own = new Set(declared);
+    const without = this.o.authorizer.decide(subject, object, 'write', { labels: labels.filter((l) => !own.has(l)) });
+    if (without.allowed) return write;
+    return { ...without, reason: `${without.reason} (a label the job declares, ${declared.join(', ')}, cannot grant write)` };
   }
 
   /**
