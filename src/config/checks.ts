@@ -28,6 +28,14 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
   if (config.server.public_url !== '' && !/^https:\/\/[^/]+\/?$/.test(config.server.public_url)) {
     problems.push(`${where('server.public_url')}: expected https://host[:port], got ${JSON.stringify(config.server.public_url)}`);
   }
+  const { slurm } = config;
+  if (slurm.url !== '') {
+    if (!/^https?:\/\/[^/?#\s]+\/?$/.test(slurm.url)) problems.push(`${where('slurm.url')}: expected http://host[:port] or https://host[:port], got ${JSON.stringify(slurm.url)}`);
+    if (slurm.jwt_key_file === '') problems.push(`${where('slurm.jwt_key_file')}: required when slurm.url is set (Slurm's JWT key, to mint each person's token)`);
+  }
+  // Slurm tokens are minted per request: minutes, never a credential that outlives a session.
+  const slurmTtl = durationSeconds(slurm.token_ttl);
+  if (slurmTtl < 30 || slurmTtl > 3600) problems.push(`${where('slurm.token_ttl')}: must be from 30s to 1h, got ${JSON.stringify(slurm.token_ttl)}`);
   // A refresh window shorter than one access token would end every login before its first refresh.
   if (durationSeconds(tokens.refresh_ttl) < durationSeconds(tokens.access_ttl)) {
     problems.push(`${where('tokens.refresh_ttl')}: must be at least tokens.access_ttl (${tokens.access_ttl})`);

@@ -9,6 +9,7 @@ import { crossKeyProblems } from './checks.js';
 import { type Config, ConfigSchema, PATH_KEYS, SECRET_KEYS } from './schema.js';
 import { configKeys, expected, type KeySpec, sectionNames } from './walk.js';
 import { closest } from './closest.js';
+import { readPrivateFile, SLURM_KEY_MIN_BYTES } from './private-file.js';
 
 /** GATEHOUSE_* variables that belong to the CLI client, not to the configuration. */
 const CLIENT_VARIABLES = new Set(['GATEHOUSE_CONFIG', 'GATEHOUSE_URL', 'GATEHOUSE_CA']);
@@ -60,6 +61,17 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const values = config[section] as Record<string, string>;
     const value = values[key] as string;
     if (value !== '' && !isAbsolute(value)) values[key] = resolve(fromEnv.has(path) ? cwd : base, value);
+  }
+  // Slurm's key is checked here so that a bad one stops every start-up (and `config check`) at once;
+  // the backend reads it again, once, when it is built. Nothing of it is kept from this read.
+  if (config.slurm.url !== '') {
+    const where = fromEnv.get('slurm.jwt_key_file');
+    try {
+      readPrivateFile('slurm.jwt_key_file', config.slurm.jwt_key_file, SLURM_KEY_MIN_BYTES).fill(0);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(where ? `${where} (${err.message})` : `${label}: ${err.message}`);
+      throw err;
+    }
   }
   return { config, file };
 }

@@ -146,6 +146,17 @@ export const ConfigSchema = Type.Object(
       group_filter: Type.String({ minLength: 1, default: '(|(member={dn})(uniqueMember={dn})(memberUid={username}))', description: 'the group search filter; {dn} and {username} are escaped' }),
       timeout_ms: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'connect and operation timeout' }),
     }),
+    slurm: Section({
+      url: Optional('base URL of slurmrestd, http(s)://host[:port] (empty: no Slurm backend)'),
+      api_version: Type.String({ pattern: '^v0\\.0\\.[0-9]{2}$', default: 'v0.0.38', description: "slurmrestd's OpenAPI version in its paths (/slurm/<version>/...); the one its -s openapi/<version> serves" }),
+      jwt_key_file: Optional("Slurm's HS256 JWT key (the file AuthAltParameters=jwt_key= names): at least 32 bytes, readable only by the gateway's user (mode 0600 or 0400); required when slurm.url is set; never logged"),
+      token_ttl: Duration('5m', 'lifetime of each Slurm token the gateway mints for a person (from 30s to 1h)'),
+      partition: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '', description: "the Slurm partition jobs go to (empty: the cluster's default)" }),
+      account: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: '', description: "the Slurm account jobs are charged to (empty: each user's default account)" }),
+      user_attribute: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,63}$', default: 'uid', description: "the LDAP attribute read at login that names the person's POSIX account on the cluster" }),
+      user_claim: Type.String({ pattern: '^[A-Za-z0-9_.:/-]{0,128}$', default: '', description: "the OIDC ID token claim that names the person's POSIX account on the cluster (empty: people who log in by OIDC have none, and Slurm refuses them)" }),
+      timeout_ms: Type.Integer({ minimum: 100, maximum: 120000, default: 10000, description: 'timeout of each request to slurmrestd' }),
+    }),
     audit: Section({
       dir: Optional('where the audit trail lives (its own SQLite file, audit.db); empty: state.dir/audit. A volume of its own keeps a full disk elsewhere from stopping it'),
       checkpoint_interval: Duration('5s', 'how often the head of the chain is signed (when it moved); a truncated tail is detected back to the last checkpoint'),
@@ -169,7 +180,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file'] as const;
+export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file', 'slurm.jwt_key_file'] as const;
 
 /** Keys whose values are secrets: masked wherever configuration is shown. */
 export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;
