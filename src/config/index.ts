@@ -8,3 +8,4 @@ export { durationSeconds } from './duration.js';
 export { SECRET_KEYS } from './schema.js';
 export { redactSecrets } from './redact.js';
 export { closest } from './closest.js';
+export { readPrivateFile, SLURM_KEY_MIN_BYTES } from './private-file.js';

@@ -10,6 +10,11 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',
+  // A Slurm token the gateway minted for a person (src/proxy/slurm), wherever request headers are logged.
+  'headers["x-slurm-user-token"]',
+  'headers["X-SLURM-USER-TOKEN"]',
+  'req.headers["x-slurm-user-token"]',
+  'req.headers["X-SLURM-USER-TOKEN"]',
   'password',
   '*.password',
   '*.*.password',

@@ -38,6 +38,15 @@ export function isValidUsername(name: string): boolean {
   return USERNAME.test(name);
 }
 
+// A POSIX account on a cluster (useradd's portable default, 32 characters at most). Anything else a
+// directory or an IdP says is no account: a job is never run under a name that was not clearly one.
+const POSIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/** The account name if it is a valid POSIX user name (never root), else undefined. */
+export function posixUserOf(value: unknown): string | undefined {
+  return typeof value === 'string' && POSIX_USER.test(value) && value !== 'root' ? value : undefined;
+}
+
 /**
  * What may not be in a group name: a comma (it would split a policy line), and every character a
  * terminal or a browser acts on — C0 controls, DEL, C1 controls (U+0080–U+009F: CSI, OSC... as

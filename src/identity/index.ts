@@ -3,5 +3,5 @@
 // either importing the other.
 export type { Authorizer } from './authorizer.js';
 export type { Decision, DecideOptions } from './decision.js';
-export { type AuthMethod, cleanGroups, type Credential, type Identity, isValidUsername, type LoginSubject, type Subject } from './identity.js';
+export { type AuthMethod, cleanGroups, type Credential, type Identity, isValidUsername, type LoginSubject, posixUserOf, type Subject } from './identity.js';
 export { type AuthorizationNeed, type HandlerNeed, identityOf, type NeedRequest, type OwnNeed, type PolicyNeed } from './request.js';
