@@ -560,6 +560,9 @@ def process(inp, out, ctx):
       const first = await client.submit(py('first', 'lines_first', gated, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'alice' });
       await client.waitFor(first, (s) => s.workers === 2);
       const second = await client.submit(py('second', 'lines_second', gated, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'bob' });
+      // Bob's area is built and his run waits for a slot: from now on fair share counts him. (Released
+      // before that, Alice's workers would go on to her next, gated, partitions and keep both slots.)
+      await client.waitFor(second, (s) => s.reason === 'waiting for a free slot', 10_000);
       // Alice's first two partitions end; her workers give a slot back: one each, while both still run.
       release(first, [0, 1]);
       await client.waitFor(second, (s) => s.workers === 1, 10_000);
