@@ -8,7 +8,7 @@ import type {} from '@fastify/cookie'; // request.cookies
 import type { FastifyRequest } from 'fastify';
 import type { Store } from '../store/index.js';
 import { type BrowserSessions, CSRF_HEADER, SESSION_COOKIE } from './browser-sessions.js';
-import type { AuthMethod, Identity } from '../identity/index.js';
+import { type AuthMethod, type Identity, posixUserOf } from '../identity/index.js';
 import { plainText } from './audit-text.js';
 import { TokenError } from './token-error.js';
 import type { TokenService } from './tokens.js';
@@ -57,7 +57,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     const row = await deps.store.db
       .selectFrom('client_certificates as c')
       .leftJoin('token_families as f', 'f.id', 'c.family_id')
-      .select(['c.serial', 'c.user', 'c.groups', 'c.auth_method', 'c.family_id', 'c.not_after', 'c.revoked_at', 'f.expires_at as login_expires_at', 'f.revoked_at as login_revoked_at'])
+      .select(['c.serial', 'c.user', 'c.groups', 'c.auth_method', 'c.family_id', 'c.not_after', 'c.revoked_at', 'f.expires_at as login_expires_at', 'f.revoked_at as login_revoked_at', 'f.posix_user'])
       .where('c.serial', '=', serial)
       .executeTakeFirst();
     if (!row) throw new TokenError('unknown', `certificate ${serial} was not issued by this gateway`, { user: named.user, groups: [], auth_method: 'unknown', verified: false });
@@ -68,6 +68,8 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     if (Date.parse(row.not_after) <= now) throw new TokenError('expired', `certificate ${serial} expired`, owner);
     if (Date.parse(row.login_expires_at) <= now) throw new TokenError('expired', `the login of certificate ${serial} has ended`, owner);
     if (row.user !== named.user) throw new TokenError('unknown', `certificate ${serial} names another user`, { ...owner, verified: false, user: named.user });
+    // The POSIX account is the login's: a certificate carries what its login carries.
+    const posixUser = posixUserOf(row.posix_user);
     const identity: Identity = {
       user: row.user,
       groups: owner.groups,
@@ -75,6 +77,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       credential: 'certificate',
       expires_at: new Date(Math.min(Date.parse(row.not_after), Date.parse(row.login_expires_at))),
       session_id: row.family_id,
+      ...(posixUser !== undefined ? { posix_user: posixUser } : {}),
     };
     // A short cache: revocation through DELETE /v1/certs clears it at once (forgetCertificate).
     certCache.set(serial, { identity, until: now + CERT_CACHE_MS });

@@ -45,7 +45,7 @@ export class BrowserSessions {
     const row = await this.store.db
       .selectFrom('refresh_tokens as s')
       .innerJoin('token_families as f', 'f.id', 's.family_id')
-      .select(['s.family_id', 's.csrf_hash', 's.expires_at', 'f.user', 'f.groups', 'f.auth_method', 'f.revoked_at'])
+      .select(['s.family_id', 's.csrf_hash', 's.expires_at', 'f.user', 'f.groups', 'f.auth_method', 'f.posix_user', 'f.revoked_at'])
       .where('s.hash', '=', sha256(cookie))
       .where('s.kind', '=', 'session')
       .executeTakeFirst();

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Client, type Entry, InvalidCredentialsError, ResultCodeError } from 'ldapts';
 import { type Config, ConfigError } from '../config/index.js';
-import { cleanGroups, isValidUsername, type LoginSubject } from '../identity/index.js';
+import { cleanGroups, isValidUsername, type LoginSubject, posixUserOf } from '../identity/index.js';
 import { fillFilter, firstRdnValue } from './ldap-filter.js';
 import { LoginError } from './login-error.js';
 
@@ -20,8 +20,13 @@ const INVALID = 'invalid username or password';
 const UNAVAILABLE = 'the directory is not available; try again later';
 const REFUSED = 'the directory refused the login';
 
+export interface LdapLoginOptions {
+  /** slurm.user_attribute: the attribute naming the person's POSIX account on the cluster (none: no account). */
+  posixUserAttribute?: string;
+}
+
 /** Reads the files the settings name, once; throws a ConfigError naming the key if one is unreadable. */
-export function createLdapLogin(settings: LdapSettings): LdapLogin {
+export function createLdapLogin(settings: LdapSettings, options: LdapLoginOptions = {}): LdapLogin {
   if (settings.url === '') throw new ConfigError('ldap.url: not set (LDAP login is disabled)');
   const ca = settings.ca_file === '' ? undefined : readSetting('ldap.ca_file', settings.ca_file);
   const bindPassword =
@@ -43,11 +48,13 @@ export function createLdapLogin(settings: LdapSettings): LdapLogin {
       const service = await connect();
       try {
         if (settings.bind_dn !== '') await step('service account bind', () => service.bind(settings.bind_dn, bindPassword));
-        const entry = await findUser(service, settings, username);
+        const entry = await findUser(service, settings, username, options.posixUserAttribute);
         await proveUser(connect, entry.dn, password);
         const user = usernameOf(entry, settings, username);
         const groups = await groupsOf(service, settings, entry, user);
-        return { user, groups, auth_method: 'ldap' };
+        // The first value that is a POSIX user name; anything else is no account (never a guess).
+        const posixUser = options.posixUserAttribute === undefined ? undefined : values(entry, options.posixUserAttribute).map(posixUserOf).find((v) => v !== undefined);
+        return { user, groups, auth_method: 'ldap', ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
       } finally {
         await close(service);
       }
@@ -85,7 +92,7 @@ async function openClient(settings: LdapSettings, tls: ConnectionOptions): Promi
   }
 }
 
-async function findUser(client: Client, settings: LdapSettings, username: string): Promise<Entry> {
+async function findUser(client: Client, settings: LdapSettings, username: string, posixUserAttribute: string | undefined): Promise<Entry> {
   const filter = fillFilter(settings.user_filter, { username });
   const { searchEntries } = await step('user search', () =>
     client.search(settings.user_base, {
@@ -93,7 +100,7 @@ async function findUser(client: Client, settings: LdapSettings, username: string
       filter,
       // Two are enough to know the name is ambiguous.
       sizeLimit: 2,
-      attributes: [settings.posix_user_attribute, settings.group_attribute],
+      attributes: [settings.posix_user_attribute, settings.group_attribute, ...(posixUserAttribute !== undefined ? [posixUserAttribute] : [])],
     }),
   );
   const [entry, second] = searchEntries;

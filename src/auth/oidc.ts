@@ -2,7 +2,7 @@
 // authorization grant (RFC 8628) for the CLI, the authorization code flow with PKCE for browsers.
 // Both end in a LoginSubject read from the validated (signature-checked) ID token.
 import * as client from 'openid-client';
-import { cleanGroups, isValidUsername, type LoginSubject } from '../identity/index.js';
+import { cleanGroups, isValidUsername, type LoginSubject, posixUserOf } from '../identity/index.js';
 import { type LoginFailure, LoginError } from './login-error.js';
 import { isLoopbackHost } from '../http/index.js';
 import { codeOrHash, plainText } from './audit-text.js';
@@ -21,6 +21,8 @@ export interface OidcSettings {
   scopes: string[];
   usernameClaim: string;
   groupsClaim: string;
+  /** slurm.user_claim: the claim naming the person's POSIX account on the cluster (absent or empty: none). */
+  posixUserClaim?: string;
   /** Seconds between device-flow polls told to the caller, instead of the provider's (tests use 0). */
   pollInterval?: number;
   /** Timeout of each request to the provider, in seconds (default 10). */
@@ -189,7 +191,8 @@ async function subjectFrom(config: client.Configuration, tokens: Tokens, setting
   if (!idToken) throw new LoginError('provider_error', 'the identity provider did not say who signed in', 'no ID token in the token response (is the openid scope requested?)');
   let claims: Record<string, unknown> = idToken;
   // Some providers put only sub in the ID token; then userinfo has the rest.
-  if ((claims[settings.usernameClaim] === undefined || claims[settings.groupsClaim] === undefined) && config.serverMetadata().userinfo_endpoint) {
+  const missing = (claim: string | undefined) => claim !== undefined && claim !== '' && claims[claim] === undefined;
+  if ((missing(settings.usernameClaim) || missing(settings.groupsClaim) || missing(settings.posixUserClaim)) && config.serverMetadata().userinfo_endpoint) {
     const userinfo = await client.fetchUserInfo(config, tokens.access_token, idToken.sub);
     claims = { ...userinfo, ...idToken };
   }
@@ -204,7 +207,9 @@ async function subjectFrom(config: client.Configuration, tokens: Tokens, setting
   else if (typeof raw === 'string') groups = [raw];
   else if (Array.isArray(raw)) groups = raw.filter((g): g is string => typeof g === 'string');
   else throw new LoginError('invalid_claims', 'the identity provider sent groups in a form Gatehouse cannot read', `claim ${settings.groupsClaim} is neither a string nor a list`);
-  return { user, groups: cleanGroups(groups), auth_method: 'oidc' };
+  // Only a POSIX user name counts; anything else (an email, a list) is no account.
+  const posixUser = settings.posixUserClaim ? posixUserOf(claims[settings.posixUserClaim]) : undefined;
+  return { user, groups: cleanGroups(groups), auth_method: 'oidc', ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
 }
 
 const DEVICE_ERRORS: Record<string, [LoginFailure, string]> = {

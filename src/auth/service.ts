@@ -61,7 +61,7 @@ export async function createIdentityService(config: Config, store: Store, option
   // Browser sign-ins an address keeps pending: each is a stored request; a start beyond the bound evicts the oldest.
   const signInStarts = new PendingSignIns({ maxPending: config.login.max_sign_ins_per_address, windowSeconds: OIDC_REQUEST_TTL_MS / 1000, ...(options.now ? { now: options.now } : {}) });
   const deviceCodes = new KnownDeviceCodes(options.now);
-  const ldap = config.ldap.url === '' ? undefined : createLdapLogin(config.ldap);
+  const ldap = config.ldap.url === '' ? undefined : createLdapLogin(config.ldap, { posixUserAttribute: config.slurm.user_attribute });
   const oidc = oidcFrom(config);
 
   const caCertPem = readFileSync(join(config.certs.dir, CERT_FILES.ca.cert), 'utf8');
@@ -103,9 +103,9 @@ function oidcFrom(config: Config): (OidcLogin & { issuer: string }) | undefined 
   const { oidc, dev_idp } = config;
   if (oidc.issuer !== '') {
     const secret = oidc.client_secret_file !== '' ? readSecretFile('oidc.client_secret_file', oidc.client_secret_file) : oidc.client_secret;
-    return createOidcClient({ issuer: oidc.issuer, clientId: oidc.client_id, clientSecret: secret, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim });
+    return createOidcClient({ issuer: oidc.issuer, clientId: oidc.client_id, clientSecret: secret, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim, posixUserClaim: config.slurm.user_claim });
   }
   if (!dev_idp.enabled) return undefined;
   // The development provider sets no polling interval and does not throttle: poll every second.
-  return createOidcClient({ issuer: `http://127.0.0.1:${dev_idp.port}`, clientId: DEV_CLIENT_ID, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim, pollInterval: 1 });
+  return createOidcClient({ issuer: `http://127.0.0.1:${dev_idp.port}`, clientId: DEV_CLIENT_ID, scopes: oidc.scopes, usernameClaim: oidc.username_claim, groupsClaim: oidc.groups_claim, posixUserClaim: config.slurm.user_claim, pollInterval: 1 });
 }

@@ -5,7 +5,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
 import type { Store } from '../store/index.js';
 import { codeOrHash } from './audit-text.js';
-import type { AuthMethod, Identity, LoginSubject } from '../identity/index.js';
+import { type AuthMethod, type Identity, type LoginSubject, posixUserOf } from '../identity/index.js';
 import { type SigningKeys, TOKEN_ALG } from './signing-keys.js';
 import { type CredentialOwner, TokenError } from './token-error.js';
 
@@ -39,6 +39,8 @@ interface AccessClaims extends JWTPayload {
   groups: string[];
   auth_method: AuthMethod;
   sid: string;
+  /** The login's POSIX account, when it has one. */
+  posix_user?: string;
 }
 
 /** The ids a login or a refresh will use, known before anything is stored so the audit event can name them first. */
@@ -109,6 +111,7 @@ export class TokenService {
         user: subject.user,
         groups: JSON.stringify(subject.groups),
         auth_method: subject.auth_method,
+        posix_user: posixUserOf(subject.posix_user) ?? null,
         created_at: iso(now),
         expires_at: iso(now + this.options.refreshTtlSeconds * 1000),
         revoked_at: null,
@@ -228,6 +231,7 @@ export class TokenService {
       throw new TokenError('missing_claim', 'groups, sub or auth_method');
     }
     if (this.revoked.has(payload.sid)) throw new TokenError('revoked', 'login ended', claimedOwner(payload, true));
+    const posixUser = posixUserOf(payload.posix_user);
     return {
       user: payload.sub,
       groups: payload.groups.filter((g): g is string => typeof g === 'string'),
@@ -235,6 +239,7 @@ export class TokenService {
       credential: 'bearer',
       expires_at: new Date((payload.exp ?? 0) * 1000),
       session_id: payload.sid,
+      ...(posixUser !== undefined ? { posix_user: posixUser } : {}),
     };
   }
 
@@ -252,7 +257,7 @@ export class TokenService {
     const exp = Math.min(now + this.options.accessTtlSeconds * 1000, familyEnd);
     const { kid, privateKey } = await this.keys.signing();
     const subject = subjectOf(family);
-    const access = await new SignJWT({ groups: subject.groups, auth_method: subject.auth_method, sid: family.id })
+    const access = await new SignJWT({ groups: subject.groups, auth_method: subject.auth_method, sid: family.id, ...(subject.posix_user !== undefined ? { posix_user: subject.posix_user } : {}) })
       .setProtectedHeader({ alg: TOKEN_ALG, kid, typ: 'at+jwt' })
       .setIssuer(this.options.issuer)
       .setAudience(TOKEN_AUDIENCE)
@@ -283,8 +288,9 @@ export class TokenService {
   }
 }
 
-export function subjectOf(family: { user: string; groups: string; auth_method: string }): LoginSubject {
-  return { user: family.user, groups: JSON.parse(family.groups) as string[], auth_method: family.auth_method as AuthMethod };
+export function subjectOf(family: { user: string; groups: string; auth_method: string; posix_user?: string | null }): LoginSubject {
+  const posixUser = posixUserOf(family.posix_user);
+  return { user: family.user, groups: JSON.parse(family.groups) as string[], auth_method: family.auth_method as AuthMethod, ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
 }
 
 function iso(ms: number): string {

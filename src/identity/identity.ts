@@ -22,6 +22,8 @@ export interface Identity extends Subject {
   expires_at: Date;
   /** The login (token family) this credential belongs to; logout and reuse detection end it. */
   session_id?: string;
+  /** The person's POSIX account on the cluster (valid per posixUserOf), from their login; absent: none. */
+  posix_user?: string;
 }
 
 /** What a login method learns about a person, before any credential exists. */
@@ -29,6 +31,8 @@ export interface LoginSubject {
   user: string;
   groups: string[];
   auth_method: AuthMethod;
+  /** The POSIX account the directory or the IdP names (slurm.user_attribute, slurm.user_claim); absent: none. */
+  posix_user?: string;
 }
 
 // Usernames end up in certificate subjects, policy subjects and audit filters: keep them plain.

@@ -133,4 +133,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('oidc_requests').dropColumn('binding_hash').execute();
     },
   },
+  '0005_posix_user': {
+    async up(db: Kysely<unknown>) {
+      // The POSIX account a login names (the directory's slurm.user_attribute, the IdP's
+      // slurm.user_claim): what the Slurm backend runs the person's jobs as. Logins from before
+      // this migration have none, so Slurm refuses them until they log in again.
+      await db.schema.alterTable('token_families').addColumn('posix_user', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('token_families').dropColumn('posix_user').execute();
+    },
+  },
 };

@@ -23,6 +23,8 @@ export interface TokenFamilyTable {
   expires_at: string;
   revoked_at: string | null;
   revoke_reason: string | null;
+  /** The person's POSIX account on the cluster, from the login (0005); null: none. */
+  posix_user: string | null;
 }
 
 export interface RefreshTokenTable {

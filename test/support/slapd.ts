@@ -144,7 +144,7 @@ ${options.anonymousSearch ? '  by anonymous read\n' : ''}  by * none
 function directoryLdif(bindPassword: string): string {
   const person = (uid: string, cn: string, extra: string[] = [], rdn = `uid=${uid}`, ou = PEOPLE) =>
     [`dn: ${rdn},${ou}`, 'objectClass: inetOrgPerson', ...extra, `uid: ${uid}`, `cn: ${cn}`, `sn: ${cn.split(' ').pop()}`, `userPassword: ${ssha(passwordOf(uid))}`, ''].join('\n');
-  const posix = (uidNumber: number) => ['objectClass: posixAccount', `uidNumber: ${uidNumber}`, `gidNumber: ${uidNumber}`, `homeDirectory: /home/u${uidNumber}`];
+  const posix = (uidNumber: number, gecos?: string) => ['objectClass: posixAccount', `uidNumber: ${uidNumber}`, `gidNumber: ${uidNumber}`, `homeDirectory: /home/u${uidNumber}`, ...(gecos ? [`gecos: ${gecos}`] : [])];
   const groupOfNames = (cn: string, members: string[]) =>
     [`dn: cn=${cn},${GROUPS}`, 'objectClass: groupOfNames', `cn: ${cn}`, ...members.map((m) => `member: ${m}`), ''].join('\n');
   const dn = (uid: string) => `uid=${uid},${PEOPLE}`;
@@ -158,7 +158,7 @@ function directoryLdif(bindPassword: string): string {
     person('carol', 'Carol Auditor'),
     person('dave', 'Dave Contractor'),
     // A POSIX account whose only group is a posixGroup (memberUid): no memberOf, found by the group search.
-    person('frank', 'Frank Posix', posix(10001)),
+    person('frank', 'Frank Posix', posix(10001, 'fposix')), // gecos: another attribute naming an account (test/posix-user.test.ts)
     // Only in a groupOfUniqueNames, which the memberof overlay does not follow: found by the group search.
     person('grace', 'Grace Research'),
     // A DN with non-ASCII characters, for group filters that carry {dn}.

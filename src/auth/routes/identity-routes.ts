@@ -16,7 +16,7 @@ export function installIdentityRoutes(server: FastifyInstance, ctx: RouteContext
 
   app.get('/v1/whoami', { config: { authorize: { own: 'the caller, as their credential says' } }, schema: { summary: 'The caller, as the gateway sees them', querystring: NoQuery, response: { 200: WhoamiResponse } } }, async (request) => {
     const identity = identityOf(request);
-    return { user: identity.user, groups: identity.groups, auth_method: identity.auth_method, credential: identity.credential, expires_at: identity.expires_at.toISOString() };
+    return { user: identity.user, groups: identity.groups, auth_method: identity.auth_method, credential: identity.credential, expires_at: identity.expires_at.toISOString(), posix_user: identity.posix_user ?? null };
   });
 }
 

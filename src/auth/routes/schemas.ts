@@ -34,6 +34,7 @@ export const WhoamiResponse = Type.Object({
   auth_method: Type.String(),
   credential: Type.String(),
   expires_at: Type.String(),
+  posix_user: Type.Union([Type.String(), Type.Null()], { description: "the POSIX account Slurm jobs run as (slurm.user_attribute or slurm.user_claim at login); null: none, and the Slurm backend refuses this person's jobs" }),
 });
 
 export const CertRequestBody = Type.Object(
