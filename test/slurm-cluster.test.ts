@@ -180,6 +180,22 @@ describe('a private Slurm cluster (slurmrestd v0.0.38, JWT)', () => {
     expect(squeueNames().filter((n) => n.startsWith('refused-'))).toEqual([]);
   });
 
+  it('starts slurmrestd again on the same port when it is killed (kill -9), jobs untouched', async () => {
+    const sleep = uniqueSleep();
+    const id = ok(await submit('outlives-rest', `#!/bin/sh\nexec ${sleep.join(' ')}\n`)).job_id!;
+    await until(() => pidsOf(sleep).length === 1, 30_000, 'the job running');
+    const [before] = pidsOf(['slurmrestd', '-f', slurm.env.SLURM_CONF, '-a', 'rest_auth/jwt', '-s', 'openapi/v0.0.38', slurm.restUrl.replace('http://', '')]);
+    expect(before).toBeGreaterThan(0);
+    slurm.signal('slurmrestd', 'SIGKILL');
+    await until(async () => (await rest('GET', '/ping').catch(() => undefined))?.status === 200, 30_000, 'slurmrestd answering again');
+    const [after] = pidsOf(['slurmrestd', '-f', slurm.env.SLURM_CONF, '-a', 'rest_auth/jwt', '-s', 'openapi/v0.0.38', slurm.restUrl.replace('http://', '')]);
+    expect(after).not.toBe(before);
+    expect((await jobs(id))[0]?.job_state).toBe('RUNNING');
+    expect(pidsOf(sleep)).toHaveLength(1);
+    ok(await rest('DELETE', `/job/${id}`));
+    await until(() => pidsOf(sleep).length === 0, 30_000, 'the job gone');
+  });
+
   it('stop() kills every process of the cluster, jobs included, and removes its folder', async () => {
     const other = await startSlurm();
     try {
