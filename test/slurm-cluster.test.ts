@@ -7,7 +7,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintSlurmToken, type SlurmCluster, startSlurm } from './support/slurm.js';
+import { mintSlurmToken, SLURM_SCRIPT, type SlurmCluster, startSlurm } from './support/slurm.js';
 import { until } from './support/until.js';
 
 interface SlurmReply {
@@ -178,6 +178,16 @@ describe('a private Slurm cluster (slurmrestd v0.0.38, JWT)', () => {
       expect(read.body.jobs ?? [], name).toEqual([]);
     }
     expect(squeueNames().filter((n) => n.startsWith('refused-'))).toEqual([]);
+  });
+
+  it('`scripts/slurm/cluster token DIR USER` prints a token slurmrestd accepts for that user (for curl by hand)', async () => {
+    const token = execFileSync(SLURM_SCRIPT, ['token', slurm.dir, slurm.user.name, '60'], { encoding: 'utf8' }).trim();
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    expect(Object.keys(claims).sort()).toEqual(['exp', 'iat', 'sun']);
+    expect(claims.sun).toBe(slurm.user.name);
+    expect(Number(claims.exp) - Number(claims.iat)).toBe(60);
+    expect(ok(await rest('GET', '/jobs', undefined, token)).jobs?.length).toBeGreaterThan(0);
+    expect(() => execFileSync(SLURM_SCRIPT, ['token', slurm.dir, 'not a name'], { stdio: 'pipe' })).toThrow(/not a Unix user name/);
   });
 
   it('starts slurmrestd again on the same port when it is killed (kill -9), jobs untouched', async () => {
