@@ -24,6 +24,14 @@
 //                other daemon's death ends the cluster
 //   stop()       kills every process of the cluster, jobs included (they live in its PID namespace), and removes
 //                its folder; safe to call twice. If the test process dies, the cluster dies with it.
+// Also exported: ensureUnixUser(name) for more accounts (gh-bob...), mintSlurmToken(key, user, iat, exp) for tokens
+// with any key or times (forged, expired), requireSlurm(), SLURM_SCRIPT, SLURM_API_VERSION.
+//
+// Good to know: a job sees PIDs of the cluster's namespace (`$$` in a job is not a PID this process can signal; find
+// a job's processes by a unique command line in /proc). The first job after a start waits up to ~2 s for the
+// scheduler's first pass; later ones start within a few hundred ms (batch_sched_delay=0). A job's files belong to
+// its user: give it folders that user can write (workDir, or your own), reachable through world-executable parents.
+// scripts/slurm/cluster runs the same cluster by hand (see its header).
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,7 +122,7 @@ export async function startSlurm(options: SlurmOptions = {}): Promise<SlurmClust
   const started = Date.now();
   // A port chosen free can be taken before slurmctld binds it: then the cluster stops itself; try again.
   for (let attempt = 1; ; attempt++) {
-    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-slurm-'));
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-slurm-cluster-'));
     const run = launch(dir);
     try {
       const env = await until(async () => (run.exited() ? 'exited' : await ready(dir, user.name)), 30_000, () => `the Slurm cluster in ${dir} ready\n${run.output()}${daemonLogs(dir)}`, 100);
