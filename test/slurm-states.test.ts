@@ -207,6 +207,12 @@ describe('slurmrestd answers', () => {
     ).toThrow('Slurm refused the request: Batch job submission failed: Invalid job array specification (error 2072); second');
   });
 
+  it('reads the number v0.0.38 puts in error_code', () => {
+    expect(() => checkSlurmResponse(200, { errors: [{ error_code: 2042, error: 'Job is in held state, pending scheduler release' }], job_id: 3 })).toThrow(
+      'Slurm refused the request: Job is in held state, pending scheduler release (error 2042)',
+    );
+  });
+
   it('fails on an HTTP error without errors, and on a body that is not a JSON object', () => {
     expect(() => checkSlurmResponse(500, { errors: [] })).toThrow('slurmrestd answered HTTP 500');
     expect(() => checkSlurmResponse(200, 'oops')).toThrow('slurmrestd answered something that is not a JSON object');

@@ -248,7 +248,7 @@ export function checkSlurmResponse(httpStatus: number, body: unknown): Record<st
     const entries: SlurmErrorEntry[] = errors.map((e) => {
       const item: Record<string, unknown> = e !== null && typeof e === 'object' ? (e as Record<string, unknown>) : { error: e };
       const parts = [clean(item.description), clean(item.error)].filter((p, i, all) => p !== '' && all.indexOf(p) === i);
-      const number = num(item.error_number) ?? num(item.errno);
+      const number = num(item.error_number) ?? num(item.error_code) ?? num(item.errno);
       return { error: parts.join(': ') || 'an error without a description', ...(number !== undefined ? { error_number: number } : {}) };
     });
     const said = entries.map((e) => (e.error_number !== undefined ? `${e.error} (error ${e.error_number})` : e.error)).join('; ');
