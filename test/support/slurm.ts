@@ -94,19 +94,20 @@ export async function ensureUnixUser(name: string): Promise<UnixUser> {
     }
   };
   // Files in parallel may create it at the same time (useradd then fails on the lock or the name): look again.
+  let failure = '';
   return until(
     () => {
       const found = lookup();
       if (found) return found;
       try {
-        execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', name], { stdio: 'ignore' });
-      } catch {
-        // retried
+        execFileSync(existsSync('/usr/sbin/useradd') ? '/usr/sbin/useradd' : 'useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', name], { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (err) {
+        failure = String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim();
       }
       return lookup() ?? false;
     },
     10_000,
-    `the Unix account ${name}`,
+    () => `the Unix account ${name} (useradd: ${failure})`,
     100,
   );
 }
