@@ -4,7 +4,7 @@
 // refusal (errors[] in the answer, an unknown account, no account, a daemon that does not answer)
 // turned into a clear error.
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arraySpec, createSlurmClient, type ArraySubmission, type SlurmClient } from '../src/proxy/slurm/client.js';
@@ -76,16 +76,26 @@ describe('the slurmrestd client', () => {
   });
 
   it('runs one array, a task per partition, as the person’s account, and reads it back as succeeded', async () => {
-    const id = await client.submitArray(alice, job('ok', '#!/bin/sh\necho "task=$SLURM_ARRAY_TASK_ID user=$(id -un) cpus=$SLURM_CPUS_PER_TASK"\n', { tasks: [0, 1, 2, 5], throttle: 2 }));
+    const id = await client.submitArray(alice, job('ok', '#!/bin/sh\necho "task=$SLURM_ARRAY_TASK_ID user=$(id -un) cpus=$SLURM_CPUS_ON_NODE"\n', { tasks: [0, 1, 2, 5], throttle: 2, cpusPerTask: 2, timeLimitS: 61 }));
     const tasks = await ended(id, 4, 'the array of 4 ended');
     const view = mapSlurmArray(tasks, 4, nowS());
     expect(view).toMatchObject({ state: 'succeeded', error: null, partitions: { total: 4, done: 4, failed: 0, running: 0 }, attempts: 4 });
     expect(tasks.map((t) => t.task_id)).toEqual([0, 1, 2, 5]);
+    // What the client asked of Slurm, as Slurm recorded it: the throttle, CPUs, memory per CPU, minutes.
+    const raw = await fetch(`${slurm.restUrl}/slurm/${slurm.apiVersion}/job/${id}`, { headers: { 'X-SLURM-USER-NAME': alice, 'X-SLURM-USER-TOKEN': await slurm.token() } });
+    const records = ((await raw.json()) as { jobs: Record<string, unknown>[] }).jobs;
+    expect(records).toHaveLength(4);
+    for (const r of records) {
+      expect(r).toMatchObject({ array_job_id: id, array_max_tasks: 2, user_name: alice, time_limit: 2 });
+      expect(r.cpus).toBe(2); // v0.0.38 shows cpus_per_task as null and sets no SLURM_CPUS_PER_TASK; SLURM_CPUS_ON_NODE says 2 (below)
+      expect(Number(r.memory_per_cpu)).toBe(100);
+    }
     for (const t of tasks) {
-      expect(t.cpus).toBe(1);
+      expect(t.cpus).toBe(2);
       const out = join(slurm.workDir, `ok-${id}_${t.task_id}.out`);
       // Written by the person's own account: the cluster sees real users.
       expect(statSync(out).uid).toBe(slurm.user.uid);
+      expect(readFileSync(out, 'utf8')).toBe(`task=${t.task_id} user=${alice} cpus=2\n`);
     }
   });
 

@@ -116,8 +116,9 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
           ...(job.stderr ? { standard_error: job.stderr } : {}),
           ...(job.partition ? { partition: job.partition } : {}),
           ...(job.account ? { account: job.account } : {}),
-          // Our retries are ours (max_attempts): Slurm does not requeue a failed task behind our back.
-          requeue: false,
+          // No `requeue: false`: Slurm 22.05's v0.0.38 accepts it and ignores it (the job keeps the
+          // cluster's JobRequeue). A task Slurm requeues (node failure, preemption) runs again: its
+          // restarts are counted in attempts, and a partition's output must be written idempotently.
           // Held until the gateway has seen whom Slurm will run it as (below).
           hold: true,
         },
