@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config/index.js';
+import { checkGatewayFiles, ConfigError, loadConfig } from '../src/config/index.js';
 import { runCli } from './support/gatehouse.js';
 
 // Recognisable bytes, so any copy of them (raw, hex or base64) in an error would be found.
@@ -126,7 +126,8 @@ describe('slurm configuration', () => {
     it(`refuses a key file that is ${what}, naming slurm.jwt_key_file and never showing the key`, () => {
       const dir = folder(key === null ? {} : { 'jwt.key': key }, { 'jwt.key': mode });
       const file = key === null ? 'nope.key' : 'jwt.key';
-      const err = errorOf(() => loadConfig({ cwd: dir, env: { GATEHOUSE_SLURM_URL: 'http://127.0.0.1:6820', GATEHOUSE_SLURM_JWT_KEY_FILE: file } }));
+      const { config } = loadConfig({ cwd: dir, env: { GATEHOUSE_SLURM_URL: 'http://127.0.0.1:6820', GATEHOUSE_SLURM_JWT_KEY_FILE: file } });
+      const err = errorOf(() => checkGatewayFiles(config));
       expect(err.message).toMatch(message);
       expect(err.message.split('\n')).toHaveLength(1);
       if (key !== null && key.length > 0) expectNoKey(err.message, key);
@@ -135,8 +136,21 @@ describe('slurm configuration', () => {
 
   it('refuses a key file that is a folder', () => {
     const dir = folder();
-    const err = errorOf(() => loadConfig({ cwd: dir, env: { GATEHOUSE_SLURM_URL: 'http://127.0.0.1:6820', GATEHOUSE_SLURM_JWT_KEY_FILE: dir } }));
-    expect(err.message).toMatch(/slurm\.jwt_key_file: .* is not a regular file/);
+    const { config } = loadConfig({ cwd: dir, env: { GATEHOUSE_SLURM_URL: 'http://127.0.0.1:6820', GATEHOUSE_SLURM_JWT_KEY_FILE: dir } });
+    expect(errorOf(() => checkGatewayFiles(config)).message).toMatch(/slurm\.jwt_key_file: .* is not a regular file/);
+  });
+
+  it('accepts a private key of 32 bytes or more at the gateway’s start, and ignores it while slurm.url is empty', () => {
+    const dir = folder({ 'jwt.key': KEY, 'open.key': KEY }, { 'open.key': 0o644 });
+    const on = loadConfig({ cwd: dir, env: { GATEHOUSE_SLURM_URL: 'http://127.0.0.1:6820', GATEHOUSE_SLURM_JWT_KEY_FILE: 'jwt.key' } }).config;
+    expect(() => checkGatewayFiles(on)).not.toThrow();
+    const off = loadConfig({ cwd: dir, env: { GATEHOUSE_SLURM_JWT_KEY_FILE: 'open.key' } }).config;
+    expect(() => checkGatewayFiles(off)).not.toThrow();
+  });
+
+  it('leaves the key to the gateway: loading the configuration (the engine, the command-line client) does not read it', () => {
+    const dir = folder({ 'g.yaml': SLURM, 'jwt.key': KEY }, { 'jwt.key': 0o644 });
+    expect(() => loadConfig({ path: join(dir, 'g.yaml'), env: {} })).not.toThrow();
   });
 
   it('stops the gateway at start-up on a key file others can read, in one line naming the key and without it', async () => {

@@ -62,18 +62,17 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const value = values[key] as string;
     if (value !== '' && !isAbsolute(value)) values[key] = resolve(fromEnv.has(path) ? cwd : base, value);
   }
-  // Slurm's key is checked here so that a bad one stops every start-up (and `config check`) at once;
-  // the backend reads it again, once, when it is built. Nothing of it is kept from this read.
-  if (config.slurm.url !== '') {
-    const where = fromEnv.get('slurm.jwt_key_file');
-    try {
-      readPrivateFile('slurm.jwt_key_file', config.slurm.jwt_key_file, SLURM_KEY_MIN_BYTES).fill(0);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new ConfigError(where ? `${where} (${err.message})` : `${label}: ${err.message}`);
-      throw err;
-    }
-  }
   return { config, file };
+}
+
+/**
+ * The files only the gateway reads, checked when it starts (not by loadConfig: the engine and the
+ * command-line client read the same configuration, maybe as another user or on another host).
+ * Slurm's JWT key: a bad one stops the gateway here, naming slurm.jwt_key_file; the Slurm backend
+ * reads it again, once, when it is built. Nothing of it is kept from this read.
+ */
+export function checkGatewayFiles(config: Config): void {
+  if (config.slurm.url !== '') readPrivateFile('slurm.jwt_key_file', config.slurm.jwt_key_file, SLURM_KEY_MIN_BYTES).fill(0);
 }
 
 function locate(path: string | undefined, cwd: string): string | null {

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { AuditTrail, loadAuditKey, witnessFileOf } from '../audit/index.js';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
-import { type Config, durationSeconds } from '../config/index.js';
+import { checkGatewayFiles, type Config, durationSeconds } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
 import { closeBackends, createBackends } from '../proxy/index.js';
@@ -17,6 +17,7 @@ export interface RunningService {
 }
 
 export async function startGateway(config: Config): Promise<RunningService> {
+  checkGatewayFiles(config);
   ensureServiceCertificates(config);
   const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
   const clientTls = readTlsMaterial(config.certs.dir, 'gatewayClient');
