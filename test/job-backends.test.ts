@@ -95,6 +95,7 @@ beforeAll(async () => {
   url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   tokens.carla = (await identity.tokens.login(CARLA)).access_token;
   tokens.ana = (await identity.tokens.login(ANA)).access_token;
+  tokens.anaPosix = (await identity.tokens.login({ ...ANA, posix_user: 'ana_lab' })).access_token;
 }, 60_000);
 
 afterAll(async () => {
@@ -167,5 +168,35 @@ describe('a job on a second backend', () => {
     const { checks } = r.json<{ checks: Record<string, string> }>();
     expect(checks.engine).toMatch(/^ok \(https:\/\/127\.0\.0\.1:\d+/);
     expect(checks['backend:lab']).toMatch(/^ok \(test backend lab/);
+  });
+});
+
+describe('the POSIX account a job runs as', () => {
+  it('comes from the login: handed to the backend, named in job.submit, and kept by a pending job until it is admitted', async () => {
+    const submitted = async (o: Partial<JobSpec>): Promise<{ id: string; state: string }> => {
+      const r = await api('/v1/jobs', 'anaPosix', { method: 'POST', body: job({ backend: 'lab', ...o }) });
+      expect(r.status, r.body).toBe(201);
+      return r.json<{ id: string; state: string }>();
+    };
+    // All 8 of ana's cores held by a job that keeps running, so the next one waits in the queue.
+    const hold = await submitted({ name: 'keep-running', output: 'scratch-ana/hold', resources: { cores: 8, memory_mb: 256, time_limit_s: 60 } });
+    const parked = await submitted({ output: 'scratch-ana/later' });
+    expect(parked.state).toBe('pending');
+    expect(lab.received.find((s) => s.id === hold.id)?.posix_user).toBe('ana_lab');
+    expect(lab.received.find((s) => s.id === parked.id)).toBeUndefined();
+    const row = await store.db.selectFrom('jobs').select(['posix_user']).where('id', '=', parked.id).executeTakeFirstOrThrow();
+    expect(row.posix_user).toBe('ana_lab');
+
+    expect((await api(`/v1/jobs/${hold.id}`, 'anaPosix', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    const admitted = await until(async () => lab.received.find((s) => s.id === parked.id), 20_000, 'the pending job to be handed to lab');
+    expect(admitted.posix_user).toBe('ana_lab');
+
+    const submits = readTrail(auditDir).filter((e) => e.action === 'job.submit');
+    expect(submits.find((e) => e.object === `job:${hold.id}`)?.details).toMatchObject({ backend: 'lab', posix_user: 'ana_lab' });
+    expect(submits.find((e) => e.object === `job:${parked.id}`)?.details).toMatchObject({ state: 'pending', posix_user: 'ana_lab' });
+    // A login without an account: nothing named, nothing handed over.
+    const plain = lab.received.find((s) => s.spec.output === 'scratch-ana/out')!;
+    expect(plain.posix_user).toBeUndefined();
+    expect(submits.find((e) => e.object === `job:${plain.id}`)?.details).not.toHaveProperty('posix_user');
   });
 });

@@ -9,6 +9,11 @@ import type { DatasetInfo, JobSpec, JobStatus, Resources } from '../wire/index.j
 export interface BackendSubmission {
   id: string;
   user: string;
+  /**
+   * The owner's POSIX account on a cluster (from their login, kept with the job): what a backend
+   * that runs jobs as people (Slurm) runs this one as. Absent: the login named none.
+   */
+  posix_user?: string;
   spec: JobSpec;
   granted: Resources;
   /**

@@ -192,7 +192,14 @@ export class JobBook {
     const backend = this.backend(r.backend);
     try {
       const replaces = this.replaces.get(r.id);
-      const { backendId } = await backend.submit({ id: r.id, user: r.user, spec: r.spec, granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s }, ...(replaces ? { replaces } : {}) });
+      const { backendId } = await backend.submit({
+        id: r.id,
+        user: r.user,
+        ...(r.posix_user !== null ? { posix_user: r.posix_user } : {}),
+        spec: r.spec,
+        granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s },
+        ...(replaces ? { replaces } : {}),
+      });
       r.backend_id = backendId;
       if (r.state === 'dispatching') r.state = 'queued';
       r.reason = null;

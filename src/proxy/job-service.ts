@@ -53,7 +53,7 @@ export class JobService {
 
     // Stage 3: admission, one synchronous step on the ledger, against what the backend can ever run.
     const resources = spec.resources;
-    const summary = { input: spec.input, output: spec.output, backend: backendName, requested: resources, name: spec.name };
+    const summary = { input: spec.input, output: spec.output, backend: backendName, requested: resources, name: spec.name, ...(identity.posix_user !== undefined ? { posix_user: identity.posix_user } : {}) };
     const admission = await this.book.admit({ job: id, subject: identity, resources }, backendName);
     if (admission.outcome === 'rejected') {
       const { limit, used, requested, max, reason } = admission;
@@ -70,6 +70,7 @@ export class JobService {
       user: identity.user,
       groups: [...identity.groups],
       auth_method: identity.auth_method,
+      posix_user: identity.posix_user ?? null,
       name: spec.name,
       input: spec.input,
       output: spec.output,

@@ -144,4 +144,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('token_families').dropColumn('posix_user').execute();
     },
   },
+  '0006_job_posix_user': {
+    async up(db: Kysely<unknown>) {
+      // The POSIX account a job runs as (the submitter's, from their login), kept with the job so a
+      // pending job admitted later, or after a restart, is handed over under the same account.
+      // Jobs from before this migration have none.
+      await db.schema.alterTable('jobs').addColumn('posix_user', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('jobs').dropColumn('posix_user').execute();
+    },
+  },
 };

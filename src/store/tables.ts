@@ -66,6 +66,8 @@ export interface JobTable {
   user: string;
   groups: string;
   auth_method: string;
+  /** The POSIX account the job runs as on a cluster (from the submitter's login); null: none. */
+  posix_user: string | null;
   name: string;
   input: string;
   output: string;

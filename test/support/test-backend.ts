@@ -2,6 +2,7 @@
 // owners and labels the gateway learns only from it) that runs each job at once, writing its output
 // into that catalog with the labels the gateway put in the spec. What a Slurm backend will look
 // like to the gateway, without Slurm: the gateway must authorize each job on ITS backend's labels.
+// A job named `keep-running` runs until it is cancelled (to hold quota while a test needs it).
 import { Readable } from 'node:stream';
 import type { BackendSubmission, ComputeBackend } from '../../src/proxy/index.js';
 import { type DatasetInfo, GatehouseError, type JobStatus } from '../../src/wire/index.js';
@@ -33,37 +34,51 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
       const input = datasets.get(job.spec.input);
       if (input === undefined) throw new GatehouseError('not_found', `no dataset ${job.spec.input} on ${name}`);
       const now = new Date().toISOString();
+      if (job.spec.name === 'keep-running') {
+        jobs.set(job.id, { ...statusOf(job, now, input), state: 'running', partitions: { total: 1, done: 0, failed: 0, running: 1 }, rows_out: 0, bytes_out: 0, finished_at: null });
+        return { backendId: job.id };
+      }
       // Runs at once: the output is in the catalog, with every label the gateway decided it carries.
       datasets.set(job.spec.output, { ...testDataset(job.spec.output, job.spec.labels ?? [], job.user), produced_by: job.id, created_at: now });
-      jobs.set(job.id, {
-        id: job.id,
-        name: job.spec.name,
-        user: job.user,
-        state: 'succeeded',
-        input: job.spec.input,
-        output: job.spec.output,
-        runtime: job.spec.runtime,
-        resources: job.granted,
-        partitions: { total: 1, done: 1, failed: 0, running: 0 },
-        workers: 0,
-        rows_in: input.rows,
-        rows_out: input.rows,
-        bytes_in: input.bytes,
-        bytes_out: input.bytes,
-        created_at: now,
-        started_at: now,
-        finished_at: now,
-        core_seconds: 0,
-        attempts: 1,
-        error: null,
-        reason: null,
-      });
+      jobs.set(job.id, statusOf(job, now, input));
       return { backendId: job.id };
     },
     status: async (id) => jobs.get(id) ?? null,
     active: async () => [...jobs.values()].filter((j) => j.finished_at === null),
     logs: async (id) => (jobs.has(id) ? Readable.from([`ran on ${name}\n`]) : null),
-    cancel: async (id) => jobs.get(id) ?? null,
+    cancel: async (id) => {
+      const status = jobs.get(id);
+      if (status === undefined) return null;
+      if (status.finished_at === null) jobs.set(id, { ...status, state: 'cancelled', partitions: { ...status.partitions, running: 0 }, finished_at: new Date().toISOString() });
+      return jobs.get(id)!;
+    },
     close: () => undefined,
+  };
+}
+
+/** A job that ran at once and succeeded, as the backend reports it. */
+function statusOf(job: BackendSubmission, now: string, input: DatasetInfo): JobStatus {
+  return {
+    id: job.id,
+    name: job.spec.name,
+    user: job.user,
+    state: 'succeeded',
+    input: job.spec.input,
+    output: job.spec.output,
+    runtime: job.spec.runtime,
+    resources: job.granted,
+    partitions: { total: 1, done: 1, failed: 0, running: 0 },
+    workers: 0,
+    rows_in: input.rows,
+    rows_out: input.rows,
+    bytes_in: input.bytes,
+    bytes_out: input.bytes,
+    created_at: now,
+    started_at: now,
+    finished_at: now,
+    core_seconds: 0,
+    attempts: 1,
+    error: null,
+    reason: null,
   };
 }
