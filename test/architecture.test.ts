@@ -89,6 +89,14 @@ describe('the import graph of src/', () => {
     expect([...(rooms.get('identity') ?? [])].filter((r) => r !== 'wire')).toEqual([]);
   });
 
+  it("keeps the data root's reader a kernel both sides may use: catalog imports only wire, the engine reads through it, and no gateway room imports the engine", () => {
+    expect([...(rooms.get('catalog') ?? ['(no src/catalog)'])].filter((r) => r !== 'wire')).toEqual([]);
+    expect(rooms.get('compute')).toContain('catalog');
+    for (const room of ['gateway', 'proxy', 'auth', 'policy', 'quota', 'audit', 'store', 'identity', 'http', 'config', 'wire', 'catalog']) {
+      expect(rooms.get(room) ?? new Set(), room).not.toContain('compute');
+    }
+  });
+
   it('keeps authentication and policy apart: neither imports the other', () => {
     expect(rooms.get('auth')).not.toContain('policy');
     expect(rooms.get('policy')).not.toContain('auth');

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetError, listDatasets, readDataset, writeDataset } from '../src/compute/catalog/index.js';
+import { DatasetError, listDatasets, readDataset } from '../src/catalog/index.js';
+import { writeDataset } from '../src/compute/catalog/index.js';
 import { ensureDemoData } from '../src/compute/index.js';
 import { engineClient } from '../src/proxy/index.js';
 import { datasetNameProblem, isDatasetName, readTlsMaterial } from '../src/wire/index.js';

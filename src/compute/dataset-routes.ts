@@ -3,8 +3,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { NoQuery } from '../http/index.js';
+import { listDatasets } from '../catalog/index.js';
 import { type DatasetList, DatasetListSchema } from '../wire/index.js';
-import { listDatasets } from './catalog/index.js';
 
 export function datasetRoutes(server: FastifyInstance, options: { dataRoot: string }): void {
   const app = server.withTypeProvider<TypeBoxTypeProvider>(); // handler types from the route schemas

@@ -1,9 +1,4 @@
-// The engine's dataset catalog: reading, listing and writing dataset folders under the data root.
-export { DatasetError, type DatasetErrorCode } from './errors.js';
-export { type Catalog, type CatalogProblem, listDatasets } from './list.js';
-export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, parseManifest, partitionFile } from './manifest.js';
-export { readDataset } from './read.js';
+// The engine's half of the dataset catalog: writing datasets and committing a job's output. Reading
+// (manifests, datasets, the listing) is the shared kernel's, src/catalog.
 export { type NewDataset, type PartitionData, writeDataset } from './write.js';
 export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
-export { exists, loadDataset, type OpenDataset, openDataset } from './read.js';
-export { openRoot } from './root.js';

@@ -3,11 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { DatasetError, type DatasetManifest, exists, MANIFEST_FILE, openRoot, parseManifest, partitionFile, realOwn } from '../../catalog/index.js';
 import { type DatasetFormat, datasetNameProblem } from '../../wire/index.js';
-import { DatasetError } from './errors.js';
-import { type DatasetManifest, MANIFEST_FILE, parseManifest, partitionFile } from './manifest.js';
-import { exists } from './read.js';
-import { openRoot, realOwn } from './root.js';
 
 export interface PartitionData {
   text: string;

@@ -2,8 +2,9 @@
 // against every job in flight, the input and output checked on disk, the ticket spent, and the job
 // recorded and handed to preparation. Apart because it is the engine's only door for new work.
 import { join } from 'node:path';
+import { DatasetError, exists, MANIFEST_FILE, openRoot } from '../../catalog/index.js';
 import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus } from '../../wire/index.js';
-import { DatasetError, exists, MANIFEST_FILE, openRoot, readExisting, replaceRefusal } from '../catalog/index.js';
+import { readExisting, replaceRefusal } from '../catalog/index.js';
 import { type EngineContext, statusOf } from './engine-context.js';
 import { openInput, shape } from './job-input.js';
 import { activate, startPreparing } from './preparation.js';

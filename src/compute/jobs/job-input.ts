@@ -1,8 +1,8 @@
 // A job's input dataset as the engine reads it, at submission and again after a restart: opened
 // from the data root (its failures worded as the request's), and reduced to what a run needs.
 import { join } from 'node:path';
+import { DatasetError, openDataset, openRoot } from '../../catalog/index.js';
 import { GatehouseError } from '../../wire/index.js';
-import { DatasetError, openDataset, openRoot } from '../catalog/index.js';
 import type { InputShape } from './job-run.js';
 
 export type InputDataset = Awaited<ReturnType<typeof openDataset>>;

@@ -2,7 +2,7 @@
 // restored, its inputs linked, its source written) before any worker may start. Apart because a new
 // job and one resumed after a restart go through it alike, and a cancel must wait for it.
 import { join } from 'node:path';
-import { exists, partitionFile } from '../catalog/index.js';
+import { exists, partitionFile } from '../../catalog/index.js';
 import { killUidProcesses, prepareJobArea, writeJobSource } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';
 import { commitRun } from './job-commit.js';

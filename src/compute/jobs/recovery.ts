@@ -3,7 +3,7 @@
 // the areas of jobs that ended while the engine died are removed. Apart because it runs once, at open.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openDataset, openRoot } from '../catalog/index.js';
+import { openDataset, openRoot } from '../../catalog/index.js';
 import { REMOVING_PREFIX, removeTree } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';
 import type { JobRow } from './job-db.js';

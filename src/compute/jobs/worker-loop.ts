@@ -3,7 +3,7 @@
 // commits the job when it was the last worker of a job whose partitions are all done). Apart because
 // it is the engine's inner loop, the part that runs while everything else waits.
 import { basename, join } from 'node:path';
-import { partitionFile } from '../catalog/index.js';
+import { partitionFile } from '../../catalog/index.js';
 import { WorkerStartError } from '../runners/index.js';
 import { outOfMemoryMessage, taskPaths } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';

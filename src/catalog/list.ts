@@ -2,7 +2,7 @@
 // (scratch/alice). A broken dataset is skipped and reported, never fatal to the listing.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type DatasetInfo, datasetNameProblem } from '../../wire/index.js';
+import { type DatasetInfo, datasetNameProblem } from '../wire/index.js';
 import { DatasetError } from './errors.js';
 import { MANIFEST_FILE, PARTITION_PREFIX } from './manifest.js';
 import { exists, loadDataset } from './read.js';

@@ -1,7 +1,7 @@
 // One dataset: its folder, its manifest, and partition files that agree with the manifest.
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type DatasetInfo, datasetNameProblem } from '../../wire/index.js';
+import { type DatasetInfo, datasetNameProblem } from '../wire/index.js';
 import { DatasetError } from './errors.js';
 import { type DatasetManifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, PARTITION_PREFIX, parseManifest } from './manifest.js';
 import { type DataRoot, openRoot, realOwn } from './root.js';

@@ -2,7 +2,7 @@
 // and every job's partitioning trust it.
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
-import type { DatasetFormat } from '../../wire/index.js';
+import type { DatasetFormat } from '../wire/index.js';
 import { DatasetError } from './errors.js';
 
 export const MANIFEST_FILE = '_dataset.json';
