@@ -3,3 +3,4 @@
 export { buildEngine, type EngineOptions } from './server.js';
 export { startEngine } from './start.js';
 export { ensureDemoData } from './demo-data.js';
+export { type PartitionDone, type PartitionTaskOptions, runPartitionTask, TaskFailedError, taskMain, TaskUsageError } from './partition-task.js';
