@@ -1,14 +1,16 @@
 // A secret kept in a file (Slurm's JWT key): it must be a regular file only its owner can read or
 // write, and long enough to be a key. Every refusal names the configuration key and the file, never
 // a byte of what the file holds.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 
 /** Reads the whole file once, after checking it; throws a ConfigError naming `key` otherwise. */
 export function readPrivateFile(key: string, path: string, minBytes: number): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO (or a device) put at the path opens at once and is refused below, instead of
+    // holding start-up until something writes to it. No effect on a regular file.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
     throw new ConfigError(`${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
