@@ -22,7 +22,7 @@ beforeAll(async () => {
   slurm = await startSlurm();
   alice = slurm.user.name;
   const minter = createSlurmTokenMinter({ keyFile: slurm.jwtKeyFile, ttlSeconds: 300 });
-  client = createSlurmClient({ url: slurm.restUrl, apiVersion: slurm.apiVersion, timeoutMs: 10_000, minter });
+  client = createSlurmClient({ url: slurm.restUrl, apiVersion: slurm.apiVersion, timeoutMs: 10_000, minter, accountUids: { min: slurm.user.uid } });
 }, 90_000);
 
 afterAll(async () => {

@@ -13,6 +13,12 @@ export interface SlurmClientOptions {
   /** slurm.timeout_ms. */
   timeoutMs: number;
   minter: SlurmTokenMinter;
+  /**
+   * The uids a person's account may have on the cluster (default 1000 to 59999: Debian's and most
+   * distributions' UID_MIN..UID_MAX). A name outside is a system or service account (daemon, munge,
+   * slurm = SlurmUser, which can read Slurm's JWT key; nobody = 65534): a job is never released as one.
+   */
+  accountUids?: { min?: number; max?: number };
 }
 
 /** One job array: one task per partition. */
@@ -56,8 +62,15 @@ const ESLURM_ALREADY_DONE = 2021;
 const ESLURM_JOB_HELD = 2042;
 /** The uid Slurm gives a name it cannot resolve (SLURM_AUTH_NOBODY): the job would run as someone else. */
 const SLURM_AUTH_NOBODY = 99;
+/** login.defs' UID_MIN and UID_MAX on Debian (60000-64999 are static system accounts, 65534 nobody). */
+export const SLURM_ACCOUNT_UID_MIN = 1000;
+export const SLURM_ACCOUNT_UID_MAX = 59999;
 
 export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
+  const minUid = options.accountUids?.min ?? SLURM_ACCOUNT_UID_MIN;
+  const maxUid = options.accountUids?.max ?? SLURM_ACCOUNT_UID_MAX;
+  // Never below 1 (root) whatever the configuration says.
+  if (!Number.isInteger(minUid) || !Number.isInteger(maxUid) || minUid < 1 || maxUid < minUid) throw new GatehouseError('invalid_request', `Slurm account uids: ${minUid}..${maxUid} is not a range of non-root uids`);
   const base = `${options.url.replace(/\/$/, '')}/slurm/${options.apiVersion}`;
 
   /** One request as `asUser`; `allow`: Slurm error numbers that are not failures for this request. */
@@ -133,6 +146,11 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
         if (record === undefined || record.user_name !== asUser) {
           const uid = typeof record?.user_id === 'number' ? record.user_id : SLURM_AUTH_NOBODY;
           throw new GatehouseError('forbidden', `the cluster has no POSIX account ${asUser} (Slurm would run the job as uid ${uid}); ask your administrator to create it`);
+        }
+        // A name that resolves, but to a system or service account (daemon, munge, slurm, nobody):
+        // a directory attribute or an IdP claim that names one must not give its holder that account.
+        if (typeof record.user_id !== 'number' || !Number.isInteger(record.user_id) || record.user_id < minUid || record.user_id > maxUid) {
+          throw new GatehouseError('forbidden', `${asUser} is a system account on the cluster (uid ${String(record.user_id)}, outside ${minUid}..${maxUid}); a job never runs as one`);
         }
         // Slurm 22.05 answers an array's release with "job array update ... failed" in errors[] even
         // when it released every task: what counts is that the job is no longer held.
