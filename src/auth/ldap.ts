@@ -52,8 +52,10 @@ export function createLdapLogin(settings: LdapSettings, options: LdapLoginOption
         await proveUser(connect, entry.dn, password);
         const user = usernameOf(entry, settings, username);
         const groups = await groupsOf(service, settings, entry, user);
-        // The first value that is a POSIX user name; anything else is no account (never a guess).
-        const posixUser = options.posixUserAttribute === undefined ? undefined : values(entry, options.posixUserAttribute).map(posixUserOf).find((v) => v !== undefined);
+        // Exactly one value, and a POSIX user name; anything else is no account (never a guess): a
+        // directory returns values in no promised order, and one beside the person's may name another.
+        const named = options.posixUserAttribute === undefined ? [] : values(entry, options.posixUserAttribute);
+        const posixUser = named.length === 1 ? posixUserOf(named[0]) : undefined;
         return { user, groups, auth_method: 'ldap', ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
       } finally {
         await close(service);

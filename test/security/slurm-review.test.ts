@@ -6,9 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLdapLogin } from '../../src/auth/ldap.js';
 import { createSlurmClient, type ArraySubmission, type SlurmClient } from '../../src/proxy/slurm/client.js';
 import { createSlurmTokenMinter } from '../../src/proxy/slurm/token.js';
 import { GatehouseError } from '../../src/wire/index.js';
+import { PEOPLE, type Slapd, startSlapd } from '../support/slapd.js';
 import { type SlurmCluster, startSlurm } from '../support/slurm.js';
 
 let slurm: SlurmCluster;
@@ -89,5 +91,50 @@ describe('Slurm review: the key file', () => {
     const script = `import(${JSON.stringify(module)}).then((m) => { try { m.readPrivateFile('slurm.jwt_key_file', ${JSON.stringify(fifo)}, 32); console.log('read'); } catch (e) { console.log(e.message); } })`;
     const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15_000 });
     expect(out).toMatch(/^slurm\.jwt_key_file: .* is not a regular file/);
+  });
+});
+
+describe('Slurm review: a multi-valued directory attribute', () => {
+  // The attribute naming the cluster account (slurm.user_attribute) may hold several values; a
+  // directory returns them in no promised order, and a value beside the person's may be someone
+  // else's account. Before: the first value that looked like a POSIX name was taken.
+  const entry = (uid: string, descriptions: string[]) =>
+    [`dn: uid=${uid},${PEOPLE}`, 'objectClass: inetOrgPerson', `uid: ${uid}`, `cn: ${uid}`, `sn: ${uid}`, ...descriptions.map((d) => `description: ${d}`), `userPassword: ${uid}-password`, ''].join('\n');
+  let slapd: Slapd;
+  beforeAll(async () => {
+    slapd = await startSlapd({
+      extraLdif: `\n${[entry('mallory', ['Mallory M.', 'alice']), entry('trent', ['bob', 'trent']), entry('peggy', ['peggy'])].join('\n')}`,
+    });
+  });
+  afterAll(async () => {
+    await slapd?.stop();
+  });
+  const login = (who: string) =>
+    createLdapLogin(
+      {
+        url: slapd.url,
+        start_tls: true,
+        ca_file: slapd.caFile,
+        bind_dn: slapd.bindDn,
+        bind_password: slapd.bindPassword,
+        bind_password_file: '',
+        user_base: PEOPLE,
+        user_filter: '(uid={username})',
+        posix_user_attribute: 'uid',
+        group_attribute: 'memberOf',
+        group_base: '',
+        group_filter: '(member={dn})',
+        timeout_ms: 5000,
+      },
+      { posixUserAttribute: 'description' },
+    ).login(who, `${who}-password`);
+
+  it('gives no account when the attribute holds more than one value, whichever is first', async () => {
+    expect(await login('mallory')).not.toHaveProperty('posix_user');
+    expect(await login('trent')).not.toHaveProperty('posix_user');
+  });
+
+  it('still reads a single value (the control)', async () => {
+    expect(await login('peggy')).toMatchObject({ user: 'peggy', posix_user: 'peggy' });
   });
 });
