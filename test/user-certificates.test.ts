@@ -56,7 +56,11 @@ function opensslKeyAndCsr(newkey: string[], extra: string[] = []): { keyPem: str
   const keyFile = join(dir, `${++fileCount}.key`);
   const r = openssl(['req', '-new', ...newkey, '-nodes', '-keyout', keyFile, '-subj', '/CN=alice', ...extra]);
   expect(r.status, r.out).toBe(0);
-  return { keyPem: readFileSync(keyFile, 'utf8'), csrPem: r.out.slice(r.out.indexOf('-----BEGIN CERTIFICATE REQUEST-----')) };
+  // Only the PEM block: openssl's stderr follows it in `out` (a "-----" line after key generation,
+  // read as base64url by a test that decodes the text itself, became trailing bytes: seen once in CI).
+  const pem = /-----BEGIN CERTIFICATE REQUEST-----[\s\S]*?-----END CERTIFICATE REQUEST-----\n/.exec(r.out)?.[0];
+  expect(pem, r.out).toBeDefined();
+  return { keyPem: readFileSync(keyFile, 'utf8'), csrPem: pem! };
 }
 const opensslCsr = (newkey: string[], extra: string[] = []) => opensslKeyAndCsr(newkey, extra).csrPem;
 
