@@ -51,6 +51,11 @@ describe('slurm configuration', () => {
       user_attribute: 'uid',
       user_claim: '',
       timeout_ms: 10000,
+      jobs_dir: '',
+      min_uid: 1000,
+      max_uid: 59999,
+      default: false,
+      status_user: 'nobody',
     });
   });
 
@@ -74,6 +79,11 @@ describe('slurm configuration', () => {
         GATEHOUSE_SLURM_USER_ATTRIBUTE: 'uidNumberName',
         GATEHOUSE_SLURM_USER_CLAIM: 'unix_user',
         GATEHOUSE_SLURM_TIMEOUT_MS: '3000',
+        GATEHOUSE_SLURM_JOBS_DIR: '/shared/gatehouse-jobs',
+        GATEHOUSE_SLURM_MIN_UID: '2000',
+        GATEHOUSE_SLURM_MAX_UID: '900000',
+        GATEHOUSE_SLURM_DEFAULT: 'true',
+        GATEHOUSE_SLURM_STATUS_USER: 'gatehouse',
       },
     });
     expect(config.slurm).toEqual({
@@ -86,6 +96,11 @@ describe('slurm configuration', () => {
       user_attribute: 'uidNumberName',
       user_claim: 'unix_user',
       timeout_ms: 3000,
+      jobs_dir: '/shared/gatehouse-jobs',
+      min_uid: 2000,
+      max_uid: 900000,
+      default: true,
+      status_user: 'gatehouse',
     });
   });
 

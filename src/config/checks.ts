@@ -1,5 +1,6 @@
 // Rules that span keys, checked after each key has its own type: a start-up that would only fail
 // at the first login fails here instead, naming the key.
+import { relative, resolve, isAbsolute } from 'node:path';
 import { durationSeconds } from './duration.js';
 import type { Config } from './schema.js';
 
@@ -34,6 +35,8 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
     if (slurm.jwt_key_file === '') problems.push(`${where('slurm.jwt_key_file')}: required when slurm.url is set (Slurm's JWT key, to mint each person's token)`);
   }
   // Slurm tokens are minted per request: minutes, never a credential that outlives a session.
+  if (slurm.max_uid < slurm.min_uid) problems.push(`${where('slurm.max_uid')}: must not be below slurm.min_uid (${slurm.min_uid}), got ${slurm.max_uid}`);
+  if (slurm.jobs_dir !== '' && config.data.root !== '' && isInside(slurm.jobs_dir, config.data.root)) problems.push(`${where('slurm.jobs_dir')}: must not be inside data.root (the people's accounts reach it; the data root must stay closed to them)`);
   const slurmTtl = durationSeconds(slurm.token_ttl);
   if (slurmTtl < 30 || slurmTtl > 3600) problems.push(`${where('slurm.token_ttl')}: must be from 30s to 1h, got ${JSON.stringify(slurm.token_ttl)}`);
   // A refresh window shorter than one access token would end every login before its first refresh.
@@ -41,4 +44,10 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
     problems.push(`${where('tokens.refresh_ttl')}: must be at least tokens.access_ttl (${tokens.access_ttl})`);
   }
   return problems;
+}
+
+/** Whether `path` is `root` or inside it (as written; both resolved). */
+function isInside(path: string, root: string): boolean {
+  const rel = relative(resolve(root), resolve(path));
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }

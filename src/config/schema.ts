@@ -156,6 +156,11 @@ export const ConfigSchema = Type.Object(
       user_attribute: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]{0,63}$', default: 'uid', description: "the LDAP attribute read at login that names the person's POSIX account on the cluster" }),
       user_claim: Type.String({ pattern: '^[A-Za-z0-9_.:/-]{0,128}$', default: '', description: "the OIDC ID token claim that names the person's POSIX account on the cluster (empty: people who log in by OIDC have none, and Slurm refuses them)" }),
       timeout_ms: Type.Integer({ minimum: 100, maximum: 120000, default: 10000, description: 'timeout of each request to slurmrestd' }),
+      jobs_dir: Optional("where each Slurm job gets its folder (its granted input staged, its outputs and logs), at the same path on the gateway host and every node; the people's accounts must be able to traverse its parents (mode 0711 or 0755); empty: state.dir/slurm-jobs"),
+      min_uid: Type.Integer({ minimum: 1, maximum: 4294967294, default: 1000, description: "the lowest uid a person's account may have on the cluster: a job is never run as an account below (system and service accounts)" }),
+      max_uid: Type.Integer({ minimum: 1, maximum: 4294967294, default: 59999, description: "the highest uid a person's account may have on the cluster (sites that map ids from a directory, such as SSSD, raise it)" }),
+      default: Type.Boolean({ default: false, description: 'Slurm is the backend of a job that names none (else the bundled engine)' }),
+      status_user: Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'nobody', description: "the account the gateway asks Slurm's health and nodes as (read-only requests; no job ever runs as it)" }),
     }),
     audit: Section({
       dir: Optional('where the audit trail lives (its own SQLite file, audit.db); empty: state.dir/audit. A volume of its own keeps a full disk elsewhere from stopping it'),
@@ -180,7 +185,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file', 'slurm.jwt_key_file'] as const;
+export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file', 'slurm.jwt_key_file', 'slurm.jobs_dir'] as const;
 
 /** Keys whose values are secrets: masked wherever configuration is shown. */
 export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;

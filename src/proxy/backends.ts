@@ -3,20 +3,44 @@
 // readiness line per backend. To add a backend kind, implement ComputeBackend (backend.ts) and build
 // it here from its configuration section; nothing outside src/proxy names a concrete backend.
 import { createPrivateKey } from 'node:crypto';
-import type { Config } from '../config/index.js';
+import { join } from 'node:path';
+import { type Config, durationSeconds } from '../config/index.js';
+import { PACKAGE_ROOT } from '../version.js';
 import type { DatasetInfo, TlsMaterial } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
 import { bundledBackend } from './bundled-backend.js';
 import { engineClient } from './engine-client.js';
+import { createSlurmClient } from './slurm/client.js';
+import { slurmBackend } from './slurm/slurm-backend.js';
+import { createSlurmTokenMinter } from './slurm/token.js';
 
 /**
  * The configured backends, the default (a job spec without `backend`) first: the bundled engine
  * at engine.host:engine.port, over mTLS with the gateway's client certificate (`tls`), whose key
- * also signs the admission tickets the engine checks.
+ * also signs the admission tickets the engine checks; then Slurm when slurm.url is set (first when
+ * slurm.default is true).
  */
-export function createBackends(config: Pick<Config, 'engine'>, tls: TlsMaterial): ComputeBackend[] {
+export function createBackends(config: Pick<Config, 'engine' | 'slurm' | 'data' | 'state'>, tls: TlsMaterial): ComputeBackend[] {
   const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls });
-  return [bundledBackend(engine, createPrivateKey(tls.key))];
+  const backends = [bundledBackend(engine, createPrivateKey(tls.key))];
+  const { slurm } = config;
+  if (slurm.url === '') return backends;
+  const minter = createSlurmTokenMinter({ keyFile: slurm.jwt_key_file, ttlSeconds: durationSeconds(slurm.token_ttl) });
+  const client = createSlurmClient({ url: slurm.url, apiVersion: slurm.api_version, timeoutMs: slurm.timeout_ms, minter, accountUids: { min: slurm.min_uid, max: slurm.max_uid } });
+  const onSlurm = slurmBackend({
+    client,
+    url: slurm.url,
+    dataRoot: config.data.root,
+    jobsDir: slurm.jobs_dir !== '' ? slurm.jobs_dir : join(config.state.dir, 'slurm-jobs'),
+    stateDir: join(config.state.dir, 'slurm'),
+    partition: slurm.partition,
+    account: slurm.account,
+    statusUser: slurm.status_user,
+    // The same checkout at the same path on every node (see the README's Slurm section).
+    taskCommand: [process.execPath, join(PACKAGE_ROOT, 'bin', 'gatehouse-task.js')],
+    python: config.engine.python,
+  });
+  return slurm.default ? [onSlurm, ...backends] : [...backends, onSlurm];
 }
 
 /** A dataset as GET /v1/datasets lists it: with its backend's name when there is more than one backend. */

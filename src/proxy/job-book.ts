@@ -325,6 +325,7 @@ export class JobBook {
           rows_in: status?.rows_in ?? 0,
           rows_out: status?.rows_out ?? 0,
           partitions: status?.partitions ?? null,
+          ...backendDetails(status),
         },
       });
       // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
@@ -352,7 +353,7 @@ export class JobBook {
    */
   private async started(r: JobRecord, status: JobStatus): Promise<void> {
     await Promise.all([
-      this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total } }),
+      this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total, ...backendDetails(status) } }),
       this.event(r, { action: 'dataset.read', object: `dataset:${r.input}`, decision: 'allow', reason: `read by job ${r.id}, started on ${r.backend}`, details: { job: r.id, started_at: status.started_at, partitions: status.partitions.total } }),
     ]);
   }
@@ -438,4 +439,12 @@ export class JobBook {
       details: { input: r.input, output: r.output, backend: r.backend, ...e.details },
     };
   }
+}
+
+/** What the job is on its backend, where that says more than the gateway's id: Slurm's job id and the account it ran as. */
+function backendDetails(status: JobStatus | null): Record<string, string> {
+  return {
+    ...(status?.backend_job_id !== undefined ? { backend_job_id: status.backend_job_id } : {}),
+    ...(status?.posix_user !== undefined ? { posix_user: status.posix_user } : {}),
+  };
 }

@@ -109,6 +109,8 @@ export const JobStatusSchema = Type.Object(
     attempts: Type.Integer({ description: 'partition runs started, retries included' }),
     error: Type.Union([Type.String(), Type.Null()]),
     reason: Type.Union([Type.String(), Type.Null()], { description: 'why it waits, while queued or pending' }),
+    backend_job_id: Type.Optional(Type.String({ description: "the backend's own id for the job where it has one (Slurm's job id, what squeue and sacct show)" })),
+    posix_user: Type.Optional(Type.String({ description: 'the POSIX account the job runs as on a cluster (Slurm)' })),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,4 @@
-// The engine's half of the dataset catalog: writing datasets and committing a job's output. Reading
-// (manifests, datasets, the listing) is the shared kernel's, src/catalog.
+// The engine's half of the dataset catalog: writing datasets. Reading and committing a job's output
+// are the shared kernel's (src/catalog), re-exported here for the engine's own files.
 export { type NewDataset, type PartitionData, writeDataset } from './write.js';
-export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
+export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from '../../catalog/index.js';

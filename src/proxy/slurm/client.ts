@@ -47,12 +47,25 @@ export interface ArraySubmission {
 export interface SlurmClient {
   /** Whether slurmctld answers, asked as this account: Slurm's own words (`UP`). */
   ping(asUser: string): Promise<string>;
-  /** Submits the array; its job id. */
-  submitArray(asUser: string, job: ArraySubmission): Promise<number>;
+  /**
+   * Submits the array held, checks whom Slurm will run it as, calls `beforeRelease` with that
+   * account's uid and gid (what the job's folder is given to), then releases it; its job id.
+   */
+  submitArray(asUser: string, job: ArraySubmission, beforeRelease?: (account: SlurmAccount) => Promise<void>): Promise<number>;
+  /** CPUs of the nodes of `partition` (empty: every node), asked as `asUser`. */
+  cpus(asUser: string, partition: string): Promise<number>;
+  /** The ids of `asUser`'s jobs named `name` that Slurm still knows (a submission whose answer was lost). */
+  jobsNamed(asUser: string, name: string): Promise<number[]>;
   /** The array's tasks; null when Slurm does not know the job (never submitted, or purged). */
   arrayTasks(asUser: string, arrayJobId: number): Promise<SlurmTask[] | null>;
   /** Cancels every task of the array; a job that already ended is fine. */
   cancel(asUser: string, arrayJobId: number): Promise<void>;
+}
+
+/** The POSIX account Slurm runs a job as, from its own job record. */
+export interface SlurmAccount {
+  uid: number;
+  gid: number;
 }
 
 /** Slurm's error numbers the client expects (slurm_errno.h). */
@@ -113,7 +126,7 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
       return first.ping;
     },
 
-    async submitArray(asUser, job) {
+    async submitArray(asUser, job, beforeRelease) {
       if (job.tasks.length === 0) throw new GatehouseError('invalid_request', 'a Slurm array needs at least one task', { field: 'partitions' });
       const answer = await call(asUser, 'POST', '/job/submit', {
         script: job.script,
@@ -142,7 +155,7 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
       // it would run as someone else. Released only when Slurm names the job's user as asked.
       try {
         const seen = await call(asUser, 'GET', `/job/${id}`);
-        const record = (Array.isArray(seen.jobs) ? (seen.jobs as { user_name?: unknown; user_id?: unknown }[]) : [])[0];
+        const record = (Array.isArray(seen.jobs) ? (seen.jobs as { user_name?: unknown; user_id?: unknown; group_id?: unknown }[]) : [])[0];
         if (record === undefined || record.user_name !== asUser) {
           const uid = typeof record?.user_id === 'number' ? record.user_id : SLURM_AUTH_NOBODY;
           throw new GatehouseError('forbidden', `the cluster has no POSIX account ${asUser} (Slurm would run the job as uid ${uid}); ask your administrator to create it`);
@@ -152,6 +165,9 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
         if (typeof record.user_id !== 'number' || !Number.isInteger(record.user_id) || record.user_id < minUid || record.user_id > maxUid) {
           throw new GatehouseError('forbidden', `${asUser} is a system account on the cluster (uid ${String(record.user_id)}, outside ${minUid}..${maxUid}); a job never runs as one`);
         }
+        const gid = record.group_id;
+        if (typeof gid !== 'number' || !Number.isInteger(gid) || gid < 1) throw new GatehouseError('forbidden', `${asUser}'s primary group on the cluster is not a non-root group (gid ${String(gid)}); a job never runs in one`);
+        await beforeRelease?.({ uid: record.user_id, gid });
         // Slurm 22.05 answers an array's release with "job array update ... failed" in errors[] even
         // when it released every task: what counts is that the job is no longer held.
         await call(asUser, 'POST', `/job/${id}`, { hold: false }).catch(async (err: unknown) => {
@@ -175,6 +191,31 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
         if (slurmErrorNumbers(err).includes(ESLURM_INVALID_JOB_ID)) return null;
         throw err;
       }
+    },
+
+    async cpus(asUser, partition) {
+      const answer = await call(asUser, 'GET', '/nodes');
+      const nodes = Array.isArray(answer.nodes) ? (answer.nodes as { cpus?: unknown; partitions?: unknown }[]) : [];
+      let total = 0;
+      for (const n of nodes) {
+        const parts = Array.isArray(n.partitions) ? n.partitions : [];
+        if (partition !== '' && !parts.includes(partition)) continue;
+        if (typeof n.cpus === 'number' && Number.isInteger(n.cpus) && n.cpus > 0) total += n.cpus;
+      }
+      if (total === 0) throw new GatehouseError('not_ready', `Slurm has no node with CPUs${partition === '' ? '' : ` in partition ${partition}`}`);
+      return total;
+    },
+
+    async jobsNamed(asUser, name) {
+      const answer = await call(asUser, 'GET', '/jobs');
+      const jobs = Array.isArray(answer.jobs) ? (answer.jobs as { name?: unknown; user_name?: unknown; job_id?: unknown; array_job_id?: unknown }[]) : [];
+      const ids = new Set<number>();
+      for (const j of jobs) {
+        if (j.name !== name || j.user_name !== asUser) continue;
+        const id = typeof j.array_job_id === 'number' && j.array_job_id > 0 ? j.array_job_id : j.job_id;
+        if (typeof id === 'number' && Number.isInteger(id) && id > 0) ids.add(id);
+      }
+      return [...ids];
     },
 
     async cancel(asUser, arrayJobId) {

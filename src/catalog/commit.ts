@@ -1,4 +1,4 @@
-// A job's output becomes a dataset in one rename: the folder of finished partition files gets its
+// A job's output becomes a dataset in one rename (the engine's jobs, and the gateway's for Slurm jobs): the folder of finished partition files gets its
 // manifest and is moved into its name, so a reader sees the whole dataset or none of it.
 //
 // The engine may be root and the folder was written by a task: nothing here follows a link. Every
@@ -14,8 +14,11 @@ import { constants } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { type DataRoot, DatasetError, type DatasetManifest, exists, MANIFEST_FILE, MANIFEST_MAX_BYTES, openRoot, parseManifest, partitionFile, realOwn } from '../../catalog/index.js';
-import { type DatasetFormat, datasetNameProblem } from '../../wire/index.js';
+import { type DatasetFormat, datasetNameProblem } from '../wire/index.js';
+import { DatasetError } from './errors.js';
+import { type DatasetManifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest, partitionFile } from './manifest.js';
+import { exists } from './read.js';
+import { type DataRoot, openRoot, realOwn } from './root.js';
 
 export interface FinishedOutput {
   /** A folder on the data root's file system holding part-00000.<format> … and nothing else of value. */

@@ -1,0 +1,360 @@
+// Slurm as a ComputeBackend: one job array per job, one array task per partition of the input,
+// each task running bin/gatehouse-task.js (the bundled engine's own runners) as the person's POSIX
+// account, through slurmrestd with a token minted for that account. The gateway stages the granted
+// input into the job's folder (data.root stays closed to people's accounts), and commits the
+// output into data.root itself once every task completed, with the engine's commit rules.
+//
+// The backend keeps a small record per job (job-file.ts); Slurm is asked for the rest. A job is
+// final once Slurm says every task ended and, for a success, the output is committed: that status
+// is kept, the folder's logs are copied out of the person's reach and the folder is removed.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { DatasetError, listDatasets, openDataset, openRoot, readExisting, replaceRefusal } from '../../catalog/index.js';
+import { type DatasetInfo, GatehouseError, type JobStatus } from '../../wire/index.js';
+import type { BackendCapacity, BackendSubmission, ComputeBackend } from '../backend.js';
+import type { SlurmClient } from './client.js';
+import { giveToAccount, jobFolderOf, prepareJobFolder, readOwned, removeJobFolder } from './job-folder.js';
+import { type SlurmJobRecord, SlurmJobFiles } from './job-file.js';
+import { commitSlurmOutput } from './output-commit.js';
+import { mapSlurmArray } from './states.js';
+import { taskScript } from './task-script.js';
+
+export const SLURM = 'slurm';
+
+export interface SlurmBackendOptions {
+  client: SlurmClient;
+  /** slurm.url, for people. */
+  url: string;
+  /** data.root, shared by the gateway host and the nodes. */
+  dataRoot: string;
+  /** slurm.jobs_dir: the job folders, shared too. */
+  jobsDir: string;
+  /** state.dir/slurm: the backend's records and finished jobs' logs. */
+  stateDir: string;
+  /** slurm.partition and slurm.account ('' for the cluster's defaults). */
+  partition: string;
+  account: string;
+  /** slurm.status_user: whom health and nodes are asked as. */
+  statusUser: string;
+  /** argv of the task on a node, before `--job <dir> --partition N`. */
+  taskCommand: readonly string[];
+  /** engine.python: the python runtime's interpreter on the nodes. */
+  python: string;
+  /** Between two looks at Slurm while waiting for a cancel to end, or for a log to grow. */
+  pollMs?: number;
+  now?: () => number;
+}
+
+const CAPACITY_TTL_MS = 30_000;
+const LOG_MAX_BYTES = 8 * 1024 * 1024;
+const CANCEL_WAIT_MS = 60_000;
+
+export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
+  const now = o.now ?? Date.now;
+  const pollMs = o.pollMs ?? 250;
+  const files = new SlurmJobFiles(o.stateDir);
+  const finishing = new Map<string, Promise<JobStatus>>();
+  let known: { at: number; capacity: BackendCapacity } | null = null;
+
+  const base = (r: SlurmJobRecord): Omit<JobStatus, 'state' | 'reason' | 'error' | 'partitions' | 'workers' | 'attempts' | 'started_at' | 'finished_at' | 'core_seconds'> => ({
+    id: r.id,
+    name: r.spec.name,
+    user: r.user,
+    input: r.spec.input,
+    output: r.spec.output,
+    runtime: r.spec.runtime,
+    resources: r.granted,
+    rows_in: 0,
+    rows_out: 0,
+    bytes_in: 0,
+    bytes_out: 0,
+    created_at: r.created_at,
+    posix_user: r.posix_user,
+    ...(r.slurm_job_id !== null ? { backend_job_id: String(r.slurm_job_id) } : {}),
+  });
+
+  /** What Slurm says now; a job it has ended is finished (committed, logs kept) once. */
+  const statusOf = async (r: SlurmJobRecord): Promise<JobStatus | null> => {
+    if (r.final !== null) return r.final;
+    if (r.slurm_job_id === null || r.uid === null) return null; // never reached Slurm (or not released)
+    const tasks = await o.client.arrayTasks(r.posix_user, r.slurm_job_id);
+    if (tasks === null) return null; // Slurm no longer knows it (purged after MinJobAge): lost
+    const view = mapSlurmArray(tasks, r.partitions.length, Math.floor(now() / 1000));
+    const status: JobStatus = { ...base(r), ...view };
+    if (view.state === 'queued' || view.state === 'running') return status;
+    let run = finishing.get(r.id);
+    if (run === undefined) {
+      run = finish(r, status).finally(() => finishing.delete(r.id));
+      finishing.set(r.id, run);
+    }
+    return run;
+  };
+
+  /** Commits a success, keeps the logs, removes the folder, records the final status. */
+  const finish = async (r: SlurmJobRecord, status: JobStatus): Promise<JobStatus> => {
+    const final: JobStatus = { ...status };
+    const uid = r.uid as number;
+    if (status.state === 'succeeded') {
+      try {
+        const out = await commitSlurmOutput({
+          jobId: r.id,
+          jobDir: r.dir,
+          uid,
+          dataRoot: o.dataRoot,
+          spec: r.spec,
+          user: r.user,
+          partitions: r.partitions,
+          format: r.spec.output_format ?? r.format,
+          inputColumns: r.input_columns,
+          labels: r.labels,
+          ...(r.replaces ? { replaces: r.replaces } : {}),
+        });
+        Object.assign(final, { rows_in: r.input_rows, bytes_in: r.input_bytes, rows_out: out.rows, bytes_out: out.bytes });
+      } catch (err) {
+        Object.assign(final, { state: 'failed', error: `the output could not be committed: ${(err as Error).message}` });
+      }
+    } else if (status.state === 'failed') {
+      const said = await lastLine(r, firstFailed(final));
+      if (said !== null) final.error = `${final.error}: ${said}`;
+    }
+    await keepLogs(r);
+    await removeJobFolder(r.dir);
+    const done = { ...r, final };
+    await files.write(done);
+    return final;
+  };
+
+  /** The partition a failed job names first (the mapping says "partition N" or "partitions N, M"). */
+  const firstFailed = (s: JobStatus): number | null => {
+    const m = /partitions? (\d+)/.exec(s.error ?? '');
+    return m ? Number(m[1]) : null;
+  };
+
+  /** The last line a task wrote (its error, from gatehouse-task), for the job's error. */
+  const lastLine = async (r: SlurmJobRecord, partition: number | null): Promise<string | null> => {
+    if (partition === null || r.uid === null) return null;
+    const text = await readOwned(r.dir, [`log-${partition}.txt`], r.uid, LOG_MAX_BYTES).catch(() => null);
+    const lines = (text?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const last = lines.at(-1);
+    return last === undefined ? null : last.replace(/^gatehouse-task: /, '').slice(0, 500);
+  };
+
+  const keepLogs = async (r: SlurmJobRecord): Promise<void> => {
+    const to = files.logDir(r.id);
+    await mkdir(to, { recursive: true, mode: 0o700 });
+    if (r.uid === null) return;
+    for (const p of r.partitions) {
+      const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, LOG_MAX_BYTES).catch(() => null);
+      if (text !== null) await writeFile(join(to, `log-${p}.txt`), text, { mode: 0o600 });
+    }
+  };
+
+  /** Bytes of partition p's log from `from`: from the folder while the job runs, from the kept copy after. */
+  const logBytes = async (r: SlurmJobRecord, p: number, from: number): Promise<Buffer> => {
+    if (r.final === null && r.uid !== null) {
+      const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, LOG_MAX_BYTES, from).catch(() => null);
+      if (text !== null) return text;
+    }
+    const kept = await readFile(join(files.logDir(r.id), `log-${p}.txt`)).catch(() => Buffer.alloc(0));
+    return kept.subarray(from);
+  };
+
+  const record = async (id: string): Promise<SlurmJobRecord | null> => files.read(id);
+
+  const capacity = async (): Promise<BackendCapacity> => {
+    if (known !== null && now() - known.at < CAPACITY_TTL_MS) return known.capacity;
+    try {
+      known = { at: now(), capacity: { slots: await o.client.cpus(o.statusUser, o.partition) } };
+    } catch (err) {
+      if (known !== null) return known.capacity;
+      throw err;
+    }
+    return known.capacity;
+  };
+
+  const checkOutput = async (job: BackendSubmission): Promise<void> => {
+    const { output, mode } = job.spec;
+    for (const id of files.ids()) {
+      const other = id === job.id ? null : await files.read(id);
+      if (other === null || other.final !== null) continue;
+      if (other.spec.output === output) throw new GatehouseError('conflict', `another job is already writing ${output}`);
+      if (mode === 'overwrite' && other.spec.input === output) throw new GatehouseError('conflict', `another job is reading ${output}; it cannot be overwritten until that job ends`);
+      if (other.spec.output === job.spec.input) throw new GatehouseError('conflict', `another job is writing ${job.spec.input}; read it once that job has finished`);
+    }
+    let existing: Awaited<ReturnType<typeof readExisting>>;
+    try {
+      existing = await readExisting(await openRoot(o.dataRoot), output);
+    } catch (err) {
+      if (err instanceof DatasetError) throw new GatehouseError('conflict', `output ${output} cannot be written: ${err.message}`);
+      throw err;
+    }
+    if (existing === null) return;
+    if (existing.manifest === null) throw new GatehouseError('conflict', `${output} is a namespace (a folder of datasets), not a dataset; choose another output`);
+    if (mode !== 'overwrite') throw new GatehouseError('conflict', `dataset ${output} exists; submit with "mode": "overwrite" to replace it`);
+    const refusal = replaceRefusal(output, existing.manifest.owner, { user: job.user, replaces: job.replaces });
+    if (refusal !== null) throw new GatehouseError('conflict', `Slurm's backend will not replace ${output}: ${refusal}`);
+  };
+
+  return {
+    name: SLURM,
+    location: o.url,
+    readinessCheck: SLURM,
+    async readiness() {
+      const state = await o.client.ping(o.statusUser);
+      const { slots } = await capacity();
+      return `ok (${o.url}, slurmctld ${state}, ${slots} CPUs${o.partition ? ` in ${o.partition}` : ''})`;
+    },
+    capacity,
+    async datasets(): Promise<DatasetInfo[]> {
+      return (await listDatasets(o.dataRoot)).datasets;
+    },
+
+    async submit(job) {
+      const account = job.posix_user;
+      if (account === undefined) throw new GatehouseError('forbidden', "you have no POSIX account on the cluster (your login names none); Slurm jobs run as their owner's own account");
+      const earlier = await files.read(job.id);
+      if (earlier !== null && earlier.slurm_job_id !== null) return { backendId: job.id }; // sent before a restart
+      if (earlier !== null) {
+        // A submission whose answer was lost: whatever reached Slurm under this job's name goes first.
+        for (const id of await o.client.jobsNamed(account, slurmJobName(job.id))) await o.client.cancel(account, id);
+      }
+      const root = await openRoot(o.dataRoot);
+      let input: Awaited<ReturnType<typeof openDataset>>;
+      try {
+        input = await openDataset(root, job.spec.input);
+      } catch (err) {
+        if (err instanceof DatasetError && err.code === 'not_found') throw new GatehouseError('not_found', `input dataset ${job.spec.input} not found`);
+        throw err;
+      }
+      const all = input.manifest.partitions.map((_, i) => i);
+      const partitions = job.spec.partitions ?? all;
+      const missing = partitions.find((p) => p >= all.length);
+      if (missing !== undefined) throw new GatehouseError('invalid_request', `input ${job.spec.input} has ${all.length} partitions; there is no partition ${missing}`, { field: 'body.partitions' });
+      await checkOutput(job);
+
+      const dir = jobFolderOf(o.jobsDir, job.id);
+      const r: SlurmJobRecord = {
+        id: job.id,
+        slurm_job_id: null,
+        user: job.user,
+        posix_user: account,
+        uid: null,
+        spec: job.spec,
+        granted: job.granted,
+        ...(job.replaces ? { replaces: job.replaces } : {}),
+        partitions,
+        format: input.manifest.format,
+        input_columns: input.manifest.columns,
+        input_rows: partitions.reduce((n, p) => n + (input.manifest.partitions[p]?.rows ?? 0), 0),
+        input_bytes: partitions.reduce((n, p) => n + (input.manifest.partitions[p]?.bytes ?? 0), 0),
+        labels: [...new Set([...input.manifest.labels, ...(job.spec.labels ?? [])])].sort(),
+        dir,
+        created_at: new Date(now()).toISOString(),
+        final: null,
+      };
+      await files.write(r);
+      await prepareJobFolder(o.jobsDir, { id: job.id, spec: job.spec, granted: job.granted }, input, job.spec.input);
+      let slurmJobId: number;
+      try {
+        slurmJobId = await o.client.submitArray(
+          account,
+          {
+            name: slurmJobName(job.id),
+            script: taskScript({ command: o.taskCommand, python: o.python, jobDir: dir, attempts: job.spec.max_attempts }),
+            tasks: partitions,
+            throttle: job.granted.cores,
+            cpusPerTask: 1,
+            memoryPerCpuMb: job.granted.memory_mb,
+            timeLimitS: job.granted.time_limit_s,
+            ...(o.partition ? { partition: o.partition } : {}),
+            ...(o.account ? { account: o.account } : {}),
+            workDir: dir,
+            environment: { PATH: '/usr/local/bin:/usr/bin:/bin', GATEHOUSE_JOB: job.id },
+            stdout: join(dir, 'log-%a.txt'),
+          },
+          async (owner) => {
+            await giveToAccount(dir, owner);
+            r.uid = owner.uid;
+            await files.write(r);
+          },
+        );
+      } catch (err) {
+        await removeJobFolder(dir).catch(() => undefined);
+        await files.write({ ...r, final: { ...base(r), state: 'failed', reason: null, error: (err as Error).message, partitions: { total: partitions.length, done: 0, failed: 0, running: 0 }, workers: 0, attempts: 0, started_at: null, finished_at: new Date(now()).toISOString(), core_seconds: 0 } });
+        throw err;
+      }
+      r.slurm_job_id = slurmJobId;
+      await files.write(r);
+      return { backendId: job.id };
+    },
+
+    async status(id) {
+      const r = await record(id);
+      return r === null ? null : statusOf(r);
+    },
+
+    async active() {
+      const out: JobStatus[] = [];
+      for (const id of files.ids()) {
+        const r = await files.read(id);
+        if (r === null || r.final !== null) continue;
+        const s = await statusOf(r);
+        if (s !== null) out.push(s);
+      }
+      return out;
+    },
+
+    async logs(id, follow) {
+      const first = await record(id);
+      if (first === null) return null;
+      const offsets = new Map<number, number>(first.partitions.map((p) => [p, 0]));
+      const pending = new Map<number, string>();
+      async function* lines(): AsyncGenerator<string> {
+        for (;;) {
+          const r = (await record(id)) ?? first!;
+          const ended = r.final !== null;
+          for (const p of r.partitions) {
+            const chunk = await logBytes(r, p, offsets.get(p) ?? 0);
+            offsets.set(p, (offsets.get(p) ?? 0) + chunk.length);
+            const text = (pending.get(p) ?? '') + chunk.toString('utf8');
+            const parts = text.split('\n');
+            pending.set(p, parts.pop() ?? '');
+            for (const line of parts) yield `[p${p}] ${line}\n`;
+            if (ended && pending.get(p)) {
+              yield `[p${p}] ${pending.get(p)}\n`;
+              pending.set(p, '');
+            }
+          }
+          if (!follow || ended) return;
+          await new Promise((resolve) => setTimeout(resolve, pollMs));
+          if (!ended) await statusOf(r).catch(() => null); // moves the job to final when Slurm says it ended
+        }
+      }
+      return Readable.from(lines());
+    },
+
+    async cancel(id) {
+      const r = await record(id);
+      if (r === null) return null;
+      if (r.final !== null) return r.final;
+      if (r.slurm_job_id === null) return null;
+      await o.client.cancel(r.posix_user, r.slurm_job_id);
+      // Answered once no task runs any more: a cancel leaves nothing behind on the nodes.
+      const deadline = now() + CANCEL_WAIT_MS;
+      for (;;) {
+        const s = await statusOf((await record(id)) ?? r);
+        if (s === null || !(s.state === 'queued' || s.state === 'running')) return s;
+        if (now() > deadline) throw new GatehouseError('not_ready', `Slurm has not ended job ${r.slurm_job_id} ${CANCEL_WAIT_MS / 1000} s after it was cancelled`);
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
+      }
+    },
+
+    close() {},
+  };
+}
+
+/** The Slurm job name of a gateway job: what squeue shows, and how a lost submission is found again. */
+export function slurmJobName(id: string): string {
+  return `gatehouse-${id}`;
+}
