@@ -3,12 +3,12 @@
 // POSIX user name (never root), and carried by the login into every credential of it: access
 // tokens (also after a refresh) and browser sessions. Absent, the person has no account.
 import { createPrivateKey } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type DevIdp, startDevIdp } from '../src/auth/dev-idp/index.js';
+import { type DevIdp, readDevUsers, startDevIdp } from '../src/auth/dev-idp/index.js';
 import { BrowserSessions } from '../src/auth/browser-sessions.js';
 import { createKeyAndCsr } from '../src/auth/certificate-request.js';
 import { createLdapLogin, type LdapSettings } from '../src/auth/ldap.js';
@@ -107,11 +107,26 @@ describe('from the identity provider at an OIDC login', () => {
 
   it('takes the named claim when it is a POSIX name, and nothing otherwise', async () => {
     expect((await loginAs({ posixUserClaim: 'preferred_username' })).posix_user).toBe('alice');
+    // The development provider's own posix_user claim (dev-idp/users.yaml), for trying Slurm locally.
+    expect((await loginAs({ posixUserClaim: 'posix_user' })).posix_user).toBe('alice');
     // email (alice@example.test) is no POSIX name; a claim the provider does not send is none.
     expect(await loginAs({ posixUserClaim: 'email' })).not.toHaveProperty('posix_user');
     expect(await loginAs({ posixUserClaim: 'unix_user' })).not.toHaveProperty('posix_user');
     // Not configured: OIDC logins have no account.
     expect(await loginAs({})).not.toHaveProperty('posix_user');
+  });
+});
+
+describe("the development provider's posix_user", () => {
+  const usersFile = (posix: string) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'gatehouse-dev-users-')), 'users.yaml');
+    writeFileSync(file, `users:\n  - {username: eve, password: pw, name: Eve, email: eve@example.test, groups: [], posix_user: ${posix}}\n`);
+    return file;
+  };
+  it('is taken when it is a POSIX name, and refuses the file naming the entry otherwise (root, upper case)', () => {
+    expect(readDevUsers(usersFile('eve'))[0]?.posix_user).toBe('eve');
+    expect(() => readDevUsers(usersFile('root'))).toThrow(/users\[0\] \(eve\): posix_user must be a POSIX user name/);
+    expect(() => readDevUsers(usersFile('Eve'))).toThrow(/posix_user must be a POSIX user name/);
   });
 });
 

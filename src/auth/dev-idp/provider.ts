@@ -53,6 +53,7 @@ export async function createDevProvider({ issuer, users, publicUrl }: DevProvide
           email: user.email,
           email_verified: true,
           groups: user.groups,
+          ...(user.posix_user !== undefined ? { posix_user: user.posix_user } : {}),
         }),
       };
     },
@@ -60,7 +61,7 @@ export async function createDevProvider({ issuer, users, publicUrl }: DevProvide
       openid: ['sub'],
       profile: ['name', 'preferred_username'],
       email: ['email', 'email_verified'],
-      groups: ['groups'],
+      groups: ['groups', 'posix_user'],
     },
     scopes: ['openid', 'profile', 'email', 'groups'],
     // Without this the ID token carries only sub whenever an access token is issued too, and the

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { constantTimeEqual } from '../constant-time.js';
-import { cleanGroups, isValidUsername } from '../../identity/index.js';
+import { cleanGroups, isValidUsername, posixUserOf } from '../../identity/index.js';
 
 export interface DevUser {
   username: string;
@@ -11,9 +11,11 @@ export interface DevUser {
   name: string;
   email: string;
   groups: string[];
+  /** The `posix_user` claim (point slurm.user_claim at it): the account Slurm jobs run as. */
+  posix_user?: string;
 }
 
-const FIELDS = new Set(['username', 'password', 'name', 'email', 'groups']);
+const FIELDS = new Set(['username', 'password', 'name', 'email', 'groups', 'posix_user']);
 
 export function readDevUsers(file: string): DevUser[] {
   let text: string;
@@ -48,7 +50,8 @@ export function readDevUsers(file: string): DevUser[] {
     if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) throw new Error(`${where(e.username)}: groups must be a list of names`);
     const clean = cleanGroups(groups as string[]);
     if (clean.length !== new Set(groups as string[]).size) throw new Error(`${where(e.username)}: group names must be non-empty, without commas or control characters`);
-    return { username: e.username, password: e.password, name: e.name, email: e.email, groups: clean };
+    if (e.posix_user !== undefined && posixUserOf(e.posix_user) === undefined) throw new Error(`${where(e.username)}: posix_user must be a POSIX user name (lower-case letters, digits, _ and -; not root)`);
+    return { username: e.username, password: e.password, name: e.name, email: e.email, groups: clean, ...(typeof e.posix_user === 'string' ? { posix_user: e.posix_user } : {}) };
   });
 }
 
