@@ -78,7 +78,11 @@ describe('the Slurm backend', () => {
     expect(manifest.partitions.map((p: { rows: number }) => p.rows)).toEqual([2, 1, 3]);
     const logs = await new Response((await backend.logs(id, false)) as never).text();
     expect(logs).toContain(`[p0] ${slurm.user.name}`);
-    expect(statSync(join(dataRoot, 'out-copy', 'part-00000.csv')).uid).toBe(0);
+    // The gateway's own copy, readable by the engine's sandboxed jobs, never the account's file.
+    const committed = statSync(join(dataRoot, 'out-copy', 'part-00000.csv'));
+    expect(committed.uid).toBe(0);
+    expect(committed.mode & 0o777).toBe(0o644);
+    expect(s.rows_in).toBe(6);
   }, 90_000);
 
   it('reports a failing partition with its error, after its attempts', async () => {

@@ -118,6 +118,9 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       const isolation = /; isolation: (.*)\)$/.exec(ready.checks?.engine ?? '')?.[1];
       if (isolation) say(`  sandbox  ${/^NO /.test(isolation) ? `WARNING: ${isolation}` : isolation}`);
       if (demo.created.length > 0) say(`  data     ${shown(config.data.root)}   created demo datasets: ${demo.created.join(', ')}`);
+      // Slurm's own line of /readyz: where it is and what it has ("ok (url, slurmctld UP, 2 CPUs in debug)").
+      const slurm = ready.checks?.slurm;
+      if (slurm) say(`  slurm    ${slurm.replace(/^ok \((.*)\)$/, '$1')}   jobs with --backend slurm${config.slurm.default ? ' (the default)' : ''}`);
       if (devIdp) say(`  SSO      ${devIdp.url}   DEVELOPMENT provider with demo users   log ${shown(devIdp.log)}`);
       say(`  CA file  ${shown(caFile)}   trust it: curl --cacert ${shown(caFile)} ${gateway.url}/healthz`);
       if (devIdp) {

@@ -22,6 +22,8 @@ export interface SlurmJobRecord {
   format: DatasetFormat;
   input_columns: string[];
   input_rows: number;
+  /** The input rows of each partition, in `partitions` order (absent in records of older gateways). */
+  partition_rows?: number[];
   input_bytes: number;
   /** The output's labels: the input's and the spec's. */
   labels: string[];

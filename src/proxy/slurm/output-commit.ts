@@ -90,8 +90,10 @@ async function copyOut(o: SlurmOutput, name: string, to: string): Promise<void> 
   const from = await openOwned(o.jobDir, ['out', name], o.uid);
   if (from === null) throw new GatehouseError('invalid_request', `${name} is missing from the job's output`);
   try {
-    const target = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // 0644 like every committed partition: the engine's sandboxed jobs read it as their own uid.
+    const target = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
+      await target.chmod(0o644); // whatever the gateway's umask
       const buffer = Buffer.allocUnsafe(1 << 20);
       for (;;) {
         const { bytesRead } = await from.read(buffer, 0, buffer.length, null);

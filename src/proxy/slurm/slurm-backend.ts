@@ -81,7 +81,10 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     const tasks = await o.client.arrayTasks(r.posix_user, r.slurm_job_id);
     if (tasks === null) return null; // Slurm no longer knows it (purged after MinJobAge): lost
     const view = mapSlurmArray(tasks, r.partitions.length, Math.floor(now() / 1000));
-    const status: JobStatus = { ...base(r), ...view };
+    // Progress as the engine shows it: the input rows of the partitions done so far.
+    const done = new Set(tasks.filter((t) => t.state === 'COMPLETED').map((t) => t.task_id));
+    const rowsIn = r.partitions.reduce((n, p, i) => n + (done.has(p) ? (r.partition_rows?.[i] ?? 0) : 0), 0);
+    const status: JobStatus = { ...base(r), ...view, rows_in: rowsIn };
     if (view.state === 'queued' || view.state === 'running') return status;
     let run = finishing.get(r.id);
     if (run === undefined) {
@@ -247,6 +250,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
         format: input.manifest.format,
         input_columns: input.manifest.columns,
         input_rows: partitions.reduce((n, p) => n + (input.manifest.partitions[p]?.rows ?? 0), 0),
+        partition_rows: partitions.map((p) => input.manifest.partitions[p]?.rows ?? 0),
         input_bytes: partitions.reduce((n, p) => n + (input.manifest.partitions[p]?.bytes ?? 0), 0),
         labels: [...new Set([...input.manifest.labels, ...(job.spec.labels ?? [])])].sort(),
         dir,
