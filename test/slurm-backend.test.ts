@@ -2,7 +2,6 @@
 // a job's array runs gatehouse-task on each partition as the person's account, its output is
 // committed into data.root by the backend with owner, labels and produced_by, and its status, logs,
 // cancel and failures read back through the same verbs the gateway uses for the engine.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +12,7 @@ import { createSlurmClient } from '../src/proxy/slurm/client.js';
 import { slurmBackend } from '../src/proxy/slurm/slurm-backend.js';
 import { createSlurmTokenMinter } from '../src/proxy/slurm/token.js';
 import type { JobSpec, JobStatus } from '../src/wire/index.js';
-import { ROOT } from './support/gatehouse.js';
-import { type SlurmCluster, startSlurm } from './support/slurm.js';
+import { type SlurmCluster, slurmTaskRuntime, startSlurm } from './support/slurm.js';
 import { until } from './support/until.js';
 
 let slurm: SlurmCluster;
@@ -23,12 +21,13 @@ let home: string;
 let dataRoot: string;
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [join(ROOT, 'bin', 'gatehouse.js'), '--help'], { stdio: 'ignore' }); // dist/ up to date, built as root
   slurm = await startSlurm();
   home = mkdtempSync(join(tmpdir(), 'gatehouse-slurm-backend-'));
   dataRoot = join(home, 'data');
   mkdirSync(dataRoot, { mode: 0o700 });
   await writeDataset(dataRoot, 'words', { format: 'csv', columns: ['word'], owner: 'ana', labels: ['internal'], produced_by: null, partitions: [['word', 'a', 'b'], ['word', 'c'], ['word', 'd', 'e', 'f']].map((rows) => ({ text: `${rows.join('\n')}\n`, rows: rows.length - 1 })) });
+  // The view, always here: a checkout the account cannot reach (under /root) must work too.
+  const runtime = slurmTaskRuntime(slurm, { view: true });
   const minter = createSlurmTokenMinter({ keyFile: slurm.jwtKeyFile, ttlSeconds: 300 });
   const client = createSlurmClient({ url: slurm.restUrl, apiVersion: slurm.apiVersion, timeoutMs: 10_000, minter, accountUids: { min: slurm.user.uid } });
   backend = slurmBackend({
@@ -40,7 +39,7 @@ beforeAll(async () => {
     partition: slurm.partition,
     account: '',
     statusUser: 'nobody',
-    taskCommand: [process.execPath, join(ROOT, 'bin', 'gatehouse-task.js')],
+    taskCommand: [runtime.node, join(runtime.installDir, 'bin', 'gatehouse-task.js')],
     python: 'python3',
     pollMs: 100,
   });

@@ -54,6 +54,8 @@ describe('slurm configuration', () => {
       jobs_dir: '',
       min_uid: 1000,
       max_uid: 59999,
+      install_dir: '',
+      node: '',
       default: false,
       status_user: 'nobody',
     });
@@ -82,6 +84,8 @@ describe('slurm configuration', () => {
         GATEHOUSE_SLURM_JOBS_DIR: '/shared/gatehouse-jobs',
         GATEHOUSE_SLURM_MIN_UID: '2000',
         GATEHOUSE_SLURM_MAX_UID: '900000',
+        GATEHOUSE_SLURM_INSTALL_DIR: '/opt/gatehouse',
+        GATEHOUSE_SLURM_NODE: '/usr/bin/node',
         GATEHOUSE_SLURM_DEFAULT: 'true',
         GATEHOUSE_SLURM_STATUS_USER: 'gatehouse',
       },
@@ -99,6 +103,8 @@ describe('slurm configuration', () => {
       jobs_dir: '/shared/gatehouse-jobs',
       min_uid: 2000,
       max_uid: 900000,
+      install_dir: '/opt/gatehouse',
+      node: '/usr/bin/node',
       default: true,
       status_user: 'gatehouse',
     });

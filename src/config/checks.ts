@@ -37,6 +37,9 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
   // Slurm tokens are minted per request: minutes, never a credential that outlives a session.
   if (slurm.max_uid < slurm.min_uid) problems.push(`${where('slurm.max_uid')}: must not be below slurm.min_uid (${slurm.min_uid}), got ${slurm.max_uid}`);
   if (slurm.jobs_dir !== '' && config.data.root !== '' && isInside(slurm.jobs_dir, config.data.root)) problems.push(`${where('slurm.jobs_dir')}: must not be inside data.root (the people's accounts reach it; the data root must stay closed to them)`);
+  for (const key of ['install_dir', 'node'] as const) {
+    if (slurm[key] !== '' && !isAbsolute(slurm[key])) problems.push(`${where(`slurm.${key}`)}: expected an absolute path on the nodes, got ${JSON.stringify(slurm[key])}`);
+  }
   const slurmTtl = durationSeconds(slurm.token_ttl);
   if (slurmTtl < 30 || slurmTtl > 3600) problems.push(`${where('slurm.token_ttl')}: must be from 30s to 1h, got ${JSON.stringify(slurm.token_ttl)}`);
   // A refresh window shorter than one access token would end every login before its first refresh.

@@ -159,6 +159,8 @@ export const ConfigSchema = Type.Object(
       jobs_dir: Optional("where each Slurm job gets its folder (its granted input staged, its outputs and logs), at the same path on the gateway host and every node; the people's accounts must be able to traverse its parents (mode 0711 or 0755); empty: state.dir/slurm-jobs"),
       min_uid: Type.Integer({ minimum: 1, maximum: 4294967294, default: 1000, description: "the lowest uid a person's account may have on the cluster: a job is never run as an account below (system and service accounts)" }),
       max_uid: Type.Integer({ minimum: 1, maximum: 4294967294, default: 59999, description: "the highest uid a person's account may have on the cluster (sites that map ids from a directory, such as SSSD, raise it)" }),
+      install_dir: Optional("the Gatehouse checkout on the nodes, built (dist/) and owned by root, whose bin/gatehouse-task.js each task runs (empty: this gateway's own checkout, at the same path)"),
+      node: Optional("the node binary on the nodes (empty: the one running this gateway, at the same path)"),
       default: Type.Boolean({ default: false, description: 'Slurm is the backend of a job that names none (else the bundled engine)' }),
       status_user: Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'nobody', description: "the account the gateway asks Slurm's health and nodes as (read-only requests; no job ever runs as it)" }),
     }),

@@ -36,8 +36,8 @@ export function createBackends(config: Pick<Config, 'engine' | 'slurm' | 'data' 
     partition: slurm.partition,
     account: slurm.account,
     statusUser: slurm.status_user,
-    // The same checkout at the same path on every node (see the README's Slurm section).
-    taskCommand: [process.execPath, join(PACKAGE_ROOT, 'bin', 'gatehouse-task.js')],
+    // A built checkout on every node, this one's path unless configured (see the README's Slurm section).
+    taskCommand: [slurm.node !== '' ? slurm.node : process.execPath, join(slurm.install_dir !== '' ? slurm.install_dir : PACKAGE_ROOT, 'bin', 'gatehouse-task.js')],
     python: config.engine.python,
   });
   return slurm.default ? [onSlurm, ...backends] : [...backends, onSlurm];

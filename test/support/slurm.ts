@@ -24,6 +24,7 @@
 //                other daemon's death ends the cluster
 //   stop()       kills every process of the cluster, jobs included (they live in its PID namespace), and removes
 //                its folder; safe to call twice. If the test process dies, the cluster dies with it.
+// slurmTaskRuntime(cluster) gives slurm.install_dir and slurm.node a task can run as the cluster's account.
 // Also exported: ensureUnixUser(name) for more accounts (gh-bob...), mintSlurmToken(key, user, iat, exp) for tokens
 // with any key or times (forged, expired), requireSlurm(), SLURM_SCRIPT, SLURM_API_VERSION.
 //
@@ -32,8 +33,8 @@
 // scheduler's first pass; later ones start within a few hundred ms (batch_sched_delay=0). A job's files belong to
 // its user: give it folders that user can write (workDir, or your own), reachable through world-executable parents.
 // scripts/slurm/cluster runs the same cluster by hand (see its header).
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,7 @@ import { until } from './until.js';
 
 export const SLURM_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '../../scripts/slurm/cluster');
 export const SLURM_API_VERSION = 'v0.0.38';
+const CHECKOUT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PACKAGES = 'munge slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin';
 
 export type SlurmDaemon = 'slurmrestd' | 'slurmctld' | 'slurmd' | 'munged';
@@ -115,6 +117,36 @@ export async function ensureUnixUser(name: string): Promise<UnixUser> {
 /** HS256 `{sun, iat, exp}` as slurmctld's auth/jwt expects, signed with `key` (a key file's bytes). */
 export function mintSlurmToken(key: Uint8Array, user: string, iat: number, exp: number): Promise<string> {
   return new SignJWT({ sun: user }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt(iat).setExpirationTime(exp).sign(key);
+}
+
+/** What a Slurm backend's tasks run: slurm.install_dir and slurm.node. */
+export interface TaskRuntime {
+  installDir: string;
+  node: string;
+}
+
+/**
+ * Where the cluster's account can run this checkout's gatehouse-task from: the checkout itself when
+ * the account can reach it, else (a checkout under a folder only root may enter, such as /root) a view
+ * of it inside the cluster's folder: hard links (a copy across file systems) of bin/, dist/,
+ * node_modules/, package.json, the runners and node, made in about a second. `view: true` makes the
+ * view whatever the checkout allows (the tests use it, so the fallback is run too).
+ */
+export function slurmTaskRuntime(cluster: Pick<SlurmCluster, 'dir' | 'user'>, options: { view?: boolean } = {}): TaskRuntime {
+  const readable = (path: string) => spawnSync('runuser', ['-u', cluster.user.name, '--', 'test', '-r', path]).status === 0;
+  if (!options.view && [join(CHECKOUT, 'dist', 'src', 'compute', 'index.js'), join(CHECKOUT, 'node_modules', 'typebox', 'package.json'), process.execPath].every(readable)) {
+    return { installDir: CHECKOUT, node: process.execPath };
+  }
+  const view = join(cluster.dir, 'gatehouse');
+  rmSync(view, { recursive: true, force: true });
+  mkdirSync(join(view, 'src', 'compute'), { recursive: true });
+  const link = (from: string, to: string) => {
+    if (spawnSync('cp', ['-al', from, to]).status !== 0) execFileSync('cp', ['-a', from, to]);
+  };
+  for (const part of ['bin', 'dist', 'node_modules', 'package.json', join('src', 'compute', 'runners')]) link(join(CHECKOUT, part), join(view, part));
+  link(process.execPath, join(view, 'node'));
+  for (const dir of [view, join(view, 'src'), join(view, 'src', 'compute')]) chmodSync(dir, 0o755);
+  return { installDir: view, node: join(view, 'node') };
 }
 
 export async function startSlurm(options: SlurmOptions = {}): Promise<SlurmCluster> {
