@@ -95,9 +95,15 @@ describe('configuration', () => {
     expect(errorOf(() => loadConfig({ path: join(dir, 'g.yaml'), env: {} })).message).toMatch(/g\.yaml:\d+:\d+: invalid YAML/);
   });
 
-  it('refuses a store it cannot open yet', () => {
-    const dir = folder({ 'g.yaml': 'store:\n  url: postgres://db/gatehouse\n' });
-    expect(errorOf(() => loadConfig({ path: join(dir, 'g.yaml'), env: {} })).message).toMatch(/store\.url: expected empty/);
+  it('takes a postgres:// store, and refuses any other, a URL without a database, unknown parameters, or a password file without it', () => {
+    const ok = folder({ 'g.yaml': 'store:\n  url: postgres://gatehouse@db.example.org:5432/gatehouse?sslmode=verify-full\n' });
+    expect(loadConfig({ path: join(ok, 'g.yaml'), env: {} }).config.store.url).toBe('postgres://gatehouse@db.example.org:5432/gatehouse?sslmode=verify-full');
+    for (const bad of ['mysql://db/gatehouse', 'postgres://db', 'postgres://db/gatehouse?sslmode=prefer', 'postgres://db/gatehouse?application_name=x']) {
+      const dir = folder({ 'g.yaml': `store:\n  url: ${bad}\n` });
+      expect(errorOf(() => loadConfig({ path: join(dir, 'g.yaml'), env: {} })).message).toMatch(/store\.url: expected empty \(the embedded SQLite store\) or postgres:\/\//);
+    }
+    const orphan = folder({ 'g.yaml': 'store:\n  password_file: pw\n' });
+    expect(errorOf(() => loadConfig({ path: join(orphan, 'g.yaml'), env: {} })).message).toMatch(/store\.password_file: only with a postgres:\/\/ store\.url/);
   });
 
   it('applies GATEHOUSE_<SECTION>_<KEY> overrides over the file, typed by the schema', () => {

@@ -8,7 +8,10 @@ import type { Config } from './schema.js';
 export function crossKeyProblems(config: Config, where: (path: string) => string): string[] {
   const problems: string[] = [];
   const { ldap, oidc, tokens, store } = config;
-  if (store.url !== '') problems.push(`${where('store.url')}: expected empty (the embedded SQLite store); other stores are not supported yet`);
+  if (store.url !== '' && !/^postgres(ql)?:\/\/[^/?#\s]+\/[^/?#\s]+(\?sslmode=(disable|require|verify-full))?$/.test(store.url)) {
+    problems.push(`${where('store.url')}: expected empty (the embedded SQLite store) or postgres://user@host[:port]/database[?sslmode=require|verify-full]`);
+  }
+  if (store.password_file !== '' && store.url === '') problems.push(`${where('store.password_file')}: only with a postgres:// store.url`);
 
   if (ldap.url !== '') {
     if (!/^ldaps?:\/\/[^/]+\/?$/.test(ldap.url)) problems.push(`${where('ldap.url')}: expected ldap://host[:port] or ldaps://host[:port], got ${JSON.stringify(ldap.url)}`);

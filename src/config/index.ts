@@ -1,6 +1,6 @@
 // The config room's face: load and validate gatehouse.yaml with its environment overrides.
 export { ConfigError } from './errors.js';
-export { checkGatewayFiles, DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig, type LoadOptions } from './load.js';
+export { checkGatewayFiles, DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig, type LoadOptions, storePassword } from './load.js';
 export { configReference, withReference } from './reference.js';
 export { type Config, ConfigSchema } from './schema.js';
 export { configKeys, type KeySpec } from './walk.js';

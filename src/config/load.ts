@@ -73,6 +73,17 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
  */
 export function checkGatewayFiles(config: Config): void {
   if (config.slurm.url !== '') readPrivateFile('slurm.jwt_key_file', config.slurm.jwt_key_file, SLURM_KEY_MIN_BYTES).fill(0);
+  if (config.store.password_file !== '') storePassword(config);
+}
+
+/** store.password_file's password (one line; a final newline is not part of it), or undefined without one. */
+export function storePassword(config: Pick<Config, 'store'>): string | undefined {
+  if (config.store.password_file === '') return undefined;
+  const bytes = readPrivateFile('store.password_file', config.store.password_file, 1);
+  const text = bytes.toString('utf8').replace(/\r?\n$/, '');
+  bytes.fill(0);
+  if (text === '' || text.includes('\n')) throw new ConfigError(`store.password_file ${config.store.password_file}: expected one line, the password`);
+  return text;
 }
 
 function locate(path: string | undefined, cwd: string): string | null {

@@ -92,8 +92,9 @@ export const ConfigSchema = Type.Object(
       {
         url: Type.String({
           default: '',
-          description: 'empty for the embedded SQLite store (state.dir/gatehouse.db); postgres:// is not supported yet',
+          description: 'empty for the embedded SQLite store (state.dir/gatehouse.db); postgres://user@host:port/database[?sslmode=require|verify-full] for PostgreSQL (a password in it is taken, but prefer store.password_file)',
         }),
+        password_file: Type.String({ default: '', description: "a file holding the PostgreSQL user's password (mode 0600 or 0400, the gateway's own); never logged" }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -187,7 +188,7 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 
 /** Keys whose values are paths: relative ones are resolved against the config file's folder. */
-export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file', 'slurm.jwt_key_file', 'slurm.jobs_dir'] as const;
+export const PATH_KEYS = ['data.root', 'policies.dir', 'state.dir', 'certs.dir', 'dev_idp.users_file', 'oidc.client_secret_file', 'ldap.ca_file', 'ldap.bind_password_file', 'audit.dir', 'audit.archive_dir', 'audit.witness_file', 'slurm.jwt_key_file', 'slurm.jobs_dir', 'store.password_file'] as const;
 
 /** Keys whose values are secrets: masked wherever configuration is shown. */
-export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password'] as const;
+export const SECRET_KEYS = ['oidc.client_secret', 'ldap.bind_password', 'store.url'] as const;

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { AuditTrail, loadAuditKey, witnessFileOf } from '../audit/index.js';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
-import { checkGatewayFiles, type Config, durationSeconds } from '../config/index.js';
+import { checkGatewayFiles, type Config, durationSeconds, storePassword } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
 import { closeBackends, createBackends } from '../proxy/index.js';
@@ -23,7 +23,8 @@ export async function startGateway(config: Config): Promise<RunningService> {
   const clientTls = readTlsMaterial(config.certs.dir, 'gatewayClient');
   // The configured backends (the bundled engine over mTLS with the gateway's client certificate).
   const backends = createBackends(config, clientTls);
-  const store = await openStore({ stateDir: config.state.dir });
+  const password = storePassword(config);
+  const store = await openStore({ stateDir: config.state.dir, url: config.store.url, ...(password !== undefined ? { password } : {}) });
   let audit: AuditTrail;
   const auditDir = config.audit.dir || join(config.state.dir, 'audit');
   const archiveDir = config.audit.archive_dir || join(auditDir, 'archive');

@@ -109,7 +109,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('reason', 'text')
         .addColumn('error', 'text')
         .addColumn('status', 'text') // JSON: the backend's last status
-        .addColumn('core_seconds', 'real', (c) => c.notNull())
+        .addColumn('core_seconds', 'double precision', (c) => c.notNull()) // REAL in SQLite; 8 bytes in PostgreSQL, where real is 4
         .addColumn('policy_version', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addColumn('admitted_at', 'text')

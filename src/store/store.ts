@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, type MigrationResultSet, Migrator, sql } from 'kysely';
 import { StoreError } from './errors.js';
 import { migrations } from './migrations.js';
+import { isPostgresUrl, openPostgres } from './postgres.js';
 import { openSqlite } from './sqlite.js';
 import type { Tables } from './tables.js';
 
@@ -10,20 +11,36 @@ export interface Store {
   db: Kysely<Tables>;
   /** Where the data lives, for people: a file path or a URL without credentials. */
   location: string;
+  dialect: Dialect;
   instanceId: string;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function openStore(options: { stateDir: string }): Promise<Store> {
-  const { db, file } = openSqlite(options.stateDir);
+export interface StoreOptions {
+  /** state.dir: the embedded store's folder. */
+  stateDir: string;
+  /** store.url: empty for the embedded SQLite store, postgres://... for a shared one. */
+  url?: string;
+  /** The database password (store.password_file's content). */
+  password?: string;
+}
+
+/** The store's SQL dialect, for the few statements that differ. */
+export type Dialect = 'sqlite' | 'postgres';
+
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const url = options.url ?? '';
+  if (url !== '' && !isPostgresUrl(url)) throw new StoreError('store.url: expected empty (the embedded SQLite store) or postgres://user@host:port/database');
+  const { db, location } = url === '' ? (({ db, file }) => ({ db, location: file }))(openSqlite(options.stateDir)) : openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) });
   try {
     await migrate(db);
     const instanceId = await ensureInstance(db);
     return {
       db,
-      location: file,
+      dialect: url === '' ? 'sqlite' : 'postgres',
+      location,
       instanceId,
       ping: async () => {
         await sql`select 1`.execute(db);
