@@ -304,7 +304,9 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
         const r = await files.read(id);
         if (r === null || r.final !== null) continue;
         const s = await statusOf(r);
-        if (s !== null) out.push(s);
+        // Only what still runs: a job this look found ended is status()'s to report. Listed here,
+        // the reconciler ended it and then, seeing it no longer live, cancelled it as an orphan.
+        if (s !== null && (s.state === 'queued' || s.state === 'running')) out.push(s);
       }
       return out;
     },
