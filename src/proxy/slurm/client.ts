@@ -19,6 +19,13 @@ export interface SlurmClientOptions {
    * slurm = SlurmUser, which can read Slurm's JWT key; nobody = 65534): a job is never released as one.
    */
   accountUids?: { min?: number; max?: number };
+  /**
+   * The gateway's own uid (default: this process's). A job is never released as it, whatever the
+   * range: a gateway run as a plain service account (uid 1001) has its JWT key, CA key and database
+   * readable by that uid, and a person whose directory attribute or IdP claim named the account
+   * would run code as the gateway.
+   */
+  gatewayUid?: number;
 }
 
 /** One job array: one task per partition. */
@@ -82,6 +89,7 @@ export const SLURM_ACCOUNT_UID_MAX = 59999;
 export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
   const minUid = options.accountUids?.min ?? SLURM_ACCOUNT_UID_MIN;
   const maxUid = options.accountUids?.max ?? SLURM_ACCOUNT_UID_MAX;
+  const gatewayUid = options.gatewayUid ?? process.getuid?.() ?? 0;
   // Never below 1 (root) whatever the configuration says.
   if (!Number.isInteger(minUid) || !Number.isInteger(maxUid) || minUid < 1 || maxUid < minUid) throw new GatehouseError('invalid_request', `Slurm account uids: ${minUid}..${maxUid} is not a range of non-root uids`);
   const base = `${options.url.replace(/\/$/, '')}/slurm/${options.apiVersion}`;
@@ -165,6 +173,7 @@ export function createSlurmClient(options: SlurmClientOptions): SlurmClient {
         if (typeof record.user_id !== 'number' || !Number.isInteger(record.user_id) || record.user_id < minUid || record.user_id > maxUid) {
           throw new GatehouseError('forbidden', `${asUser} is a system account on the cluster (uid ${String(record.user_id)}, outside ${minUid}..${maxUid}); a job never runs as one`);
         }
+        if (record.user_id === gatewayUid) throw new GatehouseError('forbidden', `${asUser} is the gateway's own account (uid ${gatewayUid}); a job never runs as it`);
         const gid = record.group_id;
         if (typeof gid !== 'number' || !Number.isInteger(gid) || gid < 1) throw new GatehouseError('forbidden', `${asUser}'s primary group on the cluster is not a non-root group (gid ${String(gid)}); a job never runs in one`);
         await beforeRelease?.({ uid: record.user_id, gid });

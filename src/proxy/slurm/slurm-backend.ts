@@ -48,6 +48,11 @@ export interface SlurmBackendOptions {
 
 const CAPACITY_TTL_MS = 30_000;
 const LOG_MAX_BYTES = 8 * 1024 * 1024;
+/** What is kept of a finished job's logs, every partition together (at least LOG_KEPT_MIN_BYTES each). */
+const LOGS_KEPT_BYTES = 8 * 1024 * 1024;
+const LOG_KEPT_MIN_BYTES = 4096;
+/** The longest line `logs` gives: the rest of a longer line is dropped, never held in memory. */
+const LOG_LINE_MAX = 64 * 1024;
 const CANCEL_WAIT_MS = 60_000;
 
 export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
@@ -122,7 +127,8 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
       if (said !== null) final.error = `${final.error}: ${said}`;
     }
     await keepLogs(r);
-    await removeJobFolder(r.dir);
+    // A folder something keeps filling, or with a mount in it, is left: the end is still recorded once.
+    await removeJobFolder(r.dir).catch(() => undefined);
     const done = { ...r, final };
     await files.write(done);
     return final;
@@ -147,8 +153,9 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     const to = files.logDir(r.id);
     await mkdir(to, { recursive: true, mode: 0o700 });
     if (r.uid === null) return;
+    const each = Math.max(LOG_KEPT_MIN_BYTES, Math.floor(LOGS_KEPT_BYTES / Math.max(1, r.partitions.length)));
     for (const p of r.partitions) {
-      const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, LOG_MAX_BYTES).catch(() => null);
+      const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, each).catch(() => null);
       if (text !== null) await writeFile(join(to, `log-${p}.txt`), text, { mode: 0o600 });
     }
   };
@@ -316,6 +323,8 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
       if (first === null) return null;
       const offsets = new Map<number, number>(first.partitions.map((p) => [p, 0]));
       const pending = new Map<number, string>();
+      const cut = new Set<number>(); // partitions whose current line was given cut: its rest is dropped
+      const clip = (line: string) => (line.length > LOG_LINE_MAX ? `${line.slice(0, LOG_LINE_MAX)} … (cut at ${LOG_LINE_MAX} characters)` : line);
       async function* lines(): AsyncGenerator<string> {
         for (;;) {
           const r = (await record(id)) ?? first!;
@@ -325,10 +334,19 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
             offsets.set(p, (offsets.get(p) ?? 0) + chunk.length);
             const text = (pending.get(p) ?? '') + chunk.toString('utf8');
             const parts = text.split('\n');
-            pending.set(p, parts.pop() ?? '');
-            for (const line of parts) yield `[p${p}] ${line}\n`;
-            if (ended && pending.get(p)) {
-              yield `[p${p}] ${pending.get(p)}\n`;
+            let rest = parts.pop() ?? '';
+            for (const line of parts) {
+              if (cut.delete(p)) continue; // the end of a line already given cut
+              yield `[p${p}] ${clip(line)}\n`;
+            }
+            if (rest.length > LOG_LINE_MAX) {
+              if (!cut.has(p)) yield `[p${p}] ${clip(rest)}\n`;
+              cut.add(p);
+              rest = '';
+            }
+            pending.set(p, rest);
+            if (ended && rest !== '') {
+              if (!cut.delete(p)) yield `[p${p}] ${rest}\n`;
               pending.set(p, '');
             }
           }
