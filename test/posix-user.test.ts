@@ -17,12 +17,13 @@ import { SigningKeys } from '../src/auth/signing-keys.js';
 import { TOKEN_AUDIENCE, TokenService } from '../src/auth/tokens.js';
 import { loadConfig } from '../src/config/index.js';
 import { posixUserOf } from '../src/identity/index.js';
-import { openStore, type Store } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
 import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
 import { fetchTls } from './support/https.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { Stack } from './support/stack.js';
 import { PEOPLE, passwordOf, type Slapd, startSlapd } from './support/slapd.js';
+import { openTestStore } from './support/test-store.js';
 
 describe('a POSIX user name', () => {
   it('is what useradd accepts portably, never root, else absent', () => {
@@ -137,7 +138,7 @@ describe('carried by the login into its credentials', () => {
   let tokens: TokenService;
   beforeEach(async () => {
     clock = Date.parse('2026-12-02T10:00:00Z');
-    store = await openStore({ stateDir: mkdtempSync(join(tmpdir(), 'gatehouse-posix-')) });
+    store = await openTestStore(mkdtempSync(join(tmpdir(), 'gatehouse-posix-')));
     const keys = await SigningKeys.open(store, { rotationSeconds: 3600, tokenLifetimeSeconds: 900, now: () => clock });
     tokens = new TokenService(store, keys, { issuer: ISSUER, accessTtlSeconds: 900, refreshTtlSeconds: 12 * 3600, now: () => clock });
     await tokens.start();

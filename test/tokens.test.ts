@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SigningKeys } from '../src/auth/signing-keys.js';
 import { TokenError } from '../src/auth/token-error.js';
 import { TOKEN_AUDIENCE, TokenService } from '../src/auth/tokens.js';
-import { openStore, type Store } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
+import { openTestStore } from './support/test-store.js';
 
 const ALICE = { user: 'alice', groups: ['analysts'], auth_method: 'ldap' as const };
 const ISSUER = 'urn:gatehouse:test';
@@ -46,7 +47,7 @@ async function signWithOurKey(claims: Record<string, unknown>, header: Record<st
 
 beforeEach(async () => {
   clock = Date.parse('2026-11-21T12:00:00Z');
-  store = await openStore({ stateDir: mkdtempSync(join(tmpdir(), 'gatehouse-tokens-')) });
+  store = await openTestStore(mkdtempSync(join(tmpdir(), 'gatehouse-tokens-')));
   ({ k: keys, t: tokens } = await service());
 });
 afterEach(async () => {

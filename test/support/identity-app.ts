@@ -18,11 +18,12 @@ import { loadConfig } from '../../src/config/index.js';
 import { installPlumbing, serverOptions } from '../../src/http/index.js';
 import type { Authorizer } from '../../src/identity/index.js';
 import { installAuthorization, requireDeclaredAccess } from '../../src/policy/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 import { readTlsMaterial } from '../../src/wire/index.js';
 import { readTrail } from './audit-trail.js';
 import { ROOT } from './gatehouse.js';
 import { fetchTls, type Response, type TlsOptions } from './https.js';
+import { openTestStore } from './test-store.js';
 
 export interface IdentityAppOptions {
   /** Sections merged into the configuration (tokens, login, certs, ...). */
@@ -73,7 +74,7 @@ export async function startIdentityApp(o: IdentityAppOptions = {}): Promise<Iden
   const idp = o.sso ? await startDevIdp(config) : undefined;
   if (idp) config.dev_idp.port = idp.port;
 
-  const store = await openStore({ stateDir: config.state.dir });
+  const store = await openTestStore(config.state.dir);
   const key = loadAuditKey(certsDir);
   const openTrail = () => AuditTrail.open({ dir: auditDir, key, checkpointMs: 3_600_000, probeMs: 3_600_000 });
   let trail = await openTrail();

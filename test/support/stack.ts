@@ -12,6 +12,7 @@ import { type EngineProcess, startEngineProcess, startServiceProcess } from './e
 import { ROOT, type Sandbox, sandbox } from './gatehouse.js';
 import { fetchTls, type Response } from './https.js';
 import { approveDevice } from './oidc-browser.js';
+import { storeConfig } from './test-store.js';
 
 export interface StackOptions {
   /** Lines appended to a copy of policies/policy.csv. */
@@ -52,6 +53,7 @@ export class Stack {
     const dataRoot = join(box0.dir, 'data');
     mkdirSync(dataRoot);
     const box = sandbox({
+      ...storeConfig(),
       ...o.config,
       dev_idp: { enabled: true, port: 0, users_file: usersFile },
       policies: { dir: policies },
