@@ -2,6 +2,7 @@
 // a job's array runs gatehouse-task on each partition as the person's account, its output is
 // committed into data.root by the backend with owner, labels and produced_by, and its status, logs,
 // cancel and failures read back through the same verbs the gateway uses for the engine.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,5 +100,16 @@ describe('the Slurm backend', () => {
     const s = await backend.cancel(id);
     expect(s?.state).toBe('cancelled');
     expect(s?.partitions.running).toBe(0);
+  }, 90_000);
+
+  it('stops a job its owner widened on Slurm beyond the grant (scontrol update as themselves), and says why', async () => {
+    const id = await submit(spec({ output: 'out-widened', argv: ['sleep', '300'], resources: { cores: 1, memory_mb: 200, time_limit_s: 120 } }));
+    const first = await until(async () => { const s = await backend.status(id); return s?.state === 'running' ? s : undefined; }, 30_000, 'running', 100);
+    // The person, with a shell on the cluster, lets three tasks run at once where one was granted.
+    execFileSync('runuser', ['-u', slurm.user.name, '--', 'scontrol', 'update', `JobId=${first.backend_job_id}`, 'ArrayTaskThrottle=3'], { env: { ...process.env, ...slurm.env } });
+    const s = await ended(id);
+    expect(s.state).toBe('failed');
+    expect(s.error).toMatch(/changed on Slurm to run [23] tasks at once; the gateway granted 1 cores, so it was stopped/);
+    expect(s.partitions.running).toBe(0);
   }, 90_000);
 });

@@ -29,7 +29,7 @@ import { readTrail } from './support/audit-trail.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
 import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
 import { fetchTls, type Response } from './support/https.js';
-import { type SlurmCluster, startSlurm } from './support/slurm.js';
+import { type SlurmCluster, slurmTaskRuntime, startSlurm } from './support/slurm.js';
 import { until } from './support/until.js';
 
 const run = promisify(execFile);
@@ -207,7 +207,9 @@ beforeAll(async () => {
   config.engine.port = Number(new URL(engine.url).port);
   config.data.root = dataRoot;
   // gh-alice is a --system account (uid < 1000): the floor is its uid here, 1000 in production.
-  config.slurm = { ...config.slurm, url: slurm.restUrl, jwt_key_file: slurm.jwtKeyFile, partition: slurm.partition, jobs_dir: jobsDir, min_uid: slurm.user.uid };
+  // The checkout (or a view of it the account can reach) and node the tasks run.
+  const runtime = slurmTaskRuntime(slurm);
+  config.slurm = { ...config.slurm, url: slurm.restUrl, jwt_key_file: slurm.jwtKeyFile, partition: slurm.partition, jobs_dir: jobsDir, min_uid: slurm.user.uid, install_dir: runtime.installDir, node: runtime.node };
 
   store = await openStore({ stateDir: config.state.dir });
   policy = await PolicyReloader.start(policies, { requireTests: true });

@@ -29,6 +29,8 @@ export interface SlurmJobRecord {
   labels: string[];
   dir: string;
   created_at: string;
+  /** Set when the job on Slurm was changed beyond its grant: it is cancelled and fails with this. */
+  breach?: string;
   /** The status once ended and, for a success, committed: never asked of Slurm again. */
   final: JobStatus | null;
 }

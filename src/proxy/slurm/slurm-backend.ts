@@ -90,7 +90,17 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     const done = new Set(tasks.filter((t) => t.state === 'COMPLETED').map((t) => t.task_id));
     const rowsIn = r.partitions.reduce((n, p, i) => n + (done.has(p) ? (r.partition_rows?.[i] ?? 0) : 0), 0);
     const status: JobStatus = { ...base(r), ...view, rows_in: rowsIn };
-    if (view.state === 'queued' || view.state === 'running') return status;
+    if (view.state === 'queued' || view.state === 'running') {
+      // The person can change their own job on Slurm (scontrol update): more tasks at once, more CPUs
+      // per task than the gateway granted. Such a job is stopped and fails, saying why.
+      const breach = r.breach ?? grantBreach(r, tasks, view.partitions.running);
+      if (breach !== null && r.breach === undefined) {
+        r.breach = breach;
+        await files.write(r);
+        await o.client.cancel(r.posix_user, r.slurm_job_id).catch(() => undefined);
+      }
+      return status;
+    }
     let run = finishing.get(r.id);
     if (run === undefined) {
       run = finish(r, status).finally(() => finishing.delete(r.id));
@@ -103,7 +113,9 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
   const finish = async (r: SlurmJobRecord, status: JobStatus): Promise<JobStatus> => {
     const final: JobStatus = { ...status };
     const uid = r.uid as number;
-    if (status.state === 'succeeded') {
+    if (r.breach !== undefined) {
+      Object.assign(final, { state: 'failed', error: r.breach });
+    } else if (status.state === 'succeeded') {
       try {
         const out = await commitSlurmOutput({
           jobId: r.id,
@@ -376,6 +388,14 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
 
     close() {},
   };
+}
+
+/** Why the array on Slurm holds more than its grant (one CPU per task, at most the granted cores at once), or null. */
+function grantBreach(r: SlurmJobRecord, tasks: readonly { state: string; cpus: number }[], running: number): string | null {
+  const wide = tasks.find((t) => t.cpus > 1 && !['COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL'].includes(t.state));
+  if (wide !== undefined) return `the job was changed on Slurm to ${wide.cpus} CPUs per task; the gateway granted 1 per task (${r.granted.cores} cores in all), so it was stopped`;
+  if (running > r.granted.cores) return `the job was changed on Slurm to run ${running} tasks at once; the gateway granted ${r.granted.cores} cores, so it was stopped`;
+  return null;
 }
 
 /** The Slurm job name of a gateway job: what squeue shows, and how a lost submission is found again. */
