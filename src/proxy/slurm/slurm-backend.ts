@@ -14,7 +14,7 @@ import { DatasetError, listDatasets, openDataset, openRoot, readExisting, replac
 import { type DatasetInfo, GatehouseError, type JobStatus } from '../../wire/index.js';
 import type { BackendCapacity, BackendSubmission, ComputeBackend } from '../backend.js';
 import type { SlurmClient } from './client.js';
-import { giveToAccount, jobFolderOf, prepareJobFolder, readOwned, removeJobFolder } from './job-folder.js';
+import { giveToAccount, jobFolderOf, openJobsDir, prepareJobFolder, readOwned, removeJobFolder } from './job-folder.js';
 import { type SlurmJobRecord, SlurmJobFiles } from './job-file.js';
 import { commitSlurmOutput } from './output-commit.js';
 import { mapSlurmArray } from './states.js';
@@ -223,6 +223,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     location: o.url,
     readinessCheck: SLURM,
     async readiness() {
+      await openJobsDir(o.jobsDir); // a jobs_dir others could have planted is a Slurm backend not ready
       const state = await o.client.ping(o.statusUser);
       const { slots } = await capacity();
       return `ok (${o.url}, slurmctld ${state}, ${slots} CPUs${o.partition ? ` in ${o.partition}` : ''})`;
