@@ -36,6 +36,9 @@ export interface SlurmJobRecord {
 }
 
 export class SlurmJobFiles {
+  /** The records not final, by id: read from disk once, then kept up to date by write(). */
+  private liveIndex: Map<string, SlurmJobRecord> | null = null;
+
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
@@ -58,6 +61,23 @@ export class SlurmJobFiles {
     const tmp = `${this.file(r.id)}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
     await rename(tmp, this.file(r.id));
+    if (this.liveIndex !== null) {
+      if (r.final === null) this.liveIndex.set(r.id, r);
+      else this.liveIndex.delete(r.id);
+    }
+  }
+
+  /** The records not final: what a submission checks outputs against and the reconciler asks about. */
+  async live(): Promise<SlurmJobRecord[]> {
+    if (this.liveIndex === null) {
+      const index = new Map<string, SlurmJobRecord>();
+      for (const id of this.ids()) {
+        const r = await this.read(id);
+        if (r !== null && r.final === null) index.set(id, r);
+      }
+      this.liveIndex ??= index;
+    }
+    return [...this.liveIndex.values()];
   }
 
   /** The ids of every record. */

@@ -197,9 +197,8 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
 
   const checkOutput = async (job: BackendSubmission): Promise<void> => {
     const { output, mode } = job.spec;
-    for (const id of files.ids()) {
-      const other = id === job.id ? null : await files.read(id);
-      if (other === null || other.final !== null) continue;
+    for (const other of await files.live()) {
+      if (other.id === job.id) continue;
       if (other.spec.output === output) throw new GatehouseError('conflict', `another job is already writing ${output}`);
       if (mode === 'overwrite' && other.spec.input === output) throw new GatehouseError('conflict', `another job is reading ${output}; it cannot be overwritten until that job ends`);
       if (other.spec.output === job.spec.input) throw new GatehouseError('conflict', `another job is writing ${job.spec.input}; read it once that job has finished`);
@@ -320,9 +319,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
 
     async active() {
       const out: JobStatus[] = [];
-      for (const id of files.ids()) {
-        const r = await files.read(id);
-        if (r === null || r.final !== null) continue;
+      for (const r of await files.live()) {
         const s = await statusOf(r);
         // Only what still runs: a job this look found ended is status()'s to report. Listed here,
         // the reconciler ended it and then, seeing it no longer live, cancelled it as an orphan.
