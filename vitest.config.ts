@@ -16,6 +16,8 @@ const ON_BOTH_STORES = [
   'test/security/request-id.test.ts',
   'test/user-certificates.test.ts',
   'test/jobs.test.ts',
+  'test/shared-login.test.ts',
+  'test/shared-login-gateways.test.ts',
 ];
 
 export default defineConfig({

@@ -14,7 +14,6 @@ import { TokenError } from './token-error.js';
 import type { TokenService } from './tokens.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const CERT_CACHE_MS = 2_000;
 
 export type CertificateUser = (cert: X509Certificate) => { user: string; serial: string } | null;
 
@@ -28,7 +27,7 @@ export interface AuthenticatorDeps {
 export type Authenticate = (request: FastifyRequest) => Promise<Identity>;
 
 export interface Authenticator extends Authenticate {
-  /** Drops a revoked certificate from the short verification cache at once. */
+  /** Nothing is cached any more (every check reads the store); kept for the routes that call it on revocation. */
   forgetCertificate(serial: string): void;
 }
 
@@ -38,8 +37,6 @@ export function normalizeSerial(serial: string): string {
 }
 
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
-  const certCache = new Map<string, { identity: Identity; until: number }>();
-
   const fromCertificate = async (socket: TLSSocket): Promise<Identity | undefined> => {
     const peer = socket.getPeerCertificate?.();
     if (!peer || !peer.raw) return undefined; // none presented
@@ -49,11 +46,9 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     if (!named) throw new TokenError('not_a_user', plainText(x509.subject.replaceAll('\n', ', ')));
     const serial = normalizeSerial(named.serial);
     const now = deps.tokens.clock();
-    const cached = certCache.get(serial);
-    if (cached && cached.until > now && cached.identity.expires_at.getTime() > now) {
-      if (!cached.identity.session_id || !deps.tokens.isRevoked(cached.identity.session_id)) return cached.identity;
-    }
-    // The certificate and the login it was issued under: it works only while both do.
+    // The certificate and the login it was issued under: it works only while both do. Read on every
+    // request, with no cache: a certificate or login revoked through another gateway over this store
+    // is refused here at once. One primary-key lookup and join, the same cost a revocation check needs anyway.
     const row = await deps.store.db
       .selectFrom('client_certificates as c')
       .leftJoin('token_families as f', 'f.id', 'c.family_id')
@@ -79,9 +74,6 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       session_id: row.family_id,
       ...(posixUser !== undefined ? { posix_user: posixUser } : {}),
     };
-    // A short cache: revocation through DELETE /v1/certs clears it at once (forgetCertificate).
-    certCache.set(serial, { identity, until: now + CERT_CACHE_MS });
-    if (certCache.size > 10_000) certCache.delete(certCache.keys().next().value as string);
     return identity;
   };
 
@@ -101,5 +93,5 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     }
     throw new TokenError('missing', 'no bearer token, client certificate or session cookie');
   };
-  return Object.assign(authenticate, { forgetCertificate: (serial: string) => certCache.delete(normalizeSerial(serial)) });
+  return Object.assign(authenticate, { forgetCertificate: (_serial: string) => undefined });
 }

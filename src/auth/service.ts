@@ -51,7 +51,8 @@ export async function createIdentityService(config: Config, store: Store, option
   await tokens.start();
   const sessions = new BrowserSessions(store, tokens);
   const authenticate = createAuthenticator({ store, tokens, sessions, certificateUser: userFromCertificate });
-  const throttle = new LoginThrottle({
+  // In the store: every gateway over it counts the same failures and refuses the same lockouts.
+  const throttle = new LoginThrottle(store, {
     maxFailures: config.login.max_failures,
     maxFailuresPerAddress: config.login.max_failures_per_address,
     windowSeconds: durationSeconds(config.login.failure_window),

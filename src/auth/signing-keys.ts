@@ -1,7 +1,11 @@
 // The gateway's token signing keys (Ed25519, EdDSA): one signs at a time and is replaced every
 // tokens.key_rotation; a retired key stays published in the JWKS until the last token it signed
-// has expired, so nothing valid is refused mid-rotation. Kept in the store so replicas share them.
+// has expired, so nothing valid is refused mid-rotation. Kept in the store so replicas share them:
+// a new key is created only when none signs now, by one statement that inserts it only if still
+// none does (serialized by PostgreSQL's advisory lock, by SQLite's single writer), and a gateway
+// that loses that race adopts the winner's key. Every replica thus signs with one key and publishes one JWKS.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Store } from '../store/index.js';
 
 export const TOKEN_ALG = 'EdDSA';
@@ -73,6 +77,12 @@ export class SigningKeys {
     return this.publicKey(kid);
   }
 
+  /** The JWKS as the store holds it now (another replica may have rotated): one small query, new rows parsed only. */
+  async jwksFresh(): Promise<{ keys: PublicJwk[] }> {
+    await this.refresh();
+    return this.jwks();
+  }
+
   jwks(): { keys: PublicJwk[] } {
     const now = this.now();
     return { keys: [...this.keys.values()].filter((k) => k.publishedUntil > now).map((k) => k.jwk) };
@@ -85,30 +95,54 @@ export class SigningKeys {
     return best;
   }
 
+  /** Creates the next key unless another gateway just did; either way returns the one that signs now. */
   private async rotate(): Promise<LoadedKey> {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     const now = this.now();
-    const kid = `${new Date(now).toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(6).toString('base64url')}`;
+    const nowIso = new Date(now).toISOString();
+    const kid = `${nowIso.slice(0, 10).replaceAll('-', '')}-${randomBytes(6).toString('base64url')}`;
     const signsUntil = now + this.options.rotationSeconds * 1000;
     // Published past the rotation by one token lifetime, plus a minute of clock skew.
     const publishedUntil = signsUntil + (this.options.tokenLifetimeSeconds + 60) * 1000;
-    const jwk = toJwk(publicKey, kid);
-    await this.store.db
-      .insertInto('signing_keys')
-      .values({
-        kid,
-        alg: TOKEN_ALG,
-        public_jwk: JSON.stringify(jwk),
-        private_pkcs8: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-        created_at: new Date(now).toISOString(),
-        signs_until: new Date(signsUntil).toISOString(),
-        published_until: new Date(publishedUntil).toISOString(),
-      })
-      .execute();
+    const row = {
+      kid,
+      alg: TOKEN_ALG,
+      public_jwk: JSON.stringify(toJwk(publicKey, kid)),
+      private_pkcs8: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      created_at: nowIso,
+      signs_until: new Date(signsUntil).toISOString(),
+      published_until: new Date(publishedUntil).toISOString(),
+    };
+    const columns = Object.keys(row) as (keyof typeof row)[];
+    // INSERT ... SELECT ... WHERE NOT EXISTS (a key that signs now): of two gateways rotating at
+    // once, only the first inserts. One statement is atomic on SQLite, whose writers take turns
+    // (and no transaction is held open across an await, which would stall another connection of
+    // this process in SQLite's busy wait). PostgreSQL's READ COMMITTED lets two such statements
+    // both see no key, so there they run under a transaction-scoped advisory lock: the second
+    // statement starts after the first committed, and sees its key.
+    const insert = (db: typeof this.store.db) =>
+      db
+        .insertInto('signing_keys')
+        .columns(columns)
+        .expression(
+          db
+            .selectNoFrom((eb) => columns.map((c) => eb.cast<string>(eb.val(row[c]), 'text').as(c)))
+            .where((eb) => eb.not(eb.exists(db.selectFrom('signing_keys').select('kid').where('signs_until', '>', nowIso)))),
+        )
+        .execute();
+    if (this.store.dialect === 'postgres') {
+      await this.store.db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(hashtext('gatehouse:signing_keys'))`.execute(trx);
+        await insert(trx);
+      });
+    } else await insert(this.store.db);
     // Keys no token can still need are deleted, private halves included.
-    await this.store.db.deleteFrom('signing_keys').where('published_until', '<', new Date(now).toISOString()).execute();
+    await this.store.db.deleteFrom('signing_keys').where('published_until', '<', nowIso).execute();
     await this.refresh();
-    return this.keys.get(kid)!;
+    // Ours, or the key another gateway created a moment before: the one every replica signs with.
+    const active = this.active();
+    if (!active) throw new Error('signing_keys: no key signs now after a rotation (is the clock far off?)');
+    return active;
   }
 
   private async refresh(): Promise<void> {

@@ -1,8 +1,11 @@
 // Slows down, then refuses, repeated failed logins for one username or one client address, so
-// guessing passwords costs an attacker time without locking a user out for long. In memory, per
-// gateway process: a restart forgives, which is acceptable for a throttle (the audit trail keeps all).
+// guessing passwords costs an attacker time without locking a user out for long. Kept in the store
+// (login_throttle), so every gateway over one database counts the same failures and refuses the same
+// lockouts: an attacker spreading guesses over the replicas behind a load balancer gains nothing.
+// Keys are stored as SHA-256 hashes only (the audit trail is where attempted names are recorded).
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
+import type { Store } from '../store/index.js';
 
 export interface ThrottleOptions {
   /** Failures before a key is locked: per username, and (higher) per client address. */
@@ -24,67 +27,111 @@ export interface ThrottleVerdict {
 
 const MAX_DELAY_MS = 4_000;
 const MAX_KEYS = 100_000;
+/** Old rows are deleted at most this often per gateway (by whichever login comes first). */
+const PRUNE_EVERY_MS = 60_000;
 
-interface Entry {
-  failures: number[];
-  lockedUntil: number;
-}
-
+/**
+ * Failures and lockouts as rows of login_throttle: a failure is (key, at, null), a lockout is
+ * (key, at, locked_until). Rows are only inserted and deleted, never updated, so two replicas
+ * recording failures at once cannot lose one (no read-modify-write of a shared counter).
+ * A login costs one query to check, then one delete on success, or two statements on a failure
+ * (insert, count) and two more only when that failure locks the key.
+ */
 export class LoginThrottle {
-  private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
+  private prunedAt = 0;
 
-  constructor(private readonly options: ThrottleOptions) {
+  constructor(
+    private readonly store: Store,
+    private readonly options: ThrottleOptions,
+  ) {
     this.now = options.now ?? Date.now;
   }
 
   /** Before an attempt: is any key locked, and how long should the answer wait? */
-  check(keys: string[]): ThrottleVerdict {
+  async check(keys: string[]): Promise<ThrottleVerdict> {
     const now = this.now();
+    const hashes = keys.map(throttleKeyHash);
+    const rows = await this.store.db
+      .selectFrom('login_throttle')
+      .select((eb) => ['key_hash', eb.fn.countAll<string | number>().filterWhere('locked_until', 'is', null).as('failures'), eb.fn.max('locked_until').as('locked_until')])
+      .where('key_hash', 'in', hashes)
+      .where((eb) => eb.or([eb.and([eb('locked_until', 'is', null), eb('at', '>', now - this.options.windowSeconds * 1000)]), eb('locked_until', '>', now)]))
+      .groupBy('key_hash')
+      .execute();
+    const byHash = new Map(rows.map((r) => [r.key_hash, { failures: Number(r.failures), lockedUntil: r.locked_until === null ? 0 : Number(r.locked_until) }]));
     let delayMs = 0;
-    for (const key of keys) {
-      const entry = this.entries.get(key);
+    for (const [i, key] of keys.entries()) {
+      const entry = byHash.get(hashes[i]!);
       if (!entry) continue;
       if (entry.lockedUntil > now) return { delayMs: 0, retryAfterSeconds: Math.ceil((entry.lockedUntil - now) / 1000), key };
       // Only a username is slowed down: an address may be a whole office behind one NAT, so it
       // gets the (higher) lockout alone, and one person's typos do not slow their colleagues.
-      if (key.startsWith('ip:')) continue;
-      const recent = this.recent(entry, now);
-      const over = recent - this.options.slowdownAfter;
+      if (isAddressKey(key)) continue;
+      const over = entry.failures - this.options.slowdownAfter;
       if (over >= 0) delayMs = Math.max(delayMs, Math.min(MAX_DELAY_MS, 250 * 2 ** over));
     }
     return { delayMs };
   }
 
-  failure(keys: string[]): void {
+  async failure(keys: string[]): Promise<void> {
     const now = this.now();
-    if (this.entries.size > MAX_KEYS) this.prune(now);
-    for (const key of keys) {
-      const entry = this.entries.get(key) ?? { failures: [], lockedUntil: 0 };
-      entry.failures.push(now);
-      const limit = key.startsWith('ip:') ? this.options.maxFailuresPerAddress : this.options.maxFailures;
-      if (this.recent(entry, now) >= limit) {
-        entry.lockedUntil = now + this.options.lockoutSeconds * 1000;
-        entry.failures = [];
-      }
-      this.entries.set(key, entry);
+    await this.prune(now);
+    const hashes = keys.map(throttleKeyHash);
+    await this.store.db
+      .insertInto('login_throttle')
+      .values(hashes.map((key_hash) => ({ key_hash, at: now, locked_until: null })))
+      .execute();
+    // Counted after the insert: every replica's failures in the window, this one included.
+    const rows = await this.store.db
+      .selectFrom('login_throttle')
+      .select((eb) => ['key_hash', eb.fn.countAll<string | number>().as('failures')])
+      .where('key_hash', 'in', hashes)
+      .where('locked_until', 'is', null)
+      .where('at', '>', now - this.options.windowSeconds * 1000)
+      .groupBy('key_hash')
+      .execute();
+    const counts = new Map(rows.map((r) => [r.key_hash, Number(r.failures)]));
+    for (const [i, key] of keys.entries()) {
+      const hash = hashes[i]!;
+      const limit = isAddressKey(key) ? this.options.maxFailuresPerAddress : this.options.maxFailures;
+      if ((counts.get(hash) ?? 0) < limit) continue;
+      // Locked: the failures that led here are spent, so the count starts again after the lockout.
+      await this.store.db.insertInto('login_throttle').values({ key_hash: hash, at: now, locked_until: now + this.options.lockoutSeconds * 1000 }).execute();
+      await this.store.db.deleteFrom('login_throttle').where('key_hash', '=', hash).where('locked_until', 'is', null).where('at', '<=', now).execute();
     }
   }
 
   /** A success forgives the username, not the address: one good account must not reset a spray. */
-  success(usernameKey: string): void {
-    this.entries.delete(usernameKey);
+  async success(usernameKey: string): Promise<void> {
+    await this.store.db.deleteFrom('login_throttle').where('key_hash', '=', throttleKeyHash(usernameKey)).execute();
   }
 
-  private recent(entry: Entry, now: number): number {
+  /** Deletes failures past the window and lockouts that have ended, at most once a minute per gateway. */
+  private async prune(now: number): Promise<void> {
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
     const since = now - this.options.windowSeconds * 1000;
-    entry.failures = entry.failures.filter((t) => t > since);
-    return entry.failures.length;
+    await this.store.db
+      .deleteFrom('login_throttle')
+      .where((eb) => eb.or([eb.and([eb('locked_until', 'is', null), eb('at', '<=', since)]), eb('locked_until', '<=', now)]))
+      .execute();
   }
+}
 
-  private prune(now: number): void {
-    for (const [key, entry] of this.entries) if (entry.lockedUntil <= now && this.recent(entry, now) === 0) this.entries.delete(key);
-  }
+/** A username key is user:<name>; address keys are ip:<v4> and ip6:<prefix>::/64 (addressKey). */
+function isAddressKey(key: string): boolean {
+  return key.startsWith('ip:') || key.startsWith('ip6:');
+}
+
+/**
+ * What the store keeps for a throttle key: its hash, never the username or address itself. An
+ * address key (ip:<address>) counts by addressKey's rule, so an IPv6 host cannot step around its
+ * lockout by picking another address in its /64.
+ */
+export function throttleKeyHash(key: string): string {
+  const canonical = key.startsWith('ip:') ? addressKey(key.slice(3)) : key;
+  return createHash('sha256').update(`gatehouse-login-throttle\0${canonical}`).digest('base64url');
 }
 
 export interface PendingSignInsOptions {

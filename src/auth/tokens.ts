@@ -12,7 +12,10 @@ import { type CredentialOwner, TokenError } from './token-error.js';
 export const TOKEN_AUDIENCE = 'gatehouse';
 const REFRESH_PREFIX = 'ghr_';
 const VERIFIED_CACHE_MAX = 10_000;
-const REVOCATION_RELOAD_MS = 5_000;
+/** Logins known here to be revoked (this gateway's, or seen revoked in the store): a shortcut only. */
+const KNOWN_REVOKED_MAX = 10_000;
+/** Logins one revocation query asks about at most (well under either database's parameter limit). */
+const LOOKUP_BATCH_MAX = 500;
 
 export interface TokenPair {
   access_token: string;
@@ -65,10 +68,20 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
 }
 
+/**
+ * Revocation across replicas: every verification, cached or not, reads its login's revoked_at from
+ * the store (a primary-key lookup, the only query on a request with a cached token), so a logout
+ * or a revocation through any gateway is refused by every other one at the next request, with no
+ * reload window. Chosen over the alternatives: a revocation counter row read per request costs the
+ * same round trip and adds a reload and a contended row; LISTEN/NOTIFY leaves a window (the notice
+ * arrives after the commit, and not at all across a dropped connection) and exists on PostgreSQL
+ * only. The signature check (the expensive part) stays cached by token hash, and the lookups of
+ * requests arriving together share one query (RevocationLookups).
+ */
 export class TokenService {
   private readonly verified = new Map<string, Identity>();
-  private revoked = new Set<string>();
-  private reloadTimer: NodeJS.Timeout | undefined;
+  private readonly revoked = new Set<string>();
+  private readonly lookups: RevocationLookups;
   private readonly now: () => number;
 
   constructor(
@@ -77,18 +90,13 @@ export class TokenService {
     readonly options: TokenOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.lookups = new RevocationLookups(store);
   }
 
-  /** Loads the revoked logins and keeps them current (another replica may revoke). */
-  async start(): Promise<void> {
-    await this.reloadRevocations();
-    this.reloadTimer = setInterval(() => void this.reloadRevocations().catch(() => {}), REVOCATION_RELOAD_MS);
-    this.reloadTimer.unref();
-  }
+  /** Nothing to load: revocations are read from the store per request (kept for the service's lifecycle). */
+  async start(): Promise<void> {}
 
-  stop(): void {
-    clearInterval(this.reloadTimer);
-  }
+  stop(): void {}
 
   /** Fresh ids for a login, so its audit event can be recorded before the login exists. */
   newIds(): NewIds {
@@ -171,12 +179,29 @@ export class TokenService {
       .where('id', '=', sessionId)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    this.revoked.add(sessionId);
+    this.knownRevoked(sessionId);
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** Revoked as far as this gateway knows without asking the store; callers that need other replicas' revocations read the login's row. */
   isRevoked(sessionId: string): boolean {
     return this.revoked.has(sessionId);
+  }
+
+  /**
+   * Whether the login is revoked, as the store says now (any replica's logout or revocation). A login
+   * the store does not hold is not revoked here: its token still needed our signature, as before.
+   */
+  async revokedNow(sessionId: string): Promise<boolean> {
+    if (this.revoked.has(sessionId)) return true;
+    if (!(await this.lookups.revoked(sessionId))) return false;
+    this.knownRevoked(sessionId);
+    return true;
+  }
+
+  private knownRevoked(sessionId: string): void {
+    if (this.revoked.size >= KNOWN_REVOKED_MAX) this.revoked.delete(this.revoked.values().next().value as string);
+    this.revoked.add(sessionId);
   }
 
   /** A bearer token → Identity, or TokenError with the reason. Verified tokens are cached until expiry. */
@@ -186,7 +211,7 @@ export class TokenService {
     if (cached) {
       if (cached.expires_at.getTime() <= this.now()) this.verified.delete(cacheKey);
       else {
-        if (cached.session_id && this.revoked.has(cached.session_id)) throw new TokenError('revoked', 'login ended', { user: cached.user, groups: cached.groups, auth_method: cached.auth_method, verified: true, session_id: cached.session_id });
+        if (cached.session_id && (await this.revokedNow(cached.session_id))) throw new TokenError('revoked', 'login ended', { user: cached.user, groups: cached.groups, auth_method: cached.auth_method, verified: true, session_id: cached.session_id });
         return cached;
       }
     }
@@ -230,7 +255,7 @@ export class TokenService {
     if (!Array.isArray(payload.groups) || typeof payload.sub !== 'string' || (payload.auth_method !== 'oidc' && payload.auth_method !== 'ldap')) {
       throw new TokenError('missing_claim', 'groups, sub or auth_method');
     }
-    if (this.revoked.has(payload.sid)) throw new TokenError('revoked', 'login ended', claimedOwner(payload, true));
+    if (await this.revokedNow(payload.sid)) throw new TokenError('revoked', 'login ended', claimedOwner(payload, true));
     const posixUser = posixUserOf(payload.posix_user);
     return {
       user: payload.sub,
@@ -273,18 +298,49 @@ export class TokenService {
       .execute();
     return { access_token: access, refresh_token: refresh, token_type: 'Bearer', expires_in: Math.floor((exp - now) / 1000), session_id: family.id, jti };
   }
+}
 
-  private async reloadRevocations(): Promise<void> {
-    const rows = await this.store.db
-      .selectFrom('token_families')
-      .select('id')
-      .where('revoked_at', 'is not', null)
-      .where('expires_at', '>', iso(this.now()))
-      .execute();
-    const next = new Set(rows.map((r) => r.id));
-    // Keep local revocations that the store query may not show yet.
-    for (const id of this.revoked) next.add(id);
-    this.revoked = next;
+/**
+ * Reads revoked_at for the logins asked about, one query for all the requests that arrive while the
+ * previous query runs. Never answers from a query that started before the question was asked: a
+ * request arriving mid-query waits for the next one, so a revocation committed before the request
+ * came is always seen. A failed query fails every request waiting on it (closed).
+ */
+class RevocationLookups {
+  private waiting = new Map<string, { resolve: (revoked: boolean) => void; reject: (err: unknown) => void }[]>();
+  private running = false;
+
+  constructor(private readonly store: Store) {}
+
+  revoked(sessionId: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const list = this.waiting.get(sessionId);
+      if (list) list.push({ resolve, reject });
+      else this.waiting.set(sessionId, [{ resolve, reject }]);
+      // Started after this turn's other requests have asked too, so they share the query.
+      if (!this.running) {
+        this.running = true;
+        setImmediate(() => void this.run());
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.waiting.size > 0) {
+        const batch = new Map([...this.waiting].slice(0, LOOKUP_BATCH_MAX));
+        for (const id of batch.keys()) this.waiting.delete(id);
+        try {
+          const rows = await this.store.db.selectFrom('token_families').select(['id', 'revoked_at']).where('id', 'in', [...batch.keys()]).execute();
+          const revoked = new Set(rows.filter((r) => r.revoked_at !== null).map((r) => r.id));
+          for (const [id, waiters] of batch) for (const w of waiters) w.resolve(revoked.has(id));
+        } catch (err) {
+          for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
   }
 }
 

@@ -155,4 +155,21 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('jobs').dropColumn('posix_user').execute();
     },
   },
+  '0007_login_throttle': {
+    async up(db: Kysely<unknown>) {
+      // Failed logins and lockouts, shared by every gateway over this store (src/auth/throttle.ts).
+      // key_hash: SHA-256 of user:<name> or the client address's key, never the name itself.
+      // at, locked_until: milliseconds since the epoch (bigint: past 2^31 in PostgreSQL).
+      await db.schema
+        .createTable('login_throttle')
+        .addColumn('key_hash', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('locked_until', 'bigint')
+        .execute();
+      await db.schema.createIndex('login_throttle_key_at').on('login_throttle').columns(['key_hash', 'at']).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('login_throttle').execute();
+    },
+  },
 };

@@ -91,6 +91,13 @@ export interface JobTable {
   finished_at: string | null;
 }
 
+/** A failed login (locked_until null) or a lockout, for one hashed throttle key (0007). Times in ms. */
+export interface LoginThrottleTable {
+  key_hash: string;
+  at: number;
+  locked_until: number | null;
+}
+
 export interface Tables {
   instance: InstanceTable;
   signing_keys: SigningKeyTable;
@@ -99,4 +106,5 @@ export interface Tables {
   oidc_requests: OidcRequestTable;
   client_certificates: ClientCertificateTable;
   jobs: JobTable;
+  login_throttle: LoginThrottleTable;
 }

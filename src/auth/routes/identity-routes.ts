@@ -9,9 +9,9 @@ import { NoQuery, WhoamiResponse } from './schemas.js';
 export function installIdentityRoutes(server: FastifyInstance, ctx: RouteContext): void {
   const app = server.withTypeProvider<TypeBoxTypeProvider>(); // handler types from the route schemas
   app.get('/.well-known/jwks.json', { config: { public: true }, schema: { summary: 'Public keys of the gateway\'s signatures: tokens, and the audit trail\'s checkpoints (kid audit-...)', querystring: NoQuery, response: { 200: Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.String())) }) } } }, async (_request, reply) => {
-    // Short caching: a verifier must see a new key soon after rotation.
+    // Short caching: a verifier must see a new key soon after rotation. Read from the store, so every replica publishes the same keys.
     reply.header('cache-control', 'public, max-age=300');
-    return { keys: [...ctx.keys.jwks().keys, ...ctx.extraJwks()].map(stringFields) };
+    return { keys: [...(await ctx.keys.jwksFresh()).keys, ...ctx.extraJwks()].map(stringFields) };
   });
 
   app.get('/v1/whoami', { config: { authorize: { own: 'the caller, as their credential says' } }, schema: { summary: 'The caller, as the gateway sees them', querystring: NoQuery, response: { 200: WhoamiResponse } } }, async (request) => {

@@ -50,13 +50,13 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
       // What the client typed goes in only when it is a plain username (a password typed in the wrong field is not).
       details: { method, attempted_user: userText(user), ...(err.detail ? { detail: err.detail } : {}) },
     });
-    if (counted.has(err.reason)) ctx.throttle.failure(keys);
+    if (counted.has(err.reason)) await ctx.throttle.failure(keys);
     throw toHttpError(err);
   };
 
   /** Refuses at once while throttled; otherwise waits the slow-down before the attempt is answered. */
   const throttled = async (request: FastifyRequest, reply: FastifyReply, method: string, keys: string[], user: string | null): Promise<void> => {
-    const verdict = ctx.throttle.check(keys);
+    const verdict = await ctx.throttle.check(keys);
     if (verdict.retryAfterSeconds !== undefined) {
       await auditFor(ctx, request, undefined, { action: 'auth.login_failed', object: `login:${method}`, decision: 'deny', reason: 'throttled', details: { method, attempted_user: userText(user), throttled_on: verdict.key?.startsWith('user:') ? 'username' : 'address' } });
       reply.header('retry-after', String(verdict.retryAfterSeconds));
@@ -90,7 +90,7 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
     } catch (err) {
       return failed(request, 'ldap', err, keys, username);
     }
-    ctx.throttle.success(keys[0]!);
+    await ctx.throttle.success(keys[0]!);
     return tokenBody(await succeeded(request, subject, 'ldap', 'password'));
   });
 
