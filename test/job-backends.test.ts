@@ -169,6 +169,17 @@ describe('a job on a second backend', () => {
     expect(checks.engine).toMatch(/^ok \(https:\/\/127\.0\.0\.1:\d+/);
     expect(checks['backend:lab']).toMatch(/^ok \(test backend lab/);
   });
+
+  it('stays ready when a second backend is down, and says so on its line', async () => {
+    lab.down = 'lab is unplugged';
+    try {
+      const r = await fetchTls(`${url}/readyz`, { ca });
+      expect(r.status, r.body).toBe(200);
+      expect(r.json<{ checks: Record<string, string> }>().checks['backend:lab']).toBe('unavailable: lab is unplugged');
+    } finally {
+      lab.down = null;
+    }
+  });
 });
 
 describe('the POSIX account a job runs as', () => {

@@ -69,9 +69,16 @@ export function datasetLabelsIn(backends: readonly ComputeBackend[]): (name: str
   };
 }
 
-/** One readiness line per backend, under the name each gives itself. */
+/**
+ * One readiness line per backend, under the name each gives itself. The default backend (the first)
+ * not answering makes the gateway not ready; another one shows as unavailable and the gateway stays
+ * ready: logins, the audit trail and the default backend's jobs go on while, say, Slurm is down (its
+ * jobs wait or are refused with 503 until it answers).
+ */
 export function backendReadiness(backends: readonly ComputeBackend[]): Record<string, () => Promise<string>> {
-  return Object.fromEntries(backends.map((b) => [b.readinessCheck, () => b.readiness()]));
+  return Object.fromEntries(
+    backends.map((b, i) => [b.readinessCheck, i === 0 ? () => b.readiness() : () => b.readiness().catch((err: Error) => `unavailable: ${err.message}`)]),
+  );
 }
 
 /** Closes every backend's connections. */

@@ -10,6 +10,8 @@ import { type DatasetInfo, GatehouseError, type JobStatus } from '../../src/wire
 export interface TestBackend extends ComputeBackend {
   /** Every job it was handed, in order: what the gateway sent (spec, granted, replaces). */
   readonly received: BackendSubmission[];
+  /** Set: readiness() rejects with it (the backend is down). */
+  down: string | null;
 }
 
 /** A catalog entry from a name, labels and an owner (the rest made up). */
@@ -21,12 +23,16 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
   const datasets = new Map(catalog.map((d) => [d.name, d]));
   const jobs = new Map<string, JobStatus>();
   const received: BackendSubmission[] = [];
-  return {
+  const backend: TestBackend = {
     name,
     location: `test:${name}`,
     received,
+    down: null,
     readinessCheck: `backend:${name}`,
-    readiness: async () => `ok (test backend ${name}, ${datasets.size} datasets)`,
+    readiness: async () => {
+      if (backend.down !== null) throw new Error(backend.down);
+      return `ok (test backend ${name}, ${datasets.size} datasets)`;
+    },
     capacity: async () => ({ slots: 8 }),
     datasets: async () => [...datasets.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
     submit: async (job) => {
@@ -54,6 +60,7 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
     },
     close: () => undefined,
   };
+  return backend;
 }
 
 /** A job that ran at once and succeeded, as the backend reports it. */
