@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../src/store/index.js';
 import { type Postgres, startPostgres } from './support/postgres.js';
+import { until } from './support/until.js';
 
 let pg: Postgres;
 const stateDir = () => mkdtempSync(join(tmpdir(), 'gatehouse-store-pg-'));
@@ -57,5 +58,20 @@ describe('the store on PostgreSQL', () => {
     const err = await openStore({ stateDir: stateDir(), url, password: 'not-the-password-xyz' }).then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/password authentication failed/);
     expect(err?.message).not.toContain('not-the-password-xyz');
+  });
+
+  it('fails its ping while the database is down, and answers again by itself once it is back', async () => {
+    const url = await pg.database();
+    const store = await openStore({ stateDir: stateDir(), url, password: pg.password });
+    try {
+      await store.ping();
+      await pg.kill();
+      await expect(store.ping()).rejects.toThrow();
+      await pg.start();
+      await until(() => store.ping().then(() => true, () => undefined), 30_000, 'the store answering again');
+      expect((await store.db.selectFrom('instance').select('id').executeTakeFirstOrThrow()).id).toBe(store.instanceId);
+    } finally {
+      await store.close();
+    }
   });
 });
