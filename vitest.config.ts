@@ -18,6 +18,7 @@ const ON_BOTH_STORES = [
   'test/jobs.test.ts',
   'test/shared-login.test.ts',
   'test/shared-login-gateways.test.ts',
+  'test/security/shared-login-review.test.ts',
 ];
 
 export default defineConfig({

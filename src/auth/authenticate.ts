@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type {} from '@fastify/cookie'; // request.cookies
 import type { FastifyRequest } from 'fastify';
 import type { Store } from '../store/index.js';
+import { GatehouseError } from '../wire/index.js';
 import { type BrowserSessions, CSRF_HEADER, SESSION_COOKIE } from './browser-sessions.js';
 import { type AuthMethod, type Identity, posixUserOf } from '../identity/index.js';
 import { plainText } from './audit-text.js';
@@ -49,12 +50,14 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     // The certificate and the login it was issued under: it works only while both do. Read on every
     // request, with no cache: a certificate or login revoked through another gateway over this store
     // is refused here at once. One primary-key lookup and join, the same cost a revocation check needs anyway.
+    // A store that cannot be reached refuses the request (503), never accepts the certificate.
     const row = await deps.store.db
       .selectFrom('client_certificates as c')
       .leftJoin('token_families as f', 'f.id', 'c.family_id')
       .select(['c.serial', 'c.user', 'c.groups', 'c.auth_method', 'c.family_id', 'c.not_after', 'c.revoked_at', 'f.expires_at as login_expires_at', 'f.revoked_at as login_revoked_at', 'f.posix_user'])
       .where('c.serial', '=', serial)
-      .executeTakeFirst();
+      .executeTakeFirst()
+      .catch(() => Promise.reject(new GatehouseError('not_ready', 'the gateway cannot reach its store to check certificates; try again shortly')));
     if (!row) throw new TokenError('unknown', `certificate ${serial} was not issued by this gateway`, { user: named.user, groups: [], auth_method: 'unknown', verified: false });
     const owner = { user: row.user, groups: JSON.parse(row.groups) as string[], auth_method: row.auth_method, verified: true, ...(row.family_id ? { session_id: row.family_id } : {}) };
     if (row.revoked_at) throw new TokenError('revoked', `certificate ${serial} revoked`, owner);

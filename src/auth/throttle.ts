@@ -3,9 +3,10 @@
 // (login_throttle), so every gateway over one database counts the same failures and refuses the same
 // lockouts: an attacker spreading guesses over the replicas behind a load balancer gains nothing.
 // Keys are stored as SHA-256 hashes only (the audit trail is where attempted names are recorded).
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Store } from '../store/index.js';
+import { GatehouseError } from '../wire/index.js';
 
 export interface ThrottleOptions {
   /** Failures before a key is locked: per username, and (higher) per client address. */
@@ -25,6 +26,12 @@ export interface ThrottleVerdict {
   key?: string;
 }
 
+/** A login let through by begin(): its reserved failure rows, settled by failure(), success() or release(). */
+export interface ThrottleAttempt {
+  id: string;
+  keys: string[];
+}
+
 const MAX_DELAY_MS = 4_000;
 const MAX_KEYS = 100_000;
 /** Old rows are deleted at most this often per gateway (by whichever login comes first). */
@@ -34,8 +41,10 @@ const PRUNE_EVERY_MS = 60_000;
  * Failures and lockouts as rows of login_throttle: a failure is (key, at, null), a lockout is
  * (key, at, locked_until). Rows are only inserted and deleted, never updated, so two replicas
  * recording failures at once cannot lose one (no read-modify-write of a shared counter).
- * A login costs one query to check, then one delete on success, or two statements on a failure
- * (insert, count) and two more only when that failure locks the key.
+ * A login through begin() reserves its failure rows before the password is tried and counts them
+ * with every other in flight: of N guesses racing at the limit, on one gateway or several, only
+ * those within the limit are tried (a check alone would let all N through before any failed).
+ * Every statement that cannot reach the store throws 503 not_ready: a login is never let through unchecked.
  */
 export class LoginThrottle {
   private readonly now: () => number;
@@ -50,6 +59,82 @@ export class LoginThrottle {
 
   /** Before an attempt: is any key locked, and how long should the answer wait? */
   async check(keys: string[]): Promise<ThrottleVerdict> {
+    return closed(() => this.checkNow(keys));
+  }
+
+  /**
+   * Before trying a password: check(), then reserve this attempt's failure rows and count them with
+   * every attempt in the window, in flight or failed, through any gateway. Past a key's limit the
+   * reservation is withdrawn and the attempt refused (retry after 1 s: the attempts ahead of it
+   * decide the lockout). Otherwise the attempt is let through and must be settled.
+   */
+  async begin(keys: string[]): Promise<ThrottleVerdict & { attempt?: ThrottleAttempt }> {
+    return closed(async () => {
+      const verdict = await this.checkNow(keys);
+      if (verdict.retryAfterSeconds !== undefined) return verdict;
+      const now = this.now();
+      const attempt = { id: randomUUID(), keys };
+      const hashes = keys.map(throttleKeyHash);
+      await this.store.db
+        .insertInto('login_throttle')
+        .values(hashes.map((key_hash) => ({ key_hash, at: now, locked_until: null, attempt: attempt.id })))
+        .execute();
+      // Each insert commits before its count, so the k-th reservation to commit counts at least k:
+      // at most `limit` attempts per key pass, however they race. A lockout taken meanwhile deletes
+      // the failures it spent, so it is read after the count: its row is inserted before that delete,
+      // and a count that missed the deleted failures is followed by a read that sees the lockout.
+      const counts = await this.counts(hashes, now);
+      const after = await this.checkNow(keys);
+      for (const [i, key] of keys.entries()) {
+        if (after.retryAfterSeconds === undefined && (counts.get(hashes[i]!) ?? 0) <= this.limit(key)) continue;
+        await this.withdraw(attempt);
+        return after.retryAfterSeconds !== undefined ? after : { delayMs: 0, retryAfterSeconds: 1, key };
+      }
+      return { ...verdict, attempt };
+    });
+  }
+
+  /** A failed attempt: counted (already, when begin() reserved it), and the keys at their limit locked. */
+  async failure(keys: string[], attempt?: ThrottleAttempt): Promise<void> {
+    await closed(async () => {
+      const now = this.now();
+      await this.prune(now);
+      const hashes = keys.map(throttleKeyHash);
+      if (!attempt) {
+        await this.store.db
+          .insertInto('login_throttle')
+          .values(hashes.map((key_hash) => ({ key_hash, at: now, locked_until: null, attempt: null })))
+          .execute();
+      }
+      // Counted after the insert: every replica's failures in the window, this one included.
+      const counts = await this.counts(hashes, now);
+      for (const [i, key] of keys.entries()) {
+        const hash = hashes[i]!;
+        if ((counts.get(hash) ?? 0) < this.limit(key)) continue;
+        // Locked: the failures that led here are spent, so the count starts again after the lockout.
+        await this.store.db.insertInto('login_throttle').values({ key_hash: hash, at: now, locked_until: now + this.options.lockoutSeconds * 1000, attempt: null }).execute();
+        await this.store.db.deleteFrom('login_throttle').where('key_hash', '=', hash).where('locked_until', 'is', null).where('at', '<=', now).execute();
+      }
+    });
+  }
+
+  /**
+   * A success forgives the username, not the address: one good account must not reset a spray. Only
+   * this attempt's own reservation on the address is withdrawn (a success is not a failure).
+   */
+  async success(usernameKey: string, attempt?: ThrottleAttempt): Promise<void> {
+    await closed(async () => {
+      await this.store.db.deleteFrom('login_throttle').where('key_hash', '=', throttleKeyHash(usernameKey)).execute();
+      if (attempt) await this.withdraw(attempt);
+    });
+  }
+
+  /** An attempt that tried no credential (the directory was down, say): its reservation is withdrawn. */
+  async release(attempt: ThrottleAttempt): Promise<void> {
+    await closed(() => this.withdraw(attempt));
+  }
+
+  private async checkNow(keys: string[]): Promise<ThrottleVerdict> {
     const now = this.now();
     const hashes = keys.map(throttleKeyHash);
     const rows = await this.store.db
@@ -74,15 +159,8 @@ export class LoginThrottle {
     return { delayMs };
   }
 
-  async failure(keys: string[]): Promise<void> {
-    const now = this.now();
-    await this.prune(now);
-    const hashes = keys.map(throttleKeyHash);
-    await this.store.db
-      .insertInto('login_throttle')
-      .values(hashes.map((key_hash) => ({ key_hash, at: now, locked_until: null })))
-      .execute();
-    // Counted after the insert: every replica's failures in the window, this one included.
+  /** Failures (and reservations) per key in the window, every replica's. */
+  private async counts(hashes: string[], now: number): Promise<Map<string, number>> {
     const rows = await this.store.db
       .selectFrom('login_throttle')
       .select((eb) => ['key_hash', eb.fn.countAll<string | number>().as('failures')])
@@ -91,20 +169,15 @@ export class LoginThrottle {
       .where('at', '>', now - this.options.windowSeconds * 1000)
       .groupBy('key_hash')
       .execute();
-    const counts = new Map(rows.map((r) => [r.key_hash, Number(r.failures)]));
-    for (const [i, key] of keys.entries()) {
-      const hash = hashes[i]!;
-      const limit = isAddressKey(key) ? this.options.maxFailuresPerAddress : this.options.maxFailures;
-      if ((counts.get(hash) ?? 0) < limit) continue;
-      // Locked: the failures that led here are spent, so the count starts again after the lockout.
-      await this.store.db.insertInto('login_throttle').values({ key_hash: hash, at: now, locked_until: now + this.options.lockoutSeconds * 1000 }).execute();
-      await this.store.db.deleteFrom('login_throttle').where('key_hash', '=', hash).where('locked_until', 'is', null).where('at', '<=', now).execute();
-    }
+    return new Map(rows.map((r) => [r.key_hash, Number(r.failures)]));
   }
 
-  /** A success forgives the username, not the address: one good account must not reset a spray. */
-  async success(usernameKey: string): Promise<void> {
-    await this.store.db.deleteFrom('login_throttle').where('key_hash', '=', throttleKeyHash(usernameKey)).execute();
+  private limit(key: string): number {
+    return isAddressKey(key) ? this.options.maxFailuresPerAddress : this.options.maxFailures;
+  }
+
+  private async withdraw(attempt: ThrottleAttempt): Promise<void> {
+    await this.store.db.deleteFrom('login_throttle').where('key_hash', 'in', attempt.keys.map(throttleKeyHash)).where('attempt', '=', attempt.id).execute();
   }
 
   /** Deletes failures past the window and lockouts that have ended, at most once a minute per gateway. */
@@ -116,6 +189,16 @@ export class LoginThrottle {
       .deleteFrom('login_throttle')
       .where((eb) => eb.or([eb.and([eb('locked_until', 'is', null), eb('at', '<=', since)]), eb('locked_until', '<=', now)]))
       .execute();
+  }
+}
+
+/** The store could not be reached: refuse (503), never let a login through unchecked. */
+async function closed<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof GatehouseError) throw err;
+    throw new GatehouseError('not_ready', 'the gateway cannot reach its store; try again shortly');
   }
 }
 
@@ -202,10 +285,17 @@ export class PendingSignIns {
  * address by its /64 (one host usually holds a whole /64, and may pick any address in it).
  */
 export function addressKey(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped) return `ip:${mapped[1]}`;
-  if (!isIPv6(ip.split('%')[0]!)) return `ip:${ip}`;
+  // The zone id first (it names the local interface, not the host), then an IPv4-mapped address in
+  // either spelling (dotted or hex), so no spelling of one IPv4 host lands on a key of its own.
   const bare = ip.split('%')[0]!.toLowerCase();
+  const mapped = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(bare);
+  if (mapped && isIPv6(bare)) return `ip:${mapped[1]}`;
+  const hexMapped = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(bare);
+  if (hexMapped && isIPv6(bare)) {
+    const [hi, lo] = [Number.parseInt(hexMapped[1]!, 16), Number.parseInt(hexMapped[2]!, 16)];
+    return `ip:${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  if (!isIPv6(bare)) return `ip:${ip}`;
   const [head, tail] = bare.includes('::') ? (bare.split('::') as [string, string]) : [bare, undefined];
   const groupsOf = (part: string | undefined) => (part ? part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])) : []);
   const first = groupsOf(head);

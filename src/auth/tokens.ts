@@ -4,6 +4,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, SignJWT } from 'jose';
 import type { Store } from '../store/index.js';
+import { GatehouseError } from '../wire/index.js';
 import { codeOrHash } from './audit-text.js';
 import { type AuthMethod, type Identity, type LoginSubject, posixUserOf } from '../identity/index.js';
 import { type SigningKeys, TOKEN_ALG } from './signing-keys.js';
@@ -190,7 +191,10 @@ export class TokenService {
 
   /**
    * Whether the login is revoked, as the store says now (any replica's logout or revocation). A login
-   * the store does not hold is not revoked here: its token still needed our signature, as before.
+   * the store does not hold counts as revoked: every login's row is written before its first token,
+   * so a token naming another is from a store restored from a backup, a deleted login, or a key that
+   * signed elsewhere, and none of those has a revocation record to honour. A store that cannot be
+   * reached refuses the request (503 not_ready), never accepts it.
    */
   async revokedNow(sessionId: string): Promise<boolean> {
     if (this.revoked.has(sessionId)) return true;
@@ -231,7 +235,7 @@ export class TokenService {
         async (header) => {
           // Only our algorithm: refuses `none` and HS256-signed-with-our-public-key before any key lookup.
           if (header.alg !== TOKEN_ALG) throw new TokenError('alg_not_allowed', `alg ${codeOrHash(header.alg)}`);
-          const key = header.kid ? await this.keys.publicKeyFresh(header.kid) : undefined;
+          const key = header.kid ? await this.keys.publicKeyFresh(header.kid).catch(() => Promise.reject(new GatehouseError('not_ready', 'the gateway cannot reach its store to read signing keys; try again shortly'))) : undefined;
           if (!key) throw new TokenError('unknown_key', `kid ${codeOrHash(header.kid)}`);
           return key;
         },
@@ -246,6 +250,7 @@ export class TokenService {
       );
       payload = result.payload;
     } catch (err) {
+      if (err instanceof GatehouseError) throw err; // the store, not the token: 503, not 401
       throw tokenFailure(err, token);
     }
     // Our tokens live accessTtlSeconds at most: a longer one was minted by whoever holds a key, not by this service.
@@ -332,10 +337,12 @@ class RevocationLookups {
         for (const id of batch.keys()) this.waiting.delete(id);
         try {
           const rows = await this.store.db.selectFrom('token_families').select(['id', 'revoked_at']).where('id', 'in', [...batch.keys()]).execute();
-          const revoked = new Set(rows.filter((r) => r.revoked_at !== null).map((r) => r.id));
-          for (const [id, waiters] of batch) for (const w of waiters) w.resolve(revoked.has(id));
-        } catch (err) {
-          for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
+          // Only a row that says "not revoked" lets a token through; a missing row does not.
+          const live = new Set(rows.filter((r) => r.revoked_at === null).map((r) => r.id));
+          for (const [id, waiters] of batch) for (const w of waiters) w.resolve(!live.has(id));
+        } catch {
+          const closed = new GatehouseError('not_ready', 'the gateway cannot reach its store to check revocations; try again shortly');
+          for (const waiters of batch.values()) for (const w of waiters) w.reject(closed);
         }
       }
     } finally {

@@ -165,6 +165,9 @@ export const migrations: Record<string, Migration> = {
         .addColumn('key_hash', 'text', (c) => c.notNull())
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('locked_until', 'bigint')
+        // A login in flight reserves its failure row before the password is tried (attempt: its random
+        // id), so racing guesses cannot all pass the check at the limit; a success removes its own row.
+        .addColumn('attempt', 'text')
         .execute();
       await db.schema.createIndex('login_throttle_key_at').on('login_throttle').columns(['key_hash', 'at']).execute();
     },

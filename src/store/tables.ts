@@ -96,6 +96,8 @@ export interface LoginThrottleTable {
   key_hash: string;
   at: number;
   locked_until: number | null;
+  /** The login in flight this row was reserved for (null: a failure recorded after the fact, or a lockout). */
+  attempt: string | null;
 }
 
 export interface Tables {

@@ -13,7 +13,7 @@ import type { Identity, LoginSubject } from '../../identity/index.js';
 import { LoginError } from '../login-error.js';
 import { TokenError } from '../token-error.js';
 import { sha256, subjectOf } from '../tokens.js';
-import { addressKey } from '../throttle.js';
+import { addressKey, type ThrottleAttempt } from '../throttle.js';
 import { auditFor, type RouteContext } from './context.js';
 import { CallbackQuery, DeviceTokenBody, EmptyBody, LdapLoginBody, LoginQuery, LogoutBody, NoQuery, RefreshBody, TokenResponse } from './schemas.js';
 
@@ -40,8 +40,11 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
   const pub = { public: true };
 
   /** Audits a failed attempt, counts it when a credential was tried, and turns it into the client's answer. */
-  const failed = async (request: FastifyRequest, method: string, err: unknown, keys: string[], user: string | null, counted: ReadonlySet<string> = COUNTED): Promise<never> => {
-    if (!(err instanceof LoginError)) throw err;
+  const failed = async (request: FastifyRequest, method: string, err: unknown, keys: string[], user: string | null, counted: ReadonlySet<string> = COUNTED, attempt?: ThrottleAttempt): Promise<never> => {
+    if (!(err instanceof LoginError)) {
+      if (attempt) await ctx.throttle.failure(keys, attempt); // an unexpected error: counted, never forgiven
+      throw err;
+    }
     await auditFor(ctx, request, undefined, {
       action: 'auth.login_failed',
       object: `login:${method}`,
@@ -50,19 +53,24 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
       // What the client typed goes in only when it is a plain username (a password typed in the wrong field is not).
       details: { method, attempted_user: userText(user), ...(err.detail ? { detail: err.detail } : {}) },
     });
-    if (counted.has(err.reason)) await ctx.throttle.failure(keys);
+    if (counted.has(err.reason)) await ctx.throttle.failure(keys, attempt);
+    else if (attempt) await ctx.throttle.release(attempt);
     throw toHttpError(err);
   };
 
-  /** Refuses at once while throttled; otherwise waits the slow-down before the attempt is answered. */
-  const throttled = async (request: FastifyRequest, reply: FastifyReply, method: string, keys: string[], user: string | null): Promise<void> => {
-    const verdict = await ctx.throttle.check(keys);
+  /**
+   * Refuses at once while throttled; otherwise reserves the attempt (so guesses racing at the limit
+   * are not all tried) and waits the slow-down before it is answered.
+   */
+  const throttled = async (request: FastifyRequest, reply: FastifyReply, method: string, keys: string[], user: string | null): Promise<ThrottleAttempt> => {
+    const verdict = await ctx.throttle.begin(keys);
     if (verdict.retryAfterSeconds !== undefined) {
       await auditFor(ctx, request, undefined, { action: 'auth.login_failed', object: `login:${method}`, decision: 'deny', reason: 'throttled', details: { method, attempted_user: userText(user), throttled_on: verdict.key?.startsWith('user:') ? 'username' : 'address' } });
       reply.header('retry-after', String(verdict.retryAfterSeconds));
       throw new GatehouseError('too_many_requests', `too many failed logins; try again in ${verdict.retryAfterSeconds} s`, { retry_after: verdict.retryAfterSeconds });
     }
     if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
+    return verdict.attempt!;
   };
 
   /** Records the login, then starts it under the ids the event names. */
@@ -83,14 +91,14 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
     const ldap = ctx.ldap;
     if (!ldap) throw new GatehouseError('not_found', 'LDAP login is not configured on this gateway (ldap.url)');
     const keys = [`user:${username.toLowerCase()}`, `ip:${request.ip}`];
-    await throttled(request, reply, 'ldap', keys, username);
+    const attempt = await throttled(request, reply, 'ldap', keys, username);
     let subject: LoginSubject;
     try {
       subject = await ldap.login(username, password);
     } catch (err) {
-      return failed(request, 'ldap', err, keys, username);
+      return failed(request, 'ldap', err, keys, username, COUNTED, attempt);
     }
-    await ctx.throttle.success(keys[0]!);
+    await ctx.throttle.success(keys[0]!, attempt);
     return tokenBody(await succeeded(request, subject, 'ldap', 'password'));
   });
 
