@@ -172,8 +172,10 @@ describe('carried by the login into its credentials', () => {
   it('never taken from a token claim that is no POSIX name, even one signed with our key', async () => {
     const row = await store.db.selectFrom('signing_keys').selectAll().orderBy('signs_until', 'desc').executeTakeFirstOrThrow();
     const now = Math.floor(clock / 1000);
+    // A real login to hang the forged claims on: a token of a login the store does not hold is refused outright.
+    const { session_id: sid } = await tokens.login({ user: 'alice', groups: [], auth_method: 'ldap' });
     for (const posix_user of ['root', 'Alice', 'a b', 7]) {
-      const token = await new SignJWT({ iss: ISSUER, aud: TOKEN_AUDIENCE, sub: 'alice', jti: `j${String(posix_user)}`, iat: now, exp: now + 600, groups: [], auth_method: 'ldap', sid: 'x', posix_user })
+      const token = await new SignJWT({ iss: ISSUER, aud: TOKEN_AUDIENCE, sub: 'alice', jti: `j${String(posix_user)}`, iat: now, exp: now + 600, groups: [], auth_method: 'ldap', sid, posix_user })
         .setProtectedHeader({ alg: 'EdDSA', kid: row.kid })
         .sign(createPrivateKey(row.private_pkcs8));
       expect(await tokens.verifyAccess(token), String(posix_user)).not.toHaveProperty('posix_user');
