@@ -19,6 +19,9 @@ export function datasetLookup(list: () => Promise<DatasetInfo[]>, ttlMs: number)
       .finally(() => (loading = null)));
   return async (name, fresh) => {
     if (!fresh && Date.now() - at < ttlMs && byName.has(name)) return byName.get(name);
+    // A fresh answer must come from a listing begun after it was asked for: one already under way
+    // may have read the catalog before the change the caller needs to see.
+    if (fresh && loading !== null) await loading.catch(() => undefined);
     await reload();
     return byName.get(name);
   };
