@@ -19,6 +19,7 @@ const ON_BOTH_STORES = [
   'test/shared-login.test.ts',
   'test/shared-login-gateways.test.ts',
   'test/security/shared-login-review.test.ts',
+  'test/leadership.test.ts',
 ];
 
 export default defineConfig({

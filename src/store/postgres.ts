@@ -32,7 +32,17 @@ export function redactedUrl(url: string): string {
   }
 }
 
-export function openPostgres(o: PostgresOptions): { db: Kysely<Tables>; location: string } {
+/** Server settings a dedicated session starts with (`-c name=value`), e.g. its TCP keepalives. */
+export interface SessionOptions {
+  settings?: Record<string, string | number>;
+  /** Shown in pg_stat_activity, so an operator sees what the session is for. */
+  applicationName?: string;
+}
+
+/** A new, unconnected client on the store's database: a session of its own, outside the pool. */
+export type SessionFactory = (o?: SessionOptions) => pg.Client;
+
+export function openPostgres(o: PostgresOptions): { db: Kysely<Tables>; location: string; session: SessionFactory } {
   let parsed: URL;
   try {
     parsed = new URL(o.url);
@@ -44,7 +54,8 @@ export function openPostgres(o: PostgresOptions): { db: Kysely<Tables>; location
   const sslmode = parsed.searchParams.get('sslmode') ?? 'disable';
   if (!['disable', 'require', 'verify-full'].includes(sslmode)) throw new StoreError(`store.url: sslmode must be disable, require or verify-full, got ${sslmode}`);
   const password = o.password ?? (parsed.password !== '' ? decodeURIComponent(parsed.password) : undefined);
-  const pool = new pg.Pool({
+  // What the pool and a dedicated session share; it holds the password, so it is never logged.
+  const connection = {
     host: parsed.hostname.replace(/^\[|\]$/g, ''),
     port: parsed.port === '' ? 5432 : Number(parsed.port),
     database: decodeURIComponent(parsed.pathname.slice(1)),
@@ -52,13 +63,26 @@ export function openPostgres(o: PostgresOptions): { db: Kysely<Tables>; location
     ...(password !== undefined ? { password } : {}),
     // verify-full checks the server's certificate and name against the system's CAs; require only encrypts.
     ...(sslmode === 'disable' ? {} : { ssl: { rejectUnauthorized: sslmode === 'verify-full' } }),
-    max: o.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
     statement_timeout: o.statementTimeoutMs ?? 10_000,
-    // Sessions read and write in UTC ISO text like the embedded store; nothing depends on the server's zone.
-    options: '-c TimeZone=UTC',
-  });
+  };
+  // Sessions read and write in UTC ISO text like the embedded store; nothing depends on the server's zone.
+  const timeZone = '-c TimeZone=UTC';
+  const pool = new pg.Pool({ ...connection, max: o.poolSize ?? 10, options: timeZone });
   // An idle connection the server dropped (a restart) must not crash the gateway: the next query reconnects.
   pool.on('error', () => undefined);
-  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), location: redactedUrl(o.url) };
+  const session: SessionFactory = (so = {}) =>
+    new pg.Client({
+      ...connection,
+      options: [timeZone, ...Object.entries(so.settings ?? {}).map(([k, v]) => serverSetting(k, v))].join(' '),
+      ...(so.applicationName !== undefined ? { application_name: so.applicationName } : {}),
+    });
+  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), location: redactedUrl(o.url), session };
+}
+
+// The startup options string is split on spaces by the server: a name or value that could carry another
+// option is refused rather than escaped.
+function serverSetting(name: string, value: string | number): string {
+  if (!/^[a-z_]+$/.test(name) || !/^[A-Za-z0-9_.:/-]+$/.test(String(value))) throw new StoreError(`not a server setting: ${name}=${value}`);
+  return `-c ${name}=${value}`;
 }

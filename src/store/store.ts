@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, type MigrationResultSet, Migrator, sql } from 'kysely';
 import { StoreError } from './errors.js';
 import { migrations } from './migrations.js';
-import { isPostgresUrl, openPostgres } from './postgres.js';
+import { isPostgresUrl, openPostgres, type SessionFactory } from './postgres.js';
 import { openSqlite } from './sqlite.js';
 import type { Tables } from './tables.js';
 
@@ -13,6 +13,9 @@ export interface Store {
   location: string;
   dialect: Dialect;
   instanceId: string;
+  /** PostgreSQL only: a new session outside the pool, for state that must live exactly as long as one
+   *  connection (a session-level advisory lock). The caller connects and ends it. */
+  session?: SessionFactory;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -33,7 +36,7 @@ export type Dialect = 'sqlite' | 'postgres';
 export async function openStore(options: StoreOptions): Promise<Store> {
   const url = options.url ?? '';
   if (url !== '' && !isPostgresUrl(url)) throw new StoreError('store.url: expected empty (the embedded SQLite store) or postgres://user@host:port/database');
-  const { db, location } = url === '' ? (({ db, file }) => ({ db, location: file }))(openSqlite(options.stateDir)) : openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) });
+  const { db, location, session } = url === '' ? (({ db, file }) => ({ db, location: file, session: undefined }))(openSqlite(options.stateDir)) : openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) });
   try {
     await migrate(db);
     const instanceId = await ensureInstance(db);
@@ -42,6 +45,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       dialect: url === '' ? 'sqlite' : 'postgres',
       location,
       instanceId,
+      ...(session !== undefined ? { session } : {}),
       ping: async () => {
         await sql`select 1`.execute(db);
       },
