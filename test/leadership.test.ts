@@ -81,7 +81,7 @@ describe.runIf(!onPostgres())('leadership on the embedded store', () => {
     expect(l.isLeader()).toBe(false);
     expect(changes).toEqual([false]);
     await expect(l.whenLeader()).rejects.toThrow(/closed/);
-    expect(log.lines.map((x) => x.m)).toEqual(['leadership gained', 'leadership lost']);
+    expect(log.lines.map((x) => x.m)).toEqual(['leadership gained', 'leadership given up (closing)']);
   });
 });
 
@@ -105,7 +105,7 @@ describe.runIf(onPostgres())('leadership over PostgreSQL', () => {
     await follower.l.whenLeader();
     expect(leader.l.isLeader()).toBe(false);
     expect(twice).toEqual([]);
-    expect(leader.log.lines.map((x) => x.m)).toEqual(['leadership gained', 'leadership lost']);
+    expect(leader.log.lines.map((x) => x.m)).toEqual(['leadership gained', 'leadership given up (closing)']);
     expect(JSON.stringify([a.log.lines, b.log.lines])).not.toContain(db.password);
   });
 

@@ -127,6 +127,7 @@ describe('slurm configuration', () => {
     ['an account with a space', `${SLURM}  account: "a b"\n`, {}, /slurm\.account: expected/],
     ['no key file', 'slurm:\n  url: http://127.0.0.1:6820\n', {}, /slurm\.jwt_key_file: required when slurm\.url is set/],
     ['a bad override', '', { GATEHOUSE_SLURM_TIMEOUT_MS: 'soon' }, /^GATEHOUSE_SLURM_TIMEOUT_MS \(slurm\.timeout_ms\): expected an integer/],
+    ['a shared store (other gateways would take its jobs for lost)', `${SLURM}store:\n  url: postgres://gatehouse@127.0.0.1:5432/gatehouse\n`, {}, /slurm\.url: the Slurm backend cannot be used with a shared store \(store\.url\) yet/],
   ] as const) {
     it(`refuses ${what}, naming the key`, () => {
       const dir = folder({ 'g.yaml': yaml, 'jwt.key': KEY });

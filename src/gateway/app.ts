@@ -101,6 +101,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       if (!h.available) throw new Error(`the trail cannot be written since ${h.since} (${h.reason}); ${h.refused} decision(s) refused`);
       return `ok (#${h.head.id}${h.last_checkpoint ? `, signed to #${h.last_checkpoint.event_id}` : ''})${h.warning ? '; warning: witness on the same device as audit.dir (see the log)' : ''}`;
     },
+    job_path: async () => jobs.role(),
     ...backendReadiness(deps.backends), // one line per backend (`engine` for the bundled one)
   });
   return app;

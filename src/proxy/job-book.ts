@@ -4,10 +4,11 @@
 // Its state is its own: callers use its methods, never its maps.
 import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
+import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
 import type { JobDatasets } from './job-datasets.js';
-import { ENDED_STATES, type JobRecord, type JobRecords, type RecordState } from './job-records.js';
+import { ENDED_STATES, LIVE_STATES, type JobRecord, type JobRecords, type RecordState } from './job-records.js';
 
 export interface Logger {
   info(o: object, m: string): void;
@@ -29,11 +30,22 @@ export interface JobBookOptions {
   log: Logger;
   /** How long a backend status is reused before it is asked again. */
   statusCacheMs: number;
+  /** Sections per user, exclusive across every gateway over the store: admission, the queue, a pending cancel. */
+  exclusive: Exclusive;
+  /**
+   * Other gateways share the records (PostgreSQL): before deciding for a user the book reloads
+   * that user's part of the records, and it adopts live jobs it did not submit. False for the
+   * embedded store, whose one process already knows everything.
+   */
+  shared: boolean;
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** How far along a job is: a copy further along than another supersedes it. */
+const STAGE: Record<RecordState, number> = { pending: 0, dispatching: 1, queued: 2, running: 3, succeeded: 4, failed: 4, cancelled: 4 };
 
 /** An event about a job (its object is `job:<id>` unless it names another, such as the dataset it read). */
 type JobEvent = Pick<AuditInput, 'action' | 'decision' | 'reason'> & Partial<Pick<AuditInput, 'details' | 'policy_version' | 'object'>>;
@@ -43,8 +55,8 @@ export class JobBook {
   private readonly live = new Map<string, JobRecord>();
   /** Handovers in progress: the reconciler leaves these jobs alone until they settle. */
   private readonly inFlight = new Map<string, Promise<Handover>>();
-  /** Jobs admitted from the queue and not yet re-checked and saved: their job.admit event, and whether it is on record. */
-  private readonly fromQueue = new Map<string, { recorded: boolean; event: JobEvent }>();
+  /** Submissions tracked whose record is not yet written: not dropped for missing from the records. */
+  private readonly unsaved = new Set<string>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
   private readonly ending = new Set<string>();
   /**
@@ -79,9 +91,87 @@ export class JobBook {
     return this.backends.entries();
   }
 
-  /** The next submission number (the pending queues' order). */
-  nextSeq(): number {
+  /** The next submission number (the pending queues' order); drawn under the user's lock. */
+  nextSeq(): Promise<number> {
     return this.o.records.nextSeq();
+  }
+
+  /** Other gateways share the records (see JobBookOptions.shared). */
+  get shared(): boolean {
+    return this.o.shared;
+  }
+
+  /**
+   * Runs fn alone for this user across every gateway, on the user's holds, queue and charges as the
+   * records have them: a decision about a user's quota is made only in here.
+   */
+  async forUser<T>(user: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.o.exclusive.run(`quota:${user}`, async () => {
+        if (this.o.shared) await this.sync(user);
+        return fn();
+      });
+    } catch (err) {
+      if (err instanceof GatehouseError) throw err;
+      // The lock or the shared records out of reach: no decision is made on what this gateway alone knows.
+      this.o.log.error({ user, err: (err as Error).message }, 'quota decision refused: the store cannot be reached');
+      throw new GatehouseError('not_ready', 'the gateway cannot reach its store to decide on quota; try again shortly');
+    }
+  }
+
+  /** Loads one user's live jobs and the day's charges from the shared records (under the user's lock). */
+  private async sync(user: string): Promise<void> {
+    const { live, charges } = await this.o.records.ofUser(user, new Date(Date.now() - DAY_MS).toISOString());
+    const ids = new Set(live.map((r) => r.id));
+    for (const [id, local] of this.live) if (local.user === user && !ids.has(id)) this.forget(id);
+    const merged = live.map((r) => this.merge(r)); // every live job of the user is known here now
+    this.o.admission.ledger.resetUser(
+      user,
+      merged.filter((r) => r.held).map((r) => ({ job: r.id, cores: r.cores, memory_mb: r.memory_mb, core_seconds: r.core_seconds })),
+      charges.map((c) => ({ at: Date.parse(c.finished_at), seconds: c.core_seconds })),
+    );
+    this.requeue(user);
+  }
+
+  /** Every live job of the shared records known here, and those that ended elsewhere dropped (the leader's view before a pass). */
+  async adoptLive(): Promise<void> {
+    if (!this.o.shared) return;
+    const live = await this.o.records.live();
+    const ids = new Set(live.map((r) => r.id));
+    for (const id of this.live.keys()) if (!ids.has(id)) this.forget(id);
+    for (const r of live) this.merge(r);
+  }
+
+  /**
+   * A live record of the store merged into what this gateway knows: adopted when new here, taken
+   * over when the store's copy is further along (another gateway admitted, sent or started it).
+   */
+  private merge(stored: JobRecord): JobRecord {
+    const local = this.live.get(stored.id);
+    if (local === undefined) {
+      this.live.set(stored.id, stored);
+      return stored;
+    }
+    if (STAGE[stored.state] > STAGE[local.state]) Object.assign(local, { ...stored, backend_id: stored.backend_id ?? local.backend_id });
+    return local;
+  }
+
+  /** Rebuilds a user's queue from their pending jobs known here, in submission order. */
+  private requeue(user: string): void {
+    const waiting = [...this.live.values()].filter((r) => r.user === user && r.state === 'pending').sort((x, y) => x.seq - y.seq);
+    this.o.admission.resetQueue(
+      user,
+      waiting.map((r) => ({ job: r.id, subject: { user: r.user, groups: r.groups }, resources: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s }, reason: r.reason })),
+    );
+  }
+
+  /** A job another gateway ended (or a refused submission removed): no longer live here. */
+  private forget(id: string): void {
+    if (this.unsaved.has(id) || this.inFlight.has(id) || this.ending.has(id)) return;
+    this.live.delete(id);
+    this.cache.delete(id);
+    this.replaces.delete(id);
+    if (!this.o.admission.withdraw(id)) this.o.admission.release(id, 0);
   }
 
   /** Check-and-hold for a new job, against what its backend can ever run. */
@@ -90,9 +180,15 @@ export class JobBook {
     return this.o.admission.admit(request, { name: backend, slots });
   }
 
+  /** An admission whose record was never made: its hold or queue place goes. */
+  unadmit(id: string): void {
+    if (!this.o.admission.withdraw(id)) this.o.admission.release(id, 0);
+  }
+
   /** A submission admitted or pending: live from now on (with the owner of a dataset it may replace). */
   track(r: JobRecord, replaces: { owner: string | null } | null): void {
     this.live.set(r.id, r);
+    this.unsaved.add(r.id);
     if (replaces !== null) this.replaces.set(r.id, replaces);
   }
 
@@ -100,13 +196,15 @@ export class JobBook {
   async untrack(r: JobRecord): Promise<void> {
     if (r.state === 'pending') await this.o.records.remove(r.id).catch(() => undefined);
     this.live.delete(r.id);
+    this.unsaved.delete(r.id);
     this.replaces.delete(r.id);
     if (r.held) this.o.admission.release(r.id, 0);
     else this.o.admission.withdraw(r.id);
   }
 
-  insert(r: JobRecord): Promise<void> {
-    return this.o.records.insert(r);
+  async insert(r: JobRecord): Promise<void> {
+    await this.o.records.insert(r);
+    this.unsaved.delete(r.id);
   }
 
   /** A record written for a handover the backend then refused. */
@@ -133,9 +231,20 @@ export class JobBook {
     await this.inFlight.get(id);
   }
 
-  /** A live job by id, or any recorded one. */
+  /**
+   * A live job by id, or any recorded one. With shared records the store is asked every time: the
+   * job may have been submitted, started or ended by another gateway.
+   */
   async find(id: string): Promise<JobRecord | undefined> {
-    return this.live.get(id) ?? (await this.o.records.get(id));
+    const local = this.live.get(id);
+    if (local !== undefined && !this.o.shared) return local;
+    const stored = await this.o.records.get(id);
+    if (stored === undefined) return local;
+    if (!(LIVE_STATES as readonly string[]).includes(stored.state)) {
+      if (local !== undefined) this.forget(id);
+      return local !== undefined && this.live.has(id) ? local : stored;
+    }
+    return this.merge(stored);
   }
 
   /** Newest first, live jobs as the book knows them now. */
@@ -157,11 +266,6 @@ export class JobBook {
 
   get liveCount(): number {
     return this.live.size;
-  }
-
-  /** Takes a pending job out of its queue; false when it was not pending (admitted meanwhile). */
-  withdraw(id: string): boolean {
-    return this.o.admission.withdraw(id);
   }
 
   pending(user: string): PendingJob[] {
@@ -220,31 +324,21 @@ export class JobBook {
   }
 
   /**
-   * A background handover: a pending job just admitted (`fromQueue`: its datasets are decided
-   * again and its hold saved before the backend hears of it, so a restart never finds it pending
-   * while it runs), or one a restart left half-sent.
+   * A background handover: a pending job just admitted (its admission is on record and its hold
+   * saved before it gets here), or one a restart or a lost gateway left unsent. Its datasets are
+   * decided again first: it may have waited while policy or labels changed (for a handover a
+   * restart interrupted, deciding twice only repeats the decision in the trail).
    */
-  dispatch(r: JobRecord, fromQueue = false): void {
+  dispatch(r: JobRecord): void {
     if (this.inFlight.has(r.id)) return;
-    // Admitted from the queue and not yet handed over: whoever retries it (the reconciler, after a
-    // failed step) goes the whole way again, admission event and re-check included.
-    const admission = this.fromQueue.get(r.id);
-    const queued = fromQueue || admission !== undefined;
-    if (queued && this.o.audit.available?.() === false) return; // the reconciler tries again once the trail is back
+    if (this.o.audit.available?.() === false) return; // the reconciler tries again once the trail is back
     const run = (async (): Promise<Handover> => {
-      if (queued) {
-        if (admission && !admission.recorded) {
-          await this.record(r, admission.event); // no handover before the admission is on record
-          admission.recorded = true;
-        }
-        const refusal = await this.recheckDatasets(r);
-        if (refusal !== null) {
-          await this.end(r, 'failed', refusal, null);
-          return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
-        }
-        await this.o.records.save(r);
-        this.fromQueue.delete(r.id);
+      const refusal = await this.recheckDatasets(r);
+      if (refusal !== null) {
+        await this.end(r, 'failed', refusal, null);
+        return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
       }
+      if (!(await this.o.records.save(r))) return { outcome: 'refused', error: new GatehouseError('conflict', `job ${r.id} ended meanwhile`) };
       const result = await this.handOver(r);
       if (result.outcome === 'refused') await this.end(r, 'failed', `${r.backend} refused the job: ${result.error.message}`, null);
       else await this.persist(r);
@@ -294,57 +388,91 @@ export class JobBook {
   }
 
   /**
-   * Ends a job once: the record first (the durable release), then the ledger, the audit event,
-   * and the user's next pending jobs. Concurrent reports of the same end are ignored.
+   * Ends a job once: the record first (the durable release, conditional on the job still being in
+   * one of `from`, so of several gateways seeing the same end only one goes on), then the ledger,
+   * the audit event, and the user's next pending jobs. Concurrent reports of the same end are ignored.
    */
   async end(r: JobRecord, state: RecordState, error: string | null, status: JobStatus | null): Promise<void> {
-    if (this.ending.has(r.id) || (ENDED_STATES as readonly string[]).includes(r.state)) return;
+    const ended = await this.endRecord(r, state, error, status);
+    if (ended !== null) await this.announceEnd(r, state, status, ended);
+  }
+
+  /**
+   * A pending job cancelled by a person: ended only if it still waits (another gateway may have
+   * admitted it a moment ago, and then the backend must be told). False when it no longer waited.
+   */
+  async cancelPending(r: JobRecord): Promise<boolean> {
+    const ended = await this.forUser(r.user, async () => {
+      if (r.state !== 'pending' || !this.o.admission.withdraw(r.id)) return null;
+      const done = await this.endRecord(r, 'cancelled', 'cancelled while pending', null, ['pending']);
+      if (done === null) this.requeue(r.user);
+      return done;
+    });
+    if (ended === null) return false;
+    await this.announceEnd(r, 'cancelled', null, ended);
+    return true;
+  }
+
+  /** The record's half of an end; null when the job had already ended (here or on another gateway). */
+  private async endRecord(r: JobRecord, state: RecordState, error: string | null, status: JobStatus | null, from: readonly RecordState[] = LIVE_STATES): Promise<{ wasRunning: boolean } | null> {
+    if (this.ending.has(r.id) || (ENDED_STATES as readonly string[]).includes(r.state)) return null;
     this.ending.add(r.id);
     try {
       const wasHeld = r.held;
       const wasRunning = r.state === 'running';
       const finishedAt = status?.finished_at ?? new Date().toISOString();
       const next: JobRecord = { ...r, state, error, status: status ?? r.status, core_seconds: status?.core_seconds ?? r.core_seconds, finished_at: finishedAt, held: false, reason: null };
-      await this.o.records.save(next);
+      if (!(await this.o.records.transition(next, from))) {
+        // Another gateway ended it first (or admitted it from the queue): take the record as it is now.
+        const stored = await this.o.records.get(r.id);
+        if (stored !== undefined) Object.assign(r, stored);
+        this.ending.delete(r.id);
+        if (stored === undefined || !(LIVE_STATES as readonly string[]).includes(stored.state)) this.forget(r.id);
+        return null;
+      }
       Object.assign(r, next);
       this.live.delete(r.id);
-      this.fromQueue.delete(r.id);
       this.cache.delete(r.id);
       if (wasHeld) this.o.admission.release(r.id, r.core_seconds, Date.parse(finishedAt));
       else this.o.admission.withdraw(r.id);
       this.replaces.delete(r.id);
-      if (!wasRunning && status?.started_at) await this.started(r, status);
-      // The error stays in the record: it may quote the job's own output or data, which the trail must not hold.
-      const finish = this.event(r, {
-        action: 'job.finish',
-        decision: state === 'succeeded' ? 'allow' : 'error',
-        reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : state,
-        details: {
-          state,
-          core_seconds: r.core_seconds,
-          rows_in: status?.rows_in ?? 0,
-          rows_out: status?.rows_out ?? 0,
-          partitions: status?.partitions ?? null,
-          ...backendDetails(status),
-        },
-      });
-      // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
-      // Recorded together with job.finish (one commit), so the next pending job is not kept waiting.
-      const written =
-        state === 'succeeded'
-          ? this.event(r, {
-              action: 'dataset.write',
-              object: `dataset:${r.output}`,
-              decision: 'allow',
-              reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
-              details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
-            })
-          : undefined;
-      await Promise.all([finish, written]);
-      this.drain([r.user]);
+      return { wasRunning };
     } finally {
       this.ending.delete(r.id);
     }
+  }
+
+  /** The events of an end this gateway recorded, then the user's next pending jobs. */
+  private async announceEnd(r: JobRecord, state: RecordState, status: JobStatus | null, ended: { wasRunning: boolean }): Promise<void> {
+    if (!ended.wasRunning && status?.started_at) await this.started(r, status);
+    // The error stays in the record: it may quote the job's own output or data, which the trail must not hold.
+    const finish = this.event(r, {
+      action: 'job.finish',
+      decision: state === 'succeeded' ? 'allow' : 'error',
+      reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : state,
+      details: {
+        state,
+        core_seconds: r.core_seconds,
+        rows_in: status?.rows_in ?? 0,
+        rows_out: status?.rows_out ?? 0,
+        partitions: status?.partitions ?? null,
+        ...backendDetails(status),
+      },
+    });
+    // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
+    // Recorded together with job.finish (one commit), so the next pending job is not kept waiting.
+    const written =
+      state === 'succeeded'
+        ? this.event(r, {
+            action: 'dataset.write',
+            object: `dataset:${r.output}`,
+            decision: 'allow',
+            reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
+            details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
+          })
+        : undefined;
+    await Promise.all([finish, written]);
+    await this.drain([r.user]);
   }
 
   /**
@@ -358,27 +486,59 @@ export class JobBook {
     ]);
   }
 
-  /** Admits what now fits from the pending queues and hands it over; refuses what never will. */
-  drain(users?: string[]): void {
+  /**
+   * Admits what now fits from the pending queues (all of them, or `users`'), in order, and hands it
+   * over; refuses what never will. Each user's queue is decided under that user's lock, on the
+   * shared records, so whichever gateway frees the quota, the queue leaves in order exactly once.
+   */
+  async drain(users?: string[]): Promise<void> {
     // Admitting from the queue is a decision: none is made while the trail cannot record it. The
     // reconciler drains again on its next round, after the trail is back.
     if (this.o.audit.available?.() === false) return;
-    const { admitted, refused } = this.o.admission.drain(users);
-    const now = new Date().toISOString();
-    for (const a of admitted) {
-      const r = this.live.get(a.job);
-      if (r === undefined) continue;
-      Object.assign(r, { state: 'dispatching', held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
-      const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
-      // dispatch() records this before anything else; a failed step leaves the job to the reconciler's next pass.
-      this.fromQueue.set(r.id, { recorded: false, event: { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } } });
-      this.dispatch(r, true);
+    const list = users ?? (this.o.shared ? await this.o.records.pendingUsers() : this.o.admission.queuedUsers());
+    for (const user of list) {
+      await this.drainUser(user).catch((err: Error) => this.o.log.error({ user, err: err.message }, 'could not admit from a pending queue; the next reconcile pass tries again'));
     }
-    for (const x of refused) {
-      const r = this.live.get(x.job);
-      if (r === undefined) continue;
+  }
+
+  private async drainUser(user: string): Promise<void> {
+    const { admitted, refused } = await this.forUser(user, async () => {
+      const decided = this.o.admission.drain([user]);
+      const admitted: JobRecord[] = [];
+      const now = new Date().toISOString();
+      for (const [i, a] of decided.admitted.entries()) {
+        const r = this.live.get(a.job);
+        if (r === undefined) continue;
+        const before = { ...r };
+        Object.assign(r, { state: 'dispatching', held: true, admitted_at: now, reason: null, policy_version: a.policyVersion });
+        const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
+        try {
+          // On record, then saved as held, before the backend hears of it; a restart never finds it pending while it runs.
+          await this.record(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } });
+          if (!(await this.o.records.transition(r, ['pending']))) throw new Error(`job ${r.id} no longer waits`);
+        } catch (err) {
+          // Not admitted after all: it and those after it wait on, in their order (first in, first out).
+          Object.assign(r, before);
+          for (const later of decided.admitted.slice(i)) this.o.admission.release(later.job, 0);
+          this.requeue(user);
+          this.o.log.warn({ user, job: r.id, err: (err as Error).message }, 'a pending job stays pending: its admission could not be recorded');
+          break;
+        }
+        admitted.push(r);
+      }
+      const refused: { r: JobRecord; x: (typeof decided.refused)[number]; ended: { wasRunning: boolean } }[] = [];
+      for (const x of decided.refused) {
+        const r = this.live.get(x.job);
+        if (r === undefined) continue;
+        const ended = await this.endRecord(r, 'failed', `${x.reason} (the quota was lowered while the job was pending)`, null, ['pending']);
+        if (ended !== null) refused.push({ r, x, ended });
+      }
+      return { admitted, refused };
+    });
+    for (const r of admitted) this.dispatch(r);
+    for (const { r, x, ended } of refused) {
       void this.event(r, { action: 'quota.reject', decision: 'deny', reason: x.reason, policy_version: x.policyVersion, details: { limit: x.limit, used: x.used, requested: x.requested, max: x.max, pending: true } });
-      void this.end(r, 'failed', `${x.reason} (the quota was lowered while the job was pending)`, null).catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not end a job refused from the queue'));
+      await this.announceEnd(r, 'failed', null, ended);
     }
   }
 

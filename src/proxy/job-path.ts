@@ -6,7 +6,7 @@ import { AuditOutbox, type AuditRecorder } from '../audit/index.js';
 import type { Authorizer } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { AdmissionControl, UsageLedger } from '../quota/index.js';
-import type { Store } from '../store/index.js';
+import { exclusive, openLeadership, type Store } from '../store/index.js';
 import type { ComputeBackend } from './backend.js';
 import { type DatasetLookup, datasetLookup } from './dataset-lookup.js';
 import { JobBook, type Logger } from './job-book.js';
@@ -39,6 +39,8 @@ export interface JobPath {
   service: JobService;
   book: JobBook;
   reconciler: Reconciler;
+  /** `leader`, or `follower` while another gateway over the store reconciles: /readyz's job_path line. */
+  role(): string;
   stop(): Promise<void>;
 }
 
@@ -59,17 +61,25 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     record: recordDatasetDecision(o.audit),
   });
   const outbox = new AuditOutbox(o.audit, o.log);
-  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs });
+  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres' });
   await book.restore();
   const service = new JobService({ book, datasets, authorizer: o.authorizer, audit: o.audit, policy: o.policy });
-  const reconciler = new Reconciler(book, { busyMs: o.pollMs, idleMs: IDLE_PASS_MS, log: o.log });
+  // Of several gateways over one store, one reconciles and sweeps orphans (every gateway serves
+  // requests, and ends what it sees end); it moves to another within seconds when its process dies.
+  const leadership = openLeadership(o.store, { name: 'job-path', log: o.log });
+  const reconciler = new Reconciler(book, { busyMs: o.pollMs, idleMs: IDLE_PASS_MS, log: o.log, isLeader: () => leadership.isLeader() });
+  leadership.onChange((leader) => {
+    if (leader) void reconciler.pass().catch((err: Error) => o.log.error({ err: err.message }, 'reconcile pass failed'));
+  });
   reconciler.start();
   return {
     service,
     book,
     reconciler,
+    role: () => (leadership.isLeader() ? 'leader' : 'follower (another gateway over the store reconciles jobs)'),
     stop: async () => {
       await reconciler.stop();
+      await leadership.close();
       outbox.close();
     },
   };

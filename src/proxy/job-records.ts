@@ -46,8 +46,16 @@ export class JobRecords {
     return records;
   }
 
-  /** The next submission number (the pending queues' order survives restarts through it). */
-  nextSeq(): number {
+  /**
+   * The next submission number (the pending queues' order survives restarts through it). Drawn
+   * under the user's lock, so one user's numbers rise in the order their jobs were admitted, on
+   * whichever gateway; PostgreSQL's sequence keeps them unique across gateways.
+   */
+  async nextSeq(): Promise<number> {
+    if (this.store.dialect === 'postgres') {
+      const { rows } = await sql<{ seq: string }>`select nextval('jobs_seq') as seq`.execute(this.store.db);
+      return Number(rows[0]!.seq);
+    }
     this.seq += 1;
     return this.seq;
   }
@@ -56,10 +64,36 @@ export class JobRecords {
     await this.store.db.insertInto('jobs').values(toRow(record)).execute();
   }
 
-  /** Writes every field that changes over a job's life (the spec too: a pending job's output labels are decided again as it leaves the queue). */
-  async save(r: JobRecord): Promise<void> {
+  /**
+   * Writes every field that changes over a job's life (the spec too: a pending job's output labels
+   * are decided again as it leaves the queue), while the job is live: an ended record is final, so a
+   * gateway holding an older copy of a job another ended cannot bring it back. False: it had ended.
+   */
+  async save(r: JobRecord): Promise<boolean> {
     const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(r);
-    await this.store.db.updateTable('jobs').set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash }).where('id', '=', r.id).execute();
+    const result = await this.store.db
+      .updateTable('jobs')
+      .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash })
+      .where('id', '=', r.id)
+      .where('state', 'in', [...LIVE_STATES])
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Moves a job from one of `from` to `to`'s state with its fields; false when the record was no
+   * longer in one of them (another gateway ended it, or admitted it from the queue, first). This is
+   * what makes an end, and so the release of its quota, happen once across all gateways.
+   */
+  async transition(to: JobRecord, from: readonly RecordState[]): Promise<boolean> {
+    const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(to);
+    const result = await this.store.db
+      .updateTable('jobs')
+      .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash })
+      .where('id', '=', to.id)
+      .where('state', 'in', [...from])
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   }
 
   async remove(id: string): Promise<void> {
@@ -85,6 +119,28 @@ export class JobRecords {
   async live(): Promise<JobRecord[]> {
     const rows = await this.store.db.selectFrom('jobs').selectAll().where('state', 'in', [...LIVE_STATES]).orderBy('seq', 'asc').execute();
     return rows.map(fromRow);
+  }
+
+  /** One user's live jobs in submission order, and their charges since `since` (ISO). */
+  async ofUser(user: string, since: string): Promise<{ live: JobRecord[]; charges: { core_seconds: number; finished_at: string }[] }> {
+    const [live, charges] = await Promise.all([
+      this.store.db.selectFrom('jobs').selectAll().where('user', '=', user).where('state', 'in', [...LIVE_STATES]).orderBy('seq', 'asc').execute(),
+      this.store.db
+        .selectFrom('jobs')
+        .select(['core_seconds', 'finished_at'])
+        .where('user', '=', user)
+        .where('finished_at', '>', since)
+        .where('state', 'in', [...ENDED_STATES])
+        .where('core_seconds', '>', 0)
+        .execute() as Promise<{ core_seconds: number; finished_at: string }[]>,
+    ]);
+    return { live: live.map(fromRow), charges };
+  }
+
+  /** Users with jobs waiting in a pending queue. */
+  async pendingUsers(): Promise<string[]> {
+    const rows = await this.store.db.selectFrom('jobs').select('user').distinct().where('state', '=', 'pending').execute();
+    return rows.map((r) => r.user);
   }
 
   /** Core-seconds of jobs that ended since `since` (ISO): the rolling day's charges. */

@@ -51,9 +51,23 @@ export class JobService {
     const asker = { identity, origin: { ip: req.ip, id: req.id, log: req.log } };
     const { spec: effective, replaces } = await this.o.datasets.forSubmit(asker, { id, spec, backend: backendName });
 
-    // Stage 3: admission, one synchronous step on the ledger, against what the backend can ever run.
+    // Stage 3: admission under the user's lock (across every gateway over the store), against what
+    // the backend can ever run; the decision is on record and the job's record written before the
+    // lock is let go, so the next decision for this user sees this one.
+    const summary = { input: spec.input, output: spec.output, backend: backendName, requested: spec.resources, name: spec.name, ...(identity.posix_user !== undefined ? { posix_user: identity.posix_user } : {}) };
+    const admitted = await this.book.forUser(identity.user, () => this.admit(identity, req, { id, backendName, spec, effective, replaces, summary }));
+    if (admitted.outcome === 'pending') return admitted.created;
+    return this.handOver(identity, req, admitted.record, summary, admitted.handover);
+  }
+
+  /** Decides and records one submission (under the user's lock); an admitted one is already on its way to the backend. */
+  private async admit(
+    identity: Identity,
+    req: FastifyRequest,
+    s: { id: string; backendName: string; spec: JobSpec; effective: JobSpec; replaces: { owner: string | null } | null; summary: Record<string, unknown> },
+  ): Promise<{ outcome: 'pending'; created: Created } | { outcome: 'admitted'; record: JobRecord; handover: Promise<Handover> }> {
+    const { id, backendName, spec, effective, summary } = s;
     const resources = spec.resources;
-    const summary = { input: spec.input, output: spec.output, backend: backendName, requested: resources, name: spec.name, ...(identity.posix_user !== undefined ? { posix_user: identity.posix_user } : {}) };
     const admission = await this.book.admit({ job: id, subject: identity, resources }, backendName);
     if (admission.outcome === 'rejected') {
       const { limit, used, requested, max, reason } = admission;
@@ -64,38 +78,41 @@ export class JobService {
     }
 
     const now = new Date().toISOString();
-    const record: JobRecord = {
-      id,
-      seq: this.book.nextSeq(),
-      user: identity.user,
-      groups: [...identity.groups],
-      auth_method: identity.auth_method,
-      posix_user: identity.posix_user ?? null,
-      name: spec.name,
-      input: spec.input,
-      output: spec.output,
-      backend: backendName,
-      backend_id: null,
-      spec: effective,
-      spec_hash: jobSpecHash(effective),
-      ...resources,
-      state: admission.outcome === 'admitted' ? 'dispatching' : 'pending',
-      held: admission.outcome === 'admitted',
-      reason: admission.outcome === 'pending' ? admission.reason : null,
-      error: null,
-      status: null,
-      core_seconds: 0,
-      policy_version: admission.policyVersion,
-      created_at: now,
-      admitted_at: admission.outcome === 'admitted' ? now : null,
-      finished_at: null,
-    };
-    this.book.track(record, replaces);
+    let record: JobRecord | undefined;
     try {
-      if (admission.outcome === 'pending') return await this.park(identity, req, record, admission.reason, summary);
-      return await this.start(identity, req, record, summary);
+      record = {
+        id,
+        seq: await this.book.nextSeq(),
+        user: identity.user,
+        groups: [...identity.groups],
+        auth_method: identity.auth_method,
+        posix_user: identity.posix_user ?? null,
+        name: spec.name,
+        input: spec.input,
+        output: spec.output,
+        backend: backendName,
+        backend_id: null,
+        spec: effective,
+        spec_hash: jobSpecHash(effective),
+        ...resources,
+        state: admission.outcome === 'admitted' ? 'dispatching' : 'pending',
+        held: admission.outcome === 'admitted',
+        reason: admission.outcome === 'pending' ? admission.reason : null,
+        error: null,
+        status: null,
+        core_seconds: 0,
+        policy_version: admission.policyVersion,
+        created_at: now,
+        admitted_at: admission.outcome === 'admitted' ? now : null,
+        finished_at: null,
+      };
+      this.book.track(record, s.replaces);
+      if (admission.outcome === 'pending') return { outcome: 'pending', created: await this.park(identity, req, record, admission.reason, summary) };
+      return { outcome: 'admitted', record, handover: (await this.start(identity, req, record, summary)).sent };
     } catch (err) {
-      await this.book.untrack(record); // nothing of a refused submission stays: no hold, no queue entry, no record
+      // Nothing of a refused submission stays: no hold, no queue entry, no record.
+      if (record !== undefined) await this.book.untrack(record);
+      else this.book.unadmit(id);
       throw err;
     }
   }
@@ -108,44 +125,55 @@ export class JobService {
     return { id: record.id, state: 'pending', reason };
   }
 
-  /** Admitted: the decision is recorded, then the record is written while the backend receives the job. */
-  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<Created> {
+  /**
+   * Admitted: the decision is recorded, then the record is written while the backend receives the
+   * job (one after the other when other gateways share the records: the leader's sweep cancels a
+   * backend job it finds no record of). Resolves once the record is written, with the handover.
+   */
+  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<{ sent: Promise<Handover> }> {
     const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
     // In flight from before the first await: the record is already live and 'dispatching', and the
     // reconciler hands over any such job not in flight, so while job.submit is being recorded it
     // would send the same id to the engine as this handover (the soak saw 409 "job exists" answered,
     // and a job marked failed while it ran). A cancel meanwhile waits for this handover to settle.
     const { settle, done } = this.book.claimHandover(record.id);
+    let handover: Promise<Handover> | undefined;
     try {
+      await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
+      const send = () => {
+        handover = this.book.handOver(record).catch((error: Error): Handover => ({ outcome: 'unavailable', error }));
+        void handover.then(settle);
+      };
+      if (!this.book.shared) send();
       try {
-        await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
+        await this.book.insert(record);
       } catch (err) {
-        settle({ outcome: 'unavailable', error: err as Error });
-        throw err;
+        if (handover !== undefined && (await handover).outcome === 'sent') await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).catch(() => undefined);
+        throw new GatehouseError('not_ready', `the job record could not be written (${(err as Error).message}); nothing runs`);
       }
-      const stored = this.book.insert(record).then(
-        () => null,
-        (err: Error) => err,
-      );
-      const handover = this.book.handOver(record).catch((error: Error): Handover => ({ outcome: 'unavailable', error }));
-      void handover.then(settle);
-      const sent = await handover;
-      const storeError = await stored;
-      if (storeError !== null) {
-        if (sent.outcome === 'sent') await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).catch(() => undefined);
-        throw new GatehouseError('not_ready', `the job record could not be written (${storeError.message}); nothing runs`);
-      }
-      if (sent.outcome !== 'sent') {
-        await this.book.removeRecord(record.id);
-        const error = sent.outcome === 'refused' ? sent.error : new GatehouseError('not_ready', `backend ${record.backend} is not reachable, nothing was submitted: ${sent.error.message}`);
-        await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } });
-        throw error;
-      }
-      void this.book.persist(record); // queued + backend id; a restart before it lands is adopted by the reconciler
-      return { id: record.id, state: 'queued', reason: null };
-    } finally {
+      if (handover === undefined) send();
+      const sent = handover!;
+      void sent.finally(done);
+      return { sent }; // wrapped: an async function would wait for a promise it returned
+    } catch (err) {
+      if (handover === undefined) settle({ outcome: 'unavailable', error: err as Error });
       done();
+      throw err;
     }
+  }
+
+  /** The backend's answer to an admitted job: 201, or the record removed and the refusal recorded. */
+  private async handOver(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, handover: Promise<Handover>): Promise<Created> {
+    const sent = await handover;
+    if (sent.outcome !== 'sent') {
+      await this.book.removeRecord(record.id);
+      await this.book.untrack(record);
+      const error = sent.outcome === 'refused' ? sent.error : new GatehouseError('not_ready', `backend ${record.backend} is not reachable, nothing was submitted: ${sent.error.message}`);
+      await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } });
+      throw error;
+    }
+    void this.book.persist(record); // queued + backend id; a restart before it lands is adopted by the reconciler
+    return { id: record.id, state: 'queued', reason: null };
   }
 
   /**
@@ -187,10 +215,7 @@ export class JobService {
     if ((ENDED_STATES as readonly string[]).includes(r.state)) throw new GatehouseError('conflict', `job ${id} has already ${r.state === 'cancelled' ? 'been cancelled' : r.state}`);
     const reason = r.user === identity.user ? 'cancelled by its owner' : `cancelled by ${identity.user}`;
     await recordDecision(this.o.audit, req, identity, { action: 'job.cancel', object: `job:${id}`, decision: { allowed: true, reason, policyVersion: this.o.policy().version }, details: { owner: r.user, state: r.state } });
-    if (r.state === 'pending' && this.book.withdraw(id)) {
-      await this.book.end(r, 'cancelled', `cancelled while pending`, null);
-      return viewOf(r, null);
-    }
+    if (r.state === 'pending' && (await this.book.cancelPending(r))) return viewOf(r, null);
     await this.book.settled(id); // a handover in progress settles first, so the backend has it to cancel
     const status = r.backend_id === null ? null : await this.book.backend(r.backend).cancel(r.backend_id);
     if (status !== null) await this.book.observe(r, status);
@@ -204,7 +229,12 @@ export class JobService {
     return (await this.book.backend(r.backend).logs(r.backend_id, follow)) ?? '';
   }
 
-  quota(identity: Identity): QuotaView {
+  async quota(identity: Identity): Promise<QuotaView> {
+    // Read under the user's lock: the holds and the queue as every gateway over the store has them now.
+    return this.book.forUser(identity.user, async () => this.quotaNow(identity));
+  }
+
+  private quotaNow(identity: Identity): QuotaView {
     const { detail, policyVersion } = limitsFor(this.o.policy(), identity);
     const limits = Object.fromEntries(Object.entries(detail).map(([k, v]) => [k, { value: v.value, source: v.source, line: v.line }])) as QuotaView['limits'];
     const pending = this.book.pending(identity.user).map((p) => {

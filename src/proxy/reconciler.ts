@@ -2,6 +2,8 @@
 // live (their ends free quota for the pending ones), rarely when idle. It ends jobs the backend
 // finished or lost, resends handovers a restart interrupted, and cancels backend jobs the gateway
 // has no live record of (sent by a request that never got its answer; see job-id.ts).
+import type { JobStatus } from '../wire/index.js';
+import type { ComputeBackend } from './backend.js';
 import type { JobBook, Logger } from './job-book.js';
 import { isGatewayJobId } from './job-id.js';
 
@@ -11,7 +13,15 @@ export interface ReconcilerOptions {
   /** Between passes when none is. */
   idleMs: number;
   log: Logger;
+  /** Whether this gateway leads the job path now: of several over one store only the leader reconciles. */
+  isLeader?: () => boolean;
 }
+
+/**
+ * A job admitted on another gateway and not yet sent by it is left to that gateway this long before
+ * the leader sends it itself (that gateway died between writing the record and the handover).
+ */
+const RESEND_GRACE_MS = 10_000;
 
 export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
@@ -51,16 +61,20 @@ export class Reconciler {
   }
 
   private async reconcile(): Promise<void> {
+    if (this.o.isLeader !== undefined && !this.o.isLeader()) return; // the leader gateway does this for all
     const book = this.book;
+    const answers: [string, ComputeBackend, JobStatus[]][] = [];
     for (const [name, backend] of book.eachBackend()) {
-      let active: Awaited<ReturnType<typeof backend.active>>;
       try {
-        active = await backend.active();
+        answers.push([name, backend, await backend.active()]);
       } catch (err) {
         // Cannot tell what ended: nothing is released, nothing resent, until the backend answers.
         this.o.log.warn({ backend: name, err: (err as Error).message }, 'backend unreachable; jobs keep their quota until it answers');
-        continue;
       }
+    }
+    // After the backends answered: a job they list was recorded before it was sent, so it is known here now.
+    await book.adoptLive();
+    for (const [name, backend, active] of answers) {
       const seen = new Map(active.map((s) => [s.id, s]));
       for (const r of book.liveJobs()) {
         if (r.backend !== name || r.state === 'pending' || book.isInFlight(r.id)) continue;
@@ -77,7 +91,9 @@ export class Reconciler {
           continue;
         }
         if (latest !== null) await book.observe(r, latest);
-        else if (r.state === 'dispatching') book.dispatch(r);
+        else if (r.state === 'dispatching') {
+          if (!book.shared || Date.now() - Date.parse(r.admitted_at ?? r.created_at) > RESEND_GRACE_MS) book.dispatch(r);
+        }
         else await book.end(r, 'failed', `backend ${name} lost the job (it no longer knows ${r.backend_id ?? r.id}); its quota is released`, null);
       }
       for (const s of active) {
@@ -86,6 +102,6 @@ export class Reconciler {
         await backend.cancel(s.id).catch((err: Error) => this.o.log.error({ job: s.id, err: err.message }, 'could not cancel an unrecorded job'));
       }
     }
-    book.drain(); // a policy reload or the rolling day may have made room
+    await book.drain(); // a policy reload or the rolling day may have made room
   }
 }

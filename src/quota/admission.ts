@@ -94,6 +94,11 @@ export class AdmissionControl {
     return n;
   }
 
+  /** Users with jobs waiting. */
+  queuedUsers(): string[] {
+    return [...this.queues.keys()];
+  }
+
   isPending(job: string): boolean {
     for (const q of this.queues.values()) if (q.some((p) => p.job === job)) return true;
     return false;
@@ -145,6 +150,12 @@ export class AdmissionControl {
       if (queue !== undefined && queue.length === 0) this.queues.delete(user);
     }
     return out;
+  }
+
+  /** A user's queue as the shared records have it (in submission order), read under the user's lock. */
+  resetQueue(user: string, pending: readonly (AdmissionRequest & { reason: string | null })[]): void {
+    this.queues.delete(user);
+    for (const p of pending) this.enqueue({ job: p.job, subject: p.subject, resources: p.resources, reason: p.reason ?? 'waiting for quota' });
   }
 
   /** Start-up: a pending job from the records, in submission order. */

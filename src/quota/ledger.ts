@@ -1,7 +1,8 @@
 // The usage ledger: what each user holds now (jobs, cores, memory of their admitted jobs) and the
 // core-seconds they used in the last 24 hours. It lives in memory so that checking and holding are
-// one synchronous step (no two admissions can interleave); the job records it is rebuilt from on
-// start-up are its durable half.
+// one synchronous step; the job records are its durable, shared half: before each decision about a
+// user the job path reloads that user's part from them under a lock every gateway takes
+// (resetUser), so decisions on several gateways see each other's holds.
 import { heldMemoryMb, type ResourceRequest, type Usage } from './limits.js';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -85,6 +86,23 @@ export class UsageLedger {
   nextExpiry(user: string): number | null {
     const first = this.charges.get(user)?.[0];
     return first === undefined ? null : first.at + DAY_MS;
+  }
+
+  /**
+   * Replaces what a user holds and was charged with what the shared records say (read under the
+   * user's lock, before a decision): other gateways admit and end this user's jobs too. A job still
+   * held keeps the larger of the core-seconds seen here and recorded there.
+   */
+  resetUser(user: string, holds: readonly { job: string; cores: number; memory_mb: number; core_seconds: number }[], charges: readonly { at: number; seconds: number }[]): void {
+    const seen = new Map<string, number>();
+    for (const [job, h] of this.held) {
+      if (h.user !== user) continue;
+      seen.set(job, h.core_seconds);
+      this.held.delete(job);
+    }
+    for (const h of holds) this.hold(h.job, user, h, Math.max(h.core_seconds, seen.get(h.job) ?? 0));
+    this.charges.delete(user);
+    for (const c of charges) this.charge(user, c.seconds, c.at);
   }
 
   heldJobs(): string[] {

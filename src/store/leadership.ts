@@ -99,6 +99,7 @@ abstract class Base implements Leadership {
     if (this.leader === leader) return;
     this.leader = leader;
     if (leader) this.log?.info({ leadership: this.name, ...why }, 'leadership gained');
+    else if ((why as { reason?: string }).reason === 'closed') this.log?.info({ leadership: this.name }, 'leadership given up (closing)');
     else this.log?.warn({ leadership: this.name, ...why }, 'leadership lost');
     for (const cb of this.listeners) {
       try {

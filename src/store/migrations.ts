@@ -1,6 +1,6 @@
 // The one migration set. Written with Kysely's schema builder only (no dialect-specific SQL),
 // so the PostgreSQL store can run the same list.
-import type { Kysely, Migration } from 'kysely';
+import { type Kysely, type Migration, PostgresAdapter, sql } from 'kysely';
 
 export const migrations: Record<string, Migration> = {
   '0001_instance': {
@@ -173,6 +173,23 @@ export const migrations: Record<string, Migration> = {
     },
     async down(db: Kysely<unknown>) {
       await db.schema.dropTable('login_throttle').execute();
+    },
+  },
+  '0008_jobs_user_finished': {
+    async up(db: Kysely<unknown>) {
+      // Every admission reads its user's charges of the last 24 hours from the records (the ledger is
+      // shared by all gateways over the store): by user, then by end time, not by scanning their history.
+      await db.schema.createIndex('jobs_user_finished').on('jobs').columns(['user', 'finished_at']).execute();
+      // Submission numbers (the pending queues' order) drawn by several gateways at once: a shared
+      // sequence in PostgreSQL. The embedded store has one process, which counts on its own.
+      if (db.getExecutor().adapter instanceof PostgresAdapter) {
+        await sql`create sequence jobs_seq`.execute(db);
+        await sql`select setval('jobs_seq', coalesce(max(seq), 0) + 1, false) from jobs`.execute(db);
+      }
+    },
+    async down(db: Kysely<unknown>) {
+      if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`drop sequence jobs_seq`.execute(db);
+      await db.schema.dropIndex('jobs_user_finished').execute();
     },
   },
 };

@@ -95,13 +95,33 @@ export class Stack {
     this.gatewayPort = Number(new URL(this.gateway.url).port);
   }
 
-  api(path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
-    return fetchTls(`${this.url}${path}`, {
+  /**
+   * Another gateway over the same store, engine, IdP, CA and policies, with its own state.dir and
+   * audit trail (as a replica on another host has): meaningful on a shared store (PostgreSQL).
+   */
+  async startReplica(name: string): Promise<EngineProcess> {
+    const home = join(this.home, name);
+    mkdirSync(home, { recursive: true });
+    return startServiceProcess(this.box, 'gateway', {
+      GATEHOUSE_ENGINE_PORT: String(this.enginePort),
+      GATEHOUSE_DEV_IDP_PORT: new URL(this.idp.url).port,
+      GATEHOUSE_STATE_DIR: join(home, 'var'),
+      GATEHOUSE_AUDIT_DIR: join(home, 'audit'),
+    });
+  }
+
+  /** A call to any gateway of the stack (a replica's URL), as api() is to the first. */
+  apiAt(base: string, path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+    return fetchTls(`${base}${path}`, {
       ca: this.ca,
       method: init.method ?? 'GET',
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
     });
+  }
+
+  api(path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+    return this.apiAt(this.url, path, token, init);
   }
 
   /** SSO through the gateway's device grant, approved in the development provider. */
