@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAuditDb } from '../src/audit/index.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
@@ -93,7 +94,7 @@ beforeAll(async () => {
   b = await stack.startReplica('b');
   const rows = (p: number) => ({ text: `id,word\n${[1, 2, 3].map((r) => `${p * 3 + r},w${r}`).join('\n')}\n`, rows: 3 });
   await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
-  for (const user of ['alice', 'erin', 'frank', 'hank']) tokens[user] = await stack.login(user);
+  for (const user of ['alice', 'carol', 'erin', 'frank', 'hank']) tokens[user] = await stack.login(user);
 }, 180_000);
 
 afterAll(async () => {
@@ -155,6 +156,69 @@ describe('two gateways over one PostgreSQL', () => {
     expect(mostAtOnce(finals)).toBeLessThanOrEqual(3);
     for (const g of gateways) expect((await g.quota()).usage).toMatchObject({ running_jobs: 0, cores: 0 });
   }, 300_000);
+
+  it('answer an auditor’s question from every gateway’s chain: one merged page order, each event naming its gateway', async () => {
+    const names = [new URL(stack.url).host, new URL(b.url).host];
+    const local = async (base: string) => (await stack.apiAt(base, '/v1/audit?action=job.submit&scope=local&limit=1000', tokens.carol)).json<{ events: { id: number; time: string }[] }>().events;
+    const [onA, onB] = [await local(stack.url), await local(b.url)];
+    expect(onA.length).toBeGreaterThan(50);
+    expect(onB.length).toBeGreaterThan(50); // the racing submissions went through both
+    const expected = new Set([...onA.map((e) => `${names[0]}#${e.id}`), ...onB.map((e) => `${names[1]}#${e.id}`)]);
+
+    // Page through the merged answer 37 events at a time, from either gateway.
+    const seen: string[] = [];
+    const times: number[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 50; page += 1) {
+      const base = page % 2 === 0 ? stack.url : b.url;
+      const answer = await stack.apiAt(base, `/v1/audit?action=job.submit&limit=37${cursor ? `&cursor=${cursor}` : ''}`, tokens.carol);
+      expect(answer.status, answer.body).toBe(200);
+      const body = answer.json<{ events: { id: number; time: string; gateway: string }[]; next_cursor: string | null; gateways: { name: string; ok: boolean }[] }>();
+      expect(body.gateways.map((g) => g.ok)).toEqual([true, true]);
+      expect(body.gateways.map((g) => g.name).sort()).toEqual([...names].sort());
+      for (const e of body.events) {
+        seen.push(`${e.gateway}#${e.id}`);
+        times.push(Date.parse(e.time));
+      }
+      cursor = body.next_cursor;
+      if (cursor === null) break;
+    }
+    expect(cursor).toBeNull();
+    expect(new Set(seen).size).toBe(seen.length); // nothing twice
+    expect(new Set(seen)).toEqual(expected); // nothing missing, nothing foreign
+    expect(times).toEqual([...times].sort((x, y) => y - x)); // newest first across both chains
+    // An export through either holds both chains, each in its own chain order, each event naming its gateway.
+    const exported = (await stack.apiAt(b.url, '/v1/audit/export?action=job.submit', tokens.carol)).body.trim().split('\n').map((l) => JSON.parse(l) as { id: number; gateway: string });
+    expect(new Set(exported.map((e) => `${e.gateway}#${e.id}`))).toEqual(expected);
+    for (const name of names) {
+      const ids = exported.filter((e) => e.gateway === name).map((e) => e.id);
+      expect(ids).toEqual([...ids].sort((x, y) => x - y));
+    }
+    const csv = (await stack.apiAt(stack.url, '/v1/audit/export?action=job.submit&format=csv', tokens.carol)).body.split('\r\n');
+    expect(csv[0]).toMatch(/^gateway,id,time,user,/);
+    expect(csv.filter((l) => l !== '')).toHaveLength(expected.size + 1);
+    // Each gateway recorded the auditor's question in its own trail (the peer decided on its own).
+    expect(readTrail(join(stack.home, 'b', 'audit')).some((e) => e.action === 'audit.query' && e.actor.user === 'carol')).toBe(true);
+    // Someone without audit read is refused by the gateway asked; nothing is forwarded for them.
+    expect((await stack.apiAt(stack.url, '/v1/audit?action=job.submit', tokens.alice)).status).toBe(403);
+  }, 60_000);
+
+  it('verify every gateway’s chain through any one, and locate a row tampered on the other', async () => {
+    const verify = async () => (await stack.apiAt(stack.url, '/v1/audit/verify', tokens.carol)).json<{ ok: boolean; gateways: { name: string; ok: boolean; problems?: { event_id: number | null }[] }[] }>();
+    const before = await verify();
+    expect(before.ok).toBe(true);
+    expect(before.gateways.map((g) => g.ok)).toEqual([true, true]);
+    const db = openAuditDb(join(stack.home, 'b', 'audit'));
+    const row = db.prepare("select id from audit_events where action = 'job.submit' order by id limit 1").get() as { id: number };
+    db.prepare("update audit_events set reason = 'nothing to see here' where id = ?").run(row.id);
+    db.close();
+    const after = await verify();
+    expect(after.ok).toBe(false);
+    const bReport = after.gateways.find((g) => g.name === new URL(b.url).host)!;
+    expect(bReport.ok).toBe(false);
+    expect(bReport.problems?.map((p) => p.event_id)).toContain(row.id);
+    expect(after.gateways.find((g) => g.name === new URL(stack.url).host)!.ok).toBe(true);
+  }, 60_000);
 
   it('lose no admitted job when a replica is killed (-9) mid-race, and end with usage equal to what runs', async () => {
     const c = await stack.startReplica('c');

@@ -16,4 +16,5 @@ export { readWitness, witnessFileOf } from './witness.js';
 export { type ArchiveReport, verifyArchive } from './archive-verify.js';
 export type { ArchiveResult } from './retention.js';
 export { openAuditDb } from './schema.js';
+export type { AuditPeers, Peer } from './across.js';
 export { installAuditRoutes } from './routes.js';

@@ -29,6 +29,9 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
     if (oidc.client_id === '') problems.push(`${where('oidc.client_id')}: required when oidc.issuer is set`);
   }
   if (oidc.client_secret !== '' && oidc.client_secret_file !== '') problems.push(`${where('oidc.client_secret_file')}: set oidc.client_secret or oidc.client_secret_file, not both`);
+  if (config.server.peer_url !== '' && !/^https:\/\/[^/]+\/?$/.test(config.server.peer_url)) {
+    problems.push(`${where('server.peer_url')}: expected https://host[:port], got ${JSON.stringify(config.server.peer_url)}`);
+  }
   if (config.server.public_url !== '' && !/^https:\/\/[^/]+\/?$/.test(config.server.public_url)) {
     problems.push(`${where('server.public_url')}: expected https://host[:port], got ${JSON.stringify(config.server.public_url)}`);
   }

@@ -33,6 +33,7 @@ export const ConfigSchema = Type.Object(
           description: 'extra DNS names or IPs for the gateway certificate (127.0.0.1, ::1 and localhost are always in it)',
         }),
         public_url: Optional('the URL browsers and IdPs reach the gateway at, for the OIDC callback (empty: https://server.host:server.port)'),
+        peer_url: Optional('the URL other gateways over the same store reach this one at, to read its audit trail (empty: https://server.host:server.port, or this machine\'s host name when server.host is 0.0.0.0 or ::); its host must be in the gateway certificate (server.hostnames)'),
         body_limit_bytes: Type.Integer({
           minimum: 1024,
           maximum: 64 * 1024 * 1024,

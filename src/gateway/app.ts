@@ -1,7 +1,7 @@
 // The gateway, composed in pipeline order: reading this file is reading the road a request walks.
 import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { type AuditTrail, installAuditRoutes } from '../audit/index.js';
+import { type AuditPeers, type AuditTrail, installAuditRoutes } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, requireDeclaredAccess } from '../policy/index.js';
@@ -31,6 +31,8 @@ export interface GatewayDeps {
   audit: AuditTrail;
   /** Retention: events older than this (ms; 0 keeps them) go to archiveDir, then leave the trail. */
   auditRetention: { maxAgeMs: number; archiveDir: string };
+  /** The other gateways over a shared store, whose trails the audit routes ask too (known once this one listens). */
+  auditPeers?: AuditPeers;
 }
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
@@ -81,6 +83,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   installAuditRoutes(app, {
     reader: () => audit.reader(),
     verify: () => audit.verify(),
+    ...(deps.auditPeers !== undefined ? { peers: deps.auditPeers } : {}),
   });
   const retention = startRetention(audit, deps.auditRetention, app.log);
   app.addHook('onClose', () => retention.stop());

@@ -1,4 +1,5 @@
 // Starts the gateway process: certificates, store, policy, the backends' connections, then the listener.
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AuditTrail, loadAuditKey, witnessFileOf } from '../audit/index.js';
 import { createIdentityService, ensureServiceCertificates } from '../auth/index.js';
@@ -6,7 +7,7 @@ import { checkGatewayFiles, type Config, durationSeconds, storePassword } from '
 import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
 import { closeBackends, createBackends } from '../proxy/index.js';
-import { openStore } from '../store/index.js';
+import { type GatewayRegistry, openStore, registerGateway } from '../store/index.js';
 import { readTlsMaterial } from '../wire/index.js';
 import { buildGateway } from './app.js';
 
@@ -45,6 +46,9 @@ export async function startGateway(config: Config): Promise<RunningService> {
     policy = await PolicyReloader.start(config.policies.dir, { requireTests: config.policies.require_tests });
     identity = await createIdentityService(config, store);
     let listeningUrl = config.server.public_url.replace(/\/$/, '');
+    // Filled once this gateway listens and has registered where the others reach it.
+    let registry: GatewayRegistry | undefined;
+    const auditPeers = { self: '', ca: serverTls.ca.toString(), list: async () => (registry === undefined ? [] : registry.peers()) };
     const app = await buildGateway({
       tls: serverTls,
       logLevel: config.log.level,
@@ -57,18 +61,23 @@ export async function startGateway(config: Config): Promise<RunningService> {
       publicUrl: () => listeningUrl,
       audit,
       auditRetention: { maxAgeMs: config.audit.retention ? durationSeconds(config.audit.retention) * 1000 : 0, archiveDir },
+      auditPeers,
     });
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
     const url = httpsUrl(config.server.host, port);
     if (listeningUrl === '') listeningUrl = url;
+    const peerUrl = config.server.peer_url !== '' ? config.server.peer_url.replace(/\/$/, '') : peerUrlOf(config.server.host, port);
+    auditPeers.self = new URL(peerUrl).host;
+    registry = await registerGateway(store, { name: auditPeers.self, url: peerUrl, log: app.log });
     app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.current().version, login: identity.methods }, 'gateway listening');
     return {
       url,
       port,
       close: async () => {
         policy?.close();
+        await registry?.close();
         await app.close();
         identity?.close();
         closeBackends(backends);
@@ -84,4 +93,9 @@ export async function startGateway(config: Config): Promise<RunningService> {
     await store.close();
     throw err;
   }
+}
+
+/** Where other gateways reach this one by default: its listening address, or this machine's name when it listens on every address. */
+function peerUrlOf(host: string, port: number): string {
+  return host === '0.0.0.0' || host === '::' ? `https://${hostname()}:${port}` : httpsUrl(host, port);
 }

@@ -192,4 +192,21 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('jobs_user_finished').execute();
     },
   },
+  '0009_gateways': {
+    async up(db: Kysely<unknown>) {
+      // The gateways over one store, each with the URL the others reach it at: the audit routes ask
+      // every live one for its trail (one chain per gateway), so a query spans them all.
+      await db.schema
+        .createTable('gateways')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('seen_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('gateways').execute();
+    },
+  },
 };

@@ -109,4 +109,18 @@ export interface Tables {
   client_certificates: ClientCertificateTable;
   jobs: JobTable;
   login_throttle: LoginThrottleTable;
+  gateways: GatewayTable;
+}
+
+/** The gateways over this store now (src/store/gateways.ts): how they reach each other. */
+export interface GatewayTable {
+  /** Random per process start. */
+  id: string;
+  /** For people: host:port, or the configured name. */
+  name: string;
+  /** Where other gateways reach this one (server.peer_url). */
+  url: string;
+  started_at: string;
+  /** Milliseconds since the epoch of the last heartbeat. */
+  seen_at: number;
 }
