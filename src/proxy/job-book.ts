@@ -502,7 +502,10 @@ export class JobBook {
   }
 
   private async drainUser(user: string): Promise<void> {
-    const { admitted, refused } = await this.forUser(user, async () => {
+    // Admissions made in the section, undone here if it does not commit (its lock session died):
+    // the records still say pending, and so must this gateway, or it would hand them over unadmitted.
+    const undo: { r: JobRecord; before: JobRecord }[] = [];
+    const decided = this.forUser(user, async () => {
       const decided = this.o.admission.drain([user]);
       const admitted: JobRecord[] = [];
       const now = new Date().toISOString();
@@ -525,6 +528,7 @@ export class JobBook {
           break;
         }
         admitted.push(r);
+        undo.push({ r, before });
       }
       const refused: { r: JobRecord; x: (typeof decided.refused)[number]; ended: { wasRunning: boolean } }[] = [];
       for (const x of decided.refused) {
@@ -534,6 +538,14 @@ export class JobBook {
         if (ended !== null) refused.push({ r, x, ended });
       }
       return { admitted, refused };
+    });
+    const { admitted, refused } = await decided.catch((err: Error) => {
+      for (const { r, before } of undo) {
+        Object.assign(r, before);
+        this.o.admission.release(r.id, 0);
+      }
+      if (undo.length > 0) this.requeue(user);
+      throw err;
     });
     for (const r of admitted) this.dispatch(r);
     for (const { r, x, ended } of refused) {

@@ -2,7 +2,7 @@
 // resources, backend and backend id, state, timings, core-seconds and the backend's last status.
 // They are the durable half of the usage ledger and the pending queue.
 import { sql } from 'kysely';
-import type { Store, Tables } from '../store/index.js';
+import { type Store, sectionDb, type Tables } from '../store/index.js';
 import type { JobSpec, JobStatus } from '../wire/index.js';
 
 /** `dispatching`: admitted and being handed to the backend (quota held; not yet acknowledged by it). */
@@ -34,6 +34,7 @@ const fromRow = (r: Row): JobRecord => ({
   state: r.state as RecordState,
 });
 
+/** Writes made inside a user's section go through its locking transaction (see store/exclusive.ts). */
 export class JobRecords {
   private seq = 0;
 
@@ -61,7 +62,7 @@ export class JobRecords {
   }
 
   async insert(record: JobRecord): Promise<void> {
-    await this.store.db.insertInto('jobs').values(toRow(record)).execute();
+    await sectionDb(this.store).insertInto('jobs').values(toRow(record)).execute();
   }
 
   /**
@@ -71,7 +72,7 @@ export class JobRecords {
    */
   async save(r: JobRecord): Promise<boolean> {
     const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(r);
-    const result = await this.store.db
+    const result = await sectionDb(this.store)
       .updateTable('jobs')
       .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash })
       .where('id', '=', r.id)
@@ -87,7 +88,7 @@ export class JobRecords {
    */
   async transition(to: JobRecord, from: readonly RecordState[]): Promise<boolean> {
     const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(to);
-    const result = await this.store.db
+    const result = await sectionDb(this.store)
       .updateTable('jobs')
       .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash })
       .where('id', '=', to.id)
@@ -97,7 +98,7 @@ export class JobRecords {
   }
 
   async remove(id: string): Promise<void> {
-    await this.store.db.deleteFrom('jobs').where('id', '=', id).execute();
+    await sectionDb(this.store).deleteFrom('jobs').where('id', '=', id).execute();
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

@@ -55,9 +55,22 @@ export class JobService {
     // the backend can ever run; the decision is on record and the job's record written before the
     // lock is let go, so the next decision for this user sees this one.
     const summary = { input: spec.input, output: spec.output, backend: backendName, requested: spec.resources, name: spec.name, ...(identity.posix_user !== undefined ? { posix_user: identity.posix_user } : {}) };
-    const admitted = await this.book.forUser(identity.user, () => this.admit(identity, req, { id, backendName, spec, effective, replaces, summary }));
+    let made: { record: JobRecord; abort: () => void } | undefined;
+    let admitted: Awaited<ReturnType<JobService['admit']>>;
+    try {
+      admitted = await this.book.forUser(identity.user, () => this.admit(identity, req, { id, backendName, spec, effective, replaces, summary }, (m) => (made = m)));
+    } catch (err) {
+      // The section did not commit (its lock session died): the record was not written and nothing
+      // was sent; this gateway forgets the job too, or it would hold quota the records do not.
+      if (made !== undefined && this.book.isLive(made.record.id)) {
+        made.abort();
+        await this.book.untrack(made.record);
+      }
+      throw err;
+    }
     if (admitted.outcome === 'pending') return admitted.created;
-    return this.handOver(identity, req, admitted.record, summary, admitted.handover);
+    // Sent only now, once the record is committed: the leader's sweep cancels a backend job it finds no record of.
+    return this.handOver(identity, req, admitted.record, summary, admitted.go());
   }
 
   /** Decides and records one submission (under the user's lock); an admitted one is already on its way to the backend. */
@@ -65,7 +78,8 @@ export class JobService {
     identity: Identity,
     req: FastifyRequest,
     s: { id: string; backendName: string; spec: JobSpec; effective: JobSpec; replaces: { owner: string | null } | null; summary: Record<string, unknown> },
-  ): Promise<{ outcome: 'pending'; created: Created } | { outcome: 'admitted'; record: JobRecord; handover: Promise<Handover> }> {
+    made: (m: { record: JobRecord; abort: () => void }) => void,
+  ): Promise<{ outcome: 'pending'; created: Created } | { outcome: 'admitted'; record: JobRecord; go: () => Promise<Handover> }> {
     const { id, backendName, spec, effective, summary } = s;
     const resources = spec.resources;
     const admission = await this.book.admit({ job: id, subject: identity, resources }, backendName);
@@ -107,8 +121,14 @@ export class JobService {
         finished_at: null,
       };
       this.book.track(record, s.replaces);
-      if (admission.outcome === 'pending') return { outcome: 'pending', created: await this.park(identity, req, record, admission.reason, summary) };
-      return { outcome: 'admitted', record, handover: (await this.start(identity, req, record, summary)).sent };
+      const tracked = record;
+      if (admission.outcome === 'pending') {
+        made({ record, abort: () => {} });
+        return { outcome: 'pending', created: await this.park(identity, req, record, admission.reason, summary) };
+      }
+      const started = await this.start(identity, req, record, summary);
+      made({ record: tracked, abort: started.abort });
+      return { outcome: 'admitted', record, go: started.go };
     } catch (err) {
       // Nothing of a refused submission stays: no hold, no queue entry, no record.
       if (record !== undefined) await this.book.untrack(record);
@@ -127,10 +147,11 @@ export class JobService {
 
   /**
    * Admitted: the decision is recorded, then the record is written while the backend receives the
-   * job (one after the other when other gateways share the records: the leader's sweep cancels a
-   * backend job it finds no record of). Resolves once the record is written, with the handover.
+   * job (when other gateways share the records, the record first and the handover only once the
+   * user's section has committed it: go(), called after the section; the leader's sweep cancels a
+   * backend job it finds no record of). abort(): the section did not commit, nothing is sent.
    */
-  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<{ sent: Promise<Handover> }> {
+  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<{ go: () => Promise<Handover>; abort: () => void }> {
     const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
     // In flight from before the first await: the record is already live and 'dispatching', and the
     // reconciler hands over any such job not in flight, so while job.submit is being recorded it
@@ -138,12 +159,15 @@ export class JobService {
     // and a job marked failed while it ran). A cancel meanwhile waits for this handover to settle.
     const { settle, done } = this.book.claimHandover(record.id);
     let handover: Promise<Handover> | undefined;
-    try {
-      await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
-      const send = () => {
+    const send = (): Promise<Handover> => {
+      if (handover === undefined) {
         handover = this.book.handOver(record).catch((error: Error): Handover => ({ outcome: 'unavailable', error }));
         void handover.then(settle);
-      };
+      }
+      return handover;
+    };
+    try {
+      await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
       if (!this.book.shared) send();
       try {
         await this.book.insert(record);
@@ -151,15 +175,22 @@ export class JobService {
         if (handover !== undefined && (await handover).outcome === 'sent') await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).catch(() => undefined);
         throw new GatehouseError('not_ready', `the job record could not be written (${(err as Error).message}); nothing runs`);
       }
-      if (handover === undefined) send();
-      const sent = handover!;
-      void sent.finally(done);
-      return { sent }; // wrapped: an async function would wait for a promise it returned
     } catch (err) {
       if (handover === undefined) settle({ outcome: 'unavailable', error: err as Error });
       done();
       throw err;
     }
+    return {
+      go: () => {
+        const sent = send();
+        void sent.finally(done);
+        return sent;
+      },
+      abort: () => {
+        if (handover === undefined) settle({ outcome: 'unavailable', error: new Error('its admission was not committed') });
+        done();
+      },
+    };
   }
 
   /** The backend's answer to an admitted job: 201, or the record removed and the refusal recorded. */

@@ -7,8 +7,15 @@
 // locks were chosen over SERIALIZABLE with retries because an admission also writes the audit trail,
 // which cannot be rolled back and retried, and over row locks because a user may have no row yet.
 // The embedded SQLite store belongs to one process, so the queue alone is exclusive there.
-import { sql } from 'kysely';
+//
+// The lock is only as good as its session: if that session dies mid-section (a network cut, a
+// failover, an administrator) PostgreSQL frees the lock while this process goes on deciding. So the
+// section's own writes (sectionDb) go through the locking transaction: they commit only if the lock
+// was held to the end, and another replica let in early never sees a decision made without it.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type Kysely, sql } from 'kysely';
 import type { Store } from './store.js';
+import type { Tables } from './tables.js';
 
 export interface Exclusive {
   /** Runs fn alone among all sections of `key`, in every gateway over the store. */
@@ -24,6 +31,18 @@ const LOCK_CLASS = 0x47480001;
  */
 const MAX_HELD = 4;
 
+/** The section this code runs in, if any: its store and its locking transaction (null once it ended). */
+const current = new AsyncLocalStorage<{ store: Store; db: Kysely<Tables> | null }>();
+
+/**
+ * Where a write about `store` made inside a section must go: the transaction holding the section's
+ * lock (so it lands only if the lock held throughout), else the store itself.
+ */
+export function sectionDb(store: Store): Kysely<Tables> {
+  const s = current.getStore();
+  return s !== undefined && s.store === store && s.db !== null ? s.db : store.db;
+}
+
 export function exclusive(store: Store): Exclusive {
   const tails = new Map<string, Promise<void>>();
   const held = new Semaphore(MAX_HELD);
@@ -34,7 +53,13 @@ export function exclusive(store: Store): Exclusive {
           try {
             return await store.db.transaction().execute(async (trx) => {
               await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${key}))`.execute(trx);
-              return fn();
+              const section = { store, db: trx as Kysely<Tables> | null };
+              try {
+                return await current.run(section, fn);
+              } finally {
+                // Work the section started and left running (a handover) writes outside it from now on.
+                section.db = null;
+              }
             });
           } finally {
             held.give();

@@ -71,6 +71,9 @@ export function openPostgres(o: PostgresOptions): { db: Kysely<Tables>; location
   const pool = new pg.Pool({ ...connection, max: o.poolSize ?? 10, options: timeZone });
   // An idle connection the server dropped (a restart) must not crash the gateway: the next query reconnects.
   pool.on('error', () => undefined);
+  // Nor one that dies while checked out and between statements (the connection holding a section's
+  // lock, store/exclusive.ts): its next statement fails instead, and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const session: SessionFactory = (so = {}) =>
     new pg.Client({
       ...connection,
