@@ -248,6 +248,19 @@ export async function readOwned(dir: string, parts: readonly string[], uid: numb
   }
 }
 
+/** The last `maxBytes` (at most) of a file, read as readOwned does: a task's last line without reading its whole log. */
+export async function readOwnedTail(dir: string, parts: readonly string[], uid: number, maxBytes: number): Promise<Buffer | null> {
+  const fh = await openOwned(dir, parts, uid);
+  if (fh === null) return null;
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+  } finally {
+    await fh.close();
+  }
+  return readOwned(dir, parts, uid, maxBytes, Math.max(0, size - maxBytes));
+}
+
 type Handle = Awaited<ReturnType<typeof open>>;
 
 /** Opens `parts` under `dir` as readOwned describes; the caller closes it. */

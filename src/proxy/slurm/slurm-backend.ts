@@ -14,7 +14,7 @@ import { DatasetError, listDatasets, openDataset, openRoot, readExisting, replac
 import { type DatasetInfo, GatehouseError, type JobStatus } from '../../wire/index.js';
 import type { BackendCapacity, BackendSubmission, ComputeBackend } from '../backend.js';
 import type { SlurmClient } from './client.js';
-import { giveToAccount, jobFolderOf, openJobsDir, prepareJobFolder, readOwned, removeJobFolder } from './job-folder.js';
+import { giveToAccount, jobFolderOf, openJobsDir, prepareJobFolder, readOwned, readOwnedTail, removeJobFolder } from './job-folder.js';
 import { type SlurmJobRecord, SlurmJobFiles } from './job-file.js';
 import { commitSlurmOutput } from './output-commit.js';
 import { mapSlurmArray } from './states.js';
@@ -48,6 +48,8 @@ export interface SlurmBackendOptions {
 
 const CAPACITY_TTL_MS = 30_000;
 const LOG_MAX_BYTES = 8 * 1024 * 1024;
+/** Read of a failed task's log for its last line. */
+const LAST_LINE_TAIL_BYTES = 64 * 1024;
 /** What is kept of a finished job's logs, every partition together (at least LOG_KEPT_MIN_BYTES each). */
 const LOGS_KEPT_BYTES = 8 * 1024 * 1024;
 const LOG_KEPT_MIN_BYTES = 4096;
@@ -155,7 +157,8 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
   /** The last line a task wrote (its error, from gatehouse-task), for the job's error. */
   const lastLine = async (r: SlurmJobRecord, partition: number | null): Promise<string | null> => {
     if (partition === null || r.uid === null) return null;
-    const text = await readOwned(r.dir, [`log-${partition}.txt`], r.uid, LOG_MAX_BYTES).catch(() => null);
+    // The tail is enough: the error is the last line (one longer than the tail is cut at 500 characters anyway).
+    const text = await readOwnedTail(r.dir, [`log-${partition}.txt`], r.uid, LAST_LINE_TAIL_BYTES).catch(() => null);
     const lines = (text?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '');
     const last = lines.at(-1);
     return last === undefined ? null : last.replace(/^gatehouse-task: /, '').slice(0, 500);
