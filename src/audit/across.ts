@@ -20,6 +20,8 @@ import type { AuditPage } from './query.js';
 export interface Peer {
   name: string;
   url: string;
+  /** Set when the registry knows this chain cannot be asked (gateways.ts): never asked, reported as not answering. */
+  problem?: string;
 }
 
 export interface AuditPeers {
@@ -39,13 +41,17 @@ const PEER_BODY_MAX = 64 * 1024 * 1024;
 /** The common name of gateway certificates: a peer must present one (not the engine's, also of our CA). */
 const GATEWAY_CN = 'gatehouse-gateway';
 
-/** The caller's credential to forward, or null (a client certificate cannot be forwarded). */
-export function forwardable(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> | null {
+/**
+ * The caller's credential to forward, or null (a client certificate cannot be forwarded), with this
+ * request's own id: the one this gateway answers and records, so every gateway's audit.query of one
+ * question carries the same request id (the caller's X-Request-Id only when we kept it).
+ */
+export function forwardable(headers: Readonly<Record<string, string | string[] | undefined>>, requestId: string): Record<string, string> | null {
   const out: Record<string, string> = {};
   if (typeof headers.authorization === 'string') out.authorization = headers.authorization;
   else if (typeof headers.cookie === 'string') out.cookie = headers.cookie;
   else return null;
-  if (typeof headers['x-request-id'] === 'string') out['x-request-id'] = headers['x-request-id'];
+  out['x-request-id'] = requestId;
   return out;
 }
 
@@ -53,8 +59,12 @@ export function forwardable(headers: Readonly<Record<string, string | string[] |
  * GET path on a peer as the caller: the response once it answers 200 (its body not yet read), or
  * why not. Only a gateway certificate of our CA, for the peer's own host, is trusted with the credential.
  */
-export function peerGet(peer: Peer, path: string, headers: Record<string, string>, ca: string): Promise<IncomingMessage> {
+export function peerGet(peer: Peer, path: string, headers: Record<string, string>, ca: string, signal?: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
+    if (peer.problem !== undefined) {
+      reject(new Error(peer.problem));
+      return;
+    }
     const req = request(
       new URL(path, peer.url),
       {
@@ -62,6 +72,7 @@ export function peerGet(peer: Peer, path: string, headers: Record<string, string
         ca,
         headers,
         timeout: PEER_TIMEOUT_MS,
+        ...(signal !== undefined ? { signal } : {}),
         checkServerIdentity: (host: string, cert: PeerCertificate) => {
           const wrongName = checkServerIdentity(host, cert);
           if (wrongName) return wrongName;
@@ -71,7 +82,7 @@ export function peerGet(peer: Peer, path: string, headers: Record<string, string
       },
       (res) => {
         if (res.statusCode === 200) {
-          req.setTimeout(0); // a long export streams for as long as it takes
+          req.setTimeout(0); // a long export streams for as long as it takes (an ask is bounded by its signal)
           resolve(res);
           return;
         }
@@ -89,10 +100,20 @@ export function peerGet(peer: Peer, path: string, headers: Record<string, string
   });
 }
 
-/** GET path on a peer as the caller; its JSON answer, or why not. */
-export async function askPeer<T>(peer: Peer, path: string, headers: Record<string, string>, ca: string): Promise<T> {
-  const res = await peerGet(peer, path, { ...headers, accept: 'application/json' }, ca);
-  return (await readJson(res)) as T;
+/**
+ * GET path on a peer as the caller; its JSON answer once `check` accepts it, or why not. The whole
+ * answer, body included, is bounded in time: a peer that sends its headers then stalls (or trickles)
+ * is left out rather than waited on.
+ */
+export async function askPeer<T>(peer: Peer, path: string, headers: Record<string, string>, ca: string, check: (v: unknown) => v is T): Promise<T> {
+  const signal = AbortSignal.timeout(PEER_TIMEOUT_MS);
+  try {
+    const value = await readJson(await peerGet(peer, path, { ...headers, accept: 'application/json' }, ca, signal));
+    if (!check(value)) throw new Error('answered 200 with something that is not an answer of this API');
+    return value;
+  } catch (err) {
+    throw signal.aborted ? new Error(`no whole answer within ${PEER_TIMEOUT_MS} ms`) : err;
+  }
 }
 
 function readJson(res: IncomingMessage, req?: ClientRequest): Promise<unknown> {
@@ -107,6 +128,10 @@ function readJson(res: IncomingMessage, req?: ClientRequest): Promise<unknown> {
         reject(new Error(`answer over ${PEER_BODY_MAX} bytes`));
       } else chunks.push(c);
     });
+    // A body cut off (the peer gone, the ask aborted) ends in close without end: never a JSON answer.
+    res.on('close', () => {
+      if (!res.complete) reject(new Error('answer cut off'));
+    });
     res.on('end', () => {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
@@ -119,17 +144,49 @@ function readJson(res: IncomingMessage, req?: ClientRequest): Promise<unknown> {
 }
 
 /** Asks every peer; each answer or its failure, by gateway. */
-export async function askAll<T>(peers: readonly Peer[], path: string, headers: Record<string, string> | null, ca: string): Promise<Reached<T>[]> {
+export async function askAll<T>(peers: readonly Peer[], path: string, headers: Record<string, string> | null, ca: string, check: (v: unknown) => v is T): Promise<Reached<T>[]> {
   return Promise.all(
     peers.map(async (p): Promise<Reached<T>> => {
       if (headers === null) return { gateway: p.name, ok: false, error: 'not asked: a client certificate cannot be forwarded to another gateway; ask it directly or use a token' };
       try {
-        return { gateway: p.name, ok: true, value: await askPeer<T>(p, path, headers, ca) };
+        return { gateway: p.name, ok: true, value: await askPeer<T>(p, path, headers, ca, check) };
       } catch (err) {
         return { gateway: p.name, ok: false, error: (err as Error).message };
       }
     }),
   );
+}
+
+// What a peer answers is checked for shape before it is merged: a gateway certificate proves who
+// answers, not that the answer is whole, and junk must name the peer as not answering, not fail the
+// whole question (a 500) or slip into an auditor's page or export.
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An audit event as the API gives it out (event.ts), with a time that sorts. */
+export function isAuditEvent(v: unknown): v is AuditEvent {
+  if (!isObject(v) || !Number.isSafeInteger(v.id) || (v.id as number) < 0 || !isString(v.time) || Number.isNaN(Date.parse(v.time))) return false;
+  const a = v.actor;
+  if (!isObject(a) || !isString(a.user) || !Array.isArray(a.groups) || !a.groups.every(isString) || !isString(a.auth_method) || !isString(a.ip)) return false;
+  return (
+    isString(v.action) &&
+    isString(v.object) &&
+    isString(v.decision) &&
+    isString(v.reason) &&
+    (v.policy_version === null || isString(v.policy_version)) &&
+    (v.request_id === null || isString(v.request_id)) &&
+    isObject(v.details) &&
+    isString(v.prev_hash) &&
+    isString(v.hash)
+  );
+}
+
+export function isAuditPage(v: unknown): v is AuditPage {
+  return isObject(v) && Array.isArray(v.events) && v.events.every(isAuditEvent) && (v.next_cursor === null || isString(v.next_cursor));
+}
+
+export function isVerifyReport(v: unknown): v is { ok: boolean } & Record<string, unknown> {
+  return isObject(v) && typeof v.ok === 'boolean';
 }
 
 // A page across gateways is ordered by time, then gateway name, then the event's id, all descending.

@@ -15,7 +15,7 @@ import { CSV_HEADER, csvCell, csvRecord } from './csv.js';
 import type { AuditEvent } from './event.js';
 import { LIMIT_MAX, parseFilter } from './filter.js';
 import { AuditActorSchema, AuditDecisionSchema } from './input.js';
-import { askAll, type AuditPeers, peerGet, cursorFor, decodeMergedCursor, forwardable, isMergedCursor, mergePages, type Peer, type Reached } from './across.js';
+import { askAll, type AuditPeers, cursorFor, decodeMergedCursor, forwardable, isAuditEvent, isAuditPage, isMergedCursor, isVerifyReport, mergePages, type Peer, peerGet, type Reached } from './across.js';
 import { type AuditPage, exportEvents, queryEvents } from './query.js';
 
 export interface AuditRouteDeps {
@@ -108,7 +108,13 @@ export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps
     async (request) => {
       const asked = given(request.query, ['scope']);
       const peers = request.query.scope === 'local' || deps.peers === undefined ? [] : await peerList(deps.peers, request);
-      if (deps.peers === undefined || peers.length === 0 || (asked.cursor !== undefined && !isMergedCursor(asked.cursor))) return queryEvents(reader(request), parseFilter(asked, Date.now()));
+      if (deps.peers === undefined || (asked.cursor !== undefined && !isMergedCursor(asked.cursor))) return queryEvents(reader(request), parseFilter(asked, Date.now()));
+      if (peers.length === 0) {
+        // This gateway alone now (or scope=local): a merged cursor still says where its own trail goes on.
+        const { cursor, ...rest } = asked;
+        const local = cursor === undefined ? rest : { ...rest, cursor: cursorFor(deps.peers.self, decodeMergedCursor(cursor)) };
+        return queryEvents(reader(request), parseFilter(local, Date.now()));
+      }
       // Every gateway's page after the same point of the merged order, then one page of them all.
       const after = asked.cursor !== undefined ? decodeMergedCursor(asked.cursor) : null;
       const askedOf = (gateway: string): Record<string, string> => {
@@ -118,7 +124,7 @@ export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps
       const filter = parseFilter(askedOf(deps.peers.self), Date.now());
       const own = queryEvents(reader(request), filter);
       const answers = await Promise.all(
-        peers.map(async (p) => (await askAll<AuditPage>([p], `/v1/audit?${new URLSearchParams({ ...askedOf(p.name), scope: 'local' })}`, forwardable(request.headers), deps.peers!.ca))[0]!),
+        peers.map(async (p) => (await askAll<AuditPage>([p], `/v1/audit?${new URLSearchParams({ ...askedOf(p.name), scope: 'local' })}`, forwardable(request.headers, request.id), deps.peers!.ca, isAuditPage))[0]!),
       );
       const pages = [{ gateway: deps.peers.self, page: own }, ...answers.flatMap((a) => (a.ok ? [{ gateway: a.gateway, page: a.value }] : []))];
       return { ...mergePages(pages, filter.limit), gateways: [{ name: deps.peers.self, ok: true }, ...answers.map(reachedOf)] };
@@ -172,11 +178,12 @@ export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps
       const peers = request.query.scope === 'local' || deps.peers === undefined ? [] : await peerList(deps.peers, request);
       if (deps.peers === undefined || peers.length === 0) return own;
       // Each chain is verified where it is, by the gateway that writes it; a chain that could not be asked is not ok.
-      const answers = await askAll<{ ok: boolean }>(peers, '/v1/audit/verify?scope=local', forwardable(request.headers), deps.peers.ca);
+      const answers = await askAll(peers, '/v1/audit/verify?scope=local', forwardable(request.headers, request.id), deps.peers.ca, isVerifyReport);
+      // Each report is labelled by who was asked, after its own fields: a peer cannot name itself otherwise.
       return {
         ...own,
         ok: own.ok && answers.every((a) => a.ok && a.value.ok === true),
-        gateways: [{ name: deps.peers.self, ...own }, ...answers.map((a) => (a.ok ? { name: a.gateway, ...a.value } : { name: a.gateway, ok: false, error: a.error }))],
+        gateways: [{ ...own, name: deps.peers.self }, ...answers.map((a) => (a.ok ? { ...a.value, name: a.gateway } : { name: a.gateway, ok: false, error: a.error }))],
       };
     },
   );
@@ -198,7 +205,7 @@ function reachedOf(a: Reached<unknown>): { name: string; ok: boolean; error?: st
 
 /** Each peer's own export (JSON lines, its chain order), opened as the caller; all or none. */
 async function openPeerExports(peers: Peer[], filters: Record<string, string>, request: FastifyRequest, ca: string): Promise<{ name: string; res: IncomingMessage }[]> {
-  const headers = forwardable(request.headers);
+  const headers = forwardable(request.headers, request.id);
   if (headers === null) throw new GatehouseError('invalid_request', 'an export across gateways forwards your token to each of them, and a client certificate cannot be forwarded: log in for a token, or export each gateway with scope=local', { field: 'querystring.scope' });
   const path = `/v1/audit/export?${new URLSearchParams({ ...filters, scope: 'local', format: 'jsonl' })}`;
   const opened = await Promise.allSettled(peers.map(async (p) => ({ name: p.name, res: await peerGet(p, path, headers, ca) })));
@@ -223,7 +230,10 @@ async function* exportAcross(first: AuditEvent[][], rest: Iterator<AuditEvent[]>
       let batch = '';
       for await (const text of createInterface({ input: res, crlfDelay: Number.POSITIVE_INFINITY })) {
         if (text === '') continue;
-        batch += line(JSON.parse(text) as AuditEvent, name);
+        // A line that is not an event cuts the export (no complete 200) rather than pass for one.
+        const event: unknown = JSON.parse(text);
+        if (!isAuditEvent(event)) throw new Error(`gateway ${name} exported a line that is not an audit event`);
+        batch += line(event, name);
         if (batch.length >= 16_384) {
           yield batch;
           batch = '';
