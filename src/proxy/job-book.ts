@@ -341,6 +341,7 @@ export class JobBook {
       if (!(await this.o.records.save(r))) return { outcome: 'refused', error: new GatehouseError('conflict', `job ${r.id} ended meanwhile`) };
       const result = await this.handOver(r);
       if (result.outcome === 'refused') await this.end(r, 'failed', `${r.backend} refused the job: ${result.error.message}`, null);
+      else if (result.outcome === 'sent') await this.keepSent(r);
       else await this.persist(r);
       return result;
     })();
@@ -552,6 +553,34 @@ export class JobBook {
       void this.event(r, { action: 'quota.reject', decision: 'deny', reason: x.reason, policy_version: x.policyVersion, details: { limit: x.limit, used: x.used, requested: x.requested, max: x.max, pending: true } });
       await this.announceEnd(r, 'failed', null, ended);
     }
+  }
+
+  /**
+   * A job the backend just accepted, saved with its backend id. False when its record had ended
+   * meanwhile (cancelled or ended through another gateway while this one was handing it over, or the
+   * leader's resend was refused): the backend's copy is then cancelled at once, since nothing holds
+   * its quota any more, and this gateway forgets the job.
+   */
+  async keepSent(r: JobRecord): Promise<boolean> {
+    let saved: boolean;
+    try {
+      saved = await this.o.records.save(r);
+    } catch (err) {
+      this.o.log.error({ job: r.id, err: (err as Error).message }, 'job record not saved');
+      return true; // still live as far as anyone knows; the reconciler adopts it
+    }
+    if (saved) return true;
+    this.o.log.warn({ job: r.id, backend: r.backend }, 'a job ended elsewhere while it was handed over: cancelling it on its backend');
+    await this.backend(r.backend)
+      .cancel(r.backend_id ?? r.id)
+      .catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not cancel a job ended while it was handed over; the orphan sweep will'));
+    const stored = await this.o.records.get(r.id).catch(() => undefined);
+    if (stored !== undefined) Object.assign(r, stored);
+    this.live.delete(r.id);
+    this.cache.delete(r.id);
+    this.replaces.delete(r.id);
+    if (!this.o.admission.withdraw(r.id)) this.o.admission.release(r.id, 0);
+    return false;
   }
 
   async persist(r: JobRecord): Promise<void> {

@@ -203,7 +203,8 @@ export class JobService {
       await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } });
       throw error;
     }
-    void this.book.persist(record); // queued + backend id; a restart before it lands is adopted by the reconciler
+    // Queued, with its backend id; unless it ended on another gateway meanwhile (a cancel there), and was cancelled here too.
+    if (!(await this.book.keepSent(record))) throw new GatehouseError('conflict', `job ${record.id} was ${record.state === 'cancelled' ? 'cancelled' : 'ended'} while it was being handed over; it does not run`);
     return { id: record.id, state: 'queued', reason: null };
   }
 

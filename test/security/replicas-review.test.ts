@@ -11,6 +11,7 @@ import type { JobSpec } from '../../src/wire/index.js';
 import type { EngineProcess } from '../support/engine.js';
 import { type Postgres, startPostgres } from '../support/postgres.js';
 import { Stack } from '../support/stack.js';
+import { EngineClient } from '../support/engine.js';
 import { until } from '../support/until.js';
 
 // Runs until cancelled: it only has to hold its quota while the test looks.
@@ -106,6 +107,43 @@ describe('the multi-gateway job path under review', () => {
       expect(await liveJobs('ivy')).toHaveLength(1);
       for (const a of answers) expect([201, 503], a.body).toContain(a.status);
     } finally {
+      await blocker.query('rollback').catch(() => undefined);
+      await Promise.all([admin.end(), blocker.end()]);
+      await cancelAll('ivy');
+    }
+  }, 120_000);
+
+  it('runs nothing cancelled: a job cancelled through the other replica while the first is still handing it over is cancelled on the engine too', async () => {
+    const admin = await client();
+    const blocker = await client();
+    const engine = stack.engine.child;
+    try {
+      // The first replica stops inside its section (its record write waits), past every engine call of the decision...
+      await blocker.query('begin');
+      await blocker.query('lock table jobs in exclusive mode');
+      const first = submit(stack.url, 'ivy');
+      await until(async () => (await blockedInserts(admin)).length === 1, 30_000, 'the first replica writing its record');
+      // ...then the engine stops answering, so the handover that follows the record hangs.
+      engine.kill('SIGSTOP');
+      await blocker.query('commit');
+      const { rows } = await until(async () => {
+        const r = await admin.query<{ id: string }>("select id from jobs where \"user\" = 'ivy' and state = 'dispatching'");
+        return r.rows.length === 1 ? r : undefined;
+      }, 30_000, 'the first replica’s record committed');
+      const id = rows[0]!.id;
+      // Its owner cancels it through the other replica: it has no backend id yet, so only the record ends.
+      const cancelled = await stack.apiAt(b.url, `/v1/jobs/${id}`, tokens.ivy, { method: 'DELETE' });
+      expect(cancelled.status, cancelled.body).toBe(200);
+      engine.kill('SIGCONT');
+      const answer = await first;
+      // The engine got the job after its record ended: the first replica must not leave it running unaccounted.
+      expect(answer.status, answer.body).toBe(409);
+      expect(answer.body).toContain('cancelled while it was being handed over');
+      const status = await new EngineClient(stack.engine.url, stack.certsDir).status(id);
+      expect(['cancelled', 'cancelling']).toContain(status.state);
+      expect(await liveJobs('ivy')).toHaveLength(0);
+    } finally {
+      engine.kill('SIGCONT');
       await blocker.query('rollback').catch(() => undefined);
       await Promise.all([admin.end(), blocker.end()]);
       await cancelAll('ivy');
