@@ -31,6 +31,15 @@ const LOCK_CLASS = 0x47480001;
  */
 const MAX_HELD = 4;
 
+/**
+ * How long a section's transaction may sit idle before PostgreSQL ends its session, and so frees the
+ * lock: a replica frozen mid-section (a stopped process, a host cut off without a reset) would
+ * otherwise keep that user's admissions wedged on every replica until TCP gives up, hours later.
+ * A section normally idles for milliseconds, and others wait at most the statement timeout (10 s)
+ * for its lock anyway; a section cut by this commits nothing (see sectionDb), its request gets 503.
+ */
+const IDLE_SECTION_MS = 15_000;
+
 /** The section this code runs in, if any: its store and its locking transaction (null once it ended). */
 const current = new AsyncLocalStorage<{ store: Store; db: Kysely<Tables> | null }>();
 
@@ -52,7 +61,7 @@ export function exclusive(store: Store): Exclusive {
           await held.take();
           try {
             return await store.db.transaction().execute(async (trx) => {
-              await sql`select pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${key}))`.execute(trx);
+              await sql`select set_config('idle_in_transaction_session_timeout', ${String(IDLE_SECTION_MS)}, true), pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${key}))`.execute(trx);
               const section = { store, db: trx as Kysely<Tables> | null };
               try {
                 return await current.run(section, fn);

@@ -150,4 +150,35 @@ describe('the multi-gateway job path under review', () => {
     }
   }, 120_000);
 
+  it('lets a user’s admissions go on when a replica freezes inside that user’s section (stopped process, partitioned host)', async () => {
+    const admin = await client();
+    const blocker = await client();
+    const frozen = stack.gateway.child;
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table jobs in exclusive mode');
+      const first = submit(stack.url, 'ivy').catch(() => null); // the client gives up while the replica is frozen
+      await until(async () => (await blockedInserts(admin)).length === 1, 30_000, 'the first replica writing its record');
+      // The first replica freezes with the user's lock: its session stays open and idle in its transaction.
+      frozen.kill('SIGSTOP');
+      await blocker.query('commit');
+      // The other replica must decide for the user again before the frozen one comes back (503s meanwhile are fine).
+      const answer = await until(async () => {
+        const a = await submit(b.url, 'ivy').catch(() => null); // waiting on the lock may outlast the client's timeout
+        return a === null || a.status === 503 ? undefined : a;
+      }, 90_000, 'a decision for ivy on the other replica');
+      expect(answer.status, answer.body).toBe(201);
+      frozen.kill('SIGCONT');
+      // The frozen replica's decision did not land: it lost the lock, so it answers 503 (if its client still
+      // waits) and nothing of it holds quota.
+      const late = await first;
+      if (late !== null) expect(late.status, late.body).toBe(503);
+      expect(await liveJobs('ivy')).toHaveLength(1);
+    } finally {
+      frozen.kill('SIGCONT');
+      await blocker.query('rollback').catch(() => undefined);
+      await Promise.all([admin.end(), blocker.end()]);
+      await cancelAll('ivy');
+    }
+  }, 180_000);
 });
