@@ -53,6 +53,15 @@ const RETRY_MS = 2_000;
  */
 const KEEPALIVES = { tcp_keepalives_idle: 5, tcp_keepalives_interval: 2, tcp_keepalives_count: 2, tcp_user_timeout: 9_000 };
 
+/**
+ * A leader frozen outright (a stopped process, a paused VM) still has a kernel that answers the
+ * keepalives, so its session and lock would stay until it resumes, and no replica would reconcile,
+ * sweep or drain meanwhile. PostgreSQL 14+ ends a session that sent nothing for idle_session_timeout:
+ * the leader sends its check every retryMs, so a session silent this many times longer is a frozen one.
+ */
+const IDLE_CHECKS = 3;
+const MIN_IDLE_MS = 5_000;
+
 /** First half of every leadership lock's two-int key: apart from the gateway's other advisory locks
  *  (signing keys use the one-argument form, store/exclusive.ts the class 0x47480001). */
 export const LEADERSHIP_LOCK_CLASS = 0x47480002;
@@ -244,6 +253,15 @@ class LockLeadership extends Base {
       this.client = null;
       destroy(client);
       throw new StoreError('closed');
+    }
+    try {
+      // A no-op before PostgreSQL 14, which has no such setting.
+      const idleMs = Math.max(IDLE_CHECKS * this.retryMs, this.checkTimeoutMs + this.retryMs, MIN_IDLE_MS);
+      await within(client.query("select set_config('idle_session_timeout', $1, false) where current_setting('server_version_num')::int >= 140000", [String(idleMs)]), this.checkTimeoutMs);
+    } catch (err) {
+      if (client === this.client) this.client = null;
+      destroy(client);
+      throw err;
     }
     return client;
   }

@@ -74,6 +74,12 @@ afterAll(async () => {
   await db?.stop();
 });
 
+/** What a replica's /readyz says of the job path (`leader` or `follower ...`). */
+async function jobPathRole(base: string): Promise<string> {
+  const ready = await stack.apiAt(base, '/readyz').catch(() => null);
+  return ready?.json<{ checks: Record<string, string> }>().checks.job_path ?? 'no answer';
+}
+
 async function cancelAll(user: string): Promise<void> {
   for (const j of await liveJobs(user)) await stack.apiAt(stack.url, `/v1/jobs/${j.id}`, tokens[user], { method: 'DELETE' });
   await until(async () => (await liveJobs(user)).length === 0, 30_000, `${user} with no live job`);
@@ -181,4 +187,20 @@ describe('the multi-gateway job path under review', () => {
       await cancelAll('ivy');
     }
   }, 180_000);
+
+  it('moves the job path off a leader that froze: a stopped process keeps its session, and with it the lock, open', async () => {
+    const replicas = [stack.gateway, b];
+    const roles = await Promise.all(replicas.map((r) => jobPathRole(r.url)));
+    expect(roles.filter((r) => r === 'leader')).toHaveLength(1);
+    const [leader, other] = roles[0] === 'leader' ? [replicas[0]!, replicas[1]!] : [replicas[1]!, replicas[0]!];
+    leader.child.kill('SIGSTOP');
+    try {
+      // Nobody else reconciles, sweeps or drains while it stays frozen: the other replica must take over.
+      await until(async () => (await jobPathRole(other.url)) === 'leader', 60_000, 'the other replica leading the job path');
+    } finally {
+      leader.child.kill('SIGCONT');
+    }
+    // Back, the former leader finds its session gone and follows: one leader.
+    await until(async () => /^follower/.test(await jobPathRole(leader.url)), 30_000, 'the former leader following');
+  }, 120_000);
 });
