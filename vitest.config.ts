@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 // The suites whose state lives in the gateway's store run twice: on the embedded SQLite store (with
 // everything else) and on a real PostgreSQL (the `postgres` project; test/support/test-store.ts).
-// Not yet here: suites that open the gateway's SQLite file themselves (credentials: its signing key),
-// and those that build gateways without test-store's helpers.
+// Not here: suites that open the gateway's SQLite file themselves (credentials: its signing key;
+// properties: its certificate table), those that build gateways without test-store's helpers, and
+// those that start their own PostgreSQL (replicas, audit-across-review, replicas-review: once is enough).
 const ON_BOTH_STORES = [
   'test/tokens.test.ts',
   'test/posix-user.test.ts',
@@ -20,6 +21,14 @@ const ON_BOTH_STORES = [
   'test/shared-login-gateways.test.ts',
   'test/security/shared-login-review.test.ts',
   'test/leadership.test.ts',
+  'test/security/dataset-ownership.test.ts',
+  'test/security/label-propagation.test.ts',
+  'test/security/quota-arithmetic.test.ts',
+  'test/security/authz-matrix.test.ts',
+  'test/security/body-types.test.ts',
+  'test/security/terminal-safety.test.ts',
+  'test/security/policy-model.test.ts',
+  'test/audit.test.ts',
 ];
 
 export default defineConfig({

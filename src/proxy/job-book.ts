@@ -161,7 +161,7 @@ export class JobBook {
     const waiting = [...this.live.values()].filter((r) => r.user === user && r.state === 'pending').sort((x, y) => x.seq - y.seq);
     this.o.admission.resetQueue(
       user,
-      waiting.map((r) => ({ job: r.id, subject: { user: r.user, groups: r.groups }, resources: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s }, reason: r.reason })),
+      waiting.map(waitingOf),
     );
   }
 
@@ -207,9 +207,9 @@ export class JobBook {
     this.unsaved.delete(r.id);
   }
 
-  /** A record written for a handover the backend then refused. */
-  removeRecord(id: string): Promise<void> {
-    return this.o.records.remove(id);
+  /** A record written for a handover the backend then refused (only while nobody sent or ended it since). */
+  async removeRecord(id: string): Promise<void> {
+    await this.o.records.removeUnsent(id);
   }
 
   /**
@@ -274,6 +274,36 @@ export class JobBook {
 
   usage(user: string): Usage {
     return this.o.admission.ledger.usage(user);
+  }
+
+  /**
+   * A user's usage and pending jobs (each with why it waits) for display. With shared records they
+   * are computed from the records read now, apart from the state decisions are made on, so no lock
+   * is taken; on the embedded store this process's state is the records'.
+   */
+  async snapshot(user: string): Promise<{ usage: Usage; pending: PendingJob[]; names: Map<string, Pick<JobRecord, 'name' | 'created_at'>> }> {
+    if (!this.o.shared) {
+      const names = new Map([...this.live.values()].filter((r) => r.user === user).map((r) => [r.id, r]));
+      return { usage: this.usage(user), pending: this.pending(user), names };
+    }
+    let read: Awaited<ReturnType<JobRecords['ofUser']>>;
+    try {
+      read = await this.o.records.ofUser(user, new Date(Date.now() - DAY_MS).toISOString());
+    } catch (err) {
+      this.o.log.error({ user, err: (err as Error).message }, 'quota not shown: the store cannot be reached');
+      throw new GatehouseError('not_ready', 'the gateway cannot reach its store to read your quota; try again shortly');
+    }
+    const view = this.o.admission.detached();
+    view.ledger.resetUser(
+      user,
+      read.live.filter((r) => r.held).map((r) => ({ job: r.id, cores: r.cores, memory_mb: r.memory_mb, core_seconds: Math.max(r.core_seconds, this.live.get(r.id)?.core_seconds ?? 0) })),
+      read.charges.map((c) => ({ at: Date.parse(c.finished_at), seconds: c.core_seconds })),
+    );
+    view.resetQueue(
+      user,
+      read.live.filter((r) => r.state === 'pending').map(waitingOf),
+    );
+    return { usage: view.ledger.usage(user), pending: view.pending(user), names: new Map(read.live.map((r) => [r.id, r])) };
   }
 
   /** Start-up: the ledger's holds, the pending queues and the day's charges, from the records. */
@@ -640,6 +670,11 @@ export class JobBook {
       details: { input: r.input, output: r.output, backend: r.backend, ...e.details },
     };
   }
+}
+
+/** A pending job as its user's queue holds it. */
+function waitingOf(r: JobRecord): AdmissionRequest & { reason: string | null } {
+  return { job: r.id, subject: { user: r.user, groups: r.groups }, resources: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s }, reason: r.reason };
 }
 
 /** What the job is on its backend, where that says more than the gateway's id: Slurm's job id and the account it ran as. */

@@ -70,15 +70,8 @@ export class JobRecords {
    * are decided again as it leaves the queue), while the job is live: an ended record is final, so a
    * gateway holding an older copy of a job another ended cannot bring it back. False: it had ended.
    */
-  async save(r: JobRecord): Promise<boolean> {
-    const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(r);
-    const result = await sectionDb(this.store)
-      .updateTable('jobs')
-      .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash })
-      .where('id', '=', r.id)
-      .where('state', 'in', [...LIVE_STATES])
-      .executeTakeFirst();
-    return result.numUpdatedRows > 0n;
+  save(r: JobRecord): Promise<boolean> {
+    return this.transition(r, LIVE_STATES);
   }
 
   /**
@@ -99,6 +92,16 @@ export class JobRecords {
 
   async remove(id: string): Promise<void> {
     await sectionDb(this.store).deleteFrom('jobs').where('id', '=', id).execute();
+  }
+
+  /**
+   * Removes the record of a submission its backend never took, while it is still that: not yet sent
+   * by anyone and not ended (the leader may have resent it meanwhile, or another gateway ended it,
+   * and then the record and its charge stay).
+   */
+  async removeUnsent(id: string): Promise<boolean> {
+    const result = await sectionDb(this.store).deleteFrom('jobs').where('id', '=', id).where('state', '=', 'dispatching').where('backend_id', 'is', null).executeTakeFirst();
+    return result.numDeletedRows > 0n;
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

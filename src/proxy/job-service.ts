@@ -262,18 +262,16 @@ export class JobService {
   }
 
   async quota(identity: Identity): Promise<QuotaView> {
-    // Read under the user's lock: the holds and the queue as every gateway over the store has them now.
-    return this.book.forUser(identity.user, async () => this.quotaNow(identity));
-  }
-
-  private quotaNow(identity: Identity): QuotaView {
+    // Read from the records as every gateway over the store has them now, without the user's lock:
+    // looking must not make that person's submissions wait.
+    const { usage, pending: waiting, names } = await this.book.snapshot(identity.user);
     const { detail, policyVersion } = limitsFor(this.o.policy(), identity);
     const limits = Object.fromEntries(Object.entries(detail).map(([k, v]) => [k, { value: v.value, source: v.source, line: v.line }])) as QuotaView['limits'];
-    const pending = this.book.pending(identity.user).map((p) => {
-      const r = this.book.liveJob(p.job);
+    const pending = waiting.map((p) => {
+      const r = names.get(p.job);
       return { id: p.job, name: r?.name ?? '', reason: p.reason, resources: { ...p.resources }, memory_mb_total: heldMemoryMb(p.resources), created_at: r?.created_at ?? new Date(0).toISOString() };
     });
-    return { user: identity.user, policy_version: policyVersion, limits, usage: this.book.usage(identity.user), pending };
+    return { user: identity.user, policy_version: policyVersion, limits, usage, pending };
   }
 
   private async viewOfRecord(r: JobRecord, fetch: boolean): Promise<JobView> {

@@ -9,7 +9,7 @@
 import type { Subject } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { checkQuota, limitsFor, type ResourceRequest } from './limits.js';
-import type { UsageLedger } from './ledger.js';
+import { UsageLedger } from './ledger.js';
 
 export interface AdmissionRequest {
   job: string;
@@ -150,6 +150,15 @@ export class AdmissionControl {
       if (queue !== undefined && queue.length === 0) this.queues.delete(user);
     }
     return out;
+  }
+
+  /**
+   * A fresh control on the same policy and caps, with a ledger of its own: to compute a view (a
+   * user's usage and why each of their jobs waits) from records read just now, without touching
+   * the state decisions are made on.
+   */
+  detached(): AdmissionControl {
+    return new AdmissionControl(new UsageLedger(), this.policy, this.maxPendingPerUser);
   }
 
   /** A user's queue as the shared records have it (in submission order), read under the user's lock. */

@@ -16,6 +16,8 @@ export interface TlsOptions {
   headers?: Record<string, string>;
   method?: string;
   body?: string;
+  /** Idle time before the request is abandoned (default 10 s). */
+  timeoutMs?: number;
 }
 
 export function fetchTls(url: string, options: TlsOptions = {}): Promise<Response> {
@@ -29,7 +31,7 @@ export function fetchTls(url: string, options: TlsOptions = {}): Promise<Respons
         key: options.key,
         headers: options.headers,
         agent: false,
-        timeout: 10_000,
+        timeout: options.timeoutMs ?? 10_000,
       },
       (res) => {
         let body = '';

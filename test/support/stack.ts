@@ -111,9 +111,10 @@ export class Stack {
   }
 
   /** A call to any gateway of the stack (a replica's URL), as api() is to the first. */
-  apiAt(base: string, path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+  apiAt(base: string, path: string, token?: string, init: { method?: string; body?: unknown; timeoutMs?: number } = {}): Promise<Response> {
     return fetchTls(`${base}${path}`, {
       ca: this.ca,
+      ...(init.timeoutMs !== undefined ? { timeoutMs: init.timeoutMs } : {}),
       method: init.method ?? 'GET',
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
