@@ -1,65 +1,20 @@
 // The bundled engine as its own process (`gatehouse engine --config FILE`), and a client that talks
 // to it as the gateway does: the gateway's mTLS client certificate, admission tickets signed with
 // its key. One kept-alive connection, so polling a job's status costs no TLS handshake each time.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createPrivateKey, type KeyObject, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../src/version.js';
 import { FINAL_STATES, type JobSpec, jobSpecHash, type JobStatus, signAdmissionTicket, TICKET_HEADER } from '../../src/wire/index.js';
 import { until } from '../../test/support/until.js';
+import { type Service, startService } from './service-process.js';
 
-const CLI = join(PACKAGE_ROOT, 'bin', 'gatehouse.js');
-/** Kept of the engine's output, for the error when it fails to start or a job fails. */
-const OUTPUT_TAIL = 16 * 1024;
 
-export interface EngineProcess {
-  url: string;
-  pid: number;
-  output(): string;
-  stop(): Promise<void>;
-}
+export type EngineProcess = Service;
 
 /** `gatehouse engine --config <configFile>` from the config's folder; resolves once it listens. */
 export function startEngineProcess(configFile: string, cwd: string): Promise<EngineProcess> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GATEHOUSE_'))) as NodeJS.ProcessEnv;
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'engine', '--config', configFile], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (c: Buffer) => {
-    output += c.toString();
-    if (output.length > 2 * OUTPUT_TAIL) output = output.slice(-OUTPUT_TAIL);
-  };
-  child.stdout!.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the engine did not listen within 60 s\n${output}`));
-    }, 60_000);
-    let listening = false;
-    child.stderr!.on('data', (c: Buffer) => {
-      keep(c);
-      if (listening) return;
-      const match = /listening on (https:\/\/\S+)/.exec(output);
-      if (match === null) return;
-      listening = true;
-      clearTimeout(timer);
-      resolve({
-        url: match[1]!,
-        pid: child.pid!,
-        output: () => output,
-        stop: async () => {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-          await exited;
-        },
-      });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      if (!listening) reject(new Error(`the engine exited (${child.exitCode ?? child.signalCode}) before it listened\n${output}`));
-    });
-  });
+  return startService(configFile, cwd, 'engine');
 }
 
 export class EngineClient {

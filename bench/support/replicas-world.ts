@@ -4,7 +4,6 @@
 // test/support/stack.ts startReplica does). Bench users benchNN (analysts) each log in once through
 // the device flow, and each gets one long job that holds their max_concurrent_jobs of 1, so every
 // further submission of theirs is decided `pending`. Nothing outside the folder is touched.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -16,20 +15,12 @@ import type { JobSpec } from '../../src/wire/index.js';
 import { approveDevice } from '../../test/support/oidc-browser.js';
 import type { Postgres } from '../../test/support/postgres.js';
 import { until } from '../../test/support/until.js';
+import { type Service, startService } from './service-process.js';
 
-const CLI = join(PACKAGE_ROOT, 'bin', 'gatehouse.js');
-const OUTPUT_TAIL = 16 * 1024;
-const LISTEN_TIMEOUT_MS = 60_000;
 const TIMEOUT_MS = 30_000;
 /** Holds its user's one concurrent job for the whole run (the engine is stopped at the end). */
 const HOLD = 'import time\ndef process(i, o, ctx):\n    time.sleep(3600)\n';
 
-export interface Service {
-  url: string;
-  pid: number;
-  output(): string;
-  stop(): Promise<void>;
-}
 
 export interface Answer {
   status: number;
@@ -221,45 +212,3 @@ export function benchUsers(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `bench${String(i + 1).padStart(2, '0')}`);
 }
 
-/** `gatehouse <service> --config FILE` from the world's folder; resolves once it listens. */
-function startService(configFile: string, cwd: string, service: 'engine' | 'dev-idp' | 'gateway', extraEnv: Record<string, string> = {}): Promise<Service> {
-  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GATEHOUSE_'))), ...extraEnv } as NodeJS.ProcessEnv;
-  const child: ChildProcess = spawn(process.execPath, [CLI, service, '--config', configFile], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (c: Buffer) => {
-    output += c.toString();
-    if (output.length > 2 * OUTPUT_TAIL) output = output.slice(-OUTPUT_TAIL);
-  };
-  child.stdout!.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${service} did not listen within ${LISTEN_TIMEOUT_MS / 1000} s\n${output}`));
-    }, LISTEN_TIMEOUT_MS);
-    let listening = false;
-    child.stderr!.on('data', (c: Buffer) => {
-      keep(c);
-      if (listening) return;
-      const match = /listening on (https?:\/\/\S+)/.exec(output);
-      if (match === null) return;
-      listening = true;
-      clearTimeout(timer);
-      resolve({
-        url: match[1]!,
-        pid: child.pid!,
-        output: () => output,
-        stop: async () => {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-          const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-          await exited;
-          clearTimeout(kill);
-        },
-      });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      if (!listening) reject(new Error(`${service} exited (${child.exitCode ?? child.signalCode}) before it listened\n${output}`));
-    });
-  });
-}
