@@ -168,6 +168,11 @@ export class JobBook {
   /** A job another gateway ended (or a refused submission removed): no longer live here. */
   private forget(id: string): void {
     if (this.unsaved.has(id) || this.inFlight.has(id) || this.ending.has(id)) return;
+    this.drop(id);
+  }
+
+  /** No longer live here: its status, the owner it may replace, its hold or queue place go. */
+  private drop(id: string): void {
     this.live.delete(id);
     this.cache.delete(id);
     this.replaces.delete(id);
@@ -606,10 +611,7 @@ export class JobBook {
       .catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not cancel a job ended while it was handed over; the orphan sweep will'));
     const stored = await this.o.records.get(r.id).catch(() => undefined);
     if (stored !== undefined) Object.assign(r, stored);
-    this.live.delete(r.id);
-    this.cache.delete(r.id);
-    this.replaces.delete(r.id);
-    if (!this.o.admission.withdraw(r.id)) this.o.admission.release(r.id, 0);
+    this.drop(r.id); // not forget(): this very handover is still in flight
     return false;
   }
 
