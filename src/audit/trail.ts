@@ -71,6 +71,8 @@ export class AuditTrail implements AuditRecorder {
   /** Called with each committed batch size, for metrics. */
   onCommit: (events: number) => void = () => {};
   onRefused: () => void = () => {};
+  /** Called with each event once it is committed and how long record() waited for that, for metrics. */
+  onRecorded: (event: AuditInput, seconds: number) => void = () => {};
 
   private constructor(private readonly options: TrailOptions) {
     this.log = options.log ?? { info() {}, warn() {}, error() {} };
@@ -124,7 +126,16 @@ export class AuditTrail implements AuditRecorder {
       this.onRefused();
       return Promise.reject(refused);
     }
-    return this.writer.append(input);
+    const started = performance.now();
+    return this.writer.append(input).then((event) => {
+      try {
+        this.onRecorded(input, (performance.now() - started) / 1000);
+      } catch (err) {
+        // Counting is never a reason to fail a decision that is already on record.
+        this.log.error({ err: (err as Error).message, action: input.action }, 'audit metrics: counting an event failed');
+      }
+      return event;
+    });
   }
 
   health(): TrailHealth {

@@ -8,10 +8,9 @@ import { installAuthorization, installPolicyRoutes, policyAuthorizer, type Polic
 import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
-import { installAuditMetrics } from './audit-metrics.js';
 import { startRetention } from './audit-retention.js';
 import { installHealth } from './health.js';
-import { installMetrics } from './metrics.js';
+import { installMetrics } from './metrics/index.js';
 import { installOpenApi } from './openapi.js';
 
 export interface GatewayDeps {
@@ -50,14 +49,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   installPlumbing(app); // request ids, one log line a request, error bodies, schemas required
   requireDeclaredAccess(app); // and each route declares public: true or what it needs, or start-up fails
   await installOpenApi(app); // before any route, so it sees them all
-  const registry = installMetrics(app); // request-duration histogram and /metrics
-  installAuditMetrics(audit, registry);
+  // /metrics: request durations, and counters from every recorded decision, jobs, the trail, certificates, the engine's
+  const metrics = installMetrics(app, { audit, store: deps.store, backends: deps.backends, certificates: { gateway: deps.tls.cert, ca: deps.tls.ca } });
 
   await app.register(cookie); // the browser session (src/auth)
 
   // The pipeline, each stage from its own room. Who may do what is asked of one Authorizer, the
   // serving policy version (src/policy), and every answer is recorded through src/audit.
-  const authorizer = policyAuthorizer(() => deps.policy.current());
+  const authorizer = metrics.timed(policyAuthorizer(() => deps.policy.current()));
   //   1 authenticate (src/auth): every route unless marked public; login, token and certificate routes
   deps.identity.install(app, { audit, authorizer, publicUrl: deps.publicUrl, extraJwks: () => audit.publicJwks }); // the audit keys, current and retired
   //   2 authorize (src/policy): before each handler, the need its route declares is decided and
@@ -67,7 +66,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   installPolicyRoutes(app, {
     reloader: deps.policy,
     audit,
-    registry,
+    registry: metrics.registry,
     knownGroups: (user) => deps.identity.knownGroups(user),
     datasetLabels: datasetLabelsIn(deps.backends),
   });

@@ -96,6 +96,14 @@ export function installPolicyMetrics(reloader: PolicyReloader, registry: Registr
     },
   });
   new Gauge({
+    name: 'gatehouse_policy_last_good_reload_timestamp_seconds',
+    help: 'When the serving policy version was put in service (Unix time); this gateway\'s own reloads.',
+    registers: [registry],
+    collect() {
+      this.set(reloader.current().loadedAt.getTime() / 1000);
+    },
+  });
+  new Gauge({
     name: 'gatehouse_policy_rules',
     help: 'Rule lines (p) in the serving policy version.',
     registers: [registry],

@@ -57,5 +57,7 @@ export interface ComputeBackend {
   readiness(): Promise<string>;
   /** Its capacity, reused for a while (it changes only with the backend's configuration). */
   capacity(): Promise<BackendCapacity>;
+  /** Its own Prometheus text, relayed on the gateway's /metrics (so Prometheus needs only the gateway); absent: nothing to relay. */
+  metrics?(): Promise<string>;
   close(): void;
 }

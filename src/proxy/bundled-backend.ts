@@ -49,6 +49,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
       return `ok (${engine.url}, version ${health.version}${health.isolation ? `; isolation: ${health.isolation}` : ''})`;
     },
     capacity,
+    metrics: () => engine.metrics(),
     close: () => engine.close(),
   };
 }

@@ -38,6 +38,8 @@ export interface EngineClient {
   cancel(id: string): Promise<JobStatus | null>;
   /** The job's log as a stream (null: no such job); with follow it ends when the job does. */
   logs(id: string, follow: boolean): Promise<IncomingMessage | null>;
+  /** The engine's own /metrics text (Prometheus), which the gateway relays on its /metrics. */
+  metrics(timeoutMs?: number): Promise<string>;
   close(): void;
 }
 
@@ -135,6 +137,11 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       for await (const c of res) chunks.push(c as Buffer);
       if (res.statusCode === 404) return null;
       throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, path);
+    },
+    metrics: async (timeoutMs = 2000) => {
+      const answer = await send('GET', '/metrics', { timeoutMs });
+      if (answer.status !== 200) throw new GatehouseError('not_ready', `engine answered ${answer.status} on /metrics`);
+      return answer.text;
     },
     close: () => {
       agent.destroy();

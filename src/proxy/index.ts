@@ -8,7 +8,7 @@ export { type EngineClient, engineClient } from './engine-client.js';
 export { type DatasetRouteOptions, installDatasetRoutes } from './datasets-route.js';
 export { type DatasetLookup, datasetLookup } from './dataset-lookup.js';
 export { JobBook, type Logger } from './job-book.js';
-export { JobRecords } from './job-records.js';
+export { countLiveJobs, JobRecords, LIVE_STATES } from './job-records.js';
 export { installJobRoutes } from './job-routes.js';
 export { JobService } from './job-service.js';
 export { Reconciler } from './reconciler.js';

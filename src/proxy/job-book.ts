@@ -492,6 +492,7 @@ export class JobBook {
         rows_in: status?.rows_in ?? 0,
         rows_out: status?.rows_out ?? 0,
         partitions: status?.partitions ?? null,
+        ran_s: ranSeconds(status?.started_at ?? r.status?.started_at ?? null, r.finished_at),
         ...backendDetails(status),
       },
     });
@@ -685,4 +686,11 @@ function backendDetails(status: JobStatus | null): Record<string, string> {
     ...(status?.backend_job_id !== undefined ? { backend_job_id: status.backend_job_id } : {}),
     ...(status?.posix_user !== undefined ? { posix_user: status.posix_user } : {}),
   };
+}
+
+/** How long a job ran, from its start on the backend to its end; null when it never started. */
+function ranSeconds(startedAt: string | null, finishedAt: string | null): number | null {
+  if (startedAt === null || finishedAt === null) return null;
+  const ms = Date.parse(finishedAt) - Date.parse(startedAt);
+  return Number.isFinite(ms) ? Math.max(0, ms) / 1000 : null;
 }

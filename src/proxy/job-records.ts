@@ -158,3 +158,14 @@ export class JobRecords {
       .execute() as Promise<{ user: string; core_seconds: number; finished_at: string }[]>;
   }
 }
+
+/** Jobs not yet ended, by state and backend, as the store has them (every gateway's, on a shared store): /metrics. */
+export async function countLiveJobs(store: Store): Promise<{ state: RecordState; backend: string; n: number }[]> {
+  const rows = await store.db
+    .selectFrom('jobs')
+    .select(['state', 'backend', sql<number>`count(*)`.as('n')])
+    .where('state', 'in', [...LIVE_STATES])
+    .groupBy(['state', 'backend'])
+    .execute();
+  return rows.map((r) => ({ state: r.state as RecordState, backend: r.backend, n: Number(r.n) }));
+}

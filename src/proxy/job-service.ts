@@ -124,7 +124,7 @@ export class JobService {
       const tracked = record;
       if (admission.outcome === 'pending') {
         made({ record, abort: () => {} });
-        return { outcome: 'pending', created: await this.park(identity, req, record, admission.reason, summary) };
+        return { outcome: 'pending', created: await this.park(identity, req, record, admission, summary) };
       }
       const started = await this.start(identity, req, record, summary);
       made({ record: tracked, abort: started.abort });
@@ -138,10 +138,12 @@ export class JobService {
   }
 
   /** Fits the limits, not the current usage: recorded as pending, answered 201 with the reason. */
-  private async park(identity: Identity, req: FastifyRequest, record: JobRecord, reason: string, summary: Record<string, unknown>): Promise<Created> {
+  private async park(identity: Identity, req: FastifyRequest, record: JobRecord, waiting: { reason: string; limit: string }, summary: Record<string, unknown>): Promise<Created> {
+    const reason = waiting.reason;
     await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `pending: ${reason}`, policy_version: record.policy_version, details: { ...summary, state: 'pending' } });
     await this.book.insert(record);
-    await this.audit(identity, req, { action: 'quota.pending', object: `job:${record.id}`, decision: 'allow', reason, policy_version: record.policy_version, details: summary });
+    // The limit it waits on (a quota line's, or `queue`: behind the user's earlier jobs), for the trail and /metrics.
+    await this.audit(identity, req, { action: 'quota.pending', object: `job:${record.id}`, decision: 'allow', reason, policy_version: record.policy_version, details: { ...summary, limit: waiting.limit } });
     return { id: record.id, state: 'pending', reason };
   }
 
