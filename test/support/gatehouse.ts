@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { storeConfig } from './test-store.js';
 
 export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 export const CLI = join(ROOT, 'bin', 'gatehouse.js');
@@ -15,10 +16,15 @@ export interface Sandbox {
   remove(): void;
 }
 
-/** A folder with its own config, state and certificates; ports 0 so suites never collide. */
+/**
+ * A folder with its own config, state and certificates; ports 0 so suites never collide. Its store is
+ * the test run's (test-store.ts): the embedded one, or in the postgres project a fresh database per
+ * sandbox. A caller's own `store` section wins, and no database is made for it.
+ */
 export function sandbox(config: Record<string, Record<string, unknown>> = {}): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
   const merged = {
+    ...('store' in config ? {} : storeConfig()),
     ...config,
     server: { port: 0, ...config.server },
     engine: { port: 0, ...config.engine },

@@ -12,7 +12,8 @@ import { type EngineProcess, startEngineProcess, startServiceProcess } from './e
 import { ROOT, type Sandbox, sandbox } from './gatehouse.js';
 import { fetchTls, type Response } from './https.js';
 import { approveDevice } from './oidc-browser.js';
-import { storeConfig } from './test-store.js';
+import type { Store } from '../../src/store/index.js';
+import { openConfiguredStore } from './test-store.js';
 
 export interface StackOptions {
   /** Lines appended to a copy of policies/policy.csv. */
@@ -29,6 +30,7 @@ export class Stack {
   ca = '';
   private enginePort = 0;
   private gatewayPort = 0;
+  private reader: Promise<Store> | undefined;
 
   private constructor(
     readonly box: Sandbox,
@@ -47,33 +49,33 @@ export class Stack {
     const demo = (parse(readFileSync(join(ROOT, 'dev-idp', 'users.yaml'), 'utf8')) as { users: { username: string; password: string; name: string; email: string; groups: string[] }[] }).users;
     const extra = Object.entries(o.users ?? {}).map(([name, groups]) => ({ username: name, password: `${name}-demo`, name, email: `${name}@example.test`, groups }));
     const users = [...demo, ...extra];
-    const box0 = sandbox({});
-    const usersFile = join(box0.dir, 'users.yaml');
+    // The stack's home: a plain folder (its one configuration, and so its one store, is `box`'s).
+    const home = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+    const usersFile = join(home, 'users.yaml');
     writeFileSync(usersFile, stringify({ users }));
-    const dataRoot = join(box0.dir, 'data');
+    const dataRoot = join(home, 'data');
     mkdirSync(dataRoot);
     const box = sandbox({
-      ...storeConfig(),
       ...o.config,
       dev_idp: { enabled: true, port: 0, users_file: usersFile },
       policies: { dir: policies },
       data: { root: dataRoot },
-      state: { dir: join(box0.dir, 'var') },
-      certs: { dir: join(box0.dir, 'certs') },
+      state: { dir: join(home, 'var') },
+      certs: { dir: join(home, 'certs') },
     });
-    const auditDir = typeof o.config?.audit?.dir === 'string' && o.config.audit.dir !== '' ? o.config.audit.dir : join(box0.dir, 'var', 'audit');
+    const auditDir = typeof o.config?.audit?.dir === 'string' && o.config.audit.dir !== '' ? o.config.audit.dir : join(home, 'var', 'audit');
     const stack = new Stack({ ...box, remove: () => {
           box.remove();
-          box0.remove();
+          rmSync(home, { recursive: true, force: true });
           rmSync(policies, { recursive: true, force: true });
         },
-      }, box0.dir, dataRoot, policies, auditDir);
+      }, home, dataRoot, policies, auditDir);
     // The engine's tasks must be able to walk down to the data root.
-    chmodSync(box0.dir, 0o711);
+    chmodSync(home, 0o711);
     await stack.startEngine();
     stack.idp = await startServiceProcess(box, 'dev-idp');
     await stack.startGateway();
-    stack.ca = readFileSync(join(box0.dir, 'certs', 'ca.crt'), 'utf8');
+    stack.ca = readFileSync(join(home, 'certs', 'ca.crt'), 'utf8');
     return stack;
   }
 
@@ -144,8 +146,18 @@ export class Stack {
     return readTrail(this.auditDir);
   }
 
+  /**
+   * The gateway's own store (its embedded SQLite file or its PostgreSQL database), opened once by the
+   * test beside the gateway: for what only the store shows (signing keys, issued certificates).
+   */
+  store(): Promise<Store> {
+    this.reader ??= openConfiguredStore(this.box.configFile);
+    return this.reader;
+  }
+
   async stop(): Promise<void> {
     await Promise.all([this.gateway?.stop(), this.idp?.stop(), this.engine?.stop()]);
+    await this.reader?.then((store) => store.close(), () => undefined);
     this.box.remove();
   }
 }

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
+import { type Config, loadConfig, storePassword } from '../../src/config/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
 declare module 'vitest' {
@@ -42,4 +43,15 @@ export async function openTestStore(stateDir: string): Promise<Store> {
 export function storeConfig(): { store?: { url: string; password_file: string } } {
   const db = testDatabase();
   return db ? { store: { url: db.url, password_file: db.passwordFile } } : {};
+}
+
+/** The store a gateway with this configuration file uses, opened as the gateway opens it (src/gateway/start.ts). */
+export function openConfiguredStore(configFile: string): Promise<Store> {
+  return openStoreOf(loadConfig({ path: configFile, env: {} }).config);
+}
+
+/** The store of a loaded configuration: its state.dir's embedded store, or its store.url with store.password_file. */
+export function openStoreOf(config: Config): Promise<Store> {
+  const password = storePassword(config);
+  return openStore({ stateDir: config.state.dir, url: config.store.url, ...(password !== undefined ? { password } : {}) });
 }
