@@ -1,12 +1,14 @@
 // The curated /metrics on a real stack (engine, development IdP, gateway: each its own process):
 // after two logins and a failed one, an allowed and a denied decision, a quota refusal and a job
 // that finishes, each counter moved by exactly that much with the expected labels; no label value
-// names a user, a dataset or a job; the engine's metrics are relayed; and Debian's promtool finds
-// nothing wrong with the live text (`promtool check metrics`).
+// names a user, a dataset or a job; the engine's metrics are relayed; every metric ops/'s alerts and
+// dashboard read is there; and Debian's promtool finds nothing wrong with the live text
+// (`promtool check metrics`).
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
+import { alertExprs, dashboardExprs, metricNames } from './support/ops-files.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
 
@@ -152,6 +154,14 @@ describe('/metrics', () => {
   it('has no label value naming a user, a dataset or a job', () => {
     const named = ['alice', 'carol', 'scratch/metered', 'scratch/metered-out', 'metered', jobId];
     for (const s of after) for (const v of Object.values(s.labels)) for (const n of named) expect(v, `${s.name} ${JSON.stringify(s.labels)}`).not.toContain(n);
+  });
+
+  it('has every metric the alert rules and the dashboard read (ops/)', () => {
+    const live = new Set(after.map((s) => s.name));
+    const read = [...alertExprs().map((a) => ({ where: `alert ${a.name}`, expr: a.expr })), ...dashboardExprs().map((d) => ({ where: `panel ${d.title}`, expr: d.expr }))];
+    expect(read.length).toBeGreaterThan(20);
+    const missing = read.flatMap((r) => metricNames(r.expr).filter((n) => !live.has(n)).map((n) => `${r.where}: ${n}`));
+    expect(missing).toEqual([]);
   });
 
   it('passes promtool check metrics', () => {
