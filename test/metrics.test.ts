@@ -60,7 +60,7 @@ const spec = (o: Partial<JobSpec> = {}): JobSpec => ({
 });
 
 beforeAll(async () => {
-  stack = await Stack.start({ config: { jobs: { poll_ms: 100, status_cache_ms: 100 } } });
+  stack = await Stack.start({ config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, audit: { checkpoint_interval: '1s' } } });
   const rows = (p: number) => ({ text: `id,word\n${[1, 2].map((r) => `${p * 2 + r},w${r}`).join('\n')}\n`, rows: 2 });
   await writeDataset(stack.dataRoot, 'scratch/metered', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
 });
@@ -140,6 +140,15 @@ describe('/metrics', () => {
     expect(moved('gatehouse_engine_partitions_total', { outcome: 'done' })).toBe(2);
     // Only the engine's own families: none of its process metrics, which would clash with the gateway's.
     expect(text.match(/^# TYPE process_cpu_seconds_total /gm)).toHaveLength(1);
+  });
+
+  it('signs the chain: a checkpoint time, and no event left unsigned once it is', async () => {
+    const signed = await until(async () => {
+      const now = parse(await scrape());
+      return seriesValue(now, 'gatehouse_audit_unsigned_events') === 0 && now;
+    }, 10_000, 'every event signed');
+    expect(seriesValue(signed, 'gatehouse_audit_checkpoint_timestamp_seconds')).toBeGreaterThan(seriesValue(before, 'gatehouse_audit_checkpoint_timestamp_seconds'));
+    expect(seriesValue(signed, 'gatehouse_audit_checkpoint_timestamp_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
   });
 
   it('shows the certificates, the trail and the policy', () => {

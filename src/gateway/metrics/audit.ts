@@ -36,12 +36,13 @@ export function installAuditMetrics(trail: AuditTrail, registry: Registry, count
       this.set(trail.head().id);
     },
   });
+  const newest = newestCheckpoint(trail);
   new Gauge({
     name: 'gatehouse_audit_checkpoint_timestamp_seconds',
     help: 'When the newest signed checkpoint was made (Unix time; 0 before the first). Its age is time() minus this.',
     registers: [registry],
     collect() {
-      const last = trail.health().last_checkpoint;
+      const last = newest();
       this.set(last === null ? 0 : Date.parse(last.time) / 1000);
     },
   });
@@ -50,8 +51,7 @@ export function installAuditMetrics(trail: AuditTrail, registry: Registry, count
     help: 'Events after the newest signed checkpoint (head id minus the checkpoint\'s).',
     registers: [registry],
     collect() {
-      const h = trail.health();
-      this.set(Math.max(0, h.head.id - (h.last_checkpoint?.event_id ?? 0)));
+      this.set(Math.max(0, trail.head().id - (newest()?.event_id ?? 0)));
     },
   });
   trail.onCommit = (n) => {
@@ -62,5 +62,25 @@ export function installAuditMetrics(trail: AuditTrail, registry: Registry, count
   trail.onRecorded = (event, seconds) => {
     append.observe(seconds);
     counted(event);
+  };
+}
+
+/**
+ * The newest checkpoint: the one this process signed, or before it signs one (a restart with no new
+ * event signs none) the newest in the trail, read once, so an idle restarted gateway is not stale.
+ */
+function newestCheckpoint(trail: AuditTrail): () => { event_id: number; time: string } | null {
+  let stored: { event_id: number; time: string } | null | undefined;
+  return () => {
+    const signed = trail.health().last_checkpoint;
+    if (signed !== null) return signed;
+    if (stored === undefined) {
+      try {
+        stored = (trail.reader().prepare('select event_id, time from audit_checkpoints order by event_id desc limit 1').get() as { event_id: number; time: string } | undefined) ?? null;
+      } catch {
+        return null; // asked again at the next scrape
+      }
+    }
+    return stored;
   };
 }
