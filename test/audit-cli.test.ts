@@ -231,7 +231,7 @@ describe('gatehouse audit against the routes', () => {
     await expect(run('export', { limit: '5', all: true })).rejects.toMatchObject({ name: 'UsageError', message: 'audit export does not take --limit, --all: an export takes every match' });
     await expect(run('verify', { user: 'bob' })).rejects.toMatchObject({ name: 'UsageError', message: 'audit verify does not take --user: it checks the whole trail' });
     await expect(run('export', { format: 'xml' })).rejects.toMatchObject({ name: 'UsageError', message: '--format xml: choose jsonl or csv' });
-    await expect(run('frob', {})).rejects.toMatchObject({ name: 'UsageError', message: 'audit frob: choose query, export, verify or rotate-key' });
+    await expect(run('frob', {})).rejects.toMatchObject({ name: 'UsageError', message: 'audit frob: choose query, export, verify, chains, retire or rotate-key' });
   });
 
   it('says when the caller may not read the trail, and leaves no file behind', async () => {

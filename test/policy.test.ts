@@ -286,7 +286,7 @@ describe('gatehouse policy (the CLI, on files)', () => {
   it('lint: a clean folder exits 0 with its version; a broken one exits 1 with file:line and the hint', async () => {
     const ok = await runCli(['policy', 'lint', '--dir', SHIPPED]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toMatch(/valid, version [0-9a-f]{16}: 19 rules/);
+    expect(ok.stdout).toMatch(/valid, version [0-9a-f]{16}: 21 rules/);
     const dir = policyDir((s) => `${s}p, role:analysts, dataset:words, raed, allow\n`);
     const bad = await runCli(['policy', 'lint', '--dir', dir]);
     expect(bad.code).toBe(1);
@@ -297,12 +297,12 @@ describe('gatehouse policy (the CLI, on files)', () => {
     const ok = await runCli(['policy', 'test', '--dir', SHIPPED]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^PASS {2}dave \[contractors\] read dataset:customers +deny +deny +policy\.csv:\d+$/m);
-    expect(ok.stdout).toMatch(/27 passed, 0 failed/);
+    expect(ok.stdout).toMatch(/31 passed, 0 failed/);
     const dir = policyDir((s) => s.replace('p, role:contractors, label:pii, read, deny\n', ''));
     const bad = await runCli(['policy', 'test', '--dir', dir]);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/^FAIL {2}a contractor who is also in data-science is still denied pii +deny by p, role:contractors, label:pii, read, deny +allow by policy\.csv:\d+/m);
-    expect(bad.stdout).toMatch(/26 passed, 1 failed/);
+    expect(bad.stdout).toMatch(/30 passed, 1 failed/);
   });
 
   it('explain and diff print for people and as JSON', async () => {

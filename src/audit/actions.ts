@@ -30,6 +30,8 @@ export const AUDIT_ACTIONS = {
   'policy.reload_failed': 'a policy reload was refused; the version in service keeps serving',
   'policy.explain': 'explaining why a user may or may not do an action was decided',
   'audit.query': "an auditor's query, export or verify of the trail was decided; details.kind says which",
+  'audit.chains': "listing every gateway's chain over the shared store (live, gone, retired) was decided",
+  'audit.chain_retire': "retiring a gone gateway's chain (no longer expected in merged answers) was decided; details.gateway, details.reason",
   'audit.recovered': 'the trail could be written again after an outage: for how long, why, how many decisions were refused',
   'audit.witness_reset': 'the witness file was started again from the trail\'s newest checkpoint (GATEHOUSE_AUDIT_WITNESS_RESET)',
 } as const satisfies Record<string, string>;

@@ -6,6 +6,7 @@ import { createWriteStream, existsSync, openSync, renameSync, rmSync, statSync }
 import type { KeyObject } from 'node:crypto';
 import { type AuditEvent, publicKeyOfJwk, verifyArchive } from '../audit/index.js';
 import { eventLines, headerLine, type Layout, layoutFor, RecordCounter, renderVerify, type VerifyReport } from './audit-view.js';
+import { listChains, retireChain } from './audit-chains.js';
 import { ApiError, call, stream, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
@@ -34,6 +35,8 @@ export interface AuditOptions {
   witness?: string | undefined;
   /** verify --witness: a copy of audit.dir instead of the configured one. */
   dir?: string | undefined;
+  /** retire: why (kept with the chain and in the trail). */
+  reason?: string | undefined;
   /** The configuration, for the verbs that work on this host's files. */
   config?: () => Config;
 }
@@ -56,6 +59,7 @@ const out = printLine;
 const VERIFY_TIMEOUT_MS = 15 * 60_000;
 
 export async function auditCommand(sub: string | undefined, args: string[], target: () => Target, options: AuditOptions): Promise<number> {
+  if (sub === 'retire') return retireChain(target(), args, options.reason, options.json);
   if (args.length > 0) throw new UsageError(`audit ${sub} takes no argument; got ${args.join(' ')} (filters are flags: --user, --action, ...)`);
   switch (sub) {
     case 'query':
@@ -70,8 +74,10 @@ export async function auditCommand(sub: string | undefined, args: string[], targ
       return verify(target(), options);
     case 'rotate-key':
       return rotateKey(options.config!, options.json);
+    case 'chains':
+      return listChains(target(), options.json);
     default:
-      throw new UsageError(`audit ${sub ?? ''}: choose query, export, verify or rotate-key`.replace('audit :', 'audit:'));
+      throw new UsageError(`audit ${sub ?? ''}: choose query, export, verify, chains, retire or rotate-key`.replace('audit :', 'audit:'));
   }
 }
 

@@ -62,6 +62,9 @@ usage: gatehouse <command> [options]
   audit verify       check that the trail is intact: hashes, links, checkpoints (exit 1 when not);
                      --file ARCHIVE checks a retention archive here, with the gateway's key when reachable;
                      --witness FILE checks the trail on this host (audit.dir, or --dir DIR) against a witness
+  audit chains       every gateway's chain over a shared store: live, gone (missing from merged
+                     answers) or retired
+  audit retire NAME  --reason TEXT: a gone gateway's chain is no longer expected (admin; recorded)
   audit rotate-key   a new audit signing key from the gateway's next start; the old public key is kept
                      (certs.dir/audit-keys, the JWKS), so older checkpoints still verify
 
@@ -135,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string' },
       file: { type: 'string' },
       witness: { type: 'string' },
+      reason: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'v', default: false },
     },
@@ -211,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'audit': {
       const { user, group, action, object, decision, since, until, limit, cursor, all, json, format, output, file, witness, dir } = values;
-      return auditCommand(sub, positionals.slice(2), target, { user, group, action, object, decision, since, until, requestId: values['request-id'], limit, cursor, all, json, format, output, file, witness, dir, config: () => loaded().config });
+      return auditCommand(sub, positionals.slice(2), target, { user, group, action, object, decision, since, until, requestId: values['request-id'], limit, cursor, all, json, format, output, file, witness, dir, reason: values.reason, config: () => loaded().config });
     }
     case 'config':
       configCommand(sub, loaded, { json: values.json, write: values.write });

@@ -8,6 +8,7 @@ import { installAuthorization, installPolicyRoutes, policyAuthorizer, type Polic
 import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
+import { type ChainBook, installChainRoutes } from './audit-chains.js';
 import { startRetention } from './audit-retention.js';
 import { installHealth } from './health.js';
 import { installMetrics } from './metrics/index.js';
@@ -32,6 +33,8 @@ export interface GatewayDeps {
   auditRetention: { maxAgeMs: number; archiveDir: string };
   /** The other gateways over a shared store, whose trails the audit routes ask too (known once this one listens). */
   auditPeers?: AuditPeers;
+  /** Every gateway's chain over the store, and retiring a gone one's (GET /v1/audit/chains). */
+  auditChains?: ChainBook;
 }
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
@@ -84,6 +87,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     verify: () => audit.verify(),
     ...(deps.auditPeers !== undefined ? { peers: deps.auditPeers } : {}),
   });
+  if (deps.auditChains !== undefined) installChainRoutes(app, deps.auditChains, { authorizer, audit });
   const retention = startRetention(audit, deps.auditRetention, app.log);
   app.addHook('onClose', () => retention.stop());
 

@@ -8,8 +8,9 @@ import { httpsUrl } from '../http/index.js';
 import { PolicyReloader } from '../policy/index.js';
 import { closeBackends, createBackends } from '../proxy/index.js';
 import { type GatewayRegistry, openStore, registerGateway } from '../store/index.js';
-import { readTlsMaterial } from '../wire/index.js';
+import { GatehouseError, readTlsMaterial } from '../wire/index.js';
 import { buildGateway } from './app.js';
+import type { ChainBook } from './audit-chains.js';
 
 export interface RunningService {
   url: string;
@@ -49,6 +50,17 @@ export async function startGateway(config: Config): Promise<RunningService> {
     // Filled once this gateway listens and has registered where the others reach it.
     let registry: GatewayRegistry | undefined;
     const auditPeers = { self: '', ca: serverTls.ca.toString(), list: async () => (registry === undefined ? [] : registry.peers()) };
+    const notYet = () => new GatehouseError('not_ready', 'this gateway has not registered with the store yet');
+    const auditChains: ChainBook = {
+      chains: async () => {
+        if (registry === undefined) throw notYet();
+        return registry.chains();
+      },
+      retire: async (name, by, reason) => {
+        if (registry === undefined) throw notYet();
+        return registry.retire(name, by, reason);
+      },
+    };
     const app = await buildGateway({
       tls: serverTls,
       logLevel: config.log.level,
@@ -62,6 +74,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
       audit,
       auditRetention: { maxAgeMs: config.audit.retention ? durationSeconds(config.audit.retention) * 1000 : 0, archiveDir },
       auditPeers,
+      auditChains,
     });
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();

@@ -1,7 +1,9 @@
 // The gateways over one store: each registers the URL the others reach it at and renews it with a
-// heartbeat; a gateway not seen for a while is no longer listed (it died without saying so). The
-// audit routes use it to ask every gateway for its own trail. On the embedded store there is only
-// this process: no peers.
+// heartbeat; a gateway not seen for a while is no longer live (it died without saying so). The
+// audit routes use it to ask every gateway for its own trail. Each gateway's chain is also kept in
+// audit_chains after its gateway stops, so a question asked while it is gone names its chain as
+// missing instead of leaving its events out without a word, until an admin retires the chain. On
+// the embedded store there is only this process: no peers.
 import { randomUUID } from 'node:crypto';
 import type { Store } from './store.js';
 
@@ -13,10 +15,24 @@ export interface GatewayEntry {
   problem?: string;
 }
 
+/** A gateway's chain as the store knows it. */
+export interface ChainEntry {
+  name: string;
+  url: string;
+  state: 'live' | 'gone' | 'retired';
+  first_seen: string;
+  last_seen: string;
+  retired?: { at: string; by: string; reason: string };
+}
+
 export interface GatewayRegistry {
   readonly self: GatewayEntry;
-  /** The other gateways seen lately, by name. */
+  /** The other gateways seen lately, then the chains of gateways gone (with a problem saying so), by name. */
   peers(): Promise<GatewayEntry[]>;
+  /** Every chain ever seen over the store, this gateway's included, by name. */
+  chains(): Promise<ChainEntry[]>;
+  /** Marks a gone gateway's chain as no longer expected; refused while its gateway runs. */
+  retire(name: string, by: string, reason: string): Promise<ChainEntry>;
   /** Leaves the registry (a clean stop). */
   close(): Promise<void>;
 }
@@ -36,9 +52,31 @@ const STALE_MS = 15_000;
 
 export async function registerGateway(store: Store, o: RegistryOptions): Promise<GatewayRegistry> {
   const self: GatewayEntry = { id: randomUUID(), name: o.name, url: o.url };
-  if (store.dialect !== 'postgres') return { self, peers: async () => [], close: async () => undefined };
   const now = o.now ?? Date.now;
+  if (store.dialect !== 'postgres') {
+    const started = new Date(now()).toISOString();
+    const alone = (): ChainEntry => ({ name: self.name, url: self.url, state: 'live', first_seen: started, last_seen: new Date(now()).toISOString() });
+    return {
+      self,
+      peers: async () => [],
+      chains: async () => [alone()],
+      retire: async (name) => {
+        throw new RegistryError(name === self.name ? 'running' : 'unknown', name === self.name ? `gateway ${name} is this one, and running` : `no gateway's chain is called ${name} (this gateway is alone on its store)`);
+      },
+      close: async () => undefined,
+    };
+  }
   const staleMs = o.staleMs ?? STALE_MS;
+  const seenChain = async (): Promise<void> => {
+    const t = now();
+    // A retired name seen again is a gateway started again with that chain: it counts once more.
+    await store.db
+      .insertInto('audit_chains')
+      .values({ name: self.name, url: self.url, first_seen_at: t, seen_at: t, retired_at: null, retired_by: null, retired_reason: null })
+      .onConflict((c) => c.column('name').doUpdateSet({ url: self.url, seen_at: t, retired_at: null, retired_by: null, retired_reason: null }))
+      .execute();
+  };
+  await seenChain();
   // A row at our address is an earlier run of this gateway (killed before it could leave): two live
   // processes do not listen at one address, and left in, it would have the others ask us twice.
   await store.db.deleteFrom('gateways').where('url', '=', self.url).execute();
@@ -52,6 +90,7 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
       .then(async (r) => {
         // Removed meanwhile (a peer cleaned stale rows while this one stalled): register again.
         if ((r[0]?.numUpdatedRows ?? 0n) === 0n) await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now() }).execute();
+        await seenChain();
       })
       .catch((err: Error) => o.log?.warn({ err: err.message }, 'gateway heartbeat not written'));
   }, o.heartbeatMs ?? HEARTBEAT_MS);
@@ -87,11 +126,59 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
         claimed.set(r.url, `gateway ${r.name}`).set(r.name, `gateway ${r.name}`);
         peers.push(r);
       }
-      return peers.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+      // Chains whose gateway is not running now: never asked, always named (their events are missing).
+      const live = new Set([self.name, ...peers.map((p) => p.name)]);
+      const gone = await store.db.selectFrom('audit_chains').select(['name', 'url', 'seen_at']).where('retired_at', 'is', null).execute();
+      for (const c of gone) {
+        if (live.has(c.name)) continue;
+        peers.push({ id: '', name: c.name, url: c.url, problem: `not running (last seen ${new Date(Number(c.seen_at)).toISOString()}): its chain's events are missing from this answer; start it again, or once its trail is exported, retire it (gatehouse gateways retire ${c.name})` });
+      }
+      return peers.sort(byName);
+    },
+    async chains() {
+      const since = now() - staleMs;
+      const liveRows = await store.db.selectFrom('gateways').select('name').where('seen_at', '>=', since).execute();
+      const live = new Set([self.name, ...liveRows.map((r) => r.name)]);
+      const rows = await store.db.selectFrom('audit_chains').selectAll().execute();
+      return rows.map((r) => chainEntry(r, live)).sort(byName);
+    },
+    async retire(name, by, reason) {
+      const since = now() - staleMs;
+      if (name === self.name) throw new RegistryError('running', `gateway ${name} is this one, and running: stop it first`);
+      const running = await store.db.selectFrom('gateways').select('name').where('name', '=', name).where('seen_at', '>=', since).executeTakeFirst();
+      if (running) throw new RegistryError('running', `gateway ${name} is running (seen in the last ${Math.round(staleMs / 1000)} s): stop it first; a running gateway's chain is asked, not retired`);
+      const r = await store.db
+        .updateTable('audit_chains')
+        .set({ retired_at: now(), retired_by: by, retired_reason: reason })
+        .where('name', '=', name)
+        .where('retired_at', 'is', null)
+        .returningAll()
+        .executeTakeFirst();
+      if (r) return chainEntry(r, new Set());
+      const known = await store.db.selectFrom('audit_chains').select('name').where('name', '=', name).executeTakeFirst();
+      throw known ? new RegistryError('retired', `gateway ${name}'s chain is already retired`) : new RegistryError('unknown', `no gateway's chain is called ${name}`);
     },
     async close() {
       clearInterval(beat);
       await store.db.deleteFrom('gateways').where('id', '=', self.id).execute().catch(() => undefined);
     },
   };
+}
+
+export class RegistryError extends Error {
+  constructor(
+    readonly kind: 'unknown' | 'running' | 'retired',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const byName = (x: { name: string }, y: { name: string }): number => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+
+function chainEntry(r: { name: string; url: string; first_seen_at: number | string; seen_at: number | string; retired_at: number | string | null; retired_by: string | null; retired_reason: string | null }, live: ReadonlySet<string>): ChainEntry {
+  const iso = (t: number | string) => new Date(Number(t)).toISOString();
+  const entry: ChainEntry = { name: r.name, url: r.url, state: r.retired_at !== null ? 'retired' : live.has(r.name) ? 'live' : 'gone', first_seen: iso(r.first_seen_at), last_seen: iso(r.seen_at) };
+  if (r.retired_at !== null) entry.retired = { at: iso(r.retired_at), by: r.retired_by ?? '', reason: r.retired_reason ?? '' };
+  return entry;
 }

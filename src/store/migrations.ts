@@ -209,4 +209,24 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('gateways').execute();
     },
   },
+  '0010_audit_chains': {
+    async up(db: Kysely<unknown>) {
+      // Every gateway's chain ever seen over this store, kept after its gateway stops: an auditor's
+      // merged answer names a chain whose gateway is gone as missing, until an admin retires it
+      // (its trail exported). The `gateways` rows above are processes; these are trails.
+      await db.schema
+        .createTable('audit_chains')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('first_seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('retired_at', 'bigint')
+        .addColumn('retired_by', 'text')
+        .addColumn('retired_reason', 'text')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('audit_chains').execute();
+    },
+  },
 };

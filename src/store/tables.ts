@@ -110,6 +110,22 @@ export interface Tables {
   jobs: JobTable;
   login_throttle: LoginThrottleTable;
   gateways: GatewayTable;
+  audit_chains: AuditChainTable;
+}
+
+/** Every gateway's audit chain seen over this store (src/store/gateways.ts), kept until retired. */
+export interface AuditChainTable {
+  /** The gateway's name (its peer_url's host:port), as its events are labelled. */
+  name: string;
+  /** Where it was last reached. */
+  url: string;
+  /** Milliseconds since the epoch. */
+  first_seen_at: number;
+  seen_at: number;
+  /** Set when an admin retired the chain (gateway gone for good, its trail exported); null while it counts. */
+  retired_at: number | null;
+  retired_by: string | null;
+  retired_reason: string | null;
 }
 
 /** The gateways over this store now (src/store/gateways.ts): how they reach each other. */

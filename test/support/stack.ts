@@ -101,7 +101,7 @@ export class Stack {
    * Another gateway over the same store, engine, IdP, CA and policies, with its own state.dir and
    * audit trail (as a replica on another host has): meaningful on a shared store (PostgreSQL).
    */
-  async startReplica(name: string): Promise<EngineProcess> {
+  async startReplica(name: string, env: Record<string, string> = {}): Promise<EngineProcess> {
     const home = join(this.home, name);
     mkdirSync(home, { recursive: true });
     return startServiceProcess(this.box, 'gateway', {
@@ -109,6 +109,7 @@ export class Stack {
       GATEHOUSE_DEV_IDP_PORT: new URL(this.idp.url).port,
       GATEHOUSE_STATE_DIR: join(home, 'var'),
       GATEHOUSE_AUDIT_DIR: join(home, 'audit'),
+      ...env,
     });
   }
 
