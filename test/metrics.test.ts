@@ -48,6 +48,7 @@ const scrape = async () => {
 };
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
+const SLOW = 'import time\ndef process(i, o, ctx):\n    time.sleep(120)\n';
 const spec = (o: Partial<JobSpec> = {}): JobSpec => ({
   name: 'counted',
   input: 'scratch/metered',
@@ -60,7 +61,7 @@ const spec = (o: Partial<JobSpec> = {}): JobSpec => ({
 });
 
 beforeAll(async () => {
-  stack = await Stack.start({ config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, audit: { checkpoint_interval: '1s' } } });
+  stack = await Stack.start({ users: { erin: ['analysts'] }, policyLines: ['p2, user:erin, max_concurrent_jobs, 1'], config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, audit: { checkpoint_interval: '1s' } } });
   const rows = (p: number) => ({ text: `id,word\n${[1, 2].map((r) => `${p * 2 + r},w${r}`).join('\n')}\n`, rows: 2 });
   await writeDataset(stack.dataRoot, 'scratch/metered', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
 });
@@ -79,6 +80,7 @@ describe('/metrics', () => {
     before = parse(await scrape());
     const alice = await stack.login('alice'); // 1 login
     const carol = await stack.login('carol'); // 2 logins
+    const erin = await stack.login('erin'); // 3 logins
     // A failed login: an SSO callback with a state this gateway never handed out.
     expect((await stack.api('/v1/auth/oidc/callback?state=forged&code=x')).status).toBe(401);
     // Allowed and denied: reading the policy (auditors may, analysts may not).
@@ -93,10 +95,20 @@ describe('/metrics', () => {
     expect(created.status, created.body).toBe(201);
     jobId = created.json<{ id: string }>().id;
     await until(async () => (await stack.api(`/v1/jobs/${jobId}`, alice)).json<{ state: string }>().state === 'succeeded', 30_000, 'the job to succeed');
-    // Its end is on record (and so counted) just after the state shows.
+    // A job kept pending (erin may run one at a time), then both of hers cancelled: the pending one first.
+    const slow = await stack.api('/v1/jobs', erin, { method: 'POST', body: spec({ source: SLOW, output: 'scratch/metered-slow' }) });
+    expect(slow.status, slow.body).toBe(201);
+    const slowId = slow.json<{ id: string }>().id;
+    await until(async () => (await stack.api(`/v1/jobs/${slowId}`, erin)).json<{ state: string }>().state === 'running', 30_000, 'the slow job to run');
+    const parked = await stack.api('/v1/jobs', erin, { method: 'POST', body: spec({ output: 'scratch/metered-parked' }) });
+    expect(parked.json<{ state: string }>().state).toBe('pending');
+    expect((await stack.api(`/v1/jobs/${parked.json<{ id: string }>().id}`, erin, { method: 'DELETE' })).status).toBe(200);
+    expect((await stack.api(`/v1/jobs/${slowId}`, erin, { method: 'DELETE' })).status).toBe(200);
+    // Ends are on record (and so counted) just after the state shows.
+    const ended = (samples: Sample[], state: string) => seriesValue(samples, 'gatehouse_jobs_finished_total', { state, backend: 'bundled' }) - seriesValue(before, 'gatehouse_jobs_finished_total', { state, backend: 'bundled' });
     text = await until(async () => {
       const t = await scrape();
-      return seriesValue(parse(t), 'gatehouse_jobs_finished_total', { state: 'succeeded', backend: 'bundled' }) > seriesValue(before, 'gatehouse_jobs_finished_total', { state: 'succeeded', backend: 'bundled' }) && t;
+      return ended(parse(t), 'succeeded') === 1 && ended(parse(t), 'cancelled') === 2 && t;
     }, 10_000, 'job.finish counted');
     after = parse(text);
   });
@@ -104,7 +116,7 @@ describe('/metrics', () => {
   const moved = (name: string, labels: Record<string, string> = {}) => seriesValue(after, name, labels) - seriesValue(before, name, labels);
 
   it('counts logins by method and outcome', () => {
-    expect(moved('gatehouse_logins_total', { method: 'oidc', outcome: 'success' })).toBe(2);
+    expect(moved('gatehouse_logins_total', { method: 'oidc', outcome: 'success' })).toBe(3);
     expect(moved('gatehouse_logins_total', { method: 'oidc', outcome: 'failure' })).toBe(1);
     expect(moved('gatehouse_logins_total', { method: 'ldap', outcome: 'failure' })).toBe(0);
     expect(moved('gatehouse_logins_total', { method: 'oidc', outcome: 'throttled' })).toBe(0);
@@ -113,11 +125,12 @@ describe('/metrics', () => {
   it('counts decisions by audit action and outcome, and times them', () => {
     expect(moved('gatehouse_decisions_total', { action: 'policy.view', outcome: 'allow' })).toBe(1);
     expect(moved('gatehouse_decisions_total', { action: 'policy.view', outcome: 'deny' })).toBe(1);
-    expect(moved('gatehouse_decisions_total', { action: 'auth.login', outcome: 'allow' })).toBe(2);
+    expect(moved('gatehouse_decisions_total', { action: 'auth.login', outcome: 'allow' })).toBe(3);
     expect(moved('gatehouse_decisions_total', { action: 'auth.login_failed', outcome: 'deny' })).toBe(1);
     expect(moved('gatehouse_decisions_total', { action: 'quota.reject', outcome: 'deny' })).toBe(1);
-    expect(moved('gatehouse_decisions_total', { action: 'job.submit', outcome: 'allow' })).toBe(1);
+    expect(moved('gatehouse_decisions_total', { action: 'job.submit', outcome: 'allow' })).toBe(3);
     expect(moved('gatehouse_decisions_total', { action: 'job.finish', outcome: 'allow' })).toBe(1);
+    expect(moved('gatehouse_decisions_total', { action: 'job.finish', outcome: 'error' })).toBe(2); // cancelled
     // Every decision counted is one event committed to the trail, and the other way round.
     const decided = after.filter((s) => s.name === 'gatehouse_decisions_total').reduce((n, s) => n + s.value, 0) - before.filter((s) => s.name === 'gatehouse_decisions_total').reduce((n, s) => n + s.value, 0);
     expect(decided).toBe(moved('gatehouse_audit_events_total'));
@@ -125,12 +138,17 @@ describe('/metrics', () => {
     expect(moved('gatehouse_decision_duration_seconds_count')).toBeGreaterThanOrEqual(2);
   });
 
-  it('counts the quota refusal by its limit, and the job by state and backend', () => {
+  it('counts the quota refusal and the pending job by their limit, and the jobs by state and backend', () => {
     expect(moved('gatehouse_quota_refusals_total', { limit: 'max_cores' })).toBe(1);
     expect(after.filter((s) => s.name === 'gatehouse_quota_refusals_total').reduce((n, s) => n + s.value, 0) - before.filter((s) => s.name === 'gatehouse_quota_refusals_total').reduce((n, s) => n + s.value, 0)).toBe(1);
+    expect(moved('gatehouse_quota_pending_total', { limit: 'max_concurrent_jobs' })).toBe(1);
+    expect(after.filter((s) => s.name === 'gatehouse_quota_pending_total').reduce((n, s) => n + s.value, 0) - before.filter((s) => s.name === 'gatehouse_quota_pending_total').reduce((n, s) => n + s.value, 0)).toBe(1);
     expect(moved('gatehouse_jobs_finished_total', { state: 'succeeded', backend: 'bundled' })).toBe(1);
-    expect(moved('gatehouse_job_duration_seconds_count', { backend: 'bundled' })).toBe(1);
-    expect(moved('gatehouse_job_queue_wait_seconds_count', { backend: 'bundled' })).toBe(1);
+    expect(moved('gatehouse_jobs_finished_total', { state: 'cancelled', backend: 'bundled' })).toBe(2);
+    expect(moved('gatehouse_jobs_finished_total', { state: 'failed', backend: 'bundled' })).toBe(0);
+    // Run time: the two that started (the pending one never did); queue wait: the two admitted.
+    expect(moved('gatehouse_job_duration_seconds_count', { backend: 'bundled' })).toBe(2);
+    expect(moved('gatehouse_job_queue_wait_seconds_count', { backend: 'bundled' })).toBe(2);
     for (const state of ['pending', 'dispatching', 'queued', 'running']) expect(seriesValue(after, 'gatehouse_jobs', { state, backend: 'bundled' })).toBe(0);
   });
 
@@ -161,7 +179,7 @@ describe('/metrics', () => {
   });
 
   it('has no label value naming a user, a dataset or a job', () => {
-    const named = ['alice', 'carol', 'scratch/metered', 'scratch/metered-out', 'metered', jobId];
+    const named = ['alice', 'carol', 'erin', 'scratch/metered', 'metered', jobId];
     for (const s of after) for (const v of Object.values(s.labels)) for (const n of named) expect(v, `${s.name} ${JSON.stringify(s.labels)}`).not.toContain(n);
   });
 
