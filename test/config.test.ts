@@ -130,7 +130,7 @@ describe('configuration', () => {
     expect(errorOf(() => loadConfig({ cwd: folder(), env: { GATEHOUSE_SERVER_PROT: '1' } })).message).toMatch(
       /unknown environment override GATEHOUSE_SERVER_PROT \(did you mean GATEHOUSE_SERVER_PORT\?\)/,
     );
-    expect(() => loadConfig({ cwd: folder(), env: { GATEHOUSE_URL: 'https://x', GATEHOUSE_CA: '/ca.crt' } })).not.toThrow();
+    expect(() => loadConfig({ cwd: folder(), env: { GATEHOUSE_URL: 'https://x', GATEHOUSE_CA: '/ca.crt', GATEHOUSE_DEBUG: '1' } })).not.toThrow();
   });
 
   it('keeps the README configuration reference generated from the schema', () => {

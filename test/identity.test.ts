@@ -2,7 +2,7 @@
 // real OpenLDAP slapd, driven through the `gatehouse` CLI the way a data scientist would, then the
 // credentials they get (token, certificate, browser session) checked against the gateway.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,20 @@ describe('client certificates', () => {
     expect(execFileSync('openssl', ['verify', '-CAfile', up.ready.ca_file, cert.certificate], { encoding: 'utf8' })).toContain(': OK');
     const curl = execFileSync('curl', ['-sS', '--cert', cert.certificate, '--key', cert.key, '--cacert', up.ready.ca_file, `${gateway}/v1/whoami`], { encoding: 'utf8' });
     expect(JSON.parse(curl)).toMatchObject({ user: 'alice', groups: ['analysts'], credential: 'certificate' });
+
+    // From any folder, without --ca or GATEHOUSE_CA, the CA saved beside the certificate is trusted;
+    // GATEHOUSE_DEBUG (the README's stack-trace switch) is not taken for a configuration key.
+    const elsewhere = mkdtempSync(join(tmpdir(), 'gatehouse-elsewhere-'));
+    const { GATEHOUSE_CA: _, ...withoutCa } = envFor('alice');
+    const whoami = await runCli(['whoami', '--json'], { cwd: elsewhere, env: { ...withoutCa, GATEHOUSE_DEBUG: '1' } });
+    expect(whoami.code, whoami.stderr).toBe(0);
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ user: 'alice' });
+    // ... and it is that file that is trusted: without it the gateway's certificate is refused, naming what to pass.
+    renameSync(cert.ca, `${cert.ca}.away`);
+    const untrusted = await runCli(['whoami'], { cwd: elsewhere, env: withoutCa });
+    renameSync(`${cert.ca}.away`, cert.ca);
+    expect(untrusted.code).not.toBe(0);
+    expect(untrusted.stderr).toMatch(/not trusted.*--ca/);
   });
 
   it('refuses a CSR asking for another name; the certificate always names the caller, and revocation reaches the CRL and the mTLS check', async () => {

@@ -65,9 +65,19 @@ export function forgetLogin(url: string): boolean {
 }
 
 /** The folder for one gateway's client certificates: certs/<host>_<port>/. */
-export function certificateDir(url: string): string {
+/** The CA `gatehouse cert` saved for this gateway, when there is one (nothing is created). */
+export function savedCaFile(url: string): string | undefined {
+  const file = join(configHome(), 'certs', certificateFolderName(url), 'ca.crt');
+  return existsSync(file) ? file : undefined;
+}
+
+function certificateFolderName(url: string): string {
   const { hostname, port } = new URL(url);
-  const dir = join(ensureHome(), 'certs', `${hostname.replace(/[^A-Za-z0-9.-]/g, '_')}_${port || '443'}`);
+  return `${hostname.replace(/[^A-Za-z0-9.-]/g, '_')}_${port || '443'}`;
+}
+
+export function certificateDir(url: string): string {
+  const dir = join(ensureHome(), 'certs', certificateFolderName(url));
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
 }

@@ -1,10 +1,12 @@
 // Which gateway the CLI talks to, and which CA it trusts: --url / GATEHOUSE_URL and --ca / GATEHOUSE_CA,
-// else what the local gatehouse.yaml says (the machine `npm start` runs on), else the documented default.
+// else what the local gatehouse.yaml says (the machine `npm start` runs on), else the documented
+// default; the CA, else the one `gatehouse cert` saved for that gateway under the config folder.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/index.js';
 import { httpsUrl } from '../../http/index.js';
 import { UsageError } from '../fail.js';
+import { savedCaFile } from './credentials.js';
 import type { Target } from './api.js';
 
 export function resolveTarget(options: { url?: string | undefined; ca?: string | undefined; config?: string | undefined }, env = process.env): Target {
@@ -22,6 +24,9 @@ export function resolveTarget(options: { url?: string | undefined; ca?: string |
     throw new UsageError(`--url ${url} is not a URL (expected https://host:port)`);
   }
   if (parsed.protocol !== 'https:') throw new UsageError(`--url ${url}: the gateway speaks HTTPS only`);
+  // Last, the CA `gatehouse cert` saved for this gateway in the user's own config folder, so calls
+  // work from any folder, not only beside the gateway's certs/.
+  caFile ??= savedCaFile(parsed.origin);
   let ca: string | undefined;
   if (caFile) {
     try {
