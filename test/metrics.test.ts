@@ -171,7 +171,7 @@ describe('/metrics', () => {
 
   it('shows the certificates, the trail and the policy', () => {
     const now = Date.now() / 1000;
-    for (const certificate of ['gateway', 'ca']) expect(seriesValue(after, 'gatehouse_certificate_expiry_timestamp_seconds', { certificate })).toBeGreaterThan(now);
+    for (const certificate of ['gateway', 'gateway_client', 'ca']) expect(seriesValue(after, 'gatehouse_certificate_expiry_timestamp_seconds', { certificate })).toBeGreaterThan(now);
     expect(seriesValue(after, 'gatehouse_audit_available')).toBe(1);
     expect(seriesValue(after, 'gatehouse_audit_head_id')).toBeGreaterThan(seriesValue(before, 'gatehouse_audit_head_id'));
     expect(seriesValue(after, 'gatehouse_policy_last_good_reload_timestamp_seconds')).toBeGreaterThan(0);

@@ -16,6 +16,8 @@ import { installOpenApi } from './openapi.js';
 
 export interface GatewayDeps {
   tls: TlsMaterial;
+  /** The client certificate the gateway presents to the engine (PEM): its expiry is in /metrics. */
+  clientCertificate?: string;
   logLevel: string;
   bodyLimit: number;
   store: Store;
@@ -53,7 +55,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   requireDeclaredAccess(app); // and each route declares public: true or what it needs, or start-up fails
   await installOpenApi(app); // before any route, so it sees them all
   // /metrics: request durations, and counters from every recorded decision, jobs, the trail, certificates, the engine's
-  const metrics = installMetrics(app, { audit, store: deps.store, backends: deps.backends, certificates: { gateway: deps.tls.cert, ca: deps.tls.ca } });
+  const metrics = installMetrics(app, { audit, store: deps.store, backends: deps.backends, certificates: { gateway: deps.tls.cert, ca: deps.tls.ca, ...(deps.clientCertificate !== undefined ? { gateway_client: deps.clientCertificate } : {}) } });
 
   await app.register(cookie); // the browser session (src/auth)
 

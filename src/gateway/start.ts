@@ -63,6 +63,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
     };
     const app = await buildGateway({
       tls: serverTls,
+      clientCertificate: clientTls.cert,
       logLevel: config.log.level,
       bodyLimit: config.server.body_limit_bytes,
       store,
