@@ -29,6 +29,12 @@ const ON_BOTH_STORES = [
   'test/security/terminal-safety.test.ts',
   'test/security/policy-model.test.ts',
   'test/audit.test.ts',
+  // The Slurm suites whose backend keeps its records in the store (one at a time: each starts a private cluster).
+  'test/slurm-records.test.ts',
+  'test/slurm-backend.test.ts',
+  'test/slurm-jobs.test.ts',
+  'test/security/slurm-backend-review.test.ts',
+  'test/security/slurm-token.test.ts',
 ];
 
 export default defineConfig({

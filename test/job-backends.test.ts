@@ -84,7 +84,7 @@ beforeAll(async () => {
     bodyLimit: config.server.body_limit_bytes,
     store,
     policy,
-    backends: [...createBackends(config, readTlsMaterial(config.certs.dir, 'gatewayClient')), lab],
+    backends: [...createBackends(config, readTlsMaterial(config.certs.dir, 'gatewayClient'), store), lab],
     jobs: { maxPendingPerUser: 4, pollMs: 50, statusCacheMs: 0 },
     identity,
     publicUrl: () => url,

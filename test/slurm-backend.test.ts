@@ -12,14 +12,17 @@ import type { ComputeBackend } from '../src/proxy/index.js';
 import { createSlurmClient } from '../src/proxy/slurm/client.js';
 import { slurmBackend } from '../src/proxy/slurm/slurm-backend.js';
 import { createSlurmTokenMinter } from '../src/proxy/slurm/token.js';
+import type { Store } from '../src/store/index.js';
 import type { JobSpec, JobStatus } from '../src/wire/index.js';
 import { type SlurmCluster, slurmTaskRuntime, startSlurm } from './support/slurm.js';
+import { openTestStore } from './support/test-store.js';
 import { until } from './support/until.js';
 
 let slurm: SlurmCluster;
 let backend: ComputeBackend;
 let home: string;
 let dataRoot: string;
+let store: Store;
 
 beforeAll(async () => {
   slurm = await startSlurm();
@@ -31,12 +34,13 @@ beforeAll(async () => {
   const runtime = slurmTaskRuntime(slurm, { view: true });
   const minter = createSlurmTokenMinter({ keyFile: slurm.jwtKeyFile, ttlSeconds: 300 });
   const client = createSlurmClient({ url: slurm.restUrl, apiVersion: slurm.apiVersion, timeoutMs: 10_000, minter, accountUids: { min: slurm.user.uid } });
+  store = await openTestStore(join(home, 'state'));
   backend = slurmBackend({
     client,
     url: slurm.restUrl,
     dataRoot,
     jobsDir: join(slurm.workDir, 'jobs'),
-    stateDir: join(home, 'state', 'slurm'),
+    store,
     partition: slurm.partition,
     account: '',
     statusUser: 'nobody',
@@ -47,6 +51,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await store?.close();
   await slurm?.stop();
   if (home) rmSync(home, { recursive: true, force: true });
 });

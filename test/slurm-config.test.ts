@@ -110,6 +110,13 @@ describe('slurm configuration', () => {
     });
   });
 
+  it('accepts Slurm with a shared store: its job records live in the store, so any gateway serves them', () => {
+    const dir = folder({ 'g.yaml': `${SLURM}store:\n  url: postgres://gatehouse@127.0.0.1:5432/gatehouse\n`, 'jwt.key': KEY });
+    const { config } = loadConfig({ path: join(dir, 'g.yaml'), env: {} });
+    expect(config.slurm.url).not.toBe('');
+    expect(config.store.url).toBe('postgres://gatehouse@127.0.0.1:5432/gatehouse');
+  });
+
   it('ignores the key file while slurm.url is empty', () => {
     expect(() => loadConfig({ cwd: folder(), env: { GATEHOUSE_SLURM_JWT_KEY_FILE: '/nonexistent/jwt.key' } })).not.toThrow();
   });
@@ -127,7 +134,6 @@ describe('slurm configuration', () => {
     ['an account with a space', `${SLURM}  account: "a b"\n`, {}, /slurm\.account: expected/],
     ['no key file', 'slurm:\n  url: http://127.0.0.1:6820\n', {}, /slurm\.jwt_key_file: required when slurm\.url is set/],
     ['a bad override', '', { GATEHOUSE_SLURM_TIMEOUT_MS: 'soon' }, /^GATEHOUSE_SLURM_TIMEOUT_MS \(slurm\.timeout_ms\): expected an integer/],
-    ['a shared store (other gateways would take its jobs for lost)', `${SLURM}store:\n  url: postgres://gatehouse@127.0.0.1:5432/gatehouse\n`, {}, /slurm\.url: the Slurm backend cannot be used with a shared store \(store\.url\) yet/],
   ] as const) {
     it(`refuses ${what}, naming the key`, () => {
       const dir = folder({ 'g.yaml': yaml, 'jwt.key': KEY });

@@ -23,13 +23,14 @@ import { type Config, loadConfig } from '../src/config/index.js';
 import { buildGateway } from '../src/gateway/index.js';
 import { PolicyReloader } from '../src/policy/index.js';
 import { closeBackends, type ComputeBackend, createBackends } from '../src/proxy/index.js';
-import { openStore, type Store } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
 import { type JobSpec, type JobStatus, readTlsMaterial } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
 import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
 import { fetchTls, type Response } from './support/https.js';
 import { type SlurmCluster, slurmTaskRuntime, startSlurm } from './support/slurm.js';
+import { openStoreOf } from './support/test-store.js';
 import { until } from './support/until.js';
 
 const run = promisify(execFile);
@@ -153,7 +154,7 @@ function processesRunning(argv: string[]): number[] {
 const manifestOf = (root: string, name: string) => JSON.parse(readFileSync(join(root, name, '_dataset.json'), 'utf8'));
 
 async function openGateway(): Promise<void> {
-  const backends = createBackends(config, readTlsMaterial(config.certs.dir, 'gatewayClient'));
+  const backends = createBackends(config, readTlsMaterial(config.certs.dir, 'gatewayClient'), store);
   const tls = readTlsMaterial(config.certs.dir, 'gateway');
   ca = tls.ca;
   const app = await buildGateway({
@@ -211,7 +212,7 @@ beforeAll(async () => {
   const runtime = slurmTaskRuntime(slurm);
   config.slurm = { ...config.slurm, url: slurm.restUrl, jwt_key_file: slurm.jwtKeyFile, partition: slurm.partition, jobs_dir: jobsDir, min_uid: slurm.user.uid, install_dir: runtime.installDir, node: runtime.node };
 
-  store = await openStore({ stateDir: config.state.dir });
+  store = await openStoreOf(config);
   policy = await PolicyReloader.start(policies, { requireTests: true });
   identity = await createIdentityService(config, store);
   auditDir = join(home, 'audit');

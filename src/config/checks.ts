@@ -39,10 +39,6 @@ export function crossKeyProblems(config: Config, where: (path: string) => string
   if (slurm.url !== '') {
     if (!/^https?:\/\/[^/?#\s]+\/?$/.test(slurm.url)) problems.push(`${where('slurm.url')}: expected http://host[:port] or https://host[:port], got ${JSON.stringify(slurm.url)}`);
     if (slurm.jwt_key_file === '') problems.push(`${where('slurm.jwt_key_file')}: required when slurm.url is set (Slurm's JWT key, to mint each person's token)`);
-    // The Slurm backend keeps each job's record in this gateway's state.dir and commits its output from
-    // here: a replica that did not submit a job would find no record and end it as lost. Refused until
-    // those records live in the shared store.
-    if (config.store.url !== '') problems.push(`${where('slurm.url')}: the Slurm backend cannot be used with a shared store (store.url) yet: its job records live in one gateway's state.dir, so other gateways over the store would take its jobs for lost; run Slurm behind a gateway on the embedded store`);
   }
   // Slurm tokens are minted per request: minutes, never a credential that outlives a session.
   if (slurm.max_uid < slurm.min_uid) problems.push(`${where('slurm.max_uid')}: must not be below slurm.min_uid (${slurm.min_uid}), got ${slurm.max_uid}`);

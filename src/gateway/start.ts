@@ -23,10 +23,17 @@ export async function startGateway(config: Config): Promise<RunningService> {
   ensureServiceCertificates(config);
   const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
   const clientTls = readTlsMaterial(config.certs.dir, 'gatewayClient');
-  // The configured backends (the bundled engine over mTLS with the gateway's client certificate).
-  const backends = createBackends(config, clientTls);
   const password = storePassword(config);
   const store = await openStore({ stateDir: config.state.dir, url: config.store.url, ...(password !== undefined ? { password } : {}) });
+  // The configured backends (the bundled engine over mTLS with the gateway's client certificate;
+  // Slurm's job records live in the store).
+  let backends: ReturnType<typeof createBackends>;
+  try {
+    backends = createBackends(config, clientTls, store);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   let audit: AuditTrail;
   const auditDir = config.audit.dir || join(config.state.dir, 'audit');
   const archiveDir = config.audit.archive_dir || join(auditDir, 'archive');

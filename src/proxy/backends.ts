@@ -5,6 +5,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { type Config, durationSeconds } from '../config/index.js';
+import type { Store } from '../store/index.js';
 import { PACKAGE_ROOT } from '../version.js';
 import type { DatasetInfo, TlsMaterial } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
@@ -18,9 +19,9 @@ import { createSlurmTokenMinter } from './slurm/token.js';
  * The configured backends, the default (a job spec without `backend`) first: the bundled engine
  * at engine.host:engine.port, over mTLS with the gateway's client certificate (`tls`), whose key
  * also signs the admission tickets the engine checks; then Slurm when slurm.url is set (first when
- * slurm.default is true).
+ * slurm.default is true), keeping its job records in `store`.
  */
-export function createBackends(config: Pick<Config, 'engine' | 'slurm' | 'data' | 'state'>, tls: TlsMaterial): ComputeBackend[] {
+export function createBackends(config: Pick<Config, 'engine' | 'slurm' | 'data' | 'state'>, tls: TlsMaterial, store: Store): ComputeBackend[] {
   const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls });
   const backends = [bundledBackend(engine, createPrivateKey(tls.key))];
   const { slurm } = config;
@@ -32,7 +33,8 @@ export function createBackends(config: Pick<Config, 'engine' | 'slurm' | 'data' 
     url: slurm.url,
     dataRoot: config.data.root,
     jobsDir: slurm.jobs_dir !== '' ? slurm.jobs_dir : join(config.state.dir, 'slurm-jobs'),
-    stateDir: join(config.state.dir, 'slurm'),
+    store,
+    legacyDir: join(config.state.dir, 'slurm'),
     partition: slurm.partition,
     account: slurm.account,
     statusUser: slurm.status_user,

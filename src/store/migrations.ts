@@ -229,4 +229,34 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('audit_chains').execute();
     },
   },
+  '0011_slurm_jobs': {
+    async up(db: Kysely<unknown>) {
+      // The Slurm backend's record of each job (src/proxy/slurm/job-records.ts), shared by every gateway
+      // over the store so any of them answers status, logs and cancel, and the leader finishes a job
+      // another submitted. record: the JSON SlurmJobRecord; live: 1 until its final status is recorded
+      // (a final record is never written again).
+      await db.schema
+        .createTable('slurm_jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('live', 'integer', (c) => c.notNull())
+        .addColumn('record', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('slurm_jobs_live').on('slurm_jobs').column('live').execute();
+      // A finished job's task logs, copied out of the person's folder (bounded: 8 MiB per job in all).
+      // Bytes, not text: a log may hold anything, NUL included, which PostgreSQL text refuses.
+      const bytes = db.getExecutor().adapter instanceof PostgresAdapter ? 'bytea' : 'blob';
+      await db.schema
+        .createTable('slurm_job_logs')
+        .addColumn('job_id', 'text', (c) => c.notNull())
+        .addColumn('partition', 'integer', (c) => c.notNull())
+        .addColumn('content', bytes, (c) => c.notNull())
+        .addPrimaryKeyConstraint('slurm_job_logs_pk', ['job_id', 'partition'])
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('slurm_job_logs').execute();
+      await db.schema.dropTable('slurm_jobs').execute();
+    },
+  },
 };

@@ -111,6 +111,8 @@ export interface Tables {
   login_throttle: LoginThrottleTable;
   gateways: GatewayTable;
   audit_chains: AuditChainTable;
+  slurm_jobs: SlurmJobTable;
+  slurm_job_logs: SlurmJobLogTable;
 }
 
 /** Every gateway's audit chain seen over this store (src/store/gateways.ts), kept until retired. */
@@ -139,4 +141,21 @@ export interface GatewayTable {
   started_at: string;
   /** Milliseconds since the epoch of the last heartbeat. */
   seen_at: number;
+}
+
+/** The Slurm backend's record of one job (0011), shared by every gateway over the store. */
+export interface SlurmJobTable {
+  id: string;
+  /** 1 until the job's final status is recorded. */
+  live: number;
+  /** JSON SlurmJobRecord (src/proxy/slurm/job-records.ts). */
+  record: string;
+  updated_at: string;
+}
+
+/** One partition's log of a finished Slurm job, as kept (bounded) once its folder is removed. */
+export interface SlurmJobLogTable {
+  job_id: string;
+  partition: number;
+  content: Buffer;
 }

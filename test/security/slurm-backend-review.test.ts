@@ -13,9 +13,11 @@ import type { ComputeBackend } from '../../src/proxy/index.js';
 import { createSlurmClient, type SlurmClient } from '../../src/proxy/slurm/client.js';
 import { slurmBackend } from '../../src/proxy/slurm/slurm-backend.js';
 import { createSlurmTokenMinter } from '../../src/proxy/slurm/token.js';
+import type { Store } from '../../src/store/index.js';
 import { GatehouseError, type JobSpec, type JobStatus } from '../../src/wire/index.js';
 import { ROOT } from '../support/gatehouse.js';
 import { ensureUnixUser, type SlurmCluster, startSlurm, type UnixUser } from '../support/slurm.js';
+import { openTestStore } from '../support/test-store.js';
 import { until } from '../support/until.js';
 
 let slurm: SlurmCluster;
@@ -23,7 +25,7 @@ let bob: UnixUser;
 let client: SlurmClient;
 let home: string;
 let dataRoot: string;
-let stateDir: string;
+let store: Store;
 let jobsDir: string;
 let backend: ComputeBackend;
 const children: ChildProcess[] = [];
@@ -34,7 +36,7 @@ function backendOn(jobs: string): ComputeBackend {
     url: slurm.restUrl,
     dataRoot,
     jobsDir: jobs,
-    stateDir,
+    store,
     partition: slurm.partition,
     account: '',
     statusUser: 'nobody',
@@ -49,7 +51,7 @@ beforeAll(async () => {
   bob = await ensureUnixUser('gh-bob');
   home = mkdtempSync(join(tmpdir(), 'gatehouse-slurm-attack-'));
   dataRoot = join(home, 'data');
-  stateDir = join(home, 'state', 'slurm');
+  store = await openTestStore(join(home, 'state'));
   mkdirSync(dataRoot, { mode: 0o700 });
   await writeDataset(dataRoot, 'words', { format: 'csv', columns: ['word'], owner: 'ana', labels: ['internal'], produced_by: null, partitions: [['word', 'a', 'b'], ['word', 'c'], ['word', 'd', 'e', 'f']].map((rows) => ({ text: `${rows.join('\n')}\n`, rows: rows.length - 1 })) });
   const minter = createSlurmTokenMinter({ keyFile: slurm.jwtKeyFile, ttlSeconds: 300 });
@@ -64,9 +66,13 @@ afterEach(() => {
 });
 
 afterAll(async () => {
+  await store?.close();
   await slurm?.stop();
   if (home) rmSync(home, { recursive: true, force: true });
 });
+
+/** What the backend kept of a finished job's logs, in the store. */
+const keptLogs = (id: string) => store.db.selectFrom('slurm_job_logs').select(['partition', 'content']).where('job_id', '=', id).execute();
 
 /** A shell command as the attacker (or another account) on the node. */
 function shellAs(user: string, script: string): string {
@@ -230,8 +236,8 @@ describe('Slurm backend review: what the person leaves in the folder cannot fill
     const longest = Math.max(...shown.split('\n').map((l) => l.length));
     expect(longest, 'the longest line logs gave').toBeLessThanOrEqual(64 * 1024 + 64);
     expect((await ended(id)).state).toBe('succeeded');
-    const keptDir = join(stateDir, `${id}.logs`);
-    const kept = readdirSync(keptDir).reduce((sum, f) => sum + statSync(join(keptDir, f)).size, 0);
+    const kept = (await keptLogs(id)).reduce((sum, l) => sum + l.content.length, 0);
+    expect(kept, 'bytes of logs kept for one job').toBeGreaterThan(0);
     expect(kept, 'bytes of logs kept for one job').toBeLessThanOrEqual(8 * 1024 * 1024);
   }, 120_000);
 });
@@ -269,7 +275,9 @@ describe('Slurm backend review: what already holds (regressions)', () => {
     const key = readFileSync(slurm.jwtKeyFile);
     const logs = Buffer.from(await text(await backend.logs(id, false)));
     expect(logs.includes(key)).toBe(false);
-    expect(existsSync(join(stateDir, `${id}.logs`, 'log-0.txt'))).toBe(false);
+    const kept = await keptLogs(id);
+    expect(kept.map((l) => l.partition)).not.toContain(0);
+    for (const l of kept) expect(Buffer.from(l.content).includes(key)).toBe(false);
   }, 120_000);
 
   it('gives the task no token, key or gateway setting in its environment', async () => {

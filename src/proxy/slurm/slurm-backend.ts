@@ -4,18 +4,20 @@
 // input into the job's folder (data.root stays closed to people's accounts), and commits the
 // output into data.root itself once every task completed, with the engine's commit rules.
 //
-// The backend keeps a small record per job (job-file.ts); Slurm is asked for the rest. A job is
-// final once Slurm says every task ended and, for a success, the output is committed: that status
-// is kept, the folder's logs are copied out of the person's reach and the folder is removed.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+// The backend keeps a small record per job in the store (job-records.ts); Slurm is asked for the
+// rest. A job is final once Slurm says every task ended and, for a success, the output is committed:
+// that status is kept, the folder's logs are copied out of the person's reach into the store and the
+// folder is removed. Any gateway over a shared store may be the one that sees the end: finishing is
+// exclusive per job across them, so the output is committed once.
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DatasetError, listDatasets, openDataset, openRoot, readExisting, replaceRefusal } from '../../catalog/index.js';
 import { type DatasetInfo, GatehouseError, type JobStatus } from '../../wire/index.js';
+import type { Store } from '../../store/index.js';
 import type { BackendCapacity, BackendSubmission, ComputeBackend } from '../backend.js';
 import type { SlurmClient } from './client.js';
 import { giveToAccount, jobFolderOf, openJobsDir, prepareJobFolder, readOwned, readOwnedTail, removeJobFolder } from './job-folder.js';
-import { type SlurmJobRecord, SlurmJobFiles } from './job-file.js';
+import { type SlurmJobRecord, SlurmJobRecords } from './job-records.js';
 import { commitSlurmOutput } from './output-commit.js';
 import { mapSlurmArray } from './states.js';
 import { taskScript } from './task-script.js';
@@ -30,8 +32,10 @@ export interface SlurmBackendOptions {
   dataRoot: string;
   /** slurm.jobs_dir: the job folders, shared too. */
   jobsDir: string;
-  /** state.dir/slurm: the backend's records and finished jobs' logs. */
-  stateDir: string;
+  /** Where the backend's records and finished jobs' logs are kept: shared by every gateway over it. */
+  store: Store;
+  /** state.dir/slurm: where gateways before 0011 kept them; imported into the store once at start. */
+  legacyDir?: string;
   /** slurm.partition and slurm.account ('' for the cluster's defaults). */
   partition: string;
   account: string;
@@ -60,7 +64,10 @@ const CANCEL_WAIT_MS = 60_000;
 export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
   const now = o.now ?? Date.now;
   const pollMs = o.pollMs ?? 250;
-  const files = new SlurmJobFiles(o.stateDir);
+  const files = new SlurmJobRecords(o.store, pollMs);
+  // Every answer waits for the import of older on-disk records (a no-op once done).
+  const imported = o.legacyDir === undefined ? Promise.resolve(0) : files.importFiles(o.legacyDir);
+  imported.catch(() => undefined); // reported by the first call that awaits it
   const finishing = new Map<string, Promise<JobStatus>>();
   let known: { at: number; capacity: BackendCapacity } | null = null;
 
@@ -105,7 +112,14 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     }
     let run = finishing.get(r.id);
     if (run === undefined) {
-      run = finish(r, status).finally(() => finishing.delete(r.id));
+      run = files
+        .exclusively(r.id, async () => {
+          // Another gateway (or an earlier call here) may have finished it since r was read.
+          const latest = (await files.read(r.id)) ?? r;
+          if (latest.final !== null) return latest.final;
+          return finish(latest, { ...status, ...base(latest) });
+        })
+        .finally(() => finishing.delete(r.id));
       finishing.set(r.id, run);
     }
     return run;
@@ -165,13 +179,11 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
   };
 
   const keepLogs = async (r: SlurmJobRecord): Promise<void> => {
-    const to = files.logDir(r.id);
-    await mkdir(to, { recursive: true, mode: 0o700 });
     if (r.uid === null) return;
     const each = Math.max(LOG_KEPT_MIN_BYTES, Math.floor(LOGS_KEPT_BYTES / Math.max(1, r.partitions.length)));
     for (const p of r.partitions) {
       const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, each).catch(() => null);
-      if (text !== null) await writeFile(join(to, `log-${p}.txt`), text, { mode: 0o600 });
+      if (text !== null) await files.keepLog(r.id, p, text);
     }
   };
 
@@ -181,11 +193,17 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
       const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, LOG_MAX_BYTES, from).catch(() => null);
       if (text !== null) return text;
     }
-    const kept = await readFile(join(files.logDir(r.id), `log-${p}.txt`)).catch(() => Buffer.alloc(0));
-    return kept.subarray(from);
+    return (await files.keptLog(r.id, p)).subarray(from);
   };
 
-  const record = async (id: string): Promise<SlurmJobRecord | null> => files.read(id);
+  const record = async (id: string): Promise<SlurmJobRecord | null> => {
+    await imported;
+    return files.read(id);
+  };
+  const live = async (): Promise<SlurmJobRecord[]> => {
+    await imported;
+    return files.live();
+  };
 
   const capacity = async (): Promise<BackendCapacity> => {
     if (known !== null && now() - known.at < CAPACITY_TTL_MS) return known.capacity;
@@ -200,7 +218,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
 
   const checkOutput = async (job: BackendSubmission): Promise<void> => {
     const { output, mode } = job.spec;
-    for (const other of await files.live()) {
+    for (const other of await live()) {
       if (other.id === job.id) continue;
       if (other.spec.output === output) throw new GatehouseError('conflict', `another job is already writing ${output}`);
       if (mode === 'overwrite' && other.spec.input === output) throw new GatehouseError('conflict', `another job is reading ${output}; it cannot be overwritten until that job ends`);
@@ -225,6 +243,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     location: o.url,
     readinessCheck: SLURM,
     async readiness() {
+      await imported; // records from before the store kept them that could not be imported: not ready, saying why
       await openJobsDir(o.jobsDir); // a jobs_dir others could have planted is a Slurm backend not ready
       const state = await o.client.ping(o.statusUser);
       const { slots } = await capacity();
@@ -238,7 +257,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     async submit(job) {
       const account = job.posix_user;
       if (account === undefined) throw new GatehouseError('forbidden', "you have no POSIX account on the cluster (your login names none); Slurm jobs run as their owner's own account");
-      const earlier = await files.read(job.id);
+      const earlier = await record(job.id);
       if (earlier !== null && earlier.slurm_job_id !== null) return { backendId: job.id }; // sent before a restart
       if (earlier !== null) {
         // A submission whose answer was lost: whatever reached Slurm under this job's name goes first.
@@ -322,7 +341,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
 
     async active() {
       const out: JobStatus[] = [];
-      for (const r of await files.live()) {
+      for (const r of await live()) {
         const s = await statusOf(r);
         // Only what still runs: a job this look found ended is status()'s to report. Listed here,
         // the reconciler ended it and then, seeing it no longer live, cancelled it as an orphan.
