@@ -100,6 +100,13 @@ const MATRIX: Record<string, Case> = {
   'GET /v1/audit': { request: () => ({ path: '/v1/audit?limit=1' }), expect: people(403, 403, 200, 403) },
   'GET /v1/audit/export': { request: () => ({ path: '/v1/audit/export?action=job.submit' }), expect: people(403, 403, 200, 403) },
   'GET /v1/audit/verify': { request: () => ({ path: '/v1/audit/verify' }), expect: people(403, 403, 200, 403) },
+  // Which gateways' chains make up the trail: auditors and admins see it; admins retire a gone one.
+  'GET /v1/audit/chains': { request: () => ({ path: '/v1/audit/chains' }), expect: people(403, 200, 200, 403) },
+  'POST /v1/audit/chains/{name}/retire': {
+    request: () => ({ path: '/v1/audit/chains/127.0.0.1:1/retire', body: { reason: 'decommissioned' } }),
+    expect: people(403, 404, 403, 403),
+    why: 'bob may retire a chain, but no gateway of this stack is called 127.0.0.1:1',
+  },
 
   // Data and jobs.
   'GET /v1/datasets': { request: () => ({ path: '/v1/datasets' }), expect: people(200, 200, 200, 200), why: 'everyone sees the datasets they may use (possibly none)' },
@@ -188,6 +195,7 @@ describe('the authorization matrix', () => {
       'GET /v1/audit': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
       'GET /v1/audit/export': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
       'GET /v1/audit/verify': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
+      'GET /v1/audit/chains': { object: 'audit:chains', action: 'read', denial: 403, audit: 'audit.chains' },
     });
   });
 
