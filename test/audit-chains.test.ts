@@ -1,7 +1,8 @@
 // A gateway that is gone, as auditors see the trail: its chain is named as missing in every merged
 // answer (query, verify, export) until an admin retires it with a reason, which is itself recorded;
-// a retired gateway started again counts again. Two real gateways over a private PostgreSQL.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// a retired gateway started again counts again. And /readyz says when the gateways serve different
+// policy versions. Two real gateways over a private PostgreSQL.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,3 +132,22 @@ describe("a gone gateway's chain", () => {
     expect(page.gateways.map((g) => [g.name, g.ok]).sort()).toEqual([[bName(), true], [self(), true]].sort());
   });
 });
+
+describe('gateways over one store serving different policy versions', () => {
+  it('are still ready, and each says which others serve another version', async () => {
+    const ready = async (base: string) => (await stack.apiAt(base, '/readyz')).json<{ checks: { policy: string } }>().checks.policy;
+    expect(await ready(stack.url)).not.toMatch(/another version/);
+    // b restarted on an edited copy of the policy, as during a deploy that has reached it alone.
+    const edited = join(homes, 'policies-edited');
+    cpSync(stack.policies, edited, { recursive: true });
+    writeFileSync(join(edited, 'policy.csv'), `${readFileSync(join(edited, 'policy.csv'), 'utf8')}\np2, user:alice, max_cores, 6\n`);
+    await b.stop();
+    b = await stack.startReplica('b', { GATEHOUSE_SERVER_PORT: bPort, GATEHOUSE_POLICIES_DIR: edited });
+    const own = (await ready(stack.url)).match(/version ([0-9a-f]+)/)![1]!;
+    const bVersion = (await ready(b.url)).match(/version ([0-9a-f]+)/)![1]!;
+    expect(bVersion).not.toBe(own);
+    expect(await ready(stack.url)).toContain(`other gateways serve another version: ${bName()} ${bVersion}`);
+    expect(await ready(b.url)).toContain(`other gateways serve another version: ${self()} ${own}`);
+  });
+});
+

@@ -37,6 +37,8 @@ export interface GatewayDeps {
   auditPeers?: AuditPeers;
   /** Every gateway's chain over the store, and retiring a gone one's (GET /v1/audit/chains). */
   auditChains?: ChainBook;
+  /** The policy version each other gateway over the store serves (for /readyz). */
+  peerPolicyVersions?: () => Promise<{ name: string; version: string | null }[]>;
 }
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
@@ -100,9 +102,15 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     },
     policy: async () => {
       const last = deps.policy.lastOutcome();
-      const serving = `ok (version ${deps.policy.current().version})`;
+      const version = deps.policy.current().version;
+      const serving = `ok (version ${version})`;
       // Still ready: the previous version serves. The refusal shows here, in /metrics and in GET /v1/policy.
-      return last.outcome === 'failed' ? `${serving}; latest edit refused (${last.problems.length} problem(s))` : serving;
+      const refused = last.outcome === 'failed' ? `; latest edit refused (${last.problems.length} problem(s))` : '';
+      // Still ready too while gateways over one store disagree (a deploy reaches them one by one), but said.
+      const others = (await deps.peerPolicyVersions?.().catch(() => [])) ?? [];
+      const differ = others.filter((o) => o.version !== version);
+      const disagree = differ.length > 0 ? `; other gateways serve another version: ${differ.map((o) => `${o.name} ${o.version ?? 'unknown'}`).join(', ')}` : '';
+      return `${serving}${refused}${disagree}`;
     },
     audit: async () => {
       const h = audit.health();

@@ -83,6 +83,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
       auditRetention: { maxAgeMs: config.audit.retention ? durationSeconds(config.audit.retention) * 1000 : 0, archiveDir },
       auditPeers,
       auditChains,
+      peerPolicyVersions: async () => (registry === undefined ? [] : registry.policyVersions()),
     });
     await app.listen({ host: config.server.host, port: config.server.port });
     const address = app.server.address();
@@ -91,7 +92,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
     if (listeningUrl === '') listeningUrl = url;
     const peerUrl = config.server.peer_url !== '' ? config.server.peer_url.replace(/\/$/, '') : peerUrlOf(config.server.host, port);
     auditPeers.self = new URL(peerUrl).host;
-    registry = await registerGateway(store, { name: auditPeers.self, url: peerUrl, log: app.log });
+    registry = await registerGateway(store, { name: auditPeers.self, url: peerUrl, log: app.log, policyVersion: () => policy!.current().version });
     app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.current().version, login: identity.methods }, 'gateway listening');
     return {
       url,

@@ -29,6 +29,8 @@ export interface GatewayRegistry {
   readonly self: GatewayEntry;
   /** The other gateways seen lately, then the chains of gateways gone (with a problem saying so), by name. */
   peers(): Promise<GatewayEntry[]>;
+  /** The policy version each other live gateway served at its last heartbeat, by name. */
+  policyVersions(): Promise<{ name: string; version: string | null }[]>;
   /** Every chain ever seen over the store, this gateway's included, by name. */
   chains(): Promise<ChainEntry[]>;
   /** Marks a gone gateway's chain as no longer expected; refused while its gateway runs. */
@@ -43,6 +45,8 @@ export interface RegistryOptions {
   heartbeatMs?: number;
   /** A gateway not seen for this long is left out (about three missed heartbeats). */
   staleMs?: number;
+  /** The policy version this gateway serves now, written with each heartbeat. */
+  policyVersion?: () => string;
   now?: () => number;
   log?: { warn(o: object, m: string): void };
 }
@@ -59,6 +63,7 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
     return {
       self,
       peers: async () => [],
+      policyVersions: async () => [],
       chains: async () => [alone()],
       retire: async (name) => {
         throw new RegistryError(name === self.name ? 'running' : 'unknown', name === self.name ? `gateway ${name} is this one, and running` : `no gateway's chain is called ${name} (this gateway is alone on its store)`);
@@ -80,16 +85,17 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
   // A row at our address is an earlier run of this gateway (killed before it could leave): two live
   // processes do not listen at one address, and left in, it would have the others ask us twice.
   await store.db.deleteFrom('gateways').where('url', '=', self.url).execute();
-  await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now() }).execute();
+  const serving = () => o.policyVersion?.() ?? null;
+  await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now(), policy_version: serving() }).execute();
   const beat = setInterval(() => {
     store.db
       .updateTable('gateways')
-      .set({ seen_at: now() })
+      .set({ seen_at: now(), policy_version: serving() })
       .where('id', '=', self.id)
       .execute()
       .then(async (r) => {
         // Removed meanwhile (a peer cleaned stale rows while this one stalled): register again.
-        if ((r[0]?.numUpdatedRows ?? 0n) === 0n) await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now() }).execute();
+        if ((r[0]?.numUpdatedRows ?? 0n) === 0n) await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now(), policy_version: serving() }).execute();
         await seenChain();
       })
       .catch((err: Error) => o.log?.warn({ err: err.message }, 'gateway heartbeat not written'));
@@ -134,6 +140,15 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
         peers.push({ id: '', name: c.name, url: c.url, problem: `not running (last seen ${new Date(Number(c.seen_at)).toISOString()}): its chain's events are missing from this answer; start it again, or once its trail is exported, retire it (gatehouse gateways retire ${c.name})` });
       }
       return peers.sort(byName);
+    },
+    async policyVersions() {
+      const rows = await store.db
+        .selectFrom('gateways')
+        .select(['name', 'policy_version'])
+        .where('seen_at', '>=', now() - staleMs)
+        .where('id', '!=', self.id)
+        .execute();
+      return rows.map((r) => ({ name: r.name, version: r.policy_version })).sort(byName);
     },
     async chains() {
       const since = now() - staleMs;

@@ -224,8 +224,11 @@ export const migrations: Record<string, Migration> = {
         .addColumn('retired_by', 'text')
         .addColumn('retired_reason', 'text')
         .execute();
+      // The policy version each gateway serves, renewed with its heartbeat: /readyz says when they differ.
+      await db.schema.alterTable('gateways').addColumn('policy_version', 'text').execute();
     },
     async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('gateways').dropColumn('policy_version').execute();
       await db.schema.dropTable('audit_chains').execute();
     },
   },

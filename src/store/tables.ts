@@ -141,6 +141,8 @@ export interface GatewayTable {
   started_at: string;
   /** Milliseconds since the epoch of the last heartbeat. */
   seen_at: number;
+  /** The policy version it served at its last heartbeat. */
+  policy_version: string | null;
 }
 
 /** The Slurm backend's record of one job (0011), shared by every gateway over the store. */
