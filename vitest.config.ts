@@ -1,10 +1,18 @@
 import { defineConfig } from 'vitest/config';
 
 // The suites whose state lives in the gateway's store run twice: on the embedded SQLite store (with
-// everything else) and on a real PostgreSQL (the `postgres` project; test/support/test-store.ts).
-// Not here: suites that open the gateway's SQLite file themselves (credentials: its signing key;
-// properties: its certificate table), those that build gateways without test-store's helpers, and
-// those that start their own PostgreSQL (replicas, audit-across-review, replicas-review: once is enough).
+// everything else) and on a real PostgreSQL (the `postgres` project; test/support/test-store.ts). Every
+// gateway a suite starts through test/support (sandbox(), Stack, startIdentityApp, openTestStore) gets
+// the run's store, so listing a suite here is the one switch. Here: every suite that opens a store.
+// Not here, on purpose:
+//   - the Slurm suites (slurm-*, security/slurm-*): their backend moves into the shared store separately;
+//   - suites that start their own PostgreSQL (replicas, audit-chains, store-postgres,
+//     security/replicas-review, security/audit-across-review): they are on PostgreSQL already;
+//   - store.test: the embedded store itself (its file, pragmas, migrations on SQLite);
+//   - up.test (~100 s either way): `gatehouse up`'s supervisor (children, ports, certificates, demo data);
+//     the gateway it starts only opens and closes the store, which gateway/identity/policy-api cover here;
+//   - suites that start no gateway and open no store: the engine's (engine, catalog, partition-task,
+//     security/engine-*), the CLI's and config's, oidc, ldap, policy, audit trail files, unit suites.
 const ON_BOTH_STORES = [
   'test/tokens.test.ts',
   'test/posix-user.test.ts',
@@ -29,6 +37,8 @@ const ON_BOTH_STORES = [
   'test/security/terminal-safety.test.ts',
   'test/security/policy-model.test.ts',
   'test/audit.test.ts',
+  'test/security/credentials.test.ts',
+  'test/security/properties.test.ts',
   // The Slurm suites whose backend keeps its records in the store (one at a time: each starts a private cluster).
   'test/slurm-records.test.ts',
   'test/slurm-backend.test.ts',

@@ -23,7 +23,6 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, X5
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { CompactEncrypt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAuditKey } from '../../src/audit/index.js';
@@ -42,15 +41,10 @@ const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64ur
 const decode = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 /** The gateway's current token-signing key, read from its store as only the gateway could. */
-function gatewayKey(kid: string) {
-  const db = new Database(join(stack.home, 'var', 'gatehouse.db'), { readonly: true, fileMustExist: true });
-  try {
-    const row = db.prepare('SELECT private_pkcs8 FROM signing_keys WHERE kid = ?').get(kid) as { private_pkcs8: string } | undefined;
-    if (!row) throw new Error(`no signing key ${kid} in the gateway's store`);
-    return createPrivateKey(row.private_pkcs8);
-  } finally {
-    db.close();
-  }
+async function gatewayKey(kid: string) {
+  const row = await (await stack.store()).db.selectFrom('signing_keys').select('private_pkcs8').where('kid', '=', kid).executeTakeFirst();
+  if (!row) throw new Error(`no signing key ${kid} in the gateway's store`);
+  return createPrivateKey(row.private_pkcs8);
 }
 
 /** A token as the gateway mints them (EdDSA, our kid, iss, aud, a live login), with `change` applied. */
@@ -58,17 +52,13 @@ async function minted(change: { claims?: Record<string, unknown>; header?: Recor
   const now = Math.floor(Date.now() / 1000);
   const times = change.times ?? { iat: now, exp: now + 300 };
   const claims = { iss: genuine.iss, aud: genuine.aud, sub: 'alice', jti: randomBytes(8).toString('hex'), groups: ['analysts'], auth_method: 'oidc', sid: genuine.sid, ...times, ...change.claims };
-  return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: genuine.kid, typ: 'at+jwt', ...change.header } as { alg: string }).sign(change.key ?? gatewayKey(genuine.kid));
+  return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: genuine.kid, typ: 'at+jwt', ...change.header } as { alg: string }).sign(change.key ?? (await gatewayKey(genuine.kid)));
 }
 
 /** Certificates the gateway has stored (issued), read from its store. */
-function certificateCount(): number {
-  const db = new Database(join(stack.home, 'var', 'gatehouse.db'), { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM client_certificates').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+async function certificateCount(): Promise<number> {
+  const row = await (await stack.store()).db.selectFrom('client_certificates').select((eb) => eb.fn.countAll<string | number>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 const whoami = (token: string) => stack.api('/v1/whoami', token);
@@ -214,7 +204,7 @@ describe('certificate requests that ask for more than a certificate for the call
   for (const [what, make, reason, message] of asks) {
     it(`refuses a CSR asking for ${what}: 400 naming csr and what was asked, nothing issued, a deny on the trail`, async () => {
       const mark = head();
-      const before = certificateCount();
+      const before = await certificateCount();
       const request = make();
       const answer = await stack.api('/v1/certs', alice, { method: 'POST', body: { csr: request } });
       expect(answer.status, answer.body).toBe(400);
@@ -222,7 +212,7 @@ describe('certificate requests that ask for more than a certificate for the call
       expect(body).toMatchObject({ error: 'invalid_request', field: 'csr' });
       expect(body.message).toMatch(message);
       expect(body.message).toContain('-subj /CN=alice and no extensions');
-      expect(certificateCount()).toBe(before);
+      expect(await certificateCount()).toBe(before);
       const denied = await until(async () => stack.auditEvents().find((e) => e.id > mark && e.action === 'cert.issue'), 10_000, `the refusal of ${what} on the trail`);
       expect(denied).toMatchObject({ decision: 'deny', reason, actor: expect.objectContaining({ user: 'alice' }) });
       expect(stack.auditEvents().filter((e) => e.id > mark && e.action === 'cert.issue' && e.decision !== 'deny')).toEqual([]);

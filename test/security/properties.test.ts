@@ -12,7 +12,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import forge from 'node-forge';
 import { Value } from 'typebox/value';
@@ -432,13 +431,9 @@ async function jobState(): Promise<string> {
   return JSON.stringify({ jobs: jobs.map((j) => `${j.id}:${j.user}:${j.state === 'queued' ? 'running' : j.state}`).sort(), usage });
 }
 
-function certificateRows(): { serial: string; user: string; revoked_at: string | null }[] {
-  const db = new Database(join(stack.home, 'var', 'gatehouse.db'), { readonly: true, fileMustExist: true });
-  try {
-    return db.prepare('select serial, user, revoked_at from client_certificates order by serial').all() as { serial: string; user: string; revoked_at: string | null }[];
-  } finally {
-    db.close();
-  }
+/** The certificates the gateway has stored, read from its store (SQLite or PostgreSQL). */
+async function certificateRows(): Promise<{ serial: string; user: string; revoked_at: string | null }[]> {
+  return (await stack.store()).db.selectFrom('client_certificates').select(['serial', 'user', 'revoked_at']).orderBy('serial').execute();
 }
 
 beforeAll(async () => {
@@ -555,7 +550,7 @@ describe('ids and names in URL paths', () => {
   ] as const;
 
   it('answers any id, on any job or certificate route, with a clear 4xx and changes nothing', async () => {
-    const certsBefore = certificateRows();
+    const certsBefore = await certificateRows();
     let tried = 0;
     await fc.assert(
       fc.asyncProperty(id, fc.constantFrom(...routes), fc.boolean(), async (raw, [method, path], encode) => {
@@ -576,7 +571,7 @@ describe('ids and names in URL paths', () => {
       runs(80),
     );
     expect(tried).toBeGreaterThan(50);
-    expect(certificateRows()).toEqual(certsBefore);
+    expect(await certificateRows()).toEqual(certsBefore);
   }, 90_000);
 
   it("never lets another user see, read the logs of, or cancel alice's running job, however its id is written", async () => {
@@ -614,14 +609,14 @@ describe('CSRs through the gateway', () => {
         }
         if (parses && ttlOk && onlyKnown) return;
         tried++;
-        const before = certificateRows();
+        const before = await certificateRows();
         const answer = await call('POST', '/v1/certs', { token: tokens.alice, body: text });
         const refusal = expectClearRefusal(answer, `POST /v1/certs ${text.slice(0, 200)}`);
         if (answer.status === 400) {
           expect(refusal.error).toBe('invalid_request');
           expect(typeof refusal.field).toBe('string');
         }
-        expect(certificateRows()).toEqual(before);
+        expect(await certificateRows()).toEqual(before);
       }),
       runs(80),
     );
@@ -632,12 +627,12 @@ describe('CSRs through the gateway', () => {
     let signed = 0;
     await fc.assert(
       fc.asyncProperty(fc.oneof(oddSubject, fc.constantFrom<{ name: string; value: string }[]>([], [{ name: 'commonName', value: 'alice' }], [{ name: 'commonName', value: 'alice' }, { name: 'organizationalUnitName', value: 'users' }])), async (subject) => {
-        const before = certificateRows().length;
+        const before = (await certificateRows()).length;
         const answer = await call('POST', '/v1/certs', { token: tokens.alice, body: JSON.stringify({ csr: csrWithSubject(subject) }) });
         if (answer.status !== 200 || subject.some((a) => a.name === 'commonName' && a.value !== 'alice')) {
           const refusal = expectClearRefusal(answer, `CSR for ${JSON.stringify(subject)}`);
           expect(refusal).toMatchObject({ error: 'invalid_request', field: 'csr' });
-          expect(certificateRows()).toHaveLength(before);
+          expect(await certificateRows()).toHaveLength(before);
           return;
         }
         signed++;
@@ -645,7 +640,7 @@ describe('CSRs through the gateway', () => {
         expect(cert.subject.split('\n')).toContain('CN=alice');
         expect(cert.subject).not.toMatch(/platform-admins|gateway|bob/);
         expect(cert.ca).toBe(false);
-        const rows = certificateRows();
+        const rows = await certificateRows();
         expect(rows).toHaveLength(before + 1);
         expect(rows.filter((r) => r.user !== 'alice')).toEqual([]);
       }),
@@ -701,7 +696,7 @@ describe('other bodies', () => {
   const bodied = ['/v1/policy/explain', '/v1/certs', '/v1/jobs', '/v1/policy/reload'];
 
   it('answers any JSON on the authenticated POST routes with a clear 4xx or a 200 that changed nothing', async () => {
-    const certsBefore = certificateRows();
+    const certsBefore = await certificateRows();
     const version = (await call('GET', '/v1/policy', { token: tokens.bob })).json().version;
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...bodied), fc.oneof(junkValue, fc.dictionary(fc.constantFrom('user', 'object', 'action', 'groups', 'labels', 'csr', 'name'), junkValue, { maxKeys: 5 })), fc.constantFrom('alice', 'mallory'), async (path, body, user) => {
@@ -714,7 +709,7 @@ describe('other bodies', () => {
       }),
       runs(60),
     );
-    expect(certificateRows()).toEqual(certsBefore);
+    expect(await certificateRows()).toEqual(certsBefore);
     expect((await call('GET', '/v1/policy', { token: tokens.bob })).json().version).toBe(version);
   }, 90_000);
 });
