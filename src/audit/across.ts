@@ -167,7 +167,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function isAuditEvent(v: unknown): v is AuditEvent {
   if (!isObject(v) || !Number.isSafeInteger(v.id) || (v.id as number) < 0 || !isString(v.time) || Number.isNaN(Date.parse(v.time))) return false;
   const a = v.actor;
-  if (!isObject(a) || !isString(a.user) || !Array.isArray(a.groups) || !a.groups.every(isString) || !isString(a.auth_method) || !isString(a.ip)) return false;
+  // user, auth_method and ip are null where no one is known (a failed login) or for the gateway itself.
+  const textOrNull = (x: unknown) => x === null || isString(x);
+  if (!isObject(a) || !textOrNull(a.user) || !Array.isArray(a.groups) || !a.groups.every(isString) || !textOrNull(a.auth_method) || !textOrNull(a.ip)) return false;
   return (
     isString(v.action) &&
     isString(v.object) &&

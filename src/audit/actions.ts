@@ -32,6 +32,7 @@ export const AUDIT_ACTIONS = {
   'audit.query': "an auditor's query, export or verify of the trail was decided; details.kind says which",
   'audit.chains': "listing every gateway's chain over the shared store (live, gone, retired) was decided",
   'audit.chain_retire': "retiring a gone gateway's chain (no longer expected in merged answers) was decided; details.gateway, details.reason",
+  'audit.chain_resumed': "a gateway whose chain had been retired runs again: its chain counts again; details.gateway and the retirement it undoes (retired_at, retired_by, retired_reason)",
   'audit.recovered': 'the trail could be written again after an outage: for how long, why, how many decisions were refused',
   'audit.witness_reset': 'the witness file was started again from the trail\'s newest checkpoint (GATEHOUSE_AUDIT_WITNESS_RESET)',
 } as const satisfies Record<string, string>;

@@ -40,7 +40,16 @@ const ChainSchema = Type.Object(
 );
 const Name = Type.Object({ name: Type.String({ minLength: 1, maxLength: 300, pattern: '^[A-Za-z0-9.:\\[\\]_-]+$' }) }, { additionalProperties: false });
 const RetireBody = Type.Object(
-  { reason: Type.String({ minLength: 3, maxLength: 500, description: 'why (decommissioned host, its trail exported to ...): kept with the chain and in the trail' }) },
+  {
+    // One line of words: at least three visible characters, no control, bidi or line-separator character
+    // (it is shown in other people's terminals and tables, and a blank reason is no reason).
+    reason: Type.String({
+      minLength: 3,
+      maxLength: 500,
+      pattern: '^(?=(?:\\s*\\S){3})[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]+$',
+      description: 'why (decommissioned host, its trail exported to ...), on one line: kept with the chain and in the trail',
+    }),
+  },
   { additionalProperties: false },
 );
 

@@ -92,7 +92,24 @@ export async function startGateway(config: Config): Promise<RunningService> {
     if (listeningUrl === '') listeningUrl = url;
     const peerUrl = config.server.peer_url !== '' ? config.server.peer_url.replace(/\/$/, '') : peerUrlOf(config.server.host, port);
     auditPeers.self = new URL(peerUrl).host;
-    registry = await registerGateway(store, { name: auditPeers.self, url: peerUrl, log: app.log, policyVersion: () => policy!.current().version });
+    registry = await registerGateway(store, {
+      name: auditPeers.self,
+      url: peerUrl,
+      log: app.log,
+      policyVersion: () => policy!.current().version,
+      // Our chain had been retired (we were stopped, killed or frozen): that it counts again is in our trail, with the retirement it undoes.
+      onResumed: async ({ name, retired }) => {
+        await audit.record({
+          actor: { user: null, groups: [], auth_method: 'system', ip: null },
+          action: 'audit.chain_resumed',
+          object: 'audit:chains',
+          decision: 'allow',
+          reason: `gateway ${name} runs again: its chain, retired by ${retired.by} at ${retired.at}, counts again in merged answers`,
+          details: { gateway: name, retired_at: retired.at, retired_by: retired.by, retired_reason: retired.reason },
+        });
+        app.log.warn({ gateway: name, retired_by: retired.by, retired_at: retired.at }, "this gateway's audit chain had been retired; it counts again (audit.chain_resumed)");
+      },
+    });
     app.log.info({ port, store: store.location, instance: store.instanceId, policy_version: policy.current().version, login: identity.methods }, 'gateway listening');
     return {
       url,

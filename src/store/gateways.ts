@@ -49,6 +49,11 @@ export interface RegistryOptions {
   policyVersion?: () => string;
   now?: () => number;
   log?: { warn(o: object, m: string): void };
+  /**
+   * Called when this gateway's chain was retired and the gateway is seen again, before the
+   * retirement is undone: the caller records it (a throw leaves it retired, to be tried again).
+   */
+  onResumed?: (chain: { name: string; retired: { at: string; by: string; reason: string } }) => Promise<void>;
 }
 
 const HEARTBEAT_MS = 5_000;
@@ -72,21 +77,27 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
     };
   }
   const staleMs = o.staleMs ?? STALE_MS;
-  const seenChain = async (): Promise<void> => {
-    const t = now();
-    // A retired name seen again is a gateway started again with that chain: it counts once more.
-    await store.db
-      .insertInto('audit_chains')
-      .values({ name: self.name, url: self.url, first_seen_at: t, seen_at: t, retired_at: null, retired_by: null, retired_reason: null })
-      .onConflict((c) => c.column('name').doUpdateSet({ url: self.url, seen_at: t, retired_at: null, retired_by: null, retired_reason: null }))
-      .execute();
-  };
-  await seenChain();
+  // Called once this gateway's `gateways` row is written. A retired name seen again is a gateway
+  // started again (or back from a freeze) with that chain: it counts once more, and the retirement
+  // it undoes is handed to onResumed to be recorded first. The chain's row is locked as retire()
+  // locks it, so a retirement either saw this gateway's row or is seen here.
+  const seenChain = (): Promise<void> =>
+    store.db.transaction().execute(async (trx) => {
+      const t = now();
+      const was = await trx.selectFrom('audit_chains').selectAll().where('name', '=', self.name).forUpdate().executeTakeFirst();
+      if (was?.retired_at != null && o.onResumed) await o.onResumed({ name: self.name, retired: chainEntry(was, new Set()).retired! });
+      await trx
+        .insertInto('audit_chains')
+        .values({ name: self.name, url: self.url, first_seen_at: t, seen_at: t, retired_at: null, retired_by: null, retired_reason: null })
+        .onConflict((c) => c.column('name').doUpdateSet({ url: self.url, seen_at: t, retired_at: null, retired_by: null, retired_reason: null }))
+        .execute();
+    });
   // A row at our address is an earlier run of this gateway (killed before it could leave): two live
   // processes do not listen at one address, and left in, it would have the others ask us twice.
   await store.db.deleteFrom('gateways').where('url', '=', self.url).execute();
   const serving = () => o.policyVersion?.() ?? null;
   await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now(), policy_version: serving() }).execute();
+  await seenChain();
   const beat = setInterval(() => {
     store.db
       .updateTable('gateways')
@@ -137,7 +148,7 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
       const gone = await store.db.selectFrom('audit_chains').select(['name', 'url', 'seen_at']).where('retired_at', 'is', null).execute();
       for (const c of gone) {
         if (live.has(c.name)) continue;
-        peers.push({ id: '', name: c.name, url: c.url, problem: `not running (last seen ${new Date(Number(c.seen_at)).toISOString()}): its chain's events are missing from this answer; start it again, or once its trail is exported, retire it (gatehouse gateways retire ${c.name})` });
+        peers.push({ id: '', name: c.name, url: c.url, problem: `not running (last seen ${new Date(Number(c.seen_at)).toISOString()}): its chain's events are missing from this answer; start it again, or once its trail is exported, retire it (gatehouse audit retire ${c.name} --reason ...)` });
       }
       return peers.sort(byName);
     },
@@ -158,20 +169,23 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
       return rows.map((r) => chainEntry(r, live)).sort(byName);
     },
     async retire(name, by, reason) {
-      const since = now() - staleMs;
       if (name === self.name) throw new RegistryError('running', `gateway ${name} is this one, and running: stop it first`);
-      const running = await store.db.selectFrom('gateways').select('name').where('name', '=', name).where('seen_at', '>=', since).executeTakeFirst();
-      if (running) throw new RegistryError('running', `gateway ${name} is running (seen in the last ${Math.round(staleMs / 1000)} s): stop it first; a running gateway's chain is asked, not retired`);
-      const r = await store.db
-        .updateTable('audit_chains')
-        .set({ retired_at: now(), retired_by: by, retired_reason: reason })
-        .where('name', '=', name)
-        .where('retired_at', 'is', null)
-        .returningAll()
-        .executeTakeFirst();
-      if (r) return chainEntry(r, new Set());
-      const known = await store.db.selectFrom('audit_chains').select('name').where('name', '=', name).executeTakeFirst();
-      throw known ? new RegistryError('retired', `gateway ${name}'s chain is already retired`) : new RegistryError('unknown', `no gateway's chain is called ${name}`);
+      // Decided under the chain's row lock, which a gateway seen again takes after writing its
+      // `gateways` row (seenChain): one starting meanwhile is either seen running here or un-retires after.
+      return store.db.transaction().execute(async (trx) => {
+        const chain = await trx.selectFrom('audit_chains').selectAll().where('name', '=', name).forUpdate().executeTakeFirst();
+        if (chain === undefined) throw new RegistryError('unknown', `no gateway's chain is called ${name}`);
+        if (chain.retired_at !== null) throw new RegistryError('retired', `gateway ${name}'s chain is already retired`);
+        const since = now() - staleMs;
+        const running = await trx.selectFrom('gateways').select('name').where('name', '=', name).where('seen_at', '>=', since).executeTakeFirst();
+        if (running)
+          throw new RegistryError(
+            'running',
+            `gateway ${name} is running (seen in the last ${Math.round(staleMs / 1000)} s): stop it first (one killed outright counts as running until it has been unseen that long); a running gateway's chain is asked, not retired`,
+          );
+        const r = await trx.updateTable('audit_chains').set({ retired_at: now(), retired_by: by, retired_reason: reason }).where('name', '=', name).returningAll().executeTakeFirstOrThrow();
+        return chainEntry(r, new Set());
+      });
     },
     async close() {
       clearInterval(beat);
