@@ -3,10 +3,10 @@ import { defineConfig } from 'vitest/config';
 // The suites whose state lives in the gateway's store run twice: on the embedded SQLite store (with
 // everything else) and on a real PostgreSQL (the `postgres` project; test/support/test-store.ts). Every
 // gateway a suite starts through test/support (sandbox(), Stack, startIdentityApp, openTestStore) gets
-// the run's store, so listing a suite here is the one switch. Here: every suite that opens a store.
+// the run's store, so listing a suite here is the one switch. Here: every suite that opens a store
+// (the Slurm ones last, one at a time: each starts a private cluster).
 // Not here, on purpose:
-//   - the Slurm suites (slurm-*, security/slurm-*): their backend moves into the shared store separately;
-//   - suites that start their own PostgreSQL (replicas, audit-chains, store-postgres,
+//   - suites that start their own PostgreSQL (replicas, audit-chains, slurm-gateways, store-postgres,
 //     security/replicas-review, security/audit-across-review): they are on PostgreSQL already;
 //   - store.test: the embedded store itself (its file, pragmas, migrations on SQLite);
 //   - up.test (~100 s either way): `gatehouse up`'s supervisor (children, ports, certificates, demo data);
@@ -39,6 +39,13 @@ const ON_BOTH_STORES = [
   'test/audit.test.ts',
   'test/security/credentials.test.ts',
   'test/security/properties.test.ts',
+  'test/gateway.test.ts',
+  'test/identity.test.ts',
+  'test/policy-api.test.ts',
+  'test/job-backends.test.ts',
+  'test/metrics.test.ts',
+  'test/security/chain-review.test.ts',
+  'test/security/audit-tamper.test.ts',
   // The Slurm suites whose backend keeps its records in the store (one at a time: each starts a private cluster).
   'test/slurm-records.test.ts',
   'test/slurm-backend.test.ts',

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCertificates } from '../src/auth/index.js';
 import { clientCertificate } from './support/client-cert.js';
 import { fetchTls } from './support/https.js';
 import { type Sandbox, sandbox, startUp, type Up } from './support/gatehouse.js';
+import { onPostgres } from './support/test-store.js';
 import { until } from './support/until.js';
 
 let box: Sandbox;
@@ -58,6 +59,8 @@ describe('the gateway over HTTPS', () => {
     const body = res.json<{ status: string; checks: Record<string, string> }>();
     expect(body.status).toBe('ready');
     expect(body.checks.store).toBe('ok');
+    // The store is the run's: the embedded file, or (postgres project) the database sandbox() configured.
+    expect(existsSync(join(box.dir, 'var', 'gatehouse.db'))).toBe(!onPostgres());
     expect(body.checks.policy).toMatch(/^ok \(version [0-9a-f]{16}\)$/);
     expect(body.checks.engine).toMatch(/^ok \(https:\/\/127\.0\.0\.1:\d+/);
   });

@@ -18,13 +18,14 @@ import { loadConfig } from '../src/config/index.js';
 import { buildGateway } from '../src/gateway/index.js';
 import { PolicyReloader } from '../src/policy/index.js';
 import { createBackends } from '../src/proxy/index.js';
-import { openStore, type Store } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
 import { type JobSpec, readTlsMaterial } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
 import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
 import { fetchTls, type Response } from './support/https.js';
 import { type TestBackend, testBackend, testDataset } from './support/test-backend.js';
+import { openStoreOf } from './support/test-store.js';
 import { until } from './support/until.js';
 
 let home: string;
@@ -70,7 +71,7 @@ beforeAll(async () => {
   engine = await startEngineProcess(box);
   config.engine.port = Number(new URL(engine.url).port);
 
-  store = await openStore({ stateDir: config.state.dir });
+  store = await openStoreOf(config);
   policy = await PolicyReloader.start(policies, { requireTests: true });
   identity = await createIdentityService(config, store);
   auditDir = join(home, 'audit');

@@ -31,13 +31,14 @@ import { buildGateway } from '../../src/gateway/index.js';
 import { NoQuery, serverOptions } from '../../src/http/index.js';
 import { loadPolicy, policyAuthorizer, PolicyReloader, type PolicySnapshot, requireDeclaredAccess } from '../../src/policy/index.js';
 import type { BackendSubmission, ComputeBackend } from '../../src/proxy/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 import { type DatasetInfo, type JobSpec, type JobStatus, readTlsMaterial } from '../../src/wire/index.js';
 import { readTrail } from '../support/audit-trail.js';
 import { ROOT, type Sandbox, sandbox } from '../support/gatehouse.js';
 import { fetchTls, type Response } from '../support/https.js';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 import { testBackend, testDataset } from '../support/test-backend.js';
+import { openStoreOf } from '../support/test-store.js';
 import { until } from '../support/until.js';
 
 const AUDITORS_ONLY = { object: 'audit:events', action: 'read', audit: 'audit.query', denial: 403 } as const;
@@ -274,7 +275,7 @@ describe('a job on a second backend, as it leaves the queue', () => {
     box = sandbox({ data: { root: dataRoot }, state: { dir: join(home, 'var') }, certs: { dir: join(home, 'certs') }, policies: { dir: policies }, log: { level: 'warn' } });
     const { config } = loadConfig({ path: box.configFile, env: {} });
     ensureServiceCertificates(config);
-    store = await openStore({ stateDir: config.state.dir });
+    store = await openStoreOf(config);
     policy = await PolicyReloader.start(policies, { requireTests: true });
     identity = await createIdentityService(config, store);
     auditDir = join(home, 'audit');
