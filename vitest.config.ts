@@ -7,7 +7,8 @@ import { defineConfig } from 'vitest/config';
 // (the Slurm ones last, one at a time: each starts a private cluster).
 // Not here, on purpose:
 //   - suites that start their own PostgreSQL (replicas, audit-chains, slurm-gateways, store-postgres,
-//     security/replicas-review, security/audit-across-review): they are on PostgreSQL already;
+//     security/replicas-review, security/audit-across-review, security/audit-chains-review): they are
+//     on PostgreSQL already;
 //   - store.test: the embedded store itself (its file, pragmas, migrations on SQLite);
 //   - up.test (~100 s either way): `gatehouse up`'s supervisor (children, ports, certificates, demo data);
 //     the gateway it starts only opens and closes the store, which gateway/identity/policy-api cover here;
@@ -46,6 +47,7 @@ const ON_BOTH_STORES = [
   'test/metrics.test.ts',
   'test/security/chain-review.test.ts',
   'test/security/audit-tamper.test.ts',
+  'test/security/soak.test.ts',
   // The Slurm suites whose backend keeps its records in the store (one at a time: each starts a private cluster).
   'test/slurm-records.test.ts',
   'test/slurm-backend.test.ts',

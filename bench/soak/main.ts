@@ -1,15 +1,18 @@
-// `npm run soak -- [--minutes N | --seconds N] [--requests M] [--people K] [--seed S] [--json] [--keep]`:
-// starts its own Gatehouse on 127.0.0.1 (world.ts), lets the demo users and K generated people work
-// it at once (people.ts) until N minutes or M requests, whichever comes first, then stops the load
-// and checks what must hold after any amount of use (checks.ts). Prints requests/s, p50/p99 per
-// route and errors by kind; exits 1 when a check fails, 2 on a usage error.
+// `npm run soak -- [--minutes N | --seconds N] [--requests M] [--people K] [--seed S] [--json] [--keep]
+// [--store-url postgres://... [--store-password-file FILE]]`: starts its own Gatehouse on 127.0.0.1
+// (world.ts), on its embedded store or on the given empty PostgreSQL database, lets the demo users and
+// K generated people work it at once (people.ts) until N minutes or M requests, whichever comes first,
+// then stops the load and checks what must hold after any amount of use (checks.ts). Prints requests/s,
+// p50/p99 per route and errors by kind; exits 1 when a check fails, 2 on a usage error.
+import { resolve } from 'node:path';
 import { Client, percentile, Recorder } from './client.js';
 import { type Check, type JobLine, jobsEndedWell, noJobRanTwice, noServerErrors, onlyExpectedAnswers, trailVerifies, type Usage, usageDrained, usageMatchesJobs } from './checks.js';
 import { type Budget, SimulatedPerson } from './people.js';
 import { startWorld, type World } from './world.js';
+import { isPostgresUrl, redactedUrl } from '../../src/store/postgres.js';
 import { until } from '../../test/support/until.js';
 
-const USAGE = 'usage: npm run soak -- [--minutes N | --seconds N] [--requests M] [--people K] [--seed S] [--json] [--keep]';
+const USAGE = 'usage: npm run soak -- [--minutes N | --seconds N] [--requests M] [--people K] [--seed S] [--json] [--keep] [--store-url postgres://... [--store-password-file FILE]]';
 const SETTLE_TIMEOUT_MS = 120_000;
 
 export interface Options {
@@ -20,6 +23,10 @@ export interface Options {
   seed: number;
   json: boolean;
   keep: boolean;
+  /** The gateway's store.url: empty for the embedded store. In a report, without its password. */
+  storeUrl: string;
+  /** Its store.password_file. */
+  storePasswordFile: string;
 }
 
 export interface RouteStats {
@@ -46,12 +53,20 @@ export interface Report {
 }
 
 export function parseOptions(argv: string[]): Options | string {
-  const o: Options = { seconds: 60, requests: 100_000, people: 8, seed: 15, json: false, keep: false };
+  const o: Options = { seconds: 60, requests: 100_000, people: 8, seed: 15, json: false, keep: false, storeUrl: '', storePasswordFile: '' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') o.json = true;
     else if (a === '--keep') o.keep = true;
-    else if (['--minutes', '--seconds', '--requests', '--people', '--seed'].includes(a)) {
+    else if (a === '--store-url' || a === '--store-password-file') {
+      const v = argv[++i];
+      if (v === undefined || v === '') return `${a} needs a value`;
+      // Never echoed: a URL may carry a password.
+      if (a === '--store-url' && !isPostgresUrl(v)) return '--store-url needs a postgres:// URL';
+      if (a === '--store-url') o.storeUrl = v;
+      // The soak's configuration lives in a temporary folder: a relative path means one from here.
+      else o.storePasswordFile = resolve(v);
+    } else if (['--minutes', '--seconds', '--requests', '--people', '--seed'].includes(a)) {
       const v = Number(argv[++i]);
       if (!Number.isFinite(v) || v < 0 || (a !== '--minutes' && a !== '--seconds' && !Number.isInteger(v))) return `${a} needs a number, got ${argv[i] ?? 'nothing'}`;
       if (a === '--minutes') o.seconds = v * 60;
@@ -63,6 +78,7 @@ export function parseOptions(argv: string[]): Options | string {
   }
   if (o.seconds <= 0 || o.requests <= 0) return '--minutes/--seconds and --requests must be above 0';
   if (o.people > 500) return '--people: at most 500';
+  if (o.storePasswordFile !== '' && o.storeUrl === '') return '--store-password-file only with --store-url';
   return o;
 }
 
@@ -89,10 +105,11 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const say = (line: string) => process.stderr.write(`${line}\n`);
-  say(`soak: starting Gatehouse on 127.0.0.1 (engine, development IdP, gateway) with ${4 + options.people} people…`);
+  const store = options.storeUrl === '' ? 'its embedded store' : redactedUrl(options.storeUrl);
+  say(`soak: starting Gatehouse on 127.0.0.1 (engine, development IdP, gateway) over ${store} with ${4 + options.people} people…`);
   let world: World;
   try {
-    world = await startWorld({ generated: options.people, keep: options.keep });
+    world = await startWorld({ generated: options.people, keep: options.keep, ...(options.storeUrl !== '' ? { store: { url: options.storeUrl, password_file: options.storePasswordFile } } : {}) });
   } catch (err) {
     say(`gatehouse-soak: ${(err as Error).message}`);
     return 1;
@@ -180,7 +197,7 @@ async function soak(world: World, o: Options, say: (line: string) => void): Prom
       cancelled: submitted.filter((j) => j.state === 'cancelled').length,
       failed: submitted.filter((j) => j.state === 'failed').length,
     };
-    return { options: o, people: people.length, requests: recorder.count, seconds, requests_per_s: recorder.count / seconds, routes, errors, refusals, jobs, checks, ok: checks.every((c) => c.ok) };
+    return { options: { ...o, storeUrl: o.storeUrl === '' ? '' : redactedUrl(o.storeUrl) }, people: people.length, requests: recorder.count, seconds, requests_per_s: recorder.count / seconds, routes, errors, refusals, jobs, checks, ok: checks.every((c) => c.ok) };
   } finally {
     client.close();
     checker.close();

@@ -1,7 +1,7 @@
 // The soak's own Gatehouse: `gatehouse up --json` in a temporary folder (engine, development IdP
 // and gateway, all on 127.0.0.1, ports picked by the OS), with the demo users plus generated ones in
 // its own users file, its own copy of policies/ and its own task uids. Nothing outside the folder
-// is touched; stop() ends the processes and removes it.
+// is touched (but the PostgreSQL database it may be given); stop() ends the processes and removes it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,7 +46,7 @@ export function generatedPeople(count: number): Person[] {
   });
 }
 
-export async function startWorld(o: { generated: number; keep: boolean }): Promise<World> {
+export async function startWorld(o: { generated: number; keep: boolean; store?: { url: string; password_file: string } }): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-soak-'));
   // The engine's task uids must be able to walk down to the data root.
   chmodSync(dir, 0o711);
@@ -75,6 +75,7 @@ export async function startWorld(o: { generated: number; keep: boolean }): Promi
       state: { dir: join(dir, 'var') },
       certs: { dir: join(dir, 'certs') },
       policies: { dir: join(dir, 'policies') },
+      ...(o.store ? { store: o.store } : {}),
       jobs: { poll_ms: 200 },
       log: { level: 'warn' },
     }),

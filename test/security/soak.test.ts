@@ -9,6 +9,7 @@ import { routeOf } from '../../bench/soak/client.js';
 import type { Report } from '../../bench/soak/main.js';
 import { parseOptions } from '../../bench/soak/main.js';
 import { cleanEnv, ROOT } from '../support/gatehouse.js';
+import { storeConfig } from '../support/test-store.js';
 
 const REQUESTS = 200;
 const PEOPLE = 3;
@@ -32,7 +33,10 @@ function soak(args: string[]): Promise<{ code: number | null; stdout: string; st
 
 describe('npm run soak', () => {
   it(`runs ${REQUESTS} requests of ${4 + PEOPLE} people on its own stack and passes every check`, async () => {
-    const run = await soak(['--requests', String(REQUESTS), '--seconds', '30', '--people', String(PEOPLE), '--json']);
+    // The run's store: in the postgres project a fresh database, so the ledger is checked under load there too.
+    const { store } = storeConfig();
+    const onStore = store ? ['--store-url', store.url, '--store-password-file', store.password_file] : [];
+    const run = await soak(['--requests', String(REQUESTS), '--seconds', '30', '--people', String(PEOPLE), '--json', ...onStore]);
     expect(run.code, run.stderr.slice(-4000)).toBe(0);
     const report = JSON.parse(run.stdout) as Report;
     expect(report.checks.filter((c) => !c.ok), run.stderr.slice(-2000)).toEqual([]);
@@ -46,6 +50,8 @@ describe('npm run soak', () => {
       'no job ran twice',
     ]);
     expect(report.ok).toBe(true);
+    // On the store it was given, and the report does not repeat a password a URL may carry.
+    expect(report.options.storeUrl).toBe(store?.url ?? '');
     expect(report.people).toBe(4 + PEOPLE);
     // Bounded: the budget is checked before each action, and an action is at most a login's few requests.
     expect(report.requests).toBeGreaterThan(0);
@@ -78,6 +84,10 @@ describe('the soak checks catch what they are for', () => {
     expect(parseOptions(['--seconds', '0'])).toMatch(/above 0/);
     expect(parseOptions(['--people', '501'])).toMatch(/at most 500/);
     expect(parseOptions(['--host', '0.0.0.0'])).toMatch(/unknown argument --host/);
+    expect(parseOptions(['--store-url', 'postgres://soak@db:5432/soak', '--store-password-file', 'pw'])).toMatchObject({ storeUrl: 'postgres://soak@db:5432/soak', storePasswordFile: join(process.cwd(), 'pw') });
+    expect(parseOptions(['--store-url', 'mysql://soak:secret@db/soak'])).toBe('--store-url needs a postgres:// URL');
+    expect(parseOptions(['--store-password-file', 'pw'])).toBe('--store-password-file only with --store-url');
+    expect(parseOptions(['--store-url'])).toBe('--store-url needs a value');
   });
 
   it('folds ids out of routes, so p50/p99 are per route', () => {
