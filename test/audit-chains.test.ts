@@ -28,6 +28,7 @@ function cliAs(who: string, args: string[]) {
 }
 
 interface Chain {
+  chain_id: string;
   name: string;
   state: string;
   retired?: { by: string; reason: string };
@@ -148,6 +149,29 @@ describe('gateways over one store serving different policy versions', () => {
     expect(bVersion).not.toBe(own);
     expect(await ready(stack.url)).toContain(`other gateways serve another version: ${bName()} ${bVersion}`);
     expect(await ready(b.url)).toContain(`other gateways serve another version: ${self()} ${own}`);
+  });
+});
+
+describe('a new trail at a gone gateway\'s address', () => {
+  it('is refused until the chain that held the name is retired; then both are listed, told apart', async () => {
+    await b.stop();
+    const old = (await chains()).find((c) => c.name === bName() && c.state === 'gone')!;
+    expect(old.chain_id).toMatch(/^[0-9a-f]{32}$/);
+    // Another host (here: another audit.dir) at b's address would make b's events vanish from merged answers.
+    const refused = await stack.startReplica('b-new', { GATEHOUSE_SERVER_PORT: bPort }).then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    expect(refused).toMatch(/belongs to another audit chain .* not retired/);
+    expect((await stack.api('/v1/audit', tokens.carol)).json<Page>().gateways.find((g) => g.name === bName())).toMatchObject({ ok: false });
+
+    expect((await retire(bName(), 'bob')).status).toBe(200);
+    b = await stack.startReplica('b-new', { GATEHOUSE_SERVER_PORT: bPort });
+    const named = (await chains()).filter((c) => c.name === bName());
+    expect(named.map((c) => [c.chain_id === old.chain_id, c.state]).sort()).toEqual([
+      [false, 'live'],
+      [true, 'retired'],
+    ]);
   });
 });
 

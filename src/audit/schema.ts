@@ -63,6 +63,13 @@ const MIGRATIONS: string[] = [
    insert into audit_checkpoints (event_id, hash, time, kid, jws) select event_id, hash, time, kid, jws from audit_checkpoints_v1 order by event_id;
    drop table audit_checkpoints_v1;
    create index audit_checkpoints_event on audit_checkpoints(event_id);`,
+  // The chain's identity, drawn once when its file is made: gateways over a shared store register
+  // their chain by it, so a new gateway at an old one's address is not taken for that chain.
+  `create table audit_chain (
+     one integer primary key check (one = 1),
+     id text not null
+   );
+   insert into audit_chain (one, id) values (1, lower(hex(randomblob(16))));`,
 ];
 
 export interface AuditDbOptions {

@@ -185,6 +185,11 @@ export class AuditTrail implements AuditRecorder {
   }
 
   /** A read-only connection for queries and exports (WAL: readers never wait for the writer). */
+  /** This trail's chain identity (audit_chain, drawn when the file was made). */
+  chainId(): string {
+    return this.reader().prepare('select id from audit_chain').pluck().get() as string;
+  }
+
   reader(): Database.Database {
     if (!this.readConnection || !this.readConnection.open) {
       this.readConnection = new Database(this.file, { readonly: true, fileMustExist: true });

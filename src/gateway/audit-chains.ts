@@ -13,6 +13,7 @@ import { forbidden } from '../policy/index.js';
 import { GatehouseError } from '../wire/index.js';
 
 export interface ChainView {
+  chain_id: string;
   name: string;
   url: string;
   state: 'live' | 'gone' | 'retired';
@@ -29,6 +30,7 @@ export interface ChainBook {
 
 const ChainSchema = Type.Object(
   {
+    chain_id: Type.String({ description: "the chain's own identity, drawn in its audit.db: a new trail at an old gateway's address is another chain" }),
     name: Type.String({ description: "the gateway's name (its peer_url host:port), as its events are labelled" }),
     url: Type.String({ description: 'where it was last reached' }),
     state: Type.Enum(['live', 'gone', 'retired'], { description: 'live: asked by every merged question; gone: not running, named as missing; retired: left out, with why' }),

@@ -95,6 +95,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
     registry = await registerGateway(store, {
       name: auditPeers.self,
       url: peerUrl,
+      chainId: audit.chainId(),
       log: app.log,
       policyVersion: () => policy!.current().version,
       // Our chain had been retired (we were stopped, killed or frozen): that it counts again is in our trail, with the retirement it undoes.

@@ -17,6 +17,8 @@ export interface GatewayEntry {
 
 /** A gateway's chain as the store knows it. */
 export interface ChainEntry {
+  /** The chain's own identity (drawn in its audit.db), so a new trail at an old address is told apart. */
+  chain_id: string;
   name: string;
   url: string;
   state: 'live' | 'gone' | 'retired';
@@ -42,6 +44,8 @@ export interface GatewayRegistry {
 export interface RegistryOptions {
   name: string;
   url: string;
+  /** This gateway's audit chain (AuditTrail.chainId()). */
+  chainId: string;
   heartbeatMs?: number;
   /** A gateway not seen for this long is left out (about three missed heartbeats). */
   staleMs?: number;
@@ -64,7 +68,7 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
   const now = o.now ?? Date.now;
   if (store.dialect !== 'postgres') {
     const started = new Date(now()).toISOString();
-    const alone = (): ChainEntry => ({ name: self.name, url: self.url, state: 'live', first_seen: started, last_seen: new Date(now()).toISOString() });
+    const alone = (): ChainEntry => ({ chain_id: o.chainId, name: self.name, url: self.url, state: 'live', first_seen: started, last_seen: new Date(now()).toISOString() });
     return {
       self,
       peers: async () => [],
@@ -81,15 +85,24 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
   // started again (or back from a freeze) with that chain: it counts once more, and the retirement
   // it undoes is handed to onResumed to be recorded first. The chain's row is locked as retire()
   // locks it, so a retirement either saw this gateway's row or is seen here.
+  // Another chain that still counts under our name (a new host, or an empty audit.dir, at a gone
+  // gateway's address) is refused: taking the name would drop that chain's events from merged answers.
   const seenChain = (): Promise<void> =>
     store.db.transaction().execute(async (trx) => {
       const t = now();
-      const was = await trx.selectFrom('audit_chains').selectAll().where('name', '=', self.name).forUpdate().executeTakeFirst();
+      const rows = await trx.selectFrom('audit_chains').selectAll().where((eb) => eb.or([eb('chain_id', '=', o.chainId), eb('name', '=', self.name)])).forUpdate().execute();
+      const other = rows.find((r) => r.chain_id !== o.chainId && r.name === self.name && r.retired_at === null);
+      if (other !== undefined)
+        throw new RegistryError(
+          'taken',
+          `the name ${self.name} belongs to another audit chain (${other.chain_id}, last seen ${new Date(Number(other.seen_at)).toISOString()}) that is not retired, and this gateway's audit.dir holds a different one (${o.chainId}): start the gateway whose audit.dir holds that chain here, or export its trail and retire it (gatehouse audit retire ${self.name} --reason ...), or give this gateway another server.peer_url`,
+        );
+      const was = rows.find((r) => r.chain_id === o.chainId);
       if (was?.retired_at != null && o.onResumed) await o.onResumed({ name: self.name, retired: chainEntry(was, new Set()).retired! });
       await trx
         .insertInto('audit_chains')
-        .values({ name: self.name, url: self.url, first_seen_at: t, seen_at: t, retired_at: null, retired_by: null, retired_reason: null })
-        .onConflict((c) => c.column('name').doUpdateSet({ url: self.url, seen_at: t, retired_at: null, retired_by: null, retired_reason: null }))
+        .values({ chain_id: o.chainId, name: self.name, url: self.url, first_seen_at: t, seen_at: t, retired_at: null, retired_by: null, retired_reason: null })
+        .onConflict((c) => c.column('chain_id').doUpdateSet({ name: self.name, url: self.url, seen_at: t, retired_at: null, retired_by: null, retired_reason: null }))
         .execute();
     });
   // A row at our address is an earlier run of this gateway (killed before it could leave): two live
@@ -97,7 +110,13 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
   await store.db.deleteFrom('gateways').where('url', '=', self.url).execute();
   const serving = () => o.policyVersion?.() ?? null;
   await store.db.insertInto('gateways').values({ ...self, started_at: new Date(now()).toISOString(), seen_at: now(), policy_version: serving() }).execute();
-  await seenChain();
+  try {
+    await seenChain();
+  } catch (err) {
+    // Refused (the name is another chain's) or the store failed: this gateway does not start, so it must not look running.
+    await store.db.deleteFrom('gateways').where('id', '=', self.id).execute().catch(() => undefined);
+    throw err;
+  }
   const beat = setInterval(() => {
     store.db
       .updateTable('gateways')
@@ -173,9 +192,10 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
       // Decided under the chain's row lock, which a gateway seen again takes after writing its
       // `gateways` row (seenChain): one starting meanwhile is either seen running here or un-retires after.
       return store.db.transaction().execute(async (trx) => {
-        const chain = await trx.selectFrom('audit_chains').selectAll().where('name', '=', name).forUpdate().executeTakeFirst();
-        if (chain === undefined) throw new RegistryError('unknown', `no gateway's chain is called ${name}`);
-        if (chain.retired_at !== null) throw new RegistryError('retired', `gateway ${name}'s chain is already retired`);
+        const named = await trx.selectFrom('audit_chains').selectAll().where('name', '=', name).forUpdate().execute();
+        if (named.length === 0) throw new RegistryError('unknown', `no gateway's chain is called ${name}`);
+        const chain = named.find((c) => c.retired_at === null);
+        if (chain === undefined) throw new RegistryError('retired', `gateway ${name}'s chain is already retired`);
         const since = now() - staleMs;
         const running = await trx.selectFrom('gateways').select('name').where('name', '=', name).where('seen_at', '>=', since).executeTakeFirst();
         if (running)
@@ -183,7 +203,7 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
             'running',
             `gateway ${name} is running (seen in the last ${Math.round(staleMs / 1000)} s): stop it first (one killed outright counts as running until it has been unseen that long); a running gateway's chain is asked, not retired`,
           );
-        const r = await trx.updateTable('audit_chains').set({ retired_at: now(), retired_by: by, retired_reason: reason }).where('name', '=', name).returningAll().executeTakeFirstOrThrow();
+        const r = await trx.updateTable('audit_chains').set({ retired_at: now(), retired_by: by, retired_reason: reason }).where('chain_id', '=', chain.chain_id).returningAll().executeTakeFirstOrThrow();
         return chainEntry(r, new Set());
       });
     },
@@ -196,7 +216,7 @@ export async function registerGateway(store: Store, o: RegistryOptions): Promise
 
 export class RegistryError extends Error {
   constructor(
-    readonly kind: 'unknown' | 'running' | 'retired',
+    readonly kind: 'unknown' | 'running' | 'retired' | 'taken',
     message: string,
   ) {
     super(message);
@@ -205,9 +225,9 @@ export class RegistryError extends Error {
 
 const byName = (x: { name: string }, y: { name: string }): number => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
 
-function chainEntry(r: { name: string; url: string; first_seen_at: number | string; seen_at: number | string; retired_at: number | string | null; retired_by: string | null; retired_reason: string | null }, live: ReadonlySet<string>): ChainEntry {
+function chainEntry(r: { chain_id: string; name: string; url: string; first_seen_at: number | string; seen_at: number | string; retired_at: number | string | null; retired_by: string | null; retired_reason: string | null }, live: ReadonlySet<string>): ChainEntry {
   const iso = (t: number | string) => new Date(Number(t)).toISOString();
-  const entry: ChainEntry = { name: r.name, url: r.url, state: r.retired_at !== null ? 'retired' : live.has(r.name) ? 'live' : 'gone', first_seen: iso(r.first_seen_at), last_seen: iso(r.seen_at) };
+  const entry: ChainEntry = { chain_id: r.chain_id, name: r.name, url: r.url, state: r.retired_at !== null ? 'retired' : live.has(r.name) ? 'live' : 'gone', first_seen: iso(r.first_seen_at), last_seen: iso(r.seen_at) };
   if (r.retired_at !== null) entry.retired = { at: iso(r.retired_at), by: r.retired_by ?? '', reason: r.retired_reason ?? '' };
   return entry;
 }

@@ -214,9 +214,12 @@ export const migrations: Record<string, Migration> = {
       // Every gateway's chain ever seen over this store, kept after its gateway stops: an auditor's
       // merged answer names a chain whose gateway is gone as missing, until an admin retires it
       // (its trail exported). The `gateways` rows above are processes; these are trails.
+      // Keyed by the chain's own identity (drawn in its audit.db), not the gateway's name: a name
+      // can pass to a new chain once the old one is retired, and both stay listed.
       await db.schema
         .createTable('audit_chains')
-        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('chain_id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
         .addColumn('url', 'text', (c) => c.notNull())
         .addColumn('first_seen_at', 'bigint', (c) => c.notNull())
         .addColumn('seen_at', 'bigint', (c) => c.notNull())
@@ -224,6 +227,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('retired_by', 'text')
         .addColumn('retired_reason', 'text')
         .execute();
+      await db.schema.createIndex('audit_chains_name').on('audit_chains').column('name').execute();
       // The policy version each gateway serves, renewed with its heartbeat: /readyz says when they differ.
       await db.schema.alterTable('gateways').addColumn('policy_version', 'text').execute();
     },

@@ -117,6 +117,8 @@ export interface Tables {
 
 /** Every gateway's audit chain seen over this store (src/store/gateways.ts), kept until retired. */
 export interface AuditChainTable {
+  /** The chain's identity, drawn in its audit.db when the trail was made. */
+  chain_id: string;
   /** The gateway's name (its peer_url's host:port), as its events are labelled. */
   name: string;
   /** Where it was last reached. */
