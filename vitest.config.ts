@@ -30,6 +30,7 @@ const ON_BOTH_STORES = [
   'test/shared-login-gateways.test.ts',
   'test/security/shared-login-review.test.ts',
   'test/leadership.test.ts',
+  'test/security/slurm-shared-review.test.ts',
   'test/security/dataset-ownership.test.ts',
   'test/security/label-propagation.test.ts',
   'test/security/quota-arithmetic.test.ts',

@@ -41,7 +41,7 @@ const ended = (id: string, state: JobStatus['state']) => ({ id, state }) as JobS
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gatehouse-slurm-records-'));
   store = await openTestStore(join(home, 'state'));
-  records = new SlurmJobRecords(store, 20);
+  records = new SlurmJobRecords(store, 20, '/jobs');
 });
 
 afterAll(async () => {
@@ -99,7 +99,7 @@ describe.runIf(onPostgres())('finishing a job over a shared store', () => {
     const db = testDatabase()!;
     const [one, two] = await Promise.all([0, 1].map(() => openStore({ stateDir: home, url: db.url, password: db.password })));
     try {
-      const [a, b] = [new SlurmJobRecords(one!, 20), new SlurmJobRecords(two!, 20)];
+      const [a, b] = [new SlurmJobRecords(one!, 20, '/jobs'), new SlurmJobRecords(two!, 20, '/jobs')];
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));
       let inside = false;

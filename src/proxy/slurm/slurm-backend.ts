@@ -17,7 +17,7 @@ import type { Store } from '../../store/index.js';
 import type { BackendCapacity, BackendSubmission, ComputeBackend } from '../backend.js';
 import type { SlurmClient } from './client.js';
 import { giveToAccount, jobFolderOf, openJobsDir, prepareJobFolder, readOwned, readOwnedTail, removeJobFolder } from './job-folder.js';
-import { type SlurmJobRecord, SlurmJobRecords } from './job-records.js';
+import { keptLogBytes, type SlurmJobRecord, SlurmJobRecords } from './job-records.js';
 import { commitSlurmOutput } from './output-commit.js';
 import { mapSlurmArray } from './states.js';
 import { taskScript } from './task-script.js';
@@ -54,9 +54,6 @@ const CAPACITY_TTL_MS = 30_000;
 const LOG_MAX_BYTES = 8 * 1024 * 1024;
 /** Read of a failed task's log for its last line. */
 const LAST_LINE_TAIL_BYTES = 64 * 1024;
-/** What is kept of a finished job's logs, every partition together (at least LOG_KEPT_MIN_BYTES each). */
-const LOGS_KEPT_BYTES = 8 * 1024 * 1024;
-const LOG_KEPT_MIN_BYTES = 4096;
 /** The longest line `logs` gives: the rest of a longer line is dropped, never held in memory. */
 const LOG_LINE_MAX = 64 * 1024;
 const CANCEL_WAIT_MS = 60_000;
@@ -64,7 +61,7 @@ const CANCEL_WAIT_MS = 60_000;
 export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
   const now = o.now ?? Date.now;
   const pollMs = o.pollMs ?? 250;
-  const files = new SlurmJobRecords(o.store, pollMs);
+  const files = new SlurmJobRecords(o.store, pollMs, o.jobsDir);
   // Every answer waits for the import of older on-disk records (a no-op once done).
   const imported = o.legacyDir === undefined ? Promise.resolve(0) : files.importFiles(o.legacyDir);
   imported.catch(() => undefined); // reported by the first call that awaits it
@@ -113,12 +110,15 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     let run = finishing.get(r.id);
     if (run === undefined) {
       run = files
-        .exclusively(r.id, async () => {
+        .tryExclusively(r.id, async () => {
           // Another gateway (or an earlier call here) may have finished it since r was read.
           const latest = (await files.read(r.id)) ?? r;
           if (latest.final !== null) return latest.final;
           return finish(latest, { ...status, ...base(latest) });
         })
+        // Another gateway is finishing it: still running until that one records the end (or dies and
+        // frees the lock, and a later look here finishes it).
+        .then((done) => done?.value ?? { ...status, state: 'running' as const, reason: null, error: null, finished_at: null })
         .finally(() => finishing.delete(r.id));
       finishing.set(r.id, run);
     }
@@ -133,7 +133,11 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
       Object.assign(final, { state: 'failed', error: r.breach });
     } else if (status.state === 'succeeded') {
       try {
-        const out = await commitSlurmOutput({
+        // A finisher killed after its commit and before recording the end left the output in place,
+        // produced by this job (the manifest, written in the commit's one rename, is the marker):
+        // the job succeeded, and the output is not committed again.
+        const mine = await committedBy(r);
+        const out = mine ?? await commitSlurmOutput({
           jobId: r.id,
           jobDir: r.dir,
           uid,
@@ -162,6 +166,14 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     return final;
   };
 
+  /** The rows and bytes of job r's output when data.root already has it as r committed it, else null. */
+  const committedBy = async (r: SlurmJobRecord): Promise<{ rows: number; bytes: number } | null> => {
+    const existing = await readExisting(await openRoot(o.dataRoot), r.spec.output).catch(() => null);
+    const m = existing?.manifest;
+    if (m === null || m === undefined || m.produced_by !== r.id || m.owner !== r.user) return null;
+    return { rows: m.partitions.reduce((n, p) => n + p.rows, 0), bytes: m.partitions.reduce((n, p) => n + p.bytes, 0) };
+  };
+
   /** The partition a failed job names first (the mapping says "partition N" or "partitions N, M"). */
   const firstFailed = (s: JobStatus): number | null => {
     const m = /partitions? (\d+)/.exec(s.error ?? '');
@@ -180,7 +192,7 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
 
   const keepLogs = async (r: SlurmJobRecord): Promise<void> => {
     if (r.uid === null) return;
-    const each = Math.max(LOG_KEPT_MIN_BYTES, Math.floor(LOGS_KEPT_BYTES / Math.max(1, r.partitions.length)));
+    const each = keptLogBytes(r.partitions.length); // 8 MiB per job in all, however many partitions
     for (const p of r.partitions) {
       const text = await readOwned(r.dir, [`log-${p}.txt`], r.uid, each).catch(() => null);
       if (text !== null) await files.keepLog(r.id, p, text);
