@@ -224,6 +224,18 @@ describe('against the private cluster', () => {
     return r;
   };
 
+  it('never hands another person’s Slurm record (status, kept logs, cancel) to a new job under the same id', async () => {
+    // Records are never purged; the gateway's own row of a job may be (a submission no backend took).
+    const id = `reused-${Date.now()}`;
+    await records.write(record(id, { user: 'bob', posix_user: 'gh-bob', dir: join(jobsDir, id), final: { id, state: 'succeeded' } as never }));
+    await records.keepLog(id, 0, Buffer.from("bob's secret\n"));
+    const answer = await backend.submit({ id, user: 'ana', posix_user: slurm.user.name, spec: spec('out-reused'), granted: spec('out-reused').resources }).then(
+      (b) => `taken as ${b.backendId}`,
+      (err: Error) => err.message,
+    );
+    expect(answer).toMatch(/already the id of another Slurm job/);
+  });
+
   it('a retry after a finisher died between the commit and recording the end sees its own output: succeeded, committed once', async () => {
     const id = `once-${Date.now()}`;
     await backend.submit({ id, user: 'ana', posix_user: slurm.user.name, spec: spec('out-once'), granted: spec('out-once').resources });

@@ -270,6 +270,10 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
       const account = job.posix_user;
       if (account === undefined) throw new GatehouseError('forbidden', "you have no POSIX account on the cluster (your login names none); Slurm jobs run as their owner's own account");
       const earlier = await record(job.id);
+      // A resend is the same person's job: a record of someone else's under this id (an id used again
+      // once the gateway's row was removed; records are never purged) must not become theirs, its
+      // status, kept logs and cancel with it.
+      if (earlier !== null && (earlier.user !== job.user || earlier.posix_user !== account)) throw new GatehouseError('conflict', `job id ${job.id} is already the id of another Slurm job; submit again`);
       if (earlier !== null && earlier.slurm_job_id !== null) return { backendId: job.id }; // sent before a restart
       if (earlier !== null) {
         // A submission whose answer was lost: whatever reached Slurm under this job's name goes first.
