@@ -128,13 +128,13 @@ describe('the import of state.dir/slurm never follows what a less privileged pro
     expect((await importOf(big)).error).toMatch(/larger than/);
     expect(await records.read('huge-1')).toBeNull();
 
-    // One partition's log of 20 MiB, NUL bytes and invalid UTF-8 in it; and a job of 3000 partitions, 4 KiB each
-    // (the backend kept at least 4 KiB a partition: 12 MiB here).
+    // One partition's log of 20 MiB, NUL bytes and invalid UTF-8 in it; and a job of 2100 partitions, 4 KiB each
+    // (the backend kept at least 4 KiB a partition: 8.4 MiB here).
     const dir = legacyDir();
     writeFileSync(join(dir, 'huge-2.json'), JSON.stringify(record('huge-2', { final: { id: 'huge-2', state: 'failed' } as never })));
     mkdirSync(join(dir, 'huge-2.logs'));
     writeFileSync(join(dir, 'huge-2.logs', 'log-0.txt'), Buffer.alloc(20 * 1024 * 1024, Buffer.from('\0\xff\xfe line\n', 'latin1')));
-    const many = Array.from({ length: 3000 }, (_, i) => i);
+    const many = Array.from({ length: 2100 }, (_, i) => i);
     writeFileSync(join(dir, 'huge-3.json'), JSON.stringify(record('huge-3', { partitions: many, final: { id: 'huge-3', state: 'failed' } as never })));
     mkdirSync(join(dir, 'huge-3.logs'));
     for (const p of many) writeFileSync(join(dir, 'huge-3.logs', `log-${p}.txt`), Buffer.alloc(4096, 'x'));
