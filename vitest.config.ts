@@ -49,6 +49,7 @@ const ON_BOTH_STORES = [
   'test/security/chain-review.test.ts',
   'test/security/audit-tamper.test.ts',
   'test/security/soak.test.ts',
+  'test/job-start-once.test.ts',
   // The Slurm suites whose backend keeps its records in the store (one at a time: each starts a private cluster).
   'test/slurm-records.test.ts',
   'test/slurm-backend.test.ts',

@@ -418,8 +418,11 @@ export class JobBook {
     r.core_seconds = status.core_seconds;
     if (status.started_at !== null && (r.state === 'queued' || r.state === 'dispatching')) {
       r.state = 'running';
+      // Put on the trail with the change, before any await: an end seen meanwhile (a status read, the
+      // reconciler) then finds the job running and records no second start, and the start comes first.
+      const start = this.started(r, status);
       await this.persist(r);
-      await this.started(r, status);
+      await start;
     }
   }
 
@@ -455,7 +458,6 @@ export class JobBook {
     this.ending.add(r.id);
     try {
       const wasHeld = r.held;
-      const wasRunning = r.state === 'running';
       const finishedAt = status?.finished_at ?? new Date().toISOString();
       const next: JobRecord = { ...r, state, error, status: status ?? r.status, core_seconds: status?.core_seconds ?? r.core_seconds, finished_at: finishedAt, held: false, reason: null };
       if (!(await this.o.records.transition(next, from))) {
@@ -466,6 +468,9 @@ export class JobBook {
         if (stored === undefined || !(LIVE_STATES as readonly string[]).includes(stored.state)) this.forget(r.id);
         return null;
       }
+      // Read after the write, not before: a poll may have seen the job start while it was on its way
+      // (announceEnd records a start only for a job never seen running).
+      const wasRunning = r.state === 'running';
       Object.assign(r, next);
       this.live.delete(r.id);
       this.cache.delete(r.id);
