@@ -111,3 +111,14 @@ describe('the import graph of src/', () => {
     expect(findCycle(edges)).toEqual(['a', 'b', 'c', 'a']);
   });
 });
+
+describe('the tests themselves', () => {
+  const TEST = join(import.meta.dirname);
+  const files = sourceFiles(TEST).filter((f) => !f.includes(`${join('test', 'fixtures')}`));
+
+  it("never read the working tree's policies/, which an admin may have changed (they use test/fixtures/policies)", () => {
+    expect(files.length).toBeGreaterThan(50);
+    const offending = files.filter((f) => /join\(\s*(ROOT|PACKAGE_ROOT)\s*,\s*'policies'/.test(readFileSync(f, 'utf8')));
+    expect(offending.map((f) => relative(TEST, f))).toEqual([]);
+  });
+});

@@ -12,7 +12,7 @@ import type { Target } from '../src/cli/client/api.js';
 import { saveLogin } from '../src/cli/client/credentials.js';
 import { installPlumbing, serverOptions } from '../src/http/index.js';
 import { installAuthorization, loadPolicy, policyAuthorizer } from '../src/policy/index.js';
-import { ROOT } from './support/gatehouse.js';
+import { TEST_POLICIES } from './support/gatehouse.js';
 import { append, freshTrail, MIN, removeTrails, T0 } from './support/audit-trail.js';
 import { testCa } from './support/test-ca.js';
 
@@ -121,7 +121,7 @@ describe('gatehouse audit against the routes', () => {
     installPlumbing(app);
     // The gateway's authorization stage on the demo policy: the auditor token is carol (auditors),
     // any other is dave (contractors), who may not read the trail. Its records are not this test's.
-    const policy = await loadPolicy(join(ROOT, 'policies'));
+    const policy = await loadPolicy(TEST_POLICIES);
     app.decorateRequest('identity', undefined);
     app.addHook('onRequest', async (request) => {
       const auditor = request.headers.authorization === 'Bearer auditor-token';

@@ -4,14 +4,13 @@ import type { AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import type { AuditEvent, AuditInput } from '../src/audit/event.js';
 import { installAuditRoutes } from '../src/audit/routes.js';
 import { installPlumbing, serverOptions } from '../src/http/index.js';
 import type { Identity } from '../src/identity/index.js';
 import { installAuthorization, loadPolicy, policyAuthorizer, requireDeclaredAccess } from '../src/policy/index.js';
 import { append, freshTrail, MIN, removeTrails, T0 } from './support/audit-trail.js';
-import { ROOT } from './support/gatehouse.js';
+import { TEST_POLICIES } from './support/gatehouse.js';
 import { until } from './support/until.js';
 
 const REPORT = { ok: false, events: 3, first_id: 1, last_id: 3, checkpoints: 0, last_checkpoint: null, unsigned_tail: 3, anchor: null, problems: [{ event_id: 2, kind: 'edited', message: 'hash does not match' }], elapsed_ms: 1 };
@@ -33,7 +32,7 @@ const identity = (user: string, groups: string[]): Identity => ({ user, groups, 
 async function harness(db: Database.Database | (() => never)): Promise<Harness> {
   const recorded: AuditInput[] = [];
   const reads = { count: 0 };
-  const policy = await loadPolicy(join(ROOT, 'policies'));
+  const policy = await loadPolicy(TEST_POLICIES);
   const app = Fastify({ ...serverOptions(), logger: false });
   installPlumbing(app);
   requireDeclaredAccess(app);

@@ -22,7 +22,7 @@ import type { Store } from '../src/store/index.js';
 import { type JobSpec, readTlsMaterial } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
-import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
+import { type Sandbox, sandbox, TEST_POLICIES } from './support/gatehouse.js';
 import { fetchTls, type Response } from './support/https.js';
 import { type TestBackend, testBackend, testDataset } from './support/test-backend.js';
 import { openStoreOf } from './support/test-store.js';
@@ -59,7 +59,7 @@ const job = (o: Partial<JobSpec>): JobSpec => ({ name: 'copy', input: 'lab-patie
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gatehouse-job-backends-'));
   const policies = join(home, 'policies');
-  cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+  cpSync(TEST_POLICIES, policies, { recursive: true });
   // Both roles may read lab's datasets by name; the label lab gives lab-patients decides the rest.
   writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np, role:analysts, dataset:lab-*, read, allow\np, role:contractors, dataset:lab-*, read, allow\n`);
   const dataRoot = join(home, 'data');

@@ -10,7 +10,7 @@ import { writeDataset } from '../src/compute/catalog/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { startCli } from './support/cli-process.js';
 import { fetchTls } from './support/https.js';
-import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up } from './support/gatehouse.js';
+import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up, TEST_POLICIES } from './support/gatehouse.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { until } from './support/until.js';
 
@@ -45,7 +45,7 @@ const lineOf = (text: string) => readFileSync(policyFile(), 'utf8').split('\n').
 
 beforeAll(async () => {
   policies = mkdtempSync(join(tmpdir(), 'gatehouse-policies-'));
-  cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+  cpSync(TEST_POLICIES, policies, { recursive: true });
   box = sandbox({
     dev_idp: { enabled: true, port: 0, users_file: join(ROOT, 'dev-idp', 'users.yaml') },
     policies: { dir: policies },

@@ -20,10 +20,10 @@ import {
   resolveQuota,
   runPolicyTests,
 } from '../src/policy/index.js';
-import { ROOT, runCli } from './support/gatehouse.js';
+import { runCli, TEST_POLICIES } from './support/gatehouse.js';
 import { until } from './support/until.js';
 
-const SHIPPED = join(ROOT, 'policies');
+const SHIPPED = TEST_POLICIES;
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -1,12 +1,10 @@
-// The limits half of src/quota on the shipped policy: a user's limits come through their roles,
-// and a request is refused (never fits, or the day's budget is spent), waits, or fits.
-import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/policy/index.js';
 import { checkQuota, limitsFor, NO_USAGE } from '../src/quota/index.js';
-import { ROOT } from './support/gatehouse.js';
+import { TEST_POLICIES } from './support/gatehouse.js';
 
-const policy = await loadPolicy(join(ROOT, 'policies'));
+const policy = await loadPolicy(TEST_POLICIES);
 const analyst = limitsFor(policy, { user: 'alice', groups: ['analysts'] });
 const job = { cores: 4, memory_mb: 4096, time_limit_s: 3600 };
 

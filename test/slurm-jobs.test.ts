@@ -27,7 +27,7 @@ import type { Store } from '../src/store/index.js';
 import { type JobSpec, type JobStatus, readTlsMaterial } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
-import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
+import { ROOT, type Sandbox, sandbox, TEST_POLICIES } from './support/gatehouse.js';
 import { fetchTls, type Response } from './support/https.js';
 import { type SlurmCluster, slurmTaskRuntime, startSlurm } from './support/slurm.js';
 import { openStoreOf } from './support/test-store.js';
@@ -187,7 +187,7 @@ beforeAll(async () => {
   slurm = await startSlurm();
   home = mkdtempSync(join(tmpdir(), 'gatehouse-slurm-jobs-'));
   const policies = join(home, 'policies');
-  cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+  cpSync(TEST_POLICIES, policies, { recursive: true });
   // dora races jobs against a limit of one at a time; carl has one running and one waiting to cancel.
   writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np2, user:dora, max_concurrent_jobs, 1\np2, user:carl, max_concurrent_jobs, 1\n`);
 

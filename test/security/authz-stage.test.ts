@@ -10,13 +10,12 @@
 //   - an allowed request is recorded as an allow with the serving policy version and the rule's
 //     line, and the handler finds that event already in the trail when it runs.
 import Fastify, { type FastifyInstance } from 'fastify';
-import { join } from 'node:path';
 import Type from 'typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/index.js';
 import { installPlumbing, NoQuery, serverOptions } from '../../src/http/index.js';
 import { loadPolicy, policyAuthorizer, type PolicySnapshot, requireDeclaredAccess } from '../../src/policy/index.js';
-import { ROOT } from '../support/gatehouse.js';
+import { TEST_POLICIES } from '../support/gatehouse.js';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 
 const Name = Type.Object({ name: Type.String({ pattern: '^[a-z0-9/_-]{1,64}$' }) }, { additionalProperties: false });
@@ -25,7 +24,7 @@ const Filter = Type.Object({ user: Type.Optional(Type.String()) }, { additionalP
 let policy: PolicySnapshot;
 
 beforeAll(async () => {
-  policy = await loadPolicy(join(ROOT, 'policies'));
+  policy = await loadPolicy(TEST_POLICIES);
 });
 
 describe('start-up refuses a route that does not declare what it needs', () => {

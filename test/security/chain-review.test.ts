@@ -34,7 +34,7 @@ import type { BackendSubmission, ComputeBackend } from '../../src/proxy/index.js
 import type { Store } from '../../src/store/index.js';
 import { type DatasetInfo, type JobSpec, type JobStatus, readTlsMaterial } from '../../src/wire/index.js';
 import { readTrail } from '../support/audit-trail.js';
-import { ROOT, type Sandbox, sandbox } from '../support/gatehouse.js';
+import { type Sandbox, sandbox, TEST_POLICIES } from '../support/gatehouse.js';
 import { fetchTls, type Response } from '../support/https.js';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 import { testBackend, testDataset } from '../support/test-backend.js';
@@ -46,7 +46,7 @@ const AUDITORS_ONLY = { object: 'audit:events', action: 'read', audit: 'audit.qu
 let demo: PolicySnapshot;
 
 beforeAll(async () => {
-  demo = await loadPolicy(join(ROOT, 'policies'));
+  demo = await loadPolicy(TEST_POLICIES);
 });
 
 describe('start-up refuses a declaration the stage would not enforce as it reads', () => {
@@ -267,7 +267,7 @@ describe('a job on a second backend, as it leaves the queue', () => {
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'gatehouse-chain-review-'));
     const policies = join(home, 'policies');
-    cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+    cpSync(TEST_POLICIES, policies, { recursive: true });
     // One job at a time for carla, so her second waits in the queue.
     writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np2, user:carla, max_concurrent_jobs, 1\n`);
     const dataRoot = join(home, 'data');

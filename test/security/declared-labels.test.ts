@@ -11,7 +11,7 @@ import type { Decision } from '../../src/identity/index.js';
 import { loadPolicy, type PolicySnapshot, policyAuthorizer } from '../../src/policy/index.js';
 import { JobDatasets, policyLabelsOf } from '../../src/proxy/job-datasets.js';
 import type { DatasetInfo, JobSpec } from '../../src/wire/index.js';
-import { ROOT } from '../support/gatehouse.js';
+import { TEST_POLICIES } from '../support/gatehouse.js';
 import { testDataset } from '../support/test-backend.js';
 
 let home: string;
@@ -40,7 +40,7 @@ const submit = (spec: JobSpec) => datasets().forSubmit(carla, { id: 'j1', spec, 
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gatehouse-declared-labels-'));
-  cpSync(join(ROOT, 'policies'), home, { recursive: true });
+  cpSync(TEST_POLICIES, home, { recursive: true });
   // IT's intent: contractors may write datasets that are shared (labelled so by their data).
   writeFileSync(join(home, 'policy.csv'), `${readFileSync(join(home, 'policy.csv'), 'utf8')}\np, role:contractors, label:shared, write, allow\np, role:contractors, dataset:shared-notes, read, allow\n`);
   policy = await loadPolicy(home);

@@ -15,12 +15,12 @@ import { loadConfig } from '../../src/config/index.js';
 import { decide, diffPolicies, explain, lintFiles, lintPolicy, loadPolicy, PolicyError, type PolicyProblem, PolicyReloader } from '../../src/policy/index.js';
 import { conformanceProblems } from '../../src/policy/conformance.js';
 import { userKeyMatch } from '../../src/policy/user-pattern.js';
-import { ROOT, runCli } from '../support/gatehouse.js';
+import { runCli, TEST_POLICIES } from '../support/gatehouse.js';
 import { Stack } from '../support/stack.js';
 import { until } from '../support/until.js';
 
 const casbin = createRequire(import.meta.url)('casbin') as typeof CasbinModule;
-const SHIPPED = join(ROOT, 'policies');
+const SHIPPED = TEST_POLICIES;
 const MODEL = readFileSync(join(SHIPPED, 'model.conf'), 'utf8');
 const POLICY = readFileSync(join(SHIPPED, 'policy.csv'), 'utf8');
 const TESTS = readFileSync(join(SHIPPED, 'tests.yaml'), 'utf8');

@@ -21,7 +21,7 @@ import { refusalOf } from '../../src/auth/user-certificates.js';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import { decide, lintFiles, lintPolicy, MODEL_FILE, POLICY_FILE } from '../../src/policy/index.js';
 import { isDatasetName, jobSpecProblem, JobSpecSchema, type JobSpec } from '../../src/wire/index.js';
-import { ROOT } from '../support/gatehouse.js';
+import { TEST_POLICIES } from '../support/gatehouse.js';
 import { Stack } from '../support/stack.js';
 import { until } from '../support/until.js';
 
@@ -31,8 +31,8 @@ const runs = (numRuns: number) => ({ seed: SEED, numRuns, endOnFailure: false })
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
 const SLOW = "import time\ndef process(i, o, ctx):\n    time.sleep(600)\n";
-const STOCK_MODEL = readFileSync(join(ROOT, 'policies', MODEL_FILE), 'utf8');
-const STOCK_POLICY = readFileSync(join(ROOT, 'policies', POLICY_FILE), 'utf8');
+const STOCK_MODEL = readFileSync(join(TEST_POLICIES, MODEL_FILE), 'utf8');
+const STOCK_POLICY = readFileSync(join(TEST_POLICIES, POLICY_FILE), 'utf8');
 
 // --- Generators shared by the properties ------------------------------------------------------
 

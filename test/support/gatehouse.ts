@@ -9,6 +9,11 @@ import { storeConfig } from './test-store.js';
 
 export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 export const CLI = join(ROOT, 'bin', 'gatehouse.js');
+/**
+ * The policy every suite starts from: a copy of the shipped policies/ kept with the tests, so an
+ * admin's edits to policies/ in a working tree never change what the tests decide.
+ */
+export const TEST_POLICIES = join(ROOT, 'test', 'fixtures', 'policies');
 
 export interface Sandbox {
   dir: string;
@@ -28,7 +33,7 @@ export function sandbox(config: Record<string, Record<string, unknown>> = {}): S
     ...config,
     server: { port: 0, ...config.server },
     engine: { port: 0, ...config.engine },
-    policies: { dir: join(ROOT, 'policies'), ...config.policies },
+    policies: { dir: TEST_POLICIES, ...config.policies },
     log: { level: 'info', ...config.log },
   };
   const configFile = join(dir, 'gatehouse.yaml');

@@ -9,7 +9,7 @@ import { parse, stringify } from 'yaml';
 import type { AuditEvent } from '../../src/audit/index.js';
 import { readTrail } from './audit-trail.js';
 import { type EngineProcess, startEngineProcess, startServiceProcess } from './engine.js';
-import { ROOT, type Sandbox, sandbox } from './gatehouse.js';
+import { ROOT, type Sandbox, sandbox, TEST_POLICIES } from './gatehouse.js';
 import { fetchTls, type Response } from './https.js';
 import { approveDevice } from './oidc-browser.js';
 import type { Store } from '../../src/store/index.js';
@@ -44,7 +44,7 @@ export class Stack {
 
   static async start(o: StackOptions = {}): Promise<Stack> {
     const policies = mkdtempSync(join(tmpdir(), 'gatehouse-policies-'));
-    cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+    cpSync(TEST_POLICIES, policies, { recursive: true });
     if (o.policyLines) writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\n${o.policyLines.join('\n')}\n`);
     const demo = (parse(readFileSync(join(ROOT, 'dev-idp', 'users.yaml'), 'utf8')) as { users: { username: string; password: string; name: string; email: string; groups: string[] }[] }).users;
     const extra = Object.entries(o.users ?? {}).map(([name, groups]) => ({ username: name, password: `${name}-demo`, name, email: `${name}@example.test`, groups }));

@@ -11,37 +11,11 @@ import { createHash } from 'node:crypto';
 import { renameSync } from 'node:fs';
 import type { Store } from '../../store/index.js';
 import { GatehouseError } from '../../wire/index.js';
-import type { DatasetFormat, JobSpec, JobStatus, Resources } from '../../wire/index.js';
+import type { SlurmJobRecord } from './job-record.js';
+
+export type { SlurmJobRecord } from './job-record.js';
 import { checkSlurmJobRecord } from './record-check.js';
 import { namesIn, openOwnFolder, readOwnFile } from './state-files.js';
-
-export interface SlurmJobRecord {
-  id: string;
-  slurm_job_id: number | null;
-  user: string;
-  posix_user: string;
-  /** Of the account, from Slurm's record; null until Slurm said. */
-  uid: number | null;
-  spec: JobSpec;
-  granted: Resources;
-  replaces?: { owner: string | null };
-  /** The input partitions, one array task each (the task id is the partition). */
-  partitions: number[];
-  format: DatasetFormat;
-  input_columns: string[];
-  input_rows: number;
-  /** The input rows of each partition, in `partitions` order (absent in records of older gateways). */
-  partition_rows?: number[];
-  input_bytes: number;
-  /** The output's labels: the input's and the spec's. */
-  labels: string[];
-  dir: string;
-  created_at: string;
-  /** Set when the job on Slurm was changed beyond its grant: it is cancelled and fails with this. */
-  breach?: string;
-  /** The status once ended and, for a success, committed: never asked of Slurm again. */
-  final: JobStatus | null;
-}
 
 /** Apart from the gateway's other advisory locks (store/exclusive.ts 0x47480001, leadership 0x47480002). */
 const FINISH_LOCK_CLASS = 0x47480003;

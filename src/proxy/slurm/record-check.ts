@@ -8,7 +8,7 @@ import Type from 'typebox';
 import { Value } from 'typebox/value';
 import { DATASET_FORMATS, JobSpecSchema, ResourcesSchema } from '../../wire/index.js';
 import { jobFolderOf } from './job-folder.js';
-import type { SlurmJobRecord } from './job-records.js';
+import type { SlurmJobRecord } from './job-record.js';
 
 const JOB_ID = '^[A-Za-z0-9-]{1,64}$';
 const POSIX_USER = '^[a-z_][a-z0-9_-]{0,31}$';
