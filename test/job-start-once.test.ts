@@ -15,7 +15,7 @@ import { AdmissionControl, UsageLedger } from '../src/quota/index.js';
 import { exclusive, type Store } from '../src/store/index.js';
 import type { JobSpec, JobStatus } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
-import { ROOT } from './support/gatehouse.js';
+import { TEST_POLICIES } from './support/gatehouse.js';
 import { testBackend, testDataset } from './support/test-backend.js';
 import { openTestStore } from './support/test-store.js';
 
@@ -32,7 +32,7 @@ beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gatehouse-start-once-'));
   store = await openTestStore(join(home, 'var'));
   audit = await AuditTrail.open({ dir: join(home, 'audit'), key: loadAuditKey(join(home, 'certs')), checkpointMs: 3_600_000 });
-  const policy: PolicySnapshot = await loadPolicy(join(ROOT, 'policies'));
+  const policy: PolicySnapshot = await loadPolicy(TEST_POLICIES);
   const backend = testBackend('main', [testDataset('words')]);
   records = await JobRecords.open(store);
   book = new JobBook({
