@@ -9,3 +9,4 @@ export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, MANIFEST_MA
 export { exists, loadDataset, type OpenDataset, openDataset, readDataset } from './read.js';
 export { type DataRoot, openRoot, realInside, realOwn } from './root.js';
 export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
+export { DatasetReadSchema, type OpenedPartition, openPartition, type ReadableDataset, readableDataset } from './open-partition.js';

@@ -9,6 +9,7 @@ import Type from 'typebox';
 import { installPlumbing, loggerOptions, NoQuery, serverOptions } from '../http/index.js';
 import { VERSION } from '../version.js';
 import { GATEWAY_CLIENT_SUBJECT, GatehouseError, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
+import { datasetReadRoutes } from './dataset-read-routes.js';
 import { datasetRoutes } from './dataset-routes.js';
 import { engineMetrics } from './engine-metrics.js';
 import { jobRoutes } from './job-routes.js';
@@ -75,6 +76,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     async () => ({ status: 'ok' as const, service: 'engine' as const, version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary, slots }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });
+  datasetReadRoutes(app, { dataRoot: options.dataRoot });
   const jobs = await JobEngine.open({
     dataRoot: options.dataRoot,
     stateDir: options.stateDir,

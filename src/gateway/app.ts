@@ -5,7 +5,7 @@ import { type AuditPeers, type AuditTrail, installAuditRoutes } from '../audit/i
 import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, requireDeclaredAccess } from '../policy/index.js';
-import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
+import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetReadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { type ChainBook, installChainRoutes } from './audit-chains.js';
@@ -81,6 +81,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   //     jobs authorized on their datasets (on their own backend's catalog), admitted within quota
   //     or pending, handed to their backend
   installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), authorizer, audit });
+  //     one dataset read (its manifest, a partition's bytes or first rows), decided like a job's input
+  installDatasetReadRoutes(app, { backends: deps.backends, authorizer, audit });
   const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer, backends: deps.backends, audit, log: app.log, ...deps.jobs });
   app.addHook('onClose', () => jobs.stop());
   installJobRoutes(app, jobs.service);

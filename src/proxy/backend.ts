@@ -3,6 +3,7 @@
 // backend has its own catalog: a job's datasets are authorized on its backend's labels. Backends
 // are built from configuration in backends.ts; the rest of the gateway knows only the list.
 import type { Readable } from 'node:stream';
+import type { ReadableDataset } from '../catalog/index.js';
 import type { DatasetInfo, JobSpec, JobStatus, Resources } from '../wire/index.js';
 
 /** A job as the gateway admitted it: its id, its owner, the exact spec and what was granted. */
@@ -51,6 +52,17 @@ export interface ComputeBackend {
   cancel(backendId: string): Promise<JobStatus | null>;
   /** The datasets it can read and write, with their manifests' owner and labels: what its jobs are authorized on. */
   datasets(): Promise<DatasetInfo[]>;
+  /**
+   * One dataset as a person reads it (GET /v1/datasets/:name): its manifest and which version of
+   * it (etag). Null: none by that name, or none it can serve (a broken one is in its log). Absent:
+   * this backend serves no reads.
+   */
+  readDataset?(name: string): Promise<ReadableDataset | null>;
+  /**
+   * Bytes `start`..`end` (inclusive, inside the partition) of partition `n` of version `etag`,
+   * streamed. Rejects with `conflict` when the dataset was replaced since, `not_found` when gone.
+   */
+  readPartition?(name: string, n: number, etag: string, start: number, end: number): Promise<Readable>;
   /** The name of its line in /readyz (`engine` for the bundled engine). */
   readonly readinessCheck: string;
   /** That line: a short detail when it answers (`ok (<where>, ...)`); rejects with why not. */

@@ -43,6 +43,8 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     logs: (id, follow) => engine.logs(id, follow),
     cancel: (id) => engine.cancel(id),
     datasets: () => engine.datasets(),
+    readDataset: (name) => engine.dataset(name),
+    readPartition: (name, n, etag, start, end) => engine.partition(name, n, etag, start, end),
     readinessCheck: 'engine',
     readiness: async () => {
       const health = await engine.health();

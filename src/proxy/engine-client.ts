@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import { Value } from 'typebox/value';
+import { DatasetReadSchema, type ReadableDataset } from '../catalog/index.js';
 import { httpsUrl } from '../http/index.js';
 import {
   type DatasetInfo,
@@ -29,6 +30,10 @@ export interface EngineClient {
   slots(timeoutMs?: number): Promise<number>;
   /** Every dataset of the engine's catalog, sorted by name; policy filters them on the gateway. */
   datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
+  /** One dataset's manifest and version; null: the engine has none it can serve by that name. */
+  dataset(name: string): Promise<ReadableDataset | null>;
+  /** A byte range of one partition, streamed (the engine's answer itself: nothing is buffered). */
+  partition(name: string, n: number, etag: string, start: number, end: number): Promise<IncomingMessage>;
   /** Hands a job over with its admission ticket; the engine's refusal is thrown as its GatehouseError. */
   submit(spec: JobSpec, ticket: string): Promise<{ id: string; state: string }>;
   /** Null: the engine has no such job. */
@@ -108,6 +113,22 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       return slots;
     },
     datasets: async (timeoutMs = 10_000) => (await getJson<DatasetList>('/datasets', (v) => Value.Check(DatasetListSchema, v), timeoutMs)).datasets,
+    dataset: async (name) => {
+      const path = `/dataset?name=${encodeURIComponent(name)}`;
+      const answer = await send('GET', path);
+      if (answer.status === 404) return null;
+      if (answer.status !== 200) throw refusal(answer, '/dataset');
+      return parsed<ReadableDataset>(answer, '/dataset', (v) => Value.Check(DatasetReadSchema, v));
+    },
+    partition: async (name, n, etag, start, end) => {
+      const path = `/dataset/partition?${new URLSearchParams({ name, n: String(n), etag, start: String(start), end: String(end) })}`;
+      // Out of the shared pool, as followed logs are: a long download must not hold a slot calls queue for.
+      const res = await open('GET', path, { timeoutMs: 30_000, follow: true });
+      if (res.statusCode === 200) return res;
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, '/dataset/partition');
+    },
     submit: async (spec, ticket) => {
       const answer = await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: 30_000 });
       if (answer.status !== 201) throw refusal(answer, 'POST /jobs');

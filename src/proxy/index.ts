@@ -6,6 +6,7 @@ export { backendReadiness, closeBackends, createBackends, datasetLabelsIn, type 
 export { BUNDLED, bundledBackend } from './bundled-backend.js';
 export { type EngineClient, engineClient } from './engine-client.js';
 export { type DatasetRouteOptions, installDatasetRoutes } from './datasets-route.js';
+export { type DatasetReadOptions, installDatasetReadRoutes } from './dataset-read-route.js';
 export { type DatasetLookup, datasetLookup } from './dataset-lookup.js';
 export { JobBook, type Logger } from './job-book.js';
 export { countLiveJobs, JobRecords, LIVE_STATES } from './job-records.js';

@@ -10,6 +10,8 @@ export const ERROR_STATUS = {
   // A job id or output dataset that already exists.
   conflict: 409,
   payload_too_large: 413,
+  // A Range that starts past the end of a partition (its size is in Content-Range: bytes */size).
+  range_not_satisfiable: 416,
   // A policy folder that does not pass lint: the previous version keeps serving.
   policy_invalid: 422,
   too_many_requests: 429,

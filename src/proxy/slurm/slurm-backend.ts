@@ -15,6 +15,7 @@ import { DatasetError, listDatasets, openDataset, openRoot, readExisting, replac
 import { type DatasetInfo, GatehouseError, type JobStatus } from '../../wire/index.js';
 import type { Store } from '../../store/index.js';
 import type { BackendCapacity, BackendSubmission, ComputeBackend } from '../backend.js';
+import { localReads } from '../local-reads.js';
 import type { SlurmClient } from './client.js';
 import { giveToAccount, jobFolderOf, openJobsDir, prepareJobFolder, readOwned, readOwnedTail, removeJobFolder } from './job-folder.js';
 import { keptLogBytes, type SlurmJobRecord, SlurmJobRecords } from './job-records.js';
@@ -265,6 +266,8 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     async datasets(): Promise<DatasetInfo[]> {
       return (await listDatasets(o.dataRoot)).datasets;
     },
+    // The gateway sees data.root itself: reads need no node.
+    ...localReads(o.dataRoot),
 
     async submit(job) {
       const account = job.posix_user;
