@@ -3,11 +3,13 @@
 // or by Range (so a download resumes), 416 past the end; ?preview=N rows as JSON. Every refusal
 // kind (no grant, a label deny, another person's namespace, a missing dataset) answers the same
 // 404 and is recorded; every partition served is recorded as dataset.read with its bytes.
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
+import { runCli } from './support/gatehouse.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
 
@@ -171,4 +173,73 @@ describe('refusals look like absence', () => {
     for (const e of denials) expect(e).toMatchObject({ decision: 'deny', actor: { user }, details: { requested: 'read' } });
     expect(stack.auditEvents().slice(before).some((e) => e.action === 'dataset.read')).toBe(false);
   });
+});
+
+describe('gatehouse get and preview', () => {
+  let home: string;
+  /** The CLI as `user`, logged in (a saved login with the stack's token) to the stack's gateway. */
+  const cli = (user: string, args: string[]) => {
+    const config = join(home, user);
+    mkdirSync(join(config, 'gatehouse'), { recursive: true, mode: 0o700 });
+    const login = { user, auth_method: 'oidc', access_token: tokens[user], refresh_token: 'unused', expires_at: new Date(Date.now() + 3600_000).toISOString() };
+    writeFileSync(join(config, 'gatehouse', 'credentials.json'), JSON.stringify({ [stack.url]: login }), { mode: 0o600 });
+    return runCli([...args, '--url', stack.url, '--ca', join(stack.certsDir, 'ca.crt')], { env: { XDG_CONFIG_HOME: config }, timeoutMs: 120_000 });
+  };
+  const out = (name: string) => join(home, 'out', name);
+
+  beforeAll(() => {
+    home = mkdtempSync(join(tmpdir(), 'gatehouse-get-'));
+  });
+  afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+  it('downloads every partition byte-exact into -o DIR, or those --partitions names', async () => {
+    const all = await cli('alice', ['get', 'words', '-o', out('all')]);
+    expect(all.code, all.stderr).toBe(0);
+    for (const n of [0, 1, 2]) expect(readFileSync(join(out('all'), `part-0000${n}.csv`)).equals(file('words', n))).toBe(true);
+    const some = await cli('alice', ['get', 'words', '-o', out('some'), '--partitions', '0,2-2']);
+    expect(some.code, some.stderr).toBe(0);
+    expect(readdirSync(out('some')).filter((f) => f.startsWith('part-')).sort()).toEqual(['part-00000.csv', 'part-00002.csv']);
+    const bad = await cli('alice', ['get', 'words', '-o', out('bad'), '--partitions', '0,5']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('numbered 0 to 2');
+  }, 180_000);
+
+  it('continues a partial file with Range to the same bytes, and starts over a partial of another version', async () => {
+    const whole = file('words', 1);
+    const dir = out('resume');
+    expect((await cli('alice', ['get', 'words', '-o', dir, '--partitions', '0'])).code).toBe(0); // names the version
+    writeFileSync(join(dir, 'part-00001.csv.partial'), whole.subarray(0, 12_345));
+    const resumed = await cli('alice', ['get', 'words', '-o', dir, '--partitions', '1', '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'part-00001.csv')).equals(whole)).toBe(true);
+    expect(existsSync(join(dir, 'part-00001.csv.partial'))).toBe(false);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ bytes: whole.length, fetched: whole.length - 12_345 });
+    await until(() => stack.auditEvents().find((e) => e.action === 'dataset.read' && e.details.range === `12345-${whole.length - 1}`), 10_000, 'the resumed range recorded');
+
+    const other = out('other-version');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, '.gatehouse-get.json'), JSON.stringify({ name: 'words', etag: 'f'.repeat(64) }));
+    writeFileSync(join(other, 'part-00001.csv.partial'), 'zzzz');
+    expect((await cli('alice', ['get', 'words', '-o', other, '--partitions', '1'])).code).toBe(0);
+    expect(readFileSync(join(other, 'part-00001.csv')).equals(whole)).toBe(true);
+  }, 180_000);
+
+  it('previews rows as a table or JSON, and refuses a dataset the caller may not read as a missing one', async () => {
+    const json = await cli('alice', ['preview', 'words', '--rows', '3', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout).rows).toEqual([
+      { id: '0', word: 'w0', note: 'a, "quoted"\nnote 0' },
+      { id: '1', word: 'w1', note: 'plain 1' },
+      { id: '2', word: 'w2', note: 'plain 2' },
+    ]);
+    const shown = await cli('alice', ['preview', 'words', '--partition', '1', '--rows', '2']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/id\s+word\s+note/);
+    expect(shown.stdout).toContain('w21');
+    const denied = await cli('dave', ['get', 'customers', '-o', out('denied')]);
+    const missing = await cli('dave', ['get', 'nothing-here', '-o', out('missing')]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain('no dataset customers');
+    expect(denied.stderr.replace('customers', 'X')).toBe(missing.stderr.replace('nothing-here', 'X'));
+  }, 180_000);
 });

@@ -13,6 +13,7 @@ import { configCommand } from './config-command.js';
 import { certificate, login, logout, whoami } from './identity-commands.js';
 import { fail, UsageError } from './fail.js';
 import { datasets } from './dataset-commands.js';
+import { get, preview } from './dataset-read-commands.js';
 import { cancel, jobs, logs, status, submit } from './job-commands.js';
 import { policyCommand } from './policy-commands.js';
 import { quota } from './quota-command.js';
@@ -29,6 +30,9 @@ usage: gatehouse <command> [options]
   cert               a short-lived client certificate for tools that speak TLS [--ttl SECONDS]
   logout             end the login: its tokens and certificates stop working
   datasets           the datasets you may use, and what you may do with each
+  get NAME           download a dataset's partitions into DIR/part-NNNNN.<format> [-o DIR (default ./NAME)]
+                     [--partitions 0,2-3]; run again after an interruption to continue where it stopped
+  preview NAME       the first rows of a partition as a table [--rows N (10; at most 1000)] [--partition N (0)]
 
   submit job.yaml    submit a job described in a file (flags given with it override its fields)
   submit --input NAME --output NAME (--python FILE | --node FILE | --command 'argv...' | FILE [--runtime R])
@@ -107,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
       remote: { type: 'boolean', default: false },
       // submit
       input: { type: 'string' },
-      output: { type: 'string' },
+      output: { type: 'string', short: 'o' },
       python: { type: 'string' },
       node: { type: 'string' },
       command: { type: 'string' },
@@ -118,6 +122,9 @@ async function main(argv: string[]): Promise<number> {
       time: { type: 'string' },
       name: { type: 'string' },
       partitions: { type: 'string' },
+      // preview
+      rows: { type: 'string' },
+      partition: { type: 'string' },
       overwrite: { type: 'boolean', default: false },
       backend: { type: 'string' },
       wait: { type: 'boolean', default: false },
@@ -188,6 +195,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'datasets':
       return datasets(target(), values.json);
+    case 'get':
+      return get(target(), argument(positionals), { output: values.output, partitions: values.partitions, json: values.json });
+    case 'preview':
+      return preview(target(), argument(positionals), { rows: values.rows, partition: values.partition, json: values.json });
     case 'submit':
       return submit(target(), { ...values, file: argument(positionals) }, { wait: values.wait, json: values.json });
     case 'jobs':
