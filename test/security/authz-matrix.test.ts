@@ -110,6 +110,11 @@ const MATRIX: Record<string, Case> = {
 
   // Data and jobs.
   'GET /v1/datasets': { request: () => ({ path: '/v1/datasets' }), expect: people(200, 200, 200, 200), why: 'everyone sees the datasets they may use (possibly none)' },
+  // One dataset's reads: decided on it and its labels in the handler; what may not be read does not exist.
+  'GET /v1/datasets/{a}': { request: () => ({ path: '/v1/datasets/words' }), expect: people(200, 200, 404, 200), why: 'words is granted to analysts and contractors; to the auditor it does not exist' },
+  'GET /v1/datasets/{a}/{b}': { request: () => ({ path: '/v1/datasets/scratch/tiny' }), expect: people(200, 200, 404, 404), why: 'scratch/* is granted to analysts (and admins through them) only' },
+  'GET /v1/datasets/{a}/partitions/{n}': { request: () => ({ path: '/v1/datasets/words/partitions/0' }), expect: people(200, 200, 404, 200) },
+  'GET /v1/datasets/{a}/{b}/partitions/{n}': { request: () => ({ path: '/v1/datasets/scratch/tiny/partitions/0?preview=1' }), expect: people(200, 200, 404, 404) },
   'POST /v1/jobs': {
     request: (_f, role) => ({ path: '/v1/jobs', body: copyJob(role) }),
     expect: people(201, 201, 403, 403),
