@@ -146,6 +146,26 @@ describe('a partition', () => {
     expect(p.rows).toEqual([{ id: 1, kind: 'a' }, { _raw: 'not json' }, { id: 3, kind: 'c' }]);
   });
 
+  it('stops reading when the caller goes away: a download abandoned after its first bytes is recorded as incomplete, with what was served', async () => {
+    const size = 40 * 1024 * 1024;
+    await writeDataset(stack.dataRoot, 'scratch/big', { format: 'csv', columns: ['x'], owner: 'alice', labels: [], produced_by: 'test', partitions: [{ text: `x\n${'y'.repeat(size - 4)}\n`, rows: 1 }] });
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${stack.url}/v1/datasets/scratch/big/partitions/0`, { ca: stack.ca, agent: false, headers: { authorization: `Bearer ${tokens.alice}` } }, (res) => {
+        expect(res.statusCode).toBe(200);
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+      req.end();
+    });
+    const read = await until(() => stack.auditEvents().find((e) => e.action === 'dataset.read' && e.object === 'dataset:scratch/big'), 30_000, 'the abandoned read recorded');
+    expect(read.details.complete).toBe(false);
+    // The bytes that went out before the caller left, not the partition's size.
+    expect(read.details.bytes as number).toBeLessThan(size / 2);
+  });
+
   it('answers 404 for a partition the dataset does not have', async () => {
     expect((await get('/v1/datasets/words/partitions/3', 'alice')).status).toBe(404);
   });
