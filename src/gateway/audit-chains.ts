@@ -10,17 +10,11 @@ import { type AuditRecorder, recordDecision } from '../audit/index.js';
 import { NoQuery } from '../http/index.js';
 import { type Authorizer, identityOf } from '../identity/index.js';
 import { forbidden } from '../policy/index.js';
+import type { ChainEntry } from '../store/index.js';
 import { GatehouseError } from '../wire/index.js';
 
-export interface ChainView {
-  chain_id: string;
-  name: string;
-  url: string;
-  state: 'live' | 'gone' | 'retired';
-  first_seen: string;
-  last_seen: string;
-  retired?: { at: string; by: string; reason: string };
-}
+/** A chain as the store's registry keeps it. */
+export type ChainView = ChainEntry;
 
 export interface ChainBook {
   chains(): Promise<ChainView[]>;
