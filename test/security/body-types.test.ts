@@ -89,6 +89,14 @@ const CASES: Record<string, { token?: string; cases: Case[] }> = {
       { body: { csr: 'x', ttl_s: true }, field: 'body.ttl_s' },
     ],
   },
+  'POST /v1/audit/chains/:name/retire': {
+    token: 'bob',
+    cases: [
+      { body: { reason: 12345 }, field: 'body.reason' },
+      { body: { reason: ['host gone'] }, field: 'body.reason' },
+      { body: { reason: true }, field: 'body.reason' },
+    ],
+  },
   'POST /v1/policy/reload': { token: 'bob', cases: [{ body: [{}], field: 'body' }, { body: 'x', field: 'body' }] },
   'POST /v1/policy/explain': {
     token: 'bob',
