@@ -14,10 +14,10 @@ describe('the gatehouse command', () => {
   it('refuses an unknown command and an unknown option with one line and exit code 2', async () => {
     const command = await runCli(['frobnicate']);
     expect(command.code).toBe(2);
-    expect(command.stderr).toBe('gatehouse frobnicate: unknown command "frobnicate"; run gatehouse --help for the list\n');
+    expect(command.stderr).toBe("gatehouse: unknown command 'frobnicate'; run gatehouse --help\n");
     const option = await runCli(['up', '--bogus']);
     expect(option.code).toBe(2);
-    expect(option.stderr).toBe("gatehouse up: Unknown option '--bogus'; run gatehouse --help\n");
+    expect(option.stderr).toBe("gatehouse up: unknown option '--bogus'; run gatehouse up --help\n");
   });
 
   it('checks a configuration without starting anything, and prints the resolved values with --json', async () => {

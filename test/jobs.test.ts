@@ -365,7 +365,7 @@ describe('the data scientist’s commands', () => {
     expect(again.stderr.trim().split('\n')).toHaveLength(1);
 
     const greedy = await run(['submit', '--input', 'scratch/tiny', '--output', 'scratch/cli-greedy', '--python', join(dir, 'copy_rows.py'), '--cores', '16']);
-    expect(greedy.code).toBe(1);
+    expect(greedy.code).toBe(4); // refused by quota
     expect(greedy.stderr.trim()).toBe('gatehouse submit: quota: 16 cores requested, the limit is 8 (quota_exceeded: max_cores, used 0, requested 16, max 8)');
     const nobody = await run(['status', 'j000000000000']);
     expect(nobody.code).toBe(1);

@@ -23,7 +23,7 @@ export async function datasets(target: Target, json: boolean): Promise<number> {
     return 0;
   }
   if (answer.datasets.length === 0) {
-    printLine('no datasets you may use (ask IT: gatehouse policy explain <you> read dataset:<name>)');
+    printLine('no datasets you may use (gatehouse can-i read dataset:NAME says which rule decides)');
     return 0;
   }
   const rows = answer.datasets.map((d) =>

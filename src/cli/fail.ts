@@ -4,7 +4,7 @@ import { ConfigError } from '../config/index.js';
 import { TlsFileError } from '../wire/index.js';
 import { visible, visibleLines } from './safe-text.js';
 
-const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError', 'ApiError', 'LoginError']);
+const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError', 'ApiError', 'LoginError', 'ConnectionError']);
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -1,12 +1,13 @@
-// `gatehouse policy lint|test|explain|diff|reload`: IT's tools. lint, test, explain and diff read the
-// files (--dir, default policies/) without a gateway, so they run in the policy repository's CI;
-// reload asks the running gateway, and explain does too with --remote.
+// `gatehouse policy lint|test|explain|diff|reload|status`: IT's tools. lint, test, explain and diff
+// read the files (--dir, default policies/) without a gateway, so they run in the policy
+// repository's CI; reload and status ask the running gateway, and explain does too with --remote.
 import { resolve } from 'node:path';
 import {
   diffPolicies,
   explain,
   type Explanation,
   formatProblem,
+  type PolicyProblem,
   lintPolicy,
   loadPolicy,
   QUOTA_LIMITS,
@@ -44,8 +45,10 @@ export async function policyCommand(sub: string | undefined, args: string[], opt
       return diff(args, options);
     case 'reload':
       return reload(options);
+    case 'status':
+      return policyStatus(options);
     default:
-      throw new UsageError(`policy ${sub ?? ''}: choose lint, test, explain, diff or reload`.replace('policy :', 'policy:'));
+      throw new UsageError(`policy ${sub ?? ''}: choose lint, test, explain, diff, reload or status`.replace('policy :', 'policy:'));
   }
 }
 
@@ -91,6 +94,8 @@ async function explainCommand(args: string[], options: PolicyOptions): Promise<n
     const target = options.target();
     e = await call(target, 'POST', '/v1/policy/explain', { token: await accessToken(target), body: { user, action, object, ...(options.groups ? { groups: options.groups } : {}), ...(options.labels ? { labels: options.labels } : {}) } });
   } else {
+    // Offline, the files do not know anyone's groups: a silent "none" reads as a real denial.
+    if (options.groups === undefined) err(`note: no --groups given, so ${user} is taken to be in no group; pass --groups, or ask the gateway with --remote (their groups from their latest login)`);
     e = explain(await loadPolicy(options.dir), { user, groups: options.groups ?? [] }, object, action, options.labels ?? []);
   }
   if (options.json) {
@@ -146,4 +151,36 @@ async function reload(options: PolicyOptions): Promise<number> {
   else if (o.outcome === 'unchanged') out(`version ${o.version} is already serving`);
   else out(`version ${o.version} now serving (was ${o.previous_version}), loaded in ${o.duration_ms} ms`);
   return 0;
+}
+
+interface PolicyState {
+  version: string;
+  loaded_at: string;
+  dir: string;
+  counts: { rules: number; role_links: number; label_links: number; quota_lines: number };
+  warnings: PolicyProblem[];
+  last_reload: { outcome: 'loaded' | 'unchanged' | 'failed'; version: string; attempted_version: string | null; trigger: { by: string; user?: string }; at: string; duration_ms: number; problems: PolicyProblem[] };
+}
+
+/** What the gateway serves (GET /v1/policy); exit 1 when its latest reload was refused, so the files are not what serves. */
+async function policyStatus(options: PolicyOptions): Promise<number> {
+  const target = options.target();
+  const s = await call<PolicyState>(target, 'GET', '/v1/policy', { token: await accessToken(target) });
+  const refused = s.last_reload.outcome === 'failed';
+  if (options.json) {
+    out(safeJson(s));
+    return refused ? 1 : 0;
+  }
+  const c = s.counts;
+  out(`serving version ${s.version} since ${s.loaded_at} (${s.dir} on the gateway)`);
+  out(`  ${c.rules} rules, ${c.role_links} role links, ${c.label_links} label links, ${c.quota_lines} quota lines`);
+  const r = s.last_reload;
+  const by = r.trigger.by === 'api' ? `asked by ${r.trigger.user ?? 'an admin'}` : r.trigger.by;
+  if (refused) out(`last reload REFUSED at ${r.at} (${by}): version ${r.attempted_version ?? '(unreadable)'} has errors; ${s.version} keeps serving`);
+  else out(`last reload ${r.outcome} at ${r.at} (${by}) in ${r.duration_ms} ms`);
+  // A success's problems are the serving version's warnings, listed below.
+  if (refused) for (const p of r.problems) out(`  ${formatProblem(p)}`);
+  if (s.warnings.length > 0) out('warnings in the serving version:');
+  for (const w of s.warnings) out(`  ${formatProblem(w)}`);
+  return refused ? 1 : 0;
 }

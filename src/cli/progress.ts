@@ -1,11 +1,12 @@
 // A job's progress on one line (a bar on a terminal, plain text in a log), the summary at its end,
 // and the exit code it ends with. Pure functions of a Job and the clock, so tests need no gateway.
 import type { JobState } from '../wire/index.js';
+import { EXIT as CODES } from './exit-codes.js';
 import { visible } from './safe-text.js';
 import { ageSeconds, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
 
 /** What `submit --wait` exits with: scripts branch on these, so they are part of the contract. */
-export const EXIT = { succeeded: 0, failed: 1, cancelled: 3, interrupted: 130 } as const;
+export const EXIT = { succeeded: CODES.ok, failed: CODES.failure, cancelled: CODES.cancelled, interrupted: CODES.interrupted } as const;
 
 /** The exit code of a job that has ended; undefined while it has not. */
 export function exitCodeFor(state: JobState): number | undefined {

@@ -2,7 +2,6 @@
 // the gateway's error body turned into one readable line.
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { UsageError } from '../fail.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -16,8 +15,10 @@ export class ApiError extends Error {
   }
 }
 
-/** The gateway could not be reached at all: worth a retry for a watcher, a hint for a person. */
-export class ConnectionError extends UsageError {}
+/** The gateway could not be reached at all: worth a retry for a watcher, a hint for a person (exit 5). */
+export class ConnectionError extends Error {
+  override readonly name = 'ConnectionError';
+}
 
 export interface Target {
   url: string;

@@ -1,0 +1,173 @@
+// IT's and auditors' verbs in the command definition (program.ts): policy, audit, the servers,
+// configuration, and shell completion.
+import { resolve } from 'node:path';
+import { Argument, type Command, Option } from 'commander';
+import { ensureServiceCertificates, startDevIdp } from '../auth/index.js';
+import { startEngine } from '../compute/index.js';
+import { startGateway } from '../gateway/index.js';
+import { auditCommand } from './audit-commands.js';
+import { writeCommandList } from './command-list.js';
+import { completionScript } from './completion.js';
+import { configCommand } from './config-command.js';
+import { parseList } from './job-flags.js';
+import { policyCommand } from './policy-commands.js';
+import { act, type Invocation, withConfig, withConnection } from './verb.js';
+import { printLine } from './safe-text.js';
+import { serve } from './serve.js';
+import { up } from './up.js';
+
+type Result = { code?: number };
+
+export function addAdminVerbs(program: Command, result: Result): void {
+  program.commandsGroup('Policy (IT):');
+  addPolicy(program, result);
+  program.commandsGroup('Audit:');
+  addAudit(program, result);
+  program.commandsGroup('Run the services:');
+  addServers(program, result);
+  program.commandsGroup('Shell:');
+  act(
+    program
+      .command('completion')
+      .addArgument(new Argument('<shell>', 'bash or zsh').choices(['bash', 'zsh']))
+      .summary('shell completion: source <(gatehouse completion bash)')
+      .description('Prints a completion script for bash or zsh. Load it in the current shell with source <(gatehouse completion bash), or for every shell add that line to ~/.bashrc (zsh: source <(gatehouse completion zsh) in ~/.zshrc, after compinit).'),
+    ({ args }) => {
+      process.stdout.write(completionScript(program, args[0] as 'bash' | 'zsh'));
+      return 0;
+    },
+    result,
+  );
+  // Keeps README's command list generated from this definition (npm run docs:cli).
+  act(
+    program.command('command-list', { hidden: true }).option('--write <file>', 'refresh the list between the markers in FILE'),
+    ({ opts }) => {
+      printLine(writeCommandList(program, opts.write));
+      return 0;
+    },
+    result,
+  );
+}
+
+const list = (v: unknown) => (typeof v === 'string' ? parseList(v) : undefined);
+
+function addPolicy(program: Command, result: Result): void {
+  const policy = program.command('policy').summary('lint, test, explain, diff and reload the policy files; the serving version');
+  const run = (sub: string) => (c: Invocation) =>
+    policyCommand(sub, c.args, { dir: resolve(c.opts.dir ?? 'policies'), json: Boolean(c.opts.json), groups: list(c.opts.groups), labels: list(c.opts.labels), remote: Boolean(c.opts.remote) || c.opts.url !== undefined, target: c.target });
+  const dir = (c: Command) => c.option('--dir <dir>', 'the policy folder (default policies/)');
+  act(dir(policy.command('lint').summary('check policies/ as the gateway would: file:line, message, hint; exit 1 on an error')).option('--json', 'machine-readable output'), run('lint'), result);
+  act(dir(policy.command('test').summary('run policies/tests.yaml: a PASS/FAIL table, exit 1 on any failure')).option('--json', 'machine-readable output'), run('test'), result);
+  act(
+    withConnection(
+      dir(
+        policy
+          .command('explain')
+          .argument('<user>')
+          .addArgument(new Argument('<action>', 'read, write or admin'))
+          .argument('<object>', 'dataset:NAME, policy:files, ...')
+          .summary("may USER do ACTION on OBJECT: the deciding rule, every match with its role chain, USER's quota")
+          .description("Why USER may or may not do ACTION on OBJECT, from the files in --dir (offline: pass USER's --groups and the dataset's --labels), or from the running gateway with --remote (their groups from their latest login, the dataset's own labels). For yourself, gatehouse can-i is shorter.")
+          .option('--groups <a,b>', "USER's groups (offline, none unless given)")
+          .option('--labels <a,b>', "the dataset's labels (offline, none unless given)"),
+      ).option('--remote', 'ask the running gateway instead of reading --dir (also implied by --url)'),
+    ),
+    run('explain'),
+    result,
+  );
+  act(policy.command('diff').argument('<old>', 'a policy folder').argument('<new>', 'a policy folder').summary('the access grants and revocations between two policy folders, and quota changes').option('--json', 'machine-readable output'), run('diff'), result);
+  act(withConnection(policy.command('reload').summary('make the running gateway reload now (it also reloads by itself on change)')), run('reload'), result);
+  act(withConnection(policy.command('status').summary('the serving version, its last reload and any problems (GET /v1/policy)')), run('status'), result);
+}
+
+/** The filters audit query and audit export share. */
+function withFilters(c: Command): Command {
+  return c
+    .option('--user <user>', 'events by this user')
+    .option('--group <group>', 'events by members of this group')
+    .option('--action <action>', 'this action; a prefix when it ends in . : or / (job.); a glob with * or ?')
+    .option('--object <object>', 'this object; a prefix when it ends in . : or / (dataset:); a glob with * or ? (dataset:scratch/*)')
+    .addOption(new Option('--decision <decision>', 'allow, deny or error').choices(['allow', 'deny', 'error']))
+    .option('--since <time>', 'from: an age (7d, 2h) or a time (2024-05-01T09:00:00Z)')
+    .option('--until <time>', 'up to: an age or a time')
+    .option('--request-id <id>', "one request's events");
+}
+
+function addAudit(program: Command, result: Result): void {
+  const audit = program.command('audit').summary('query, export and verify the audit trail; its chains and signing key');
+  const run = (sub: string) => (c: Invocation) => {
+    const o = c.opts;
+    return auditCommand(sub, c.args, c.target, { ...o, all: Boolean(o.all), json: Boolean(o.json), config: () => c.loaded().config });
+  };
+  act(
+    withConnection(
+      withFilters(audit.command('query').summary('audit events, newest first, a page at a time (times in your local zone)'))
+        .option('--limit <n>', 'events per page, 1 to 1000')
+        .option('--cursor <cursor>', 'the page after this one (as the previous page said)')
+        .option('--all', 'every page'),
+    ),
+    run('query'),
+    result,
+  );
+  act(
+    withConnection(
+      withFilters(audit.command('export').summary('every matching event, oldest first in chain order, to stdout or a file'))
+        .addOption(new Option('--format <format>', 'jsonl or csv (default jsonl; csv for an --output ending in .csv)').choices(['jsonl', 'csv']))
+        .option('--output <file>', 'write to FILE (complete, or not at all) instead of stdout'),
+    ),
+    run('export'),
+    result,
+  );
+  act(
+    withConnection(
+      audit
+        .command('verify')
+        .summary('check that the trail is intact: hashes, links, checkpoints (exit 1 when not)')
+        .option('--file <archive>', "check a retention archive here, with the gateway's key when reachable")
+        .option('--witness <file>', 'check the trail on this host (audit.dir) against a witness file')
+        .option('--dir <dir>', '--witness: a copy of audit.dir instead of the configured one'),
+    ),
+    run('verify'),
+    result,
+  );
+  act(withConnection(audit.command('chains').summary("every gateway's chain over a shared store: live, gone or retired")), run('chains'), result);
+  act(
+    withConnection(audit.command('retire').argument('<name>', 'the gateway, as audit chains lists it').summary("a gone gateway's chain is no longer expected (admin; recorded)").option('--reason <text>', 'why, and where its trail was exported to (required)')),
+    run('retire'),
+    result,
+  );
+  act(withConfig(audit.command('rotate-key').summary("a new audit signing key from the gateway's next start; older checkpoints still verify"), true), run('rotate-key'), result);
+}
+
+function addServers(program: Command, result: Result): void {
+  act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), true), ({ loaded, opts }) => {
+    const { config, file } = loaded();
+    return up({ config, configFile: file, json: Boolean(opts.json) });
+  }, result);
+  act(withConfig(program.command('gateway').summary('the gateway alone (HTTPS, server.host:server.port)'), false), async ({ loaded }) => {
+    await serve('gateway', () => startGateway(loaded().config));
+    return -1; // keeps running until a signal
+  }, result);
+  act(withConfig(program.command('engine').summary('the bundled engine alone (mTLS, only the gateway\'s client certificate)'), false), async ({ loaded }) => {
+    await serve('engine', async () => {
+      const { config } = loaded();
+      // Run alone, the engine creates the certificates too; under `up` they already exist.
+      ensureServiceCertificates(config);
+      return startEngine(config);
+    });
+    return -1;
+  }, result);
+  act(withConfig(program.command('dev-idp').summary('the DEVELOPMENT OIDC provider alone (127.0.0.1:dev_idp.port)'), false), async ({ loaded }) => {
+    await serve('dev-idp', () => startDevIdp(loaded().config));
+    return -1;
+  }, result);
+  const config = program.command('config').summary('check the configuration; print its reference');
+  act(withConfig(config.command('check').summary('validate the configuration and exit (--json: the resolved values, secrets masked)'), true), ({ loaded, opts }) => {
+    configCommand('check', loaded, { json: Boolean(opts.json) });
+    return 0;
+  }, result);
+  act(config.command('docs').summary('the configuration reference (--write README.md refreshes it there)').option('--write <file>', 'refresh the reference between the markers in FILE'), ({ loaded, opts }) => {
+    configCommand('docs', loaded, { json: false, write: opts.write });
+    return 0;
+  }, result);
+}

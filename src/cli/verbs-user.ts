@@ -1,0 +1,149 @@
+// The data scientist's verbs in the command definition (program.ts): logging in, datasets, jobs,
+// quota, and asking whether one may.
+import { Argument, type Command, Option } from 'commander';
+import { ACTIONS } from '../policy/index.js';
+import { JOB_STATES, RUNTIMES } from '../wire/index.js';
+import { canI } from './can-i.js';
+import { datasets } from './dataset-commands.js';
+import { get, preview } from './dataset-read-commands.js';
+import { UsageError } from './fail.js';
+import { certificate, login, logout, whoami } from './identity-commands.js';
+import { cancel, jobs, logs, status, submit } from './job-commands.js';
+import { parseList } from './job-flags.js';
+import { act, withConnection } from './verb.js';
+import { quota } from './quota-command.js';
+
+export function addUserVerbs(program: Command, result: { code?: number }): void {
+  program.commandsGroup('Log in:');
+  act(
+    withConnection(
+      program
+        .command('login')
+        .summary("log in with your company's SSO (--sso) or your directory password (--ldap)")
+        .description("Log in to the gateway. --sso prints a URL and a code and opens a browser when there is one; --ldap asks for your directory password (or reads it from stdin with --password-stdin). The tokens are kept under ~/.config/gatehouse and renew themselves.")
+        .option('--sso', "your company's SSO: a URL and a code to approve in a browser")
+        .option('--ldap', 'your directory user name and password')
+        .option('--user <name>', '--ldap: the user name (asked for when not given)')
+        .option('--password-stdin', '--ldap: read the password from standard input')
+        .option('--no-browser', '--sso: only print the URL, do not open a browser'),
+    ),
+    ({ target, opts }) => login(target(), { sso: Boolean(opts.sso), ldap: Boolean(opts.ldap), user: opts.user, passwordStdin: Boolean(opts.passwordStdin), browser: opts.browser !== false, json: Boolean(opts.json) }),
+    result,
+  );
+  act(withConnection(program.command('whoami').summary('who the gateway thinks you are: user, groups, how you logged in')), ({ target, opts }) => whoami(target(), Boolean(opts.json)), result);
+  act(
+    withConnection(
+      program
+        .command('cert')
+        .summary('a short-lived client certificate for tools that speak TLS')
+        .description('A short-lived client certificate and its key under ~/.config/gatehouse/certs, and the CA that signed the gateway; prints the curl line that uses them.')
+        .option('--ttl <seconds>', 'how long it stays valid, at least 60 (default: the gateway\'s certs.client_ttl)'),
+    ),
+    ({ target, opts }) => {
+      const ttl = opts.ttl === undefined ? undefined : Number(opts.ttl);
+      if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 60)) throw new UsageError('--ttl: a whole number of seconds, at least 60');
+      return certificate(target(), { json: Boolean(opts.json), ttl });
+    },
+    result,
+  );
+  act(withConnection(program.command('logout').summary('end the login: its tokens and certificates stop working')), ({ target, opts }) => logout(target(), Boolean(opts.json)), result);
+
+  program.commandsGroup('Data and jobs:');
+  act(withConnection(program.command('datasets').summary('the datasets you may use, and what you may do with each')), ({ target, opts }) => datasets(target(), Boolean(opts.json)), result);
+  act(
+    withConnection(
+      program
+        .command('get')
+        .argument('<name>', 'the dataset (gatehouse datasets lists yours)')
+        .summary("download a dataset's partitions into DIR/part-NNNNN.<format>; run again to continue after an interruption")
+        .option('-o, --output <dir>', 'the folder to write into (default ./NAME)')
+        .option('--partitions <list>', 'only these partitions: 0,2-3'),
+    ),
+    ({ target, args, opts }) => get(target(), args[0], { output: opts.output, partitions: opts.partitions, json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(
+      program
+        .command('preview')
+        .argument('<name>', 'the dataset (gatehouse datasets lists yours)')
+        .summary('the first rows of a partition as a table')
+        .option('--rows <n>', 'how many rows, at most 1000 (default 10)')
+        .option('--partition <n>', 'which partition (default 0)'),
+    ),
+    ({ target, args, opts }) => preview(target(), args[0], { rows: opts.rows, partition: opts.partition, json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(
+      program
+        .command('can-i')
+        .addArgument(new Argument('<action>', 'read, write or admin').choices(ACTIONS))
+        .argument('<object>', 'dataset:NAME, policy:files, ...')
+        .summary('may I do ACTION on OBJECT? exit 0 yes, 1 no; the deciding rule on stderr')
+        .description("Whether you may do ACTION on OBJECT, decided by the gateway with your real groups and the dataset's labels. Prints yes or no; the rule that decided goes to stderr. Exit 0 for yes, 1 for no. --as asks for someone else (needs read on policy:files).")
+        .option('--as <user>', "someone else's access (needs read on policy:files); their groups from their latest login unless --groups")
+        .option('--groups <a,b>', 'decide with these groups instead (needs read on policy:files)')
+        .option('--labels <a,b>', "decide with these dataset labels instead of the dataset's own"),
+    ),
+    ({ target, args, opts }) =>
+      canI(target(), { action: args[0]!, object: args[1]!, as: opts.as, groups: opts.groups === undefined ? undefined : parseList(opts.groups), labels: opts.labels === undefined ? undefined : parseList(opts.labels), json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(
+      program
+        .command('submit')
+        .argument('[file]', 'a job file (job.yaml, .json), or a source file to run with --runtime')
+        .summary('submit a job from a job file, or from flags')
+        .description(
+          'Submit a job described in a file (flags given with it override its fields), or from flags: --input NAME --output NAME and one of --python FILE, --node FILE, --command \'argv...\' or FILE --runtime R. With --wait, follow it to its end: exit 0 succeeded, 1 failed, 3 cancelled (Ctrl-C stops watching, never the job).',
+        )
+        .option('--input <name>', 'the dataset to read')
+        .option('--output <name>', 'the dataset to write')
+        .option('--python <file>', 'run this Python file (its process(rows))')
+        .option('--node <file>', 'run this JavaScript module (its process(rows))')
+        .option('--command <argv>', "run a program on each partition: 'sort -o {output} {input}'")
+        .option('--runtime <runtime>', `the runtime for FILE: ${RUNTIMES.join(', ')}`)
+        .option('--entrypoint <function>', 'the function to call (default process)')
+        .option('--cores <n>', 'cores per worker (default 1)')
+        .option('--memory <size>', 'memory: 1024 (MB), 512m or 4g (default 1024)')
+        .option('--time <limit>', 'time limit: 3600 (seconds), 30m or 2h (default 1h)')
+        .option('--name <name>', 'a name for the job (default: the file name)')
+        .option('--partitions <list>', 'only these partitions: 0,1,5-9')
+        .option('--overwrite', 'replace an existing output dataset')
+        .option('--labels <a,b>', 'labels for the output dataset')
+        .option('--backend <name>', 'bundled or slurm (default: the gateway\'s)')
+        .option('--wait', 'follow the job to its end: exit 0 succeeded, 1 failed, 3 cancelled'),
+    ),
+    ({ target, args, opts }) => submit(target(), { ...opts, file: args[0] }, { wait: Boolean(opts.wait), json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(
+      program
+        .command('jobs')
+        .summary('your jobs, newest first')
+        .option('--all', "other users' jobs too, where you may see them")
+        .addOption(new Option('--state <state>', 'only jobs in this state').choices(JOB_STATES)),
+    ),
+    ({ target, opts }) => jobs(target(), { all: Boolean(opts.all), state: opts.state, json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(program.command('status').argument('<id>', 'the job (gatehouse jobs lists yours)').summary("a job's state, progress, rows and cost; why it waits, or why it failed")),
+    ({ target, args, opts }) => status(target(), args[0]!, Boolean(opts.json)),
+    result,
+  );
+  act(
+    withConnection(program.command('logs').argument('<id>', 'the job (gatehouse jobs lists yours)').summary("a job's log").option('-f, --follow', 'follow it until the job ends'), false),
+    ({ target, args, opts }) => logs(target(), args[0]!, Boolean(opts.follow)),
+    result,
+  );
+  act(
+    withConnection(program.command('cancel').argument('<id>', 'the job (gatehouse jobs lists yours)').summary('cancel a job that has not ended')),
+    ({ target, args, opts }) => cancel(target(), args[0]!, Boolean(opts.json)),
+    result,
+  );
+  act(withConnection(program.command('quota').summary('your limits, what is in use, where each limit comes from, your pending jobs')), ({ target, opts }) => quota(target(), Boolean(opts.json)), result);
+}
