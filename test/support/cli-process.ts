@@ -6,6 +6,8 @@ export interface CliRun {
   /** Resolves with the first match of `pattern` in stdout+stderr, as it is printed. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Sends a signal, as Ctrl-C (SIGINT) in its terminal would. */
+  kill(signal: NodeJS.Signals): void;
 }
 
 export function startCli(args: string[], env: Record<string, string>, input?: string): CliRun {
@@ -36,6 +38,7 @@ export function startCli(args: string[], env: Record<string, string>, input?: st
   );
   return {
     done,
+    kill: (signal) => void child.kill(signal),
     waitFor: (pattern, timeoutMs = 30_000) =>
       new Promise((resolve, reject) => {
         const check = () => {
