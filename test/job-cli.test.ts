@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../src/cli/client/api.js';
+import { JobLog } from '../src/compute/jobs/job-log.js';
 import { jobError, quotaLine } from '../src/cli/job-errors.js';
 import { parseMemoryMb, parsePartitions, parseTimeLimit, splitCommand } from '../src/cli/job-flags.js';
 import { renderJobList, renderStatus } from '../src/cli/job-report.js';
@@ -246,7 +247,11 @@ describe('job progress', () => {
 
   it('shows why a pending job waits, and for how long', () => {
     const pending = job({ state: 'pending', started_at: null, reason: 'quota: cores 8/8 in use', partitions: { total: 0, done: 0, failed: 0, running: 0 } });
-    expect(describeProgress(pending, now)).toBe('0/0 partitions 0%  pending: quota: cores 8/8 in use (waiting 1m10s)');
+    // Not yet at the engine: no partitions to count, so none are shown (not "0/0").
+    expect(describeProgress(pending, now)).toBe('pending: quota: cores 8/8 in use (waiting 1m10s)');
+    expect(renderProgress(pending, now)).not.toContain('0/0');
+    const queued = job({ state: 'queued', started_at: null, reason: null, partitions: { total: 12, done: 0, failed: 0, running: 0 } });
+    expect(describeProgress(queued, now)).toBe('0/12 partitions 0%  queued (waiting 1m10s)');
   });
 
   it('summarizes the end in one line, with the error when the job failed', () => {
@@ -274,6 +279,18 @@ describe('job listings', () => {
     const failed = renderStatus(job({ state: 'failed', error: 'boom', finished_at: new Date(T0 + 5000).toISOString() }), now);
     expect(failed).toContain('error       boom');
     expect(failed).not.toContain('progress');
+    // An ended job has nothing running, whatever the engine's last count said.
+    const cancelled = renderStatus(job({ state: 'cancelled', finished_at: new Date(T0 + 5000).toISOString() }), now);
+    expect(cancelled).toContain('partitions  3/12 done, 0 failed');
+    expect(cancelled).not.toContain('running');
+  });
+
+  it('a multi-line error stays on its row: the first line and the last (the exception)', () => {
+    const error = 'partition 2 failed after 2 attempts: Traceback (most recent call last):\n  File "job.py", line 3, in process\n    raise ValueError(\'bad row 17\')\nValueError: bad row 17\n';
+    const lines = renderJobList([job({ state: 'failed', error })], now, false).split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/ {2}partition 2 failed after 2 attempts: Traceback \(most [a-z ]* … ValueError: bad row 17$/);
+    expect(lines[1]!.slice(lines[1]!.indexOf('partition 2')).length).toBeLessThanOrEqual(80);
   });
 
   it('the list shows the user column only for --all, and why pending jobs wait', () => {
@@ -309,6 +326,23 @@ describe('job listings', () => {
   });
 });
 
+describe('job logs', () => {
+  it('show ctx.log lines by their level, other stderr lines labelled stderr, never with an alarm mark', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-joblog-'));
+    try {
+      const log = JobLog.forJob(dir, 'j1', 64 * 1024);
+      log.partition(0, 'stdout', 'plain print');
+      log.partition(0, 'stderr', 'INFO partition 0 starting');
+      log.partition(1, 'stderr', 'WARNING 3 rows skipped');
+      log.partition(1, 'stderr', 'Traceback (most recent call last):');
+      log.end();
+      expect(readFileSync(join(dir, 'j1.log'), 'utf8')).toBe('[p0] plain print\n[p0] INFO partition 0 starting\n[p1] WARNING 3 rows skipped\n[p1] stderr: Traceback (most recent call last):\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('job errors', () => {
   it('a quota refusal reads as one line with what was asked and allowed', () => {
     expect(quotaLine({ error: 'quota_exceeded', limit: 'max_cores', used: 0, requested: 16, max: 8 })).toBe('quota: 16 cores requested, the limit is 8 (quota_exceeded: max_cores, used 0, requested 16, max 8)');
@@ -322,6 +356,15 @@ describe('job errors', () => {
     expect(notFound.status).toBe(404);
     const forbidden = new ApiError(403, 'forbidden', 'no rule grants alice read on dataset:hr', {});
     expect(jobError(forbidden, { verb: 'submit' })).toBe(forbidden);
+  });
+
+  it('a second cancel says once that the job ended; an existing output names --overwrite', () => {
+    const again = jobError(new ApiError(409, 'conflict', 'job j-1 has already been cancelled', {}), { verb: 'cancel', id: 'j-1' }) as ApiError;
+    expect(again.message).toBe('job j-1 has already been cancelled');
+    const other = jobError(new ApiError(409, 'conflict', 'cancelled elsewhere', {}), { verb: 'cancel', id: 'j-1' }) as ApiError;
+    expect(other.message).toBe('job j-1 has already ended: cancelled elsewhere');
+    const exists = jobError(new ApiError(409, 'conflict', 'dataset scratch/x exists; submit with "mode": "overwrite" to replace it', {}), { verb: 'submit' }) as ApiError;
+    expect(exists.message).toBe('dataset scratch/x exists; add --overwrite (mode: overwrite in a job file) to replace it');
   });
 });
 

@@ -15,7 +15,10 @@ export function jobError(err: unknown, context: JobContext): unknown {
   const reworded = (message: string) => new ApiError(err.status, err.code, message, err.body);
   if (err.code === 'not_found' && context.id !== undefined) return reworded(`no job ${context.id}`);
   if (err.code === 'quota_exceeded') return reworded(quotaLine(err.body) ?? `quota: ${err.message}`);
-  if (err.code === 'conflict' && context.verb === 'cancel') return reworded(`job ${context.id} has already ended: ${err.message}`);
+  // The gateway's words already name the job ("job X has already been cancelled"): said once.
+  if (err.code === 'conflict' && context.verb === 'cancel') return reworded(err.message.startsWith(`job ${context.id} `) ? err.message : `job ${context.id} has already ended: ${err.message}`);
+  // The API's field is the job file's; on the command line it is a flag.
+  if (err.code === 'conflict' && context.verb === 'submit' && err.message.includes('submit with "mode": "overwrite"')) return reworded(err.message.replace('submit with "mode": "overwrite" to replace it', 'add --overwrite (mode: overwrite in a job file) to replace it'));
   if (err.code === 'invalid_request' && typeof err.body.field === 'string' && !err.message.includes(err.body.field)) return reworded(`${err.body.field}: ${err.message}`);
   return err;
 }

@@ -1,6 +1,6 @@
 // What `gatehouse jobs` and `gatehouse status` print for people: pure functions of the jobs and
 // the clock, so the e2e tests and the unit tests read the same text the user does.
-import { ageSeconds, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
+import { ageSeconds, formatCount, formatDuration, isFinal, type Job, runSeconds } from './job-view.js';
 import { renderProgress } from './progress.js';
 import { visible } from './safe-text.js';
 import { formatBytes, table } from './table.js';
@@ -28,9 +28,24 @@ export function renderJobList(jobs: Job[], now: number, withUser: boolean): stri
 
 /** Why a job waits, or why it failed: the column people look for first. */
 function note(job: Job): string {
-  // Escaped before it is cut, so the cut never leaves half an escape sequence for the terminal.
-  const text = visible(job.state === 'failed' ? (job.error ?? '') : job.state === 'pending' || job.state === 'queued' ? (job.reason ?? '') : '');
-  return text.length > NOTE_MAX ? `${text.slice(0, NOTE_MAX - 1)}…` : text;
+  return folded(job.state === 'failed' ? (job.error ?? '') : job.state === 'pending' || job.state === 'queued' ? (job.reason ?? '') : '', NOTE_MAX);
+}
+
+/**
+ * A text on one table row within `max` characters: escaped before it is cut, so a cut never leaves
+ * half an escape sequence. A multi-line error (a traceback) shows its first line and its last, where
+ * Python and Node name the exception, the first cut shorter when both do not fit; `status` shows it all.
+ */
+export function folded(text: string, max: number): string {
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => visible(l.trim()))
+    .filter(Boolean);
+  const cut = (t: string, n: number) => (t.length > n ? `${t.slice(0, Math.max(0, n - 1))}…` : t);
+  if (lines.length <= 1) return cut(lines[0] ?? '', max);
+  const last = cut(lines.at(-1)!, max - 10);
+  const room = max - last.length - 3;
+  return `${lines[0]!.slice(0, room)} … ${last}`;
 }
 
 /** `status`: one `key  value` line per fact, the ones that matter for the job's state first; each value on its line, escaped. */
@@ -46,7 +61,8 @@ export function renderStatus(job: Job, now: number): string {
     ['data', `${job.input} → ${job.output}`],
     ['program', `${job.runtime} on ${job.backend}`],
     ['resources', `${r.cores} cores, ${r.memory_mb} MB per worker, time limit ${formatDuration(r.time_limit_s)}`],
-    ['partitions', `${p.done}/${p.total} done, ${p.running} running, ${p.failed} failed`],
+    // An ended job has nothing running, whatever the last count said.
+    ['partitions', `${p.done}/${p.total} done, ${isFinal(job.state) ? '' : `${p.running} running, `}${p.failed} failed`],
     ['rows', `${formatCount(job.rows_in)} in → ${formatCount(job.rows_out)} out`],
     ['bytes', `${formatBytes(job.bytes_in)} in → ${formatBytes(job.bytes_out)} out`],
     ['created', `${job.created_at} (${formatDuration(ageSeconds(job, now))} ago)`],

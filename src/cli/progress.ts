@@ -38,6 +38,8 @@ export function describeProgress(job: Job, now: number): string {
   const { done, total, failed } = job.partitions;
   const counted = `${done}/${total} partitions ${percent(done, total)}${failed > 0 ? ` (${failed} failed)` : ''}`;
   if (job.state === 'pending' || job.state === 'queued') {
+    // Before the engine has the job it has no partitions to count: 0/0 would say nothing true.
+    if (total === 0) return `${job.state}${job.reason ? `: ${visible(job.reason)}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
     return `${counted}  ${job.state}${job.reason ? `: ${visible(job.reason)}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
   }
   const left = job.state === 'running' ? `  ETA ${eta(job, now)}` : '';

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 /** Room for engine lines past the cap. */
 const ENGINE_RESERVE = 64 * 1024;
 
+/** A line from the runners' ctx.log (Python's logging, Node's `INFO ...`). */
+const LOG_LEVEL = /^(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL) /;
+
 export class JobLog extends EventEmitter {
   private written: number;
   private dropped = 0;
@@ -34,7 +37,9 @@ export class JobLog extends EventEmitter {
 
   partition(partition: number | null, stream: 'stdout' | 'stderr', line: string): void {
     const tag = partition === null ? '[worker]' : `[p${partition}]`;
-    this.append(stream === 'stderr' ? `${tag} ! ${line}` : `${tag} ${line}`);
+    // ctx.log lines arrive on stderr with their level first (INFO ...): the level says what they
+    // are. Anything else on stderr is labelled as such, not flagged as if it were an error.
+    this.append(stream === 'stdout' || LOG_LEVEL.test(line) ? `${tag} ${line}` : `${tag} stderr: ${line}`);
   }
 
   engine(message: string): void {
