@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, EXIT_MEANINGS } from '../src/cli/exit-codes.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import { startCli } from './support/cli-process.js';
-import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up } from './support/gatehouse.js';
+import { ROOT, runCli, sandbox, type Sandbox, startUp, TEST_POLICIES, type Up } from './support/gatehouse.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { until } from './support/until.js';
 
@@ -35,7 +35,7 @@ async function loggedIn(user: string): Promise<Record<string, string>> {
 
 beforeAll(async () => {
   policies = mkdtempSync(join(tmpdir(), 'gatehouse-policies-'));
-  cpSync(join(ROOT, 'policies'), policies, { recursive: true });
+  cpSync(TEST_POLICIES, policies, { recursive: true });
   box = sandbox({ dev_idp: { enabled: true, port: 0, users_file: join(ROOT, 'dev-idp', 'users.yaml') }, policies: { dir: policies } });
   // Tasks run as other uids: the data root must be reachable by them (the sandbox folder is 0700).
   data = mkdtempSync(join(tmpdir(), 'gatehouse-cli-data-'));
