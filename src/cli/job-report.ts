@@ -32,20 +32,18 @@ function note(job: Job): string {
 }
 
 /**
- * A text on one table row within `max` characters: escaped before it is cut, so a cut never leaves
- * half an escape sequence. A multi-line error (a traceback) shows its first line and its last, where
- * Python and Node name the exception, the first cut shorter when both do not fit; `status` shows it all.
+ * A text on one table row within `max` characters: its lines joined with ⏎ (a traceback stays on its
+ * row), escaped before it is cut, so a cut never leaves half an escape sequence; `status` shows it all.
  */
 export function folded(text: string, max: number): string {
-  const lines = text
-    .split(/\r?\n/)
-    .map((l) => visible(l.trim()))
-    .filter(Boolean);
-  const cut = (t: string, n: number) => (t.length > n ? `${t.slice(0, Math.max(0, n - 1))}…` : t);
-  if (lines.length <= 1) return cut(lines[0] ?? '', max);
-  const last = cut(lines.at(-1)!, max - 10);
-  const room = max - last.length - 3;
-  return `${lines[0]!.slice(0, room)} … ${last}`;
+  const line = visible(
+    text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' ⏎ '),
+  );
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
 /** `status`: one `key  value` line per fact, the ones that matter for the job's state first; each value on its line, escaped. */
