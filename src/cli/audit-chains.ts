@@ -1,20 +1,15 @@
 // `gatehouse audit chains` and `gatehouse audit retire NAME --reason TEXT`: which gateways' chains
 // make up the trail over a shared store, and retiring a gone gateway's once its trail is exported
 // (GET /v1/audit/chains, POST /v1/audit/chains/:name/retire).
+import type { ChainEntry } from '../store/index.js';
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
 import { printLine, safeJson } from './safe-text.js';
 import { table } from './table.js';
 
-interface Chain {
-  name: string;
-  url: string;
-  state: 'live' | 'gone' | 'retired';
-  first_seen: string;
-  last_seen: string;
-  retired?: { at: string; by: string; reason: string };
-}
+/** The answer's chain: the registry's own type (type-only, so nothing of the store is loaded here). */
+type Chain = ChainEntry;
 
 const NOTE: Record<Chain['state'], string> = {
   live: 'asked by every merged question',
