@@ -34,3 +34,7 @@ export function buildIfNeeded({ quiet = false } = {}) {
   }
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
+
+// `npm install` / `npm ci` run this file as the `prepare` script, so the first `npm start` finds dist/
+// current instead of compiling while the person waits for the ready line.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) buildIfNeeded();

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { caCertificateFile, ensureServiceCertificates, readDevUsers } from '../auth/index.js';
 import { ensureDemoData } from '../compute/index.js';
 import type { Config } from '../config/index.js';
+import { commandStartedAt } from './command-clock.js';
 import { UsageError } from './fail.js';
 import type { ListeningMessage } from './serve.js';
 
@@ -31,7 +32,8 @@ export interface UpOptions {
 }
 
 export async function up({ config, configFile, json }: UpOptions): Promise<number> {
-  const startedAt = Date.now();
+  // The wall clock since the command started (npm's share included), not since this function ran.
+  const startedAt = commandStartedAt();
   const say = (line: string) => {
     if (!json) process.stdout.write(`${line}\n`);
   };
@@ -86,10 +88,13 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   };
 
   try {
-    const engine = await spawnChild('engine', {});
+    // The engine and the development provider (only when no real one is configured) start side by
+    // side; the gateway needs both their ports, so it starts when they listen.
+    const [engine, devIdp] = await Promise.all([
+      spawnChild('engine', {}),
+      config.dev_idp.enabled && config.oidc.issuer === '' ? spawnChild('dev-idp', {}) : Promise.resolve(undefined),
+    ]);
     const enginePort = String(new URL(engine.url!).port);
-    // The development provider only when no real one is configured; the gateway learns its port.
-    const devIdp = config.dev_idp.enabled && config.oidc.issuer === '' ? await spawnChild('dev-idp', {}) : undefined;
     const gateway = await spawnChild('gateway', {
       GATEHOUSE_ENGINE_PORT: enginePort,
       ...(devIdp ? { GATEHOUSE_DEV_IDP_PORT: String(new URL(devIdp.url!).port) } : {}),
@@ -172,7 +177,7 @@ async function waitReady(url: string, ca: Buffer, cancelled: () => boolean): Pro
       last = (err as Error).message;
     }
     if (Date.now() > deadline) throw new UsageError(`gateway not ready after ${READY_TIMEOUT_MS / 1000} s: ${last}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 50));
   }
   return {};
 }
