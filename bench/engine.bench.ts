@@ -14,7 +14,7 @@
 // The data is written once and the engine started once per size (neither is a per-job cost); Dask
 // starts its cluster inside each run, as a user's script does. After the engine's job, each round
 // also runs a 1-partition, 1-row job: the engine's fixed cost per job, for the summary on stderr.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,8 +50,25 @@ const VARIANTS: Variant[] = [
   { label: '256x5k', partitions: 256, rows: 5_000 },
 ];
 
-const SIDES = ['engine', 'pool', 'xargs', 'dask', 'one'] as const;
-type Side = (typeof SIDES)[number];
+const ALL_SIDES = ['engine', 'pool', 'xargs', 'dask', 'one'] as const;
+type Side = (typeof ALL_SIDES)[number];
+
+/**
+ * Dask is the one baseline Debian's python3 lacks by default. Without it the Dask side is left out
+ * of every round and its rows are skipped with this line; every other row still runs.
+ */
+let daskProbe: { missing: string | undefined } | undefined;
+function daskMissing(): string | undefined {
+  daskProbe ??= {
+    missing:
+      spawnSync(PYTHON, ['-c', 'import dask.distributed']).status === 0
+        ? undefined
+        : 'Dask is not installed for /usr/bin/python3: apt install python3-dask python3-distributed',
+  };
+  return daskProbe.missing;
+}
+/** The sides a round runs: asked when the first round starts, not when the runner lists the files. */
+const sides = (): readonly Side[] => (daskMissing() ? ALL_SIDES.filter((s) => s !== 'dask') : ALL_SIDES);
 
 interface Run {
   wall_s: number;
@@ -206,11 +223,12 @@ async function world(v: Variant): Promise<World> {
 /** The k-th round of a size, run on first demand and then read by every row of the size. */
 async function sample(w: World, k: number): Promise<Sample> {
   const p = thePlace();
+  const running = sides();
   while (w.samples.length <= k) {
     const round = w.samples.length;
     const client = await theEngine(p);
-    const outputs = Object.fromEntries(SIDES.map((s) => [s, join(p.dir, 'out', s)])) as Record<Side, string>;
-    for (const s of SIDES) {
+    const outputs = Object.fromEntries(running.map((s) => [s, join(p.dir, 'out', s)])) as Record<Side, string>;
+    for (const s of running) {
       rmSync(outputs[s], { recursive: true, force: true });
       if (s !== 'engine') mkdirSync(outputs[s], { recursive: true });
     }
@@ -219,7 +237,7 @@ async function sample(w: World, k: number): Promise<Sample> {
     const runs: Partial<Sample> = {};
     const probeOutput = `${w.tiny}_out_${p.jobs}`;
     // Rotated each round, so drift over the run does not always land on the same side.
-    const order = SIDES.map((_, i) => SIDES[(i + round) % SIDES.length]!);
+    const order = running.map((_, i) => running[(i + round) % running.length]!);
     for (const side of order) {
       const o = outputs[side];
       if (side === 'engine') {
@@ -233,10 +251,10 @@ async function sample(w: World, k: number): Promise<Sample> {
     const done = runs as Sample;
     sameOutputs(w, { ...outputs, engine: join(p.data, output) });
     for (const o of [output, probeOutput]) rmSync(join(p.data, o), { recursive: true, force: true });
-    for (const s of SIDES) rmSync(outputs[s], { recursive: true, force: true });
+    for (const s of running) rmSync(outputs[s], { recursive: true, force: true });
     w.samples.push(done);
     const f = (s: Side) => `${s} ${done[s].wall_s.toFixed(2)} s`;
-    process.stderr.write(`    ${w.v.label} round ${round + 1} (${order.join(', ')}): ${SIDES.map(f).join(', ')}; load average ${loadavg()[0]!.toFixed(2)}\n`);
+    process.stderr.write(`    ${w.v.label} round ${round + 1} (${order.join(', ')}): ${running.map(f).join(', ')}; load average ${loadavg()[0]!.toFixed(2)}\n`);
   }
   return w.samples[k]!;
 }
@@ -316,13 +334,14 @@ function timed(command: string, args: string[], stdin?: string): Promise<Run> {
 /** Every side wrote every partition, and the same bytes (first and last partition compared whole). */
 function sameOutputs(w: World, dirs: Record<Side, string>): void {
   const names = Array.from({ length: w.v.partitions }, (_, i) => partitionFile(i, 'csv'));
-  for (const s of SIDES) {
+  const running = sides();
+  for (const s of running) {
     const missing = names.find((n) => !existsSync(join(dirs[s], n)));
     if (missing !== undefined) throw new Error(`${s} did not write ${missing}`);
   }
   for (const n of [names[0]!, names[names.length - 1]!]) {
     const reference = readFileSync(join(dirs.pool, n));
-    for (const s of SIDES) {
+    for (const s of running) {
       if (!readFileSync(join(dirs[s], n)).equals(reference)) throw new Error(`${s}'s ${n} differs from multiprocessing.Pool's`);
     }
   }
@@ -371,7 +390,7 @@ function rows(v: Variant): Benchmark<Ctx>[] {
   });
   return [
     row(base, 'rows/s', BASELINES.pool, (s) => rate(s.engine), (s) => rate(s.pool)),
-    row(`${base}-vs-dask`, 'rows/s', BASELINES.dask, (s) => rate(s.engine), (s) => rate(s.dask)),
+    { ...row(`${base}-vs-dask`, 'rows/s', BASELINES.dask, (s) => rate(s.engine), (s) => rate(s.dask)), skip: daskMissing },
     row(`${base}-vs-xargs`, 'rows/s', BASELINES.xargs, (s) => rate(s.engine), (s) => rate(s.xargs)),
     row(`${base}-vs-one-process`, 'rows/s', BASELINES.one, (s) => rate(s.engine), (s) => rate(s.one)),
     row(
@@ -403,7 +422,7 @@ function summary(w: World): string {
     `  engine ${s(m('engine'))}: ${phases('engine')}; the workers' own partition times add up to ${s(m('engine', 'partition_s'))}, core-seconds ${m('engine', 'core_s').toFixed(2)}`,
     `  engine, a 1-partition 1-row job: ${ms(m('probe'))}: ${phases('probe')}`,
     `  Pool ${s(m('pool'))}: pool start ${ms(m('pool', 'startup_s'))}, map ${s(m('pool', 'run_s'))}, close ${ms(m('pool', 'close_s'))}; process() times add up to ${s(m('pool', 'process_s'))}`,
-    `  Dask ${s(m('dask'))}: import ${s(m('dask', 'import_s'))}, cluster start ${s(m('dask', 'startup_s'))}, map + gather ${s(m('dask', 'run_s'))}, close ${s(m('dask', 'close_s'))}; process() times add up to ${s(m('dask', 'process_s'))}`,
+    ...(daskMissing() ? [] : [`  Dask ${s(m('dask'))}: import ${s(m('dask', 'import_s'))}, cluster start ${s(m('dask', 'startup_s'))}, map + gather ${s(m('dask', 'run_s'))}, close ${s(m('dask', 'close_s'))}; process() times add up to ${s(m('dask', 'process_s'))}`]),
     `  xargs ${s(m('xargs'))}; one process ${s(m('one'))}, process() times add up to ${s(m('one', 'process_s'))}`,
     `  ${CORES} workers' time outside partitions: engine ${s(median(counted.map((x) => idle(x, 'engine'))))} (partitions phase x ${CORES} - partition times), Pool ${s(median(counted.map((x) => idle(x, 'pool'))))} (map x ${CORES} - process() times)`,
     `  engine overhead per partition vs Pool: ${overhead.toFixed(2)} ms (median of (engine wall - Pool wall) / partitions)`,

@@ -16,6 +16,11 @@ export interface Benchmark<Context = unknown> {
   /** Rounds for this benchmark when the caller gives none (a slow baseline may want fewer). */
   warmup?: number;
   rounds?: number;
+  /**
+   * Why this row cannot run on this machine (its baseline is not installed: say what installs it),
+   * or undefined. A skipped row is listed with its reason; the other rows of its file still run.
+   */
+  skip?(): string | undefined;
   setup?(): Promise<Context>;
   candidate(ctx: Context): Promise<number>;
   baselineRun(ctx: Context): Promise<number>;

@@ -43,7 +43,14 @@ export async function run(argv: string[]): Promise<number> {
 
   const results: Result[] = [];
   const failures: string[] = [];
+  const skipped: string[] = [];
   for (const { bench } of selected) {
+    const why = bench.skip?.();
+    if (why) {
+      process.stderr.write(`${bench.name}: skipped (${why})\n`);
+      skipped.push(`${bench.name}: ${why}`);
+      continue;
+    }
     process.stderr.write(`${bench.name}: ${bench.unit} vs ${bench.baseline}\n`);
     try {
       results.push(
@@ -62,6 +69,8 @@ export async function run(argv: string[]): Promise<number> {
 
   if (json) process.stdout.write(`${JSON.stringify(results)}\n`);
   else if (results.length > 0) process.stdout.write(table(results));
+  // Under the table, on stdout: a reader of the results must see which rows are missing and why.
+  if (!json) for (const line of skipped) process.stdout.write(`skipped  ${line}\n`);
   for (const line of failures) process.stderr.write(`gatehouse-bench: ${line}\n`);
   return failures.length > 0 ? 1 : 0;
 }
