@@ -23,15 +23,22 @@ export interface ReadableDataset {
   etag: string;
 }
 
+/**
+ * How many of a partition's links the engine itself made (a running job's input, hard-linked into
+ * its job area where no task can plant a name): those are not a second name someone else gave the
+ * file, so a partition is still "of one link" with them. Absent: every extra link is refused.
+ */
+export type EngineLinks = (file: string, dev: number, ino: number) => Promise<number>;
+
 /** A ReadableDataset on the wire (the engine's GET /dataset). */
 export const DatasetReadSchema = Type.Object({ manifest: DatasetManifestSchema, etag: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, { additionalProperties: false });
 
 /** `name`'s manifest, with every partition checked (plain file, one link, the size it lists). */
-export async function readableDataset(rootDir: string, name: string): Promise<ReadableDataset> {
+export async function readableDataset(rootDir: string, name: string, links?: EngineLinks): Promise<ReadableDataset> {
   const dir = await openDatasetDir(rootDir, name);
   try {
     const found = await readManifestAt(dir, name);
-    for (const [i, p] of found.manifest.partitions.entries()) (await openPartitionAt(dir, name, i, p)).close();
+    for (const [i, p] of found.manifest.partitions.entries()) (await openPartitionAt(dir, name, i, p, links)).close();
     return found;
   } finally {
     await dir.close();
@@ -48,14 +55,14 @@ export interface OpenedPartition extends ReadableDataset {
  * Partition `index` of `name`, opened for reading. With `etag`, the dataset must still be the
  * version that was decided on (a replaced one is refused: `changed`).
  */
-export async function openPartition(rootDir: string, name: string, index: number, etag?: string): Promise<OpenedPartition> {
+export async function openPartition(rootDir: string, name: string, index: number, etag?: string, links?: EngineLinks): Promise<OpenedPartition> {
   const dir = await openDatasetDir(rootDir, name);
   try {
     const found = await readManifestAt(dir, name);
     if (etag !== undefined && etag !== found.etag) throw new DatasetError('changed', `${name} changed since it was looked up`, join(rootDir, name));
     const listed = found.manifest.partitions[index];
     if (listed === undefined) throw new DatasetError('not_found', `${name} has no partition ${index}`, join(rootDir, name));
-    const file = await openPartitionAt(dir, name, index, listed);
+    const file = await openPartitionAt(dir, name, index, listed, links);
     return { ...found, file: file.handle, size: listed.bytes };
   } finally {
     await dir.close();
@@ -103,7 +110,7 @@ async function readManifestAt(dir: FileHandle, name: string): Promise<ReadableDa
   }
 }
 
-async function openPartitionAt(dir: FileHandle, name: string, index: number, listed: DatasetManifest['partitions'][number]): Promise<{ handle: FileHandle; close: () => void }> {
+async function openPartitionAt(dir: FileHandle, name: string, index: number, listed: DatasetManifest['partitions'][number], links?: EngineLinks): Promise<{ handle: FileHandle; close: () => void }> {
   const where = join(name, listed.file);
   const handle = await open(at(dir, listed.file, where), FILE_FLAGS).catch((err: unknown) => {
     const e = refusal(err, name, where);
@@ -111,7 +118,9 @@ async function openPartitionAt(dir: FileHandle, name: string, index: number, lis
   });
   try {
     const info = await handle.stat();
-    if (!info.isFile() || info.nlink !== 1) throw new DatasetError('invalid_manifest', `${listed.file} is not a plain file of its own`, where);
+    // Every link beyond the first must be one the engine made for a job's input (see EngineLinks).
+    const engineMade = info.nlink > 1 && links !== undefined ? await links(listed.file, info.dev, info.ino) : 0;
+    if (!info.isFile() || info.nlink !== 1 + engineMade) throw new DatasetError('invalid_manifest', `${listed.file} is not a plain file of its own`, where);
     if (info.size !== listed.bytes) throw new DatasetError('invalid_manifest', `${listed.file} has ${info.size} bytes; ${MANIFEST_FILE} says ${listed.bytes}`, where);
   } catch (err) {
     await handle.close();

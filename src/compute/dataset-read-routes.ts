@@ -1,12 +1,13 @@
 // The engine's read routes, for the gateway only (server.ts serves nothing else): one dataset's
 // manifest, and a byte range of one partition streamed from the descriptor that was checked
-// (src/catalog/open-partition.ts: no link followed). Policy is the gateway's: it decided on the
+// (src/catalog/open-partition.ts: no link followed; the only second names of a partition it accepts
+// are the hard links the engine made for running jobs' inputs, `links`). Policy is the gateway's: it decided on the
 // manifest's labels before it asks for bytes, and names the manifest version (etag) it decided on,
 // so a dataset replaced in between is refused here rather than served under the old decision.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { DatasetError, DatasetReadSchema, openPartition, readableDataset } from '../catalog/index.js';
+import { DatasetError, DatasetReadSchema, type EngineLinks, openPartition, readableDataset } from '../catalog/index.js';
 import { DATASET_NAME_MAX_LENGTH, GatehouseError } from '../wire/index.js';
 
 const NameQuery = Type.Object({ name: Type.String({ minLength: 1, maxLength: DATASET_NAME_MAX_LENGTH }) }, { additionalProperties: false });
@@ -22,11 +23,11 @@ const PartitionQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export function datasetReadRoutes(server: FastifyInstance, options: { dataRoot: string }): void {
+export function datasetReadRoutes(server: FastifyInstance, options: { dataRoot: string; links?: EngineLinks }): void {
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
   app.get('/dataset', { schema: { querystring: NameQuery, response: { 200: DatasetReadSchema } } }, async (request) => {
     try {
-      return await readableDataset(options.dataRoot, request.query.name);
+      return await readableDataset(options.dataRoot, request.query.name, options.links);
     } catch (err) {
       throw answer(err, request.log);
     }
@@ -36,7 +37,7 @@ export function datasetReadRoutes(server: FastifyInstance, options: { dataRoot: 
     const { name, n, etag, start, end } = request.query;
     let opened: Awaited<ReturnType<typeof openPartition>>;
     try {
-      opened = await openPartition(options.dataRoot, name, n, etag);
+      opened = await openPartition(options.dataRoot, name, n, etag, options.links);
     } catch (err) {
       throw answer(err, request.log);
     }

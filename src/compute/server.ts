@@ -15,7 +15,7 @@ import { engineMetrics } from './engine-metrics.js';
 import { jobRoutes } from './job-routes.js';
 import { runnerScript } from './runners/index.js';
 import { JobEngine } from './jobs/job-engine.js';
-import { detectIsolation, installRuntime, type SandboxMode, secureDataRoot, taskReachProblem } from './sandbox/index.js';
+import { detectIsolation, installRuntime, jobInputLinks, type SandboxMode, secureDataRoot, taskReachProblem } from './sandbox/index.js';
 
 export interface EngineOptions {
   tls: TlsMaterial;
@@ -76,7 +76,8 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     async () => ({ status: 'ok' as const, service: 'engine' as const, version: VERSION, uptime_s: Math.round(process.uptime()), isolation: isolation.summary, slots }),
   );
   datasetRoutes(app, { dataRoot: options.dataRoot });
-  datasetReadRoutes(app, { dataRoot: options.dataRoot });
+  // A dataset a running job reads has a hard link in that job's in/: the engine's own, so still readable.
+  datasetReadRoutes(app, { dataRoot: options.dataRoot, links: (file, dev, ino) => jobInputLinks(stagingRoot, file, dev, ino) });
   const jobs = await JobEngine.open({
     dataRoot: options.dataRoot,
     stateDir: options.stateDir,

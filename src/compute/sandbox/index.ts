@@ -17,6 +17,7 @@ export {
   writeJobSource,
 } from './job-area.js';
 export { REMOVING_PREFIX, removeTree } from './safe-tree.js';
+export { jobInputLinks } from './job-area.js';
 export { sweepUid } from './uid-sweep.js';
 export { type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
 export { taskReachProblem } from './reach.js';

@@ -85,6 +85,23 @@ export async function prepareJobArea(
   return area;
 }
 
+/**
+ * How many running jobs' in/ folders hold a hard link to the partition file `file` (that inode):
+ * links only the engine makes (in/ is root's, 0550, filled before any task starts and named by the
+ * partition's own file name), so a dataset read may accept them as its own (src/catalog's
+ * EngineLinks). A link anywhere else (a task's out/ or work/) is not counted: still refused.
+ */
+export async function jobInputLinks(stagingRoot: string, file: string, dev: number, ino: number): Promise<number> {
+  if (!FILE_NAME.test(file)) return 0;
+  let count = 0;
+  for (const job of await readdir(stagingRoot).catch(() => [] as string[])) {
+    if (!JOB_ID.test(job)) continue; // .runtime, .removing-*: never a job's area
+    const st = await lstat(join(stagingRoot, job, 'in', file)).catch(() => null);
+    if (st?.isFile() && st.dev === dev && st.ino === ino) count += 1;
+  }
+  return count;
+}
+
 async function linkInputs(iso: Isolation, inDir: string, inputs: string[]): Promise<void> {
   const names = new Set<string>();
   for (const src of inputs) {
