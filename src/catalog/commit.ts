@@ -10,11 +10,13 @@
 // output's owner (the job's user), or the one owner an admin's admission ticket names
 // (`replaces`). It is decided here, from the manifest read just before the old folder is moved
 // away, so a dataset that appeared or changed hands while the job ran is never replaced.
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type DatasetFormat, datasetNameProblem } from '../wire/index.js';
+import { csvFields } from './csv.js';
 import { DatasetError } from './errors.js';
 import { type DatasetManifest, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest, partitionFile } from './manifest.js';
 import { exists } from './read.js';
@@ -80,6 +82,8 @@ export interface ExistingDataset {
   dev: number;
   ino: number;
   manifest: DatasetManifest | null;
+  /** sha256 of the manifest's bytes (null without one): the version a caller decided on, as readableDataset's etag. */
+  etag: string | null;
 }
 
 /**
@@ -114,13 +118,13 @@ export async function readExisting(root: DataRoot, name: string): Promise<Existi
       if (err.code === 'ELOOP') throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} of ${name} is a symbolic link; it is not replaced`, join(target, MANIFEST_FILE));
       throw err;
     });
-    if (fh === null) return { dev: st.dev, ino: st.ino, manifest: null };
+    if (fh === null) return { dev: st.dev, ino: st.ino, manifest: null, etag: null };
     try {
       const info = await fh.stat();
       if (!info.isFile() || info.nlink !== 1) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} of ${name} is not a plain file of its own; it is not replaced`, join(target, MANIFEST_FILE));
       if (info.size > MANIFEST_MAX_BYTES) throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} is larger than ${MANIFEST_MAX_BYTES} bytes`, join(target, MANIFEST_FILE));
-      const text = await fh.readFile('utf8');
-      return { dev: st.dev, ino: st.ino, manifest: parseManifest(text, join(target, MANIFEST_FILE)) };
+      const bytes = await fh.readFile();
+      return { dev: st.dev, ino: st.ino, manifest: parseManifest(bytes.toString('utf8'), join(target, MANIFEST_FILE)), etag: createHash('sha256').update(bytes).digest('hex') };
     } finally {
       await fh.close();
     }
@@ -291,27 +295,4 @@ async function firstLine(file: string, expected: FileIdentity): Promise<string> 
   } finally {
     await fh.close();
   }
-}
-
-/** RFC 4180 fields of one header line. */
-function csvFields(line: string): string[] {
-  const fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      fields.push(field);
-      field = '';
-    } else field += c;
-  }
-  fields.push(field);
-  return fields;
 }

@@ -9,4 +9,6 @@ export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, MANIFEST_MA
 export { exists, loadDataset, type OpenDataset, openDataset, readDataset } from './read.js';
 export { type DataRoot, openRoot, realInside, realOwn } from './root.js';
 export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
-export { DatasetReadSchema, type OpenedPartition, openPartition, type ReadableDataset, readableDataset } from './open-partition.js';
+export { DatasetReadSchema, type EngineLinks, type OpenedPartition, openPartition, type ReadableDataset, readableDataset } from './open-partition.js';
+export { REMOVING_PREFIX, removeDataset } from './remove.js';
+export { CsvCounter, csvFields, HEADER_MAX_BYTES } from './csv.js';

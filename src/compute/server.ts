@@ -11,6 +11,7 @@ import { VERSION } from '../version.js';
 import { GATEWAY_CLIENT_SUBJECT, GatehouseError, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
 import { datasetReadRoutes } from './dataset-read-routes.js';
 import { datasetRoutes } from './dataset-routes.js';
+import { datasetWriteRoutes } from './dataset-write-routes.js';
 import { engineMetrics } from './engine-metrics.js';
 import { jobRoutes } from './job-routes.js';
 import { runnerScript } from './runners/index.js';
@@ -78,6 +79,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   datasetRoutes(app, { dataRoot: options.dataRoot });
   // A dataset a running job reads has a hard link in that job's in/: the engine's own, so still readable.
   datasetReadRoutes(app, { dataRoot: options.dataRoot, links: (file, dev, ino) => jobInputLinks(stagingRoot, file, dev, ino) });
+  datasetWriteRoutes(app, { dataRoot: options.dataRoot });
   const jobs = await JobEngine.open({
     dataRoot: options.dataRoot,
     stateDir: options.stateDir,

@@ -5,7 +5,7 @@ import { type AuditPeers, type AuditTrail, installAuditRoutes } from '../audit/i
 import type { IdentityService } from '../auth/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, requireDeclaredAccess } from '../policy/index.js';
-import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetReadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
+import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetDeleteRoute, installDatasetReadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { type ChainBook, installChainRoutes } from './audit-chains.js';
@@ -86,6 +86,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer, backends: deps.backends, audit, log: app.log, ...deps.jobs });
   app.addHook('onClose', () => jobs.stop());
   installJobRoutes(app, jobs.service);
+  //     removing a dataset: its owner's or an admin's, never while a live job uses it
+  installDatasetDeleteRoute(app, { backends: deps.backends, authorizer, audit, liveJobs: () => jobs.liveJobs() });
   //   5 audit (src/audit): each decision above was recorded (fsync'd) before its answer; auditors
   //     query, export and verify the trail, and each of those asks is recorded too
   installAuditRoutes(app, {

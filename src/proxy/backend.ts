@@ -63,6 +63,11 @@ export interface ComputeBackend {
    * streamed. Rejects with `conflict` when the dataset was replaced since, `not_found` when gone.
    */
   readPartition?(name: string, n: number, etag: string, start: number, end: number): Promise<Readable>;
+  /**
+   * Removes version `etag` of a dataset the gateway decided may go. Rejects with `not_found` when
+   * it is gone, `conflict` when it changed since. Absent: this backend removes nothing.
+   */
+  removeDataset?(name: string, etag: string): Promise<void>;
   /** The name of its line in /readyz (`engine` for the bundled engine). */
   readonly readinessCheck: string;
   /** That line: a short detail when it answers (`ok (<where>, ...)`); rejects with why not. */

@@ -45,6 +45,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     datasets: () => engine.datasets(),
     readDataset: (name) => engine.dataset(name),
     readPartition: (name, n, etag, start, end) => engine.partition(name, n, etag, start, end),
+    removeDataset: (name, etag) => engine.removeDataset(name, etag),
     readinessCheck: 'engine',
     readiness: async () => {
       const health = await engine.health();

@@ -34,6 +34,8 @@ export interface EngineClient {
   dataset(name: string): Promise<ReadableDataset | null>;
   /** A byte range of one partition, streamed (the engine's answer itself: nothing is buffered). */
   partition(name: string, n: number, etag: string, start: number, end: number): Promise<IncomingMessage>;
+  /** Removes version `etag` of a dataset; `not_found` when it is gone, `conflict` when it changed since. */
+  removeDataset(name: string, etag: string): Promise<void>;
   /** Hands a job over with its admission ticket; the engine's refusal is thrown as its GatehouseError. */
   submit(spec: JobSpec, ticket: string): Promise<{ id: string; state: string }>;
   /** Null: the engine has no such job. */
@@ -128,6 +130,10 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
       throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, '/dataset/partition');
+    },
+    removeDataset: async (name, etag) => {
+      const answer = await send('DELETE', `/dataset?${new URLSearchParams({ name, etag })}`, { timeoutMs: 60_000 });
+      if (answer.status !== 204) throw refusal(answer, 'DELETE /dataset');
     },
     submit: async (spec, ticket) => {
       const answer = await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: 30_000 });

@@ -39,6 +39,8 @@ export interface JobPath {
   service: JobService;
   book: JobBook;
   reconciler: Reconciler;
+  /** Jobs not yet ended and the datasets they read and write (no dataset they use is removed). */
+  liveJobs(): Promise<{ id: string; input: string; output: string }[]>;
   /** `leader`, or `follower` while another gateway over the store reconciles: /readyz's job_path line. */
   role(): string;
   stop(): Promise<void>;
@@ -76,6 +78,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     service,
     book,
     reconciler,
+    liveJobs: async () => (await records.live()).map((r) => ({ id: r.id, input: r.spec.input, output: r.spec.output })),
     role: () => (leadership.isLeader() ? 'leader' : 'follower (another gateway over the store reconciles jobs)'),
     stop: async () => {
       await reconciler.stop();

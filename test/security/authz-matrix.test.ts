@@ -124,6 +124,17 @@ const MATRIX: Record<string, Case> = {
   'GET /v1/jobs/{id}': { request: (f) => ({ path: `/v1/jobs/${f.jobId}` }), expect: people(200, 200, 404, 404), why: "alice's job: hers, and bob's by job:* admin; to others it does not exist" },
   'DELETE /v1/jobs/{id}': { request: (f) => ({ path: `/v1/jobs/${f.jobId}` }), expect: people(409, 409, 404, 404), why: "alice's job has ended: the ones who may cancel it are told so (409), to others it does not exist" },
   'GET /v1/jobs/{id}/logs': { request: (f) => ({ path: `/v1/jobs/${f.jobId}/logs` }), expect: people(200, 200, 404, 404) },
+  // Removing a dataset: its owner's or an admin's; to whoever may not read it either it does not exist.
+  'DELETE /v1/datasets/{a}': {
+    request: (_f, role) => ({ path: `/v1/datasets/${role === 'bob' ? 'doomed' : 'words'}` }),
+    expect: people(403, 200, 404, 403),
+    why: 'words is read by analysts and contractors but is not theirs (403, the rule); to the auditor it does not exist; bob is admin on dataset:* (he removes another dataset, so words stays for the others)',
+  },
+  'DELETE /v1/datasets/{a}/{b}': {
+    request: (_f, role) => ({ path: `/v1/datasets/scratch/doomed-${role === 'bob' ? 'bob' : 'alice'}` }),
+    expect: people(200, 200, 404, 404),
+    why: "scratch/doomed-alice is alice's own; bob removes alice's scratch/doomed-bob as admin; the auditor and the contractor may not read scratch/*",
+  },
   'GET /v1/quota': { request: () => ({ path: '/v1/quota' }), expect: people(200, 200, 200, 200), why: "one's own quota" },
 };
 
@@ -149,6 +160,9 @@ async function documentedRoutes(): Promise<string[]> {
 beforeAll(async () => {
   stack = await Stack.start({ config: { jobs: { poll_ms: 100, status_cache_ms: 100 } } });
   await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
+  for (const name of ['doomed', 'scratch/doomed-alice', 'scratch/doomed-bob']) {
+    await writeDataset(stack.dataRoot, name, { format: 'csv', columns: ['id'], owner: name === 'doomed' ? 'platform' : 'alice', labels: [], produced_by: 'test', partitions: [{ text: 'id\n1\n', rows: 1 }] });
+  }
   await writeDataset(stack.dataRoot, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
   for (const user of ['alice', 'bob', 'carol', 'dave'] as const) {
     tokens[user] = await stack.login(user);
