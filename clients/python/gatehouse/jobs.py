@@ -1,0 +1,99 @@
+"""A submitted job: its status, a wait with progress, its log, cancelling it."""
+
+import codecs
+import http.client
+import sys
+import time
+
+from .errors import Unreachable
+from .progress import Progress
+
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class Job:
+    """One job of the caller's. ``info`` is the last status seen (the gateway's Job object)."""
+
+    def __init__(self, client, job_id, info=None):
+        self.client = client
+        self.id = job_id
+        self.info = dict(info or {})
+
+    def __repr__(self):
+        return "Job(id=%r, state=%r)" % (self.id, self.info.get("state"))
+
+    @property
+    def state(self):
+        return self.info.get("state")
+
+    def status(self):
+        """The job's state, progress, rows and cost now (GET /v1/jobs/:id), as a dict."""
+        self.info = self.client._call("GET", "/v1/jobs/%s" % self.id)
+        return self.info
+
+    def done(self):
+        return self.status().get("state") in FINAL_STATES
+
+    def wait(self, progress=True, timeout=None, poll_s=1.0, out=None, use_tqdm=None):
+        """Polls until the job ends and returns its final status (check ``["state"]``: a failed job is
+        not an exception, its ``error`` says why). progress: a tqdm bar when tqdm is installed, else a
+        line rewritten in place on stderr. timeout (seconds) raises TimeoutError; the job goes on.
+        Ctrl-C (KeyboardInterrupt) stops watching; the job goes on too."""
+        bar = Progress(self.id, enabled=progress, out=out, use_tqdm=use_tqdm)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = min(0.25, poll_s)
+        try:
+            while True:
+                info = self.status()
+                bar.update(info)
+                if info.get("state") in FINAL_STATES:
+                    return info
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError("job %s is still %s after %g s; it goes on" % (self.id, info.get("state"), timeout))
+                time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
+                pause = min(poll_s, pause * 1.5)
+        except KeyboardInterrupt:
+            bar.close()  # the bar's line ends before the note
+            print("stopped watching; job %s keeps running" % self.id, file=sys.stderr)
+            raise
+        finally:
+            bar.close()
+
+    def logs(self, follow=False, out=None):
+        """The job's log as text. follow=True also writes each piece to ``out`` (stdout) as it arrives,
+        until the job ends, and then returns the whole text."""
+        pieces = []
+        sink = out or sys.stdout
+        for piece in self.iter_logs(follow=follow):
+            pieces.append(piece)
+            if follow:
+                sink.write(piece)
+                sink.flush()
+        return "".join(pieces)
+
+    def iter_logs(self, follow=False):
+        """The log in pieces as the gateway sends them (followed until the job ends when follow=True)."""
+        path = "/v1/jobs/%s/logs%s" % (self.id, "?follow=1" if follow else "")
+        response = self.client._open("GET", path, headers={"accept": "text/plain, application/json"}, quiet_ok=follow)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            while True:
+                try:
+                    chunk = response.read1(65536)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise Unreachable("the log of job %s ended early (%s)" % (self.id, exc), code="unreachable") from None
+                if not chunk:
+                    break
+                text = decoder.decode(chunk)
+                if text:
+                    yield text
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        finally:
+            response.close()
+
+    def cancel(self):
+        """Cancels the job (pending or running) and returns its final status; Conflict if it had already ended."""
+        self.info = self.client._call("DELETE", "/v1/jobs/%s" % self.id)
+        return self.info

@@ -1,0 +1,156 @@
+"""Jobs from a notebook: a function shipped as source, waited for with progress, its logs, a cancel,
+the quota, and each refusal as its exception with the API's code, rule and limit."""
+
+import io
+import os
+import re
+
+import pytest
+
+import gatehouse
+from gatehouse import progress as progresslib
+
+HAVE_TQDM = progresslib.tqdm_or_none() is not None
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "examples")
+
+
+# Defined as in a notebook cell: only these functions' own source travels.
+def shout(row):
+    print("shouting row", row["id"])
+    return {"id": row["id"], "word": row["word"].upper()}
+
+
+def count_rows(input_path, output_path, ctx):
+    import csv
+    with open(input_path, newline="", encoding="utf-8") as f:
+        n = sum(1 for _ in csv.DictReader(f))
+    with open(output_path, "w", encoding="utf-8") as out:
+        out.write("partition,rows\n%d,%d\n" % (ctx.partition, n))
+    ctx.log.info("counted %d rows", n)
+
+
+def forever(row):
+    import time
+    while True:
+        time.sleep(0.2)
+
+
+def keep(row):
+    return row
+
+
+def test_a_notebook_row_function_runs_and_its_output_reads_back(capsys):
+    job = gatehouse.submit(shout, input="scratch/py-words", output="scratch/py-shout", cores=2, memory="256m", time="10m")
+    assert re.fullmatch(r"j[0-9a-f]{12}", job.id)
+    final = job.wait(progress=True, use_tqdm=False)
+    assert final["state"] == "succeeded", final.get("error")
+    assert final["partitions"] == {"total": 2, "done": 2, "failed": 0, "running": 0}
+    line = capsys.readouterr().err
+    assert "\rjob %s succeeded partitions 2/2 (100%%)" % job.id in line
+    source = gatehouse.read("scratch/py-words", as_frame=False)
+    assert gatehouse.read("scratch/py-shout", as_frame=False) == [{"id": r["id"], "word": r["word"].upper()} for r in source]
+    assert job.id in (gatehouse.dataset("scratch/py-shout")["produced_by"] or "")
+    logs = job.logs()
+    assert "shouting row 0" in logs and "shouting row 64" in logs
+
+
+def test_a_partition_function_with_ctx_and_its_log_followed():
+    job = gatehouse.submit(count_rows, input="scratch/py-words", output="scratch/py-counts")
+    followed = io.StringIO()
+    text = job.logs(follow=True, out=followed)  # returns once the job has ended
+    assert followed.getvalue() == text
+    assert "counted 40 rows" in text and "counted 25 rows" in text
+    assert job.wait(progress=False)["state"] == "succeeded"
+    assert gatehouse.read("scratch/py-counts", as_frame=False) == [{"partition": "0", "rows": "40"}, {"partition": "1", "rows": "25"}]
+
+
+def test_a_py_file_runs_as_the_cli_would_run_it():
+    job = gatehouse.submit(os.path.join(EXAMPLES, "normalize_words.py"), input="scratch/py-words", output="scratch-alice/py-norm")
+    assert job.wait(progress=False)["state"] == "succeeded"
+    rows = gatehouse.read("scratch-alice/py-norm", as_frame=False)
+    assert [r["word"] for r in rows[:2]] == ["wörd0", "word1"]
+
+
+def test_cancel_ends_the_job_and_a_second_cancel_is_a_conflict():
+    job = gatehouse.submit(forever, input="scratch/py-words", output="scratch/py-forever")
+    final = job.cancel()
+    assert final["state"] == "cancelled"
+    with pytest.raises(gatehouse.Conflict) as raised:
+        job.cancel()
+    assert (raised.value.code, raised.value.status) == ("conflict", 409)
+    assert gatehouse.job(job.id).state == "cancelled"
+    assert job.id in [j.id for j in gatehouse.jobs()]
+
+
+@pytest.mark.skipif(not HAVE_TQDM, reason="tqdm is not installed here (apt install python3-tqdm to run this case)")
+def test_wait_shows_a_tqdm_bar_when_tqdm_is_there(capsys):
+    job = gatehouse.submit(keep, input="scratch/py-words", output="scratch/py-tqdm")
+    assert job.wait(progress=True)["state"] == "succeeded"
+    assert "job %s" % job.id in capsys.readouterr().err
+
+
+def test_quota_names_my_limits_and_where_they_come_from():
+    quota = gatehouse.quota()
+    assert quota["user"] == "alice"
+    assert quota["limits"]["max_cores"]["value"] == 8
+    assert "policy.csv" in str(quota["limits"]["max_cores"])
+
+
+def test_over_a_quota_is_quota_exceeded_with_the_limit():
+    with pytest.raises(gatehouse.QuotaExceeded) as raised:
+        gatehouse.submit(keep, input="scratch/py-words", output="scratch/py-greedy", cores=16)
+    error = raised.value
+    assert isinstance(error, gatehouse.Refused)
+    assert (error.code, error.status, error.limit) == ("quota_exceeded", 403, "max_cores")
+    assert (error.requested, error.max) == (16, 8)
+
+
+def test_a_policy_refusal_is_refused_with_the_deciding_rule(as_dave):
+    with pytest.raises(gatehouse.Refused) as raised:
+        gatehouse.submit(keep, input="words", output="scratch-dave/py-leak", labels=["pii"])
+    error = raised.value
+    assert not isinstance(error, gatehouse.QuotaExceeded)
+    assert (error.code, error.status) == ("forbidden", 403)
+    assert "label:pii, write, deny" in error.rule
+
+
+def test_writing_into_someone_elses_namespace_is_refused():
+    with pytest.raises(gatehouse.Refused) as raised:
+        gatehouse.submit(keep, input="scratch/py-words", output="scratch-bob/py-intrusion")
+    assert raised.value.code == "forbidden"
+    assert "scratch-bob/py-intrusion" in str(raised.value)
+
+
+def test_another_persons_job_is_not_found(as_dave, use_home):
+    use_home(os.environ["GATEHOUSE_TEST_HOME_ALICE"])
+    theirs = gatehouse.submit(forever, input="scratch/py-words", output="scratch/py-theirs")
+    use_home(os.environ["GATEHOUSE_TEST_HOME_DAVE"])
+    for act in (lambda: gatehouse.job(theirs.id), lambda: gatehouse.Job(gatehouse.default_client(), theirs.id).cancel(),
+                lambda: gatehouse.Job(gatehouse.default_client(), theirs.id).logs()):
+        with pytest.raises(gatehouse.NotFound) as raised:
+            act()
+        assert (raised.value.code, raised.value.status) == ("not_found", 404)
+    use_home(os.environ["GATEHOUSE_TEST_HOME_ALICE"])
+    assert theirs.cancel()["state"] == "cancelled"
+
+
+def test_a_bad_field_is_invalid_request_naming_it():
+    with pytest.raises(gatehouse.InvalidRequest) as raised:
+        gatehouse.submit(keep, input="scratch/py-words", output="scratch/py-small", memory=10)
+    assert raised.value.status == 400
+    assert "memory_mb" in (raised.value.body.get("field") or "") + str(raised.value)
+
+
+def test_what_cannot_travel_is_refused_before_anything_is_sent():
+    with pytest.raises(gatehouse.GatehouseError) as raised:
+        gatehouse.submit(lambda row: row, input="scratch/py-words", output="scratch/py-lambda")
+    assert raised.value.code == "invalid_source"
+
+    factor = 2
+
+    def closure(row):
+        return {"n": factor}
+
+    with pytest.raises(gatehouse.GatehouseError) as raised:
+        gatehouse.submit(closure, input="scratch/py-words", output="scratch/py-closure")
+    assert "factor" in str(raised.value)
