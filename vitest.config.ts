@@ -15,6 +15,7 @@ import { defineConfig } from 'vitest/config';
 //   - suites that start no gateway and open no store: the engine's (engine, catalog, partition-task,
 //     security/engine-*), the CLI's and config's, oidc, ldap, policy, audit trail files, unit suites.
 const ON_BOTH_STORES = [
+  'test/console.test.ts',
   'test/tokens.test.ts',
   'test/posix-user.test.ts',
   'test/security/auth-audit.test.ts',

@@ -3,6 +3,7 @@ import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type AuditPeers, type AuditTrail, installAuditRoutes } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
+import { installConsole } from '../console/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, requireDeclaredAccess } from '../policy/index.js';
 import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetDeleteRoute, installDatasetReadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
@@ -96,6 +97,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     ...(deps.auditPeers !== undefined ? { peers: deps.auditPeers } : {}),
   });
   if (deps.auditChains !== undefined) installChainRoutes(app, deps.auditChains, { authorizer, audit });
+  //   the web console: the same API underneath, its pages and buttons shown as the serving policy allows
+  installConsole(app, { authorizer });
   const retention = startRetention(audit, deps.auditRetention, app.log);
   app.addHook('onClose', () => retention.stop());
 

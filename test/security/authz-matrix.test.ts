@@ -66,6 +66,8 @@ const MATRIX: Record<string, Case> = {
 
   // Logging in: public, and what is sent decides, never who asks.
   'POST /v1/auth/ldap': { request: () => ({ path: '/v1/auth/ldap', body: { username: 'nobody', password: 'wrong' } }), expect: anyone(404), why: 'no directory configured on this stack: 404 not_found' },
+  'POST /v1/auth/ldap/session': { request: () => ({ path: '/v1/auth/ldap/session', body: { username: 'nobody', password: 'wrong' } }), expect: anyone(404), why: 'no directory configured on this stack: 404 not_found' },
+  'GET /v1/auth/methods': { request: () => ({ path: '/v1/auth/methods' }), expect: anyone(200), why: 'which sign-ins the console offers' },
   'POST /v1/auth/device': { request: () => ({ path: '/v1/auth/device', body: {} }), expect: anyone(200) },
   'POST /v1/auth/device/token': { request: () => ({ path: '/v1/auth/device/token', body: { device_code: 'not-a-code' } }), expect: anyone(400), why: 'a device code the gateway never handed out is invalid_grant (RFC 8628), answered by the gateway without asking the IdP' },
   'GET /v1/auth/oidc/login': { request: () => ({ path: '/v1/auth/oidc/login' }), expect: anyone(302), why: 'redirects to the SSO provider' },
@@ -86,6 +88,9 @@ const MATRIX: Record<string, Case> = {
     expect: people(200, 200, 404, 404),
     why: "alice's certificate: its owner and a certificate admin (bob) may revoke it; to others it does not exist",
   },
+
+  // The console's pages and buttons for the caller, decided on the serving policy.
+  'GET /v1/console/capabilities': { request: () => ({ path: '/v1/console/capabilities' }), expect: people(200, 200, 200, 200), why: "one's own capabilities" },
 
   // Policy: admins manage it, auditors read it; anyone may explain their own access.
   'GET /v1/policy': { request: () => ({ path: '/v1/policy' }), expect: people(403, 200, 200, 403) },

@@ -15,7 +15,8 @@ import { TokenError } from '../token-error.js';
 import { sha256, subjectOf } from '../tokens.js';
 import { addressKey, type ThrottleAttempt } from '../throttle.js';
 import { auditFor, type RouteContext } from './context.js';
-import { CallbackQuery, DeviceTokenBody, EmptyBody, LdapLoginBody, LoginQuery, LogoutBody, NoQuery, RefreshBody, TokenResponse } from './schemas.js';
+import { CallbackQuery, DeviceTokenBody, EmptyBody, LdapLoginBody, LoginQuery, LogoutBody, MethodsResponse, NoQuery, RefreshBody, SessionResponse, TokenResponse } from './schemas.js';
+import { refuseCrossSite, setSessionCookies } from './session-cookies.js';
 
 export const OIDC_REQUEST_TTL_MS = 10 * 60 * 1000;
 const CALLBACK_PATH = '/v1/auth/oidc/callback';
@@ -86,8 +87,8 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
     return ctx.tokens.login(subject, ids);
   };
 
-  app.post('/v1/auth/ldap', { config: pub, schema: { summary: 'Log in with a directory username and password', querystring: NoQuery, body: LdapLoginBody, response: { 200: TokenResponse } } }, async (request, reply) => {
-    const { username, password } = request.body;
+  /** A directory login, throttled and recorded: the new login's pair (`flow` says which door it came through). */
+  const ldapLogin = async (request: FastifyRequest, reply: FastifyReply, username: string, password: string, flow: string) => {
     const ldap = ctx.ldap;
     if (!ldap) throw new GatehouseError('not_found', 'LDAP login is not configured on this gateway (ldap.url)');
     const keys = [`user:${username.toLowerCase()}`, `ip:${request.ip}`];
@@ -99,8 +100,33 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
       return failed(request, 'ldap', err, keys, username, COUNTED, attempt);
     }
     await ctx.throttle.success(keys[0]!, attempt);
-    return tokenBody(await succeeded(request, subject, 'ldap', 'password'));
+    return { pair: await succeeded(request, subject, 'ldap', flow), user: subject.user };
+  };
+
+  app.post('/v1/auth/ldap', { config: pub, schema: { summary: 'Log in with a directory username and password', querystring: NoQuery, body: LdapLoginBody, response: { 200: TokenResponse } } }, async (request, reply) => {
+    const { username, password } = request.body;
+    return tokenBody((await ldapLogin(request, reply, username, password, 'password')).pair);
   });
+
+  // The console's directory sign-in: the same login, ending in the browser session cookie rather than
+  // tokens. SameSite=Strict here (nothing cross-site leads to it, unlike the SSO callback). Only this
+  // origin's own page may sign a browser in: a form another site posts would sign the visitor in as
+  // the attacker (login CSRF); JSON alone already needs a preflight cross-origin, and Origin /
+  // Sec-Fetch-Site are checked as browsers send them.
+  app.post('/v1/auth/ldap/session', { config: pub, schema: { summary: 'Console sign-in with a directory username and password: sets the session cookie', querystring: NoQuery, body: LdapLoginBody, response: { 200: SessionResponse } } }, async (request, reply) => {
+    refuseCrossSite(request, ctx.publicUrl());
+    const { username, password } = request.body;
+    const { pair, user } = await ldapLogin(request, reply, username, password, 'browser-password');
+    const session = await ctx.sessions.create(pair.session_id);
+    setSessionCookies(reply, session, 'strict');
+    return { user, expires_at: session.expiresAt.toISOString() };
+  });
+
+  app.get('/v1/auth/methods', { config: pub, schema: { summary: 'The sign-ins this gateway offers (for the console)', querystring: NoQuery, response: { 200: MethodsResponse } } }, async () => ({
+    ldap: ctx.ldap !== undefined,
+    oidc: ctx.oidc !== undefined,
+    ...(ctx.oidc !== undefined ? { oidc_login: '/v1/auth/oidc/login' } : {}),
+  }));
 
   app.post('/v1/auth/device', { config: pub, schema: { summary: 'Start an SSO login for a command-line client (RFC 8628)', querystring: NoQuery, body: EmptyBody } }, async () => {
     const oidc = requireOidc(ctx);
@@ -223,10 +249,10 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
     }
     const pair = await succeeded(request, subject, 'oidc', 'browser');
     const session = await ctx.sessions.create(pair.session_id);
-    const cookie = { ...HOST_COOKIE, expires: session.expiresAt };
-    reply.setCookie(SESSION_COOKIE, session.cookie, { ...cookie, httpOnly: true });
-    // Readable by the page, which echoes it in x-csrf-token on every change.
-    reply.setCookie(CSRF_COOKIE, session.csrf, { ...cookie, httpOnly: false });
+    // Lax, not Strict: the browser arrives here from the provider's site, and the landing page it is
+    // then sent on to is the end of a cross-site redirect chain, where a Strict cookie is not sent.
+    // Changes are guarded by the CSRF token whatever SameSite says.
+    setSessionCookies(reply, session, 'lax');
     return reply.redirect(returnTo, 302);
   });
 

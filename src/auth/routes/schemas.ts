@@ -62,3 +62,11 @@ export const CallbackQuery = Type.Object(
 );
 
 export const LoginQuery = Type.Object({ return_to: Type.Optional(Type.String({ maxLength: 2048 })) }, { additionalProperties: false });
+
+export const SessionResponse = Type.Object({ user: Type.String(), expires_at: Type.String({ format: 'date-time' }) });
+
+export const MethodsResponse = Type.Object({
+  ldap: Type.Boolean({ description: 'the directory form (POST /v1/auth/ldap/session) is offered' }),
+  oidc: Type.Boolean({ description: 'SSO is offered: open oidc_login?return_to=... in the browser' }),
+  oidc_login: Type.Optional(Type.String()),
+});

@@ -1,0 +1,6 @@
+// Placeholder until the page lands.
+import { notice, pageHeader, replace } from '../dom.js';
+
+export function render(main) {
+  replace(main, pageHeader('Jobs'), notice('info', 'This page is being built.'));
+}
