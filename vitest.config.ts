@@ -45,6 +45,7 @@ const ON_BOTH_STORES = [
   'test/gateway.test.ts',
   'test/identity.test.ts',
   'test/policy-api.test.ts',
+  'test/console-admin-api.test.ts',
   'test/job-backends.test.ts',
   'test/metrics.test.ts',
   'test/security/chain-review.test.ts',

@@ -18,3 +18,4 @@ export type { ArchiveResult } from './retention.js';
 export { openAuditDb } from './schema.js';
 export type { AuditPeers, Peer } from './across.js';
 export { installAuditRoutes } from './routes.js';
+export { type ChainPosition, eventWithPosition, jobEvents, lastCheckpoint } from './lookup.js';

@@ -16,6 +16,7 @@ import type { AuditEvent } from './event.js';
 import { LIMIT_MAX, parseFilter } from './filter.js';
 import { AuditActorSchema, AuditDecisionSchema } from './input.js';
 import { askAll, type AuditPeers, cursorFor, decodeMergedCursor, forwardable, isAuditEvent, isAuditPage, isMergedCursor, isVerifyReport, mergePages, type Peer, peerGet, type Reached } from './across.js';
+import { eventWithPosition } from './lookup.js';
 import { type AuditPage, exportEvents, queryEvents } from './query.js';
 
 export interface AuditRouteDeps {
@@ -66,6 +67,20 @@ export const AuditEventSchema = Type.Object(
     prev_hash: Type.String(),
     hash: Type.String(),
     gateway: Type.Optional(Type.String({ description: 'the gateway whose chain holds it (in answers that span several gateways)' })),
+  },
+  { additionalProperties: false },
+);
+const PositionSchema = Type.Object(
+  {
+    chain_id: Type.String(),
+    sequence: Type.Integer(),
+    prev_hash: Type.String(),
+    hash: Type.String(),
+    checkpoint: Type.Union([
+      Type.Object({ seq: Type.Union([Type.Integer(), Type.Null()]), event_id: Type.Integer(), hash: Type.String(), time: Type.String(), kid: Type.String(), jws: Type.String() }, { additionalProperties: false }),
+      Type.Null(),
+    ]),
+    anchor: Type.Union([Type.Object({ event_id: Type.Integer(), file: Type.String() }, { additionalProperties: false }), Type.Null()]),
   },
   { additionalProperties: false },
 );
@@ -128,6 +143,25 @@ export function installAuditRoutes(server: FastifyInstance, deps: AuditRouteDeps
       );
       const pages = [{ gateway: deps.peers.self, page: own }, ...answers.flatMap((a) => (a.ok ? [{ gateway: a.gateway, page: a.value }] : []))];
       return { ...mergePages(pages, filter.limit), gateways: [{ name: deps.peers.self, ok: true }, ...answers.map(reachedOf)] };
+    },
+  );
+
+  // One event with its place in this gateway's chain: what the auditor opens from a page of results.
+  app.get(
+    '/v1/audit/events/:id',
+    {
+      config: { authorize: { object: 'audit:events', action: 'read', audit: 'audit.query', denial: 403, details: (r) => ({ kind: 'event', id: Number(r.params.id) }) } },
+      schema: {
+        summary: "One audit event of this gateway's trail with its chain position (chain id, sequence, prev hash, hash, the checkpoint that covers it)",
+        params: Type.Object({ id: Type.Integer({ minimum: 1, description: "the event's number in the chain" }) }, { additionalProperties: false }),
+        querystring: Type.Object({}, { additionalProperties: false }),
+        response: { 200: Type.Object({ event: AuditEventSchema, chain: PositionSchema }, { additionalProperties: false }) },
+      },
+    },
+    async (request) => {
+      const found = eventWithPosition(reader(request), request.params.id);
+      if (!found) throw new GatehouseError('not_found', `no event #${request.params.id} in this gateway's trail (never written, or archived by retention)`);
+      return { event: found.event, chain: found.position };
     },
   );
 

@@ -5,13 +5,15 @@ import { type AuditPeers, type AuditTrail, installAuditRoutes } from '../audit/i
 import type { IdentityService } from '../auth/index.js';
 import { installConsole } from '../console/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
-import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, requireDeclaredAccess } from '../policy/index.js';
+import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, PolicyVersions, requireDeclaredAccess } from '../policy/index.js';
 import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetDeleteRoute, installDatasetReadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { type ChainBook, installChainRoutes } from './audit-chains.js';
 import { startRetention } from './audit-retention.js';
+import { installComputeViews } from './compute-views.js';
 import { installHealth } from './health.js';
+import { installLineageRoute } from './lineage.js';
 import { installMetrics } from './metrics/index.js';
 import { installOpenApi } from './openapi.js';
 
@@ -71,7 +73,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   //     recorded (403, or 404 where declared); what depends on the body or on each item of an
   //     answer is decided by the handler through the same port and recording. The policy API itself.
   installAuthorization(app, { authorizer, audit });
+  // Every version's text is kept in the store before it serves (this one now, each reload before
+  // its swap): the lineage of a decision shows its rule as that version had it.
+  const versions = new PolicyVersions(deps.store);
+  await versions.remember(deps.policy.current());
   installPolicyRoutes(app, {
+    versions,
     reloader: deps.policy,
     audit,
     registry: metrics.registry,
@@ -89,6 +96,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   installJobRoutes(app, jobs.service);
   //     removing a dataset: its owner's or an admin's, never while a live job uses it
   installDatasetDeleteRoute(app, { backends: deps.backends, authorizer, audit, liveJobs: () => jobs.liveJobs() });
+  //     IT's view: everyone's usage against their limits, the backends' slots, the pending queue
+  installComputeViews(app, { jobs, backends: deps.backends, store: deps.store, authorizer, audit });
   //   5 audit (src/audit): each decision above was recorded (fsync'd) before its answer; auditors
   //     query, export and verify the trail, and each of those asks is recorded too
   installAuditRoutes(app, {
@@ -96,6 +105,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     verify: () => audit.verify(),
     ...(deps.auditPeers !== undefined ? { peers: deps.auditPeers } : {}),
   });
+  installLineageRoute(app, { audit, versions }); // a job's inputs → job → output, with each rule as it was
   if (deps.auditChains !== undefined) installChainRoutes(app, deps.auditChains, { authorizer, audit });
   //   the web console: the same API underneath, its pages and buttons shown as the serving policy allows
   installConsole(app, { authorizer });

@@ -170,7 +170,7 @@ async function build(dir: string, files: PolicyFiles, model: PolicyModel, option
     options.yieldEvery ? () => pause() : undefined,
     options.yieldEvery,
   );
-  const snapshot = new PolicySnapshot(policyVersion(files), new Date(), dir, model, lines, rules, graphs, index, quotas, problems);
+  const snapshot = new PolicySnapshot(policyVersion(files), new Date(), dir, model, lines, rules, graphs, index, quotas, problems, { model: files.model, policy: files.policy });
   return { problems, snapshot };
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileHashes, lintFiles, MODEL_FILE, POLICY_FILE, policyVersion, readPolicyFiles, testProblems } from './load.js';
 import { TESTS_FILE } from './policy-tests.js';
 import { formatProblem, PolicyError, type PolicyProblem } from './problems.js';
+import { diffPolicies, type PolicyDiff } from './diff.js';
 import type { PolicySnapshot } from './snapshot.js';
 
 export type ReloadTrigger = { by: 'start' | 'file-change' } | { by: 'api'; user: string; actor: AuditActor; request_id: string };
@@ -28,6 +29,14 @@ export interface ReloadOutcome {
   problems: PolicyProblem[];
   /** SHA-256 of each file as read for this attempt (tests.yaml null when there is none); null when unread. */
   files: Record<string, string | null> | null;
+}
+
+/** The access diff of the latest version put in service by a reload, against the one it replaced. */
+export interface ReloadDiff extends PolicyDiff {
+  /** When the new version was put in service, and what triggered it. */
+  at: string;
+  trigger: ReloadTrigger['by'];
+  user: string | null;
 }
 
 export interface ReloaderOptions {
@@ -55,7 +64,9 @@ export class PolicyReloader {
   private closed = false;
   readonly counts = { loaded: 0, unchanged: 0, failed: 0 };
   private readonly listeners: ((outcome: ReloadOutcome) => void)[] = [];
-  private auditor: ((outcome: ReloadOutcome) => Promise<void>) | undefined;
+  private auditor: ((outcome: ReloadOutcome, next: PolicySnapshot | null) => Promise<void>) | undefined;
+  /** The latest reload's diff (null: no reload since start), computed once on the first ask. */
+  private diff: (() => Promise<ReloadDiff>) | null = null;
 
   private constructor(
     readonly dir: string,
@@ -109,9 +120,14 @@ export class PolicyReloader {
    * Called before a new version replaces the old one, and after a refused one: the gateway audits
    * here. If it throws for a good version, the swap does not happen (nothing changes unaudited).
    */
-  attach(hooks: { auditor: (outcome: ReloadOutcome) => Promise<void>; log: NonNullable<ReloaderOptions['log']> }): void {
+  attach(hooks: { auditor: (outcome: ReloadOutcome, next: PolicySnapshot | null) => Promise<void>; log: NonNullable<ReloaderOptions['log']> }): void {
     this.auditor = hooks.auditor;
     this.options.log = hooks.log;
+  }
+
+  /** Who gained and lost what with the latest version a reload put in service; null before any reload. */
+  lastDiff(): Promise<ReloadDiff> | null {
+    return this.diff?.() ?? null;
   }
 
   /** Called after every recorded outcome (metrics). */
@@ -171,7 +187,7 @@ export class PolicyReloader {
         } else {
           outcome = done({ outcome: 'loaded', version, attempted_version: version, problems: result.problems });
           try {
-            await this.auditor?.(outcome);
+            await this.auditor?.(outcome, result.snapshot);
           } catch (err) {
             // Not audited, not applied: the old version keeps serving.
             const refused = done({ outcome: 'failed', version: previous.version, attempted_version: version, problems: [{ severity: 'error', file: POLICY_FILE, line: null, message: `not applied: ${(err as Error).message}` }] });
@@ -180,6 +196,13 @@ export class PolicyReloader {
           }
           this.snapshot = result.snapshot;
           this.testsHash = hashes[TESTS_FILE] ?? null;
+          // The access diff of this reload: the two versions are at hand only here, so they are kept
+          // (the old one until the next reload) and compared on the first ask. Not now: on a large
+          // policy the comparison takes long, and reloads must not hold decisions up for it.
+          const next = result.snapshot;
+          const meta = { at: outcome.at, trigger: trigger.by, user: trigger.by === 'api' ? trigger.user : null };
+          let memo: Promise<ReloadDiff> | undefined;
+          this.diff = () => (memo ??= new Promise<ReloadDiff>((resolve) => resolve({ ...diffPolicies(previous, next), ...meta })));
           await this.record(outcome, false);
           return outcome;
         }
@@ -211,7 +234,7 @@ export class PolicyReloader {
     // A no-op from the watcher is not an event; one an admin asked for is.
     if (notify && (outcome.outcome !== 'unchanged' || outcome.trigger.by === 'api')) {
       try {
-        await this.auditor?.(outcome);
+        await this.auditor?.(outcome, null);
       } catch (err) {
         log?.error({ err }, 'could not audit a policy reload outcome');
         if (outcome.trigger.by === 'api') throw err; // the admin's request fails closed

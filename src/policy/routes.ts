@@ -14,6 +14,7 @@ import { forbidden } from './authorize.js';
 import { decide } from './decide.js';
 import { explain } from './explain.js';
 import type { PolicyReloader, ReloadOutcome } from './reloader.js';
+import type { PolicyVersions } from './versions.js';
 import { ACTIONS, isName, objectProblem } from './vocabulary.js';
 
 /** The object the policy API is guarded by. */
@@ -27,6 +28,8 @@ export interface PolicyRouteOptions {
   knownGroups?: (user: string) => Promise<{ groups: string[]; seen_at: string } | null>;
   /** A dataset's manifest labels from the backend's catalog (null when there is no such dataset). */
   datasetLabels?: (name: string) => Promise<string[] | null>;
+  /** Where each version's text is kept before it serves (lineage reads it back). */
+  versions?: PolicyVersions;
 }
 
 const Name = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
@@ -118,7 +121,14 @@ export function installPolicyRoutes(server: FastifyInstance, options: PolicyRout
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
   const { reloader, audit } = options;
   installPolicyMetrics(reloader, options.registry);
-  reloader.attach({ auditor: (o) => auditReload(audit, o), log: app.log });
+  // A version's text is stored before it serves, and only then is its reload recorded and applied.
+  reloader.attach({
+    auditor: async (o, next) => {
+      if (next) await options.versions?.remember(next);
+      await auditReload(audit, o);
+    },
+    log: app.log,
+  });
 
   // Reading needs read on policy:files, reloading admin: decided and recorded by the authorization stage.
   app.get('/v1/policy', { config: { authorize: { object: POLICY_OBJECT, action: 'read', audit: 'policy.view', denial: 403 } }, schema: { summary: 'The serving policy version, its warnings and the latest reload', querystring: NoQuery } }, async () => {
@@ -143,6 +153,18 @@ export function installPolicyRoutes(server: FastifyInstance, options: PolicyRout
     }
     return outcomeBody(outcome);
   });
+
+  // The diff of the two versions the latest reload swapped (reloader.ts); reading it is reading the policy.
+  app.get(
+    '/v1/policy/diff',
+    { config: { authorize: { object: POLICY_OBJECT, action: 'read', audit: 'policy.view', denial: 403, details: () => ({ kind: 'diff' }) } }, schema: { summary: 'Who gained and lost what with the latest reload (the two versions it swapped)', querystring: NoQuery } },
+    async () => {
+      const pending = reloader.lastDiff();
+      const serving = reloader.current().version;
+      if (pending === null) return { serving_version: serving, diff: null, note: 'no version has been reloaded since this gateway started' };
+      return { serving_version: serving, diff: await pending };
+    },
+  );
 
   app.post('/v1/policy/explain', { config: { authorize: { decidedInHandler: "whose access the body names: one's own needs no grant, anyone else's read on policy:files" } }, schema: { summary: 'Why a user may or may not do an action on an object, and their quota', querystring: NoQuery, body: ExplainBody } }, async (request) => {
     const identity = identityOf(request);

@@ -53,6 +53,8 @@ export class PolicySnapshot {
     readonly quotas: QuotaTable,
     /** Warnings lint found (errors stop a load). */
     readonly warnings: readonly PolicyProblem[],
+    /** The files' text as read, which `version` hashes: kept by the store per version (versions.ts). */
+    readonly sources: { readonly model: string; readonly policy: string } = { model: '', policy: '' },
   ) {
     this.emptyP = model.policyTypes.get('p')!.map(() => '');
     this.isTemplated = new Uint8Array(rules.length);

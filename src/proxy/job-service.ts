@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, type AuditRecorder, recordDecision, recordOrFail } from '../audit/index.js';
-import type { Authorizer, Decision, Identity } from '../identity/index.js';
+import type { Authorizer, Decision, Identity, Subject } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { BACKEND_SLOTS, heldMemoryMb, limitsFor } from '../quota/index.js';
 import { GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
@@ -263,7 +263,8 @@ export class JobService {
     return (await this.book.backend(r.backend).logs(r.backend_id, follow)) ?? '';
   }
 
-  async quota(identity: Identity): Promise<QuotaView> {
+  /** A person's limits, usage and pending jobs: the caller's own (GET /v1/quota), or anyone's for an admin's view. */
+  async quota(identity: Subject): Promise<QuotaView> {
     // Read from the records as every gateway over the store has them now, without the user's lock:
     // looking must not make that person's submissions wait.
     const { usage, pending: waiting, names } = await this.book.snapshot(identity.user);

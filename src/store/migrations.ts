@@ -266,4 +266,21 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('slurm_jobs').execute();
     },
   },
+  '0013_policy_versions': {
+    async up(db: Kysely<unknown>) {
+      // The text of every policy version that ever served, stored before it serves (keyed by its
+      // content hash, which every decision in the trail carries): an auditor's lineage shows the
+      // deciding rule as it was when it decided, whatever policies/ says today.
+      await db.schema
+        .createTable('policy_versions')
+        .addColumn('version', 'text', (c) => c.primaryKey())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('policy', 'text', (c) => c.notNull())
+        .addColumn('first_served_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('policy_versions').execute();
+    },
+  },
 };

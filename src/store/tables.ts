@@ -113,6 +113,15 @@ export interface Tables {
   audit_chains: AuditChainTable;
   slurm_jobs: SlurmJobTable;
   slurm_job_logs: SlurmJobLogTable;
+  policy_versions: PolicyVersionTable;
+}
+
+/** The text of a policy version that served (0013), by its content hash. */
+export interface PolicyVersionTable {
+  version: string;
+  model: string;
+  policy: string;
+  first_served_at: string;
 }
 
 /** Every gateway's audit chain seen over this store (src/store/gateways.ts), kept until retired. */

@@ -93,6 +93,12 @@ const MATRIX: Record<string, Case> = {
   'GET /v1/console/capabilities': { request: () => ({ path: '/v1/console/capabilities' }), expect: people(200, 200, 200, 200), why: "one's own capabilities" },
 
   // Policy: admins manage it, auditors read it; anyone may explain their own access.
+  'GET /v1/certs': { request: () => ({ path: '/v1/certs?all=1' }), expect: people(403, 200, 403, 403), why: "everyone's certificates: admin on cert:* (bob); one's own need no grant" },
+  'GET /v1/policy/diff': { request: () => ({ path: '/v1/policy/diff' }), expect: people(403, 200, 200, 403) },
+  'GET /v1/quota/users': { request: () => ({ path: '/v1/quota/users' }), expect: people(403, 200, 403, 403), why: "everyone's usage: admin on job:* (bob)" },
+  'GET /v1/compute/slots': { request: () => ({ path: '/v1/compute/slots' }), expect: people(403, 200, 403, 403), why: "everyone's queue: admin on job:* (bob)" },
+  'GET /v1/audit/events/{id}': { request: () => ({ path: '/v1/audit/events/1' }), expect: people(403, 403, 200, 403) },
+  'GET /v1/audit/lineage/{job}': { request: (f) => ({ path: `/v1/audit/lineage/${f.jobId}` }), expect: people(403, 403, 200, 403) },
   'GET /v1/policy': { request: () => ({ path: '/v1/policy' }), expect: people(403, 200, 200, 403) },
   'POST /v1/policy/reload': { request: () => ({ path: '/v1/policy/reload', body: {} }), expect: people(403, 200, 403, 403) },
   'POST /v1/policy/explain': {
@@ -220,6 +226,9 @@ describe('the authorization matrix', () => {
       'GET /v1/audit/export': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
       'GET /v1/audit/verify': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
       'GET /v1/audit/chains': { object: 'audit:chains', action: 'read', denial: 403, audit: 'audit.chains' },
+      'GET /v1/policy/diff': { object: 'policy:files', action: 'read', denial: 403, audit: 'policy.view' },
+      'GET /v1/audit/events/{id}': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
+      'GET /v1/audit/lineage/{job}': { object: 'audit:events', action: 'read', denial: 403, audit: 'audit.query' },
     });
   });
 

@@ -92,6 +92,27 @@ export function installCertificateRoutes(server: FastifyInstance, ctx: RouteCont
     return { serial, revoked_at: revokedAt };
   });
 
+  // One's own certificates; everyone's (all=1) with read or admin on cert:all, decided here and recorded.
+  const ListQuery = Type.Object({ all: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], { description: "everyone's (policy: read or admin on cert:all)" })) }, { additionalProperties: false });
+  app.get('/v1/certs', { config: { authorize: { own: "the caller's certificates; everyone's (all=1) with read or admin on cert:all by policy" } }, schema: { summary: 'Client certificates issued: the caller\'s, or everyone\'s with all=1 (serial, subject, expiry, revoked)', querystring: ListQuery } }, async (request) => {
+    const identity = identityOf(request);
+    const all = request.query.all === '1' || request.query.all === 'true';
+    if (all) {
+      let decision = ctx.authorizer?.decide(identity, 'cert:all', 'read');
+      let requested = 'read';
+      if (decision && !decision.allowed) [decision, requested] = [ctx.authorizer!.decide(identity, 'cert:all', 'admin'), 'admin'];
+      await recordDecision(ctx.audit, request, identity, { action: 'cert.list', object: 'cert:all', requested, decision: decision ?? { allowed: false, reason: 'no policy loaded', policyVersion: null } });
+      if (!decision?.allowed) throw new GatehouseError('forbidden', decision?.reason ?? 'no policy loaded', { rule: decision?.rule ?? null, line: decision?.line ?? null, policy_version: decision?.policyVersion ?? null });
+    }
+    let q = ctx.store.db.selectFrom('client_certificates').select(['serial', 'user', 'fingerprint', 'not_before', 'not_after', 'revoked_at', 'revoked_by']);
+    if (!all) q = q.where('user', '=', identity.user);
+    const rows = await q.orderBy('not_before', 'desc').limit(1000).execute();
+    const now = new Date(ctx.tokens.clock()).toISOString();
+    return {
+      certificates: rows.map((r) => ({ serial: r.serial, user: r.user, subject: `CN=${r.user}`, fingerprint: r.fingerprint, not_before: r.not_before, not_after: r.not_after, expired: r.not_after <= now, revoked: r.revoked_at !== null, revoked_at: r.revoked_at, revoked_by: r.revoked_by })),
+    };
+  });
+
   app.get('/v1/certs/crl', { config: { public: true }, schema: { summary: 'The signed list of revoked client certificates (DER; ?format=pem for PEM)', querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('der'), Type.Literal('pem')])) }, { additionalProperties: false }) } }, async (request, reply) => {
     const now = new Date();
     const rows = await ctx.store.db.selectFrom('client_certificates').select(['serial', 'revoked_at']).where('revoked_at', 'is not', null).where('not_after', '>', now.toISOString()).orderBy('revoked_at').execute();
