@@ -14,8 +14,23 @@ export const SECTIONS = [
       { name: 'certificate', title: 'Certificate', load: () => import('./pages/certificate.js') },
     ],
   },
-  // The auditor's pages (audit, lineage) and IT's (policy, can_i, usage, certificates, chains) go here,
-  // each named as the capability that opens it.
+  // The auditor's pages and IT's, each named as the capability that opens it.
+  {
+    title: 'Audit',
+    pages: [
+      { name: 'audit', title: 'Audit trail', load: () => import('./pages/audit.js') },
+      { name: 'lineage', title: 'Lineage', load: () => import('./pages/lineage.js') },
+    ],
+  },
+  {
+    title: 'Administration',
+    pages: [
+      { name: 'policy', title: 'Policy', load: () => import('./pages/policy.js') },
+      { name: 'can_i', title: 'Can I?', load: () => import('./pages/can-i.js') },
+      { name: 'usage', title: 'Compute', load: () => import('./pages/usage.js') },
+      { name: 'certificates', title: 'Certificates', load: () => import('./pages/certificates.js') },
+    ],
+  },
 ];
 
 /** The pages this person may see, by section (a section with none is left out). */

@@ -30,8 +30,9 @@ export const CAPABILITIES: readonly Capability[] = [
   { name: 'reload_policy', kind: 'button', anyOf: [{ object: 'policy:files', action: 'admin' }] },
   { name: 'usage', kind: 'page', anyOf: [{ object: 'job:all', action: 'read' }, { object: 'job:all', action: 'admin' }] },
   { name: 'cancel_any_job', kind: 'button', anyOf: [{ object: 'job:all', action: 'admin' }] },
-  { name: 'certificates', kind: 'page', anyOf: [{ object: 'cert:*', action: 'admin' }] },
-  { name: 'revoke_certificate', kind: 'button', anyOf: [{ object: 'cert:*', action: 'admin' }] },
+  // cert:all, as GET /v1/certs?all=1 asks (a concrete object: `cert:*` is a pattern, never decided).
+  { name: 'certificates', kind: 'page', anyOf: [{ object: 'cert:all', action: 'read' }, { object: 'cert:all', action: 'admin' }] },
+  { name: 'revoke_certificate', kind: 'button', anyOf: [{ object: 'cert:all', action: 'admin' }] },
   { name: 'chains', kind: 'page', anyOf: [{ object: 'audit:chains', action: 'read' }] },
 ];
 

@@ -7,6 +7,12 @@ const BLURBS = {
   submit: 'Run a Python or JavaScript file over a dataset, with a dry run first.',
   quota: 'What you may use at once and per day, and what you use now.',
   certificate: 'A short-lived client certificate, made in this browser.',
+  audit: 'Search every decision, open an event in its chain, export what you found.',
+  lineage: 'A job’s inputs, output and the rules that allowed them, as they were.',
+  policy: 'The serving version, its latest reload and what that reload changed.',
+  can_i: 'Ask what the policy decides for a user or a group, and why.',
+  usage: 'Engine slots, the pending queue and everyone’s usage against their limits.',
+  certificates: 'Client certificates issued to people; revoke one.',
 };
 
 export function renderHome(main, ctx, sections) {
