@@ -154,7 +154,7 @@ describe('gatehouse audit against the routes', () => {
     removeTrails();
   });
 
-  const login = (token: string) => saveLogin(target.url, { user: 'ann', auth_method: 'ldap', access_token: token, refresh_token: 'r', expires_at: new Date(Date.now() + 3600_000).toISOString() });
+  const login = (token: string) => saveLogin(target, { user: 'ann', auth_method: 'ldap', access_token: token, refresh_token: 'r', expires_at: new Date(Date.now() + 3600_000).toISOString() });
   const run = async (sub: string, options: Partial<AuditOptions>) => {
     stdout = '';
     stderr = '';

@@ -107,7 +107,8 @@ describe('completion', () => {
     expect(bash(['gatehouse', 'au'])).toEqual(['audit']);
     expect(bash(['gatehouse', 'policy', ''])).toEqual(['lint', 'test', 'explain', 'diff', 'reload', 'status', 'help']);
     expect(bash(['gatehouse', 'login', '--p'])).toEqual(['--password-stdin']);
-    expect(bash(['gatehouse', 'whoami', '--'])).toEqual(['--url', '--ca', '--config', '--json', '--help']);
+    expect(bash(['gatehouse', 'whoami', '--'])).toEqual(['--url', '--ca', '--context', '--config', '--output', '--json', '--help']);
+    expect(bash(['gatehouse', 'whoami', '-o', ''])).toEqual(['json', 'yaml', 'table']);
     // Flags and their values are skipped when finding the verb.
     expect(bash(['gatehouse', 'submit', '--cores', '4', '--json', '--w'])).toEqual(['--wait']);
     expect(bash(['gatehouse', 'jobs', '--state', 'r'])).toEqual(['running']);

@@ -105,6 +105,18 @@ describe('gatehouse-task: one partition, as a Slurm array task runs it', () => {
     expect(existsSync(join(dir, 'done', 'part-00001.json'))).toBe(false);
   });
 
+  it("labels the job's lines as the bundled engine's log does: stderr marked, ctx.log by its level, stdout as it is", async () => {
+    const source = 'import sys\ndef process(input, output, ctx):\n    print("plain out")\n    print("plain err", file=sys.stderr)\n    ctx.log.info("progress note")\n    open(output, "w").write(open(input).read())\n';
+    const dir = jobDir('t-labels', { name: 'labels', input: 'lines', output: 'out_labels', runtime: 'python', source, resources });
+    const ran = await task(['--job', dir, '--partition', '0']);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toContain('plain out\n');
+    expect(ran.stdout).not.toContain('stderr:');
+    expect(ran.stderr).toContain('stderr: plain err\n');
+    expect(ran.stderr).toMatch(/^INFO .*progress note$/m);
+    expect(ran.stderr).not.toMatch(/stderr: INFO/);
+  });
+
   it('refuses a partition the input does not have, and bad arguments, with exit 2 naming them', async () => {
     const dir = jobDir('t-args', cases[0]![1]);
     const missing = await task(['--job', dir, '--partition', '3']);

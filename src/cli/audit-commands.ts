@@ -12,6 +12,7 @@ import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
 import { rotateKey, verifyWithWitness } from './audit-local.js';
 import type { Config } from '../config/index.js';
+import { currentFormat, structured } from './output.js';
 import { printLine, printNote, safeJson, VisibleStream } from './safe-text.js';
 
 export interface AuditOptions {
@@ -105,7 +106,9 @@ interface Page {
 }
 
 async function query(target: Target, o: AuditOptions): Promise<number> {
-  refuse(o, 'query', ['format', 'output'], 'those are for audit export');
+  refuse(o, 'query', ['format'], 'that is for audit export');
+  // A YAML sequence can be written a page at a time too: each page's items continue the one list.
+  const yaml = currentFormat() === 'yaml';
   const params = filterParams(o);
   if (o.limit !== undefined) {
     if (!/^[0-9]+$/.test(o.limit) || Number(o.limit) < 1 || Number(o.limit) > 1000) throw new UsageError(`--limit ${o.limit}: a whole number from 1 to 1000`);
@@ -114,12 +117,14 @@ async function query(target: Target, o: AuditOptions): Promise<number> {
   let cursor = o.cursor;
   let layout: Layout | undefined;
   let count = 0;
-  if (o.json) process.stdout.write('[');
+  if (o.json && !yaml) process.stdout.write('[');
   for (;;) {
     if (cursor !== undefined) params.set('cursor', cursor);
     const page = await auditCall<Page>(target, `/v1/audit?${params}`);
     // Each page is printed as it comes, so --all over many pages holds one page at a time.
-    if (o.json) process.stdout.write(page.events.map((e, i) => `${count + i > 0 ? ',' : ''}${safeJson(e)}`).join(''));
+    if (yaml) {
+      if (page.events.length > 0) out(structured(page.events));
+    } else if (o.json) process.stdout.write(page.events.map((e, i) => `${count + i > 0 ? ',' : ''}${safeJson(e)}`).join(''));
     else if (page.events.length > 0) {
       if (!layout) {
         layout = layoutFor(page.events, process.stdout.isTTY ? process.stdout.columns : undefined);
@@ -138,7 +143,9 @@ async function query(target: Target, o: AuditOptions): Promise<number> {
     }
     cursor = page.next_cursor;
   }
-  if (o.json) out(']');
+  if (yaml) {
+    if (count === 0) out('[]');
+  } else if (o.json) out(']');
   else if (count === 0) out('no events match');
   return 0;
 }
@@ -176,7 +183,7 @@ async function verify(target: Target, o: AuditOptions): Promise<number> {
   if (o.file !== undefined) return verifyFile(target, o.file, o.json);
   refuse(o, 'verify', ['user', 'group', 'action', 'object', 'decision', 'since', 'until', 'requestId', 'limit', 'cursor', 'all', 'format', 'output'], 'it checks the whole trail');
   const report = await auditCall<VerifyReport>(target, '/v1/audit/verify', VERIFY_TIMEOUT_MS);
-  out(o.json ? safeJson(report) : renderVerify(report));
+  out(o.json ? structured(report) : renderVerify(report));
   return report.ok ? 0 : 1;
 }
 
@@ -194,7 +201,7 @@ async function verifyFile(target: Target, file: string, json: boolean): Promise<
     trusted = undefined; // offline: the archive's own key, reported as such
   }
   const report = await verifyArchive(file, trusted);
-  if (json) out(safeJson(report));
+  if (json) out(structured(report));
   else {
     out(renderVerify(report));
     out(report.key_source === 'trusted' ? `signatures checked with the gateway's key ${report.kid}` : `signatures checked with the key the archive carries (${report.kid}): compare it with the gateway's /.well-known/jwks.json`);

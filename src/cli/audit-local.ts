@@ -1,6 +1,7 @@
 // The audit verbs that work on this host's files rather than through the gateway:
 //   audit verify --witness FILE   the trail in audit.dir (or --dir) checked against a witness
 //   audit rotate-key              a new audit signing key; the retired one's public half is kept
+import { structured } from './output.js';
 import type { KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import type { Config } from '../config/index.js';
 import { renderVerify } from './audit-view.js';
 import { call, type Target } from './client/api.js';
 import { UsageError } from './fail.js';
-import { printLine, safeJson, visible } from './safe-text.js';
+import { printLine, visible } from './safe-text.js';
 
 export interface LocalAuditOptions {
   witness: string;
@@ -49,7 +50,7 @@ export async function verifyWithWitness(target: () => Target, config: () => Conf
   } finally {
     db.close();
   }
-  if (o.json) printLine(safeJson(report));
+  if (o.json) printLine(structured(report));
   else {
     printLine(renderVerify(report));
     // The witness path and certs.dir come from the command line and the config, the key ids from
@@ -63,7 +64,7 @@ export async function verifyWithWitness(target: () => Target, config: () => Conf
 export function rotateKey(config: () => Config, json: boolean): number {
   const { certs } = config();
   const { retired, current } = rotateAuditKey(certs.dir);
-  if (json) printLine(safeJson({ retired, current }));
+  if (json) printLine(structured({ retired, current }));
   else {
     printLine(`audit key rotated: ${visible(retired)} retired (its public key stays in ${visible(join(certs.dir, 'audit-keys'))} and in the JWKS), ${visible(current)} signs from the gateway's next start`);
     printLine('restart the gateway to sign with the new key');

@@ -2,12 +2,13 @@
 // decides with the caller's real groups from the token and the dataset's manifest labels, so the
 // answer is the one a real request would get. yes/no on stdout and as the exit code (0/1), for
 // scripts; the deciding rule on stderr, for the person.
+import { structured } from './output.js';
 import type { Explanation } from '../policy/index.js';
 import { call, type Target } from './client/api.js';
 import { loadLogin } from './client/credentials.js';
 import { accessToken } from './client/session.js';
 import { EXIT } from './exit-codes.js';
-import { printLine, printNote, safeJson } from './safe-text.js';
+import { printLine, printNote } from './safe-text.js';
 
 export interface CanIOptions {
   action: string;
@@ -23,12 +24,12 @@ type Answer = Explanation & { groups_source?: string; labels_source?: string };
 
 export async function canI(target: Target, o: CanIOptions): Promise<number> {
   const token = await accessToken(target); // refuses first when not logged in
-  const user = o.as ?? loadLogin(target.url)!.user;
+  const user = o.as ?? loadLogin(target)!.user;
   const body = { user, action: o.action, object: o.object, ...(o.groups ? { groups: o.groups } : {}), ...(o.labels ? { labels: o.labels } : {}) };
   const e = await call<Answer>(target, 'POST', '/v1/policy/explain', { token, body });
   const allowed = e.decision.allowed;
   if (o.json) {
-    printLine(safeJson({ allowed, user: e.user, action: e.action, object: e.object, groups: e.groups, labels: e.labels, rule: e.decision.rule, line: e.decision.line, reason: e.decision.reason, policy_version: e.decision.policyVersion }));
+    printLine(structured({ allowed, user: e.user, action: e.action, object: e.object, groups: e.groups, labels: e.labels, rule: e.decision.rule, line: e.decision.line, reason: e.decision.reason, policy_version: e.decision.policyVersion }));
   } else {
     printLine(allowed ? 'yes' : 'no');
     printNote(decidedBy(e));

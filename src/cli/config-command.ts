@@ -1,5 +1,6 @@
 // `gatehouse config check|docs`: validate a configuration without starting anything, and keep
 // the README's reference table generated from the schema.
+import { structured } from './output.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { configReference, type LoadedConfig, redactSecrets, withReference } from '../config/index.js';
 import { UsageError } from './fail.js';
@@ -8,7 +9,7 @@ export function configCommand(sub: string | undefined, loaded: () => LoadedConfi
   switch (sub) {
     case 'check': {
       const { config, file } = loaded();
-      if (options.json) process.stdout.write(`${JSON.stringify({ file, config: redactSecrets(config) }, null, 2)}\n`);
+      if (options.json) process.stdout.write(`${structured({ file, config: redactSecrets(config) })}\n`);
       else process.stdout.write(`config ok: ${file ?? 'built-in defaults'}\n`);
       return;
     }

@@ -1,7 +1,8 @@
 // `gatehouse datasets`: what the caller may use, and how.
+import { structured } from './output.js';
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
-import { printLine, safeJson } from './safe-text.js';
+import { printLine } from './safe-text.js';
 import { formatBytes, table } from './table.js';
 
 interface Listed {
@@ -19,7 +20,7 @@ interface Listed {
 export async function datasets(target: Target, json: boolean): Promise<number> {
   const answer = await call<{ datasets: Listed[]; policy_version: string }>(target, 'GET', '/v1/datasets', { token: await accessToken(target) });
   if (json) {
-    printLine(safeJson(answer));
+    printLine(structured(answer));
     return 0;
   }
   if (answer.datasets.length === 0) {

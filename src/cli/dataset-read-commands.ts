@@ -5,6 +5,7 @@
 // interrupted run leaves behind; the next run continues it with Range (and If-Range, so a partial
 // of another version of the dataset is never completed with this one's bytes: DIR/.gatehouse-get.json
 // names the dataset and version the partials belong to). A complete partition is not fetched again.
+import { structured } from './output.js';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -12,7 +13,7 @@ import { UsageError } from './fail.js';
 import { ApiError, ConnectionError, call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { percent, progressBar } from './progress.js';
-import { printLine, safeJson, visible } from './safe-text.js';
+import { printLine, visible } from './safe-text.js';
 import { formatBytes, table } from './table.js';
 
 interface Detail {
@@ -81,7 +82,7 @@ export async function get(target: Target, name: string | undefined, o: { output?
   }
   progress.done();
   const summary = { dataset: name, dir, partitions: wanted, bytes: total, fetched };
-  printLine(o.json ? safeJson(summary) : `${visible(name)}: ${wanted.length} partition(s), ${formatBytes(total)} in ${visible(dir)}${fetched < total ? ` (${formatBytes(fetched)} fetched now)` : ''}`);
+  printLine(o.json ? structured(summary) : `${visible(name)}: ${wanted.length} partition(s), ${formatBytes(total)} in ${visible(dir)}${fetched < total ? ` (${formatBytes(fetched)} fetched now)` : ''}`);
   return 0;
 }
 
@@ -161,7 +162,7 @@ export async function preview(target: Target, name: string | undefined, o: { row
   if (!Number.isInteger(partition) || partition < 0) throw new UsageError('--partition: a partition number, from 0');
   const answer = await call<{ columns: string[]; rows: Record<string, unknown>[] }>(target, 'GET', `${datasetPath(name)}/partitions/${partition}?preview=${rows}`, { token: await accessToken(target) });
   if (o.json) {
-    printLine(safeJson(answer));
+    printLine(structured(answer));
     return 0;
   }
   // The manifest's columns, then any other key a JSON line has.

@@ -1,12 +1,13 @@
 // `gatehouse login | logout | whoami | cert`: the data scientist's side of identity. They call the
 // gateway's HTTP API like any other client and keep what they get under the user's config folder.
+import { structured } from './output.js';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createKeyAndCsr } from '../auth/index.js';
 import { ApiError, call, type Target } from './client/api.js';
 import { certificateDir, forgetLogin, loadLogin, saveLogin, writePrivate } from './client/credentials.js';
 import { promptHidden, promptLine, readPasswordFromStdin } from './client/prompt.js';
-import { accessToken, savedFrom } from './client/session.js';
+import { accessToken, savedFrom, where } from './client/session.js';
 import { UsageError } from './fail.js';
 import { printLine, printNote, safeJson } from './safe-text.js';
 
@@ -40,9 +41,9 @@ export async function login(target: Target, options: LoginOptions): Promise<numb
   if (options.sso === options.ldap) throw new UsageError('choose one: gatehouse login --sso (your company SSO) or --ldap (directory password)');
   const answer = options.sso ? await deviceLogin(target, options) : await ldapLogin(target, options);
   const me = await call<Whoami>(target, 'GET', '/v1/whoami', { token: answer.access_token });
-  saveLogin(target.url, savedFrom(answer, me));
-  if (options.json) out(safeJson({ status: 'logged_in', url: target.url, ...me }));
-  else out(`logged in to ${target.url} as ${me.user} (${me.groups.join(', ') || 'no groups'}) with ${me.auth_method}`);
+  saveLogin(target, savedFrom(answer, me));
+  if (options.json) out(structured({ status: 'logged_in', url: target.url, context: target.context ?? null, ...me }));
+  else out(`logged in to ${where(target)} as ${me.user} (${me.groups.join(', ') || 'no groups'}) with ${me.auth_method}`);
   return 0;
 }
 
@@ -130,30 +131,30 @@ function openBrowser(url: string): void {
 }
 
 export async function logout(target: Target, json: boolean): Promise<number> {
-  const saved = loadLogin(target.url);
+  const saved = loadLogin(target);
   if (!saved) {
-    if (json) out(safeJson({ status: 'not_logged_in', url: target.url }));
-    else out(`not logged in to ${target.url}`);
+    if (json) out(structured({ status: 'not_logged_in', url: target.url }));
+    else out(`not logged in to ${where(target)}`);
     return 0;
   }
   try {
     await call(target, 'POST', '/v1/auth/logout', { body: { refresh_token: saved.refresh_token } });
   } finally {
     // Even when the gateway cannot be reached, the local copy goes: logging out must never leave tokens behind.
-    forgetLogin(target.url);
+    forgetLogin(target);
   }
-  if (json) out(safeJson({ status: 'logged_out', url: target.url, user: saved.user }));
-  else out(`logged out ${saved.user} from ${target.url}; the login's tokens and certificates are revoked`);
+  if (json) out(structured({ status: 'logged_out', url: target.url, user: saved.user }));
+  else out(`logged out ${saved.user} from ${where(target)}; the login's tokens and certificates are revoked`);
   return 0;
 }
 
 export async function whoami(target: Target, json: boolean): Promise<number> {
   const me = await call<Whoami>(target, 'GET', '/v1/whoami', { token: await accessToken(target) });
-  if (json) out(safeJson({ ...me, url: target.url }));
+  if (json) out(structured({ ...me, url: target.url, context: target.context ?? null }));
   else {
     out(`user        ${me.user}`);
     out(`groups      ${me.groups.join(', ') || '(none)'}`);
-    out(`logged in   with ${me.auth_method} at ${target.url}`);
+    out(`logged in   with ${me.auth_method} at ${where(target)}`);
     out(`token until ${me.expires_at} (renewed automatically)`);
   }
   return 0;
@@ -166,12 +167,12 @@ export async function certificate(target: Target, options: { json: boolean; ttl?
     token,
     body: { csr: csrPem, ...(options.ttl ? { ttl_s: options.ttl } : {}) },
   });
-  const dir = certificateDir(target.url);
+  const dir = certificateDir(target);
   const files = { key: join(dir, 'client.key'), cert: join(dir, 'client.crt'), ca: join(dir, 'ca.crt') };
   writePrivate(files.key, keyPem);
   writePrivate(files.cert, issued.certificate);
   writePrivate(files.ca, issued.ca);
-  if (options.json) out(safeJson({ serial: issued.serial, expires_at: issued.expires_at, certificate: files.cert, key: files.key, ca: files.ca }));
+  if (options.json) out(structured({ serial: issued.serial, expires_at: issued.expires_at, certificate: files.cert, key: files.key, ca: files.ca }));
   else {
     out(`client certificate ${issued.serial}, valid until ${issued.expires_at}`);
     out(`  certificate ${files.cert}`);

@@ -1,5 +1,6 @@
 // `gatehouse submit | jobs | status | logs | cancel`: the data scientist's jobs. Each calls the
 // job API like any other client; the spec is checked here first so that a typo sends nothing.
+import { structured } from './output.js';
 import { once } from 'node:events';
 import { call, stream, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
@@ -8,7 +9,7 @@ import { renderJobList, renderStatus } from './job-report.js';
 import { buildSpec, type SubmitArgs } from './job-spec.js';
 import type { Job } from './job-view.js';
 import { watchJob } from './job-watch.js';
-import { printLine as out, printNote, safeJson, visible, VisibleStream } from './safe-text.js';
+import { printLine as out, printNote, visible, VisibleStream } from './safe-text.js';
 
 const jobPath = (id: string) => `/v1/jobs/${encodeURIComponent(id)}`;
 
@@ -33,7 +34,7 @@ export async function submit(target: Target, args: SubmitArgs, options: { wait: 
   const answer = await jobCall<Submitted>(target, 'POST', '/v1/jobs', { verb: 'submit' }, spec);
   const line = `submitted job ${answer.id} (${answer.state})${answer.state === 'pending' && answer.reason ? `: ${visible(answer.reason)}` : ''}`;
   if (!options.wait) {
-    out(options.json ? safeJson(answer) : line);
+    out(options.json ? structured(answer) : line);
     return 0;
   }
   // With --wait, stdout is for the outcome (the summary, or the final job as JSON).
@@ -47,7 +48,7 @@ export async function jobs(target: Target, options: { all: boolean; state?: stri
   if (options.state !== undefined) query.set('state', options.state);
   const path = `/v1/jobs${query.toString() ? `?${query}` : ''}`;
   const answer = await jobCall<{ jobs: Job[] }>(target, 'GET', path, { verb: 'jobs' });
-  if (options.json) out(safeJson(answer));
+  if (options.json) out(structured(answer));
   else if (answer.jobs.length === 0) out(options.all || options.state ? 'no jobs' : 'no jobs yet (gatehouse submit job.yaml starts one)');
   else out(renderJobList(answer.jobs, Date.now(), options.all));
   return 0;
@@ -55,14 +56,14 @@ export async function jobs(target: Target, options: { all: boolean; state?: stri
 
 export async function status(target: Target, id: string, json: boolean): Promise<number> {
   const job = await jobCall<Job>(target, 'GET', jobPath(id), { verb: 'status', id });
-  out(json ? safeJson(job) : renderStatus(job, Date.now()));
+  out(json ? structured(job) : renderStatus(job, Date.now()));
   return 0;
 }
 
 export async function cancel(target: Target, id: string, json: boolean): Promise<number> {
   const job = await jobCall<Job>(target, 'DELETE', jobPath(id), { verb: 'cancel', id });
   // A job that ended on its own while the cancel was on its way says so, rather than "cancelled".
-  out(json ? safeJson(job) : job.state === 'cancelled' ? `cancelled job ${id}` : `job ${id} ended before the cancel took effect: ${job.state}`);
+  out(json ? structured(job) : job.state === 'cancelled' ? `cancelled job ${id}` : `job ${id} ended before the cancel took effect: ${job.state}`);
   return 0;
 }
 

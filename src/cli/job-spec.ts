@@ -3,7 +3,7 @@
 // line on the terminal rather than a round trip (and nothing is sent).
 import { basename, extname } from 'node:path';
 import { Value } from 'typebox/value';
-import { datasetNameProblem, type JobSpec, jobSpecProblem, JobSpecSchema, } from '../wire/index.js';
+import { datasetNameProblem, type JobSpec, jobSpecProblem, JobSpecSchema } from '../wire/index.js';
 import { UsageError } from './fail.js';
 import { parseCores, parseList, parseMemoryMb, parsePartitions, parseRuntime, parseTimeLimit, splitCommand } from './job-flags.js';
 import { diskFiles, type Files, isJobFile, readJobFile, readSource, runtimeOf, type SpecDraft } from './job-spec-file.js';

@@ -1,11 +1,11 @@
 // `submit --wait`: follow a job until it ends. Progress goes to stderr (a bar redrawn in place on a
 // terminal, a line per change in a log) so stdout keeps only the result; Ctrl-C stops watching,
 // never the job.
+import { structured } from './output.js';
 import { ApiError, call, ConnectionError, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { jobError } from './job-errors.js';
 import { isFinal, type Job } from './job-view.js';
-import { safeJson } from './safe-text.js';
 import { describeProgress, EXIT, exitCodeFor, renderProgress, summarize } from './progress.js';
 
 export interface WatchOptions {
@@ -57,7 +57,7 @@ const mayPass = (err: unknown) => err instanceof ConnectionError || (err instanc
 
 function finish(job: Job, display: Display, json: boolean): number {
   display.end();
-  process.stdout.write(`${json ? safeJson(job) : summarize(job)}\n`);
+  process.stdout.write(`${json ? structured(job) : summarize(job)}\n`);
   return exitCodeFor(job.state)!;
 }
 

@@ -1,6 +1,7 @@
 // `gatehouse policy lint|test|explain|diff|reload|status`: IT's tools. lint, test, explain and diff
 // read the files (--dir, default policies/) without a gateway, so they run in the policy
 // repository's CI; reload and status ask the running gateway, and explain does too with --remote.
+import { structured } from './output.js';
 import { resolve } from 'node:path';
 import {
   diffPolicies,
@@ -17,7 +18,7 @@ import {
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { UsageError } from './fail.js';
-import { printLine, printNote, safeJson } from './safe-text.js';
+import { printLine, printNote } from './safe-text.js';
 import { table } from './table.js';
 
 // Policy lines, names and the gateway's answers are data: printed escaped (src/cli/safe-text.ts).
@@ -56,7 +57,7 @@ async function lint(options: PolicyOptions): Promise<number> {
   const { problems, snapshot } = await lintPolicy(options.dir);
   const errors = problems.filter((p) => p.severity === 'error').length;
   if (options.json) {
-    out(safeJson({ valid: errors === 0, dir: options.dir, version: snapshot?.version ?? null, problems }));
+    out(structured({ valid: errors === 0, dir: options.dir, version: snapshot?.version ?? null, problems }));
     return errors === 0 ? 0 : 1;
   }
   for (const p of problems) (p.severity === 'error' ? err : out)(formatProblem(p));
@@ -78,7 +79,7 @@ async function test(options: PolicyOptions): Promise<number> {
   }
   const results = runPolicyTests(policy, cases);
   const failed = results.filter((r) => !r.passed).length;
-  if (options.json) out(safeJson({ version: policy.version, passed: results.length - failed, failed, results }));
+  if (options.json) out(structured({ version: policy.version, passed: results.length - failed, failed, results }));
   else {
     out(table(['', 'case', 'expected', 'got', 'decided by'], results.map((r) => [r.passed ? 'PASS' : 'FAIL', r.name, r.expected, r.got, r.detail])));
     out(`\n${results.length - failed} passed, ${failed} failed (tests.yaml against version ${policy.version})`);
@@ -99,7 +100,7 @@ async function explainCommand(args: string[], options: PolicyOptions): Promise<n
     e = explain(await loadPolicy(options.dir), { user, groups: options.groups ?? [] }, object, action, options.labels ?? []);
   }
   if (options.json) {
-    out(safeJson(e));
+    out(structured(e));
     return 0;
   }
   out(`${e.decision.allowed ? 'ALLOWED' : 'DENIED'}: ${user} ${action} ${object}`);
@@ -131,7 +132,7 @@ async function diff(args: string[], options: PolicyOptions): Promise<number> {
   const [before, after] = await Promise.all(args.map((d) => loadPolicy(resolve(d!))));
   const d = diffPolicies(before!, after!);
   if (options.json) {
-    out(safeJson(d));
+    out(structured(d));
     return 0;
   }
   out(`access changes from ${d.from_version} (${args[0]}) to ${d.to_version} (${args[1]}):`);
@@ -147,7 +148,7 @@ async function diff(args: string[], options: PolicyOptions): Promise<number> {
 async function reload(options: PolicyOptions): Promise<number> {
   const target = options.target();
   const o = await call<{ outcome: string; version: string; previous_version: string; duration_ms: number; problems: { file: string; line: number | null; message: string; severity: string }[] }>(target, 'POST', '/v1/policy/reload', { token: await accessToken(target), body: {} });
-  if (options.json) out(safeJson(o));
+  if (options.json) out(structured(o));
   else if (o.outcome === 'unchanged') out(`version ${o.version} is already serving`);
   else out(`version ${o.version} now serving (was ${o.previous_version}), loaded in ${o.duration_ms} ms`);
   return 0;
@@ -168,7 +169,7 @@ async function policyStatus(options: PolicyOptions): Promise<number> {
   const s = await call<PolicyState>(target, 'GET', '/v1/policy', { token: await accessToken(target) });
   const refused = s.last_reload.outcome === 'failed';
   if (options.json) {
-    out(safeJson(s));
+    out(structured(s));
     return refused ? 1 : 0;
   }
   const c = s.counts;

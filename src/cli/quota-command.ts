@@ -1,11 +1,12 @@
 // `gatehouse quota`: the caller's limits, what is in use, where each limit comes from (so a user
 // knows whom to ask and which policy line to quote), and the jobs waiting for room.
+import { structured } from './output.js';
 import { QUOTA_LIMITS, type QuotaLimit } from '../policy/index.js';
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { jobError } from './job-errors.js';
 import { formatDuration } from './job-view.js';
-import { printLine, safeJson, visible } from './safe-text.js';
+import { printLine, visible } from './safe-text.js';
 import { table } from './table.js';
 
 export interface LimitValue {
@@ -43,7 +44,7 @@ export async function quota(target: Target, json: boolean): Promise<number> {
   } catch (err) {
     throw jobError(err, { verb: 'quota' });
   }
-  printLine(json ? safeJson(answer) : renderQuota(answer, Date.now()));
+  printLine(json ? structured(answer) : renderQuota(answer, Date.now()));
   return 0;
 }
 

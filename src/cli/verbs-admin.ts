@@ -9,9 +9,10 @@ import { auditCommand } from './audit-commands.js';
 import { writeCommandList } from './command-list.js';
 import { completionScript } from './completion.js';
 import { configCommand } from './config-command.js';
+import { currentContext, deleteContext, getContexts, setContext, useContext } from './context-commands.js';
 import { parseList } from './job-flags.js';
 import { policyCommand } from './policy-commands.js';
-import { act, type Invocation, withConfig, withConnection } from './verb.js';
+import { act, type Invocation, withConfig, withConnection, withOutput } from './verb.js';
 import { printLine } from './safe-text.js';
 import { serve } from './serve.js';
 import { up } from './up.js';
@@ -56,8 +57,8 @@ function addPolicy(program: Command, result: Result): void {
   const run = (sub: string) => (c: Invocation) =>
     policyCommand(sub, c.args, { dir: resolve(c.opts.dir ?? 'policies'), json: Boolean(c.opts.json), groups: list(c.opts.groups), labels: list(c.opts.labels), remote: Boolean(c.opts.remote) || c.opts.url !== undefined, target: c.target });
   const dir = (c: Command) => c.option('--dir <dir>', 'the policy folder (default policies/)');
-  act(dir(policy.command('lint').summary('check policies/ as the gateway would: file:line, message, hint; exit 1 on an error')).option('--json', 'machine-readable output'), run('lint'), result);
-  act(dir(policy.command('test').summary('run policies/tests.yaml: a PASS/FAIL table, exit 1 on any failure')).option('--json', 'machine-readable output'), run('test'), result);
+  act(withOutput(dir(policy.command('lint').summary('check policies/ as the gateway would: file:line, message, hint; exit 1 on an error'))), run('lint'), result);
+  act(withOutput(dir(policy.command('test').summary('run policies/tests.yaml: a PASS/FAIL table, exit 1 on any failure'))), run('test'), result);
   act(
     withConnection(
       dir(
@@ -75,9 +76,30 @@ function addPolicy(program: Command, result: Result): void {
     run('explain'),
     result,
   );
-  act(policy.command('diff').argument('<old>', 'a policy folder').argument('<new>', 'a policy folder').summary('the access grants and revocations between two policy folders, and quota changes').option('--json', 'machine-readable output'), run('diff'), result);
+  act(withOutput(policy.command('diff').argument('<old>', 'a policy folder').argument('<new>', 'a policy folder').summary('the access grants and revocations between two policy folders, and quota changes')), run('diff'), result);
   act(withConnection(policy.command('reload').summary('make the running gateway reload now (it also reloads by itself on change)')), run('reload'), result);
   act(withConnection(policy.command('status').summary('the serving version, its last reload and any problems (GET /v1/policy)')), run('status'), result);
+}
+
+/** kubectl's contexts: a name for a gateway, its CA and the login made through it. */
+function addContexts(config: Command, result: Result): void {
+  act(
+    withOutput(
+      config
+        .command('set-context')
+        .argument('<name>', 'letters, digits, . _ -')
+        .summary('name a gateway and its CA (created, or updated: only the flags given change)')
+        .description('Creates or updates the context NAME: the gateway --url and the CA --ca to trust there (kept as an absolute path; --ca "" removes it). A login made while a context is in use is kept under its name, so two contexts can hold two logins.')
+        .option('--url <url>', "the gateway, https://host:port (needed for a new context)")
+        .option('--ca <file>', "the CA that signed the gateway's certificate"),
+    ),
+    ({ args, opts }) => setContext(args[0]!, { url: opts.url, ca: opts.ca }),
+    result,
+  );
+  act(withOutput(config.command('use-context').argument('<name>').summary('make NAME the current context: the gateway every command uses by default')), ({ args }) => useContext(args[0]!), result);
+  act(withOutput(config.command('get-contexts').summary('the contexts, the current one marked *, and who is logged in through each')), () => getContexts(), result);
+  act(withOutput(config.command('current-context').summary('the current context\'s name (exit 1 when there is none)')), () => currentContext(), result);
+  act(withOutput(config.command('delete-context').argument('<name>').summary('forget a context and its saved login')), ({ args }) => deleteContext(args[0]!), result);
 }
 
 /** The filters audit query and audit export share. */
@@ -140,7 +162,8 @@ function addAudit(program: Command, result: Result): void {
 }
 
 function addServers(program: Command, result: Result): void {
-  act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), true), ({ loaded, opts }) => {
+  // up's --json is its ready line for a supervisor, not a result: no -o.
+  act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), false).option('--json', 'the ready line as JSON'), ({ loaded, opts }) => {
     const { config, file } = loaded();
     return up({ config, configFile: file, json: Boolean(opts.json) });
   }, result);
@@ -161,7 +184,8 @@ function addServers(program: Command, result: Result): void {
     await serve('dev-idp', () => startDevIdp(loaded().config));
     return -1;
   }, result);
-  const config = program.command('config').summary('check the configuration; print its reference');
+  const config = program.command('config').summary("contexts (which gateway, CA and login); check the configuration, print its reference");
+  addContexts(config, result);
   act(withConfig(config.command('check').summary('validate the configuration and exit (--json: the resolved values, secrets masked)'), true), ({ loaded, opts }) => {
     configCommand('check', loaded, { json: Boolean(opts.json) });
     return 0;

@@ -16,6 +16,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { Value } from 'typebox/value';
 import { DatasetError, openDataset, openRoot, partitionFile } from '../catalog/index.js';
 import { DEFAULT_ENTRYPOINT, type JobSpec, JobSpecSchema, jobSpecProblem } from '../wire/index.js';
+import { labelledLine } from './jobs/job-log.js';
 import { SOURCE_FILE } from './jobs/task-workers.js';
 import { countRows, expandArgv, type LineSink, runCommand, runnerScript, runtimeArgv, WarmWorker, type WorkerLaunch } from './runners/index.js';
 
@@ -73,8 +74,12 @@ async function readJobFile(jobDir: string): Promise<JobFile> {
   return { id, spec, memoryMb, dataRoot };
 }
 
+/**
+ * The job's own lines, labelled as the bundled engine's log labels them: under Slurm both streams
+ * end in one log file (log-N.txt), where `stderr:` is the only way to tell them apart.
+ */
 const printTo: LineSink = (_partition, stream, line) => {
-  (stream === 'stdout' ? process.stdout : process.stderr).write(`${line}\n`);
+  (stream === 'stdout' ? process.stdout : process.stderr).write(`${labelledLine(stream, line)}\n`);
 };
 
 /** Runs one partition into the job folder; rejects TaskUsageError or TaskFailedError. */

@@ -12,7 +12,7 @@ import { closest } from './closest.js';
 import { readPrivateFile, SLURM_KEY_MIN_BYTES } from './private-file.js';
 
 /** GATEHOUSE_* variables that are not configuration keys: the CLI client's, and the stack-trace switch every command reads. */
-const CLIENT_VARIABLES = new Set(['GATEHOUSE_CONFIG', 'GATEHOUSE_URL', 'GATEHOUSE_CA', 'GATEHOUSE_DEBUG']);
+const CLIENT_VARIABLES = new Set(['GATEHOUSE_CONFIG', 'GATEHOUSE_URL', 'GATEHOUSE_CA', 'GATEHOUSE_CONTEXT', 'GATEHOUSE_DEBUG']);
 
 export const DEFAULT_CONFIG_FILE = 'gatehouse.yaml';
 

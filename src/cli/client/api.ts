@@ -25,6 +25,10 @@ export interface Target {
   /** PEM of the CA that signed the gateway's certificate; undefined uses the system CAs. */
   ca: string | undefined;
   caFile: string | undefined;
+  /** The context that named the gateway, if one did: its login is kept under its name. */
+  context?: string | undefined;
+  /** Where the CA came from (`--ca`, `context "prod"`, ...), for an error that says what to fix. */
+  caSource?: string | undefined;
 }
 
 export interface CallOptions {
@@ -136,7 +140,9 @@ function connectionHint(err: NodeJS.ErrnoException, target: Target): string {
   const code = err.code ?? '';
   if (code === 'ECONNREFUSED') return `cannot reach the gateway at ${target.url} (connection refused): is it running? (npm start), or pass --url / GATEHOUSE_URL`;
   if (code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY') {
-    return `the gateway's certificate at ${target.url} is not trusted${target.caFile ? ` by ${target.caFile}` : ''}: pass --ca certs/ca.crt (or GATEHOUSE_CA)`;
+    const by = target.caFile ? ` by ${target.caFile} (${target.caSource ?? '--ca'})` : '';
+    const fix = target.context !== undefined ? `gatehouse config set-context ${target.context} --ca FILE` : 'pass --ca certs/ca.crt (or GATEHOUSE_CA)';
+    return `the gateway's certificate at ${target.url} is not trusted${by}: ${fix}`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the gateway's certificate does not name ${new URL(target.url).hostname}: add it to server.hostnames`;
   return `cannot reach the gateway at ${target.url}: ${err.message}`;

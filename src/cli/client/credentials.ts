@@ -1,10 +1,14 @@
-// Where the CLI keeps what a login gave it: tokens per gateway URL, and client certificates, under
-// the user's config folder ($XDG_CONFIG_HOME/gatehouse or ~/.config/gatehouse), folder 0700, files 0600.
+// Where the CLI keeps what a login gave it: tokens per context (`context:NAME`) or per gateway URL,
+// and client certificates, under the user's config folder ($XDG_CONFIG_HOME/gatehouse or
+// ~/.config/gatehouse), folder 0700, files 0600.
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Target } from './api.js';
 
 export interface SavedLogin {
+  /** The gateway the tokens are for: a context moved to another URL does not send them there. */
+  url?: string;
   user: string;
   auth_method: string;
   access_token: string;
@@ -18,7 +22,7 @@ export function configHome(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'gatehouse');
 }
 
-function ensureHome(): string {
+export function ensureHome(): string {
   const dir = configHome();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -45,39 +49,64 @@ export function writePrivate(file: string, content: string): void {
   renameSync(tmp, file);
 }
 
-export function loadLogin(url: string): SavedLogin | undefined {
-  return readAll()[url];
+/** Where a target's login is kept: under its context when one named the gateway, else under the gateway's URL. */
+export const loginKey = (target: Pick<Target, 'url' | 'context'>) => (target.context === undefined ? target.url : `context:${target.context}`);
+
+export function loadLogin(target: Pick<Target, 'url' | 'context'>): SavedLogin | undefined {
+  const login = readAll()[loginKey(target)];
+  // Tokens go only to the gateway that issued them, even when a context now names another one.
+  if (login?.url !== undefined && login.url !== target.url) return undefined;
+  return login;
 }
 
-export function saveLogin(url: string, login: SavedLogin): void {
+export function saveLogin(target: Pick<Target, 'url' | 'context'>, login: SavedLogin): void {
   ensureHome();
   const all = readAll();
-  all[url] = login;
+  all[loginKey(target)] = { ...login, url: target.url };
   writePrivate(credentialsFile(), `${JSON.stringify(all, null, 2)}\n`);
 }
 
-export function forgetLogin(url: string): boolean {
+export function forgetLogin(target: Pick<Target, 'url' | 'context'>): boolean {
   const all = readAll();
-  if (!all[url]) return false;
-  delete all[url];
+  const key = loginKey(target);
+  if (!all[key]) return false;
+  delete all[key];
   writePrivate(credentialsFile(), `${JSON.stringify(all, null, 2)}\n`);
   return true;
 }
 
-/** The folder for one gateway's client certificates: certs/<host>_<port>/. */
-/** The CA `gatehouse cert` saved for this gateway, when there is one (nothing is created). */
-export function savedCaFile(url: string): string | undefined {
-  const file = join(configHome(), 'certs', certificateFolderName(url), 'ca.crt');
-  return existsSync(file) ? file : undefined;
+/** Forgets a deleted context's login (its tokens stay valid at the gateway until they expire or a logout). */
+export function forgetContextLogin(name: string): boolean {
+  const all = readAll();
+  if (!all[`context:${name}`]) return false;
+  delete all[`context:${name}`];
+  writePrivate(credentialsFile(), `${JSON.stringify(all, null, 2)}\n`);
+  return true;
 }
+
+/**
+ * The CA `gatehouse cert` saved for this gateway, when there is one (nothing is created): the
+ * context's own folder first, then the gateway's.
+ */
+export function savedCaFile(url: string, context?: string): string | undefined {
+  for (const folder of [...(context === undefined ? [] : [contextFolderName(context)]), certificateFolderName(url)]) {
+    const file = join(configHome(), 'certs', folder, 'ca.crt');
+    if (existsSync(file)) return file;
+  }
+  return undefined;
+}
+
+/** A context's certificates are its person's: certs/@NAME/, apart from another context's on the same gateway. */
+const contextFolderName = (name: string) => `@${name}`;
 
 function certificateFolderName(url: string): string {
   const { hostname, port } = new URL(url);
   return `${hostname.replace(/[^A-Za-z0-9.-]/g, '_')}_${port || '443'}`;
 }
 
-export function certificateDir(url: string): string {
-  const dir = join(ensureHome(), 'certs', certificateFolderName(url));
+/** The folder for one login's client certificates: certs/@<context>/ or certs/<host>_<port>/. */
+export function certificateDir(target: Pick<Target, 'url' | 'context'>): string {
+  const dir = join(ensureHome(), 'certs', target.context === undefined ? certificateFolderName(target.url) : contextFolderName(target.context));
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
 }

@@ -11,6 +11,13 @@ const ENGINE_RESERVE = 64 * 1024;
 /** A line from the runners' ctx.log (Python's logging, Node's `INFO ...`). */
 const LOG_LEVEL = /^(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL) /;
 
+/**
+ * A job's line as its log shows it, on the bundled engine and in a Slurm task alike: ctx.log lines
+ * arrive on stderr with their level first (INFO ...), and the level says what they are; anything
+ * else on stderr is labelled `stderr:`, not flagged as if it were an error; stdout as it is.
+ */
+export const labelledLine = (stream: 'stdout' | 'stderr', line: string) => (stream === 'stdout' || LOG_LEVEL.test(line) ? line : `stderr: ${line}`);
+
 export class JobLog extends EventEmitter {
   private written: number;
   private dropped = 0;
@@ -37,9 +44,7 @@ export class JobLog extends EventEmitter {
 
   partition(partition: number | null, stream: 'stdout' | 'stderr', line: string): void {
     const tag = partition === null ? '[worker]' : `[p${partition}]`;
-    // ctx.log lines arrive on stderr with their level first (INFO ...): the level says what they
-    // are. Anything else on stderr is labelled as such, not flagged as if it were an error.
-    this.append(stream === 'stdout' || LOG_LEVEL.test(line) ? `${tag} ${line}` : `${tag} stderr: ${line}`);
+    this.append(`${tag} ${labelledLine(stream, line)}`);
   }
 
   engine(message: string): void {
