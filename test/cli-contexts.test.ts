@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EXIT } from '../src/cli/exit-codes.js';
 import { startCli } from './support/cli-process.js';
 import { ROOT, runCli, sandbox, type Sandbox, startUp, type Up } from './support/gatehouse.js';
@@ -36,6 +36,9 @@ async function loginAs(user: string, args: string[]): Promise<void> {
   expect(done.code, done.stderr).toBe(0);
 }
 
+
+// Each step runs the real `gatehouse` several times (a second or more each on a loaded 2-core machine).
+vi.setConfig({ testTimeout: 300_000 });
 beforeAll(async () => {
   box = sandbox({ dev_idp: { enabled: true, port: 0, users_file: join(ROOT, 'dev-idp', 'users.yaml') } });
   up = await startUp(box);
