@@ -149,6 +149,13 @@ describe('the IT admin', () => {
       writeFileSync(file, good);
     }
 
+    // A good edit: put in service, and the page shows who gained what.
+    writeFileSync(file, `${good}p, role:auditors, dataset:words, read, allow\n`);
+    await page.click('#reload-policy');
+    await page.locator('#policy-diff li', { hasText: 'role:auditors gains read on dataset:words' }).waitFor();
+    await page.locator('#last-reload .notice-ok').waitFor();
+    await shot(page, 'admin-policy-diff');
+
     // Can I? alice reading scratch/tiny: allowed, by which rule, through which roles.
     await page.locator('#can-i').getByLabel('Name').fill('alice');
     await page.locator('#can-i').getByLabel('Object').fill('dataset:scratch/tiny');

@@ -80,3 +80,9 @@ export function short(text, n = 12) {
   if (!text) return '—';
   return h('span.mono', { title: text }, text.length > n ? `${text.slice(0, n)}…` : text);
 }
+
+/** An object name that may wrap only after its `:` and `/` (dataset:scratch/<wbr>tiny), never mid-word. */
+export function objectName(text) {
+  const parts = String(text).split(/(?<=[:/])/);
+  return h('span.object-name', parts.flatMap((p, i) => (i ? [h('wbr'), p] : [p])));
+}

@@ -4,7 +4,7 @@
 // (GET /v1/audit/export), and a badge from verifying the trail with its last signed checkpoint.
 import { api } from '../api.js';
 import { badge, field, formatTime, h, notice, pageHeader, replace } from '../dom.js';
-import { hashQuery, kv, mono, setHashQuery, short, table } from '../admin-ui.js';
+import { hashQuery, kv, mono, objectName, setHashQuery, table } from '../admin-ui.js';
 
 const FILTERS = [
   { name: 'user', label: 'User', hint: 'exactly, e.g. alice' },
@@ -79,7 +79,7 @@ export function render(main, ctx) {
           { label: 'Time', cell: (e) => h('time', { datetime: e.time }, formatTime(e.time)) },
           { label: 'User', cell: (e) => e.actor.user ?? h('span.muted', e.actor.auth_method ?? 'system') },
           { label: 'Action', cell: (e) => h('code', e.action) },
-          { label: 'Object', cell: (e) => h('span.wrap', e.object) },
+          { label: 'Object', cell: (e) => objectName(e.object) },
           { label: 'Decision', cell: (e) => badge(e.decision) },
           { label: 'Rule', cell: (e) => (e.details?.rule_line ? h('code', { title: e.reason }, e.details.rule_line) : h('span.muted', '—')) },
           { label: 'Job', cell: (e) => (jobOf(e) ? h('a', { href: `#/lineage?job=${encodeURIComponent(jobOf(e))}`, title: 'Open its lineage' }, jobOf(e)) : '—') },

@@ -3,7 +3,7 @@
 // version had it (which may differ from policies/ today).
 import { api } from '../api.js';
 import { badge, field, formatTime, h, notice, pageHeader, replace } from '../dom.js';
-import { hashQuery, setHashQuery, short, table } from '../admin-ui.js';
+import { hashQuery, objectName, setHashQuery, short, table } from '../admin-ui.js';
 
 function node(kind, title, ...lines) {
   return h(`div.lineage-node.lineage-${kind}`, h('span.lineage-kind', kind), h('strong.wrap', title), lines.filter(Boolean).map((l) => h('span.muted.small', l)));
@@ -43,9 +43,9 @@ export function render(main) {
           { label: 'When', cell: (s) => h('time.nowrap', { datetime: s.time, title: formatTime(s.time) }, new Date(s.time).toLocaleTimeString()) },
           { label: 'Who', cell: (s) => s.user ?? 'system' },
           { label: 'Step', cell: (s) => h('span', h('code.nowrap', s.action), s.requested ? ` (${s.requested})` : '') },
-          { label: 'Object', cell: (s) => h('span.wrap', s.object) },
+          { label: 'Object', cell: (s) => objectName(s.object) },
           { label: 'Decision', cell: (s) => badge(s.decision) },
-          { label: 'Policy version', cell: (s) => short(s.policy_version) },
+          { label: 'Policy version', cell: (s) => short(s.policy_version, 8) },
           { label: 'Deciding rule, as it was', cell: (s) => (s.rule_line ? h('div', h('code', s.rule_line), s.rule_text ? h('span.rule', s.rule_text) : h('span.muted', ' (text not stored)')) : h('span.muted.small', s.reason)) },
         ],
         l.steps,
