@@ -7,6 +7,8 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import { launchChromium, newPerson, type Person, screenshot, signInWithSso } from './support/browser.js';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fetchTls } from './support/https.js';
 import { passwordOf, PEOPLE, requireSlapd, type Slapd, startSlapd } from './support/slapd.js';
 import { Stack } from './support/stack.js';
@@ -49,6 +51,7 @@ beforeAll(async () => {
   });
   const rows = (p: number) => ({ text: `id,word\n${p * 10 + 1},alpha\n${p * 10 + 2},beta\n${p * 10 + 3},gamma\n`, rows: 3 });
   await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
+  await writeDataset(stack.dataRoot, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [rows(5)] });
   browser = await launchChromium(stack.certsDir);
 }, 180_000);
 
@@ -192,4 +195,145 @@ describe(`signing in and out (${STORE})`, () => {
     await screenshot(alice.page, 'phone-menu');
     expect(await overflow()).toBeLessThanOrEqual(0);
   });
+});
+
+const COPY_PY = `def process(input_path, output_path, ctx):
+    print("copying partition", ctx.partition if hasattr(ctx, "partition") else "")
+    with open(input_path) as src, open(output_path, "w") as out:
+        out.write(src.read())
+`;
+
+describe(`the data scientist's pages (${STORE})`, () => {
+  it('alice previews a dataset, submits a job from the form with a dry run first, and watches it finish', async () => {
+    const alice = await person();
+    await signInWithSso(alice.page, stack.url, 'alice');
+    const page = alice.page;
+
+    await page.goto(`${stack.url}/console/#/datasets`);
+    const row = page.locator('tr', { hasText: 'scratch/tiny' });
+    await row.getByRole('button', { name: 'Preview' }).click();
+    await page.locator('#preview table').getByText('alpha').waitFor();
+    await page.getByLabel('Partition').selectOption('1');
+    await page.locator('#preview table').getByText('11').waitFor();
+    await screenshot(page, 'datasets');
+    expect(stack.auditEvents().some((e) => e.action === 'dataset.read' && e.actor.user === 'alice')).toBe(true);
+
+    await page.goto(`${stack.url}/console/#/submit`);
+    await page.getByLabel('Program (.py or .mjs)').setInputFiles({ name: 'copy.py', mimeType: 'text/x-python', buffer: Buffer.from(COPY_PY) });
+    await page.getByLabel('Input dataset').selectOption('scratch/tiny');
+    await page.getByLabel('Output dataset').fill('scratch-alice/console-copy');
+    const preview = page.locator('#job-preview');
+    await preview.getByText('Would run now').waitFor();
+    await preview.getByText('2 partitions, 6 rows').waitFor();
+    await screenshot(page, 'submit-preview');
+    const previews = stack.auditEvents().filter((e) => e.action === 'job.preview' && e.actor.user === 'alice');
+    expect(previews.at(-1)).toMatchObject({ decision: 'allow', object: 'job:preview', details: { outcome: 'would_run', input: 'scratch/tiny', output: 'scratch-alice/console-copy' } });
+    // The dry run held nothing and started nothing.
+    expect(stack.auditEvents().some((e) => e.action === 'job.submit' && e.actor.user === 'alice')).toBe(false);
+
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    await page.waitForURL(/#\/jobs\/[A-Za-z0-9_-]+$/);
+    await page.locator('.job-state').getByText('succeeded', { exact: true }).waitFor({ timeout: 90_000 });
+    await page.getByText('complete', { exact: true }).waitFor();
+    expect(await page.locator('#job-log').textContent()).toContain('copying partition');
+    await screenshot(page, 'job-finished');
+
+    await page.goto(`${stack.url}/console/#/jobs`);
+    await page.locator('#jobs-table').getByText('scratch-alice/console-copy').waitFor();
+    await screenshot(page, 'jobs');
+    expect(alice.problems).toEqual([]);
+  }, 180_000);
+
+  it('cancels a running job from the list', async () => {
+    const alice = await person();
+    await signInWithSso(alice.page, stack.url, 'alice');
+    const token = await stack.login('alice');
+    const slow = { name: 'slow', input: 'scratch/tiny', output: 'scratch-alice/slow', runtime: 'python', source: 'import time\ndef process(i, o, ctx):\n    time.sleep(120)\n', resources: { cores: 1, memory_mb: 256, time_limit_s: 300 } };
+    const created = await stack.api('/v1/jobs', token, { method: 'POST', body: slow });
+    expect(created.status, created.body).toBe(201);
+    const id = created.json<{ id: string }>().id;
+    await alice.page.goto(`${stack.url}/console/#/jobs`);
+    const row = alice.page.locator(`tr[data-job="${id}"]`);
+    await row.getByRole('button', { name: /^Cancel job/ }).click();
+    await row.getByRole('button', { name: /^Confirm/ }).click();
+    await row.getByText('cancelled', { exact: true }).waitFor();
+    expect((await stack.api(`/v1/jobs/${id}`, token)).json<{ state: string }>().state).toBe('cancelled');
+  }, 120_000);
+
+  it('dave is told before and on submit that the policy refuses, with the rule', async () => {
+    const dave = await person();
+    await signInWithSso(dave.page, stack.url, 'dave');
+    const page = dave.page;
+    await page.goto(`${stack.url}/console/#/submit`);
+    // Only what he may read is offered as input (scratch/tiny is the analysts').
+    await page.getByLabel('Input dataset').locator('option[value="words"]').waitFor({ state: 'attached' });
+    const inputs = await page.getByLabel('Input dataset').locator('option').allTextContents();
+    expect(inputs).toContain('words');
+    expect(inputs).not.toContain('scratch/tiny');
+    await page.getByLabel('Program (.py or .mjs)').setInputFiles({ name: 'copy.py', mimeType: 'text/x-python', buffer: Buffer.from(COPY_PY) });
+    await page.getByLabel('Input dataset').selectOption('words');
+    await page.getByLabel('Output dataset').fill('scratch-dave/tagged');
+    await page.getByLabel('Extra labels on the output').fill('pii');
+    const preview = page.locator('#job-preview');
+    await preview.getByText('Would be refused').waitFor();
+    await preview.locator('.rule', { hasText: 'p, role:contractors, label:pii, write, deny' }).first().waitFor();
+    await screenshot(page, 'submit-refused-preview');
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    const result = page.locator('#submit-result');
+    await result.getByText('Refused by the policy').waitFor();
+    await result.locator('.rule', { hasText: 'p, role:contractors, label:pii, write, deny' }).waitFor();
+    await screenshot(page, 'submit-refused');
+    expect(stack.auditEvents().some((e) => e.action === 'job.preview' && e.actor.user === 'dave' && e.decision === 'deny')).toBe(true);
+    // A quota line is shown the same way: more cores than a contractor may hold.
+    await page.getByLabel('Extra labels on the output').fill('');
+    await page.getByLabel('Cores').fill('6');
+    await preview.getByText('6 cores requested, the limit is 4').waitFor();
+    await preview.getByText(/p2, role:contractors, max_cores, 4/).waitFor();
+  }, 120_000);
+
+  it('shows alice her quota as gauges with the policy line of each limit', async () => {
+    const alice = await person();
+    await signInWithSso(alice.page, stack.url, 'alice');
+    await alice.page.goto(`${stack.url}/console/#/quota`);
+    await alice.page.getByText('Cores in use').waitFor();
+    await alice.page.getByText('p2, role:analysts, max_cores, 8').waitFor();
+    expect(await alice.page.getByRole('meter').count()).toBe(4);
+    await screenshot(alice.page, 'quota');
+  });
+
+  it('makes a key and a certificate in the browser; the certificate names alice and opens the API', async () => {
+    const alice = await person();
+    await signInWithSso(alice.page, stack.url, 'alice');
+    const page = alice.page;
+    await page.goto(`${stack.url}/console/#/certificate`);
+    await page.getByLabel('Lifetime').selectOption('3600');
+    await page.getByRole('button', { name: 'Create key and certificate' }).click();
+    await page.getByText(/^Signed: serial/).waitFor();
+    await screenshot(page, 'certificate');
+    const save = async (name: string) => {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name }).click()]);
+      return readFileSync((await download.path())!, 'utf8');
+    };
+    const cert = await save('Download certificate');
+    const key = await save('Download private key');
+    const x509 = new X509Certificate(cert);
+    expect(x509.subject).toContain('CN=alice');
+    expect(Date.parse(x509.validTo) - Date.now()).toBeLessThanOrEqual(3600_000 + 120_000);
+    const me = await fetchTls(`${stack.url}/v1/whoami`, { ca: stack.ca, cert, key });
+    expect(me.status, me.body).toBe(200);
+    expect(me.json()).toMatchObject({ user: 'alice', credential: 'certificate' });
+  });
+
+  it('every page fits a phone: no horizontal scroll at 375 px', async () => {
+    const alice = await person(375);
+    await signInWithSso(alice.page, stack.url, 'alice');
+    for (const name of ['datasets', 'jobs', 'submit', 'quota', 'certificate']) {
+      await alice.page.goto(`${stack.url}/console/#/${name}`);
+      await alice.page.locator('main h1').waitFor();
+      await alice.page.locator('main .muted', { hasText: /^Loading/ }).waitFor({ state: 'detached' });
+      await screenshot(alice.page, `phone-${name}`);
+      const overflow = (await alice.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+      expect(overflow, name).toBeLessThanOrEqual(0);
+    }
+  }, 120_000);
 });

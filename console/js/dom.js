@@ -20,6 +20,8 @@ export function h(spec, attrs, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
     else if (key === 'class') el.className = value;
+    // Through the CSSOM: the CSP (style-src 'self') refuses style attributes written as markup.
+    else if (key === 'style') el.style.cssText = value;
     else if (key === 'dataset') Object.assign(el.dataset, value);
     else if (key in el && typeof value !== 'string') el[key] = value;
     else el.setAttribute(key, value === true ? '' : String(value));
@@ -82,4 +84,12 @@ export function formatTime(iso) {
 /** A small coloured word for a state or a decision. */
 export function badge(text, tone = text) {
   return h(`span.badge.badge-${String(tone).replace(/[^a-z_-]/gi, '')}`, text);
+}
+
+/**
+ * A table cell that stacks on a phone: `label` is shown beside the value there (data-label), and the
+ * content sits in one wrapper so the label and the value stay two columns. `cls` is e.g. '.num'.
+ */
+export function td(label, cls, ...children) {
+  return h(`td${cls}`, { dataset: { label } }, h('div.cell', children));
 }

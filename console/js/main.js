@@ -61,7 +61,9 @@ function drawChrome() {
 }
 
 async function route() {
-  const name = location.hash.replace(/^#\/?/, '').split('?')[0];
+  // #/page or #/page/detail (a job's id): the page, and what it is to show.
+  const [name = '', ...rest] = location.hash.replace(/^#\/?/, '').split('/');
+  ctx.params = rest.map((p) => decodeURIComponent(p));
   stopPage?.();
   stopPage = null;
   const mine = ++renderCount;

@@ -24,6 +24,7 @@ export const AUDIT_ACTIONS = {
   'job.finish': 'a job ended: succeeded, failed or cancelled (state, rows, core-seconds), or could not be started',
   'job.cancel': "a job was cancelled, or cancelling someone else's job was refused",
   'job.read': "looking at someone else's job (status, logs) was decided",
+  'job.preview': 'a dry run of a job (POST /v1/jobs/preview): what the policy and the quota would decide, with the rule or limit; nothing ran or was held',
   'job.list': "listing everyone's jobs (?all=1) was decided",
   'quota.pending': 'a job over its running quota was queued as pending',
   'quota.list': "listing every user's usage against their limits was decided",

@@ -36,6 +36,16 @@ export interface JobDatasetsOptions {
   record: RecordDatasetDecision;
 }
 
+/** One dataset decision of a dry run, as the preview answers it. */
+export interface PreviewDecision {
+  object: string;
+  requested: string;
+  allowed: boolean;
+  rule: string | null;
+  line: string | null;
+  reason: string;
+}
+
 /** What a job's datasets came to. */
 export type DatasetVerdict =
   /** Allowed: the spec to hand over (its labels: every label the output carries) and, for an overwrite of another's dataset, its owner. */
@@ -79,7 +89,23 @@ export class JobDatasets {
     return this.decide(asker, job, { freshInput: true, details: { leaving_queue: true } });
   }
 
-  private async decide(asker: Asker, job: JobOnDatasets, occasion: { freshInput: boolean; details: Record<string, unknown> }): Promise<DatasetVerdict> {
+  /**
+   * A dry run (POST /v1/jobs/preview): the same decisions, none recorded one by one (the preview is
+   * recorded once, as job.preview, by the caller), each returned with the rule that made it, and the
+   * input as its catalog lists it.
+   */
+  async forPreview(asker: Asker, job: JobOnDatasets): Promise<{ verdict: DatasetVerdict; decisions: PreviewDecision[]; input: DatasetInfo | undefined }> {
+    const decisions: PreviewDecision[] = [];
+    const collect: RecordDatasetDecision = async (_asker, object, requested, decision) => {
+      decisions.push({ object, requested, allowed: decision.allowed, rule: decision.rule, line: decision.line, reason: decision.reason });
+    };
+    const verdict = await this.decide(asker, job, { freshInput: false, details: {} }, collect);
+    // Only for a readable input: a name one may not read tells nothing of its size.
+    const input = decisions[0]?.allowed ? await this.o.catalog(job.backend)(job.spec.input, false) : undefined;
+    return { verdict, decisions, input };
+  }
+
+  private async decide(asker: Asker, job: JobOnDatasets, occasion: { freshInput: boolean; details: Record<string, unknown> }, record: RecordDatasetDecision = this.o.record): Promise<DatasetVerdict> {
     const { spec } = job;
     const lookup = this.o.catalog(job.backend);
     let input: DatasetInfo | undefined;
@@ -94,7 +120,7 @@ export class JobDatasets {
     const subject = asker.identity;
     const { authorizer } = this.o;
     const read = authorizer.decide(subject, `dataset:${spec.input}`, 'read', { labels: input?.labels });
-    await this.o.record(asker, `dataset:${spec.input}`, 'read', read, { job: job.id, ...occasion.details });
+    await record(asker, `dataset:${spec.input}`, 'read', read, { job: job.id, ...occasion.details });
     if (!read.allowed) return { outcome: 'denied', decision: read };
     if (input === undefined) return { outcome: 'missing' };
 
@@ -102,12 +128,12 @@ export class JobDatasets {
     const declared = [...new Set(spec.labels ?? [])].filter((l) => !inherited.has(l)).sort();
     const outLabels = [...new Set([...inherited, ...declared])].sort();
     const write = this.writeDecision(subject, `dataset:${spec.output}`, outLabels, declared);
-    await this.o.record(asker, `dataset:${spec.output}`, 'write', write, { job: job.id, ...(declared.length > 0 ? { declared_labels: declared } : {}), ...occasion.details });
+    await record(asker, `dataset:${spec.output}`, 'write', write, { job: job.id, ...(declared.length > 0 ? { declared_labels: declared } : {}), ...occasion.details });
     if (!write.allowed) return { outcome: 'denied', decision: write };
 
     if (existing !== undefined) {
       const replace = this.replaceDecision(subject, existing);
-      await this.o.record(asker, `dataset:${existing.name}`, 'overwrite', replace, { owner: existing.owner, job: job.id, ...occasion.details });
+      await record(asker, `dataset:${existing.name}`, 'overwrite', replace, { owner: existing.owner, job: job.id, ...occasion.details });
       if (!replace.allowed) return { outcome: 'denied', decision: replace };
     }
     let effective: JobSpec;

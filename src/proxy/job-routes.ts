@@ -6,6 +6,7 @@ import Type from 'typebox';
 import { identityOf } from '../identity/index.js';
 import { NoQuery } from '../http/index.js';
 import { JobSpecSchema } from '../wire/index.js';
+import { PreviewSchema } from './job-preview.js';
 import type { JobService } from './job-service.js';
 import { CreatedSchema, JobViewListSchema, JobViewSchema, QuotaViewSchema } from './job-view.js';
 
@@ -25,6 +26,7 @@ const yes = (v: string | undefined) => v === '1' || v === 'true';
 // the rest acts on the caller's own jobs; someone else's is a policy decision the job path makes
 // through the Authorizer port and records like the authorization stage does.
 const SUBMIT = { decidedInHandler: 'the datasets the body names: read on the input, write on the output with every label it will carry, owner or admin to replace it (again as a pending job leaves the queue)' };
+const PREVIEW = { decidedInHandler: 'the same dataset decisions as a submission, answered rather than enforced; recorded once as job.preview' };
 const OWN_JOBS = { own: "the caller's jobs; everyone's (all=1) with read or admin on job:all" };
 const OWN_JOB = { own: "the caller's job; another's with read or admin on job:<id>, else 404" };
 const OWN_JOB_CANCEL = { own: "the caller's job; another's with admin on job:<id>, else 404" };
@@ -37,6 +39,12 @@ export function installJobRoutes(server: FastifyInstance, jobs: JobService): voi
     '/v1/jobs',
     { config: { authorize: SUBMIT }, schema: { summary: 'Submit a job: authorized, admitted within quota (or pending), handed to its backend', querystring: NoQuery, body: JobSpecSchema, response: { 201: CreatedSchema } } },
     async (request, reply) => reply.code(201).send(await jobs.submit(identityOf(request), request.body, request)),
+  );
+
+  app.post(
+    '/v1/jobs/preview',
+    { config: { authorize: PREVIEW }, schema: { summary: 'A dry run: what the job would take, and what the policy and the quota would decide (with the rule or limit line); nothing runs or is held', querystring: NoQuery, body: JobSpecSchema, response: { 200: PreviewSchema } } },
+    async (request) => jobs.preview(identityOf(request), request.body, request),
   );
 
   app.get(

@@ -11,6 +11,7 @@ import { GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wi
 import type { Handover, JobBook } from './job-book.js';
 import type { JobDatasets } from './job-datasets.js';
 import { newJobId } from './job-id.js';
+import { type Preview, previewJob } from './job-preview.js';
 import { ENDED_STATES, type JobRecord } from './job-records.js';
 import { type JobView, type QuotaView, viewOf } from './job-view.js';
 
@@ -35,6 +36,11 @@ export class JobService {
 
   private get book(): JobBook {
     return this.o.book;
+  }
+
+  /** A dry run: what the job would take and what would be decided, recorded once as job.preview (job-preview.ts). */
+  preview(identity: Identity, spec: JobSpec, req: FastifyRequest): Promise<Preview> {
+    return previewJob({ book: this.book, datasets: this.o.datasets, audit: this.o.audit, policy: this.o.policy }, identity, spec, req);
   }
 
   async submit(identity: Identity, spec: JobSpec, req: FastifyRequest): Promise<Created> {

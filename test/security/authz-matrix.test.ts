@@ -131,6 +131,11 @@ const MATRIX: Record<string, Case> = {
     expect: people(201, 201, 403, 403),
     why: 'reading scratch/tiny is granted to analysts (and admins through them); the auditor and the contractor may not read it',
   },
+  'POST /v1/jobs/preview': {
+    request: (_f, role) => ({ path: '/v1/jobs/preview', body: copyJob(role) }),
+    expect: people(200, 200, 200, 200),
+    why: 'a dry run answers everyone: the refusal (with its rule) is in the body, recorded as job.preview',
+  },
   'GET /v1/jobs': { request: () => ({ path: '/v1/jobs' }), expect: people(200, 200, 200, 200), why: "one's own jobs" },
   'GET /v1/jobs/{id}': { request: (f) => ({ path: `/v1/jobs/${f.jobId}` }), expect: people(200, 200, 404, 404), why: "alice's job: hers, and bob's by job:* admin; to others it does not exist" },
   'DELETE /v1/jobs/{id}': { request: (f) => ({ path: `/v1/jobs/${f.jobId}` }), expect: people(409, 409, 404, 404), why: "alice's job has ended: the ones who may cancel it are told so (409), to others it does not exist" },

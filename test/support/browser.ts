@@ -49,6 +49,8 @@ export async function newPerson(browser: Browser, width = 1280, height = 860): P
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.png`);
+  // From the top: a sticky header scrolled with the page would be drawn across the middle.
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path, fullPage: true });
   return path;
 }

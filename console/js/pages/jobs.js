@@ -1,6 +1,197 @@
-// Placeholder until the page lands.
-import { notice, pageHeader, replace } from '../dom.js';
+// Jobs: mine, newest first, with live progress (polled while any is running) and a cancel button;
+// #/jobs/<id> shows one job with its log following as it is written (GET …/logs?follow=1, streamed).
+import { api, ApiError, request } from '../api.js';
+import { badge, formatBytes, formatTime, h, notice, pageHeader, replace, td } from '../dom.js';
+import { formatDuration, formatNumber } from '../format.js';
 
-export function render(main) {
-  replace(main, pageHeader('Jobs'), notice('info', 'This page is being built.'));
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+const POLL_MS = 1500;
+
+export function render(main, ctx) {
+  return ctx.params[0] ? renderJob(main, ctx, ctx.params[0]) : renderList(main, ctx);
+}
+
+function progress(job) {
+  const { total, done, failed } = job.partitions;
+  const pct = total > 0 ? Math.round(((done + failed) / total) * 100) : job.state === 'succeeded' ? 100 : 0;
+  const tone = job.state === 'succeeded' ? '.done' : job.state === 'failed' || job.state === 'cancelled' ? '.bad' : '';
+  return h(
+    'div.progress-cell',
+    h(`div.progress${tone}`, { role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct, 'aria-label': `${job.name}: ${done} of ${total} partitions done` }, h('span', { style: `width: ${pct}%` })),
+    h('span.muted.small', `${done}/${total} partitions${failed ? `, ${failed} failed` : ''}`),
+  );
+}
+
+/** Cancel, in two presses (the second confirms), so no native dialog stands in the way of a keyboard. */
+// Which cancel buttons were pressed once, kept across the list's redraws while it polls.
+const armedJobs = new Set();
+
+function cancelButton(ctx, job, after) {
+  if (FINAL.has(job.state) || !(ctx.can('cancel_own_job') || ctx.can('cancel_any_job'))) return null;
+  let armed = armedJobs.has(job.id);
+  const status = h('span.muted.small', { role: 'status' });
+  const button = h(
+    'button.button.button-small.button-danger',
+    {
+      type: 'button',
+      'aria-label': `Cancel job ${job.name} (${job.id})`,
+      onclick: async () => {
+        if (!armed) {
+          armed = true;
+          armedJobs.add(job.id);
+          button.textContent = 'Confirm cancel';
+          button.setAttribute('aria-label', `Confirm: cancel job ${job.name}`);
+          return;
+        }
+        button.disabled = true;
+        button.textContent = 'Cancelling…';
+        try {
+          await api(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' });
+          armedJobs.delete(job.id);
+          after();
+        } catch (err) {
+          status.textContent = err.message;
+          button.disabled = false;
+          button.textContent = 'Cancel';
+          armed = false;
+          armedJobs.delete(job.id);
+        }
+      },
+    },
+    armed ? 'Confirm cancel' : 'Cancel',
+  );
+  return h('span.cancel', button, status);
+}
+
+function renderList(main, ctx) {
+  const body = h('div', h('p.muted', 'Loading your jobs…'));
+  replace(main, pageHeader('Jobs', 'Your jobs, newest first. Running jobs update as they go.', h('a.button.button-primary', { href: '#/submit' }, 'Submit a job')), body);
+  let timer;
+  let stopped = false;
+  const load = async () => {
+    clearTimeout(timer);
+    let jobs;
+    try {
+      ({ jobs } = await api('/v1/jobs?limit=50'));
+    } catch (err) {
+      if (!stopped) replace(body, notice('error', err.message));
+      return;
+    }
+    if (stopped) return;
+    if (jobs.length === 0) {
+      replace(body, notice('info', 'You have no jobs yet. ', h('a', { href: '#/submit' }, 'Submit one.')));
+      return;
+    }
+    replace(
+      body,
+      h(
+        'div.table-wrap',
+        h(
+          'table.table-stack#jobs-table',
+          h('caption.visually-hidden', 'Your jobs'),
+          h('thead', h('tr', ['Job', 'State', 'Data', 'Progress', 'Created', ''].map((t) => h('th', { scope: 'col' }, t || h('span.visually-hidden', 'Actions'))))),
+          h(
+            'tbody',
+            jobs.map((job) =>
+              h(
+                'tr',
+                { dataset: { job: job.id } },
+                td('Job', '', h('a', { href: `#/jobs/${encodeURIComponent(job.id)}` }, h('strong', job.name)), h('div.muted.small.mono', job.id)),
+                td('State', '', badge(job.state), job.reason && !FINAL.has(job.state) ? h('div.muted.small', job.reason) : null),
+                td('Data', '', h('span.mono', job.input), ' → ', h('span.mono', job.output)),
+                td('Progress', '', progress(job)),
+                td('Created', '', formatTime(job.created_at)),
+                td('', '.actions-cell', cancelButton(ctx, job, load)),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+    if (jobs.some((j) => !FINAL.has(j.state))) timer = setTimeout(load, POLL_MS);
+  };
+  load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function renderJob(main, ctx, id) {
+  const summary = h('div', h('p.muted', 'Loading the job…'));
+  const log = h('pre.log#job-log', { tabindex: '0', 'aria-label': 'Job log' }, '');
+  const logState = h('span.muted.small#log-state', 'waiting for output…');
+  replace(main, h('p.back', h('a', { href: '#/jobs' }, '← All jobs')), summary, h('section.panel', h('div.panel-head', h('h2', 'Log'), logState), log));
+  let timer;
+  let stopped = false;
+  const aborter = new AbortController();
+  let following = false;
+
+  const follow = async () => {
+    if (following) return;
+    following = true;
+    try {
+      const response = await request(`/v1/jobs/${encodeURIComponent(id)}/logs?follow=1`, { headers: { accept: 'text/plain' }, signal: aborter.signal });
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      logState.textContent = 'following';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+        log.append(value);
+        if (atBottom) log.scrollTop = log.scrollHeight;
+      }
+      logState.textContent = 'complete';
+    } catch (err) {
+      if (!stopped) logState.textContent = `log stopped: ${err.message}`;
+    }
+  };
+
+  const load = async () => {
+    let job;
+    try {
+      job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (!stopped) replace(summary, pageHeader('Job'), notice('error', err instanceof ApiError && err.status === 404 ? `There is no job ${id} of yours.` : err.message));
+      return;
+    }
+    if (stopped) return;
+    const elapsed = job.started_at ? ((job.finished_at ? Date.parse(job.finished_at) : Date.now()) - Date.parse(job.started_at)) / 1000 : null;
+    replace(
+      summary,
+      pageHeader(job.name, `Job ${job.id}, submitted ${formatTime(job.created_at)}.`, cancelButton(ctx, job, load)),
+      h(
+        'div.panel',
+        h('div.job-state', badge(job.state), progress(job)),
+        job.reason && !FINAL.has(job.state) ? notice('info', job.reason) : null,
+        job.error ? notice('error', job.error) : null,
+        h(
+          'dl.kv',
+          kv('Id', h('span.mono', job.id)),
+          kv('Input', h('span.mono', job.input)),
+          kv('Output', job.state === 'succeeded' ? h('span.mono', job.output) : h('span.mono', job.output)),
+          kv('Runtime', `${job.runtime} on ${job.backend}`),
+          kv('Resources', `${job.resources.cores} ${job.resources.cores === 1 ? 'core' : 'cores'} × ${formatNumber(job.resources.memory_mb)} MB, at most ${formatDuration(job.resources.time_limit_s)}`),
+          kv('Rows', `${formatNumber(job.rows_in)} in, ${formatNumber(job.rows_out)} out (${formatBytes(job.bytes_in)} → ${formatBytes(job.bytes_out)})`),
+          kv('Created', formatTime(job.created_at)),
+          kv('Started', formatTime(job.started_at)),
+          kv('Finished', formatTime(job.finished_at)),
+          elapsed !== null ? kv('Elapsed', formatDuration(elapsed)) : null,
+          kv('Core time', formatDuration(job.core_seconds)),
+        ),
+      ),
+    );
+    if (job.state !== 'pending') follow();
+    if (!FINAL.has(job.state)) timer = setTimeout(load, POLL_MS);
+  };
+  load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    aborter.abort();
+  };
+}
+
+function kv(label, value) {
+  return [h('dt', label), h('dd', value)];
 }
