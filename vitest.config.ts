@@ -16,6 +16,7 @@ import { defineConfig } from 'vitest/config';
 //     security/engine-*), the CLI's and config's, oidc, ldap, policy, audit trail files, unit suites.
 const ON_BOTH_STORES = [
   'test/console.test.ts',
+  'test/security/console-review.test.ts',
   'test/console-admin.test.ts',
   'test/tokens.test.ts',
   'test/posix-user.test.ts',
