@@ -312,6 +312,7 @@ describe('job listings', () => {
         max_memory_mb: { value: 16384, source: 'built-in', line: null },
         max_job_runtime_s: { value: 7200, source: 'default', line: 'p, quota, default, max_job_runtime_s, 7200' },
         core_hours_per_day: { value: 100, source: 'user', line: 'p, quota, user:alice, core_hours_per_day, 100' },
+        max_storage_mb: { value: 1024, source: 'default', line: 'p2, default, max_storage_mb, 1024' },
       },
       usage: { running_jobs: 1, cores: 4, memory_mb: 4096, core_seconds_24h: 12_345 },
       pending: [],

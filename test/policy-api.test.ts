@@ -67,7 +67,7 @@ describe('the policy API', () => {
     const shown = await api('/v1/policy', tokens.bob);
     expect(shown.status).toBe(200);
     const body = shown.json<{ version: string; counts: { rules: number; quota_lines: number }; last_reload: { outcome: string }; model: { effect: string } }>();
-    expect(body).toMatchObject({ counts: { rules: 21, quota_lines: 12 }, last_reload: { outcome: 'loaded' }, model: { effect: 'deny-override' } });
+    expect(body).toMatchObject({ counts: { rules: 21, quota_lines: 14 }, last_reload: { outcome: 'loaded' }, model: { effect: 'deny-override' } });
     const refused = await api('/v1/policy', tokens.alice);
     expect(refused.status).toBe(403);
     expect(refused.json()).toMatchObject({ error: 'forbidden', message: 'no rule grants read on policy:files to user:alice', rule: null, policy_version: body.version });

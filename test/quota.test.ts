@@ -10,7 +10,7 @@ const job = { cores: 4, memory_mb: 4096, time_limit_s: 3600 };
 
 describe('limits for a user', () => {
   it('come from the most generous of their roles and name the policy version', () => {
-    expect(analyst.limits).toEqual({ max_concurrent_jobs: 4, max_cores: 8, max_memory_mb: 16384, max_job_runtime_s: 14400, core_hours_per_day: 64 });
+    expect(analyst.limits).toEqual({ max_concurrent_jobs: 4, max_cores: 8, max_memory_mb: 16384, max_job_runtime_s: 14400, core_hours_per_day: 64, max_storage_mb: 10240 });
     expect(analyst.policyVersion).toBe(policy.version);
     expect(limitsFor(policy, { user: 'dave', groups: ['contractors'] }).limits).toMatchObject({ max_cores: 4, max_concurrent_jobs: 2 });
   });

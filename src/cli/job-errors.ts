@@ -37,6 +37,7 @@ const QUOTA_WORDS: Record<string, { asked: (n: number) => string; max: (n: numbe
   max_job_runtime_s: { asked: (n) => `a time limit of ${formatDuration(n)}`, max: formatDuration },
   max_concurrent_jobs: { asked: (n) => `${n} more running job${n === 1 ? '' : 's'}`, max: (n) => `${n} at once` },
   core_hours_per_day: { asked: (n) => `${round(n)} core-hours`, max: (n) => `${round(n)} a day` },
+  max_storage_mb: { asked: (n) => `${round(n)} MB more storage`, max: (n) => `${n} MB` },
 };
 
 const round = (n: number) => String(Number(n.toFixed(2)));

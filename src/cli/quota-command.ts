@@ -35,6 +35,8 @@ const ROWS: Record<QuotaLimit, { label: string; used: (q: Quota) => string; max:
   max_memory_mb: { label: 'memory (MB)', used: (q) => String(q.usage.memory_mb), max: String },
   max_job_runtime_s: { label: 'time per job', used: () => '-', max: formatDuration },
   core_hours_per_day: { label: 'core-hours / 24 h', used: (q) => hours(q.usage.core_seconds_24h / 3600), max: hours },
+  // Counted at upload (datasets owned plus staging), not held by jobs: not shown as in use here.
+  max_storage_mb: { label: 'storage (MB)', used: () => '-', max: String },
 };
 
 export async function quota(target: Target, json: boolean): Promise<number> {

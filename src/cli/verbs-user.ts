@@ -6,6 +6,7 @@ import { JOB_STATES, RUNTIMES } from '../wire/index.js';
 import { canI } from './can-i.js';
 import { datasets } from './dataset-commands.js';
 import { get, preview } from './dataset-read-commands.js';
+import { put, rm } from './dataset-write-commands.js';
 import { UsageError } from './fail.js';
 import { certificate, login, logout, whoami } from './identity-commands.js';
 import { cancel, jobs, logs, status, submit } from './job-commands.js';
@@ -72,6 +73,23 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('--partition <n>', 'which partition (default 0)'),
     ),
     ({ target, args, opts }) => preview(target(), args[0], { rows: opts.rows, partition: opts.partition, json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(
+      program
+        .command('put')
+        .argument('<dir>', 'a folder of .csv files: each one a partition, in name order, each starting with the same header')
+        .argument('<name>', 'the dataset to create (or replace, if it is yours), in a namespace you may write')
+        .summary('upload DIR/*.csv as a dataset you own, committed at once when every partition is in')
+        .option('--labels <list>', 'labels the dataset carries (such as pii): a,b'),
+    ),
+    ({ target, args, opts }) => put(target(), args[0], args[1], { labels: opts.labels, json: Boolean(opts.json) }),
+    result,
+  );
+  act(
+    withConnection(program.command('rm').argument('<name>', 'the dataset (yours, or one you administer)').summary('remove a dataset: its owner or an admin; refused while a job uses it')),
+    ({ target, args, opts }) => rm(target(), args[0], Boolean(opts.json)),
     result,
   );
   act(

@@ -6,7 +6,7 @@ import type { IdentityService } from '../auth/index.js';
 import { installConsole } from '../console/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
 import { installAuthorization, installPolicyRoutes, policyAuthorizer, type PolicyReloader, PolicyVersions, requireDeclaredAccess } from '../policy/index.js';
-import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetDeleteRoute, installDatasetReadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
+import { backendReadiness, type ComputeBackend, datasetLabelsIn, installDatasetDeleteRoute, installDatasetReadRoutes, installDatasetUploadRoutes, installDatasetRoutes, installJobRoutes, listDatasets, openJobPath } from '../proxy/index.js';
 import type { Store } from '../store/index.js';
 import type { TlsMaterial } from '../wire/index.js';
 import { type ChainBook, installChainRoutes } from './audit-chains.js';
@@ -96,6 +96,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   installJobRoutes(app, jobs.service);
   //     removing a dataset: its owner's or an admin's, never while a live job uses it
   installDatasetDeleteRoute(app, { backends: deps.backends, authorizer, audit, liveJobs: () => jobs.liveJobs() });
+  //     uploading: into a namespace the caller may write, within max_storage_mb, committed in one rename
+  installDatasetUploadRoutes(app, { backends: deps.backends, authorizer, audit, policy: () => deps.policy.current() });
   //     IT's view: everyone's usage against their limits, the backends' slots, the pending queue
   installComputeViews(app, { jobs, backends: deps.backends, store: deps.store, authorizer, audit });
   //   5 audit (src/audit): each decision above was recorded (fsync'd) before its answer; auditors

@@ -17,6 +17,8 @@ export const BUILT_IN_LIMITS: Limits = {
   max_memory_mb: 4096,
   max_job_runtime_s: 3600,
   core_hours_per_day: 8,
+  /** Every dataset the person owns plus their staged uploads (MB of 1024 × 1024 bytes). */
+  max_storage_mb: 1024,
 };
 
 export interface ResolvedLimit {

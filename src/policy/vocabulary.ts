@@ -13,7 +13,7 @@ export const SUBJECT_KINDS = ['user', 'group', 'role'] as const;
 export const OBJECT_KINDS = ['dataset', 'label', 'audit', 'policy', 'cert', 'job'] as const;
 
 /** The quota lines' limits. All are held at once across a user's running jobs, except the last two. */
-export const QUOTA_LIMITS = ['max_concurrent_jobs', 'max_cores', 'max_memory_mb', 'max_job_runtime_s', 'core_hours_per_day'] as const;
+export const QUOTA_LIMITS = ['max_concurrent_jobs', 'max_cores', 'max_memory_mb', 'max_job_runtime_s', 'core_hours_per_day', 'max_storage_mb'] as const;
 export type QuotaLimit = (typeof QUOTA_LIMITS)[number];
 
 /** The subject of the quota line that applies to everyone. */

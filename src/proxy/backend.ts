@@ -4,6 +4,7 @@
 // are built from configuration in backends.ts; the rest of the gateway knows only the list.
 import type { Readable } from 'node:stream';
 import type { ReadableDataset } from '../catalog/index.js';
+import type { UploadCommitBody } from './engine-client.js';
 import type { DatasetInfo, JobSpec, JobStatus, Resources } from '../wire/index.js';
 
 /** A job as the gateway admitted it: its id, its owner, the exact spec and what was granted. */
@@ -68,6 +69,12 @@ export interface ComputeBackend {
    * it is gone, `conflict` when it changed since. Absent: this backend removes nothing.
    */
   removeDataset?(name: string, etag: string): Promise<void>;
+  /** An upload's partition streamed to staging (see EngineClient.uploadPartition). Absent: this backend takes no uploads. */
+  uploadPartition?(o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable }): Promise<{ bytes: number }>;
+  /** Commits a staged upload as a dataset the user owns (see EngineClient.commitUpload). */
+  commitUpload?(body: UploadCommitBody): Promise<{ columns: string[]; partitions: { file: string; rows: number; bytes: number }[] }>;
+  /** Drops a staged upload; false when there was none. */
+  dropUpload?(user: string, name: string): Promise<boolean>;
   /** The name of its line in /readyz (`engine` for the bundled engine). */
   readonly readinessCheck: string;
   /** That line: a short detail when it answers (`ok (<where>, ...)`); rejects with why not. */

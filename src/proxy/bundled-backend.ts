@@ -46,6 +46,9 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     readDataset: (name) => engine.dataset(name),
     readPartition: (name, n, etag, start, end) => engine.partition(name, n, etag, start, end),
     removeDataset: (name, etag) => engine.removeDataset(name, etag),
+    uploadPartition: (o) => engine.uploadPartition(o),
+    commitUpload: (body) => engine.commitUpload(body),
+    dropUpload: (user, name) => engine.dropUpload(user, name),
     readinessCheck: 'engine',
     readiness: async () => {
       const health = await engine.health();

@@ -2,6 +2,7 @@
 // Answers are checked against the wire schemas: decisions rest on them, so a body of another
 // shape is refused, not guessed at.
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Agent, request } from 'node:https';
 import { Value } from 'typebox/value';
 import { DatasetReadSchema, type ReadableDataset } from '../catalog/index.js';
@@ -36,6 +37,16 @@ export interface EngineClient {
   partition(name: string, n: number, etag: string, start: number, end: number): Promise<IncomingMessage>;
   /** Removes version `etag` of a dataset; `not_found` when it is gone, `conflict` when it changed since. */
   removeDataset(name: string, etag: string): Promise<void>;
+  /**
+   * Streams partition `n` of `user`'s upload of `name` to the engine's staging (the request's own
+   * bytes, piped with backpressure), within `allowance` bytes of staging in all. Rejects with the
+   * engine's refusal: payload_too_large (details: staged_bytes, written), invalid_request, not_found.
+   */
+  uploadPartition(o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable }): Promise<{ bytes: number }>;
+  /** Commits `user`'s staged upload as dataset `name`: the manifest's columns and partitions. */
+  commitUpload(body: UploadCommitBody): Promise<{ columns: string[]; partitions: { file: string; rows: number; bytes: number }[] }>;
+  /** Drops a staged upload; false when there was none. */
+  dropUpload(user: string, name: string): Promise<boolean>;
   /** Hands a job over with its admission ticket; the engine's refusal is thrown as its GatehouseError. */
   submit(spec: JobSpec, ticket: string): Promise<{ id: string; state: string }>;
   /** Null: the engine has no such job. */
@@ -48,6 +59,15 @@ export interface EngineClient {
   /** The engine's own /metrics text (Prometheus), which the gateway relays on its /metrics. */
   metrics(timeoutMs?: number): Promise<string>;
   close(): void;
+}
+
+export interface UploadCommitBody {
+  user: string;
+  name: string;
+  partitions: number;
+  labels: string[];
+  overwrite: boolean;
+  replaces?: { owner: string | null };
 }
 
 interface Answer {
@@ -135,6 +155,35 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       const answer = await send('DELETE', `/dataset?${new URLSearchParams({ name, etag })}`, { timeoutMs: 60_000 });
       if (answer.status !== 204) throw refusal(answer, 'DELETE /dataset');
     },
+    uploadPartition: async (o) => {
+      const query = new URLSearchParams({ user: o.user, name: o.name, n: String(o.n), allowance: String(o.allowance), ...(o.declared !== undefined ? { declared: String(o.declared) } : {}) });
+      const answer = await new Promise<Answer>((resolve, reject) => {
+        // Out of the shared pool, as downloads are: a long upload must not hold a slot calls queue for.
+        const req = request(`${url}/upload/partition?${query}`, { agent: followAgent, method: 'PUT', headers: { 'content-type': 'text/csv' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        });
+        req.on('error', (err) => reject(new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`)));
+        // The person went away mid-way: the engine's request is cut too, and the engine removes the partial file.
+        o.body.on('error', (err) => req.destroy(err));
+        o.body.on('aborted', () => req.destroy(new Error('the upload was interrupted')));
+        o.body.pipe(req);
+      });
+      if (answer.status === 200) return parsed<{ bytes: number }>(answer, '/upload/partition', (v) => typeof (v as { bytes?: unknown })?.bytes === 'number');
+      throw refusal(answer, 'PUT /upload/partition', true);
+    },
+    commitUpload: async (body) => {
+      const answer = await send('POST', '/upload/commit', { body, timeoutMs: 120_000 });
+      if (answer.status !== 200) throw refusal(answer, 'POST /upload/commit');
+      return parsed(answer, '/upload/commit', (v) => Array.isArray((v as { partitions?: unknown })?.partitions));
+    },
+    dropUpload: async (user, name) => {
+      const answer = await send('DELETE', `/upload?${new URLSearchParams({ user, name })}`, { timeoutMs: 60_000 });
+      if (answer.status !== 200) throw refusal(answer, 'DELETE /upload');
+      return parsed<{ dropped: boolean }>(answer, '/upload', (v) => typeof (v as { dropped?: unknown })?.dropped === 'boolean').dropped;
+    },
     submit: async (spec, ticket) => {
       const answer = await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: 30_000 });
       if (answer.status !== 201) throw refusal(answer, 'POST /jobs');
@@ -181,8 +230,8 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
  * The engine's own error (its code and message) for a 4xx: a definite refusal the client should
  * see. Anything else means the engine is not able to answer now.
  */
-function refusal(answer: Answer, path: string): GatehouseError {
-  let body: { error?: unknown; message?: unknown } = {};
+function refusal(answer: Answer, path: string, keepDetails = false): GatehouseError {
+  let body: { error?: unknown; message?: unknown; [detail: string]: unknown } = {};
   try {
     body = JSON.parse(answer.text) as typeof body;
   } catch {
@@ -193,7 +242,8 @@ function refusal(answer: Answer, path: string): GatehouseError {
   // A refused ticket is the gateway's fault, never the user's: not a 403 that policy did not decide.
   if (code === 'unauthenticated' || code === 'forbidden') return new GatehouseError('internal', `the engine refused the gateway's admission ticket: ${message}`);
   if (answer.status >= 400 && answer.status < 500 && code !== null) {
-    return new GatehouseError(code, `engine: ${message}`);
+    const { error: _e, message: _m, ...details } = body;
+    return new GatehouseError(code, `engine: ${message}`, keepDetails ? details : {});
   }
   return new GatehouseError('not_ready', `engine answered ${answer.status} on ${path}: ${answer.text.slice(0, 200)}`);
 }

@@ -8,6 +8,7 @@ export { type EngineClient, engineClient } from './engine-client.js';
 export { type DatasetRouteOptions, installDatasetRoutes } from './datasets-route.js';
 export { type DatasetReadOptions, installDatasetReadRoutes } from './dataset-read-route.js';
 export { type DatasetDeleteOptions, installDatasetDeleteRoute } from './dataset-delete-route.js';
+export { type DatasetUploadOptions, installDatasetUploadRoutes } from './dataset-upload-route.js';
 export { type DatasetLookup, datasetLookup } from './dataset-lookup.js';
 export { JobBook, type Logger } from './job-book.js';
 export { countLiveJobs, JobRecords, LIVE_STATES } from './job-records.js';

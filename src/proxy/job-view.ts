@@ -35,7 +35,7 @@ export const QuotaViewSchema = Type.Object(
     user: Type.String(),
     policy_version: Type.String(),
     limits: Type.Object(
-      { max_concurrent_jobs: Limit, max_cores: Limit, max_memory_mb: Limit, max_job_runtime_s: Limit, core_hours_per_day: Limit },
+      { max_concurrent_jobs: Limit, max_cores: Limit, max_memory_mb: Limit, max_job_runtime_s: Limit, core_hours_per_day: Limit, max_storage_mb: Limit },
       { additionalProperties: false },
     ),
     usage: Type.Object(

@@ -33,6 +33,8 @@ interface Fixture {
 interface Request {
   path: string;
   body?: unknown;
+  /** A text/csv body instead of JSON (an upload's partition). */
+  csv?: string;
   /** Replaces the role's usual token (logout ends the login it is given). */
   token?: string | undefined;
 }
@@ -151,6 +153,17 @@ const MATRIX: Record<string, Case> = {
     expect: people(200, 200, 404, 404),
     why: "scratch/doomed-alice is alice's own; bob removes alice's scratch/doomed-bob as admin; the auditor and the contractor may not read scratch/*",
   },
+  // Uploads: into a namespace the caller may write (an empty partition here), committed as the caller's own.
+  'PUT /v1/datasets/{a}/partitions/{n}': { request: () => ({ path: '/v1/datasets/matrixup/partitions/0' }), expect: people(403, 403, 403, 403), why: 'nobody writes a top-level dataset in the demo policy (admin on dataset:* is not write)' },
+  'PUT /v1/datasets/{a}/{b}/partitions/{n}': {
+    request: (_f, role) => ({ path: `/v1/datasets/scratch-${role}/up/partitions/0`, csv: 'id\n1\n' }),
+    expect: people(200, 200, 403, 200),
+    why: 'each person writes their own scratch-<user>/ namespace (analysts, admins through them, contractors); the auditor writes nothing',
+  },
+  'POST /v1/datasets/{a}/commit': { request: () => ({ path: '/v1/datasets/matrixup/commit', body: { partitions: 1 } }), expect: people(403, 403, 403, 403) },
+  'POST /v1/datasets/{a}/{b}/commit': { request: (_f, role) => ({ path: `/v1/datasets/scratch-${role}/up/commit`, body: { partitions: 1 } }), expect: people(200, 200, 403, 200), why: 'the partition each staged above becomes their own dataset' },
+  'DELETE /v1/uploads/{a}': { request: () => ({ path: '/v1/uploads/nothing' }), expect: people(404, 404, 404, 404), why: "one's own staged uploads only; nothing is staged under that name" },
+  'DELETE /v1/uploads/{a}/{b}': { request: (_f, role) => ({ path: `/v1/uploads/scratch-${role}/never` }), expect: people(404, 404, 404, 404), why: "one's own staged uploads only; nothing is staged under that name" },
   'GET /v1/quota': { request: () => ({ path: '/v1/quota' }), expect: people(200, 200, 200, 200), why: "one's own quota" },
 };
 
@@ -162,8 +175,9 @@ async function send(method: string, request: Request, token: string | undefined)
   return fetchTls(`${stack.url}${request.path}`, {
     ca: stack.ca,
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(request.csv !== undefined ? { 'content-type': 'text/csv' } : {}) },
     ...(request.body !== undefined ? { body: JSON.stringify(request.body) } : {}),
+    ...(request.csv !== undefined ? { body: request.csv } : {}),
   });
 }
 
