@@ -167,6 +167,19 @@ describe(`signing in and out (${STORE})`, () => {
     expect((await fromPage(alice, '/v1/whoami')).status).toBe(200);
     const events = stack.auditEvents().filter((e) => e.action === 'auth.rejected' && e.reason === 'csrf');
     expect(events.length).toBeGreaterThanOrEqual(3);
+    // And from inside the browser: another site's page (served here as https://evil.example) posts a
+    // form to the gateway in alice's browser. Refused: SameSite keeps the cookie home, and without
+    // the token the cookie would not be enough anyway.
+    await alice.page.route('https://evil.example/**', (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: `<form id="f" method="post" enctype="text/plain" action="${stack.url}/v1/jobs"><input name='{"a":"' value='"}'></form><script>document.getElementById('f').submit()</script>`,
+      }),
+    );
+    const [crossSite] = await Promise.all([alice.page.waitForResponse((r) => r.url() === `${stack.url}/v1/jobs`), alice.page.goto('https://evil.example/')]);
+    expect(crossSite.status()).toBe(401);
+    await alice.page.goto(`${stack.url}/console/`);
+    expect((await fromPage(alice, '/v1/whoami')).status).toBe(200);
     // A bearer token needs no CSRF token: it is not sent by a browser on its own.
     const token = await stack.login('alice');
     expect((await stack.api('/v1/auth/logout', token, { method: 'POST', body: {} })).status).toBe(200);

@@ -27,6 +27,8 @@ export async function render(main, ctx) {
   const result = h('div#submit-result');
   const submit = h('button.button.button-primary', { type: 'submit', disabled: true }, 'Submit job');
   const check = h('button.button', { type: 'button' }, 'Check again');
+  // The dry run's verdict in one line beside the button too: on a phone the full answer is below the form.
+  const verdict = h('p.verdict#preview-verdict', { role: 'status' });
 
   const form = h(
     'form.panel#submit-form',
@@ -37,6 +39,7 @@ export async function render(main, ctx) {
     h('div.form-grid', field('Input dataset', input), field('Output dataset', output, 'A new dataset you may write, e.g. scratch-<you>/name.')),
     h('div.form-grid', field('Cores', cores, 'Workers at once.'), field('Memory per worker (MB)', memory), field('Time limit (minutes)', minutes)),
     field('Extra labels on the output', labels, 'Comma-separated; the output always carries the input’s labels too.'),
+    verdict,
     h('div.form-actions', submit, check),
     result,
   );
@@ -69,11 +72,13 @@ export async function render(main, ctx) {
     submit.disabled = true;
     if (s === null) return;
     const mine = ++generation;
+    replace(verdict);
     replace(previewBox, h('h2#preview-heading', 'Before you submit'), h('p.muted', 'Asking the gateway…'));
     try {
       const answer = await api('/v1/jobs/preview', { method: 'POST', body: s });
       if (mine !== generation) return;
       drawPreview(previewBox, answer);
+      replace(verdict, badge(answer.outcome === 'would_run' ? 'would run now' : answer.outcome === 'would_wait' ? 'would wait' : 'would be refused', answer.outcome === 'would_run' ? 'succeeded' : answer.outcome === 'would_wait' ? 'pending' : 'failed'), ' ', answer.reason);
       shown = JSON.stringify(s);
       // Offered even when the dry run says no: the gateway decides again on submit and its refusal,
       // with the rule, is shown there too (the policy may have changed in between).
