@@ -1,8 +1,9 @@
 """The CLI's saved logins, read and written the way src/cli/client/credentials.ts does.
 
 One file, ``$XDG_CONFIG_HOME/gatehouse/credentials.json`` (default ``~/.config/gatehouse``): an object
-keyed by the gateway's origin (``https://host:port``), each entry ``{user, auth_method, access_token,
-refresh_token, expires_at, ...}``. The folder is 0700 and the file 0600, written atomically (a
+keyed ``context:NAME`` for a login made through a context, else by the gateway's origin
+(``https://host:port``), each entry ``{user, auth_method, access_token, refresh_token, expires_at, url,
+...}`` (``url``: the gateway the tokens belong to). The folder is 0700 and the file 0600, written atomically (a
 temporary file of mode 0600 renamed over it), so the CLI and this client share one login: either
 may log in, refresh or log out, and the other sees it.
 """
@@ -63,23 +64,31 @@ def _write_all(logins):
     write_private(credentials_file(), json.dumps(logins, indent=2, ensure_ascii=False) + "\n")
 
 
-def load_login(key):
-    login = read_all().get(key)
-    return login if isinstance(login, dict) else None
+def load_login(target):
+    """The login kept for a target (under ``target.key``), unless it records another gateway's URL:
+    tokens go only to the gateway that issued them, even when a context now names another one."""
+    login = read_all().get(target.key)
+    if not isinstance(login, dict):
+        return None
+    if login.get("url") is not None and login.get("url") != target.url:
+        return None
+    return login
 
 
-def save_login(key, login):
+def save_login(target, login):
     _ensure_home()
     logins = read_all()
-    logins[key] = login
+    saved = dict(login)
+    saved["url"] = target.url
+    logins[target.key] = saved
     _write_all(logins)
 
 
-def forget_login(key):
+def forget_login(target):
     logins = read_all()
-    if key not in logins:
+    if target.key not in logins:
         return False
-    del logins[key]
+    del logins[target.key]
     _write_all(logins)
     return True
 
@@ -121,7 +130,11 @@ def certificate_folder_name(hostname, port):
     return "%s_%s" % (safe, port or 443)
 
 
-def saved_ca_file(hostname, port):
-    """The CA `gatehouse cert` saved for this gateway, when there is one."""
-    path = os.path.join(config_home(), "certs", certificate_folder_name(hostname, port), "ca.crt")
-    return path if os.path.exists(path) else None
+def saved_ca_file(hostname, port, context=None):
+    """The CA `gatehouse cert` saved, when there is one: the context's own certs/@NAME/ first, then the gateway's."""
+    folders = ([] if context is None else ["@" + context]) + [certificate_folder_name(hostname, port)]
+    for folder in folders:
+        path = os.path.join(config_home(), "certs", folder, "ca.crt")
+        if os.path.exists(path):
+            return path
+    return None

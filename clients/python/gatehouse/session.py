@@ -17,9 +17,9 @@ REFRESH_MARGIN_S = 30
 def access_token(transport):
     """A usable access token for the saved login, refreshed (and the new pair saved) when about to expire."""
     target = transport.target
-    login = credentials.load_login(target.key)
+    login = credentials.load_login(target)
     if login is None:
-        raise Unauthenticated("not logged in to %s: run gatehouse.login() (or gatehouse login --sso)" % target.url,
+        raise Unauthenticated("not logged in to %s: run gatehouse.login() (or gatehouse login --sso)" % target.where,
                               code="not_logged_in")
     if credentials.seconds_left(login.get("expires_at")) - REFRESH_MARGIN_S > 0 and login.get("access_token"):
         return login["access_token"]
@@ -31,7 +31,7 @@ def access_token(transport):
             raise Unauthenticated("your login to %s has ended (%s): run gatehouse.login() again" % (target.url, exc.message),
                                   code=exc.code, status=exc.status, body=exc.body) from None
         raise
-    credentials.save_login(target.key, credentials.saved_from(answer, login))
+    credentials.save_login(target, credentials.saved_from(answer, login))
     return answer["access_token"]
 
 
@@ -74,22 +74,22 @@ def device_login(transport, browser=True, out=None, sleep=time.sleep):
     if answer is None:
         raise Unauthenticated("the login code expired before it was approved; run gatehouse.login() again", code="expired_token")
     me = transport.call("GET", "/v1/whoami", token=answer["access_token"])
-    credentials.save_login(target.key, credentials.saved_from(answer, me))
+    credentials.save_login(target, credentials.saved_from(answer, me))
     groups = ", ".join(me.get("groups") or []) or "no groups"
-    print("logged in to %s as %s (%s) with %s" % (target.url, me.get("user"), groups, me.get("auth_method")), file=out, flush=True)
+    print("logged in to %s as %s (%s) with %s" % (target.where, me.get("user"), groups, me.get("auth_method")), file=out, flush=True)
     return me
 
 
 def logout(transport):
     """Ends the saved login at the gateway and forgets it here, even when the gateway cannot be reached."""
     target = transport.target
-    saved = credentials.load_login(target.key)
+    saved = credentials.load_login(target)
     if saved is None:
         return False
     try:
         transport.call("POST", "/v1/auth/logout", body={"refresh_token": saved.get("refresh_token", "")})
     finally:
-        credentials.forget_login(target.key)
+        credentials.forget_login(target)
     return True
 
 

@@ -1,17 +1,12 @@
-"""Which gateway to talk to and which CA to trust, in the CLI's order (src/cli/client/target.ts).
-
-    url=/ca= given to Client  >  GATEHOUSE_URL / GATEHOUSE_CA  >  the local gatehouse.yaml
-    (GATEHOUSE_CONFIG, else ./gatehouse.yaml: its server and certs/ca.crt)  >  https://127.0.0.1:8443
-
-and last, for the CA, the one `gatehouse cert` saved for that gateway under the config folder, so a
-notebook works from any folder. No CA at all means the system's CAs. A Target also names the key its
-login is saved under in credentials.json (the gateway's origin).
+"""Which gateway to talk to, which CA to trust there, and under which key its login is kept, in the
+CLI's order (src/cli/client/target.ts; README "Which gateway: contexts"). No CA at all means the
+system's CAs. The login key is `context:NAME` when a context named the gateway, else its origin.
 """
 
 import os
 import urllib.parse
 
-from . import credentials
+from . import contexts, credentials
 from .errors import GatehouseError
 
 DEFAULT_URL = "https://127.0.0.1:8443"
@@ -19,6 +14,8 @@ DEFAULT_URL = "https://127.0.0.1:8443"
 
 class Target:
     __slots__ = ("url", "ca_file", "hostname", "port", "key", "context")
+
+    # key: where the login is kept in credentials.json; context: the context that named the gateway, if one did
 
     def __init__(self, url, ca_file, hostname, port, key, context=None):
         self.url = url
@@ -29,7 +26,12 @@ class Target:
         self.context = context
 
     def __repr__(self):
-        return "Target(url=%r, ca_file=%r)" % (self.url, self.ca_file)
+        return "Target(url=%r, ca_file=%r, context=%r)" % (self.url, self.ca_file, self.context)
+
+    @property
+    def where(self):
+        """`https://gw:8443 (context prod)`: the gateway, and the context that named it."""
+        return self.url if self.context is None else "%s (context %s)" % (self.url, self.context)
 
 
 def origin(url, what="url"):
@@ -50,24 +52,57 @@ def origin(url, what="url"):
 
 
 def resolve(url=None, ca=None, context=None, env=None):
+    """The CLI's order (src/cli/client/target.ts); the first source that names a URL wins:
+
+        1. url= (and ca=)                    2. context=NAME
+        3. GATEHOUSE_URL (and GATEHOUSE_CA)  4. GATEHOUSE_CONTEXT
+        5. the current context (contexts.json, `gatehouse config use-context`)
+        6. ./gatehouse.yaml, else https://127.0.0.1:8443
+
+    The CA is the first one named in the same order (a context's only with its own URL), then
+    GATEHOUSE_CA; else, unless a context named the gateway, the local certs/ca.crt; else the one
+    `gatehouse cert` saved (the context's certs/@NAME/ first, then the gateway's certs/HOST_PORT/).
+    """
     env = os.environ if env is None else env
-    if context is not None:
-        # Contexts (contexts.json) are not in this version of Gatehouse: say so rather than guess.
-        raise GatehouseError("context=%r: this gateway's CLI has no contexts yet; pass url= and ca=" % context,
-                             code="invalid_context")
-    url = url or env.get("GATEHOUSE_URL") or None
-    ca = ca or env.get("GATEHOUSE_CA") or None
-    if not url or not ca:
+    sources = [
+        lambda: (url or None, ca or None, "ca=", None),
+        lambda: None if context is None else contexts.source(context, "context="),
+        lambda: (env.get("GATEHOUSE_URL") or None, env.get("GATEHOUSE_CA") or None, "GATEHOUSE_CA", None),
+        lambda: contexts.source(env["GATEHOUSE_CONTEXT"], "GATEHOUSE_CONTEXT") if env.get("GATEHOUSE_CONTEXT") else None,
+        contexts.current_source,
+    ]
+    ca_file, ca_where = None, ""
+    chosen_url, chosen_context = None, None
+    for next_source in sources:
+        found = next_source()
+        if found is None:
+            continue
+        found_url, found_ca, where, found_context = found
+        if ca_file is None and found_ca is not None:
+            ca_file, ca_where = found_ca, where
+        if found_url is not None:
+            chosen_url, chosen_context = found_url, found_context
+            break
+    # GATEHOUSE_CA also serves a URL named above it (url=, a context without a CA of its own).
+    if ca_file is None and env.get("GATEHOUSE_CA"):
+        ca_file, ca_where = env["GATEHOUSE_CA"], "GATEHOUSE_CA"
+    if chosen_url is None or chosen_context is None:
+        # This machine's gatehouse.yaml and its CA; never for a context, which names its own gateway.
         local_url, local_ca = local_defaults(env)
-        url = url or local_url or DEFAULT_URL
-        ca = ca or local_ca
-    key, hostname, port = origin(url)
-    ca = ca or credentials.saved_ca_file(hostname, port)
-    if ca is not None:
-        ca = os.fspath(ca)
-        if not os.access(ca, os.R_OK):
-            raise GatehouseError("cannot read the CA file %s (ca= or GATEHOUSE_CA)" % ca, code="invalid_ca")
-    return Target(key, ca, hostname, port, key)
+        chosen_url = chosen_url or local_url or DEFAULT_URL
+        if ca_file is None and local_ca is not None:
+            ca_file, ca_where = local_ca, "the local certs/ca.crt"
+    what = 'context "%s":' % chosen_context if chosen_context is not None else "url"
+    key, hostname, port = origin(chosen_url, what)
+    if ca_file is None:
+        ca_file = credentials.saved_ca_file(hostname, port, chosen_context)
+        ca_where = "saved by gatehouse cert"
+    if ca_file is not None:
+        ca_file = os.fspath(ca_file)
+        if not os.access(ca_file, os.R_OK):
+            raise GatehouseError("cannot read the CA file %s (%s)" % (ca_file, ca_where), code="invalid_ca")
+    login_key = key if chosen_context is None else "context:%s" % chosen_context
+    return Target(key, ca_file, hostname, port, login_key, chosen_context)
 
 
 def local_defaults(env):

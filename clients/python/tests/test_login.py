@@ -39,6 +39,7 @@ def test_a_python_login_is_saved_where_the_cli_finds_it(tmp_path, use_home, appr
     assert list(logins) == [url]
     entry = logins[url]
     assert entry["user"] == "bob" and entry["auth_method"] == "oidc"
+    assert entry["url"] == url  # the gateway these tokens belong to, as the CLI records it
     assert entry["access_token"] and entry["refresh_token"]
     assert ISO_MS.fullmatch(entry["expires_at"])
     # Byte for byte what the CLI writes: JSON.stringify(all, null, 2) and a newline.
@@ -115,7 +116,7 @@ def test_a_logout_ends_the_login_for_both(tmp_path, use_home, approve, cli, save
     who = cli(["whoami"], home)
     assert who.returncode == 2 and "not logged in" in who.stderr
     client = gatehouse.Client()
-    credentials.save_login(url, {"user": "bob", "auth_method": "oidc", "access_token": token, "refresh_token": "x",
+    credentials.save_login(client.target, {"user": "bob", "auth_method": "oidc", "access_token": token, "refresh_token": "x",
                                  "expires_at": credentials.iso_in(3600)})
     with pytest.raises(gatehouse.Unauthenticated) as ended:
         client.whoami()

@@ -46,8 +46,8 @@ def test_an_explicit_url_wins_over_the_environment(url, ca, monkeypatch, copy_ho
         gatehouse.whoami()
     assert str(raised.value).startswith("not logged in to https://127.0.0.1:1:")
     # ...and with one, nothing answers there.
-    saved = credentials.load_login(url)
-    credentials.save_login("https://127.0.0.1:1", saved)
+    saved = credentials.load_login(gatehouse.Client(url=url).target)
+    credentials.save_login(gatehouse.Client().target, dict(saved, url="https://127.0.0.1:1"))
     with pytest.raises(gatehouse.Unreachable) as raised:
         gatehouse.whoami()
     assert raised.value.code == "unreachable"
