@@ -8,8 +8,8 @@
     job.wait(); print(job.logs())
 
 The module-level functions use a default Client(): the gateway and CA the CLI would use
-(GATEHOUSE_URL, GATEHOUSE_CA, the local gatehouse.yaml, the CA `gatehouse cert` saved) and the login
-the CLI saved. configure(url=, ca=, context=) fixes them for the session; Client() makes others.
+(GATEHOUSE_URL, GATEHOUSE_CA, GATEHOUSE_CONTEXT, the current context, the local gatehouse.yaml, the CA
+`gatehouse cert` saved) and the login the CLI saved for it. configure(url=, ca=, context=) fixes them for the session; Client() makes others.
 """
 
 from .client import Client

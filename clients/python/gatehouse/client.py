@@ -17,8 +17,9 @@ class Client:
     """A client of one gateway.
 
     Which gateway, in the CLI's order: url= (with ca=) > context= > GATEHOUSE_URL / GATEHOUSE_CA >
-    the local gatehouse.yaml > https://127.0.0.1:8443; the CA last from the one `gatehouse cert`
-    saved for that gateway. The login is the one `gatehouse login` saved (or login() here).
+    GATEHOUSE_CONTEXT > the current context (`gatehouse config use-context`) > the local
+    gatehouse.yaml > https://127.0.0.1:8443; the CA last from the one `gatehouse cert` saved (see
+    gatehouse.target). The login is the one `gatehouse login` saved for it (or login() here).
     """
 
     def __init__(self, url=None, ca=None, context=None, timeout=TIMEOUT_S):
