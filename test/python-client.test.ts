@@ -127,7 +127,7 @@ function casesOnDisk(): number {
 
 describe('the Python client', () => {
   it('passes its whole walk under Debian’s python3-pytest against the running stack', async () => {
-    const result = await run(PYTHON, ['-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', TESTS], env, 420_000);
+    const result = await run(PYTHON, ['-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', TESTS], env, 600_000);
     const output = `${result.stdout}\n${result.stderr}`;
     const summary = /^=*\s*(.*\b(?:passed|failed|error|skipped)\b.*) in [\d.]+s/m.exec(result.stdout)?.[1] ?? '';
     const count = (word: string) => Number(new RegExp(`(\\d+) ${word}`).exec(summary)?.[1] ?? 0);
@@ -139,7 +139,7 @@ describe('the Python client', () => {
     expect(count('skipped')).toBe(skips.length);
     expect(count('passed') + count('skipped'), output).toBe(casesOnDisk());
     expect(count('passed')).toBeGreaterThanOrEqual(casesOnDisk() - 2);
-  }, 480_000);
+  }, 660_000);
 
   it('was decided and recorded like any client: Python’s reads in the trail, dave’s refusals as denies', () => {
     const events = stack.auditEvents();
