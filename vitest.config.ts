@@ -17,6 +17,7 @@ import { defineConfig } from 'vitest/config';
 const ON_BOTH_STORES = [
   'test/console.test.ts',
   'test/security/console-review.test.ts',
+  'test/security/upload-review.test.ts',
   'test/console-admin.test.ts',
   'test/tokens.test.ts',
   'test/posix-user.test.ts',

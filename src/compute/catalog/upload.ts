@@ -11,12 +11,13 @@
 // through it). Nobody but the engine writes under .uploads (0700, the engine's).
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitOutput, CsvCounter, DatasetError, type DatasetManifest, openRoot, PARTITION_PREFIX, partitionFile, REMOVING_PREFIX } from '../../catalog/index.js';
 import { datasetNameProblem } from '../../wire/index.js';
+import { inTurn } from './per-user-turns.js';
 
 export const UPLOADS_DIR = '.uploads';
 
@@ -81,7 +82,7 @@ async function stagingDir(rootDir: string, user: string, name: string, create: b
   return { root: root.path, dir };
 }
 
-/** Bytes of every file staged under the user's uploads (partials too), but `except` (a file about to be replaced). */
+/** What the user's uploads take (every file, partials too, in blocks; each folder), but `except` (a file about to be replaced). */
 export async function stagedBytes(rootDir: string, user: string, except?: string): Promise<number> {
   const root = await openRoot(rootDir);
   const mine = join(root.path, UPLOADS_DIR, segment(user));
@@ -94,11 +95,20 @@ export async function stagedBytes(rootDir: string, user: string, except?: string
       const path = join(dir, file);
       if (path === except) continue;
       const st = await lstat(path).catch(() => null);
-      if (st?.isFile()) total += st.size;
+      if (st?.isFile()) total += Math.max(st.size, st.blocks * 512, BLOCK);
     }
+    total += BLOCK; // the folder itself
   }
   return total;
 }
+
+/**
+ * What a staged file or folder counts for at least: the block it takes (an empty one, its inode).
+ * Counting bytes alone, thousands of one-byte partitions under names of their own would fill the
+ * data root's disk and inodes while the quota saw a few kilobytes (review 29).
+ */
+const BLOCK = 4096;
+const blocksOf = (bytes: number) => Math.max(BLOCK, Math.ceil(bytes / BLOCK) * BLOCK);
 
 /**
  * Writes partition `n` of `user`'s upload of `name` from `body`, stopping (and removing what was
@@ -107,14 +117,22 @@ export async function stagedBytes(rootDir: string, user: string, except?: string
  */
 export async function stagePartition(rootDir: string, o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable }): Promise<{ bytes: number }> {
   checkName(rootDir, o.name);
+  // One partition at a time per user: each is checked against the staging the one before left.
+  return inTurn(o.user, () => stageOne(rootDir, o));
+}
+
+async function stageOne(rootDir: string, o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable }): Promise<{ bytes: number }> {
+  // Gone while it waited its turn: its 'close' came before anyone listened for it.
+  if (o.body.destroyed) throw new UploadError('the upload was interrupted before its end');
   const staging = await stagingDir(rootDir, o.user, o.name, true);
   if (staging === null) throw new DatasetError('not_found', 'the staging folder disappeared', rootDir);
   const target = join(staging.dir, partitionFile(o.n, 'csv'));
   const staged = await stagedBytes(rootDir, o.user, target);
   const room = o.allowance - staged;
-  if (o.declared !== undefined && o.declared > room) {
+  if (blocksOf(o.declared ?? 0) > room) {
     o.body.resume(); // discarded, not left unread: the refusal must reach the caller before the connection closes
-    throw new AllowanceError(`${o.declared} bytes declared, ${Math.max(0, room)} left`, staged, o.declared);
+    await rmdir(staging.dir).catch(() => undefined); // a name's folder made for nothing (only when empty)
+    throw new AllowanceError(o.declared === undefined ? `no room is left (${Math.max(0, room)} bytes)` : `${o.declared} bytes declared, ${Math.max(0, room)} left`, staged, o.declared ?? 0);
   }
   const partial = join(staging.dir, `.${partitionFile(o.n, 'csv')}.${randomUUID()}.partial`);
   const fh = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -122,7 +140,7 @@ export async function stagePartition(rootDir: string, o: { user: string; name: s
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytes += chunk.length;
-      if (bytes > room) done(new AllowanceError(`more than ${Math.max(0, room)} bytes sent`, staged, bytes));
+      if (blocksOf(bytes) > room) done(new AllowanceError(`more than ${Math.max(0, room)} bytes sent`, staged, bytes));
       else done(null, chunk);
     },
   });
