@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
+import { runCli } from './support/gatehouse.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
 
@@ -275,4 +276,44 @@ describe('uploading a dataset', () => {
     expect((await put('alice', 'scratch/alice-link', 1, 'a\n3\n')).status).toBe(404);
     expect(readdirSync(outside)).toEqual(['target']);
   });
+});
+
+describe('gatehouse put, rm and datasets', () => {
+  /** The CLI as `user`, logged in (a saved login with the stack's token) to the stack's gateway. */
+  const cli = (home: string, user: string, args: string[]) => {
+    const config = join(home, user);
+    mkdirSync(join(config, 'gatehouse'), { recursive: true, mode: 0o700 });
+    const login = { user, auth_method: 'oidc', access_token: tokens[user], refresh_token: 'unused', expires_at: new Date(Date.now() + 3600_000).toISOString() };
+    writeFileSync(join(config, 'gatehouse', 'credentials.json'), JSON.stringify({ [stack.url]: login }), { mode: 0o600 });
+    return runCli([...args, '--url', stack.url, '--ca', join(stack.certsDir, 'ca.crt')], { env: { XDG_CONFIG_HOME: config }, timeoutMs: 120_000 });
+  };
+
+  it('uploads DIR/*.csv as partitions in name order and commits, lists it with owner, size and where one may write, and removes it', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'gatehouse-put-'));
+    const dir = join(home, 'data');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'a.csv'), csvRows(0, 100));
+    writeFileSync(join(dir, 'b.csv'), csvRows(100, 50));
+    writeFileSync(join(dir, 'notes.txt'), 'not a partition');
+    const put = await cli(home, 'alice', ['put', dir, 'scratch-alice/cli', '--labels', 'internal']);
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stdout).toContain('scratch-alice/cli: 2 partition(s), 150 rows');
+    expect((await stack.api('/v1/datasets/scratch-alice/cli/partitions/1', tokens.alice)).body).toBe(csvRows(100, 50));
+    const listed = await cli(home, 'alice', ['datasets']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/scratch-alice\/cli\s+read,write\s+csv\s+2\s+150\s+\S+.*internal\s+alice/);
+    expect(listed.stderr, listed.stdout).toContain('you may write: scratch-alice/*, scratch/*');
+    const refused = await cli(home, 'erin', ['rm', 'scratch-alice/cli']);
+    expect(refused.code).toBe(4);
+    const removed = await cli(home, 'alice', ['rm', 'scratch-alice/cli']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain('removed scratch-alice/cli');
+    expect(there('scratch-alice/cli')).toBe(false);
+    // A folder without partitions is a usage error; a refused upload leaves nothing staged.
+    expect((await cli(home, 'alice', ['put', join(home, 'nothing-here'), 'scratch-alice/x'])).code).toBe(2);
+    const foreign = await cli(home, 'erin', ['put', dir, 'scratch-alice/erins']);
+    expect(foreign.code).toBe(4);
+    expect(existsSync(staging('erin', 'scratch-alice/erins'))).toBe(false);
+    rmSync(home, { recursive: true, force: true });
+  }, 240_000);
 });

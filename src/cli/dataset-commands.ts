@@ -2,7 +2,7 @@
 import { structured } from './output.js';
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
-import { printLine } from './safe-text.js';
+import { printLine, visible } from './safe-text.js';
 import { formatBytes, table } from './table.js';
 
 interface Listed {
@@ -18,11 +18,14 @@ interface Listed {
 }
 
 export async function datasets(target: Target, json: boolean): Promise<number> {
-  const answer = await call<{ datasets: Listed[]; policy_version: string }>(target, 'GET', '/v1/datasets', { token: await accessToken(target) });
+  const answer = await call<{ datasets: Listed[]; policy_version: string; writable?: string[] }>(target, 'GET', '/v1/datasets', { token: await accessToken(target) });
   if (json) {
     printLine(structured(answer));
     return 0;
   }
+  // Where `gatehouse put` (or a job's output) may create datasets, as the policy grants it: on
+  // stderr, so stdout stays the table (one row per dataset) that scripts read.
+  if (answer.writable !== undefined) process.stderr.write(`you may write: ${answer.writable.length === 0 ? 'nowhere' : answer.writable.map(visible).join(', ')}\n`);
   if (answer.datasets.length === 0) {
     printLine('no datasets you may use (gatehouse can-i read dataset:NAME says which rule decides)');
     return 0;

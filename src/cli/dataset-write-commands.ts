@@ -10,7 +10,8 @@ import { accessToken } from './client/session.js';
 import { datasetPath } from './dataset-read-commands.js';
 import { UsageError } from './fail.js';
 import { percent, progressBar } from './progress.js';
-import { printLine, safeJson, visible } from './safe-text.js';
+import { structured } from './output.js';
+import { printLine, visible } from './safe-text.js';
 import { formatBytes } from './table.js';
 
 const LABEL = /^[a-z0-9][a-z0-9_-]*$/;
@@ -35,7 +36,7 @@ export async function put(target: Target, dir: string | undefined, name: string 
     for (const [n, file] of files.entries()) await upload(target, `${datasetPath(name)}/partitions/${n}`, join(folder, file), sizes[n]!, { token, progress });
     progress.done();
     const done = await call<{ name: string; owner: string; labels: string[]; columns: string[]; partitions: number; rows: number; bytes: number; replaced: boolean }>(target, 'POST', `${datasetPath(name)}/commit`, { token, body: { partitions: files.length, ...(labels.length > 0 ? { labels } : {}) }, timeoutMs: 120_000 });
-    printLine(o.json ? safeJson(done) : `${visible(name)}: ${done.partitions} partition(s), ${done.rows.toLocaleString('en-US')} rows, ${formatBytes(done.bytes)}, columns ${visible(done.columns.join(','))}${done.labels.length > 0 ? `, labels ${visible(done.labels.join(','))}` : ''}${done.replaced ? ' (replaced)' : ''}`);
+    printLine(o.json ? structured(done) : `${visible(name)}: ${done.partitions} partition(s), ${done.rows.toLocaleString('en-US')} rows, ${formatBytes(done.bytes)}, columns ${visible(done.columns.join(','))}${done.labels.length > 0 ? `, labels ${visible(done.labels.join(','))}` : ''}${done.replaced ? ' (replaced)' : ''}`);
     return 0;
   } catch (err) {
     progress.stop();
@@ -48,7 +49,7 @@ export async function put(target: Target, dir: string | undefined, name: string 
 export async function rm(target: Target, name: string | undefined, json: boolean): Promise<number> {
   if (name === undefined) throw new UsageError('which dataset? gatehouse rm NAME');
   const done = await call<{ name: string; bytes: number }>(target, 'DELETE', datasetPath(name), { token: await accessToken(target) });
-  printLine(json ? safeJson(done) : `removed ${visible(name)} (${formatBytes(done.bytes)})`);
+  printLine(json ? structured(done) : `removed ${visible(name)} (${formatBytes(done.bytes)})`);
   return 0;
 }
 

@@ -88,7 +88,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   //   3 admit (src/quota) → 4 dispatch (src/proxy): the backends' datasets, filtered by policy;
   //     jobs authorized on their datasets (on their own backend's catalog), admitted within quota
   //     or pending, handed to their backend
-  installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), authorizer, audit });
+  installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), authorizer, audit, policy: () => deps.policy.current() });
   //     one dataset read (its manifest, a partition's bytes or first rows), decided like a job's input
   installDatasetReadRoutes(app, { backends: deps.backends, authorizer, audit });
   const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer, backends: deps.backends, audit, log: app.log, ...deps.jobs });

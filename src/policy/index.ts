@@ -7,6 +7,7 @@ export { BUILT_IN_LIMITS, type Limits, type ResolvedLimit, type ResolvedQuota } 
 export { PolicySnapshot } from './snapshot.js';
 export { ACTIONS, type Action, objectProblem, QUOTA_LIMITS, type QuotaLimit } from './vocabulary.js';
 export { forbidden } from './authorize.js';
+export { writablePatterns } from './writable.js';
 export { accessProblem, type AuthorizationStageOptions, describeAccess, installAuthorization, isPolicyNeed, requireDeclaredAccess } from './stage.js';
 export { PolicyReloader, type ReloadDiff, type ReloadOutcome, type ReloadTrigger } from './reloader.js';
 export { PolicyVersions, type StoredVersion } from './versions.js';

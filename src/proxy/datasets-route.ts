@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { type AuditRecorder, recordDecision } from '../audit/index.js';
 import { type Authorizer, identityOf } from '../identity/index.js';
 import { NoQuery } from '../http/index.js';
-import { ACTIONS } from '../policy/index.js';
+import { ACTIONS, type PolicySnapshot, writablePatterns } from '../policy/index.js';
 import type { DatasetInfo } from '../wire/index.js';
 
 export interface DatasetRouteOptions {
@@ -16,6 +16,8 @@ export interface DatasetRouteOptions {
   /** Decides the caller's actions on each dataset (the serving policy version). */
   authorizer: Authorizer;
   audit: AuditRecorder;
+  /** The serving policy: where the caller may write datasets (a hint for people, `writable`). */
+  policy?: () => PolicySnapshot;
 }
 
 export function installDatasetRoutes(app: FastifyInstance, options: DatasetRouteOptions): void {
@@ -38,6 +40,8 @@ export function installDatasetRoutes(app: FastifyInstance, options: DatasetRoute
       decision: { allowed: true, reason: `${visible.length} of ${all.length} datasets usable by the caller`, policyVersion: version },
       details: { returned: visible.length, hidden: all.length - visible.length },
     });
-    return { datasets: visible, policy_version: version };
+    // Where new datasets may go (the allow-write patterns reaching the caller, {user} filled in): a hint; each write is still decided.
+    const writable = options.policy === undefined ? undefined : writablePatterns(options.policy(), identity);
+    return { datasets: visible, policy_version: version, ...(writable !== undefined ? { writable } : {}) };
   });
 }
