@@ -1,6 +1,6 @@
 // What `gatehouse jobs` and `gatehouse status` print for people: pure functions of the jobs and
 // the clock, so the e2e tests and the unit tests read the same text the user does.
-import { ageSeconds, formatCount, formatDuration, isFinal, type Job, runSeconds } from './job-view.js';
+import { ageSeconds, cancelledByText, formatCount, formatDuration, isFinal, type Job, ordinal, runSeconds } from './job-view.js';
 import { renderProgress } from './progress.js';
 import { visible } from './safe-text.js';
 import { formatBytes, table } from './table.js';
@@ -26,9 +26,15 @@ export function renderJobList(jobs: Job[], now: number, withUser: boolean): stri
   return table(header, rows);
 }
 
-/** Why a job waits, or why it failed: the column people look for first. */
+/** Why a job waits (and its place in the queue), why it failed, who cancelled it: the column people look for first. */
 function note(job: Job): string {
-  return folded(job.state === 'failed' ? (job.error ?? '') : job.state === 'pending' || job.state === 'queued' ? (job.reason ?? '') : '', NOTE_MAX);
+  if (job.state === 'failed') return folded(job.error ?? '', NOTE_MAX);
+  if (job.state === 'pending' || job.state === 'queued') {
+    const place = job.queue_position ? `#${job.queue_position} in queue` : '';
+    return folded([place, job.reason ?? ''].filter(Boolean).join(': '), NOTE_MAX);
+  }
+  if (job.state === 'cancelled' && job.cancelled_by) return folded(`by ${job.cancelled_by}`, NOTE_MAX);
+  return '';
 }
 
 /**
@@ -55,6 +61,8 @@ export function renderStatus(job: Job, now: number): string {
     ['state', job.state],
     ['progress', job.state === 'running' ? renderProgress(job, now) : null],
     ['reason', job.state === 'pending' || job.state === 'queued' ? job.reason : null],
+    ['queue', job.state === 'pending' && job.queue_position ? `${ordinal(job.queue_position)} in ${job.user}'s queue` : null],
+    ['cancelled', job.state === 'cancelled' ? (cancelledByText(job) === null ? null : `by ${cancelledByText(job)}`) : null],
     ['error', job.state === 'failed' ? (job.error ?? 'no error reported') : null],
     ['data', `${job.input} → ${job.output}`],
     ['program', `${job.runtime} on ${job.backend}`],

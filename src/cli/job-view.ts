@@ -2,8 +2,21 @@
 // so that `jobs`, `status`, `submit --wait` and `quota` write durations and counts the same way.
 import { FINAL_STATES, type JobState, type JobStatus } from '../wire/index.js';
 
-/** The gateway's job view: the engine's status plus the backend the job went to. */
-export type Job = JobStatus & { backend: string };
+/**
+ * The gateway's job view: the engine's status plus the backend the job went to, a pending job's
+ * place in its owner's queue and who cancelled a cancelled one (absent from an older gateway).
+ */
+export type Job = JobStatus & { backend: string; queue_position?: number | null; cancelled_by?: string | null };
+
+/** 1st, 2nd, 3rd, 11th, 22nd: a place in a queue as people say it. */
+export function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
+  return `${n}${suffix}`;
+}
+
+/** Who cancelled, for its owner: `erin (its owner)` or `bob (not its owner: an admin)`. */
+export const cancelledByText = (job: Job) => (job.cancelled_by ? `${job.cancelled_by}${job.cancelled_by === job.user ? ' (its owner)' : ' (not its owner: an admin)'}` : null);
 
 /** 45s, 1m12s, 2h03m, 1d02h: short enough for a table, exact enough to compare. */
 export function formatDuration(seconds: number): string {

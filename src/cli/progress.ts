@@ -3,7 +3,7 @@
 import type { JobState } from '../wire/index.js';
 import { EXIT as CODES } from './exit-codes.js';
 import { visible } from './safe-text.js';
-import { ageSeconds, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
+import { ageSeconds, cancelledByText, formatCount, formatDuration, type Job, runSeconds } from './job-view.js';
 
 /** What `submit --wait` exits with: scripts branch on these, so they are part of the contract. */
 export const EXIT = { succeeded: CODES.ok, failed: CODES.failure, cancelled: CODES.cancelled, interrupted: CODES.interrupted } as const;
@@ -38,9 +38,10 @@ export function describeProgress(job: Job, now: number): string {
   const { done, total, failed } = job.partitions;
   const counted = `${done}/${total} partitions ${percent(done, total)}${failed > 0 ? ` (${failed} failed)` : ''}`;
   if (job.state === 'pending' || job.state === 'queued') {
+    const place = job.queue_position ? ` #${job.queue_position} in queue` : '';
+    const waiting = `${job.state}${place}${job.reason ? `: ${visible(job.reason)}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
     // Before the engine has the job it has no partitions to count: 0/0 would say nothing true.
-    if (total === 0) return `${job.state}${job.reason ? `: ${visible(job.reason)}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
-    return `${counted}  ${job.state}${job.reason ? `: ${visible(job.reason)}` : ''} (waiting ${formatDuration(ageSeconds(job, now))})`;
+    return total === 0 ? waiting : `${counted}  ${waiting}`;
   }
   const left = job.state === 'running' ? `  ETA ${eta(job, now)}` : '';
   return `${counted}  rows ${formatCount(job.rows_in)}  elapsed ${formatDuration(runSeconds(job, now))}${left}  ${job.state}`;
@@ -57,5 +58,6 @@ export function summarize(job: Job, now = Date.now()): string {
   const parts = `${done}/${total} partitions${failed > 0 ? ` (${failed} failed)` : ''}`;
   const rows = `rows ${formatCount(job.rows_in)} → ${formatCount(job.rows_out)}`;
   const line = `${job.state}: ${parts}, ${rows}, elapsed ${formatDuration(runSeconds(job, now))}, ${job.core_seconds.toFixed(1)} core-seconds`;
+  if (job.state === 'cancelled' && job.cancelled_by) return `${line}; cancelled by ${visible(cancelledByText(job)!)}`;
   return job.state === 'failed' && job.error ? `${line}; error: ${visible(job.error)}` : line;
 }

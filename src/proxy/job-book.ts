@@ -240,6 +240,17 @@ export class JobBook {
    * A live job by id, or any recorded one. With shared records the store is asked every time: the
    * job may have been submitted, started or ended by another gateway.
    */
+  /**
+   * Who asked for a job's cancel, on its record (and this gateway's copy) before the cancel is
+   * carried out; its view shows it only if the job does end cancelled.
+   */
+  async cancelledBy(r: JobRecord, user: string): Promise<void> {
+    r.cancelled_by = user;
+    const local = this.live.get(r.id);
+    if (local !== undefined) local.cancelled_by = user;
+    await this.o.records.setCancelledBy(r.id, user);
+  }
+
   async find(id: string): Promise<JobRecord | undefined> {
     const local = this.live.get(id);
     if (local !== undefined && !this.o.shared) return local;

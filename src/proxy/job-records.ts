@@ -90,6 +90,11 @@ export class JobRecords {
     return result.numUpdatedRows > 0n;
   }
 
+  /** Who cancelled it; written apart from transition(), so no other save can clear it. Only while the job is live. */
+  async setCancelledBy(id: string, user: string): Promise<void> {
+    await sectionDb(this.store).updateTable('jobs').set({ cancelled_by: user }).where('id', '=', id).where('state', 'in', [...LIVE_STATES]).execute();
+  }
+
   async remove(id: string): Promise<void> {
     await sectionDb(this.store).deleteFrom('jobs').where('id', '=', id).execute();
   }

@@ -125,6 +125,7 @@ export class JobService {
         created_at: now,
         admitted_at: admission.outcome === 'admitted' ? now : null,
         finished_at: null,
+        cancelled_by: null,
       };
       this.book.track(record, s.replaces);
       const tracked = record;
@@ -255,6 +256,8 @@ export class JobService {
     if ((ENDED_STATES as readonly string[]).includes(r.state)) throw new GatehouseError('conflict', `job ${id} has already ${r.state === 'cancelled' ? 'been cancelled' : r.state}`);
     const reason = r.user === identity.user ? 'cancelled by its owner' : `cancelled by ${identity.user}`;
     await recordDecision(this.o.audit, req, identity, { action: 'job.cancel', object: `job:${id}`, decision: { allowed: true, reason, policyVersion: this.o.policy().version }, details: { owner: r.user, state: r.state } });
+    // Who asked, kept before the cancel takes effect (a job that ends on its own meanwhile is not shown as cancelled by anyone).
+    await this.book.cancelledBy(r, identity.user);
     if (r.state === 'pending' && (await this.book.cancelPending(r))) return viewOf(r, null);
     await this.book.settled(id); // a handover in progress settles first, so the backend has it to cancel
     const status = r.backend_id === null ? null : await this.book.backend(r.backend).cancel(r.backend_id);
@@ -284,14 +287,17 @@ export class JobService {
   }
 
   private async viewOfRecord(r: JobRecord, fetch: boolean): Promise<JobView> {
-    if (r.state === 'pending') return viewOf(r, null, this.pendingReason(r));
+    if (r.state === 'pending') return viewOf(r, null, this.queuePlace(r));
     if (!this.book.isLive(r.id) || r.backend_id === null) return viewOf(r, r.status);
     const status = fetch ? await this.book.statusOf(r).catch(() => this.book.cached(r.id)) : this.book.cached(r.id);
     return viewOf(r, status ?? r.status);
   }
 
-  private pendingReason(r: JobRecord): string | undefined {
-    return this.book.pending(r.user).find((p) => p.job === r.id)?.reason;
+  /** Why a pending job waits, and its place in its owner's queue (1: the next to be admitted). */
+  private queuePlace(r: JobRecord): { reason: string; position: number } | undefined {
+    const queue = this.book.pending(r.user);
+    const i = queue.findIndex((p) => p.job === r.id);
+    return i < 0 ? undefined : { reason: queue[i]!.reason, position: i + 1 };
   }
 
   /** The first of `actions` policy grants on `object` (and which), or the refusal of the last. */

@@ -5,7 +5,12 @@ import { JobStatusSchema, type JobStatus, ResourcesSchema } from '../wire/index.
 import type { JobRecord } from './job-records.js';
 
 export const JobViewSchema = Type.Object(
-  { ...JobStatusSchema.properties, backend: Type.String({ description: 'where the job runs (bundled)' }) },
+  {
+    ...JobStatusSchema.properties,
+    backend: Type.String({ description: 'where the job runs (bundled)' }),
+    queue_position: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: "while pending: its place in its owner's queue, 1 the next to be admitted; else null" }),
+    cancelled_by: Type.Union([Type.String(), Type.Null()], { description: 'once cancelled: who cancelled it (its owner, or another user policy allowed); else null' }),
+  },
   { additionalProperties: false },
 );
 export type JobView = Static<typeof JobViewSchema>;
@@ -60,9 +65,10 @@ export const QuotaViewSchema = Type.Object(
 );
 export type QuotaView = Static<typeof QuotaViewSchema>;
 
-/** The client's view of a record, from the backend's status when there is one. */
-export function viewOf(record: JobRecord, status: JobStatus | null, pendingReason?: string): JobView {
+/** The client's view of a record, from the backend's status when there is one; `queue`: a pending job's reason and place. */
+export function viewOf(record: JobRecord, status: JobStatus | null, queue?: { reason: string; position: number }): JobView {
   const resources = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
+  const cancelled_by = record.state === 'cancelled' ? (record.cancelled_by ?? null) : null;
   if (status !== null) {
     // The record decides the outcome the gateway acted on; the backend adds the progress.
     const ended = record.state === 'succeeded' || record.state === 'failed' || record.state === 'cancelled';
@@ -75,6 +81,8 @@ export function viewOf(record: JobRecord, status: JobStatus | null, pendingReaso
       error: ended ? (record.error ?? status.error) : status.error,
       finished_at: ended ? (status.finished_at ?? record.finished_at) : status.finished_at,
       backend: record.backend,
+      queue_position: null,
+      cancelled_by,
     };
   }
   const state = record.state === 'dispatching' ? 'queued' : record.state;
@@ -99,7 +107,9 @@ export function viewOf(record: JobRecord, status: JobStatus | null, pendingReaso
     core_seconds: record.core_seconds,
     attempts: 0,
     error: record.error,
-    reason: record.state === 'pending' ? (pendingReason ?? record.reason) : record.state === 'dispatching' ? 'being handed to the backend' : null,
+    reason: record.state === 'pending' ? (queue?.reason ?? record.reason) : record.state === 'dispatching' ? 'being handed to the backend' : null,
     backend: record.backend,
+    queue_position: record.state === 'pending' ? (queue?.position ?? null) : null,
+    cancelled_by,
   };
 }

@@ -266,6 +266,16 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('slurm_jobs').execute();
     },
   },
+  '0012_jobs_cancelled_by': {
+    async up(db: Kysely<unknown>) {
+      // Who cancelled a job (its owner, or someone policy lets cancel it), shown to its owner: an
+      // admin's cancel must not look like the job's own end. Null for every other end.
+      await db.schema.alterTable('jobs').addColumn('cancelled_by', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('jobs').dropColumn('cancelled_by').execute();
+    },
+  },
   '0013_policy_versions': {
     async up(db: Kysely<unknown>) {
       // The text of every policy version that ever served, stored before it serves (keyed by its

@@ -58,7 +58,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 }
 
 export async function migrate(db: Kysely<Tables>): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  // Migration numbers are handed out ahead to parallel work, so 0013 may land (and run on a store)
+  // before 0012: a store that ran a later one still gets an earlier one added after it.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, allowUnorderedMigrations: true });
   const result = await migrator.migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error');

@@ -89,6 +89,8 @@ export interface JobTable {
   created_at: string;
   admitted_at: string | null;
   finished_at: string | null;
+  /** Who cancelled it (0012): its owner or another user policy allowed; null unless cancelled by a person. */
+  cancelled_by: string | null;
 }
 
 /** A failed login (locked_until null) or a lockout, for one hashed throttle key (0007). Times in ms. */
