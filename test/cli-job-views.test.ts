@@ -78,7 +78,7 @@ describe('job views', () => {
     expect(b.reason).toBe('quota: jobs 1/1 in use');
     expect(c).toMatchObject({ state: 'pending', queue_position: 2 });
     const text = await gh('erin', ['status', third]);
-    expect(text.stdout).toMatch(/^reason +quota: jobs 1\/1 in use$/m);
+    expect(text.stdout).toMatch(/^reason +queued behind 1 earlier pending job of yours$/m);
     expect(text.stdout).toMatch(/^queue +2nd in erin's queue$/m);
     // The listing says it too, in the note column.
     const list = (await gh('erin', ['jobs'])).stdout;
