@@ -5,10 +5,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { configReference, type LoadedConfig, redactSecrets, withReference } from '../config/index.js';
 import { UsageError } from './fail.js';
 
-export function configCommand(sub: string | undefined, loaded: () => LoadedConfig, options: { json: boolean; write?: string | undefined }): void {
+export async function configCommand(sub: string | undefined, loaded: () => Promise<LoadedConfig>, options: { json: boolean; write?: string | undefined }): Promise<void> {
   switch (sub) {
     case 'check': {
-      const { config, file } = loaded();
+      const { config, file } = await loaded();
       if (options.json) process.stdout.write(`${structured({ file, config: redactSecrets(config) })}\n`);
       else process.stdout.write(`config ok: ${file ?? 'built-in defaults'}\n`);
       return;

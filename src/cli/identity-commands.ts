@@ -3,7 +3,6 @@
 import { structured } from './output.js';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createKeyAndCsr } from '../auth/index.js';
 import { ApiError, call, type Target } from './client/api.js';
 import { certificateDir, forgetLogin, loadLogin, saveLogin, writePrivate } from './client/credentials.js';
 import { promptHidden, promptLine, readPasswordFromStdin } from './client/prompt.js';
@@ -162,6 +161,8 @@ export async function whoami(target: Target, json: boolean): Promise<number> {
 
 export async function certificate(target: Target, options: { json: boolean; ttl?: number | undefined }): Promise<number> {
   const token = await accessToken(target);
+  // The key and CSR code is the gateway's certificate room: loaded for this verb only.
+  const { createKeyAndCsr } = await import('../auth/index.js');
   const { keyPem, csrPem } = await createKeyAndCsr();
   const issued = await call<{ certificate: string; ca: string; expires_at: string; serial: string }>(target, 'POST', '/v1/certs', {
     token,

@@ -6,7 +6,7 @@ import { call, stream, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { jobError, type JobContext } from './job-errors.js';
 import { renderJobList, renderStatus } from './job-report.js';
-import { buildSpec, type SubmitArgs } from './job-spec.js';
+import type { SubmitArgs } from './job-spec.js';
 import type { Job } from './job-view.js';
 import { watchJob } from './job-watch.js';
 import { printLine as out, printNote, visible, VisibleStream } from './safe-text.js';
@@ -30,6 +30,8 @@ async function jobCall<T>(target: Target, method: string, path: string, context:
 }
 
 export async function submit(target: Target, args: SubmitArgs, options: { wait: boolean; json: boolean }): Promise<number> {
+  // Reading a job file and its flags needs the configuration's parsers: loaded for submit only.
+  const { buildSpec } = await import('./job-spec.js');
   const spec = buildSpec(args);
   const answer = await jobCall<Submitted>(target, 'POST', '/v1/jobs', { verb: 'submit' }, spec);
   const line = `submitted job ${answer.id} (${answer.state})${answer.state === 'pending' && answer.reason ? `: ${visible(answer.reason)}` : ''}`;

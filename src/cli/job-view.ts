@@ -1,6 +1,7 @@
 // The job as the gateway shows it to its owner, and the small formatters every job verb shares,
 // so that `jobs`, `status`, `submit --wait` and `quota` write durations and counts the same way.
-import { FINAL_STATES, type JobState, type JobStatus } from '../wire/index.js';
+import { FINAL_STATES, type JobState } from '../wire/job-states.js';
+import type { JobStatus } from '../wire/index.js';
 
 /**
  * The gateway's job view: the engine's status plus the backend the job went to, a pending job's

@@ -1,7 +1,7 @@
 // The pieces every verb of the command definition (program.ts) is made with: what its action
 // gets, the flags client verbs share, and walking the tree of commands.
 import type { Command, OptionValues } from 'commander';
-import { loadConfig, type LoadedConfig } from '../config/index.js';
+import type { LoadedConfig } from '../config/index.js';
 import type { Target } from './client/api.js';
 import { resolveTarget } from './client/target.js';
 import { chooseFormat, FORMATS, type Format, isFormatOption, outputOption } from './output.js';
@@ -12,8 +12,8 @@ export interface Invocation {
   opts: OptionValues;
   /** The gateway to call (--url, --ca, --context, ..., in the order of client/target.ts). */
   target(): Target;
-  /** The configuration (--config, GATEHOUSE_CONFIG, ./gatehouse.yaml, else built-in). */
-  loaded(): LoadedConfig;
+  /** The configuration (--config, GATEHOUSE_CONFIG, ./gatehouse.yaml, else built-in); loaded on demand, it is the heaviest import. */
+  loaded(): Promise<LoadedConfig>;
   /** The verb's full name, `policy explain`. */
   path: string;
 }
@@ -82,7 +82,7 @@ export function act(command: Command, action: Action, result: { code?: number })
       opts,
       path: pathOf(self),
       target: () => resolveTarget({ url: opts.url as string | undefined, ca: opts.ca as string | undefined, context: opts.context as string | undefined, config }),
-      loaded: () => loadConfig({ path: config }),
+      loaded: async () => (await import('../config/index.js')).loadConfig({ path: config }),
     });
   });
 }

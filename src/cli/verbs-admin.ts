@@ -2,20 +2,18 @@
 // configuration, and shell completion.
 import { resolve } from 'node:path';
 import { Argument, type Command, Option } from 'commander';
-import { ensureServiceCertificates, startDevIdp } from '../auth/index.js';
-import { startEngine } from '../compute/index.js';
-import { startGateway } from '../gateway/index.js';
-import { auditCommand } from './audit-commands.js';
 import { writeCommandList } from './command-list.js';
 import { completionScript } from './completion.js';
-import { configCommand } from './config-command.js';
-import { currentContext, deleteContext, getContexts, setContext, useContext } from './context-commands.js';
-import { parseList } from './job-flags.js';
-import { policyCommand } from './policy-commands.js';
-import { act, type Invocation, withConfig, withConnection, withOutput } from './verb.js';
 import { printLine } from './safe-text.js';
-import { serve } from './serve.js';
-import { up } from './up.js';
+import { act, type Invocation, withConfig, withConnection, withOutput } from './verb.js';
+
+// Each verb's work is imported when that verb runs, not when the command line is defined: help and
+// the client verbs must not load the gateway, the engine, the policy engine or the audit trail.
+const policyCommands = () => import('./policy-commands.js');
+const contextCommands = () => import('./context-commands.js');
+const auditCommands = () => import('./audit-commands.js');
+const servers = async () => ({ ...(await import('./serve.js')), ...(await import('./up.js')) });
+const parseList = async (v: string) => (await import('./job-flags.js')).parseList(v);
 
 type Result = { code?: number };
 
@@ -50,12 +48,12 @@ export function addAdminVerbs(program: Command, result: Result): void {
   );
 }
 
-const list = (v: unknown) => (typeof v === 'string' ? parseList(v) : undefined);
+const list = async (v: unknown) => (typeof v === 'string' ? parseList(v) : undefined);
 
 function addPolicy(program: Command, result: Result): void {
   const policy = program.command('policy').summary('lint, test, explain, diff and reload the policy files; the serving version');
-  const run = (sub: string) => (c: Invocation) =>
-    policyCommand(sub, c.args, { dir: resolve(c.opts.dir ?? 'policies'), json: Boolean(c.opts.json), groups: list(c.opts.groups), labels: list(c.opts.labels), remote: Boolean(c.opts.remote) || c.opts.url !== undefined, target: c.target });
+  const run = (sub: string) => async (c: Invocation) =>
+    (await policyCommands()).policyCommand(sub, c.args, { dir: resolve(c.opts.dir ?? 'policies'), json: Boolean(c.opts.json), groups: await list(c.opts.groups), labels: await list(c.opts.labels), remote: Boolean(c.opts.remote) || c.opts.url !== undefined, target: c.target });
   const dir = (c: Command) => c.option('--dir <dir>', 'the policy folder (default policies/)');
   act(withOutput(dir(policy.command('lint').summary('check policies/ as the gateway would: file:line, message, hint; exit 1 on an error'))), run('lint'), result);
   act(withOutput(dir(policy.command('test').summary('run policies/tests.yaml: a PASS/FAIL table, exit 1 on any failure'))), run('test'), result);
@@ -93,13 +91,13 @@ function addContexts(config: Command, result: Result): void {
         .option('--url <url>', "the gateway, https://host:port (needed for a new context)")
         .option('--ca <file>', "the CA that signed the gateway's certificate"),
     ),
-    ({ args, opts }) => setContext(args[0]!, { url: opts.url, ca: opts.ca }),
+    async ({ args, opts }) => (await contextCommands()).setContext(args[0]!, { url: opts.url, ca: opts.ca }),
     result,
   );
-  act(withOutput(config.command('use-context').argument('<name>').summary('make NAME the current context: the gateway every command uses by default')), ({ args }) => useContext(args[0]!), result);
-  act(withOutput(config.command('get-contexts').summary('the contexts, the current one marked *, and who is logged in through each')), () => getContexts(), result);
-  act(withOutput(config.command('current-context').summary('the current context\'s name (exit 1 when there is none)')), () => currentContext(), result);
-  act(withOutput(config.command('delete-context').argument('<name>').summary('forget a context and its saved login')), ({ args }) => deleteContext(args[0]!), result);
+  act(withOutput(config.command('use-context').argument('<name>').summary('make NAME the current context: the gateway every command uses by default')), async ({ args }) => (await contextCommands()).useContext(args[0]!), result);
+  act(withOutput(config.command('get-contexts').summary('the contexts, the current one marked *, and who is logged in through each')), async () => (await contextCommands()).getContexts(), result);
+  act(withOutput(config.command('current-context').summary('the current context\'s name (exit 1 when there is none)')), async () => (await contextCommands()).currentContext(), result);
+  act(withOutput(config.command('delete-context').argument('<name>').summary('forget a context and its saved login')), async ({ args }) => (await contextCommands()).deleteContext(args[0]!), result);
 }
 
 /** The filters audit query and audit export share. */
@@ -117,9 +115,15 @@ function withFilters(c: Command): Command {
 
 function addAudit(program: Command, result: Result): void {
   const audit = program.command('audit').summary('query, export and verify the audit trail; its chains and signing key');
-  const run = (sub: string) => (c: Invocation) => {
+  const run = (sub: string) => async (c: Invocation) => {
     const o = c.opts;
-    return auditCommand(sub, c.args, c.target, { ...o, all: Boolean(o.all), json: Boolean(o.json), config: () => c.loaded().config });
+    // verify --witness and rotate-key read this host's configuration; loaded only if they get there.
+    const { loadConfig } = sub === 'verify' || sub === 'rotate-key' ? await import('../config/index.js') : { loadConfig: undefined };
+    const config = () => {
+      if (loadConfig === undefined) throw new Error(`audit ${sub} does not read the configuration`);
+      return loadConfig({ path: o.config as string | undefined }).config;
+    };
+    return (await auditCommands()).auditCommand(sub, c.args, c.target, { ...o, all: Boolean(o.all), json: Boolean(o.json), config });
   };
   act(
     withConnection(
@@ -163,17 +167,20 @@ function addAudit(program: Command, result: Result): void {
 
 function addServers(program: Command, result: Result): void {
   // up's --json is its ready line for a supervisor, not a result: no -o.
-  act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), false).option('--json', 'the ready line as JSON'), ({ loaded, opts }) => {
-    const { config, file } = loaded();
-    return up({ config, configFile: file, json: Boolean(opts.json) });
+  act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), false).option('--json', 'the ready line as JSON'), async ({ loaded, opts }) => {
+    const { config, file } = await loaded();
+    return (await servers()).up({ config, configFile: file, json: Boolean(opts.json) });
   }, result);
   act(withConfig(program.command('gateway').summary('the gateway alone (HTTPS, server.host:server.port)'), false), async ({ loaded }) => {
-    await serve('gateway', () => startGateway(loaded().config));
+    const { config } = await loaded();
+    const { startGateway } = await import('../gateway/index.js');
+    await (await servers()).serve('gateway', () => startGateway(config));
     return -1; // keeps running until a signal
   }, result);
   act(withConfig(program.command('engine').summary('the bundled engine alone (mTLS, only the gateway\'s client certificate)'), false), async ({ loaded }) => {
-    await serve('engine', async () => {
-      const { config } = loaded();
+    const { config } = await loaded();
+    const [{ ensureServiceCertificates }, { startEngine }] = await Promise.all([import('../auth/index.js'), import('../compute/index.js')]);
+    await (await servers()).serve('engine', async () => {
       // Run alone, the engine creates the certificates too; under `up` they already exist.
       ensureServiceCertificates(config);
       return startEngine(config);
@@ -181,17 +188,19 @@ function addServers(program: Command, result: Result): void {
     return -1;
   }, result);
   act(withConfig(program.command('dev-idp').summary('the DEVELOPMENT OIDC provider alone (127.0.0.1:dev_idp.port)'), false), async ({ loaded }) => {
-    await serve('dev-idp', () => startDevIdp(loaded().config));
+    const { config } = await loaded();
+    const { startDevIdp } = await import('../auth/index.js');
+    await (await servers()).serve('dev-idp', () => startDevIdp(config));
     return -1;
   }, result);
   const config = program.command('config').summary("contexts (which gateway, CA and login); check the configuration, print its reference");
   addContexts(config, result);
-  act(withConfig(config.command('check').summary('validate the configuration and exit (--json: the resolved values, secrets masked)'), true), ({ loaded, opts }) => {
-    configCommand('check', loaded, { json: Boolean(opts.json) });
+  act(withConfig(config.command('check').summary('validate the configuration and exit (--json: the resolved values, secrets masked)'), true), async ({ loaded, opts }) => {
+    await (await import('./config-command.js')).configCommand('check', loaded, { json: Boolean(opts.json) });
     return 0;
   }, result);
-  act(config.command('docs').summary('the configuration reference (--write README.md refreshes it there)').option('--write <file>', 'refresh the reference between the markers in FILE'), ({ loaded, opts }) => {
-    configCommand('docs', loaded, { json: false, write: opts.write });
+  act(config.command('docs').summary('the configuration reference (--write README.md refreshes it there)').option('--write <file>', 'refresh the reference between the markers in FILE'), async ({ loaded, opts }) => {
+    await (await import('./config-command.js')).configCommand('docs', loaded, { json: false, write: opts.write });
     return 0;
   }, result);
 }

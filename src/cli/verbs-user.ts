@@ -1,18 +1,17 @@
 // The data scientist's verbs in the command definition (program.ts): logging in, datasets, jobs,
 // quota, and asking whether one may.
 import { Argument, type Command, Option } from 'commander';
-import { ACTIONS } from '../policy/index.js';
-import { JOB_STATES, RUNTIMES } from '../wire/index.js';
-import { canI } from './can-i.js';
-import { datasets } from './dataset-commands.js';
-import { get, preview } from './dataset-read-commands.js';
-import { put, rm } from './dataset-write-commands.js';
+import { ACTIONS } from '../policy/words.js';
+import { JOB_STATES, RUNTIMES } from '../wire/job-states.js';
 import { UsageError } from './fail.js';
-import { certificate, login, logout, whoami } from './identity-commands.js';
-import { cancel, jobs, logs, status, submit } from './job-commands.js';
-import { parseList } from './job-flags.js';
 import { act, withConnection } from './verb.js';
-import { quota } from './quota-command.js';
+
+// Each verb's work is imported when that verb runs, not when the command line is defined, so help
+// and a verb load only what they use (test/cli-startup.test.ts holds this).
+const identity = () => import('./identity-commands.js');
+const jobCommands = () => import('./job-commands.js');
+const reads = () => import('./dataset-read-commands.js');
+const parseList = async (v: string) => (await import('./job-flags.js')).parseList(v);
 
 export function addUserVerbs(program: Command, result: { code?: number }): void {
   program.commandsGroup('Log in:');
@@ -28,10 +27,10 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('--password-stdin', '--ldap: read the password from standard input')
         .option('--no-browser', '--sso: only print the URL, do not open a browser'),
     ),
-    ({ target, opts }) => login(target(), { sso: Boolean(opts.sso), ldap: Boolean(opts.ldap), user: opts.user, passwordStdin: Boolean(opts.passwordStdin), browser: opts.browser !== false, json: Boolean(opts.json) }),
+    async ({ target, opts }) => (await identity()).login(target(), { sso: Boolean(opts.sso), ldap: Boolean(opts.ldap), user: opts.user, passwordStdin: Boolean(opts.passwordStdin), browser: opts.browser !== false, json: Boolean(opts.json) }),
     result,
   );
-  act(withConnection(program.command('whoami').summary('who the gateway thinks you are: user, groups, how you logged in')), ({ target, opts }) => whoami(target(), Boolean(opts.json)), result);
+  act(withConnection(program.command('whoami').summary('who the gateway thinks you are: user, groups, how you logged in')), async ({ target, opts }) => (await identity()).whoami(target(), Boolean(opts.json)), result);
   act(
     withConnection(
       program
@@ -40,17 +39,17 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .description('A short-lived client certificate and its key under ~/.config/gatehouse/certs, and the CA that signed the gateway; prints the curl line that uses them.')
         .option('--ttl <seconds>', 'how long it stays valid, at least 60 (default: the gateway\'s certs.client_ttl)'),
     ),
-    ({ target, opts }) => {
+    async ({ target, opts }) => {
       const ttl = opts.ttl === undefined ? undefined : Number(opts.ttl);
       if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 60)) throw new UsageError('--ttl: a whole number of seconds, at least 60');
-      return certificate(target(), { json: Boolean(opts.json), ttl });
+      return (await identity()).certificate(target(), { json: Boolean(opts.json), ttl });
     },
     result,
   );
-  act(withConnection(program.command('logout').summary('end the login: its tokens and certificates stop working')), ({ target, opts }) => logout(target(), Boolean(opts.json)), result);
+  act(withConnection(program.command('logout').summary('end the login: its tokens and certificates stop working')), async ({ target, opts }) => (await identity()).logout(target(), Boolean(opts.json)), result);
 
   program.commandsGroup('Data and jobs:');
-  act(withConnection(program.command('datasets').summary('the datasets you may use, and what you may do with each')), ({ target, opts }) => datasets(target(), Boolean(opts.json)), result);
+  act(withConnection(program.command('datasets').summary('the datasets you may use, and what you may do with each')), async ({ target, opts }) => (await import('./dataset-commands.js')).datasets(target(), Boolean(opts.json)), result);
   act(
     withConnection(
       program
@@ -60,7 +59,7 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('-o, --output <dir>', 'the folder to write into (default ./NAME)')
         .option('--partitions <list>', 'only these partitions: 0,2-3'),
     ),
-    ({ target, args, opts }) => get(target(), args[0], { output: opts.output, partitions: opts.partitions, json: Boolean(opts.json) }),
+    async ({ target, args, opts }) => (await reads()).get(target(), args[0], { output: opts.output, partitions: opts.partitions, json: Boolean(opts.json) }),
     result,
   );
   act(
@@ -72,7 +71,7 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('--rows <n>', 'how many rows, at most 1000 (default 10)')
         .option('--partition <n>', 'which partition (default 0)'),
     ),
-    ({ target, args, opts }) => preview(target(), args[0], { rows: opts.rows, partition: opts.partition, json: Boolean(opts.json) }),
+    async ({ target, args, opts }) => (await reads()).preview(target(), args[0], { rows: opts.rows, partition: opts.partition, json: Boolean(opts.json) }),
     result,
   );
   act(
@@ -84,12 +83,12 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .summary('upload DIR/*.csv as a dataset you own, committed at once when every partition is in')
         .option('--labels <list>', 'labels the dataset carries (such as pii): a,b'),
     ),
-    ({ target, args, opts }) => put(target(), args[0], args[1], { labels: opts.labels, json: Boolean(opts.json) }),
+    async ({ target, args, opts }) => (await import('./dataset-write-commands.js')).put(target(), args[0], args[1], { labels: opts.labels, json: Boolean(opts.json) }),
     result,
   );
   act(
     withConnection(program.command('rm').argument('<name>', 'the dataset (yours, or one you administer)').summary('remove a dataset: its owner or an admin; refused while a job uses it')),
-    ({ target, args, opts }) => rm(target(), args[0], Boolean(opts.json)),
+    async ({ target, args, opts }) => (await import('./dataset-write-commands.js')).rm(target(), args[0], Boolean(opts.json)),
     result,
   );
   act(
@@ -104,8 +103,15 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('--groups <a,b>', 'decide with these groups instead (needs read on policy:files)')
         .option('--labels <a,b>', "decide with these dataset labels instead of the dataset's own"),
     ),
-    ({ target, args, opts }) =>
-      canI(target(), { action: args[0]!, object: args[1]!, as: opts.as, groups: opts.groups === undefined ? undefined : parseList(opts.groups), labels: opts.labels === undefined ? undefined : parseList(opts.labels), json: Boolean(opts.json) }),
+    async ({ target, args, opts }) =>
+      (await import('./can-i.js')).canI(target(), {
+        action: args[0]!,
+        object: args[1]!,
+        as: opts.as,
+        groups: opts.groups === undefined ? undefined : await parseList(opts.groups),
+        labels: opts.labels === undefined ? undefined : await parseList(opts.labels),
+        json: Boolean(opts.json),
+      }),
     result,
   );
   act(
@@ -134,7 +140,7 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('--backend <name>', 'bundled or slurm (default: the gateway\'s)')
         .option('--wait', 'follow the job to its end: exit 0 succeeded, 1 failed, 3 cancelled'),
     ),
-    ({ target, args, opts }) => submit(target(), { ...opts, file: args[0] }, { wait: Boolean(opts.wait), json: Boolean(opts.json) }),
+    async ({ target, args, opts }) => (await jobCommands()).submit(target(), { ...opts, file: args[0] }, { wait: Boolean(opts.wait), json: Boolean(opts.json) }),
     result,
   );
   act(
@@ -145,23 +151,23 @@ export function addUserVerbs(program: Command, result: { code?: number }): void 
         .option('--all', "other users' jobs too, where you may see them")
         .addOption(new Option('--state <state>', 'only jobs in this state').choices(JOB_STATES)),
     ),
-    ({ target, opts }) => jobs(target(), { all: Boolean(opts.all), state: opts.state, json: Boolean(opts.json) }),
+    async ({ target, opts }) => (await jobCommands()).jobs(target(), { all: Boolean(opts.all), state: opts.state, json: Boolean(opts.json) }),
     result,
   );
   act(
     withConnection(program.command('status').argument('<id>', 'the job (gatehouse jobs lists yours)').summary("a job's state, progress, rows and cost; why it waits, or why it failed")),
-    ({ target, args, opts }) => status(target(), args[0]!, Boolean(opts.json)),
+    async ({ target, args, opts }) => (await jobCommands()).status(target(), args[0]!, Boolean(opts.json)),
     result,
   );
   act(
     withConnection(program.command('logs').argument('<id>', 'the job (gatehouse jobs lists yours)').summary("a job's log").option('-f, --follow', 'follow it until the job ends'), false),
-    ({ target, args, opts }) => logs(target(), args[0]!, Boolean(opts.follow)),
+    async ({ target, args, opts }) => (await jobCommands()).logs(target(), args[0]!, Boolean(opts.follow)),
     result,
   );
   act(
     withConnection(program.command('cancel').argument('<id>', 'the job (gatehouse jobs lists yours)').summary('cancel a job that has not ended')),
-    ({ target, args, opts }) => cancel(target(), args[0]!, Boolean(opts.json)),
+    async ({ target, args, opts }) => (await jobCommands()).cancel(target(), args[0]!, Boolean(opts.json)),
     result,
   );
-  act(withConnection(program.command('quota').summary('your limits, what is in use, where each limit comes from, your pending jobs')), ({ target, opts }) => quota(target(), Boolean(opts.json)), result);
+  act(withConnection(program.command('quota').summary('your limits, what is in use, where each limit comes from, your pending jobs')), async ({ target, opts }) => (await import('./quota-command.js')).quota(target(), Boolean(opts.json)), result);
 }

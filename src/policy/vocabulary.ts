@@ -2,19 +2,15 @@
 // so lint refuses it.
 import { closest } from '../config/index.js';
 import { isDatasetName as isWireDatasetName } from '../wire/index.js';
+import { ACTIONS, type Action, QUOTA_LIMITS, type QuotaLimit } from './words.js';
 
-export const ACTIONS = ['read', 'write', 'admin'] as const;
-export type Action = (typeof ACTIONS)[number];
+export { ACTIONS, type Action, QUOTA_LIMITS, type QuotaLimit };
 
 /** Subjects: people and directory groups come from the Identity; roles exist only in the files. */
 export const SUBJECT_KINDS = ['user', 'group', 'role'] as const;
 
 /** Objects the gateway asks about, and labels (datasets join them through g2). */
 export const OBJECT_KINDS = ['dataset', 'label', 'audit', 'policy', 'cert', 'job'] as const;
-
-/** The quota lines' limits. All are held at once across a user's running jobs, except the last two. */
-export const QUOTA_LIMITS = ['max_concurrent_jobs', 'max_cores', 'max_memory_mb', 'max_job_runtime_s', 'core_hours_per_day', 'max_storage_mb'] as const;
-export type QuotaLimit = (typeof QUOTA_LIMITS)[number];
 
 /** The subject of the quota line that applies to everyone. */
 export const DEFAULT_SUBJECT = 'default';

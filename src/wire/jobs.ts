@@ -3,13 +3,9 @@
 import { createHash } from 'node:crypto';
 import Type, { type Static } from 'typebox';
 import { DATASET_NAME_MAX_LENGTH, DATASET_NAME_PATTERN } from './datasets.js';
+import { FINAL_STATES, JOB_STATES, type JobState, RUNTIMES, type Runtime } from './job-states.js';
 
-export const RUNTIMES = ['python', 'node', 'command'] as const;
-export type Runtime = (typeof RUNTIMES)[number];
-
-export const JOB_STATES = ['pending', 'queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+export { FINAL_STATES, JOB_STATES, type JobState, RUNTIMES, type Runtime };
 
 /** Source text travels inside the JSON body: 1 MiB is a big script, not a dataset smuggled in. */
 export const SOURCE_MAX_BYTES = 1024 * 1024;

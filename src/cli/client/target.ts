@@ -11,8 +11,7 @@
 // context named the URL, the local certs/ca.crt; else the one `gatehouse cert` saved for that gateway.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../config/index.js';
-import { httpsUrl } from '../../http/index.js';
+import { localGateway } from '../../config/lean.js';
 import { UsageError } from '../fail.js';
 import type { Target } from './api.js';
 import { type Context, namedContext, readContexts } from './contexts.js';
@@ -107,11 +106,11 @@ const source = (name: string, c: Context): Source => ({ url: c.url, ca: c.ca, ca
 
 function localDefaults(configPath: string | undefined): { url: string; caFile: string | undefined } | undefined {
   try {
-    const { config, file } = loadConfig({ path: configPath });
-    if (!file) return undefined;
-    const url = config.server.public_url || httpsUrl(config.server.host, config.server.port);
-    const caFile = join(config.certs.dir, 'ca.crt');
-    return { url, caFile: existsSync(caFile) ? caFile : undefined };
+    // The four keys the client needs, without the server's whole configuration loader.
+    const local = localGateway(configPath);
+    if (local === null) return undefined;
+    const caFile = join(local.certsDir, 'ca.crt');
+    return { url: local.url, caFile: existsSync(caFile) ? caFile : undefined };
   } catch {
     return undefined; // a broken local config is not the client's concern: fall back to the default
   }
