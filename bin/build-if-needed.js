@@ -2,7 +2,7 @@
 // Used by the `gatehouse` launcher (so `npm start` on a fresh clone just works), the bench
 // runner and the test set-up. A checkout without TypeScript (an installed package) runs dist/ as is.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,7 +25,8 @@ export function buildIfNeeded({ quiet = false } = {}) {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   if (!existsSync(join(ROOT, 'src')) || !existsSync(tsc)) return;
   const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : 0;
-  if (built >= Math.max(...SOURCES.map((s) => newest(join(ROOT, s))))) return;
+  const sources = Math.max(...SOURCES.map((s) => newest(join(ROOT, s))));
+  if (built >= sources) return;
   if (!quiet) process.stderr.write('gatehouse: compiling TypeScript (first run or sources changed)…\n');
   const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
   if (result.status !== 0) {
@@ -33,6 +34,9 @@ export function buildIfNeeded({ quiet = false } = {}) {
     process.exit(1);
   }
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+  // Stamped with the sources' time as the compile began, not now: a file edited while tsc ran is
+  // newer than the stamp, so the next call compiles it instead of running the older dist/.
+  utimesSync(STAMP, new Date(), new Date(sources));
 }
 
 // `npm install` / `npm ci` run this file as the `prepare` script, so the first `npm start` finds dist/
