@@ -25,7 +25,8 @@ export function buildIfNeeded({ quiet = false } = {}) {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   if (!existsSync(join(ROOT, 'src')) || !existsSync(tsc)) return;
   const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : 0;
-  const sources = Math.max(...SOURCES.map((s) => newest(join(ROOT, s))));
+  // Whole milliseconds: the stamp is set to this time below, and a stamp keeps no finer part of it.
+  const sources = Math.floor(Math.max(...SOURCES.map((s) => newest(join(ROOT, s)))));
   if (built >= sources) return;
   if (!quiet) process.stderr.write('gatehouse: compiling TypeScript (first run or sources changed)…\n');
   const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
