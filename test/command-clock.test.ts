@@ -14,15 +14,16 @@ describe("up's banner clock (the command's start, npm's share included)", () => 
     expect(performance.timeOrigin - at).toBeLessThan(2_000);
   });
 
-  it('a parent that started long before (a shell) or cannot be read is not the command', () => {
+  it('a process that started long before (pid 1, a login shell) or cannot be read is not the command', () => {
     expect(commandStartedAt({ npm_lifecycle_event: 'start' }, 1)).toBe(performance.timeOrigin);
     expect(commandStartedAt({ npm_lifecycle_event: 'start' }, 2 ** 22 + 7)).toBe(performance.timeOrigin);
   });
 
   it("the number a child under npm reports is its parent's start", () => {
     const script = `import('${new URL('../dist/src/cli/command-clock.js', import.meta.url).pathname}').then(m => console.log(JSON.stringify({ at: m.commandStartedAt(), own: performance.timeOrigin })))`;
-    // The compiled module (the suite's global set-up builds dist/). A shell started first stands for npm; the child's figure must be the shell's, earlier than its own.
-    const out = spawnSync('sh', ['-c', `sleep 0.3; exec ${process.execPath} -e "$0"`, script], {
+    // The compiled module (the suite's global set-up builds dist/). The shell stands for npm's `sh -c`
+    // (its parent, vitest, is no npm): the child's figure must be the shell's start, 0.3 s before its own.
+    const out = spawnSync('sh', ['-c', `sleep 0.3; ${process.execPath} -e "$0"`, script], {
       env: { ...process.env, npm_lifecycle_event: 'start' },
       encoding: 'utf8',
     });
