@@ -25,9 +25,10 @@ export function buildIfNeeded({ quiet = false } = {}) {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   if (!existsSync(join(ROOT, 'src')) || !existsSync(tsc)) return;
   const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : 0;
-  // Whole milliseconds: the stamp is set to this time below, and a stamp keeps no finer part of it.
-  const sources = Math.floor(Math.max(...SOURCES.map((s) => newest(join(ROOT, s)))));
-  if (built >= sources) return;
+  const sources = Math.max(...SOURCES.map((s) => newest(join(ROOT, s))));
+  // Within a millisecond: the stamp is set to `sources` below, and a file time set through utimes
+  // comes back rounded (…087 is stored as …086.999).
+  if (built + 1 >= sources) return;
   if (!quiet) process.stderr.write('gatehouse: compiling TypeScript (first run or sources changed)…\n');
   const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
   if (result.status !== 0) {
