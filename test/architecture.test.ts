@@ -1,4 +1,4 @@
-// The shape of src/, checked: rooms talk through their faces (index.ts), nothing imports in a circle,
+// The shape of src/, checked: rooms talk through their faces (index.ts; lean.ts for the command line), nothing imports in a circle,
 // and the leaf rooms stay leaves. Read from the source text, so it holds for type-only imports too.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
@@ -77,11 +77,22 @@ describe('the import graph of src/', () => {
     expect(findCycle(rooms)).toBeNull();
   });
 
-  it("imports another room only through its face (index.ts), never its internals", () => {
+  it("imports another room only through its face (index.ts, or lean.ts), never its internals", () => {
     const reaching = [...graph].flatMap(([file, targets]) =>
-      targets.filter((t) => roomOf(t) !== roomOf(file) && roomOf(t) !== '(top)' && !/^[^/]+\/index\.ts$/.test(t)).map((t) => `${file} → ${t}`),
+      targets.filter((t) => roomOf(t) !== roomOf(file) && roomOf(t) !== '(top)' && !/^[^/]+\/(index|lean)\.ts$/.test(t)).map((t) => `${file} → ${t}`),
     );
     expect(reaching).toEqual([]);
+  });
+
+  // lean.ts is a room's second face for the command line: constants and small readers that must load
+  // without the room's heavy libraries (test/cli-startup.test.ts counts what the CLI loads). It may
+  // import only its own room's files that import nothing but node: and other lean faces.
+  it('keeps the lean faces lean: they reach only other lean faces and files with no heavy import', () => {
+    const heavy = [...graph].filter(([file]) => /^[^/]+\/lean\.ts$/.test(file)).flatMap(([file, targets]) =>
+      targets.filter((t) => roomOf(t) !== roomOf(file) && !/^[^/]+\/lean\.ts$/.test(t)).map((t) => `${file} → ${t}`),
+    );
+    expect(heavy).toEqual([]);
+    expect([...graph.keys()].filter((f) => /^[^/]+\/lean\.ts$/.test(f)).length).toBeGreaterThanOrEqual(3);
   });
 
   it('keeps the leaf rooms leaves: identity and wire import nothing of ours but wire', () => {

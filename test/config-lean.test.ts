@@ -1,4 +1,4 @@
-// The client's reading of gatehouse.yaml (src/config/lean.ts) against the full loader: the same
+// The client's reading of gatehouse.yaml (src/config/local-gateway.ts, through the lean face) against the full loader: the same
 // gateway URL and certs folder for the same file, overrides and working directory.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

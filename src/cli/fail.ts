@@ -1,7 +1,7 @@
 // Turns any start-up failure into one line for a person: known problems by their message,
 // the unknown ones with a pointer to the log rather than a stack trace.
-import { ConfigError } from '../config/errors.js';
-import { TlsFileError } from '../wire/tls.js';
+import { ConfigError } from '../config/lean.js';
+import { TlsFileError } from '../wire/lean.js';
 import { visible, visibleLines } from './safe-text.js';
 
 const KNOWN = new Set(['ConfigError', 'TlsFileError', 'PolicyError', 'StoreError', 'UsageError', 'ApiError', 'LoginError', 'ConnectionError']);

@@ -1,6 +1,6 @@
 // The job as the gateway shows it to its owner, and the small formatters every job verb shares,
 // so that `jobs`, `status`, `submit --wait` and `quota` write durations and counts the same way.
-import { FINAL_STATES, type JobState } from '../wire/job-states.js';
+import { FINAL_STATES, type JobState } from '../wire/lean.js';
 import type { JobStatus } from '../wire/index.js';
 
 /**

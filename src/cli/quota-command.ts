@@ -1,7 +1,7 @@
 // `gatehouse quota`: the caller's limits, what is in use, where each limit comes from (so a user
 // knows whom to ask and which policy line to quote), and the jobs waiting for room.
 import { structured } from './output.js';
-import { QUOTA_LIMITS, type QuotaLimit } from '../policy/words.js';
+import { QUOTA_LIMITS, type QuotaLimit } from '../policy/lean.js';
 import { call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { jobError } from './job-errors.js';

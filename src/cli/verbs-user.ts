@@ -1,8 +1,8 @@
 // The data scientist's verbs in the command definition (program.ts): logging in, datasets, jobs,
 // quota, and asking whether one may.
 import { Argument, type Command, Option } from 'commander';
-import { ACTIONS } from '../policy/words.js';
-import { JOB_STATES, RUNTIMES } from '../wire/job-states.js';
+import { ACTIONS } from '../policy/lean.js';
+import { JOB_STATES, RUNTIMES } from '../wire/lean.js';
 import { UsageError } from './fail.js';
 import { act, withConnection } from './verb.js';
 
