@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { UsageError } from './fail.js';
 import { ApiError, ConnectionError, call, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
-import { percent, progressBar } from './progress.js';
+import { ByteProgress } from './byte-progress.js';
 import { printLine, visible } from './safe-text.js';
 import { formatBytes, table } from './table.js';
 
@@ -58,7 +58,7 @@ export async function get(target: Target, name: string | undefined, o: { output?
   writeFileSync(state, `${JSON.stringify({ name, etag: detail.etag })}\n`);
 
   const total = wanted.reduce((n, i) => n + detail.partitions[i]!.bytes, 0);
-  const progress = new Progress(total);
+  const progress = new ByteProgress(total);
   let fetched = 0;
   for (const i of wanted) {
     const { bytes } = detail.partitions[i]!;
@@ -95,7 +95,7 @@ function readState(file: string): { name?: string; etag?: string } {
 }
 
 /** GETs a partition into `file` from byte `from` (continuing a partial one); resolves with the bytes received. */
-function download(target: Target, path: string, file: string, o: { token: string; from: number; etag: string; progress: Progress }): Promise<number> {
+function download(target: Target, path: string, file: string, o: { token: string; from: number; etag: string; progress: ByteProgress }): Promise<number> {
   const headers: Record<string, string> = { authorization: `Bearer ${o.token}`, accept: '*/*' };
   if (o.from > 0) Object.assign(headers, { range: `bytes=${o.from}-`, 'if-range': `"${o.etag}"` });
   return new Promise((done, fail) => {
@@ -137,22 +137,6 @@ function download(target: Target, path: string, file: string, o: { token: string
   });
 }
 
-/** One line on a terminal (stderr), redrawn at most every 100 ms; nothing when stderr is not one. */
-class Progress {
-  private done_ = 0;
-  private last = 0;
-  private readonly tty = process.stderr.isTTY === true;
-  constructor(private readonly total: number) {}
-  add(n: number): void {
-    this.done_ += n;
-    if (!this.tty || Date.now() - this.last < 100) return;
-    this.last = Date.now();
-    process.stderr.write(`\r${progressBar(this.done_, this.total)} ${percent(this.done_, this.total)} ${formatBytes(this.done_)} of ${formatBytes(this.total)}   `);
-  }
-  done(): void {
-    if (this.tty) process.stderr.write(`\r${progressBar(this.total, this.total)} 100% ${formatBytes(this.total)}\n`);
-  }
-}
 
 export async function preview(target: Target, name: string | undefined, o: { rows?: string | undefined; partition?: string | undefined; json: boolean }): Promise<number> {
   if (name === undefined) throw new UsageError('which dataset? gatehouse preview NAME [--rows N] [--partition N]');

@@ -9,7 +9,7 @@ import { ApiError, call, ConnectionError, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
 import { datasetPath } from './dataset-read-commands.js';
 import { UsageError } from './fail.js';
-import { percent, progressBar } from './progress.js';
+import { ByteProgress } from './byte-progress.js';
 import { structured } from './output.js';
 import { printLine, visible } from './safe-text.js';
 import { formatBytes } from './table.js';
@@ -31,7 +31,7 @@ export async function put(target: Target, dir: string | undefined, name: string 
   if (files.length === 0) throw new UsageError(`${dir} holds no .csv files: each one becomes a partition, in name order`);
   const token = await accessToken(target);
   const sizes = files.map((f) => statSync(join(folder, f)).size);
-  const progress = new Progress(sizes.reduce((a, b) => a + b, 0));
+  const progress = new ByteProgress(sizes.reduce((a, b) => a + b, 0));
   try {
     for (const [n, file] of files.entries()) await upload(target, `${datasetPath(name)}/partitions/${n}`, join(folder, file), sizes[n]!, { token, progress });
     progress.done();
@@ -54,7 +54,7 @@ export async function rm(target: Target, name: string | undefined, json: boolean
 }
 
 /** One partition PUT, streamed from the file (backpressure: the network paces the disk). */
-function upload(target: Target, path: string, file: string, size: number, o: { token: string; progress: Progress }): Promise<void> {
+function upload(target: Target, path: string, file: string, size: number, o: { token: string; progress: ByteProgress }): Promise<void> {
   return new Promise((done, fail) => {
     const req = httpsRequest(new URL(path, target.url), { method: 'PUT', headers: { authorization: `Bearer ${o.token}`, 'content-type': 'text/csv', 'content-length': size }, ca: target.ca }, (res) => {
       const chunks: Buffer[] = [];
@@ -79,21 +79,3 @@ function upload(target: Target, path: string, file: string, size: number, o: { t
   });
 }
 
-class Progress {
-  private done_ = 0;
-  private last = 0;
-  private readonly tty = process.stderr.isTTY === true;
-  constructor(private readonly total: number) {}
-  add(n: number): void {
-    this.done_ += n;
-    if (!this.tty || Date.now() - this.last < 100) return;
-    this.last = Date.now();
-    process.stderr.write(`\r${progressBar(this.done_, this.total)} ${percent(this.done_, this.total)} ${formatBytes(this.done_)} of ${formatBytes(this.total)}   `);
-  }
-  done(): void {
-    if (this.tty) process.stderr.write(`\r${progressBar(this.total, this.total)} 100% ${formatBytes(this.total)}\n`);
-  }
-  stop(): void {
-    if (this.tty) process.stderr.write('\n');
-  }
-}
