@@ -112,6 +112,9 @@ export function installDatasetUploadRoutes(server: FastifyInstance, o: DatasetUp
   }
 
   const put = async (request: FastifyRequest, name: string, n: number) => {
+    // Only a CSV stream is a partition: a JSON body (parsed, so its stream is spent) would stage as empty.
+    const type = request.headers['content-type'] ?? '';
+    if (!/^text\/csv\s*(;|$)/i.test(type)) throw new GatehouseError('invalid_request', `body is not text/csv (the partition, its first line the header); content-type was ${JSON.stringify(type.slice(0, 80))}`, { field: 'body' });
     const via = { partition: n, via: 'PUT /v1/datasets/:name/partitions/:n' };
     const v = await decide(request, name, [], 'dataset.upload', via);
     const object = `dataset:${name}`;

@@ -27,8 +27,8 @@ interface Case {
   field: string;
 }
 
-/** Per route with a body: who calls it, and bodies of the wrong types. */
-const CASES: Record<string, { token?: string; cases: Case[] }> = {
+/** Per route with a body: who calls it, where (a route with parameters: a real path), and bodies of the wrong types. */
+const CASES: Record<string, { token?: string; path?: string; cases: Case[] }> = {
   'POST /v1/jobs': {
     token: 'alice',
     cases: [
@@ -59,6 +59,41 @@ const CASES: Record<string, { token?: string; cases: Case[] }> = {
       { body: { username: true, password: 'x' }, field: 'body.username' },
     ],
   },
+  'POST /v1/auth/ldap/session': {
+    cases: [
+      { body: { username: 12345, password: 'x' }, field: 'body.username' },
+      { body: { username: 'alice', password: 1234 }, field: 'body.password' },
+      { body: { username: ['alice'], password: 'x' }, field: 'body.username' },
+    ],
+  },
+  'POST /v1/jobs/preview': {
+    token: 'alice',
+    cases: [
+      { body: withResources({ cores: '4' }), field: 'body.resources.cores' },
+      { body: withResources({ memory_mb: true }), field: 'body.resources.memory_mb' },
+      { body: { ...good, name: 5 }, field: 'body.name' },
+    ],
+  },
+  'POST /v1/datasets/:a/commit': {
+    token: 'alice',
+    path: '/v1/datasets/scratch-alice/commit',
+    cases: [
+      { body: { partitions: '1' }, field: 'body.partitions' },
+      { body: { partitions: true }, field: 'body.partitions' },
+      { body: { partitions: 1, labels: 'pii' }, field: 'body.labels' },
+    ],
+  },
+  'POST /v1/datasets/:a/:b/commit': {
+    token: 'alice',
+    path: '/v1/datasets/scratch-alice/body-types/commit',
+    cases: [
+      { body: { partitions: [1] }, field: 'body.partitions' },
+      { body: { partitions: 1, labels: [5] }, field: 'body.labels.0' },
+    ],
+  },
+  // A partition is text/csv: JSON of any shape is refused before anything is decided or staged.
+  'PUT /v1/datasets/:a/partitions/:n': { token: 'alice', path: '/v1/datasets/scratch-alice/partitions/0', cases: [{ body: { rows: 1 }, field: 'body' }] },
+  'PUT /v1/datasets/:a/:b/partitions/:n': { token: 'alice', path: '/v1/datasets/scratch-alice/body-types/partitions/0', cases: [{ body: 'id,word', field: 'body' }, { body: [1], field: 'body' }] },
   'POST /v1/auth/device': { cases: [{ body: [], field: 'body' }] },
   'POST /v1/auth/device/token': {
     cases: [
@@ -135,8 +170,9 @@ describe('request bodies through the gateway', () => {
   it('refuses every wrong type with 400 naming the field, and changes nothing', async () => {
     const before = stack.auditEvents().length;
     const failures: string[] = [];
-    for (const [route, { token, cases }] of Object.entries(CASES)) {
-      const [method, path] = route.split(' ') as [string, string];
+    for (const [route, { token, path: concrete, cases }] of Object.entries(CASES)) {
+      const [method, pattern] = route.split(' ') as [string, string];
+      const path = concrete ?? pattern;
       for (const c of cases) {
         const answer = await stack.api(path, token ? tokens[token] : undefined, { method, body: c.body });
         const body = answer.body === '' ? {} : answer.json<{ error?: string; field?: string; message?: string }>();
