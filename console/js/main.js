@@ -61,8 +61,10 @@ function drawChrome() {
 }
 
 async function route() {
-  // #/page or #/page/detail (a job's id): the page, and what it is to show.
-  const [name = '', ...rest] = location.hash.replace(/^#\/?/, '').split('/');
+  // #/page or #/page/detail (a job's id), either with ?query (the auditor's search, a lineage's job):
+  // the page, and what it is to show. The query is the page's own (admin-ui.js hashQuery).
+  const [path = ''] = location.hash.replace(/^#\/?/, '').split('?');
+  const [name = '', ...rest] = path.split('/');
   ctx.params = rest.map((p) => decodeURIComponent(p));
   stopPage?.();
   stopPage = null;
