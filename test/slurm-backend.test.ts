@@ -82,7 +82,7 @@ describe('the Slurm backend', () => {
     expect(manifest).toMatchObject({ owner: 'ana', labels: ['internal', 'scratch'], produced_by: id });
     expect(manifest.partitions.map((p: { rows: number }) => p.rows)).toEqual([2, 1, 3]);
     const logs = await new Response((await backend.logs(id, false)) as never).text();
-    expect(logs).toContain(`[p0] ${slurm.user.name}`);
+    expect(logs).toContain(`[p0] stderr: ${slurm.user.name}`); // id -un >&2: labelled as the engine labels it
     // The gateway's own copy, readable by the engine's sandboxed jobs, never the account's file.
     const committed = statSync(join(dataRoot, 'out-copy', 'part-00000.csv'));
     expect(committed.uid).toBe(0);

@@ -255,7 +255,7 @@ describe('a Slurm job through the gateway', () => {
 
     // From inside each task, and from Slurm's own record of every task of the array.
     const logs = (await api(`/v1/jobs/${onSlurm.id}/logs`, 'ana')).body;
-    for (const p of [0, 1, 2]) expect(logs).toContain(`[p${p}] ${slurm.user.name}`);
+    for (const p of [0, 1, 2]) expect(logs).toContain(`[p${p}] stderr: ${slurm.user.name}`); // written to stderr: labelled as the engine labels it
     const tasks = slurmRecord(done.backend_job_id!);
     expect(tasks).toHaveLength(3);
     for (const t of tasks) expect(t).toMatchObject({ UserId: `${slurm.user.name}(${slurm.user.uid})`, JobName: `gatehouse-${onSlurm.id}`, JobState: 'COMPLETED', ArrayJobId: done.backend_job_id });
