@@ -5,6 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { csvFields } from '../src/catalog/index.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec, JobStatus } from '../src/wire/index.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from './support/engine.js';
@@ -37,29 +38,7 @@ function readCsvRows(dir: string): string[][] {
     .filter((f) => f.startsWith('part-'))
     .sort()
     .flatMap((f) => readFileSync(join(dir, f), 'utf8').trimEnd().split('\n').slice(1))
-    .map((line) => parseCsvLine(line));
-}
-
-function parseCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      out.push(field);
-      field = '';
-    } else field += c;
-  }
-  out.push(field);
-  return out;
+    .map((line) => csvFields(line));
 }
 
 const NORMALIZER = readFileSync(join(ROOT, 'examples', 'normalize_words.py'), 'utf8');
