@@ -59,8 +59,9 @@ export function resolveTarget(options: TargetOptions, env: NodeJS.ProcessEnv = p
   // GATEHOUSE_CA also serves a URL named above it (--url, --context without a CA of its own).
   offer(env.GATEHOUSE_CA || undefined, 'GATEHOUSE_CA');
   let url = chosen?.url;
-  if (url === undefined || chosen?.context === undefined) {
-    // The gateway of this machine's gatehouse.yaml, and its CA; never a context's (it names its own gateway).
+  if (url === undefined || (chosen?.context === undefined && caFile === undefined)) {
+    // The gateway of this machine's gatehouse.yaml, and its CA; never a context's (it names its own
+    // gateway). Not read when the URL and the CA are both known already: it could change neither.
     const local = localDefaults(options.config);
     url ??= local?.url ?? 'https://127.0.0.1:8443';
     offer(local?.caFile, 'the local certs/ca.crt');
