@@ -154,7 +154,7 @@ const MATRIX: Record<string, Case> = {
     why: "scratch/doomed-alice is alice's own; bob removes alice's scratch/doomed-bob as admin; the auditor and the contractor may not read scratch/*",
   },
   // Uploads: into a namespace the caller may write (an empty partition here), committed as the caller's own.
-  'PUT /v1/datasets/{a}/partitions/{n}': { request: () => ({ path: '/v1/datasets/matrixup/partitions/0' }), expect: people(403, 403, 403, 403), why: 'nobody writes a top-level dataset in the demo policy (admin on dataset:* is not write)' },
+  'PUT /v1/datasets/{a}/partitions/{n}': { request: () => ({ path: '/v1/datasets/matrixup/partitions/0', csv: 'id\n1\n' }), expect: people(403, 403, 403, 403), why: 'nobody writes a top-level dataset in the demo policy (admin on dataset:* is not write)' },
   'PUT /v1/datasets/{a}/{b}/partitions/{n}': {
     request: (_f, role) => ({ path: `/v1/datasets/scratch-${role}/up/partitions/0`, csv: 'id\n1\n' }),
     expect: people(200, 200, 403, 200),
