@@ -173,6 +173,9 @@ export class JobDatasets {
     const admin = this.o.authorizer.decide(subject, object, 'admin', { labels: existing.labels });
     const whose = existing.owner === null ? `${existing.name} has no owner` : `${existing.name} belongs to ${existing.owner}`;
     if (admin.allowed) return { ...admin, reason: `${whose}; admin on ${object} ${admin.reason}` };
+    // Write without read (a drop box) must not tell whose the dataset is: the answer goes to the caller.
+    const read = this.o.authorizer.decide(subject, object, 'read', { labels: existing.labels });
+    if (!read.allowed) return { ...admin, reason: `${existing.name} is not the caller's: replacing it takes its owner or admin on ${object} (${admin.reason})` };
     return { ...admin, reason: `${whose}: replacing it takes its owner or admin on ${object} (${admin.reason})` };
   }
 }

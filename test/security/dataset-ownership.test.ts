@@ -40,12 +40,14 @@ const rows = { text: 'id,word\n1,a\n2,b\n', rows: 2 };
 beforeAll(async () => {
   stack = await Stack.start({
     users: { erin: ['analysts'], frank: ['analysts'] },
-    policyLines: ['p2, user:frank, max_concurrent_jobs, 1'],
+    // dropbox/*: analysts may write there but not read (a drop box), so an overwrite refusal must not name the owner.
+    policyLines: ['p2, user:frank, max_concurrent_jobs, 1', 'p, role:analysts, dataset:dropbox/*, write, allow'],
     config: { jobs: { poll_ms: 100, status_cache_ms: 100 }, engine: { slots: 2 } },
   });
   await writeDataset(stack.dataRoot, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [rows] });
   await writeDataset(stack.dataRoot, 'scratch/cat_totals', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'alice-original', partitions: [rows] });
   await writeDataset(stack.dataRoot, 'scratch/nobodys', { format: 'csv', columns: ['id', 'word'], owner: null, labels: [], produced_by: 'demo', partitions: [rows] });
+  await writeDataset(stack.dataRoot, 'dropbox/report-7', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'alice-original', partitions: [rows] });
   await writeDataset(stack.dataRoot, 'scratch/franks', { format: 'csv', columns: ['id', 'word'], owner: 'frank', labels: [], produced_by: 'frank-original', partitions: [rows] });
   for (const user of ['alice', 'bob', 'erin', 'frank']) tokens[user] = await stack.login(user);
 }, 120_000);
@@ -70,6 +72,21 @@ describe('overwriting a dataset', () => {
     expect(await jobsOf('erin')).toEqual([]);
     expect((await stack.api('/v1/quota', tokens.erin)).json<{ usage: { running_jobs: number } }>().usage.running_jobs).toBe(0);
     expect(stack.auditEvents().some((e) => e.action === 'job.submit' && e.actor.user === 'erin')).toBe(false);
+  });
+
+  it("does not tell one who may write but not read a dataset whose it is: the refusal and the dry run omit the owner; the trail keeps it", async () => {
+    const before = manifest('dropbox/report-7');
+    const answer = await submit('erin', overwrite('dropbox/report-7'));
+    expect(answer.status, answer.body).toBe(403);
+    expect(answer.body).not.toContain('alice');
+    expect(answer.json<{ message: string }>().message).toContain("dropbox/report-7 is not the caller's");
+    const dry = await stack.api('/v1/jobs/preview', tokens.erin, { method: 'POST', body: overwrite('dropbox/report-7') });
+    expect(dry.status, dry.body).toBe(200);
+    expect(dry.body).toContain('dropbox/report-7');
+    expect(dry.body).not.toMatch(/belongs to|alice/);
+    expect(manifest('dropbox/report-7')).toEqual(before);
+    const denial = stack.auditEvents().filter((e) => e.object === 'dataset:dropbox/report-7' && e.actor.user === 'erin' && e.action === 'dataset.authorize');
+    expect(denial).toContainEqual(expect.objectContaining({ decision: 'deny', details: expect.objectContaining({ requested: 'overwrite', owner: 'alice' }) }));
   });
 
   it('lets the owner replace her own dataset, and she stays its owner', async () => {
