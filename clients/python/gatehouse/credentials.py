@@ -11,6 +11,7 @@ may log in, refresh or log out, and the other sees it.
 import datetime
 import json
 import os
+import secrets
 
 from .errors import GatehouseError
 
@@ -44,12 +45,16 @@ def read_all():
 
 def write_private(path, text):
     """Never a moment where the file exists with a wider mode: a 0600 temporary renamed into place."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A fresh name, opened exclusively without following links: a link planted at a guessable
+    # temporary name cannot receive the login.
+    tmp = "%s.%s.tmp" % (path, secrets.token_hex(6))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o600)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

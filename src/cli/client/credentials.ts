@@ -1,7 +1,8 @@
 // Where the CLI keeps what a login gave it: tokens per context (`context:NAME`) or per gateway URL,
 // and client certificates, under the user's config folder ($XDG_CONFIG_HOME/gatehouse or
 // ~/.config/gatehouse), folder 0700, files 0600.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Target } from './api.js';
@@ -43,9 +44,20 @@ function readAll(): Record<string, SavedLogin> {
 
 /** Writes a private file atomically: never a moment where it exists with a wider mode. */
 export function writePrivate(file: string, content: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
+  // A fresh name opened exclusively and without following links: nothing planted at the temporary
+  // name (a link to another file) can receive the login.
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
   renameSync(tmp, file);
 }
 
