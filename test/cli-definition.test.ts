@@ -122,6 +122,27 @@ describe('completion', () => {
     expect(bash(['gatehouse', 'status', ''])).toEqual([]);
   });
 
+  it('bash and zsh: --context, use-context and delete-context complete the saved contexts by name', async () => {
+    const home = join(dir, 'home');
+    for (const name of ['prod-eu', 'prod-us', 'staging']) {
+      const r = await runCli(['config', 'set-context', name, '--url', `https://${name}.example:8443`], { env: { XDG_CONFIG_HOME: home } });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    // The scripts call `gatehouse`: here, this checkout's, with the saved contexts above.
+    const shim = `gatehouse() { XDG_CONFIG_HOME='${home}' node '${join(ROOT, 'bin', 'gatehouse.js')}' "$@"; }`;
+    const inBash = (words: string[]) => {
+      const r = spawnSync('bash', ['-c', `${shim}; source gatehouse.bash; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _gatehouse; printf '%s\\n' "\${COMPREPLY[@]}"`], { cwd: dir, encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      return r.stdout.split('\n').filter(Boolean);
+    };
+    expect(inBash(['gatehouse', 'config', 'use-context', 'prod'])).toEqual(['prod-eu', 'prod-us']);
+    expect(inBash(['gatehouse', 'config', 'delete-context', ''])).toEqual(['prod-eu', 'prod-us', 'staging']);
+    expect(inBash(['gatehouse', 'jobs', '--context', 'st'])).toEqual(['staging']);
+    const r = spawnSync('zsh', ['-f', '-c', `autoload -U compinit && compinit -D; ${shim}; source gatehouse.zsh; compadd() { print -rl -- "\${(@P)2}" }; words=('gatehouse' 'whoami' '--context' ''); CURRENT=4; _gatehouse`], { cwd: dir, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['prod-eu', 'prod-us', 'staging']);
+  });
+
   it('bash: every verb of the definition completes from its first letters', () => {
     for (const verb of verbs()) {
       const words = verb.split(' ');

@@ -14,9 +14,10 @@ interface Verb {
   operand: string;
 }
 
-/** How a value completes: files for <file>/<archive>, folders for <dir>, the choices when there are some. */
+/** How a value completes: files for <file>/<archive>, folders for <dir>, saved contexts for <context>, the choices when there are some. */
 function valueKind(placeholder: string, choices: readonly string[] | undefined): string {
   if (choices) return choices.join(' ');
+  if (placeholder === 'context') return '@context';
   if (/^(file|archive|old|new)$/.test(placeholder)) return /^(old|new)$/.test(placeholder) ? '@dir' : '@file';
   if (placeholder === 'dir') return '@dir';
   return '';
@@ -95,6 +96,7 @@ _gatehouse_reply() {
   case "$1" in
     @file) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$2")) ;;
     @dir) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$2")) ;;
+    @context) COMPREPLY=($(compgen -W "$(gatehouse __contexts 2>/dev/null)" -- "$2")) ;;
     *) COMPREPLY=($(compgen -W "$1" -- "$2")) ;;
   esac
 }
@@ -137,6 +139,7 @@ _gatehouse_offer() {
   case "$1" in
     @file) _files ;;
     @dir) _files -/ ;;
+    @context) local -a names; names=(\${(f)"$(gatehouse __contexts 2>/dev/null)"}); compadd -a names ;;
     '') return 1 ;;
     *) local -a values; values=(\${=1}); compadd -a values ;;
   esac

@@ -74,6 +74,18 @@ export function currentContext(): number {
   return 0;
 }
 
+/** One name a line, for the completion scripts; nothing (and exit 0) when there are none or the file is unreadable. */
+export function contextNames(): number {
+  let names: string[] = [];
+  try {
+    names = Object.keys(readContexts().contexts).sort();
+  } catch {
+    // completion must never print an error into the user's line
+  }
+  if (names.length > 0) process.stdout.write(`${names.join('\n')}\n`);
+  return 0;
+}
+
 export function getContexts(): number {
   const all = readContexts();
   const rows = listed(all);

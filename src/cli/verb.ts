@@ -37,7 +37,7 @@ export function withConnection(command: Command, json = true): Command {
     .optionsGroup('Gateway options:')
     .option('--url <url>', 'the gateway (or GATEHOUSE_URL; default: the context\'s, else from ./gatehouse.yaml, else https://127.0.0.1:8443)')
     .option('--ca <file>', "the CA that signed the gateway's certificate (or GATEHOUSE_CA; default: the context's, else certs/ca.crt, else the one gatehouse cert saved)")
-    .option('--context <name>', 'the gateway, CA and login of this context (or GATEHOUSE_CONTEXT; default: the current one, gatehouse config use-context)')
+    .option('--context <context>', 'the gateway, CA and login of this context (or GATEHOUSE_CONTEXT; default: the current one, gatehouse config use-context)')
     .option('--config <file>', 'configuration file that names the local gateway (or GATEHOUSE_CONFIG; default ./gatehouse.yaml)');
   if (json) withOutput(command);
   return command;

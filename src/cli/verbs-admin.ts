@@ -37,6 +37,9 @@ export function addAdminVerbs(program: Command, result: Result): void {
     },
     result,
   );
+  // The context names for completion (--context, use-context, delete-context): the script asks the
+  // command instead of parsing contexts.json in shell. Hidden: not a verb people type.
+  act(program.command('__contexts', { hidden: true }), async () => (await contextCommands()).contextNames(), result);
   // Keeps README's command list generated from this definition (npm run docs:cli).
   act(
     program.command('command-list', { hidden: true }).option('--write <file>', 'refresh the list between the markers in FILE'),
@@ -94,10 +97,10 @@ function addContexts(config: Command, result: Result): void {
     async ({ args, opts }) => (await contextCommands()).setContext(args[0]!, { url: opts.url, ca: opts.ca }),
     result,
   );
-  act(withOutput(config.command('use-context').argument('<name>').summary('make NAME the current context: the gateway every command uses by default')), async ({ args }) => (await contextCommands()).useContext(args[0]!), result);
+  act(withOutput(config.command('use-context').argument('<context>').summary('make NAME the current context: the gateway every command uses by default')), async ({ args }) => (await contextCommands()).useContext(args[0]!), result);
   act(withOutput(config.command('get-contexts').summary('the contexts, the current one marked *, and who is logged in through each')), async () => (await contextCommands()).getContexts(), result);
   act(withOutput(config.command('current-context').summary('the current context\'s name (exit 1 when there is none)')), async () => (await contextCommands()).currentContext(), result);
-  act(withOutput(config.command('delete-context').argument('<name>').summary('forget a context and its saved login')), async ({ args }) => (await contextCommands()).deleteContext(args[0]!), result);
+  act(withOutput(config.command('delete-context').argument('<context>').summary('forget a context and its saved login')), async ({ args }) => (await contextCommands()).deleteContext(args[0]!), result);
 }
 
 /** The filters audit query and audit export share. */
