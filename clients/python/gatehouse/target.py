@@ -60,7 +60,7 @@ def resolve(url=None, ca=None, context=None, env=None):
         6. ./gatehouse.yaml, else https://127.0.0.1:8443
 
     The CA is the first one named in the same order (a context's only with its own URL), then
-    GATEHOUSE_CA; else, unless a context named the gateway, the local certs/ca.crt; else the one
+    GATEHOUSE_CA; else, when the gateway is the local one (or none was named), the local certs/ca.crt; else the one
     `gatehouse cert` saved (the context's certs/@NAME/ first, then the gateway's certs/HOST_PORT/).
     """
     env = os.environ if env is None else env
@@ -89,8 +89,10 @@ def resolve(url=None, ca=None, context=None, env=None):
     if chosen_url is None or chosen_context is None:
         # This machine's gatehouse.yaml and its CA; never for a context, which names its own gateway.
         local_url, local_ca = local_defaults(env)
+        named = chosen_url
         chosen_url = chosen_url or local_url or DEFAULT_URL
-        if ca_file is None and local_ca is not None:
+        # The local CA vouches for the local gateway only, not for another one named by url=.
+        if ca_file is None and local_ca is not None and (named is None or same_origin(named, local_url)):
             ca_file, ca_where = local_ca, "the local certs/ca.crt"
     what = 'context "%s":' % chosen_context if chosen_context is not None else "url"
     key, hostname, port = origin(chosen_url, what)
@@ -103,6 +105,15 @@ def resolve(url=None, ca=None, context=None, env=None):
             raise GatehouseError("cannot read the CA file %s (%s)" % (ca_file, ca_where), code="invalid_ca")
     login_key = key if chosen_context is None else "context:%s" % chosen_context
     return Target(key, ca_file, hostname, port, login_key, chosen_context)
+
+
+def same_origin(a, b):
+    if b is None:
+        return False
+    try:
+        return origin(a, "url")[0] == origin(b, "url")[0]
+    except GatehouseError:
+        return False
 
 
 def local_defaults(env):

@@ -78,3 +78,16 @@ def test_only_https_urls(monkeypatch):
         gatehouse.Client(url="http://127.0.0.1:8443")
     assert raised.value.code == "invalid_url"
     assert "the gateway speaks HTTPS only" in str(raised.value)
+
+
+def test_the_local_ca_is_not_trusted_for_another_gateway_named_by_url(monkeypatch, tmp_path):
+    monkeypatch.delenv("GATEHOUSE_URL")
+    monkeypatch.delenv("GATEHOUSE_CA")
+    os.makedirs(str(tmp_path / "certs"))
+    (tmp_path / "certs" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nlocal\n-----END CERTIFICATE-----\n")
+    (tmp_path / "gatehouse.yaml").write_text("server:\n  host: 127.0.0.1\n  port: 9443\n")
+    from gatehouse.target import resolve
+    assert resolve(url="https://127.0.0.1:9443").ca_file == str(tmp_path / "certs" / "ca.crt")
+    assert resolve().ca_file == str(tmp_path / "certs" / "ca.crt")
+    for other in ("https://gatehouse.example:8443", "https://127.0.0.1:9444"):
+        assert resolve(url=other).ca_file is None

@@ -7,8 +7,9 @@
 //   4. GATEHOUSE_CONTEXT                   a context named in the environment
 //   5. the current context                 gatehouse config use-context
 //   6. ./gatehouse.yaml, else https://127.0.0.1:8443
-// The CA is the first one named in the same order (a context's only with its own URL), else, unless a
-// context named the URL, the local certs/ca.crt; else the one `gatehouse cert` saved for that gateway.
+// The CA is the first one named in the same order (a context's only with its own URL), else, when the
+// URL is the local gateway's (or none was named), the local certs/ca.crt; else the one `gatehouse cert`
+// saved for that gateway.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localGateway } from '../../config/lean.js';
@@ -63,8 +64,11 @@ export function resolveTarget(options: TargetOptions, env: NodeJS.ProcessEnv = p
     // The gateway of this machine's gatehouse.yaml, and its CA; never a context's (it names its own
     // gateway). Not read when the URL and the CA are both known already: it could change neither.
     const local = localDefaults(options.config);
+    const named = url;
     url ??= local?.url ?? 'https://127.0.0.1:8443';
-    offer(local?.caFile, 'the local certs/ca.crt');
+    // The local CA vouches for the local gateway only: a URL named for another gateway does not
+    // inherit it (it falls to the CA saved for that gateway, or the system's).
+    if (named === undefined || sameOrigin(named, local?.url)) offer(local?.caFile, 'the local certs/ca.crt');
   }
   let parsed: URL;
   try {
@@ -89,6 +93,15 @@ export function resolveTarget(options: TargetOptions, env: NodeJS.ProcessEnv = p
     }
   }
   return { url: parsed.origin, ca, caFile, context, caSource: caFile === undefined ? undefined : caWhere };
+}
+
+function sameOrigin(a: string, b: string | undefined): boolean {
+  if (b === undefined) return false;
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
 }
 
 function fromContext(name: string, where: string): Source {
