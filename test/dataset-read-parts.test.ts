@@ -1,7 +1,8 @@
 // The pure parts of dataset reads: which bytes a Range header asks for, and the preview's row
 // parser fed the same bytes cut at every possible place (a quote, a CRLF or a UTF-8 character split
 // across two chunks must not change a row). And the gateway's own reads of a data root it sees
-// (the Slurm backend's), refusing planted links as the engine does.
+// (the Slurm backend's), refusing planted links as the engine does; which reader data.gateway_reads
+// picks; and the preview's bounded windows.
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,10 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import { byteRange } from '../src/proxy/byte-range.js';
+import { loadConfig } from '../src/config/index.js';
+import { resolveGatewayReads } from '../src/proxy/gateway-reads.js';
 import { localReads } from '../src/proxy/local-reads.js';
+import { FIRST_WINDOW, LAST_WINDOW, previewSource } from '../src/proxy/preview-source.js';
 import { previewRows } from '../src/proxy/preview-rows.js';
 
 describe('byteRange', () => {
@@ -77,5 +81,56 @@ describe("the gateway's own reads (a data root it sees, as for Slurm)", () => {
     expect(await reads.readDataset('scratch/b')).toBeNull();
     expect(await reads.readDataset('../etc')).toBeNull();
     await expect(reads.readPartition('scratch/b', 0, found!.etag, 0, 1)).rejects.toMatchObject({ code: 'not_found' });
+  });
+});
+
+describe('data.gateway_reads: which reader, decided once', () => {
+  const root = mkdtempSync(join(tmpdir(), 'gatehouse-gateway-reads-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('auto is local only when the engine listens on this machine; local refuses a data root it cannot read; engine is engine', () => {
+    expect(resolveGatewayReads('auto', '127.0.0.1', root)).toBe('local');
+    expect(resolveGatewayReads('auto', '::1', root)).toBe('local');
+    expect(resolveGatewayReads('auto', 'localhost', root)).toBe('local');
+    expect(resolveGatewayReads('auto', 'engine.internal', root)).toBe('engine');
+    expect(resolveGatewayReads('auto', '10.0.0.7', root)).toBe('engine');
+    expect(resolveGatewayReads('engine', '127.0.0.1', root)).toBe('engine');
+    expect(resolveGatewayReads('local', 'engine.internal', root)).toBe('local');
+    expect(() => resolveGatewayReads('local', '127.0.0.1', join(root, 'absent'))).toThrow(/data.gateway_reads is local, but the gateway cannot read data.root/);
+  });
+
+  it('a value outside auto|local|engine is a configuration error naming the key', () => {
+    expect(() => loadConfig({ cwd: root, env: { GATEHOUSE_DATA_GATEWAY_READS: 'sometimes' } })).toThrow(/data\.gateway_reads/);
+  });
+});
+
+describe('the preview source: bounded windows of the partition, byte-exact end to end', () => {
+  it.each([0, 1, FIRST_WINDOW - 1, FIRST_WINDOW, FIRST_WINDOW + 1, 5 * FIRST_WINDOW + 17, 3 * LAST_WINDOW + 5])('%i bytes: read in windows no larger than the last, together the whole', async (size) => {
+    const data = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) data[i] = (i * 31) % 251;
+    const asked: [number, number][] = [];
+    const source = previewSource(async (start, end) => {
+      asked.push([start, end]);
+      return Readable.from([data.subarray(start, end + 1)]);
+    }, size);
+    const chunks: Buffer[] = [];
+    for await (const c of source) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    for (const [start, end] of asked) expect(end - start + 1).toBeLessThanOrEqual(LAST_WINDOW);
+    if (size > 0) expect(asked[0]).toEqual([0, Math.min(FIRST_WINDOW, size) - 1]);
+  });
+
+  it('stops asking once the rows are there', async () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => `${i},w${i}`).join('\n');
+    const data = Buffer.from(`id,word\n${rows}\n`);
+    let asked = 0;
+    const source = previewSource(async (start, end) => {
+      asked++;
+      return Readable.from([data.subarray(start, end + 1)]);
+    }, data.length);
+    const preview = await previewRows(source, 'csv', 20);
+    expect(preview.rows).toHaveLength(20);
+    expect(asked).toBe(1);
+    expect(preview.bytes).toBe(FIRST_WINDOW);
   });
 });

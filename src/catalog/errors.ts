@@ -12,3 +12,13 @@ export class DatasetError extends Error {
     super(message);
   }
 }
+
+/**
+ * A name this process may not open (EACCES, EPERM): `not_found` to every caller as before, told
+ * apart only where another reader may be allowed (the gateway asks the engine, whose user owns it).
+ */
+export class UnreadableError extends DatasetError {
+  constructor(message: string, path: string) {
+    super('not_found', message, path);
+  }
+}

@@ -3,7 +3,7 @@
 // A kernel both sides use: the engine reads its inputs and commits its jobs' outputs through it,
 // and the gateway's Slurm backend, which shares the data root, lists datasets and commits its
 // jobs' outputs with the same rules. Writing datasets from rows stays the engine's (src/compute/catalog).
-export { DatasetError, type DatasetErrorCode } from './errors.js';
+export { DatasetError, type DatasetErrorCode, UnreadableError } from './errors.js';
 export { type Catalog, type CatalogProblem, listDatasets } from './list.js';
 export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, MANIFEST_MAX_BYTES, PARTITION_PREFIX, parseManifest, partitionFile } from './manifest.js';
 export { exists, loadDataset, type OpenDataset, openDataset, readDataset } from './read.js';

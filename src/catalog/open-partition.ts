@@ -10,7 +10,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import Type from 'typebox';
 import { datasetNameProblem } from '../wire/index.js';
-import { DatasetError } from './errors.js';
+import { DatasetError, UnreadableError } from './errors.js';
 import { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest } from './manifest.js';
 import { openRoot } from './root.js';
 
@@ -74,7 +74,9 @@ async function openDatasetDir(rootDir: string, name: string): Promise<FileHandle
   const problem = datasetNameProblem(name);
   if (problem !== null) throw new DatasetError('invalid_name', problem, rootDir);
   const root = await openRoot(rootDir);
-  let dir = await open(root.real, DIR_FLAGS);
+  let dir = await open(root.real, DIR_FLAGS).catch((err: unknown) => {
+    throw refusal(err, name, root.path);
+  });
   let path = root.path;
   for (const part of name.split('/')) {
     path = join(path, part);
@@ -143,6 +145,6 @@ function refusal(err: unknown, name: string, path: string): DatasetError {
   if (code === 'ENOENT' || code === 'ENOTDIR') return new DatasetError('not_found', `no dataset ${name}`, path);
   // O_NOFOLLOW on a link: ELOOP (a folder asked for with O_DIRECTORY may say ENOTDIR, above).
   if (code === 'ELOOP') return new DatasetError('outside_root', 'is a symbolic link; datasets are read only through real folders and files', path);
-  if (code === 'EACCES' || code === 'EPERM') return new DatasetError('not_found', `no dataset ${name} (cannot be opened: ${code})`, path);
+  if (code === 'EACCES' || code === 'EPERM') return new UnreadableError(`no dataset ${name} (cannot be opened: ${code})`, path);
   throw err;
 }

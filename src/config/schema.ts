@@ -75,6 +75,11 @@ export const ConfigSchema = Type.Object(
     }),
     data: Section({
       root: Dir('data', 'where datasets live: a folder per dataset with its partition files and _dataset.json (one namespace level allowed, as in scratch/alice); running jobs stage their output in its .staging/ folder; `gatehouse up` adds the demo datasets that are missing'),
+      gateway_reads: Type.Union([Type.Literal('auto'), Type.Literal('local'), Type.Literal('engine')], {
+        default: 'auto',
+        description:
+          "who reads a partition a person downloads from the bundled engine: `local`, the gateway opens data.root itself (one TLS pass fewer; the gateway's user needs read access to data.root; it does not start without); `engine`, the engine streams it to the gateway over mTLS (a gateway on another machine); `auto`, local when the engine listens on a loopback address (this machine, this data.root), else engine. The same link-refusing opens either way; what the gateway may not open itself (a folder closed to its user, a partition with a second link the engine made for a running job) is asked of the engine",
+      }),
     }),
     policies: Type.Object(
       {

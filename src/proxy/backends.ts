@@ -11,6 +11,7 @@ import type { DatasetInfo, TlsMaterial } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
 import { bundledBackend } from './bundled-backend.js';
 import { engineClient } from './engine-client.js';
+import { gatewayReads, resolveGatewayReads } from './gateway-reads.js';
 import { createSlurmClient } from './slurm/client.js';
 import { slurmBackend } from './slurm/slurm-backend.js';
 import { createSlurmTokenMinter } from './slurm/token.js';
@@ -19,11 +20,15 @@ import { createSlurmTokenMinter } from './slurm/token.js';
  * The configured backends, the default (a job spec without `backend`) first: the bundled engine
  * at engine.host:engine.port, over mTLS with the gateway's client certificate (`tls`), whose key
  * also signs the admission tickets the engine checks; then Slurm when slurm.url is set (first when
- * slurm.default is true), keeping its job records in `store`.
+ * slurm.default is true), keeping its job records in `store`. The bundled engine's partitions are
+ * read by the gateway itself when data.gateway_reads says so (gateway-reads.ts).
  */
 export function createBackends(config: Pick<Config, 'engine' | 'slurm' | 'data' | 'state'>, tls: TlsMaterial, store: Store): ComputeBackend[] {
   const engine = engineClient({ host: config.engine.host, port: config.engine.port, tls });
-  const backends = [bundledBackend(engine, createPrivateKey(tls.key))];
+  const bundled = bundledBackend(engine, createPrivateKey(tls.key));
+  // A partition is read by the gateway itself when it shares the engine's disk (data.gateway_reads).
+  const reads = resolveGatewayReads(config.data.gateway_reads, config.engine.host, config.data.root);
+  const backends: ComputeBackend[] = [{ ...bundled, ...gatewayReads(reads, config.data.root, { readDataset: bundled.readDataset!, readPartition: bundled.readPartition! }) }];
   const { slurm } = config;
   if (slurm.url === '') return backends;
   const minter = createSlurmTokenMinter({ keyFile: slurm.jwt_key_file, ttlSeconds: durationSeconds(slurm.token_ttl) });

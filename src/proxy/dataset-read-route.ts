@@ -18,7 +18,8 @@ import { datasetNameProblem, GatehouseError } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
 import { byteRange } from './byte-range.js';
 import { AUTHORIZE } from './job-datasets.js';
-import { previewRows } from './preview-rows.js';
+import { type Preview, previewRows } from './preview-rows.js';
+import { previewSource } from './preview-source.js';
 
 export interface DatasetReadOptions {
   backends: readonly ComputeBackend[];
@@ -38,8 +39,11 @@ const decisionOf = { decidedInHandler: "read on the dataset with its manifest's 
 export function installDatasetReadRoutes(server: FastifyInstance, o: DatasetReadOptions): void {
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
 
-  /** The dataset and its backend when the caller may read it; otherwise the one "no dataset" answer, recorded. */
-  async function readable(request: FastifyRequest, name: string, via: string): Promise<{ backend: ComputeBackend; found: ReadableDataset }> {
+  /**
+   * The read decided (without recording it yet): the dataset and its backend when the caller may
+   * read it, else null, and the decision's record to write before anything is answered.
+   */
+  async function decide(request: FastifyRequest, name: string, via: string): Promise<{ hit: { backend: ComputeBackend; found: ReadableDataset } | null; record: () => Promise<void> }> {
     const identity = identityOf(request);
     const object = `dataset:${name}`;
     const problem = datasetNameProblem(name);
@@ -57,10 +61,46 @@ export function installDatasetReadRoutes(server: FastifyInstance, o: DatasetRead
     const decision = o.authorizer.decide(identity, object, 'read', { labels: hit?.found.manifest.labels });
     const refused = problem !== null ? `${problem}` : hit === null ? `no dataset ${name} on any backend` : null;
     const recorded = refused !== null && decision.allowed ? { ...decision, allowed: false, reason: refused } : decision;
-    await recordDecision(o.audit, request, identity, { action: AUTHORIZE, object, requested: 'read', decision: recorded, details: { via } });
-    if (!recorded.allowed || hit === null) throw new GatehouseError('not_found', `no dataset ${name}`);
+    const record = () => recordDecision(o.audit, request, identity, { action: AUTHORIZE, object, requested: 'read', decision: recorded, details: { via } });
+    return { hit: recorded.allowed ? hit : null, record };
+  }
+
+  /** The dataset and its backend when the caller may read it; otherwise the one "no dataset" answer, recorded. */
+  async function readable(request: FastifyRequest, name: string, via: string): Promise<{ backend: ComputeBackend; found: ReadableDataset }> {
+    const { hit, record } = await decide(request, name, via);
+    await record();
+    if (hit === null) throw new GatehouseError('not_found', `no dataset ${name}`);
     return hit;
   }
+
+  /**
+   * ?preview=N: the rows are read first and both records (the decision, then dataset.read with the
+   * bytes) handed to the trail in one tick, so they share one commit and one fsync; nothing is
+   * answered before both are durable, and a refusal is recorded as any other.
+   */
+  const preview = async (request: FastifyRequest, name: string, n: number, rows: number) => {
+    const { hit, record } = await decide(request, name, 'GET /v1/datasets/:name/partitions/:n?preview');
+    if (hit === null) {
+      await record();
+      throw new GatehouseError('not_found', `no dataset ${name}`);
+    }
+    const { backend, found } = hit;
+    const listed = found.manifest.partitions[n];
+    let result: Preview;
+    try {
+      if (listed === undefined) throw new GatehouseError('not_found', `${name} has no partition ${n} (it has ${found.manifest.partitions.length})`);
+      result = listed.bytes === 0 ? { rows: [], bytes: 0 } : await previewRows(previewSource((start, end) => backend.readPartition!(name, n, found.etag, start, end), listed.bytes), found.manifest.format, rows);
+    } catch (err) {
+      await record();
+      throw err;
+    }
+    const identity = identityOf(request);
+    await Promise.all([
+      record(),
+      recordDecision(o.audit, request, identity, { action: 'dataset.read', object: `dataset:${name}`, decision: { allowed: true, reason: `partition ${n} read through the gateway`, policyVersion: o.authorizer.version() }, details: { partition: n, preview_rows: result.rows.length, bytes: result.bytes } }),
+    ]);
+    return { name, partition: n, format: found.manifest.format, columns: found.manifest.columns, rows: result.rows };
+  };
 
   const metadata = async (request: FastifyRequest, name: string) => {
     const { backend, found } = await readable(request, name, 'GET /v1/datasets/:name');
@@ -85,20 +125,14 @@ export function installDatasetReadRoutes(server: FastifyInstance, o: DatasetRead
     };
   };
 
-  const partition = async (request: FastifyRequest, reply: FastifyReply, name: string, n: number, preview: number | undefined) => {
-    const { backend, found } = await readable(request, name, preview === undefined ? 'GET /v1/datasets/:name/partitions/:n' : 'GET /v1/datasets/:name/partitions/:n?preview');
+  const partition = async (request: FastifyRequest, reply: FastifyReply, name: string, n: number) => {
+    const { backend, found } = await readable(request, name, 'GET /v1/datasets/:name/partitions/:n');
     const listed = found.manifest.partitions[n];
     if (listed === undefined) throw new GatehouseError('not_found', `${name} has no partition ${n} (it has ${found.manifest.partitions.length})`);
     const identity = identityOf(request);
     const served = (details: Record<string, unknown>) =>
       recordDecision(o.audit, request, identity, { action: 'dataset.read', object: `dataset:${name}`, decision: { allowed: true, reason: `partition ${n} read through the gateway`, policyVersion: o.authorizer.version() }, details: { partition: n, ...details } });
     const read = (start: number, end: number) => backend.readPartition!(name, n, found.etag, start, end);
-
-    if (preview !== undefined) {
-      const result = listed.bytes === 0 ? { rows: [], bytes: 0 } : await previewRows(await read(0, listed.bytes - 1), found.manifest.format, preview);
-      await served({ preview_rows: result.rows.length, bytes: result.bytes });
-      return { name, partition: n, format: found.manifest.format, columns: found.manifest.columns, rows: result.rows };
-    }
 
     const range = byteRange(request.headers.range, listed.bytes);
     // If-Range: a resumed download continues only the version it began with; another one is sent whole.
@@ -142,7 +176,7 @@ export function installDatasetReadRoutes(server: FastifyInstance, o: DatasetRead
   const PartitionParams = Type.Object({ a: Segment, b: Type.Optional(Segment), n: Index });
   for (const url of ['/v1/datasets/:a/partitions/:n', '/v1/datasets/:a/:b/partitions/:n']) {
     app.get(url, { config: { authorize: decisionOf }, schema: { summary: bytes, params: PartitionParams, querystring: PartitionQuery } }, (request, reply) =>
-      partition(request, reply, nameOf(request.params), Number(request.params.n), request.query.preview),
+      request.query.preview === undefined ? partition(request, reply, nameOf(request.params), Number(request.params.n)) : preview(request, nameOf(request.params), Number(request.params.n), request.query.preview),
     );
   }
 }

@@ -77,6 +77,8 @@ interface Answer {
 
 export function engineClient(options: { host: string; port: number; tls: TlsMaterial }): EngineClient {
   const { host, port, tls } = options;
+  /** A range up to this long is read from the pool of kept-alive connections (no handshake of its own). */
+  const SHORT_READ_BYTES = 1024 * 1024;
   const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: tls.ca, cert: tls.cert, key: tls.key });
   // Followed logs stay open as long as their jobs run: never in the pool the other calls queue for.
   const followAgent = new Agent({ keepAlive: false, ca: tls.ca, cert: tls.cert, key: tls.key });
@@ -145,7 +147,8 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
     partition: async (name, n, etag, start, end) => {
       const path = `/dataset/partition?${new URLSearchParams({ name, n: String(n), etag, start: String(start), end: String(end) })}`;
       // Out of the shared pool, as followed logs are: a long download must not hold a slot calls queue for.
-      const res = await open('GET', path, { timeoutMs: 30_000, follow: true });
+      // A small range (a preview's window, read to its end) is a short call: pooled, kept alive.
+      const res = await open('GET', path, { timeoutMs: 30_000, follow: end - start >= SHORT_READ_BYTES });
       if (res.statusCode === 200) return res;
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);

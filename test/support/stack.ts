@@ -59,7 +59,7 @@ export class Stack {
       ...o.config,
       dev_idp: { enabled: true, port: 0, users_file: usersFile },
       policies: { dir: policies },
-      data: { root: dataRoot },
+      data: { ...o.config?.data, root: dataRoot },
       state: { dir: join(home, 'var') },
       certs: { dir: join(home, 'certs') },
     });
