@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,26 @@ describe('certificate bootstrap', () => {
     expect(cert(dir, 'gatewayClient').subject).toContain('OU=services');
     expect(cert(dir, 'gatewayClient').keyUsage).toContain('1.3.6.1.5.5.7.3.2'); // clientAuth
     expect(cert(dir, 'gateway').keyUsage).toContain('1.3.6.1.5.5.7.3.1'); // serverAuth
+  });
+
+  it("gives the gateway's client certificate an Ed25519 key (it signs the admission tickets), the servers RSA", () => {
+    const dir = certsDir();
+    ensureCertificates(options(dir));
+    expect(cert(dir, 'gatewayClient').publicKey.asymmetricKeyType).toBe('ed25519');
+    expect(createPrivateKey(readFileSync(join(dir, CERT_FILES.gatewayClient.key), 'utf8')).asymmetricKeyType).toBe('ed25519');
+    for (const name of ['gateway', 'engine'] as const) expect(cert(dir, name).publicKey.asymmetricKeyType, name).toBe('rsa');
+  });
+
+  it("renews an RSA client certificate of an earlier version as Ed25519, though it is valid and the CA's", () => {
+    const dir = certsDir();
+    ensureCertificates(options(dir));
+    // A valid RSA pair issued by this CA in the client certificate's place: only its key's kind is wrong.
+    copyFileSync(join(dir, CERT_FILES.engine.cert), join(dir, CERT_FILES.gatewayClient.cert));
+    copyFileSync(join(dir, CERT_FILES.engine.key), join(dir, CERT_FILES.gatewayClient.key));
+    const report = ensureCertificates(options(dir));
+    expect(report.renewed).toEqual(['gatewayClient']);
+    expect(cert(dir, 'gatewayClient').publicKey.asymmetricKeyType).toBe('ed25519');
+    expect(statSync(join(dir, CERT_FILES.gatewayClient.key)).mode & 0o777).toBe(0o600);
   });
 
   it('writes private keys with mode 0600 and the folder with 0700', () => {
@@ -138,7 +158,9 @@ describe('certificate bootstrap', () => {
       expect(openssl(['verify', '-purpose', purpose === 'sslserver' ? 'sslclient' : 'sslserver', '-CAfile', file('ca'), file(name)]).status, name).not.toBe(0);
       const text = openssl(['x509', '-noout', '-text', '-in', file(name)]).out;
       expect(text, name).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
-      expect(text, name).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+      // The client certificate's Ed25519 key only signs (RFC 8410); the servers' RSA keys also encipher.
+      expect(text, name).toMatch(name === 'gatewayClient' ? /X509v3 Key Usage: critical\s+Digital Signature\n/ : /X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+      if (name === 'gatewayClient') expect(text).toContain('Public Key Algorithm: ED25519');
       expect(text, name).toContain('X509v3 Authority Key Identifier');
     }
     expect(openssl(['x509', '-noout', '-ext', 'subjectAltName', '-in', file('engine')]).out).toMatch(/DNS:localhost|IP Address:127\.0\.0\.1/);

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvFields } from '../src/catalog/index.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
@@ -275,12 +276,37 @@ def process(inp, out, ctx):
     });
 
     it('refuses a ticket signed by another key', async () => {
-      const foreign = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      const foreign = generateKeyPairSync('ed25519').privateKey;
       const s = spec();
       const { token } = await client.ticket(s, { key: foreign });
       const res = await client.post(s, token);
       expect(res.status).toBe(403);
       expect(res.json()).toMatchObject({ error: 'forbidden', ticket: 'foreign' });
+    });
+
+    it('refuses an RS256 ticket (as gateways signed them before Ed25519), whatever its claims', async () => {
+      const s = spec();
+      const { token: good } = await client.ticket(s);
+      const claims = JSON.parse(Buffer.from(good.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      const old = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'gatehouse-admission+jwt' }).sign(rsa);
+      const res = await client.post(s, old);
+      expect(res.status).toBe(403);
+      expect(res.json()).toMatchObject({ error: 'forbidden', ticket: 'foreign', message: "the admission ticket must be signed EdDSA (Ed25519) with the key of the gateway's client certificate" });
+      // The same claims signed as the gateway signs them now are taken: the algorithm alone was refused.
+      expect((await client.post(s, good)).status).toBe(201);
+    });
+
+    it('refuses a ticket whose signature was altered, or that claims no algorithm', async () => {
+      const s = spec();
+      const { token } = await client.ticket(s);
+      const [head, body, sig] = token.split('.') as [string, string, string];
+      const flipped = Buffer.from(sig, 'base64url');
+      flipped[0] = flipped[0]! ^ 1;
+      const forged = await client.post(s, `${head}.${body}.${flipped.toString('base64url')}`);
+      expect(forged.json()).toMatchObject({ error: 'forbidden', ticket: 'foreign' });
+      const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'gatehouse-admission+jwt' })).toString('base64url')}.${body}.`;
+      expect((await client.post(s, none)).status).toBe(403);
     });
 
     it('refuses an expired ticket', async () => {

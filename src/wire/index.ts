@@ -46,6 +46,7 @@ export {
 export {
   type AdmissionClaims,
   signAdmissionTicket,
+  TICKET_ALGORITHM,
   TICKET_DEFAULT_LIFETIME_S,
   TICKET_HEADER,
   TICKET_MAX_LIFETIME_S,
