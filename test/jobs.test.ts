@@ -112,6 +112,25 @@ describe('a job through the gateway', () => {
     expect(JSON.stringify(events)).not.toContain('open(o'); // the source is not an audit detail
   });
 
+  it("commits a submission's dataset decisions and its job.submit together (one group commit, one fsync), all before the answer", async () => {
+    const commits = async () => {
+      const text = (await stack.api('/metrics')).body;
+      const value = (line: RegExp) => Number(text.match(line)?.[1] ?? Number.NaN);
+      // Commits of three events or more: the count of all minus those of at most two.
+      return value(/^gatehouse_audit_commit_events_count (\d+)$/m) - value(/^gatehouse_audit_commit_events_bucket\{le="2"\} (\d+)$/m);
+    };
+    const before = await commits();
+    const created = await submitted('alice', spec(COPY));
+    // One by one (as before) they were three commits of one event each; nothing else here records three at once.
+    expect((await commits()) - before).toBeGreaterThanOrEqual(1);
+    const mine = stack.auditEvents().filter((e) => e.object === `job:${created.id}` || e.details.job === created.id);
+    const submitted3 = mine.filter((e) => e.action === 'dataset.authorize' || e.action === 'job.submit');
+    expect(submitted3.map((e) => [e.action, e.details.requested ?? null])).toEqual([['dataset.authorize', 'read'], ['dataset.authorize', 'write'], ['job.submit', null]]);
+    // Consecutive in the chain: one batch, in the order decided.
+    expect(submitted3.map((e) => e.id - submitted3[0]!.id)).toEqual([0, 1, 2]);
+    await waitState('alice', created.id, ['succeeded', 'failed']);
+  });
+
   it('refuses what policy does not grant: 403 naming the rule or the missing grant, and nothing runs', async () => {
     const unreadable = await submit('alice', spec(COPY, { input: 'hr' }));
     expect(unreadable.status).toBe(403);

@@ -9,6 +9,7 @@ import type { Authorizer, Decision } from '../identity/index.js';
 import { forbidden, type PolicySnapshot } from '../policy/index.js';
 import { type DatasetInfo, GatehouseError, type JobSpec } from '../wire/index.js';
 import type { DatasetLookup } from './dataset-lookup.js';
+import type { HeldEvents } from './held-events.js';
 
 /** For whom a job's datasets are decided (the submitter, or the job's owner as recorded), and where: a request, or null for the queue. */
 export interface Asker {
@@ -65,9 +66,16 @@ export interface JobOnDatasets {
 export class JobDatasets {
   constructor(private readonly o: JobDatasetsOptions) {}
 
-  /** Submission: resolves with the spec to hand over; throws 403 (the rule), 404 (no input) or 409 (a label no manifest holds). */
-  async forSubmit(asker: Asker, job: JobOnDatasets): Promise<{ spec: JobSpec; replaces: { owner: string | null } | null }> {
-    const verdict = await this.decide(asker, job, { freshInput: false, details: {} });
+  /**
+   * Submission: resolves with the spec to hand over; throws 403 (the rule), 404 (no input) or 409
+   * (a label no manifest holds). With `held`, an allowed job's decisions wait there for the caller's
+   * next event; a refused one's are recorded before it throws.
+   */
+  async forSubmit(asker: Asker, job: JobOnDatasets, held?: HeldEvents): Promise<{ spec: JobSpec; replaces: { owner: string | null } | null }> {
+    // Held: the decisions are recorded with the submission's next event, in its group commit (held-events.ts).
+    const record: RecordDatasetDecision | undefined = held && ((...args) => held.hold(() => this.o.record(...args)));
+    const verdict = await this.decide(asker, job, { freshInput: false, details: {} }, record);
+    if (verdict.outcome !== 'allowed') await held?.flush(); // a refusal's decisions are on record before it is answered
     switch (verdict.outcome) {
       case 'allowed':
         return verdict;

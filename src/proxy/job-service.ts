@@ -2,12 +2,14 @@
 // quota (stage 3), hand over to the job's backend (stage 4), each decision audited before it is
 // answered (stage 5). The live jobs themselves are the JobBook's.
 import type { Readable } from 'node:stream';
+import { setImmediate } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, type AuditRecorder, recordDecision, recordOrFail } from '../audit/index.js';
 import type { Authorizer, Decision, Identity, Subject } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { BACKEND_SLOTS, heldMemoryMb, limitsFor } from '../quota/index.js';
 import { GatehouseError, type JobSpec, jobSpecHash, jobSpecProblem } from '../wire/index.js';
+import { HeldEvents } from './held-events.js';
 import type { Handover, JobBook } from './job-book.js';
 import type { JobDatasets } from './job-datasets.js';
 import { newJobId } from './job-id.js';
@@ -54,8 +56,10 @@ export class JobService {
 
     // Stage 2: the job's datasets, on its own backend's catalog (job-datasets.ts): each decision
     // recorded as `dataset.authorize`; 403 naming the rule, 404 for an input that is not there.
+    // They are held (held-events.ts) to be committed with the submission's own event: one fsync, not three.
     const asker = { identity, origin: { ip: req.ip, id: req.id, log: req.log } };
-    const { spec: effective, replaces } = await this.o.datasets.forSubmit(asker, { id, spec, backend: backendName });
+    const held = new HeldEvents();
+    const { spec: effective, replaces } = await this.o.datasets.forSubmit(asker, { id, spec, backend: backendName }, held);
 
     // Stage 3: admission under the user's lock (across every gateway over the store), against what
     // the backend can ever run; the decision is on record and the job's record written before the
@@ -64,8 +68,10 @@ export class JobService {
     let made: { record: JobRecord; abort: () => void } | undefined;
     let admitted: Awaited<ReturnType<JobService['admit']>>;
     try {
-      admitted = await this.book.forUser(identity.user, () => this.admit(identity, req, { id, backendName, spec, effective, replaces, summary }, (m) => (made = m)));
+      admitted = await this.book.forUser(identity.user, () => this.admit(identity, req, { id, backendName, spec, effective, replaces, summary, held }, (m) => (made = m)));
     } catch (err) {
+      // Failed before its own event was recorded (the store out of reach): the decisions made are still put on record.
+      await held.flush().catch(() => undefined);
       // The section did not commit (its lock session died): the record was not written and nothing
       // was sent; this gateway forgets the job too, or it would hold quota the records do not.
       if (made !== undefined && this.book.isLive(made.record.id)) {
@@ -83,7 +89,7 @@ export class JobService {
   private async admit(
     identity: Identity,
     req: FastifyRequest,
-    s: { id: string; backendName: string; spec: JobSpec; effective: JobSpec; replaces: { owner: string | null } | null; summary: Record<string, unknown> },
+    s: { id: string; backendName: string; spec: JobSpec; effective: JobSpec; replaces: { owner: string | null } | null; summary: Record<string, unknown>; held: HeldEvents },
     made: (m: { record: JobRecord; abort: () => void }) => void,
   ): Promise<{ outcome: 'pending'; created: Created } | { outcome: 'admitted'; record: JobRecord; go: () => Promise<Handover> }> {
     const { id, backendName, spec, effective, summary } = s;
@@ -91,7 +97,7 @@ export class JobService {
     const admission = await this.book.admit({ job: id, subject: identity, resources }, backendName);
     if (admission.outcome === 'rejected') {
       const { limit, used, requested, max, reason } = admission;
-      await this.audit(identity, req, { action: 'quota.reject', object: `job:${id}`, decision: 'deny', reason, policy_version: admission.policyVersion, details: { ...summary, limit, used, requested, max } });
+      await this.audit(identity, req, { action: 'quota.reject', object: `job:${id}`, decision: 'deny', reason, policy_version: admission.policyVersion, details: { ...summary, limit, used, requested, max } }, s.held);
       // More cores than the backend has is a request that can never run here, whatever the quota.
       if (limit === BACKEND_SLOTS) throw new GatehouseError('invalid_request', reason, { field: 'body.resources.cores', limit, requested, max });
       throw new GatehouseError('quota_exceeded', reason, { limit, used, requested, max });
@@ -131,9 +137,9 @@ export class JobService {
       const tracked = record;
       if (admission.outcome === 'pending') {
         made({ record, abort: () => {} });
-        return { outcome: 'pending', created: await this.park(identity, req, record, admission, summary) };
+        return { outcome: 'pending', created: await this.park(identity, req, record, admission, summary, s.held) };
       }
-      const started = await this.start(identity, req, record, summary);
+      const started = await this.start(identity, req, record, summary, s.held);
       made({ record: tracked, abort: started.abort });
       return { outcome: 'admitted', record, go: started.go };
     } catch (err) {
@@ -145,9 +151,9 @@ export class JobService {
   }
 
   /** Fits the limits, not the current usage: recorded as pending, answered 201 with the reason. */
-  private async park(identity: Identity, req: FastifyRequest, record: JobRecord, waiting: { reason: string; limit: string }, summary: Record<string, unknown>): Promise<Created> {
+  private async park(identity: Identity, req: FastifyRequest, record: JobRecord, waiting: { reason: string; limit: string }, summary: Record<string, unknown>, held: HeldEvents): Promise<Created> {
     const reason = waiting.reason;
-    await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `pending: ${reason}`, policy_version: record.policy_version, details: { ...summary, state: 'pending' } });
+    await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `pending: ${reason}`, policy_version: record.policy_version, details: { ...summary, state: 'pending' } }, held);
     await this.book.insert(record);
     // The limit it waits on (a quota line's, or `queue`: behind the user's earlier jobs), for the trail and /metrics.
     await this.audit(identity, req, { action: 'quota.pending', object: `job:${record.id}`, decision: 'allow', reason, policy_version: record.policy_version, details: { ...summary, limit: waiting.limit } });
@@ -160,7 +166,7 @@ export class JobService {
    * user's section has committed it: go(), called after the section; the leader's sweep cancels a
    * backend job it finds no record of). abort(): the section did not commit, nothing is sent.
    */
-  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>): Promise<{ go: () => Promise<Handover>; abort: () => void }> {
+  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, held: HeldEvents): Promise<{ go: () => Promise<Handover>; abort: () => void }> {
     const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
     // In flight from before the first await: the record is already live and 'dispatching', and the
     // reconciler hands over any such job not in flight, so while job.submit is being recorded it
@@ -176,8 +182,13 @@ export class JobService {
       return handover;
     };
     try {
-      await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } });
-      if (!this.book.shared) send();
+      await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
+      if (!this.book.shared) {
+        send();
+        // The embedded store's insert is synchronous (its fsync holds this thread): one turn first,
+        // so the job is on its way to the backend and the two run side by side.
+        await setImmediate();
+      }
       try {
         await this.book.insert(record);
       } catch (err) {
@@ -213,7 +224,11 @@ export class JobService {
       throw error;
     }
     // Queued, with its backend id; unless it ended on another gateway meanwhile (a cancel there), and was cancelled here too.
-    if (!(await this.book.keepSent(record))) throw new GatehouseError('conflict', `job ${record.id} was ${record.state === 'cancelled' ? 'cancelled' : 'ended'} while it was being handed over; it does not run`);
+    // The embedded store has one gateway: no other can have ended it, and the record is not
+    // written again for the answer's sake (one fsync less). Its row says `dispatching` until the
+    // next change is saved (shown as queued all the same); after a crash meanwhile, the reconciler's
+    // resend meets the backend's 409 and adopts the job (JobBook.handOver).
+    if (this.book.shared && !(await this.book.keepSent(record))) throw new GatehouseError('conflict', `job ${record.id} was ${record.state === 'cancelled' ? 'cancelled' : 'ended'} while it was being handed over; it does not run`);
     return { id: record.id, state: 'queued', reason: null };
   }
 
@@ -309,7 +324,9 @@ export class JobService {
     throw new Error('decideAny needs at least one action');
   }
 
-  private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>): Promise<void> {
-    await recordOrFail(this.o.audit, { actor: actorOf(identity, req.ip), request_id: req.id, ...e }, req.log);
+  /** Records e before anything acts on it; with `held`, in one group commit with what it holds. */
+  private async audit(identity: Identity, req: FastifyRequest, e: Omit<AuditInput, 'actor' | 'request_id'>, held?: HeldEvents): Promise<void> {
+    const write = () => recordOrFail(this.o.audit, { actor: actorOf(identity, req.ip), request_id: req.id, ...e }, req.log);
+    await (held === undefined ? write() : held.flush(write));
   }
 }
