@@ -11,4 +11,5 @@ export { type DataRoot, openRoot, realInside, realOwn } from './root.js';
 export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
 export { DatasetReadSchema, type EngineLinks, type OpenedPartition, openPartition, type ReadableDataset, readableDataset } from './open-partition.js';
 export { REMOVING_PREFIX, removeDataset } from './remove.js';
+export { sweepRemovals } from './sweep-removals.js';
 export { CsvCounter, csvFields, HEADER_MAX_BYTES } from './csv.js';

@@ -15,7 +15,7 @@ const RemoveQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export function datasetWriteRoutes(server: FastifyInstance, options: { dataRoot: string }): void {
+export function datasetWriteRoutes(server: FastifyInstance, options: { dataRoot: string; uploadIdleMs: number }): void {
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
   app.delete('/dataset', { schema: { querystring: RemoveQuery } }, async (request, reply) => {
     try {
@@ -61,7 +61,7 @@ const CommitBody = Type.Object(
 );
 
 /** Uploads: a partition streamed to staging, the commit, dropping a staged upload (src/compute/catalog/upload.ts). */
-function uploadRoutes(server: FastifyInstance, options: { dataRoot: string }): void {
+function uploadRoutes(server: FastifyInstance, options: { dataRoot: string; uploadIdleMs: number }): void {
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
   // The bytes stay a stream (the handler pipes them to the staging file): never parsed, never whole in memory.
   app.addContentTypeParser('text/csv', (_request, _payload, done) => done(null));
@@ -75,7 +75,7 @@ function uploadRoutes(server: FastifyInstance, options: { dataRoot: string }): v
   app.put('/upload/partition', { schema: { querystring: UploadQuery, body: Type.Unknown({ description: 'the partition, text/csv, streamed' }) } }, async (request) => {
     const { user, name, n, allowance, declared } = request.query;
     try {
-      return await stagePartition(options.dataRoot, { user, name, n, allowance, declared, body: request.raw });
+      return await stagePartition(options.dataRoot, { user, name, n, allowance, declared, body: request.raw, idleMs: options.uploadIdleMs });
     } catch (err) {
       throw refused(err, request.log);
     }

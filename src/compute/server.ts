@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { installPlumbing, loggerOptions, NoQuery, serverOptions } from '../http/index.js';
+import { sweepRemovals } from '../catalog/index.js';
 import { VERSION } from '../version.js';
 import { GATEWAY_CLIENT_SUBJECT, GatehouseError, SOURCE_MAX_BYTES, type TlsMaterial } from '../wire/index.js';
 import { datasetReadRoutes } from './dataset-read-routes.js';
@@ -32,6 +33,8 @@ export interface EngineOptions {
   python: string;
   maxOutputMb: number;
   logMaxKb: number;
+  /** An upload whose bytes stop for this long gives back its staging turn (data.upload_idle_timeout); default 60 s. */
+  uploadIdleMs?: number;
 }
 
 const HealthBody = Type.Object({
@@ -47,6 +50,8 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   // As root without working bubblewrap this refuses to start unless engine.sandbox is none (see isolation.ts).
   const isolation = await detectIsolation({ mode: options.sandbox, taskUids: options.taskUids });
   await mkdir(options.dataRoot, { recursive: true });
+  // Removals a crash cut short (parked as .removing-*): finished before anything else looks at the root.
+  const swept = await sweepRemovals(options.dataRoot);
   const { stagingRoot } = await secureDataRoot(options.dataRoot, isolation);
   const unreachable = isolation.taskUids === null ? null : await taskReachProblem(options.dataRoot);
   const runtimeDir = await installRuntime(stagingRoot, [runnerScript('python'), runnerScript('node')]);
@@ -62,6 +67,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     },
   });
   installPlumbing(app);
+  if (swept.length > 0) app.log.info({ swept }, 'finished dataset removals a previous engine left');
 
   app.addHook('onRequest', async (request) => {
     const peer = (request.raw.socket as TLSSocket).getPeerCertificate();
@@ -79,7 +85,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   datasetRoutes(app, { dataRoot: options.dataRoot });
   // A dataset a running job reads has a hard link in that job's in/: the engine's own, so still readable.
   datasetReadRoutes(app, { dataRoot: options.dataRoot, links: (file, dev, ino) => jobInputLinks(stagingRoot, file, dev, ino) });
-  datasetWriteRoutes(app, { dataRoot: options.dataRoot });
+  datasetWriteRoutes(app, { dataRoot: options.dataRoot, uploadIdleMs: options.uploadIdleMs ?? 60_000 });
   const jobs = await JobEngine.open({
     dataRoot: options.dataRoot,
     stateDir: options.stateDir,

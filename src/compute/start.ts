@@ -1,6 +1,6 @@
 // Starts the engine process on its mTLS listener.
 import { join } from 'node:path';
-import type { Config } from '../config/index.js';
+import { type Config, durationSeconds } from '../config/index.js';
 import { httpsUrl } from '../http/index.js';
 import { readTlsMaterial } from '../wire/index.js';
 import { buildEngine } from './server.js';
@@ -17,6 +17,7 @@ export async function startEngine(config: Config): Promise<{ url: string; port: 
     python: config.engine.python,
     maxOutputMb: config.engine.max_output_mb,
     logMaxKb: config.engine.log_max_kb,
+    uploadIdleMs: durationSeconds(config.data.upload_idle_timeout) * 1000,
   });
   await app.listen({ host: config.engine.host, port: config.engine.port });
   const address = app.server.address();

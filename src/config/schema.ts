@@ -75,6 +75,7 @@ export const ConfigSchema = Type.Object(
     }),
     data: Section({
       root: Dir('data', 'where datasets live: a folder per dataset with its partition files and _dataset.json (one namespace level allowed, as in scratch/alice); running jobs stage their output in its .staging/ folder; `gatehouse up` adds the demo datasets that are missing'),
+      upload_idle_timeout: Duration('60s', 'an upload (PUT of a partition) whose bytes stop coming for this long is stopped and its partial file removed, so it cannot hold its person\'s staging turn (one partition at a time per person) forever'),
       gateway_reads: Type.Union([Type.Literal('auto'), Type.Literal('local'), Type.Literal('engine')], {
         default: 'auto',
         description:

@@ -115,13 +115,13 @@ const blocksOf = (bytes: number) => Math.max(BLOCK, Math.ceil(bytes / BLOCK) * B
  * written) as soon as it would take the user's staging past `allowance` bytes. `declared`: the
  * request's Content-Length, refused before a byte is written when it cannot fit.
  */
-export async function stagePartition(rootDir: string, o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable }): Promise<{ bytes: number }> {
+export async function stagePartition(rootDir: string, o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable; idleMs: number }): Promise<{ bytes: number }> {
   checkName(rootDir, o.name);
   // One partition at a time per user: each is checked against the staging the one before left.
   return inTurn(o.user, () => stageOne(rootDir, o));
 }
 
-async function stageOne(rootDir: string, o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable }): Promise<{ bytes: number }> {
+async function stageOne(rootDir: string, o: { user: string; name: string; n: number; allowance: number; declared?: number | undefined; body: Readable; idleMs: number }): Promise<{ bytes: number }> {
   // Gone while it waited its turn: its 'close' came before anyone listened for it.
   if (o.body.destroyed) throw new UploadError('the upload was interrupted before its end');
   const staging = await stagingDir(rootDir, o.user, o.name, true);
@@ -136,10 +136,15 @@ async function stageOne(rootDir: string, o: { user: string; name: string; n: num
   }
   const partial = join(staging.dir, `.${partitionFile(o.n, 'csv')}.${randomUUID()}.partial`);
   const fh = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  // Bytes that stop coming would hold this person's turn (inTurn) forever: after idleMs without
+  // one, the upload is stopped like a cut one (its partial file removed, the turn given back).
+  const idle = () => counted.destroy(new UploadError(`no bytes for ${Math.round(o.idleMs / 1000)} s; the upload was stopped (data.upload_idle_timeout)`));
+  const timer = setTimeout(idle, o.idleMs);
   let bytes = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytes += chunk.length;
+      timer.refresh();
       if (blocksOf(bytes) > room) done(new AllowanceError(`more than ${Math.max(0, room)} bytes sent`, staged, bytes));
       else done(null, chunk);
     },
@@ -154,7 +159,7 @@ async function stageOne(rootDir: string, o: { user: string; name: string; n: num
   });
   o.body.pipe(counted);
   try {
-    await written;
+    await written.finally(() => clearTimeout(timer));
     await rename(partial, target); // replaces a partition staged before (or a link planted there), never follows it
   } catch (err) {
     o.body.unpipe(counted);
