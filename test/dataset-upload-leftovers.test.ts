@@ -3,7 +3,7 @@
 // the engine starts (and nothing else with it); an upload whose bytes stop coming gives back the
 // user's staging turn after data.upload_idle_timeout (1 s here), its partial file removed, so the
 // next upload of that person goes through. Waits are for events (an answer, a start), never a time.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +81,7 @@ describe('a removal cut short by a crash', () => {
     await until(() => (existsSync(parked) ? undefined : true), 30_000, 'the parked removal swept');
     expect(readdirSync(stack.dataRoot).sort()).toEqual(before);
     expect((await stack.api('/v1/datasets/scratch/kept', tokens.alice)).status).toBe(200);
-    expect((await stack.api('/v1/datasets/removing-report', tokens.alice)).status).toBe(200);
+    expect(readFileSync(join(stack.dataRoot, 'removing-report', 'part-00000.csv'), 'utf8')).toBe('id\n1\n');
+    expect(readFileSync(join(stack.dataRoot, '.removing'), 'utf8')).toBe('not a parked removal');
   });
 });
