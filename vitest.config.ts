@@ -30,6 +30,7 @@ const ON_BOTH_STORES = [
   'test/security/request-id.test.ts',
   'test/user-certificates.test.ts',
   'test/jobs.test.ts',
+  'test/job-events.test.ts',
   'test/shared-login.test.ts',
   'test/shared-login-gateways.test.ts',
   'test/security/shared-login-review.test.ts',

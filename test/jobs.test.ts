@@ -297,7 +297,8 @@ describe('failures the gateway survives', () => {
     await stack.startGateway();
     const after = await view('frank', second.id);
     expect(after.state === 'pending' || after.state === 'queued' || after.state === 'running' || after.state === 'succeeded').toBe(true);
-    if (after.state === 'pending') expect((await quota('frank')).pending.map((p) => p.id)).toEqual([second.id]);
+    // Still waiting, or admitted from the queue since the view (the first job's end is pushed to the gateway the moment it comes).
+    if (after.state === 'pending') expect([[second.id], []]).toContainEqual((await quota('frank')).pending.map((p) => p.id));
     expect((await waitState('frank', first.id, ['succeeded', 'failed'])).state).toBe('succeeded');
     expect((await waitState('frank', second.id, ['succeeded', 'failed'])).state).toBe('succeeded');
     expect((await quota('frank')).usage.running_jobs).toBe(0);

@@ -14,6 +14,7 @@ import { datasetReadRoutes } from './dataset-read-routes.js';
 import { datasetRoutes } from './dataset-routes.js';
 import { datasetWriteRoutes } from './dataset-write-routes.js';
 import { engineMetrics } from './engine-metrics.js';
+import { jobEventLog, jobEventRoutes } from './job-events.js';
 import { jobRoutes } from './job-routes.js';
 import { runnerScript } from './runners/index.js';
 import { JobEngine } from './jobs/job-engine.js';
@@ -101,6 +102,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   if (unreachable !== null) app.log.error({ problem: unreachable }, 'the engine cannot run jobs');
   app.addHook('onClose', () => jobs.close());
   jobRoutes(app, jobs);
+  jobEventRoutes(app, jobEventLog(jobs));
   engineMetrics(app, jobs);
   if (isolation.warning !== null) app.log.warn({ isolation: isolation.describe() }, `ISOLATION: ${isolation.warning}`);
   app.log.info({ isolation: isolation.describe(), slots: jobs.slots }, 'engine jobs ready');

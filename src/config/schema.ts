@@ -70,7 +70,7 @@ export const ConfigSchema = Type.Object(
     ),
     jobs: Section({
       max_pending_per_user: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000, description: 'jobs a user may have waiting for quota at once; beyond it a submission gets 403 quota_exceeded' }),
-      poll_ms: Type.Integer({ minimum: 20, maximum: 60_000, default: 250, description: "how often, in ms, the gateway asks the backends about live jobs (their ends free quota for the pending ones)" }),
+      poll_ms: Type.Integer({ minimum: 20, maximum: 60_000, default: 250, description: "how often, in ms, the gateway asks the backends about live jobs (their ends free quota for the pending ones); the safety net behind the bundled engine's pushed changes" }),
       status_cache_ms: Type.Integer({ minimum: 0, maximum: 60_000, default: 500, description: "how long, in ms, a job's status from its backend is reused by GET /v1/jobs/:id" }),
     }),
     data: Section({

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ReadableDataset } from '../catalog/index.js';
 import type { UploadCommitBody } from './engine-client.js';
+import type { EngineEvents, EventsLog } from './engine-events.js';
 import type { DatasetInfo, JobSpec, JobStatus, Resources } from '../wire/index.js';
 
 /** A job as the gateway admitted it: its id, its owner, the exact spec and what was granted. */
@@ -81,6 +82,12 @@ export interface ComputeBackend {
   readiness(): Promise<string>;
   /** Its capacity, reused for a while (it changes only with the backend's configuration). */
   capacity(): Promise<BackendCapacity>;
+  /**
+   * Tells of each job change as it happens (the bundled engine's GET /events, engine-events.ts):
+   * `onStatus` for every status it pushes, `onGap` when some may have been missed. Absent: this
+   * backend is only polled.
+   */
+  watch?(o: { onStatus(status: JobStatus): Promise<void>; onGap(): void; log: EventsLog }): EngineEvents;
   /** Its own Prometheus text, relayed on the gateway's /metrics (so Prometheus needs only the gateway); absent: nothing to relay. */
   metrics?(): Promise<string>;
   close(): void;

@@ -4,6 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import { jobSpecHash, signAdmissionTicket } from '../wire/index.js';
 import type { BackendCapacity, ComputeBackend } from './backend.js';
 import type { EngineClient } from './engine-client.js';
+import { watchEngineEvents } from './engine-events.js';
 
 export const BUNDLED = 'bundled';
 
@@ -55,6 +56,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
       return `ok (${engine.url}, version ${health.version}${health.isolation ? `; isolation: ${health.isolation}` : ''})`;
     },
     capacity,
+    watch: (o) => watchEngineEvents({ open: (from) => engine.events(from), ...o }),
     metrics: () => engine.metrics(),
     close: () => engine.close(),
   };

@@ -56,6 +56,11 @@ export interface EngineClient {
   cancel(id: string): Promise<JobStatus | null>;
   /** The job's log as a stream (null: no such job); with follow it ends when the job does. */
   logs(id: string, follow: boolean): Promise<IncomingMessage | null>;
+  /**
+   * The engine's stream of job changes (GET /events, newline-delimited JSON; src/wire/job-events.ts),
+   * from after `from` when given. Its own connection, open as long as the engine runs.
+   */
+  events(from: { epoch: string; after: number } | null): Promise<IncomingMessage>;
   /** The engine's own /metrics text (Prometheus), which the gateway relays on its /metrics. */
   metrics(timeoutMs?: number): Promise<string>;
   close(): void;
@@ -215,6 +220,15 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
       if (res.statusCode === 404) return null;
+      throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, path);
+    },
+    events: async (from) => {
+      const path = `/events${from === null ? '' : `?${new URLSearchParams({ epoch: from.epoch, after: String(from.after) })}`}`;
+      // Out of the shared pool, as followed logs are: it stays open for as long as the engine runs.
+      const res = await open('GET', path, { timeoutMs: 10_000, follow: true });
+      if (res.statusCode === 200) return res;
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
       throw refusal({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }, path);
     },
     metrics: async (timeoutMs = 2000) => {

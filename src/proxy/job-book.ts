@@ -58,6 +58,10 @@ export class JobBook {
   /** Submissions tracked whose record is not yet written: not dropped for missing from the records. */
   private readonly unsaved = new Set<string>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
+  /** Handovers whose record is being saved as sent (keepSent): a pushed end waits for them. */
+  private readonly keeping = new Map<string, Promise<boolean>>();
+  /** Pushed statuses being applied, per job: each applied after the one before. */
+  private readonly pushed = new Map<string, Promise<void>>();
   private readonly ending = new Set<string>();
   /**
    * Overwrites of another person's dataset that were authorized (admin on it): the owner it had,
@@ -407,6 +411,43 @@ export class JobBook {
     return status;
   }
 
+  /**
+   * A status the backend pushed (engine-events.ts): applied as a poll's would be, in the order they
+   * came for each job. A job still being handed over is left to that first (its end seen before its
+   * record says it was sent would fail the submission that sent it). Jobs not live here (another
+   * gateway's, or already ended) are left alone.
+   */
+  observePushed(backend: string, status: JobStatus): Promise<void> {
+    const r = this.live.get(status.id);
+    if (r === undefined || r.backend !== backend || (r.backend_id !== null && r.backend_id !== status.id)) return Promise.resolve();
+    const previous = this.pushed.get(r.id) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      await this.handedOver(r.id);
+      if (this.live.get(r.id) === r) await this.observe(r, status);
+    });
+    this.pushed.set(r.id, next);
+    void next.finally(() => {
+      if (this.pushed.get(r.id) === next) this.pushed.delete(r.id);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /** Resolves once no handover of the job is in progress, its record saved as sent included. */
+  private async handedOver(id: string): Promise<void> {
+    for (;;) {
+      // A settled handover stays in flight until its submission moves on, and its keepSent starts a
+      // few microtasks later: look again only after those (a macrotask), never in a microtask spin.
+      await (this.inFlight.get(id) ?? this.keeping.get(id))?.catch(() => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!this.inFlight.has(id) && !this.keeping.has(id)) return;
+    }
+  }
+
+  /** Every reused status dropped: what the backend pushed may have been missed (engine-events.ts's gap). */
+  forgetStatuses(): void {
+    this.cache.clear();
+  }
+
   cached(id: string): JobStatus | null {
     return this.cache.get(id)?.status ?? null;
   }
@@ -614,6 +655,16 @@ export class JobBook {
    * its quota any more, and this gateway forgets the job.
    */
   async keepSent(r: JobRecord): Promise<boolean> {
+    const keeping = this.keepSentNow(r);
+    this.keeping.set(r.id, keeping);
+    try {
+      return await keeping;
+    } finally {
+      if (this.keeping.get(r.id) === keeping) this.keeping.delete(r.id);
+    }
+  }
+
+  private async keepSentNow(r: JobRecord): Promise<boolean> {
     let saved: boolean;
     try {
       saved = await this.o.records.save(r);

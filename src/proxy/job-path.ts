@@ -74,6 +74,21 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     if (leader) void reconciler.pass().catch((err: Error) => o.log.error({ err: err.message }, 'reconcile pass failed'));
   });
   reconciler.start();
+  // Backends that push job changes (the bundled engine) are heard at once; polling stays the safety net.
+  const watches = o.backends.flatMap((b) =>
+    b.watch === undefined
+      ? []
+      : [
+          b.watch({
+            onStatus: (status) => book.observePushed(b.name, status),
+            onGap: () => {
+              book.forgetStatuses();
+              void reconciler.pass().catch((err: Error) => o.log.error({ err: err.message }, 'reconcile pass failed'));
+            },
+            log: o.log,
+          }),
+        ],
+  );
   return {
     service,
     book,
@@ -81,6 +96,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     liveJobs: async () => (await records.live()).map((r) => ({ id: r.id, input: r.spec.input, output: r.spec.output })),
     role: () => (leadership.isLeader() ? 'leader' : 'follower (another gateway over the store reconciles jobs)'),
     stop: async () => {
+      await Promise.all(watches.map((w) => w.close()));
       await reconciler.stop();
       await leadership.close();
       outbox.close();

@@ -54,3 +54,4 @@ export {
   type TicketProblem,
   verifyAdmissionTicket,
 } from './admission-ticket.js';
+export { JOB_EVENTS_PING_MS, type JobEventLine, JobEventLineSchema, type JobEventsQuery, JobEventsQuerySchema } from './job-events.js';

@@ -31,6 +31,8 @@ export interface PartitionEvent {
 
 export interface EngineEvents {
   partition: [PartitionEvent];
+  /** A job's first worker is starting: it is `running` from now (its id). */
+  started: [string];
   finished: [JobStatus];
 }
 

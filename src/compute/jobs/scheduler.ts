@@ -35,6 +35,7 @@ function spawn(ctx: EngineContext, run: JobRun): void {
     run.row = { ...run.row, state: 'running', started_at: run.row.started_at ?? at };
     run.log.engine(`started (${ctx.o.isolation.describe()})`);
     armDeadline(ctx, run);
+    ctx.events.emit('started', run.row.id);
   }
   let worker: TaskWorker;
   try {
