@@ -67,8 +67,18 @@ function daskMissing(): string | undefined {
   };
   return daskProbe.missing;
 }
+/**
+ * BENCH_ENGINE_SIDES=engine,pool runs only those sides (the engine against its main baseline,
+ * without xargs' python3 start per partition, for repeated before/after runs on a busy machine);
+ * the rows that need a side left out are skipped.
+ */
+const ONLY = process.env.BENCH_ENGINE_SIDES?.split(',').map((s) => s.trim());
+const leftOut = (...needed: Side[]) => {
+  const missing = needed.filter((s) => ONLY !== undefined && !ONLY.includes(s));
+  return missing.length === 0 ? undefined : `BENCH_ENGINE_SIDES leaves out ${missing.join(', ')}`;
+};
 /** The sides a round runs: asked when the first round starts, not when the runner lists the files. */
-const sides = (): readonly Side[] => (daskMissing() ? ALL_SIDES.filter((s) => s !== 'dask') : ALL_SIDES);
+const sides = (): readonly Side[] => ALL_SIDES.filter((s) => (s !== 'dask' || !daskMissing()) && (ONLY === undefined || ONLY.includes(s)));
 
 interface Run {
   wall_s: number;
@@ -389,25 +399,31 @@ function rows(v: Variant): Benchmark<Ctx>[] {
     baselineRun: async (ctx) => baselineValue(await sample(ctx.w, ctx.round++)),
   });
   return [
-    row(base, 'rows/s', BASELINES.pool, (s) => rate(s.engine), (s) => rate(s.pool)),
-    { ...row(`${base}-vs-dask`, 'rows/s', BASELINES.dask, (s) => rate(s.engine), (s) => rate(s.dask)), skip: daskMissing },
-    row(`${base}-vs-xargs`, 'rows/s', BASELINES.xargs, (s) => rate(s.engine), (s) => rate(s.xargs)),
-    row(`${base}-vs-one-process`, 'rows/s', BASELINES.one, (s) => rate(s.engine), (s) => rate(s.one)),
-    row(
-      `${base}-efficiency`,
-      'efficiency',
-      `multiprocessing.Pool's; both rows/s / (${CORES} x one process's rows/s)`,
-      (s) => efficiency(s, 'engine'),
-      (s) => efficiency(s, 'pool'),
-    ),
-    row(`${base}-ms-per-partition`, 'ms/partition', `multiprocessing.Pool(${CORES})'s wall time / partitions`, (s) => (s.engine.wall_s * 1000) / v.partitions, (s) => (s.pool.wall_s * 1000) / v.partitions),
+    { ...row(base, 'rows/s', BASELINES.pool, (s) => rate(s.engine), (s) => rate(s.pool)), skip: () => leftOut('engine', 'pool') },
+    { ...row(`${base}-vs-dask`, 'rows/s', BASELINES.dask, (s) => rate(s.engine), (s) => rate(s.dask)), skip: () => daskMissing() ?? leftOut('engine', 'dask') },
+    { ...row(`${base}-vs-xargs`, 'rows/s', BASELINES.xargs, (s) => rate(s.engine), (s) => rate(s.xargs)), skip: () => leftOut('engine', 'xargs') },
+    { ...row(`${base}-vs-one-process`, 'rows/s', BASELINES.one, (s) => rate(s.engine), (s) => rate(s.one)), skip: () => leftOut('engine', 'one') },
+    {
+      ...row(
+        `${base}-efficiency`,
+        'efficiency',
+        `multiprocessing.Pool's; both rows/s / (${CORES} x one process's rows/s)`,
+        (s) => efficiency(s, 'engine'),
+        (s) => efficiency(s, 'pool'),
+      ),
+      skip: () => leftOut('engine', 'pool', 'one'),
+    },
+    {
+      ...row(`${base}-ms-per-partition`, 'ms/partition', `multiprocessing.Pool(${CORES})'s wall time / partitions`, (s) => (s.engine.wall_s * 1000) / v.partitions, (s) => (s.pool.wall_s * 1000) / v.partitions),
+      skip: () => leftOut('engine', 'pool'),
+    },
   ];
 }
 
 /** Medians over the counted rounds of where each side's time went, printed once per size. */
 function summary(w: World): string {
   const counted = w.samples.slice(WARMUP);
-  const m = (side: Side | 'probe', key?: string) => median(counted.map((x) => (key === undefined ? x[side].wall_s : (x[side].parts[key] ?? Number.NaN))));
+  const m = (side: Side | 'probe', key?: string) => median(counted.map((x) => (key === undefined ? (x[side]?.wall_s ?? Number.NaN) : (x[side]?.parts[key] ?? Number.NaN))));
   const s = (n: number) => `${n.toFixed(2)} s`;
   const ms = (n: number) => `${(n * 1000).toFixed(0)} ms`;
   const phases = (side: 'engine' | 'probe') =>

@@ -257,6 +257,42 @@ describe('python warm worker', () => {
     ] satisfies Line[]).sort(byPartitionAndStream));
   });
 
+  it('tags each line with its partition when the next partition is queued behind the running one', async () => {
+    const { lines, sink } = collector();
+    // Partition 7 ends on a print without a newline and partition 8 prints at once: with both
+    // handed over together nothing waits between them, and only the runner's mark tells them apart
+    // (empty lines are not logged, with or without the mark's own newline).
+    const { worker, dir } = await warm(
+      'python',
+      `import shutil, sys\n` +
+        `def process(input_path, output_path, ctx):\n` +
+        `    print('start', ctx.partition)\n` +
+        `    print()\n` +
+        `    ctx.log.info('logged %s', ctx.partition)\n` +
+        `    for i in range(200):\n` +
+        `        print('line', i, 'of', ctx.partition)\n` +
+        `    sys.stdout.write('no newline at the end of %s' % ctx.partition)\n` +
+        `    shutil.copyfile(input_path, output_path)\n`,
+      { sink },
+    );
+    await worker.ready();
+    expect(worker.depth).toBe(2);
+    const input = write(dir, 'in.jsonl', '{}\n');
+    const both = Promise.all([worker.run(task(dir, 7, input, 'jsonl')), worker.run(task(dir, 8, input, 'jsonl'))]);
+    // No third: a worker holds the running partition and one more.
+    await expect(worker.run(task(dir, 9, input, 'jsonl'))).rejects.toThrow(/already has 2 partitions/);
+    expect(await both).toMatchObject([{ ok: true }, { ok: true }]);
+    await worker.stop();
+    const expected = (p: number): Line[] => [
+      { partition: p, stream: 'stdout', line: `start ${p}` },
+      ...Array.from({ length: 200 }, (_, i): Line => ({ partition: p, stream: 'stdout', line: `line ${i} of ${p}` })),
+      { partition: p, stream: 'stdout', line: `no newline at the end of ${p}` },
+      { partition: p, stream: 'stderr', line: `INFO logged ${p}` },
+    ];
+    expect([...lines].sort(byPartitionAndStream)).toEqual([...expected(7), ...expected(8)].sort(byPartitionAndStream));
+    expect(lines.some((l) => l.line.includes('gatehouse-end-of-task'))).toBe(false);
+  });
+
   it('stop() kills a worker that does not exit within 2 s', async () => {
     // Stopped only once the partition runs (it says so): a worker asked to exit before its run
     // arrived would exit 0 at once, which a loaded machine made happen after a fixed 100 ms wait.

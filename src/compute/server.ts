@@ -70,11 +70,20 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   installPlumbing(app);
   if (swept.length > 0) app.log.info({ swept }, 'finished dataset removals a previous engine left');
 
+  // Checked once per connection: the gateway keeps its connection alive and polls over it, and
+  // decoding the peer's certificate on every request was a visible share of the engine's CPU
+  // (on the same cores as the workers). A connection's certificate is the handshake's; Node
+  // refuses renegotiation that could swap it without the CA (rejectUnauthorized), and only the
+  // holder of the gateway's key got past this check to begin with.
+  const gatewaySockets = new WeakSet<TLSSocket>();
   app.addHook('onRequest', async (request) => {
-    const peer = (request.raw.socket as TLSSocket).getPeerCertificate();
+    const socket = request.raw.socket as TLSSocket;
+    if (gatewaySockets.has(socket)) return;
+    const peer = socket.getPeerCertificate();
     if (peer.subject?.CN !== GATEWAY_CLIENT_SUBJECT.commonName || peer.subject?.OU !== GATEWAY_CLIENT_SUBJECT.organizationalUnit) {
       throw new GatehouseError('forbidden', 'the engine serves only the gateway');
     }
+    gatewaySockets.add(socket);
   });
 
   const slots = options.slots === 0 ? availableParallelism() : options.slots;

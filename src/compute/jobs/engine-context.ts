@@ -57,6 +57,8 @@ export interface EngineContext {
 /** A job's status: from memory while it runs, else from the database (undefined: no such job). */
 export function statusOf(ctx: EngineContext, id: string): JobStatus | undefined {
   const run = ctx.runs.get(id);
+  // What a status shows done is recorded first: a restart must never redo a partition seen done.
+  ctx.db.flush();
   if (run !== undefined) return jobStatus(run.row, run.parts, run);
   const row = ctx.db.job(id);
   return row === undefined ? undefined : jobStatus(row, ctx.db.partitions(id));

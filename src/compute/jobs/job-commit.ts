@@ -13,6 +13,8 @@ export async function commitRun(ctx: EngineContext, run: JobRun): Promise<void> 
   run.committing = true;
   const { row } = run;
   const area = run.area!;
+  // Every partition recorded done before the output leaves the staging (job-db.ts batches them).
+  ctx.db.flush();
   try {
     // out/ leaves the tasks' reach and becomes root's before anything in it is read: no link or
     // folder smuggled into it, and none planted later by any job, is ever followed.

@@ -1,6 +1,8 @@
 // The engine's own state: jobs, their partitions and spent admission tickets, in SQLite beside
 // the logs. Every change is written before the engine acts on it, so a kill -9 loses at most the
-// partitions that were running, and those are redone.
+// partitions that were running, and those are redone. The two writes every partition makes (it
+// started, it is kept) are the exception: they wait up to BATCH_MS and go in one transaction with
+// their neighbours, and any other read or write, a status included, writes them first (see defer).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -68,9 +70,22 @@ interface RawJob extends Omit<JobRow, 'spec' | 'granted' | 'replaces'> {
   replaces: string | null;
 }
 
+/**
+ * How long a partition's bookkeeping may wait for company. A kill -9 in that window redoes the
+ * partitions it held (as it redoes running ones); nothing anyone has been shown is lost, since a
+ * status writes them first.
+ */
+const BATCH_MS = 25;
+/** A batch this big is written at once. */
+const BATCH_MAX = 64;
+
 export class JobDb {
   private readonly db: Database.Database;
   private readonly statements;
+  /** Partition updates not yet written, in order (see defer). */
+  private pending: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private readonly writeBatch: (work: (() => void)[]) => void;
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -108,6 +123,30 @@ export class JobDb {
       spendTicket: db.prepare(`INSERT OR IGNORE INTO tickets (jti, exp) VALUES (?, ?)`),
       forgetTickets: db.prepare(`DELETE FROM tickets WHERE exp < ?`),
     };
+    this.writeBatch = db.transaction((work: (() => void)[]) => {
+      for (const write of work) write();
+    });
+  }
+
+  /**
+   * Writes the partition updates waiting for their batch, in one transaction. Every other method
+   * calls it first, so reads see them and writes keep their order; the engine calls it before a
+   * live job's status is shown, so a partition reported done is one a restart finds done.
+   */
+  flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending.length === 0) return;
+    const work = this.pending;
+    this.pending = [];
+    this.writeBatch(work);
+  }
+
+  /** A partition's bookkeeping: written with its neighbours within BATCH_MS (see flush). */
+  private defer(write: () => void): void {
+    this.pending.push(write);
+    if (this.pending.length >= BATCH_MAX) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
   }
 
   /** The job and its partitions in one transaction: never a job without its work list. */
@@ -115,6 +154,7 @@ export class JobDb {
     job: { id: string; user: string; spec: JobSpec; granted: Resources; created_at: string; replaces?: { owner: string | null } | undefined },
     partitions: { input_idx: number; rows: number; bytes: number }[],
   ): void {
+    this.flush();
     this.db.transaction(() => {
       this.statements.insertJob.run({
         id: job.id,
@@ -129,77 +169,93 @@ export class JobDb {
   }
 
   job(id: string): JobRow | undefined {
+    this.flush();
     const raw = this.statements.job.get(id) as RawJob | undefined;
     return raw === undefined ? undefined : parse(raw);
   }
 
   jobs(user: string | undefined, limit: number): JobRow[] {
+    this.flush();
     const raws = (user === undefined ? this.statements.jobs.all(limit) : this.statements.jobsOf.all(user, limit)) as RawJob[];
     return raws.map(parse);
   }
 
   countsByState(): Record<string, number> {
+    this.flush();
     return Object.fromEntries((this.statements.counts.all() as { state: string; n: number }[]).map((r) => [r.state, r.n]));
   }
 
   unfinished(): JobRow[] {
+    this.flush();
     return (this.statements.unfinished.all() as RawJob[]).map(parse);
   }
 
   partitions(jobId: string): PartitionRow[] {
+    this.flush();
     return this.statements.partitions.all(jobId) as PartitionRow[];
   }
 
   started(id: string, at: string): void {
+    this.flush();
     this.statements.started.run(at, id);
   }
 
   /** The uid a job's area belongs to, kept so a restarted engine gives it back the same one. */
   setUid(id: string, uid: number | null): void {
+    this.flush();
     this.statements.setUid.run(uid, id);
   }
 
   finish(id: string, state: JobState, error: string | null, at: string): void {
+    this.flush();
     this.statements.setState.run(state, error, at, id);
   }
 
   addCoreSeconds(id: string, seconds: number): void {
+    this.flush();
     this.statements.coreSeconds.run(seconds, id);
   }
 
   partitionRunning(jobId: string, idx: number): void {
-    this.statements.partitionRunning.run(jobId, idx);
+    this.defer(() => this.statements.partitionRunning.run(jobId, idx));
   }
 
   partitionDone(jobId: string, idx: number, result: { rows_out: number; bytes_out: number; seconds: number }): void {
-    this.statements.partitionDone.run(result.rows_out, result.bytes_out, result.seconds, jobId, idx);
+    const { rows_out, bytes_out, seconds } = result;
+    this.defer(() => this.statements.partitionDone.run(rows_out, bytes_out, seconds, jobId, idx));
   }
 
   /** `todo` when it will be retried, `failed` when it will not. */
   partitionFailed(jobId: string, idx: number, state: 'todo' | 'failed', error: string): void {
+    this.flush();
     this.statements.partitionFailed.run(state, error, jobId, idx);
   }
 
   partitionTodo(jobId: string, idx: number): void {
+    this.flush();
     this.statements.partitionTodo.run(jobId, idx);
   }
 
   /** A running partition the engine's death interrupted: todo again, and the attempt not counted. */
   partitionInterrupted(jobId: string, idx: number): void {
+    this.flush();
     this.statements.partitionInterrupted.run(jobId, idx);
   }
 
   ticketSpent(jti: string): boolean {
+    this.flush();
     return this.statements.ticketSpent.get(jti) !== undefined;
   }
 
   /** False when this ticket id was spent before. Expired ids are forgotten: their tickets are refused anyway. */
   spendTicket(jti: string, exp: number): boolean {
+    this.flush();
     this.statements.forgetTickets.run(Math.floor(Date.now() / 1000) - 60);
     return this.statements.spendTicket.run(jti, exp).changes === 1;
   }
 
   close(): void {
+    this.flush();
     this.db.close();
   }
 }

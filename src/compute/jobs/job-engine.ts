@@ -72,6 +72,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   /** Every job not yet ended (queued or running), oldest first. */
   active(): JobStatus[] {
+    this.ctx.db.flush(); // as statusOf: what is shown done is recorded
     return [...this.ctx.runs.values()].map((run) => jobStatus(run.row, run.parts, run));
   }
 

@@ -10,6 +10,8 @@ import type { JobLog } from './job-log.js';
 /** What the engine needs of a worker, warm or one process per partition. */
 export interface TaskWorker {
   readonly startedAt: number;
+  /** How many partitions it may be handed at once (known once ready): 2 queues the next behind the running one. */
+  readonly depth: number;
   ready(): Promise<void>;
   run(task: { partition: number; attempt: number; input: string; output: string; format: DatasetFormat }): Promise<TaskOutcome>;
   stop(): Promise<void>;

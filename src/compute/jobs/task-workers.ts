@@ -35,6 +35,9 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
   const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits, { GATEHOUSE_PDEATHSIG: '1' }), sink);
   return {
     startedAt: warm.startedAt,
+    get depth() {
+      return warm.depth;
+    },
     ready: () => warm.ready(),
     run: async (task) => {
       const result = await warm.run(task);
@@ -48,6 +51,7 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
 /** A slot that runs the command once per partition. */
 class CommandWorker implements TaskWorker {
   readonly startedAt = Date.now();
+  readonly depth = 1;
   private readonly abort = new AbortController();
 
   constructor(

@@ -49,18 +49,30 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
     };
     // A worker over its job's share takes no more: its slot goes back to fair share.
     const next = () => (!run.stopped && run.workers.size <= run.target ? run.todo.shift() : undefined);
-    const first = next();
-    let current = first === undefined ? null : dispatch(first);
-    while (current !== null) {
-      const { idx, part, file, attemptFile, shown } = current;
-      const outcome = await current.outcome;
-      run.running.delete(worker);
+    // Handed to the worker, in order: the running partition, and (depth 2) the next one waiting in
+    // its pipe, so it starts that without waiting for the engine to hear of the last. A second one
+    // is queued only while enough is left for every other worker of the job: at the end of a job a
+    // partition queued here must not wait while another worker has nothing to do.
+    const handed: ReturnType<typeof dispatch>[] = [];
+    const fill = () => {
+      while (handed.length < worker.depth && (handed.length === 0 || run.todo.length >= run.workers.size)) {
+        const idx = next();
+        if (idx === undefined) return;
+        const d = dispatch(idx);
+        d.outcome.catch(() => undefined);
+        handed.push(d);
+      }
+    };
+    fill();
+    while (handed.length > 0) {
+      const { idx, part, file, attemptFile, shown, outcome: pending } = handed[0]!;
+      const outcome = await pending;
+      handed.shift();
+      if (handed.length === 0) run.running.delete(worker);
       if (run.stopped) return;
       if (outcome.ok) {
         // The worker gets its next partition before this one's bookkeeping, so it never waits for the engine.
-        const following = next();
-        current = following === undefined ? null : dispatch(following);
-        current?.outcome.catch(() => undefined);
+        fill();
         const error = await keepPartition(ctx, run, part, attemptFile, file, outcome);
         if (error !== null) {
           await finishRun(ctx, run, 'failed', error);
@@ -68,6 +80,15 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
         }
         continue;
       }
+      // A partition queued behind the failed one did not run to its end here (the worker is
+      // replaced): back to the front of the list, its attempt not counted.
+      for (const q of handed.splice(0).reverse()) {
+        q.part.state = 'todo';
+        q.part.attempts -= 1;
+        ctx.db.partitionInterrupted(row.id, q.idx);
+        run.todo.unshift(q.idx);
+      }
+      run.running.delete(worker);
       healthy = false; // a retry gets a fresh worker: this one's state is suspect
       const message = outcome.oom ? `${outOfMemoryMessage(shown, row.granted.memory_mb)}\n${tail(outcome.error)}` : tail(outcome.error);
       if (part.attempts < run.maxAttempts) {

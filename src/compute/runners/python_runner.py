@@ -4,14 +4,18 @@
 
 The engine talks to this process over fd 3 (a duplex socket), one JSON object per line:
 
-    worker -> engine   {"ready": true}  or  {"fatal": "..."} (then exit 1)
-    engine -> worker   {"op": "run", "partition": 7, "attempt": 1, "input": ..., "output": ..., "format": "csv"}
+    worker -> engine   {"ready": true, "marks": true}  or  {"fatal": "..."} (then exit 1)
+    engine -> worker   {"op": "run", "partition": 7, "attempt": 1, "input": ..., "output": ..., "format": "csv",
+                        "mark": "gatehouse-end-of-task-..."}
     worker -> engine   {"partition": 7, "ok": true, "rows_out": N, "bytes_out": B, "seconds": S}
                        {"partition": 7, "ok": false, "error": "...", "oom": false}
     engine -> worker   {"op": "exit"}  (or EOF) -> exit 0
 
 stdout belongs to the user's prints and stderr to their logs (the engine tags both with the
-partition); nothing of the protocol goes there. Standard library only, Python 3.9+.
+partition); nothing of the protocol goes there but the mark: after a task's last print, the line
+"<mark>" (after a newline) on both, which the engine drops. It tells the engine where this task's
+prints end, so it may queue the next task here before this one is answered ("marks": true) and
+still tag every line with the partition that printed it. Standard library only, Python 3.9+.
 """
 
 import argparse
@@ -20,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -29,6 +34,7 @@ CHUNK = 1 << 20
 FATAL_TRACEBACK_LINES = 30
 ERROR_TRACEBACK_LINES = 20
 MODULE_NAME = "gatehouse_job"
+MARK = re.compile(r"^gatehouse-end-of-task-[0-9a-f]{24}$")
 
 
 def main():
@@ -57,7 +63,7 @@ def main():
         sys.exit(1)
 
     log = job_logger()
-    channel.send({"ready": True})
+    channel.send({"ready": True, "marks": True})
     for message in channel.messages():
         op = message.get("op")
         if op == "exit":
@@ -139,9 +145,18 @@ def run_partition(entry, message, job_id, log):
         else:
             reply = {"partition": partition, "ok": True, "rows_out": rows, "bytes_out": size,
                      "seconds": round(time.perf_counter() - started, 6)}
-    # Everything the partition printed or logged reaches its pipe before the engine hears it is over.
-    flush(sys.stdout)
-    flush(sys.stderr)
+    # Everything the partition printed or logged reaches its pipe before the engine hears it is over,
+    # and then the mark that ends it there.
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        flush(stream)
+    mark = message.get("mark")
+    if isinstance(mark, str) and MARK.match(mark):
+        line = ("\n%s\n" % mark).encode("ascii")
+        for fd in (1, 2):
+            try:
+                os.write(fd, line)
+            except OSError:  # the user closed it: nothing of theirs can follow there to be tagged
+                pass
     return reply
 
 
@@ -203,7 +218,7 @@ def count_rows(path, fmt):
 def flush(stream):
     try:
         stream.flush()
-    except (OSError, ValueError):  # the user closed or broke it; their output is theirs to lose
+    except (OSError, ValueError, AttributeError):  # the user closed, broke or removed it; their output is theirs to lose
         pass
 
 

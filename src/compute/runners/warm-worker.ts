@@ -1,6 +1,14 @@
 // The engine's side of a warm worker: one runner process (python_runner.py or node_runner.mjs)
 // that loaded the job's source once and now runs partitions one at a time, asked over fd 3.
+//
+// A runner that marks the end of each task's prints (python_runner.py: a line with the worker's
+// own mark on stdout and stderr, written after the task's last print) may be sent its next task
+// before it answers the current one: it then starts it without waiting for the engine to hear
+// the answer and reply, and each stream's lines are still tagged with the partition that printed
+// them, because the mark, not the answer's arrival, moves the tag on. A runner without marks
+// (node_runner.mjs) gets one task at a time and its lines are tagged by the answer, as before.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WorkerLaunch } from '../sandbox/index.js';
 import { describeExit, killGroup, LineSplitter, StderrTail, withTail } from './output.js';
@@ -48,6 +56,14 @@ interface Running {
   resolve: (result: TaskResult) => void;
 }
 
+/**
+ * One output stream's tagging: the partitions of the tasks sent whose mark this stream has not
+ * shown yet (the first is the one printing now). The runner writes "\n<mark>\n", so the mark is a
+ * line of its own even after a print without a newline, and the empty line that newline makes
+ * after a whole line is never emitted (LineSplitter emits no empty lines).
+ */
+type StreamTags = number[];
+
 interface Reply {
   partition?: unknown;
   ok?: unknown;
@@ -57,6 +73,7 @@ interface Reply {
   error?: unknown;
   oom?: unknown;
   ready?: unknown;
+  marks?: unknown;
   fatal?: unknown;
 }
 
@@ -72,10 +89,13 @@ export class WarmWorker {
   private readonly stderr: LineSplitter;
   private readonly readyPromise: Promise<void>;
   private settleReady: (error?: Error) => void = () => {};
-  private running: Running | null = null;
-  private busy = false;
-  /** The partition output lines are tagged with: the running task's, kept until its last lines are in. */
-  private tagged: number | null = null;
+  /** Tasks sent and not answered yet, in the order sent (at most `depth`). */
+  private readonly running: Running[] = [];
+  /** This worker's mark (see the header): random, so a job's prints do not make one by chance. */
+  private readonly mark = `gatehouse-end-of-task-${randomBytes(12).toString('hex')}`;
+  /** Whether the runner said it marks the end of each task's prints (its ready message). */
+  private marks = false;
+  private readonly tags: Record<'stdout' | 'stderr', StreamTags> = { stdout: [], stderr: [] };
   private exit: WorkerExit | null = null;
   private spawnError: Error | null = null;
 
@@ -97,11 +117,8 @@ export class WarmWorker {
     this.pid = this.child.pid ?? -1;
     this.channel = (this.child.stdio[3] as Duplex | null | undefined) ?? null;
 
-    this.stdout = new LineSplitter((line) => this.sink(this.tagged, 'stdout', line));
-    this.stderr = new LineSplitter((line) => {
-      this.tail.add(line);
-      this.sink(this.tagged, 'stderr', line);
-    });
+    this.stdout = new LineSplitter((line) => this.onLine('stdout', line));
+    this.stderr = new LineSplitter((line) => this.onLine('stderr', line));
     this.child.stdout?.on('data', (chunk: Buffer) => this.stdout.push(chunk));
     this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
 
@@ -156,23 +173,27 @@ export class WarmWorker {
     return this.readyPromise;
   }
 
-  /** Runs one partition; a worker runs one at a time. */
+  /**
+   * How many tasks may be sent before the first is answered: 2 once a runner that marks its
+   * tasks' ends is ready (the next task waits in its pipe), else 1. Known after ready().
+   */
+  get depth(): number {
+    return this.marks ? 2 : 1;
+  }
+
+  /** Runs one partition; with depth 2 a second may be sent while the first runs (it runs after it). */
   async run(task: PartitionTask): Promise<TaskResult> {
-    if (this.busy) throw new Error(`worker ${this.pid} is already running a partition`);
-    this.busy = true;
-    try {
-      await this.readyPromise;
-      if (this.exit !== null) return this.lost(this.exit, `before partition ${task.partition} started`);
-      this.tail.resetOom();
-      this.tagged = task.partition;
-      return await new Promise<TaskResult>((resolve) => {
-        this.running = { task, resolve };
-        const { partition, attempt, input, output, format } = task;
-        this.channel?.write(`${JSON.stringify({ op: 'run', partition, attempt, input, output, format })}\n`);
-      });
-    } finally {
-      this.busy = false;
-    }
+    await this.readyPromise;
+    if (this.running.length >= this.depth) throw new Error(`worker ${this.pid} already has ${this.running.length} partition${this.running.length === 1 ? '' : 's'} to run`);
+    if (this.exit !== null) return this.lost(this.exit, `before partition ${task.partition} started`);
+    return await new Promise<TaskResult>((resolve) => {
+      this.running.push({ task, resolve });
+      this.tags.stdout.push(task.partition);
+      this.tags.stderr.push(task.partition);
+      const { partition, attempt, input, output, format } = task;
+      const mark = this.marks ? { mark: this.mark } : {};
+      this.channel?.write(`${JSON.stringify({ op: 'run', partition, attempt, input, output, format, ...mark })}\n`);
+    });
   }
 
   /** Asks the worker to exit; kills its process group if it has not within 2 s. */
@@ -203,11 +224,12 @@ export class WarmWorker {
     try {
       message = JSON.parse(line) as Reply;
     } catch {
-      this.sink(this.tagged, 'stderr', `gatehouse: unreadable message from the worker: ${line.slice(0, 200)}`);
+      this.sink(this.tags.stderr[0] ?? null, 'stderr', `gatehouse: unreadable message from the worker: ${line.slice(0, 200)}`);
       return;
     }
     if (message === null || typeof message !== 'object') return;
     if (message.ready === true) {
+      this.marks = message.marks === true;
       this.settleReady();
       return;
     }
@@ -215,24 +237,36 @@ export class WarmWorker {
       this.settleReady(new WorkerStartError(message.fatal));
       return;
     }
-    const running = this.running;
-    if (running === null || message.partition !== running.task.partition) return;
+    const running = this.running[0];
+    if (running === undefined || message.partition !== running.task.partition) return;
+    // Out of memory is per task: read what this task's stderr said before the next one's starts counting.
+    const oom = message.oom === true;
     const result: TaskResult =
       message.ok === true
         ? { ok: true, rows_out: Number(message.rows_out ?? 0), bytes_out: Number(message.bytes_out ?? 0), seconds: Number(message.seconds ?? 0) }
-        : { ok: false, error: String(message.error ?? 'the task failed without saying why'), oom: message.oom === true, lost_worker: false };
-    this.running = null;
+        : { ok: false, error: String(message.error ?? 'the task failed without saying why'), oom, lost_worker: false };
+    this.running.shift();
     // The worker flushed its prints before replying, but the reply's pipe may be read first:
     // the lines already on their way are read in this same turn of the loop, so tag them before moving on.
     setImmediate(() => {
-      this.endTaskOutput();
+      if (!this.marks) this.endTaskOutput();
+      this.tail.resetOom();
       running.resolve(result);
     });
   }
 
+  /** A line of the task's stdout or stderr: the mark moves that stream's tag on; others go to the sink. */
+  private onLine(stream: 'stdout' | 'stderr', line: string): void {
+    if (this.marks && line === this.mark) {
+      this.tags[stream].shift();
+      return;
+    }
+    if (stream === 'stderr') this.tail.add(line);
+    this.sink(this.tags[stream][0] ?? null, stream, line);
+  }
+
   private onExit(exit: WorkerExit): void {
-    const running = this.running;
-    this.running = null;
+    const running = this.running.splice(0);
     if (this.spawnError !== null) {
       this.settleReady(new Error(`could not start the worker (${this.spawnError.message})`));
     } else {
@@ -245,13 +279,17 @@ export class WarmWorker {
       // EPERM: a group we may not signal is not ours to clean up.
     }
     this.endTaskOutput();
-    if (running !== null) running.resolve(this.lost(exit, `while running partition ${running.task.partition}`));
+    const [first, ...queued] = running;
+    if (first !== undefined) first.resolve(this.lost(exit, `while running partition ${first.task.partition}`));
+    for (const q of queued) q.resolve(this.lost(exit, `before partition ${q.task.partition} started`));
   }
 
+  /** The answered task's last partial lines, and its tag dropped (a runner without marks; or the end). */
   private endTaskOutput(): void {
     this.stdout.flush();
     this.stderr.flush();
-    this.tagged = null;
+    this.tags.stdout.shift();
+    this.tags.stderr.shift();
   }
 
   private lost(exit: WorkerExit, when: string): TaskResult {
