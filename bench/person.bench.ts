@@ -1,0 +1,168 @@
+// What a person waits for: a CSV aggregation of 16 partitions × 50 000 rows submitted through the
+// gateway (POST /v1/jobs) until GET /v1/jobs/:id says `succeeded`, against the same process() run by
+// multiprocessing.Pool(cores) as a whole command (python3 started to python3 exited) on the same files.
+//   person-csv-aggregation-16x50k   rows/s (rows ÷ wall time) of both; goal: the gateway ≥ 0.95× Pool
+// The gateway runs with its shipped defaults (jobs.poll_ms 250, jobs.status_cache_ms 500), the
+// engine as its own process with engine.slots = cores and its default sandbox; the status is asked
+// every 20 ms on one kept-alive connection (a person's `--wait` asks every 500 ms: this is what the
+// gateway knows, not how often a client looks).
+import { spawn } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { createIdentityService } from '../src/auth/index.js';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import { loadConfig } from '../src/config/index.js';
+import { type RunningService, startGateway } from '../src/gateway/index.js';
+import { openStore, type Store } from '../src/store/index.js';
+import { PACKAGE_ROOT } from '../src/version.js';
+import type { JobSpec } from '../src/wire/index.js';
+import { until } from '../test/support/until.js';
+import type { Benchmark } from './measure.js';
+import { type EngineProcess, startEngineProcess } from './support/engine.js';
+
+const PARTITIONS = 16;
+const ROWS = 50_000;
+const CORES = availableParallelism();
+const PYTHON = '/usr/bin/python3';
+const DRIVERS = join(PACKAGE_ROOT, 'bench', 'engine');
+const EXAMPLE = join(DRIVERS, 'aggregate.py');
+const REGIONS = ['north', 'south', 'east', 'west', 'centre', 'islands'];
+const CATEGORIES = ['groceries', 'travel', 'electronics', 'clothing', 'rent', 'health', 'leisure', 'fees'];
+
+interface World {
+  dir: string;
+  engine: EngineProcess;
+  gateway: RunningService;
+  store: Store;
+  token: string;
+  agent: Agent;
+  input: string;
+  outputs: number;
+}
+
+/** Deterministic rows: a linear congruential walk, so every run aggregates the same data. */
+function partitionText(p: number): string {
+  let x = 12345 + p * 7919;
+  const next = () => (x = (x * 1103515245 + 12345) % 2147483648);
+  const lines = ['id,region,category,amount'];
+  for (let r = 0; r < ROWS; r++) lines.push(`${p * ROWS + r},${REGIONS[next() % REGIONS.length]},${CATEGORIES[next() % CATEGORIES.length]},${(next() % 100_000) / 100}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function setup(): Promise<World> {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-person-'));
+  chmodSync(dir, 0o711); // task uids walk down to the data root
+  const policies = join(dir, 'policies');
+  cpSync(join(PACKAGE_ROOT, 'policies'), policies, { recursive: true });
+  writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np2, user:bench, max_concurrent_jobs, 100000\np2, user:bench, max_cores, 100000\np2, user:bench, max_memory_mb, 100000000\np2, user:bench, core_hours_per_day, 100000\n`);
+  const configFile = join(dir, 'gatehouse.yaml');
+  writeFileSync(
+    configFile,
+    stringify({
+      server: { port: 0 },
+      engine: { port: 0, slots: CORES, task_uids: '392000-392999' }, // its own uids: other benches' engines may run
+      data: { root: 'data' },
+      state: { dir: 'var' },
+      certs: { dir: 'certs' },
+      policies: { dir: policies },
+      log: { level: 'silent' },
+    }),
+  );
+  const name = 'scratch/person-in';
+  await writeDataset(join(dir, 'data'), name, { format: 'csv', columns: ['id', 'region', 'category', 'amount'], owner: 'bench', labels: [], produced_by: 'bench', partitions: Array.from({ length: PARTITIONS }, (_, p) => ({ text: partitionText(p), rows: ROWS })) });
+  mkdirSync(join(dir, 'run'));
+  const engine = await startEngineProcess(configFile, dir);
+  const { config } = loadConfig({ path: configFile, cwd: dir, env: { GATEHOUSE_ENGINE_PORT: new URL(engine.url).port } });
+  const gateway = await startGateway(config);
+  const store = await openStore({ stateDir: config.state.dir });
+  const identity = await createIdentityService(config, store);
+  const token = (await identity.tokens.login({ user: 'bench', groups: ['analysts'], auth_method: 'ldap' })).access_token;
+  identity.close();
+  const ca = readFileSync(join(dir, 'certs', 'ca.crt'), 'utf8');
+  return { dir, engine, gateway, store, token, agent: new Agent({ keepAlive: true, maxSockets: 1, ca }), input: join(dir, 'data', name), outputs: 0 };
+}
+
+function call(w: World, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${w.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const req = request(new URL(path, w.gateway.url), { method, agent: w.agent, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** Submit → the first status that says succeeded, through the gateway; rows/s. */
+async function throughGateway(w: World): Promise<number> {
+  w.outputs += 1;
+  const spec: JobSpec = { name: 'aggregate', input: 'scratch/person-in', output: `scratch/person-out-${w.outputs}`, runtime: 'python', source: readFileSync(EXAMPLE, 'utf8'), resources: { cores: CORES, memory_mb: 512, time_limit_s: 600 } };
+  const t0 = performance.now();
+  const created = await call(w, 'POST', '/v1/jobs', spec);
+  if (created.status !== 201) throw new Error(`POST /v1/jobs answered ${created.status}: ${created.text}`);
+  const { id } = JSON.parse(created.text) as { id: string };
+  const state = await until(
+    async () => {
+      const answer = await call(w, 'GET', `/v1/jobs/${id}`);
+      const s = JSON.parse(answer.text) as { state: string; error: string | null; finished_at: string | null; started_at: string | null };
+      return ['succeeded', 'failed', 'cancelled'].includes(s.state) ? { ...s, seen: Date.now() } : undefined;
+    },
+    Number.POSITIVE_INFINITY,
+    `job ${id} ended`,
+    20,
+  );
+  const wall = (performance.now() - t0) / 1000;
+  if (state.state !== 'succeeded') throw new Error(`bench job ${id} ${state.state}: ${state.error}`);
+  // Where the wall time went, on stderr: the engine's own start and end (same machine, same clock) and
+  // how long after the engine's end the gateway showed it.
+  const started = Date.parse(state.started_at ?? '');
+  const finished = Date.parse(state.finished_at ?? '');
+  process.stderr.write(`    ${id}: wall ${(wall * 1000).toFixed(0)} ms; engine ran ${(finished - started).toFixed(0)} ms; succeeded seen ${(state.seen - finished).toFixed(0)} ms after the engine's finished_at\n`);
+  return (PARTITIONS * ROWS) / wall;
+}
+
+/** python3 pool.py, spawned to exited; rows/s. */
+function pool(w: World): Promise<number> {
+  const out = mkdtempSync(join(w.dir, 'run', 'pool-'));
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(PYTHON, [join(DRIVERS, 'pool.py'), EXAMPLE, w.input, out, String(CORES)], { cwd: join(w.dir, 'run'), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wall = (performance.now() - t0) / 1000;
+      if (code !== 0) return reject(new Error(`pool.py exited ${code}: ${stderr}`));
+      const written = readdirSync(out).filter((f) => f.startsWith('part-')).length;
+      rmSync(out, { recursive: true, force: true });
+      if (written !== PARTITIONS) return reject(new Error(`pool.py wrote ${written} of ${PARTITIONS} partitions`));
+      resolve((PARTITIONS * ROWS) / wall);
+    });
+  });
+}
+
+const personBench: Benchmark<World> = {
+  name: 'person-csv-aggregation-16x50k',
+  unit: 'rows/s',
+  baseline: `multiprocessing.Pool(${CORES}) as a whole command (python3 start to exit), same process(), same files`,
+  warmup: 1,
+  rounds: 5,
+  setup,
+  candidate: throughGateway,
+  baselineRun: pool,
+  teardown: async (w) => {
+    w.agent.destroy();
+    await w.gateway.close();
+    await w.store.close();
+    await w.engine.stop();
+    rmSync(w.dir, { recursive: true, force: true });
+  },
+};
+
+export const benchmarks: Benchmark[] = [personBench as Benchmark];
