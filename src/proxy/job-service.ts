@@ -2,7 +2,6 @@
 // quota (stage 3), hand over to the job's backend (stage 4), each decision audited before it is
 // answered (stage 5). The live jobs themselves are the JobBook's.
 import type { Readable } from 'node:stream';
-import { setImmediate } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, type AuditInput, type AuditRecorder, recordDecision, recordOrFail } from '../audit/index.js';
 import type { Authorizer, Decision, Identity, Subject } from '../identity/index.js';
@@ -183,12 +182,9 @@ export class JobService {
     };
     try {
       await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
-      if (!this.book.shared) {
-        send();
-        // The embedded store's insert is synchronous (its fsync holds this thread): one turn first,
-        // so the job is on its way to the backend and the two run side by side.
-        await setImmediate();
-      }
+      // Started before the insert, but the embedded store's insert is synchronous and runs first
+      // (the ticket is signed asynchronously); overlapping them did not measure faster (one disk; BENCHMARKS.md).
+      if (!this.book.shared) send();
       try {
         await this.book.insert(record);
       } catch (err) {
