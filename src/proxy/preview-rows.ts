@@ -11,6 +11,9 @@ import { GatehouseError } from '../wire/index.js';
 /** A row longer than this ends the preview with an error: a preview is for looking, not for any file. */
 export const PREVIEW_ROW_MAX_CHARS = 1024 * 1024;
 
+/** Bytes parsed between two looks at how many rows are there. */
+const PARSE_SLICE = 4096;
+
 export interface Preview {
   rows: Record<string, unknown>[];
   /** The bytes taken from the partition to find them. */
@@ -24,10 +27,13 @@ export async function previewRows(source: Readable, format: 'csv' | 'jsonl', n: 
   let bytes = 0;
   const parser = format === 'csv' ? csvRecords((r) => records.push(r)) : lines((l) => records.push([l]));
   try {
-    for await (const chunk of source) {
+    // Parsed a slice at a time, so the parse stops soon after the rows are there, not a chunk later.
+    read: for await (const chunk of source) {
       bytes += (chunk as Buffer).length;
-      parser.push(decoder.write(chunk as Buffer));
-      if (records.length >= want) break;
+      for (let at = 0; at < (chunk as Buffer).length; at += PARSE_SLICE) {
+        parser.push(decoder.write((chunk as Buffer).subarray(at, at + PARSE_SLICE)));
+        if (records.length >= want) break read;
+      }
     }
     if (records.length < want) parser.end(decoder.end());
   } finally {

@@ -1,4 +1,4 @@
-// The bytes a preview reads, as a stream of bounded windows of the partition (64 KiB, then four
+// The bytes a preview reads, as a stream of bounded windows of the partition (16 KiB, then four
 // times more each time, at most 1 MiB) instead of one request for the whole partition that is cut
 // off after its first rows. Each window is read to its end before it is handed on, so a connection
 // to the engine is given back whole to its keep-alive pool (a stream destroyed mid-way closes its
@@ -6,7 +6,7 @@
 // soon as it has its rows, and memory is bounded by one window.
 import { Readable } from 'node:stream';
 
-export const FIRST_WINDOW = 64 * 1024;
+export const FIRST_WINDOW = 16 * 1024;
 export const LAST_WINDOW = 1024 * 1024;
 
 export function previewSource(read: (start: number, end: number) => Promise<Readable>, size: number): Readable {
