@@ -221,7 +221,10 @@ describe('quotas', () => {
     expect(refused).toHaveLength(10);
     for (const r of refused) expect(r.json()).toMatchObject({ error: 'quota_exceeded', limit: 'max_cores', requested: 16 });
     expect(accepted).toHaveLength(190);
-    expect(accepted.filter((a) => a.state === 'queued').length).toBeLessThanOrEqual(3);
+    // The limit made jobs wait. Admitted at once may be more than three in all: an early job can end (pushed
+    // by the engine the moment it does) before a later submission is decided, freeing its place; the
+    // sampler and the engine's clock below check that no more than three ever ran at once.
+    expect(accepted.filter((a) => a.state === 'pending').length).toBeGreaterThan(0);
     const finals = await Promise.all(accepted.map((a) => waitState('erin', a.id, ['succeeded', 'failed', 'cancelled'], 170_000)));
     sampling = false;
     await sampler;
