@@ -3,8 +3,8 @@
 //   gateway-submit      median latency of POST /v1/jobs vs POST /jobs on the engine (one at a time,
 //                       each job left to finish before the next, so both sides meet an idle engine)
 //   gateway-job-status  GET /v1/jobs/:id throughput vs GET /jobs/:id on the engine, for a running job
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -13,10 +13,10 @@ import { writeDataset } from '../src/compute/catalog/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { type RunningService, startGateway } from '../src/gateway/index.js';
 import { openStore, type Store } from '../src/store/index.js';
-import { PACKAGE_ROOT } from '../src/version.js';
 import type { JobSpec } from '../src/wire/index.js';
 import type { Benchmark } from './measure.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from './support/engine.js';
+import { gatewayCall, unboundedBenchPolicies } from './support/gateway-calls.js';
 import { throughput } from './support/load.js';
 
 const SUBMITS_PER_ROUND = 15;
@@ -51,10 +51,7 @@ function theWorld(): Promise<World> {
 async function build(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-jobs-'));
   chmodSync(dir, 0o711); // task uids walk down to the data root
-  const policies = join(dir, 'policies');
-  cpSync(join(PACKAGE_ROOT, 'policies'), policies, { recursive: true });
-  // The bench user may run as much as it likes: the figure is the path's cost, not a quota wait.
-  writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np2, user:bench, max_concurrent_jobs, 100000\np2, user:bench, max_cores, 100000\np2, user:bench, max_memory_mb, 100000000\np2, user:bench, core_hours_per_day, 100000\n`);
+  const policies = unboundedBenchPolicies(dir);
   const configFile = join(dir, 'gatehouse.yaml');
   writeFileSync(
     configFile,
@@ -114,16 +111,7 @@ function spec(w: World, source = COPY): JobSpec {
 }
 
 function post(w: World, body: JobSpec): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL('/v1/jobs', w.gateway.url), { method: 'POST', agent: w.gatewayAgent, headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+  return gatewayCall({ url: w.gateway.url, agent: w.gatewayAgent, token: w.token }, 'POST', '/v1/jobs', body);
 }
 
 /** Median of SUBMITS_PER_ROUND submissions, each timed alone and left to finish before the next. */

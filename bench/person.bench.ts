@@ -7,8 +7,8 @@
 // every 20 ms on one kept-alive connection (a person's `--wait` asks every 500 ms: this is what the
 // gateway knows, not how often a client looks).
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -22,6 +22,7 @@ import type { JobSpec } from '../src/wire/index.js';
 import { until } from '../test/support/until.js';
 import type { Benchmark } from './measure.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
+import { gatewayCall, unboundedBenchPolicies } from './support/gateway-calls.js';
 
 const PARTITIONS = 16;
 const ROWS = 50_000;
@@ -55,9 +56,7 @@ function partitionText(p: number): string {
 async function setup(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-person-'));
   chmodSync(dir, 0o711); // task uids walk down to the data root
-  const policies = join(dir, 'policies');
-  cpSync(join(PACKAGE_ROOT, 'policies'), policies, { recursive: true });
-  writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np2, user:bench, max_concurrent_jobs, 100000\np2, user:bench, max_cores, 100000\np2, user:bench, max_memory_mb, 100000000\np2, user:bench, core_hours_per_day, 100000\n`);
+  const policies = unboundedBenchPolicies(dir);
   const configFile = join(dir, 'gatehouse.yaml');
   writeFileSync(
     configFile,
@@ -86,17 +85,7 @@ async function setup(): Promise<World> {
 }
 
 function call(w: World, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${w.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
-    const req = request(new URL(path, w.gateway.url), { method, agent: w.agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
+  return gatewayCall({ url: w.gateway.url, agent: w.agent, token: w.token }, method, path, body);
 }
 
 /** Submit → the first status that says succeeded, through the gateway; rows/s. */

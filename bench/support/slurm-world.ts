@@ -1,9 +1,9 @@
 // What the Slurm benchmarks share: a private cluster, the gateway in this process over HTTPS with
 // slurm.* set (the real Slurm backend behind it, the engine never started), the bench user logged
 // in with a POSIX account, and the input datasets. Built once for every benchmark that asks.
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -14,9 +14,9 @@ import { type RunningService, startGateway } from '../../src/gateway/index.js';
 import { createSlurmClient, type SlurmClient } from '../../src/proxy/slurm/client.js';
 import { createSlurmTokenMinter } from '../../src/proxy/slurm/token.js';
 import { openStore } from '../../src/store/index.js';
-import { PACKAGE_ROOT } from '../../src/version.js';
 import { FINAL_STATES, type JobSpec, type JobStatus } from '../../src/wire/index.js';
 import { until } from '../../test/support/until.js';
+import { gatewayCall, unboundedBenchPolicies } from './gateway-calls.js';
 import { type BenchCluster, startBenchCluster } from './slurm-cluster.js';
 
 /** 1 partition: what the latency figures submit. */
@@ -82,10 +82,7 @@ async function build(): Promise<SlurmWorld> {
 async function gatewayOn(cluster: BenchCluster): Promise<SlurmWorld> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-slurm-gw-'));
   chmodSync(dir, 0o700); // data.root stays the gateway's: the tasks read the copy staged in their folder
-  const policies = join(dir, 'policies');
-  cpSync(join(PACKAGE_ROOT, 'policies'), policies, { recursive: true });
-  // No quota wait in any figure: the bench user may run as much as it likes.
-  writeFileSync(join(policies, 'policy.csv'), `${readFileSync(join(policies, 'policy.csv'), 'utf8')}\np2, user:bench, max_concurrent_jobs, 100000\np2, user:bench, max_cores, 100000\np2, user:bench, max_memory_mb, 100000000\np2, user:bench, core_hours_per_day, 100000\n`);
+  const policies = unboundedBenchPolicies(dir);
   const jobsDir = join(cluster.workDir, 'jobs');
   const configFile = join(dir, 'gatehouse.yaml');
   writeFileSync(
@@ -135,17 +132,7 @@ async function gatewayOn(cluster: BenchCluster): Promise<SlurmWorld> {
 }
 
 function call(w: SlurmWorld, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { authorization: `Bearer ${w.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-    const req = request(new URL(path, w.gateway.url), { method, agent: w.agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
+  return gatewayCall({ url: w.gateway.url, agent: w.agent, token: w.token }, method, path, body);
 }
 
 /** POST /v1/jobs; the gateway's job id. */
