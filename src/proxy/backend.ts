@@ -63,8 +63,10 @@ export interface ComputeBackend {
   /**
    * Bytes `start`..`end` (inclusive, inside the partition) of partition `n` of version `etag`,
    * streamed. Rejects with `conflict` when the dataset was replaced since, `not_found` when gone.
+   * `short`: the caller reads it to its end at once (a preview's window), so it may share a kept-alive
+   * connection; anything a client paces (a download) must not.
    */
-  readPartition?(name: string, n: number, etag: string, start: number, end: number): Promise<Readable>;
+  readPartition?(name: string, n: number, etag: string, start: number, end: number, o?: { short?: boolean }): Promise<Readable>;
   /**
    * Removes version `etag` of a dataset the gateway decided may go. Rejects with `not_found` when
    * it is gone, `conflict` when it changed since. Absent: this backend removes nothing.

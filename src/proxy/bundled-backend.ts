@@ -45,7 +45,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     cancel: (id) => engine.cancel(id),
     datasets: () => engine.datasets(),
     readDataset: (name) => engine.dataset(name),
-    readPartition: (name, n, etag, start, end) => engine.partition(name, n, etag, start, end),
+    readPartition: (name, n, etag, start, end, o) => engine.partition(name, n, etag, start, end, o),
     removeDataset: (name, etag) => engine.removeDataset(name, etag),
     uploadPartition: (o) => engine.uploadPartition(o),
     commitUpload: (body) => engine.commitUpload(body),

@@ -89,7 +89,7 @@ export function installDatasetReadRoutes(server: FastifyInstance, o: DatasetRead
     let result: Preview;
     try {
       if (listed === undefined) throw new GatehouseError('not_found', `${name} has no partition ${n} (it has ${found.manifest.partitions.length})`);
-      result = listed.bytes === 0 ? { rows: [], bytes: 0 } : await previewRows(previewSource((start, end) => backend.readPartition!(name, n, found.etag, start, end), listed.bytes), found.manifest.format, rows);
+      result = listed.bytes === 0 ? { rows: [], bytes: 0 } : await previewRows(previewSource((start, end) => backend.readPartition!(name, n, found.etag, start, end, { short: true }), listed.bytes), found.manifest.format, rows);
     } catch (err) {
       await record();
       throw err;

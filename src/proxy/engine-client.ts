@@ -33,8 +33,11 @@ export interface EngineClient {
   datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
   /** One dataset's manifest and version; null: the engine has none it can serve by that name. */
   dataset(name: string): Promise<ReadableDataset | null>;
-  /** A byte range of one partition, streamed (the engine's answer itself: nothing is buffered). */
-  partition(name: string, n: number, etag: string, start: number, end: number): Promise<IncomingMessage>;
+  /**
+   * A byte range of one partition, streamed (the engine's answer itself: nothing is buffered). On a
+   * connection of its own unless `short` (read to its end at once, as a preview's window is).
+   */
+  partition(name: string, n: number, etag: string, start: number, end: number, o?: { short?: boolean }): Promise<IncomingMessage>;
   /** Removes version `etag` of a dataset; `not_found` when it is gone, `conflict` when it changed since. */
   removeDataset(name: string, etag: string): Promise<void>;
   /**
@@ -97,8 +100,17 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
         if (timer !== null) clearTimeout(timer);
         resolve(res);
       });
-      // From now, not from when a pooled connection frees up: a full pool cannot make a call hang.
-      const timer = o.timeoutMs > 0 ? setTimeout(() => req.destroy(new GatehouseError('not_ready', `engine did not answer ${method} ${path} within ${o.timeoutMs} ms`)), o.timeoutMs) : null;
+      // From now, not from when a pooled connection frees up: a full pool cannot make a call hang. The
+      // promise is rejected here too, as a request still waiting for a socket reports its destruction
+      // only once it has one.
+      const timer =
+        o.timeoutMs > 0
+          ? setTimeout(() => {
+              const late = new GatehouseError('not_ready', `engine did not answer ${method} ${path} within ${o.timeoutMs} ms`);
+              req.destroy(late);
+              reject(late);
+            }, o.timeoutMs)
+          : null;
       req.on('error', (err) => {
         if (timer !== null) clearTimeout(timer);
         reject(err instanceof GatehouseError ? err : new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`));
@@ -149,11 +161,12 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       if (answer.status !== 200) throw refusal(answer, '/dataset');
       return parsed<ReadableDataset>(answer, '/dataset', (v) => Value.Check(DatasetReadSchema, v));
     },
-    partition: async (name, n, etag, start, end) => {
+    partition: async (name, n, etag, start, end, o) => {
       const path = `/dataset/partition?${new URLSearchParams({ name, n: String(n), etag, start: String(start), end: String(end) })}`;
-      // Out of the shared pool, as followed logs are: a long download must not hold a slot calls queue for.
-      // A small range (a preview's window, read to its end) is a short call: pooled, kept alive.
-      const res = await open('GET', path, { timeoutMs: 30_000, follow: end - start >= SHORT_READ_BYTES });
+      // Out of the shared pool, as followed logs are: a download is paced by its client, who could hold
+      // every pooled connection by not reading (however small the range) and so stall every call.
+      // A preview's window, small and read to its end by the gateway itself, is pooled and kept alive.
+      const res = await open('GET', path, { timeoutMs: 30_000, follow: !(o?.short === true && end - start < SHORT_READ_BYTES) });
       if (res.statusCode === 200) return res;
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);

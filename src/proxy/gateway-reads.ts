@@ -71,12 +71,12 @@ export function gatewayReads(mode: 'local' | 'engine', dataRoot: string, engine:
         return null;
       }
     },
-    readPartition: async (name, n, etag, start, end): Promise<Readable> => {
+    readPartition: async (name, n, etag, start, end, o): Promise<Readable> => {
       let opened: OpenedPartition;
       try {
         opened = await openPartition(dataRoot, name, n, etag);
       } catch (err) {
-        if (engineDecides(err)) return engine.readPartition(name, n, etag, start, end);
+        if (engineDecides(err)) return engine.readPartition(name, n, etag, start, end, o);
         if (err instanceof DatasetError && err.code === 'changed') throw new GatehouseError('conflict', err.message);
         throw new GatehouseError('not_found', `no dataset ${name}`);
       }
