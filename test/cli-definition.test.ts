@@ -2,7 +2,7 @@
 // a flag a verb does not take refused with the verb named, README's command list and exit codes
 // generated from it, and bash and zsh completion run in the real shells.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +136,13 @@ describe('completion', () => {
       return r.stdout.split('\n').filter(Boolean);
     };
     expect(inBash(['gatehouse', 'config', 'use-context', 'prod'])).toEqual(['prod-eu', 'prod-us']);
+    // A name planted in contexts.json by hand is not offered (bash would expand $(...) in it).
+    const file = join(home, 'gatehouse', 'contexts.json');
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { contexts: Record<string, unknown> };
+    saved.contexts[`x$(touch ${join(dir, 'pwned')})`] = { url: 'https://x.example:8443' };
+    writeFileSync(file, JSON.stringify(saved));
+    expect(inBash(['gatehouse', 'config', 'use-context', 'x'])).toEqual([]);
+    expect(existsSync(join(dir, 'pwned'))).toBe(false);
     expect(inBash(['gatehouse', 'config', 'delete-context', ''])).toEqual(['prod-eu', 'prod-us', 'staging']);
     expect(inBash(['gatehouse', 'jobs', '--context', 'st'])).toEqual(['staging']);
     const r = spawnSync('zsh', ['-f', '-c', `autoload -U compinit && compinit -D; ${shim}; source gatehouse.zsh; compadd() { print -rl -- "\${(@P)2}" }; words=('gatehouse' 'whoami' '--context' ''); CURRENT=4; _gatehouse`], { cwd: dir, encoding: 'utf8' });

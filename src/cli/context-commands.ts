@@ -2,7 +2,7 @@
 // named gateways, as kubectl's. Only the local contexts.json changes; nothing is sent anywhere.
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
-import { checkContextName, type Contexts, namedContext, readContexts, writeContexts } from './client/contexts.js';
+import { checkContextName, type Contexts, isContextName, namedContext, readContexts, writeContexts } from './client/contexts.js';
 import { forgetContextLogin, loadLogin } from './client/credentials.js';
 import { UsageError } from './fail.js';
 import { isStructured, structured } from './output.js';
@@ -78,7 +78,9 @@ export function currentContext(): number {
 export function contextNames(): number {
   let names: string[] = [];
   try {
-    names = Object.keys(readContexts().contexts).sort();
+    // A name set-context would refuse (a hand-edited or planted file) is never offered: bash's
+    // compgen -W expands $(...) in its word list.
+    names = Object.keys(readContexts().contexts).filter(isContextName).sort();
   } catch {
     // completion must never print an error into the user's line
   }

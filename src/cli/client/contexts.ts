@@ -21,6 +21,9 @@ export interface Contexts {
 /** A name that is safe in a file name, a JSON key and a shell word. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** A name set-context would accept: the only ones completion offers (bash expands what compgen -W is given). */
+export const isContextName = (name: string) => NAME.test(name);
+
 export function checkContextName(name: string): string {
   if (!NAME.test(name)) throw new UsageError(`context name ${JSON.stringify(name)}: letters, digits, . _ - (at most 63, starting with a letter or digit)`);
   return name;
