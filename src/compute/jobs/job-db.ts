@@ -139,14 +139,30 @@ export class JobDb {
     if (this.pending.length === 0) return;
     const work = this.pending;
     this.pending = [];
-    this.writeBatch(work);
+    try {
+      this.writeBatch(work);
+    } catch (err) {
+      // Rolled back whole: kept for the next flush, whose caller then sees the error (a full disk, say).
+      this.pending = work.concat(this.pending);
+      throw err;
+    }
   }
 
   /** A partition's bookkeeping: written with its neighbours within BATCH_MS (see flush). */
   private defer(write: () => void): void {
     this.pending.push(write);
     if (this.pending.length >= BATCH_MAX) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
+    else this.timer ??= setTimeout(() => this.flushLater(), BATCH_MS);
+  }
+
+  /** The timer's flush: an error there has no caller to go to, and must not end the engine. */
+  private flushLater(): void {
+    this.timer = null;
+    try {
+      this.flush();
+    } catch {
+      this.timer ??= setTimeout(() => this.flushLater(), BATCH_MS * 4);
+    }
   }
 
   /** The job and its partitions in one transaction: never a job without its work list. */
@@ -255,8 +271,13 @@ export class JobDb {
   }
 
   close(): void {
-    this.flush();
-    this.db.close();
+    try {
+      this.flush();
+    } finally {
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      this.db.close();
+    }
   }
 }
 
