@@ -74,7 +74,13 @@ export class JobDatasets {
   async forSubmit(asker: Asker, job: JobOnDatasets, held?: HeldEvents): Promise<{ spec: JobSpec; replaces: { owner: string | null } | null }> {
     // Held: the decisions are recorded with the submission's next event, in its group commit (held-events.ts).
     const record: RecordDatasetDecision | undefined = held && ((...args) => held.hold(() => this.o.record(...args)));
-    const verdict = await this.decide(asker, job, { freshInput: false, details: {} }, record);
+    let verdict: DatasetVerdict;
+    try {
+      verdict = await this.decide(asker, job, { freshInput: false, details: {} }, record);
+    } catch (err) {
+      await held?.flush(); // what was decided before the failure is on record before the error is answered
+      throw err;
+    }
     if (verdict.outcome !== 'allowed') await held?.flush(); // a refusal's decisions are on record before it is answered
     switch (verdict.outcome) {
       case 'allowed':

@@ -69,15 +69,19 @@ export class JobService {
     try {
       admitted = await this.book.forUser(identity.user, () => this.admit(identity, req, { id, backendName, spec, effective, replaces, summary, held }, (m) => (made = m)));
     } catch (err) {
-      // Failed before its own event was recorded (the store out of reach): the decisions made are still put on record.
-      await held.flush().catch(() => undefined);
+      // Failed before its own event was recorded (the store out of reach): the decisions made are still
+      // put on record; when even that fails, the answer says the trail is the problem (fail closed).
+      let unrecorded: unknown;
+      await held.flush().catch((e: unknown) => {
+        unrecorded = e;
+      });
       // The section did not commit (its lock session died): the record was not written and nothing
       // was sent; this gateway forgets the job too, or it would hold quota the records do not.
       if (made !== undefined && this.book.isLive(made.record.id)) {
         made.abort();
         await this.book.untrack(made.record);
       }
-      throw err;
+      throw unrecorded ?? err;
     }
     if (admitted.outcome === 'pending') return admitted.created;
     // Sent only now, once the record is committed: the leader's sweep cancels a backend job it finds no record of.
