@@ -58,7 +58,12 @@ export function watchEngineEvents(o: EngineEventsOptions): EngineEvents {
       } catch {
         line = undefined;
       }
-      if (!Value.Check(JobEventLineSchema, line)) throw new Error(`the engine sent a line of another shape on /events: ${text.slice(0, 120)}`);
+      if (!Value.Check(JobEventLineSchema, line)) {
+        // Not resumed from here: a replay would send the same line again, and again (an engine of
+        // another version, say). Starting afresh skips it; the reconcile pass of the gap covers it.
+        from = null;
+        throw new Error(`the engine sent a line of another shape on /events: ${text.slice(0, 120)}`);
+      }
       const event = line as JobEventLine;
       if (event.type === 'hello') {
         greeted = true;
