@@ -15,6 +15,8 @@ import { openRoot } from './root.js';
 
 /** Where removals are parked for the moment between rename and rm (hidden: never listed, never read). */
 export const REMOVING_PREFIX = '.removing-';
+/** A folder a removal refused and could not put back (its name was taken meanwhile): for IT to look at. */
+export const KEPT_PREFIX = '.removal-refused-';
 
 export async function removeDataset(rootDir: string, name: string, etag: string): Promise<void> {
   const problem = datasetNameProblem(name);
@@ -29,7 +31,9 @@ export async function removeDataset(rootDir: string, name: string, etag: string)
   // What moved must be the folder that was checked; anything else goes back, untouched.
   const moved = await lstat(parked);
   if (moved.dev !== existing.dev || moved.ino !== existing.ino) {
-    await rename(parked, target);
+    // Back where it was; if something took its place meanwhile, kept under a name the start-up sweep
+    // (sweep-removals.ts) does not take: it was never decided to go.
+    await rename(parked, target).catch(() => rename(parked, join(root.path, `${KEPT_PREFIX}${randomUUID()}`)));
     throw new DatasetError('changed', `${name} changed while it was checked; it is not removed`, target);
   }
   await rm(parked, { recursive: true, force: true });

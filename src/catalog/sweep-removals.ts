@@ -17,9 +17,13 @@ export async function sweepRemovals(rootDir: string): Promise<string[]> {
   for (const name of await readdir(root.path)) {
     if (!PARKED.test(name)) continue;
     const path = join(root.path, name);
-    if (!(await lstat(path)).isDirectory()) continue;
-    await rm(path, { recursive: true, force: true });
-    swept.push(name);
+    try {
+      if (!(await lstat(path)).isDirectory()) continue;
+      await rm(path, { recursive: true, force: true });
+      swept.push(name);
+    } catch {
+      // One that cannot go now (gone already, a busy disk) must not keep the engine from starting.
+    }
   }
   return swept;
 }
