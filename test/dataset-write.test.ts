@@ -234,10 +234,10 @@ describe('uploading a dataset', () => {
     const first = await put('gina', 'scratch/gina-big', 0, Buffer.concat([Buffer.from('x\n'), half]));
     expect(first.status, JSON.stringify(first.json)).toBe(200);
     const streamed = await put('gina', 'scratch/gina-big', 1, Buffer.concat([Buffer.from('x\n'), half]));
-    expect(streamed.status).toBe(413);
+    expect(streamed.status, JSON.stringify(streamed.json)).toBe(413);
     expect(streamed.json).toMatchObject({ error: 'payload_too_large', limit: 'max_storage_mb', max: 1, line: expect.stringContaining('p2, user:gina, max_storage_mb, 1') });
     const declared = await put('gina', 'scratch/gina-big', 2, Buffer.concat([Buffer.from('x\n'), half]), half.length + 2);
-    expect(declared.status).toBe(413);
+    expect(declared.status, JSON.stringify(declared.json)).toBe(413);
     expect(readdirSync(staging('gina', 'scratch/gina-big'))).toEqual(['part-00000.csv']);
     expect(events('dataset.upload', 'dataset:scratch/gina-big').filter((e) => e.decision === 'deny').map((e) => e.details.limit)).toEqual(['max_storage_mb', 'max_storage_mb']);
   });
