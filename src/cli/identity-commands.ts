@@ -1,7 +1,8 @@
 // `gatehouse login | logout | whoami | cert`: the data scientist's side of identity. They call the
 // gateway's HTTP API like any other client and keep what they get under the user's config folder.
 import { structured } from './output.js';
-import { spawn } from 'node:child_process';
+import type * as ChildProcesses from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ApiError, call, type Target } from './client/api.js';
 import { certificateDir, forgetLogin, loadLogin, saveLogin, writePrivate } from './client/credentials.js';
@@ -121,6 +122,8 @@ function openBrowser(url: string): void {
   if (!graphical) return; // an ssh session: the user opens the printed URL on their own machine
   const command = process.env.BROWSER || (process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open');
   try {
+    // Loaded here, not at the top: whoami, logout and cert never open a browser.
+    const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof ChildProcesses;
     const child = spawn(command, [url], { stdio: 'ignore', detached: true });
     child.on('error', () => {});
     child.unref();

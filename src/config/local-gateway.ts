@@ -5,8 +5,9 @@
 // defaults and path rule (a relative certs.dir is the file's folder's, an override's the cwd's);
 // test/config-lean.test.ts holds it to loadConfig. A value it cannot read is an error, as there.
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse } from 'yaml';
+import type * as Yaml from 'yaml';
 import { httpsUrl } from '../http/lean.js';
 
 export interface LocalGateway {
@@ -25,6 +26,10 @@ export function localGateway(path: string | undefined, cwd = process.cwd(), env:
   const asked = path ?? env.GATEHOUSE_CONFIG;
   const file = asked !== undefined && asked !== '' ? resolve(cwd, asked) : resolve(cwd, 'gatehouse.yaml');
   if (!existsSync(file)) return null;
+  // The YAML library is loaded only when there is a file to read: it is the largest thing a client
+  // verb would load (about 70 modules, a third of `gatehouse --help`'s time), and --url, a context
+  // or a folder without gatehouse.yaml never need it.
+  const { parse } = createRequire(import.meta.url)('yaml') as typeof Yaml;
   const raw = (parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, Record<string, unknown> | undefined>;
   const server = raw.server ?? {};
   const certs = raw.certs ?? {};

@@ -1,7 +1,15 @@
 // The CLI's HTTP client: HTTPS to the gateway with the CA the user trusts, JSON in and out, and
 // the gateway's error body turned into one readable line.
-import type { IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type * as Https from 'node:https';
+import { createRequire } from 'node:module';
+
+// node:https (and TLS under it) is loaded by the first call, not by importing this file: help and
+// the verbs that stop before the network (not logged in, a usage error) do not pay for it.
+const load = createRequire(import.meta.url);
+function httpsRequest(url: URL, options: Https.RequestOptions, callback: (res: IncomingMessage) => void): ClientRequest {
+  return (load('node:https') as typeof Https).request(url, options, callback);
+}
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
