@@ -7,6 +7,7 @@ import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage }
 import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
+import { JobChanges } from './job-changes.js';
 import type { JobDatasets } from './job-datasets.js';
 import { ENDED_STATES, LIVE_STATES, type JobRecord, type JobRecords, type RecordState } from './job-records.js';
 
@@ -70,6 +71,8 @@ export class JobBook {
    */
   private readonly replaces = new Map<string, { owner: string | null }>();
   private readonly backends: ReadonlyMap<string, ComputeBackend>;
+  /** Touched wherever a job's status is applied here, so that a held wait on it looks again (job-wait.ts). */
+  readonly changes = new JobChanges();
 
   constructor(private readonly o: JobBookOptions) {
     this.backends = new Map(o.backends.map((b) => [b.name, b]));
@@ -357,6 +360,7 @@ export class JobBook {
       r.backend_id = backendId;
       if (r.state === 'dispatching') r.state = 'queued';
       r.reason = null;
+      this.changes.touch(r.id);
       return { outcome: 'sent' };
     } catch (err) {
       if (err instanceof GatehouseError && err.status < 500) {
@@ -452,8 +456,16 @@ export class JobBook {
     return this.cache.get(id)?.status ?? null;
   }
 
-  /** What the backend says of a live job: progress, its start, its end. */
+  /** What the backend says of a live job: progress, its start, its end; whoever waits on it then looks again. */
   async observe(r: JobRecord, status: JobStatus): Promise<void> {
+    try {
+      await this.apply(r, status);
+    } finally {
+      this.changes.touch(r.id);
+    }
+  }
+
+  private async apply(r: JobRecord, status: JobStatus): Promise<void> {
     this.cache.set(r.id, { at: Date.now(), status });
     if (!this.live.has(r.id)) return;
     if (r.backend_id === null) {
@@ -529,6 +541,7 @@ export class JobBook {
       if (wasHeld) this.o.admission.release(r.id, r.core_seconds, Date.parse(finishedAt));
       else this.o.admission.withdraw(r.id);
       this.replaces.delete(r.id);
+      this.changes.touch(r.id);
       return { wasRunning };
     } finally {
       this.ending.delete(r.id);
@@ -642,6 +655,8 @@ export class JobBook {
       throw err;
     });
     for (const r of admitted) this.dispatch(r);
+    // Admitted, or moved up the queue: the user's jobs look different to whoever waits on them.
+    for (const r of this.live.values()) if (r.user === user) this.changes.touch(r.id);
     for (const { r, x, ended } of refused) {
       void this.event(r, { action: 'quota.reject', decision: 'deny', reason: x.reason, policy_version: x.policyVersion, details: { limit: x.limit, used: x.used, requested: x.requested, max: x.max, pending: true } });
       await this.announceEnd(r, 'failed', null, ended);

@@ -8,7 +8,8 @@ import { NoQuery } from '../http/index.js';
 import { JobSpecSchema } from '../wire/index.js';
 import { PreviewSchema } from './job-preview.js';
 import type { JobService } from './job-service.js';
-import { CreatedSchema, JobViewListSchema, JobViewSchema, QuotaViewSchema } from './job-view.js';
+import { CreatedSchema, JobSeenViewSchema, JobViewListSchema, JobViewSchema, QuotaViewSchema } from './job-view.js';
+import { MAX_WAIT_S } from './job-wait.js';
 
 const JobParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }, { additionalProperties: false });
 const ListQuery = Type.Object(
@@ -20,6 +21,13 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 const LogsQuery = Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }, { additionalProperties: false });
+const StatusQuery = Type.Object(
+  {
+    wait_s: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WAIT_S, description: `hold the answer up to this many seconds (at most ${MAX_WAIT_S}) while the job still matches seen` })),
+    seen: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the seen token of the previous answer' })),
+  },
+  { additionalProperties: false },
+);
 const yes = (v: string | undefined) => v === '1' || v === 'true';
 
 // What each route needs (config.authorize): submitting is decided on the datasets the body names,
@@ -55,8 +63,21 @@ export function installJobRoutes(server: FastifyInstance, jobs: JobService): voi
 
   app.get(
     '/v1/jobs/:id',
-    { config: { authorize: OWN_JOB }, schema: { summary: 'A job’s state and progress (another user’s job is 404)', params: JobParams, querystring: NoQuery, response: { 200: JobViewSchema } } },
-    async (request) => jobs.view(identityOf(request), request.params.id, request),
+    {
+      config: { authorize: OWN_JOB },
+      schema: {
+        summary: 'A job’s state and progress (another user’s job is 404); with wait_s and seen, answered once it differs from what the caller saw, or after wait_s',
+        params: JobParams,
+        querystring: StatusQuery,
+        response: { 200: JobSeenViewSchema },
+      },
+    },
+    async (request, reply) => {
+      const { wait_s, seen } = request.query;
+      // The caller leaving ends a held wait and gives its place back (a response closed before it finished).
+      const gone = wait_s === undefined ? undefined : new Promise<void>((resolve) => reply.raw.once('close', () => resolve()));
+      return jobs.viewSeen(identityOf(request), request.params.id, request, gone === undefined ? undefined : { seconds: wait_s!, seen, gone });
+    },
   );
 
   app.delete(

@@ -14,7 +14,8 @@ import type { JobDatasets } from './job-datasets.js';
 import { newJobId } from './job-id.js';
 import { type Preview, previewJob } from './job-preview.js';
 import { ENDED_STATES, type JobRecord } from './job-records.js';
-import { type JobView, type QuotaView, viewOf } from './job-view.js';
+import { type JobSeenView, type JobView, type QuotaView, viewOf } from './job-view.js';
+import { JobWaits, seenOf } from './job-wait.js';
 
 export interface JobServiceOptions {
   book: JobBook;
@@ -24,7 +25,12 @@ export interface JobServiceOptions {
   audit: AuditRecorder;
   /** The serving policy: quotas, and the version a decision was made on. */
   policy: () => PolicySnapshot;
+  /** Held waits on jobs (GET /v1/jobs/:id?wait_s=); by default bounded as job-wait.ts says. */
+  waits?: JobWaits;
 }
+
+/** With other gateways over the store, how often a held wait re-reads the job (a change applied elsewhere touches nothing here). */
+const SHARED_REREAD_MS = 1000;
 
 export interface Created {
   id: string;
@@ -33,7 +39,11 @@ export interface Created {
 }
 
 export class JobService {
-  constructor(private readonly o: JobServiceOptions) {}
+  readonly waits: JobWaits;
+
+  constructor(private readonly o: JobServiceOptions) {
+    this.waits = o.waits ?? new JobWaits(o.book.changes, { rereadMs: o.book.shared ? SHARED_REREAD_MS : null });
+  }
 
   private get book(): JobBook {
     return this.o.book;
@@ -254,6 +264,27 @@ export class JobService {
   async view(identity: Identity, id: string, req: FastifyRequest): Promise<JobView> {
     const r = await this.record(identity, id, 'read', req);
     return this.viewOfRecord(r, true);
+  }
+
+  /**
+   * The job with its `seen` token; with `wait`, held while the job still matches the caller's `seen`
+   * (job-wait.ts). Whether the caller may see the job is decided first, once: someone else's job is
+   * 404 at once, never after a wait.
+   */
+  async viewSeen(identity: Identity, id: string, req: FastifyRequest, wait?: { seconds: number; seen: string | undefined; gone: Promise<void> }): Promise<JobSeenView> {
+    const r = await this.record(identity, id, 'read', req);
+    let view = await this.viewOfRecord(r, true);
+    if (wait !== undefined && wait.seconds > 0 && wait.seen === seenOf(view)) {
+      view = await this.waits.hold({
+        user: identity.user,
+        id,
+        seen: wait.seen,
+        waitS: wait.seconds,
+        gone: wait.gone,
+        read: async (fresh) => this.viewOfRecord((await this.book.find(id)) ?? r, fresh),
+      });
+    }
+    return { ...view, seen: seenOf(view) };
   }
 
   async list(identity: Identity, options: { all: boolean; state?: string; limit: number }, req: FastifyRequest): Promise<JobView[]> {

@@ -15,6 +15,16 @@ export const JobViewSchema = Type.Object(
 );
 export type JobView = Static<typeof JobViewSchema>;
 
+/** One job's answer (GET /v1/jobs/:id): its view and the token that stands for what the caller has now seen of it. */
+export const JobSeenViewSchema = Type.Object(
+  {
+    ...JobViewSchema.properties,
+    seen: Type.String({ description: 'stands for what this answer shows (state, partitions, reason, end); sent back as seen= with wait_s, the next answer comes once the job differs from it' }),
+  },
+  { additionalProperties: false },
+);
+export type JobSeenView = Static<typeof JobSeenViewSchema>;
+
 export const JobViewListSchema = Type.Object({ jobs: Type.Array(JobViewSchema) }, { additionalProperties: false });
 
 export const CreatedSchema = Type.Object(

@@ -1,0 +1,191 @@
+// A person's wait sees the end at once: GET /v1/jobs/:id?wait_s=N&seen=TOKEN is held while the job
+// still matches what the caller saw, and answered the moment the gateway applies a change. The
+// gateway here polls once a minute and reuses a status for a minute, so an answer that shows the
+// end came from the engine's push waking the held request, not from a poll. Also: someone else's
+// job is 404 before anything is held, junk is 400, a person holds at most 16 waits (429 beyond),
+// and a caller that goes away gives its place back.
+import { existsSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import type { JobSpec } from '../src/wire/index.js';
+import type { Response } from './support/https.js';
+import { Stack } from './support/stack.js';
+import { until } from './support/until.js';
+
+/** Runs until the test drops a `go` file in the job's work folder (see `release`). */
+const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
+/** Bounds a failing test only: far above a push's few milliseconds, far below the gateway's minute-long poll. */
+const WITHIN_MS = 30_000;
+
+interface View {
+  id: string;
+  state: string;
+  seen: string;
+  partitions: { done: number; total: number };
+}
+
+let stack: Stack;
+let alice = '';
+let dave = '';
+let erin = '';
+let outputs = 0;
+
+function spec(): JobSpec {
+  outputs += 1;
+  return { name: 'w', input: 'scratch/tiny', output: `scratch/waited-${outputs}`, runtime: 'python', source: GATED, resources: { cores: 1, memory_mb: 256, time_limit_s: 300 }, max_attempts: 1 };
+}
+
+const view = async (id: string, token = alice, query = '') => {
+  const answer = await stack.api(`/v1/jobs/${id}${query}`, token);
+  expect(answer.status, answer.body).toBe(200);
+  return answer.json<View>();
+};
+
+async function release(id: string): Promise<void> {
+  const work = join(stack.dataRoot, '.staging', id, 'work');
+  await until(() => existsSync(work), WITHIN_MS, `job ${id}'s work folder`);
+  writeFileSync(join(work, 'go'), '');
+}
+
+/** A gated job of `token`'s, seen running through the gateway. */
+async function running(token = alice): Promise<View> {
+  const answer = await stack.api('/v1/jobs', token, { method: 'POST', body: spec() });
+  expect(answer.status, answer.body).toBe(201);
+  const { id } = answer.json<{ id: string }>();
+  return until(async () => {
+    const v = await view(id, token);
+    return v.state === 'running' ? v : undefined;
+  }, WITHIN_MS, `job ${id} running`);
+}
+
+/** A request the test can hang up on: the answer, and a way to go away before it comes. */
+function held(path: string, token: string): { answer: Promise<Response>; hangUp(): void } {
+  let hangUp = () => {};
+  const answer = new Promise<Response>((resolve, reject) => {
+    const req = request(`${stack.url}${path}`, { ca: stack.ca, agent: false, headers: { authorization: `Bearer ${token}` }, timeout: 60_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body) as T }));
+    });
+    req.on('error', reject);
+    req.end();
+    hangUp = () => {
+      req.on('error', () => undefined);
+      req.destroy();
+      resolve({ status: 0, headers: {}, body: '', json: <T>() => ({}) as T });
+    };
+  });
+  return { answer, hangUp: () => hangUp() };
+}
+
+beforeAll(async () => {
+  stack = await Stack.start({ users: { erin: ['analysts'] }, config: { jobs: { poll_ms: 60_000, status_cache_ms: 60_000 }, engine: { slots: 8 } } });
+  const rows = (p: number) => ({ text: `id,word\n${[1, 2, 3].map((r) => `${p * 3 + r},w${r}`).join('\n')}\n`, rows: 3 });
+  await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [rows(0), rows(1)] });
+  alice = await stack.login('alice');
+  dave = await stack.login('dave');
+  erin = await stack.login('erin');
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('a held wait on a job (wait_s, seen)', () => {
+  it('answers with `succeeded` when the job ends, woken by the end the engine pushed', async () => {
+    const job = await running();
+    const waiting = held(`/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`, alice);
+    let answered = false;
+    void waiting.answer.then(() => (answered = true));
+    // Still held while nothing changed: the same question asked without seen answers, the held one does not.
+    expect((await view(job.id)).seen).toBe(job.seen);
+    expect(answered).toBe(false);
+    await release(job.id);
+    // Each answer differs from what was seen before it (the partitions done as they finish, then the end).
+    const seen = [job.seen];
+    let ended = (await waiting.answer).json<View>();
+    while (ended.state === 'running') {
+      expect(seen).not.toContain(ended.seen);
+      seen.push(ended.seen);
+      ended = await view(job.id, alice, `?wait_s=25&seen=${ended.seen}`);
+    }
+    expect(ended.state).toBe('succeeded');
+    expect(ended.partitions.done).toBe(ended.partitions.total);
+    expect(seen).not.toContain(ended.seen);
+    // The token of an ended job answers at once: nothing more will change.
+    expect((await view(job.id, alice, `?wait_s=25&seen=${ended.seen}`)).state).toBe('succeeded');
+  });
+
+  it('holds while the job matches `seen` (until wait_s), and answers at once when it does not', async () => {
+    const job = await running();
+    // Time up: the answer is the job as it was, with the same token (only a held request answers that way).
+    const after = await view(job.id, alice, `?wait_s=1&seen=${job.seen}`);
+    expect(after.state).toBe('running');
+    expect(after.seen).toBe(job.seen);
+    // A token of another state: answered at once (well within the request's own 10 s timeout, under wait_s=25).
+    const other = await view(job.id, alice, '?wait_s=25&seen=not-what-it-is');
+    expect(other.state).toBe('running');
+    expect(other.seen).toBe(job.seen);
+    // wait_s without seen: the caller has seen nothing yet, answered at once too.
+    expect((await view(job.id, alice, '?wait_s=25')).seen).toBe(job.seen);
+    await release(job.id);
+    await until(async () => (await view(job.id)).state === 'succeeded', WITHIN_MS, 'the job to end');
+  });
+
+  it("is 404 on someone else's job before anything is held, and 400 on junk", async () => {
+    const job = await running();
+    const refused = await stack.api(`/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`, dave);
+    expect(refused.status, refused.body).toBe(404);
+    expect(refused.json<{ error: string }>().error).toBe('not_found');
+    // Answered while the job had not changed: the 404 did not wait for it.
+    expect((await view(job.id)).seen).toBe(job.seen);
+    for (const q of ['wait_s=abc', 'wait_s=-1', 'wait_s=26', 'wait_s=1.5', 'wait_s=1&seen=a%20b', 'wait_s=1&seen=', 'wait=1', 'wait_s=1&wait_s=2']) {
+      const junk = await stack.api(`/v1/jobs/${job.id}?${q}`, alice);
+      expect(junk.status, `${q}: ${junk.body}`).toBe(400);
+      expect(junk.json<{ message: string }>().message, q).toMatch(/wait|seen|querystring/);
+    }
+    await release(job.id);
+    await until(async () => (await view(job.id)).state === 'succeeded', WITHIN_MS, 'the job to end');
+  });
+
+  it('holds at most 16 waits per person (429 beyond), and a caller that hangs up gives its place back', async () => {
+    const job = await running();
+    const path = `/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`;
+    const sixteen = Array.from({ length: 16 }, () => held(path, alice));
+    // A seventeenth is refused once all sixteen are held (until then it is held a second itself, then answered).
+    const probe = () => stack.api(`/v1/jobs/${job.id}?wait_s=1&seen=${job.seen}`, alice);
+    const refused = await until(async () => {
+      const a = await probe();
+      return a.status === 429 ? a : undefined;
+    }, WITHIN_MS, 'a seventeenth wait refused');
+    expect(refused.json<{ error: string; message: string }>().error).toBe('too_many_requests');
+    expect(refused.json<{ message: string }>().message).toMatch(/16/);
+    // A plain look (no wait) is never refused for it, and neither is another person's wait.
+    expect((await view(job.id)).state).toBe('running');
+    const hers = await running(erin);
+    expect((await view(hers.id, erin, `?wait_s=1&seen=${hers.seen}`)).seen).toBe(hers.seen);
+    // One caller goes away: its place is given back.
+    sixteen[0]!.hangUp();
+    const accepted = await until(async () => {
+      const a = await probe();
+      return a.status === 200 ? a : undefined;
+    }, WITHIN_MS, 'a wait accepted after one caller hung up');
+    expect(accepted.json<View>().seen).toBe(job.seen);
+    // The job's first change (a partition done, or its end) answers every wait still held.
+    await release(job.id);
+    for (const w of sixteen.slice(1)) expect((await w.answer).json<View>().seen).not.toBe(job.seen);
+    await release(hers.id);
+    await until(async () => (await view(hers.id, erin)).state === 'succeeded', WITHIN_MS, "erin's job to end");
+  });
+
+  it('answers at once when a job is cancelled', async () => {
+    const job = await running();
+    const waiting = held(`/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`, alice);
+    const cancelled = await stack.api(`/v1/jobs/${job.id}`, alice, { method: 'DELETE' });
+    expect(cancelled.status, cancelled.body).toBe(200);
+    expect((await waiting.answer).json<View>().state).toBe('cancelled');
+  });
+});
