@@ -31,6 +31,7 @@ const ON_BOTH_STORES = [
   'test/user-certificates.test.ts',
   'test/jobs.test.ts',
   'test/job-events.test.ts',
+  'test/job-wait.test.ts',
   'test/shared-login.test.ts',
   'test/shared-login-gateways.test.ts',
   'test/security/shared-login-review.test.ts',
