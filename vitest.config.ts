@@ -20,6 +20,7 @@ const ON_BOTH_STORES = [
   'test/security/upload-review.test.ts',
   'test/console-admin.test.ts',
   'test/tokens.test.ts',
+  'test/security/live-logins-review.test.ts',
   'test/posix-user.test.ts',
   'test/security/auth-audit.test.ts',
   'test/security/cert-lifetime.test.ts',

@@ -6,6 +6,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type
 import type { Store } from '../store/index.js';
 import { GatehouseError } from '../wire/index.js';
 import { codeOrHash } from './audit-text.js';
+import { type LiveLogins, liveLoginsOf } from './live-logins.js';
 import { type AuthMethod, type Identity, type LoginSubject, posixUserOf } from '../identity/index.js';
 import { type SigningKeys, TOKEN_ALG } from './signing-keys.js';
 import { type CredentialOwner, TokenError } from './token-error.js';
@@ -77,12 +78,16 @@ export function sha256(text: string): string {
  * same round trip and adds a reload and a contended row; LISTEN/NOTIFY leaves a window (the notice
  * arrives after the commit, and not at all across a dropped connection) and exists on PostgreSQL
  * only. The signature check (the expensive part) stays cached by token hash, and the lookups of
- * requests arriving together share one query (RevocationLookups).
+ * requests arriving together share one query (RevocationLookups). On the embedded store a login
+ * found live is not read again until another connection commits anything or this process revokes
+ * it (live-logins.ts): the same guarantee, at the cost of one PRAGMA instead of a query.
  */
 export class TokenService {
   private readonly verified = new Map<string, Identity>();
   private readonly revoked = new Set<string>();
   private readonly lookups: RevocationLookups;
+  /** Logins confirmed live, kept until anyone else writes the store (embedded store only). */
+  private readonly live: LiveLogins | null;
   private readonly now: () => number;
 
   constructor(
@@ -91,7 +96,8 @@ export class TokenService {
     readonly options: TokenOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.lookups = new RevocationLookups(store);
+    this.live = liveLoginsOf(store);
+    this.lookups = new RevocationLookups(store, this.live);
   }
 
   /** Nothing to load: revocations are read from the store per request (kept for the service's lifecycle). */
@@ -174,12 +180,15 @@ export class TokenService {
 
   /** Ends a login: its refresh tokens, browser session, access tokens and certificates stop working. */
   async revoke(sessionId: string, reason: string): Promise<boolean> {
+    // Before the write (a read racing it keeps nothing) and after it (nothing kept meanwhile survives).
+    this.live?.forget(sessionId);
     const result = await this.store.db
       .updateTable('token_families')
       .set({ revoked_at: iso(this.now()), revoke_reason: reason })
       .where('id', '=', sessionId)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
+    this.live?.forget(sessionId);
     this.knownRevoked(sessionId);
     return Number(result.numUpdatedRows) === 1;
   }
@@ -198,6 +207,7 @@ export class TokenService {
    */
   async revokedNow(sessionId: string): Promise<boolean> {
     if (this.revoked.has(sessionId)) return true;
+    if (this.live?.isLive(sessionId)) return false;
     if (!(await this.lookups.revoked(sessionId))) return false;
     this.knownRevoked(sessionId);
     return true;
@@ -315,7 +325,10 @@ class RevocationLookups {
   private waiting = new Map<string, { resolve: (revoked: boolean) => void; reject: (err: unknown) => void }[]>();
   private running = false;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly live: LiveLogins | null,
+  ) {}
 
   revoked(sessionId: string): Promise<boolean> {
     return new Promise((resolve, reject) => {
@@ -336,9 +349,11 @@ class RevocationLookups {
         const batch = new Map([...this.waiting].slice(0, LOOKUP_BATCH_MAX));
         for (const id of batch.keys()) this.waiting.delete(id);
         try {
+          const mark = this.live?.mark() ?? null;
           const rows = await this.store.db.selectFrom('token_families').select(['id', 'revoked_at']).where('id', 'in', [...batch.keys()]).execute();
           // Only a row that says "not revoked" lets a token through; a missing row does not.
           const live = new Set(rows.filter((r) => r.revoked_at === null).map((r) => r.id));
+          this.live?.confirmed(mark, live);
           for (const [id, waiters] of batch) for (const w of waiters) w.resolve(!live.has(id));
         } catch {
           const closed = new GatehouseError('not_ready', 'the gateway cannot reach its store to check revocations; try again shortly');

@@ -5,15 +5,15 @@
 // A caller's X-Request-Id is kept (so one id follows a request across services) only when it cannot
 // be a credential: the id is echoed in every answer, written in every log line and stored as the
 // audit event's request_id, so a token pasted there would be kept verbatim.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 export function timeOrderedId(now = Date.now()): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(now, 0, 6);
-  b[6] = (b[6]! & 0x0f) | 0x70; // version 7
-  b[8] = (b[8]! & 0x3f) | 0x80; // RFC 9562 variant
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  // A random (v4) UUID with its first 48 bits replaced by the time and its version digit by 7: the
+  // variant bits are already RFC 9562's, and 74 random bits remain, as before. randomUUID draws from
+  // a buffered pool of the same CSPRNG; a randomBytes(16) call per request cost several times more.
+  const u = randomUUID();
+  const t = now.toString(16).padStart(12, '0');
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${u.slice(15)}`;
 }
 
 /** Any UUID, ours (timeOrderedId) included. */

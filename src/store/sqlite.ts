@@ -8,7 +8,7 @@ import type { Tables } from './tables.js';
 
 export const SQLITE_FILE = 'gatehouse.db';
 
-export function openSqlite(stateDir: string): { db: Kysely<Tables>; file: string } {
+export function openSqlite(stateDir: string): { db: Kysely<Tables>; file: string; commitsElsewhere: () => number | undefined } {
   const file = join(stateDir, SQLITE_FILE);
   let sqlite: Database.Database;
   try {
@@ -23,5 +23,17 @@ export function openSqlite(stateDir: string): { db: Kysely<Tables>; file: string
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  return { db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) }), file };
+  // PRAGMA data_version moves whenever another connection (another gateway process over this file)
+  // commits, never for this connection's own commits. Inside a transaction of ours it may not have
+  // seen such a commit yet, and a closed database cannot say: both answer undefined ("cannot tell").
+  const dataVersion = sqlite.prepare('PRAGMA data_version').pluck();
+  const commitsElsewhere = (): number | undefined => {
+    if (!sqlite.open || sqlite.inTransaction) return undefined;
+    try {
+      return dataVersion.get() as number;
+    } catch {
+      return undefined;
+    }
+  };
+  return { db: new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) }), file, commitsElsewhere };
 }

@@ -16,6 +16,13 @@ export interface Store {
   /** PostgreSQL only: a new session outside the pool, for state that must live exactly as long as one
    *  connection (a session-level advisory lock). The caller connects and ends it. */
   session?: SessionFactory;
+  /**
+   * The embedded store only: a number that changes whenever another connection to the file (another
+   * gateway process) has committed since it was last read; undefined when it cannot tell (inside one
+   * of our transactions, closed). Lets a reader keep what it read until anyone else writes.
+   * PostgreSQL has no such counter: absent there.
+   */
+  commitsElsewhere?: () => number | undefined;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -36,7 +43,8 @@ export type Dialect = 'sqlite' | 'postgres';
 export async function openStore(options: StoreOptions): Promise<Store> {
   const url = options.url ?? '';
   if (url !== '' && !isPostgresUrl(url)) throw new StoreError('store.url: expected empty (the embedded SQLite store) or postgres://user@host:port/database');
-  const { db, location, session } = url === '' ? (({ db, file }) => ({ db, location: file, session: undefined }))(openSqlite(options.stateDir)) : openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) });
+  const { db, location, session, commitsElsewhere } =
+    url === '' ? (({ db, file, commitsElsewhere }) => ({ db, location: file, session: undefined, commitsElsewhere }))(openSqlite(options.stateDir)) : { ...openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) }), commitsElsewhere: undefined };
   try {
     await migrate(db);
     const instanceId = await ensureInstance(db);
@@ -46,6 +54,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       location,
       instanceId,
       ...(session !== undefined ? { session } : {}),
+      ...(commitsElsewhere !== undefined ? { commitsElsewhere } : {}),
       ping: async () => {
         await sql`select 1`.execute(db);
       },
