@@ -86,6 +86,14 @@ describe('exit codes', () => {
     const done = await cli.done;
     expect(done.code, done.stderr).toBe(EXIT.cancelled);
     expect(done.stdout).toMatch(/^cancelled: /m);
+    // It watched with held waits, not a poll every half second: each request for the job carried
+    // wait_s, every one after the first the seen token of the answer before it (the gateway's request log).
+    const asked = await until(() => {
+      const lines = readFileSync(up.ready.gateway.log, 'utf8').split('\n').filter((l) => l.includes('"msg":"request"') && l.includes(`"url":"/v1/jobs/${id}`) && l.includes('"method":"GET"'));
+      return lines.length > 0 ? lines : undefined;
+    }, 10_000, "the watch's requests in the gateway's log");
+    for (const line of asked) expect(line).toContain(`/v1/jobs/${id}?wait_s=25`);
+    for (const line of asked.slice(1)) expect(line).toMatch(/&seen=[A-Za-z0-9_-]+/);
   }, 120_000);
 
   it('130 on Ctrl-C while watching; the job goes on', async () => {

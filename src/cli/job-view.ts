@@ -5,9 +5,10 @@ import type { JobStatus } from '../wire/index.js';
 
 /**
  * The gateway's job view: the engine's status plus the backend the job went to, a pending job's
- * place in its owner's queue and who cancelled a cancelled one (absent from an older gateway).
+ * place in its owner's queue, who cancelled a cancelled one and the `seen` token of a single job's
+ * answer (each absent from an older gateway).
  */
-export type Job = JobStatus & { backend: string; queue_position?: number | null; cancelled_by?: string | null };
+export type Job = JobStatus & { backend: string; queue_position?: number | null; cancelled_by?: string | null; seen?: string };
 
 /** 1st, 2nd, 3rd, 11th, 22nd: a place in a queue as people say it. */
 export function ordinal(n: number): string {

@@ -1,6 +1,8 @@
 // `submit --wait`: follow a job until it ends. Progress goes to stderr (a bar redrawn in place on a
 // terminal, a line per change in a log) so stdout keeps only the result; Ctrl-C stops watching,
-// never the job.
+// never the job. Each request is a held wait (GET /v1/jobs/:id?wait_s=&seen=): the gateway answers
+// the moment the job differs from the last answer, so the end is seen when the gateway knows it,
+// not a poll interval later. An older gateway refuses wait_s (400): then it is polled as before.
 import { structured } from './output.js';
 import { ApiError, call, ConnectionError, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
@@ -10,6 +12,7 @@ import { describeProgress, EXIT, exitCodeFor, renderProgress, summarize } from '
 
 export interface WatchOptions {
   json: boolean;
+  /** Between polls of a gateway without held waits, and between retries after a failed request. */
   intervalMs?: number;
   /** Whether stderr is a terminal: decides between a redrawn bar and plain lines. */
   tty?: boolean;
@@ -17,6 +20,9 @@ export interface WatchOptions {
 
 /** Consecutive failed polls tolerated (a gateway restart, a blip) before giving up: about 10 s. */
 const MAX_FAILED_POLLS = 20;
+
+/** How long one request may be held (the gateway's cap is 25 s; under the client's 30 s silence timeout). */
+const WAIT_S = 25;
 
 const INTERRUPTED = Symbol('interrupted');
 
@@ -26,15 +32,25 @@ export async function watchJob(target: Target, id: string, options: WatchOptions
   const interrupt = onInterrupt();
   try {
     let failures = 0;
+    let held = true;
+    let seen: string | undefined;
     for (;;) {
-      const polled = await Promise.race([poll(target, id), interrupt.happened]);
+      const polled = await Promise.race([poll(target, id, held ? { seen } : null), interrupt.happened]);
       if (polled === INTERRUPTED) return stopWatching(id, display);
       if ('error' in polled) {
+        // A gateway from before held waits refuses the query it does not know: poll it instead.
+        if (held && polled.error instanceof ApiError && polled.error.status === 400) {
+          held = false;
+          continue;
+        }
         if (!mayPass(polled.error) || ++failures > MAX_FAILED_POLLS) throw jobError(polled.error, { id, verb: 'status' });
       } else {
         failures = 0;
         display.show(polled.job, Date.now());
         if (isFinal(polled.job.state)) return finish(polled.job, display, options.json);
+        seen = polled.job.seen;
+        // Held: the answer came because the job changed (or the wait ran out); ask again at once.
+        if (held && seen !== undefined) continue;
       }
       if ((await Promise.race([sleep(interval), interrupt.happened])) === INTERRUPTED) return stopWatching(id, display);
     }
@@ -43,10 +59,14 @@ export async function watchJob(target: Target, id: string, options: WatchOptions
   }
 }
 
-/** A poll's outcome as a value, so that one failing after Ctrl-C is never an unhandled rejection. */
-async function poll(target: Target, id: string): Promise<{ job: Job } | { error: unknown }> {
+/**
+ * A poll's outcome as a value, so that one failing after Ctrl-C is never an unhandled rejection.
+ * `wait`: held until the job differs from `seen` (answered at once without one); null: a plain look.
+ */
+async function poll(target: Target, id: string, wait: { seen: string | undefined } | null): Promise<{ job: Job } | { error: unknown }> {
+  const query = wait === null ? '' : `?wait_s=${WAIT_S}${wait.seen === undefined ? '' : `&seen=${encodeURIComponent(wait.seen)}`}`;
   try {
-    return { job: await call<Job>(target, 'GET', `/v1/jobs/${encodeURIComponent(id)}`, { token: await accessToken(target) }) };
+    return { job: await call<Job>(target, 'GET', `/v1/jobs/${encodeURIComponent(id)}${query}`, { token: await accessToken(target) }) };
   } catch (error) {
     return { error };
   }
@@ -72,17 +92,26 @@ interface Display {
   end(): void;
 }
 
-/** One line redrawn in place, cut to the terminal's width so that \r can return to its start. */
+/**
+ * One line redrawn in place, cut to the terminal's width so that \r can return to its start; redrawn
+ * every second too, so the elapsed time moves while a wait is held and nothing changes.
+ */
 function liveLine(): Display {
-  let drawn = false;
+  let last: Job | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  const draw = (job: Job, now: number) => {
+    const width = process.stderr.columns || 100;
+    process.stderr.write(`\r${renderProgress(job, now).slice(0, width - 1)}\u001b[K`);
+  };
   return {
     show(job, now) {
-      const width = process.stderr.columns || 100;
-      process.stderr.write(`\r${renderProgress(job, now).slice(0, width - 1)}\u001b[K`);
-      drawn = true;
+      last = job;
+      draw(job, now);
+      ticker ??= setInterval(() => last !== undefined && draw(last, Date.now()), 1000).unref();
     },
     end() {
-      if (drawn) process.stderr.write('\r\u001b[K');
+      clearInterval(ticker);
+      if (last !== undefined) process.stderr.write('\r\u001b[K');
     },
   };
 }
