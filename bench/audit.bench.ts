@@ -32,7 +32,7 @@ import { AuditTrail } from '../src/audit/trail.js';
 import { verifyInWorker } from '../src/audit/verify-thread.js';
 import { PACKAGE_ROOT } from '../src/version.js';
 import type { Benchmark } from './measure.js';
-import { type CachedTrail, cachedTrail, dayOf, EventWorld, prng, type TrailSpec } from './support/audit-events.js';
+import { type CachedTrail, cachedTrail, currentLayout, dayOf, EventWorld, prng, type TrailSpec } from './support/audit-events.js';
 import { PerEventStore } from './support/audit-per-event.js';
 
 const CACHE = join(PACKAGE_ROOT, 'var', 'bench');
@@ -85,7 +85,8 @@ function appendWorld(kind: 'empty' | '1m'): AppendWorld {
     mkdirSync(CACHE, { recursive: true });
     const world = new EventWorld(11);
     const cached = kind === '1m' ? cachedTrail(CACHE, ONE_M, log) : null;
-    const template = cached ? join(cached.trailDir, 'audit.db') : null;
+    // A copy moved once to the current layout (issue 21's lookup tables), not each round.
+    const template = cached ? join(currentLayout(cached.trailDir, log, join(CACHE, `${ONE_M.name}-current`)), 'audit.db') : null;
     // The copy's checkpoints are signed by the cached trail's key: the writer refuses a trail whose
     // newest checkpoint no key it knows has signed, so the rounds on a copy sign with that key.
     const key = cached ? cached.key : loadAuditKey(join(CACHE, 'audit-append-certs'));
@@ -221,6 +222,7 @@ function theQueryWorld(): QueryWorld {
   if (queryWorld?.db.open) return queryWorld;
   mkdirSync(CACHE, { recursive: true });
   const trail = cachedTrail(CACHE, TEN_M, log);
+  currentLayout(trail.trailDir, log); // in place: a 10M trail cached before the lookup tables is moved once
   const db = openAuditDb(trail.trailDir, { readonly: true });
   const world = new EventWorld(TEN_M.seed); // the same people and datasets as the trail
   const r = prng(99);

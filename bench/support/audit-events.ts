@@ -8,9 +8,11 @@
 // policy events, with about 3-6 % denies; request ids, policy versions and details as the gateway
 // writes them. Times follow working hours (peak 14:00 UTC) and weekdays (weekends at a third).
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { AuditInput } from '../../src/audit/event.js';
+import { MIGRATIONS, openAuditDb } from '../../src/audit/schema.js';
 import { type AuditSigningKey, loadAuditKey } from '../../src/audit/signing-key.js';
 import { type PendingRow, pendingRowOf, TrailWriter } from '../../src/audit/writer.js';
 
@@ -445,6 +447,8 @@ function generate(dir: string, spec: TrailSpec, stampKey: string, log: (line: st
     }
     rows = [];
     lines = [];
+    // The lookup tables in batches, as the writer thread fills them (unless built in bulk below).
+    if (!spec.bulkIndexes) writer.index();
   };
 
   let id = writer.head.id;
@@ -483,6 +487,9 @@ function generate(dir: string, spec: TrailSpec, stampKey: string, log: (line: st
     db.exec(i.sql);
     log(`${spec.name}: index ${i.name} built in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
+  const t = performance.now();
+  writer.index(true);
+  log(`${spec.name}: lookup tables filled in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   db.pragma('synchronous = FULL');
   db.pragma('wal_checkpoint(TRUNCATE)');
   writer.close();
@@ -491,4 +498,35 @@ function generate(dir: string, spec: TrailSpec, stampKey: string, log: (line: st
   const seconds = elapsed();
   log(`${spec.name}: ${spec.events} events, ${checkpoints} checkpoints, audit.db ${(dbBytes / 1e9).toFixed(2)} GB${spec.jsonl ? `, JSON lines ${(jsonlBytes / 1e9).toFixed(2)} GB` : ''}, generated in ${seconds.toFixed(0)} s`);
   return { key: stampKey, generated_at: new Date().toISOString(), seconds, events: spec.events, checkpoints, db_bytes: dbBytes, jsonl_bytes: jsonlBytes };
+}
+
+/**
+ * A trail cached by the code before the lookup tables (issue 21) is moved to the current layout the
+ * way a gateway moves one at open (schema.ts): in place for the read-only query trail, or into a
+ * copy (`into`) kept next to the cache for the append rounds, so the cached original is never
+ * rewritten and each round does not pay the move. Logs the time it took (not a measurement).
+ */
+export function currentLayout(trailDir: string, log: (line: string) => void, into?: string): string {
+  const source = join(trailDir, 'audit.db');
+  const target = into ? join(into, 'audit.db') : source;
+  const stamp = into ? join(into, 'layout.json') : null;
+  const want = JSON.stringify({ source_mtime: statSync(source).mtimeMs, version: MIGRATIONS.length });
+  if (stamp && existsSync(stamp) && readFileSync(stamp, 'utf8') === want && existsSync(target)) return into!;
+  if (into) {
+    rmSync(into, { recursive: true, force: true });
+    mkdirSync(into, { recursive: true });
+    copyFileSync(source, target);
+  }
+  const db = new Database(target);
+  const version = db.pragma('user_version', { simple: true }) as number;
+  db.close();
+  if (version < MIGRATIONS.length) {
+    const t = performance.now();
+    const migrated = openAuditDb(dirname(target));
+    migrated.pragma('wal_checkpoint(TRUNCATE)');
+    migrated.close();
+    log(`${target}: moved to the current layout (schema ${version} -> ${MIGRATIONS.length}) in ${((performance.now() - t) / 1000).toFixed(0)} s (not a measurement)`);
+  }
+  if (stamp) writeFileSync(stamp, want);
+  return into ?? trailDir;
 }

@@ -18,6 +18,8 @@ port.on('message', (m: { n: number; row: PendingRow } | { close: true }) => {
   try {
     const appended = writer.append([m.row]);
     port.postMessage({ n: m.n, id: appended.firstId });
+    writer.index(); // the lookup tables in batches, between commits, as the trail's writer thread does
+
   } catch (err) {
     port.postMessage({ n: m.n, error: (err as Error).message });
   }

@@ -55,11 +55,17 @@ const JOB_EVENTS_MAX = 2000;
 
 /**
  * Every event of job `id` in chain order: those whose object is `job:<id>` (through the object
- * index), then the dataset events naming it in details.job, looked for only in the time span of the
+ * lookup table), then the dataset events naming it in details.job, looked for only in the time span of the
  * former (through the time index). Empty when the trail holds nothing of the job.
  */
 export function jobEvents(db: Database.Database, id: string): AuditEvent[] {
-  const own = db.prepare('select * from audit_events where object = ? order by id limit ?').all(`job:${id}`, JOB_EVENTS_MAX) as AuditRow[];
+  // The object lookup table up to its watermark, and the un-indexed tail after it (lookup-index.ts).
+  const own = db
+    .prepare(
+      'select * from audit_events where id in (select id from audit_by_object where object = ?) and +object = ? and id <= (select upto from audit_indexed) ' +
+        'union all select * from audit_events not indexed where id > (select upto from audit_indexed) and +object = ? order by id limit ?',
+    )
+    .all(`job:${id}`, `job:${id}`, `job:${id}`, JOB_EVENTS_MAX) as AuditRow[];
   if (own.length === 0) return [];
   const from = Math.min(...own.map((r) => r.time)) - SLACK_MS;
   const to = Math.max(...own.map((r) => r.time)) + SLACK_MS;

@@ -44,14 +44,74 @@ export function queryEvents(db: Database.Database, filter: AuditFilter): AuditPa
 
 /** The SQL of one page (exported for EXPLAIN QUERY PLAN in tests): limit + 1 rows. */
 export function pageQuery(filter: AuditFilter): { sql: string; params: (string | number)[] } {
-  const where = whereOf(filter, true);
-  if (filter.cursor !== undefined) {
-    const after = decodeCursor(filter.cursor);
+  const after = filter.cursor !== undefined ? decodeCursor(filter.cursor) : undefined;
+  const lookup = lookupOf(filter);
+  if (!lookup) {
+    const where = whereOf(filter, true);
     // A row value, which SQLite can use as an index range on (time, rowid) rather than an OR.
-    where.terms.push('(time, id) < (?, ?)');
-    where.params.push(after.time, after.id);
+    if (after) {
+      where.terms.push('(time, id) < (?, ?)');
+      where.params.push(after.time, after.id);
+    }
+    return { sql: `select * from audit_events${clause(where.terms)} order by time desc, id desc limit ?`, params: [...where.params, filter.limit + 1] };
   }
-  return { sql: `select * from audit_events${clause(where.terms)} order by time desc, id desc limit ?`, params: [...where.params, filter.limit + 1] };
+  // The lookup table up to the watermark, newest first through its (key, time, id) order, and the
+  // tail after it by the primary key; merged by SQLite's ordered UNION ALL.
+  const indexed = lookupTerms(filter, lookup, 'k');
+  // A lookup row that does not match its event's own columns finds nothing.
+  indexed.terms.push(`+e.${lookup.key} = k.${lookup.key}`, '+e.time = k.time');
+  const checked = whereOf(filter, false, 'e.');
+  if (after) {
+    indexed.terms.push('(k.time, k.id) < (?, ?)');
+    indexed.params.push(after.time, after.id);
+  }
+  const tail = whereOf(filter, false);
+  if (after) {
+    tail.terms.push('(+time, +id) < (?, ?)');
+    tail.params.push(after.time, after.id);
+  }
+  // The first arm's id and time are the lookup row's (equal to the event's, checked), so SQLite sees
+  // that the table's order already is the page's order and needs no sort; the tail is NOT INDEXED,
+  // so it is read by the primary key from the watermark on, never through the time index.
+  const sql =
+    `select k.id as id, k.time as time, ${OTHER_COLUMNS.map((c) => `e.${c} as ${c}`).join(', ')} from ${lookup.table} k join audit_events e on e.id = k.id` +
+    ` where ${[...indexed.terms, ...checked.terms].join(' and ')} and k.id <= ${WATERMARK}` +
+    ` union all select id, time, ${OTHER_COLUMNS.join(', ')} from audit_events not indexed where id > ${WATERMARK}${tail.terms.map((t) => ` and ${t}`).join('')}` +
+    ' order by time desc, id desc limit ?';
+  return { sql, params: [...indexed.params, ...checked.params, ...tail.params, filter.limit + 1] };
+}
+
+const WATERMARK = '(select upto from audit_indexed where one = 1)';
+/** audit_events' columns after id and time, in their order. */
+const OTHER_COLUMNS = ['user', 'groups', 'auth_method', 'ip', 'action', 'object', 'decision', 'reason', 'policy_version', 'request_id', 'details', 'prev_hash', 'hash'] as const;
+
+interface Lookup {
+  table: 'audit_by_user' | 'audit_by_object';
+  key: 'user' | 'object';
+}
+
+/**
+ * The lookup table (lookup-index.ts) that narrows this filter: the user's when it names a user,
+ * else the object's when its object is exact or has a literal prefix; null when neither does.
+ */
+function lookupOf(f: ExportFilter): Lookup | null {
+  if (f.user !== undefined) return { table: 'audit_by_user', key: 'user' };
+  if (f.object !== undefined && !(matchKind(f.object) === 'glob' && /^[*?[]/.test(f.object))) return { table: 'audit_by_object', key: 'object' };
+  return null;
+}
+
+/** The lookup table's own terms on alias `k`: its key and the time range. */
+function lookupTerms(f: ExportFilter, lookup: Lookup, k: string): Where {
+  const w: Where = { terms: [], params: [], narrow: true };
+  const add: Add = (term, _narrows, ...params) => {
+    w.terms.push(term);
+    w.params.push(...params);
+  };
+  if (lookup.key === 'user') add(`${k}.user = ?`, true, f.user!);
+  else matchTerms(`${k}.object`, f.object!, add);
+  if (f.since !== undefined) add(`${k}.time >= ?`, true, f.since);
+  if (f.until !== undefined) add(`${k}.time < ?`, true, f.until);
+  return w;
 }
 
 export const EXPORT_PAGE = 1000;
@@ -67,10 +127,10 @@ export function* exportEvents(db: Database.Database, filter: ExportFilter, pageS
   const startAnchor = anchorOf(); // before anything else: what retention archives from here on is caught below
   const newest = (statement(db, 'select max(id) as id from audit_events').get() as { id: number | null }).id;
   if (newest === null) return;
-  const { sql, params, from, to } = exportPlan(db, filter, newest);
-  let after = from;
+  const plan = exportPlan(db, filter, newest);
+  let after = plan.from;
   for (;;) {
-    const rows = statement(db, sql).all(after, to, ...params, pageSize) as AuditRow[];
+    const rows = statement(db, plan.sql).all(...plan.params(after, plan.to, pageSize)) as AuditRow[];
     // Retention may archive events between two pages (or before this one was read): an export that
     // silently lost them would look whole.
     const anchor = anchorOf();
@@ -82,21 +142,46 @@ export function* exportEvents(db: Database.Database, filter: ExportFilter, pageS
   }
 }
 
+export interface ExportPlan {
+  sql: string;
+  /** The statement's parameters for the page after event `after`, up to event `to`. */
+  params: (after: number, to: number, pageSize: number) => (string | number)[];
+  from: number;
+  to: number;
+}
+
 /**
- * Through the filter's index, each page sorts what is left of the matches by id: cheap for a few,
- * quadratic for millions. So beyond FEW_MATCHES the export walks the chain by id instead, checking
- * each row (its columns as `+col`, which keeps SQLite off their indexes), from the first event
- * of `since` to the last of `until`: linear in the span walked.
+ * Through the filter's index (or lookup table), each page sorts what is left of the matches by id:
+ * cheap for a few, quadratic for millions. So beyond FEW_MATCHES the export walks the chain by id
+ * instead, checking each row (its columns as `+col`, which keeps SQLite off their indexes), from
+ * the first event of `since` to the last of `until`: linear in the span walked.
  */
-export function exportPlan(db: Database.Database, filter: ExportFilter, newest: number): { sql: string; params: (string | number)[]; from: number; to: number } {
+export function exportPlan(db: Database.Database, filter: ExportFilter, newest: number): ExportPlan {
   const pageSql = (terms: string[]) => `select * from audit_events where id > ? and id <= ?${terms.map((t) => ` and ${t}`).join('')} order by id limit ?`;
-  const indexed = whereOf(filter, true);
-  if (indexed.narrow) {
-    const probe = `select count(*) as n from (select 1 from audit_events${clause(indexed.terms)} limit ${FEW_MATCHES + 1})`;
-    const { n } = statement(db, probe).get(...indexed.params) as { n: number };
-    if (n <= FEW_MATCHES) return { sql: pageSql(indexed.terms), params: indexed.params, from: 0, to: newest };
-  }
+  const lookup = lookupOf(filter);
   const walk = whereOf(filter, false);
+  if (lookup) {
+    const keyed = lookupTerms(filter, lookup, 'k');
+    const probe =
+      `select count(*) as n from (select 1 from ${lookup.table} k where ${keyed.terms.join(' and ')}` +
+      ` union all select 1 from audit_events not indexed where id > ${WATERMARK}${walk.terms.map((t) => ` and ${t}`).join('')} limit ${FEW_MATCHES + 1})`;
+    const { n } = statement(db, probe).get(...keyed.params, ...walk.params) as { n: number };
+    if (n <= FEW_MATCHES) {
+      // The ids the lookup table names up to the watermark, and the tail after it, both checked row by row.
+      const checks = walk.terms.map((t) => ` and ${t}`).join('');
+      const sql =
+        `select * from audit_events where id in (select k.id from ${lookup.table} k where ${keyed.terms.join(' and ')}) and id > ? and id <= ? and id <= ${WATERMARK}${checks}` +
+        ` union all select * from audit_events not indexed where id > ? and id <= ? and id > ${WATERMARK}${checks} order by id limit ?`;
+      return { sql, params: (after, to, size) => [...keyed.params, after, to, ...walk.params, after, to, ...walk.params, size], from: 0, to: newest };
+    }
+  } else {
+    const indexed = whereOf(filter, true);
+    if (indexed.narrow) {
+      const probe = `select count(*) as n from (select 1 from audit_events${clause(indexed.terms)} limit ${FEW_MATCHES + 1})`;
+      const { n } = statement(db, probe).get(...indexed.params) as { n: number };
+      if (n <= FEW_MATCHES) return { sql: pageSql(indexed.terms), params: (after, to, size) => [after, to, ...indexed.params, size], from: 0, to: newest };
+    }
+  }
   let from = 0;
   let to = newest;
   // Times are nearly, not strictly, in chain order (clocks step): take the extreme ids of the span.
@@ -108,7 +193,7 @@ export function exportPlan(db: Database.Database, filter: ExportFilter, newest: 
     const last = statement(db, 'select max(id) as id from audit_events indexed by audit_events_time where time < ?').get(filter.until) as { id: number | null };
     to = Math.min(newest, last.id ?? 0);
   }
-  return { sql: pageSql(walk.terms), params: walk.params, from, to };
+  return { sql: pageSql(walk.terms), params: (after, to2, size) => [after, to2, ...walk.params, size], from, to };
 }
 
 interface Where {
@@ -118,17 +203,20 @@ interface Where {
   narrow: boolean;
 }
 
-/** The filter as SQL terms; `indexable` false writes `+col` so SQLite checks rows instead. */
-function whereOf(f: ExportFilter, indexable: boolean): Where {
+/**
+ * The filter as SQL terms on audit_events (its columns prefixed with `table`, e.g. "e.");
+ * `indexable` false writes `+col` so SQLite checks rows instead.
+ */
+function whereOf(f: ExportFilter, indexable: boolean, table = ''): Where {
   const w: Where = { terms: [], params: [], narrow: false };
-  const col = (name: string) => (indexable ? name : `+${name}`);
+  const col = (name: string) => (indexable ? `${table}${name}` : `+${table}${name}`);
   const add = (term: string, narrows: boolean, ...params: (string | number)[]) => {
     w.terms.push(term);
     w.params.push(...params);
     w.narrow ||= narrows;
   };
   if (f.user !== undefined) add(`${col('user')} = ?`, true, f.user);
-  if (f.group !== undefined) add('exists (select 1 from json_each(groups) where value = ?)', false, f.group);
+  if (f.group !== undefined) add(`exists (select 1 from json_each(${table}groups) where value = ?)`, false, f.group);
   if (f.action !== undefined) matchTerms(col('action'), f.action, add);
   if (f.object !== undefined) matchTerms(col('object'), f.object, add);
   if (f.decision !== undefined) add(`${col('decision')} = ?`, false, f.decision);

@@ -72,6 +72,9 @@ export function archiveBefore(writer: TrailWriter, before: number, archiveDir: s
   // below the first one that signs a remaining event (they all sign archived events).
   const keepFrom = (db.prepare('select min(seq) as seq from audit_checkpoints where event_id > ? and seq is not null').get(last.id) as { seq: number | null }).seq ?? anchor.seq!;
   db.transaction(() => {
+    // The archived events' lookup rows go with them (found by their keys, before the rows go).
+    db.prepare('delete from audit_by_user where (user, time, id) in (select user, time, id from audit_events where id <= ? and user is not null)').run(last.id);
+    db.prepare('delete from audit_by_object where (object, time, id) in (select object, time, id from audit_events where id <= ?)').run(last.id);
     db.prepare('delete from audit_events where id <= ?').run(last.id);
     db.prepare('delete from audit_checkpoints where event_id <= ? and (seq is null or seq < ?)').run(last.id, keepFrom);
     db.prepare('insert or replace into audit_anchor (one, event_id, hash, file, jws) values (1, ?, ?, ?, ?)').run(last.id, last.hash, name, anchor.jws);

@@ -8,7 +8,8 @@ import Database from 'better-sqlite3';
 
 export const AUDIT_FILE = 'audit.db';
 
-const MIGRATIONS: string[] = [
+/** The trail's schema, one step a version (user_version); exported so tests can make a trail as older code made it. */
+export const MIGRATIONS: readonly string[] = [
   `create table audit_events (
      id integer primary key,          -- the event's position in the chain, from 1, never reused
      time integer not null,           -- ms since the epoch (the event carries it as ISO 8601)
@@ -70,6 +71,33 @@ const MIGRATIONS: string[] = [
      id text not null
    );
    insert into audit_chain (one, id) values (1, lower(hex(randomblob(16))));`,
+  // Issue 21: the (user, time) and (object, time) indexes on the hot table put each event's entry
+  // on its own user's and object's leaf page, a page no other event of a group commit touches: 8.5
+  // of the 9.8 KB an event wrote on a 1M trail. They become lookup tables that the writer fills in
+  // large sorted batches between commits (lookup-index.ts); queries read them up to the watermark
+  // and scan the short tail after it, so no answer misses an event (query.ts).
+  `drop index audit_events_user_time;
+   drop index audit_events_object_time;
+   create table audit_by_user (
+     user text not null,
+     time integer not null,
+     id integer not null,
+     primary key (user, time, id)
+   ) without rowid;
+   create table audit_by_object (
+     object text not null,
+     time integer not null,
+     id integer not null,
+     primary key (object, time, id)
+   ) without rowid;
+   -- Every event with id <= upto is in both lookup tables (user: when it has one).
+   create table audit_indexed (
+     one integer primary key check (one = 1),
+     upto integer not null
+   );
+   insert into audit_by_user (user, time, id) select user, time, id from audit_events where user is not null order by user, time, id;
+   insert into audit_by_object (object, time, id) select object, time, id from audit_events order by object, time, id;
+   insert into audit_indexed (one, upto) values (1, coalesce((select max(id) from audit_events), (select event_id from audit_anchor), 0));`,
 ];
 
 export interface AuditDbOptions {

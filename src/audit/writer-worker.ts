@@ -63,10 +63,27 @@ function commit(): void {
   } catch (err) {
     drop();
     for (const t of taken) post({ type: 'fail', batch: t.batch, error: message(err) });
+    return;
+  }
+  lookups(false);
+}
+
+/**
+ * The lookup tables catch up between commits (after the acks went out); a failure here loses no
+ * event (queries scan the un-indexed tail), so it is reported and the writer opened afresh.
+ */
+function lookups(all: boolean): void {
+  if (!writer) return;
+  try {
+    writer.index(all);
+  } catch (err) {
+    drop();
+    post({ type: 'broken', error: `indexing the trail's lookup tables: ${message(err)}` });
   }
 }
 
 function checkpoint(): void {
+  lookups(true); // a quiet trail's tail is indexed within one checkpoint interval
   if (!writer) return;
   try {
     const cp = writer.checkpoint();

@@ -8,6 +8,7 @@ import { canonicalJson } from './canonical.js';
 import { hashRow, GENESIS_HASH } from './chain.js';
 import type { AuditInput } from './event.js';
 import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signCheckpoint } from './checkpoint.js';
+import { INDEX_BATCH, indexedUpTo, indexTail } from './lookup-index.js';
 import { type AuditRow, openAuditDb } from './schema.js';
 import { legacyArchiveProblem } from './verify.js';
 import type { AuditSigningKey } from './signing-key.js';
@@ -341,6 +342,23 @@ export class TrailWriter {
     }
     this.head = { id, hash: prev };
     return { firstId, prevHash, hashes };
+  }
+
+  /** The lookup tables' watermark (lookup-index.ts), read at the first call. */
+  private indexed: number | null = null;
+
+  /**
+   * Fills the user and object lookup tables up to the head when the un-indexed tail reached
+   * INDEX_BATCH events, or whatever the tail holds when `all`. Called between commits (never inside
+   * one), so a group commit writes only the hot table's pages. Returns the events indexed.
+   */
+  index(all = false): number {
+    this.indexed ??= indexedUpTo(this.db);
+    const tail = this.head.id - this.indexed;
+    if (tail <= 0 || (!all && tail < INDEX_BATCH)) return 0;
+    const n = indexTail(this.db, this.head.id);
+    this.indexed = this.head.id;
+    return n;
   }
 
   /** Signs the head when it moved since the last checkpoint. */

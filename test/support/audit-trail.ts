@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { eventOf, GENESIS_HASH, hashRow } from '../../src/audit/chain.js';
 import type { AuditEvent } from '../../src/audit/event.js';
+import { indexTail } from '../../src/audit/lookup-index.js';
 import { AUDIT_FILE, type AuditRow, openAuditDb } from '../../src/audit/schema.js';
 
 export const T0 = Date.parse('2024-05-01T00:00:00Z');
@@ -48,6 +49,19 @@ export function append(db: Database.Database, specs: Spec[]): AuditRow[] {
     }
   })();
   return rows;
+}
+
+/**
+ * How much of a trail the user and object lookup tables cover (lookup-index.ts): none (every event
+ * in the tail a query scans), half, or all. Query suites run in each, since the answers must not differ.
+ */
+export const LOOKUP_STATES = ['tail', 'half', 'indexed'] as const;
+export type LookupState = (typeof LOOKUP_STATES)[number];
+
+export function lookupState(db: Database.Database, state: LookupState): void {
+  const head = (db.prepare('select max(id) from audit_events').pluck().get() as number | null) ?? 0;
+  if (state === 'half') indexTail(db, Math.floor(head / 2));
+  if (state === 'indexed') indexTail(db, head);
 }
 
 const dirs: string[] = [];
