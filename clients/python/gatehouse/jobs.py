@@ -2,13 +2,17 @@
 
 import codecs
 import http.client
+import math
 import sys
 import time
+from urllib.parse import quote
 
-from .errors import Unreachable
+from .errors import InvalidRequest, Unreachable
 from .progress import Progress
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+# How long the gateway may hold one wait (its cap is 25 s; under the transport's 30 s time-out).
+WAIT_S = 25
 
 
 class Job:
@@ -34,22 +38,46 @@ class Job:
     def done(self):
         return self.status().get("state") in FINAL_STATES
 
+    def changed(self, seen=None, wait_s=WAIT_S):
+        """The job once it differs from the answer that gave ``seen`` (its ``info["seen"]``), or after
+        wait_s seconds as it is: the gateway holds the request meanwhile (GET /v1/jobs/:id?wait_s=).
+        Without seen it answers at once."""
+        path = "/v1/jobs/%s?wait_s=%d" % (self.id, wait_s)
+        if seen:
+            path += "&seen=" + quote(seen, safe="")
+        self.info = self.client._call("GET", path)
+        return self.info
+
     def wait(self, progress=True, timeout=None, poll_s=1.0, out=None, use_tqdm=None):
-        """Polls until the job ends and returns its final status (check ``["state"]``: a failed job is
-        not an exception, its ``error`` says why). progress: a tqdm bar when tqdm is installed, else a
-        line rewritten in place on stderr. timeout (seconds) raises TimeoutError; the job goes on.
-        Ctrl-C (KeyboardInterrupt) stops watching; the job goes on too."""
+        """Follows the job until it ends and returns its final status (check ``["state"]``: a failed
+        job is not an exception, its ``error`` says why). Each request is held by the gateway until the
+        job changes, so the end is seen the moment the gateway knows it (an older gateway, which does
+        not hold requests, is polled every poll_s at most). progress: a tqdm bar when tqdm is
+        installed, else a line rewritten in place on stderr. timeout (seconds) raises TimeoutError;
+        the job goes on. Ctrl-C (KeyboardInterrupt) stops watching; the job goes on too."""
         bar = Progress(self.id, enabled=progress, out=out, use_tqdm=use_tqdm)
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = min(0.25, poll_s)
+        held, seen = True, None
         try:
             while True:
-                info = self.status()
+                if held:
+                    left = WAIT_S if deadline is None else max(0, min(WAIT_S, math.ceil(deadline - time.monotonic())))
+                    try:
+                        info = self.changed(seen, left)
+                    except InvalidRequest:
+                        held = False  # a gateway from before held waits refuses wait_s: poll it
+                        continue
+                else:
+                    info = self.status()
                 bar.update(info)
                 if info.get("state") in FINAL_STATES:
                     return info
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError("job %s is still %s after %g s; it goes on" % (self.id, info.get("state"), timeout))
+                if held and info.get("seen"):
+                    seen = info["seen"]
+                    continue  # answered because it changed (or the wait ran out): ask again at once
                 time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
                 pause = min(poll_s, pause * 1.5)
         except KeyboardInterrupt:

@@ -82,6 +82,37 @@ def test_cancel_ends_the_job_and_a_second_cancel_is_a_conflict():
     assert job.id in [j.id for j in gatehouse.jobs()]
 
 
+def test_wait_is_held_by_the_gateway_until_the_job_changes():
+    job = gatehouse.submit(keep, input="scratch/py-words", output="scratch/py-held")
+    asked = []
+    transport = job.client.transport
+    call = transport.call
+
+    def recording(method, path, **kw):
+        asked.append((method, path))
+        return call(method, path, **kw)
+
+    transport.call = recording
+    try:
+        final = job.wait(progress=False)
+    finally:
+        transport.call = call
+    assert final["state"] == "succeeded", final.get("error")
+    looks = [path for method, path in asked if method == "GET"]
+    # Every look is a held wait, each after the first with the token of the answer before it.
+    assert looks and all(p.startswith("/v1/jobs/%s?wait_s=25" % job.id) for p in looks), looks
+    assert all("&seen=" in p for p in looks[1:]), looks
+    assert final["seen"] and job.changed(final["seen"], 25)["state"] == "succeeded"  # an ended job answers at once
+
+
+def test_wait_with_a_timeout_gives_up_and_the_job_goes_on():
+    job = gatehouse.submit(forever, input="scratch/py-words", output="scratch/py-forever-wait")
+    with pytest.raises(TimeoutError):
+        job.wait(progress=False, timeout=1)
+    assert job.status()["state"] in ("queued", "running")
+    assert job.cancel()["state"] == "cancelled"
+
+
 @pytest.mark.skipif(not HAVE_TQDM, reason="tqdm is not installed here (apt install python3-tqdm to run this case)")
 def test_wait_shows_a_tqdm_bar_when_tqdm_is_there(capsys):
     job = gatehouse.submit(keep, input="scratch/py-words", output="scratch/py-tqdm")
