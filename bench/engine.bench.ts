@@ -8,8 +8,10 @@
 // The runs take seconds, so one round runs every side once (in an order that rotates round by
 // round) and every row of a size reads that shared round, as policy.bench.ts shares its stock
 // sample: the engine runs 4 times per size, not 4 times per row. Wall times: for the engine from
-// the submit (ticket signed, POST /jobs) to the first GET /jobs/:id that says succeeded, polled
-// every 20 ms on one kept-alive connection; for a baseline from spawning its process to its exit.
+// the submit (ticket signed, POST /jobs) to the line of its GET /events stream (the one the gateway
+// holds open, opened before the submit) that says succeeded, so no poll interval is measured; for a
+// baseline from spawning its process to its exit. Where the engine's time went comes from the
+// phases of its "job finished" log line (src/compute/jobs/phase-clock.ts).
 // Every side writes fresh outputs each round, and the outputs are checked to be the same bytes.
 // The data is written once and the engine started once per size (neither is a per-job cost); Dask
 // starts its cluster inside each run, as a user's script does. After the engine's job, each round
@@ -25,6 +27,7 @@ import { type PartitionData, writeDataset } from '../src/compute/catalog/index.j
 import { random } from '../src/compute/demo-data.js';
 import { PACKAGE_ROOT } from '../src/version.js';
 import type { JobSpec } from '../src/wire/index.js';
+import { until } from '../test/support/until.js';
 import { type Benchmark, median } from './measure.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from './support/engine.js';
 
@@ -33,7 +36,8 @@ const PYTHON = '/usr/bin/python3';
 const CORES = availableParallelism();
 const EXAMPLE = join(PACKAGE_ROOT, 'examples', 'normalize_words.py');
 const DRIVERS = join(PACKAGE_ROOT, 'bench', 'engine');
-const POLL_MS = 20;
+/** How long the engine's "job finished" line may take to reach its stderr after the pushed end. */
+const LOG_LINE_TIMEOUT_MS = 10_000;
 const WARMUP = 1;
 const ROUNDS = 3;
 /** The engine's sandbox setting (auto, as shipped); BENCH_ENGINE_SANDBOX=none shows what isolation costs. */
@@ -280,34 +284,45 @@ async function engineRun(p: Place, client: EngineClient, input: string, output: 
     resources: { cores: CORES, memory_mb: 1024, time_limit_s: 600 },
   };
   const partitionSecondsBefore = await client.metric('gatehouse_engine_partition_duration_seconds_sum');
+  const events = await client.events();
   const cpuBefore = engineCpu(p);
   const submittedAt = Date.now();
   const t0 = performance.now();
   const id = await client.submit(spec);
-  const { status, seenAt, allDoneAt } = await client.waitFinal(id, POLL_MS);
+  const { status } = await events.final(id);
   const wall_s = (performance.now() - t0) / 1000;
   const engine_cpu_s = engineCpu(p) - cpuBefore;
   if (status.state !== 'succeeded') throw new Error(`engine job ${id} ${status.state}: ${status.error ?? ''}\n${(await client.logs(id)).slice(-2000)}`);
   if (status.rows_out !== total) throw new Error(`engine job ${id} wrote ${status.rows_out} rows; expected ${total}`);
   const partitionSeconds = (await client.metric('gatehouse_engine_partition_duration_seconds_sum')) - partitionSecondsBefore;
   const created = Date.parse(status.created_at);
-  const started = Date.parse(status.started_at!);
-  const finished = Date.parse(status.finished_at!);
+  const phases = await jobPhases(p, id);
+  const at = (phase: string) => (phases[phase] ?? Number.NaN) / 1000;
   return {
     wall_s,
     parts: {
-      submit_s: (created - submittedAt) / 1000, // ticket, POST, spec checks, job row
-      queued_s: (started - created) / 1000, // the job area (inputs, source) until the first worker is asked for
-      running_s: (finished - started) / 1000, // workers start, partitions run and are kept, the output is committed
-      compute_s: (allDoneAt - started) / 1000, // until a poll saw every partition done (within POLL_MS)
-      commit_s: (finished - allDoneAt) / 1000, // from there: seal the output, commit the dataset
-      seen_s: (seenAt - finished) / 1000, // then the staging is removed, and the poll sees it
+      submit_s: (created - submittedAt) / 1000, // ticket, POST, spec checks, job row (two clocks of one machine)
+      // The engine's own phases, seconds since it received the job (its "job finished" log line):
+      ...Object.fromEntries(Object.keys(phases).map((k) => [`at_${k}`, at(k)])),
+      compute_s: at('last_done') - at('first_handed'), // the first partition handed until the last one kept
+      told_s: at('told'), // the engine published the end; the bench saw it (wall_s) one stream line later
       engine_cpu_s,
       partition_s: partitionSeconds, // Σ of the workers' own per-partition times
       core_s: status.core_seconds,
       attempts: status.attempts,
     },
   };
+}
+
+/** The phases of the engine's "job finished" line for the job (ms since it received the job). */
+async function jobPhases(p: Place, id: string): Promise<Record<string, number>> {
+  const line = await until(
+    () => p.engine!.output().split('\n').find((l) => l.includes(`"job":"${id}"`) && l.includes('"msg":"job finished"')),
+    LOG_LINE_TIMEOUT_MS,
+    `the engine's "job finished" line for ${id}`,
+    5,
+  );
+  return (JSON.parse(line) as { phases?: Record<string, number> }).phases ?? {};
 }
 
 /** Runs a driver of bench/engine with Debian's python3; wall time from spawn to exit, and its JSON line. */
@@ -426,9 +441,12 @@ function summary(w: World): string {
   const m = (side: Side | 'probe', key?: string) => median(counted.map((x) => (key === undefined ? (x[side]?.wall_s ?? Number.NaN) : (x[side]?.parts[key] ?? Number.NaN))));
   const s = (n: number) => `${n.toFixed(2)} s`;
   const ms = (n: number) => `${(n * 1000).toFixed(0)} ms`;
-  const phases = (side: 'engine' | 'probe') =>
-    `submit ${ms(m(side, 'submit_s'))}, queued ${ms(m(side, 'queued_s'))}, partitions ${ms(m(side, 'compute_s'))}, ` +
-    `then seal + commit ${ms(m(side, 'commit_s'))}, clean-up + poll ${ms(m(side, 'seen_s'))}; the engine process used ${ms(m(side, 'engine_cpu_s'))} of CPU`;
+  // Each phase the engine reached, ms since it received the job (medians; see phase-clock.ts).
+  const phases = (side: 'engine' | 'probe') => {
+    const keys = Object.keys(counted[0]![side].parts).filter((k) => k.startsWith('at_'));
+    const at = keys.map((k) => `${k.slice(3)} ${ms(m(side, k))}`).join(', ');
+    return `submit ${ms(m(side, 'submit_s'))}; in the engine: ${at}; the engine process used ${ms(m(side, 'engine_cpu_s'))} of CPU`;
+  };
   const overhead = median(counted.map((x) => ((x.engine.wall_s - x.pool.wall_s) * 1000) / w.v.partitions));
   // Worker time not spent in a partition: starting, waiting for the next one, or for a core.
   const idle = (x: Sample, side: 'engine' | 'pool') =>
@@ -440,7 +458,7 @@ function summary(w: World): string {
     `  Pool ${s(m('pool'))}: pool start ${ms(m('pool', 'startup_s'))}, map ${s(m('pool', 'run_s'))}, close ${ms(m('pool', 'close_s'))}; process() times add up to ${s(m('pool', 'process_s'))}`,
     ...(daskMissing() ? [] : [`  Dask ${s(m('dask'))}: import ${s(m('dask', 'import_s'))}, cluster start ${s(m('dask', 'startup_s'))}, map + gather ${s(m('dask', 'run_s'))}, close ${s(m('dask', 'close_s'))}; process() times add up to ${s(m('dask', 'process_s'))}`]),
     `  xargs ${s(m('xargs'))}; one process ${s(m('one'))}, process() times add up to ${s(m('one', 'process_s'))}`,
-    `  ${CORES} workers' time outside partitions: engine ${s(median(counted.map((x) => idle(x, 'engine'))))} (partitions phase x ${CORES} - partition times), Pool ${s(median(counted.map((x) => idle(x, 'pool'))))} (map x ${CORES} - process() times)`,
+    `  ${CORES} workers' time outside partitions: engine ${s(median(counted.map((x) => idle(x, 'engine'))))} (first partition handed to last kept x ${CORES} - partition times), Pool ${s(median(counted.map((x) => idle(x, 'pool'))))} (map x ${CORES} - process() times)`,
     `  engine overhead per partition vs Pool: ${overhead.toFixed(2)} ms (median of (engine wall - Pool wall) / partitions)`,
     '',
   ].join('\n');

@@ -135,7 +135,8 @@ describe('the bundled engine', () => {
     });
 
     it('leaves no staging behind and lists the new dataset', async () => {
-      expect(readdirSync(join(data, '.staging')).filter((e) => !e.startsWith('.'))).toEqual([]);
+      // Succeeded is told once the dataset is committed; the area's removal follows it.
+      await until(() => readdirSync(join(data, '.staging')).filter((e) => !e.startsWith('.')).length === 0, 10_000, 'the staging removed after the commit');
       const res = await client.request('GET', '/datasets');
       expect(res.json<{ datasets: { name: string }[] }>().datasets.map((d) => d.name)).toContain('lines_norm');
     });
@@ -150,6 +151,16 @@ describe('the bundled engine', () => {
       expect(replaced.state).toBe('succeeded');
       expect(readCsvRows(join(data, 'lines_norm'))).toHaveLength(ROWS);
     });
+  });
+
+  it('admits a job that reads an output the moment its job is shown succeeded (the area is removed after that)', async () => {
+    const first = await client.waitFor(await client.submit(py('chain-1', 'lines_chain_1', NORMALIZER, { partitions: [0, 1] })));
+    expect(first.state).toBe('succeeded');
+    // No wait for the clean-up: the ended job no longer holds its output against readers.
+    const second = await client.waitFor(await client.submit(py('chain-2', 'lines_chain_2', NORMALIZER, { input: 'lines_chain_1' })));
+    expect(second).toMatchObject({ state: 'succeeded', rows_out: 2 * ROWS });
+    expect(readCsvRows(join(data, 'lines_chain_2'))).toEqual(readCsvRows(join(data, 'lines_chain_1')));
+    await until(() => !existsSync(join(data, '.staging', first.id)), 10_000, "the first job's area removed");
   });
 
   it('runs a node module on warm workers', async () => {

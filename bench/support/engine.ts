@@ -7,6 +7,7 @@ import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { FINAL_STATES, type JobSpec, jobSpecHash, type JobStatus, signAdmissionTicket, TICKET_HEADER } from '../../src/wire/index.js';
 import { until } from '../../test/support/until.js';
+import { EngineEventStream } from './engine-events.js';
 import { type Service, startService } from './service-process.js';
 
 
@@ -20,6 +21,8 @@ export function startEngineProcess(configFile: string, cwd: string): Promise<Eng
 export class EngineClient {
   private readonly agent: Agent;
   private readonly key: KeyObject;
+  private readonly streamAgent: Agent;
+  private stream: Promise<EngineEventStream> | null = null;
 
   constructor(
     readonly url: string,
@@ -34,6 +37,14 @@ export class EngineClient {
       cert: readFileSync(join(certsDir, 'gateway-client.crt'), 'utf8'),
       key,
     });
+    // GET /events holds its connection for good: never the calls' one.
+    this.streamAgent = new Agent({ keepAlive: false, ca: readFileSync(join(certsDir, 'ca.crt'), 'utf8'), cert: readFileSync(join(certsDir, 'gateway-client.crt'), 'utf8'), key });
+  }
+
+  /** The engine's pushed job changes, opened on first use and kept (open it before submitting what you wait for). */
+  events(): Promise<EngineEventStream> {
+    this.stream ??= EngineEventStream.open(this.url, this.streamAgent);
+    return this.stream;
   }
 
   /** Signs a ticket for the spec as the gateway would and POSTs it; the job's id. */
@@ -82,6 +93,8 @@ export class EngineClient {
   }
 
   close(): void {
+    void this.stream?.then((s) => s.close(), () => undefined);
+    this.streamAgent.destroy();
     this.agent.destroy();
   }
 

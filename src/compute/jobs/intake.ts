@@ -2,11 +2,13 @@
 // against every job in flight, the input and output checked on disk, the ticket spent, and the job
 // recorded and handed to preparation. Apart because it is the engine's only door for new work.
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { DatasetError, exists, MANIFEST_FILE, openRoot } from '../../catalog/index.js';
 import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus } from '../../wire/index.js';
 import { readExisting, replaceRefusal } from '../catalog/index.js';
 import { type EngineContext, statusOf } from './engine-context.js';
 import { openInput, shape } from './job-input.js';
+import { PhaseClock } from './phase-clock.js';
 import { activate, startPreparing } from './preparation.js';
 
 /** Job ids are folder and file names here: the gateway's ids fit this. */
@@ -20,6 +22,7 @@ export class JobIntake {
 
   async submit(spec: JobSpec, claims: AdmissionClaims): Promise<JobStatus> {
     const { ctx } = this;
+    const receivedAt = performance.now();
     if (ctx.o.unusable) throw new GatehouseError('not_ready', `the engine cannot run jobs: ${ctx.o.unusable}`);
     const problem = jobSpecProblem(spec);
     if (problem !== null) throw new GatehouseError('invalid_request', problem, { field: `body.${problem.slice(0, problem.indexOf(':'))}` });
@@ -43,6 +46,7 @@ export class JobIntake {
       );
       const row = ctx.db.job(claims.job)!;
       const run = activate(ctx, row, ctx.db.partitions(row.id), shape(input));
+      run.phases = new PhaseClock(receivedAt);
       run.log.engine(`submitted by ${row.user}: ${spec.runtime} over ${wanted.length} partitions of ${spec.input} → ${spec.output}, ${claims.granted.cores} cores × ${claims.granted.memory_mb} MB, ${claims.granted.time_limit_s} s`);
       ctx.o.log.info({ job: row.id, user: row.user, input: spec.input, output: spec.output, partitions: wanted.length }, 'job queued');
       startPreparing(ctx, run);

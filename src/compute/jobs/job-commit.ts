@@ -13,12 +13,14 @@ export async function commitRun(ctx: EngineContext, run: JobRun): Promise<void> 
   run.committing = true;
   const { row } = run;
   const area = run.area!;
+  run.phases.mark('workers_gone');
   // Every partition recorded done before the output leaves the staging (job-db.ts batches them).
   ctx.db.flush();
   try {
     // out/ leaves the tasks' reach and becomes root's before anything in it is read: no link or
     // folder smuggled into it, and none planted later by any job, is ever followed.
     const sealed = await sealJobOutput(area, { namespaced: ctx.o.isolation.bwrap });
+    run.phases.mark('sealed');
     await commitOutput(ctx.o.dataRoot, row.spec.output, {
       folder: sealed.folder,
       format: run.outputFormat,
@@ -32,6 +34,7 @@ export async function commitRun(ctx: EngineContext, run: JobRun): Promise<void> 
       trash: join(area.dir, 'replaced'),
       sealed: true,
     });
+    run.phases.mark('committed');
   } catch (err) {
     await finishRun(ctx, run, 'failed', `the output could not be committed: ${(err as Error).message}`, true);
     return;

@@ -7,9 +7,15 @@ import { type EngineContext, statusOf } from './engine-context.js';
 import { type JobRun, jobStatus } from './job-run.js';
 
 /**
- * Ends a run. The database learns the outcome first (it is the truth a restart reads); status
- * shows it only once the job's processes are gone and its staging removed, so "failed" or
- * "cancelled" always means nothing of the job is left.
+ * Ends a run. The database learns the outcome first (it is the truth a restart reads). A failed or
+ * cancelled job is shown only once its processes are gone and its staging removed, so "failed" or
+ * "cancelled" always means nothing of the job is left. A succeeded job that ran in bubblewrap is
+ * shown as soon as its end is recorded: its commit already needed every process of the job gone
+ * (its pid namespace with them) and its output out of the tasks' reach (job-commit.ts), and its
+ * /tmp was private, so what is left is its area (root's now, the inputs' links and work/), removed
+ * just after; the job's uid is given to no other job until then. The person waiting (and a next job
+ * that reads the output) need not wait for that removal. Without bubblewrap the job's uid may have
+ * left files in the host's /tmp or a SysV segment: those are swept before "succeeded" is shown.
  */
 export async function finishRun(ctx: EngineContext, run: JobRun, state: JobState, error: string | null, committing = false): Promise<void> {
   if (run.finishing || ctx.closed) return;
@@ -22,17 +28,29 @@ export async function finishRun(ctx: EngineContext, run: JobRun, state: JobState
   for (const worker of run.workers) worker.kill();
   const at = new Date().toISOString();
   ctx.db.finish(run.row.id, state, error, at);
+  run.phases.mark('recorded');
+  const committed = state === 'succeeded' && committing && ctx.o.isolation.bwrap;
+  if (committed) tell(ctx, run, state, error, at);
   await run.preparation; // never remove an area while it is being made
   if (run.area !== null) await removeJobArea(run.area, { namespaced: ctx.o.isolation.bwrap }).catch((err: Error) => ctx.o.log.error({ job: run.row.id, err: err.message }, 'could not remove the job area'));
   else await removeTree(join(ctx.stagingRoot, run.row.id)).catch(() => undefined);
+  run.phases.mark('cleaned');
+  ctx.uids?.release(run.row.id);
+  if (!committed) tell(ctx, run, state, error, at);
+  ctx.o.log[state === 'failed' ? 'warn' : 'info']({ job: run.row.id, state, error, phases: run.phases.toJSON() }, 'job finished');
+  run.markEnded();
+  ctx.reschedule();
+}
+
+/** The job's end in its log, the job out of memory (status from the database), and the end published. */
+function tell(ctx: EngineContext, run: JobRun, state: JobState, error: string | null, at: string): void {
+  // Until here a status of the run (from memory) still says running: the end is shown from now on.
   run.row = { ...run.row, state, error, finished_at: at };
   run.log.engine(state === 'succeeded' ? `succeeded: ${summary(run)}` : `${state}${error === null ? '' : `: ${error}`}`);
   run.log.end();
   ctx.runs.delete(run.row.id);
-  ctx.uids?.release(run.row.id);
-  ctx.o.log[state === 'failed' ? 'warn' : 'info']({ job: run.row.id, state, error }, 'job finished');
   ctx.events.emit('finished', statusOf(ctx, run.row.id)!);
-  run.markEnded();
+  run.phases.mark('told');
   ctx.reschedule();
 }
 

@@ -7,7 +7,8 @@
 // intake.ts (submissions), recovery.ts (after a restart), preparation.ts (a job's area),
 // scheduler.ts (slots by fair share), task-workers.ts (what a slot runs), worker-loop.ts (a
 // worker's life), partition-keep.ts (a finished partition kept), job-commit.ts (the output dataset),
-// job-end.ts (every way a job ends), time-limit.ts; engine-context.ts is what they share.
+// job-end.ts (every way a job ends), time-limit.ts, phase-clock.ts (where a job's time went, in the
+// "job finished" log line); engine-context.ts is what they share.
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { AdmissionClaims, JobSpec, JobStatus } from '../../wire/index.js';

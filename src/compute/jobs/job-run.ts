@@ -6,6 +6,7 @@ import { DEFAULT_MAX_ATTEMPTS } from '../../wire/index.js';
 import type { JobArea } from '../sandbox/index.js';
 import type { JobRow, PartitionRow } from './job-db.js';
 import type { JobLog } from './job-log.js';
+import { PhaseClock } from './phase-clock.js';
 
 /** What the engine needs of a worker, warm or one process per partition. */
 export interface TaskWorker {
@@ -40,13 +41,18 @@ export class JobRun {
   finishing = false;
   /** The job's area on disk, once made (removed by finishRun, job-end.ts). */
   area: JobArea | null = null;
-  /** Set once the area is complete and the source written: only then can workers start. */
+  /** Set once the area's folders are made and the source written: workers may start (and load it). */
+  startable = false;
+  /** Set once the area is complete (inputs linked): only then is a worker handed a partition. */
   ready = false;
+  /** The area being made: null when it is complete, else why not (never rejects). */
   preparation: Promise<string | null> | null = null;
   /** Resolves when finishRun (job-end.ts) has done everything. */
   readonly ended: Promise<void>;
   markEnded!: () => void;
   deadline: NodeJS.Timeout | null = null;
+  /** Where its time went (the engine's "job finished" log line); intake restarts it at the submission's arrival. */
+  phases = new PhaseClock();
 
   constructor(
     public row: JobRow,
@@ -69,7 +75,7 @@ export class JobRun {
 
   /** Workers it could use now. */
   get wants(): number {
-    return this.stopped || !this.ready ? 0 : Math.min(this.row.granted.cores, this.todo.length + this.running.size);
+    return this.stopped || !this.startable ? 0 : Math.min(this.row.granted.cores, this.todo.length + this.running.size);
   }
 
   get finished(): boolean {

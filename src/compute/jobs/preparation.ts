@@ -1,6 +1,8 @@
 // A job made ready to run: its run registered in memory, then its area built (its uid taken or
-// restored, its inputs linked, its source written) before any worker may start. Apart because a new
-// job and one resumed after a restart go through it alike, and a cancel must wait for it.
+// restored, its folders made and its source written, then its inputs linked). Workers may start
+// once the source is written (loading it overlaps the linking of the inputs) but are handed no
+// partition before the area is complete. Apart because a new job and one resumed after a restart
+// go through it alike, and a cancel must wait for it.
 import { join } from 'node:path';
 import { exists, partitionFile } from '../../catalog/index.js';
 import { killUidProcesses, prepareJobArea, writeJobSource } from '../sandbox/index.js';
@@ -25,7 +27,7 @@ export function startPreparing(ctx: EngineContext, run: JobRun): void {
   run.preparation = prepare(ctx, run);
   void run.preparation.then(async (problem) => {
     if (problem !== null) await finishRun(ctx, run, 'failed', `the job could not be prepared: ${problem}`);
-    else if (!run.stopped && run.finished) await commitRun(ctx, run);
+    else if (!run.stopped && run.finished && run.workers.size === 0) await commitRun(ctx, run);
     else ctx.reschedule();
   });
 }
@@ -52,9 +54,16 @@ async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> 
       jobId: row.id,
       uid,
       inputs: run.parts.map((p) => run.input.files[p.input_idx]!),
+      foldersMade: async (area) => {
+        if (run.stopped) return;
+        if (row.spec.source !== undefined) await writeJobSource(area, SOURCE_FILE[row.spec.runtime], row.spec.source);
+        run.area = area;
+        run.startable = true;
+        run.phases.mark('folders');
+        ctx.reschedule(); // its workers start loading the source while the inputs are linked
+      },
     });
     if (run.stopped) return null;
-    if (row.spec.source !== undefined) await writeJobSource(run.area, SOURCE_FILE[row.spec.runtime], row.spec.source);
     // A partition recorded done whose file is gone (a hand-cleaned staging) is simply redone.
     for (const p of run.parts) {
       if (p.state === 'done' && !(await exists(join(run.area.output, partitionFile(p.idx, run.outputFormat))))) {
@@ -64,6 +73,7 @@ async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> 
       }
     }
     run.ready = true;
+    run.phases.mark('area');
     return null;
   } catch (err) {
     return scrub(ctx.o.dataRoot, (err as Error).message);

@@ -21,7 +21,7 @@ export function reschedule(ctx: EngineContext): void {
   // The furthest below its share first, so a freed slot goes where fairness says.
   runs.sort((a, b) => b.target - b.workers.size - (a.target - a.workers.size) || a.seq - b.seq);
   for (const run of runs) {
-    while (!run.stopped && run.ready && run.workers.size < run.target && busy < ctx.o.slots) {
+    while (!run.stopped && run.startable && run.workers.size < run.target && busy < ctx.o.slots) {
       spawn(ctx, run);
       busy++;
     }
@@ -45,6 +45,7 @@ function spawn(ctx: EngineContext, run: JobRun): void {
     return;
   }
   run.workers.add(worker);
+  run.phases.mark('worker_spawned');
   // Nothing a job does may take the engine down: whatever escapes fails that job alone.
   const loop: Promise<void> = workLoop(ctx, run, worker)
     .catch((err: Error) => {

@@ -21,6 +21,9 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
   try {
     try {
       await worker.ready();
+      run.phases.mark('worker_ready');
+      // Started while the inputs were being linked: no partition before they all are.
+      if ((await run.preparation) !== null || run.stopped) return;
     } catch (err) {
       if (run.stopped) return;
       healthy = false;
@@ -64,6 +67,7 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
       }
     };
     fill();
+    if (handed.length > 0) run.phases.mark('first_handed');
     while (handed.length > 0) {
       const { idx, part, file, attemptFile, shown, outcome: pending } = handed[0]!;
       const outcome = await pending;
@@ -78,6 +82,7 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
           await finishRun(ctx, run, 'failed', error);
           return;
         }
+        if (run.finished) run.phases.mark('last_done');
         continue;
       }
       // A partition queued behind the failed one did not run to its end here (the worker is

@@ -9,7 +9,7 @@ The engine talks to this process over fd 3 (a duplex socket), one JSON object pe
                         "mark": "gatehouse-end-of-task-..."}
     worker -> engine   {"partition": 7, "ok": true, "rows_out": N, "bytes_out": B, "seconds": S}
                        {"partition": 7, "ok": false, "error": "...", "oom": false}
-    engine -> worker   {"op": "exit"}  (or EOF) -> exit 0
+    engine -> worker   {"op": "exit"}  (or EOF) -> exit 0 at once (os._exit: the job's atexit handlers do not run)
 
 stdout belongs to the user's prints and stderr to their logs (the engine tags both with the
 partition); nothing of the protocol goes there but the mark: after a task's last print, the line
@@ -70,7 +70,14 @@ def main():
             break
         if op == "run":
             channel.send(run_partition(entry, message, options.job, log))
-    sys.exit(0)
+    # Done: no interpreter teardown (module finalisers, the job's atexit handlers, threads it left
+    # running) between the job's last partition and its commit, which waits for this exit.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)
 
 
 def load_entrypoint(source, name):

@@ -56,7 +56,18 @@ const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
  */
 export async function prepareJobArea(
   iso: Isolation,
-  o: { stagingRoot: string; jobId: string; uid: number | null; inputs: string[] },
+  o: {
+    stagingRoot: string;
+    jobId: string;
+    uid: number | null;
+    inputs: string[];
+    /**
+     * Called once out/ and work/ are made and in/ is root's alone (0700, not yet filled), before the
+     * inputs are linked: workers may start from here (they load the job's source while the inputs
+     * are linked), as long as none is handed a partition before this function resolves.
+     */
+    foldersMade?: (area: JobArea) => Promise<void>;
+  },
 ): Promise<JobArea> {
   if (!JOB_ID.test(o.jobId)) throw new SandboxError('unsafe_path', `job id ${JSON.stringify(o.jobId)} is not a plain name ([A-Za-z0-9_-], up to 128)`);
   if (iso.root && o.uid === null) throw new SandboxError('invalid_config', `job ${o.jobId}: the engine runs as root, so the job needs its own uid (tasks never run as root)`);
@@ -74,14 +85,16 @@ export async function prepareJobArea(
   await ensureDir(dir, 0o711, rootOwner);
   // in/ is filled while only the engine may write it, then closed: owned by root and readable
   // through the job's group, so the task reads it but cannot plant a link in it that a root reader
-  // of in/ would follow. (A non-root engine owns it and reads it, 0500.)
+  // of in/ would follow. (A non-root engine owns it and reads it, 0500.) A task already started
+  // (foldersMade) cannot read or write it until it is closed.
   await ensureDir(area.input, 0o700, rootOwner);
-  await linkInputs(iso, area.input, o.inputs);
-  await ensureDir(area.input, job ? 0o550 : 0o500, job ? { uid: 0, gid: job.gid } : null);
   // Root's folders, the job's through its group: the task writes in them but cannot chmod them,
   // so no other job's uid can ever be let in to plant something (see sealJobOutput).
   await ensureDir(area.output, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
   await ensureDir(area.work, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
+  await o.foldersMade?.(area);
+  await linkInputs(iso, area.input, o.inputs);
+  await ensureDir(area.input, job ? 0o550 : 0o500, job ? { uid: 0, gid: job.gid } : null);
   return area;
 }
 
