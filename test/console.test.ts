@@ -249,6 +249,9 @@ describe(`the data scientist's pages (${STORE})`, () => {
     await page.locator('.job-state').getByText('succeeded', { exact: true }).waitFor({ timeout: 90_000 });
     await page.getByText('complete', { exact: true }).waitFor();
     expect(await page.locator('#job-log').textContent()).toContain('copying partition');
+    // The page looked at the job with held waits (the seen token of the answer before), not a poll.
+    const jobId = new URL(page.url()).hash.split('/').at(-1)!;
+    expect(stack.gateway.output()).toMatch(new RegExp(`"url":"/v1/jobs/${jobId}\\?wait_s=25&seen=[A-Za-z0-9_-]+"`));
     await screenshot(page, 'job-finished');
 
     await page.goto(`${stack.url}/console/#/jobs`);

@@ -1,11 +1,15 @@
 // Jobs: mine, newest first, with live progress (polled while any is running) and a cancel button;
-// #/jobs/<id> shows one job with its log following as it is written (GET …/logs?follow=1, streamed).
+// #/jobs/<id> shows one job with its log following as it is written (GET …/logs?follow=1, streamed),
+// and its state redrawn the moment it changes: each look is a held wait (wait_s with the `seen` of
+// the answer before), which the gateway answers when the job changes, not a poll.
 import { api, ApiError, request } from '../api.js';
 import { badge, formatBytes, formatTime, h, notice, pageHeader, replace, td } from '../dom.js';
 import { formatDuration, formatNumber } from '../format.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const POLL_MS = 1500;
+/** How long the gateway may hold one look at a job (its cap). */
+const WAIT_S = 25;
 
 export function render(main, ctx) {
   return ctx.params[0] ? renderJob(main, ctx, ctx.params[0]) : renderList(main, ctx);
@@ -147,15 +151,25 @@ function renderJob(main, ctx, id) {
     }
   };
 
+  let seen = null;
   const load = async () => {
     let job;
     try {
-      job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+      const held = seen === null ? '' : `?wait_s=${WAIT_S}&seen=${encodeURIComponent(seen)}`;
+      job = await api(`/v1/jobs/${encodeURIComponent(id)}${held}`, { signal: aborter.signal });
     } catch (err) {
-      if (!stopped) replace(summary, pageHeader('Job'), notice('error', err instanceof ApiError && err.status === 404 ? `There is no job ${id} of yours.` : err.message));
+      if (stopped) return;
+      // Too many held waits (other tabs), or the gateway restarting: look again plainly in a moment.
+      if (seen !== null && err instanceof ApiError && (err.status === 429 || err.status >= 500)) {
+        seen = null;
+        timer = setTimeout(load, POLL_MS);
+        return;
+      }
+      replace(summary, pageHeader('Job'), notice('error', err instanceof ApiError && err.status === 404 ? `There is no job ${id} of yours.` : err.message));
       return;
     }
     if (stopped) return;
+    seen = job.seen ?? null;
     const elapsed = job.started_at ? ((job.finished_at ? Date.parse(job.finished_at) : Date.now()) - Date.parse(job.started_at)) / 1000 : null;
     replace(
       summary,
@@ -182,7 +196,8 @@ function renderJob(main, ctx, id) {
       ),
     );
     if (job.state !== 'pending') follow();
-    if (!FINAL.has(job.state)) timer = setTimeout(load, POLL_MS);
+    // Held until the job changes: asked again at once (without a token, an older gateway: a poll).
+    if (!FINAL.has(job.state)) timer = setTimeout(load, seen === null ? POLL_MS : 0);
   };
   load();
   return () => {
