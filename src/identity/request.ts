@@ -5,6 +5,11 @@ import type { Identity } from './identity.js';
 declare module 'fastify' {
   interface FastifyRequest {
     identity?: Identity;
+    /**
+     * Checks the request's credential again, as stage 1 did (refused, audited, 401 when it no longer
+     * holds): for a request held before its answer (a long-poll), so that a login ended meanwhile gets nothing.
+     */
+    reauthenticate?: () => Promise<void>;
   }
   interface FastifyContextConfig {
     /** Reachable without credentials (health, metrics, JWKS, the login endpoints themselves). */
@@ -66,4 +71,13 @@ export type AuthorizationNeed = PolicyNeed | OwnNeed | HandlerNeed;
 export function identityOf(request: { identity?: Identity }): Identity {
   if (!request.identity) throw new GatehouseError('unauthenticated', 'authentication required');
   return request.identity;
+}
+
+/**
+ * Before answering a request that was held (a long-poll): its credential checked again. Closed: a
+ * request stage 1 never saw cannot be answered this way.
+ */
+export async function stillAuthenticated(request: { reauthenticate?: () => Promise<void> }): Promise<void> {
+  if (!request.reauthenticate) throw new GatehouseError('unauthenticated', 'authentication required');
+  await request.reauthenticate();
 }

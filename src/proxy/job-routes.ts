@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { identityOf } from '../identity/index.js';
+import { identityOf, stillAuthenticated } from '../identity/index.js';
 import { NoQuery } from '../http/index.js';
 import { JobSpecSchema } from '../wire/index.js';
 import { PreviewSchema } from './job-preview.js';
@@ -76,7 +76,10 @@ export function installJobRoutes(server: FastifyInstance, jobs: JobService): voi
       const { wait_s, seen } = request.query;
       // The caller leaving ends a held wait and gives its place back (a response closed before it finished).
       const gone = wait_s === undefined ? undefined : new Promise<void>((resolve) => reply.raw.once('close', () => resolve()));
-      return jobs.viewSeen(identityOf(request), request.params.id, request, gone === undefined ? undefined : { seconds: wait_s!, seen, gone });
+      const view = await jobs.viewSeen(identityOf(request), request.params.id, request, gone === undefined ? undefined : { seconds: wait_s!, seen, gone });
+      // Held up to wait_s: a login that ended meanwhile (logout, revocation) is answered 401, not with the job.
+      if (wait_s !== undefined && wait_s > 0) await stillAuthenticated(request);
+      return view;
     },
   );
 
