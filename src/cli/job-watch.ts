@@ -2,7 +2,8 @@
 // terminal, a line per change in a log) so stdout keeps only the result; Ctrl-C stops watching,
 // never the job. Each request is a held wait (GET /v1/jobs/:id?wait_s=&seen=): the gateway answers
 // the moment the job differs from the last answer, so the end is seen when the gateway knows it,
-// not a poll interval later. An older gateway refuses wait_s (400): then it is polled as before.
+// not a poll interval later. An older gateway refuses wait_s (400): then it is polled as before; a
+// gateway holding all the waits it may (429) is looked at plainly each interval until it holds one again.
 import { structured } from './output.js';
 import { ApiError, call, ConnectionError, type Target } from './client/api.js';
 import { accessToken } from './client/session.js';
@@ -33,24 +34,31 @@ export async function watchJob(target: Target, id: string, options: WatchOptions
   try {
     let failures = 0;
     let held = true;
+    // The gateway holds as many waits as it may (this person's 16, or all 1024): the next look is a plain one.
+    let plainOnce = false;
     let seen: string | undefined;
     for (;;) {
-      const polled = await Promise.race([poll(target, id, held ? { seen } : null), interrupt.happened]);
+      const holding = held && !plainOnce;
+      plainOnce = false;
+      const polled = await Promise.race([poll(target, id, holding ? { seen } : null), interrupt.happened]);
       if (polled === INTERRUPTED) return stopWatching(id, display);
       if ('error' in polled) {
         // A gateway from before held waits refuses the query it does not know: poll it instead.
-        if (held && polled.error instanceof ApiError && polled.error.status === 400) {
+        if (holding && polled.error instanceof ApiError && polled.error.status === 400) {
           held = false;
           continue;
         }
-        if (!mayPass(polled.error) || ++failures > MAX_FAILED_POLLS) throw jobError(polled.error, { id, verb: 'status' });
+        // Too many waits held (the person's other watches, or other people's): look without holding
+        // after the interval, then try holding again; a refused wait never ends the watch.
+        if (holding && polled.error instanceof ApiError && polled.error.status === 429) plainOnce = true;
+        else if (!mayPass(polled.error) || ++failures > MAX_FAILED_POLLS) throw jobError(polled.error, { id, verb: 'status' });
       } else {
         failures = 0;
         display.show(polled.job, Date.now());
         if (isFinal(polled.job.state)) return finish(polled.job, display, options.json);
         seen = polled.job.seen;
         // Held: the answer came because the job changed (or the wait ran out); ask again at once.
-        if (held && seen !== undefined) continue;
+        if (holding && seen !== undefined) continue;
       }
       if ((await Promise.race([sleep(interval), interrupt.happened])) === INTERRUPTED) return stopWatching(id, display);
     }
