@@ -65,6 +65,10 @@ export function buildIfNeeded({ quiet = false, sources: checked = SOURCES } = {}
     process.stderr.write('gatehouse: the TypeScript build failed (see above)\n');
     process.exit(1);
   }
+  // The demo datasets, generated now rather than at the first `npm start` (src/compute/demo-data-cache.ts);
+  // without them `up` generates as before, so a failure here is said, not fatal.
+  const demo = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'compute', 'demo-data-prepare.js')], { stdio: 'inherit' });
+  if (demo.status !== 0) process.stderr.write('gatehouse: could not prepare the demo datasets (the first start will generate them)\n');
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   // Stamped with the sources' time as the compile began, not now: a file edited while tsc ran is
   // newer than the stamp, so the next call compiles it instead of running the older dist/.

@@ -47,18 +47,21 @@ describe('certificate bootstrap', () => {
     expect(cert(dir, 'gateway').keyUsage).toContain('1.3.6.1.5.5.7.3.1'); // serverAuth
   });
 
-  it("gives the gateway's client certificate an Ed25519 key (it signs the admission tickets), the servers RSA", () => {
+  it("gives the gateway's client certificate an Ed25519 key (it signs the admission tickets), the servers ECDSA P-256", () => {
     const dir = certsDir();
     ensureCertificates(options(dir));
     expect(cert(dir, 'gatewayClient').publicKey.asymmetricKeyType).toBe('ed25519');
     expect(createPrivateKey(readFileSync(join(dir, CERT_FILES.gatewayClient.key), 'utf8')).asymmetricKeyType).toBe('ed25519');
-    for (const name of ['gateway', 'engine'] as const) expect(cert(dir, name).publicKey.asymmetricKeyType, name).toBe('rsa');
+    for (const name of ['gateway', 'engine'] as const) {
+      expect(cert(dir, name).publicKey.asymmetricKeyType, name).toBe('ec');
+      expect(cert(dir, name).publicKey.asymmetricKeyDetails?.namedCurve, name).toBe('prime256v1');
+    }
   });
 
-  it("renews an RSA client certificate of an earlier version as Ed25519, though it is valid and the CA's", () => {
+  it("renews a client certificate with a key of another kind (an earlier version's RSA) as Ed25519, though it is valid and the CA's", () => {
     const dir = certsDir();
     ensureCertificates(options(dir));
-    // A valid RSA pair issued by this CA in the client certificate's place: only its key's kind is wrong.
+    // A valid (EC) pair issued by this CA in the client certificate's place: only its key's kind is wrong.
     copyFileSync(join(dir, CERT_FILES.engine.cert), join(dir, CERT_FILES.gatewayClient.cert));
     copyFileSync(join(dir, CERT_FILES.engine.key), join(dir, CERT_FILES.gatewayClient.key));
     const report = ensureCertificates(options(dir));
@@ -158,8 +161,8 @@ describe('certificate bootstrap', () => {
       expect(openssl(['verify', '-purpose', purpose === 'sslserver' ? 'sslclient' : 'sslserver', '-CAfile', file('ca'), file(name)]).status, name).not.toBe(0);
       const text = openssl(['x509', '-noout', '-text', '-in', file(name)]).out;
       expect(text, name).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
-      // The client certificate's Ed25519 key only signs (RFC 8410); the servers' RSA keys also encipher.
-      expect(text, name).toMatch(name === 'gatewayClient' ? /X509v3 Key Usage: critical\s+Digital Signature\n/ : /X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+      // Ed25519 and EC keys only sign (RFC 8410, RFC 5480 §3).
+      expect(text, name).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\n/);
       if (name === 'gatewayClient') expect(text).toContain('Public Key Algorithm: ED25519');
       expect(text, name).toContain('X509v3 Authority Key Identifier');
     }

@@ -12,6 +12,7 @@ import type { Config } from '../config/index.js';
 import { commandStartedAt } from './command-clock.js';
 import { UsageError } from './fail.js';
 import type { ListeningMessage } from './serve.js';
+import { sendGo, WAIT_FOR_GO } from './up-handshake.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const LISTEN_TIMEOUT_MS = 30_000;
@@ -37,12 +38,6 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   const say = (line: string) => {
     if (!json) process.stdout.write(`${line}\n`);
   };
-  const certs = ensureServiceCertificates(config);
-  if (certs.created.length > 0) say(`created certificates in ${config.certs.dir}: ${certs.created.join(', ')}`);
-  if (certs.renewed.length > 0) say(`renewed certificates: ${certs.renewed.join(', ')}`);
-  // Before the engine starts, so its first listing already has them.
-  const demo = await ensureDemoData(config.data.root);
-
   const logDir = join(config.state.dir, 'log');
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
   const children: Child[] = [];
@@ -66,10 +61,11 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const spawnChild = async (name: Child['name'], env: Record<string, string>): Promise<Child> => {
+  // Forked at once, each child loads its code and waits for its go (up-handshake.ts).
+  const spawnChild = (name: Child['name']): Child => {
     const log = join(logDir, `${name}.log`);
     const fd = openSync(log, 'a', 0o600);
-    const env2 = { ...process.env, ...env, ...(configFile ? { GATEHOUSE_CONFIG: configFile } : {}) };
+    const env2 = { ...process.env, [WAIT_FOR_GO]: '1', ...(configFile ? { GATEHOUSE_CONFIG: configFile } : {}) };
     const child: Child = { name, log, process: fork(MAIN, [name], {
         env: env2,
         stdio: ['ignore', fd, fd, 'ipc'],
@@ -83,19 +79,42 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
       const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
       void stopAll(1, `${name} ${reason}; stopping.\n${tail(log)}`);
     });
-    child.url = await listening(child);
+    return child;
+  };
+  /** Lets a forked child read its configuration and start; resolves with it once it listens. */
+  const start = async (child: Child, env: Record<string, string>): Promise<Child> => {
+    const listened = listening(child);
+    if (!sendGo(child.process, env)) throw new UsageError(`${child.name} stopped before it started\n${tail(child.log)}`);
+    child.url = await listened;
     return child;
   };
 
+  const engineChild = spawnChild('engine');
+  const devIdpChild = config.dev_idp.enabled && config.oidc.issuer === '' ? spawnChild('dev-idp') : undefined;
+  const gatewayChild = spawnChild('gateway');
+  let certs: ReturnType<typeof ensureServiceCertificates>;
+  let demo: Awaited<ReturnType<typeof ensureDemoData>>;
+  try {
+    certs = ensureServiceCertificates(config);
+    // Before the engine starts, so its first listing already has them.
+    demo = await ensureDemoData(config.data.root);
+  } catch (err) {
+    // The children are still waiting for their go: stopped without a word, the error is ours.
+    stopping = true;
+    await Promise.all(children.map((c) => stopChild(c)));
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  }
+  if (certs.created.length > 0) say(`created certificates in ${config.certs.dir}: ${certs.created.join(', ')}`);
+  if (certs.renewed.length > 0) say(`renewed certificates: ${certs.renewed.join(', ')}`);
+
   try {
     // The engine and the development provider (only when no real one is configured) start side by
-    // side; the gateway needs both their ports, so it starts when they listen.
-    const [engine, devIdp] = await Promise.all([
-      spawnChild('engine', {}),
-      config.dev_idp.enabled && config.oidc.issuer === '' ? spawnChild('dev-idp', {}) : Promise.resolve(undefined),
-    ]);
+    // side; the gateway needs both their ports, so it goes on (its code loaded meanwhile) when they listen.
+    const [engine, devIdp] = await Promise.all([start(engineChild, {}), devIdpChild ? start(devIdpChild, {}) : Promise.resolve(undefined)]);
     const enginePort = String(new URL(engine.url!).port);
-    const gateway = await spawnChild('gateway', {
+    const gateway = await start(gatewayChild, {
       GATEHOUSE_ENGINE_PORT: enginePort,
       ...(devIdp ? { GATEHOUSE_DEV_IDP_PORT: String(new URL(devIdp.url!).port) } : {}),
     });
@@ -151,6 +170,7 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
 
 function listening(child: Child): Promise<string> {
   return new Promise((resolve, reject) => {
+    if (child.process.exitCode !== null || child.process.signalCode !== null) return reject(new UsageError(`${child.name} stopped before it listened`));
     const timer = setTimeout(() => reject(new UsageError(`${child.name} did not start within ${LISTEN_TIMEOUT_MS / 1000} s\n${tail(child.log)}`)), LISTEN_TIMEOUT_MS);
     child.process.on('message', (m: ListeningMessage) => {
       if (m?.type === 'listening') {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { Argument, type Command, Option } from 'commander';
 import { writeCommandList } from './command-list.js';
 import { completionScript } from './completion.js';
+import { goFromParent } from './up-handshake.js';
 import { printLine } from './safe-text.js';
 import { act, type Invocation, withConfig, withConnection, withOutput } from './verb.js';
 
@@ -14,6 +15,8 @@ const contextCommands = () => import('./context-commands.js');
 const auditCommands = () => import('./audit-commands.js');
 const servers = async () => ({ ...(await import('./serve.js')), ...(await import('./up.js')) });
 const parseList = async (v: string) => (await import('./job-flags.js')).parseList(v);
+/** The configuration's code (its schema library is most of it), loaded ahead of reading the file. */
+const preloadConfig = () => import('../config/index.js');
 
 type Result = { code?: number };
 
@@ -175,14 +178,15 @@ function addServers(program: Command, result: Result): void {
     return (await servers()).up({ config, configFile: file, json: Boolean(opts.json) });
   }, result);
   act(withConfig(program.command('gateway').summary('the gateway alone (HTTPS, server.host:server.port)'), false), async ({ loaded }) => {
+    // The code first (under `up`, while the engine and the SSO provider start), then the configuration.
+    const [{ startGateway }] = await Promise.all([import('../gateway/index.js'), preloadConfig(), goFromParent()]);
     const { config } = await loaded();
-    const { startGateway } = await import('../gateway/index.js');
     await (await servers()).serve('gateway', () => startGateway(config));
     return -1; // keeps running until a signal
   }, result);
   act(withConfig(program.command('engine').summary('the bundled engine alone (mTLS, only the gateway\'s client certificate)'), false), async ({ loaded }) => {
+    const [{ ensureServiceCertificates }, { startEngine }] = await Promise.all([import('../auth/index.js'), import('../compute/index.js'), preloadConfig(), goFromParent()]);
     const { config } = await loaded();
-    const [{ ensureServiceCertificates }, { startEngine }] = await Promise.all([import('../auth/index.js'), import('../compute/index.js')]);
     await (await servers()).serve('engine', async () => {
       // Run alone, the engine creates the certificates too; under `up` they already exist.
       ensureServiceCertificates(config);
@@ -191,8 +195,8 @@ function addServers(program: Command, result: Result): void {
     return -1;
   }, result);
   act(withConfig(program.command('dev-idp').summary('the DEVELOPMENT OIDC provider alone (127.0.0.1:dev_idp.port)'), false), async ({ loaded }) => {
+    const [{ startDevIdp }] = await Promise.all([import('../auth/index.js'), preloadConfig(), goFromParent()]);
     const { config } = await loaded();
-    const { startDevIdp } = await import('../auth/index.js');
     await (await servers()).serve('dev-idp', () => startDevIdp(config));
     return -1;
   }, result);

@@ -1,6 +1,7 @@
 // The demo datasets `gatehouse up` creates on first start: synthetic, and the same bytes on every
 // machine (a seeded PRNG, fixed epochs), so examples and tests can count on their contents.
 import { type NewDataset, type PartitionData, writeDataset } from './catalog/index.js';
+import { cachedPartitions } from './demo-data-cache.js';
 
 const PRODUCED_BY = 'gatehouse demo data';
 
@@ -8,13 +9,17 @@ const PRODUCED_BY = 'gatehouse demo data';
 export async function ensureDemoData(root: string): Promise<{ created: string[] }> {
   const created: string[] = [];
   for (const [name, build] of Object.entries(DEMO_DATASETS)) {
-    // build() is lazy: nothing is generated for a name that is already taken.
-    if (await writeDataset(root, name, build())) created.push(name);
+    // build() is lazy: nothing is generated for a name that is already taken. The partitions come
+    // from the build's cache when it has them (demo-data-cache.ts), generated here otherwise.
+    // Read when writeDataset iterates them, so a later start (the datasets exist) reads nothing.
+    const dataset = build();
+    const partitions: Iterable<PartitionData> = { [Symbol.iterator]: () => (cachedPartitions(name) ?? dataset.partitions)[Symbol.iterator]() };
+    if (await writeDataset(root, name, { ...dataset, partitions })) created.push(name);
   }
   return { created };
 }
 
-const DEMO_DATASETS: Record<string, () => NewDataset> = {
+export const DEMO_DATASETS: Record<string, () => NewDataset> = {
   transactions: () => ({
     format: 'csv',
     columns: ['id', 'customer_id', 'amount', 'currency', 'merchant', 'category', 'ts'],
