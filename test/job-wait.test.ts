@@ -211,11 +211,38 @@ describe('a held wait on a job (wait_s, seen)', () => {
     }
   });
 
-  it('answers at once when a job is cancelled', async () => {
+  it('answers at once when a job is cancelled, an admin waiting on it too', async () => {
     const job = await running();
     const waiting = held(`/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`, alice);
+    // Bob may see alice's job (admin on job:*, as for a plain GET): his wait is held like hers.
+    const bob = await stack.login('bob');
+    const his = held(`/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`, bob);
     const cancelled = await stack.api(`/v1/jobs/${job.id}`, alice, { method: 'DELETE' });
     expect(cancelled.status, cancelled.body).toBe(200);
     expect((await waiting.answer).json<View>().state).toBe('cancelled');
+    expect((await his.answer).json<View>().state).toBe('cancelled');
+  });
+
+  it('answers a wait on a pending job when it leaves the queue', async () => {
+    // Erin may run 4 jobs at once (the analysts' max_concurrent_jobs): a fifth waits.
+    const four = [await running(erin), await running(erin), await running(erin), await running(erin)];
+    const answer = await stack.api('/v1/jobs', erin, { method: 'POST', body: spec() });
+    expect(answer.status, answer.body).toBe(201);
+    const fifth = await view(answer.json<{ id: string }>().id, erin);
+    expect(fifth.state).toBe('pending');
+    const waiting = held(`/v1/jobs/${fifth.id}?wait_s=25&seen=${fifth.seen}`, erin);
+    await release(four[0]!.id);
+    let admitted = (await waiting.answer).json<View & { reason: string | null; queue_position: number | null }>();
+    const seen = [fifth.seen];
+    // Its reason or place may change first (on PostgreSQL the queue is re-read from the records); each answer is a change.
+    while (admitted.state === 'pending') {
+      expect(seen, JSON.stringify(admitted)).not.toContain(admitted.seen);
+      seen.push(admitted.seen);
+      admitted = (await held(`/v1/jobs/${fifth.id}?wait_s=25&seen=${admitted.seen}`, erin).answer).json();
+    }
+    expect(seen).not.toContain(admitted.seen);
+    expect(['queued', 'running']).toContain(admitted.state);
+    for (const j of [...four.slice(1), fifth]) await release(j.id);
+    for (const j of [...four, fifth]) await until(async () => (await view(j.id, erin)).state === 'succeeded', WITHIN_MS, `job ${j.id} to end`);
   });
 });
