@@ -447,15 +447,16 @@ function lookupWatermark(db: Database.Database): number {
 /**
  * Queries by user and object read the lookup tables up to their watermark: a lookup row deleted
  * there would hide its event from them while the chain still verifies. Each table must hold one row
- * per event up to the watermark (the user table: per event with a user). A forged extra row finds
- * nothing (queries check each row against its event), and a count below the events' catches a
- * lookup row deleted (not one deleted and made up for by a forged one: the counts cost one pass
- * over each table, where matching each row would cost a seek per event).
+ * per event up to the watermark (the user table: per event with a user) that matches it exactly (key,
+ * time, id): only such rows are counted, one seek by the event's id each, so a row deleted and made up
+ * for by a junk one, or one whose key or time was edited (the query drops it on its re-check), leaves
+ * the count short. A forged extra row finds nothing (queries check each row against its event).
  */
 function checkLookups(db: Database.Database, checker: ChainChecker, upto: number, users: number, objects: number): void {
-  const count = (table: string) => db.prepare(`select count(*) from ${table} where id <= ?`).pluck().get(upto) as number;
+  const count = (table: string, key: string) =>
+    db.prepare(`select count(*) from ${table} l join audit_events e on e.id = l.id where l.id <= ? and e.${key} = l.${key} and e.time = l.time`).pluck().get(upto) as number;
   for (const [table, key, expected] of [['audit_by_user', 'user', users], ['audit_by_object', 'object', objects]] as const) {
-    const held = count(table);
+    const held = count(table, key);
     // More rows than events is what deleting events leaves (reported above as missing); the extra rows find nothing.
     if (held < expected) {
       checker.problem(null, 'lookup_mismatch', `the ${key} lookup table (${table}) holds ${held} entries for the ${expected} events up to #${upto} it must cover: queries by ${key} may miss events (the events themselves are checked above)`);

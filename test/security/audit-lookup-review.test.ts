@@ -1,0 +1,81 @@
+// An attacker's review of the audit trail's lookup tables (src/audit/lookup-index.ts, issue 21 point 4):
+// queries by user and object read audit_by_user / audit_by_object up to the watermark, so whoever can
+// write the trail's file can hide an event from an auditor's `--user`/`--object` query by editing those
+// tables while the chain itself still verifies. Verify must name every such edit: a lookup row deleted
+// and made up for by a junk one (the count stays), or one whose time was changed (the query re-checks it
+// against the event and drops it), on either table.
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AuditInput, type AuditSigningKey, loadAuditKey, openAuditDb, verifyTrail } from '../../src/audit/index.js';
+import { parseFilter, queryEvents } from '../../src/audit/query.js';
+import { pendingRowOf, TrailWriter } from '../../src/audit/writer.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gatehouse-audit-lookup-review-'));
+let key: AuditSigningKey;
+let keys: Map<string, KeyObject>;
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+beforeAll(() => {
+  key = loadAuditKey(join(root, 'certs'));
+  keys = new Map([[key.kid, key.publicKey]]);
+});
+
+const input = (i: number): AuditInput => ({
+  actor: { user: `user${i % 5}`, groups: ['analysts'], auth_method: 'oidc', ip: '127.0.0.1' },
+  action: 'dataset.read',
+  object: `dataset:set${i % 7}`,
+  decision: 'allow',
+  reason: 'p, role:analysts, dataset:*, read, allow',
+  request_id: `req-${i}`,
+  details: { n: i },
+});
+
+const ids = (db: Database.Database, query: Record<string, string>) => queryEvents(db, parseFilter({ ...query, limit: '1000' }, Date.now())).events.map((e) => e.id);
+
+let trails = 0;
+/** A trail of 60 events, all indexed (the watermark at its head). */
+function trail(): Database.Database {
+  trails += 1;
+  const dir = join(root, `t${trails}`);
+  const w = TrailWriter.open(dir, key);
+  w.append(Array.from({ length: 60 }, (_, i) => pendingRowOf(input(i + 1), Date.now() + i)));
+  w.index(true);
+  w.checkpoint();
+  w.close();
+  return openAuditDb(dir);
+}
+
+function victimOf(db: Database.Database): { id: number; time: number; user: string; object: string } {
+  return db.prepare("select id, time, user, object from audit_events where user = 'user2' order by id limit 1").get() as { id: number; time: number; user: string; object: string };
+}
+
+describe('an edited lookup table that hides an event from queries', () => {
+  for (const [table, column, filter] of [['audit_by_user', 'user', 'user'], ['audit_by_object', 'object', 'object']] as const) {
+    it(`fails verify when a ${table} row is deleted and a junk row keeps the count`, () => {
+      const db = trail();
+      expect(verifyTrail(db, keys)).toMatchObject({ ok: true });
+      const v = victimOf(db);
+      db.prepare(`delete from ${table} where ${column} = ? and id = ?`).run(v[column], v.id);
+      db.prepare(`insert into ${table} (${column}, time, id) values ('nobody:junk', 0, ?)`).run(v.id);
+      expect(ids(db, { [filter]: v[column] })).not.toContain(v.id); // hidden from the auditor's query
+      const report = verifyTrail(db, keys);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
+      db.close();
+    });
+
+    it(`fails verify when a ${table} row's time is changed`, () => {
+      const db = trail();
+      const v = victimOf(db);
+      db.prepare(`update ${table} set time = time + 1 where ${column} = ? and id = ?`).run(v[column], v.id);
+      expect(ids(db, { [filter]: v[column] })).not.toContain(v.id);
+      const report = verifyTrail(db, keys);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
+      db.close();
+    });
+  }
+});
