@@ -31,9 +31,12 @@ function newest(path) {
   const walk = (dir) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const child = `${dir}/${entry.name}`;
-      const time = statSync(child).mtimeMs;
-      if (time > latest) latest = time;
-      if (entry.isDirectory()) walk(child);
+      // Followed, as tsc follows it: a folder linked in is walked. Gone or dangling (an editor's lock
+      // link such as Emacs's .#file, a file removed since readdir): nothing to compile, and no crash.
+      const st = statSync(child, { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      if (st.mtimeMs > latest) latest = st.mtimeMs;
+      if (st.isDirectory()) walk(child);
     }
   };
   walk(path);

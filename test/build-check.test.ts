@@ -1,7 +1,7 @@
 // The launcher's currency check (bin/build-if-needed.js): every edit a compile must see makes the
 // sources newer than a stamp taken before it, in whatever way an editor saves. File times are set
 // explicitly (an hour apart), so the test does not depend on the clock's resolution.
-import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -50,6 +50,29 @@ describe('the build check', () => {
 
   it('sees a listed file outside the folders (tsconfig.json)', () => {
     writeFileSync(join(root, 'tsconfig.json'), '{"compilerOptions":{}}');
+    expect(stale()).toBe(true);
+  });
+
+  // review31: the walk must not die on what editors and checkouts leave in src/, nor skip a linked folder.
+  it("survives a dangling symlink (Emacs's .#file lock) and still sees the edit beside it", () => {
+    symlinkSync('alice@host.1234:1700000000', join(root, 'src', 'cli', '.#main.ts'));
+    utimesSync(join(root, 'src', 'cli'), new Date(Date.now() - 2 * HOUR), new Date(Date.now() - 2 * HOUR));
+    expect(stale()).toBe(false);
+    utimesSync(join(root, 'src', 'cli', 'main.ts'), new Date(), new Date());
+    expect(stale()).toBe(true);
+  });
+
+  it('sees an edit inside a folder linked into src/', () => {
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'linked.ts'), 'd');
+    const old = new Date(Date.now() - 2 * HOUR);
+    utimesSync(join(elsewhere, 'linked.ts'), old, old);
+    utimesSync(elsewhere, old, old);
+    symlinkSync(elsewhere, join(root, 'src', 'linked'));
+    utimesSync(join(root, 'src'), old, old);
+    expect(stale()).toBe(false);
+    utimesSync(join(elsewhere, 'linked.ts'), new Date(), new Date());
     expect(stale()).toBe(true);
   });
 });
