@@ -223,6 +223,22 @@ describe('a held wait on a job (wait_s, seen)', () => {
     expect((await his.answer).json<View>().state).toBe('cancelled');
   });
 
+  it('answers held waits when the gateway stops, so they never hold up its stop', async () => {
+    const job = await running();
+    const waiting = held(`/v1/jobs/${job.id}?wait_s=25&seen=${job.seen}`, alice);
+    // Held: a plain look answers while the held one does not (as in the first case).
+    expect((await view(job.id)).seen).toBe(job.seen);
+    const stopped = await stack.gateway.stop('SIGTERM');
+    // A clean stop (exit 0, not the 10 s forced exit with 1), and the wait answered with the job as it was.
+    expect(stopped.code, stack.gateway.output().slice(-2000)).toBe(0);
+    const answer = await waiting.answer;
+    expect(answer.status, answer.body).toBe(200);
+    expect(answer.json<View>().seen).toBe(job.seen);
+    await stack.startGateway();
+    await release(job.id);
+    await until(async () => (await view(job.id)).state === 'succeeded', WITHIN_MS, 'the job to end after the restart');
+  });
+
   it('answers a wait on a pending job when it leaves the queue', async () => {
     // Erin may run 4 jobs at once (the analysts' max_concurrent_jobs): a fifth waits.
     const four = [await running(erin), await running(erin), await running(erin), await running(erin)];

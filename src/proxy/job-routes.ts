@@ -43,6 +43,9 @@ const OWN_QUOTA = { own: "the caller's limits, usage and pending jobs" };
 export function installJobRoutes(server: FastifyInstance, jobs: JobService): void {
   // Handler types come from the route schemas (the ones Ajv validates with), never restated.
   const app = server.withTypeProvider<TypeBoxTypeProvider>();
+  // Stopping answers every held wait first (the job as it is): the close then waits for no caller,
+  // and clients ask again once the gateway is back.
+  server.addHook('preClose', async () => jobs.waits.close());
   app.post(
     '/v1/jobs',
     { config: { authorize: SUBMIT }, schema: { summary: 'Submit a job: authorized, admitted within quota (or pending), handed to its backend', querystring: NoQuery, body: JobSpecSchema, response: { 201: CreatedSchema } } },

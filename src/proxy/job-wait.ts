@@ -53,6 +53,12 @@ export interface JobWaitsOptions {
 export class JobWaits {
   private readonly perUser = new Map<string, number>();
   private total = 0;
+  private closing = false;
+  private release: () => void = () => {};
+  /** Resolves when the gateway stops: every held wait is answered then, so none keeps it from stopping. */
+  private readonly closed = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
 
   constructor(
     private readonly changes: JobChanges,
@@ -64,8 +70,15 @@ export class JobWaits {
     return user === undefined ? this.total : (this.perUser.get(user) ?? 0);
   }
 
+  /** The gateway is stopping: held waits are answered now (the job as it is), new ones at once. */
+  close(): void {
+    this.closing = true;
+    this.release();
+  }
+
   /** Holds the caller until the job differs from `seen`, ends, the time is up or the caller goes away; answers the job as it is then. */
   async hold(w: HeldWait): Promise<JobView> {
+    if (this.closing) return w.read(false);
     this.take(w.user);
     const deadline = timer(w.waitS * 1000);
     try {
@@ -77,7 +90,13 @@ export class JobWaits {
         try {
           const view = await w.read(fresh);
           if (seenOf(view) !== w.seen || (FINAL_STATES as readonly string[]).includes(view.state)) return view;
-          const woke = await Promise.race([next.changed.then(() => 'changed' as const), deadline.done.then(() => 'time' as const), w.gone.then(() => 'gone' as const), ...(reread === null ? [] : [reread.done.then(() => 'reread' as const)])]);
+          const woke = await Promise.race([
+            next.changed.then(() => 'changed' as const),
+            deadline.done.then(() => 'time' as const),
+            w.gone.then(() => 'gone' as const),
+            this.closed.then(() => 'time' as const),
+            ...(reread === null ? [] : [reread.done.then(() => 'reread' as const)]),
+          ]);
           if (woke === 'time' || woke === 'gone') return view;
           fresh = woke === 'reread';
         } finally {
