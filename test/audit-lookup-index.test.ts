@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditInput, type AuditSigningKey, AuditTrail, loadAuditKey, openAuditDb, verifyTrail } from '../src/audit/index.js';
-import { INDEX_BATCH, indexedUpTo } from '../src/audit/lookup-index.js';
+import { INDEX_BATCH, indexedUpTo, tailFrom } from '../src/audit/lookup-index.js';
 import { jobEvents } from '../src/audit/lookup.js';
 import { exportEvents, parseFilter, queryEvents } from '../src/audit/query.js';
 import { AUDIT_FILE, MIGRATIONS } from '../src/audit/schema.js';
@@ -54,9 +54,10 @@ function expected(db: Database.Database, where: string, ...params: unknown[]): n
 }
 
 describe('the writer fills the lookup tables in batches', () => {
-  it('leaves a tail below INDEX_BATCH to the queries, indexes it once it is a batch, and every answer is whole throughout', () => {
+  it('leaves a tail below its batch to the queries, indexes it once it is a batch, and every answer is whole throughout', () => {
     const dir = join(root, 'batches');
-    const w = TrailWriter.open(dir, key);
+    const BATCH = 2000; // INDEX_BATCH's role, smaller so the suite stays quick
+    const w = TrailWriter.open(dir, key, { indexBatch: BATCH });
     try {
       const reader = openAuditDb(dir, { readonly: true });
       const check = () => {
@@ -68,16 +69,26 @@ describe('the writer fills the lookup tables in batches', () => {
       };
       let n = 0;
       const batch = (count: number) => w.append(Array.from({ length: count }, () => pendingRowOf(input(++n), Date.now() + n)));
-      batch(INDEX_BATCH - 10);
+      batch(BATCH - 10);
       expect(w.index()).toBe(0); // not a batch yet: a commit is not followed by an index pass
       expect(indexedUpTo(w.db)).toBe(0);
       check();
       batch(600);
-      expect(w.index()).toBe(INDEX_BATCH + 590);
-      expect(indexedUpTo(w.db)).toBe(INDEX_BATCH + 590);
+      expect(w.index()).toBe(BATCH + 590);
+      expect(indexedUpTo(w.db)).toBe(BATCH + 590);
       batch(300);
       check(); // indexed part and tail together
-      expect(w.index(true)).toBe(300); // the checkpoint timer's pass takes whatever the tail holds
+      // The tail's earliest time lets a query that ends before it skip the tail; a clock that
+      // steps back lowers it, so such an event is still found.
+      expect(tailFrom(w.db)).toBe(w.db.prepare('select min(time) from audit_events where id > ?').pluck().get(indexedUpTo(w.db)));
+      const stepped = w.append([pendingRowOf({ ...input(7), actor: { ...input(7).actor, user: 'early' } }, 1_000)]).firstId;
+      expect(tailFrom(w.db)).toBe(1_000);
+      expect(ids(reader, { user: 'early', until: new Date(2_000).toISOString() })).toEqual([stepped]);
+      expect(ids(reader, { user: 'user3', until: new Date(Date.now() - 3_600_000).toISOString() })).toEqual([]);
+      expect(exported(reader, { user: 'early', until: 2_000 })).toEqual([stepped]);
+      expect(w.index(true)).toBe(301); // the checkpoint timer's pass takes whatever the tail holds
+      expect(tailFrom(w.db)).toBeNull();
+      expect(ids(reader, { user: 'early', until: new Date(2_000).toISOString() })).toEqual([stepped]);
       check();
       const users = reader.prepare('select count(*) from audit_by_user').pluck().get();
       expect(users).toBe(reader.prepare('select count(*) from audit_events where user is not null').pluck().get());
@@ -197,4 +208,9 @@ describe('retention', () => {
       await trail.close().catch(() => undefined);
     }
   });
+});
+
+it('fills the lookup tables in batches large enough to share their pages, small enough for a quick tail scan', () => {
+  expect(INDEX_BATCH).toBeGreaterThanOrEqual(8192);
+  expect(INDEX_BATCH).toBeLessThanOrEqual(65_536);
 });

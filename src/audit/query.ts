@@ -65,7 +65,7 @@ export function pageQuery(filter: AuditFilter): { sql: string; params: (string |
     indexed.terms.push('(k.time, k.id) < (?, ?)');
     indexed.params.push(after.time, after.id);
   }
-  const tail = whereOf(filter, false);
+  const tail = tailTerms(filter);
   if (after) {
     tail.terms.push('(+time, +id) < (?, ?)');
     tail.params.push(after.time, after.id);
@@ -82,6 +82,20 @@ export function pageQuery(filter: AuditFilter): { sql: string; params: (string |
 }
 
 const WATERMARK = '(select upto from audit_indexed where one = 1)';
+
+/**
+ * The filter's checks on the un-indexed tail; with an `until`, also that the tail begins before it
+ * (audit_indexed.tail_from, kept by the writer): a constant SQLite tests once, so a query of an
+ * earlier day does not scan the tail at all.
+ */
+function tailTerms(f: ExportFilter): Where {
+  const w = whereOf(f, false);
+  if (f.until !== undefined) {
+    w.terms.push('(select tail_from from audit_indexed where one = 1) < ?');
+    w.params.push(f.until);
+  }
+  return w;
+}
 /** audit_events' columns after id and time, in their order. */
 const OTHER_COLUMNS = ['user', 'groups', 'auth_method', 'ip', 'action', 'object', 'decision', 'reason', 'policy_version', 'request_id', 'details', 'prev_hash', 'hash'] as const;
 
@@ -161,18 +175,19 @@ export function exportPlan(db: Database.Database, filter: ExportFilter, newest: 
   const lookup = lookupOf(filter);
   const walk = whereOf(filter, false);
   if (lookup) {
+    const tail = tailTerms(filter);
     const keyed = lookupTerms(filter, lookup, 'k');
     const probe =
       `select count(*) as n from (select 1 from ${lookup.table} k where ${keyed.terms.join(' and ')}` +
-      ` union all select 1 from audit_events not indexed where id > ${WATERMARK}${walk.terms.map((t) => ` and ${t}`).join('')} limit ${FEW_MATCHES + 1})`;
-    const { n } = statement(db, probe).get(...keyed.params, ...walk.params) as { n: number };
+      ` union all select 1 from audit_events not indexed where id > ${WATERMARK}${tail.terms.map((t) => ` and ${t}`).join('')} limit ${FEW_MATCHES + 1})`;
+    const { n } = statement(db, probe).get(...keyed.params, ...tail.params) as { n: number };
     if (n <= FEW_MATCHES) {
       // The ids the lookup table names up to the watermark, and the tail after it, both checked row by row.
-      const checks = walk.terms.map((t) => ` and ${t}`).join('');
+      const checks = (w: Where) => w.terms.map((t) => ` and ${t}`).join('');
       const sql =
-        `select * from audit_events where id in (select k.id from ${lookup.table} k where ${keyed.terms.join(' and ')}) and id > ? and id <= ? and id <= ${WATERMARK}${checks}` +
-        ` union all select * from audit_events not indexed where id > ? and id <= ? and id > ${WATERMARK}${checks} order by id limit ?`;
-      return { sql, params: (after, to, size) => [...keyed.params, after, to, ...walk.params, after, to, ...walk.params, size], from: 0, to: newest };
+        `select * from audit_events where id in (select k.id from ${lookup.table} k where ${keyed.terms.join(' and ')}) and id > ? and id <= ? and id <= ${WATERMARK}${checks(walk)}` +
+        ` union all select * from audit_events not indexed where id > ? and id <= ? and id > ${WATERMARK}${checks(tail)} order by id limit ?`;
+      return { sql, params: (after, to, size) => [...keyed.params, after, to, ...walk.params, after, to, ...tail.params, size], from: 0, to: newest };
     }
   } else {
     const indexed = whereOf(filter, true);

@@ -98,6 +98,10 @@ export const MIGRATIONS: readonly string[] = [
    insert into audit_by_user (user, time, id) select user, time, id from audit_events where user is not null order by user, time, id;
    insert into audit_by_object (object, time, id) select object, time, id from audit_events order by object, time, id;
    insert into audit_indexed (one, upto) values (1, coalesce((select max(id) from audit_events), (select event_id from audit_anchor), 0));`,
+  // The earliest time in the un-indexed tail (null: the tail is empty), kept by the writer in each
+  // append's transaction: a query whose range ends before it skips the tail scan (query.ts).
+  `alter table audit_indexed add column tail_from integer;
+   update audit_indexed set tail_from = (select min(time) from audit_events where id > audit_indexed.upto);`,
 ];
 
 export interface AuditDbOptions {

@@ -8,7 +8,7 @@ import { canonicalJson } from './canonical.js';
 import { hashRow, GENESIS_HASH } from './chain.js';
 import type { AuditInput } from './event.js';
 import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signCheckpoint } from './checkpoint.js';
-import { INDEX_BATCH, indexedUpTo, indexTail } from './lookup-index.js';
+import { INDEX_BATCH, indexedUpTo, indexTail, noteTail, tailFrom } from './lookup-index.js';
 import { type AuditRow, openAuditDb } from './schema.js';
 import { legacyArchiveProblem } from './verify.js';
 import type { AuditSigningKey } from './signing-key.js';
@@ -80,6 +80,8 @@ export interface WriterOptions {
    * checkpoint and the trail records an `audit.witness_reset` event; any other number is ignored.
    */
   witnessReset?: number;
+  /** Events the un-indexed tail may hold before it is indexed (INDEX_BATCH; the suites use fewer). */
+  indexBatch?: number;
 }
 
 interface StoredCheckpoint {
@@ -108,6 +110,7 @@ export class TrailWriter {
     );
     this.insertCheckpoint = db.prepare('insert into audit_checkpoints (seq, event_id, hash, time, kid, prev, jws) values (?,?,?,?,?,?,?)');
     this.head = readHead(db);
+    this.indexBatch = options.indexBatch ?? INDEX_BATCH;
     const cp = db.prepare('select event_id, time from audit_checkpoints order by event_id desc, row desc limit 1').get() as { event_id: number; time: number } | undefined;
     this.lastCheckpoint = { event_id: cp?.event_id ?? 0, at: cp?.time ?? 0 };
     this.checkSigned();
@@ -335,29 +338,46 @@ export class TrailWriter {
         hashes[i] = hash;
         prev = hash;
       }
+      this.noteTail(rows);
       this.db.exec('commit');
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('rollback');
+      this.tailFrom = undefined; // read again: the rolled-back update may have lowered the cached one
       throw err;
     }
     this.head = { id, hash: prev };
     return { firstId, prevHash, hashes };
   }
 
+  private readonly indexBatch: number;
   /** The lookup tables' watermark (lookup-index.ts), read at the first call. */
   private indexed: number | null = null;
+  /** The tail's earliest time as stored (undefined: not read yet). */
+  private tailFrom: number | null | undefined = undefined;
+
+  /** Keeps audit_indexed.tail_from at the least time after the watermark (in the append's transaction). */
+  private noteTail(rows: readonly PendingRow[]): void {
+    let least = Number.POSITIVE_INFINITY;
+    for (const r of rows) if (r[0] < least) least = r[0];
+    if (rows.length === 0) return;
+    if (this.tailFrom === undefined) this.tailFrom = tailFrom(this.db);
+    if (this.tailFrom !== null && this.tailFrom <= least) return;
+    noteTail(this.db, least);
+    this.tailFrom = least;
+  }
 
   /**
    * Fills the user and object lookup tables up to the head when the un-indexed tail reached
-   * INDEX_BATCH events, or whatever the tail holds when `all`. Called between commits (never inside
+   * indexBatch (INDEX_BATCH) events, or whatever the tail holds when `all`. Called between commits (never inside
    * one), so a group commit writes only the hot table's pages. Returns the events indexed.
    */
   index(all = false): number {
     this.indexed ??= indexedUpTo(this.db);
     const tail = this.head.id - this.indexed;
-    if (tail <= 0 || (!all && tail < INDEX_BATCH)) return 0;
+    if (tail <= 0 || (!all && tail < this.indexBatch)) return 0;
     const n = indexTail(this.db, this.head.id);
     this.indexed = this.head.id;
+    this.tailFrom = null;
     return n;
   }
 
