@@ -3,6 +3,6 @@
 export { type BootstrapReport, caCertificateFile, type CertificateOptions, ensureCertificates, ensureServiceCertificates } from './certificate-authority.js';
 export { createIdentityService, type IdentityService } from './service.js';
 export { createKeyAndCsr } from './certificate-request.js';
-export { startDevIdp } from './dev-idp/index.js';
+export { prepareDevIdpSigningKey, startDevIdp } from './dev-idp/index.js';
 export { createLdapLogin, type LdapLogin, type LdapSettings } from './ldap.js';
 export { readDevUsers } from './dev-idp/index.js';

@@ -174,8 +174,9 @@ function addAudit(program: Command, result: Result): void {
 function addServers(program: Command, result: Result): void {
   // up's --json is its ready line for a supervisor, not a result: no -o.
   act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), false).option('--json', 'the ready line as JSON'), async ({ loaded, opts }) => {
-    const { config, file } = await loaded();
-    return (await servers()).up({ config, configFile: file, json: Boolean(opts.json) });
+    // Its own code (the certificates, the demo data) loads alongside the configuration's.
+    const [{ config, file }, { up }] = await Promise.all([loaded(), servers()]);
+    return up({ config, configFile: file, json: Boolean(opts.json) });
   }, result);
   act(withConfig(program.command('gateway').summary('the gateway alone (HTTPS, server.host:server.port)'), false), async ({ loaded }) => {
     // The code first (under `up`, while the engine and the SSO provider start), then the configuration.
@@ -195,7 +196,12 @@ function addServers(program: Command, result: Result): void {
     return -1;
   }, result);
   act(withConfig(program.command('dev-idp').summary('the DEVELOPMENT OIDC provider alone (127.0.0.1:dev_idp.port)'), false), async ({ loaded }) => {
-    const [{ startDevIdp }] = await Promise.all([import('../auth/index.js'), preloadConfig(), goFromParent()]);
+    // Its signing key is made on the thread pool while the configuration's code loads and `up` is not ready yet.
+    const auth = import('../auth/index.js').then((m) => {
+      m.prepareDevIdpSigningKey();
+      return m;
+    });
+    const [{ startDevIdp }] = await Promise.all([auth, preloadConfig(), goFromParent()]);
     const { config } = await loaded();
     await (await servers()).serve('dev-idp', () => startDevIdp(config));
     return -1;

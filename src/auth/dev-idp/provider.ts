@@ -39,7 +39,7 @@ export async function createDevProvider({ issuer, users, publicUrl }: DevProvide
       },
     ],
     // Signing key and cookie keys are new on every start: nothing survives a restart, nothing is on disk.
-    jwks: { keys: [await signingKey()] },
+    jwks: { keys: [await takeSigningKey()] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     findAccount: (_ctx: unknown, sub: string): Account | undefined => {
       const user = users.find((u) => u.username === sub);
@@ -136,6 +136,24 @@ function deviceError(err: { name?: string; userCode?: string }): string {
   if (err.userCode !== undefined || err.name === 'NoCodeError') return 'That code is not valid, has expired or was already used. Check it and try again.';
   if (err.name === 'AbortedError') return 'The sign-in was cancelled.';
   return 'Something went wrong with this sign-in. Start again from the command line.';
+}
+
+let prepared: Promise<Record<string, unknown>> | undefined;
+
+/**
+ * Starts making the next provider's signing key (an RSA key: 0.1-0.4 s on the thread pool) ahead of
+ * its start: `gatehouse dev-idp` under `up` calls this while it waits for its go, so the key is ready
+ * when the provider starts. Taken by one provider only; another in the same process makes its own.
+ */
+export function prepareSigningKey(): void {
+  prepared ??= signingKey();
+  prepared.catch(() => {}); // a failure is the taker's to report
+}
+
+function takeSigningKey(): Promise<Record<string, unknown>> {
+  const key = prepared ?? signingKey();
+  prepared = undefined;
+  return key;
 }
 
 async function signingKey(): Promise<Record<string, unknown>> {
