@@ -7,7 +7,7 @@ import sys
 import time
 from urllib.parse import quote
 
-from .errors import InvalidRequest, Unreachable
+from .errors import GatehouseError, InvalidRequest, Unreachable
 from .progress import Progress
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -61,13 +61,21 @@ class Job:
         held, seen = True, None
         try:
             while True:
-                if held:
+                holding = held
+                if holding:
                     left = WAIT_S if deadline is None else max(0, min(WAIT_S, math.ceil(deadline - time.monotonic())))
                     try:
                         info = self.changed(seen, left)
                     except InvalidRequest:
                         held = False  # a gateway from before held waits refuses wait_s: poll it
                         continue
+                    except GatehouseError as exc:
+                        if exc.status != 429:
+                            raise
+                        # The gateway holds all the waits it may (this person's 16, or its 1024): a
+                        # plain look this time, then, after the pause, a held one again.
+                        holding = False
+                        info = self.status()
                 else:
                     info = self.status()
                 bar.update(info)
@@ -75,7 +83,7 @@ class Job:
                     return info
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError("job %s is still %s after %g s; it goes on" % (self.id, info.get("state"), timeout))
-                if held and info.get("seen"):
+                if holding and info.get("seen"):
                     seen = info["seen"]
                     continue  # answered because it changed (or the wait ran out): ask again at once
                 time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))

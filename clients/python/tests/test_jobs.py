@@ -4,6 +4,7 @@ the quota, and each refusal as its exception with the API's code, rule and limit
 import io
 import os
 import re
+import threading
 
 import pytest
 
@@ -185,3 +186,42 @@ def test_what_cannot_travel_is_refused_before_anything_is_sent():
     with pytest.raises(gatehouse.GatehouseError) as raised:
         gatehouse.submit(closure, input="scratch/py-words", output="scratch/py-closure")
     assert "factor" in str(raised.value)
+
+
+def test_wait_goes_on_by_plain_looks_when_its_held_waits_are_all_taken():
+    # review31: a person's 17th held wait (a notebook following many jobs, or a gateway whose 1024
+    # others hold) is refused 429; wait() must look without holding, not raise while the job runs.
+    job = gatehouse.submit(forever, input="scratch/py-words", output="scratch/py-forever-429")
+    try:
+        info = job.changed()
+        while not (info["state"] == "running" and info["partitions"]["total"] > 0):
+            info = job.changed(info["seen"], 25)
+        seen = info["seen"]
+        stop = threading.Event()
+
+        def hold():
+            while not stop.is_set():
+                try:
+                    if gatehouse.job(job.id).changed(seen, 25)["seen"] != seen:
+                        return
+                except gatehouse.GatehouseError as exc:
+                    if exc.status != 429:
+                        raise
+
+        holders = [threading.Thread(target=hold, daemon=True) for _ in range(16)]
+        for t in holders:
+            t.start()
+        while True:  # until all sixteen are held: a seventeenth is refused
+            try:
+                gatehouse.job(job.id).changed(seen, 1)
+            except gatehouse.GatehouseError as exc:
+                if exc.status == 429:
+                    break
+                raise
+        with pytest.raises(TimeoutError):
+            job.wait(progress=False, timeout=2)
+        stop.set()
+    finally:
+        job.cancel()
+    for t in holders:
+        t.join(30)
