@@ -283,6 +283,14 @@ export class JobService {
         gone: wait.gone,
         read: async (fresh) => this.viewOfRecord((await this.book.find(id)) ?? r, fresh),
       });
+      // Someone else's job: a grant the policy withdrew while the answer was held must not still show it.
+      if (r.user !== identity.user) {
+        const { decision, requested } = this.decideAny(identity, `job:${id}`, ['read', 'admin']);
+        if (!decision.allowed) {
+          await recordDecision(this.o.audit, req, identity, { action: 'job.read', object: `job:${id}`, requested, decision, details: { owner: r.user } });
+          throw new GatehouseError('not_found', `no job ${id}`);
+        }
+      }
     }
     return { ...view, seen: seenOf(view) };
   }

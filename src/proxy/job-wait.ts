@@ -81,6 +81,17 @@ export class JobWaits {
     if (this.closing) return w.read(false);
     this.take(w.user);
     const deadline = timer(w.waitS * 1000);
+    // The ends of the whole wait are listened to once, not once per wake-up: a job touched often
+    // without changing what the caller sees would otherwise pile reactions on them for the wait's life.
+    let wake: (why: 'changed' | 'time' | 'gone' | 'reread') => void = () => {};
+    let ended: 'time' | 'gone' | undefined;
+    const end = (why: 'time' | 'gone') => {
+      ended ??= why;
+      wake(why);
+    };
+    void deadline.done.then(() => end('time'));
+    void w.gone.then(() => end('gone'));
+    void this.closed.then(() => end('time'));
     try {
       let fresh = false;
       for (;;) {
@@ -90,13 +101,13 @@ export class JobWaits {
         try {
           const view = await w.read(fresh);
           if (seenOf(view) !== w.seen || (FINAL_STATES as readonly string[]).includes(view.state)) return view;
-          const woke = await Promise.race([
-            next.changed.then(() => 'changed' as const),
-            deadline.done.then(() => 'time' as const),
-            w.gone.then(() => 'gone' as const),
-            this.closed.then(() => 'time' as const),
-            ...(reread === null ? [] : [reread.done.then(() => 'reread' as const)]),
-          ]);
+          if (ended !== undefined) return view;
+          const woke = await new Promise<'changed' | 'time' | 'gone' | 'reread'>((resolve) => {
+            wake = resolve;
+            void next.changed.then(() => resolve('changed'));
+            void reread?.done.then(() => resolve('reread'));
+          });
+          wake = () => {};
           if (woke === 'time' || woke === 'gone') return view;
           fresh = woke === 'reread';
         } finally {
