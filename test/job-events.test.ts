@@ -5,7 +5,7 @@
 // the stream, a cut stream resumes from its last change without a gap, and after an engine restart
 // the gateway reconnects and catches up.
 import { once } from 'node:events';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,10 +19,9 @@ import { EngineClient } from './support/engine.js';
 import { fetchTls } from './support/https.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
+import { GATED, releaseGated } from './support/gated-job.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
-/** Runs until the test drops a `go` file in the job's work folder (see `release`). */
-const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 /** Far below the gateway's poll and status reuse (a minute each): an end seen within it was pushed. */
 const PUSHED_WITHIN_MS = 30_000;
 
@@ -41,12 +40,7 @@ const waitView = (id: string, state: string, timeoutMs: number) =>
 /** How often the engine has been asked about jobs by the gateway (its request log): polls, not pushes. */
 const asked = (id: string) => stack.engine.output().split('\n').filter((l) => l.includes('"url":"/jobs?active=1"') || l.includes(`"url":"/jobs/${id}"`)).length;
 
-/** Lets a GATED job end (its work folder exists once it is running); without asking the engine, whose request log the tests read. */
-async function release(id: string): Promise<void> {
-  const work = join(stack.dataRoot, '.staging', id, 'work');
-  await until(() => existsSync(work), 30_000, `job ${id}'s work folder`);
-  writeFileSync(join(work, 'go'), '');
-}
+const release = (id: string) => releaseGated(stack.dataRoot, id);
 
 /** A job admitted through the gateway and seen running there. */
 async function runningGated(): Promise<string> {

@@ -4,18 +4,15 @@
 // end came from the engine's push waking the held request, not from a poll. Also: someone else's
 // job is 404 before anything is held, junk is 400, a person holds at most 16 waits (429 beyond),
 // and a caller that goes away gives its place back.
-import { existsSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
 import type { Response } from './support/https.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
+import { GATED, releaseGated } from './support/gated-job.js';
 
-/** Runs until the test drops a `go` file in the job's work folder (see `release`). */
-const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 /** Bounds a failing test only: far above a push's few milliseconds, far below the gateway's minute-long poll. */
 const WITHIN_MS = 30_000;
 
@@ -43,11 +40,7 @@ const view = async (id: string, token = alice, query = '') => {
   return answer.json<View>();
 };
 
-async function release(id: string): Promise<void> {
-  const work = join(stack.dataRoot, '.staging', id, 'work');
-  await until(() => existsSync(work), WITHIN_MS, `job ${id}'s work folder`);
-  writeFileSync(join(work, 'go'), '');
-}
+const release = (id: string) => releaseGated(stack.dataRoot, id);
 
 /** A gated job of `token`'s, seen running through the gateway with its partitions planned (it changes no more until released). */
 async function running(token = alice): Promise<View> {

@@ -14,12 +14,11 @@ import { EngineClient } from './support/engine.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
+import { GATED } from './support/gated-job.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
 const SLOW = (s: number) => `import time\ndef process(i, o, ctx):\n    time.sleep(${s})\n    open(o, 'w').write(open(i).read())\n`;
 const FAIL = "def process(i, o, ctx):\n    raise ValueError('boom in partition %d' % ctx.partition)\n";
-/** Runs until the test drops a `go` file in the job's work folder (see `release`): as long as the test needs, on any machine. */
-const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 const BURN = (s: number) => `import time\ndef process(i, o, ctx):\n    end = time.process_time() + ${s}\n    while time.process_time() < end:\n        pass\n    open(o, 'w').write(open(i).read())\n`;
 
 let stack: Stack;

@@ -16,10 +16,9 @@ import { EngineClient } from './support/engine.js';
 import { type Postgres, startPostgres } from './support/postgres.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
+import { GATED } from './support/gated-job.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
-// Runs until a file named `go` appears in its work folder (release()).
-const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 
 interface View {
   id: string;

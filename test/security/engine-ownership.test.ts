@@ -13,10 +13,9 @@ import type { HealthStatus, JobSpec } from '../../src/wire/index.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
 import { type Sandbox, sandbox } from '../support/gatehouse.js';
 import { until } from '../support/until.js';
+import { GATED } from '../support/gated-job.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
-// Waits for the test's go-ahead (a file in its work folder, its cwd), then copies.
-const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 const rows = { text: 'id,word\n1,a\n2,b\n', rows: 2 };
 const resources = { cores: 1, memory_mb: 256, time_limit_s: 120 };
 

@@ -16,9 +16,8 @@ import { writeDataset } from '../../src/compute/catalog/index.js';
 import type { JobSpec } from '../../src/wire/index.js';
 import { Stack } from '../support/stack.js';
 import { until } from '../support/until.js';
+import { GATED, releaseGated } from '../support/gated-job.js';
 
-/** Runs until the test drops a `go` file in the job's work folder. */
-const GATED = "import os, time\ndef process(i, o, ctx):\n    while not os.path.exists(os.path.join(os.getcwd(), 'go')):\n        time.sleep(0.05)\n    open(o, 'w').write(open(i).read())\n";
 const WITHIN_MS = 30_000;
 
 interface View {
@@ -54,11 +53,7 @@ async function gatedJob(): Promise<View> {
   }, WITHIN_MS, `job ${id} running`);
 }
 
-async function release(id: string): Promise<void> {
-  const work = join(stack.dataRoot, '.staging', id, 'work');
-  await until(() => existsSync(work), WITHIN_MS, 'the work folder');
-  writeFileSync(join(work, 'go'), '');
-}
+const release = (id: string) => releaseGated(stack.dataRoot, id);
 
 /** A request held open by the gateway, answered (status) when it ends; never read by the test otherwise. */
 function holdOpen(path: string, token: string): { status: Promise<number> } {
