@@ -104,6 +104,31 @@ describe('dataset names', () => {
   });
 });
 
+/**
+ * The listing for one name (what the gateway asks when a submission names a dataset its cached
+ * listing lacks) says of that name exactly what the whole listing says: for every dataset listed,
+ * every folder name one and two levels deep (broken, linked, hidden, nested), and names nowhere.
+ */
+async function expectEachNameAlone(root: string): Promise<void> {
+  const full = await listDatasets(root);
+  const names = new Set<string>([...full.datasets.map((d) => d.name), 'nothing', 'scratch/nothing']);
+  for (const top of readdirSync(root)) {
+    names.add(top);
+    try {
+      for (const inner of readdirSync(join(root, top))) names.add(`${top}/${inner}`);
+    } catch {
+      // not a folder (or a link to none): its name alone is probed
+    }
+  }
+  let listed = 0;
+  for (const name of names) {
+    const alone = await listDatasets(root, name);
+    expect(alone.datasets, name).toEqual(full.datasets.filter((d) => d.name === name));
+    listed += alone.datasets.length;
+  }
+  expect(listed).toBe(full.datasets.length);
+}
+
 describe('the catalog', () => {
   it('lists datasets sorted by name, with partitions, rows and bytes summed from the manifest', async () => {
     const root = folder();
@@ -128,6 +153,7 @@ describe('the catalog', () => {
       produced_by: null,
     });
     expect(datasets[1]).toMatchObject({ name: 'words', format: 'jsonl', partitions: 2, rows: 6 });
+    await expectEachNameAlone(root);
   });
 
   it('reads one dataset by name, and refuses a bad name or a missing dataset', async () => {
@@ -165,6 +191,7 @@ describe('the catalog', () => {
     expect(problems).toEqual([{ path: join(root, 'scratch', 'notes'), message: 'no _dataset.json (a folder inside the namespace scratch must be a dataset)' }]);
     const nested = await datasetErrorOf(readDataset(root, 'transactions/nested'));
     expect([nested.code, nested.message]).toEqual(['not_found', 'transactions is a dataset, not a namespace']);
+    await expectEachNameAlone(root);
   });
 
   it('skips each kind of broken manifest, reporting it with its path, and still lists the others', async () => {
@@ -209,6 +236,7 @@ describe('the catalog', () => {
       if (expected[i]!.message.endsWith(': ')) expect(problem.message.startsWith(expected[i]!.message), problem.message).toBe(true);
       else expect(problem.message).toBe(expected[i]!.message);
     }
+    await expectEachNameAlone(root);
   });
 
   it('refuses symbolic links: those that lead outside the data root, and those inside it that would give a dataset a second name', async () => {
@@ -246,6 +274,7 @@ describe('the catalog', () => {
     const refused = await datasetErrorOf(readDataset(root, 'escaped'));
     expect([refused.code, refused.path]).toEqual(['outside_root', join(root, 'escaped')]);
     expect((await datasetErrorOf(readDataset(root, 'ns-link/inner'))).code).toBe('outside_root');
+    await expectEachNameAlone(root);
   });
 
   it('never writes a dataset inside another dataset or through a linked namespace', async () => {

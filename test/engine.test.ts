@@ -141,6 +141,16 @@ describe('the bundled engine', () => {
       expect(res.json<{ datasets: { name: string }[] }>().datasets.map((d) => d.name)).toContain('lines_norm');
     });
 
+    it('answers the listing for one name alone (?name=), and refuses a name that could not be a dataset', async () => {
+      const listed = async (query: string) => {
+        const res = await client.request('GET', `/datasets?${query}`);
+        return { status: res.status, names: res.status === 200 ? res.json<{ datasets: { name: string }[] }>().datasets.map((d) => d.name) : [] };
+      };
+      expect(await listed('name=lines_norm')).toEqual({ status: 200, names: ['lines_norm'] });
+      expect(await listed('name=no_such_dataset')).toEqual({ status: 200, names: [] });
+      for (const junk of ['name=../etc', 'name=Upper', 'name=a/b/c', 'name=lines_norm&extra=1', 'other=1']) expect((await listed(junk)).status, junk).toBe(400);
+    });
+
     it('refuses to overwrite an existing output unless the spec says mode: overwrite', async () => {
       const spec = py('again', 'lines_norm', NORMALIZER);
       const { token } = await client.ticket(spec);

@@ -20,7 +20,13 @@ export interface Catalog {
   problems: CatalogProblem[];
 }
 
-export async function listDatasets(rootDir: string): Promise<Catalog> {
+/**
+ * With `only`, the listing as it would answer for that one name (the dataset, or none), without
+ * loading any other: the same walk, with every other entry left out before it is read, so a
+ * name's answer cannot differ from the full listing's (each entry is decided on its own).
+ * Problems found on the way are those of that name's path only.
+ */
+export async function listDatasets(rootDir: string, only?: string): Promise<Catalog> {
   let root: DataRoot;
   try {
     root = await openRoot(rootDir);
@@ -30,14 +36,17 @@ export async function listDatasets(rootDir: string): Promise<Catalog> {
   }
   const problems: CatalogProblem[] = [];
   const names: string[] = [];
+  const top = only?.split('/')[0];
   for (const entry of await folders(root.path, problems)) {
+    if (top !== undefined && entry !== top) continue;
     const path = join(root.path, entry);
     const problem = datasetNameProblem(entry);
     if (problem !== null) problems.push({ path, message: problem });
     else if (await exists(join(path, MANIFEST_FILE))) names.push(entry);
-    else await namespace(root, entry, names, problems);
+    else await namespace(root, entry, names, problems, only);
   }
-  const loaded = await Promise.all(names.map((name) => loadDataset(root, name).then((d) => d, (err: unknown) => toProblem(err))));
+  const wanted = only === undefined ? names : names.filter((name) => name === only);
+  const loaded = await Promise.all(wanted.map((name) => loadDataset(root, name).then((d) => d, (err: unknown) => toProblem(err))));
   const datasets: DatasetInfo[] = [];
   for (const result of loaded) {
     if ('name' in result) datasets.push(result);
@@ -49,7 +58,7 @@ export async function listDatasets(rootDir: string): Promise<Catalog> {
 }
 
 /** A folder without a manifest: the datasets inside it, or a dataset that lost its manifest. */
-async function namespace(root: DataRoot, ns: string, names: string[], problems: CatalogProblem[]): Promise<void> {
+async function namespace(root: DataRoot, ns: string, names: string[], problems: CatalogProblem[], only: string | undefined): Promise<void> {
   const path = join(root.path, ns);
   let entries: string[];
   try {
@@ -64,6 +73,7 @@ async function namespace(root: DataRoot, ns: string, names: string[], problems: 
   }
   for (const entry of await folders(path, problems)) {
     const name = `${ns}/${entry}`;
+    if (only !== undefined && name !== only) continue;
     const problem = datasetNameProblem(name);
     if (problem !== null) problems.push({ path: join(path, entry), message: problem });
     else if (await exists(join(path, entry, MANIFEST_FILE))) names.push(name);

@@ -54,6 +54,8 @@ export interface ComputeBackend {
   cancel(backendId: string): Promise<JobStatus | null>;
   /** The datasets it can read and write, with their manifests' owner and labels: what its jobs are authorized on. */
   datasets(): Promise<DatasetInfo[]>;
+  /** What datasets() would say of one name, without listing the rest (the dataset, or undefined). Absent: the lookup lists. */
+  dataset?(name: string): Promise<DatasetInfo | undefined>;
   /**
    * One dataset as a person reads it (GET /v1/datasets/:name): its manifest and which version of
    * it (etag). Null: none by that name, or none it can serve (a broken one is in its log). Absent:

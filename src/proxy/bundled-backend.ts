@@ -44,6 +44,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     logs: (id, follow) => engine.logs(id, follow),
     cancel: (id) => engine.cancel(id),
     datasets: () => engine.datasets(),
+    dataset: (name) => engine.listed(name),
     readDataset: (name) => engine.dataset(name),
     readPartition: (name, n, etag, start, end, o) => engine.partition(name, n, etag, start, end, o),
     removeDataset: (name, etag) => engine.removeDataset(name, etag),

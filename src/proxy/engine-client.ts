@@ -31,6 +31,8 @@ export interface EngineClient {
   slots(timeoutMs?: number): Promise<number>;
   /** Every dataset of the engine's catalog, sorted by name; policy filters them on the gateway. */
   datasets(timeoutMs?: number): Promise<DatasetInfo[]>;
+  /** The catalog's answer for one name, by the listing's own rules (GET /datasets?name=): the dataset, or undefined. */
+  listed(name: string, timeoutMs?: number): Promise<DatasetInfo | undefined>;
   /** One dataset's manifest and version; null: the engine has none it can serve by that name. */
   dataset(name: string): Promise<ReadableDataset | null>;
   /**
@@ -154,6 +156,11 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       return slots;
     },
     datasets: async (timeoutMs = 10_000) => (await getJson<DatasetList>('/datasets', (v) => Value.Check(DatasetListSchema, v), timeoutMs)).datasets,
+    listed: async (name, timeoutMs = 10_000) => {
+      const { datasets } = await getJson<DatasetList>(`/datasets?name=${encodeURIComponent(name)}`, (v) => Value.Check(DatasetListSchema, v), timeoutMs);
+      // Only the name asked for is taken, whatever else an answer holds.
+      return datasets.find((d) => d.name === name);
+    },
     dataset: async (name) => {
       const path = `/dataset?name=${encodeURIComponent(name)}`;
       const answer = await send('GET', path);

@@ -51,7 +51,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
   const records = await JobRecords.open(o.store);
   const admission = new AdmissionControl(new UsageLedger(), o.policy, o.maxPendingPerUser);
   // Each backend's own catalog: a job's datasets are decided on the labels of the backend it runs on.
-  const catalogs = new Map<string, DatasetLookup>(o.backends.map((b) => [b.name, datasetLookup(() => b.datasets(), CATALOG_TTL_MS)]));
+  const catalogs = new Map<string, DatasetLookup>(o.backends.map((b) => [b.name, datasetLookup(() => b.datasets(), CATALOG_TTL_MS, b.dataset === undefined ? undefined : (name) => b.dataset!(name))]));
   const datasets = new JobDatasets({
     authorizer: o.authorizer,
     policyLabels: policyLabelsOf(o.policy),

@@ -266,6 +266,9 @@ export function slurmBackend(o: SlurmBackendOptions): ComputeBackend {
     async datasets(): Promise<DatasetInfo[]> {
       return (await listDatasets(o.dataRoot)).datasets;
     },
+    async dataset(name: string): Promise<DatasetInfo | undefined> {
+      return (await listDatasets(o.dataRoot, name)).datasets.find((d) => d.name === name);
+    },
     // The gateway sees data.root itself: reads need no node.
     ...localReads(o.dataRoot),
 
