@@ -261,11 +261,6 @@ export class JobService {
     throw new GatehouseError('not_found', `no job ${id}`);
   }
 
-  async view(identity: Identity, id: string, req: FastifyRequest): Promise<JobView> {
-    const r = await this.record(identity, id, 'read', req);
-    return this.viewOfRecord(r, true);
-  }
-
   /**
    * The job with its `seen` token; with `wait`, held while the job still matches the caller's `seen`
    * (job-wait.ts). Whether the caller may see the job is decided first, once: someone else's job is
