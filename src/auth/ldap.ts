@@ -13,6 +13,12 @@ export type LdapSettings = Config['ldap'];
 export interface LdapLogin {
   /** Resolves with who the person is, or rejects with a LoginError. */
   login(username: string, password: string): Promise<LoginSubject>;
+  /**
+   * The person as the directory has them now, without their password (for a refresh): null when no
+   * entry matches the user filter any more, or the one that does names someone else. Rejects with a
+   * LoginError when the directory cannot say (unreachable, refused the service account, ambiguous).
+   */
+  current(user: string): Promise<LoginSubject | null>;
 }
 
 // One message for both an unknown user and a wrong password, so the answer does not reveal who exists.
@@ -52,16 +58,41 @@ export function createLdapLogin(settings: LdapSettings, options: LdapLoginOption
         await proveUser(connect, entry.dn, password);
         const user = usernameOf(entry, settings, username);
         const groups = await groupsOf(service, settings, entry, user);
-        // Exactly one value, and a POSIX user name; anything else is no account (never a guess): a
-        // directory returns values in no promised order, and one beside the person's may name another.
-        const named = options.posixUserAttribute === undefined ? [] : values(entry, options.posixUserAttribute);
-        const posixUser = named.length === 1 ? posixUserOf(named[0]) : undefined;
-        return { user, groups, auth_method: 'ldap', ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
+        return subjectFrom(entry, user, groups);
+      } finally {
+        await close(service);
+      }
+    },
+
+    async current(user) {
+      if (!isValidUsername(user)) return null;
+      const service = await connect();
+      try {
+        if (settings.bind_dn !== '') await step('service account bind', () => service.bind(settings.bind_dn, bindPassword));
+        let entry: Entry;
+        try {
+          entry = await findUser(service, settings, user, options.posixUserAttribute);
+        } catch (err) {
+          // Deleted, or left out by the filter (a disabled account in Active Directory's usual filter).
+          if (err instanceof LoginError && err.reason === 'invalid_credentials') return null;
+          throw err;
+        }
+        // Renamed: the login was someone the directory now calls otherwise; never carried over.
+        if (usernameOf(entry, settings, user) !== user) return null;
+        return subjectFrom(entry, user, await groupsOf(service, settings, entry, user));
       } finally {
         await close(service);
       }
     },
   };
+
+  function subjectFrom(entry: Entry, user: string, groups: string[]): LoginSubject {
+    // Exactly one value, and a POSIX user name; anything else is no account (never a guess): a
+    // directory returns values in no promised order, and one beside the person's may name another.
+    const named = options.posixUserAttribute === undefined ? [] : values(entry, options.posixUserAttribute);
+    const posixUser = named.length === 1 ? posixUserOf(named[0]) : undefined;
+    return { user, groups, auth_method: 'ldap', ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
+  }
 }
 
 function readSetting(key: string, path: string): Buffer {

@@ -17,7 +17,9 @@ export type TokenFailure =
   | 'foreign_ca'
   | 'not_a_user' // a valid certificate that names a service, not a person
   | 'csrf' // a cookie-authenticated change without the CSRF token
-  | 'too_long_lived'; // a token whose exp - iat is past tokens.access_ttl (minted by a key holder, not by us)
+  | 'too_long_lived' // a token whose exp - iat is past tokens.access_ttl (minted by a key holder, not by us)
+  | 'account_gone' // a refresh of an LDAP login whose person the directory no longer has (deleted, disabled, renamed)
+  | 'method_disabled'; // a refresh of an LDAP login on a gateway where LDAP login is no longer configured
 
 /**
  * Whom a refused credential names, for the audit trail. `verified`: the credential is genuinely

@@ -158,11 +158,19 @@ export class TokenService {
    * Uses the checked token and issues the new pair. Of two concurrent uses exactly one wins (the
    * conditional update); the other gets 'reused' and, as after checkRefresh, the caller records and revokes.
    */
-  async rotate(plan: RefreshPlan): Promise<IssuedTokens & { subject: LoginSubject }> {
+  async rotate(plan: RefreshPlan, current?: LoginSubject): Promise<IssuedTokens & { subject: LoginSubject }> {
+    let family = plan.family;
+    // The directory's groups and account for the login from now on (directory-check.ts), written
+    // before the token is used: a lost race below leaves the directory's truth, nothing else.
+    if (current !== undefined && current.user === family.user && !sameSubject(subjectOf(family), current)) {
+      const changed = { groups: JSON.stringify(current.groups), posix_user: posixUserOf(current.posix_user) ?? null };
+      await this.store.db.updateTable('token_families').set(changed).where('id', '=', family.id).execute();
+      family = { ...family, ...changed };
+    }
     const used = await this.store.db.updateTable('refresh_tokens').set({ used_at: iso(this.now()) }).where('hash', '=', plan.hash).where('used_at', 'is', null).executeTakeFirst();
     if (Number(used.numUpdatedRows) !== 1) throw new TokenError('reused', `refresh token of login ${plan.family.id} presented again`, ownerOf(plan.family));
-    const pair = await this.issuePair(plan.family, plan.jti);
-    return { ...pair, subject: plan.subject };
+    const pair = await this.issuePair(family, plan.jti);
+    return { ...pair, subject: subjectOf(family) };
   }
 
   /** checkRefresh and rotate in one, revoking the login on reuse (for callers with nothing to record). */
@@ -369,6 +377,10 @@ class RevocationLookups {
 export function subjectOf(family: { user: string; groups: string; auth_method: string; posix_user?: string | null }): LoginSubject {
   const posixUser = posixUserOf(family.posix_user);
   return { user: family.user, groups: JSON.parse(family.groups) as string[], auth_method: family.auth_method as AuthMethod, ...(posixUser !== undefined ? { posix_user: posixUser } : {}) };
+}
+
+function sameSubject(a: LoginSubject, b: LoginSubject): boolean {
+  return a.posix_user === b.posix_user && a.groups.length === b.groups.length && a.groups.every((g, i) => g === b.groups[i]);
 }
 
 function iso(ms: number): string {

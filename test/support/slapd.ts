@@ -35,6 +35,8 @@ export interface Slapd {
   bindDn: string;
   bindPassword: string;
   baseDn: string;
+  /** Applies LDIF change records (changetype: modify / delete / add) as the directory's administrator. */
+  change(ldif: string): Promise<void>;
   /** Stops slapd (SIGTERM, then SIGKILL) and removes its folder. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -89,7 +91,13 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
       }
       writeFileSync(join(dir, 'directory.ldif'), directoryLdif(bindPassword) + (options.extraLdif ?? ''));
       await ldapadd(ldapsUrl, ca.caFile, rootPassword, join(dir, 'directory.ldif'));
-      return { url, ldapsUrl, caFile: ca.caFile, otherCaFile: ca.otherCaFile, bindDn: `cn=gatehouse,ou=services,${BASE_DN}`, bindPassword, baseDn: BASE_DN, stop };
+      let changes = 0;
+      const change = async (ldif: string): Promise<void> => {
+        const file = join(dir, `change-${++changes}.ldif`);
+        writeFileSync(file, ldif);
+        await ldapadd(ldapsUrl, ca.caFile, rootPassword, file);
+      };
+      return { url, ldapsUrl, caFile: ca.caFile, otherCaFile: ca.otherCaFile, bindDn: `cn=gatehouse,ou=services,${BASE_DN}`, bindPassword, baseDn: BASE_DN, change, stop };
     }
   } catch (err) {
     await stop();

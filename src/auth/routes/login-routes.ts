@@ -9,6 +9,7 @@ import { GatehouseError } from '../../wire/index.js';
 import { codeOrHash, ownerFields, userText } from '../audit-text.js';
 import { CSRF_COOKIE, HOST_COOKIE, SESSION_COOKIE } from '../browser-sessions.js';
 import { constantTimeEqual } from '../constant-time.js';
+import { DirectoryUnsure, directoryNow, groupChange } from '../directory-check.js';
 import type { Identity, LoginSubject } from '../../identity/index.js';
 import { LoginError } from '../login-error.js';
 import { TokenError } from '../token-error.js';
@@ -260,14 +261,21 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
     try {
       // Checked, recorded, then rotated: with the trail down the token stays unused and the client may retry.
       const plan = await ctx.tokens.checkRefresh(request.body.refresh_token);
-      await auditFor(ctx, request, plan.subject, {
+      const current = await directoryNow(ctx.ldap, plan).catch(async (err: unknown) => {
+        if (err instanceof DirectoryUnsure) {
+          await auditFor(ctx, request, plan.subject, { action: 'token.refresh', object: `session:${plan.session_id}`, decision: 'error', reason: 'directory_unavailable', details: { session_id: plan.session_id, detail: err.directoryError.detail ?? err.directoryError.reason } });
+        }
+        throw err;
+      });
+      const change = current === undefined ? undefined : groupChange(plan.subject.groups, current.groups);
+      await auditFor(ctx, request, current ?? plan.subject, {
         action: 'token.refresh',
         object: `session:${plan.session_id}`,
         decision: 'allow',
-        reason: 'refresh token rotated',
-        details: { session_id: plan.session_id, jti: plan.jti },
+        reason: current === undefined ? 'refresh token rotated' : 'refresh token rotated; the directory still has the account',
+        details: { session_id: plan.session_id, jti: plan.jti, ...change },
       });
-      return tokenBody(await ctx.tokens.rotate(plan));
+      return tokenBody(await ctx.tokens.rotate(plan, current));
     } catch (err) {
       if (!(err instanceof TokenError)) throw err;
       const owner = ownerFields(err.owner);
@@ -281,7 +289,9 @@ export function installLoginRoutes(server: FastifyInstance, ctx: RouteContext): 
       });
       // A used token presented again was stolen or replayed: the login ends, once that is recorded.
       if (err.reason === 'reused' && session) await ctx.tokens.revoke(session, 'refresh token reused');
-      throw new GatehouseError('unauthenticated', err.reason === 'reused' ? 'this refresh token was already used; the login has been ended for safety, log in again' : 'invalid or expired refresh token; log in again');
+      // Gone from the directory: the login ends, with its certificates and browser session.
+      if (err.reason === 'account_gone' && session) await ctx.tokens.revoke(session, 'the directory no longer has the account');
+      throw new GatehouseError('unauthenticated', refusal(err.reason));
     }
   });
 
@@ -337,6 +347,14 @@ function requireOidc(ctx: RouteContext) {
 }
 
 /** The pair as TokenResponse publishes it: the session's ids and other members stay out. */
+/** The client's message for a refused refresh: generic, except where the person can act on the cause. */
+function refusal(reason: string): string {
+  if (reason === 'reused') return 'this refresh token was already used; the login has been ended for safety, log in again';
+  if (reason === 'account_gone') return 'the directory no longer has this account (deleted or disabled); the login has ended';
+  if (reason === 'method_disabled') return 'LDAP login is no longer enabled on this gateway; log in again another way';
+  return 'invalid or expired refresh token; log in again';
+}
+
 function tokenBody(pair: Static<typeof TokenResponse>): Static<typeof TokenResponse> {
   return { access_token: pair.access_token, refresh_token: pair.refresh_token, token_type: pair.token_type, expires_in: pair.expires_in };
 }

@@ -1,0 +1,44 @@
+// A refresh of an LDAP login asks the directory again: a person deleted or disabled there (left out by
+// the user filter) stops getting tokens at their next refresh, within tokens.access_ttl, not at the end
+// of tokens.refresh_ttl; a change of groups reaches the next access token the same way. OIDC logins
+// are not asked again: the gateway keeps no provider refresh token to ask with.
+import type { LoginSubject } from '../identity/index.js';
+import { GatehouseError } from '../wire/index.js';
+import type { LdapLogin } from './ldap.js';
+import { LoginError } from './login-error.js';
+import { TokenError } from './token-error.js';
+import { ownerOf, type RefreshPlan } from './tokens.js';
+
+/**
+ * The login's person as the directory has them now, for an LDAP login; undefined for another method.
+ * TokenError when the directory no longer has them or LDAP is switched off here; a 503 when the
+ * directory cannot say (the refresh token stays unused, so the client may try again).
+ */
+export async function directoryNow(ldap: LdapLogin | undefined, plan: RefreshPlan): Promise<LoginSubject | undefined> {
+  if (plan.subject.auth_method !== 'ldap') return undefined;
+  const owner = ownerOf(plan.family);
+  if (ldap === undefined) throw new TokenError('method_disabled', 'LDAP login is not configured on this gateway any more', owner);
+  let now: LoginSubject | null;
+  try {
+    now = await ldap.current(plan.subject.user);
+  } catch (err) {
+    if (!(err instanceof LoginError)) throw err;
+    throw new DirectoryUnsure(err);
+  }
+  if (now === null) throw new TokenError('account_gone', `the directory has no entry for ${plan.subject.user} that ldap.user_filter accepts`, owner);
+  return now;
+}
+
+/** The directory could not say (503 to the client, whose token stays unused); the LoginError's detail is for the trail only. */
+export class DirectoryUnsure extends GatehouseError {
+  constructor(readonly directoryError: LoginError) {
+    super('not_ready', `the directory could not confirm the account for this refresh (${directoryError.message}); the refresh token is still good, try again shortly`);
+  }
+}
+
+/** Groups the directory added and removed since the login's last token, for the trail. */
+export function groupChange(before: readonly string[], after: readonly string[]): { groups_added: string[]; groups_removed: string[] } | undefined {
+  const added = after.filter((g) => !before.includes(g));
+  const removed = before.filter((g) => !after.includes(g));
+  return added.length === 0 && removed.length === 0 ? undefined : { groups_added: added, groups_removed: removed };
+}
