@@ -66,7 +66,10 @@ class Job:
                     left = WAIT_S if deadline is None else max(0, min(WAIT_S, math.ceil(deadline - time.monotonic())))
                     try:
                         info = self.changed(seen, left)
-                    except InvalidRequest:
+                    except InvalidRequest as exc:
+                        if seen and "seen" in str(exc.body.get("field") or ""):
+                            seen = None  # a token this gateway does not take: held again, without it
+                            continue
                         held = False  # a gateway from before held waits refuses wait_s: poll it
                         continue
                     except GatehouseError as exc:

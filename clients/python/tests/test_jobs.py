@@ -106,6 +106,37 @@ def test_wait_is_held_by_the_gateway_until_the_job_changes():
     assert final["seen"] and job.changed(final["seen"], 25)["state"] == "succeeded"  # an ended job answers at once
 
 
+def test_wait_keeps_holding_after_the_gateway_refuses_a_seen_token():
+    job = gatehouse.submit(keep, input="scratch/py-words", output="scratch/py-held-bad-seen")
+    asked = []
+    transport = job.client.transport
+    call = transport.call
+
+    def damaging(method, path, **kw):
+        # The first look that carries a token carries one the gateway refuses (400 naming seen).
+        if "&seen=" in path and not any("&seen=" in p for _, p, _ in asked):
+            path = path[: path.index("&seen=")] + "&seen=not%20a%20token"
+        try:
+            answer = call(method, path, **kw)
+        except gatehouse.GatehouseError as exc:
+            asked.append((method, path, exc.status))
+            raise
+        asked.append((method, path, 200))
+        return answer
+
+    transport.call = damaging
+    try:
+        final = job.wait(progress=False)
+    finally:
+        transport.call = call
+    assert final["state"] == "succeeded", final.get("error")
+    refused = [i for i, (_, p, status) in enumerate(asked) if status == 400]
+    assert len(refused) == 1 and "&seen=not%20a%20token" in asked[refused[0]][1], asked
+    # Every look after the refusal is still a held wait, not a fall back to plain polling.
+    after = [p for m, p, _ in asked[refused[0] + 1 :] if m == "GET"]
+    assert after and all(p.startswith("/v1/jobs/%s?wait_s=" % job.id) for p in after), asked
+
+
 def test_wait_with_a_timeout_gives_up_and_the_job_goes_on():
     job = gatehouse.submit(forever, input="scratch/py-words", output="scratch/py-forever-wait")
     with pytest.raises(TimeoutError):
