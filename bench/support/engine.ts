@@ -50,7 +50,7 @@ export class EngineClient {
   /** Signs a ticket for the spec as the gateway would and POSTs it; the job's id. */
   async submit(spec: JobSpec, user = 'bench'): Promise<string> {
     const job = `bench-${randomUUID().slice(0, 12)}`;
-    const ticket = await signAdmissionTicket({ job, user, spec: jobSpecHash(spec), granted: spec.resources }, this.key);
+    const ticket = signAdmissionTicket({ job, user, spec: jobSpecHash(spec), granted: spec.resources }, this.key);
     const res = await this.request('POST', '/jobs', JSON.stringify(spec), { [TICKET_HEADER]: ticket });
     if (res.status !== 201) throw new Error(`POST /jobs: ${res.status} ${res.body}`);
     return job;

@@ -196,9 +196,17 @@ export class JobService {
     };
     try {
       await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
-      // Started before the insert, but the embedded store's insert is synchronous and runs first
-      // (the ticket is signed asynchronously); overlapping them did not measure faster (one disk; BENCHMARKS.md).
-      if (!this.book.shared) send();
+      // On the embedded store (one gateway) the handover leaves before the record is written, so the
+      // engine takes the job while our insert's fsync runs; the answer still waits for both. The
+      // insert is synchronous once it starts (better-sqlite3) and its query reaches the database
+      // within this turn's promise jobs, ahead of the request's own next-tick write; one turn of the
+      // loop first puts the request on the wire (the ticket is signed synchronously, admission-ticket.ts).
+      // A failed insert cancels what was sent, below; a crash between the two leaves a backend job
+      // without a record, which the leader's sweep cancels.
+      if (!this.book.shared) {
+        send();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       try {
         await this.book.insert(record);
       } catch (err) {

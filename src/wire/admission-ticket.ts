@@ -3,8 +3,11 @@
 // certificate, so reaching the engine's port without the gateway's key gets nothing. That key is
 // Ed25519 and tickets are EdDSA only: signing one takes tens of microseconds where RS256 took about
 // a millisecond of every submission; an RS256 ticket (of a gateway before this) is refused.
-import { randomUUID, type KeyObject } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+// Signed here with node:crypto's one-shot Ed25519, synchronously: jose signs through WebCrypto,
+// a hop to the thread pool and back that cost more than the signature and let the record's
+// insert run before the handover could leave. Checked with jose, strictly, as before.
+import { randomUUID, type KeyObject, sign } from 'node:crypto';
+import { errors as joseErrors, jwtVerify } from 'jose';
 import type { Resources } from './jobs.js';
 
 export const TICKET_HEADER = 'gatehouse-admission';
@@ -47,23 +50,35 @@ export class TicketError extends Error {
   }
 }
 
-/** `now` (ms since the epoch) is the issuing clock; tests pass a past one to mint a ticket already expired. */
-export async function signAdmissionTicket(
+/** The protected header every ticket carries, encoded once. */
+const TICKET_HEADER_B64 = Buffer.from(JSON.stringify({ alg: TICKET_ALGORITHM, typ: TICKET_TYPE })).toString('base64url');
+
+/**
+ * A compact JWS (RFC 7515) over the claims, EdDSA with `key` (Ed25519 only: any other key throws).
+ * `now` (ms since the epoch) is the issuing clock; tests pass a past one to mint a ticket already expired.
+ */
+export function signAdmissionTicket(
   claims: { job: string; user: string; spec: string; granted: Resources; replaces?: { owner: string | null }; lifetimeS?: number },
   key: KeyObject,
   now: () => number = Date.now,
-): Promise<string> {
+): string {
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519') throw new TypeError(`an admission ticket is signed with an Ed25519 private key, not ${key.asymmetricKeyType ?? key.type}`);
   const lifetime = Math.min(claims.lifetimeS ?? TICKET_DEFAULT_LIFETIME_S, TICKET_MAX_LIFETIME_S);
-  const issuedAt = Math.floor(now() / 1000);
-  return new SignJWT({ job: claims.job, spec: claims.spec, granted: claims.granted, ...(claims.replaces ? { replaces: { owner: claims.replaces.owner } } : {}) })
-    .setProtectedHeader({ alg: TICKET_ALGORITHM, typ: TICKET_TYPE })
-    .setIssuer(TICKET_ISSUER)
-    .setAudience(TICKET_AUDIENCE)
-    .setSubject(claims.user)
-    .setJti(randomUUID())
-    .setIssuedAt(issuedAt)
-    .setExpirationTime(issuedAt + lifetime)
-    .sign(key);
+  const iat = Math.floor(now() / 1000);
+  const payload = {
+    job: claims.job,
+    spec: claims.spec,
+    granted: claims.granted,
+    ...(claims.replaces ? { replaces: { owner: claims.replaces.owner } } : {}),
+    iss: TICKET_ISSUER,
+    aud: TICKET_AUDIENCE,
+    sub: claims.user,
+    jti: randomUUID(),
+    iat,
+    exp: iat + lifetime,
+  };
+  const input = `${TICKET_HEADER_B64}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  return `${input}.${sign(null, Buffer.from(input), key).toString('base64url')}`;
 }
 
 /** Checks signature, issuer, audience, type, lifetime and shape; replay and spec binding are the caller's. */

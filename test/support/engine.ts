@@ -90,7 +90,7 @@ export class EngineClient {
 
   async ticket(spec: JobSpec, o: TicketOptions = {}): Promise<{ job: string; token: string }> {
     const job = o.job ?? `j-${randomUUID().slice(0, 12)}`;
-    const token = await signAdmissionTicket(
+    const token = signAdmissionTicket(
       { job, user: o.user ?? 'alice', spec: jobSpecHash(o.specFor ?? spec), granted: o.granted ?? spec.resources, lifetimeS: o.lifetimeS, ...(o.replaces ? { replaces: o.replaces } : {}) },
       o.key ?? this.gatewayKey,
       o.issuedAt === undefined ? undefined : () => o.issuedAt!,
