@@ -34,7 +34,13 @@ let measuring = false;
 const count = (what: string) => {
   if (measuring) counts.set(what, (counts.get(what) ?? 0) + 1);
 };
-createHook({ init: (_id, type) => { count(`async ${type}`); if (measuring && process.env.SUBMIT_PROFILE_STACK === type) console.log(new Error(type).stack); } }).enable();
+createHook({
+  init: (_id, type) => {
+    count(`async ${type}`);
+    // SUBMIT_PROFILE_STACK=<kind> prints where each resource of that kind is made (e.g. SIGNREQUEST).
+    if (measuring && process.env.SUBMIT_PROFILE_STACK === type) process.stdout.write(`${new Error(type).stack}\n`);
+  },
+}).enable();
 subscribe('http.client.request.start', (message) => {
   const { method, path } = (message as { request: ClientRequest }).request;
   count(`engine ${method} ${path.replace(/\?.*/, '?…').replace(/\/j-[0-9a-z-]+/, '/:id')}`);
