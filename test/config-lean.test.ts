@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
-import { localGateway } from '../src/config/lean.js';
+import { localGateway, upSettings } from '../src/config/lean.js';
 import { httpsUrl } from '../src/http/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-config-lean-'));
@@ -43,5 +43,40 @@ describe("the client's lean read of gatehouse.yaml agrees with loadConfig", () =
     mkdirSync(dir);
     writeFileSync(join(dir, 'gatehouse.yaml'), 'server:\n  port: high\n');
     expect(() => localGateway(undefined, dir, {})).toThrow(/server.port/);
+  });
+});
+
+// up-settings.ts: what `up` reads before the full loader to fork its children early (their logs' folder,
+// whether the development provider runs). `up` checks it against the loaded configuration anyway; here
+// it is held to agree in the cases people have, and to say null (not a wrong guess) where it is unsure.
+describe("up's quick read of gatehouse.yaml agrees with loadConfig", () => {
+  const full = (cwd: string, env: Record<string, string>, path?: string) => {
+    const { config } = loadConfig({ path, cwd, env });
+    return { stateDir: config.state.dir, devIdp: config.dev_idp.enabled && config.oidc.issuer === '' };
+  };
+  const cases: [string, string | null, Record<string, string>, string | undefined][] = [
+    ['no file', null, {}, undefined],
+    ['the repository default (provider on, state.dir var)', 'dev_idp:\n  enabled: true\nstate:\n  dir: var\n', {}, undefined],
+    ['an external issuer', 'dev_idp:\n  enabled: true\noidc:\n  issuer: https://sso.example.com\n  client_id: gh\n', {}, undefined],
+    ['overrides: provider off, a relative state dir from the cwd', 'dev_idp:\n  enabled: true\n', { GATEHOUSE_DEV_IDP_ENABLED: 'off', GATEHOUSE_STATE_DIR: 'elsewhere' }, undefined],
+    ['an override turns it on', '', { GATEHOUSE_DEV_IDP_ENABLED: 'yes' }, undefined],
+    ['--config from another folder, an absolute state dir', 'state:\n  dir: /srv/gatehouse\n', {}, 'sub/gatehouse.yaml'],
+    ['GATEHOUSE_CONFIG', 'state:\n  dir: ../st\n', { GATEHOUSE_CONFIG: 'gatehouse.yaml' }, undefined],
+  ];
+  it.each(cases)('%s', (_name, yaml, env, path) => {
+    const dir = join(root, `up-${++n}`);
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    if (yaml !== null) writeFileSync(join(dir, 'sub', 'gatehouse.yaml'), yaml);
+    const cwd = path === undefined ? join(dir, 'sub') : dir;
+    expect(upSettings(path, cwd, env)).toEqual(full(cwd, env, path));
+  });
+
+  it('is null, not a guess, for what it cannot read simply (the loader then says what is wrong)', () => {
+    const dir = join(root, 'up-unsure');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'gatehouse.yaml'), 'dev_idp:\n  enabled: [\n');
+    expect(upSettings(undefined, dir, {})).toBeNull();
+    expect(upSettings('missing.yaml', dir, {})).toBeNull();
+    expect(upSettings(undefined, root, { GATEHOUSE_DEV_IDP_ENABLED: 'maybe' })).toBeNull();
   });
 });

@@ -1,45 +1,37 @@
 // `gatehouse up`: the whole embedded default on one machine. Bootstraps the certificates and the
 // demo datasets, starts the engine and the gateway as child processes, waits for /readyz, and
 // stops them all together.
-import { type ChildProcess, fork } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { caCertificateFile, ensureServiceCertificates, readDevUsers } from '../auth/index.js';
-import { ensureDemoData } from '../compute/index.js';
+import { caCertificateFile, ensureServiceCertificates, readDevUsers } from '../auth/boot.js';
+import { ensureDemoData } from '../compute/boot.js';
 import type { Config } from '../config/index.js';
 import { commandStartedAt } from './command-clock.js';
 import { UsageError } from './fail.js';
 import type { ListeningMessage } from './serve.js';
-import { sendGo, WAIT_FOR_GO } from './up-handshake.js';
+import { type Child, type ChildName, dropChildren, type EarlyChildren, forkChild } from './up-fork.js';
+import { sendGo, sendPorts } from './up-handshake.js';
 
-const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const LISTEN_TIMEOUT_MS = 30_000;
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
-
-interface Child {
-  name: 'engine' | 'gateway' | 'dev-idp';
-  process: ChildProcess;
-  log: string;
-  url?: string;
-}
 
 export interface UpOptions {
   config: Config;
   configFile: string | null;
   json: boolean;
+  /** The children up-fork.ts forked before the configuration was loaded; used where they fit it. */
+  early?: EarlyChildren | undefined;
 }
 
-export async function up({ config, configFile, json }: UpOptions): Promise<number> {
+export async function up({ config, configFile, json, early }: UpOptions): Promise<number> {
   // The wall clock since the command started (npm's share included), not since this function ran.
   const startedAt = commandStartedAt();
   const say = (line: string) => {
     if (!json) process.stdout.write(`${line}\n`);
   };
   const logDir = join(config.state.dir, 'log');
-  mkdirSync(logDir, { recursive: true, mode: 0o700 });
   const children: Child[] = [];
   let stopping = false;
   let resolveExit: (code: number) => void = () => {};
@@ -61,36 +53,36 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  // Forked at once, each child loads its code and waits for its go (up-handshake.ts).
-  const spawnChild = (name: Child['name']): Child => {
-    const log = join(logDir, `${name}.log`);
-    const fd = openSync(log, 'a', 0o600);
-    const env2 = { ...process.env, [WAIT_FOR_GO]: '1', ...(configFile ? { GATEHOUSE_CONFIG: configFile } : {}) };
-    const child: Child = { name, log, process: fork(MAIN, [name], {
-        env: env2,
-        stdio: ['ignore', fd, fd, 'ipc'],
-        // Its own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order.
-        detached: true,
-      }) };
-    closeSync(fd);
+  const withDevIdp = config.dev_idp.enabled && config.oidc.issuer === '';
+  // The early children fit when the quick read agreed with the configuration; otherwise forked again now.
+  const adopted = early && early.logDir === logDir && early.devIdp === withDevIdp ? early.children : [];
+  if (early && adopted.length === 0) await dropChildren(early.children);
+  // Forked at once (or adopted), each child loads its code and waits for its go (up-handshake.ts).
+  const spawnChild = (name: ChildName): Child => {
+    const child = adopted.find((c) => c.name === name) ?? forkChild(name, logDir);
     children.push(child);
-    child.process.on('exit', (code, signal) => {
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       if (stopping) return;
       const reason = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      void stopAll(1, `${name} ${reason}; stopping.\n${tail(log)}`);
-    });
+      void stopAll(1, `${name} ${reason}; stopping.\n${tail(child.log)}`);
+    };
+    // An early child that has ended already (before `up` had its configuration) is reported as any other.
+    if (child.process.exitCode !== null || child.process.signalCode !== null) queueMicrotask(() => onExit(child.process.exitCode, child.process.signalCode));
+    else child.process.on('exit', onExit);
     return child;
   };
-  /** Lets a forked child read its configuration and start; resolves with it once it listens. */
-  const start = async (child: Child, env: Record<string, string>): Promise<Child> => {
+  /** Lets a forked child read its configuration and start; resolves with it once it listens (for the gateway, after `ports`). */
+  const start = async (child: Child, ports?: Promise<Record<string, string>>): Promise<Child> => {
     const listened = listening(child);
-    if (!sendGo(child.process, env)) throw new UsageError(`${child.name} stopped before it started\n${tail(child.log)}`);
+    const gone = () => new UsageError(`${child.name} stopped before it started\n${tail(child.log)}`);
+    if (!sendGo(child.process, configFile ? { GATEHOUSE_CONFIG: configFile } : {}, ports !== undefined)) throw gone();
+    if (ports && !sendPorts(child.process, await ports)) throw gone();
     child.url = await listened;
     return child;
   };
 
   const engineChild = spawnChild('engine');
-  const devIdpChild = config.dev_idp.enabled && config.oidc.issuer === '' ? spawnChild('dev-idp') : undefined;
+  const devIdpChild = withDevIdp ? spawnChild('dev-idp') : undefined;
   const gatewayChild = spawnChild('gateway');
   let certs: ReturnType<typeof ensureServiceCertificates>;
   let demo: Awaited<ReturnType<typeof ensureDemoData>>;
@@ -111,13 +103,18 @@ export async function up({ config, configFile, json }: UpOptions): Promise<numbe
 
   try {
     // The engine and the development provider (only when no real one is configured) start side by
-    // side; the gateway needs both their ports, so it goes on (its code loaded meanwhile) when they listen.
-    const [engine, devIdp] = await Promise.all([start(engineChild, {}), devIdpChild ? start(devIdpChild, {}) : Promise.resolve(undefined)]);
-    const enginePort = String(new URL(engine.url!).port);
-    const gateway = await start(gatewayChild, {
-      GATEHOUSE_ENGINE_PORT: enginePort,
+    // side; the gateway needs both their ports for its backends and logins, and is told them when they listen.
+    const others = Promise.all([start(engineChild), devIdpChild ? start(devIdpChild) : Promise.resolve(undefined)]);
+    const ports = others.then(([engine, devIdp]) => ({
+      GATEHOUSE_ENGINE_PORT: String(new URL(engine.url!).port),
       ...(devIdp ? { GATEHOUSE_DEV_IDP_PORT: String(new URL(devIdp.url!).port) } : {}),
-    });
+    }));
+    // The gateway goes on at once too (store, audit trail, policy) and gets the ports when they listen.
+    const gatewayStarted = start(gatewayChild, ports);
+    // Neither left unhandled when the other fails first (the catch below reports the first).
+    gatewayStarted.catch(() => {});
+    const [engine, devIdp] = await others;
+    const gateway = await gatewayStarted;
     const ready = await waitReady(gateway.url!, readFileSync(caCertificateFile(config.certs.dir)), () => stopping);
     const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
     const caFile = caCertificateFile(config.certs.dir);

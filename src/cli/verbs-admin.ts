@@ -174,30 +174,49 @@ function addAudit(program: Command, result: Result): void {
 function addServers(program: Command, result: Result): void {
   // up's --json is its ready line for a supervisor, not a result: no -o.
   act(withConfig(program.command('up').summary('the engine, the gateway (and the development SSO provider) on this machine, as npm start does'), false).option('--json', 'the ready line as JSON'), async ({ loaded, opts }) => {
-    // Its own code (the certificates, the demo data) loads alongside the configuration's.
-    const [{ config, file }, { up }] = await Promise.all([loaded(), servers()]);
-    return up({ config, configFile: file, json: Boolean(opts.json) });
+    // The children first (they load their code meanwhile), then `up`'s own code (the certificates,
+    // the demo data) alongside the configuration's.
+    const { dropChildren, forkEarly } = await import('./up-fork.js');
+    const early = forkEarly(opts.config as string | undefined);
+    let loadedConfig: Awaited<ReturnType<typeof loaded>>;
+    let up: Awaited<ReturnType<typeof servers>>['up'];
+    try {
+      [loadedConfig, { up }] = await Promise.all([loaded(), servers()]);
+    } catch (err) {
+      if (early) await dropChildren(early.children);
+      throw err;
+    }
+    return up({ config: loadedConfig.config, configFile: loadedConfig.file, json: Boolean(opts.json), early });
   }, result);
   act(withConfig(program.command('gateway').summary('the gateway alone (HTTPS, server.host:server.port)'), false), async ({ loaded }) => {
     // The code first (under `up`, while the engine and the SSO provider start), then the configuration.
-    const [{ startGateway }] = await Promise.all([import('../gateway/index.js'), preloadConfig(), goFromParent()]);
+    const [{ startGateway }, , go] = await Promise.all([import('../gateway/index.js'), preloadConfig(), goFromParent()]);
     const { config } = await loaded();
-    await (await servers()).serve('gateway', () => startGateway(config));
+    // Under `up`, the engine's and the provider's ports come later: read again (every key checked again) then.
+    const ports = go.ports;
+    const ready = ports
+      ? async () => {
+          await ports;
+          return (await loaded()).config;
+        }
+      : undefined;
+    await (await servers()).serve('gateway', () => startGateway(config, ready, { certificatesEnsured: Boolean(go.certificatesEnsured) }));
     return -1; // keeps running until a signal
   }, result);
   act(withConfig(program.command('engine').summary('the bundled engine alone (mTLS, only the gateway\'s client certificate)'), false), async ({ loaded }) => {
-    const [{ ensureServiceCertificates }, { startEngine }] = await Promise.all([import('../auth/index.js'), import('../compute/index.js'), preloadConfig(), goFromParent()]);
+    const [{ ensureServiceCertificates }, { startEngine }, , go] = await Promise.all([import('../auth/boot.js'), import('../compute/index.js'), preloadConfig(), goFromParent()]);
     const { config } = await loaded();
     await (await servers()).serve('engine', async () => {
-      // Run alone, the engine creates the certificates too; under `up` they already exist.
-      ensureServiceCertificates(config);
+      // Run alone, the engine creates the certificates too; under `up` they were checked a moment ago.
+      if (!go.certificatesEnsured) ensureServiceCertificates(config);
       return startEngine(config);
     });
     return -1;
   }, result);
   act(withConfig(program.command('dev-idp').summary('the DEVELOPMENT OIDC provider alone (127.0.0.1:dev_idp.port)'), false), async ({ loaded }) => {
     // Its signing key is made on the thread pool while the configuration's code loads and `up` is not ready yet.
-    const auth = import('../auth/index.js').then((m) => {
+    const auth = import('../auth/boot.js').then(async (boot) => {
+      const m = await boot.devIdpModule();
       m.prepareDevIdpSigningKey();
       return m;
     });

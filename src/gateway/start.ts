@@ -18,22 +18,22 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-export async function startGateway(config: Config): Promise<RunningService> {
-  checkGatewayFiles(config);
-  ensureServiceCertificates(config);
-  const serverTls = readTlsMaterial(config.certs.dir, 'gateway');
-  const clientTls = readTlsMaterial(config.certs.dir, 'gatewayClient');
-  const password = storePassword(config);
-  const store = await openStore({ stateDir: config.state.dir, url: config.store.url, ...(password !== undefined ? { password } : {}) });
-  // The configured backends (the bundled engine over mTLS with the gateway's client certificate;
-  // Slurm's job records live in the store).
-  let backends: ReturnType<typeof createBackends>;
-  try {
-    backends = createBackends(config, clientTls, store);
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
+/**
+ * `ready`, under `gatehouse up`: resolves with the configuration read again once the engine and the
+ * development provider listen (their ports were not known at the go). What needs neither (the
+ * certificates, the store, the audit trail, the policy) is set up while they start; the backends,
+ * the logins and the listener after. Run alone, the configuration is complete from the start.
+ * `certificatesEnsured`: `up` has just made or checked the service certificates.
+ */
+export async function startGateway(first: Config, ready?: () => Promise<Config>, { certificatesEnsured = false } = {}): Promise<RunningService> {
+  checkGatewayFiles(first);
+  // Under `up`, which has made or checked them a moment before (reading the CA costs a few hundred ms of CPU at start).
+  if (!certificatesEnsured) ensureServiceCertificates(first);
+  const serverTls = readTlsMaterial(first.certs.dir, 'gateway');
+  const clientTls = readTlsMaterial(first.certs.dir, 'gatewayClient');
+  const password = storePassword(first);
+  const store = await openStore({ stateDir: first.state.dir, url: first.store.url, ...(password !== undefined ? { password } : {}) });
+  let config = first;
   let audit: AuditTrail;
   const auditDir = config.audit.dir || join(config.state.dir, 'audit');
   const archiveDir = config.audit.archive_dir || join(auditDir, 'archive');
@@ -43,15 +43,19 @@ export async function startGateway(config: Config): Promise<RunningService> {
     const witnessFile = witnessFileOf(config.audit.witness_file, config.state.dir, auditDir);
     audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000, witnessFile, archiveDir });
   } catch (err) {
-    closeBackends(backends);
     await store.close();
     throw err;
   }
   let identity: Awaited<ReturnType<typeof createIdentityService>> | undefined;
   let policy: PolicyReloader | undefined;
+  let backends: ReturnType<typeof createBackends> | undefined;
   try {
     // A bad policy stops start-up with every problem; once running, a bad edit is refused instead.
     policy = await PolicyReloader.start(config.policies.dir, { requireTests: config.policies.require_tests });
+    if (ready) config = await ready();
+    // The configured backends (the bundled engine over mTLS with the gateway's client certificate;
+    // Slurm's job records live in the store).
+    backends = createBackends(config, clientTls, store);
     identity = await createIdentityService(config, store);
     let listeningUrl = config.server.public_url.replace(/\/$/, '');
     // Filled once this gateway listens and has registered where the others reach it.
@@ -120,7 +124,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
         await registry?.close();
         await app.close();
         identity?.close();
-        closeBackends(backends);
+        if (backends) closeBackends(backends);
         await audit.close(); // after the last request: its events are committed and the tail signed
         await store.close();
       },
@@ -128,7 +132,7 @@ export async function startGateway(config: Config): Promise<RunningService> {
   } catch (err) {
     policy?.close();
     identity?.close();
-    closeBackends(backends);
+    if (backends) closeBackends(backends);
     await audit.close();
     await store.close();
     throw err;
