@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/index.js';
-import { localGateway, upSettings } from '../src/config/lean.js';
+import { upSettings } from '../src/config/boot.js';
+import { localGateway } from '../src/config/lean.js';
 import { httpsUrl } from '../src/http/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-config-lean-'));

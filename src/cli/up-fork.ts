@@ -7,7 +7,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { upSettings } from '../config/lean.js';
+import { upSettings } from '../config/boot.js';
 import { WAIT_FOR_GO } from './up-handshake.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));

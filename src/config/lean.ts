@@ -2,4 +2,3 @@
 // configuration without the full loader and its schema library (see local-gateway.ts).
 export { ConfigError } from './errors.js';
 export { type LocalGateway, localGateway } from './local-gateway.js';
-export { type UpSettings, upSettings } from './up-settings.js';
