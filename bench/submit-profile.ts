@@ -12,7 +12,7 @@
 // (the engine is another process, started before the attach, so only the gateway's fsyncs count;
 // each window is cut by a failing look-up of /nonexistent/submit-profile-start and -end).
 import { createHook } from 'node:async_hooks';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { subscribe } from 'node:diagnostics_channel';
 import type { ClientRequest } from 'node:http';
 import type { Agent } from 'node:https';
@@ -76,6 +76,8 @@ const submit = async (): Promise<string> => {
   if (answer.status !== 201) throw new Error(`POST /v1/jobs answered ${answer.status}: ${answer.text}`);
   return (JSON.parse(answer.text) as { id: string }).id;
 };
+/** The measured windows, µs of the monotonic clock (a --cpu-prof profile's own timestamps): SUBMIT_PROFILE_WINDOWS=file writes them. */
+const windows: [bigint, bigint][] = [];
 let cpuUs = 0;
 let busyMs = 0;
 let wallMs = 0;
@@ -90,9 +92,11 @@ try {
     const elu0 = performance.eventLoopUtilization();
     const t0 = performance.now();
     mark('start');
+    const w0 = process.hrtime.bigint();
     measuring = true;
     const id = await submit();
     measuring = false;
+    windows.push([w0 / 1000n, process.hrtime.bigint() / 1000n]);
     mark('end');
     wallMs += performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
@@ -103,6 +107,7 @@ try {
 } finally {
   await bench.teardown?.(w);
 }
+if (process.env.SUBMIT_PROFILE_WINDOWS) writeFileSync(process.env.SUBMIT_PROFILE_WINDOWS, JSON.stringify(windows.map(([a, b]) => [Number(a), Number(b)])));
 const per = (x: number) => (x / n).toFixed(2).padStart(9);
 process.stdout.write(`${n} submissions through the gateway, per submission (client included):\n`);
 process.stdout.write(`${'wall ms (mean)'.padEnd(44)} ${per(wallMs)}\n`);

@@ -1,0 +1,67 @@
+// The embedded store's submission hands the job to the engine before its record's insert has
+// returned (the engine takes it while our fsync runs). So a record that cannot be written must
+// not leave a job running: the answer is 503, the engine's job is cancelled before it can write
+// anything, and the gateway keeps nothing of it. The store is made to refuse the insert for real
+// (a trigger on the gateway's own SQLite file), with a real engine and gateway.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import type { JobSpec } from '../src/wire/index.js';
+import { EngineClient } from './support/engine.js';
+import { GATED } from './support/gated-job.js';
+import { Stack } from './support/stack.js';
+
+let stack: Stack;
+let token: string;
+const onSqlite = (process.env.GATEHOUSE_TEST_STORE ?? 'sqlite') === 'sqlite';
+
+beforeAll(async () => {
+  stack = await Stack.start({ users: {} });
+  await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
+  token = await stack.login('alice');
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const spec = (output: string): JobSpec => ({ name: 't', input: 'scratch/tiny', output, runtime: 'python', source: GATED, resources: { cores: 1, memory_mb: 256, time_limit_s: 120 }, max_attempts: 1 });
+
+describe.runIf(onSqlite)('a job record the embedded store cannot write', () => {
+  it('is answered 503, and the job the engine was handed meanwhile is cancelled before it writes anything', async () => {
+    const db = new Database(join(stack.home, 'var', 'gatehouse.db'));
+    db.pragma('busy_timeout = 5000');
+    db.exec("create trigger refuse_jobs before insert on jobs begin select raise(abort, 'the disk is full'); end");
+    let answer: Awaited<ReturnType<Stack['api']>>;
+    try {
+      answer = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/unrecorded') });
+    } finally {
+      db.exec('drop trigger refuse_jobs');
+      db.close();
+    }
+    expect(answer.status, answer.body).toBe(503);
+    expect(answer.json()).toMatchObject({ error: 'not_ready', message: expect.stringContaining('the job record could not be written') });
+    // Its admission is on the trail (it was decided and recorded before the handover); its id is there.
+    const submitted = stack.auditEvents().find((e) => e.action === 'job.submit' && e.details.output === 'scratch/unrecorded');
+    expect(submitted).toBeDefined();
+    const id = submitted!.object.slice('job:'.length);
+    // The engine had it (the handover left before the insert failed): cancelled, never released, no output.
+    const engine = new EngineClient(stack.engine.url, stack.certsDir);
+    expect((await engine.waitFor(id)).state).toBe('cancelled');
+    // Cancelled by the failed submission itself, not left to the reconciler's sweep of unrecorded jobs
+    // (which would find it only at its next pass, time enough for a quick job to write its output).
+    expect(stack.gateway.output()).not.toContain('cancelling a backend job the gateway has no live record of');
+    expect(existsSync(join(stack.dataRoot, 'scratch', 'unrecorded'))).toBe(false);
+    // The gateway keeps nothing of it: no job to see, no quota held.
+    expect((await stack.api(`/v1/jobs/${id}`, token)).status).toBe(404);
+    expect((await stack.api('/v1/quota', token)).json<{ usage: { running_jobs: number } }>().usage.running_jobs).toBe(0);
+    // The store takes records again: the same submission runs (the refusal above was the trigger's).
+    const again = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/recorded') });
+    expect(again.status, again.body).toBe(201);
+    const next = again.json<{ id: string }>().id;
+    expect((await engine.waitFor(next, (s) => s.state === 'running' || s.state === 'queued')).state).toMatch(/running|queued/);
+    await stack.api(`/v1/jobs/${next}`, token, { method: 'DELETE' });
+  });
+});
