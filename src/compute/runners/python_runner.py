@@ -16,18 +16,18 @@ partition); nothing of the protocol goes there but the mark: after a task's last
 "<mark>" (after a newline) on both, which the engine drops. It tells the engine where this task's
 prints end, so it may queue the next task here before this one is answered ("marks": true) and
 still tag every line with the partition that printed it. Standard library only, Python 3.9+.
+
+Its start is part of every job's fixed cost (the first partition waits for it), so it imports only
+what every job needs: no argparse (three flags, parsed by hand), and logging (for ctx.log) and
+traceback (for an error's story) only when a job first uses them.
 """
 
-import argparse
 import importlib.machinery
-import importlib.util
 import json
-import logging
 import os
 import re
 import sys
 import time
-import traceback
 
 CHANNEL_FD = 3
 CHUNK = 1 << 20
@@ -37,12 +37,40 @@ MODULE_NAME = "gatehouse_job"
 MARK = re.compile(r"^gatehouse-end-of-task-[0-9a-f]{24}$")
 
 
+def parse_args(argv):
+    """--source FILE (required), --entrypoint NAME (process), --job ID (""); exit 2 on anything else."""
+    options = {"source": None, "entrypoint": "process", "job": ""}
+    rest = list(argv)
+    while rest:
+        flag = rest.pop(0)
+        key = flag[2:] if flag.startswith("--") else None
+        if "=" in flag and key is not None:
+            key, value = key.split("=", 1)
+        elif key in options and rest:
+            value = rest.pop(0)
+        else:
+            value = None
+        if key not in options or value is None:
+            sys.stderr.write("python_runner.py: unexpected argument %r (usage: --source FILE [--entrypoint NAME] [--job ID])\n" % flag)
+            sys.exit(2)
+        options[key] = value
+    if options["source"] is None:
+        sys.stderr.write("python_runner.py: --source FILE is required\n")
+        sys.exit(2)
+    return Options(**options)
+
+
+class Options:
+    __slots__ = ("source", "entrypoint", "job")
+
+    def __init__(self, source, entrypoint, job):
+        self.source = source
+        self.entrypoint = entrypoint
+        self.job = job
+
+
 def main():
-    parser = argparse.ArgumentParser(description="Gatehouse warm Python worker")
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--entrypoint", default="process")
-    parser.add_argument("--job", default="")
-    options = parser.parse_args()
+    options = parse_args(sys.argv[1:])
 
     if os.environ.get("GATEHOUSE_PDEATHSIG") == "1":
         die_with_parent()
@@ -62,7 +90,7 @@ def main():
         channel.send({"fatal": entry})
         sys.exit(1)
 
-    log = job_logger()
+    log = LazyLog()
     channel.send({"ready": True, "marks": True})
     for message in channel.messages():
         op = message.get("op")
@@ -86,8 +114,10 @@ def load_entrypoint(source, name):
     sys.path[0] = os.path.dirname(os.path.abspath(source))
     # An explicit loader: the engine's copy of the source need not end in .py.
     loader = importlib.machinery.SourceFileLoader(MODULE_NAME, source)
-    spec = importlib.util.spec_from_loader(MODULE_NAME, loader, origin=source)
-    module = importlib.util.module_from_spec(spec)
+    # importlib.util's own two functions, from the bootstrap every interpreter has already loaded:
+    # importing importlib.util itself (contextlib and more) is a few ms of every worker's start.
+    spec = importlib._bootstrap.spec_from_loader(MODULE_NAME, loader, origin=source)
+    module = importlib._bootstrap.module_from_spec(spec)
     # Registered before exec so pickle and helpers that look the module up by name find it.
     sys.modules[MODULE_NAME] = module
     # No __pycache__ beside the job's source: it is a staging copy, used once.
@@ -107,21 +137,42 @@ def load_entrypoint(source, name):
 class Context:
     """What process(input_path, output_path, ctx) learns about its partition."""
 
-    __slots__ = ("partition", "attempt", "job_id", "input_format", "log")
+    __slots__ = ("partition", "attempt", "job_id", "input_format", "_log")
 
     def __init__(self, partition, attempt, job_id, input_format, log):
         self.partition = partition
         self.attempt = attempt
         self.job_id = job_id
         self.input_format = input_format
-        self.log = log
+        self._log = log
+
+    @property
+    def log(self):
+        """The job's logger (lines on stderr as "LEVEL message"), made when a job first asks for it."""
+        return self._log.get()
 
     def __repr__(self):
         return "Context(partition=%r, attempt=%r, job_id=%r, input_format=%r)" % (
             self.partition, self.attempt, self.job_id, self.input_format)
 
 
+class LazyLog:
+    """One logger per worker, but `import logging` (tens of ms at start) only for a job that logs."""
+
+    __slots__ = ("log",)
+
+    def __init__(self):
+        self.log = None
+
+    def get(self):
+        if self.log is None:
+            self.log = job_logger()
+        return self.log
+
+
 def job_logger():
+    import logging
+
     log = logging.getLogger("gatehouse.job")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
@@ -178,7 +229,12 @@ def describe(exc, limit):
     # The runner's and importlib's own frames say nothing to the user: skip the leading ones.
     while tb is not None and is_machinery(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
-    lines = "".join(traceback.format_exception(type(exc), exc, tb)).splitlines()
+    try:
+        import traceback  # imported here, not at start: most jobs never fail
+
+        lines = "".join(traceback.format_exception(type(exc), exc, tb)).splitlines()
+    except MemoryError:  # out of memory even for the story: the summary alone
+        lines = []
     summary = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
     return "\n".join([summary] + lines[-limit:])
 

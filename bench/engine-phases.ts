@@ -1,0 +1,77 @@
+// Where one job's fixed cost goes inside the engine, job after job: `node dist/bench/engine-phases.js
+// [N] [PARTITIONS] [ROWS]` (after `npm run build`). Starts the engine as its own process (log level
+// info), writes person.bench's CSV shape (default 16 × 50 000 rows), submits N jobs of
+// bench/engine/aggregate.py one at a time as the gateway would (ticket, POST /jobs, the pushed end on
+// GET /events) and prints, per job, the submit's answer time, the pushed end, and the phases of the
+// engine's "job finished" line; then the medians. A profiling tool, not a bench row: relative offsets
+// inside one job, fit to compare before and after a change under moderate load.
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { stringify } from 'yaml';
+import { writeDataset } from '../src/compute/catalog/index.js';
+import { PACKAGE_ROOT } from '../src/version.js';
+import type { JobSpec } from '../src/wire/index.js';
+import { until } from '../test/support/until.js';
+import { median } from './measure.js';
+import { EngineClient, startEngineProcess } from './support/engine.js';
+
+const [N = 8, PARTITIONS = 16, ROWS = 50_000] = process.argv.slice(2).map(Number);
+const CORES = availableParallelism();
+const REGIONS = ['north', 'south', 'east', 'west', 'centre', 'islands'];
+const CATEGORIES = ['groceries', 'travel', 'electronics', 'clothing', 'rent', 'health', 'leisure', 'fees'];
+
+function partitionText(p: number): string {
+  let x = 12345 + p * 7919;
+  const next = () => (x = (x * 1103515245 + 12345) % 2147483648);
+  const lines = ['id,region,category,amount'];
+  for (let r = 0; r < ROWS!; r++) lines.push(`${p * ROWS! + r},${REGIONS[next() % REGIONS.length]},${CATEGORIES[next() % CATEGORIES.length]},${(next() % 100_000) / 100}`);
+  return `${lines.join('\n')}\n`;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-engine-phases-'));
+chmodSync(dir, 0o711);
+const config = join(dir, 'gatehouse.yaml');
+writeFileSync(
+  config,
+  stringify({
+    server: { port: 0 },
+    engine: { port: 0, slots: CORES, python: '/usr/bin/python3', task_uids: '393000-393999' },
+    data: { root: 'data' },
+    state: { dir: 'var' },
+    certs: { dir: 'certs' },
+    policies: { dir: join(PACKAGE_ROOT, 'policies') },
+    log: { level: 'info' },
+  }),
+);
+await writeDataset(join(dir, 'data'), 'phases_in', { format: 'csv', columns: ['id', 'region', 'category', 'amount'], owner: 'bench', labels: [], produced_by: 'bench', partitions: Array.from({ length: PARTITIONS! }, (_, p) => ({ text: partitionText(p), rows: ROWS! })) });
+const engine = await startEngineProcess(config, dir);
+const client = new EngineClient(engine.url, join(dir, 'certs'));
+const source = readFileSync(join(PACKAGE_ROOT, 'bench', 'engine', 'aggregate.py'), 'utf8');
+const rows: Record<string, number>[] = [];
+try {
+  const events = await client.events();
+  for (let k = 0; k < N!; k++) {
+    const spec: JobSpec = { name: 'aggregate', input: 'phases_in', output: `phases_out_${k}`, runtime: 'python', source, resources: { cores: CORES, memory_mb: 512, time_limit_s: 600 } };
+    const t0 = performance.now();
+    const id = await client.submit(spec);
+    const answered = performance.now() - t0;
+    const { status } = await events.final(id);
+    const wall = performance.now() - t0;
+    if (status.state !== 'succeeded') throw new Error(`${id} ${status.state}: ${status.error}`);
+    const line = await until(() => engine.output().split('\n').find((l) => l.includes(`"job":"${id}"`) && l.includes('"msg":"job finished"')), 10_000, 'job finished line', 5);
+    const phases = (JSON.parse(line) as { phases: Record<string, number> }).phases;
+    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10 };
+    rows.push(row);
+    process.stderr.write(`${id} load ${loadavg()[0]!.toFixed(2)}: ${Object.entries(row).map(([k2, v]) => `${k2} ${v}`).join(', ')}\n`);
+    rmSync(join(dir, 'data', spec.output), { recursive: true, force: true });
+  }
+} finally {
+  client.close();
+  await engine.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+const keys = [...new Set(rows.slice(1).flatMap((r) => Object.keys(r)))];
+const meds = keys.map((k) => [k, median(rows.slice(1).map((r) => r[k]).filter((v): v is number => v !== undefined))] as const).sort((a, b) => a[1] - b[1]);
+process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);

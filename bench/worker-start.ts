@@ -1,0 +1,61 @@
+// How long a warm Python worker takes to start in the engine's sandbox, by layer: `node
+// dist/bench/worker-start.js [N] [WORKERS]` (after `npm run build`, as root for the uid switch).
+// Builds one job area as the engine does, then starts WORKERS warm workers at once N times,
+// measuring spawn → the runner's ready message; the same for the bare interpreter inside the
+// same launch (python3 -c pass) to separate the sandbox and interpreter from the runner's own start.
+// A profiling tool, not a bench row.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { runnerScript, runtimeArgv, WarmWorker } from '../src/compute/runners/index.js';
+import { detectIsolation, installRuntime, prepareJobArea, secureDataRoot, taskLaunch, taskPaths, writeJobSource } from '../src/compute/sandbox/index.js';
+import { median } from './measure.js';
+
+const [N = 10, WORKERS = 2] = process.argv.slice(2).map(Number);
+const PYTHON = '/usr/bin/python3';
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-worker-start-'));
+chmodSync(dir, 0o711);
+const iso = await detectIsolation({ mode: 'auto', taskUids: '394000-394099' });
+mkdirSync(join(dir, 'data'));
+const { stagingRoot } = await secureDataRoot(join(dir, 'data'), iso);
+const runtimeDir = await installRuntime(stagingRoot, [runnerScript('python'), runnerScript('node')]);
+const input = join(dir, 'p0.csv');
+writeFileSync(input, 'a\n1\n');
+const area = await prepareJobArea(iso, { stagingRoot, jobId: 'j1', uid: iso.root ? 394001 : null, inputs: [input] });
+await writeJobSource(area, 'job.py', 'import csv\n\ndef process(i, o, ctx):\n    pass\n');
+const paths = taskPaths(iso, area, runtimeDir);
+const limits = { memoryMb: 512, addressSpace: true, maxFileBytes: 1 << 30 };
+const argv = runtimeArgv('python', { runtimeDir: paths.runtime, source: join(paths.work, 'job.py'), entrypoint: 'process', jobId: 'j1', python: PYTHON, memoryMb: 512, node: process.execPath });
+
+async function warm(): Promise<number> {
+  const t0 = performance.now();
+  const w = WarmWorker.start(taskLaunch(iso, area, runtimeDir, argv, limits, { GATEHOUSE_PDEATHSIG: '1' }), () => {});
+  await w.ready();
+  const t = performance.now() - t0;
+  await w.stop();
+  return t;
+}
+
+function bare(cmd: string[]): Promise<number> {
+  const launch = taskLaunch(iso, area, runtimeDir, cmd, limits);
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const c = spawn(launch.file, launch.args, { env: launch.env, cwd: launch.cwd, stdio: 'ignore' });
+    c.on('error', reject);
+    c.on('close', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`exit ${code}`))));
+  });
+}
+
+const rows: Record<string, number[]> = { true: [], 'python -c pass': [], 'python runner imports': [], 'warm worker ready': [] };
+for (let k = 0; k < N!; k++) {
+  const at = async (key: string, f: () => Promise<number>) => rows[key]!.push(median(await Promise.all(Array.from({ length: WORKERS! }, f))));
+  await at('true', () => bare(['/usr/bin/true']));
+  await at('python -c pass', () => bare([PYTHON, '-c', 'pass']));
+  await at('python runner imports', () => bare([PYTHON, '-c', 'import argparse, importlib.util, json, logging, re, traceback, csv']));
+  await at('warm worker ready', warm);
+}
+console.log(`${iso.describe()}, ${WORKERS} at once, medians of ${N}: ${Object.entries(rows).map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`).join(', ')}`);
+if (!process.env.SHOW_LAUNCH) rmSync(dir, { recursive: true, force: true });
+if (process.env.SHOW_LAUNCH) console.log(JSON.stringify(taskLaunch(iso, area, runtimeDir, [PYTHON, '-c', 'pass'], limits)));
