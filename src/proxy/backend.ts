@@ -25,6 +25,12 @@ export interface BackendSubmission {
    * dataset may be replaced.
    */
   replaces?: { owner: string | null };
+  /**
+   * jobSpecHash(spec) as the gateway's record keeps it, so a backend that signs it (the bundled
+   * engine's ticket) need not hash the spec again. A stale one only gets the job refused: the engine
+   * hashes the spec it receives and compares.
+   */
+  spec_hash?: string;
 }
 
 /** What a backend can run at once. */

@@ -35,7 +35,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     name: BUNDLED,
     location: engine.url,
     submit: async (job) => {
-      const ticket = signAdmissionTicket({ job: job.id, user: job.user, spec: jobSpecHash(job.spec), granted: job.granted, ...(job.replaces ? { replaces: job.replaces } : {}) }, ticketKey);
+      const ticket = signAdmissionTicket({ job: job.id, user: job.user, spec: job.spec_hash ?? jobSpecHash(job.spec), granted: job.granted, ...(job.replaces ? { replaces: job.replaces } : {}) }, ticketKey);
       const created = await engine.submit(job.spec, ticket);
       return { backendId: created.id }; // the engine keeps the gateway's id
     },

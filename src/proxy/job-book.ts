@@ -354,6 +354,7 @@ export class JobBook {
         user: r.user,
         ...(r.posix_user !== null ? { posix_user: r.posix_user } : {}),
         spec: r.spec,
+        spec_hash: r.spec_hash,
         granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s },
         ...(replaces ? { replaces } : {}),
       });
