@@ -24,9 +24,9 @@ export async function createDevProvider({ issuer, users, publicUrl }: DevProvide
   const redirectUris = [...LOOPBACK_HOSTS].map((host) => `https://${host}${CALLBACK_PATH}`);
   if (publicUrl !== '') redirectUris.push(`${publicUrl.replace(/\/+$/, '')}${CALLBACK_PATH}`);
 
-  // Loaded here rather than at the top: importing oidc-provider prints its runtime warning, and only
-  // starting the development provider should do that, not every command that imports this room.
-  const { default: Provider } = await import('oidc-provider');
+  // Loaded here (or by prepareDevIdp) rather than at the top: importing oidc-provider prints its runtime
+  // warning, and only the development provider's process should do that, not every command that imports this room.
+  const { default: Provider } = await (library ?? import('oidc-provider'));
   const provider = new Provider(issuer, {
     clients: [
       {
@@ -139,15 +139,19 @@ function deviceError(err: { name?: string; userCode?: string }): string {
 }
 
 let prepared: Promise<Record<string, unknown>> | undefined;
+let library: Promise<typeof import('oidc-provider')> | undefined;
 
 /**
- * Starts making the next provider's signing key (an RSA key: 0.1-0.4 s on the thread pool) ahead of
- * its start: `gatehouse dev-idp` under `up` calls this while it waits for its go, so the key is ready
- * when the provider starts. Taken by one provider only; another in the same process makes its own.
+ * Starts making the next provider's signing key (an RSA key: 0.1-0.4 s on the thread pool) and loading
+ * oidc-provider (about 200 modules, a few hundred ms of CPU) ahead of its start: `gatehouse dev-idp`
+ * under `up` calls this while it waits for its go, so both are ready when the provider starts. The key
+ * is taken by one provider only; another in the same process makes its own.
  */
 export function prepareSigningKey(): void {
   prepared ??= signingKey();
   prepared.catch(() => {}); // a failure is the taker's to report
+  library ??= import('oidc-provider');
+  library.catch(() => {}); // as is this one's
 }
 
 function takeSigningKey(): Promise<Record<string, unknown>> {
