@@ -34,24 +34,31 @@ export async function startGateway(first: Config, ready?: () => Promise<Config>,
   const password = storePassword(first);
   const store = await openStore({ stateDir: first.state.dir, url: first.store.url, ...(password !== undefined ? { password } : {}) });
   let config = first;
-  let audit: AuditTrail;
   const auditDir = config.audit.dir || join(config.state.dir, 'audit');
   const archiveDir = config.audit.archive_dir || join(auditDir, 'archive');
-  try {
-    // No trail, no gateway: nothing may be decided that cannot be recorded. Nor one that disagrees
-    // with its own signed checkpoints or its witness: nothing is signed over a rewritten trail.
-    const witnessFile = witnessFileOf(config.audit.witness_file, config.state.dir, auditDir);
-    audit = await AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000, witnessFile, archiveDir });
-  } catch (err) {
+  // The trail's writer thread starts (on the other core) while the policy is linted and tested here.
+  const [opened, loaded] = await Promise.allSettled([
+    (async () => {
+      // No trail, no gateway: nothing may be decided that cannot be recorded. Nor one that disagrees
+      // with its own signed checkpoints or its witness: nothing is signed over a rewritten trail.
+      const witnessFile = witnessFileOf(config.audit.witness_file, config.state.dir, auditDir);
+      return AuditTrail.open({ dir: auditDir, key: loadAuditKey(config.certs.dir), checkpointMs: durationSeconds(config.audit.checkpoint_interval) * 1000, witnessFile, archiveDir });
+    })(),
+    // A bad policy stops start-up with every problem; once running, a bad edit is refused instead.
+    PolicyReloader.start(config.policies.dir, { requireTests: config.policies.require_tests }),
+  ]);
+  if (opened.status === 'rejected' || loaded.status === 'rejected') {
+    if (loaded.status === 'fulfilled') loaded.value.close();
+    if (opened.status === 'fulfilled') await opened.value.close();
     await store.close();
-    throw err;
+    // The trail's problem first, as when they ran one after the other.
+    throw opened.status === 'rejected' ? opened.reason : (loaded as PromiseRejectedResult).reason;
   }
+  const audit: AuditTrail = opened.value;
+  const policy: PolicyReloader = loaded.value;
   let identity: Awaited<ReturnType<typeof createIdentityService>> | undefined;
-  let policy: PolicyReloader | undefined;
   let backends: ReturnType<typeof createBackends> | undefined;
   try {
-    // A bad policy stops start-up with every problem; once running, a bad edit is refused instead.
-    policy = await PolicyReloader.start(config.policies.dir, { requireTests: config.policies.require_tests });
     if (ready) config = await ready();
     // The configured backends (the bundled engine over mTLS with the gateway's client certificate;
     // Slurm's job records live in the store).
@@ -101,7 +108,7 @@ export async function startGateway(first: Config, ready?: () => Promise<Config>,
       url: peerUrl,
       chainId: audit.chainId(),
       log: app.log,
-      policyVersion: () => policy!.current().version,
+      policyVersion: () => policy.current().version,
       // Our chain had been retired (we were stopped, killed or frozen): that it counts again is in our trail, with the retirement it undoes.
       onResumed: async ({ name, retired }) => {
         await audit.record({
@@ -120,7 +127,7 @@ export async function startGateway(first: Config, ready?: () => Promise<Config>,
       url,
       port,
       close: async () => {
-        policy?.close();
+        policy.close();
         await registry?.close();
         await app.close();
         identity?.close();
@@ -130,7 +137,7 @@ export async function startGateway(first: Config, ready?: () => Promise<Config>,
       },
     };
   } catch (err) {
-    policy?.close();
+    policy.close();
     identity?.close();
     if (backends) closeBackends(backends);
     await audit.close();
