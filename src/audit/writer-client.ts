@@ -6,6 +6,7 @@
 // hanging, and reported to `broken`: availability.ts decides what that means for the trail.
 import { Worker } from 'node:worker_threads';
 import { AuditUnavailableError } from './availability.js';
+import { isoTime } from './chain.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { AuditEvent, AuditInput } from './event.js';
 import type { ArchiveResult } from './retention.js';
@@ -28,6 +29,16 @@ export interface WriterListener {
 /** A commit slower than this marks the trail unavailable (a healthy fsync takes milliseconds). */
 const COMMIT_DEADLINE_MS = 10_000;
 
+/**
+ * Events one message carries at most. The events of one turn of the event loop go together, but
+ * when a turn makes many (a commit's acknowledgement wakes hundreds of requests at once, and each
+ * records its next event), they leave in messages of this size as they are made: the writer thread
+ * starts hashing and inserting the first while this thread makes the rest, where one message at
+ * the end of the turn left the two threads taking turns (each idle while the other worked). The
+ * writer still commits whatever has arrived as one transaction, so a busy trail's commits stay large.
+ */
+export const MESSAGE_EVENTS = 256;
+
 interface Waiting {
   rows: PendingRow[];
   inputs: AuditInput[];
@@ -40,6 +51,8 @@ interface Waiting {
 export class WriterClient {
   private worker: Worker | null;
   private outbox: Waiting | null = null;
+  /** A flush at the end of this turn is queued. */
+  private flushQueued = false;
   private inFlight = new Map<number, Waiting>();
   private nextBatch = 1;
   private headNow: Head = { id: 0, hash: '' };
@@ -155,13 +168,21 @@ export class WriterClient {
     const row = pendingRowOf(input, time);
     if (!this.outbox) {
       this.outbox = { rows: [], inputs: [], times: [], settle: [] };
-      setImmediate(() => this.flush());
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(() => {
+          this.flushQueued = false;
+          this.flush();
+        });
+      }
     }
     const box = this.outbox;
     box.rows.push(row);
     box.inputs.push(input);
     box.times.push(time);
-    return new Promise((resolve, reject) => box.settle.push({ resolve, reject }));
+    const settled = new Promise<AuditEvent>((resolve, reject) => box.settle.push({ resolve, reject }));
+    if (box.rows.length >= MESSAGE_EVENTS) this.flush();
+    return settled;
   }
 
   private flush(): void {
@@ -192,7 +213,7 @@ export class WriterClient {
         const hash = m.hashes[i]!;
         s.resolve({
           id: m.firstId + i,
-          time: new Date(box.times[i]!).toISOString(),
+          time: isoTime(box.times[i]!),
           actor: input.actor,
           action: input.action,
           object: input.object,

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { canonicalJson } from './canonical.js';
-import { hashRow, GENESIS_HASH } from './chain.js';
+import { afterPrev, beforeId, beforePrev, GENESIS_HASH, hashParts, hashRow, type RowContent } from './chain.js';
 import type { AuditInput } from './event.js';
 import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signCheckpoint } from './checkpoint.js';
 import { INDEX_BATCH, indexedUpTo, indexTail, noteTail, tailFrom } from './lookup-index.js';
@@ -14,7 +14,11 @@ import { legacyArchiveProblem } from './verify.js';
 import type { AuditSigningKey } from './signing-key.js';
 import { lastWitnessEntry, type WitnessEntry, WitnessWriter } from './witness.js';
 
-/** An event as the gateway hands it to the writer: the columns before id, prev_hash and hash. */
+/**
+ * An event as the gateway hands it to the writer: the columns before id, prev_hash and hash, then
+ * the three parts of its canonical encoding around id and prev_hash (chain.ts), made from the same
+ * values: the writer thread stores the columns and hashes the parts.
+ */
 export type PendingRow = [
   time: number,
   user: string | null,
@@ -28,29 +32,39 @@ export type PendingRow = [
   policy_version: string | null,
   request_id: string | null,
   details: string,
+  beforeId: string,
+  beforePrev: string,
+  afterPrev: string,
 ];
 
 /** The row the writer stores for `input` recorded at `time`: groups as JSON, details canonical. */
 export function pendingRowOf(input: AuditInput, time: number): PendingRow {
-  return [
+  const c: RowContent = {
     time,
-    wellFormed(input.actor.user),
-    JSON.stringify(input.actor.groups),
-    wellFormed(input.actor.auth_method),
-    wellFormed(input.actor.ip),
-    wellFormed(input.action)!,
-    wellFormed(input.object)!,
-    input.decision,
-    wellFormed(input.reason)!,
-    wellFormed(input.policy_version ?? null),
-    wellFormed(input.request_id ?? null),
-    canonicalJson(input.details ?? {}),
-  ];
+    user: wellFormed(input.actor.user),
+    groups: JSON.stringify(input.actor.groups),
+    auth_method: wellFormed(input.actor.auth_method),
+    ip: wellFormed(input.actor.ip),
+    action: wellFormed(input.action)!,
+    object: wellFormed(input.object)!,
+    decision: input.decision,
+    reason: wellFormed(input.reason)!,
+    policy_version: wellFormed(input.policy_version ?? null),
+    request_id: wellFormed(input.request_id ?? null),
+    details: canonicalJson(input.details ?? {}),
+  };
+  return [c.time, c.user, c.groups, c.auth_method, c.ip, c.action, c.object, c.decision, c.reason, c.policy_version, c.request_id, c.details, beforeId(c), beforePrev(c), afterPrev(c)];
 }
 
-/** SQLite stores text as UTF-8: a lone surrogate would come back as U+FFFD and no longer match its hash. */
+/** String.prototype.isWellFormed and toWellFormed (ES2024, Node 20): not in this project's ES2022 lib. */
+type WellFormedText = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/**
+ * SQLite stores text as UTF-8: a lone surrogate would come back as U+FFFD and no longer match its
+ * hash, so it is replaced by U+FFFD here. Checked natively first: almost every text is well formed.
+ */
 function wellFormed(s: string | null): string | null {
-  return s === null ? null : s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  return s === null || (s as WellFormedText).isWellFormed() ? s : (s as WellFormedText).toWellFormed();
 }
 
 export interface Head {
@@ -333,7 +347,7 @@ export class TrailWriter {
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
         id++;
-        const hash = hashRow({ id, time: r[0], user: r[1], groups: r[2], auth_method: r[3], ip: r[4], action: r[5], object: r[6], decision: r[7], reason: r[8], policy_version: r[9], request_id: r[10], details: r[11], prev_hash: prev });
+        const hash = hashParts(r[12], id, r[13], prev, r[14]);
         this.insert.run(id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], prev, hash);
         hashes[i] = hash;
         prev = hash;

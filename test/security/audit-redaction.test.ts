@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuditInput, AuditTrail, loadAuditKey, recordOrFail, redactSecrets } from '../../src/audit/index.js';
 import { hashEvent } from '../../src/audit/chain.js';
+import { SECRET_ANCHORS, secretKind } from '../../src/audit/secrets.js';
 import { installPlumbing, serverOptions } from '../../src/http/index.js';
 import { GatehouseError } from '../../src/wire/index.js';
 import { readTrail, trailBytes } from '../support/audit-trail.js';
@@ -85,6 +86,34 @@ describe('a secret-looking value is redacted, and the event recorded', () => {
       password_ok: true,
     });
     expect(redacted).toHaveLength(10);
+  });
+
+  it('finds each kind however it is written (case, place in the text, nesting), naming the path of each value replaced', () => {
+    // Per kind, values its pattern takes: the scan's one-test precheck (the kinds' anchors) must pass none of them by.
+    const samples: Record<string, string[]> = {
+      pem: ['-----BEGIN PRIVATE KEY-----', 'x -----begin rsa private key----- y', 'Private Key-----MIIE', 'END EC PRIVATE KEY-----'],
+      jwt: ['eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.sig', '(eyJ0eXAiOiJKV1QifQ..)', 'token=eyJraWQiOiJrMSJ9.e30.'],
+      refresh_token: [`ghr_${'a'.repeat(16)}`, `see ghr_${'Z9_-'.repeat(5)}.`],
+      session: [`ghs_${'b'.repeat(16)}`, `cookie:ghs_${'x'.repeat(40)}`],
+      authorization: ['Bearer abcdefghijkl', 'bearer ABCDEFGHIJKL', 'BASIC YWxpY2U6aHVudGVyMg==', 'Authorization: Basic\tYWxpY2U6cGFzcw=='],
+    };
+    expect(Object.keys(samples).sort()).toEqual(SECRET_ANCHORS.map(([kind]) => kind).sort()); // a new kind needs samples here
+    for (const [kind, anchors] of SECRET_ANCHORS) {
+      expect(anchors.length, kind).toBeGreaterThan(0);
+      for (const text of samples[kind]!) {
+        expect(secretKind(text), text).toBe(kind);
+        expect(anchors.some((a) => text.toLowerCase().includes(a.toLowerCase())), `${text} holds an anchor of ${kind}`).toBe(true);
+      }
+    }
+    const given = { reason: 'fine', details: { list: ['ok', 3, null, ['deep', samples.pem![1]!]], nested: { a: { b: samples.session![0]! } }, n: 1, flag: false } };
+    const { value, redacted } = redactSecrets(given);
+    expect(redacted).toEqual(['event.details.list[3][1]', 'event.details.nested.a.b']);
+    expect(value.details.list).toEqual(['ok', 3, null, ['deep', '[redacted: pem]']]);
+    expect(value.details.nested).toEqual({ a: { b: '[redacted: session]' } });
+    expect(given.details.nested.a.b).toBe(samples.session![0]); // the caller's object is not changed
+    // Nothing to replace: the value itself comes back, not a copy.
+    const clean = { reason: 'fine', details: { list: ['a', 'b'], nested: { x: 1 } } };
+    expect(redactSecrets(clean).value).toBe(clean);
   });
 
   it('leaves what only resembles one alone: job names, ids, hashes, policy text', () => {
