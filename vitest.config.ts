@@ -30,6 +30,7 @@ const ON_BOTH_STORES = [
   'test/security/audit-redaction.test.ts',
   'test/security/request-id.test.ts',
   'test/security/ldap-refresh.test.ts',
+  'test/security/ldap-credentials-review.test.ts',
   'test/user-certificates.test.ts',
   'test/jobs.test.ts',
   'test/job-events.test.ts',

@@ -54,19 +54,22 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     const row = await deps.store.db
       .selectFrom('client_certificates as c')
       .leftJoin('token_families as f', 'f.id', 'c.family_id')
-      .select(['c.serial', 'c.user', 'c.groups', 'c.auth_method', 'c.family_id', 'c.not_after', 'c.revoked_at', 'f.expires_at as login_expires_at', 'f.revoked_at as login_revoked_at', 'f.posix_user'])
+      .select(['c.serial', 'c.user', 'c.groups', 'c.auth_method', 'c.family_id', 'c.not_after', 'c.revoked_at', 'f.expires_at as login_expires_at', 'f.revoked_at as login_revoked_at', 'f.posix_user', 'f.groups as login_groups'])
       .where('c.serial', '=', serial)
       .executeTakeFirst()
       .catch(() => Promise.reject(new GatehouseError('not_ready', 'the gateway cannot reach its store to check certificates; try again shortly')));
     if (!row) throw new TokenError('unknown', `certificate ${serial} was not issued by this gateway`, { user: named.user, groups: [], auth_method: 'unknown', verified: false });
-    const owner = { user: row.user, groups: JSON.parse(row.groups) as string[], auth_method: row.auth_method, verified: true, ...(row.family_id ? { session_id: row.family_id } : {}) };
+    // The groups are the login's as they are now, not as they were when the certificate was issued:
+    // a refresh of an LDAP login writes the directory's groups to the login (directory-check.ts), and
+    // a group taken away there must not live on in a certificate for the rest of certs.client_ttl.
+    const owner = { user: row.user, groups: JSON.parse(row.login_groups ?? row.groups) as string[], auth_method: row.auth_method, verified: true, ...(row.family_id ? { session_id: row.family_id } : {}) };
     if (row.revoked_at) throw new TokenError('revoked', `certificate ${serial} revoked`, owner);
     if (!row.family_id || !row.login_expires_at) throw new TokenError('revoked', `certificate ${serial} belongs to no login of this gateway`, owner);
     if (row.login_revoked_at || deps.tokens.isRevoked(row.family_id)) throw new TokenError('revoked', `login of certificate ${serial} ended`, owner);
     if (Date.parse(row.not_after) <= now) throw new TokenError('expired', `certificate ${serial} expired`, owner);
     if (Date.parse(row.login_expires_at) <= now) throw new TokenError('expired', `the login of certificate ${serial} has ended`, owner);
     if (row.user !== named.user) throw new TokenError('unknown', `certificate ${serial} names another user`, { ...owner, verified: false, user: named.user });
-    // The POSIX account is the login's: a certificate carries what its login carries.
+    // The POSIX account is the login's too: a certificate carries what its login carries.
     const posixUser = posixUserOf(row.posix_user);
     const identity: Identity = {
       user: row.user,
