@@ -47,6 +47,9 @@ describe.runIf(onSqlite)('a job record the embedded store cannot write', () => {
     const submitted = stack.auditEvents().find((e) => e.action === 'job.submit' && e.details.output === 'scratch/unrecorded');
     expect(submitted).toBeDefined();
     const id = submitted!.object.slice('job:'.length);
+    // And so is its end (review32): an admitted job is never left without one on the trail, though the
+    // engine had it and ran it until the cancel.
+    expect(stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toMatchObject({ decision: 'error', reason: expect.stringContaining('the job record could not be written'), details: { state: 'refused', handed_over: true, backend_cancelled: true } });
     // The engine had it (the handover left before the insert failed): cancelled, never released, no output.
     const engine = new EngineClient(stack.engine.url, stack.certsDir);
     expect((await engine.waitFor(id)).state).toBe('cancelled');

@@ -210,7 +210,15 @@ export class JobService {
       try {
         await this.book.insert(record);
       } catch (err) {
-        if (handover !== undefined && (await handover).outcome === 'sent') await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).catch(() => undefined);
+        const sent = handover !== undefined && (await handover).outcome === 'sent';
+        const cancelled = sent ? await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).then(() => true, () => false) : undefined;
+        // job.submit (allow) is on the trail already: its end goes there too, as a refused handover's
+        // does, so an auditor never finds an admitted job that simply stops being mentioned. Whether
+        // the backend had it and whether our cancel reached it (if not, the leader's sweep cancels it).
+        const reason = `not started: the job record could not be written (${(err as Error).message})`;
+        await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason, policy_version: record.policy_version, details: { ...summary, state: 'refused', handed_over: sent, ...(cancelled !== undefined ? { backend_cancelled: cancelled } : {}) } }).catch((e: Error) =>
+          req.log.error({ job: record.id, err: e.message }, 'the end of a job whose record could not be written is not on the trail'),
+        );
         throw new GatehouseError('not_ready', `the job record could not be written (${(err as Error).message}); nothing runs`);
       }
     } catch (err) {
