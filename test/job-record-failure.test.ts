@@ -3,6 +3,7 @@
 // not leave a job running: the answer is 503, the engine's job is cancelled before it can write
 // anything, and the gateway keeps nothing of it. The store is made to refuse the insert for real
 // (a trigger on the gateway's own SQLite file), with a real engine and gateway.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -12,6 +13,7 @@ import type { JobSpec } from '../src/wire/index.js';
 import { EngineClient } from './support/engine.js';
 import { GATED } from './support/gated-job.js';
 import { Stack } from './support/stack.js';
+import { until } from './support/until.js';
 
 let stack: Stack;
 let token: string;
@@ -66,5 +68,24 @@ describe.runIf(onSqlite)('a job record the embedded store cannot write', () => {
     const next = again.json<{ id: string }>().id;
     expect((await engine.waitFor(next, (s) => s.state === 'running' || s.state === 'queued')).state).toMatch(/running|queued/);
     await stack.api(`/v1/jobs/${next}`, token, { method: 'DELETE' });
+  });
+});
+
+// review32: the other end of the same window. A submission that died between the handover and its
+// record's insert (a crash, or a cancel after a failed insert that did not get through) leaves the
+// engine running a job of ours with no record: the leader's sweep cancels it, and the trail must say
+// so (its job.submit may be there, admitted, with nothing after it). Such a job is made here the way
+// the gateway makes one, with its key and an id of its shape, and no record.
+describe('a job of ours the engine runs with no record at the gateway', () => {
+  it('is cancelled by the leader\'s sweep, and its end is on the trail', async () => {
+    const engine = new EngineClient(stack.engine.url, stack.certsDir);
+    const id = `j${randomBytes(6).toString('hex')}`;
+    await engine.submit(spec('scratch/orphaned'), { job: id, user: 'alice' });
+    expect((await engine.waitFor(id)).state).toBe('cancelled');
+    const ended = await until(() => stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`), 30_000, () => `job.finish of ${id} on the trail`);
+    expect(ended).toMatchObject({ decision: 'error', actor: { auth_method: 'system' }, reason: expect.stringContaining('no record of it at this gateway'), details: { unrecorded: true, owner: 'alice' } });
+    expect(existsSync(join(stack.dataRoot, 'scratch', 'orphaned'))).toBe(false);
+    // Recorded once, though the engine may list it for a pass while it stops.
+    expect(stack.auditEvents().filter((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toHaveLength(1);
   });
 });

@@ -2,7 +2,7 @@
 // backend says, end them (releasing their quota exactly once) and admit the next pending ones.
 // The routes and the reconciler both act through here, so whichever sees an end first ends it.
 // Its state is its own: callers use its methods, never its maps.
-import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail } from '../audit/index.js';
+import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
 import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
@@ -698,6 +698,37 @@ export class JobBook {
     this.drop(r.id); // not forget(): this very handover is still in flight
     return false;
   }
+
+  /**
+   * Cancels a job of ours the backend runs with no live record here (a submission that crashed
+   * between the handover and its record's insert on the embedded store, or whose cancel after a
+   * failed insert did not get through), and says so on the trail: its job.submit may be there,
+   * admitted, with nothing after it. The gateway is the actor; the backend's word for the owner is
+   * in the details. Kept in the outbox while the trail is down (the cancel does not wait for it).
+   */
+  async cancelUnrecorded(backendName: string, backend: ComputeBackend, status: JobStatus): Promise<void> {
+    try {
+      await backend.cancel(status.id);
+    } catch (err) {
+      this.o.log.error({ job: status.id, err: (err as Error).message }, 'could not cancel an unrecorded job');
+      return; // tried again at the next pass, recorded once it is cancelled
+    }
+    // Once per job: a backend may still list it as active for a pass while it stops.
+    if (this.unrecordedCancelled.has(status.id)) return;
+    if (this.unrecordedCancelled.size >= 1024) this.unrecordedCancelled.clear();
+    this.unrecordedCancelled.add(status.id);
+    await this.o.outbox.record({
+      actor: SYSTEM_ACTOR,
+      action: 'job.finish',
+      object: `job:${status.id}`,
+      decision: 'error',
+      reason: `cancelled: backend ${backendName} ran it with no record of it at this gateway`,
+      details: { backend: backendName, state: status.state, owner: status.user, unrecorded: true },
+    });
+  }
+
+  /** Unrecorded jobs this gateway has cancelled and recorded (cancelUnrecorded). */
+  private readonly unrecordedCancelled = new Set<string>();
 
   async persist(r: JobRecord): Promise<void> {
     try {

@@ -99,7 +99,7 @@ export class Reconciler {
       for (const s of active) {
         if (book.isLive(s.id) || book.isInFlight(s.id) || !isGatewayJobId(s.id)) continue;
         this.o.log.warn({ backend: name, job: s.id, user: s.user }, 'cancelling a backend job the gateway has no live record of');
-        await backend.cancel(s.id).catch((err: Error) => this.o.log.error({ job: s.id, err: err.message }, 'could not cancel an unrecorded job'));
+        await book.cancelUnrecorded(name, backend, s);
       }
     }
     await book.drain(); // a policy reload or the rolling day may have made room
