@@ -305,11 +305,16 @@ describe.skipIf(!ROOT)('job areas', () => {
 
   it('seals outputs for commit out of the tasks\' reach, and refuses links and hard links a job wrote', async () => {
     const area = await newJob(plain, 'seal');
-    await runTask(plain, area, sh(`cd "${area.output}" && echo a > part-00000.csv && echo b > part-00001.csv`));
+    // The second file's mode is the task's own choice (set-id bits and all): the seal still makes it 0644.
+    await runTask(plain, area, sh(`cd "${area.output}" && echo a > part-00000.csv && echo b > part-00001.csv && chmod 6777 part-00001.csv`));
     const sealed = await sealJobOutput(area);
-    expect(sealed).toEqual({ folder: join(area.dir, '.sealed', 'out'), files: ['part-00000.csv', 'part-00001.csv'] });
-    const st = await stat(join(sealed.folder, 'part-00000.csv'));
-    expect([st.mode & 0o777, st.uid]).toEqual([0o644, 0]);
+    expect({ folder: sealed.folder, files: sealed.files }).toEqual({ folder: join(area.dir, '.sealed', 'out'), files: ['part-00000.csv', 'part-00001.csv'] });
+    for (const name of sealed.files) {
+      const st = await stat(join(sealed.folder, name));
+      expect([(st.mode & 0o7777).toString(8), st.uid, st.gid]).toEqual(['644', 0, 0]);
+      // What the commit lists the file by (it does not look again): the sealed file itself.
+      expect(sealed.identities.get(name)).toEqual({ ino: st.ino, dev: st.dev, size: 2 });
+    }
     const folder = await stat(sealed.folder);
     expect([(folder.mode & 0o777).toString(8), folder.uid, folder.gid]).toEqual(['700', 0, 0]);
     expect(((await stat(join(area.dir, '.sealed'))).mode & 0o777).toString(8)).toBe('700');

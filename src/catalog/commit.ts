@@ -45,6 +45,11 @@ export interface FinishedOutput {
    * file. Either way the folder must be out of every task's reach.
    */
   sealed?: boolean;
+  /**
+   * With `sealed`: each file's identity and size as the seal checked them (a plain file of one link,
+   * in a folder only root may enter since), so the commit does not lstat every partition again.
+   */
+  sealedFiles?: ReadonlyMap<string, FileIdentity>;
 }
 
 export class OutputExistsError extends Error {
@@ -152,7 +157,8 @@ export async function commitOutput(rootDir: string, name: string, output: Finish
   const files: FileIdentity[] = new Array(output.rows.length);
   await inParallel(output.rows.length, COMMIT_WIDTH, async (i) => {
     const path = join(output.folder, partitionFile(i, output.format));
-    const info = await plainFile(path);
+    const known = output.sealed ? output.sealedFiles?.get(partitionFile(i, output.format)) : undefined;
+    const info = known ?? (await plainFile(path));
     if (!output.sealed) await settleFile(path, info);
     files[i] = info;
   });
@@ -236,7 +242,7 @@ async function inParallel(count: number, width: number, work: (i: number) => Pro
   if (rejected !== undefined) throw rejected.reason;
 }
 
-interface FileIdentity {
+export interface FileIdentity {
   ino: number;
   dev: number;
   size: number;

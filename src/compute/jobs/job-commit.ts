@@ -33,6 +33,7 @@ export async function commitRun(ctx: EngineContext, run: JobRun): Promise<void> 
       ...(row.replaces !== null ? { replaces: row.replaces } : {}),
       trash: join(area.dir, 'replaced'),
       sealed: true,
+      sealedFiles: sealed.identities,
     });
     run.phases.mark('committed');
   } catch (err) {

@@ -44,6 +44,13 @@ export interface TaskPaths {
   runtime: string;
 }
 
+/** A sealed output file as the seal found it: the commit lists it without looking again. */
+export interface SealedFile {
+  ino: number;
+  dev: number;
+  size: number;
+}
+
 /** Inside a job's area: where out/ is sealed, out of the tasks' reach. */
 export const SEALED_DIR = '.sealed';
 
@@ -194,12 +201,13 @@ export async function writeJobSource(area: JobArea, fileName: string, text: stri
  * swap a name in it. Refuses anything but plain single-link files (a link, a hard link to a file
  * elsewhere, a FIFO or a device would give the dataset, or the engine, a reach outside out/), and
  * hands each file to root (0644) through a descriptor opened without following links and checked
- * to be the file listed. Returns the sealed folder (commit it from there) and its file names, sorted.
+ * to be the file listed. Returns the sealed folder (commit it from there), its file names, sorted,
+ * and each file's identity and size as checked (nothing can change them once sealed).
  *
  * `namespaced`: the job ran inside bubblewrap, so its processes died with its pid namespace when its
  * workers were killed or exited, and it had a private /tmp: the uid-wide kill and the sweep are not needed.
  */
-export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } = {}): Promise<{ folder: string; files: string[] }> {
+export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } = {}): Promise<{ folder: string; files: string[]; identities: Map<string, SealedFile> }> {
   if (area.uid !== null && !o.namespaced) await killUidProcesses(area.uid);
   const st = await lstat(area.output);
   if (!st.isDirectory()) throw new SandboxError('unsafe_path', `${area.output} is not a folder`);
@@ -211,6 +219,7 @@ export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } =
   await rename(area.output, folder);
   await takeOverDir(folder, st);
   const names = (await readdir(folder)).sort();
+  const identities = new Map<string, SealedFile>();
   await inBatches(names, async (name) => {
     const path = join(folder, name);
     const est = await lstat(path);
@@ -223,11 +232,12 @@ export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } =
       if (amRoot() && (fst.uid !== 0 || fst.gid !== 0)) await fh.chown(0, 0);
       // A task's file is most often 0644 already (its umask): one thread-pool trip less per partition.
       if ((fst.mode & 0o7777) !== 0o644) await fh.chmod(0o644);
+      identities.set(name, { ino: fst.ino, dev: fst.dev, size: fst.size });
     } finally {
       await fh.close();
     }
   });
-  return { folder, files: names };
+  return { folder, files: names, identities };
 }
 
 /**
