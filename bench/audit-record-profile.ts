@@ -29,6 +29,11 @@ const ONE_M = { name: 'audit-1m', events: 1_000_000, days: 3, start: Date.parse(
 const log = (l: string) => process.stderr.write(`${l}\n`);
 const TICK_US = 1e6 / 100; // USER_HZ
 
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
+}
+
 /** CPU ticks (user + system) of every thread of this process, by thread id. */
 function threadTicks(): Map<number, number> {
   const out = new Map<number, number>();
@@ -61,18 +66,22 @@ try {
   let batches = 0;
   trail.onCommit = () => batches++;
   let next = 0;
+  let latencies: number[] = [];
   const run = async (count: number) => {
     let left = count;
     const writer = async () => {
       while (left-- > 0) {
         const pooled = pool[next++ % pool.length]!;
+        const t = performance.now();
         await trail.record(pooled.request_id === null ? pooled : { ...pooled, request_id: timeOrderedId() });
+        latencies.push(performance.now() - t);
       }
     };
     await Promise.all(Array.from({ length: writers }, writer));
   };
   await run(warmup);
   batches = 0;
+  latencies = [];
   const before = threadTicks();
   const t0 = performance.now();
   await run(events);
@@ -102,6 +111,8 @@ try {
       events_per_batch: +(events / Math.max(1, batches)).toFixed(0),
       cpu_us_per_event: { gateway_thread: per(main), writer_thread: per(writerUs), other_threads: per(rest), total: per(main + writerUs + rest), final_wal_checkpoint: per(cpu.user + cpu.system) },
       wall_us_per_event: +((wall * 1000) / events).toFixed(1),
+      // Wall-clock, so only for a quiet machine: what the bench's -p50 and -p99 rows read.
+      latency_ms: { p50: +quantile(latencies, 0.5).toFixed(1), p99: +quantile(latencies, 0.99).toFixed(1), max: +quantile(latencies, 1).toFixed(1) },
       loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
     }),
   );

@@ -69,21 +69,33 @@ function commit(): void {
 }
 
 /**
- * The lookup tables catch up between commits (after the acks went out); a failure here loses no
- * event (queries scan the un-indexed tail), so it is reported and the writer opened afresh.
+ * The lookup tables catch up between commits (after the acks went out), a step of the index pass
+ * at a time (lookup-index.ts: IndexPass), each step followed by whatever commits arrived meanwhile,
+ * so a pass never holds the commits for long; `all` (close, archive) indexes the whole tail at once.
+ * A failure here loses no event (queries scan the un-indexed tail), so it is reported and the
+ * writer opened afresh.
  */
-function lookups(all: boolean): void {
+function lookups(all: boolean, quiet = false): void {
   if (!writer) return;
   try {
-    writer.index(all);
+    if (all) writer.index(true);
+    else if (writer.indexStep(quiet) && !stepQueued) {
+      stepQueued = true;
+      setImmediate(() => {
+        stepQueued = false;
+        lookups(false);
+      });
+    }
   } catch (err) {
     drop();
     post({ type: 'broken', error: `indexing the trail's lookup tables: ${message(err)}` });
   }
 }
+let stepQueued = false;
 
-function checkpoint(): void {
-  lookups(true); // a quiet trail's tail is indexed within one checkpoint interval
+function checkpoint(final = false): void {
+  // A quiet trail's tail is indexed within one checkpoint interval (in steps, as commits may come).
+  lookups(final, true);
   if (!writer) return;
   try {
     const cp = writer.checkpoint();
@@ -94,7 +106,7 @@ function checkpoint(): void {
   }
 }
 
-const timer = setInterval(checkpoint, data.checkpointMs);
+const timer = setInterval(() => checkpoint(), data.checkpointMs);
 
 port.on('message', (m: ToWriter) => {
   if (m.type === 'append') {
@@ -105,6 +117,7 @@ port.on('message', (m: ToWriter) => {
     }
   } else if (m.type === 'archive') {
     commit(); // earlier events first
+    lookups(true); // no pass left halfway to copy the lookup rows of events the archive removes
     try {
       const w = open();
       const result = archiveBefore(w, m.before, m.archiveDir, m.maxEvents);
@@ -116,7 +129,7 @@ port.on('message', (m: ToWriter) => {
   } else if (m.type === 'close' && !closing) {
     closing = true;
     commit();
-    checkpoint(); // the tail is signed before the gateway stops
+    checkpoint(true); // the tail indexed and signed before the gateway stops
     clearInterval(timer);
     drop();
     post({ type: 'closed' });

@@ -8,7 +8,7 @@ import { canonicalJson } from './canonical.js';
 import { afterPrev, beforeId, beforePrev, GENESIS_HASH, hashParts, hashRow, type RowContent } from './chain.js';
 import type { AuditInput } from './event.js';
 import { type ArchiveClaim, type Checkpoint, checkpointDigest, openCheckpoint, readCheckpoint, signCheckpoint } from './checkpoint.js';
-import { INDEX_BATCH, indexedUpTo, indexTail, noteTail, tailFrom } from './lookup-index.js';
+import { INDEX_BATCH, INDEX_STEP, IndexPass, indexedUpTo, indexTail, noteTail, tailFrom } from './lookup-index.js';
 import { type AuditRow, openAuditDb } from './schema.js';
 import { legacyArchiveProblem } from './verify.js';
 import type { AuditSigningKey } from './signing-key.js';
@@ -389,10 +389,34 @@ export class TrailWriter {
     this.indexed ??= indexedUpTo(this.db);
     const tail = this.head.id - this.indexed;
     if (tail <= 0 || (!all && tail < this.indexBatch)) return 0;
+    this.pass = null; // a pass under way is overtaken: this covers its rows too (insert or ignore)
     const n = indexTail(this.db, this.head.id);
     this.indexed = this.head.id;
     this.tailFrom = null;
     return n;
+  }
+
+  /** The index pass under way, done a step at a time between commits (indexStep). */
+  private pass: IndexPass | null = null;
+
+  /**
+   * What the writer thread runs between commits: one step of the index pass (lookup-index.ts), a
+   * pass starting when the un-indexed tail reached indexBatch events, or when `quiet` and it holds
+   * any. Returns true while the pass has steps left.
+   */
+  indexStep(quiet = false, size = INDEX_STEP): boolean {
+    if (!this.pass) {
+      this.indexed ??= indexedUpTo(this.db);
+      const tail = this.head.id - this.indexed;
+      if (tail <= 0 || (!quiet && tail < this.indexBatch)) return false;
+      this.pass = IndexPass.start(this.db, this.head.id);
+      if (!this.pass) return false;
+    }
+    if (!this.pass.step(size)) return true;
+    this.indexed = this.pass.head;
+    this.pass = null;
+    this.tailFrom = undefined; // read again: what came during the pass is the new tail
+    return false;
   }
 
   /** Signs the head when it moved since the last checkpoint. */
