@@ -53,7 +53,7 @@ describe("the client's lean read of gatehouse.yaml agrees with loadConfig", () =
 describe("up's quick read of gatehouse.yaml agrees with loadConfig", () => {
   const full = (cwd: string, env: Record<string, string>, path?: string) => {
     const { config } = loadConfig({ path, cwd, env });
-    return { stateDir: config.state.dir, devIdp: config.dev_idp.enabled && config.oidc.issuer === '' };
+    return { stateDir: config.state.dir, devIdp: config.dev_idp.enabled && config.oidc.issuer === '', certsDir: config.certs.dir };
   };
   const cases: [string, string | null, Record<string, string>, string | undefined][] = [
     ['no file', null, {}, undefined],
@@ -61,7 +61,8 @@ describe("up's quick read of gatehouse.yaml agrees with loadConfig", () => {
     ['an external issuer', 'dev_idp:\n  enabled: true\noidc:\n  issuer: https://sso.example.com\n  client_id: gh\n', {}, undefined],
     ['overrides: provider off, a relative state dir from the cwd', 'dev_idp:\n  enabled: true\n', { GATEHOUSE_DEV_IDP_ENABLED: 'off', GATEHOUSE_STATE_DIR: 'elsewhere' }, undefined],
     ['an override turns it on', '', { GATEHOUSE_DEV_IDP_ENABLED: 'yes' }, undefined],
-    ['--config from another folder, an absolute state dir', 'state:\n  dir: /srv/gatehouse\n', {}, 'sub/gatehouse.yaml'],
+    ['--config from another folder, an absolute state dir, a relative certs dir', 'state:\n  dir: /srv/gatehouse\ncerts:\n  dir: pki\n', {}, 'sub/gatehouse.yaml'],
+    ['a certs dir from the environment', '', { GATEHOUSE_CERTS_DIR: 'elsewhere/pki' }, undefined],
     ['GATEHOUSE_CONFIG', 'state:\n  dir: ../st\n', { GATEHOUSE_CONFIG: 'gatehouse.yaml' }, undefined],
   ];
   it.each(cases)('%s', (_name, yaml, env, path) => {

@@ -32,6 +32,7 @@ import type { Config } from '../config/index.js';
 import { CERT_FILES, type CertName, GATEWAY_CLIENT_SUBJECT, readCertificate, readPrivateKey, TlsFileError } from '../wire/index.js';
 import { extension, keyIdentifier, NAME_OID, nameOf, randomSerial, signCertificate, toPem } from './certificate-encoding.js';
 import { loadSigningCa, type SigningCa } from './signing-ca.js';
+import { type CaKeyPair, newCaKeyPairSync } from './ca-key.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const CA_LIFETIME_DAYS = 3650;
@@ -45,6 +46,8 @@ export interface CertificateOptions {
   /** Extra names for the engine certificate (engine.host). */
   engineHosts: string[];
   now?: Date;
+  /** A key pair made ahead for a CA (ca-key.ts); used only when a new CA is created here. */
+  caKey?: CaKeyPair | undefined;
 }
 
 export interface BootstrapReport {
@@ -79,7 +82,7 @@ export function ensureCertificates(options: CertificateOptions): BootstrapReport
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const report: BootstrapReport = { created: [], renewed: [], reused: [] };
   return withLock(join(dir, '.lock'), () => {
-    const ca = ensureCa(dir, now, report);
+    const ca = ensureCa(dir, now, report, options.caKey);
     for (const leaf of leaves(options)) ensureLeaf(dir, ca, leaf, now, report);
     return report;
   });
@@ -110,7 +113,7 @@ function leaves(options: CertificateOptions): Leaf[] {
   ];
 }
 
-function ensureCa(dir: string, now: Date, report: BootstrapReport): SigningCa {
+function ensureCa(dir: string, now: Date, report: BootstrapReport, caKey?: CaKeyPair): SigningCa {
   const certFile = join(dir, CERT_FILES.ca.cert);
   const keyFile = join(dir, CERT_FILES.ca.key);
   const haveCert = existsSync(certFile);
@@ -130,7 +133,8 @@ function ensureCa(dir: string, now: Date, report: BootstrapReport): SigningCa {
   if (haveCert !== haveKey) {
     throw new TlsFileError(`${haveCert ? keyFile : certFile} is missing beside ${haveCert ? certFile : keyFile}: restore it, or empty ${dir} to start over with a new CA`);
   }
-  const { privateKey, spki } = newKey(3072);
+  const { publicKey: caPublic, privateKey } = caKey ?? newCaKeyPairSync();
+  const spki = AsnConvert.parse(caPublic.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo);
   const subject = nameOf(
     [
       [NAME_OID.commonName, 'Gatehouse CA'],
@@ -208,12 +212,6 @@ function altName(host: string): GeneralName {
   return /^[\d.]+$/.test(host) || host.includes(':') ? new GeneralName({ iPAddress: host }) : new GeneralName({ dNSName: host });
 }
 
-/** A fresh RSA key from Node's native generator, and its SubjectPublicKeyInfo decoded for the certificate. */
-function newKey(bits: number): { privateKey: KeyObject; spki: SubjectPublicKeyInfo } {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
-  return { privateKey, spki: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo) };
-}
-
 /** A fresh ECDSA P-256 key (the servers' certificates). */
 function newEcKey(): { privateKey: KeyObject; spki: SubjectPublicKeyInfo } {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -276,12 +274,13 @@ function withLock<T>(lock: string, fn: () => T): T {
 }
 
 /** The certificates the gateway and engine of this configuration need. */
-export function ensureServiceCertificates(config: Config, now?: Date): BootstrapReport {
+export function ensureServiceCertificates(config: Config, now?: Date, caKey?: CaKeyPair): BootstrapReport {
   return ensureCertificates({
     dir: config.certs.dir,
     gatewayHosts: [config.server.host, ...config.server.hostnames],
     engineHosts: [config.engine.host],
     ...(now ? { now } : {}),
+    caKey,
   });
 }
 

@@ -4,10 +4,12 @@
 // for its go (up-handshake.ts), which carries the configuration file; up.ts checks the quick read
 // against the loaded configuration and forks again where they differ. Imports nothing heavy.
 import { type ChildProcess, fork } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CaKeyPair, newCaKeyPair } from '../auth/lean.js';
 import { upSettings } from '../config/boot.js';
+import { CERT_FILES } from '../wire/lean.js';
 import { WAIT_FOR_GO } from './up-handshake.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -26,6 +28,8 @@ export interface EarlyChildren {
   logDir: string;
   devIdp: boolean;
   children: Child[];
+  /** On a first start (no CA key in certsDir yet): the CA's key pair, being made on the thread pool. */
+  caKey?: { certsDir: string; pair: Promise<CaKeyPair> };
 }
 
 /** Forks `name` with its output appended to logDir/NAME.log; it waits for its go before it reads any configuration. */
@@ -52,7 +56,13 @@ export function forkEarly(configPath: string | undefined): EarlyChildren | undef
   if (!settings) return undefined;
   const logDir = join(settings.stateDir, 'log');
   const names: ChildName[] = settings.devIdp ? ['engine', 'dev-idp', 'gateway'] : ['engine', 'gateway'];
-  return { logDir, devIdp: settings.devIdp, children: names.map((n) => forkChild(n, logDir)) };
+  const early: EarlyChildren = { logDir, devIdp: settings.devIdp, children: names.map((n) => forkChild(n, logDir)) };
+  if (!existsSync(join(settings.certsDir, CERT_FILES.ca.key))) {
+    const pair = newCaKeyPair();
+    pair.catch(() => {}); // up.ts makes its own if this failed
+    early.caKey = { certsDir: settings.certsDir, pair };
+  }
+  return early;
 }
 
 /** Children that were not needed after all (the configuration said otherwise, or it failed to load): stopped without a word. */

@@ -86,8 +86,10 @@ export async function up({ config, configFile, json, early }: UpOptions): Promis
   const gatewayChild = spawnChild('gateway');
   let certs: ReturnType<typeof ensureServiceCertificates>;
   let demo: Awaited<ReturnType<typeof ensureDemoData>>;
+  // The CA's key made ahead on a first start (up-fork.ts), when it is for this configuration's certs.dir.
+  const caKey = early?.caKey?.certsDir === config.certs.dir ? await early.caKey.pair.catch(() => undefined) : undefined;
   try {
-    certs = ensureServiceCertificates(config);
+    certs = ensureServiceCertificates(config, undefined, caKey);
     // Before the engine starts, so its first listing already has them.
     demo = await ensureDemoData(config.data.root);
   } catch (err) {

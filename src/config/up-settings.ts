@@ -1,6 +1,6 @@
 // What `gatehouse up` needs of the configuration before it has loaded it: where its children's logs go
-// (state.dir/log) and whether it starts the development provider (dev_idp.enabled without an
-// oidc.issuer). With them it forks its children at once, and they load their code while it loads and
+// (state.dir/log), whether it starts the development provider (dev_idp.enabled without an
+// oidc.issuer), and where the CA is (certs.dir). With them it forks its children at once, and they load their code while it loads and
 // validates the configuration (the schema library alone is most of a second of CPU on a first start).
 // A guess, not a second loader: `up` compares it with the loaded configuration and forks again where
 // they differ. Same file lookup, overrides and path rule as the loader (load.ts); null where this
@@ -15,6 +15,8 @@ export interface UpSettings {
   stateDir: string;
   /** dev_idp.enabled and oidc.issuer empty: `up` starts the development provider. */
   devIdp: boolean;
+  /** certs.dir, absolute: a first start (no CA there yet) makes the CA's key ahead. */
+  certsDir: string;
 }
 
 const TRUE = ['true', '1', 'yes', 'on'];
@@ -41,7 +43,12 @@ export function upSettings(path: string | undefined, cwd = process.cwd(), env: N
     const issuer = env.GATEHOUSE_OIDC_ISSUER ?? fromFile('oidc', 'issuer') ?? '';
     if (typeof enabled !== 'boolean' || typeof issuer !== 'string') return null;
 
-    return { stateDir: isAbsolute(dir) ? dir : resolve(dirEnv !== undefined ? cwd : base, dir), devIdp: enabled && issuer === '' };
+    const certsEnv = env.GATEHOUSE_CERTS_DIR;
+    const certs = certsEnv ?? fromFile('certs', 'dir') ?? 'certs';
+    if (typeof certs !== 'string' || certs === '') return null;
+
+    const absolute = (path: string, fromEnv: boolean) => (isAbsolute(path) ? path : resolve(fromEnv ? cwd : base, path));
+    return { stateDir: absolute(dir, dirEnv !== undefined), devIdp: enabled && issuer === '', certsDir: absolute(certs, certsEnv !== undefined) };
   } catch {
     return null;
   }
