@@ -12,6 +12,7 @@ import { type BrowserSessions, CSRF_HEADER, SESSION_COOKIE } from './browser-ses
 import { type AuthMethod, type Identity, posixUserOf } from '../identity/index.js';
 import { plainText } from './audit-text.js';
 import { TokenError } from './token-error.js';
+import type { DirectoryGuard } from './directory-guard.js';
 import type { TokenService } from './tokens.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -23,6 +24,8 @@ export interface AuthenticatorDeps {
   tokens: TokenService;
   sessions: BrowserSessions;
   certificateUser: CertificateUser;
+  /** Asks the directory again for an LDAP login's certificate or session when its last answer is old. */
+  directory?: DirectoryGuard;
 }
 
 export type Authenticate = (request: FastifyRequest) => Promise<Identity>;
@@ -91,11 +94,12 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       return deps.tokens.verifyAccess(match[1]!);
     }
     const byCert = await fromCertificate(request.raw.socket as TLSSocket);
-    if (byCert) return byCert;
+    if (byCert) return deps.directory ? deps.directory.current(byCert) : byCert;
     const cookie = request.cookies?.[SESSION_COOKIE];
     if (cookie) {
       const csrf = request.headers[CSRF_HEADER];
-      return deps.sessions.verify(cookie, typeof csrf === 'string' ? csrf : undefined, !SAFE_METHODS.has(request.method));
+      const bySession = await deps.sessions.verify(cookie, typeof csrf === 'string' ? csrf : undefined, !SAFE_METHODS.has(request.method));
+      return deps.directory ? deps.directory.current(bySession) : bySession;
     }
     throw new TokenError('missing', 'no bearer token, client certificate or session cookie');
   };

@@ -23,7 +23,7 @@ export async function directoryNow(ldap: LdapLogin | undefined, plan: RefreshPla
     now = await ldap.current(plan.subject.user);
   } catch (err) {
     if (!(err instanceof LoginError)) throw err;
-    throw new DirectoryUnsure(err);
+    throw new DirectoryUnsure(err, ' the refresh token is still good,');
   }
   if (now === null) throw new TokenError('account_gone', `the directory has no entry for ${plan.subject.user} that ldap.user_filter accepts`, owner);
   return now;
@@ -31,8 +31,11 @@ export async function directoryNow(ldap: LdapLogin | undefined, plan: RefreshPla
 
 /** The directory could not say (503 to the client, whose token stays unused); the LoginError's detail is for the trail only. */
 export class DirectoryUnsure extends GatehouseError {
-  constructor(readonly directoryError: LoginError) {
-    super('not_ready', `the directory could not confirm the account for this refresh (${directoryError.message}); the refresh token is still good, try again shortly`);
+  constructor(
+    readonly directoryError: LoginError,
+    kept = '',
+  ) {
+    super('not_ready', `the directory could not confirm the account (${directoryError.message});${kept} try again shortly`);
   }
 }
 

@@ -13,6 +13,7 @@ import { type Authenticator, createAuthenticator } from './authenticate.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { DEV_CLIENT_ID } from './dev-idp/index.js';
 import { installAuthentication } from './hook.js';
+import { DirectoryGuard } from './directory-guard.js';
 import { createLdapLogin } from './ldap.js';
 import { createOidcClient } from './oidc.js';
 import type { CertificateSigner, OidcLogin } from './ports.js';
@@ -50,7 +51,9 @@ export async function createIdentityService(config: Config, store: Store, option
   const tokens = new TokenService(store, keys, { issuer: `urn:gatehouse:${store.instanceId}`, accessTtlSeconds: accessTtl, refreshTtlSeconds: durationSeconds(config.tokens.refresh_ttl), ...clock });
   await tokens.start();
   const sessions = new BrowserSessions(store, tokens);
-  const authenticate = createAuthenticator({ store, tokens, sessions, certificateUser: userFromCertificate });
+  const ldap = config.ldap.url === '' ? undefined : createLdapLogin(config.ldap, { posixUserAttribute: config.slurm.user_attribute });
+  const directory = new DirectoryGuard({ ldap, tokens, everyMs: accessTtl * 1000, now: () => tokens.clock() });
+  const authenticate = createAuthenticator({ store, tokens, sessions, certificateUser: userFromCertificate, directory });
   // In the store: every gateway over it counts the same failures and refuses the same lockouts.
   const throttle = new LoginThrottle(store, {
     maxFailures: config.login.max_failures,
@@ -62,7 +65,6 @@ export async function createIdentityService(config: Config, store: Store, option
   // Browser sign-ins an address keeps pending: each is a stored request; a start beyond the bound evicts the oldest.
   const signInStarts = new PendingSignIns({ maxPending: config.login.max_sign_ins_per_address, windowSeconds: OIDC_REQUEST_TTL_MS / 1000, ...(options.now ? { now: options.now } : {}) });
   const deviceCodes = new KnownDeviceCodes(options.now);
-  const ldap = config.ldap.url === '' ? undefined : createLdapLogin(config.ldap, { posixUserAttribute: config.slurm.user_attribute });
   const oidc = oidcFrom(config);
 
   const caCertPem = readFileSync(join(config.certs.dir, CERT_FILES.ca.cert), 'utf8');

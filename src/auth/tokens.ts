@@ -173,6 +173,13 @@ export class TokenService {
     return { ...pair, subject: subjectOf(family) };
   }
 
+  /** The directory's groups and account for a login from now on (directory-guard.ts); nothing written when they are the same. */
+  async updateSubject(sessionId: string, current: LoginSubject): Promise<void> {
+    const family = await this.family(sessionId);
+    if (current.user !== family.user || sameSubject(subjectOf(family), current)) return;
+    await this.store.db.updateTable('token_families').set({ groups: JSON.stringify(current.groups), posix_user: posixUserOf(current.posix_user) ?? null }).where('id', '=', sessionId).execute();
+  }
+
   /** checkRefresh and rotate in one, revoking the login on reuse (for callers with nothing to record). */
   async refresh(refreshToken: string): Promise<IssuedTokens & { subject: LoginSubject }> {
     try {
