@@ -1,7 +1,8 @@
 // A submission's audit events held back to travel with the event that acts on them. The audit
 // writer commits what reaches it in one turn of the event loop as one group commit (one fsync), so
 // the dataset decisions and then job.submit (or quota.reject, or the pending job's events) cost one
-// commit instead of three one after another. Nothing is acted on before flush() resolves: every
+// commit instead of three one after another (under heavy load a turn's events go out in several
+// messages and, rarely, two commits: each still durable before flush() resolves). Nothing is acted on before flush() resolves: every
 // event is still durable before the job is handed over and before the answer, and a path that ends
 // without acting (a deny, an error) flushes what it holds before it answers.
 
@@ -15,7 +16,7 @@ export class HeldEvents {
   }
 
   /**
-   * Starts every held write and then `also`, all in this turn (so in one group commit); resolves
+   * Starts every held write and then `also`, all in this turn (so, as a rule, in one group commit); resolves
    * once each is durable and rejects (503 audit_unavailable, from recordOrFail) if any is not.
    */
   flush(...also: (() => Promise<void>)[]): Promise<void> {
