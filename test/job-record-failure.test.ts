@@ -1,6 +1,6 @@
-// The embedded store's submission hands the job to the engine before its record's insert has
-// returned (the engine takes it while our fsync runs). So a record that cannot be written must
-// not leave a job running: the answer is 503, the engine's job is cancelled before it can write
+// The embedded store's submission makes the engine's request before its record's insert, and the
+// request goes out whatever the insert's outcome. So a record that cannot be written must not
+// leave a job running: the answer is 503, the engine's job is cancelled before it can write
 // anything, and the gateway keeps nothing of it. The store is made to refuse the insert for real
 // (a trigger on the gateway's own SQLite file), with a real engine and gateway.
 import { randomBytes } from 'node:crypto';

@@ -196,17 +196,14 @@ export class JobService {
     };
     try {
       await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
-      // On the embedded store (one gateway) the handover leaves before the record is written, so the
-      // engine takes the job while our insert's fsync runs; the answer still waits for both. The
-      // insert is synchronous once it starts (better-sqlite3) and its query reaches the database
-      // within this turn's promise jobs, ahead of the request's own next-tick write; one turn of the
-      // loop first puts the request on the wire (the ticket is signed synchronously, admission-ticket.ts).
-      // A failed insert cancels what was sent, below; a crash between the two leaves a backend job
-      // without a record, which the leader's sweep cancels.
-      if (!this.book.shared) {
-        send();
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
+      // On the embedded store (one gateway) the handover's request is made before the insert, but the
+      // insert is synchronous once it reaches better-sqlite3 (within this turn's promise jobs) and the
+      // request is written on the next tick, after it. Putting the request on the wire first (one loop
+      // turn) let the engine take the job during our fsync, and measured no faster: the engine's own
+      // commit then took as much longer on the same disk (BENCHMARKS.md, session 32). A failed insert
+      // cancels what was sent, below; a crash between the two leaves a backend job without a record,
+      // which the leader's sweep cancels.
+      if (!this.book.shared) send();
       try {
         await this.book.insert(record);
       } catch (err) {
