@@ -4,7 +4,7 @@
 // real identity routes and CA, an injected clock (no waiting).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyAndCsr } from '../../src/auth/index.js';
-import { GROUPS, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
+import { GROUPS, ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 
 const MINUTE = 60_000;
@@ -42,16 +42,7 @@ beforeAll(async () => {
     config: {
       tokens: { access_ttl: '15m', refresh_ttl: '12h' },
       certs: { client_ttl: '12h' },
-      ldap: {
-        url: slapd.url,
-        start_tls: true,
-        ca_file: slapd.caFile,
-        bind_dn: slapd.bindDn,
-        bind_password: slapd.bindPassword,
-        user_base: PEOPLE,
-        user_filter: '(&(uid={username})(!(description=disabled)))',
-        timeout_ms: 3000,
-      },
+      ldap: ldapSection(slapd),
     },
   });
 }, 60_000);

@@ -8,7 +8,7 @@ import { createKeyAndCsr } from '../../src/auth/index.js';
 import { directoryNow } from '../../src/auth/directory-check.js';
 import { TokenError } from '../../src/auth/token-error.js';
 import type { RefreshPlan } from '../../src/auth/tokens.js';
-import { GROUPS, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
+import { GROUPS, ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
 import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
 
 let slapd: Slapd;
@@ -58,17 +58,7 @@ beforeAll(async () => {
   const port = (door.server.address() as AddressInfo).port;
   app = await startIdentityApp({
     config: {
-      ldap: {
-        url: `ldap://127.0.0.1:${port}/`,
-        start_tls: true,
-        ca_file: slapd.caFile,
-        bind_dn: slapd.bindDn,
-        bind_password: slapd.bindPassword,
-        user_base: PEOPLE,
-        // Disabled accounts are left out by the filter, as Active Directory's userAccountControl filters do.
-        user_filter: '(&(uid={username})(!(description=disabled)))',
-        timeout_ms: 3000,
-      },
+      ldap: ldapSection(slapd, `ldap://127.0.0.1:${port}/`),
     },
   });
 }, 60_000);

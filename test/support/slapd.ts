@@ -50,6 +50,24 @@ export interface SlapdOptions {
   extraLdif?: string;
 }
 
+/**
+ * The gateway's `ldap` section for this directory over StartTLS, with disabled accounts (description:
+ * disabled) left out by the user filter, as Active Directory's userAccountControl filters do. `url`
+ * replaces the directory's address (a door in front of it, say).
+ */
+export function ldapSection(slapd: Slapd, url = slapd.url): Record<string, unknown> {
+  return {
+    url,
+    start_tls: true,
+    ca_file: slapd.caFile,
+    bind_dn: slapd.bindDn,
+    bind_password: slapd.bindPassword,
+    user_base: PEOPLE,
+    user_filter: '(&(uid={username})(!(description=disabled)))',
+    timeout_ms: 3000,
+  };
+}
+
 /** Fails with the command to run when the OpenLDAP server or tools are not installed. */
 export function requireSlapd(): void {
   const ldapadd = LDAPADD.includes('/') ? LDAPADD : (process.env.PATH ?? '').split(delimiter).map((d) => join(d, LDAPADD)).find((p) => existsSync(p));
