@@ -6,7 +6,7 @@ import type { LoginSubject } from '../identity/index.js';
 import { GatehouseError } from '../wire/index.js';
 import type { LdapLogin } from './ldap.js';
 import { LoginError } from './login-error.js';
-import { TokenError } from './token-error.js';
+import { type CredentialOwner, TokenError } from './token-error.js';
 import { ownerOf, type RefreshPlan } from './tokens.js';
 
 /**
@@ -16,16 +16,24 @@ import { ownerOf, type RefreshPlan } from './tokens.js';
  */
 export async function directoryNow(ldap: LdapLogin | undefined, plan: RefreshPlan): Promise<LoginSubject | undefined> {
   if (plan.subject.auth_method !== 'ldap') return undefined;
-  const owner = ownerOf(plan.family);
+  return personNow(ldap, plan.subject.user, ownerOf(plan.family), ' the refresh token is still good,');
+}
+
+/**
+ * An LDAP login's person as the directory has them now (a refresh, or a certificate or session in
+ * directory-guard.ts): TokenError `method_disabled` or `account_gone` naming `owner`, DirectoryUnsure
+ * (503) when the directory cannot say; `kept` tells the client what still works meanwhile.
+ */
+export async function personNow(ldap: LdapLogin | undefined, user: string, owner: CredentialOwner, kept: string): Promise<LoginSubject> {
   if (ldap === undefined) throw new TokenError('method_disabled', 'LDAP login is not configured on this gateway any more', owner);
   let now: LoginSubject | null;
   try {
-    now = await ldap.current(plan.subject.user);
+    now = await ldap.current(user);
   } catch (err) {
     if (!(err instanceof LoginError)) throw err;
-    throw new DirectoryUnsure(err, ' the refresh token is still good,');
+    throw new DirectoryUnsure(err, kept);
   }
-  if (now === null) throw new TokenError('account_gone', `the directory has no entry for ${plan.subject.user} that ldap.user_filter accepts`, owner);
+  if (now === null) throw new TokenError('account_gone', `the directory has no entry for ${user} that ldap.user_filter accepts`, owner);
   return now;
 }
 

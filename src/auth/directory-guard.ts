@@ -6,9 +6,8 @@
 // this process only; after a restart the first use asks again.
 import type { Identity, LoginSubject } from '../identity/index.js';
 import type { LdapLogin } from './ldap.js';
-import { LoginError } from './login-error.js';
 import { TokenError } from './token-error.js';
-import { DirectoryUnsure } from './directory-check.js';
+import { personNow } from './directory-check.js';
 import type { TokenService } from './tokens.js';
 
 /** Logins remembered as confirmed; past it the oldest is asked again at its next use (one search more). */
@@ -16,7 +15,7 @@ const REMEMBERED_MAX = 100_000;
 
 export class DirectoryGuard {
   private readonly confirmedAt = new Map<string, number>();
-  private readonly asking = new Map<string, Promise<LoginSubject | null>>();
+  private readonly asking = new Map<string, Promise<LoginSubject>>();
 
   constructor(
     private readonly o: { ldap: LdapLogin | undefined; tokens: TokenService; everyMs: number; now: () => number },
@@ -34,13 +33,16 @@ export class DirectoryGuard {
     const now = this.o.now();
     if (at !== undefined && now - at < this.o.everyMs) return identity;
     const owner = { user: identity.user, groups: [...identity.groups], auth_method: identity.auth_method, verified: true, session_id: id };
-    if (this.o.ldap === undefined) throw new TokenError('method_disabled', 'LDAP login is not configured on this gateway any more', owner);
-    const person = await this.ask(identity.user, id);
-    if (person === null) {
-      // Ended before it is refused: the hook records the refusal (auth.rejected, account_gone).
-      await this.o.tokens.revoke(id, 'the directory no longer has the account');
-      this.confirmedAt.delete(id);
-      throw new TokenError('account_gone', `the directory has no entry for ${identity.user} that ldap.user_filter accepts; login ${id} ended`, owner);
+    let person: LoginSubject;
+    try {
+      person = await this.ask(id, () => personNow(this.o.ldap, identity.user, owner, ''));
+    } catch (err) {
+      if (err instanceof TokenError && err.reason === 'account_gone') {
+        // Ended before it is refused: the hook records the refusal (auth.rejected, account_gone).
+        await this.o.tokens.revoke(id, 'the directory no longer has the account');
+        this.confirmedAt.delete(id);
+      }
+      throw err;
     }
     await this.o.tokens.updateSubject(id, person);
     this.remember(id, now);
@@ -49,15 +51,13 @@ export class DirectoryGuard {
   }
 
   /** One search per login at a time: requests arriving meanwhile share its answer. */
-  private ask(user: string, id: string): Promise<LoginSubject | null> {
+  private ask(id: string, search: () => Promise<LoginSubject>): Promise<LoginSubject> {
     let pending = this.asking.get(id);
     if (pending === undefined) {
-      pending = this.o.ldap!.current(user).finally(() => this.asking.delete(id));
+      pending = search().finally(() => this.asking.delete(id));
       this.asking.set(id, pending);
     }
-    return pending.catch((err: unknown) => {
-      throw err instanceof LoginError ? new DirectoryUnsure(err) : err;
-    });
+    return pending;
   }
 
   private remember(id: string, at: number): void {

@@ -162,11 +162,7 @@ export class TokenService {
     let family = plan.family;
     // The directory's groups and account for the login from now on (directory-check.ts), written
     // before the token is used: a lost race below leaves the directory's truth, nothing else.
-    if (current !== undefined && current.user === family.user && !sameSubject(subjectOf(family), current)) {
-      const changed = { groups: JSON.stringify(current.groups), posix_user: posixUserOf(current.posix_user) ?? null };
-      await this.store.db.updateTable('token_families').set(changed).where('id', '=', family.id).execute();
-      family = { ...family, ...changed };
-    }
+    if (current !== undefined) family = await this.withSubject(family, current);
     const used = await this.store.db.updateTable('refresh_tokens').set({ used_at: iso(this.now()) }).where('hash', '=', plan.hash).where('used_at', 'is', null).executeTakeFirst();
     if (Number(used.numUpdatedRows) !== 1) throw new TokenError('reused', `refresh token of login ${plan.family.id} presented again`, ownerOf(plan.family));
     const pair = await this.issuePair(family, plan.jti);
@@ -175,9 +171,15 @@ export class TokenService {
 
   /** The directory's groups and account for a login from now on (directory-guard.ts); nothing written when they are the same. */
   async updateSubject(sessionId: string, current: LoginSubject): Promise<void> {
-    const family = await this.family(sessionId);
-    if (current.user !== family.user || sameSubject(subjectOf(family), current)) return;
-    await this.store.db.updateTable('token_families').set({ groups: JSON.stringify(current.groups), posix_user: posixUserOf(current.posix_user) ?? null }).where('id', '=', sessionId).execute();
+    await this.withSubject(await this.family(sessionId), current);
+  }
+
+  /** The login with `current`'s groups and account, written when they differ (the same person only). */
+  private async withSubject(family: Family, current: LoginSubject): Promise<Family> {
+    if (current.user !== family.user || sameSubject(subjectOf(family), current)) return family;
+    const changed = { groups: JSON.stringify(current.groups), posix_user: posixUserOf(current.posix_user) ?? null };
+    await this.store.db.updateTable('token_families').set(changed).where('id', '=', family.id).execute();
+    return { ...family, ...changed };
   }
 
   /** checkRefresh and rotate in one, revoking the login on reuse (for callers with nothing to record). */
