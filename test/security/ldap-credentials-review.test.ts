@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyAndCsr } from '../../src/auth/index.js';
 import { GROUPS, ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
-import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
+import { type IdentityApp, ldapLogin, startIdentityApp, type TokenPair } from '../support/identity-app.js';
 
 const MINUTE = 60_000;
 let clock = Date.now();
@@ -15,16 +15,9 @@ let app: IdentityApp;
 const json = (body: unknown, headers: Record<string, string> = {}) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
-interface Pair {
-  access_token: string;
-  refresh_token: string;
-}
+type Pair = TokenPair;
 
-async function login(user: string): Promise<Pair> {
-  const r = await app.call('/v1/auth/ldap', json({ username: user, password: passwordOf(user) }));
-  expect(r.status, r.body).toBe(200);
-  return r.json<Pair>();
-}
+const login = (user: string): Promise<Pair> => ldapLogin(app, user, passwordOf(user));
 
 async function certificateFor(pair: Pair): Promise<{ cert: string; key: string }> {
   const { keyPem, csrPem } = await createKeyAndCsr();

@@ -9,7 +9,7 @@ import { directoryNow } from '../../src/auth/directory-check.js';
 import { TokenError } from '../../src/auth/token-error.js';
 import type { RefreshPlan } from '../../src/auth/tokens.js';
 import { GROUPS, ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
-import { type IdentityApp, startIdentityApp } from '../support/identity-app.js';
+import { type IdentityApp, ldapLogin, startIdentityApp, type TokenPair } from '../support/identity-app.js';
 
 let slapd: Slapd;
 let app: IdentityApp;
@@ -19,16 +19,9 @@ let door: { server: Server; shut: boolean; sockets: Set<Socket> };
 const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
-interface Pair {
-  access_token: string;
-  refresh_token: string;
-}
+type Pair = TokenPair;
 
-async function login(user: string): Promise<Pair> {
-  const r = await app.call('/v1/auth/ldap', json({ username: user, password: passwordOf(user) }));
-  expect(r.status, r.body).toBe(200);
-  return r.json<Pair>();
-}
+const login = (user: string): Promise<Pair> => ldapLogin(app, user, passwordOf(user));
 
 const refresh = (pair: Pair) => app.call('/v1/auth/token', json({ grant_type: 'refresh_token', refresh_token: pair.refresh_token }));
 

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { expect } from 'vitest';
 import { type AuditEvent, type AuditInput, AuditTrail, loadAuditKey } from '../../src/audit/index.js';
 import { createIdentityService, ensureCertificates, type IdentityService, startDevIdp } from '../../src/auth/index.js';
 import { loadConfig } from '../../src/config/index.js';
@@ -135,4 +136,17 @@ export async function startIdentityApp(o: IdentityAppOptions = {}): Promise<Iden
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The pair a login answers with. */
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+}
+
+/** `POST /v1/auth/ldap` as `user` with `password`; the test fails unless it is a 200. */
+export async function ldapLogin(app: IdentityApp, user: string, password: string): Promise<TokenPair> {
+  const r = await app.call('/v1/auth/ldap', { method: 'POST', body: JSON.stringify({ username: user, password }), headers: { 'content-type': 'application/json' } });
+  expect(r.status, r.body).toBe(200);
+  return r.json<TokenPair>();
 }
