@@ -79,3 +79,46 @@ describe('an edited lookup table that hides an event from queries', () => {
     });
   }
 });
+
+// review33: the un-indexed tail is skipped by a query with an `until` when audit_indexed.tail_from
+// (the tail's earliest time, kept by the writer) is not before it. Whoever can write the file could
+// raise tail_from, or null it, and hide every tail event from `--user/--object --until` queries;
+// verify must name that as it names an edited lookup row.
+describe('an edited tail_from that hides the un-indexed tail from queries with an until', () => {
+  function trailWithTail(): { db: Database.Database; victim: { id: number; time: number; user: string } } {
+    trails += 1;
+    const dir = join(root, `t${trails}`);
+    const w = TrailWriter.open(dir, key);
+    const t0 = Date.now();
+    w.append(Array.from({ length: 60 }, (_, i) => pendingRowOf(input(i + 1), t0 + i)));
+    w.index(true);
+    w.append(Array.from({ length: 10 }, (_, i) => pendingRowOf(input(61 + i), t0 + 60 + i))); // the tail
+    w.checkpoint();
+    w.close();
+    const db = openAuditDb(dir);
+    const victim = db.prepare("select id, time, user from audit_events where id > (select upto from audit_indexed) and user = 'user2' order by id limit 1").get() as { id: number; time: number; user: string };
+    return { db, victim };
+  }
+
+  for (const edit of ['set tail_from = tail_from + 3600000', 'set tail_from = null']) {
+    it(`fails verify after "update audit_indexed ${edit}"`, () => {
+      const { db, victim } = trailWithTail();
+      const query = { user: victim.user, until: new Date(victim.time + 1000).toISOString() };
+      expect(ids(db, query)).toContain(victim.id);
+      expect(verifyTrail(db, keys)).toMatchObject({ ok: true });
+      db.prepare(`update audit_indexed ${edit} where one = 1`).run();
+      expect(ids(db, query)).not.toContain(victim.id); // hidden from the auditor's query
+      const report = verifyTrail(db, keys);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
+      db.close();
+    });
+  }
+
+  it('verifies a tail_from below the tail (only a slower query)', () => {
+    const { db } = trailWithTail();
+    db.prepare('update audit_indexed set tail_from = tail_from - 10 where one = 1').run();
+    expect(verifyTrail(db, keys)).toMatchObject({ ok: true });
+    db.close();
+  });
+});
