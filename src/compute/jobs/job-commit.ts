@@ -2,6 +2,7 @@
 // and committed in one rename. Apart because it is the one step that writes into the data root.
 import { join } from 'node:path';
 import { commitOutput } from '../catalog/index.js';
+import { partitionFile } from '../../catalog/index.js';
 import { sealJobOutput } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';
 import { finishRun } from './job-end.js';
@@ -21,6 +22,14 @@ export async function commitRun(ctx: EngineContext, run: JobRun): Promise<void> 
     // folder smuggled into it, and none planted later by any job, is ever followed.
     const sealed = await sealJobOutput(area, { namespaced: ctx.o.isolation.bwrap });
     run.phases.mark('sealed');
+    // A kept partition stayed in out/, the task's own file, until the seal: a later task of the job
+    // could append to it. Its rows and the job's engine.max_output_mb were counted at keep time
+    // (partition-keep.ts), so a partition is committed only at the size it was counted with.
+    for (const p of run.parts) {
+      const file = partitionFile(p.idx, run.outputFormat);
+      const size = sealed.identities.get(file)?.size;
+      if (size !== undefined && size !== p.bytes_out) throw new Error(`${file} changed after it was kept (${p.bytes_out} bytes counted, ${size} sealed)`);
+    }
     await commitOutput(ctx.o.dataRoot, row.spec.output, {
       folder: sealed.folder,
       format: run.outputFormat,
