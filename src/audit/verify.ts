@@ -417,7 +417,7 @@ function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObje
   }
   // The live head is as good as a checkpoint: the event there must still have the hash it was written with.
   if (options.liveHead && options.liveHead.id > 0) checker.expect(options.liveHead.id, options.liveHead.hash, 'the hash the gateway wrote there');
-  const upto = lookupWatermark(db);
+  const upto = lookupWatermark(db, checker);
   let users = 0;
   let objects = 0;
   let n = 0;
@@ -441,10 +441,25 @@ function verifySnapshot(db: Database.Database, keys: ReadonlyMap<string, KeyObje
   return report;
 }
 
-/** The user and object lookup tables' watermark (lookup-index.ts); -1 for a trail from before them (opened read-only, not migrated). */
-function lookupWatermark(db: Database.Database): number {
+/**
+ * The user and object lookup tables' watermark (lookup-index.ts); -1 for a trail from before them
+ * (opened read-only, not migrated). Queries compare ids with it in SQL: with its row gone (NULL) they
+ * find nothing at all, and with a text in it (SQLite orders every number before any text) they skip
+ * the tail after it; either is a problem, and the counts below then take 0 (nothing covered).
+ */
+function lookupWatermark(db: Database.Database, checker: ChainChecker): number {
   const has = db.prepare("select 1 from sqlite_master where type = 'table' and name = 'audit_indexed'").get();
-  return has ? ((db.prepare('select upto from audit_indexed where one = 1').pluck().get() as number | undefined) ?? 0) : -1;
+  if (!has) return -1;
+  const row = db.prepare("select upto, typeof(upto) as type from audit_indexed where one = 1").get() as { upto: unknown; type: string } | undefined;
+  if (row === undefined) {
+    checker.problem(null, 'lookup_mismatch', 'the lookup tables\' watermark row (audit_indexed) is missing: queries by user or object find no event at all');
+    return 0;
+  }
+  if (row.type !== 'integer') {
+    checker.problem(null, 'lookup_mismatch', `the lookup tables' watermark (audit_indexed.upto) is ${row.type} ${JSON.stringify(String(row.upto))}, not an event id: queries by user or object may skip events`);
+    return 0;
+  }
+  return row.upto as number;
 }
 
 /**
@@ -477,12 +492,14 @@ function checkLookups(db: Database.Database, checker: ChainChecker, upto: number
 function checkTailFrom(db: Database.Database, checker: ChainChecker): void {
   const has = (db.prepare("select 1 from pragma_table_info('audit_indexed') where name = 'tail_from'").get() as unknown) !== undefined;
   if (!has) return; // a trail from before tail_from (opened read-only, not migrated): queries do not read it
-  const row = db.prepare('select upto, tail_from, (select min(time) from audit_events where id > audit_indexed.upto) as earliest from audit_indexed where one = 1').get() as
-    | { upto: number; tail_from: number | null; earliest: number | null }
+  const row = db.prepare("select upto, tail_from, typeof(tail_from) as type, (select min(time) from audit_events where id > audit_indexed.upto) as earliest from audit_indexed where one = 1 and typeof(upto) = 'integer'").get() as
+    | { upto: number; tail_from: unknown; type: string; earliest: number | null }
     | undefined;
-  if (row === undefined || row.earliest === null) return;
-  if (row.tail_from === null || row.tail_from > row.earliest) {
-    const stored = row.tail_from === null ? 'null' : new Date(row.tail_from).toISOString();
+  if (row === undefined || row.earliest === null) return; // no watermark is lookupWatermark's problem
+  // A text sorts after every number in SQLite (and NULL compares to nothing), so either skips the tail too.
+  const numeric = row.type === 'integer' || row.type === 'real';
+  if (!numeric || (row.tail_from as number) > row.earliest) {
+    const stored = numeric ? new Date(row.tail_from as number).toISOString() : `${row.type} ${JSON.stringify(String(row.tail_from))}`;
     checker.problem(null, 'lookup_mismatch', `the lookup tables' tail_from (${stored}) is after the earliest event after #${row.upto} (${new Date(row.earliest).toISOString()}): queries with an until would skip the events after #${row.upto}`);
   }
 }

@@ -84,23 +84,24 @@ describe('an edited lookup table that hides an event from queries', () => {
 // (the tail's earliest time, kept by the writer) is not before it. Whoever can write the file could
 // raise tail_from, or null it, and hide every tail event from `--user/--object --until` queries;
 // verify must name that as it names an edited lookup row.
-describe('an edited tail_from that hides the un-indexed tail from queries with an until', () => {
-  function trailWithTail(): { db: Database.Database; victim: { id: number; time: number; user: string } } {
-    trails += 1;
-    const dir = join(root, `t${trails}`);
-    const w = TrailWriter.open(dir, key);
-    const t0 = Date.now();
-    w.append(Array.from({ length: 60 }, (_, i) => pendingRowOf(input(i + 1), t0 + i)));
-    w.index(true);
-    w.append(Array.from({ length: 10 }, (_, i) => pendingRowOf(input(61 + i), t0 + 60 + i))); // the tail
-    w.checkpoint();
-    w.close();
-    const db = openAuditDb(dir);
-    const victim = db.prepare("select id, time, user from audit_events where id > (select upto from audit_indexed) and user = 'user2' order by id limit 1").get() as { id: number; time: number; user: string };
-    return { db, victim };
-  }
+/** A trail of 60 indexed events and 10 after the watermark (the tail), and a tail event of user2. */
+function trailWithTail(): { db: Database.Database; victim: { id: number; time: number; user: string } } {
+  trails += 1;
+  const dir = join(root, `t${trails}`);
+  const w = TrailWriter.open(dir, key);
+  const t0 = Date.now();
+  w.append(Array.from({ length: 60 }, (_, i) => pendingRowOf(input(i + 1), t0 + i)));
+  w.index(true);
+  w.append(Array.from({ length: 10 }, (_, i) => pendingRowOf(input(61 + i), t0 + 60 + i))); // the tail
+  w.checkpoint();
+  w.close();
+  const db = openAuditDb(dir);
+  const victim = db.prepare("select id, time, user from audit_events where id > (select upto from audit_indexed) and user = 'user2' order by id limit 1").get() as { id: number; time: number; user: string };
+  return { db, victim };
+}
 
-  for (const edit of ['set tail_from = tail_from + 3600000', 'set tail_from = null']) {
+describe('an edited tail_from that hides the un-indexed tail from queries with an until', () => {
+  for (const edit of ['set tail_from = tail_from + 3600000', 'set tail_from = null', "set tail_from = 'x'"]) {
     it(`fails verify after "update audit_indexed ${edit}"`, () => {
       const { db, victim } = trailWithTail();
       const query = { user: victim.user, until: new Date(victim.time + 1000).toISOString() };
@@ -119,6 +120,36 @@ describe('an edited tail_from that hides the un-indexed tail from queries with a
     const { db } = trailWithTail();
     db.prepare('update audit_indexed set tail_from = tail_from - 10 where one = 1').run();
     expect(verifyTrail(db, keys)).toMatchObject({ ok: true });
+    db.close();
+  });
+});
+
+// review33: the watermark itself. With its row deleted, both arms of a lookup query compare ids with
+// NULL and find nothing: every --user/--object query comes back empty. With a text in it (SQLite
+// orders every number before any text) the indexed arm takes every lookup row and the tail arm none:
+// the events after the real watermark are hidden. Verify read either as a watermark of 0 or of the
+// text, and said ok.
+describe('an edited watermark that hides events from lookup queries', () => {
+  it('fails verify when the watermark row is deleted (every event hidden)', () => {
+    const db = trail();
+    const v = victimOf(db);
+    expect(ids(db, { user: v.user })).toContain(v.id);
+    db.prepare('delete from audit_indexed').run();
+    expect(ids(db, { user: v.user })).toEqual([]); // hidden from the auditor's query
+    const report = verifyTrail(db, keys);
+    expect(report.ok).toBe(false);
+    expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
+    db.close();
+  });
+
+  it('fails verify when the watermark is a text (the un-indexed tail hidden)', () => {
+    const { db, victim } = trailWithTail();
+    expect(ids(db, { user: victim.user })).toContain(victim.id);
+    db.prepare("update audit_indexed set upto = 'x' where one = 1").run();
+    expect(ids(db, { user: victim.user })).not.toContain(victim.id); // hidden from the auditor's query
+    const report = verifyTrail(db, keys);
+    expect(report.ok).toBe(false);
+    expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
     db.close();
   });
 });
