@@ -90,7 +90,16 @@ export function redactSecrets<T>(value: T, path = 'event'): Redacted<T> {
       return out ?? v;
     }
     const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) return v;
+    if (proto !== Object.prototype && proto !== null) {
+      // Not a plain object: the record holds what canonicalJson writes for it, its toJSON() (a URL's
+      // text, a Date's) or else its own fields, so that is what is scanned (and kept when redacted).
+      const toJSON = (v as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === 'function') {
+        const json: unknown = toJSON.call(v);
+        const y = walk(json, at);
+        return y === json ? v : y;
+      }
+    }
     let out: Record<string, unknown> | null = null;
     for (const k of Object.keys(v)) {
       const x = (v as Record<string, unknown>)[k];

@@ -176,3 +176,30 @@ describe('through the identity routes', () => {
     expect(trailBytes(identity.auditDir)).not.toContain('BEGIN PRIVATE KEY');
   });
 });
+
+// review33: the scan walked plain objects and arrays only, and returned any other object as it was;
+// but the record holds what canonicalJson writes for it (its toJSON(), or its own fields), so a
+// secret inside a URL, or in a field of a class instance, reached the trail's file unredacted.
+describe('a secret inside an object that is not plain', () => {
+  const REFRESH = `ghr_${'R'.repeat(24)}`;
+  class Attempt {
+    readonly note = `Bearer ${'b'.repeat(20)}`;
+    readonly password = 'hunter2-hunter2';
+  }
+
+  it('is redacted as canonicalJson will write it, and never reaches the file', async () => {
+    const given: AuditInput = { ...base, details: { callback: new URL(`https://app.example/cb?code=x&t=${REFRESH}`), attempt: new Attempt() as unknown as Record<string, unknown> } };
+    const { value, redacted } = redactSecrets(given);
+    expect(value.details).toEqual({ callback: '[redacted: refresh_token]', attempt: { note: '[redacted: authorization]', password: '[redacted: field]' } });
+    expect(redacted).toEqual(expect.arrayContaining(['event.details.callback', 'event.details.attempt.note', 'event.details.attempt.password']));
+    await trail.record(given);
+    const bytes = trailBytes(auditDir);
+    for (const secret of [REFRESH, 'b'.repeat(20), 'hunter2-hunter2']) expect(bytes.includes(secret)).toBe(false);
+  });
+
+  it('leaves a Date as it was (its ISO text holds nothing)', () => {
+    const at = new Date(0);
+    const given: AuditInput = { ...base, details: { at } };
+    expect(redactSecrets(given)).toEqual({ value: given, redacted: [] });
+  });
+});
