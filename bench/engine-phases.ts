@@ -5,7 +5,7 @@
 // GET /events) and prints, per job, the submit's answer time, the pushed end, and the phases of the
 // engine's "job finished" line; then the medians. A profiling tool, not a bench row: relative offsets
 // inside one job, fit to compare before and after a change under moderate load.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,20 @@ import type { JobSpec } from '../src/wire/index.js';
 import { until } from '../test/support/until.js';
 import { median } from './measure.js';
 import { EngineClient, startEngineProcess } from './support/engine.js';
+
+/** CPU ms of the engine's main thread and of its other threads (libuv's pool, V8's), from /proc. */
+function engineCpuMs(pid: number): { main: number; other: number } {
+  let main = 0;
+  let other = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    // utime and stime: fields 14 and 15, counted after the ")" that ends the name; USER_HZ is 100.
+    const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    if (Number(tid) === pid) main += ms;
+    else other += ms;
+  }
+  return { main, other };
+}
 
 const [N = 8, PARTITIONS = 16, ROWS = 50_000] = process.argv.slice(2).map(Number);
 const CORES = availableParallelism();
@@ -54,6 +68,7 @@ try {
   const events = await client.events();
   for (let k = 0; k < N!; k++) {
     const spec: JobSpec = { name: 'aggregate', input: 'phases_in', output: `phases_out_${k}`, runtime: 'python', source, resources: { cores: CORES, memory_mb: 512, time_limit_s: 600 } };
+    const cpu0 = engineCpuMs(engine.pid);
     const t0 = performance.now();
     const id = await client.submit(spec);
     const answered = performance.now() - t0;
@@ -62,7 +77,8 @@ try {
     if (status.state !== 'succeeded') throw new Error(`${id} ${status.state}: ${status.error}`);
     const line = await until(() => engine.output().split('\n').find((l) => l.includes(`"job":"${id}"`) && l.includes('"msg":"job finished"')), 10_000, 'job finished line', 5);
     const phases = (JSON.parse(line) as { phases: Record<string, number> }).phases;
-    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10 };
+    const cpu1 = engineCpuMs(engine.pid);
+    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10, cpu_main: cpu1.main - cpu0.main, cpu_threads: cpu1.other - cpu0.other };
     rows.push(row);
     process.stderr.write(`${id} load ${loadavg()[0]!.toFixed(2)}: ${Object.entries(row).map(([k2, v]) => `${k2} ${v}`).join(', ')}\n`);
     rmSync(join(dir, 'data', spec.output), { recursive: true, force: true });
@@ -74,4 +90,4 @@ try {
 }
 const keys = [...new Set(rows.slice(1).flatMap((r) => Object.keys(r)))];
 const meds = keys.map((k) => [k, median(rows.slice(1).map((r) => r[k]).filter((v): v is number => v !== undefined))] as const).sort((a, b) => a[1] - b[1]);
-process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
+process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send; cpu_main and cpu_threads: the engine's CPU ms for the job, its main thread and its others): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);

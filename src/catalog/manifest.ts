@@ -1,6 +1,7 @@
 // `_dataset.json`: what a dataset folder holds. Checked strictly, because policy (owner, labels)
 // and every job's partitioning trust it.
 import Type, { type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
 import type { DatasetFormat } from '../wire/index.js';
 import { DatasetError } from './errors.js';
@@ -41,6 +42,21 @@ export const DatasetManifestSchema = Type.Object(
 
 export type DatasetManifest = Static<typeof DatasetManifestSchema>;
 
+/**
+ * The schema's check compiled, on first use (a few ms, once per process): a job reads its input's
+ * manifest and checks its output's, and the interpreted Value.Check took 4-20 ms for 256 partitions
+ * on each, against about 0.1 ms compiled. Value.Errors still words a refusal.
+ */
+let compiled: ((value: unknown) => boolean) | null = null;
+
+function isManifest(value: unknown): value is DatasetManifest {
+  if (compiled === null) {
+    const validator = Compile(DatasetManifestSchema);
+    compiled = (v) => validator.Check(v);
+  }
+  return compiled(value);
+}
+
 /** Each field in words, for messages that say what was expected instead of quoting the schema. */
 const EXPECTED: Record<string, string> = {
   format: '"csv" or "jsonl"',
@@ -71,7 +87,7 @@ export function parseManifest(text: string, path: string): DatasetManifest {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new DatasetError('invalid_manifest', `${MANIFEST_FILE} must be a JSON object, got ${shown(value)}`, path);
   }
-  if (!Value.Check(DatasetManifestSchema, value)) {
+  if (!isManifest(value)) {
     throw new DatasetError('invalid_manifest', `${MANIFEST_FILE}: ${describeErrors(value)}`, path);
   }
   // Partition i is part-0000i in the dataset's format: jobs address partitions by index.
