@@ -48,4 +48,21 @@ describe("the engine's batched partition bookkeeping", () => {
     expect(jobs.partitions('j1')[0]).toMatchObject({ state: 'done', rows_out: 1 });
     jobs.close();
   });
+
+  it("writes a partition's start and end waiting in one batch as one update, its attempt still counted", () => {
+    const { jobs } = fresh();
+    jobs.partitionRunning('j1', 0);
+    jobs.partitionDone('j1', 0, { rows_out: 1, bytes_out: 4, seconds: 0.1 });
+    jobs.flush();
+    expect(jobs.partitions('j1')[0]).toMatchObject({ state: 'done', attempts: 1, rows_out: 1, bytes_out: 4 });
+    // Started in one batch and kept in the next: the same row.
+    jobs.partitionTodo('j1', 0);
+    jobs.partitionRunning('j1', 0);
+    jobs.flush();
+    expect(jobs.partitions('j1')[0]).toMatchObject({ state: 'running', attempts: 2 });
+    jobs.partitionDone('j1', 0, { rows_out: 2, bytes_out: 8, seconds: 0.2 });
+    jobs.flush();
+    expect(jobs.partitions('j1')[0]).toMatchObject({ state: 'done', attempts: 2, rows_out: 2, bytes_out: 8 });
+    jobs.close();
+  });
 });

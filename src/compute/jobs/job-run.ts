@@ -51,6 +51,8 @@ export class JobRun {
   readonly ended: Promise<void>;
   markEnded!: () => void;
   deadline: NodeJS.Timeout | null = null;
+  /** Bytes of the partitions kept so far (against engine.max_output_mb), added to as each is kept. */
+  bytesOut: number;
   /** Where its time went (the engine's "job finished" log line); intake restarts it at the submission's arrival. */
   phases = new PhaseClock();
 
@@ -62,6 +64,7 @@ export class JobRun {
     readonly log: JobLog,
   ) {
     this.todo = parts.filter((p) => p.state === 'todo').map((p) => p.idx);
+    this.bytesOut = parts.reduce((n, p) => n + (p.state === 'done' ? p.bytes_out : 0), 0);
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
   }
 

@@ -52,7 +52,7 @@ export async function keepPartition(
   part.error = null;
   ctx.db.partitionDone(run.row.id, part.idx, { rows_out: rows, bytes_out: bytes, seconds: part.seconds });
   ctx.events.emit('partition', { job: run.row.id, seconds: part.seconds, outcome: 'done' });
-  const total = run.parts.reduce((n, p) => n + (p.state === 'done' ? p.bytes_out : 0), 0);
-  if (total > maxOutputBytes) return `the output is over the engine's limit of ${Math.round(maxOutputBytes / 1048576)} MiB (engine.max_output_mb)`;
+  run.bytesOut += bytes;
+  if (run.bytesOut > maxOutputBytes) return `the output is over the engine's limit of ${Math.round(maxOutputBytes / 1048576)} MiB (engine.max_output_mb)`;
   return null;
 }
