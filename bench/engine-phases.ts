@@ -2,9 +2,11 @@
 // [N] [PARTITIONS] [ROWS]` (after `npm run build`). Starts the engine as its own process (log level
 // info), writes person.bench's CSV shape (default 16 × 50 000 rows), submits N jobs of
 // bench/engine/aggregate.py one at a time as the gateway would (ticket, POST /jobs, the pushed end on
-// GET /events) and prints, per job, the submit's answer time, the pushed end, and the phases of the
-// engine's "job finished" line; then the medians. A profiling tool, not a bench row: relative offsets
-// inside one job, fit to compare before and after a change under moderate load.
+// GET /events) and prints, per job, the submit's answer time, the pushed end, the phases of the
+// engine's "job finished" line, and the engine's CPU for the job from /proc (cpu_main: its main
+// thread; cpu_threads: the others, libuv's pool and V8's helpers; 10 ms ticks); then the medians.
+// A profiling tool, not a bench row: relative offsets inside one job, fit to compare before and
+// after a change under moderate load.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
