@@ -52,6 +52,7 @@ wrap(JobDatasets.prototype, 'forSubmit', 'datasets decided');
 wrap(JobBook.prototype, 'admit', 'admission');
 wrap(HeldEvents.prototype, 'flush', 'audit group commit');
 wrap(JobRecords.prototype, 'insert', 'record insert');
+wrap(JobRecords.prototype, 'insertForHandover', 'record insert (fsync on the thread pool)');
 wrap(JobBook.prototype, 'handOver', 'handover (ticket, request)');
 subscribe('http.server.request.start', () => mark('the gateway sees the request'));
 subscribe('http.server.response.finish', () => mark('the gateway has answered'));

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
 import { EngineClient } from './support/engine.js';
-import { GATED } from './support/gated-job.js';
+import { GATED, releaseGated } from './support/gated-job.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
 
@@ -87,5 +87,32 @@ describe('a job of ours the engine runs with no record at the gateway', () => {
     expect(existsSync(join(stack.dataRoot, 'scratch', 'orphaned'))).toBe(false);
     // Recorded once, though the engine may list it for a pass while it stops.
     expect(stack.auditEvents().filter((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toHaveLength(1);
+  });
+});
+
+// session 33: the admitted job's record is committed before the answer without the commit's own
+// fsync, which follows on the thread pool (store/sqlite.ts). What it must still survive is a crash of
+// the gateway's process (a power loss is BENCHMARKS.md's case): killed right after its answer, the
+// restarted gateway has the record, so it neither loses the job nor cancels it as unrecorded.
+describe.runIf(onSqlite)('an admitted job whose gateway is killed right after answering', () => {
+  it('keeps its record: the restarted gateway follows the job to its end and releases its quota', async () => {
+    const answer = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/after-a-crash') });
+    expect(answer.status, answer.body).toBe(201);
+    const id = answer.json<{ id: string }>().id;
+    await stack.gateway.stop('SIGKILL');
+    await stack.startGateway();
+    expect((await stack.api(`/v1/jobs/${id}`, token)).status).toBe(200);
+    await releaseGated(stack.dataRoot, id);
+    const ended = await until(
+      async () => {
+        const view = (await stack.api(`/v1/jobs/${id}`, token)).json<{ state: string }>();
+        return ['succeeded', 'failed', 'cancelled'].includes(view.state) ? view : undefined;
+      },
+      60_000,
+      `job ${id}'s end`,
+    );
+    expect(ended.state).toBe('succeeded');
+    expect(stack.gateway.output()).not.toContain('cancelling a backend job the gateway has no live record of');
+    expect((await stack.api('/v1/quota', token)).json<{ usage: { running_jobs: number } }>().usage.running_jobs).toBe(0);
   });
 });

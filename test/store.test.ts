@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { migrate, openStore } from '../src/store/index.js';
@@ -46,5 +47,63 @@ describe('the embedded store', () => {
     writeFileSync(join(parent, 'a-file'), 'not a folder');
     const stateDir = join(parent, 'a-file', 'var');
     await expect(openStore({ stateDir })).rejects.toThrow(`cannot open the store ${join(stateDir, 'gatehouse.db')} (state.dir): ENOTDIR`);
+  });
+
+  // A job's record is committed this way while its handover leaves (JobRecords.insertForHandover):
+  // only that statement may run without the commit's own fsync, every other write stays FULL.
+  describe('a commit with its fsync on the thread pool', () => {
+    const row = (id: string) => ({ id, created_at: '2026-12-04T00:00:00.000Z' });
+
+    it('is committed at once, for another connection too, and leaves the connection at FULL', async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
+      const store = await openStore({ stateDir });
+      const other = new Database(store.location, { readonly: true });
+      try {
+        const synced = store.commitSyncingOffLoop!(store.db.insertInto('instance').values(row('x')).compile());
+        expect(synced).not.toBeNull();
+        // Committed before the fsync resolves: the write itself was synchronous.
+        expect(other.prepare("select id from instance where id = 'x'").get()).toEqual({ id: 'x' });
+        await synced;
+        const sync = await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db);
+        expect(sync.rows[0]?.synchronous).toBe(2); // FULL again for every other statement
+      } finally {
+        other.close();
+        await store.close();
+      }
+    });
+
+    it('leaves the connection at FULL when the statement fails, and throws as the insert would', async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
+      const store = await openStore({ stateDir });
+      try {
+        const again = store.db.insertInto('instance').values({ id: store.instanceId, created_at: 'again' }).compile();
+        expect(() => store.commitSyncingOffLoop!(again)).toThrow(/UNIQUE constraint failed/);
+        const sync = await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db);
+        expect(sync.rows[0]?.synchronous).toBe(2);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('is refused inside a transaction, which the statement would otherwise join (and leave with its rollback)', async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
+      const store = await openStore({ stateDir });
+      try {
+        const insert = store.db.insertInto('instance').values(row('inside')).compile();
+        await expect(
+          store.db.transaction().execute(async (trx) => {
+            await trx.selectFrom('instance').select('id').execute();
+            expect(store.commitSyncingOffLoop!(insert)).toBeNull();
+            throw new Error('rolled back');
+          }),
+        ).rejects.toThrow('rolled back');
+        expect(await store.db.selectFrom('instance').select('id').where('id', '=', 'inside').execute()).toEqual([]);
+        // Outside it, the same statement is committed so.
+        await store.commitSyncingOffLoop!(insert);
+        expect(await store.db.selectFrom('instance').select('id').where('id', '=', 'inside').execute()).toEqual([{ id: 'inside' }]);
+      } finally {
+        await store.close();
+      }
+    });
   });
 });

@@ -66,6 +66,20 @@ export class JobRecords {
   }
 
   /**
+   * The record of a job being handed over. On the embedded store it is committed at once without the
+   * commit's own fsync, which then runs on the thread pool (store/sqlite.ts): resolves once committed
+   * (durable against a crash of this process), with `durable` settling once it is on disk too. The
+   * handover's answer does not wait for that: on this one disk the fsync beside the engine's intake
+   * took as long as the intake itself (BENCHMARKS.md, session 33). Elsewhere `durable` is the commit.
+   */
+  async insertForHandover(record: JobRecord): Promise<{ durable: Promise<void> }> {
+    const query = sectionDb(this.store).insertInto('jobs').values(toRow(record));
+    const durable = this.store.commitSyncingOffLoop?.(query.compile()) ?? null;
+    if (durable === null) await query.execute();
+    return { durable: durable ?? Promise.resolve() };
+  }
+
+  /**
    * Writes every field that changes over a job's life (the spec too: a pending job's output labels
    * are decided again as it leaves the queue), while the job is live: an ended record is final, so a
    * gateway holding an older copy of a job another ended cannot bring it back. False: it had ended.

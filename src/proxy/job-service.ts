@@ -196,16 +196,15 @@ export class JobService {
     };
     try {
       await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
-      // On the embedded store (one gateway) the handover's request is made before the insert, but the
-      // insert is synchronous once it reaches better-sqlite3 (within this turn's promise jobs) and the
-      // request is written on the next tick, after it. Putting the request on the wire first (one loop
-      // turn) let the engine take the job during our fsync, and measured no faster: the engine's own
-      // commit then took as much longer on the same disk (BENCHMARKS.md, session 32). A failed insert
-      // cancels what was sent, below; a crash between the two leaves a backend job without a record,
-      // which the leader's sweep cancels.
+      // On the embedded store (one gateway) the handover's request is made before the insert, which
+      // commits within this turn's promise jobs, its fsync left to the thread pool (insertForHandover;
+      // the answer does not wait for it): the request is written on the next tick. A failed insert
+      // cancels what was sent, below. A crash before the commit, or a power loss before the fsync
+      // ended, leaves a backend job without a record, which the leader's sweep cancels and records;
+      // one the engine lost as well leaves job.submit with nothing after it (BENCHMARKS.md, session 33).
       if (!this.book.shared) send();
       try {
-        await this.book.insert(record);
+        await this.book.insertForHandover(record);
       } catch (err) {
         const sent = handover !== undefined && (await handover).outcome === 'sent';
         const cancelled = sent ? await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).then(() => true, () => false) : undefined;

@@ -4,7 +4,7 @@ import { type Kysely, type MigrationResultSet, Migrator, sql } from 'kysely';
 import { StoreError } from './errors.js';
 import { migrations } from './migrations.js';
 import { isPostgresUrl, openPostgres, type SessionFactory } from './postgres.js';
-import { openSqlite } from './sqlite.js';
+import { type CommitSyncingOffLoop, openSqlite } from './sqlite.js';
 import type { Tables } from './tables.js';
 
 export interface Store {
@@ -23,6 +23,11 @@ export interface Store {
    * PostgreSQL has no such counter: absent there.
    */
   commitsElsewhere?: () => number | undefined;
+  /**
+   * The embedded store only: one statement committed with its fsync on the thread pool, not on the
+   * event loop (sqlite.ts); null when it cannot be (inside a transaction). PostgreSQL: absent.
+   */
+  commitSyncingOffLoop?: CommitSyncingOffLoop;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -43,8 +48,10 @@ export type Dialect = 'sqlite' | 'postgres';
 export async function openStore(options: StoreOptions): Promise<Store> {
   const url = options.url ?? '';
   if (url !== '' && !isPostgresUrl(url)) throw new StoreError('store.url: expected empty (the embedded SQLite store) or postgres://user@host:port/database');
-  const { db, location, session, commitsElsewhere } =
-    url === '' ? (({ db, file, commitsElsewhere }) => ({ db, location: file, session: undefined, commitsElsewhere }))(openSqlite(options.stateDir)) : { ...openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) }), commitsElsewhere: undefined };
+  const { db, location, session, commitsElsewhere, commitSyncingOffLoop, closeWal } =
+    url === ''
+      ? (({ db, file, commitsElsewhere, commitSyncingOffLoop, closeWal }) => ({ db, location: file, session: undefined, commitsElsewhere, commitSyncingOffLoop, closeWal }))(openSqlite(options.stateDir))
+      : { ...openPostgres({ url, ...(options.password !== undefined ? { password: options.password } : {}) }), commitsElsewhere: undefined, commitSyncingOffLoop: undefined, closeWal: async () => {} };
   try {
     await migrate(db);
     const instanceId = await ensureInstance(db);
@@ -55,12 +62,17 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       instanceId,
       ...(session !== undefined ? { session } : {}),
       ...(commitsElsewhere !== undefined ? { commitsElsewhere } : {}),
+      ...(commitSyncingOffLoop !== undefined ? { commitSyncingOffLoop } : {}),
       ping: async () => {
         await sql`select 1`.execute(db);
       },
-      close: () => db.destroy(),
+      close: async () => {
+        await closeWal();
+        await db.destroy();
+      },
     };
   } catch (err) {
+    await closeWal();
     await db.destroy();
     throw err;
   }
