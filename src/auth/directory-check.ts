@@ -2,7 +2,7 @@
 // the user filter) stops getting tokens at their next refresh, within tokens.access_ttl, not at the end
 // of tokens.refresh_ttl; a change of groups reaches the next access token the same way. OIDC logins
 // are not asked again: the gateway keeps no provider refresh token to ask with.
-import type { LoginSubject } from '../identity/index.js';
+import type { LoginSubject, PersonLookup } from '../identity/index.js';
 import { GatehouseError } from '../wire/index.js';
 import type { LdapLogin } from './ldap.js';
 import { LoginError } from './login-error.js';
@@ -25,16 +25,42 @@ export async function directoryNow(ldap: LdapLogin | undefined, plan: RefreshPla
  * (503) when the directory cannot say; `kept` tells the client what still works meanwhile.
  */
 export async function personNow(ldap: LdapLogin | undefined, user: string, owner: CredentialOwner, kept: string): Promise<LoginSubject> {
-  if (ldap === undefined) throw new TokenError('method_disabled', 'LDAP login is not configured on this gateway any more', owner);
+  const answer = await askDirectory(ldap, user);
+  if (answer.status === 'unsure') throw new DirectoryUnsure(answer.error, kept);
+  if (answer.status === 'gone') throw new TokenError(answer.failure, answer.reason, owner);
+  return answer.subject;
+}
+
+/**
+ * The same question for work decided long after the login (a job leaving the queue, src/proxy):
+ * the directory's answer for an LDAP login, `unasked` for another method.
+ */
+export function personLookup(ldap: LdapLogin | undefined): PersonLookup {
+  return async ({ user, auth_method }) => {
+    if (auth_method !== 'ldap') return { status: 'unasked' };
+    const answer = await askDirectory(ldap, user);
+    if (answer.status === 'present') return { status: 'present', groups: answer.subject.groups };
+    if (answer.status === 'gone') return { status: 'gone', reason: `${answer.failure}: ${answer.reason}` };
+    return { status: 'unsure', reason: answer.error.message };
+  };
+}
+
+type DirectoryAnswer =
+  | { status: 'present'; subject: LoginSubject }
+  | { status: 'gone'; failure: 'method_disabled' | 'account_gone'; reason: string }
+  | { status: 'unsure'; error: LoginError };
+
+async function askDirectory(ldap: LdapLogin | undefined, user: string): Promise<DirectoryAnswer> {
+  if (ldap === undefined) return { status: 'gone', failure: 'method_disabled', reason: 'LDAP login is not configured on this gateway any more' };
   let now: LoginSubject | null;
   try {
     now = await ldap.current(user);
   } catch (err) {
     if (!(err instanceof LoginError)) throw err;
-    throw new DirectoryUnsure(err, kept);
+    return { status: 'unsure', error: err };
   }
-  if (now === null) throw new TokenError('account_gone', `the directory has no entry for ${user} that ldap.user_filter accepts`, owner);
-  return now;
+  if (now === null) return { status: 'gone', failure: 'account_gone', reason: `the directory has no entry for ${user} that ldap.user_filter accepts` };
+  return { status: 'present', subject: now };
 }
 
 /** The directory could not say (503 to the client, whose token stays unused); the LoginError's detail is for the trail only. */

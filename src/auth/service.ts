@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AuditRecorder } from '../audit/index.js';
 import { type Config, ConfigError, durationSeconds } from '../config/index.js';
-import type { Authorizer } from '../identity/index.js';
+import type { Authorizer, PersonLookup } from '../identity/index.js';
 import type { Store } from '../store/index.js';
 import { CERT_FILES, readPrivateKey } from '../wire/index.js';
 import { type Authenticator, createAuthenticator } from './authenticate.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { DEV_CLIENT_ID } from './dev-idp/index.js';
 import { installAuthentication } from './hook.js';
+import { personLookup } from './directory-check.js';
 import { DirectoryGuard } from './directory-guard.js';
 import { createLdapLogin } from './ldap.js';
 import { createOidcClient } from './oidc.js';
@@ -35,6 +36,8 @@ export interface IdentityService {
   install(app: FastifyInstance, options: { audit: AuditRecorder; authorizer?: Authorizer; publicUrl: () => string; /** Other public keys of this gateway (the audit checkpoint key), published beside the token keys. */ extraJwks?: () => object[] }): void;
   /** The groups a user had at their latest login here (for explaining their access), if any. */
   knownGroups(user: string): Promise<{ groups: string[]; seen_at: string } | null>;
+  /** Who a person is now, asked of their login method where it can be asked (the directory). */
+  personNow: PersonLookup;
   close(): void;
 }
 
@@ -83,6 +86,7 @@ export async function createIdentityService(config: Config, store: Store, option
       installIdentityRoutes(app, ctx);
       installCertificateRoutes(app, ctx);
     },
+    personNow: personLookup(ldap),
     async knownGroups(user) {
       const row = await store.db.selectFrom('token_families').select(['groups', 'created_at']).where('user', '=', user).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
       return row ? { groups: JSON.parse(row.groups) as string[], seen_at: row.created_at } : null;

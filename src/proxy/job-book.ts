@@ -4,6 +4,7 @@
 // Its state is its own: callers use its methods, never its maps.
 import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
+import type { PersonLookup } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
@@ -39,6 +40,12 @@ export interface JobBookOptions {
    * embedded store, whose one process already knows everything.
    */
   shared: boolean;
+  /**
+   * Who a job's owner is now (their directory, for an LDAP login), asked as a job leaves the queue:
+   * a person deleted meanwhile has it refused, one whose groups changed has it decided on the new ones.
+   * Absent: decided on the groups it was submitted with.
+   */
+  personNow?: PersonLookup;
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
@@ -399,7 +406,20 @@ export class JobBook {
     if (this.inFlight.has(r.id)) return;
     if (this.o.audit.available?.() === false) return; // the reconciler tries again once the trail is back
     const run = (async (): Promise<Handover> => {
-      const refusal = await this.recheckDatasets(r);
+      const person = (await this.o.personNow?.({ user: r.user, auth_method: r.auth_method })) ?? { status: 'unasked' };
+      if (person.status === 'unsure') {
+        // Not refused for a directory outage, not run unconfirmed: it waits, and the reconciler asks again.
+        r.reason = `waiting for the directory to confirm ${r.user}: ${person.reason}`;
+        await this.persist(r);
+        return { outcome: 'unavailable', error: new Error(r.reason) };
+      }
+      if (person.status === 'gone') {
+        const refusal = `not run: its owner is no longer a person here (${person.reason})`;
+        await this.record(r, { action: 'job.admit', decision: 'deny', reason: 'owner_gone', details: { directory: person.reason } });
+        await this.end(r, 'failed', refusal, null);
+        return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
+      }
+      const refusal = await this.recheckDatasets(r, person.status === 'present' ? person.groups : r.groups);
       if (refusal !== null) {
         await this.end(r, 'failed', refusal, null);
         return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
@@ -768,8 +788,8 @@ export class JobBook {
    * submitted with, on its backend's catalog. Null: still allowed (its spec then carries every
    * label its output will, and an overwrite of another's dataset its owner); else why not.
    */
-  private async recheckDatasets(r: JobRecord): Promise<string | null> {
-    const asker = { identity: { user: r.user, groups: r.groups, auth_method: r.auth_method }, origin: null };
+  private async recheckDatasets(r: JobRecord, groups: string[]): Promise<string | null> {
+    const asker = { identity: { user: r.user, groups, auth_method: r.auth_method }, origin: null };
     const verdict = await this.o.datasets.forQueueExit(asker, { id: r.id, spec: r.spec, backend: r.backend });
     switch (verdict.outcome) {
       case 'denied':

@@ -31,7 +31,7 @@ export const CreatedSchema = Type.Object(
   {
     id: Type.String(),
     state: Type.Union([Type.Literal('pending'), Type.Literal('queued'), Type.Literal('running')]),
-    reason: Type.Union([Type.String(), Type.Null()], { description: 'why it waits, while pending' }),
+    reason: Type.Union([Type.String(), Type.Null()], { description: 'why it waits, while pending or being handed to its backend' }),
   },
   { additionalProperties: false },
 );
@@ -117,7 +117,7 @@ export function viewOf(record: JobRecord, status: JobStatus | null, queue?: { re
     core_seconds: record.core_seconds,
     attempts: 0,
     error: record.error,
-    reason: record.state === 'pending' ? (queue?.reason ?? record.reason) : record.state === 'dispatching' ? 'being handed to the backend' : null,
+    reason: record.state === 'pending' ? (queue?.reason ?? record.reason) : record.state === 'dispatching' ? (record.reason ?? 'being handed to the backend') : null,
     backend: record.backend,
     queue_position: record.state === 'pending' ? (queue?.position ?? null) : null,
     cancelled_by,

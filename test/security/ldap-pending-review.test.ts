@@ -1,59 +1,107 @@
-// review33: a person the directory has deleted keeps what they queued. A pending job is decided again
-// as it leaves the queue (job-book.ts recheckDatasets), but with the groups it was submitted with and
-// with no look at its login: the gateway has ended the person's login for `account_gone` (at their
-// refresh, or a certificate's re-check), and still admits and runs their queued jobs later, reading
-// data, for as long as their quota keeps them waiting (jobs.max_pending_per_user, 1000 by default).
-// Real slapd, engine and gateway; the quota (max_concurrent_jobs 1) makes the second job wait.
+// A job that waits in the queue is decided again as it leaves it, with who its owner is then
+// (JobBook.dispatch, personNow from src/auth/directory-check.ts), not who they were at submission. The
+// attacker is a person IT has deleted, or taken out of a group, in the directory: before, their queued
+// jobs (up to jobs.max_pending_per_user) still ran later and read data as them. Real slapd (behind a
+// door the test can shut), engine and gateway; the quota (max_concurrent_jobs 1) makes a second job wait.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import type { JobSpec } from '../../src/wire/index.js';
+import { type Door, openDoor } from '../support/door.js';
 import { GATED, releaseGated } from '../support/gated-job.js';
-import { ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
+import { GROUPS, ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
 import { Stack } from '../support/stack.js';
 import { until } from '../support/until.js';
 
 let slapd: Slapd;
+let door: Door;
 let stack: Stack;
 
 beforeAll(async () => {
   slapd = await startSlapd();
-  stack = await Stack.start({ policyLines: ['p2, user:alice, max_concurrent_jobs, 1'], config: { ldap: ldapSection(slapd) } });
+  const target = new URL(slapd.url);
+  door = await openDoor(target.hostname, Number(target.port));
+  stack = await Stack.start({ policyLines: ['p2, user:alice, max_concurrent_jobs, 1'], config: { ldap: ldapSection(slapd, `ldap://127.0.0.1:${door.port}/`) } });
   await writeDataset(stack.dataRoot, 'scratch/ledger', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
 }, 120_000);
 
 afterAll(async () => {
   await stack?.stop();
+  door?.close();
   await slapd?.stop();
 });
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
 const spec = (output: string, source: string): JobSpec => ({ name: 'q', input: 'scratch/ledger', output, runtime: 'python', source, resources: { cores: 1, memory_mb: 256, time_limit_s: 120 }, max_attempts: 1 });
+/** The analysts group's one member (groupOfNames must keep one): alice, or bob in her place. */
+const analystsAre = (uid: string) => `dn: cn=analysts,${GROUPS}\nchangetype: modify\nreplace: member\nmember: uid=${uid},${PEOPLE}\n`;
 
-describe('a pending job of a person the directory has deleted', () => {
-  // A known gap (it.fails until fixed): see the report of review33 for the fix proposed.
-  it.fails('is not admitted from the queue once the gateway has ended their login for account_gone', async () => {
-    const login = await stack.api('/v1/auth/ldap', undefined, { method: 'POST', body: { username: 'alice', password: passwordOf('alice') } });
-    expect(login.status, login.body).toBe(200);
-    const { access_token: token, refresh_token: refresh } = login.json<{ access_token: string; refresh_token: string }>();
-    const first = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/first', GATED) });
-    expect(first.status, first.body).toBe(201);
-    const queued = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/after-leaving', COPY) });
-    expect(queued.json()).toMatchObject({ state: 'pending' });
-    const id = queued.json<{ id: string }>().id;
+type JobView = { id: string; state: string; error?: string | null; reason?: string | null };
 
-    // Alice leaves the company: her entry is deleted, and her next refresh ends her login.
+/** Alice runs a gated job and queues a copy behind it (her quota is one job at a time): the queued job's id. */
+async function queueBehindRunning(output: string): Promise<{ running: string; queued: string }> {
+  const token = await aliceToken();
+  const first = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`scratch/${output}-first`, GATED) });
+  expect(first.status, first.body).toBe(201);
+  const queued = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`scratch/${output}`, COPY) });
+  expect(queued.json()).toMatchObject({ state: 'pending' });
+  return { running: first.json<{ id: string }>().id, queued: queued.json<{ id: string }>().id };
+}
+
+async function aliceToken(): Promise<string> {
+  const login = await stack.api('/v1/auth/ldap', undefined, { method: 'POST', body: { username: 'alice', password: passwordOf('alice') } });
+  expect(login.status, login.body).toBe(200);
+  return login.json<{ access_token: string }>().access_token;
+}
+
+async function view(id: string): Promise<JobView> {
+  const admin = await stack.login('bob'); // an admin of the development provider sees every job
+  return (await stack.api(`/v1/jobs/${id}`, admin)).json<JobView>();
+}
+
+const ENDED = ['succeeded', 'failed', 'cancelled'];
+const ended = (id: string): Promise<JobView> => until(async () => ((s) => (ENDED.includes(s.state) ? s : undefined))(await view(id)), 60_000, `job ${id} ended`);
+const finishOf = (id: string) => stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`);
+
+describe('a job leaving the queue is decided with its owner as the directory has them then', () => {
+  it('is decided on the groups the directory gives now: taken out of a group, the queued job is refused', async () => {
+    const { running, queued } = await queueBehindRunning('after-regroup');
+    await slapd.change(analystsAre('bob')); // scratch/* is written by analysts only
+    try {
+      await releaseGated(stack.dataRoot, running);
+      const end = await ended(queued);
+      expect(end.state).toBe('failed');
+      expect(end.error).toContain('no longer allowed');
+      expect(finishOf(queued)).toMatchObject({ decision: 'error' });
+    } finally {
+      await slapd.change(analystsAre('alice'));
+    }
+  }, 120_000);
+
+  it('waits while the directory cannot be asked, and runs once it answers', async () => {
+    const { running, queued } = await queueBehindRunning('after-outage');
+    door.shut = true;
+    try {
+      await releaseGated(stack.dataRoot, running);
+      // Neither refused for the outage nor run unconfirmed: it says what it waits for.
+      const waiting = await until(async () => ((s) => (s.reason?.includes('waiting for the directory') ? s : undefined))(await view(queued)), 60_000, `job ${queued} waiting for the directory`);
+      expect(ENDED).not.toContain(waiting.state);
+    } finally {
+      door.shut = false;
+    }
+    expect((await ended(queued)).state).toBe('succeeded');
+  }, 120_000);
+
+  it('is refused once the directory no longer has its owner, logged out or not', async () => {
+    const { running, queued } = await queueBehindRunning('after-leaving');
+    // Alice leaves the company: her entry is deleted. She never comes back to refresh her login.
     await slapd.change(`dn: uid=alice,${PEOPLE}\nchangetype: delete\n`);
-    const refused = await stack.api('/v1/auth/token', undefined, { method: 'POST', body: { grant_type: 'refresh_token', refresh_token: refresh } });
-    expect(refused.status, refused.body).toBe(401);
-
-    // Her running job ends; the queue moves on.
-    await releaseGated(stack.dataRoot, first.json<{ id: string }>().id);
-    const admin = await stack.login('bob'); // an admin of the development provider sees every job
-    const ended = await until(async () => {
-      const s = (await stack.api(`/v1/jobs/${id}`, admin)).json<{ state: string }>();
-      return ['succeeded', 'failed', 'cancelled', 'refused'].includes(s.state) ? s : undefined;
-    }, 60_000, `job ${id} ended`);
-    // Before a fix: succeeded, her output written from data she may no longer read.
-    expect(ended.state).not.toBe('succeeded');
+    await releaseGated(stack.dataRoot, running);
+    const end = await ended(queued);
+    expect(end.state).toBe('failed');
+    expect(end.error).toContain('account_gone');
+    // On the trail, why: the refusal (with the directory's answer), then the job's end.
+    const refused = stack.auditEvents().find((e) => e.action === 'job.admit' && e.object === `job:${queued}` && e.decision === 'deny');
+    expect(refused).toMatchObject({ reason: 'owner_gone', details: { directory: expect.stringContaining('account_gone') } });
+    expect(finishOf(queued)).toMatchObject({ decision: 'error', details: { state: 'failed' } });
   }, 120_000);
 });

@@ -1,20 +1,19 @@
 // A refresh of an LDAP login asks the directory again (src/auth/directory-check.ts): the attacker here
 // is a person IT has deleted or disabled in the directory, holding a refresh token that would otherwise
 // keep minting access tokens until tokens.refresh_ttl. Real slapd, the real identity routes.
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyAndCsr } from '../../src/auth/index.js';
 import { directoryNow } from '../../src/auth/directory-check.js';
 import { TokenError } from '../../src/auth/token-error.js';
 import type { RefreshPlan } from '../../src/auth/tokens.js';
+import { type Door, openDoor } from '../support/door.js';
 import { GROUPS, ldapSection, PEOPLE, passwordOf, type Slapd, startSlapd } from '../support/slapd.js';
 import { type IdentityApp, ldapLogin, startIdentityApp, type TokenPair } from '../support/identity-app.js';
 
 let slapd: Slapd;
 let app: IdentityApp;
 /** A door between the gateway and slapd that the test can shut, as a directory outage. */
-let door: { server: Server; shut: boolean; sockets: Set<Socket> };
+let door: Door;
 
 const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
@@ -36,30 +35,17 @@ const refreshEvents = (user: string) => app.events().filter((e) => e.action === 
 beforeAll(async () => {
   slapd = await startSlapd();
   const target = new URL(slapd.url);
-  door = { server: createServer(), shut: false, sockets: new Set() };
-  door.server.on('connection', (inbound) => {
-    if (door.shut) return inbound.destroy();
-    const outbound = connect(Number(target.port), target.hostname);
-    for (const s of [inbound, outbound]) {
-      door.sockets.add(s);
-      s.on('close', () => door.sockets.delete(s));
-      s.on('error', () => {});
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  await new Promise<void>((resolve) => door.server.listen(0, '127.0.0.1', resolve));
-  const port = (door.server.address() as AddressInfo).port;
+  door = await openDoor(target.hostname, Number(target.port));
   app = await startIdentityApp({
     config: {
-      ldap: ldapSection(slapd, `ldap://127.0.0.1:${port}/`),
+      ldap: ldapSection(slapd, `ldap://127.0.0.1:${door.port}/`),
     },
   });
 }, 60_000);
 
 afterAll(async () => {
   await app?.close();
-  for (const s of door?.sockets ?? []) s.destroy();
-  door?.server.close();
+  door?.close();
   await slapd?.stop();
 });
 

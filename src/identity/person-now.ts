@@ -1,0 +1,16 @@
+// A person as their login method can tell now, for work decided long after they logged in: a job that
+// waited in the queue is decided again as it leaves it, with who the person is then, not who they were
+// at submission. Only a directory can be asked (LDAP); an OIDC login keeps what it had (the gateway holds
+// no provider refresh token to ask with).
+export type PersonNow =
+  /** The method cannot be asked again: decide with what the login had. */
+  | { status: 'unasked' }
+  /** The directory's answer: the person is there with these groups. */
+  | { status: 'present'; groups: string[] }
+  /** The person is no longer there (deleted, disabled, or their method switched off here). */
+  | { status: 'gone'; reason: string }
+  /** The directory could not say; try again later. */
+  | { status: 'unsure'; reason: string };
+
+/** Asks the person's login method who they are now (`auth_method` as a job record keeps it). */
+export type PersonLookup = (subject: { user: string; auth_method: string }) => Promise<PersonNow>;
