@@ -3,8 +3,8 @@
 // job database; the job stays running in the database and the next engine resumes it.
 // Real engine as root: real task uids, real bubblewrap where it works.
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,48 @@ describe.skipIf(!ROOT)('closing the job engine', () => {
       }
     } finally {
       if (!closed) await engine.close();
+    }
+  }, 120_000);
+
+  it('counts a partition redone after a restart once against engine.max_output_mb', async () => {
+    // Partition 0 writes 600 KiB and is kept; partition 1 waits for `go` in the job's work folder. The
+    // engine is closed meanwhile, partition 0's kept file removed (a hand-cleaned staging), and the next
+    // engine redoes it: 600 KiB counted once is under the 1 MiB limit, counted twice it is over.
+    const limited = { ...options, stateDir: join(base, 'state-limit'), maxOutputBytes: 1024 * 1024 };
+    const spec: JobSpec = {
+      name: 'redone',
+      input: 'numbers',
+      output: 'numbers_redone',
+      runtime: 'command',
+      argv: ['/bin/sh', '-c', 'if [ "$1" = 1 ]; then while [ ! -e go ]; do sleep 0.05; done; echo n > "$0"; else yes 1 | head -c 614400 > "$0"; fi', '{output}', '{partition}'],
+      partitions: [0, 1],
+      max_attempts: 1,
+      resources: { cores: 1, memory_mb: 256, time_limit_s: 120 },
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const claims: AdmissionClaims = { job: 'redone-test', user: 'alice', spec: '', granted: spec.resources, jti: randomUUID(), exp: now + 60, iat: now };
+    const engine = await JobEngine.open(limited);
+    let closed = false;
+    try {
+      await engine.submit(spec, claims);
+      await until(() => (engine.status('redone-test')?.partitions.done === 1 ? true : undefined), 60_000, 'partition 0 kept');
+      await engine.close();
+      closed = true;
+    } finally {
+      if (!closed) await engine.close();
+    }
+    await rm(join(limited.dataRoot, '.staging', 'redone-test', 'out', partitionFile(0, 'csv')));
+    const again = await JobEngine.open(limited);
+    try {
+      const finished = new Promise<JobStatus>((resolve) => again.on('finished', (s: JobStatus) => s.id === 'redone-test' && resolve(s)));
+      const work = join(limited.dataRoot, '.staging', 'redone-test', 'work');
+      await until(() => (existsSync(work) ? true : undefined), 60_000, 'the job resumed');
+      await writeFile(join(work, 'go'), '');
+      const end = await finished;
+      expect(end.error ?? null).toBeNull();
+      expect(end).toMatchObject({ state: 'succeeded', partitions: { total: 2, done: 2 }, bytes_out: 614400 + 2 });
+    } finally {
+      await again.close();
     }
   }, 120_000);
 });

@@ -68,6 +68,7 @@ async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> 
     for (const p of run.parts) {
       if (p.state === 'done' && !(await exists(join(run.area.output, partitionFile(p.idx, run.outputFormat))))) {
         ctx.db.partitionTodo(row.id, p.idx);
+        run.bytesOut -= p.bytes_out; // counted at its first keep; counted again when it is kept anew
         p.state = 'todo';
         run.todo.push(p.idx);
       }
