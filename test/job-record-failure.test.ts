@@ -90,10 +90,9 @@ describe('a job of ours the engine runs with no record at the gateway', () => {
   });
 });
 
-// session 33: the admitted job's record is committed before the answer without the commit's own
-// fsync, which follows on the thread pool (store/sqlite.ts). What it must still survive is a crash of
-// the gateway's process (a power loss is BENCHMARKS.md's case): killed right after its answer, the
-// restarted gateway has the record, so it neither loses the job nor cancels it as unrecorded.
+// session 33: the admitted job's record is committed without the commit's own fsync, which then runs
+// on the thread pool and is awaited before the answer (store/sqlite.ts). Killed right after its answer,
+// the restarted gateway has the record, so it neither loses the job nor cancels it as unrecorded.
 describe.runIf(onSqlite)('an admitted job whose gateway is killed right after answering', () => {
   it('keeps its record: the restarted gateway follows the job to its end and releases its quota', async () => {
     const answer = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/after-a-crash') });

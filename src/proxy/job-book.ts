@@ -226,15 +226,10 @@ export class JobBook {
     this.unsaved.delete(r.id);
   }
 
-  /**
-   * insert() for an admitted job whose handover may already be on its way: committed when this
-   * resolves, on disk a moment later (JobRecords.insertForHandover). A failed fsync is only logged: the
-   * job was answered, and a later commit of the store syncs the same file again.
-   */
+  /** insert() for an admitted job whose handover may already be on its way (JobRecords.insertForHandover). */
   async insertForHandover(r: JobRecord): Promise<void> {
-    const { durable } = await this.o.records.insertForHandover(r);
+    await this.o.records.insertForHandover(r);
     this.unsaved.delete(r.id);
-    void durable.catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'the job record is committed but its fsync failed: a power loss now could lose it'));
   }
 
   /** A record written for a handover the backend then refused (only while nobody sent or ended it since). */

@@ -66,17 +66,26 @@ export class JobRecords {
   }
 
   /**
-   * The record of a job being handed over. On the embedded store it is committed at once without the
-   * commit's own fsync, which then runs on the thread pool (store/sqlite.ts): resolves once committed
-   * (durable against a crash of this process), with `durable` settling once it is on disk too. The
-   * handover's answer does not wait for that: on this one disk the fsync beside the engine's intake
-   * took as long as the intake itself (BENCHMARKS.md, session 33). Elsewhere `durable` is the commit.
+   * The record of a job being handed over: on the embedded store committed at once with its fsync on
+   * the thread pool (store/sqlite.ts), so the event loop goes on (the handover's request leaves) while
+   * the disk works; resolves once the record is on disk, as insert() does. A failed fsync takes the row
+   * back before it throws (it may not be on disk, and a `dispatching` row left behind would be handed
+   * over again by the reconciler after a restart, though the submission was answered 503 and its end
+   * recorded).
    */
-  async insertForHandover(record: JobRecord): Promise<{ durable: Promise<void> }> {
+  async insertForHandover(record: JobRecord): Promise<void> {
     const query = sectionDb(this.store).insertInto('jobs').values(toRow(record));
-    const durable = this.store.commitSyncingOffLoop?.(query.compile()) ?? null;
-    if (durable === null) await query.execute();
-    return { durable: durable ?? Promise.resolve() };
+    const synced = this.store.commitSyncingOffLoop?.(query.compile()) ?? null;
+    if (synced === null) {
+      await query.execute();
+      return;
+    }
+    try {
+      await synced;
+    } catch (err) {
+      await this.remove(record.id).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**

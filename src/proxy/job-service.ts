@@ -197,11 +197,11 @@ export class JobService {
     try {
       await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
       // On the embedded store (one gateway) the handover's request is made before the insert, which
-      // commits within this turn's promise jobs, its fsync left to the thread pool (insertForHandover;
-      // the answer does not wait for it): the request is written on the next tick. A failed insert
-      // cancels what was sent, below. A crash before the commit, or a power loss before the fsync
-      // ended, leaves a backend job without a record, which the leader's sweep cancels and records;
-      // one the engine lost as well leaves job.submit with nothing after it (BENCHMARKS.md, session 33).
+      // commits within this turn's promise jobs with its fsync on the thread pool (insertForHandover):
+      // the request is written on the next tick while the disk works, and the answer waits for both
+      // (BENCHMARKS.md, session 33). A failed insert or fsync cancels what was sent, below; a crash
+      // (or a power loss) before the record is on disk leaves a backend job without a record, which
+      // the leader's sweep cancels and records.
       if (!this.book.shared) send();
       try {
         await this.book.insertForHandover(record);

@@ -52,7 +52,7 @@ export function openSqlite(stateDir: string): { db: Kysely<Tables>; file: string
  * of the process at once) followed by an fsync of the WAL file through libuv's thread pool: as durable
  * as a FULL commit once the promise resolves (a FULL commit in WAL mode is the same append then an
  * fsync of the WAL; a checkpoint meanwhile syncs the WAL before it copies, and the database after), but
- * the event loop goes on meanwhile (a job's handover leaves, and is answered, while its record's fsync runs). Only this statement runs at NORMAL: the pragma is
+ * the event loop goes on meanwhile (a job's handover leaves while its record's fsync runs). Only this statement runs at NORMAL: the pragma is
  * set back before anything else can use the connection (better-sqlite3 is synchronous), so every
  * other write (revocations, logins) still commits at FULL. Inside a transaction (a Kysely one holds
  * the connection across awaits) this statement would join it: refused, the caller commits as usual.
