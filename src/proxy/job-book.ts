@@ -635,11 +635,27 @@ export class JobBook {
     }
   }
 
+  /**
+   * The groups an LDAP person's pending jobs wait on, asked of the directory before the user's section
+   * (no lock is held while it answers) and applied inside it: null when nothing is to change (no such
+   * job, another method, or the directory could not say; a person it no longer has is refused as the
+   * job leaves the queue, in dispatch).
+   */
+  private async pendingGroupsNow(user: string): Promise<{ jobs: Set<string>; groups: string[] } | null> {
+    if (this.o.personNow === undefined) return null;
+    const jobs = new Set([...this.live.values()].filter((r) => r.user === user && r.state === 'pending' && r.auth_method === 'ldap').map((r) => r.id));
+    if (jobs.size === 0) return null;
+    const now = await this.o.personNow({ user, auth_method: 'ldap' }).catch(() => null);
+    return now?.status === 'present' ? { jobs, groups: now.groups } : null;
+  }
+
   private async drainUser(user: string): Promise<void> {
+    const groupsNow = await this.pendingGroupsNow(user);
     // Admissions made in the section, undone here if it does not commit (its lock session died):
     // the records still say pending, and so must this gateway, or it would hand them over unadmitted.
     const undo: { r: JobRecord; before: JobRecord }[] = [];
     const decided = this.forUser(user, async () => {
+      if (groupsNow !== null) this.o.admission.regroup(user, groupsNow.jobs, groupsNow.groups);
       const decided = this.o.admission.drain([user]);
       const admitted: JobRecord[] = [];
       const now = new Date().toISOString();

@@ -116,6 +116,15 @@ export class AdmissionControl {
     return false;
   }
 
+  /**
+   * The groups these pending jobs of `user` are decided on from now: who the person is now (asked of
+   * their directory as the queue moves), not who they were at submission, so a person taken out of a
+   * group waits on, or is refused by, the limits they have now. Other jobs of theirs keep their groups.
+   */
+  regroup(user: string, jobs: ReadonlySet<string>, groups: readonly string[]): void {
+    for (const p of this.queues.get(user) ?? []) if (jobs.has(p.job)) p.subject = { ...p.subject, groups: [...groups] };
+  }
+
   /** Ends a job's hold, once; see UsageLedger.release. */
   release(job: string, coreSeconds: number, at?: number): boolean {
     return this.ledger.release(job, coreSeconds, at);

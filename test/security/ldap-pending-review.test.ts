@@ -3,6 +3,7 @@
 // attacker is a person IT has deleted, or taken out of a group, in the directory: before, their queued
 // jobs (up to jobs.max_pending_per_user) still ran later and read data as them. Real slapd (behind a
 // door the test can shut), engine and gateway; the quota (max_concurrent_jobs 1) makes a second job wait.
+// Its quota too: a pending job waits on the limits of the groups the directory gives as the queue moves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import type { JobSpec } from '../../src/wire/index.js';
@@ -20,7 +21,16 @@ beforeAll(async () => {
   slapd = await startSlapd();
   const target = new URL(slapd.url);
   door = await openDoor(target.hostname, Number(target.port));
-  stack = await Stack.start({ policyLines: ['p2, user:alice, max_concurrent_jobs, 1'], config: { ldap: ldapSection(slapd, `ldap://127.0.0.1:${door.port}/`) } });
+  stack = await Stack.start({
+    policyLines: [
+      'p2, user:alice, max_concurrent_jobs, 1',
+      // Data stewards (alice, beside analysts) write steward/*: leaving analysts keeps that access and
+      // takes her back to the default quota (max_job_runtime_s 1 h against the analysts' 4 h).
+      'g, group:data-stewards, role:stewards',
+      'p, role:stewards, dataset:scratch/*, read, allow',
+      'p, role:stewards, dataset:steward/*, write, allow',
+    ],
+    config: { ldap: ldapSection(slapd, `ldap://127.0.0.1:${door.port}/`) } });
   await writeDataset(stack.dataRoot, 'scratch/ledger', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
 }, 120_000);
 
@@ -31,18 +41,18 @@ afterAll(async () => {
 });
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
-const spec = (output: string, source: string): JobSpec => ({ name: 'q', input: 'scratch/ledger', output, runtime: 'python', source, resources: { cores: 1, memory_mb: 256, time_limit_s: 120 }, max_attempts: 1 });
+const spec = (output: string, source: string, timeLimit = 120): JobSpec => ({ name: 'q', input: 'scratch/ledger', output, runtime: 'python', source, resources: { cores: 1, memory_mb: 256, time_limit_s: timeLimit }, max_attempts: 1 });
 /** The analysts group's one member (groupOfNames must keep one): alice, or bob in her place. */
 const analystsAre = (uid: string) => `dn: cn=analysts,${GROUPS}\nchangetype: modify\nreplace: member\nmember: uid=${uid},${PEOPLE}\n`;
 
 type JobView = { id: string; state: string; error?: string | null; reason?: string | null };
 
 /** Alice runs a gated job and queues a copy behind it (her quota is one job at a time): the queued job's id. */
-async function queueBehindRunning(output: string): Promise<{ running: string; queued: string }> {
+async function queueBehindRunning(output: string, timeLimit = 120): Promise<{ running: string; queued: string }> {
   const token = await aliceToken();
-  const first = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`scratch/${output}-first`, GATED) });
+  const first = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`${output}-first`, GATED) });
   expect(first.status, first.body).toBe(201);
-  const queued = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`scratch/${output}`, COPY) });
+  const queued = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(output, COPY, timeLimit) });
   expect(queued.json()).toMatchObject({ state: 'pending' });
   return { running: first.json<{ id: string }>().id, queued: queued.json<{ id: string }>().id };
 }
@@ -64,7 +74,7 @@ const finishOf = (id: string) => stack.auditEvents().find((e) => e.action === 'j
 
 describe('a job leaving the queue is decided with its owner as the directory has them then', () => {
   it('is decided on the groups the directory gives now: taken out of a group, the queued job is refused', async () => {
-    const { running, queued } = await queueBehindRunning('after-regroup');
+    const { running, queued } = await queueBehindRunning('scratch/after-regroup');
     await slapd.change(analystsAre('bob')); // scratch/* is written by analysts only
     try {
       await releaseGated(stack.dataRoot, running);
@@ -77,8 +87,23 @@ describe('a job leaving the queue is decided with its owner as the directory has
     }
   }, 120_000);
 
+  it('waits on the quota of the groups the directory gives now: out of a bigger quota, a job that no longer fits is refused', async () => {
+    // Two hours: within the analysts' max_job_runtime_s (4 h) when queued, over the default's (1 h) once she is not one.
+    const { running, queued } = await queueBehindRunning('steward/after-regroup', 7200);
+    await slapd.change(analystsAre('bob'));
+    try {
+      await releaseGated(stack.dataRoot, running);
+      const end = await ended(queued);
+      expect(end.state).toBe('failed');
+      expect(end.error).toContain('the longest allowed is 3600 s');
+      expect(stack.auditEvents().find((e) => e.action === 'quota.reject' && e.object === `job:${queued}`)).toMatchObject({ decision: 'deny', details: { limit: 'max_job_runtime_s', max: 3600 } });
+    } finally {
+      await slapd.change(analystsAre('alice'));
+    }
+  }, 120_000);
+
   it('waits while the directory cannot be asked, and runs once it answers', async () => {
-    const { running, queued } = await queueBehindRunning('after-outage');
+    const { running, queued } = await queueBehindRunning('scratch/after-outage');
     door.shut = true;
     try {
       await releaseGated(stack.dataRoot, running);
@@ -92,7 +117,7 @@ describe('a job leaving the queue is decided with its owner as the directory has
   }, 120_000);
 
   it('is refused once the directory no longer has its owner, logged out or not', async () => {
-    const { running, queued } = await queueBehindRunning('after-leaving');
+    const { running, queued } = await queueBehindRunning('scratch/after-leaving');
     // Alice leaves the company: her entry is deleted. She never comes back to refresh her login.
     await slapd.change(`dn: uid=alice,${PEOPLE}\nchangetype: delete\n`);
     await releaseGated(stack.dataRoot, running);
