@@ -51,7 +51,7 @@ describe.runIf(onSqlite)('a job record the embedded store cannot write', () => {
     const id = submitted!.object.slice('job:'.length);
     // And so is its end (review32): an admitted job is never left without one on the trail, though the
     // engine had it and ran it until the cancel.
-    expect(stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toMatchObject({ decision: 'error', reason: expect.stringContaining('the job record could not be written'), details: { state: 'refused', handed_over: true, backend_cancelled: true } });
+    expect(stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toMatchObject({ decision: 'error', reason: expect.stringContaining('the job record could not be written'), details: { state: 'refused', handed_over: true, backend_cancelled: true, backend_state: 'cancelled' } });
     // The engine had it (the handover left before the insert failed): cancelled, never released, no output.
     const engine = new EngineClient(stack.engine.url, stack.certsDir);
     expect((await engine.waitFor(id)).state).toBe('cancelled');

@@ -16,6 +16,7 @@ import { type Preview, previewJob } from './job-preview.js';
 import { ENDED_STATES, type JobRecord } from './job-records.js';
 import { type JobSeenView, type JobView, type QuotaView, viewOf } from './job-view.js';
 import { JobWaits, seenOf } from './job-wait.js';
+import { unrecordedEnd } from './unrecorded-end.js';
 
 export interface JobServiceOptions {
   book: JobBook;
@@ -207,15 +208,15 @@ export class JobService {
         await this.book.insertForHandover(record);
       } catch (err) {
         const sent = handover !== undefined && (await handover).outcome === 'sent';
-        const cancelled = sent ? await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).then(() => true, () => false) : undefined;
+        const backendState = sent ? await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).then((s) => s?.state ?? null, () => undefined) : undefined;
         // job.submit (allow) is on the trail already: its end goes there too, as a refused handover's
         // does, so an auditor never finds an admitted job that simply stops being mentioned. Whether
-        // the backend had it and whether our cancel reached it (if not, the leader's sweep cancels it).
-        const reason = `not started: the job record could not be written (${(err as Error).message})`;
-        await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason, policy_version: record.policy_version, details: { ...summary, state: 'refused', handed_over: sent, ...(cancelled !== undefined ? { backend_cancelled: cancelled } : {}) } }).catch((e: Error) =>
+        // the backend had it and how our cancel left it (if it did not reach it, the leader's sweep cancels it).
+        const end = unrecordedEnd((err as Error).message, sent, backendState);
+        await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: end.reason, policy_version: record.policy_version, details: { ...summary, ...end.details } }).catch((e: Error) =>
           req.log.error({ job: record.id, err: e.message }, 'the end of a job whose record could not be written is not on the trail'),
         );
-        throw new GatehouseError('not_ready', `the job record could not be written (${(err as Error).message}); nothing runs`);
+        throw new GatehouseError('not_ready', end.answer);
       }
     } catch (err) {
       if (handover === undefined) settle({ outcome: 'unavailable', error: err as Error });
