@@ -4,7 +4,7 @@
 // Its state is its own: callers use its methods, never its maps.
 import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
-import type { PersonLookup } from '../identity/index.js';
+import type { PersonLookup, PersonNow } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
@@ -395,13 +395,14 @@ export class JobBook {
    * A background handover: a pending job just admitted (its admission is on record and its hold
    * saved before it gets here), or one a restart or a lost gateway left unsent. Its datasets are
    * decided again first: it may have waited while policy or labels changed (for a handover a
-   * restart interrupted, deciding twice only repeats the decision in the trail).
+   * restart interrupted, deciding twice only repeats the decision in the trail). `known`: its owner as
+   * the directory answered for this admission (drainUser asked just before), so it is not asked twice.
    */
-  dispatch(r: JobRecord): void {
+  dispatch(r: JobRecord, known?: PersonNow): void {
     if (this.inFlight.has(r.id)) return;
     if (this.o.audit.available?.() === false) return; // the reconciler tries again once the trail is back
     const run = (async (): Promise<Handover> => {
-      const person = (await this.o.personNow?.({ user: r.user, auth_method: r.auth_method })) ?? { status: 'unasked' };
+      const person = known ?? (await this.o.personNow?.({ user: r.user, auth_method: r.auth_method })) ?? { status: 'unasked' };
       if (person.status === 'unsure') {
         // Not refused for a directory outage, not run unconfirmed: it waits, and the reconciler asks again.
         r.reason = `waiting for the directory to confirm ${r.user}: ${person.reason}`;
@@ -697,7 +698,7 @@ export class JobBook {
       if (undo.length > 0) this.requeue(user);
       throw err;
     });
-    for (const r of admitted) this.dispatch(r);
+    for (const r of admitted) this.dispatch(r, groupsNow?.jobs.has(r.id) ? { status: 'present', groups: groupsNow.groups } : undefined);
     // Admitted, or moved up the queue: the user's jobs look different to whoever waits on them.
     for (const r of this.live.values()) if (r.user === user) this.changes.touch(r.id);
     for (const { r, x, ended } of refused) {
