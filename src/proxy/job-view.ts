@@ -31,7 +31,7 @@ export const CreatedSchema = Type.Object(
   {
     id: Type.String(),
     state: Type.Union([Type.Literal('pending'), Type.Literal('queued'), Type.Literal('running')]),
-    reason: Type.Union([Type.String(), Type.Null()], { description: 'why it waits, while pending or being handed to its backend' }),
+    reason: Type.Union([Type.String(), Type.Null()], { description: 'why it waits, while pending' }),
   },
   { additionalProperties: false },
 );
