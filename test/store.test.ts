@@ -49,7 +49,7 @@ describe('the embedded store', () => {
     await expect(openStore({ stateDir })).rejects.toThrow(`cannot open the store ${join(stateDir, 'gatehouse.db')} (state.dir): ENOTDIR`);
   });
 
-  // A job's record is committed this way while its handover leaves (JobRecords.insertForHandover):
+  // A job's record is committed this way while its handover leaves (JobRecords.insert):
   // only that statement may run without the commit's own fsync, every other write stays FULL.
   describe('a commit with its fsync on the thread pool', () => {
     const row = (id: string) => ({ id, created_at: '2026-12-04T00:00:00.000Z' });

@@ -226,12 +226,6 @@ export class JobBook {
     this.unsaved.delete(r.id);
   }
 
-  /** insert() for an admitted job whose handover may already be on its way (JobRecords.insertForHandover). */
-  async insertForHandover(r: JobRecord): Promise<void> {
-    await this.o.records.insertForHandover(r);
-    this.unsaved.delete(r.id);
-  }
-
   /** A record written for a handover the backend then refused (only while nobody sent or ended it since). */
   async removeRecord(id: string): Promise<void> {
     await this.o.records.removeUnsent(id);

@@ -61,19 +61,15 @@ export class JobRecords {
     return this.seq;
   }
 
-  async insert(record: JobRecord): Promise<void> {
-    await sectionDb(this.store).insertInto('jobs').values(toRow(record)).execute();
-  }
-
   /**
-   * The record of a job being handed over: on the embedded store committed at once with its fsync on
-   * the thread pool (store/sqlite.ts), so the event loop goes on (the handover's request leaves) while
-   * the disk works; resolves once the record is on disk, as insert() does. A failed fsync takes the row
-   * back before it throws (it may not be on disk, and a `dispatching` row left behind would be handed
-   * over again by the reconciler after a restart, though the submission was answered 503 and its end
-   * recorded).
+   * A new job's record, resolved once it is on disk. On the embedded store it is committed at once with
+   * its fsync on the thread pool (store/sqlite.ts), so the event loop goes on (a handover's request
+   * leaves) while the disk works; inside a transaction, and on PostgreSQL, an ordinary insert. A failed
+   * fsync takes the row back before it throws (it may not be on disk, and a `dispatching` row left
+   * behind would be handed over again by the reconciler after a restart, though the submission was
+   * answered 503 and its end recorded).
    */
-  async insertForHandover(record: JobRecord): Promise<void> {
+  async insert(record: JobRecord): Promise<void> {
     const query = sectionDb(this.store).insertInto('jobs').values(toRow(record));
     const synced = this.store.commitSyncingOffLoop?.(query.compile()) ?? null;
     if (synced === null) {

@@ -198,14 +198,14 @@ export class JobService {
     try {
       await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
       // On the embedded store (one gateway) the handover's request is made before the insert, which
-      // commits within this turn's promise jobs with its fsync on the thread pool (insertForHandover):
+      // commits within this turn's promise jobs with its fsync on the thread pool (JobRecords.insert):
       // the request is written on the next tick while the disk works, and the answer waits for both
       // (BENCHMARKS.md, session 33). A failed insert or fsync cancels what was sent, below; a crash
       // (or a power loss) before the record is on disk leaves a backend job without a record, which
       // the leader's sweep cancels and records.
       if (!this.book.shared) send();
       try {
-        await this.book.insertForHandover(record);
+        await this.book.insert(record);
       } catch (err) {
         const sent = handover !== undefined && (await handover).outcome === 'sent';
         const backendState = sent ? await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).then((s) => s?.state ?? null, () => undefined) : undefined;
