@@ -455,7 +455,9 @@ function lookupWatermark(db: Database.Database, checker: ChainChecker): number {
     checker.problem(null, 'lookup_mismatch', 'the lookup tables\' watermark row (audit_indexed) is missing: queries by user or object find no event at all');
     return 0;
   }
-  if (row.type !== 'integer') {
+  // Negative too: -1 is this function's "no lookup tables", which checks nothing below, and with
+  // every event in the tail a raised tail_from would hide them all from queries with an until.
+  if (row.type !== 'integer' || (row.upto as number) < 0) {
     checker.problem(null, 'lookup_mismatch', `the lookup tables' watermark (audit_indexed.upto) is ${row.type} ${JSON.stringify(String(row.upto))}, not an event id: queries by user or object may skip events`);
     return 0;
   }
@@ -468,11 +470,13 @@ function lookupWatermark(db: Database.Database, checker: ChainChecker): number {
  * per event up to the watermark (the user table: per event with a user) that matches it exactly (key,
  * time, id): only such rows are counted, one seek by the event's id each, so a row deleted and made up
  * for by a junk one, or one whose key or time was edited (the query drops it on its re-check), leaves
- * the count short. A forged extra row finds nothing (queries check each row against its event).
+ * the count short. A forged extra row finds nothing (queries check each row against its event). Each
+ * event is counted once (distinct): the tables' primary key is no guarantee in a file someone could
+ * write, and a table recreated without it could double one event's row in place of another's.
  */
 function checkLookups(db: Database.Database, checker: ChainChecker, upto: number, users: number, objects: number): void {
   const count = (table: string, key: string) =>
-    db.prepare(`select count(*) from ${table} l join audit_events e on e.id = l.id where l.id <= ? and e.${key} = l.${key} and e.time = l.time`).pluck().get(upto) as number;
+    db.prepare(`select count(distinct l.id) from ${table} l join audit_events e on e.id = l.id where l.id <= ? and e.${key} = l.${key} and e.time = l.time`).pluck().get(upto) as number;
   for (const [table, key, expected] of [['audit_by_user', 'user', users], ['audit_by_object', 'object', objects]] as const) {
     const held = count(table, key);
     // More rows than events is what deleting events leaves (reported above as missing); the extra rows find nothing.
@@ -492,7 +496,7 @@ function checkLookups(db: Database.Database, checker: ChainChecker, upto: number
 function checkTailFrom(db: Database.Database, checker: ChainChecker): void {
   const has = (db.prepare("select 1 from pragma_table_info('audit_indexed') where name = 'tail_from'").get() as unknown) !== undefined;
   if (!has) return; // a trail from before tail_from (opened read-only, not migrated): queries do not read it
-  const row = db.prepare("select upto, tail_from, typeof(tail_from) as type, (select min(time) from audit_events where id > audit_indexed.upto) as earliest from audit_indexed where one = 1 and typeof(upto) = 'integer'").get() as
+  const row = db.prepare("select upto, tail_from, typeof(tail_from) as type, (select min(time) from audit_events where id > audit_indexed.upto) as earliest from audit_indexed where one = 1 and typeof(upto) = 'integer' and upto >= 0").get() as
     | { upto: number; tail_from: unknown; type: string; earliest: number | null }
     | undefined;
   if (row === undefined || row.earliest === null) return; // no watermark is lookupWatermark's problem

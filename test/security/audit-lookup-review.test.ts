@@ -153,3 +153,43 @@ describe('an edited watermark that hides events from lookup queries', () => {
     db.close();
   });
 });
+
+// review34: verify took a negative watermark for "a trail from before the lookup tables" (its -1)
+// and checked neither the tables nor tail_from. With upto -1 every event is in the tail, and a
+// tail_from raised past them all makes every `--user/--object --until` query skip it: the whole
+// trail hidden from those queries while verify said ok.
+describe('a negative watermark with a raised tail_from', () => {
+  it('fails verify (every event hidden from --until lookups)', () => {
+    const db = trail();
+    const v = victimOf(db);
+    const query = { user: v.user, until: new Date(v.time + 1000).toISOString() };
+    expect(ids(db, query)).toContain(v.id);
+    db.prepare('update audit_indexed set upto = -1, tail_from = 9000000000000000 where one = 1').run();
+    expect(ids(db, query)).toEqual([]); // hidden from the auditor's query
+    const report = verifyTrail(db, keys);
+    expect(report.ok).toBe(false);
+    expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
+    db.close();
+  });
+});
+
+// review34: the count of matching lookup rows relies on the tables' primary key for "one row per
+// event". Whoever can write the file can also recreate a table without it: the victim's row deleted
+// and another event's row doubled keeps the count, and the query misses the victim.
+describe('a lookup table recreated without its primary key', () => {
+  for (const [table, column, filter] of [['audit_by_user', 'user', 'user'], ['audit_by_object', 'object', 'object']] as const) {
+    it(`fails verify when ${table} holds a doubled row in place of a deleted one`, () => {
+      const db = trail();
+      const v = victimOf(db);
+      expect(ids(db, { [filter]: v[column] })).toContain(v.id);
+      db.exec(`create table loose as select * from ${table}; drop table ${table}; alter table loose rename to ${table}`);
+      db.prepare(`delete from ${table} where id = ?`).run(v.id);
+      db.prepare(`insert into ${table} select * from ${table} where id = (select min(id) from ${table} where id <> ?)`).run(v.id);
+      expect(ids(db, { [filter]: v[column] })).not.toContain(v.id); // hidden from the auditor's query
+      const report = verifyTrail(db, keys);
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'lookup_mismatch' }));
+      db.close();
+    });
+  }
+});
