@@ -299,8 +299,13 @@ export class JobBook {
   }
 
   pending(user: string): PendingJob[] {
-    return this.o.admission.pending(user);
+    const queue = this.o.admission.pending(user);
+    const waits = this.directoryWaits.get(user);
+    return waits === undefined || queue.length === 0 ? queue : [{ ...queue[0]!, reason: waits }, ...queue.slice(1)];
   }
+
+  /** Users whose LDAP pending jobs wait for their directory to confirm them (drainUser): why, shown as the head's reason. */
+  private readonly directoryWaits = new Map<string, string>();
 
   usage(user: string): Usage {
     return this.o.admission.ledger.usage(user);
@@ -631,26 +636,41 @@ export class JobBook {
   }
 
   /**
-   * The groups an LDAP person's pending jobs wait on, asked of the directory before the user's section
-   * (no lock is held while it answers) and applied inside it: null when nothing is to change (no such
-   * job, another method, or the directory could not say; a person it no longer has is refused as the
-   * job leaves the queue, in dispatch).
+   * Who the owner of an LDAP person's pending jobs is now, asked of the directory before the user's
+   * section (no lock is held while it answers) for the jobs known here then; null when there is none
+   * (or no directory to ask). In the section the groups it gives decide their quota (a person it no
+   * longer has is refused as the job leaves the queue, in dispatch).
    */
-  private async pendingGroupsNow(user: string): Promise<{ jobs: Set<string>; groups: string[] } | null> {
+  private async pendingOwnerNow(user: string): Promise<{ jobs: Set<string>; now: PersonNow } | null> {
     if (this.o.personNow === undefined) return null;
     const jobs = new Set([...this.live.values()].filter((r) => r.user === user && r.state === 'pending' && r.auth_method === 'ldap').map((r) => r.id));
     if (jobs.size === 0) return null;
-    const now = await this.o.personNow({ user, auth_method: 'ldap' }).catch(() => null);
-    return now?.status === 'present' ? { jobs, groups: now.groups } : null;
+    const now = await this.o.personNow({ user, auth_method: 'ldap' }).catch((err: Error): PersonNow => ({ status: 'unsure', reason: err.message }));
+    return { jobs, now };
   }
 
-  private async drainUser(user: string): Promise<void> {
-    const groupsNow = await this.pendingGroupsNow(user);
+  /**
+   * An LDAP pending job of the user the directory did not just answer for: it could not say, or the
+   * job was learnt from the shared records inside the section. Such a job is not admitted on the groups
+   * it was submitted with (a person taken out of a bigger quota would run on it).
+   */
+  private unconfirmed(user: string, owner: { jobs: Set<string>; now: PersonNow } | null): boolean {
+    if (this.o.personNow === undefined) return false;
+    for (const r of this.live.values()) {
+      if (r.user !== user || r.state !== 'pending' || r.auth_method !== 'ldap') continue;
+      if (owner === null || owner.now.status === 'unsure' || !owner.jobs.has(r.id)) return true;
+    }
+    return false;
+  }
+
+  private async drainUser(user: string, askAgain = true): Promise<void> {
+    const owner = await this.pendingOwnerNow(user);
     // Admissions made in the section, undone here if it does not commit (its lock session died):
     // the records still say pending, and so must this gateway, or it would hand them over unadmitted.
     const undo: { r: JobRecord; before: JobRecord }[] = [];
     const decided = this.forUser(user, async () => {
-      if (groupsNow !== null) this.o.admission.regroup(user, groupsNow.jobs, groupsNow.groups);
+      if (this.unconfirmed(user, owner)) return null;
+      if (owner?.now.status === 'present') this.o.admission.regroup(user, owner.jobs, owner.now.groups);
       const decided = this.o.admission.drain([user]);
       const admitted: JobRecord[] = [];
       const now = new Date().toISOString();
@@ -684,7 +704,7 @@ export class JobBook {
       }
       return { admitted, refused };
     });
-    const { admitted, refused } = await decided.catch((err: Error) => {
+    const outcome = await decided.catch((err: Error) => {
       for (const { r, before } of undo) {
         Object.assign(r, before);
         this.o.admission.release(r.id, 0);
@@ -692,7 +712,18 @@ export class JobBook {
       if (undo.length > 0) this.requeue(user);
       throw err;
     });
-    for (const r of admitted) this.dispatch(r, groupsNow?.jobs.has(r.id) ? { status: 'present', groups: groupsNow.groups } : undefined);
+    if (outcome === null) {
+      // Jobs this gateway learnt of in the section (shared records): asked of the directory once more.
+      if (askAgain && owner?.now.status !== 'unsure') return this.drainUser(user, false);
+      // The directory could not say: nothing of the user's leaves the queue; the reconciler drains again.
+      this.directoryWaits.set(user, `waiting for the directory to confirm ${user}${owner?.now.status === 'unsure' ? `: ${owner.now.reason}` : ''}`);
+      for (const r of this.live.values()) if (r.user === user) this.changes.touch(r.id);
+      return;
+    }
+    this.directoryWaits.delete(user);
+    const { admitted, refused } = outcome;
+    const known = (r: JobRecord): PersonNow | undefined => (owner?.now.status === 'present' && owner.jobs.has(r.id) ? owner.now : undefined);
+    for (const r of admitted) this.dispatch(r, known(r));
     // Admitted, or moved up the queue: the user's jobs look different to whoever waits on them.
     for (const r of this.live.values()) if (r.user === user) this.changes.touch(r.id);
     for (const { r, x, ended } of refused) {

@@ -116,6 +116,29 @@ describe('a job leaving the queue is decided with its owner as the directory has
     expect((await ended(queued)).state).toBe('succeeded');
   }, 120_000);
 
+  // review34: the quota half asked the directory before the section but, when it could not answer,
+  // admitted on the groups the job was submitted with; dispatch then waited for the directory and
+  // decided only the datasets on the new groups. Out of analysts during an outage, the 2-hour job
+  // ran on the analysts' quota once the directory was back.
+  it('is not admitted on its old groups while the directory cannot be asked: out of a bigger quota, refused once it answers', async () => {
+    const { running, queued } = await queueBehindRunning('steward/after-outage-regroup', 7200);
+    await slapd.change(analystsAre('bob'));
+    try {
+      door.shut = true;
+      try {
+        await releaseGated(stack.dataRoot, running);
+        await until(async () => ((s) => (s.reason?.includes('waiting for the directory') ? s : undefined))(await view(queued)), 60_000, `job ${queued} waiting for the directory`);
+      } finally {
+        door.shut = false;
+      }
+      const end = await ended(queued);
+      expect(end.state).toBe('failed');
+      expect(end.error).toContain('the longest allowed is 3600 s');
+    } finally {
+      await slapd.change(analystsAre('alice'));
+    }
+  }, 120_000);
+
   it('is refused once the directory no longer has its owner, logged out or not', async () => {
     const { running, queued } = await queueBehindRunning('scratch/after-leaving');
     // Alice leaves the company: her entry is deleted. She never comes back to refresh her login.
