@@ -45,15 +45,16 @@ export const SECRET_ANCHORS: readonly (readonly [kind: string, anchors: readonly
 /**
  * Field names already judged: the gateway writes a few dozen names over and over. Bounded, as
  * details may carry names from outside (a filter's fields); a name past the bound is tested as before.
+ * `kind`: the name itself is shaped like a secret (a token used as a key), and the record would hold it.
  */
-const fieldNames = new Map<string, boolean>();
-function secretField(name: string): boolean {
-  let secret = fieldNames.get(name);
-  if (secret === undefined) {
-    secret = SECRET_FIELD.test(name);
-    if (fieldNames.size < 1024) fieldNames.set(name, secret);
+const fieldNames = new Map<string, { secret: boolean; kind: string | null }>();
+function judgeField(name: string): { secret: boolean; kind: string | null } {
+  let judged = fieldNames.get(name);
+  if (judged === undefined) {
+    judged = { secret: SECRET_FIELD.test(name), kind: secretKind(name) };
+    if (fieldNames.size < 1024) fieldNames.set(name, judged);
   }
-  return secret;
+  return judged;
 }
 
 export interface Redacted<T> {
@@ -80,6 +81,15 @@ export function redactSecrets<T>(value: T, path = 'event'): Redacted<T> {
   const walk = (v: unknown, at: string): unknown => {
     if (typeof v === 'string') return text(v, at, null);
     if (v === null || typeof v !== 'object') return v;
+    if (ArrayBuffer.isView(v)) {
+      // canonicalJson writes a Buffer's bytes as numbers (its toJSON), a typed array's as a numbered
+      // object: a secret held as bytes reaches the record all the same. Judged as their text, and
+      // replaced whole.
+      const kind = secretKind(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1'));
+      if (kind === null) return v;
+      redacted.push(at);
+      return `[redacted: ${kind}]`;
+    }
     if (Array.isArray(v)) {
       let out: unknown[] | null = null;
       for (let i = 0; i < v.length; i++) {
@@ -101,10 +111,22 @@ export function redactSecrets<T>(value: T, path = 'event'): Redacted<T> {
       }
     }
     let out: Record<string, unknown> | null = null;
+    let renamed = 0;
     for (const k of Object.keys(v)) {
       const x = (v as Record<string, unknown>)[k];
       let y: unknown = x;
-      if (secretField(k) && x !== null && x !== undefined && typeof x !== 'boolean') {
+      const field = judgeField(k);
+      if (field.kind !== null) {
+        // The name is the secret: the field goes under a name that says so (its value dropped with
+        // it, as it was filed under the secret), and the path names the field without it.
+        out ??= { ...(v as Record<string, unknown>) };
+        delete out[k];
+        renamed += 1;
+        out[`[redacted: ${field.kind}]${renamed > 1 ? ` ${renamed}` : ''}`] = '[redacted: field]';
+        redacted.push(`${at}.[redacted: ${field.kind}]`);
+        continue;
+      }
+      if (field.secret && x !== null && x !== undefined && typeof x !== 'boolean') {
         redacted.push(`${at}.${k}`);
         y = `[redacted: ${typeof x === 'string' ? (secretKind(x) ?? 'field') : 'field'}]`;
       } else if (typeof x === 'string') y = text(x, at, k);
