@@ -782,9 +782,7 @@ export class JobBook {
       return; // tried again at the next pass, recorded once it is cancelled
     }
     // Once per job: a backend may still list it as active for a pass while it stops.
-    if (this.unrecordedCancelled.has(status.id)) return;
-    if (this.unrecordedCancelled.size >= 1024) this.unrecordedCancelled.clear();
-    this.unrecordedCancelled.add(status.id);
+    if (!this.claimUnrecordedEnd(status.id)) return;
     await this.o.outbox.record({
       actor: SYSTEM_ACTOR,
       action: 'job.finish',
@@ -795,8 +793,20 @@ export class JobBook {
     });
   }
 
-  /** Unrecorded jobs this gateway has cancelled and recorded (cancelUnrecorded). */
-  private readonly unrecordedCancelled = new Set<string>();
+  /**
+   * Claims the one job.finish a job of ours without a record gets on the trail: the sweep's cancel
+   * above and the start-up's lost submissions (lost-submissions.ts) may both come to one job. False
+   * when it was claimed already.
+   */
+  claimUnrecordedEnd(id: string): boolean {
+    if (this.unrecordedEnded.has(id)) return false;
+    if (this.unrecordedEnded.size >= 1024) this.unrecordedEnded.clear();
+    this.unrecordedEnded.add(id);
+    return true;
+  }
+
+  /** Jobs without a record whose end this gateway has recorded (claimUnrecordedEnd). */
+  private readonly unrecordedEnded = new Set<string>();
 
   async persist(r: JobRecord): Promise<void> {
     try {

@@ -2,7 +2,7 @@
 // (each with its own catalog for authorization), the dataset decisions, the book of live jobs, the
 // service the routes call and the reconciler that keeps the ledger true. Each piece gets what it
 // needs through its constructor.
-import { AuditOutbox, type AuditRecorder } from '../audit/index.js';
+import { type AuditEvent, AuditOutbox, type AuditRecorder } from '../audit/index.js';
 import type { Authorizer, PersonLookup } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { AdmissionControl, UsageLedger } from '../quota/index.js';
@@ -13,6 +13,7 @@ import { JobBook, type Logger } from './job-book.js';
 import { JobDatasets, policyLabelsOf, recordDatasetDecision } from './job-datasets.js';
 import { JobRecords } from './job-records.js';
 import { JobService } from './job-service.js';
+import { LostSubmissions } from './lost-submissions.js';
 import { Reconciler } from './reconciler.js';
 
 /** How long a catalog listing serves label lookups. */
@@ -35,6 +36,8 @@ export interface JobPathOptions {
   statusCacheMs: number;
   /** Who a job's owner is now, asked as the job leaves the queue (JobBookOptions.personNow). */
   personNow?: PersonLookup;
+  /** This gateway's admitted submissions its trail never mentions again (lost-submissions.ts), read once at start-up. */
+  unended?: () => AuditEvent[];
 }
 
 export interface JobPath {
@@ -75,6 +78,27 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
   leadership.onChange((leader) => {
     if (leader) void reconciler.pass().catch((err: Error) => o.log.error({ err: err.message }, 'reconcile pass failed'));
   });
+  // Read before this gateway admits anything, so each one was made by a gateway that has stopped.
+  const lost = new LostSubmissions({
+    unended: o.unended?.() ?? [],
+    recorded: async (id) => (await records.get(id)) !== undefined,
+    backend: (name) => (book.hasBackend(name) ? book.backend(name) : undefined),
+    claimEnd: (id) => book.claimUnrecordedEnd(id),
+    outbox,
+    log: o.log,
+  });
+  let stopped = false;
+  let lostTimer: NodeJS.Timeout | undefined;
+  let settling: Promise<void> = Promise.resolve();
+  const settleLost = (): void => {
+    settling = lost.settle().then(
+      (left) => {
+        if (left > 0 && !stopped) (lostTimer = setTimeout(settleLost, IDLE_PASS_MS)).unref(); // a backend did not answer
+      },
+      (err: Error) => o.log.error({ err: err.message }, 'could not settle submissions without a record'),
+    );
+  };
+  if (lost.waiting > 0) settleLost();
   reconciler.start();
   // Backends that push job changes (the bundled engine) are heard at once; polling stays the safety net.
   const watches = o.backends.flatMap((b) =>
@@ -98,6 +122,9 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     liveJobs: async () => (await records.live()).map((r) => ({ id: r.id, input: r.spec.input, output: r.spec.output })),
     role: () => (leadership.isLeader() ? 'leader' : 'follower (another gateway over the store reconciles jobs)'),
     stop: async () => {
+      stopped = true;
+      if (lostTimer !== undefined) clearTimeout(lostTimer);
+      await settling;
       await Promise.all(watches.map((w) => w.close()));
       await reconciler.stop();
       await leadership.close();

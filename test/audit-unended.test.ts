@@ -1,0 +1,65 @@
+// Which admitted submissions the trail never ends (src/audit/unended.ts): read through the object
+// lookup table up to its watermark and the un-indexed tail after it, so an end on either side of the
+// watermark counts, and only within the window before the trail's newest submission.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type AuditInput, loadAuditKey, openAuditDb, UNENDED_WINDOW_MS, unendedSubmissions } from '../src/audit/index.js';
+import { pendingRowOf, TrailWriter } from '../src/audit/writer.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gatehouse-audit-unended-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const event = (action: 'job.submit' | 'job.start' | 'job.finish', job: string, decision: 'allow' | 'deny' | 'error' = 'allow'): AuditInput => ({
+  actor: { user: 'alice', groups: ['analysts'], auth_method: 'oidc', ip: '127.0.0.1' },
+  action,
+  object: `job:${job}`,
+  decision,
+  reason: 'test',
+  details: { backend: 'bundled' },
+});
+
+describe('unendedSubmissions', () => {
+  it('names admitted submissions with no later job.finish, on both sides of the lookup watermark, within the window', () => {
+    const dir = join(root, 'trail');
+    const key = loadAuditKey(join(root, 'certs'));
+    const w = TrailWriter.open(dir, key);
+    const t0 = Date.parse('2026-12-04T10:00:00Z');
+    let n = 0;
+    const at = (input: AuditInput, time = t0 + n++) => pendingRowOf(input, time);
+    // Before the watermark.
+    w.append([
+      at(event('job.submit', 'jold'), t0 - UNENDED_WINDOW_MS - 1000), // outside the window
+      at(event('job.submit', 'jendedlater')),
+      at(event('job.submit', 'jendedbefore')),
+      at(event('job.finish', 'jendedbefore')),
+      at(event('job.submit', 'jopen')),
+      at(event('job.submit', 'jstarted')),
+    ]);
+    w.index(true);
+    // After it (the tail the lookup tables do not cover yet).
+    w.append([at(event('job.finish', 'jendedlater')), at(event('job.start', 'jstarted')), at(event('job.submit', 'jtail')), at(event('job.submit', 'jrefused', 'deny'))]);
+    w.close();
+    const db = openAuditDb(dir);
+    try {
+      const upto = db.prepare('select upto from audit_indexed').pluck().get() as number;
+      expect(upto).toBe(6); // the test's premise: the first six are indexed, the rest are the tail
+      expect(unendedSubmissions(db).map((e) => e.object)).toEqual(['job:jopen', 'job:jstarted', 'job:jtail']);
+      // The window is measured from the newest submission, however old it is.
+      expect(unendedSubmissions(db, UNENDED_WINDOW_MS + 10_000).map((e) => e.object)).toEqual(['job:jold', 'job:jopen', 'job:jstarted', 'job:jtail']);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('is empty for a trail with no submission', () => {
+    const dir = join(root, 'empty');
+    const w = TrailWriter.open(dir, loadAuditKey(join(root, 'certs')));
+    w.append([pendingRowOf(event('job.finish', 'jx'), Date.now())]);
+    w.close();
+    const db = openAuditDb(dir);
+    expect(unendedSubmissions(db)).toEqual([]);
+    db.close();
+  });
+});
