@@ -21,7 +21,8 @@ let token: string;
 const onSqlite = (process.env.GATEHOUSE_TEST_STORE ?? 'sqlite') === 'sqlite';
 
 beforeAll(async () => {
-  stack = await Stack.start({ users: {} });
+  // penny (review34's pending case) runs one job at a time, so her second waits in the queue.
+  stack = await Stack.start({ users: { penny: ['analysts'] }, policyLines: ['p2, user:penny, max_concurrent_jobs, 1'] });
   await writeDataset(stack.dataRoot, 'scratch/tiny', { format: 'csv', columns: ['id', 'word'], owner: 'alice', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
   token = await stack.login('alice');
 }, 120_000);
@@ -176,5 +177,35 @@ describe.runIf(onSqlite)('admitted submissions a stopped gateway left without a 
     expect(ends(ran)).toHaveLength(1);
     expect(ends(never)).toHaveLength(1);
     expect(ends(kept)).toEqual([expect.objectContaining({ decision: 'allow' })]);
+  });
+});
+
+// review34: the pending half of review32's finding. A submission that waits in the queue has its
+// job.submit (allow, pending) recorded before its record is inserted; an insert that failed answered
+// 503 and left that job.submit with nothing after it on the trail, a job that simply stops being
+// mentioned.
+describe.runIf(onSqlite)('a pending job whose record the embedded store cannot write', () => {
+  it('is answered 503, and its end is on the trail after its job.submit', async () => {
+    const penny = await stack.login('penny');
+    const first = await stack.api('/v1/jobs', penny, { method: 'POST', body: spec('scratch/penny-first') });
+    expect(first.status, first.body).toBe(201);
+    const db = new Database(join(stack.home, 'var', 'gatehouse.db'));
+    db.pragma('busy_timeout = 5000');
+    db.exec("create trigger refuse_jobs before insert on jobs begin select raise(abort, 'the disk is full'); end");
+    let answer: Awaited<ReturnType<Stack['api']>>;
+    try {
+      answer = await stack.api('/v1/jobs', penny, { method: 'POST', body: spec('scratch/penny-unrecorded') });
+    } finally {
+      db.exec('drop trigger refuse_jobs');
+      db.close();
+    }
+    await stack.api(`/v1/jobs/${first.json<{ id: string }>().id}`, penny, { method: 'DELETE' });
+    expect(answer.status, answer.body).toBe(503);
+    expect(answer.json()).toMatchObject({ error: 'not_ready', message: expect.stringContaining('the job record could not be written') });
+    const submitted = stack.auditEvents().find((e) => e.action === 'job.submit' && e.details.output === 'scratch/penny-unrecorded');
+    expect(submitted).toMatchObject({ decision: 'allow', details: { state: 'pending' } });
+    const id = submitted!.object.slice('job:'.length);
+    expect(stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toMatchObject({ decision: 'error', reason: expect.stringContaining('the job record could not be written'), details: { state: 'refused', handed_over: false } });
+    expect((await stack.api(`/v1/jobs/${id}`, penny)).status).toBe(404);
   });
 });

@@ -168,7 +168,16 @@ export class JobService {
   private async park(identity: Identity, req: FastifyRequest, record: JobRecord, waiting: { reason: string; limit: string }, summary: Record<string, unknown>, held: HeldEvents): Promise<Created> {
     const reason = waiting.reason;
     await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `pending: ${reason}`, policy_version: record.policy_version, details: { ...summary, state: 'pending' } }, held);
-    await this.book.insert(record);
+    try {
+      await this.book.insert(record);
+    } catch (err) {
+      // job.submit is on the trail already: its end goes there too, as an admitted job's does (start).
+      const end = unrecordedEnd((err as Error).message, false, undefined);
+      await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: end.reason, policy_version: record.policy_version, details: { ...summary, ...end.details } }).catch((e: Error) =>
+        req.log.error({ job: record.id, err: e.message }, 'the end of a job whose record could not be written is not on the trail'),
+      );
+      throw new GatehouseError('not_ready', end.answer);
+    }
     // The limit it waits on (a quota line's, or `queue`: behind the user's earlier jobs), for the trail and /metrics.
     await this.audit(identity, req, { action: 'quota.pending', object: `job:${record.id}`, decision: 'allow', reason, policy_version: record.policy_version, details: { ...summary, limit: waiting.limit } });
     return { id: record.id, state: 'pending', reason };
