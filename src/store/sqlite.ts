@@ -64,6 +64,9 @@ function syncingOffLoop(sqlite: Database.Database, walFile: string): { commitSyn
   // Opened once, not following a link (state.dir is the gateway's own 0700 folder; never trust a link
   // in it all the same). The WAL file stays while this connection is open, so the descriptor stays its file.
   let wal: number | undefined;
+  // fsyncs queued on the thread pool: the descriptor is closed only after them (closed under one, it
+  // fails EBADF, or its number, reused by the next open, fsyncs another file and says the WAL is synced).
+  const syncing = new Set<Promise<void>>();
   const commitSyncingOffLoop: CommitSyncingOffLoop = (query) => {
     if (!sqlite.open || sqlite.inTransaction) return null;
     let statement = statements.get(query.sql);
@@ -77,7 +80,7 @@ function syncingOffLoop(sqlite: Database.Database, walFile: string): { commitSyn
     } finally {
       full.run();
     }
-    return new Promise<void>((resolve, reject) => {
+    const synced = new Promise<void>((resolve, reject) => {
       try {
         wal ??= openSync(walFile, constants.O_RDONLY | constants.O_NOFOLLOW);
       } catch (err) {
@@ -86,8 +89,13 @@ function syncingOffLoop(sqlite: Database.Database, walFile: string): { commitSyn
       }
       fsync(wal, (err) => (err === null ? resolve() : reject(err)));
     });
+    syncing.add(synced);
+    const settled = () => syncing.delete(synced);
+    synced.then(settled, settled);
+    return synced;
   };
   const closeWal = async (): Promise<void> => {
+    await Promise.allSettled([...syncing]);
     const fd = wal;
     wal = undefined;
     if (fd !== undefined) {
