@@ -1,11 +1,12 @@
 // The engine's job API. POST /jobs runs nothing without an admission ticket signed by the key
 // of the gateway certificate presenting it, for exactly this spec, this user, these resources,
-// once.
+// once. The job channel (job-channel.ts) takes submissions through the same door, acceptJob.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { KeyObject } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NoQuery } from '../http/index.js';
 import {
@@ -43,10 +44,10 @@ export function jobRoutes(server: FastifyInstance, jobs: JobEngine): void {
     '/jobs',
     { schema: { querystring: NoQuery, body: JobSpecSchema, response: { 201: Created } } },
     async (request, reply) => {
-      const claims = await admitted(request, request.body);
-      const status = await jobs.submit(request.body, claims);
-      request.log.info({ job: status.id, user: status.user }, 'job accepted');
-      return reply.code(201).send({ id: status.id, state: status.state });
+      const header = request.headers[TICKET_HEADER];
+      const peer = (request.raw.socket as TLSSocket).getPeerX509Certificate();
+      const created = await acceptJob(jobs, request.body, Array.isArray(header) ? header[0] : header, peer?.publicKey, request.log);
+      return reply.code(201).send(created);
     },
   );
 
@@ -115,14 +116,23 @@ export function jobRoutes(server: FastifyInstance, jobs: JobEngine): void {
   );
 }
 
-/** The ticket's signature, lifetime and binding to this spec; whether it was spent is the engine's check, at insert. */
-async function admitted(request: FastifyRequest, spec: JobSpec) {
-  const header = request.headers[TICKET_HEADER];
-  const token = Array.isArray(header) ? header[0] : header;
-  const peer = (request.raw.socket as TLSSocket).getPeerX509Certificate();
-  if (peer === undefined) throw new GatehouseError('unauthenticated', 'no client certificate');
+/**
+ * The engine's one door for a job, behind POST /jobs and the job channel alike: the ticket's
+ * signature (by `peerKey`, the key of the connection's client certificate), lifetime and binding to
+ * this spec, then the intake (which checks whether the ticket was spent). The spec has passed
+ * JobSpecSchema already.
+ */
+export async function acceptJob(jobs: JobEngine, spec: JobSpec, token: string | undefined, peerKey: KeyObject | undefined, log: FastifyBaseLogger): Promise<{ id: string; state: string }> {
+  if (peerKey === undefined) throw new GatehouseError('unauthenticated', 'no client certificate');
+  const claims = await admitted(spec, token, peerKey, log);
+  const status = await jobs.submit(spec, claims);
+  log.info({ job: status.id, user: status.user }, 'job accepted');
+  return { id: status.id, state: status.state };
+}
+
+async function admitted(spec: JobSpec, token: string | undefined, peerKey: KeyObject, log: FastifyBaseLogger) {
   try {
-    const claims = await verifyAdmissionTicket(token, peer.publicKey);
+    const claims = await verifyAdmissionTicket(token, peerKey);
     if (claims.spec !== jobSpecHash(spec)) throw new TicketError('mismatch', 'the admission ticket was issued for a different job spec');
     const { cores, memory_mb, time_limit_s } = spec.resources;
     const g = claims.granted;
@@ -132,7 +142,7 @@ async function admitted(request: FastifyRequest, spec: JobSpec) {
     return claims;
   } catch (err) {
     if (err instanceof TicketError) {
-      request.log.warn({ problem: err.problem }, 'admission ticket refused');
+      log.warn({ problem: err.problem }, 'admission ticket refused');
       throw new GatehouseError(err.problem === 'missing' ? 'unauthenticated' : 'forbidden', err.message, { ticket: err.problem });
     }
     throw err;

@@ -15,6 +15,7 @@ import { datasetRoutes } from './dataset-routes.js';
 import { datasetWriteRoutes } from './dataset-write-routes.js';
 import { engineMetrics } from './engine-metrics.js';
 import { jobEventLog, jobEventRoutes } from './job-events.js';
+import { jobChannel } from './job-channel.js';
 import { jobRoutes } from './job-routes.js';
 import { runnerScript } from './runners/index.js';
 import { JobEngine } from './jobs/job-engine.js';
@@ -47,6 +48,9 @@ const HealthBody = Type.Object({
   slots: Type.Integer({ minimum: 1, description: 'worker processes the engine runs at once (engine.slots, resolved)' }),
 });
 
+/** A job spec carries its source text. */
+const ENGINE_BODY_LIMIT = 2 * SOURCE_MAX_BYTES + 64 * 1024;
+
 export async function buildEngine(options: EngineOptions): Promise<FastifyInstance> {
   // As root without working bubblewrap this refuses to start unless engine.sandbox is none (see isolation.ts).
   const isolation = await detectIsolation({ mode: options.sandbox, taskUids: options.taskUids });
@@ -58,7 +62,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   const runtimeDir = await installRuntime(stagingRoot, [runnerScript('python'), runnerScript('node')]);
   const app = Fastify({
     ...serverOptions(),
-    bodyLimit: 2 * SOURCE_MAX_BYTES + 64 * 1024, // a job spec carries its source text
+    bodyLimit: ENGINE_BODY_LIMIT,
     logger: loggerOptions('engine', options.logLevel),
     https: {
       ...options.tls,
@@ -76,14 +80,15 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   // refuses renegotiation that could swap it without the CA (rejectUnauthorized), and only the
   // holder of the gateway's key got past this check to begin with.
   const gatewaySockets = new WeakSet<TLSSocket>();
-  app.addHook('onRequest', async (request) => {
-    const socket = request.raw.socket as TLSSocket;
-    if (gatewaySockets.has(socket)) return;
+  const isGateway = (socket: TLSSocket): boolean => {
+    if (gatewaySockets.has(socket)) return true;
     const peer = socket.getPeerCertificate();
-    if (peer.subject?.CN !== GATEWAY_CLIENT_SUBJECT.commonName || peer.subject?.OU !== GATEWAY_CLIENT_SUBJECT.organizationalUnit) {
-      throw new GatehouseError('forbidden', 'the engine serves only the gateway');
-    }
+    if (peer.subject?.CN !== GATEWAY_CLIENT_SUBJECT.commonName || peer.subject?.OU !== GATEWAY_CLIENT_SUBJECT.organizationalUnit) return false;
     gatewaySockets.add(socket);
+    return true;
+  };
+  app.addHook('onRequest', async (request) => {
+    if (!isGateway(request.raw.socket as TLSSocket)) throw new GatehouseError('forbidden', 'the engine serves only the gateway');
   });
 
   const slots = options.slots === 0 ? availableParallelism() : options.slots;
@@ -111,6 +116,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   if (unreachable !== null) app.log.error({ problem: unreachable }, 'the engine cannot run jobs');
   app.addHook('onClose', () => jobs.close());
   jobRoutes(app, jobs);
+  jobChannel(app, jobs, { bodyLimit: ENGINE_BODY_LIMIT, isGateway });
   jobEventRoutes(app, jobEventLog(jobs));
   engineMetrics(app, jobs);
   if (isolation.warning !== null) app.log.warn({ isolation: isolation.describe() }, `ISOLATION: ${isolation.warning}`);

@@ -103,6 +103,30 @@ export function installPlumbing(app: FastifyInstance): void {
   });
 }
 
+type ValidationProblem = { instancePath?: string; message?: string; params?: unknown };
+
+/** The first problem a validator found, worded as every route's refusal is: `body.resources.cores must be ...`. */
+function validationError(context: string | undefined, problems: readonly ValidationProblem[]): GatehouseError {
+  const first = problems[0];
+  const params = (first?.params ?? {}) as Record<string, unknown>;
+  const base = (first?.instancePath ?? '').slice(1).replaceAll('/', '.');
+  const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+  const field = [context, base, leaf].filter((p) => p).join('.');
+  const what = params.additionalProperty ? 'is not a known field' : (first?.message ?? 'is invalid');
+  return new GatehouseError('invalid_request', `${field} ${what}`, { field });
+}
+
+/**
+ * A JSON body's check outside a route (the engine's job channel), compiled with the routes' own body
+ * options (nothing coerced, unknown fields refused, defaults filled in): null when `body` passes, else
+ * the refusal the route would answer. Like a route's, it fills in the schema's defaults in `body`.
+ */
+export function bodyValidator(schema: object): (body: unknown) => GatehouseError | null {
+  const compile = AjvCompiler()({}, { customOptions: { ...AJV_OPTIONS, coerceTypes: false } }) as unknown as (route: RouteSchema) => ((v: unknown) => boolean) & { errors?: ValidationProblem[] | null };
+  const check = compile({ schema, method: 'POST', url: '(channel)', httpPart: 'body' });
+  return (body) => (check(body) ? null : validationError('body', check.errors ?? []));
+}
+
 function send(reply: FastifyReply, error: GatehouseError): void {
   const body: ErrorBody = error.toBody();
   void reply.code(error.status).type('application/json').send(body);
@@ -110,17 +134,7 @@ function send(reply: FastifyReply, error: GatehouseError): void {
 
 function toGatehouseError(error: FastifyError, request: FastifyRequest): GatehouseError {
   if (error instanceof GatehouseError) return error;
-  if (error.validation) {
-    const first = error.validation[0];
-    const params = (first?.params ?? {}) as Record<string, unknown>;
-    const base = (first?.instancePath ?? '').slice(1).replaceAll('/', '.');
-    const leaf = (params.missingProperty ?? params.additionalProperty) as string | undefined;
-    const field = [error.validationContext === 'querystring' ? 'query' : error.validationContext, base, leaf]
-      .filter((p) => p)
-      .join('.');
-    const what = params.additionalProperty ? 'is not a known field' : (first?.message ?? 'is invalid');
-    return new GatehouseError('invalid_request', `${field} ${what}`, { field });
-  }
+  if (error.validation) return validationError(error.validationContext === 'querystring' ? 'query' : error.validationContext, error.validation);
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return new GatehouseError('payload_too_large', 'request body is larger than the limit (server.body_limit_bytes)');
   }

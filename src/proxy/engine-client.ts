@@ -1,4 +1,5 @@
-// The gateway's mTLS connection to the bundled engine: our CA, our client certificate, keep-alive.
+// The gateway's mTLS connection to the bundled engine: our CA, our client certificate, keep-alive;
+// submissions over the job channel (job-channel.ts) once it is open.
 // Answers are checked against the wire schemas: decisions rest on them, so a body of another
 // shape is refused, not guessed at.
 import type { IncomingMessage } from 'node:http';
@@ -7,6 +8,7 @@ import { Agent, request } from 'node:https';
 import { Value } from 'typebox/value';
 import { DatasetReadSchema, type ReadableDataset } from '../catalog/index.js';
 import { httpsUrl } from '../http/index.js';
+import { jobChannel } from './job-channel.js';
 import {
   type DatasetInfo,
   type DatasetList,
@@ -80,6 +82,8 @@ export interface UploadCommitBody {
   replaces?: { owner: string | null };
 }
 
+const SUBMIT_TIMEOUT_MS = 30_000;
+
 interface Answer {
   status: number;
   text: string;
@@ -93,6 +97,8 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
   // Followed logs stay open as long as their jobs run: never in the pool the other calls queue for.
   const followAgent = new Agent({ keepAlive: false, ca: tls.ca, cert: tls.cert, key: tls.key });
   const url = httpsUrl(host, port);
+  // Its connection is never given back to a pool: made with the agent of connections that are not kept.
+  const channel = jobChannel({ url, agent: followAgent });
 
   function open(method: string, path: string, o: { body?: unknown; headers?: Record<string, string>; timeoutMs: number; follow?: boolean }): Promise<IncomingMessage> {
     const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
@@ -213,7 +219,10 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       return parsed<{ dropped: boolean }>(answer, '/upload', (v) => typeof (v as { dropped?: unknown })?.dropped === 'boolean').dropped;
     },
     submit: async (spec, ticket) => {
-      const answer = await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: 30_000 });
+      // The job channel when it is open (one kept-open connection, frames instead of HTTP requests),
+      // else POST /jobs; the same answer either way.
+      const viaChannel = channel.submit(JSON.stringify(spec), ticket, SUBMIT_TIMEOUT_MS);
+      const answer = viaChannel !== null ? await viaChannel : await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: SUBMIT_TIMEOUT_MS });
       if (answer.status !== 201) throw refusal(answer, 'POST /jobs');
       return parsed<{ id: string; state: string }>(answer, '/jobs', (v) => typeof (v as { id?: unknown })?.id === 'string');
     },
@@ -257,6 +266,7 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       return answer.text;
     },
     close: () => {
+      channel.close();
       agent.destroy();
       followAgent.destroy();
     },

@@ -55,3 +55,15 @@ export {
   verifyAdmissionTicket,
 } from './admission-ticket.js';
 export { JOB_EVENTS_PING_MS, type JobEventLine, JobEventLineSchema, type JobEventsQuery, JobEventsQuerySchema } from './job-events.js';
+export {
+  answerFrame,
+  CHANNEL_TICKET_MAX_BYTES,
+  FrameError,
+  FrameReader,
+  JOB_CHANNEL_PATH,
+  JOB_CHANNEL_PROTOCOL,
+  readAnswer,
+  readSubmission,
+  type Submission,
+  submissionFrame,
+} from './job-channel.js';

@@ -1,0 +1,99 @@
+// The engine's end of the job channel (src/wire/job-channel.ts): the gateway upgrades one
+// connection on the engine's own HTTPS port and sends submissions over it as frames. Each one goes
+// through the door POST /jobs uses (acceptJob: the same schema, ticket checks and intake) and is
+// answered with the same status and JSON. A frame that cannot be read (over the size limit, cut
+// short, not JSON) closes the channel before anything of it reaches the intake.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
+import { bodyValidator } from '../http/index.js';
+import {
+  answerFrame,
+  FrameError,
+  FrameReader,
+  GatehouseError,
+  JOB_CHANNEL_PATH,
+  JOB_CHANNEL_PROTOCOL,
+  type JobSpec,
+  JobSpecSchema,
+  readSubmission,
+  CHANNEL_TICKET_MAX_BYTES,
+} from '../wire/index.js';
+import { acceptJob } from './job-routes.js';
+import type { JobEngine } from './jobs/job-engine.js';
+
+export interface JobChannelOptions {
+  /** The route's own body limit: a frame carries one body and its ticket. */
+  bodyLimit: number;
+  /** Whether a connection's client certificate is the gateway's (the check every route makes). */
+  isGateway: (socket: TLSSocket) => boolean;
+}
+
+export function jobChannel(app: FastifyInstance, jobs: JobEngine, o: JobChannelOptions): void {
+  const validate = bodyValidator(JobSpecSchema);
+  const open = new Set<Duplex>();
+  const maxFrame = 6 + CHANNEL_TICKET_MAX_BYTES + o.bodyLimit;
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const tlsSocket = socket as TLSSocket;
+    const refuse = (status: string) => socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    if (req.url !== JOB_CHANNEL_PATH || req.headers.upgrade !== JOB_CHANNEL_PROTOCOL) return refuse('404 Not Found');
+    if (!o.isGateway(tlsSocket)) return refuse('403 Forbidden');
+    const peerKey = tlsSocket.getPeerX509Certificate()?.publicKey;
+    if (peerKey === undefined) return refuse('403 Forbidden');
+    tlsSocket.setNoDelay(true);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${JOB_CHANNEL_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+    open.add(socket);
+    const log = app.log.child({ channel: 'jobs' });
+    const reader = new FrameReader(maxFrame);
+    const answer = (id: number, status: number, body: unknown) => {
+      if (!socket.destroyed) socket.write(answerFrame(id, status, body));
+    };
+    /** Read whole before anything of it is acted on: a frame that cannot be read throws here. */
+    const read = (payload: Buffer): { id: number; ticket: string; spec: unknown } => {
+      const { id, ticket, spec } = readSubmission(payload);
+      try {
+        return { id, ticket, spec: JSON.parse(spec) as unknown };
+      } catch {
+        throw new FrameError('a submission frame carries a spec that is not JSON');
+      }
+    };
+    const submit = async ({ id, ticket, spec }: { id: number; ticket: string; spec: unknown }) => {
+      try {
+        const refused = validate(spec);
+        if (refused !== null) throw refused;
+        answer(id, 201, await acceptJob(jobs, spec as JobSpec, ticket, peerKey, log));
+      } catch (err) {
+        const known = err instanceof GatehouseError ? err : null;
+        if (known === null) log.error({ err }, 'unhandled error on the job channel');
+        const e = known ?? new GatehouseError('internal', 'internal error on the job channel');
+        answer(id, e.status, e.toBody());
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      let frames: { id: number; ticket: string; spec: unknown }[];
+      try {
+        frames = reader.push(chunk).map(read);
+      } catch (err) {
+        // Nothing of this chunk is submitted, not even the frames before the bad one.
+        socket.off('data', onData);
+        const problem = err instanceof FrameError ? err.message : 'a frame could not be read';
+        log.warn({ problem }, 'job channel closed: a frame could not be read');
+        answer(0, 400, new GatehouseError('invalid_request', problem).toBody());
+        socket.end(() => socket.destroy());
+        return;
+      }
+      for (const f of frames) void submit(f);
+    };
+    socket.on('data', onData);
+    socket.on('error', (err) => log.info({ err: err.message }, 'job channel lost'));
+    socket.on('close', () => open.delete(socket));
+    if (head.length > 0) onData(head);
+  });
+
+  // An upgraded connection is no longer the HTTP server's: closing the engine closes it here.
+  app.addHook('onClose', () => {
+    for (const socket of open) socket.destroy();
+  });
+}

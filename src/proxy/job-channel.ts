@@ -1,0 +1,136 @@
+// The gateway's end of the job channel (src/wire/job-channel.ts): one kept-open connection to the
+// bundled engine, upgraded from an HTTPS request made with the same agent options as every other
+// call (our CA, the engine's name checked, the gateway's client certificate), that carries
+// submissions as frames with ids, so interleaved ones get their own answers. While it is not open
+// (not yet, lost, or an engine without it) submissions take POST /jobs, and the channel is opened
+// again in the background, at most once per RETRY_MS. A submission in flight when the channel drops
+// fails as a dropped HTTP request does: not_ready, whether or not the engine took the job.
+import { type Agent, request } from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { FrameReader, GatehouseError, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, readAnswer, submissionFrame } from '../wire/index.js';
+
+/** How soon a channel that could not be opened, or was lost, is tried again. */
+const RETRY_MS = 5_000;
+/** The engine's answers are a status and a short JSON body. */
+const ANSWER_MAX_BYTES = 256 * 1024;
+const MAX_ID = 0xffff_ffff;
+
+export interface ChannelAnswer {
+  status: number;
+  text: string;
+}
+
+export interface JobChannel {
+  /** The engine's answer to one submission, or null when the channel is not open (then use POST /jobs). */
+  submit(specJson: string, ticket: string, timeoutMs: number): Promise<ChannelAnswer> | null;
+  close(): void;
+}
+
+interface Waiting {
+  resolve: (a: ChannelAnswer) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export function jobChannel(o: { url: string; agent: Agent; now?: () => number }): JobChannel {
+  const now = o.now ?? Date.now;
+  let socket: TLSSocket | null = null;
+  let opening = false;
+  let closed = false;
+  let nextTry = 0;
+  let lastId = 0;
+  const waiting = new Map<number, Waiting>();
+
+  const lost = (why: string) => {
+    const s = socket;
+    socket = null;
+    nextTry = now() + RETRY_MS;
+    s?.destroy();
+    const err = new GatehouseError('not_ready', `engine unreachable at ${o.url}: the job channel ${why}`);
+    for (const [id, w] of waiting) {
+      clearTimeout(w.timer);
+      waiting.delete(id);
+      w.reject(err);
+    }
+  };
+
+  const open = () => {
+    opening = true;
+    const req = request(`${o.url}${JOB_CHANNEL_PATH}`, { agent: o.agent, method: 'GET', headers: { connection: 'Upgrade', upgrade: JOB_CHANNEL_PROTOCOL } });
+    const failed = () => {
+      opening = false;
+      nextTry = now() + RETRY_MS;
+    };
+    req.on('error', failed);
+    // An engine without the channel answers the request itself (404): POST /jobs it is, for now.
+    req.on('response', (res) => {
+      res.resume();
+      failed();
+    });
+    req.on('upgrade', (res, raw: Socket, head: Buffer) => {
+      opening = false;
+      if (closed || res.headers.upgrade !== JOB_CHANNEL_PROTOCOL) {
+        raw.destroy();
+        return failed();
+      }
+      const s = raw as TLSSocket;
+      s.setNoDelay(true);
+      const reader = new FrameReader(ANSWER_MAX_BYTES);
+      const onData = (chunk: Buffer) => {
+        let frames: Buffer[];
+        try {
+          frames = reader.push(chunk);
+        } catch {
+          return lost('sent a frame over its limit');
+        }
+        for (const payload of frames) {
+          let a: ReturnType<typeof readAnswer>;
+          try {
+            a = readAnswer(payload);
+          } catch {
+            return lost('sent a frame it could not read');
+          }
+          if (a.id === 0) return lost(`was closed by the engine: ${a.text.slice(0, 200)}`);
+          const w = waiting.get(a.id);
+          if (w === undefined) continue; // given up on (timed out): the engine answered late
+          waiting.delete(a.id);
+          clearTimeout(w.timer);
+          w.resolve({ status: a.status, text: a.text });
+        }
+      };
+      s.on('data', onData);
+      s.on('error', () => socket === s && lost('failed'));
+      s.on('close', () => socket === s && lost('closed'));
+      socket = s;
+      if (head.length > 0) onData(head);
+    });
+    req.end();
+  };
+
+  return {
+    submit: (specJson, ticket, timeoutMs) => {
+      const s = socket;
+      if (s === null || s.destroyed) {
+        if (!opening && !closed && now() >= nextTry) open();
+        return null;
+      }
+      lastId = lastId >= MAX_ID ? 1 : lastId + 1;
+      const id = lastId;
+      const frame = submissionFrame(id, ticket, specJson);
+      return new Promise<ChannelAnswer>((resolve, reject) => {
+        // As POST /jobs's timeout: the engine may still take the job; the caller treats it as unknown.
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new GatehouseError('not_ready', `engine did not answer POST /jobs within ${timeoutMs} ms (job channel)`));
+        }, timeoutMs);
+        waiting.set(id, { resolve, reject, timer });
+        s.write(frame);
+      });
+    },
+    close: () => {
+      closed = true;
+      lost('was closed');
+    },
+  };
+}

@@ -1,0 +1,111 @@
+// The gateway's end of the job channel against stand-in engines with the real mTLS: an engine
+// without the channel is sent POST /jobs as before; a submission in flight when the channel drops
+// fails as a dropped HTTP request does (not_ready), and the next one takes POST /jobs; answers sent
+// out of order reach their own submissions.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureCertificates } from '../src/auth/index.js';
+import { engineClient, type EngineClient } from '../src/proxy/engine-client.js';
+import { answerFrame, FrameReader, JOB_CHANNEL_PROTOCOL, type JobSpec, readSubmission, readTlsMaterial } from '../src/wire/index.js';
+import { until } from './support/until.js';
+
+const spec: JobSpec = { name: 'c', input: 'words', output: 'scratch/o', runtime: 'python', source: 'x', resources: { cores: 1, memory_mb: 256, time_limit_s: 60 } };
+let dir: string;
+let certs: string;
+let server: Server | null = null;
+let client: EngineClient | null = null;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gh-channel-client-'));
+  certs = join(dir, 'certs');
+  ensureCertificates({ dir: certs, gatewayHosts: ['127.0.0.1'], engineHosts: ['127.0.0.1'] });
+});
+
+afterEach(() => {
+  client?.close();
+  server?.close();
+  server?.closeAllConnections();
+  client = server = null;
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A stand-in engine: POST /jobs answers 201 with its own id; `upgrade` (when given) takes the channel. */
+async function standIn(upgrade?: (socket: Duplex, frames: (f: (payload: Buffer) => void) => void) => void) {
+  const posts: string[] = [];
+  server = createServer({ ...readTlsMaterial(certs, 'engine'), requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    posts.push(`${req.method} ${req.url}`);
+    req.resume();
+    const status = req.method === 'POST' && req.url === '/jobs' ? 201 : 404;
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(status === 201 ? { id: 'via-http', state: 'queued' } : { error: 'not_found', message: 'no route' }));
+  });
+  if (upgrade !== undefined) {
+    server.on('upgrade', (_req, socket: Duplex) => {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${JOB_CHANNEL_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+      const reader = new FrameReader(1 << 20);
+      upgrade(socket, (f) => socket.on('data', (c: Buffer) => reader.push(c).forEach(f)));
+    });
+  }
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  client = engineClient({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, tls: readTlsMaterial(certs, 'gatewayClient') });
+  return { posts, client };
+}
+
+describe("the gateway's job channel", () => {
+  it('an engine without the channel gets POST /jobs, and is asked for the channel at most once per retry interval', async () => {
+    const { posts, client } = await standIn();
+    for (let i = 0; i < 5; i++) expect(await client.submit(spec, 't')).toEqual({ id: 'via-http', state: 'queued' });
+    await until(() => posts.includes('GET /jobs/channel'), 5_000, 'the channel asked for');
+    expect(posts.filter((p) => p === 'POST /jobs')).toHaveLength(5);
+    expect(posts.filter((p) => p === 'GET /jobs/channel')).toHaveLength(1);
+  });
+
+  /** Submits until one is answered over the channel (the stand-in answers at once while `probing()`). */
+  const overTheChannel = (c: EngineClient) => until(async () => (await c.submit(spec, 't')).id !== 'via-http', 5_000, 'a submission over the channel');
+
+  it('answers sent out of order reach their own submissions', async () => {
+    let probing = true;
+    const held: number[] = [];
+    const { client } = await standIn((socket, frames) =>
+      frames((payload) => {
+        const { id } = readSubmission(payload);
+        if (probing) return socket.write(answerFrame(id, 201, { id: 'probe', state: 'queued' }));
+        held.push(id);
+        if (held.length === 3) for (const i of [...held].reverse()) socket.write(answerFrame(i, 201, { id: `job-${i}`, state: 'queued' }));
+      }),
+    );
+    await overTheChannel(client);
+    probing = false;
+    const answers = await Promise.all([1, 2, 3].map(() => client.submit(spec, 't')));
+    expect(answers.map((a) => a.id)).toEqual(held.map((i) => `job-${i}`));
+    expect(new Set(answers.map((a) => a.id)).size).toBe(3);
+  });
+
+  it('a submission in flight when the channel drops fails not_ready, as a dropped request does; the next takes POST /jobs', async () => {
+    let probing = true;
+    let channel: Duplex | null = null;
+    let received = 0;
+    const { client, posts } = await standIn((socket, frames) => {
+      channel = socket;
+      frames((payload) => {
+        if (probing) socket.write(answerFrame(readSubmission(payload).id, 201, { id: 'probe', state: 'queued' }));
+        else received++;
+      });
+    });
+    await overTheChannel(client);
+    probing = false;
+    const inFlight = client.submit(spec, 't');
+    await until(() => received === 1, 5_000, 'the frame received');
+    channel!.destroy();
+    await expect(inFlight).rejects.toMatchObject({ code: 'not_ready', message: expect.stringMatching(/job channel/) });
+    const before = posts.filter((p) => p === 'POST /jobs').length;
+    expect(await client.submit(spec, 't')).toEqual({ id: 'via-http', state: 'queued' });
+    expect(posts.filter((p) => p === 'POST /jobs')).toHaveLength(before + 1);
+  });
+});

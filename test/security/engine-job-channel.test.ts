@@ -1,0 +1,239 @@
+// The job channel (src/wire/job-channel.ts) is a second door into the engine's intake, so it is
+// tried as an attacker would: without the gateway's certificate it does not open; a frame that
+// cannot be read closes it before anything of it reaches the intake; a frame's ticket is checked as
+// POST /jobs checks it (signature, audience, replay, the spec it was issued for); interleaved
+// submissions get their own answers. The gateway's own client is seen using it once it is open.
+import { createPrivateKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDataset } from '../../src/compute/catalog/index.js';
+import { engineClient, type EngineClient as GatewayEngineClient } from '../../src/proxy/engine-client.js';
+import { FrameReader, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, type JobSpec, jobSpecHash, readAnswer, readTlsMaterial, submissionFrame } from '../../src/wire/index.js';
+import { clientCertificate } from '../support/client-cert.js';
+import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
+import { type Sandbox, sandbox } from '../support/gatehouse.js';
+import { until } from '../support/until.js';
+
+const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
+const resources = { cores: 1, memory_mb: 256, time_limit_s: 120 };
+const spec = (output: string, o: Partial<JobSpec> = {}): JobSpec => ({ name: 'c', input: 'words', output, runtime: 'python', source: COPY, resources, max_attempts: 1, ...o });
+
+let box: Sandbox;
+let engine: EngineProcess;
+let client: EngineClient;
+let certs: string;
+
+beforeAll(async () => {
+  box = sandbox({ engine: { slots: 2 } });
+  certs = join(box.dir, 'certs');
+  expect(await writeDataset(join(box.dir, 'data'), 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] })).toBe(true);
+  engine = await startEngineProcess(box);
+  client = new EngineClient(engine.url, certs);
+}, 60_000);
+
+afterAll(async () => {
+  await engine?.stop();
+  box?.remove();
+});
+
+type Opened = { socket: Socket; answers: () => Promise<{ id: number; status: number; body: Record<string, unknown> }>; closed: Promise<void> } | { status: number } | { error: string };
+
+/** Asks the engine to upgrade a connection to the job channel, with the given client certificate (none: undefined). */
+function openChannel(tls: { cert?: string; key?: string }): Promise<Opened> {
+  return new Promise((resolve) => {
+    const req = request(`${engine.url}${JOB_CHANNEL_PATH}`, { ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: JOB_CHANNEL_PROTOCOL } });
+    req.on('error', (err) => resolve({ error: err.message }));
+    req.on('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0 });
+    });
+    req.on('upgrade', (_res, socket: Socket, head: Buffer) => {
+      const reader = new FrameReader(1024 * 1024);
+      const queue: Buffer[] = [];
+      let wake: (() => void) | null = null;
+      const take = (chunk: Buffer) => {
+        queue.push(...reader.push(chunk));
+        wake?.();
+      };
+      socket.on('data', take);
+      if (head.length > 0) take(head);
+      const closed = new Promise<void>((r) => socket.on('close', () => r()));
+      resolve({
+        socket,
+        closed,
+        answers: async () => {
+          while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+          const a = readAnswer(queue.shift()!);
+          return { id: a.id, status: a.status, body: JSON.parse(a.text) as Record<string, unknown> };
+        },
+      });
+    });
+    req.end();
+  });
+}
+
+async function gatewayChannel() {
+  const opened = await openChannel({ cert: readFileSync(join(certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(certs, 'gateway-client.key'), 'utf8') });
+  if (!('socket' in opened)) throw new Error(`the channel did not open: ${JSON.stringify(opened)}`);
+  return opened;
+}
+
+const jobsOf = async (user: string) => (await client.request('GET', `/jobs?user=${user}`)).json<{ jobs: { id: string }[] }>().jobs;
+
+/** A compact JWS as the gateway's, with claims of our choosing, signed with `key`. */
+function ticketWith(claims: Record<string, unknown>, key = client.gatewayKey): string {
+  const iat = Math.floor(Date.now() / 1000);
+  const head = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'gatehouse-admission+jwt' })).toString('base64url');
+  const body = Buffer.from(JSON.stringify({ iss: 'gatehouse-gateway', aud: 'gatehouse-engine', jti: randomUUID(), iat, exp: iat + 60, ...claims })).toString('base64url');
+  return `${head}.${body}.${sign(null, Buffer.from(`${head}.${body}`), key).toString('base64url')}`;
+}
+
+describe('who may open the job channel', () => {
+  it('a client without a certificate from our CA does not get past the handshake', async () => {
+    expect(await openChannel({})).toHaveProperty('error');
+  });
+
+  it("a certificate from our CA that is not the gateway's (a user's) is refused: 403, no channel", async () => {
+    expect(await openChannel(clientCertificate(certs, { CN: 'alice', OU: 'users' }))).toEqual({ status: 403 });
+  });
+
+  it('another upgrade, or another path, is not the channel', async () => {
+    const tls = { cert: readFileSync(join(certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(certs, 'gateway-client.key'), 'utf8') };
+    const other = await new Promise<number>((resolve) => {
+      const req = request(`${engine.url}/jobs`, { ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: 'websocket' } });
+      req.on('response', (res) => resolve(res.statusCode ?? 0));
+      req.on('error', () => resolve(-1));
+      req.end();
+    });
+    expect(other).toBe(404);
+  });
+});
+
+describe('frames the engine cannot read close the channel before the intake', () => {
+  it('an oversized frame: closed with an error (answer 0), from its length alone; a good frame in the same write is not submitted either', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/over-1');
+    const { token } = await client.ticket(s, { user: 'mallory-over' });
+    const huge = Buffer.alloc(4);
+    huge.writeUInt32BE(64 * 1024 * 1024);
+    ch.socket.write(Buffer.concat([submissionFrame(1, token, JSON.stringify(s)), huge]));
+    const a = await ch.answers();
+    expect(a).toMatchObject({ id: 0, status: 400, body: { error: 'invalid_request' } });
+    expect(String(a.body.message)).toMatch(/over the channel's limit/);
+    await ch.closed;
+    expect(await jobsOf('mallory-over')).toEqual([]);
+  });
+
+  it('a spec that is not JSON, or a frame whose ticket length runs past its end: closed, nothing queued', async () => {
+    for (const bad of [
+      submissionFrame(1, 'x', '{"name": "c", '),
+      (() => {
+        const f = submissionFrame(1, 'abc', '{}');
+        f.writeUInt16BE(5000, 8); // the ticket's length, now past the frame's end
+        return f;
+      })(),
+    ]) {
+      const ch = await gatewayChannel();
+      ch.socket.write(bad);
+      expect(await ch.answers()).toMatchObject({ id: 0, status: 400 });
+      await ch.closed;
+    }
+    expect(await jobsOf('c')).toEqual([]);
+  });
+
+  it('a spec the schema refuses is answered as POST /jobs answers it (400, the same field), and the channel stays open', async () => {
+    const ch = await gatewayChannel();
+    const s = { ...spec('scratch/typed'), resources: { ...resources, cores: '1' } } as unknown as JobSpec;
+    const { token } = await client.ticket(s);
+    const viaHttp = await client.post(s, token);
+    ch.socket.write(submissionFrame(5, token, JSON.stringify(s)));
+    const a = await ch.answers();
+    expect(a).toEqual({ id: 5, status: viaHttp.status, body: viaHttp.json() });
+    expect(a.status).toBe(400);
+    const ok = spec('scratch/after-typed');
+    ch.socket.write(submissionFrame(6, (await client.ticket(ok, { user: 'typed' })).token, JSON.stringify(ok)));
+    expect(await ch.answers()).toMatchObject({ id: 6, status: 201 });
+    ch.socket.destroy();
+  });
+});
+
+describe("a frame's ticket is checked as POST /jobs checks it", () => {
+  it('a replayed ticket: the first frame admits the job, the second is refused 403 replayed', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/replay');
+    const { job, token } = await client.ticket(s, { user: 'replayer' });
+    ch.socket.write(submissionFrame(1, token, JSON.stringify(s)));
+    expect(await ch.answers()).toEqual({ id: 1, status: 201, body: { id: job, state: expect.any(String) } });
+    ch.socket.write(submissionFrame(2, token, JSON.stringify(s)));
+    const again = await ch.answers();
+    expect(again.id).toBe(2);
+    expect([403, 409]).toContain(again.status); // the job id exists (409), or the ticket is spent (403): never a second job
+    expect((await jobsOf('replayer')).map((j) => j.id)).toEqual([job]);
+    // The same ticket over HTTP after the channel admitted it: refused too.
+    expect((await client.post(s, token)).status).not.toBe(201);
+    ch.socket.destroy();
+  });
+
+  it('a ticket for another audience, signed by another key, for another spec, or none: 403/401 with the reason, nothing queued', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/forged');
+    const claims = { sub: 'forger', job: `j-${randomUUID().slice(0, 8)}`, spec: jobSpecHash(s), granted: resources };
+    const other = generateKeyPairSync('ed25519').privateKey;
+    const cases: [string, number, string | undefined][] = [
+      [ticketWith({ ...claims, aud: 'someone-else' }), 403, 'malformed'],
+      [ticketWith(claims, other), 403, 'foreign'],
+      [ticketWith({ ...claims, spec: jobSpecHash(spec('scratch/other')) }), 403, 'mismatch'],
+      [ticketWith({ ...claims, granted: { ...resources, cores: 64 } }), 403, 'mismatch'],
+      ['', 401, 'missing'],
+    ];
+    let id = 10;
+    for (const [token, status, problem] of cases) {
+      ch.socket.write(submissionFrame(++id, token, JSON.stringify(s)));
+      const a = await ch.answers();
+      expect(a, token).toMatchObject({ id, status, body: { ticket: problem } });
+    }
+    expect(await jobsOf('forger')).toEqual([]);
+    ch.socket.destroy();
+  });
+
+  it('interleaved submissions in one write each get their own answer', async () => {
+    const ch = await gatewayChannel();
+    const good = spec('scratch/inter-good');
+    const { job, token } = await client.ticket(good, { user: 'inter' });
+    const bad = spec('scratch/inter-bad');
+    const frames = [submissionFrame(41, token, JSON.stringify(good)), submissionFrame(42, ticketWith({ sub: 'inter', job: 'j-x', spec: jobSpecHash(bad), granted: resources }, generateKeyPairSync('ed25519').privateKey), JSON.stringify(bad))];
+    ch.socket.write(Buffer.concat(frames));
+    const answers = [await ch.answers(), await ch.answers()].sort((a, b) => a.id - b.id);
+    expect(answers[0]).toMatchObject({ id: 41, status: 201, body: { id: job } });
+    expect(answers[1]).toMatchObject({ id: 42, status: 403, body: { ticket: 'foreign' } });
+    ch.socket.destroy();
+  });
+});
+
+describe("the gateway's engine client", () => {
+  let gateway: GatewayEngineClient;
+  afterAll(() => gateway?.close());
+
+  it('submits over the channel once it is open, with the same answers as POST /jobs', async () => {
+    const url = new URL(engine.url);
+    gateway = engineClient({ host: url.hostname, port: Number(url.port), tls: readTlsMaterial(certs, 'gatewayClient') });
+    const key = createPrivateKey(readFileSync(join(certs, 'gateway-client.key'), 'utf8'));
+    const ids: string[] = [];
+    // The first submission opens the channel in the background (and takes POST /jobs itself).
+    await until(async () => {
+      const s = spec(`scratch/gw-${ids.length}`);
+      const { job, token } = await client.ticket(s, { user: 'gw', key });
+      expect(await gateway.submit(s, token)).toMatchObject({ id: job });
+      ids.push(job);
+      return engine.output().includes(`"channel":"jobs"`) && engine.output().includes(job) ? true : undefined;
+    }, 20_000, 'a submission over the job channel', 50);
+    // Refusals come back as the same GatehouseError as over HTTP.
+    const s = spec('scratch/gw-refused');
+    const { token } = await client.ticket(s, { user: 'gw', key });
+    await gateway.submit(s, token);
+    await expect(gateway.submit(s, token)).rejects.toMatchObject({ code: expect.stringMatching(/^(internal|conflict)$/) });
+  });
+});
