@@ -3,7 +3,9 @@
 // submits N jobs one at a time, each left to finish, alternating with N straight to the engine; prints
 // the median offset (ms from the client's send) of each step of the gateway's submissions, and the
 // direct median. A profiling tool, not a bench row: its steps are the gateway's classes' methods,
-// wrapped here, and the HTTP events of node:diagnostics_channel. Run it on a quiet machine.
+// wrapped here, and the HTTP events of node:diagnostics_channel. Run it on a quiet machine. Once the
+// job channel is open (after the first submission) submissions are frames, not HTTP requests: no
+// `engine POST /jobs` marks then; the handover's end is the engine's answer plus the record's fsync.
 import { subscribe } from 'node:diagnostics_channel';
 import type { ClientRequest } from 'node:http';
 import type { Agent } from 'node:https';
