@@ -1,9 +1,10 @@
 // The gateway's end of the job channel against stand-in engines with the real mTLS: an engine
 // without the channel is sent POST /jobs as before; a submission in flight when the channel drops
 // fails as a dropped HTTP request does (not_ready), and the next one takes POST /jobs; answers sent
-// out of order reach their own submissions.
+// out of order reach their own submissions; a channel that leaves a submission unanswered past its
+// timeout is dropped.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCertificates } from '../src/auth/index.js';
 import { engineClient, type EngineClient } from '../src/proxy/engine-client.js';
+import { jobChannel } from '../src/proxy/job-channel.js';
 import { answerFrame, FrameReader, JOB_CHANNEL_PROTOCOL, type JobSpec, readSubmission, readTlsMaterial } from '../src/wire/index.js';
 import { until } from './support/until.js';
 
@@ -107,5 +109,27 @@ describe("the gateway's job channel", () => {
     const before = posts.filter((p) => p === 'POST /jobs').length;
     expect(await client.submit(spec, 't')).toEqual({ id: 'via-http', state: 'queued' });
     expect(posts.filter((p) => p === 'POST /jobs')).toHaveLength(before + 1);
+  });
+
+  it('a channel that leaves a submission unanswered past its timeout is dropped: the next submission takes POST /jobs', async () => {
+    let frames = 0;
+    await standIn((socket, onFrame) =>
+      onFrame((payload) => {
+        // The first is answered (the channel is seen open), the rest never.
+        if (++frames === 1) socket.write(answerFrame(readSubmission(payload).id, 201, { id: 'probe', state: 'queued' }));
+      }),
+    );
+    const agent = new Agent({ keepAlive: false, ...readTlsMaterial(certs, 'gatewayClient') });
+    const channel = jobChannel({ url: `https://127.0.0.1:${(server!.address() as AddressInfo).port}`, agent });
+    try {
+      await until(async () => (await channel.submit('{}', 't', 5_000)) !== null, 5_000, 'the channel open and answering');
+      const unanswered = channel.submit('{}', 't', 100);
+      expect(unanswered).not.toBeNull();
+      await expect(unanswered).rejects.toMatchObject({ code: 'not_ready', message: expect.stringMatching(/did not answer/) });
+      expect(channel.submit('{}', 't', 100)).toBeNull();
+    } finally {
+      channel.close();
+      agent.destroy();
+    }
   });
 });

@@ -12,6 +12,8 @@ import { FrameReader, GatehouseError, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, re
 
 /** How soon a channel that could not be opened, or was lost, is tried again. */
 const RETRY_MS = 5_000;
+/** How long the engine may take to answer the upgrade. */
+const OPEN_TIMEOUT_MS = 10_000;
 /** The engine's answers are a status and a short JSON body. */
 const ANSWER_MAX_BYTES = 256 * 1024;
 const MAX_ID = 0xffff_ffff;
@@ -63,6 +65,8 @@ export function jobChannel(o: { url: string; agent: Agent; now?: () => number })
       nextTry = now() + RETRY_MS;
     };
     req.on('error', failed);
+    // An engine that never answers the upgrade must not leave the channel 'opening' for good.
+    req.setTimeout(OPEN_TIMEOUT_MS, () => req.destroy(new Error('the job channel did not open in time')));
     // An engine without the channel answers the request itself (404): POST /jobs it is, for now.
     req.on('response', (res) => {
       res.resume();
@@ -76,6 +80,7 @@ export function jobChannel(o: { url: string; agent: Agent; now?: () => number })
       }
       const s = raw as TLSSocket;
       s.setNoDelay(true);
+      s.setKeepAlive(true, 10_000);
       const reader = new FrameReader(ANSWER_MAX_BYTES);
       const onData = (chunk: Buffer) => {
         let frames: Buffer[];
@@ -120,9 +125,12 @@ export function jobChannel(o: { url: string; agent: Agent; now?: () => number })
       const frame = submissionFrame(id, ticket, specJson);
       return new Promise<ChannelAnswer>((resolve, reject) => {
         // As POST /jobs's timeout: the engine may still take the job; the caller treats it as unknown.
+        // A channel that leaves a submission unanswered this long is taken for dead: the others on it
+        // fail as this one does, and the next submission takes POST /jobs while it is opened again.
         const timer = setTimeout(() => {
           waiting.delete(id);
           reject(new GatehouseError('not_ready', `engine did not answer POST /jobs within ${timeoutMs} ms (job channel)`));
+          if (socket === s) lost(`left a submission unanswered for ${timeoutMs} ms`);
         }, timeoutMs);
         waiting.set(id, { resolve, reject, timer });
         s.write(frame);
