@@ -23,6 +23,13 @@ import {
 import { acceptJob } from './job-routes.js';
 import type { JobEngine } from './jobs/job-engine.js';
 
+interface Frame {
+  id: number;
+  ticket: string;
+  spec: unknown;
+  poisoned: boolean;
+}
+
 export interface JobChannelOptions {
   /** The route's own body limit: a frame carries one body and its ticket. */
   bodyLimit: number;
@@ -51,16 +58,23 @@ export function jobChannel(app: FastifyInstance, jobs: JobEngine, o: JobChannelO
       if (!socket.destroyed) socket.write(answerFrame(id, status, body));
     };
     /** Read whole before anything of it is acted on: a frame that cannot be read throws here. */
-    const read = (payload: Buffer): { id: number; ticket: string; spec: unknown } => {
+    const read = (payload: Buffer): Frame => {
       const { id, ticket, spec } = readSubmission(payload);
+      let poisoned = false;
       try {
-        return { id, ticket, spec: JSON.parse(spec) as unknown };
+        // As the routes' JSON parser (fastify's onProtoPoisoning 'error'): a __proto__ key is refused.
+        const parsed = JSON.parse(spec, (key, value: unknown) => {
+          if (key === '__proto__') poisoned = true;
+          return value;
+        }) as unknown;
+        return { id, ticket, spec: parsed, poisoned };
       } catch {
         throw new FrameError('a submission frame carries a spec that is not JSON');
       }
     };
-    const submit = async ({ id, ticket, spec }: { id: number; ticket: string; spec: unknown }) => {
+    const submit = async ({ id, ticket, spec, poisoned }: Frame) => {
       try {
+        if (poisoned) throw new GatehouseError('invalid_request', 'Object contains forbidden prototype property');
         const refused = validate(spec);
         if (refused !== null) throw refused;
         answer(id, 201, await acceptJob(jobs, spec as JobSpec, ticket, peerKey, log));
@@ -72,7 +86,7 @@ export function jobChannel(app: FastifyInstance, jobs: JobEngine, o: JobChannelO
       }
     };
     const onData = (chunk: Buffer) => {
-      let frames: { id: number; ticket: string; spec: unknown }[];
+      let frames: Frame[];
       try {
         frames = reader.push(chunk).map(read);
       } catch (err) {

@@ -158,6 +158,20 @@ describe('frames the engine cannot read close the channel before the intake', ()
     expect(await ch.answers()).toMatchObject({ id: 6, status: 201 });
     ch.socket.destroy();
   });
+
+  it('a spec with a __proto__ key is refused as POST /jobs refuses it (400), nothing queued', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/proto');
+    const text = JSON.stringify(s).replace('{', '{"__proto__":{"polluted":true},');
+    const { token } = await client.ticket(s, { user: 'proto' });
+    const viaHttp = await client.request('POST', '/jobs', { headers: { 'content-type': 'application/json', 'gatehouse-admission': token }, body: text });
+    ch.socket.write(submissionFrame(7, token, text));
+    const a = await ch.answers();
+    expect(viaHttp.status).toBe(400);
+    expect(a).toMatchObject({ id: 7, status: 400, body: { error: viaHttp.json().error } });
+    expect(await jobsOf('proto')).toEqual([]);
+    ch.socket.destroy();
+  });
 });
 
 describe("a frame's ticket is checked as POST /jobs checks it", () => {
