@@ -1,8 +1,8 @@
 // The admission ticket as the gateway signs it (node:crypto, synchronously) and as the engine checks
-// it (jose, strictly): the two must agree on every claim, and the signer must refuse any key but an
+// it (node:crypto, synchronously, the claims as jose checked them): the two must agree on every claim, and the signer must refuse any key but an
 // Ed25519 private key rather than mint a ticket of another algorithm.
-import { generateKeyPairSync } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { jwtVerify, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { signAdmissionTicket, TicketError, verifyAdmissionTicket } from '../src/wire/index.js';
 
@@ -59,5 +59,73 @@ describe('admission tickets signed synchronously', () => {
     const { jti: _a, ...fromJose } = await verifyAdmissionTicket(byJose, publicKey);
     const { jti: _b, ...ours } = await verifyAdmissionTicket(signAdmissionTicket(claims, privateKey, () => iat * 1000), publicKey);
     expect(ours).toEqual(fromJose);
+  });
+});
+
+// The engine checks tickets synchronously with node:crypto (no thread-pool hop per submission); it
+// must refuse everything jose's jwtVerify refused with the options the engine used to give it, and
+// for the same reason, on tickets made as an attacker would make them.
+describe('the synchronous check refuses what jose refused', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+  const HEAD = { alg: 'EdDSA', typ: 'gatehouse-admission+jwt' };
+  const NOW_S = 1_900_000_000;
+  const base = { job: claims.job, spec: claims.spec, granted: claims.granted, iss: 'gatehouse-gateway', aud: 'gatehouse-engine', sub: 'alice', jti: 'j', iat: NOW_S, exp: NOW_S + 60 };
+  const signed = (payload: unknown, head: unknown = HEAD, key = privateKey) => {
+    const input = `${b64(head)}.${b64(payload)}`;
+    return `${input}.${sign(null, Buffer.from(input), key).toString('base64url')}`;
+  };
+  const byJose = (token: string) =>
+    jwtVerify(token, publicKey, { algorithms: ['EdDSA'], issuer: 'gatehouse-gateway', audience: 'gatehouse-engine', typ: 'gatehouse-admission+jwt', requiredClaims: ['sub', 'jti', 'iat', 'exp'], clockTolerance: 5, currentDate: new Date(NOW_S * 1000) }).then(
+      () => 'taken',
+      () => 'refused',
+    );
+  const ours = (token: string, key: KeyObject = publicKey) =>
+    verifyAdmissionTicket(token, key, () => NOW_S * 1000).then(
+      () => 'taken',
+      (e: TicketError) => e.problem,
+    );
+  const { exp: _exp, ...noExp } = base;
+  const { jti: _jti, ...noJti } = base;
+  const { sub: _sub, ...noSub } = base;
+  // [what, token, our problem (or taken), jose's answer when it differs: only where this check is the stricter]
+  const cases: [string, string, string, string?][] = [
+    ['as the gateway signs it', signed(base), 'taken'],
+    ['expired within the tolerance', signed({ ...base, exp: NOW_S - 4 }), 'taken'],
+    ['expired past the tolerance', signed({ ...base, exp: NOW_S - 5 }), 'expired'],
+    ['not yet valid (nbf) past the tolerance', signed({ ...base, nbf: NOW_S + 6 }), 'malformed'],
+    ['for another audience', signed({ ...base, aud: 'someone-else' }), 'malformed'],
+    ['from another issuer', signed({ ...base, iss: 'someone-else' }), 'malformed'],
+    ['without exp', signed(noExp), 'malformed'],
+    ['without jti', signed(noJti), 'malformed'],
+    ['without sub', signed(noSub), 'malformed'],
+    ['with a string exp', signed({ ...base, exp: String(NOW_S + 60) }), 'malformed'],
+    ['whose claims are an array', signed([base]), 'malformed'],
+    ['whose claims are not JSON', signed('{"job":'), 'malformed'],
+    ['of another type (typ)', signed(base, { alg: 'EdDSA', typ: 'JWT' }), 'malformed'],
+    ['with a critical header parameter', signed(base, { ...HEAD, crit: ['exp'], exp: 1 }), 'malformed'],
+    ['with alg none and no signature', `${b64({ alg: 'none', typ: HEAD.typ })}.${b64(base)}.`, 'malformed'],
+    ['with alg none and a signature', `${b64({ alg: 'none', typ: HEAD.typ })}.${b64(base)}.${b64('x')}`, 'foreign'],
+    ['signed HS256 with the public key as the secret', (() => {
+      const input = `${b64({ alg: 'HS256', typ: HEAD.typ })}.${b64(base)}`;
+      return `${input}.${createHmac('sha256', publicKey.export({ format: 'der', type: 'spki' })).update(input).digest('base64url')}`;
+    })(), 'foreign'],
+    ['signed by another key', signed(base, HEAD, generateKeyPairSync('ed25519').privateKey), 'foreign'],
+    ['with its signature cut short', signed(base).slice(0, -4), 'foreign'],
+    ['with a fourth part', `${signed(base)}.x`, 'malformed'],
+    ['with padding in the signature (jose took it: base64url has none)', `${signed(base)}==`, 'malformed', 'taken'],
+  ];
+
+  it.each(cases)('%s', async (_what, token, expected, jose) => {
+    expect(await ours(token)).toBe(expected);
+    expect(await byJose(token)).toBe(jose ?? (expected === 'taken' ? 'taken' : 'refused'));
+  });
+
+  it('refuses every ticket when the key behind the certificate is not Ed25519 (as jose did)', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const input = `${b64(HEAD)}.${b64(base)}`;
+    const rsaSigned = `${input}.${sign('sha256', Buffer.from(input), rsa.privateKey).toString('base64url')}`;
+    expect(await ours(rsaSigned, rsa.publicKey)).toBe('foreign');
+    expect(await ours(signed(base), rsa.publicKey)).toBe('foreign');
   });
 });
