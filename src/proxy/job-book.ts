@@ -414,7 +414,8 @@ export class JobBook {
         await this.end(r, 'failed', refusal, null);
         return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
       }
-      const refusal = await this.recheckDatasets(r, person.status === 'present' ? person.groups : r.groups);
+      if (person.status === 'present') this.regrouped(r.id, person.groups);
+      const refusal = await this.recheckDatasets(r, r.groups);
       if (refusal !== null) {
         await this.end(r, 'failed', refusal, null);
         return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
@@ -650,6 +651,16 @@ export class JobBook {
   }
 
   /**
+   * A live job's owner has these groups now (their directory said so as it left the queue): the job's
+   * events name them from here on. This gateway's copy only; the record keeps those it was submitted
+   * with, and a restart asks the directory again.
+   */
+  private regrouped(id: string, groups: readonly string[]): void {
+    const r = this.live.get(id);
+    if (r !== undefined) r.groups = [...groups];
+  }
+
+  /**
    * An LDAP pending job of the user the directory did not just answer for: it could not say, or the
    * job was learnt from the shared records inside the section. Such a job is not admitted on the groups
    * it was submitted with (a person taken out of a bigger quota would run on it).
@@ -670,7 +681,11 @@ export class JobBook {
     const undo: { r: JobRecord; before: JobRecord }[] = [];
     const decided = this.forUser(user, async () => {
       if (this.unconfirmed(user, owner)) return null;
-      if (owner?.now.status === 'present') this.o.admission.regroup(user, owner.jobs, owner.now.groups);
+      if (owner?.now.status === 'present') {
+        this.o.admission.regroup(user, owner.jobs, owner.now.groups);
+        // The trail's events about them (job.admit, quota.reject, their end) name the groups that decide them.
+        for (const id of owner.jobs) this.regrouped(id, owner.now.groups);
+      }
       const decided = this.o.admission.drain([user]);
       const admitted: JobRecord[] = [];
       const now = new Date().toISOString();

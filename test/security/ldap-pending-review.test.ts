@@ -82,6 +82,7 @@ describe('a job leaving the queue is decided with its owner as the directory has
       expect(end.state).toBe('failed');
       expect(end.error).toContain('no longer allowed');
       expect(finishOf(queued)).toMatchObject({ decision: 'error' });
+      expect(finishOf(queued)?.actor.groups).not.toContain('analysts');
     } finally {
       await slapd.change(analystsAre('alice'));
     }
@@ -96,7 +97,11 @@ describe('a job leaving the queue is decided with its owner as the directory has
       const end = await ended(queued);
       expect(end.state).toBe('failed');
       expect(end.error).toContain('the longest allowed is 3600 s');
-      expect(stack.auditEvents().find((e) => e.action === 'quota.reject' && e.object === `job:${queued}`)).toMatchObject({ decision: 'deny', details: { limit: 'max_job_runtime_s', max: 3600 } });
+      const reject = stack.auditEvents().find((e) => e.action === 'quota.reject' && e.object === `job:${queued}`);
+      expect(reject).toMatchObject({ decision: 'deny', details: { limit: 'max_job_runtime_s', max: 3600 } });
+      // review34: the trail names the groups the decision was made on, not those she submitted with.
+      expect(reject?.actor.groups).not.toContain('analysts');
+      expect(finishOf(queued)?.actor.groups).not.toContain('analysts');
     } finally {
       await slapd.change(analystsAre('alice'));
     }
