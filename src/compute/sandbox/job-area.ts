@@ -21,6 +21,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { Isolation } from './isolation.js';
 import { SandboxError } from './sandbox-error.js';
 import { amRoot, ensureDir, NOFOLLOW, removeTree, takeOverDir } from './safe-tree.js';
+import { inTurns } from './turns.js';
 import { sweepUid } from './uid-sweep.js';
 import { killUidProcesses } from './uids.js';
 
@@ -260,20 +261,3 @@ export function taskPaths(iso: Isolation, area: JobArea, runtimeDir: string): Ta
   if (iso.bwrap) return { ...SANDBOX_PATHS };
   return { input: area.input, output: area.output, work: area.work, runtime: runtimeDir };
 }
-
-/**
- * File-by-file work done with synchronous calls, TURN_FILES files per turn of the event loop. Each
- * file is a few syscalls of a few microseconds; through libuv's thread pool each one cost the engine
- * tens of microseconds of CPU (a promise, a hand-off to a pool thread and back) on the cores its
- * workers compute on, so a 256-partition job spent about 25 ms of the engine's thread on each of the
- * inputs' linking and the seal. A turn blocks the loop for well under a millisecond; then it serves
- * what is waiting (a worker's reply, a request) before the next.
- */
-async function inTurns<T>(items: readonly T[], work: (item: T) => void): Promise<void> {
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0 && i % TURN_FILES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    work(items[i]!);
-  }
-}
-
-const TURN_FILES = 32;

@@ -6,10 +6,11 @@
 //
 //   <parent>/.removing-<random>/ 0700 root   a tree being removed, after it was taken from the tasks
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SandboxError } from './sandbox-error.js';
+import { Turns } from './turns.js';
 
 /** Beside a tree being removed: the root-only folder it is moved into first. */
 export const REMOVING_PREFIX = '.removing-';
@@ -51,18 +52,35 @@ export async function takeOverDir(dir: string, expected?: { ino: number; dev: nu
   }
 }
 
-/**
- * Takes a whole tree from the tasks, top down: each folder becomes root's and 0700 before its
- * entries are listed, so none of them can be swapped for a link afterwards (even by a task holding
- * a descriptor on the folder: the kernel checks its permission anew at each change). Links, files,
- * FIFOs and devices are left as they are: unlinking never follows them.
- */
-async function takeOverTree(dir: string): Promise<void> {
-  await takeOverDir(dir);
-  for (const name of await readdir(dir)) {
-    const path = join(dir, name);
-    if ((await lstat(path)).isDirectory()) await takeOverTree(path);
+/** takeOverDir without its expectation, synchronous (a tree's removal does it for every folder, in turns). */
+function takeOverDirSync(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | NOFOLLOW);
+  try {
+    if (!fstatSync(fd).isDirectory()) throw new SandboxError('unsafe_path', `${dir} changed while it was being taken over`);
+    if (amRoot()) fchownSync(fd, 0, 0);
+    fchmodSync(fd, 0o700);
+  } finally {
+    closeSync(fd);
   }
+}
+
+/**
+ * Takes a whole tree from the tasks and deletes it, top down: each folder becomes root's and 0700
+ * before its entries are listed, so none of them can be swapped for a link afterwards (even by a task
+ * holding a descriptor on the folder: the kernel checks its permission anew at each change), and only
+ * then are they deleted. Links, files, FIFOs and devices are unlinked: unlinking never follows them.
+ * Synchronous calls in turns (turns.ts); a folder's entry types come with its listing (an unknown
+ * type is lstat'ed by Node), read after the folder was taken over, so no task can change them.
+ */
+async function removeTakenTree(dir: string, turns: Turns): Promise<void> {
+  takeOverDirSync(dir);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    await turns.tick();
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await removeTakenTree(path, turns);
+    else unlinkSync(path);
+  }
+  rmdirSync(dir);
 }
 
 /**
@@ -86,10 +104,10 @@ export async function removeTaskTree(path: string): Promise<void> {
   await chmod(holder, 0o700);
   const moved = join(holder, 'tree');
   await rename(path, moved);
-  // A tree not wholly taken over is left in its root-only holder (the engine retries at start):
-  // deleting it half-held could follow a link a task swapped in.
-  await takeOverTree(moved);
-  await rm(holder, { recursive: true, force: true });
+  // A tree whose removal stops (a folder that cannot be taken over) is left, what remains of it, in
+  // its root-only holder, and the engine retries at start.
+  await removeTakenTree(moved, new Turns());
+  rmdirSync(holder);
 }
 
 /**
