@@ -91,7 +91,8 @@ describe.skipIf(!ROOT)('closing the job engine', () => {
     let closed = false;
     try {
       await engine.submit(spec, claims);
-      const attempt = join(options.dataRoot, '.staging', 'close-test', 'out', `${partitionFile(0, 'csv')}.a1`);
+      // A first attempt writes the partition's own name (no attempt file to rename).
+      const attempt = join(options.dataRoot, '.staging', 'close-test', 'out', partitionFile(0, 'csv'));
       await until(async () => (openHere(attempt) ? true : undefined), 60_000, 'the engine counting the rows of the output');
 
       await engine.close();

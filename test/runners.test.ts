@@ -10,6 +10,7 @@ import {
   countRows,
   expandArgv,
   type LineSink,
+  QUEUE_MAX,
   runCommand,
   runnerScript,
   runtimeArgv,
@@ -257,7 +258,7 @@ describe('python warm worker', () => {
     ] satisfies Line[]).sort(byPartitionAndStream));
   });
 
-  it('tags each line with its partition when the next partition is queued behind the running one', async () => {
+  it('tags each line with its partition when the next partitions are queued behind the running one', async () => {
     const { lines, sink } = collector();
     // Partition 7 ends on a print without a newline and partition 8 prints at once: with both
     // handed over together nothing waits between them, and only the runner's mark tells them apart
@@ -276,12 +277,13 @@ describe('python warm worker', () => {
       { sink },
     );
     await worker.ready();
-    expect(worker.depth).toBe(2);
+    expect(worker.depth).toBe(QUEUE_MAX);
     const input = write(dir, 'in.jsonl', '{}\n');
-    const both = Promise.all([worker.run(task(dir, 7, input, 'jsonl')), worker.run(task(dir, 8, input, 'jsonl'))]);
-    // No third: a worker holds the running partition and one more.
-    await expect(worker.run(task(dir, 9, input, 'jsonl'))).rejects.toThrow(/already has 2 partitions/);
-    expect(await both).toMatchObject([{ ok: true }, { ok: true }]);
+    const queued = Array.from({ length: QUEUE_MAX }, (_, k) => 7 + k);
+    const all = Promise.all(queued.map((p) => worker.run(task(dir, p, input, 'jsonl'))));
+    // No more: a worker holds the running partition and QUEUE_MAX - 1 behind it.
+    await expect(worker.run(task(dir, 99, input, 'jsonl'))).rejects.toThrow(new RegExp(`already has ${QUEUE_MAX} partitions`));
+    expect(await all).toMatchObject(queued.map(() => ({ ok: true, rows_out: 1 })));
     await worker.stop();
     const expected = (p: number): Line[] => [
       { partition: p, stream: 'stdout', line: `start ${p}` },
@@ -289,8 +291,26 @@ describe('python warm worker', () => {
       { partition: p, stream: 'stdout', line: `no newline at the end of ${p}` },
       { partition: p, stream: 'stderr', line: `INFO logged ${p}` },
     ];
-    expect([...lines].sort(byPartitionAndStream)).toEqual([...expected(7), ...expected(8)].sort(byPartitionAndStream));
+    expect([...lines].sort(byPartitionAndStream)).toEqual(queued.flatMap(expected).sort(byPartitionAndStream));
     expect(lines.some((l) => l.line.includes('gatehouse-end-of-task'))).toBe(false);
+  });
+
+  it('answers queued partitions together, and on dying says which ran to their end unanswered and which was running', async () => {
+    // Partitions 0-4 are quick; 5 ends the process at once. Answers wait for company while more is
+    // queued, so 0-4 may be answered or not when it dies: each is either done or unanswered (its
+    // marks came: not its failure), never lost; 5 is the one lost while running; 6 and 7 never started.
+    const { worker, dir } = await warm('python', `import os, shutil\ndef process(i, o, ctx):\n    if ctx.partition == 5:\n        os._exit(3)\n    shutil.copyfile(i, o)\n`);
+    await worker.ready();
+    const input = write(dir, 'in.csv', 'a\n1\n');
+    const results = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((p) => worker.run(task(dir, p, input))));
+    for (const r of results.slice(0, 5)) {
+      if (r.ok) expect(r).toMatchObject({ rows_out: 1 });
+      else expect(r).toMatchObject({ lost_worker: true, unanswered: true, oom: false });
+    }
+    expect(results[5]).toMatchObject({ ok: false, lost_worker: true });
+    expect(results[5]).not.toHaveProperty('unanswered');
+    expect((results[5] as { error: string }).error).toMatch(/^worker exited with exit code 3 while running partition 5/);
+    for (const r of results.slice(6)) expect(r).toMatchObject({ ok: false, lost_worker: true, error: expect.stringMatching(/before partition [67] started/) });
   });
 
   it('stop() kills a worker that does not exit within 2 s', async () => {

@@ -11,7 +11,7 @@ import { PhaseClock } from './phase-clock.js';
 /** What the engine needs of a worker, warm or one process per partition. */
 export interface TaskWorker {
   readonly startedAt: number;
-  /** How many partitions it may be handed at once (known once ready): 2 queues the next behind the running one. */
+  /** How many partitions it may be handed at once (known once ready): more than 1 queues the next behind the running one. */
   readonly depth: number;
   ready(): Promise<void>;
   run(task: { partition: number; attempt: number; input: string; output: string; format: DatasetFormat }): Promise<TaskOutcome>;
@@ -21,7 +21,8 @@ export interface TaskWorker {
 
 export type TaskOutcome =
   | { ok: true; rows_out: number | null; bytes_out: number | null; seconds: number }
-  | { ok: false; error: string; oom: boolean };
+  /** unanswered: the worker died after this partition ran to its end, before it answered: run it again, not counted. */
+  | { ok: false; error: string; oom: boolean; unanswered?: true };
 
 export interface InputShape {
   format: DatasetFormat;
@@ -55,6 +56,8 @@ export class JobRun {
   bytesOut: number;
   /** Where its time went (the engine's "job finished" log line); intake restarts it at the submission's arrival. */
   phases = new PhaseClock();
+  /** A partition's seconds in a worker, averaged as they come (worker-loop.ts sizes each worker's queue by it). */
+  partitionSeconds: number | null = null;
 
   constructor(
     public row: JobRow,

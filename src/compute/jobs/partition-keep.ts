@@ -1,8 +1,9 @@
-// A finished partition attempt kept: the task's file checked, counted and renamed into the job's
-// output, then recorded, so a restart redoes only what was running. Apart because it is the one place
-// the engine reads what a task wrote before the job is sealed. Its two calls (lstat, rename) are
-// synchronous: a few microseconds each, against tens of microseconds of the engine's CPU through
-// libuv's thread pool, taken from the cores the job's workers compute on, for every partition.
+// A finished partition attempt kept: the task's file checked, counted and (a retry's) renamed into
+// the job's output, then recorded, so a restart redoes only what was running. Apart because it is the
+// one place the engine reads what a task wrote before the job is sealed. A first attempt wrote the
+// partition's own name (worker-loop.ts): its keep is one lstat, no rename. The calls are synchronous:
+// a few microseconds each, against tens of microseconds of the engine's CPU through libuv's thread
+// pool, taken from the cores the job's workers compute on, for every partition.
 import { lstatSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { countRows } from '../runners/index.js';
@@ -11,7 +12,7 @@ import type { PartitionRow } from './job-db.js';
 import type { JobRun, TaskOutcome } from './job-run.js';
 import { scrub } from './user-messages.js';
 
-/** Renames a finished attempt into the output; null, or why the job must fail. */
+/** Keeps a finished attempt in the output (a retry's renamed to its name); null, or why the job must fail. */
 export async function keepPartition(
   ctx: EngineContext,
   run: JobRun,
@@ -39,7 +40,7 @@ export async function keepPartition(
     } else {
       rows = (await countRows(from, run.outputFormat, maxOutputBytes)).rows;
     }
-    renameSync(from, join(area.output, file));
+    if (attemptFile !== file) renameSync(from, join(area.output, file));
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT'
       ? `partition ${shown}: the task wrote nothing to its output`

@@ -41,7 +41,7 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
     ready: () => warm.ready(),
     run: async (task) => {
       const result = await warm.run(task);
-      return result.ok ? result : { ok: false, error: result.error, oom: result.oom };
+      return result.ok ? result : { ok: false, error: result.error, oom: result.oom, ...(result.unanswered ? { unanswered: true } : {}) };
     },
     stop: () => warm.stop(),
     kill: () => warm.kill(),

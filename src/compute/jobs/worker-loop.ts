@@ -13,6 +13,20 @@ import type { JobRun, TaskWorker } from './job-run.js';
 import { keepPartition } from './partition-keep.js';
 import { tail } from './user-messages.js';
 
+/**
+ * About how much work a worker holds queued (the running partition included): enough that it goes
+ * on while the engine hears of a few answered together (python_runner.py sends them at most 10 ms
+ * apart), little enough that a worker leaving for fair share, or stopped, has little left to run.
+ */
+const QUEUE_S = 0.05;
+
+/** How many partitions a worker may hold: 2 until the job's partitions are timed, then about QUEUE_S of them. */
+export function queueLength(depth: number, partitionSeconds: number | null): number {
+  if (depth <= 1) return 1;
+  if (partitionSeconds === null) return 2;
+  return Math.min(depth, Math.max(2, Math.ceil(QUEUE_S / Math.max(partitionSeconds, 0.0005))));
+}
+
 /** One worker's life: pull partitions while the job has some and this worker is within its share. */
 export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWorker): Promise<void> {
   const { row } = run;
@@ -38,7 +52,9 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
       ctx.db.partitionRunning(row.id, idx);
       run.running.set(worker, idx);
       const file = partitionFile(idx, run.outputFormat);
-      const attemptFile = `${file}.a${part.attempts}`;
+      // A first attempt writes the partition's own name, so keeping it renames nothing; a retry
+      // writes its attempt's file, renamed over whatever the failed attempt left under that name.
+      const attemptFile = part.attempts === 1 ? file : `${file}.a${part.attempts}`;
       // Users see the input's partition numbers (ctx.partition, [p7], errors); the output is numbered 0..n-1.
       const shown = part.input_idx;
       const outcome = worker.run({
@@ -52,13 +68,15 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
     };
     // A worker over its job's share takes no more: its slot goes back to fair share.
     const next = () => (!run.stopped && run.workers.size <= run.target ? run.todo.shift() : undefined);
-    // Handed to the worker, in order: the running partition, and (depth 2) the next one waiting in
-    // its pipe, so it starts that without waiting for the engine to hear of the last. A second one
-    // is queued only while enough is left for every other worker of the job: at the end of a job a
-    // partition queued here must not wait while another worker has nothing to do.
+    // Handed to the worker, in order: the running partition, and (a runner with depth > 1) the next
+    // ones waiting in its pipe, so it goes on without waiting for the engine to hear of the last
+    // (queueLength). A worker holding k takes one more only while k are left for every worker of
+    // the job: near the end the queues shrink together, so the workers finish together and no
+    // partition queued here waits while another worker has nothing to do.
     const handed: ReturnType<typeof dispatch>[] = [];
     const fill = () => {
-      while (handed.length < worker.depth && (handed.length === 0 || run.todo.length >= run.workers.size)) {
+      const length = queueLength(worker.depth, run.partitionSeconds);
+      while (handed.length < length && run.todo.length >= run.workers.size * handed.length) {
         const idx = next();
         if (idx === undefined) return;
         const d = dispatch(idx);
@@ -74,8 +92,21 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
       handed.shift();
       if (handed.length === 0) run.running.delete(worker);
       if (run.stopped) return;
+      if (!outcome.ok && outcome.unanswered === true) {
+        // It ran to its end, then its worker died before answering (the one running then is next
+        // in line, and fails): not this partition's failure. Run again, the attempt not counted.
+        part.state = 'todo';
+        part.attempts -= 1;
+        ctx.db.partitionInterrupted(row.id, idx);
+        run.todo.unshift(idx);
+        healthy = false;
+        continue;
+      }
       if (outcome.ok) {
-        // The worker gets its next partition before this one's bookkeeping, so it never waits for the engine.
+        if (Number.isFinite(outcome.seconds) && outcome.seconds >= 0) {
+          run.partitionSeconds = run.partitionSeconds === null ? outcome.seconds : 0.8 * run.partitionSeconds + 0.2 * outcome.seconds;
+        }
+        // The worker gets its next partitions before this one's bookkeeping, so it never waits for the engine.
         fill();
         const error = await keepPartition(ctx, run, part, attemptFile, file, outcome);
         if (error !== null) {

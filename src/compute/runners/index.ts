@@ -9,6 +9,7 @@ export { RUNNER_FILES, runnerScript } from './runner-files.js';
 export {
   type LineSink,
   type PartitionTask,
+  QUEUE_MAX,
   type TaskResult,
   WarmWorker,
   type WorkerExit,

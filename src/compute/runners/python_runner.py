@@ -11,6 +11,10 @@ The engine talks to this process over fd 3 (a duplex socket), one JSON object pe
                        {"partition": 7, "ok": false, "error": "...", "oom": false}
     engine -> worker   {"op": "exit"}  (or EOF) -> exit 0 at once (os._exit: the job's atexit handlers do not run)
 
+The engine may queue several runs; they run in order. While more are queued, answers are sent
+together, at most 10 ms after the last send (REPLY_S), and at once when nothing is queued or a task
+failed, so the engine wakes once for a few partitions.
+
 stdout belongs to the user's prints and stderr to their logs (the engine tags both with the
 partition); nothing of the protocol goes there but the mark: after a task's last print, the line
 "<mark>" (after a newline) on both, which the engine drops. It tells the engine where this task's
@@ -30,6 +34,9 @@ import sys
 import time
 
 CHANNEL_FD = 3
+CHANNEL_READ = 1 << 16
+# How long finished partitions' answers may wait here for company while more tasks are queued.
+REPLY_S = 0.01
 CHUNK = 1 << 20
 FATAL_TRACEBACK_LINES = 30
 ERROR_TRACEBACK_LINES = 20
@@ -92,12 +99,29 @@ def main():
 
     log = LazyLog()
     channel.send({"ready": True, "marks": True})
-    for message in channel.messages():
+    # Answers wait for company while more tasks are queued here (the engine keeps several queued, so
+    # this worker never waits for it): sent together at most REPLY_S after the last send, at once
+    # when nothing is queued or a task failed. One wake-up of the engine for a few partitions, not one each.
+    answers = []
+    sent_at = time.monotonic()
+    while True:
+        if answers and not channel.waiting():
+            channel.send_all(answers)
+            answers = []
+            sent_at = time.monotonic()
+        message = channel.next()
+        if message is None:
+            break
         op = message.get("op")
         if op == "exit":
             break
         if op == "run":
-            channel.send(run_partition(entry, message, options.job, log))
+            answers.append(run_partition(entry, message, options.job, log))
+            if not answers[-1]["ok"] or time.monotonic() - sent_at >= REPLY_S:
+                channel.send_all(answers)
+                answers = []
+                sent_at = time.monotonic()
+    channel.send_all(answers)
     # Done: no interpreter teardown (module finalisers, the job's atexit handlers, threads it left
     # running) between the job's last partition and its commit, which waits for this exit.
     for stream in (sys.stdout, sys.stderr):
@@ -290,10 +314,48 @@ class Channel:
 
     def __init__(self, fd):
         self.fd = fd
-        self.reader = os.fdopen(fd, "rb", closefd=False)
+        self.buffer = b""
+        self.eof = False
 
-    def messages(self):
-        for line in self.reader:
+    def waiting(self):
+        """Whether a message (or the engine's EOF) can be read without waiting for the engine."""
+        if b"\n" in self.buffer or self.eof:
+            return True
+        # A read that may not wait (no `select` to import: every worker's start pays for its imports).
+        os.set_blocking(self.fd, False)
+        try:
+            chunk = os.read(self.fd, CHANNEL_READ)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            chunk = b""
+        finally:
+            os.set_blocking(self.fd, True)
+        if not chunk:
+            self.eof = True
+            self.buffer = b""
+        else:
+            self.buffer += chunk
+        return b"\n" in self.buffer or self.eof
+
+    def next(self):
+        """The next message (an object), waiting for it; None at EOF."""
+        while True:
+            while b"\n" not in self.buffer:
+                if self.eof:
+                    return None
+                try:
+                    chunk = os.read(self.fd, CHANNEL_READ)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.eof = True
+                    self.buffer = b""
+                else:
+                    self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\n", 1)
             line = line.strip()
             if not line:
                 continue
@@ -302,10 +364,15 @@ class Channel:
             except ValueError:
                 continue  # not ours to act on; the engine only sends objects
             if isinstance(message, dict):
-                yield message
+                return message
 
     def send(self, message):
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        self.send_all([message])
+
+    def send_all(self, messages):
+        if not messages:
+            return
+        data = "".join(json.dumps(m, separators=(",", ":")) + "\n" for m in messages).encode("utf-8")
         try:
             while data:
                 data = data[os.write(self.fd, data):]

@@ -2,11 +2,13 @@
 // that loaded the job's source once and now runs partitions one at a time, asked over fd 3.
 //
 // A runner that marks the end of each task's prints (python_runner.py: a line with the worker's
-// own mark on stdout and stderr, written after the task's last print) may be sent its next task
-// before it answers the current one: it then starts it without waiting for the engine to hear
-// the answer and reply, and each stream's lines are still tagged with the partition that printed
-// them, because the mark, not the answer's arrival, moves the tag on. A runner without marks
-// (node_runner.mjs) gets one task at a time and its lines are tagged by the answer, as before.
+// own mark on stdout and stderr, written after the task's last print) may be sent several tasks
+// before it answers the first (up to QUEUE_MAX): it runs them in order without waiting for the
+// engine, answers them a few at a time, and each stream's lines are still tagged with the partition
+// that printed them, because the mark, not the answer's arrival, moves the tag on. If it dies with
+// tasks unanswered, the marks also say which one was running: those before it ran to their end and
+// are reported `unanswered` (run again, not failed). A runner without marks (node_runner.mjs) gets
+// one task at a time and its lines are tagged by the answer, as before.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -27,8 +29,12 @@ export interface PartitionTask {
 
 export type TaskResult =
   | { ok: true; rows_out: number; bytes_out: number; seconds: number }
-  /** lost_worker: the process died during the task; error then says how, with the stderr tail. */
-  | { ok: false; error: string; oom: boolean; lost_worker: boolean };
+  /**
+   * lost_worker: the process died during the task; error then says how, with the stderr tail.
+   * unanswered: it died after this task ran to its end (its marks came) but before it was answered:
+   * not this task's failure, its outcome is simply unknown.
+   */
+  | { ok: false; error: string; oom: boolean; lost_worker: boolean; unanswered?: true };
 
 /** Receives every line a task process prints, tagged with the partition it was running (null between tasks). */
 export type LineSink = (partition: number | null, stream: 'stdout' | 'stderr', line: string) => void;
@@ -50,6 +56,8 @@ const STOP_GRACE_MS = 2_000;
  * that inherited them could hold them open for ever.
  */
 const DRAIN_MS = 250;
+/** How many tasks a runner that marks its tasks' ends may hold at once (the running one included). */
+export const QUEUE_MAX = 16;
 
 interface Running {
   task: PartitionTask;
@@ -98,6 +106,8 @@ export class WarmWorker {
   private readonly tags: Record<'stdout' | 'stderr', StreamTags> = { stdout: [], stderr: [] };
   private exit: WorkerExit | null = null;
   private spawnError: Error | null = null;
+  /** Task lines not written yet: the tasks handed in one turn go out in one write. */
+  private outbox: string[] = [];
 
   static start(launch: WorkerLaunch, sink: LineSink): WarmWorker {
     return new WarmWorker(launch, sink);
@@ -174,14 +184,14 @@ export class WarmWorker {
   }
 
   /**
-   * How many tasks may be sent before the first is answered: 2 once a runner that marks its
-   * tasks' ends is ready (the next task waits in its pipe), else 1. Known after ready().
+   * How many tasks may be sent before the first is answered: QUEUE_MAX once a runner that marks
+   * its tasks' ends is ready (the next tasks wait in its pipe), else 1. Known after ready().
    */
   get depth(): number {
-    return this.marks ? 2 : 1;
+    return this.marks ? QUEUE_MAX : 1;
   }
 
-  /** Runs one partition; with depth 2 a second may be sent while the first runs (it runs after it). */
+  /** Runs one partition; with depth > 1 more may be sent while the first runs (they run after it, in order). */
   async run(task: PartitionTask): Promise<TaskResult> {
     await this.readyPromise;
     if (this.running.length >= this.depth) throw new Error(`worker ${this.pid} already has ${this.running.length} partition${this.running.length === 1 ? '' : 's'} to run`);
@@ -192,8 +202,16 @@ export class WarmWorker {
       this.tags.stderr.push(task.partition);
       const { partition, attempt, input, output, format } = task;
       const mark = this.marks ? { mark: this.mark } : {};
-      this.channel?.write(`${JSON.stringify({ op: 'run', partition, attempt, input, output, format, ...mark })}\n`);
+      this.outbox.push(`${JSON.stringify({ op: 'run', partition, attempt, input, output, format, ...mark })}\n`);
+      if (this.outbox.length === 1) queueMicrotask(() => this.send());
     });
+  }
+
+  /** The tasks handed since the last write, in one write. */
+  private send(): void {
+    const lines = this.outbox.join('');
+    this.outbox = [];
+    if (this.channel !== null && !this.channel.destroyed) this.channel.write(lines);
   }
 
   /** Asks the worker to exit; kills its process group if it has not within 2 s. */
@@ -267,6 +285,10 @@ export class WarmWorker {
 
   private onExit(exit: WorkerExit): void {
     const running = this.running.splice(0);
+    // The task running when it died: the first whose mark neither stream has shown (the user may
+    // have closed one of them); those before it ran to their end, unanswered.
+    const markedUpTo = this.marks ? Math.max(...(['stdout', 'stderr'] as const).map((s) => running.findIndex((r) => r.task.partition === this.tags[s][0]))) : 0;
+    const unanswered = running.splice(0, Math.max(0, markedUpTo));
     if (this.spawnError !== null) {
       this.settleReady(new Error(`could not start the worker (${this.spawnError.message})`));
     } else {
@@ -279,6 +301,7 @@ export class WarmWorker {
       // EPERM: a group we may not signal is not ours to clean up.
     }
     this.endTaskOutput();
+    for (const u of unanswered) u.resolve({ ...this.lost(exit, `after partition ${u.task.partition} ended, before it was answered`), oom: false, unanswered: true });
     const [first, ...queued] = running;
     if (first !== undefined) first.resolve(this.lost(exit, `while running partition ${first.task.partition}`));
     for (const q of queued) q.resolve(this.lost(exit, `before partition ${q.task.partition} started`));
@@ -292,7 +315,7 @@ export class WarmWorker {
     this.tags.stderr.shift();
   }
 
-  private lost(exit: WorkerExit, when: string): TaskResult {
+  private lost(exit: WorkerExit, when: string): Extract<TaskResult, { ok: false }> {
     const how = this.spawnError !== null ? `could not start (${this.spawnError.message})` : `exited with ${describeExit(exit.code, exit.signal)}`;
     return { ok: false, error: withTail(`worker ${how} ${when}`, this.tail.text()), oom: this.tail.sawOom, lost_worker: true };
   }
