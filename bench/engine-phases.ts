@@ -4,7 +4,8 @@
 // bench/engine/aggregate.py one at a time as the gateway would (ticket, POST /jobs, the pushed end on
 // GET /events) and prints, per job, the submit's answer time, the pushed end, the phases of the
 // engine's "job finished" line, and the engine's CPU for the job from /proc (cpu_main: its main
-// thread; cpu_threads: the others, libuv's pool and V8's helpers; 10 ms ticks); then the medians.
+// thread; cpu_threads: the others, libuv's pool and V8's helpers; 10 ms ticks; wakeups: the times
+// its main thread slept and was woken, each one a turn of its event loop); then the medians.
 // A profiling tool, not a bench row: relative offsets inside one job, fit to compare before and
 // after a change under moderate load.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,11 @@ import type { JobSpec } from '../src/wire/index.js';
 import { until } from '../test/support/until.js';
 import { median } from './measure.js';
 import { EngineClient, startEngineProcess } from './support/engine.js';
+
+/** Voluntary context switches of the engine's main thread: each one a wait of its event loop that something ended. */
+function engineWakeups(pid: number): number {
+  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
+}
 
 /** CPU ms of the engine's main thread and of its other threads (libuv's pool, V8's), from /proc. */
 function engineCpuMs(pid: number): { main: number; other: number } {
@@ -71,6 +77,7 @@ try {
   for (let k = 0; k < N!; k++) {
     const spec: JobSpec = { name: 'aggregate', input: 'phases_in', output: `phases_out_${k}`, runtime: 'python', source, resources: { cores: CORES, memory_mb: 512, time_limit_s: 600 } };
     const cpu0 = engineCpuMs(engine.pid);
+    const wakeups0 = engineWakeups(engine.pid);
     const t0 = performance.now();
     const id = await client.submit(spec);
     const answered = performance.now() - t0;
@@ -80,7 +87,8 @@ try {
     const line = await until(() => engine.output().split('\n').find((l) => l.includes(`"job":"${id}"`) && l.includes('"msg":"job finished"')), 10_000, 'job finished line', 5);
     const phases = (JSON.parse(line) as { phases: Record<string, number> }).phases;
     const cpu1 = engineCpuMs(engine.pid);
-    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10, cpu_main: cpu1.main - cpu0.main, cpu_threads: cpu1.other - cpu0.other };
+    const wakeups = engineWakeups(engine.pid) - wakeups0;
+    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10, cpu_main: cpu1.main - cpu0.main, cpu_threads: cpu1.other - cpu0.other, wakeups };
     rows.push(row);
     process.stderr.write(`${id} load ${loadavg()[0]!.toFixed(2)}: ${Object.entries(row).map(([k2, v]) => `${k2} ${v}`).join(', ')}\n`);
     rmSync(join(dir, 'data', spec.output), { recursive: true, force: true });
@@ -92,4 +100,4 @@ try {
 }
 const keys = [...new Set(rows.slice(1).flatMap((r) => Object.keys(r)))];
 const meds = keys.map((k) => [k, median(rows.slice(1).map((r) => r[k]).filter((v): v is number => v !== undefined))] as const).sort((a, b) => a[1] - b[1]);
-process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send; cpu_main and cpu_threads: the engine's CPU ms for the job, its main thread and its others): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
+process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send; cpu_main and cpu_threads: the engine's CPU ms for the job, its main thread and its others; wakeups: its main thread's): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
