@@ -106,7 +106,10 @@ export class WarmWorker {
   private readonly tags: Record<'stdout' | 'stderr', StreamTags> = { stdout: [], stderr: [] };
   private exit: WorkerExit | null = null;
   private spawnError: Error | null = null;
-  /** Task lines not written yet: the tasks handed in one turn go out in one write. */
+  /**
+   * Task lines not written yet: what is handed before the loop's next check phase goes out in one
+   * write (the refills for a few answers read together, each answer handled in its own immediate).
+   */
   private outbox: string[] = [];
 
   static start(launch: WorkerLaunch, sink: LineSink): WarmWorker {
@@ -203,7 +206,7 @@ export class WarmWorker {
       const { partition, attempt, input, output, format } = task;
       const mark = this.marks ? { mark: this.mark } : {};
       this.outbox.push(`${JSON.stringify({ op: 'run', partition, attempt, input, output, format, ...mark })}\n`);
-      if (this.outbox.length === 1) queueMicrotask(() => this.send());
+      if (this.outbox.length === 1) setImmediate(() => this.send());
     });
   }
 
