@@ -313,6 +313,36 @@ describe('python warm worker', () => {
     for (const r of results.slice(6)) expect(r).toMatchObject({ ok: false, lost_worker: true, error: expect.stringMatching(/before partition [67] started/) });
   });
 
+  it('answers at once while partitions take long, never holding an answer behind the next partition', async () => {
+    // Each partition waits for go-<partition> beside its input, polling every 50 ms. Partition 0 is
+    // released once it has started (it says so), so it takes at least one poll: the partitions are
+    // long (over the 5 ms under which answers may wait for company). Partition 1 is released from
+    // the start and ends at once; partition 2 waits until the test has both answers. Had partition
+    // 1's answer waited for company behind partition 2, this test would wait for ever.
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const sink: LineSink = (_p, _s, line) => line === 'started 0' && started();
+    const { worker, dir } = await warm(
+      'python',
+      `import os, shutil, time\n` +
+        `def process(i, o, ctx):\n` +
+        `    print('started', ctx.partition)\n` +
+        `    while not os.path.exists(os.path.join(os.path.dirname(i), 'go-%d' % ctx.partition)):\n` +
+        `        time.sleep(0.05)\n` +
+        `    shutil.copyfile(i, o)\n`,
+      { sink },
+    );
+    await worker.ready();
+    const input = write(dir, 'in.csv', 'a\n1\n');
+    write(dir, 'go-1', '');
+    const results = [0, 1, 2].map((p) => worker.run(task(dir, p, input)));
+    await running;
+    write(dir, 'go-0', '');
+    expect(await Promise.all(results.slice(0, 2))).toMatchObject([{ ok: true, rows_out: 1 }, { ok: true, rows_out: 1 }]);
+    write(dir, 'go-2', '');
+    expect(await results[2]).toMatchObject({ ok: true, rows_out: 1 });
+  });
+
   it('stop() kills a worker that does not exit within 2 s', async () => {
     // Stopped only once the partition runs (it says so): a worker asked to exit before its run
     // arrived would exit 0 at once, which a loaded machine made happen after a fixed 100 ms wait.

@@ -11,9 +11,10 @@ The engine talks to this process over fd 3 (a duplex socket), one JSON object pe
                        {"partition": 7, "ok": false, "error": "...", "oom": false}
     engine -> worker   {"op": "exit"}  (or EOF) -> exit 0 at once (os._exit: the job's atexit handlers do not run)
 
-The engine may queue several runs; they run in order. While more are queued, answers are sent
-together, at most 10 ms after the last send (REPLY_S), and at once when nothing is queued or a task
-failed, so the engine wakes once for a few partitions.
+The engine may queue several runs; they run in order. While more are queued and the partitions are
+short (under 5 ms on average, SHORT_S), answers are sent together, at most 10 ms after the last send
+(REPLY_S); otherwise, and when nothing is queued or a task failed, at once. So the engine wakes once
+for a few short partitions, and no answer waits behind a long one.
 
 stdout belongs to the user's prints and stderr to their logs (the engine tags both with the
 partition); nothing of the protocol goes there but the mark: after a task's last print, the line
@@ -35,8 +36,10 @@ import time
 
 CHANNEL_FD = 3
 CHANNEL_READ = 1 << 16
-# How long finished partitions' answers may wait here for company while more tasks are queued.
+# How long finished partitions' answers may wait here for company while more tasks are queued, and
+# the partitions' average time under which they may wait at all.
 REPLY_S = 0.01
+SHORT_S = 0.005
 CHUNK = 1 << 20
 FATAL_TRACEBACK_LINES = 30
 ERROR_TRACEBACK_LINES = 20
@@ -100,10 +103,13 @@ def main():
     log = LazyLog()
     channel.send({"ready": True, "marks": True})
     # Answers wait for company while more tasks are queued here (the engine keeps several queued, so
-    # this worker never waits for it): sent together at most REPLY_S after the last send, at once
-    # when nothing is queued or a task failed. One wake-up of the engine for a few partitions, not one each.
+    # this worker never waits for it) and the partitions are short (SHORT_S, on average): sent together
+    # at most REPLY_S after the last send, and at once when nothing is queued, a task failed, or the
+    # partitions take longer (an answer must not wait behind a long partition). One wake-up of the
+    # engine for a few partitions, not one each.
     answers = []
     sent_at = time.monotonic()
+    pace = None
     while True:
         if answers and not channel.waiting():
             channel.send_all(answers)
@@ -116,8 +122,11 @@ def main():
         if op == "exit":
             break
         if op == "run":
+            started = time.monotonic()
             answers.append(run_partition(entry, message, options.job, log))
-            if not answers[-1]["ok"] or time.monotonic() - sent_at >= REPLY_S:
+            now = time.monotonic()
+            pace = now - started if pace is None else 0.8 * pace + 0.2 * (now - started)
+            if not answers[-1]["ok"] or pace >= SHORT_S or now - sent_at >= REPLY_S:
                 channel.send_all(answers)
                 answers = []
                 sent_at = time.monotonic()
