@@ -585,6 +585,8 @@ def process(inp, out, ctx):
       };
       const first = await client.submit(py('first', 'lines_first', gated, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'alice' });
       await client.waitFor(first, (s) => s.workers === 2);
+      // Each worker holds a partition queued behind the one it runs; a person is shown what runs.
+      expect((await client.status(first)).partitions).toMatchObject({ running: 2, done: 0 });
       const second = await client.submit(py('second', 'lines_second', gated, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'bob' });
       // Bob's area is built and his run waits for a slot: from now on fair share counts him. (Released
       // before that, Alice's workers would go on to her next, gated, partitions and keep both slots.)

@@ -104,7 +104,8 @@ export function jobStatus(row: JobRow, parts: PartitionRow[], live?: JobRun, now
     output: row.spec.output,
     runtime: row.spec.runtime,
     resources: row.granted,
-    partitions: { total: parts.length, done: done.length, failed: count('failed'), running: count('running') },
+    // A worker holds a short queue of handed partitions (worker-loop.ts) but runs one at a time: a person reads "running" as that.
+    partitions: { total: parts.length, done: done.length, failed: count('failed'), running: live === undefined ? count('running') : Math.min(count('running'), live.workers.size) },
     workers: live?.workers.size ?? 0,
     rows_in: sum(done, 'rows_in'),
     rows_out: sum(done, 'rows_out'),
