@@ -584,13 +584,16 @@ def process(inp, out, ctx):
         for (const p of partitions) writeFileSync(join(data, '.staging', id, 'work', `go-${p}`), '');
       };
       const first = await client.submit(py('first', 'lines_first', gated, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'alice' });
-      await client.waitFor(first, (s) => s.workers === 2);
-      // Each worker holds a partition queued behind the one it runs; a person is shown what runs.
-      expect((await client.status(first)).partitions).toMatchObject({ running: 2, done: 0 });
+      // Both workers have their partitions (each takes two queued at once: attempts count what is
+      // handed), so neither can find nothing to take and leave its slot once Bob's job changes the shares.
+      await client.waitFor(first, (s) => s.workers === 2 && s.attempts >= 4);
       const second = await client.submit(py('second', 'lines_second', gated, { resources: { cores: 2, memory_mb: 256, time_limit_s: 60 } }), { user: 'bob' });
       // Bob's area is built and his run waits for a slot: from now on fair share counts him. (Released
       // before that, Alice's workers would go on to her next, gated, partitions and keep both slots.)
       await client.waitFor(second, (s) => s.reason === 'waiting for a free slot', 10_000);
+      // Each of Alice's workers holds a partition queued behind the gated one it runs: a person is
+      // shown what runs (counted queued too, it read 4).
+      expect((await client.status(first)).partitions).toMatchObject({ running: 2, done: 0 });
       // Alice's first two partitions end; her workers give a slot back: one each, while both still run.
       release(first, [0, 1]);
       await client.waitFor(second, (s) => s.workers === 1, 10_000);

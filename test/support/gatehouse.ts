@@ -15,6 +15,19 @@ export const CLI = join(ROOT, 'bin', 'gatehouse.js');
  */
 export const TEST_POLICIES = join(ROOT, 'test', 'fixtures', 'policies');
 
+/**
+ * Task uids of their own for each sandbox's engine. Suites run side by side, each with its engine, and
+ * an engine ends a job by killing every process of the job's uid (a restored job's at start, a plain
+ * task's at its seal): on the shared default range one suite's engine killed another's tasks. Blocks
+ * of 64 above the default range, by process id (one live test process holds a pid) and a count within
+ * the process (16 sandboxes alive at once in one suite).
+ */
+let sandboxes = 0;
+function taskUids(): string {
+  const first = 300_000 + ((process.pid % 1_000_000) * 16 + (sandboxes++ % 16)) * 64;
+  return `${first}-${first + 63}`;
+}
+
 export interface Sandbox {
   dir: string;
   configFile: string;
@@ -32,7 +45,7 @@ export function sandbox(config: Record<string, Record<string, unknown>> = {}): S
     ...('store' in config ? {} : storeConfig()),
     ...config,
     server: { port: 0, ...config.server },
-    engine: { port: 0, ...config.engine },
+    engine: { port: 0, task_uids: taskUids(), ...config.engine },
     policies: { dir: TEST_POLICIES, ...config.policies },
     log: { level: 'info', ...config.log },
   };
