@@ -193,13 +193,28 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       const query = new URLSearchParams({ user: o.user, name: o.name, n: String(o.n), allowance: String(o.allowance), ...(o.declared !== undefined ? { declared: String(o.declared) } : {}) });
       const answer = await new Promise<Answer>((resolve, reject) => {
         // Out of the shared pool, as downloads are: a long upload must not hold a slot calls queue for.
+        // The engine may answer before it has read the whole body (a refusal over the limit) and close:
+        // from its answer on, the rest of the body is not sent, and a write that then fails (EPIPE,
+        // ECONNRESET) is not taken for an engine out of reach: the answer decides.
+        let answered = false;
         const req = request(`${url}/upload/partition?${query}`, { agent: followAgent, method: 'PUT', headers: { 'content-type': 'text/csv' } }, (res) => {
+          answered = true;
+          o.body.unpipe(req);
           const chunks: Buffer[] = [];
+          let ended = false;
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('end', () => {
+            ended = true;
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          });
           res.on('error', reject);
+          res.on('close', () => {
+            if (!ended) reject(new GatehouseError('not_ready', `engine unreachable at ${url}: its answer was cut short`));
+          });
         });
-        req.on('error', (err) => reject(new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`)));
+        req.on('error', (err) => {
+          if (!answered) reject(new GatehouseError('not_ready', `engine unreachable at ${url}: ${err.message}`));
+        });
         // The person went away mid-way: the engine's request is cut too, and the engine removes the partial file.
         o.body.on('error', (err) => req.destroy(err));
         o.body.on('aborted', () => req.destroy(new Error('the upload was interrupted')));
