@@ -61,7 +61,7 @@ async function queuedJob(): Promise<JobRecord> {
   const id = `jstartonce${jobs}`;
   const spec: JobSpec = { name: 'copy', input: 'words', output: `scratch-alice/once-${jobs}`, runtime: 'command', argv: ['cp', '{input}', '{output}'], resources: { cores: 1, memory_mb: 256, time_limit_s: 60 } };
   const now = new Date().toISOString();
-  const r: JobRecord = { id, seq: await records.nextSeq(), user: 'alice', groups: ['analysts'], auth_method: 'oidc', posix_user: null, name: spec.name, input: spec.input, output: spec.output, backend: 'main', backend_id: id, spec, spec_hash: 'h', cores: 1, memory_mb: 256, time_limit_s: 60, state: 'queued', held: true, reason: null, error: null, status: null, core_seconds: 0, policy_version: 'v', created_at: now, admitted_at: now, finished_at: null, cancelled_by: null };
+  const r: JobRecord = { id, seq: await records.nextSeq(), user: 'alice', groups: ['analysts'], auth_method: 'oidc', posix_user: null, name: spec.name, input: spec.input, output: spec.output, backend: 'main', backend_id: id, spec, spec_hash: 'h', cores: 1, memory_mb: 256, time_limit_s: 60, state: 'queued', held: true, reason: null, error: null, status: null, core_seconds: 0, policy_version: 'v', created_at: now, admitted_at: now, finished_at: null, cancelled_by: null, login_id: null };
   await records.insert(r);
   await book.restore();
   const live = book.liveJob(id);

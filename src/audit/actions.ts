@@ -19,7 +19,7 @@ export const AUDIT_ACTIONS = {
   'dataset.delete': "a person asked to remove a dataset (DELETE /v1/datasets/…): the decision (owner, or admin by policy; a refusal, or a live job using it, is a deny), then the outcome (details.outcome removed or failed)",
   'dataset.upload': "a partition of a person's upload was staged (PUT /v1/datasets/…/partitions/n): details.partition and details.bytes, or the refusal (namespace, ownership, storage quota)",
   'job.submit': 'a job was submitted: admitted to a backend at once, or queued as pending',
-  'job.admit': 'a pending job was admitted out of the queue; or, as it left the queue, refused because the directory no longer has its owner (deny, reason owner_gone)',
+  'job.admit': 'a pending job was admitted out of the queue; or, as it left the queue, refused because the directory no longer has its owner (deny, reason owner_gone) or the login that submitted it has ended (deny, reason login_ended)',
   'job.start': 'a job was seen started on its backend',
   'job.finish': 'a job ended: succeeded, failed or cancelled (state, rows, core-seconds), or could not be started',
   'job.cancel': "a job was cancelled, or cancelling someone else's job was refused",

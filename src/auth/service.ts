@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AuditRecorder } from '../audit/index.js';
 import { type Config, ConfigError, durationSeconds } from '../config/index.js';
-import type { Authorizer, PersonLookup } from '../identity/index.js';
+import type { Authorizer, LoginLookup, PersonLookup } from '../identity/index.js';
 import type { Store } from '../store/index.js';
 import { CERT_FILES, readPrivateKey } from '../wire/index.js';
 import { type Authenticator, createAuthenticator } from './authenticate.js';
@@ -16,6 +16,7 @@ import { installAuthentication } from './hook.js';
 import { personLookup } from './directory-check.js';
 import { DirectoryGuard } from './directory-guard.js';
 import { createLdapLogin } from './ldap.js';
+import { loginLookup } from './login-now.js';
 import { createOidcClient } from './oidc.js';
 import type { CertificateSigner, OidcLogin } from './ports.js';
 import { installCertificateRoutes } from './routes/certificate-routes.js';
@@ -38,6 +39,8 @@ export interface IdentityService {
   knownGroups(user: string): Promise<{ groups: string[]; seen_at: string } | null>;
   /** Who a person is now, asked of their login method where it can be asked (the directory). */
   personNow: PersonLookup;
+  /** Whether a login (token family) still stands, as the store has it now. */
+  loginNow: LoginLookup;
   close(): void;
 }
 
@@ -87,6 +90,7 @@ export async function createIdentityService(config: Config, store: Store, option
       installCertificateRoutes(app, ctx);
     },
     personNow: personLookup(ldap),
+    loginNow: loginLookup(store),
     async knownGroups(user) {
       const row = await store.db.selectFrom('token_families').select(['groups', 'created_at']).where('user', '=', user).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
       return row ? { groups: JSON.parse(row.groups) as string[], seen_at: row.created_at } : null;

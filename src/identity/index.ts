@@ -4,5 +4,5 @@
 export type { Authorizer } from './authorizer.js';
 export type { Decision, DecideOptions } from './decision.js';
 export { type AuthMethod, cleanGroups, type Credential, type Identity, isValidUsername, type LoginSubject, posixUserOf, type Subject } from './identity.js';
-export type { PersonLookup, PersonNow } from './person-now.js';
+export type { LoginLookup, LoginNow, PersonLookup, PersonNow } from './person-now.js';
 export { type AuthorizationNeed, type HandlerNeed, identityOf, type NeedRequest, type OwnNeed, type PolicyNeed, stillAuthenticated } from './request.js';

@@ -14,3 +14,13 @@ export type PersonNow =
 
 /** Asks the person's login method who they are now (`auth_method` as a job record keeps it). */
 export type PersonLookup = (subject: { user: string; auth_method: string }) => Promise<PersonNow>;
+
+/**
+ * Whether the login work was submitted under still stands. Ended: revoked (a logout, a stolen refresh
+ * token detected, the directory's account gone), or not known at all. A login that merely ran out
+ * still stands: the person did not take back what they asked for while it was valid.
+ */
+export type LoginNow = { status: 'live' } | { status: 'ended'; reason: string };
+
+/** Asks the store about a login (token family) by its id; rejects when the store cannot say. */
+export type LoginLookup = (loginId: string) => Promise<LoginNow>;

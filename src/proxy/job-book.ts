@@ -4,7 +4,7 @@
 // Its state is its own: callers use its methods, never its maps.
 import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
-import type { PersonLookup, PersonNow } from '../identity/index.js';
+import type { LoginLookup, LoginNow, PersonLookup, PersonNow } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
 import type { ComputeBackend } from './backend.js';
@@ -46,6 +46,12 @@ export interface JobBookOptions {
    * Absent: decided on the groups it was submitted with.
    */
   personNow?: PersonLookup;
+  /**
+   * Whether the login a job was submitted under still stands, asked before the job is handed to its
+   * backend from the queue or after a restart: a job of a login that ended meanwhile (logout, a
+   * stolen refresh token detected) is not run. Absent: not asked.
+   */
+  loginNow?: LoginLookup;
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
@@ -401,6 +407,18 @@ export class JobBook {
     if (this.inFlight.has(r.id)) return;
     if (this.o.audit.available?.() === false) return; // the reconciler tries again once the trail is back
     const run = (async (): Promise<Handover> => {
+      const login = await this.loginOf(r);
+      if (login.status === 'unsure') {
+        r.reason = `waiting to confirm the login that submitted it: ${login.reason}`;
+        await this.persist(r);
+        return { outcome: 'unavailable', error: new Error(r.reason) };
+      }
+      if (login.status === 'ended') {
+        const refusal = `not run: the login that submitted it ended before it left the queue (${login.reason})`;
+        await this.record(r, { action: 'job.admit', decision: 'deny', reason: 'login_ended', details: { login: login.reason } });
+        await this.end(r, 'failed', refusal, null);
+        return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
+      }
       const person = known ?? (await this.o.personNow?.({ user: r.user, auth_method: r.auth_method })) ?? { status: 'unasked' };
       if (person.status === 'unsure') {
         // Not refused for a directory outage, not run unconfirmed: it waits, and the reconciler asks again.
@@ -431,6 +449,12 @@ export class JobBook {
     void run
       .catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'job handover failed'))
       .finally(() => this.inFlight.delete(r.id));
+  }
+
+  /** The login a job was submitted under, as the store has it now; a store that cannot say is unsure, never live. */
+  private async loginOf(r: JobRecord): Promise<LoginNow | { status: 'unsure'; reason: string }> {
+    if (r.login_id === null || this.o.loginNow === undefined) return { status: 'live' };
+    return this.o.loginNow(r.login_id).catch((err: Error) => ({ status: 'unsure' as const, reason: err.message }));
   }
 
   /** The backend's status, reused for statusCacheMs; null when the backend does not know the job. */
@@ -651,6 +675,40 @@ export class JobBook {
   }
 
   /**
+   * The user's pending jobs whose login has ended: refused now, not when quota would let them out
+   * (they would wait for nothing, and hold their place in the queue). One store read per login.
+   */
+  private async endLoginless(user: string): Promise<void> {
+    if (this.o.loginNow === undefined) return;
+    const asked = new Map<string, Promise<LoginNow | { status: 'unsure'; reason: string }>>();
+    for (const r of [...this.live.values()]) {
+      if (r.user !== user || r.state !== 'pending' || r.login_id === null) continue;
+      let login = asked.get(r.login_id);
+      if (login === undefined) asked.set(r.login_id, (login = this.loginOf(r)));
+      const now = await login;
+      if (now.status === 'ended') await this.refusePending(r, now.reason);
+    }
+  }
+
+  /** A pending job whose login ended: on record first, then ended, only if it still waits. */
+  private async refusePending(r: JobRecord, reason: string): Promise<void> {
+    const refusal = `not run: the login that submitted it ended before it left the queue (${reason})`;
+    const ended = await this.forUser(r.user, async () => {
+      if (r.state !== 'pending' || !this.o.admission.withdraw(r.id)) return null;
+      try {
+        await this.record(r, { action: 'job.admit', decision: 'deny', reason: 'login_ended', details: { login: reason } });
+      } catch (err) {
+        this.requeue(r.user);
+        throw err;
+      }
+      const done = await this.endRecord(r, 'failed', refusal, null, ['pending']);
+      if (done === null) this.requeue(r.user);
+      return done;
+    });
+    if (ended !== null) await this.announceEnd(r, 'failed', null, ended);
+  }
+
+  /**
    * A live job's owner has these groups now (their directory said so as it left the queue): the job's
    * events name them from here on. This gateway's copy only; the record keeps those it was submitted
    * with, and a restart asks the directory again.
@@ -675,6 +733,7 @@ export class JobBook {
   }
 
   private async drainUser(user: string, askAgain = true): Promise<void> {
+    if (askAgain) await this.endLoginless(user);
     const owner = await this.pendingOwnerNow(user);
     // Admissions made in the section, undone here if it does not commit (its lock session died):
     // the records still say pending, and so must this gateway, or it would hand them over unadmitted.

@@ -3,7 +3,7 @@
 // service the routes call and the reconciler that keeps the ledger true. Each piece gets what it
 // needs through its constructor.
 import { type AuditEvent, AuditOutbox, type AuditRecorder } from '../audit/index.js';
-import type { Authorizer, PersonLookup } from '../identity/index.js';
+import type { Authorizer, LoginLookup, PersonLookup } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { AdmissionControl, UsageLedger } from '../quota/index.js';
 import { exclusive, openLeadership, type Store } from '../store/index.js';
@@ -36,6 +36,8 @@ export interface JobPathOptions {
   statusCacheMs: number;
   /** Who a job's owner is now, asked as the job leaves the queue (JobBookOptions.personNow). */
   personNow?: PersonLookup;
+  /** Whether the login a job was submitted under still stands (JobBookOptions.loginNow). */
+  loginNow?: LoginLookup;
   /** This gateway's admitted submissions its trail never mentions again (lost-submissions.ts), read once at start-up. */
   unended?: () => AuditEvent[];
 }
@@ -68,7 +70,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     record: recordDatasetDecision(o.audit),
   });
   const outbox = new AuditOutbox(o.audit, o.log);
-  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres', ...(o.personNow !== undefined ? { personNow: o.personNow } : {}) });
+  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres', ...(o.personNow !== undefined ? { personNow: o.personNow } : {}), ...(o.loginNow !== undefined ? { loginNow: o.loginNow } : {}) });
   await book.restore();
   const service = new JobService({ book, datasets, authorizer: o.authorizer, audit: o.audit, policy: o.policy });
   // Of several gateways over one store, one reconciles and sweeps orphans (every gateway serves

@@ -146,6 +146,7 @@ export class JobService {
         admitted_at: admission.outcome === 'admitted' ? now : null,
         finished_at: null,
         cancelled_by: null,
+        login_id: identity.session_id ?? null,
       };
       this.book.track(record, s.replaces);
       const tracked = record;

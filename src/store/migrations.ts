@@ -293,4 +293,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('policy_versions').execute();
     },
   },
+  '0014_jobs_login': {
+    async up(db: Kysely<unknown>) {
+      // The login (token family) a job was submitted under: a job still waiting when that login ends
+      // (logout, a stolen refresh token detected, the directory's account gone) is not run. Null on
+      // jobs from before it was kept, and on jobs no login submitted.
+      await db.schema.alterTable('jobs').addColumn('login_id', 'text').execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.alterTable('jobs').dropColumn('login_id').execute();
+    },
+  },
 };

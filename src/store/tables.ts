@@ -91,6 +91,8 @@ export interface JobTable {
   finished_at: string | null;
   /** Who cancelled it (0012): its owner or another user policy allowed; null unless cancelled by a person. */
   cancelled_by: string | null;
+  /** The login (token family) that submitted it (0014); null: none kept. */
+  login_id: string | null;
 }
 
 /** A failed login (locked_until null) or a lockout, for one hashed throttle key (0007). Times in ms. */
