@@ -39,7 +39,7 @@ export function personLookup(ldap: LdapLogin | undefined): PersonLookup {
   return async ({ user, auth_method }) => {
     if (auth_method !== 'ldap') return { status: 'unasked' };
     const answer = await askDirectory(ldap, user);
-    if (answer.status === 'present') return { status: 'present', groups: answer.subject.groups };
+    if (answer.status === 'present') return { status: 'present', groups: answer.subject.groups, ...(answer.subject.posix_user !== undefined ? { posix_user: answer.subject.posix_user } : {}) };
     if (answer.status === 'gone') return { status: 'gone', reason: `${answer.failure}: ${answer.reason}` };
     return { status: 'unsure', reason: answer.error.message };
   };

@@ -5,8 +5,8 @@
 export type PersonNow =
   /** The method cannot be asked again: decide with what the login had. */
   | { status: 'unasked' }
-  /** The directory's answer: the person is there with these groups. */
-  | { status: 'present'; groups: string[] }
+  /** The directory's answer: the person is there with these groups, and this cluster account (absent: none). */
+  | { status: 'present'; groups: string[]; posix_user?: string }
   /** The person is no longer there (deleted, disabled, or their method switched off here). */
   | { status: 'gone'; reason: string }
   /** The directory could not say; try again later. */

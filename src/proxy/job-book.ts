@@ -432,7 +432,7 @@ export class JobBook {
         await this.end(r, 'failed', refusal, null);
         return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
       }
-      if (person.status === 'present') this.regrouped(r.id, person.groups);
+      if (person.status === 'present') this.regrouped(r.id, person);
       const refusal = await this.recheckDatasets(r, r.groups);
       if (refusal !== null) {
         await this.end(r, 'failed', refusal, null);
@@ -709,13 +709,16 @@ export class JobBook {
   }
 
   /**
-   * A live job's owner has these groups now (their directory said so as it left the queue): the job's
-   * events name them from here on. This gateway's copy only; the record keeps those it was submitted
-   * with, and a restart asks the directory again.
+   * A live job's owner is this now (their directory said so as it left the queue): the job's events
+   * name these groups from here on, and it runs as the cluster account the directory names now (an
+   * account taken away or given to someone else is not used). This gateway's copy only; the record
+   * keeps what it was submitted with, and a restart asks the directory again.
    */
-  private regrouped(id: string, groups: readonly string[]): void {
+  private regrouped(id: string, now: { groups: readonly string[]; posix_user?: string }): void {
     const r = this.live.get(id);
-    if (r !== undefined) r.groups = [...groups];
+    if (r === undefined) return;
+    r.groups = [...now.groups];
+    r.posix_user = now.posix_user ?? null;
   }
 
   /**
@@ -743,7 +746,7 @@ export class JobBook {
       if (owner?.now.status === 'present') {
         this.o.admission.regroup(user, owner.jobs, owner.now.groups);
         // The trail's events about them (job.admit, quota.reject, their end) name the groups that decide them.
-        for (const id of owner.jobs) this.regrouped(id, owner.now.groups);
+        for (const id of owner.jobs) this.regrouped(id, owner.now);
       }
       const decided = this.o.admission.drain([user]);
       const admitted: JobRecord[] = [];
@@ -756,7 +759,7 @@ export class JobBook {
         const waited = Math.round((Date.parse(now) - Date.parse(r.created_at)) / 1000);
         try {
           // On record, then saved as held, before the backend hears of it; a restart never finds it pending while it runs.
-          await this.record(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited } });
+          await this.record(r, { action: 'job.admit', decision: 'allow', reason: `admitted after ${waited} s pending`, policy_version: a.policyVersion, details: { granted: a.granted, waited_s: waited, ...(r.posix_user !== null ? { posix_user: r.posix_user } : {}) } });
           if (!(await this.o.records.transition(r, ['pending']))) throw new Error(`job ${r.id} no longer waits`);
         } catch (err) {
           // Not admitted after all: it and those after it wait on, in their order (first in, first out).

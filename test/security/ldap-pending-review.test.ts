@@ -29,8 +29,12 @@ beforeAll(async () => {
       'g, group:data-stewards, role:stewards',
       'p, role:stewards, dataset:scratch/*, read, allow',
       'p, role:stewards, dataset:steward/*, write, allow',
+      // Frank (a POSIX account named by his gecos, slurm.user_attribute) writes steward/* too.
+      'p, user:frank, dataset:scratch/*, read, allow',
+      'p, user:frank, dataset:steward/*, write, allow',
+      'p2, user:frank, max_concurrent_jobs, 1',
     ],
-    config: { ldap: ldapSection(slapd, `ldap://127.0.0.1:${door.port}/`) } });
+    config: { ldap: ldapSection(slapd, `ldap://127.0.0.1:${door.port}/`), slurm: { user_attribute: 'gecos' } } });
   await writeDataset(stack.dataRoot, 'scratch/ledger', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] });
 }, 120_000);
 
@@ -48,8 +52,8 @@ const analystsAre = (uid: string) => `dn: cn=analysts,${GROUPS}\nchangetype: mod
 type JobView = { id: string; state: string; error?: string | null; reason?: string | null };
 
 /** Alice runs a gated job and queues a copy behind it (her quota is one job at a time): the queued job's id. */
-async function queueBehindRunning(output: string, timeLimit = 120): Promise<{ running: string; queued: string }> {
-  const token = await aliceToken();
+async function queueBehindRunning(output: string, timeLimit = 120, who = 'alice'): Promise<{ running: string; queued: string }> {
+  const token = await tokenOf(who);
   const first = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`${output}-first`, GATED) });
   expect(first.status, first.body).toBe(201);
   const queued = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(output, COPY, timeLimit) });
@@ -57,8 +61,8 @@ async function queueBehindRunning(output: string, timeLimit = 120): Promise<{ ru
   return { running: first.json<{ id: string }>().id, queued: queued.json<{ id: string }>().id };
 }
 
-async function aliceToken(): Promise<string> {
-  const login = await stack.api('/v1/auth/ldap', undefined, { method: 'POST', body: { username: 'alice', password: passwordOf('alice') } });
+async function tokenOf(who: string): Promise<string> {
+  const login = await stack.api('/v1/auth/ldap', undefined, { method: 'POST', body: { username: who, password: passwordOf(who) } });
   expect(login.status, login.body).toBe(200);
   return login.json<{ access_token: string }>().access_token;
 }
@@ -156,5 +160,22 @@ describe('a job leaving the queue is decided with its owner as the directory has
     const refused = stack.auditEvents().find((e) => e.action === 'job.admit' && e.object === `job:${queued}` && e.decision === 'deny');
     expect(refused).toMatchObject({ reason: 'owner_gone', details: { directory: expect.stringContaining('account_gone') } });
     expect(finishOf(queued)).toMatchObject({ decision: 'error', details: { state: 'failed' } });
+  }, 120_000);
+
+  it('runs as the cluster account the directory names as it leaves the queue, not the one it was submitted with', async () => {
+    const { running, queued } = await queueBehindRunning('steward/after-account', 120, 'frank');
+    // IT gives frank's old account to someone else and frank a new one while his job waits.
+    const gecos = (value: string) => `dn: uid=frank,${PEOPLE}\nchangetype: modify\nreplace: gecos\ngecos: ${value}\n`;
+    await slapd.change(gecos('fnew'));
+    try {
+      await releaseGated(stack.dataRoot, running);
+      expect((await ended(queued)).state).toBe('succeeded');
+      const submitted = stack.auditEvents().find((e) => e.action === 'job.submit' && e.object === `job:${queued}`);
+      expect(submitted?.details?.posix_user).toBe('fposix');
+      const admitted = stack.auditEvents().find((e) => e.action === 'job.admit' && e.object === `job:${queued}` && e.decision === 'allow');
+      expect(admitted?.details?.posix_user).toBe('fnew');
+    } finally {
+      await slapd.change(gecos('fposix'));
+    }
   }, 120_000);
 });
