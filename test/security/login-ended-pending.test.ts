@@ -40,6 +40,8 @@ async function view(id: string): Promise<JobView> {
 const ENDED = ['succeeded', 'failed', 'cancelled'];
 const ended = (id: string): Promise<JobView> => until(async () => ((s) => (ENDED.includes(s.state) ? s : undefined))(await view(id)), 60_000, `job ${id} ended`);
 const eventsOf = (id: string) => stack.auditEvents().filter((e) => e.object === `job:${id}`);
+/** The login (token family) an access token belongs to. */
+const sidOf = (token: string) => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid;
 const logout = async (token: string) => {
   const res = await stack.api('/v1/auth/logout', token, { method: 'POST', body: {} });
   expect(res.status, res.body).toBe(200);
@@ -77,14 +79,36 @@ describe('a queued job whose login has ended is not run', () => {
     const queued = await submit(token, 'scratch/revoked-queued', COPY);
     expect(queued.state).toBe('pending');
     // Another gateway over the same store wrote the revocation: this one learns it from the store only.
-    const family = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid;
     const store = await stack.store();
-    await store.db.updateTable('token_families').set({ revoked_at: new Date().toISOString(), revoke_reason: 'refresh token reused' }).where('id', '=', family).execute();
+    await store.db.updateTable('token_families').set({ revoked_at: new Date().toISOString(), revoke_reason: 'refresh token reused' }).where('id', '=', sidOf(token)).execute();
 
     await releaseGated(stack.dataRoot, running.id);
     const refused = await ended(queued.id);
     expect(refused.state).toBe('failed');
     expect(refused.error).toContain('refresh token reused');
     expect(eventsOf(queued.id).some((e) => e.action === 'job.start')).toBe(false);
+  }, 120_000);
+
+  it('does not hand over a job admitted from the queue but never sent, after a restart, once its login has ended', async () => {
+    const own = await stack.login('alice');
+    const stolen = await stack.login('alice');
+    const running = await submit(own, 'scratch/resend-first', GATED);
+    const queued = await submit(stolen, 'scratch/resend-queued', COPY);
+    expect(queued.state).toBe('pending');
+    // The gateway stops the moment it had admitted the job from the queue (its record says so) and
+    // before the engine heard of it; the login it was submitted under ends while it is down.
+    await stack.gateway.stop('SIGKILL');
+    const store = await stack.store();
+    await store.db.updateTable('jobs').set({ state: 'dispatching', held: 1, admitted_at: new Date().toISOString() }).where('id', '=', queued.id).execute();
+    await store.db.updateTable('token_families').set({ revoked_at: new Date().toISOString(), revoke_reason: 'logout' }).where('id', '=', sidOf(stolen)).execute();
+    await stack.startGateway();
+
+    const refused = await ended(queued.id);
+    expect(refused.state).toBe('failed');
+    expect(refused.error).toContain('the login that submitted it ended');
+    expect(eventsOf(queued.id).find((e) => e.action === 'job.admit')).toMatchObject({ decision: 'deny', reason: 'login_ended' });
+    expect(eventsOf(queued.id).some((e) => e.action === 'job.start')).toBe(false);
+    await releaseGated(stack.dataRoot, running.id);
+    expect((await ended(running.id)).state).toBe('succeeded');
   }, 120_000);
 });
