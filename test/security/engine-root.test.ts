@@ -586,6 +586,32 @@ print(swaps)
     }
     expect(readdirSync(stagingRoot).filter((n) => n.startsWith('.removing-'))).toEqual([]);
   }, 180_000);
+
+  // A task can nest folders far deeper than PATH_MAX (4096 bytes) by creating each one relative to
+  // the last; every full path below that depth is refused by the kernel (ENAMETOOLONG). The removal
+  // walks the tree by path, so it stopped there and left the job's files behind for good.
+  it('removes a tree a task nested deeper than PATH_MAX', async () => {
+    const jobId = 'rm-deep';
+    const uid = pool.take(jobId);
+    const area = await prepareJobArea(iso, { stagingRoot, jobId, uid, inputs: [] });
+    const NEST = `
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    os.mkdir("d" * 60)
+    os.chdir("d" * 60)
+    if i % 25 == 0:
+        open("f", "w").write("x")
+print(int(sys.argv[2]) * 61)
+`;
+    const made = spawnSync('/usr/bin/setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--', PYTHON, '-c', NEST, area.work, '300'], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    expect(Number(made.stdout.trim())).toBeGreaterThan(4096 * 4);
+    await removeJobArea(area);
+    expect(existsSync(area.dir)).toBe(false);
+    expect(readdirSync(stagingRoot).filter((n) => n.startsWith('.removing-'))).toEqual([]);
+    pool.release(jobId);
+  }, 60_000);
 });
 
 describe.skipIf(!ROOT)('choosing the mode as root', () => {

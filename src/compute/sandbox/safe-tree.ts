@@ -6,7 +6,7 @@
 //
 //   <parent>/.removing-<random>/ 0700 root   a tree being removed, after it was taken from the tasks
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SandboxError } from './sandbox-error.js';
@@ -71,14 +71,30 @@ function takeOverDirSync(dir: string): void {
  * then are they deleted. Links, files, FIFOs and devices are unlinked: unlinking never follows them.
  * Synchronous calls in turns (turns.ts); a folder's entry types come with its listing (an unknown
  * type is lstat'ed by Node), read after the folder was taken over, so no task can change them.
+ *
+ * A task can nest folders deeper than any path the kernel takes (PATH_MAX, 4096 bytes), each made
+ * relative to the last. Node has no *at() calls, so a folder whose path grows past SHALLOW_BYTES is
+ * first moved up into `holder` (root's, 0700, on the same file system) under a short name, and walked
+ * from there: every path used stays under SHALLOW_BYTES plus one name. Its parent is root's by then,
+ * so no task can change what the rename moves.
  */
-async function removeTakenTree(dir: string, turns: Turns): Promise<void> {
+const SHALLOW_BYTES = 2048;
+
+async function removeTakenTree(dir: string, turns: Turns, holder: string): Promise<void> {
   takeOverDirSync(dir);
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     await turns.tick();
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await removeTakenTree(path, turns);
-    else unlinkSync(path);
+    let path = join(dir, entry.name);
+    if (!entry.isDirectory()) {
+      unlinkSync(path);
+      continue;
+    }
+    if (Buffer.byteLength(path) > SHALLOW_BYTES) {
+      const shallow = join(holder, `deep-${randomBytes(8).toString('hex')}`);
+      renameSync(path, shallow);
+      path = shallow;
+    }
+    await removeTakenTree(path, turns, holder);
   }
   rmdirSync(dir);
 }
@@ -106,7 +122,7 @@ export async function removeTaskTree(path: string): Promise<void> {
   await rename(path, moved);
   // A tree whose removal stops (a folder that cannot be taken over) is left, what remains of it, in
   // its root-only holder, and the engine retries at start.
-  await removeTakenTree(moved, new Turns());
+  await removeTakenTree(moved, new Turns(), holder);
   rmdirSync(holder);
 }
 
