@@ -7,11 +7,11 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import type { JobSpec } from '../src/wire/index.js';
-import { EngineClient, type EngineProcess, startEngineProcess } from './support/engine.js';
-import { ROOT, type Sandbox, sandbox } from './support/gatehouse.js';
+import { engineSuite } from './support/engine-suite.js';
+import { ROOT } from './support/gatehouse.js';
 
 const resources = { cores: 1, memory_mb: 512, time_limit_s: 120 };
 const NORMALIZER = readFileSync(join(ROOT, 'examples', 'normalize_words.py'), 'utf8');
@@ -22,10 +22,6 @@ const NODE_SOURCE = `
     writeFileSync(output, lines.map((l, i) => (i === 0 ? l + ',partition' : l + ',' + ctx.partition)).join('\\n') + '\\n');
   }`;
 
-let box: Sandbox;
-let engine: EngineProcess;
-let client: EngineClient;
-let data: string;
 let home: string;
 
 interface Ran {
@@ -45,33 +41,25 @@ function task(args: string[]): Promise<Ran> {
 /** A job folder as the Slurm backend writes it: spec.json (id, spec, granted, the data root). */
 function jobDir(id: string, spec: JobSpec): string {
   const dir = mkdtempSync(join(home, `${id}-`));
-  writeFileSync(join(dir, 'spec.json'), JSON.stringify({ id, spec, granted: spec.resources, data_root: data }));
+  writeFileSync(join(dir, 'spec.json'), JSON.stringify({ id, spec, granted: spec.resources, data_root: suite.data }));
   return dir;
 }
 
 /** The engine's output for `spec` run on partition `p` alone: its one partition file's text and its rows. */
 async function engineOutput(spec: JobSpec, p: number): Promise<{ text: string; rows: number }> {
-  const id = await client.submit({ ...spec, partitions: [p] });
-  const status = await client.waitFor(id);
+  const id = await suite.client.submit({ ...spec, partitions: [p] });
+  const status = await suite.client.waitFor(id);
   expect(status.state, status.error ?? '').toBe('succeeded');
-  return { text: readFileSync(join(data, spec.output, 'part-00000.csv'), 'utf8'), rows: status.rows_out };
+  return { text: readFileSync(join(suite.data, spec.output, 'part-00000.csv'), 'utf8'), rows: status.rows_out };
 }
 
-beforeAll(async () => {
+const suite = engineSuite({ engine: { slots: 2 } }, async (data) => {
   home = mkdtempSync(join(tmpdir(), 'gatehouse-partition-task-'));
-  box = sandbox({ engine: { slots: 2 } });
-  data = join(box.dir, 'data');
   const part = (p: number) => ({ text: `id,word\n${[0, 1, 2, 3].map((i) => `${p * 4 + i},  Wörd${p}-${i}!`).join('\n')}\n`, rows: 4 });
   await writeDataset(data, 'lines', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [part(0), part(1), part(2)] });
-  engine = await startEngineProcess(box);
-  client = new EngineClient(engine.url, join(box.dir, 'certs'));
-}, 120_000);
-
-afterAll(async () => {
-  await engine?.stop();
-  box?.remove();
-  rmSync(home, { recursive: true, force: true });
 });
+
+afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 describe('gatehouse-task: one partition, as a Slurm array task runs it', () => {
   const cases: [string, JobSpec][] = [
