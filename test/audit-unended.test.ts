@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AuditInput, loadAuditKey, openAuditDb, UNENDED_WINDOW_MS, unendedSubmissions } from '../src/audit/index.js';
+import { type AuditInput, loadAuditKey, openAuditDb, UNENDED_WINDOW_MS, unendedSubmissions, verifyTrail } from '../src/audit/index.js';
 import { pendingRowOf, TrailWriter } from '../src/audit/writer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-audit-unended-'));
@@ -48,6 +48,29 @@ describe('unendedSubmissions', () => {
       expect(unendedSubmissions(db).map((e) => e.object)).toEqual(['job:jopen', 'job:jstarted', 'job:jtail']);
       // The window is measured from the newest submission, however old it is.
       expect(unendedSubmissions(db, UNENDED_WINDOW_MS + 10_000).map((e) => e.object)).toEqual(['job:jold', 'job:jopen', 'job:jstarted', 'job:jtail']);
+    } finally {
+      db.close();
+    }
+  });
+
+  // review35 (attacker: whoever can write the trail's file). Verify leaves a forged extra lookup row
+  // alone because queries check each row against its event; this read must check it too, or one row
+  // pointing at another job's job.finish hides a lost submission from the start-up's settlement.
+  it("is not fooled by a lookup row that files another job's job.finish under this job", () => {
+    const dir = join(root, 'forged');
+    const key = loadAuditKey(join(root, 'certs'));
+    const w = TrailWriter.open(dir, key);
+    const t0 = Date.parse('2026-12-04T10:00:00Z');
+    w.append([pendingRowOf(event('job.submit', 'jlost'), t0), pendingRowOf(event('job.submit', 'jother'), t0 + 1), pendingRowOf(event('job.finish', 'jother'), t0 + 2)]);
+    w.index(true);
+    w.close();
+    const db = openAuditDb(dir);
+    try {
+      expect(unendedSubmissions(db).map((e) => e.object)).toEqual(['job:jlost']);
+      const finish = db.prepare("select id, time from audit_events where action = 'job.finish'").get() as { id: number; time: number };
+      db.prepare('insert into audit_by_object (object, time, id) values (?, ?, ?)').run('job:jlost', finish.time, finish.id);
+      expect(verifyTrail(db, new Map([[key.kid, key.publicKey]]))).toMatchObject({ ok: true }); // the premise: verify lets it be
+      expect(unendedSubmissions(db).map((e) => e.object)).toEqual(['job:jlost']);
     } finally {
       db.close();
     }

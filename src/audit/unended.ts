@@ -19,7 +19,8 @@ const UNENDED_MAX = 1000;
 /**
  * job.submit events (decision allow) in the window before the newest one whose job has no later
  * job.finish: through the object lookup table up to its watermark, and the un-indexed tail after it
- * (lookup-index.ts). Oldest first. Jobs still live (holding their record) are among them: the caller
+ * (lookup-index.ts), each lookup row checked against its event as queries check them (verify does
+ * not refuse a forged extra row: it finds nothing there). Oldest first. Jobs still live (holding their record) are among them: the caller
  * asks the records and the backend before saying anything.
  */
 export function unendedSubmissions(db: Database.Database, windowMs = UNENDED_WINDOW_MS): AuditEvent[] {
@@ -28,7 +29,7 @@ export function unendedSubmissions(db: Database.Database, windowMs = UNENDED_WIN
   const rows = db
     .prepare(
       "select * from audit_events e indexed by audit_events_action_time where e.action = 'job.submit' and e.time >= ? and e.decision = 'allow' " +
-        "and not exists (select 1 from audit_by_object o join audit_events f on f.id = o.id where o.object = e.object and o.id > e.id and o.id <= (select upto from audit_indexed) and f.action = 'job.finish') " +
+        "and not exists (select 1 from audit_by_object o join audit_events f on f.id = o.id where o.object = e.object and o.id > e.id and o.id <= (select upto from audit_indexed) and f.object = o.object and f.action = 'job.finish') " +
         "and not exists (select 1 from audit_events t where t.id > max(e.id, (select upto from audit_indexed)) and t.object = e.object and t.action = 'job.finish') " +
         'order by e.id limit ?',
     )
