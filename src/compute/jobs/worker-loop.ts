@@ -84,6 +84,19 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
         handed.push(d);
       }
     };
+    // Queued here, not begun or begun just now: back to the front of the job's list, the attempt not counted.
+    const giveBack = () => {
+      for (const q of handed.splice(0).reverse()) {
+        q.part.state = 'todo';
+        q.part.attempts -= 1;
+        ctx.db.partitionInterrupted(row.id, q.idx);
+        run.todo.unshift(q.idx);
+      }
+    };
+    // Over the job's share while another job waits for a slot. Such a worker takes no more (next()),
+    // but what it holds queued could be up to QUEUE_MAX partitions as long as the job makes them (its
+    // past partitions size the queue): the other job must wait for the partition running, not for those.
+    const owesSlot = () => run.workers.size > run.target && [...ctx.runs.values()].some((r) => r !== run && !r.stopped && r.startable && r.workers.size < r.target);
     fill();
     if (handed.length > 0) run.phases.mark('first_handed');
     while (handed.length > 0) {
@@ -114,16 +127,17 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
           return;
         }
         if (run.finished) run.phases.mark('last_done');
+        if (handed.length > 0 && owesSlot()) {
+          // The next one may have begun in the worker: it is stopped with the worker (a fresh one runs it later).
+          giveBack();
+          healthy = false;
+          return;
+        }
         continue;
       }
       // A partition queued behind the failed one did not run to its end here (the worker is
       // replaced): back to the front of the list, its attempt not counted.
-      for (const q of handed.splice(0).reverse()) {
-        q.part.state = 'todo';
-        q.part.attempts -= 1;
-        ctx.db.partitionInterrupted(row.id, q.idx);
-        run.todo.unshift(q.idx);
-      }
+      giveBack();
       run.running.delete(worker);
       healthy = false; // a retry gets a fresh worker: this one's state is suspect
       const message = outcome.oom ? `${outOfMemoryMessage(shown, row.granted.memory_mb)}\n${tail(outcome.error)}` : tail(outcome.error);
