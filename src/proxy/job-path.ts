@@ -89,18 +89,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     outbox,
     log: o.log,
   });
-  let stopped = false;
-  let lostTimer: NodeJS.Timeout | undefined;
-  let settling: Promise<void> = Promise.resolve();
-  const settleLost = (): void => {
-    settling = lost.settle().then(
-      (left) => {
-        if (left > 0 && !stopped) (lostTimer = setTimeout(settleLost, IDLE_PASS_MS)).unref(); // a backend did not answer
-      },
-      (err: Error) => o.log.error({ err: err.message }, 'could not settle submissions without a record'),
-    );
-  };
-  if (lost.waiting > 0) settleLost();
+  lost.start(IDLE_PASS_MS);
   reconciler.start();
   // Backends that push job changes (the bundled engine) are heard at once; polling stays the safety net.
   const watches = o.backends.flatMap((b) =>
@@ -124,9 +113,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     liveJobs: async () => (await records.live()).map((r) => ({ id: r.id, input: r.spec.input, output: r.spec.output })),
     role: () => (leadership.isLeader() ? 'leader' : 'follower (another gateway over the store reconciles jobs)'),
     stop: async () => {
-      stopped = true;
-      if (lostTimer !== undefined) clearTimeout(lostTimer);
-      await settling;
+      await lost.stop();
       await Promise.all(watches.map((w) => w.close()));
       await reconciler.stop();
       await leadership.close();

@@ -33,9 +33,29 @@ export class LostSubmissions {
     this.open = [...o.unended];
   }
 
-  /** Submissions not yet settled (their backend has not answered). */
-  get waiting(): number {
-    return this.open.length;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private settling: Promise<void> = Promise.resolve();
+
+  /** Settles now, and again every `everyMs` while a backend has not answered, until stop(). */
+  start(everyMs: number): void {
+    if (this.open.length === 0) return;
+    const pass = (): void => {
+      this.settling = this.settle().then(
+        (left) => {
+          if (left > 0 && !this.stopped) (this.timer = setTimeout(pass, everyMs)).unref();
+        },
+        (err: Error) => this.o.log.error({ err: err.message }, 'could not settle submissions without a record'),
+      );
+    };
+    pass();
+  }
+
+  /** No further pass; resolves once the one under way (if any) is done. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.settling;
   }
 
   /**
