@@ -7,35 +7,20 @@
 // partitions that were running end.
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import type { JobSpec } from '../../src/wire/index.js';
-import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
-import { type Sandbox, sandbox } from '../support/gatehouse.js';
+import { engineSuite } from '../support/engine-suite.js';
 
 const PARTITIONS = 8;
 const TEXT = 'id,word\n1,a\n2,b\n';
 
-let box: Sandbox;
-let engine: EngineProcess;
-let client: EngineClient;
-let data: string;
-
-beforeAll(async () => {
-  box = sandbox({ engine: { slots: 2 } });
-  data = join(box.dir, 'data');
+const suite = engineSuite({ engine: { slots: 2 } }, async () => {
   const partitions = Array.from({ length: PARTITIONS }, () => ({ text: TEXT, rows: 2 }));
-  expect(await writeDataset(data, 'many', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions })).toBe(true);
-  engine = await startEngineProcess(box);
-  client = new EngineClient(engine.url, join(box.dir, 'certs'));
+  expect(await writeDataset(suite.data, 'many', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions })).toBe(true);
 }, 60_000);
 
-afterAll(async () => {
-  await engine?.stop();
-  box?.remove();
-});
-
-const work = (id: string) => join(data, '.staging', id, 'work');
+const work = (id: string) => join(suite.data, '.staging', id, 'work');
 const release = (id: string, partitions: number[]) => {
   for (const p of partitions) writeFileSync(join(work(id), `go-${p}`), '');
 };
@@ -60,25 +45,25 @@ def process(i, o, ctx):
         time.sleep(0.02)
     shutil.copyfile(i, o)
 `;
-    const alice = await client.submit(spec('alice_hog', gated), { user: 'alice' });
+    const alice = await suite.client.submit(spec('alice_hog', gated), { user: 'alice' });
     // Both of Alice's workers run a partition with another queued behind it (attempts count what is handed).
-    await client.waitFor(alice, (s) => s.workers === 2 && s.attempts >= 4, 30_000);
+    await suite.client.waitFor(alice, (s) => s.workers === 2 && s.attempts >= 4, 30_000);
     const copy = `import shutil
 def process(i, o, ctx):
     shutil.copyfile(i, o)
 `;
-    const bob = await client.submit(spec('bob_waits', copy), { user: 'bob' });
-    await client.waitFor(bob, (s) => s.reason === 'waiting for a free slot', 10_000);
+    const bob = await suite.client.submit(spec('bob_waits', copy), { user: 'bob' });
+    await suite.client.waitFor(bob, (s) => s.reason === 'waiting for a free slot', 10_000);
     const running = begun(alice);
     expect(running).toHaveLength(2);
     // The partitions that were running when Bob came end; those queued behind them do not.
     release(alice, running);
-    const ended = await client.waitFor(bob, undefined, 30_000);
+    const ended = await suite.client.waitFor(bob, undefined, 30_000);
     expect(ended.state, JSON.stringify(ended)).toBe('succeeded');
-    expect((await client.status(alice)).state).toBe('running');
+    expect((await suite.client.status(alice)).state).toBe('running');
     // What Alice's worker gave back runs later, its attempt not counted, and her job completes whole.
     release(alice, Array.from({ length: PARTITIONS }, (_, p) => p));
-    const done = await client.waitFor(alice, undefined, 60_000);
+    const done = await suite.client.waitFor(alice, undefined, 60_000);
     expect(done, JSON.stringify(done)).toMatchObject({ state: 'succeeded', partitions: { total: PARTITIONS, done: PARTITIONS, failed: 0 }, rows_out: 2 * PARTITIONS, attempts: PARTITIONS });
   }, 120_000);
 });
