@@ -58,6 +58,12 @@ const STOP_GRACE_MS = 2_000;
 const DRAIN_MS = 250;
 /** How many tasks a runner that marks its tasks' ends may hold at once (the running one included). */
 export const QUEUE_MAX = 16;
+/**
+ * Messages on the channel the engine did not ask for (unreadable, a second ready, an answer for
+ * another partition) a worker may send before it is stopped. The runners send none; the job's code
+ * runs in the runner's process and can write on fd 3, and each line costs the engine's one thread.
+ */
+export const UNASKED_MAX = 16;
 
 interface Running {
   task: PartitionTask;
@@ -105,6 +111,12 @@ export class WarmWorker {
   private marks = false;
   private readonly tags: Record<'stdout' | 'stderr', StreamTags> = { stdout: [], stderr: [] };
   private exit: WorkerExit | null = null;
+  /** Whether the runner's ready (or fatal) has been read: a second is not the runner's. */
+  private started = false;
+  /** Channel messages the engine did not ask for (UNASKED_MAX). */
+  private unasked = 0;
+  /** Why the engine stopped this worker itself (its channel), for the tasks it fails. */
+  private stoppedFor: string | null = null;
   private spawnError: Error | null = null;
   /**
    * Task lines not written yet: what is handed before the loop's next check phase goes out in one
@@ -149,7 +161,9 @@ export class WarmWorker {
 
     if (this.channel !== null) {
       const messages = new LineSplitter((line) => this.onMessage(line));
-      this.channel.on('data', (chunk: Buffer) => messages.push(chunk));
+      this.channel.on('data', (chunk: Buffer) => {
+        if (this.stoppedFor === null) messages.push(chunk);
+      });
       this.channel.on('error', () => {}); // EPIPE once the worker is gone; 'exit' tells the story
     }
 
@@ -241,25 +255,35 @@ export class WarmWorker {
   }
 
   private onMessage(line: string): void {
+    if (this.stoppedFor !== null) return; // the rest of a flood already read
     let message: Reply;
     try {
       message = JSON.parse(line) as Reply;
     } catch {
       this.sink(this.tags.stderr[0] ?? null, 'stderr', `gatehouse: unreadable message from the worker: ${line.slice(0, 200)}`);
+      this.unaskedFor();
       return;
     }
-    if (message === null || typeof message !== 'object') return;
-    if (message.ready === true) {
+    if (message === null || typeof message !== 'object') {
+      this.unaskedFor();
+      return;
+    }
+    if (!this.started && message.ready === true) {
+      this.started = true;
       this.marks = message.marks === true;
       this.settleReady();
       return;
     }
-    if (typeof message.fatal === 'string') {
+    if (!this.started && typeof message.fatal === 'string') {
+      this.started = true;
       this.settleReady(new WorkerStartError(message.fatal));
       return;
     }
     const running = this.running[0];
-    if (running === undefined || message.partition !== running.task.partition) return;
+    if (running === undefined || message.partition !== running.task.partition) {
+      this.unaskedFor();
+      return;
+    }
     // Out of memory is per task: read what this task's stderr said before the next one's starts counting.
     const oom = message.oom === true;
     const result: TaskResult =
@@ -274,6 +298,18 @@ export class WarmWorker {
       this.tail.resetOom();
       running.resolve(result);
     });
+  }
+
+  /**
+   * One more message the engine did not ask for. Ignored, as a forged answer always is, up to
+   * UNASKED_MAX; past that the worker is stopped (the tasks it holds fail, saying why) and the rest
+   * of its channel is not read: a task writing on fd 3 as fast as it can held the engine's thread.
+   */
+  private unaskedFor(): void {
+    if (++this.unasked <= UNASKED_MAX) return;
+    this.stoppedFor = `was stopped: it wrote ${this.unasked} messages on its channel that the engine did not ask for (did the job write to file descriptor 3?)`;
+    this.channel?.destroy();
+    this.kill();
   }
 
   /** A line of the task's stdout or stderr: the mark moves that stream's tag on; others go to the sink. */
@@ -319,7 +355,7 @@ export class WarmWorker {
   }
 
   private lost(exit: WorkerExit, when: string): Extract<TaskResult, { ok: false }> {
-    const how = this.spawnError !== null ? `could not start (${this.spawnError.message})` : `exited with ${describeExit(exit.code, exit.signal)}`;
+    const how = this.stoppedFor ?? (this.spawnError !== null ? `could not start (${this.spawnError.message})` : `exited with ${describeExit(exit.code, exit.signal)}`);
     return { ok: false, error: withTail(`worker ${how} ${when}`, this.tail.text()), oom: this.tail.sawOom, lost_worker: true };
   }
 }
