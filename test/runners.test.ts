@@ -315,8 +315,9 @@ describe('python warm worker', () => {
 
   it('answers at once while partitions take long, never holding an answer behind the next partition', async () => {
     // Each partition waits for go-<partition> beside its input, polling every 50 ms. Partition 0 is
-    // released once it has started (it says so), so it takes at least one poll: the partitions are
-    // long (over the 5 ms under which answers may wait for company). Partition 1 is released from
+    // released once it has started (it says so), and sleeps 50 ms first, so it is long (over the 5 ms
+    // under which answers may wait for company) even when go-0 is there at its first look (on a
+    // loaded machine it was: answers then waited, and the test for ever). Partition 1 is released from
     // the start and ends at once; partition 2 waits until the test has both answers. Had partition
     // 1's answer waited for company behind partition 2, this test would wait for ever.
     let started!: () => void;
@@ -327,6 +328,8 @@ describe('python warm worker', () => {
       `import os, shutil, time\n` +
         `def process(i, o, ctx):\n` +
         `    print('started', ctx.partition)\n` +
+        `    if ctx.partition == 0:\n` +
+        `        time.sleep(0.05)\n` +
         `    while not os.path.exists(os.path.join(os.path.dirname(i), 'go-%d' % ctx.partition)):\n` +
         `        time.sleep(0.05)\n` +
         `    shutil.copyfile(i, o)\n`,
