@@ -4,7 +4,7 @@
 // (and a tampered one still fails), retention takes the lookup rows with its events, and a lookup
 // table someone edited cannot put another person's event in an answer nor hide one from verify.
 import type { KeyObject } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -148,6 +148,54 @@ describe('the writer fills the lookup tables in batches', () => {
         again.close();
       }
       reader.close();
+    } finally {
+      w.close();
+    }
+  });
+
+  it('commits its steps without an fsync of their own: a crash that loses them loses no acknowledged event, hides none, and the pass is done again', () => {
+    const dir = join(root, 'unsynced-steps');
+    const BATCH = 2000;
+    const w = TrailWriter.open(dir, key, { indexBatch: BATCH });
+    const full = () => w.db.pragma('synchronous', { simple: true });
+    try {
+      let n = 0;
+      w.append(Array.from({ length: BATCH + 100 }, () => pendingRowOf(input(++n), Date.now() + n)));
+      // What the last acknowledged commit's fsync put on disk: the WAL up to here.
+      const synced = statSync(join(dir, `${AUDIT_FILE}-wal`)).size;
+      for (let i = 0; i < 6; i++) {
+        expect(w.indexStep(false, 300)).toBe(true);
+        expect(full()).toBe(2); // FULL again after every step: the events' own commits stay durable
+      }
+      // A step that fails leaves the connection at FULL too.
+      w.db.exec("create temp trigger refuse before insert on main.audit_by_object begin select raise(abort, 'refused'); end");
+      expect(() => {
+        while (w.indexStep(false, 300));
+      }).toThrow(/refused/);
+      expect(full()).toBe(2);
+      w.db.exec('drop trigger temp.refuse');
+      // A crash: the steps' frames after the last fsync are lost, the last one torn halfway.
+      const grown = statSync(join(dir, `${AUDIT_FILE}-wal`)).size;
+      expect(grown).toBeGreaterThan(synced + 8192);
+      const crashed = join(root, 'unsynced-steps-crashed');
+      mkdirSync(crashed);
+      copyFileSync(join(dir, AUDIT_FILE), join(crashed, AUDIT_FILE));
+      copyFileSync(join(dir, `${AUDIT_FILE}-wal`), join(crashed, `${AUDIT_FILE}-wal`));
+      truncateSync(join(crashed, `${AUDIT_FILE}-wal`), synced + Math.floor((grown - synced) / 2) + 100);
+      const again = TrailWriter.open(crashed, key, { indexBatch: BATCH });
+      try {
+        expect(again.head.id).toBe(BATCH + 100); // every acknowledged event
+        const reader = openAuditDb(crashed, { readonly: true });
+        expect(verifyTrail(reader, keys)).toMatchObject({ ok: true, problems: [] });
+        expectWholeAnswers(reader);
+        while (again.indexStep(true, 300));
+        expect(indexedUpTo(again.db)).toBe(BATCH + 100);
+        expectWholeAnswers(reader);
+        expect(verifyTrail(reader, keys)).toMatchObject({ ok: true, problems: [] });
+        reader.close();
+      } finally {
+        again.close();
+      }
     } finally {
       w.close();
     }

@@ -9,11 +9,14 @@ import type Database from 'better-sqlite3';
 
 /**
  * Events the tail may hold before the writer indexes it: the most a query's tail scan reads (only a
- * query whose range reaches the tail's time: query.ts). On a copy of the 1M trail in 1 024-event
- * commits, disk written per event: 12.8 KB at 8 192, 8.4 KB at 32 768, 5.2 KB at 65 536 (23.1 KB
- * with the indexes on the table); a scan of 32 768 tail rows took 17 ms at load 10 (BENCHMARKS.md).
+ * query whose range reaches the tail's time: query.ts). A pass rewrites most leaves of the object
+ * table whatever its size (its keys are spread over all of it), so a longer batch shares those
+ * writes among more events. On a copy of the 1M trail in 1 024-event commits, per event: 3.64 KB
+ * written and 14.4 µs of CPU at 32 768, 2.62 KB and 12.4 µs at 65 536 (1.35 KB and 8.1 µs with no
+ * pass at all); a user's query reaching the tail took 9-17 ms at 32 768 and 15-16 ms at 65 536 at
+ * load 6 (BENCHMARKS.md, audit-append-1m, session 35).
  */
-export const INDEX_BATCH = 32_768;
+export const INDEX_BATCH = 65_536;
 
 /** Lookup rows one step of an index pass copies (IndexPass): about 10-20 ms of the writer thread. */
 export const INDEX_STEP = 4_096;
@@ -134,12 +137,31 @@ export class IndexPass {
     const from = this.done[which];
     const to = Math.min(from + size, total);
     const last = which === 'object' && to >= total;
-    this.db.transaction(() => {
-      if (to > from) this.db.prepare(`insert or ignore into audit_by_${which} (${which}, time, id) select ${which}, time, id from temp.audit_pass_${which} where rowid > ? and rowid <= ? order by rowid`).run(from, to);
-      if (last) prepared(this.db).mark.run({ head: this.head });
-    }).immediate();
+    withoutSync(this.db, () =>
+      this.db.transaction(() => {
+        if (to > from) this.db.prepare(`insert or ignore into audit_by_${which} (${which}, time, id) select ${which}, time, id from temp.audit_pass_${which} where rowid > ? and rowid <= ? order by rowid`).run(from, to);
+        if (last) prepared(this.db).mark.run({ head: this.head });
+      }).immediate(),
+    );
     this.done[which] = to;
     if (last) this.db.exec('drop table if exists temp.audit_pass_object');
     return last;
+  }
+}
+
+/**
+ * Runs a step's transaction with `synchronous = NORMAL`: its commit goes to the WAL without an fsync
+ * of its own, and the next group commit's fsync (synchronous FULL, restored here even when the step
+ * throws) puts it on disk with that commit's events. The lookup rows are derived data: the WAL keeps
+ * commits in order and recovery keeps a whole prefix of them, so a crash can lose only steps after
+ * the last fsync'd commit, never an acknowledged event, and a lost step is done again from the
+ * watermark, which only the pass's last step moves. 32 steps a pass each paid an fsync of their own.
+ */
+function withoutSync<T>(db: Database.Database, step: () => T): T {
+  db.pragma('synchronous = NORMAL');
+  try {
+    return step();
+  } finally {
+    db.pragma('synchronous = FULL');
   }
 }
