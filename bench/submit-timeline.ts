@@ -6,6 +6,7 @@
 // wrapped here, and the HTTP events of node:diagnostics_channel. Run it on a quiet machine. Once the
 // job channel is open (after the first submission) submissions are frames, not HTTP requests: no
 // `engine POST /jobs` marks then; the handover's end is the engine's answer plus the record's fsync.
+// With the held handover the engine is sent a prepare before the audit commit and a release after it.
 import { subscribe } from 'node:diagnostics_channel';
 import type { ClientRequest } from 'node:http';
 import type { Agent } from 'node:https';
@@ -54,7 +55,8 @@ wrap(JobDatasets.prototype, 'forSubmit', 'datasets decided');
 wrap(JobBook.prototype, 'admit', 'admission');
 wrap(HeldEvents.prototype, 'flush', 'audit group commit');
 wrap(JobRecords.prototype, 'insert', 'record insert (its fsync on the thread pool)');
-wrap(JobBook.prototype, 'handOver', 'handover (ticket, request)');
+wrap(JobBook.prototype, 'prepare', 'prepare sent (the held handover)');
+wrap(JobBook.prototype, 'handOver', 'handover (release, or ticket and request)');
 subscribe('http.server.request.start', () => mark('the gateway sees the request'));
 subscribe('http.server.response.finish', () => mark('the gateway has answered'));
 const outgoing = (name: string) => (message: unknown) => {

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCertificates } from '../src/auth/index.js';
 import { engineClient, type EngineClient } from '../src/proxy/engine-client.js';
 import { jobChannel } from '../src/proxy/job-channel.js';
-import { answerFrame, FrameReader, JOB_CHANNEL_PROTOCOL, type JobSpec, readSubmission, readTlsMaterial } from '../src/wire/index.js';
+import { answerFrame, FrameReader, JOB_CHANNEL_PROTOCOL, type JobSpec, readRequest, readTlsMaterial } from '../src/wire/index.js';
 import { until } from './support/until.js';
 
 const spec: JobSpec = { name: 'c', input: 'words', output: 'scratch/o', runtime: 'python', source: 'x', resources: { cores: 1, memory_mb: 256, time_limit_s: 60 } };
@@ -76,7 +76,7 @@ describe("the gateway's job channel", () => {
     const held: number[] = [];
     const { client } = await standIn((socket, frames) =>
       frames((payload) => {
-        const { id } = readSubmission(payload);
+        const { id } = readRequest(payload);
         if (probing) return socket.write(answerFrame(id, 201, { id: 'probe', state: 'queued' }));
         held.push(id);
         if (held.length === 3) for (const i of [...held].reverse()) socket.write(answerFrame(i, 201, { id: `job-${i}`, state: 'queued' }));
@@ -96,7 +96,7 @@ describe("the gateway's job channel", () => {
     const { client, posts } = await standIn((socket, frames) => {
       channel = socket;
       frames((payload) => {
-        if (probing) socket.write(answerFrame(readSubmission(payload).id, 201, { id: 'probe', state: 'queued' }));
+        if (probing) socket.write(answerFrame(readRequest(payload).id, 201, { id: 'probe', state: 'queued' }));
         else received++;
       });
     });
@@ -116,7 +116,7 @@ describe("the gateway's job channel", () => {
     await standIn((socket, onFrame) =>
       onFrame((payload) => {
         // The first is answered (the channel is seen open), the rest never.
-        if (++frames === 1) socket.write(answerFrame(readSubmission(payload).id, 201, { id: 'probe', state: 'queued' }));
+        if (++frames === 1) socket.write(answerFrame(readRequest(payload).id, 201, { id: 'probe', state: 'queued' }));
       }),
     );
     const agent = new Agent({ keepAlive: false, ...readTlsMaterial(certs, 'gatewayClient') });

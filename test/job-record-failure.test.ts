@@ -209,3 +209,54 @@ describe.runIf(onSqlite)('a pending job whose record the embedded store cannot w
     expect((await stack.api(`/v1/jobs/${id}`, penny)).status).toBe(404);
   });
 });
+
+// session 35, the held handover: the engine checks an admitted job and holds it (nothing stored,
+// nothing run) while its job.submit is committed, and admits it only on the gateway's release once
+// that commit is durable. A trail that refuses job.submit (a trigger on the trail's own SQLite file,
+// for real): the answer is 503 audit_unavailable, the gateway never releases, it drops the held job,
+// and the engine never admits it. Nothing of it is on the trail either: no job.submit to be ended.
+describe('a held job whose job.submit cannot be recorded', () => {
+  it('is never admitted by the engine: 503, dropped by the gateway, no job, no output, nothing on the trail', async () => {
+    // The held handover rides the job channel: submit until the engine has accepted one over it.
+    await until(
+      async () => {
+        const r = await stack.api('/v1/jobs', token, { method: 'POST', body: spec(`scratch/opener-${randomBytes(3).toString('hex')}`) });
+        expect(r.status, r.body).toBe(201);
+        await stack.api(`/v1/jobs/${r.json<{ id: string }>().id}`, token, { method: 'DELETE' });
+        return /"channel":"jobs"[^\n]*"job accepted"/.test(stack.engine.output()) ? true : undefined;
+      },
+      30_000,
+      'a submission over the job channel',
+    );
+    const trail = new Database(join(stack.auditDir, 'audit.db'));
+    trail.pragma('busy_timeout = 5000');
+    trail.exec("create trigger refuse_submits before insert on audit_events when new.action = 'job.submit' begin select raise(abort, 'the trail refuses'); end");
+    let answer: Awaited<ReturnType<Stack['api']>>;
+    try {
+      answer = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/held-unrecorded') });
+    } finally {
+      trail.exec('drop trigger refuse_submits');
+      trail.close();
+    }
+    expect(answer.status, answer.body).toBe(503);
+    expect(answer.json()).toMatchObject({ error: 'audit_unavailable' });
+    // The engine had it prepared (checked, held) and was told to let it go: never admitted.
+    const dropped = await until(
+      () => stack.engine.output().split('\n').find((l) => l.includes('held job dropped') && l.includes('scratch/held-unrecorded')),
+      30_000,
+      'the engine dropping the held job',
+    );
+    expect(dropped).toContain('dropped by the gateway');
+    const id = /"job":"([^"]+)"/.exec(dropped)![1]!;
+    const engine = new EngineClient(stack.engine.url, stack.certsDir);
+    await expect(engine.status(id)).rejects.toThrow(/404/);
+    expect(existsSync(join(stack.dataRoot, 'scratch', 'held-unrecorded'))).toBe(false);
+    expect(stack.engine.output()).not.toMatch(new RegExp(`"job":"${id}"[^\\n]*"job (accepted|queued)"`));
+    expect(stack.auditEvents().filter((e) => e.object === `job:${id}`)).toEqual([]);
+    await until(async () => ((await stack.api('/readyz')).status === 200 ? true : undefined), 30_000, 'the trail back');
+    // The gateway keeps nothing of it: the same output can be submitted again.
+    const again = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/held-unrecorded') });
+    expect(again.status, again.body).toBe(201);
+    await stack.api(`/v1/jobs/${again.json<{ id: string }>().id}`, token, { method: 'DELETE' });
+  });
+});

@@ -22,6 +22,7 @@ import {
   TicketError,
   verifyAdmissionTicket,
 } from '../wire/index.js';
+import type { PreparedJob } from './jobs/intake.js';
 import type { JobEngine } from './jobs/job-engine.js';
 
 const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
@@ -125,7 +126,21 @@ export function jobRoutes(server: FastifyInstance, jobs: JobEngine): void {
 export async function acceptJob(jobs: JobEngine, spec: JobSpec, token: string | undefined, peerKey: KeyObject | undefined, log: FastifyBaseLogger): Promise<{ id: string; state: string }> {
   if (peerKey === undefined) throw new GatehouseError('unauthenticated', 'no client certificate');
   const claims = await admitted(spec, token, peerKey, log);
-  const status = await jobs.submit(spec, claims);
+  return accepted(jobs.commit(await jobs.prepare(spec, claims)), log);
+}
+
+/** The first half of the same door (the held handover): every check acceptJob makes, then held, not stored. */
+export async function prepareJob(jobs: JobEngine, spec: JobSpec, token: string | undefined, peerKey: KeyObject | undefined, log: FastifyBaseLogger): Promise<PreparedJob> {
+  if (peerKey === undefined) throw new GatehouseError('unauthenticated', 'no client certificate');
+  return jobs.prepare(spec, await admitted(spec, token, peerKey, log));
+}
+
+/** The second half: a held job admitted (the ticket spent, the job stored and started), answered as POST /jobs answers. */
+export function releaseJob(jobs: JobEngine, prepared: PreparedJob, log: FastifyBaseLogger): { id: string; state: string } {
+  return accepted(jobs.commit(prepared), log);
+}
+
+function accepted(status: JobStatus, log: FastifyBaseLogger): { id: string; state: string } {
   log.info({ job: status.id, user: status.user }, 'job accepted');
   return { id: status.id, state: status.state };
 }

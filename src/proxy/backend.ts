@@ -33,6 +33,11 @@ export interface BackendSubmission {
   spec_hash?: string;
 }
 
+export interface PreparedHandover {
+  submit(): Promise<{ backendId: string }>;
+  drop(): void;
+}
+
 /** What a backend can run at once. */
 export interface BackendCapacity {
   /** Workers across all jobs; a job never gets more than this many at once, whatever its cores. */
@@ -50,6 +55,12 @@ export interface ComputeBackend {
    * cannot answer rejects with `not_ready`, and then the job may or may not have arrived.
    */
   submit(job: BackendSubmission): Promise<{ backendId: string }>;
+  /**
+   * Optional, the held handover: the backend checks the job now and holds it, nothing stored or run,
+   * while its job.submit is made durable; `submit()` then admits it (submit's answer and refusals),
+   * `drop()` lets it go. Null: not now (submit the job as usual).
+   */
+  prepare?(job: BackendSubmission): PreparedHandover | null;
   /** Null: the backend does not know the job (never arrived, or lost). */
   status(backendId: string): Promise<JobStatus | null>;
   /** Every job the backend has not finished: what the reconciler compares the ledger with. */

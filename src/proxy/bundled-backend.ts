@@ -2,7 +2,7 @@
 // job carrying an admission ticket signed by that certificate's key (the engine checks both).
 import type { KeyObject } from 'node:crypto';
 import { jobSpecHash, signAdmissionTicket } from '../wire/index.js';
-import type { BackendCapacity, ComputeBackend } from './backend.js';
+import type { BackendCapacity, BackendSubmission, ComputeBackend } from './backend.js';
 import type { EngineClient } from './engine-client.js';
 import { watchEngineEvents } from './engine-events.js';
 
@@ -12,6 +12,8 @@ export const BUNDLED = 'bundled';
 const CAPACITY_TTL_MS = 30_000;
 
 export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): ComputeBackend {
+  const ticketOf = (job: BackendSubmission) =>
+    signAdmissionTicket({ job: job.id, user: job.user, spec: job.spec_hash ?? jobSpecHash(job.spec), granted: job.granted, ...(job.replaces ? { replaces: job.replaces } : {}) }, ticketKey);
   let known: { at: number; capacity: BackendCapacity } | null = null;
   let asking: Promise<BackendCapacity> | null = null;
   const capacity = async (): Promise<BackendCapacity> => {
@@ -35,9 +37,21 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
     name: BUNDLED,
     location: engine.url,
     submit: async (job) => {
-      const ticket = signAdmissionTicket({ job: job.id, user: job.user, spec: job.spec_hash ?? jobSpecHash(job.spec), granted: job.granted, ...(job.replaces ? { replaces: job.replaces } : {}) }, ticketKey);
-      const created = await engine.submit(job.spec, ticket);
+      const created = await engine.submit(job.spec, ticketOf(job));
       return { backendId: created.id }; // the engine keeps the gateway's id
+    },
+    // Over the job channel only: the engine checks the job while job.submit is committed and admits
+    // it on release. Whatever the engine does not hold by then is submitted whole, with a new ticket.
+    prepare: (job) => {
+      const prepared = engine.prepare(job.id, job.spec, ticketOf(job));
+      if (prepared === null) return null;
+      return {
+        submit: async () => {
+          const created = (await prepared.release()) ?? (await engine.submit(job.spec, ticketOf(job)));
+          return { backendId: created.id };
+        },
+        drop: () => prepared.drop(),
+      };
     },
     status: (id) => engine.status(id),
     active: () => engine.active(),

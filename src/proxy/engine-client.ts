@@ -56,6 +56,11 @@ export interface EngineClient {
   dropUpload(user: string, name: string): Promise<boolean>;
   /** Hands a job over with its admission ticket; the engine's refusal is thrown as its GatehouseError. */
   submit(spec: JobSpec, ticket: string): Promise<{ id: string; state: string }>;
+  /**
+   * The held handover's first half: the engine checks job `job` as submit would and holds it, nothing
+   * stored or run, until release(). Null when the job channel is not open (then submit it whole).
+   */
+  prepare(job: string, spec: JobSpec, ticket: string): PreparedSubmission | null;
   /** Null: the engine has no such job. */
   status(id: string): Promise<JobStatus | null>;
   /** The jobs not yet ended. */
@@ -71,6 +76,17 @@ export interface EngineClient {
   /** The engine's own /metrics text (Prometheus), which the gateway relays on its /metrics. */
   metrics(timeoutMs?: number): Promise<string>;
   close(): void;
+}
+
+export interface PreparedSubmission {
+  /**
+   * Admits the held job: submit's answer, or its refusal thrown alike. Null when the engine does not
+   * hold it (the prepare was refused or never answered, its channel is gone, or it was held past its
+   * bound): then nothing of it was admitted, and the caller submits it whole.
+   */
+  release(): Promise<{ id: string; state: string } | null>;
+  /** Lets the held job go (its job.submit could not be recorded, or its admission did not commit). */
+  drop(): void;
 }
 
 export interface UploadCommitBody {
@@ -240,6 +256,26 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       const answer = viaChannel !== null ? await viaChannel : await send('POST', '/jobs', { body: spec, headers: { [TICKET_HEADER]: ticket }, timeoutMs: SUBMIT_TIMEOUT_MS });
       if (answer.status !== 201) throw refusal(answer, 'POST /jobs');
       return parsed<{ id: string; state: string }>(answer, '/jobs', (v) => typeof (v as { id?: unknown })?.id === 'string');
+    },
+    prepare: (job, spec, ticket) => {
+      const held = channel.prepare(job, JSON.stringify(spec), ticket, SUBMIT_TIMEOUT_MS);
+      if (held === null) return null;
+      // Whether the engine holds it. A refused prepare is not thrown here: the whole submission that
+      // follows gets the engine's refusal itself, through the same door.
+      const holding = held.answer.then((a) => a.status === 200, () => false);
+      return {
+        release: async () => {
+          if (!(await holding)) return null;
+          const released = held.release(SUBMIT_TIMEOUT_MS);
+          if (released === null) return null;
+          const answer = await released;
+          if (answer.status === 404) return null; // no longer held (its bound): nothing admitted
+          if (answer.status !== 201) throw refusal(answer, 'POST /jobs');
+          return parsed<{ id: string; state: string }>(answer, '/jobs', (v) => typeof (v as { id?: unknown })?.id === 'string');
+        },
+        // Once the engine has answered the prepare: a drop that overtook it would find nothing to drop.
+        drop: () => void holding.then((h) => h && held.drop()),
+      };
     },
     status: async (id) => {
       const path = `/jobs/${encodeURIComponent(id)}`;

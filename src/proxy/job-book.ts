@@ -7,7 +7,7 @@ import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage }
 import type { LoginLookup, LoginNow, PersonLookup, PersonNow } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
 import { FINAL_STATES, GatehouseError, type JobStatus, jobSpecHash } from '../wire/index.js';
-import type { ComputeBackend } from './backend.js';
+import type { BackendSubmission, ComputeBackend, PreparedHandover } from './backend.js';
 import { JobChanges } from './job-changes.js';
 import type { JobDatasets } from './job-datasets.js';
 import { ENDED_STATES, LIVE_STATES, type JobRecord, type JobRecords, type RecordState } from './job-records.js';
@@ -69,6 +69,8 @@ export class JobBook {
   private readonly live = new Map<string, JobRecord>();
   /** Handovers in progress: the reconciler leaves these jobs alone until they settle. */
   private readonly inFlight = new Map<string, Promise<Handover>>();
+  /** Admitted jobs their backend holds prepared (the held handover) until their handOver, or drop. */
+  private readonly prepared = new Map<string, PreparedHandover>();
   /** Submissions tracked whose record is not yet written: not dropped for missing from the records. */
   private readonly unsaved = new Set<string>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
@@ -362,20 +364,41 @@ export class JobBook {
     }
   }
 
+  private submissionOf(r: JobRecord): BackendSubmission {
+    const replaces = this.replaces.get(r.id);
+    return {
+      id: r.id,
+      user: r.user,
+      ...(r.posix_user !== null ? { posix_user: r.posix_user } : {}),
+      spec: r.spec,
+      spec_hash: r.spec_hash,
+      granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s },
+      ...(replaces ? { replaces } : {}),
+    };
+  }
+
+  /**
+   * An admitted job's backend checks it now and holds it (if it can: the held handover), while its
+   * job.submit is being made durable; handOver then admits it there. Nothing of it runs before.
+   */
+  prepare(r: JobRecord): void {
+    const prepared = this.backend(r.backend).prepare?.(this.submissionOf(r));
+    if (prepared) this.prepared.set(r.id, prepared);
+  }
+
+  /** A prepared job that will not be handed over (its job.submit or its record failed): the backend lets it go. */
+  unprepare(id: string): void {
+    this.prepared.get(id)?.drop();
+    this.prepared.delete(id);
+  }
+
   /** Hands a job to its backend once, and records what came of it (not its end: the caller decides). */
   async handOver(r: JobRecord): Promise<Handover> {
     const backend = this.backend(r.backend);
+    const prepared = this.prepared.get(r.id);
+    this.prepared.delete(r.id);
     try {
-      const replaces = this.replaces.get(r.id);
-      const { backendId } = await backend.submit({
-        id: r.id,
-        user: r.user,
-        ...(r.posix_user !== null ? { posix_user: r.posix_user } : {}),
-        spec: r.spec,
-        spec_hash: r.spec_hash,
-        granted: { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s },
-        ...(replaces ? { replaces } : {}),
-      });
+      const { backendId } = await (prepared !== undefined ? prepared.submit() : backend.submit(this.submissionOf(r)));
       r.backend_id = backendId;
       if (r.state === 'dispatching') r.state = 'queued';
       r.reason = null;

@@ -5,10 +5,12 @@
 // (not yet, lost, or an engine without it) submissions take POST /jobs, and the channel is opened
 // again in the background, at most once per RETRY_MS. A submission in flight when the channel drops
 // fails as a dropped HTTP request does: not_ready, whether or not the engine took the job.
+// prepare/release (the held handover, src/wire/job-channel.ts): a release goes on the connection its
+// prepare went on, or not at all (the engine holds a prepared job for that connection only).
 import { type Agent, request } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { FrameReader, GatehouseError, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, readAnswer, submissionFrame } from '../wire/index.js';
+import { FrameReader, GatehouseError, heldFrame, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, readAnswer, submissionFrame } from '../wire/index.js';
 
 /** How soon a channel that could not be opened, or was lost, is tried again. */
 const RETRY_MS = 5_000;
@@ -26,7 +28,18 @@ export interface ChannelAnswer {
 export interface JobChannel {
   /** The engine's answer to one submission, or null when the channel is not open (then use POST /jobs). */
   submit(specJson: string, ticket: string, timeoutMs: number): Promise<ChannelAnswer> | null;
+  /** Asks the engine to check job `job` and hold it; null when the channel is not open. */
+  prepare(job: string, specJson: string, ticket: string, timeoutMs: number): HeldOnChannel | null;
   close(): void;
+}
+
+export interface HeldOnChannel {
+  /** The engine's answer to the prepare: 200 when it holds the job. */
+  readonly answer: Promise<ChannelAnswer>;
+  /** The engine's answer to the release (POST /jobs's); null when the connection the prepare went on is gone. */
+  release(timeoutMs: number): Promise<ChannelAnswer> | null;
+  /** Lets the held job go (no answer awaited). */
+  drop(): void;
 }
 
 interface Waiting {
@@ -113,28 +126,49 @@ export function jobChannel(o: { url: string; agent: Agent; now?: () => number })
     req.end();
   };
 
+  /** Sends one frame on `s` and resolves with the engine's answer under its id. */
+  const send = (s: TLSSocket, make: (id: number) => Buffer, timeoutMs: number): Promise<ChannelAnswer> => {
+    lastId = lastId >= MAX_ID ? 1 : lastId + 1;
+    const id = lastId;
+    const frame = make(id);
+    return new Promise<ChannelAnswer>((resolve, reject) => {
+      // As POST /jobs's timeout: the engine may still take the job; the caller treats it as unknown.
+      // A channel that leaves a submission unanswered this long is taken for dead: the others on it
+      // fail as this one does, and the next submission takes POST /jobs while it is opened again.
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        reject(new GatehouseError('not_ready', `engine did not answer POST /jobs within ${timeoutMs} ms (job channel)`));
+        if (socket === s) lost(`left a submission unanswered for ${timeoutMs} ms`);
+      }, timeoutMs);
+      waiting.set(id, { resolve, reject, timer });
+      s.write(frame);
+    });
+  };
+
+  /** The open channel's connection, or null (and an attempt to open it, when due). */
+  const current = (): TLSSocket | null => {
+    const s = socket;
+    if (s !== null && !s.destroyed) return s;
+    if (!opening && !closed && now() >= nextTry) open();
+    return null;
+  };
+
   return {
     submit: (specJson, ticket, timeoutMs) => {
-      const s = socket;
-      if (s === null || s.destroyed) {
-        if (!opening && !closed && now() >= nextTry) open();
-        return null;
-      }
-      lastId = lastId >= MAX_ID ? 1 : lastId + 1;
-      const id = lastId;
-      const frame = submissionFrame(id, ticket, specJson);
-      return new Promise<ChannelAnswer>((resolve, reject) => {
-        // As POST /jobs's timeout: the engine may still take the job; the caller treats it as unknown.
-        // A channel that leaves a submission unanswered this long is taken for dead: the others on it
-        // fail as this one does, and the next submission takes POST /jobs while it is opened again.
-        const timer = setTimeout(() => {
-          waiting.delete(id);
-          reject(new GatehouseError('not_ready', `engine did not answer POST /jobs within ${timeoutMs} ms (job channel)`));
-          if (socket === s) lost(`left a submission unanswered for ${timeoutMs} ms`);
-        }, timeoutMs);
-        waiting.set(id, { resolve, reject, timer });
-        s.write(frame);
-      });
+      const s = current();
+      return s === null ? null : send(s, (id) => submissionFrame(id, ticket, specJson), timeoutMs);
+    },
+    prepare: (job, specJson, ticket, timeoutMs) => {
+      const s = current();
+      if (s === null) return null;
+      const on = () => socket === s && !s.destroyed;
+      return {
+        answer: send(s, (id) => submissionFrame(id, ticket, specJson, 'prepare'), timeoutMs),
+        release: (releaseTimeoutMs) => (on() ? send(s, (id) => heldFrame(id, 'release', job), releaseTimeoutMs) : null),
+        drop: () => {
+          if (on()) send(s, (id) => heldFrame(id, 'drop', job), timeoutMs).catch(() => undefined);
+        },
+      };
     },
     close: () => {
       closed = true;

@@ -197,6 +197,9 @@ export class JobService {
     // would send the same id to the engine as this handover (the soak saw 409 "job exists" answered,
     // and a job marked failed while it ran). A cancel meanwhile waits for this handover to settle.
     const { settle, done } = this.book.claimHandover(record.id);
+    // The held handover: the engine checks the job (ticket, input, output) while job.submit is
+    // committed, and admits it only on handOver, after; nothing runs before. Dropped if that fails.
+    this.book.prepare(record);
     let handover: Promise<Handover> | undefined;
     const send = (): Promise<Handover> => {
       if (handover === undefined) {
@@ -229,7 +232,10 @@ export class JobService {
         throw new GatehouseError('not_ready', end.answer);
       }
     } catch (err) {
-      if (handover === undefined) settle({ outcome: 'unavailable', error: err as Error });
+      if (handover === undefined) {
+        this.book.unprepare(record.id);
+        settle({ outcome: 'unavailable', error: err as Error });
+      }
       done();
       throw err;
     }
@@ -240,7 +246,10 @@ export class JobService {
         return sent;
       },
       abort: () => {
-        if (handover === undefined) settle({ outcome: 'unavailable', error: new Error('its admission was not committed') });
+        if (handover === undefined) {
+          this.book.unprepare(record.id);
+          settle({ outcome: 'unavailable', error: new Error('its admission was not committed') });
+        }
         done();
       },
     };

@@ -62,8 +62,11 @@ export {
   FrameReader,
   JOB_CHANNEL_PATH,
   JOB_CHANNEL_PROTOCOL,
+  type HeldRequest,
+  heldFrame,
   readAnswer,
-  readSubmission,
+  readRequest,
+  type RequestKind,
   type Submission,
   submissionFrame,
 } from './job-channel.js';

@@ -2,12 +2,17 @@
 // submissions as length-prefixed frames, instead of a new HTTP request per job (the HTTP machinery on
 // both ends was most of the hop's cost). It is the engine's own HTTPS port, upgraded: the same TLS,
 // the same client certificate check. Frames, every integer big-endian:
-//   submission: u32 length of the rest | u32 id (1..2^32-1) | u16 ticket length | ticket | spec (JSON)
-//   answer:     u32 length of the rest | u32 id | u16 HTTP status | body (JSON, as POST /jobs answers)
+//   request: u32 length of the rest | u32 id (1..2^32-1) | u8 kind | what the kind carries:
+//     submit (1), prepare (2): u16 ticket length | ticket | spec (JSON)
+//     release (3), drop (4):   the job id (the one its prepare's ticket names)
+//   answer:  u32 length of the rest | u32 id | u16 HTTP status | body (JSON, as POST /jobs answers)
 // An answer with id 0 is the engine closing the channel over a frame it could not read.
+// prepare/release is the held handover: the engine checks a job (ticket, input, output) and holds
+// it in memory, nothing stored or run, until the gateway's release once job.submit is durable
+// (src/compute/held-jobs.ts). A drop, the channel's end, or a bound lets it go.
 
 export const JOB_CHANNEL_PATH = '/jobs/channel';
-export const JOB_CHANNEL_PROTOCOL = 'gatehouse-jobs/1';
+export const JOB_CHANNEL_PROTOCOL = 'gatehouse-jobs/2';
 
 /** Longest ticket a frame may carry (a real one is under 1 KiB). */
 export const CHANNEL_TICKET_MAX_BYTES = 8 * 1024;
@@ -24,13 +29,27 @@ function frame(head: Buffer, body: Buffer): Buffer {
   return out;
 }
 
-export function submissionFrame(id: number, ticket: string, specJson: string): Buffer {
+export type RequestKind = 'submit' | 'prepare' | 'release' | 'drop';
+const KINDS: readonly RequestKind[] = ['submit', 'prepare', 'release', 'drop'];
+const kindByte = (kind: RequestKind) => KINDS.indexOf(kind) + 1;
+
+/** A job's spec and ticket: to be admitted at once (submit) or checked and held (prepare). */
+export function submissionFrame(id: number, ticket: string, specJson: string, kind: 'submit' | 'prepare' = 'submit'): Buffer {
   const t = Buffer.from(ticket, 'utf8');
   if (t.length > CHANNEL_TICKET_MAX_BYTES) throw new FrameError('the ticket is longer than a frame may carry');
-  const head = Buffer.allocUnsafe(6);
+  const head = Buffer.allocUnsafe(7);
   head.writeUInt32BE(id, 0);
-  head.writeUInt16BE(t.length, 4);
+  head.writeUInt8(kindByte(kind), 4);
+  head.writeUInt16BE(t.length, 5);
   return frame(Buffer.concat([head, t]), Buffer.from(specJson, 'utf8'));
+}
+
+/** Releases (admits) or drops the job a prepare on the same channel holds. */
+export function heldFrame(id: number, kind: 'release' | 'drop', job: string): Buffer {
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt32BE(id, 0);
+  head.writeUInt8(kindByte(kind), 4);
+  return frame(head, Buffer.from(job, 'utf8'));
 }
 
 export function answerFrame(id: number, status: number, body: unknown): Buffer {
@@ -42,18 +61,29 @@ export function answerFrame(id: number, status: number, body: unknown): Buffer {
 
 export interface Submission {
   id: number;
+  kind: 'submit' | 'prepare';
   ticket: string;
   /** The spec's JSON text, parsed by the receiver as a route parses a body. */
   spec: string;
 }
 
-export function readSubmission(payload: Buffer): Submission {
-  if (payload.length < 6) throw new FrameError('a submission frame is shorter than its header');
+export interface HeldRequest {
+  id: number;
+  kind: 'release' | 'drop';
+  job: string;
+}
+
+export function readRequest(payload: Buffer): Submission | HeldRequest {
+  if (payload.length < 5) throw new FrameError('a request frame is shorter than its header');
   const id = payload.readUInt32BE(0);
-  const ticketLength = payload.readUInt16BE(4);
-  if (id === 0) throw new FrameError('a submission frame has id 0');
-  if (ticketLength > CHANNEL_TICKET_MAX_BYTES || 6 + ticketLength > payload.length) throw new FrameError('a submission frame names a ticket longer than it carries');
-  return { id, ticket: payload.toString('utf8', 6, 6 + ticketLength), spec: payload.toString('utf8', 6 + ticketLength) };
+  if (id === 0) throw new FrameError('a request frame has id 0');
+  const kind = KINDS[payload.readUInt8(4) - 1];
+  if (kind === undefined) throw new FrameError('a request frame of no kind the channel knows');
+  if (kind === 'release' || kind === 'drop') return { id, kind, job: payload.toString('utf8', 5) };
+  if (payload.length < 7) throw new FrameError('a submission frame is shorter than its header');
+  const ticketLength = payload.readUInt16BE(5);
+  if (ticketLength > CHANNEL_TICKET_MAX_BYTES || 7 + ticketLength > payload.length) throw new FrameError('a submission frame names a ticket longer than it carries');
+  return { id, kind, ticket: payload.toString('utf8', 7, 7 + ticketLength), spec: payload.toString('utf8', 7 + ticketLength) };
 }
 
 export function readAnswer(payload: Buffer): { id: number; status: number; text: string } {

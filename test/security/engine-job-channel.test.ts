@@ -3,15 +3,17 @@
 // cannot be read closes it before anything of it reaches the intake; a frame's ticket is checked as
 // POST /jobs checks it (signature, audience, replay, the spec it was issued for); interleaved
 // submissions get their own answers. The gateway's own client is seen using it once it is open.
+// The held handover (prepare, then release once job.submit is durable) is tried the same way: a
+// held job is nothing the engine runs or stores, only its own connection releases it, once.
 import { createPrivateKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import { engineClient, type EngineClient as GatewayEngineClient } from '../../src/proxy/engine-client.js';
-import { FrameReader, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, type JobSpec, jobSpecHash, readAnswer, readTlsMaterial, submissionFrame } from '../../src/wire/index.js';
+import { FrameReader, heldFrame, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, type JobSpec, jobSpecHash, readAnswer, readTlsMaterial, submissionFrame } from '../../src/wire/index.js';
 import { clientCertificate } from '../support/client-cert.js';
 import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
 import { type Sandbox, sandbox } from '../support/gatehouse.js';
@@ -132,7 +134,7 @@ describe('frames the engine cannot read close the channel before the intake', ()
       submissionFrame(1, 'x', '{"name": "c", '),
       (() => {
         const f = submissionFrame(1, 'abc', '{}');
-        f.writeUInt16BE(5000, 8); // the ticket's length, now past the frame's end
+        f.writeUInt16BE(5000, 9); // the ticket's length, now past the frame's end
         return f;
       })(),
     ]) {
@@ -224,6 +226,121 @@ describe("a frame's ticket is checked as POST /jobs checks it", () => {
     expect(answers[0]).toMatchObject({ id: 41, status: 201, body: { id: job } });
     expect(answers[1]).toMatchObject({ id: 42, status: 403, body: { ticket: 'foreign' } });
     ch.socket.destroy();
+  });
+});
+
+const prepareFrame = (id: number, token: string, s: JobSpec) => submissionFrame(id, token, JSON.stringify(s), 'prepare');
+const engineJob = async (id: string) => (await client.request('GET', `/jobs/${id}`)).status;
+
+describe('the held handover: prepare, then release', () => {
+  it('a prepared job is checked but neither stored nor run until its release; the release answers as POST /jobs', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/held-1');
+    const { job, token } = await client.ticket(s, { user: 'holder' });
+    ch.socket.write(prepareFrame(1, token, s));
+    expect(await ch.answers()).toEqual({ id: 1, status: 200, body: { id: job, state: 'held' } });
+    // Held: the engine knows no such job, lists none, and has made nothing for it.
+    expect(await engineJob(job)).toBe(404);
+    expect(await jobsOf('holder')).toEqual([]);
+    expect(existsSync(join(box.dir, 'data', 'scratch', 'held-1'))).toBe(false);
+    ch.socket.write(heldFrame(2, 'release', job));
+    expect(await ch.answers()).toEqual({ id: 2, status: 201, body: { id: job, state: expect.any(String) } });
+    expect((await jobsOf('holder')).map((j) => j.id)).toEqual([job]);
+    // A second release is harmless: nothing is held any more, and there is still one job.
+    ch.socket.write(heldFrame(3, 'release', job));
+    expect(await ch.answers()).toMatchObject({ id: 3, status: 404, body: { error: 'not_found', held: false } });
+    expect((await jobsOf('holder')).map((j) => j.id)).toEqual([job]);
+    ch.socket.destroy();
+  });
+
+  it('a prepare is refused as a submission would be (a forged ticket, a missing input), and nothing is held to release', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/held-forged');
+    const forged = ticketWith({ sub: 'holder2', job: 'j-forged', spec: jobSpecHash(s), granted: resources }, generateKeyPairSync('ed25519').privateKey);
+    ch.socket.write(prepareFrame(1, forged, s));
+    expect(await ch.answers()).toMatchObject({ id: 1, status: 403, body: { ticket: 'foreign' } });
+    ch.socket.write(heldFrame(2, 'release', 'j-forged'));
+    expect(await ch.answers()).toMatchObject({ id: 2, status: 404 });
+    const missing = spec('scratch/held-missing', { input: 'no-such-input' });
+    const t = await client.ticket(missing, { user: 'holder2' });
+    ch.socket.write(prepareFrame(3, t.token, missing));
+    expect(await ch.answers()).toMatchObject({ id: 3, status: 404, body: { field: 'body.input' } });
+    ch.socket.write(heldFrame(4, 'release', t.job));
+    expect(await ch.answers()).toMatchObject({ id: 4, status: 404, body: { held: false } });
+    expect(await jobsOf('holder2')).toEqual([]);
+    ch.socket.destroy();
+  });
+
+  it('a release for a job never prepared, or held by another connection, is refused; the holder still releases it', async () => {
+    const holder = await gatewayChannel();
+    const other = await gatewayChannel();
+    const s = spec('scratch/held-theirs');
+    const { job, token } = await client.ticket(s, { user: 'theirs' });
+    other.socket.write(heldFrame(1, 'release', 'j-never-prepared'));
+    expect(await other.answers()).toMatchObject({ id: 1, status: 404, body: { held: false } });
+    holder.socket.write(prepareFrame(1, token, s));
+    expect(await holder.answers()).toMatchObject({ id: 1, status: 200 });
+    // The other gateway connection knows the id and names it: not its job to release, nor to drop.
+    other.socket.write(heldFrame(2, 'release', job));
+    expect(await other.answers()).toMatchObject({ id: 2, status: 404, body: { held: false } });
+    other.socket.write(heldFrame(3, 'drop', job));
+    expect(await other.answers()).toEqual({ id: 3, status: 200, body: { dropped: false } });
+    expect(await engineJob(job)).toBe(404);
+    holder.socket.write(heldFrame(2, 'release', job));
+    expect(await holder.answers()).toMatchObject({ id: 2, status: 201, body: { id: job } });
+    holder.socket.destroy();
+    other.socket.destroy();
+  });
+
+  it("a prepare's ticket admits once: replayed while held (prepare, frame, POST /jobs) or after the release, it is refused", async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/held-replay');
+    const { job, token } = await client.ticket(s, { user: 'replay-held' });
+    ch.socket.write(prepareFrame(1, token, s));
+    expect(await ch.answers()).toMatchObject({ id: 1, status: 200 });
+    ch.socket.write(prepareFrame(2, token, s));
+    expect(await ch.answers()).toMatchObject({ id: 2, status: 403, body: { ticket: 'replayed' } });
+    ch.socket.write(submissionFrame(3, token, JSON.stringify(s)));
+    expect(await ch.answers()).toMatchObject({ id: 3, status: 403, body: { ticket: 'replayed' } });
+    expect((await client.post(s, token)).status).toBe(403);
+    // Another ticket for the same job id or the same output, while held: refused too (the id and output are reserved).
+    const sameJob = await client.ticket(s, { user: 'replay-held', job });
+    ch.socket.write(prepareFrame(4, sameJob.token, s));
+    expect(await ch.answers()).toMatchObject({ id: 4, status: 409 });
+    ch.socket.write(heldFrame(5, 'release', job));
+    expect(await ch.answers()).toMatchObject({ id: 5, status: 201 });
+    ch.socket.write(prepareFrame(6, token, s));
+    expect(await ch.answers()).toMatchObject({ id: 6, status: 403, body: { ticket: 'replayed' } });
+    expect((await jobsOf('replay-held')).map((j) => j.id)).toEqual([job]);
+    ch.socket.destroy();
+  });
+
+  it('a dropped job, or every job of a connection that ends, is let go: never admitted, its output free again', async () => {
+    const ch = await gatewayChannel();
+    const s = spec('scratch/held-dropped');
+    const first = await client.ticket(s, { user: 'dropped' });
+    ch.socket.write(prepareFrame(1, first.token, s));
+    expect(await ch.answers()).toMatchObject({ id: 1, status: 200 });
+    ch.socket.write(heldFrame(2, 'drop', first.job));
+    expect(await ch.answers()).toEqual({ id: 2, status: 200, body: { dropped: true } });
+    ch.socket.write(heldFrame(3, 'release', first.job));
+    expect(await ch.answers()).toMatchObject({ id: 3, status: 404 });
+    expect(await engineJob(first.job)).toBe(404);
+
+    // Held on a connection that then ends: the engine drops it (its log says so), and the output is free.
+    const second = await client.ticket(s, { user: 'dropped' });
+    ch.socket.write(prepareFrame(4, second.token, s));
+    expect(await ch.answers()).toMatchObject({ id: 4, status: 200 });
+    ch.socket.destroy();
+    await until(() => (engine.output().includes(`"job":"${second.job}"`) && engine.output().includes('its channel ended') ? true : undefined), 20_000, 'the held job dropped with its channel');
+    const next = await gatewayChannel();
+    next.socket.write(heldFrame(1, 'release', second.job));
+    expect(await next.answers()).toMatchObject({ id: 1, status: 404 });
+    const third = await client.ticket(s, { user: 'dropped' });
+    next.socket.write(submissionFrame(2, third.token, JSON.stringify(s)));
+    expect(await next.answers()).toMatchObject({ id: 2, status: 201, body: { id: third.job } });
+    expect((await jobsOf('dropped')).map((j) => j.id)).toEqual([third.job]);
+    next.socket.destroy();
   });
 });
 

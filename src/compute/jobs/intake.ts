@@ -1,36 +1,57 @@
 // A submission admitted: the spec and the gateway's ticket checked, the job id and output claimed
 // against every job in flight, the input and output checked on disk, the ticket spent, and the job
 // recorded and handed to preparation. Apart because it is the engine's only door for new work.
+// In two halves for the held handover: prepare (every check, nothing written) and commit (spent,
+// stored, activated); submit is both at once.
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatasetError, exists, MANIFEST_FILE, openRoot } from '../../catalog/index.js';
 import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus } from '../../wire/index.js';
 import { readExisting, replaceRefusal } from '../catalog/index.js';
 import { type EngineContext, statusOf } from './engine-context.js';
-import { openInput, shape } from './job-input.js';
+import { type InputDataset, openInput, shape } from './job-input.js';
 import { PhaseClock } from './phase-clock.js';
 import { activate, startPreparing } from './preparation.js';
 
 /** Job ids are folder and file names here: the gateway's ids fit this. */
 const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
+/** A submission checked and its claims reserved, not yet stored: nothing of it runs until commit. */
+export interface PreparedJob {
+  readonly spec: JobSpec;
+  readonly claims: AdmissionClaims;
+  readonly input: InputDataset;
+  readonly wanted: number[];
+  readonly receivedAt: number;
+}
+
 export class JobIntake {
-  /** Job ids and output names of submissions in flight. */
+  /** Job ids, output names and tickets of submissions in flight or held (prepared, not yet committed). */
   private readonly reserved = new Set<string>();
 
   constructor(private readonly ctx: EngineContext) {}
 
   async submit(spec: JobSpec, claims: AdmissionClaims): Promise<JobStatus> {
+    return this.commit(await this.prepare(spec, claims));
+  }
+
+  /**
+   * Everything that can refuse a submission before it is stored: the spec, the ticket not spent
+   * (nor held by another prepare), the job id and output free, the input opened, the output
+   * checked. Its claims stay reserved until commit or drop, so two submissions racing for an id, an
+   * output or a ticket cannot both pass. Nothing is written.
+   */
+  async prepare(spec: JobSpec, claims: AdmissionClaims): Promise<PreparedJob> {
     const { ctx } = this;
     const receivedAt = performance.now();
     if (ctx.o.unusable) throw new GatehouseError('not_ready', `the engine cannot run jobs: ${ctx.o.unusable}`);
     const problem = jobSpecProblem(spec);
     if (problem !== null) throw new GatehouseError('invalid_request', problem, { field: `body.${problem.slice(0, problem.indexOf(':'))}` });
     if (!JOB_ID.test(claims.job)) throw new GatehouseError('invalid_request', 'the ticket names a job id that is not 1-64 letters, digits, _ and -');
-    if (ctx.db.ticketSpent(claims.jti)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
+    if (ctx.db.ticketSpent(claims.jti) || this.reserved.has(`ticket:${claims.jti}`)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
     // Claimed before the first await, so two submissions racing for an id or an output cannot both pass.
     this.checkFree(claims.job, spec);
-    this.reserved.add(claims.job).add(`output:${spec.output}`);
+    this.reserved.add(claims.job).add(`output:${spec.output}`).add(`ticket:${claims.jti}`);
     try {
       const input = await openInput(ctx.o.dataRoot, spec.input);
       const count = input.manifest.partitions.length;
@@ -38,6 +59,21 @@ export class JobIntake {
       const outside = wanted.find((i) => i >= count);
       if (outside !== undefined) throw new GatehouseError('invalid_request', `partitions: ${spec.input} has ${count} partitions (0-${count - 1}); there is no ${outside}`, { field: 'body.partitions' });
       await this.checkOutput(spec, claims);
+      return { spec, claims, input, wanted, receivedAt };
+    } catch (err) {
+      this.unreserve(spec, claims);
+      throw err;
+    }
+  }
+
+  /** Admits a prepared job: the ticket spent, the job stored, its run activated and prepared. Synchronous: nothing can come between. */
+  commit(p: PreparedJob): JobStatus {
+    const { ctx } = this;
+    const { spec, claims, input, wanted } = p;
+    try {
+      if (ctx.o.unusable) throw new GatehouseError('not_ready', `the engine cannot run jobs: ${ctx.o.unusable}`);
+      // A prepare held past its ticket's lifetime is not admitted by it (held jobs are dropped long before).
+      if (claims.exp * 1000 < Date.now()) throw new GatehouseError('forbidden', 'the admission ticket expired while its job was held', { ticket: 'expired' });
       // Spent only now: a refused submission leaves the gateway free to retry with the same ticket.
       if (!ctx.db.spendTicket(claims.jti, claims.exp)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
       ctx.db.insertJob(
@@ -46,15 +82,25 @@ export class JobIntake {
       );
       const row = ctx.db.job(claims.job)!;
       const run = activate(ctx, row, ctx.db.partitions(row.id), shape(input));
-      run.phases = new PhaseClock(receivedAt);
+      run.phases = new PhaseClock(p.receivedAt);
       run.log.engine(`submitted by ${row.user}: ${spec.runtime} over ${wanted.length} partitions of ${spec.input} → ${spec.output}, ${claims.granted.cores} cores × ${claims.granted.memory_mb} MB, ${claims.granted.time_limit_s} s`);
       ctx.o.log.info({ job: row.id, user: row.user, input: spec.input, output: spec.output, partitions: wanted.length }, 'job queued');
       startPreparing(ctx, run);
       return statusOf(ctx, row.id)!;
     } finally {
-      this.reserved.delete(claims.job);
-      this.reserved.delete(`output:${spec.output}`);
+      this.unreserve(spec, claims);
     }
+  }
+
+  /** A prepared job let go uncommitted: its id, output and ticket are free again; nothing was stored. */
+  drop(p: PreparedJob): void {
+    this.unreserve(p.spec, p.claims);
+  }
+
+  private unreserve(spec: JobSpec, claims: AdmissionClaims): void {
+    this.reserved.delete(claims.job);
+    this.reserved.delete(`output:${spec.output}`);
+    this.reserved.delete(`ticket:${claims.jti}`);
   }
 
   private checkFree(jobId: string, spec: JobSpec): void {

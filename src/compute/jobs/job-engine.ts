@@ -18,7 +18,7 @@ import { JobDb } from './job-db.js';
 import { finishRun } from './job-end.js';
 import type { JobLog } from './job-log.js';
 import { jobStatus } from './job-run.js';
-import { JobIntake } from './intake.js';
+import { JobIntake, type PreparedJob } from './intake.js';
 import { removeAbandonedAreas, resume } from './recovery.js';
 import { reschedule } from './scheduler.js';
 
@@ -61,6 +61,19 @@ export class JobEngine extends EventEmitter<EngineEvents> {
 
   submit(spec: JobSpec, claims: AdmissionClaims): Promise<JobStatus> {
     return this.intake.submit(spec, claims);
+  }
+
+  /** A submission checked and held, not stored (the held handover, src/compute/held-jobs.ts). */
+  prepare(spec: JobSpec, claims: AdmissionClaims): Promise<PreparedJob> {
+    return this.intake.prepare(spec, claims);
+  }
+
+  commit(prepared: PreparedJob): JobStatus {
+    return this.intake.commit(prepared);
+  }
+
+  drop(prepared: PreparedJob): void {
+    this.intake.drop(prepared);
   }
 
   status(id: string): JobStatus | undefined {
