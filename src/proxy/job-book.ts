@@ -69,6 +69,8 @@ export class JobBook {
   private readonly live = new Map<string, JobRecord>();
   /** Handovers in progress: the reconciler leaves these jobs alone until they settle. */
   private readonly inFlight = new Map<string, Promise<Handover>>();
+  /** Resolved by a claimed handover's done(): when it is no longer in flight. */
+  private readonly handoversOver = new Map<string, Promise<void>>();
   /** Admitted jobs their backend holds prepared (the held handover) until their handOver, or drop. */
   private readonly prepared = new Map<string, PreparedHandover>();
   /** Submissions tracked whose record is not yet written: not dropped for missing from the records. */
@@ -245,8 +247,17 @@ export class JobBook {
    */
   claimHandover(id: string): { settle: (h: Handover) => void; done: () => void } {
     let settle: (h: Handover) => void = () => {};
+    let over: () => void = () => {};
     this.inFlight.set(id, new Promise<Handover>((resolve) => (settle = resolve)));
-    return { settle: (h) => settle(h), done: () => this.inFlight.delete(id) };
+    this.handoversOver.set(id, new Promise<void>((resolve) => (over = resolve)));
+    return {
+      settle: (h) => settle(h),
+      done: () => {
+        this.inFlight.delete(id);
+        this.handoversOver.delete(id);
+        over();
+      },
+    };
   }
 
   isInFlight(id: string): boolean {
@@ -516,7 +527,10 @@ export class JobBook {
     for (;;) {
       // A settled handover stays in flight until its submission moves on, and its keepSent starts a
       // few microtasks later: look again only after those (a macrotask), never in a microtask spin.
-      await (this.inFlight.get(id) ?? this.keeping.get(id))?.catch(() => undefined);
+      // A claimed handover is waited for until done(), not only until it settled: a settled one
+      // whose record is still being saved made this loop spin a turn at a time (about 50 turns a
+      // submission with the held handover, where the engine's push comes before the record's fsync).
+      await (this.handoversOver.get(id) ?? this.inFlight.get(id) ?? this.keeping.get(id))?.catch(() => undefined);
       await new Promise((resolve) => setImmediate(resolve));
       if (!this.inFlight.has(id) && !this.keeping.has(id)) return;
     }
