@@ -223,6 +223,7 @@ export class JobBook {
 
   /** A refused submission leaves nothing: no hold, no queue entry, no record. */
   async untrack(r: JobRecord): Promise<void> {
+    this.unprepare(r.id);
     if (r.state === 'pending') await this.o.records.remove(r.id).catch(() => undefined);
     this.live.delete(r.id);
     this.unsaved.delete(r.id);
