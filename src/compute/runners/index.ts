@@ -8,6 +8,7 @@ export { countRows } from './rows.js';
 export { RUNNER_FILES, runnerScript } from './runner-files.js';
 export {
   type LineSink,
+  OUTPUT_TURN_BYTES,
   type PartitionTask,
   QUEUE_MAX,
   type TaskResult,

@@ -64,6 +64,13 @@ export const QUEUE_MAX = 16;
  * runs in the runner's process and can write on fd 3, and each line costs the engine's one thread.
  */
 export const UNASKED_MAX = 16;
+/**
+ * Bytes of a worker's prints (stdout and stderr) the engine handles before it lets its loop turn:
+ * each line costs its one thread, and libuv reads a pipe up to 32 times a turn, so a task printing
+ * short lines as fast as it could held the engine for most of every turn (everyone's requests waited).
+ * Past the budget both streams pause until the next turn; the task waits on its own prints meanwhile.
+ */
+export const OUTPUT_TURN_BYTES = 32 * 1024;
 
 interface Running {
   task: PartitionTask;
@@ -117,6 +124,9 @@ export class WarmWorker {
   private unasked = 0;
   /** Why the engine stopped this worker itself (its channel), for the tasks it fails. */
   private stoppedFor: string | null = null;
+  /** Bytes of prints handled since the streams last paused (OUTPUT_TURN_BYTES), and whether they are paused. */
+  private printed = 0;
+  private paused = false;
   private spawnError: Error | null = null;
   /**
    * Task lines not written yet: what is handed before the loop's next check phase goes out in one
@@ -144,8 +154,14 @@ export class WarmWorker {
 
     this.stdout = new LineSplitter((line) => this.onLine('stdout', line));
     this.stderr = new LineSplitter((line) => this.onLine('stderr', line));
-    this.child.stdout?.on('data', (chunk: Buffer) => this.stdout.push(chunk));
-    this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.stdout.push(chunk);
+      this.metered(chunk.length);
+    });
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderr.push(chunk);
+      this.metered(chunk.length);
+    });
 
     this.readyPromise = new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -310,6 +326,21 @@ export class WarmWorker {
     this.stoppedFor = `was stopped: it wrote ${this.unasked} messages on its channel that the engine did not ask for (did the job write to file descriptor 3?)`;
     this.channel?.destroy();
     this.kill();
+  }
+
+  /** Past OUTPUT_TURN_BYTES of prints, both streams wait for the loop's next turn. */
+  private metered(bytes: number): void {
+    this.printed += bytes;
+    if (this.printed < OUTPUT_TURN_BYTES || this.paused) return;
+    this.paused = true;
+    this.child.stdout?.pause();
+    this.child.stderr?.pause();
+    setImmediate(() => {
+      this.paused = false;
+      this.printed = 0;
+      this.child.stdout?.resume();
+      this.child.stderr?.resume();
+    });
   }
 
   /** A line of the task's stdout or stderr: the mark moves that stream's tag on; others go to the sink. */
