@@ -10,6 +10,7 @@ const writer = TrailWriter.open(dir, auditKeyFromPem(keyPem));
 
 port.on('message', (m: { n: number; row: PendingRow } | { close: true }) => {
   if ('close' in m) {
+    writer.index(true); // the tail into the lookup tables, as the trail's writer thread does at close
     writer.close();
     port.postMessage({ closed: true });
     port.close();

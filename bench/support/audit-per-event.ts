@@ -47,11 +47,17 @@ export class PerEventStore {
     });
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.closing = resolve;
-      this.worker.postMessage({ close: true });
-    });
-    await this.worker.terminate();
+  private closed: Promise<void> | null = null;
+
+  /** Indexes the tail and closes the trail, as the trail's own close does; once, however often called. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      await new Promise<void>((resolve) => {
+        this.closing = resolve;
+        this.worker.postMessage({ close: true });
+      });
+      await this.worker.terminate();
+    })();
+    return this.closed;
   }
 }
