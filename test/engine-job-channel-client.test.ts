@@ -2,7 +2,10 @@
 // without the channel is sent POST /jobs as before; a submission in flight when the channel drops
 // fails as a dropped HTTP request does (not_ready), and the next one takes POST /jobs; answers sent
 // out of order reach their own submissions; a channel that leaves a submission unanswered past its
-// timeout is dropped.
+// timeout is dropped. The held handover from the gateway's side: a prepare the engine holds is
+// released on the same connection; one it refused, lost with its channel, or no longer holds (404)
+// is never released (the caller submits the job whole); a release in flight when the channel drops
+// fails not_ready, as a submission does; a drop waits for the prepare's answer.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +17,7 @@ import { ensureCertificates } from '../src/auth/index.js';
 import { engineClient, type EngineClient } from '../src/proxy/engine-client.js';
 import { jobChannel } from '../src/proxy/job-channel.js';
 import { answerFrame, FrameReader, JOB_CHANNEL_PROTOCOL, type JobSpec, readRequest, readTlsMaterial } from '../src/wire/index.js';
+import type { HeldRequest } from '../src/wire/index.js';
 import { until } from './support/until.js';
 
 const spec: JobSpec = { name: 'c', input: 'words', output: 'scratch/o', runtime: 'python', source: 'x', resources: { cores: 1, memory_mb: 256, time_limit_s: 60 } };
@@ -131,5 +135,80 @@ describe("the gateway's job channel", () => {
       channel.close();
       agent.destroy();
     }
+  });
+});
+
+describe('the held handover, from the gateway', () => {
+  /** A stand-in engine that answers submissions at once and hands prepare/release/drop frames to `held`. */
+  async function heldStandIn(held: (socket: Duplex, request: ReturnType<typeof readRequest>) => void) {
+    let channel: Duplex | null = null;
+    const seen: string[] = [];
+    const { client } = await standIn((socket, frames) => {
+      channel = socket;
+      frames((payload) => {
+        const r = readRequest(payload);
+        seen.push('job' in r ? `${r.kind} ${(r as HeldRequest).job}` : r.kind);
+        if (r.kind === 'submit') socket.write(answerFrame(r.id, 201, { id: 'probe', state: 'queued' }));
+        else held(socket, r);
+      });
+    });
+    await until(async () => (await client.submit(spec, 't')).id === 'probe', 5_000, 'a submission over the channel');
+    return { client, seen, channel: () => channel! };
+  }
+
+  it('a held job is released on its own connection, with the answer POST /jobs would give', async () => {
+    const { client, seen } = await heldStandIn((socket, r) => socket.write(answerFrame(r.id, r.kind === 'prepare' ? 200 : 201, r.kind === 'prepare' ? { id: 'j-1', state: 'held' } : { id: 'j-1', state: 'queued' })));
+    const prepared = client.prepare('j-1', spec, 't');
+    expect(prepared).not.toBeNull();
+    expect(await prepared!.release()).toEqual({ id: 'j-1', state: 'queued' });
+    expect(seen.slice(-2)).toEqual(['prepare', 'release j-1']);
+  });
+
+  it('a refused prepare, or a release the engine answers 404 (no longer held), is never taken for an admission: null, submit it whole', async () => {
+    let refuse = true;
+    const { client, seen } = await heldStandIn((socket, r) => {
+      if (r.kind === 'prepare') socket.write(refuse ? answerFrame(r.id, 409, { error: 'conflict', message: 'exists' }) : answerFrame(r.id, 200, { id: 'j-2', state: 'held' }));
+      else socket.write(answerFrame(r.id, 404, { error: 'not_found', message: 'no job j-2 is held on this channel', held: false }));
+    });
+    expect(await client.prepare('j-2', spec, 't')!.release()).toBeNull();
+    expect(seen).not.toContain('release j-2'); // a refused prepare is not released
+    refuse = false;
+    expect(await client.prepare('j-2', spec, 't')!.release()).toBeNull();
+    expect(seen.at(-1)).toBe('release j-2');
+  });
+
+  it('a prepare whose channel dropped is not released on another connection; a release in flight when it drops fails not_ready', { timeout: 30_000 }, async () => {
+    // Prepares are held; releases are never answered.
+    const { client, seen, channel } = await heldStandIn((socket, r) => {
+      if (r.kind === 'prepare') socket.write(answerFrame(r.id, 200, { id: 'j-3', state: 'held' }));
+    });
+    const lost = client.prepare('j-3', spec, 't')!;
+    await until(() => seen.at(-1) === 'prepare', 5_000, 'the prepare received');
+    channel().destroy();
+    // Once the gateway has seen the channel go (submissions take POST /jobs), the held job is not released anywhere.
+    await until(async () => (await client.submit(spec, 't').catch(() => null))?.id === 'via-http', 5_000, 'the loss seen');
+    expect(await lost.release()).toBeNull();
+    expect(seen.filter((s) => s.startsWith('release'))).toEqual([]);
+    // The channel opened again: a release whose answer never comes because the channel drops fails as a submission does.
+    // (opened again once its retry interval has passed; submissions meanwhile take POST /jobs)
+    await until(async () => (await client.submit(spec, 't')).id === 'probe', 15_000, 'the channel open again', 100);
+    const inFlight = client.prepare('j-3', spec, 't')!;
+    const released = inFlight.release();
+    await until(() => seen.at(-1) === 'release j-3', 5_000, 'the release received');
+    channel().destroy();
+    await expect(released).rejects.toMatchObject({ code: 'not_ready' });
+  });
+
+  it('a drop is sent once the engine has answered the prepare, so it cannot overtake it; none for a refused prepare', async () => {
+    let answer: (() => void) | null = null;
+    const { client, seen } = await heldStandIn((socket, r) => {
+      if (r.kind === 'prepare') answer = () => socket.write(answerFrame(r.id, 200, { id: 'j-4', state: 'held' }));
+      else socket.write(answerFrame(r.id, 200, { dropped: true }));
+    });
+    client.prepare('j-4', spec, 't')!.drop();
+    await until(() => answer !== null, 5_000, 'the prepare received');
+    expect(seen.at(-1)).toBe('prepare');
+    answer!();
+    await until(() => seen.at(-1) === 'drop j-4', 5_000, 'the drop after the answer');
   });
 });
