@@ -83,6 +83,11 @@ export function signAdmissionTicket(
 
 /** Seconds of clock difference between the gateway and the engine that exp and nbf allow. */
 const CLOCK_TOLERANCE_S = 5;
+
+/** Whether a checked ticket's exp has passed, with the same tolerance the check gave it (a held job's release). */
+export function ticketExpired(claims: Pick<AdmissionClaims, 'exp'>, now: () => number = Date.now): boolean {
+  return claims.exp <= Math.floor(now() / 1000) - CLOCK_TOLERANCE_S;
+}
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /**

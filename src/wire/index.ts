@@ -51,6 +51,7 @@ export {
   TICKET_HEADER,
   TICKET_MAX_LIFETIME_S,
   TicketError,
+  ticketExpired,
   type TicketProblem,
   verifyAdmissionTicket,
 } from './admission-ticket.js';

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DatasetError, exists, MANIFEST_FILE, openRoot } from '../../catalog/index.js';
-import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus } from '../../wire/index.js';
+import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus, ticketExpired } from '../../wire/index.js';
 import { readExisting, replaceRefusal } from '../catalog/index.js';
 import { type EngineContext, statusOf } from './engine-context.js';
 import { type InputDataset, openInput, shape } from './job-input.js';
@@ -73,7 +73,7 @@ export class JobIntake {
     try {
       if (ctx.o.unusable) throw new GatehouseError('not_ready', `the engine cannot run jobs: ${ctx.o.unusable}`);
       // A prepare held past its ticket's lifetime is not admitted by it (held jobs are dropped long before).
-      if (claims.exp * 1000 < Date.now()) throw new GatehouseError('forbidden', 'the admission ticket expired while its job was held', { ticket: 'expired' });
+      if (ticketExpired(claims)) throw new GatehouseError('forbidden', 'the admission ticket expired while its job was held', { ticket: 'expired' });
       // Spent only now: a refused submission leaves the gateway free to retry with the same ticket.
       if (!ctx.db.spendTicket(claims.jti, claims.exp)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
       ctx.db.insertJob(
