@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { OUTPUT_TURN_BYTES, runnerScript, runtimeArgv, WarmWorker } from '../../src/compute/runners/index.js';
+import { OUTPUT_TURN_BYTES, runCommand, runnerScript, runtimeArgv, WarmWorker } from '../../src/compute/runners/index.js';
 import { until } from '../support/until.js';
 
 const PYTHON = process.env.GATEHOUSE_TEST_PYTHON ?? '/usr/bin/python3';
@@ -64,6 +64,32 @@ def process(i, o, ctx):
     writeFileSync(join(dir, 'stop'), '');
     expect(await result).toMatchObject({ ok: true });
     // A turn takes what it read before the budget ran out, and at most one more read (64 KiB) per stream.
+    expect(most, `${most} lines in one turn of ${turns}`).toBeLessThanOrEqual((OUTPUT_TURN_BYTES + 2 * 65_536) / 2);
+  }, 120_000);
+
+  it("is read the same way from a command runtime's process", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-output-flood-'));
+    const stop = join(dir, 'stop');
+    const script = `import os\njunk = b'x\\n' * 32768\nwhile not os.path.exists(${JSON.stringify(stop)}):\n    os.write(1, junk)\n    os.write(2, junk)\n`;
+    let lines = 0;
+    const result = runCommand({ file: PYTHON, args: ['-c', script], env: { PATH: '/usr/bin:/bin' }, cwd: dir }, 0, () => {
+      lines += 1;
+    });
+    let most = 0;
+    let turns = 0;
+    let seen = 0;
+    let counting = true;
+    const turn = () => {
+      most = Math.max(most, lines - seen);
+      seen = lines;
+      turns += 1;
+      if (counting) setImmediate(turn);
+    };
+    setImmediate(turn);
+    await until(() => lines > 2_000_000, 60_000, 'two million lines printed');
+    counting = false;
+    writeFileSync(stop, '');
+    expect(await result).toMatchObject({ ok: true });
     expect(most, `${most} lines in one turn of ${turns}`).toBeLessThanOrEqual((OUTPUT_TURN_BYTES + 2 * 65_536) / 2);
   }, 120_000);
 });

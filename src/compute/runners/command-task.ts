@@ -1,8 +1,8 @@
 // The `command` runtime: one process per partition, started from the job's argv with its
 // placeholders filled in. Exit code 0 means the partition is done.
 import { spawn } from 'node:child_process';
-import { describeExit, killGroup, LineSplitter, StderrTail, withTail } from './output.js';
-import type { LineSink, WorkerLaunch } from './warm-worker.js';
+import { describeExit, killGroup, LineSplitter, StderrTail, turnMeter, withTail } from './output.js';
+import { type LineSink, OUTPUT_TURN_BYTES, type WorkerLaunch } from './warm-worker.js';
 
 export type CommandResult = { ok: true; seconds: number } | { ok: false; error: string; oom: boolean };
 
@@ -42,8 +42,16 @@ export function runCommand(launch: WorkerLaunch, partition: number, sink: LineSi
       tail.add(line);
       sink(partition, 'stderr', line);
     });
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+    // As a warm worker's: at most OUTPUT_TURN_BYTES of prints before the engine's loop turns.
+    const metered = turnMeter([child.stdout, child.stderr], OUTPUT_TURN_BYTES);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      metered(chunk.length);
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      metered(chunk.length);
+    });
 
     let done = false;
     let spawned = false;

@@ -1,5 +1,6 @@
 // What a task process prints, as the engine sees it: stdout/stderr cut into lines, the stderr
 // tail kept for error messages, and the signs in it that the process ran out of memory.
+import type { Readable } from 'node:stream';
 import { killTaskGroup } from '../sandbox/index.js';
 
 /** A line longer than this is cut: one runaway print must not fill the job's log. */
@@ -88,6 +89,27 @@ export class StderrTail {
 const OOM_SIGNS = ['MemoryError', 'JavaScript heap out of memory', 'Cannot allocate memory', 'std::bad_alloc', 'out of memory'];
 
 /** What Python, V8, libc and C++ runtimes print when an allocation fails. */
+/**
+ * Pauses `streams` until the loop's next turn each time `budget` more bytes were read from them (a
+ * task's prints: every line costs the engine's one thread, and libuv reads a pipe up to 32 times a
+ * turn). Call the returned function with each chunk's length.
+ */
+export function turnMeter(streams: readonly (Readable | null | undefined)[], budget: number): (bytes: number) => void {
+  let read = 0;
+  let paused = false;
+  return (bytes) => {
+    read += bytes;
+    if (read < budget || paused) return;
+    paused = true;
+    for (const s of streams) s?.pause();
+    setImmediate(() => {
+      paused = false;
+      read = 0;
+      for (const s of streams) s?.resume();
+    });
+  };
+}
+
 export function looksLikeOom(text: string): boolean {
   return OOM_SIGNS.some((sign) => text.includes(sign));
 }
