@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetError, listDatasets, readDataset } from '../src/catalog/index.js';
+import { DatasetError, listDatasets, openDataset, openRoot, openRootSync, readDataset } from '../src/catalog/index.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import { ensureDemoData } from '../src/compute/index.js';
 import { engineClient } from '../src/proxy/index.js';
@@ -103,6 +103,29 @@ describe('dataset names', () => {
     expect(isDatasetName(null)).toBe(false);
   });
 });
+
+/**
+ * The engine's intake opens a job's input with synchronous calls (openDataset's `sync`): for every
+ * name the listing or a person could give (broken, linked, hidden, nested, missing), it gets exactly
+ * what the asynchronous open gets, the dataset or the same refusal (code, message, path).
+ */
+async function expectSyncAgrees(root: string): Promise<void> {
+  const names = new Set<string>(['nothing', 'scratch/nothing']);
+  for (const top of readdirSync(root)) {
+    names.add(top);
+    try {
+      for (const inner of readdirSync(join(root, top))) names.add(`${top}/${inner}`);
+    } catch {
+      // not a folder (or a link to none): its name alone is probed
+    }
+  }
+  const outcome = (p: Promise<unknown>) => p.then((d) => ({ ok: d }), (err: unknown) => (err instanceof DatasetError ? { code: err.code, message: err.message, path: err.path } : { other: String(err) }));
+  for (const name of names) {
+    const viaAsync = await outcome(openRoot(root).then((r) => openDataset(r, name)));
+    const viaSync = await outcome(Promise.resolve().then(() => openDataset(openRootSync(root), name, { sync: true })));
+    expect(viaSync, name).toEqual(viaAsync);
+  }
+}
 
 /**
  * The listing for one name (what the gateway asks when a submission names a dataset its cached
@@ -237,6 +260,7 @@ describe('the catalog', () => {
       else expect(problem.message).toBe(expected[i]!.message);
     }
     await expectEachNameAlone(root);
+    await expectSyncAgrees(root);
   });
 
   it('refuses symbolic links: those that lead outside the data root, and those inside it that would give a dataset a second name', async () => {
@@ -275,6 +299,7 @@ describe('the catalog', () => {
     expect([refused.code, refused.path]).toEqual(['outside_root', join(root, 'escaped')]);
     expect((await datasetErrorOf(readDataset(root, 'ns-link/inner'))).code).toBe('outside_root');
     await expectEachNameAlone(root);
+    await expectSyncAgrees(root);
   });
 
   it('never writes a dataset inside another dataset or through a linked namespace', async () => {
@@ -295,6 +320,14 @@ describe('the catalog', () => {
   it('reports a data root that does not exist instead of failing', async () => {
     const root = join(folder(), 'data');
     expect(await listDatasets(root)).toEqual({ datasets: [], problems: [{ path: root, message: 'the data root does not exist' }] });
+    const viaSync = (() => {
+      try {
+        return openRootSync(root);
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(viaSync).toMatchObject({ code: 'not_found', message: 'the data root does not exist', path: root });
   });
 });
 

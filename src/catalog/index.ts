@@ -6,8 +6,8 @@
 export { DatasetError, type DatasetErrorCode, UnreadableError } from './errors.js';
 export { type Catalog, type CatalogProblem, listDatasets } from './list.js';
 export { type DatasetManifest, DatasetManifestSchema, MANIFEST_FILE, MANIFEST_MAX_BYTES, PARTITION_PREFIX, parseManifest, partitionFile } from './manifest.js';
-export { exists, loadDataset, type OpenDataset, openDataset, readDataset } from './read.js';
-export { type DataRoot, openRoot, realInside, realOwn } from './root.js';
+export { exists, existsSync, loadDataset, type OpenDataset, openDataset, readDataset } from './read.js';
+export { type DataRoot, openRoot, openRootSync, realInside, realOwn } from './root.js';
 export { commitOutput, type ExistingDataset, type FinishedOutput, OutputExistsError, readExisting, replaceRefusal, ReplaceRefusedError, type ReplaceRight } from './commit.js';
 export { DatasetReadSchema, type EngineLinks, type OpenedPartition, openPartition, type ReadableDataset, readableDataset } from './open-partition.js';
 export { REMOVING_PREFIX, removeDataset } from './remove.js';

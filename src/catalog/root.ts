@@ -1,6 +1,6 @@
 // The data root and the one rule every path under it obeys: after following symbolic links it
 // is still inside the root, so a link cannot hand a job /etc or another system's files.
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { DatasetError } from './errors.js';
@@ -22,6 +22,20 @@ export async function openRoot(root: string): Promise<DataRoot> {
     throw err;
   }
   if (!(await stat(real)).isDirectory()) throw new DatasetError('not_found', 'the data root is not a folder', path);
+  return { path, real };
+}
+
+/** openRoot with synchronous calls (see openDataset's `sync`). */
+export function openRootSync(root: string): DataRoot {
+  const path = resolve(root);
+  let real: string;
+  try {
+    real = realpathSync.native(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DatasetError('not_found', 'the data root does not exist', path);
+    throw err;
+  }
+  if (!statSync(real).isDirectory()) throw new DatasetError('not_found', 'the data root is not a folder', path);
   return { path, real };
 }
 

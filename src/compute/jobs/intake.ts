@@ -5,7 +5,7 @@
 // stored, activated); submit is both at once.
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DatasetError, exists, MANIFEST_FILE, openRoot } from '../../catalog/index.js';
+import { DatasetError, existsSync, MANIFEST_FILE, openRoot } from '../../catalog/index.js';
 import { type AdmissionClaims, GatehouseError, type JobSpec, jobSpecProblem, type JobStatus, ticketExpired } from '../../wire/index.js';
 import { readExisting, replaceRefusal } from '../catalog/index.js';
 import { type EngineContext, statusOf } from './engine-context.js';
@@ -123,11 +123,12 @@ export class JobIntake {
     const { dataRoot } = this.ctx.o;
     const target = join(dataRoot, spec.output);
     const slash = spec.output.indexOf('/');
-    if (slash > 0 && (await exists(join(dataRoot, spec.output.slice(0, slash), MANIFEST_FILE)))) {
+    // Synchronous lstats, as openInput's reads: the engine's own disk, a hop to the thread pool each was most of their cost.
+    if (slash > 0 && existsSync(join(dataRoot, spec.output.slice(0, slash), MANIFEST_FILE))) {
       throw new GatehouseError('invalid_request', `output: ${spec.output.slice(0, slash)} is a dataset, not a namespace`, { field: 'body.output' });
     }
-    if (!(await exists(target))) return;
-    if (!(await exists(join(target, MANIFEST_FILE)))) {
+    if (!existsSync(target)) return;
+    if (!existsSync(join(target, MANIFEST_FILE))) {
       throw new GatehouseError('conflict', `${spec.output} is a namespace (a folder of datasets), not a dataset; choose another output`);
     }
     if (spec.mode !== 'overwrite') throw new GatehouseError('conflict', `dataset ${spec.output} exists; submit with "mode": "overwrite" to replace it`);

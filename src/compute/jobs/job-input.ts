@@ -1,7 +1,7 @@
 // A job's input dataset as the engine reads it, at submission and again after a restart: opened
 // from the data root (its failures worded as the request's), and reduced to what a run needs.
 import { join } from 'node:path';
-import { DatasetError, openDataset, openRoot } from '../../catalog/index.js';
+import { DatasetError, openDataset, openRootSync } from '../../catalog/index.js';
 import { GatehouseError } from '../../wire/index.js';
 import type { InputShape } from './job-run.js';
 
@@ -9,7 +9,8 @@ export type InputDataset = Awaited<ReturnType<typeof openDataset>>;
 
 export async function openInput(dataRoot: string, name: string): Promise<InputDataset> {
   try {
-    return await openDataset(await openRoot(dataRoot), name);
+    // Synchronous reads: the engine's own disk, and a submission's check (the held handover's prepare) waits on them.
+    return await openDataset(openRootSync(dataRoot), name, { sync: true });
   } catch (err) {
     if (err instanceof DatasetError) {
       throw new GatehouseError(err.code === 'not_found' ? 'not_found' : 'invalid_request', `input ${name}: ${err.message}`, { field: 'body.input' });
