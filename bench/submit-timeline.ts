@@ -55,7 +55,7 @@ wrap(JobDatasets.prototype, 'forSubmit', 'datasets decided');
 wrap(JobBook.prototype, 'admit', 'admission');
 wrap(HeldEvents.prototype, 'flush', 'audit group commit');
 wrap(JobRecords.prototype, 'insert', 'record insert (its fsync on the thread pool)');
-wrap(JobBook.prototype, 'prepare', 'prepare sent (the held handover)');
+wrap(JobBook.prototype, 'prepare', 'prepare asked (the held handover; sent next in the check phase)');
 wrap(JobBook.prototype, 'handOver', 'handover (release, or ticket and request)');
 subscribe('http.server.request.start', () => mark('the gateway sees the request'));
 subscribe('http.server.response.finish', () => mark('the gateway has answered'));

@@ -71,8 +71,8 @@ export class JobBook {
   private readonly inFlight = new Map<string, Promise<Handover>>();
   /** Resolved by a claimed handover's done(): when it is no longer in flight. */
   private readonly handoversOver = new Map<string, Promise<void>>();
-  /** Admitted jobs their backend holds prepared (the held handover) until their handOver, or drop. */
-  private readonly prepared = new Map<string, PreparedHandover>();
+  /** Admitted jobs their backend holds prepared (the held handover) until their handOver, or drop; `handover` null until it is asked. */
+  private readonly prepared = new Map<string, { handover: PreparedHandover | null; over: boolean }>();
   /** Submissions tracked whose record is not yet written: not dropped for missing from the records. */
   private readonly unsaved = new Set<string>();
   private readonly cache = new Map<string, { at: number; status: JobStatus }>();
@@ -394,23 +394,36 @@ export class JobBook {
    * job.submit is being made durable; handOver then admits it there. Nothing of it runs before.
    */
   prepare(r: JobRecord): void {
-    const prepared = this.backend(r.backend).prepare?.(this.submissionOf(r));
-    if (prepared) this.prepared.set(r.id, prepared);
+    const backend = this.backend(r.backend);
+    if (backend.prepare === undefined) return;
+    const entry: { handover: PreparedHandover | null; over: boolean } = { handover: null, over: false };
+    this.prepared.set(r.id, entry);
+    // Asked in an immediate: the caller has just started recording job.submit, whose message goes to
+    // the audit writer in this turn's check phase; queued after it, the commit starts first and the
+    // backend's checks (and the ticket's signing) run beside it instead of before it.
+    setImmediate(() => {
+      if (!entry.over) entry.handover = backend.prepare!(this.submissionOf(r));
+    });
   }
 
   /** A prepared job that will not be handed over (its job.submit or its record failed): the backend lets it go. */
   unprepare(id: string): void {
-    this.prepared.get(id)?.drop();
+    const entry = this.prepared.get(id);
+    if (entry === undefined) return;
     this.prepared.delete(id);
+    entry.over = true;
+    entry.handover?.drop();
   }
 
   /** Hands a job to its backend once, and records what came of it (not its end: the caller decides). */
   async handOver(r: JobRecord): Promise<Handover> {
     const backend = this.backend(r.backend);
-    const prepared = this.prepared.get(r.id);
+    const entry = this.prepared.get(r.id);
     this.prepared.delete(r.id);
+    if (entry !== undefined) entry.over = true; // never asked yet: it is not, and the job goes whole
+    const prepared = entry?.handover ?? null;
     try {
-      const { backendId } = await (prepared !== undefined ? prepared.submit() : backend.submit(this.submissionOf(r)));
+      const { backendId } = await (prepared !== null ? prepared.submit() : backend.submit(this.submissionOf(r)));
       r.backend_id = backendId;
       if (r.state === 'dispatching') r.state = 'queued';
       r.reason = null;

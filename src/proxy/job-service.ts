@@ -197,9 +197,6 @@ export class JobService {
     // would send the same id to the engine as this handover (the soak saw 409 "job exists" answered,
     // and a job marked failed while it ran). A cancel meanwhile waits for this handover to settle.
     const { settle, done } = this.book.claimHandover(record.id);
-    // The held handover: the engine checks the job (ticket, input, output) while job.submit is
-    // committed, and admits it only on handOver, after; nothing runs before. Dropped if that fails.
-    this.book.prepare(record);
     let handover: Promise<Handover> | undefined;
     const send = (): Promise<Handover> => {
       if (handover === undefined) {
@@ -209,7 +206,11 @@ export class JobService {
       return handover;
     };
     try {
-      await this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
+      const submitted = this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
+      // The held handover: the engine checks the job (ticket, input, output) while job.submit is
+      // committed, and admits it only on handOver, after; nothing runs before. Dropped if that fails.
+      this.book.prepare(record);
+      await submitted;
       // On the embedded store (one gateway) the handover's request is made before the insert, which
       // commits within this turn's promise jobs with its fsync on the thread pool (JobRecords.insert):
       // the request is written on the next tick while the disk works, and the answer waits for both
