@@ -48,6 +48,9 @@ async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> 
         ctx.db.setUid(row.id, uid);
       }
     }
+    // The area is made with synchronous calls (then the workers spawned, a few ms each), so after
+    // this turn: a new job's submission is answered first.
+    await new Promise((resolve) => setImmediate(resolve));
     if (run.stopped) return null;
     run.area = await prepareJobArea(ctx.o.isolation, {
       stagingRoot: ctx.stagingRoot,

@@ -15,12 +15,12 @@
 // could write is first moved (rename) into a folder only root can enter, then taken over (owner
 // root, mode 0700, through descriptors opened without following links, top down), and only then
 // read, written or removed.
-import { closeSync, constants, copyFileSync, fchmodSync, fchownSync, fstatSync, linkSync, lstatSync, openSync, rmSync } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fchownSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { Isolation } from './isolation.js';
 import { SandboxError } from './sandbox-error.js';
-import { amRoot, ensureDir, NOFOLLOW, removeTree, takeOverDir } from './safe-tree.js';
+import { amRoot, ensureDirSync, NOFOLLOW, removeTree, takeOverDirSync } from './safe-tree.js';
 import { inTurns } from './turns.js';
 import { sweepUid } from './uid-sweep.js';
 import { killUidProcesses } from './uids.js';
@@ -84,25 +84,26 @@ export async function prepareJobArea(
     throw new SandboxError('invalid_config', `job ${o.jobId}: uid ${o.uid} is outside engine.task_uids ${iso.taskUids.first}-${iso.taskUids.last}`);
   }
   const staging = resolve(o.stagingRoot);
-  if (!(await lstat(staging)).isDirectory()) throw new SandboxError('unsafe_path', `${staging} is not a folder`);
+  if (!lstatSync(staging).isDirectory()) throw new SandboxError('unsafe_path', `${staging} is not a folder`);
 
   const dir = join(staging, o.jobId);
   const area: JobArea = { jobId: o.jobId, dir, input: join(dir, 'in'), output: join(dir, 'out'), work: join(dir, 'work'), uid: o.uid, gid: o.uid };
   const job = o.uid === null ? null : { uid: o.uid, gid: o.uid };
   const rootOwner = iso.root ? { uid: 0, gid: 0 } : null;
-  await ensureDir(dir, 0o711, rootOwner);
+  // The folders with synchronous calls (a few microseconds each), the first worker waits for them.
+  ensureDirSync(dir, 0o711, rootOwner);
   // in/ is filled while only the engine may write it, then closed: owned by root and readable
   // through the job's group, so the task reads it but cannot plant a link in it that a root reader
   // of in/ would follow. (A non-root engine owns it and reads it, 0500.) A task already started
   // (foldersMade) cannot read or write it until it is closed.
-  await ensureDir(area.input, 0o700, rootOwner);
+  ensureDirSync(area.input, 0o700, rootOwner);
   // Root's folders, the job's through its group: the task writes in them but cannot chmod them,
   // so no other job's uid can ever be let in to plant something (see sealJobOutput).
-  await ensureDir(area.output, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
-  await ensureDir(area.work, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
+  ensureDirSync(area.output, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
+  ensureDirSync(area.work, job ? 0o770 : 0o700, job ? { uid: 0, gid: job.gid } : null);
   await o.foldersMade?.(area);
   await linkInputs(iso, area.input, o.inputs);
-  await ensureDir(area.input, job ? 0o550 : 0o500, job ? { uid: 0, gid: job.gid } : null);
+  ensureDirSync(area.input, job ? 0o550 : 0o500, job ? { uid: 0, gid: job.gid } : null);
   return area;
 }
 
@@ -133,7 +134,7 @@ async function linkInputs(iso: Isolation, inDir: string, inputs: string[]): Prom
   }
   // What in/ holds already (a restart's re-check; empty for a new job): only those names need
   // removing before their link is made. in/ is root's alone while it is filled, so no task adds one.
-  const present = new Set(await readdir(inDir));
+  const present = new Set(readdirSync(inDir));
   await inTurns(inputs, (src) => {
     const name = basename(src);
     const st = lstatSync(src);
@@ -183,14 +184,15 @@ async function linkInputs(iso: Isolation, inDir: string, inputs: string[]): Prom
 export async function writeJobSource(area: JobArea, fileName: string, text: string): Promise<string> {
   if (!FILE_NAME.test(fileName)) throw new SandboxError('unsafe_path', `source file name ${JSON.stringify(fileName)} is not a plain name`);
   const path = join(area.work, fileName);
-  await rm(path, { recursive: true, force: true });
-  const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, 0o400);
+  // Synchronous calls, as the folders: a source is small, and the job's workers wait for it.
+  rmSync(path, { recursive: true, force: true });
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, 0o400);
   try {
-    await fh.writeFile(text);
-    if (area.uid !== null) await fh.chown(area.uid, area.gid ?? area.uid);
-    await fh.chmod(0o400);
+    writeFileSync(fd, text);
+    if (area.uid !== null) fchownSync(fd, area.uid, area.gid ?? area.uid);
+    fchmodSync(fd, 0o400);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   return path;
 }
@@ -210,16 +212,17 @@ export async function writeJobSource(area: JobArea, fileName: string, text: stri
  */
 export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } = {}): Promise<{ folder: string; files: string[]; identities: Map<string, SealedFile> }> {
   if (area.uid !== null && !o.namespaced) await killUidProcesses(area.uid);
-  const st = await lstat(area.output);
+  // Synchronous calls up to the listing (a few microseconds each): the person waits for the seal.
+  const st = lstatSync(area.output);
   if (!st.isDirectory()) throw new SandboxError('unsafe_path', `${area.output} is not a folder`);
   const holder = join(area.dir, SEALED_DIR);
-  await removeTree(holder); // an earlier attempt's, root's own
-  await mkdir(holder, { mode: 0o700 });
-  await chmod(holder, 0o700);
+  if (lstatSync(holder, { throwIfNoEntry: false }) !== undefined) await removeTree(holder); // an earlier attempt's, root's own
+  mkdirSync(holder, { mode: 0o700 });
+  chmodSync(holder, 0o700);
   const folder = join(holder, 'out');
-  await rename(area.output, folder);
-  await takeOverDir(folder, st);
-  const names = (await readdir(folder)).sort();
+  renameSync(area.output, folder);
+  takeOverDirSync(folder, st);
+  const names = readdirSync(folder).sort();
   const identities = new Map<string, SealedFile>();
   await inTurns(names, (name) => {
     const path = join(folder, name);

@@ -6,8 +6,8 @@
 //
 //   <parent>/.removing-<random>/ 0700 root   a tree being removed, after it was taken from the tasks
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { chmod, chown, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SandboxError } from './sandbox-error.js';
 import { Turns } from './turns.js';
@@ -35,28 +35,33 @@ export async function ensureDir(path: string, mode: number, owner: { uid: number
 }
 
 /**
+ * ensureDir with synchronous calls: a job's folders are four of them on the way to its first worker,
+ * each call a few microseconds, where the thread pool cost a hand-off and a wake-up of the loop each.
+ */
+export function ensureDirSync(path: string, mode: number, owner: { uid: number; gid: number } | null): void {
+  try {
+    mkdirSync(path, { mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(path);
+  if (!st.isDirectory()) throw new SandboxError('unsafe_path', `${path} exists and is not a folder`);
+  if (owner) chownSync(path, owner.uid, owner.gid);
+  chmodSync(path, mode); // mkdir's mode passes through the umask
+}
+
+/**
  * Makes `dir` root's (0700) through a descriptor opened without following links, checking it is
  * the folder `expected` describes when given. Only for a folder whose parent no task can change.
+ * Synchronous: a tree's removal does it for every folder (in turns), the seal for out/.
  */
-export async function takeOverDir(dir: string, expected?: { ino: number; dev: number }): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | NOFOLLOW);
+export function takeOverDirSync(dir: string, expected?: { ino: number; dev: number }): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | NOFOLLOW);
   try {
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isDirectory() || (expected && (st.ino !== expected.ino || st.dev !== expected.dev))) {
       throw new SandboxError('unsafe_path', `${dir} changed while it was being taken over`);
     }
-    if (amRoot()) await fh.chown(0, 0);
-    await fh.chmod(0o700);
-  } finally {
-    await fh.close();
-  }
-}
-
-/** takeOverDir without its expectation, synchronous (a tree's removal does it for every folder, in turns). */
-function takeOverDirSync(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | NOFOLLOW);
-  try {
-    if (!fstatSync(fd).isDirectory()) throw new SandboxError('unsafe_path', `${dir} changed while it was being taken over`);
     if (amRoot()) fchownSync(fd, 0, 0);
     fchmodSync(fd, 0o700);
   } finally {
