@@ -29,12 +29,17 @@ const paths = taskPaths(iso, area, runtimeDir);
 const limits = { memoryMb: 512, addressSpace: true, maxFileBytes: 1 << 30 };
 const argv = runtimeArgv('python', { runtimeDir: paths.runtime, source: join(paths.work, 'job.py'), entrypoint: 'process', jobId: 'j1', python: PYTHON, memoryMb: 512, node: process.execPath });
 
+/** stop() → the worker's process gone and its pipes drained, per warm(): what the end of every job waits for. */
+const stops: number[] = [];
+
 async function warm(): Promise<number> {
   const t0 = performance.now();
-  const w = WarmWorker.start(taskLaunch(iso, area, runtimeDir, argv, limits, { GATEHOUSE_PDEATHSIG: '1' }), () => {});
+  const w = WarmWorker.start(taskLaunch(iso, area, runtimeDir, argv, limits), () => {});
   await w.ready();
   const t = performance.now() - t0;
+  const t1 = performance.now();
   await w.stop();
+  stops.push(performance.now() - t1);
   return t;
 }
 
@@ -56,6 +61,6 @@ for (let k = 0; k < N!; k++) {
   await at('python runner imports', () => bare([PYTHON, '-c', 'import argparse, importlib.util, json, logging, re, traceback, csv']));
   await at('warm worker ready', warm);
 }
-console.log(`${iso.describe()}, ${WORKERS} at once, medians of ${N}: ${Object.entries(rows).map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`).join(', ')}`);
+console.log(`${iso.describe()}, ${WORKERS} at once, medians of ${N}: ${Object.entries(rows).map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`).join(', ')}; a warm worker's stop() ${median(stops).toFixed(1)} ms`);
 if (!process.env.SHOW_LAUNCH) rmSync(dir, { recursive: true, force: true });
 if (process.env.SHOW_LAUNCH) console.log(JSON.stringify(taskLaunch(iso, area, runtimeDir, [PYTHON, '-c', 'pass'], limits)));

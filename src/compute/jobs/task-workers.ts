@@ -32,7 +32,11 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
     memoryMb: granted.memory_mb,
     node: process.execPath,
   });
-  const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits, { GATEHOUSE_PDEATHSIG: '1' }), sink);
+  // No GATEHOUSE_PDEATHSIG: the launch itself ends the worker with the engine (setpriv --pdeathsig,
+  // then bubblewrap's --die-with-parent or unshare's --kill-child and the pid namespace; the sandbox
+  // tests kill an engine -9 in each mode). The runner's own prctl only repeated it, and its ctypes
+  // import was about 1.5 ms of CPU in every worker's start.
+  const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits), sink);
   return {
     startedAt: warm.startedAt,
     get depth() {
@@ -43,6 +47,7 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
       const result = await warm.run(task);
       return result.ok ? result : { ok: false, error: result.error, oom: result.oom, ...(result.unanswered ? { unanswered: true } : {}) };
     },
+    finish: () => warm.finish(),
     stop: () => warm.stop(),
     kill: () => warm.kill(),
   };
