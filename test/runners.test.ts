@@ -313,6 +313,19 @@ describe('python warm worker', () => {
     for (const r of results.slice(6)) expect(r).toMatchObject({ ok: false, lost_worker: true, error: expect.stringMatching(/before partition [67] started/) });
   });
 
+  it('finish(): answers every partition it was sent, then exits 0 by itself; nothing runs after it', async () => {
+    const { worker, dir } = await warm('python', `import shutil\ndef process(i, o, ctx):\n    shutil.copyfile(i, o)\n`);
+    await worker.ready();
+    const input = write(dir, 'in.csv', 'a\n1\n');
+    // Sent in the same write as the two tasks: the runner reads its channel in order.
+    const results = Promise.all([0, 1].map((p) => worker.run(task(dir, p, input))));
+    worker.finish();
+    for (const r of await results) expect(r).toMatchObject({ ok: true, rows_out: 1 });
+    // Exits without stop(): no exit message from the engine after the answers.
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    await expect(worker.run(task(dir, 2, input))).rejects.toThrow(/told to finish/);
+  });
+
   it('answers at once while partitions take long, never holding an answer behind the next partition', async () => {
     // Each partition waits for go-<partition> beside its input, polling every 50 ms. Partition 0 is
     // released once it has started (it says so), and sleeps 50 ms first, so it is long (over the 5 ms
@@ -400,6 +413,16 @@ describe('node warm worker', () => {
     expect(lines).toContainEqual({ partition: 2, stream: 'stdout', line: 'hello from 2 job-test jsonl 1' });
     expect(lines).toContainEqual({ partition: 1, stream: 'stderr', line: 'INFO logged 1' });
     await worker.stop();
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('finish(): answers the partition it was sent, then exits 0 by itself', async () => {
+    const { worker, dir } = await warm('node', `import { copyFile } from 'node:fs/promises';\nexport async function process(i, o) {\n  await new Promise((r) => setTimeout(r, 20));\n  await copyFile(i, o);\n}\n`);
+    await worker.ready();
+    const input = write(dir, 'in.csv', 'a\n1\n');
+    const result = worker.run(task(dir, 0, input));
+    worker.finish();
+    expect(await result).toMatchObject({ ok: true, rows_out: 1 });
     expect(await worker.exited).toEqual({ code: 0, signal: null });
   });
 

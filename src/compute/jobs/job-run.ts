@@ -15,6 +15,8 @@ export interface TaskWorker {
   readonly depth: number;
   ready(): Promise<void>;
   run(task: { partition: number; attempt: number; input: string; output: string; format: DatasetFormat }): Promise<TaskOutcome>;
+  /** Exit once what was handed is run and answered (a warm runner; nothing is handed after it). */
+  finish?(): void;
   stop(): Promise<void>;
   kill(): void;
 }

@@ -74,14 +74,23 @@ export async function workLoop(ctx: EngineContext, run: JobRun, worker: TaskWork
     // the job: near the end the queues shrink together, so the workers finish together and no
     // partition queued here waits while another worker has nothing to do.
     const handed: ReturnType<typeof dispatch>[] = [];
+    // Once nothing is left to hand, the worker is told to exit after what it holds (finish): its
+    // exit overlaps the last partitions' bookkeeping instead of following it. From then on it is
+    // handed nothing, even a partition another worker's failure puts back (a fresh worker takes it).
+    let leaving = false;
     const fill = () => {
+      if (leaving) return;
       const length = queueLength(worker.depth, run.partitionSeconds);
       while (handed.length < length && run.todo.length >= run.workers.size * handed.length) {
         const idx = next();
-        if (idx === undefined) return;
+        if (idx === undefined) break;
         const d = dispatch(idx);
         d.outcome.catch(() => undefined);
         handed.push(d);
+      }
+      if (run.todo.length === 0 && handed.length > 0 && worker.finish !== undefined) {
+        leaving = true;
+        worker.finish();
       }
     };
     // Queued here, not begun or begun just now: back to the front of the job's list, the attempt not counted.
