@@ -376,7 +376,9 @@ function sameOutputs(w: World, dirs: Record<Side, string>): void {
 
 interface Ctx {
   w: World;
-  round: number;
+  /** The next sample each side reads (one sample holds both sides' runs): whichever side goes first in a round, both read the same. */
+  candidateRound: number;
+  baselineRound: number;
 }
 
 const BASELINES: Record<Exclude<Side, 'engine'>, string> = {
@@ -395,7 +397,7 @@ function rows(v: Variant): Benchmark<Ctx>[] {
   const common = {
     warmup: WARMUP,
     rounds: ROUNDS,
-    setup: async (): Promise<Ctx> => ({ w: await world(v), round: 0 }),
+    setup: async (): Promise<Ctx> => ({ w: await world(v), candidateRound: 0, baselineRound: 0 }),
     teardown: async ({ w }: Ctx) => {
       if (w.samples.length >= WARMUP + ROUNDS && !w.reported) {
         w.reported = true;
@@ -410,8 +412,8 @@ function rows(v: Variant): Benchmark<Ctx>[] {
     unit,
     baseline,
     ...common,
-    candidate: async (ctx) => value(await sample(ctx.w, ctx.round)),
-    baselineRun: async (ctx) => baselineValue(await sample(ctx.w, ctx.round++)),
+    candidate: async (ctx) => value(await sample(ctx.w, ctx.candidateRound++)),
+    baselineRun: async (ctx) => baselineValue(await sample(ctx.w, ctx.baselineRound++)),
   });
   return [
     { ...row(base, 'rows/s', BASELINES.pool, (s) => rate(s.engine), (s) => rate(s.pool)), skip: () => leftOut('engine', 'pool') },

@@ -59,8 +59,10 @@ export const DEFAULT_WARMUP = 1;
 export const DEFAULT_ROUNDS = 7;
 
 /**
- * Runs the benchmark interleaved: candidate, baseline, candidate, baseline, ... one pair a round,
- * so drift over the run (thermal, GC, other load) lands on both sides. Medians, not means, so
+ * Runs the benchmark interleaved, one pair a round, so drift over the run (thermal, GC, other load)
+ * lands on both sides; and which side goes first alternates (candidate then baseline, then baseline
+ * then candidate, ...), so what one side leaves behind as the next starts (its processes exiting,
+ * its files being removed, a warm cache) is not always met by the same side. Medians, not means, so
  * one hiccup does not move the figure.
  */
 export async function measure<Context>(bench: Benchmark<Context>, options: MeasureOptions = {}): Promise<Result> {
@@ -71,8 +73,15 @@ export async function measure<Context>(bench: Benchmark<Context>, options: Measu
   const ctx = (bench.setup ? await bench.setup() : undefined) as Context;
   try {
     for (let i = 0; i < warmup + rounds; i++) {
-      const candidate = checked(bench.unit, 'candidate', await bench.candidate(ctx));
-      const baseline = checked(bench.unit, 'baseline', await bench.baselineRun(ctx));
+      let candidate: number;
+      let baseline: number;
+      if (i % 2 === 0) {
+        candidate = checked(bench.unit, 'candidate', await bench.candidate(ctx));
+        baseline = checked(bench.unit, 'baseline', await bench.baselineRun(ctx));
+      } else {
+        baseline = checked(bench.unit, 'baseline', await bench.baselineRun(ctx));
+        candidate = checked(bench.unit, 'candidate', await bench.candidate(ctx));
+      }
       const isWarmup = i < warmup;
       if (!isWarmup) {
         candidates.push(candidate);
