@@ -21,6 +21,27 @@ afterEach(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Watches the loop's turns (one check phase to the next) until two million lines were handled: the
+ * most handled in any one turn, and how many turns there were.
+ */
+async function mostLinesInOneTurn(lines: () => number): Promise<{ most: number; turns: number }> {
+  let most = 0;
+  let turns = 0;
+  let seen = 0;
+  let counting = true;
+  const turn = () => {
+    most = Math.max(most, lines() - seen);
+    seen = lines();
+    turns += 1;
+    if (counting) setImmediate(turn);
+  };
+  setImmediate(turn);
+  await until(() => lines() > 2_000_000, 60_000, 'two million lines printed');
+  counting = false;
+  return { most, turns };
+}
+
 describe("a task flooding its worker's output", () => {
   it('is read at most about OUTPUT_TURN_BYTES a turn of the loop, whatever it prints', async () => {
     dir = mkdtempSync(join(tmpdir(), 'gatehouse-output-flood-'));
@@ -47,20 +68,7 @@ def process(i, o, ctx):
     const input = join(dir, 'in.csv');
     writeFileSync(input, 'a\n1\n');
     const result = worker.run({ partition: 0, attempt: 1, input, output: join(dir, 'out.csv'), format: 'csv' });
-    // The lines handled in each turn of the loop, from one check phase to the next.
-    let most = 0;
-    let turns = 0;
-    let seen = 0;
-    let counting = true;
-    const turn = () => {
-      most = Math.max(most, lines - seen);
-      seen = lines;
-      turns += 1;
-      if (counting) setImmediate(turn);
-    };
-    setImmediate(turn);
-    await until(() => lines > 2_000_000, 60_000, 'two million lines printed');
-    counting = false;
+    const { most, turns } = await mostLinesInOneTurn(() => lines);
     writeFileSync(join(dir, 'stop'), '');
     expect(await result).toMatchObject({ ok: true });
     // A turn takes what it read before the budget ran out, and at most one more read (64 KiB) per stream.
@@ -75,19 +83,7 @@ def process(i, o, ctx):
     const result = runCommand({ file: PYTHON, args: ['-c', script], env: { PATH: '/usr/bin:/bin' }, cwd: dir }, 0, () => {
       lines += 1;
     });
-    let most = 0;
-    let turns = 0;
-    let seen = 0;
-    let counting = true;
-    const turn = () => {
-      most = Math.max(most, lines - seen);
-      seen = lines;
-      turns += 1;
-      if (counting) setImmediate(turn);
-    };
-    setImmediate(turn);
-    await until(() => lines > 2_000_000, 60_000, 'two million lines printed');
-    counting = false;
+    const { most, turns } = await mostLinesInOneTurn(() => lines);
     writeFileSync(stop, '');
     expect(await result).toMatchObject({ ok: true });
     expect(most, `${most} lines in one turn of ${turns}`).toBeLessThanOrEqual((OUTPUT_TURN_BYTES + 2 * 65_536) / 2);
