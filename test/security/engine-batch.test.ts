@@ -5,33 +5,18 @@
 // queued behind its own, or kills its worker with partitions answered and unanswered in its queue.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import type { JobSpec } from '../../src/wire/index.js';
-import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
-import { type Sandbox, sandbox } from '../support/gatehouse.js';
+import { engineSuite } from '../support/engine-suite.js';
 
 const PARTITIONS = 24;
 const TEXT = 'id,word\n1,a\n2,b\n';
 
-let box: Sandbox;
-let engine: EngineProcess;
-let client: EngineClient;
-let data: string;
-
-beforeAll(async () => {
-  box = sandbox({ engine: { slots: 2 } });
-  data = join(box.dir, 'data');
+const suite = engineSuite({ engine: { slots: 2 } }, async () => {
   const partitions = Array.from({ length: PARTITIONS }, () => ({ text: TEXT, rows: 2 }));
-  expect(await writeDataset(data, 'many', { format: 'csv', columns: ['id', 'word'], owner: 'mallory', labels: [], produced_by: 'test', partitions })).toBe(true);
-  engine = await startEngineProcess(box);
-  client = new EngineClient(engine.url, join(box.dir, 'certs'));
+  expect(await writeDataset(suite.data, 'many', { format: 'csv', columns: ['id', 'word'], owner: 'mallory', labels: [], produced_by: 'test', partitions })).toBe(true);
 }, 60_000);
-
-afterAll(async () => {
-  await engine?.stop();
-  box?.remove();
-});
 
 /** One worker (cores 1): the partitions run in order, 0 first, and queue behind each other. */
 function spec(name: string, source: string, maxAttempts = 1): JobSpec {
@@ -39,7 +24,7 @@ function spec(name: string, source: string, maxAttempts = 1): JobSpec {
 }
 
 function manifest(name: string): { partitions: { file: string; rows: number; bytes: number }[] } {
-  return JSON.parse(readFileSync(join(data, 'scratch', name, '_dataset.json'), 'utf8'));
+  return JSON.parse(readFileSync(join(suite.data, 'scratch', name, '_dataset.json'), 'utf8'));
 }
 
 describe('a first attempt writing the partition its own name', () => {
@@ -51,11 +36,11 @@ def process(i, o, ctx):
     if ctx.partition == 0:
         os.symlink('decoy.csv', os.path.join(os.path.dirname(o), 'part-00001.csv'))
 `;
-    const id = await client.submit(spec('linked', source), { user: 'mallory' });
-    const ended = await client.waitFor(id);
+    const id = await suite.client.submit(spec('linked', source), { user: 'mallory' });
+    const ended = await suite.client.waitFor(id);
     expect(ended.state, JSON.stringify(ended)).toBe('failed');
     expect(ended.error).toContain("partition 1: the task's output is not a plain file");
-    expect(() => readFileSync(join(data, 'scratch', 'linked', '_dataset.json'))).toThrow(/ENOENT/);
+    expect(() => readFileSync(join(suite.data, 'scratch', 'linked', '_dataset.json'))).toThrow(/ENOENT/);
   }, 120_000);
 
   it('keeps what the partition wrote, not a decoy planted under its name before it ran', async () => {
@@ -66,11 +51,11 @@ def process(i, o, ctx):
         with open(os.path.join(os.path.dirname(o), 'part-00001.csv'), 'w') as f:
             f.write('id,word\\n' + '9,decoy\\n' * 1000)
 `;
-    const id = await client.submit(spec('decoyed', source), { user: 'mallory' });
-    const ended = await client.waitFor(id);
+    const id = await suite.client.submit(spec('decoyed', source), { user: 'mallory' });
+    const ended = await suite.client.waitFor(id);
     expect(ended.state, JSON.stringify(ended)).toBe('succeeded');
     expect(manifest('decoyed').partitions[1]).toMatchObject({ rows: 2, bytes: TEXT.length });
-    expect(readFileSync(join(data, 'scratch', 'decoyed', 'part-00001.csv'), 'utf8')).toBe(TEXT);
+    expect(readFileSync(join(suite.data, 'scratch', 'decoyed', 'part-00001.csv'), 'utf8')).toBe(TEXT);
   }, 120_000);
 });
 
@@ -83,8 +68,8 @@ def process(i, o, ctx):
         os.write(3, b'{"partition": 1, "ok": true, "rows_out": 999, "bytes_out": 1, "seconds": 0}\\n')
     shutil.copyfile(i, o)
 `;
-    const id = await client.submit(spec('forged', source), { user: 'mallory' });
-    const ended = await client.waitFor(id);
+    const id = await suite.client.submit(spec('forged', source), { user: 'mallory' });
+    const ended = await suite.client.waitFor(id);
     expect(ended.state, JSON.stringify(ended)).toBe('succeeded');
     expect(ended.rows_out).toBe(2 * PARTITIONS);
     expect(manifest('forged').partitions[1]).toMatchObject({ rows: 2, bytes: TEXT.length });
@@ -99,12 +84,12 @@ def process(i, o, ctx):
         os._exit(3)
     shutil.copyfile(i, o)
 `;
-    const id = await client.submit(spec('killed', source, 2), { user: 'mallory' });
-    const ended = await client.waitFor(id);
+    const id = await suite.client.submit(spec('killed', source, 2), { user: 'mallory' });
+    const ended = await suite.client.waitFor(id);
     expect(ended.state, JSON.stringify(ended)).toBe('succeeded');
     // Partition 12 twice, every other partition once: none that finished before it is charged.
     expect(ended.attempts).toBe(PARTITIONS + 1);
-    const log = await client.logs(id);
+    const log = await suite.client.logs(id);
     expect(log).toContain('partition 12 attempt 1 failed; retrying');
     expect(log).not.toMatch(/partition (?!12 )\d+ attempt 1 failed/);
     expect(manifest('killed').partitions.map((p) => p.rows)).toEqual(Array.from({ length: PARTITIONS }, () => 2));

@@ -10,43 +10,28 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import { engineClient, type EngineClient as GatewayEngineClient } from '../../src/proxy/engine-client.js';
 import { FrameReader, heldFrame, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, type JobSpec, jobSpecHash, readAnswer, readTlsMaterial, submissionFrame } from '../../src/wire/index.js';
 import { clientCertificate } from '../support/client-cert.js';
-import { EngineClient, type EngineProcess, startEngineProcess } from '../support/engine.js';
-import { type Sandbox, sandbox } from '../support/gatehouse.js';
+import { engineSuite } from '../support/engine-suite.js';
 import { until } from '../support/until.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
 const resources = { cores: 1, memory_mb: 256, time_limit_s: 120 };
 const spec = (output: string, o: Partial<JobSpec> = {}): JobSpec => ({ name: 'c', input: 'words', output, runtime: 'python', source: COPY, resources, max_attempts: 1, ...o });
 
-let box: Sandbox;
-let engine: EngineProcess;
-let client: EngineClient;
-let certs: string;
-
-beforeAll(async () => {
-  box = sandbox({ engine: { slots: 2 } });
-  certs = join(box.dir, 'certs');
-  expect(await writeDataset(join(box.dir, 'data'), 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] })).toBe(true);
-  engine = await startEngineProcess(box);
-  client = new EngineClient(engine.url, certs);
+const suite = engineSuite({ engine: { slots: 2 } }, async (data) => {
+  expect(await writeDataset(data, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] })).toBe(true);
 }, 60_000);
-
-afterAll(async () => {
-  await engine?.stop();
-  box?.remove();
-});
 
 type Opened = { socket: Socket; answers: () => Promise<{ id: number; status: number; body: Record<string, unknown> }>; closed: Promise<void> } | { status: number } | { error: string };
 
 /** Asks the engine to upgrade a connection to the job channel, with the given client certificate (none: undefined). */
 function openChannel(tls: { cert?: string; key?: string }): Promise<Opened> {
   return new Promise((resolve) => {
-    const req = request(`${engine.url}${JOB_CHANNEL_PATH}`, { ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: JOB_CHANNEL_PROTOCOL } });
+    const req = request(`${suite.engine.url}${JOB_CHANNEL_PATH}`, { ca: readFileSync(join(suite.certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: JOB_CHANNEL_PROTOCOL } });
     req.on('error', (err) => resolve({ error: err.message }));
     req.on('response', (res) => {
       res.resume();
@@ -78,15 +63,15 @@ function openChannel(tls: { cert?: string; key?: string }): Promise<Opened> {
 }
 
 async function gatewayChannel() {
-  const opened = await openChannel({ cert: readFileSync(join(certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(certs, 'gateway-client.key'), 'utf8') });
+  const opened = await openChannel({ cert: readFileSync(join(suite.certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(suite.certs, 'gateway-client.key'), 'utf8') });
   if (!('socket' in opened)) throw new Error(`the channel did not open: ${JSON.stringify(opened)}`);
   return opened;
 }
 
-const jobsOf = async (user: string) => (await client.request('GET', `/jobs?user=${user}`)).json<{ jobs: { id: string }[] }>().jobs;
+const jobsOf = async (user: string) => (await suite.client.request('GET', `/jobs?user=${user}`)).json<{ jobs: { id: string }[] }>().jobs;
 
 /** A compact JWS as the gateway's, with claims of our choosing, signed with `key`. */
-function ticketWith(claims: Record<string, unknown>, key = client.gatewayKey): string {
+function ticketWith(claims: Record<string, unknown>, key = suite.client.gatewayKey): string {
   const iat = Math.floor(Date.now() / 1000);
   const head = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'gatehouse-admission+jwt' })).toString('base64url');
   const body = Buffer.from(JSON.stringify({ iss: 'gatehouse-gateway', aud: 'gatehouse-engine', jti: randomUUID(), iat, exp: iat + 60, ...claims })).toString('base64url');
@@ -99,13 +84,13 @@ describe('who may open the job channel', () => {
   });
 
   it("a certificate from our CA that is not the gateway's (a user's) is refused: 403, no channel", async () => {
-    expect(await openChannel(clientCertificate(certs, { CN: 'alice', OU: 'users' }))).toEqual({ status: 403 });
+    expect(await openChannel(clientCertificate(suite.certs, { CN: 'alice', OU: 'users' }))).toEqual({ status: 403 });
   });
 
   it('another upgrade, or another path, is not the channel', async () => {
-    const tls = { cert: readFileSync(join(certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(certs, 'gateway-client.key'), 'utf8') };
+    const tls = { cert: readFileSync(join(suite.certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(suite.certs, 'gateway-client.key'), 'utf8') };
     const other = await new Promise<number>((resolve) => {
-      const req = request(`${engine.url}/jobs`, { ca: readFileSync(join(certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: 'websocket' } });
+      const req = request(`${suite.engine.url}/jobs`, { ca: readFileSync(join(suite.certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: 'websocket' } });
       req.on('response', (res) => resolve(res.statusCode ?? 0));
       req.on('error', () => resolve(-1));
       req.end();
@@ -118,7 +103,7 @@ describe('frames the engine cannot read close the channel before the intake', ()
   it('an oversized frame: closed with an error (answer 0), from its length alone; a good frame in the same write is not submitted either', async () => {
     const ch = await gatewayChannel();
     const s = spec('scratch/over-1');
-    const { token } = await client.ticket(s, { user: 'mallory-over' });
+    const { token } = await suite.client.ticket(s, { user: 'mallory-over' });
     const huge = Buffer.alloc(4);
     huge.writeUInt32BE(64 * 1024 * 1024);
     ch.socket.write(Buffer.concat([submissionFrame(1, token, JSON.stringify(s)), huge]));
@@ -149,14 +134,14 @@ describe('frames the engine cannot read close the channel before the intake', ()
   it('a spec the schema refuses is answered as POST /jobs answers it (400, the same field), and the channel stays open', async () => {
     const ch = await gatewayChannel();
     const s = { ...spec('scratch/typed'), resources: { ...resources, cores: '1' } } as unknown as JobSpec;
-    const { token } = await client.ticket(s);
-    const viaHttp = await client.post(s, token);
+    const { token } = await suite.client.ticket(s);
+    const viaHttp = await suite.client.post(s, token);
     ch.socket.write(submissionFrame(5, token, JSON.stringify(s)));
     const a = await ch.answers();
     expect(a).toEqual({ id: 5, status: viaHttp.status, body: viaHttp.json() });
     expect(a.status).toBe(400);
     const ok = spec('scratch/after-typed');
-    ch.socket.write(submissionFrame(6, (await client.ticket(ok, { user: 'typed' })).token, JSON.stringify(ok)));
+    ch.socket.write(submissionFrame(6, (await suite.client.ticket(ok, { user: 'typed' })).token, JSON.stringify(ok)));
     expect(await ch.answers()).toMatchObject({ id: 6, status: 201 });
     ch.socket.destroy();
   });
@@ -165,8 +150,8 @@ describe('frames the engine cannot read close the channel before the intake', ()
     const ch = await gatewayChannel();
     const s = spec('scratch/proto');
     const text = JSON.stringify(s).replace('{', '{"__proto__":{"polluted":true},');
-    const { token } = await client.ticket(s, { user: 'proto' });
-    const viaHttp = await client.request('POST', '/jobs', { headers: { 'content-type': 'application/json', 'gatehouse-admission': token }, body: text });
+    const { token } = await suite.client.ticket(s, { user: 'proto' });
+    const viaHttp = await suite.client.request('POST', '/jobs', { headers: { 'content-type': 'application/json', 'gatehouse-admission': token }, body: text });
     ch.socket.write(submissionFrame(7, token, text));
     const a = await ch.answers();
     expect(viaHttp.status).toBe(400);
@@ -180,7 +165,7 @@ describe("a frame's ticket is checked as POST /jobs checks it", () => {
   it('a replayed ticket: the first frame admits the job, the second is refused 403 replayed', async () => {
     const ch = await gatewayChannel();
     const s = spec('scratch/replay');
-    const { job, token } = await client.ticket(s, { user: 'replayer' });
+    const { job, token } = await suite.client.ticket(s, { user: 'replayer' });
     ch.socket.write(submissionFrame(1, token, JSON.stringify(s)));
     expect(await ch.answers()).toEqual({ id: 1, status: 201, body: { id: job, state: expect.any(String) } });
     ch.socket.write(submissionFrame(2, token, JSON.stringify(s)));
@@ -189,7 +174,7 @@ describe("a frame's ticket is checked as POST /jobs checks it", () => {
     expect([403, 409]).toContain(again.status); // the job id exists (409), or the ticket is spent (403): never a second job
     expect((await jobsOf('replayer')).map((j) => j.id)).toEqual([job]);
     // The same ticket over HTTP after the channel admitted it: refused too.
-    expect((await client.post(s, token)).status).not.toBe(201);
+    expect((await suite.client.post(s, token)).status).not.toBe(201);
     ch.socket.destroy();
   });
 
@@ -218,7 +203,7 @@ describe("a frame's ticket is checked as POST /jobs checks it", () => {
   it('interleaved submissions in one write each get their own answer', async () => {
     const ch = await gatewayChannel();
     const good = spec('scratch/inter-good');
-    const { job, token } = await client.ticket(good, { user: 'inter' });
+    const { job, token } = await suite.client.ticket(good, { user: 'inter' });
     const bad = spec('scratch/inter-bad');
     const frames = [submissionFrame(41, token, JSON.stringify(good)), submissionFrame(42, ticketWith({ sub: 'inter', job: 'j-x', spec: jobSpecHash(bad), granted: resources }, generateKeyPairSync('ed25519').privateKey), JSON.stringify(bad))];
     ch.socket.write(Buffer.concat(frames));
@@ -230,19 +215,19 @@ describe("a frame's ticket is checked as POST /jobs checks it", () => {
 });
 
 const prepareFrame = (id: number, token: string, s: JobSpec) => submissionFrame(id, token, JSON.stringify(s), 'prepare');
-const engineJob = async (id: string) => (await client.request('GET', `/jobs/${id}`)).status;
+const engineJob = async (id: string) => (await suite.client.request('GET', `/jobs/${id}`)).status;
 
 describe('the held handover: prepare, then release', () => {
   it('a prepared job is checked but neither stored nor run until its release; the release answers as POST /jobs', async () => {
     const ch = await gatewayChannel();
     const s = spec('scratch/held-1');
-    const { job, token } = await client.ticket(s, { user: 'holder' });
+    const { job, token } = await suite.client.ticket(s, { user: 'holder' });
     ch.socket.write(prepareFrame(1, token, s));
     expect(await ch.answers()).toEqual({ id: 1, status: 200, body: { id: job, state: 'held' } });
     // Held: the engine knows no such job, lists none, and has made nothing for it.
     expect(await engineJob(job)).toBe(404);
     expect(await jobsOf('holder')).toEqual([]);
-    expect(existsSync(join(box.dir, 'data', 'scratch', 'held-1'))).toBe(false);
+    expect(existsSync(join(suite.box.dir, 'data', 'scratch', 'held-1'))).toBe(false);
     ch.socket.write(heldFrame(2, 'release', job));
     expect(await ch.answers()).toEqual({ id: 2, status: 201, body: { id: job, state: expect.any(String) } });
     expect((await jobsOf('holder')).map((j) => j.id)).toEqual([job]);
@@ -262,7 +247,7 @@ describe('the held handover: prepare, then release', () => {
     ch.socket.write(heldFrame(2, 'release', 'j-forged'));
     expect(await ch.answers()).toMatchObject({ id: 2, status: 404 });
     const missing = spec('scratch/held-missing', { input: 'no-such-input' });
-    const t = await client.ticket(missing, { user: 'holder2' });
+    const t = await suite.client.ticket(missing, { user: 'holder2' });
     ch.socket.write(prepareFrame(3, t.token, missing));
     expect(await ch.answers()).toMatchObject({ id: 3, status: 404, body: { field: 'body.input' } });
     ch.socket.write(heldFrame(4, 'release', t.job));
@@ -275,7 +260,7 @@ describe('the held handover: prepare, then release', () => {
     const holder = await gatewayChannel();
     const other = await gatewayChannel();
     const s = spec('scratch/held-theirs');
-    const { job, token } = await client.ticket(s, { user: 'theirs' });
+    const { job, token } = await suite.client.ticket(s, { user: 'theirs' });
     other.socket.write(heldFrame(1, 'release', 'j-never-prepared'));
     expect(await other.answers()).toMatchObject({ id: 1, status: 404, body: { held: false } });
     holder.socket.write(prepareFrame(1, token, s));
@@ -295,16 +280,16 @@ describe('the held handover: prepare, then release', () => {
   it("a prepare's ticket admits once: replayed while held (prepare, frame, POST /jobs) or after the release, it is refused", async () => {
     const ch = await gatewayChannel();
     const s = spec('scratch/held-replay');
-    const { job, token } = await client.ticket(s, { user: 'replay-held' });
+    const { job, token } = await suite.client.ticket(s, { user: 'replay-held' });
     ch.socket.write(prepareFrame(1, token, s));
     expect(await ch.answers()).toMatchObject({ id: 1, status: 200 });
     ch.socket.write(prepareFrame(2, token, s));
     expect(await ch.answers()).toMatchObject({ id: 2, status: 403, body: { ticket: 'replayed' } });
     ch.socket.write(submissionFrame(3, token, JSON.stringify(s)));
     expect(await ch.answers()).toMatchObject({ id: 3, status: 403, body: { ticket: 'replayed' } });
-    expect((await client.post(s, token)).status).toBe(403);
+    expect((await suite.client.post(s, token)).status).toBe(403);
     // Another ticket for the same job id or the same output, while held: refused too (the id and output are reserved).
-    const sameJob = await client.ticket(s, { user: 'replay-held', job });
+    const sameJob = await suite.client.ticket(s, { user: 'replay-held', job });
     ch.socket.write(prepareFrame(4, sameJob.token, s));
     expect(await ch.answers()).toMatchObject({ id: 4, status: 409 });
     ch.socket.write(heldFrame(5, 'release', job));
@@ -318,7 +303,7 @@ describe('the held handover: prepare, then release', () => {
   it('a dropped job, or every job of a connection that ends, is let go: never admitted, its output free again', async () => {
     const ch = await gatewayChannel();
     const s = spec('scratch/held-dropped');
-    const first = await client.ticket(s, { user: 'dropped' });
+    const first = await suite.client.ticket(s, { user: 'dropped' });
     ch.socket.write(prepareFrame(1, first.token, s));
     expect(await ch.answers()).toMatchObject({ id: 1, status: 200 });
     ch.socket.write(heldFrame(2, 'drop', first.job));
@@ -328,15 +313,15 @@ describe('the held handover: prepare, then release', () => {
     expect(await engineJob(first.job)).toBe(404);
 
     // Held on a connection that then ends: the engine drops it (its log says so), and the output is free.
-    const second = await client.ticket(s, { user: 'dropped' });
+    const second = await suite.client.ticket(s, { user: 'dropped' });
     ch.socket.write(prepareFrame(4, second.token, s));
     expect(await ch.answers()).toMatchObject({ id: 4, status: 200 });
     ch.socket.destroy();
-    await until(() => (engine.output().includes(`"job":"${second.job}"`) && engine.output().includes('its channel ended') ? true : undefined), 20_000, 'the held job dropped with its channel');
+    await until(() => (suite.engine.output().includes(`"job":"${second.job}"`) && suite.engine.output().includes('its channel ended') ? true : undefined), 20_000, 'the held job dropped with its channel');
     const next = await gatewayChannel();
     next.socket.write(heldFrame(1, 'release', second.job));
     expect(await next.answers()).toMatchObject({ id: 1, status: 404 });
-    const third = await client.ticket(s, { user: 'dropped' });
+    const third = await suite.client.ticket(s, { user: 'dropped' });
     next.socket.write(submissionFrame(2, third.token, JSON.stringify(s)));
     expect(await next.answers()).toMatchObject({ id: 2, status: 201, body: { id: third.job } });
     expect((await jobsOf('dropped')).map((j) => j.id)).toEqual([third.job]);
@@ -349,21 +334,21 @@ describe("the gateway's engine client", () => {
   afterAll(() => gateway?.close());
 
   it('submits over the channel once it is open, with the same answers as POST /jobs', async () => {
-    const url = new URL(engine.url);
-    gateway = engineClient({ host: url.hostname, port: Number(url.port), tls: readTlsMaterial(certs, 'gatewayClient') });
-    const key = createPrivateKey(readFileSync(join(certs, 'gateway-client.key'), 'utf8'));
+    const url = new URL(suite.engine.url);
+    gateway = engineClient({ host: url.hostname, port: Number(url.port), tls: readTlsMaterial(suite.certs, 'gatewayClient') });
+    const key = createPrivateKey(readFileSync(join(suite.certs, 'gateway-client.key'), 'utf8'));
     const ids: string[] = [];
     // The first submission opens the channel in the background (and takes POST /jobs itself).
     await until(async () => {
       const s = spec(`scratch/gw-${ids.length}`);
-      const { job, token } = await client.ticket(s, { user: 'gw', key });
+      const { job, token } = await suite.client.ticket(s, { user: 'gw', key });
       expect(await gateway.submit(s, token)).toMatchObject({ id: job });
       ids.push(job);
-      return engine.output().includes(`"channel":"jobs"`) && engine.output().includes(job) ? true : undefined;
+      return suite.engine.output().includes(`"channel":"jobs"`) && suite.engine.output().includes(job) ? true : undefined;
     }, 20_000, 'a submission over the job channel', 50);
     // Refusals come back as the same GatehouseError as over HTTP.
     const s = spec('scratch/gw-refused');
-    const { token } = await client.ticket(s, { user: 'gw', key });
+    const { token } = await suite.client.ticket(s, { user: 'gw', key });
     await gateway.submit(s, token);
     await expect(gateway.submit(s, token)).rejects.toMatchObject({ code: expect.stringMatching(/^(internal|conflict)$/) });
   });

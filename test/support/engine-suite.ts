@@ -11,6 +11,8 @@ export interface EngineSuite {
   readonly box: Sandbox;
   /** Its data root. */
   readonly data: string;
+  /** Its certificates folder (the CA, the gateway's client certificate the engine trusts). */
+  readonly certs: string;
   readonly engine: EngineProcess;
   /** A client with the gateway's certificate. */
   readonly client: EngineClient;
@@ -49,6 +51,9 @@ export function engineSuite(config: Record<string, Record<string, unknown>>, see
     },
     get data() {
       return join(ready(box, 'sandbox').dir, 'data');
+    },
+    get certs() {
+      return join(ready(box, 'sandbox').dir, 'certs');
     },
     get engine() {
       return ready(engine, 'engine');
