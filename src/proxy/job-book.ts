@@ -58,6 +58,10 @@ export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: Gateho
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** A job refused because the login that submitted it ended: on the trail, and as its owner reads it. */
+const loginEndedDenial = (reason: string): JobEvent => ({ action: 'job.admit', decision: 'deny', reason: 'login_ended', details: { login: reason } });
+const loginEndedRefusal = (reason: string) => `not run: the login that submitted it ended before it left the queue (${reason})`;
+
 /** How far along a job is: a copy further along than another supersedes it. */
 const STAGE: Record<RecordState, number> = { pending: 0, dispatching: 1, queued: 2, running: 3, succeeded: 4, failed: 4, cancelled: 4 };
 
@@ -462,8 +466,8 @@ export class JobBook {
         return { outcome: 'unavailable', error: new Error(r.reason) };
       }
       if (login.status === 'ended') {
-        const refusal = `not run: the login that submitted it ended before it left the queue (${login.reason})`;
-        await this.record(r, { action: 'job.admit', decision: 'deny', reason: 'login_ended', details: { login: login.reason } });
+        await this.record(r, loginEndedDenial(login.reason));
+        const refusal = loginEndedRefusal(login.reason);
         await this.end(r, 'failed', refusal, null);
         return { outcome: 'refused', error: new GatehouseError('forbidden', refusal) };
       }
@@ -743,16 +747,15 @@ export class JobBook {
 
   /** A pending job whose login ended: on record first, then ended, only if it still waits. */
   private async refusePending(r: JobRecord, reason: string): Promise<void> {
-    const refusal = `not run: the login that submitted it ended before it left the queue (${reason})`;
     const ended = await this.forUser(r.user, async () => {
       if (r.state !== 'pending' || !this.o.admission.withdraw(r.id)) return null;
       try {
-        await this.record(r, { action: 'job.admit', decision: 'deny', reason: 'login_ended', details: { login: reason } });
+        await this.record(r, loginEndedDenial(reason));
       } catch (err) {
         this.requeue(r.user);
         throw err;
       }
-      const done = await this.endRecord(r, 'failed', refusal, null, ['pending']);
+      const done = await this.endRecord(r, 'failed', loginEndedRefusal(reason), null, ['pending']);
       if (done === null) this.requeue(r.user);
       return done;
     });
