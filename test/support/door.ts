@@ -1,5 +1,6 @@
-// A TCP door in front of a service (slapd, say) that a test can shut, as an outage: while shut, new
-// connections are refused at once; open, bytes pass both ways unchanged. On 127.0.0.1 only.
+// A TCP door in front of a service (slapd, say) that a test can shut, as an outage: shutting it cuts
+// the connections open through it (a question asked just before is not answered after), and while
+// shut new ones are refused at once; open, bytes pass both ways unchanged. On 127.0.0.1 only.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -13,9 +14,16 @@ export interface Door {
 export async function openDoor(targetHost: string, targetPort: number): Promise<Door> {
   const sockets = new Set<Socket>();
   const server: Server = createServer();
+  let shut = false;
   const door: Door = {
     port: 0,
-    shut: false,
+    get shut() {
+      return shut;
+    },
+    set shut(value: boolean) {
+      shut = value;
+      if (value) for (const s of sockets) s.destroy();
+    },
     close() {
       for (const s of sockets) s.destroy();
       server.close();
