@@ -28,6 +28,8 @@ export interface PreparedJob {
 export class JobIntake {
   /** Job ids, output names and tickets of submissions in flight or held (prepared, not yet committed). */
   private readonly reserved = new Set<string>();
+  /** Inputs of the submissions in flight or held, with how many read each: a held job reads as a running one does. */
+  private readonly reading = new Map<string, number>();
 
   constructor(private readonly ctx: EngineContext) {}
 
@@ -52,6 +54,7 @@ export class JobIntake {
     // Claimed before the first await, so two submissions racing for an id or an output cannot both pass.
     this.checkFree(claims.job, spec);
     this.reserved.add(claims.job).add(`output:${spec.output}`).add(`ticket:${claims.jti}`);
+    this.reading.set(spec.input, (this.reading.get(spec.input) ?? 0) + 1);
     try {
       const input = await openInput(ctx.o.dataRoot, spec.input);
       const count = input.manifest.partitions.length;
@@ -101,11 +104,18 @@ export class JobIntake {
     this.reserved.delete(claims.job);
     this.reserved.delete(`output:${spec.output}`);
     this.reserved.delete(`ticket:${claims.jti}`);
+    const readers = (this.reading.get(spec.input) ?? 0) - 1;
+    if (readers > 0) this.reading.set(spec.input, readers);
+    else this.reading.delete(spec.input);
   }
 
   private checkFree(jobId: string, spec: JobSpec): void {
     if (this.reserved.has(jobId) || this.ctx.db.job(jobId) !== undefined) throw new GatehouseError('conflict', `job ${jobId} exists`);
     if (this.reserved.has(`output:${spec.output}`)) throw new GatehouseError('conflict', `another job is being submitted to write ${spec.output}`);
+    // A held job (prepared, not yet released) is not among the runs below, but it is admitted on its
+    // release without these checks again: it must count as the running job it is about to be.
+    if (spec.mode === 'overwrite' && this.reading.has(spec.output)) throw new GatehouseError('conflict', `another job is being submitted to read ${spec.output}; it cannot be overwritten until that job ends`);
+    if (this.reserved.has(`output:${spec.input}`)) throw new GatehouseError('conflict', `another job is being submitted to write ${spec.input}; read it once that job has finished`);
     for (const run of this.ctx.runs.values()) {
       if (run.row.spec.output === spec.output) throw new GatehouseError('conflict', `another job is already writing ${spec.output}`); // whose is not this user's business
       if (spec.mode === 'overwrite' && run.row.spec.input === spec.output) throw new GatehouseError('conflict', `another job is reading ${spec.output}; it cannot be overwritten until that job ends`);
