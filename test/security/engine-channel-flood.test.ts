@@ -41,6 +41,23 @@ def process(i, o, ctx):
     expect(ended.error).toMatch(/^partition \d+ failed after 2 attempts: worker was stopped: it wrote \d+ messages on its channel that the engine did not ask for/);
   }, 120_000);
 
+  it('is stopped too when what it writes never ends a line (review36): no answer is that long', async () => {
+    // Bytes without a newline: never a message to count, but read and cut for ever, a core of the engine's thread.
+    const source = `import os
+def process(i, o, ctx):
+    junk = b'x' * 65536
+    while True:
+        try:
+            os.write(3, junk)
+        except BlockingIOError:
+            pass
+`;
+    const id = await suite.client.submit(spec('endless_line', source, 2), { user: 'mallory' });
+    const ended = await suite.client.waitFor(id, undefined, 60_000);
+    expect(ended.state, JSON.stringify(ended)).toBe('failed');
+    expect(ended.error).toMatch(/^partition \d+ failed after 2 attempts: worker was stopped: .*did the job write to file descriptor 3\?/);
+  }, 120_000);
+
   it("still ignores a single forged answer: the partition's own answer counts", async () => {
     const source = `import os, shutil
 def process(i, o, ctx):

@@ -43,6 +43,11 @@ export class LineSplitter {
     this.emit(line);
   }
 
+  /** Bytes of the line waiting for its newline, those cut from it included. */
+  get lineBytes(): number {
+    return this.partialBytes + this.dropped;
+  }
+
   /** True when a partial line is waiting for its newline. */
   get pending(): boolean {
     return this.partialBytes > 0 || this.dropped > 0;

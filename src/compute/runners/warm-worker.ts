@@ -65,6 +65,12 @@ export const QUEUE_MAX = 16;
  */
 export const UNASKED_MAX = 16;
 /**
+ * The longest line a worker's channel may be in the middle of. A runner's messages are short; bytes
+ * that never end a line are no message to count, and were read and cut for as long as a task wrote
+ * them (a core of the engine's one thread).
+ */
+export const CHANNEL_LINE_MAX_BYTES = 1024 * 1024;
+/**
  * Bytes of a worker's prints (stdout and stderr) the engine handles before it lets its loop turn:
  * each line costs its one thread, and libuv reads a pipe up to 32 times a turn, so a task printing
  * short lines as fast as it could held the engine for most of every turn (everyone's requests waited).
@@ -183,7 +189,9 @@ export class WarmWorker {
     if (this.channel !== null) {
       const messages = new LineSplitter((line) => this.onMessage(line));
       this.channel.on('data', (chunk: Buffer) => {
-        if (this.stoppedFor === null) messages.push(chunk);
+        if (this.stoppedFor !== null) return;
+        messages.push(chunk);
+        if (messages.lineBytes > CHANNEL_LINE_MAX_BYTES) this.stopFor(`was stopped: it wrote a line of more than ${CHANNEL_LINE_MAX_BYTES} bytes on its channel, no message the engine asked for (did the job write to file descriptor 3?)`);
       });
       this.channel.on('error', () => {}); // EPIPE once the worker is gone; 'exit' tells the story
     }
@@ -350,7 +358,12 @@ export class WarmWorker {
    */
   private unaskedFor(): void {
     if (++this.unasked <= UNASKED_MAX) return;
-    this.stoppedFor = `was stopped: it wrote ${this.unasked} messages on its channel that the engine did not ask for (did the job write to file descriptor 3?)`;
+    this.stopFor(`was stopped: it wrote ${this.unasked} messages on its channel that the engine did not ask for (did the job write to file descriptor 3?)`);
+  }
+
+  /** Stops the worker for what it wrote on its channel: the rest of it is not read, its tasks fail saying `why`. */
+  private stopFor(why: string): void {
+    this.stoppedFor = why;
     this.channel?.destroy();
     this.kill();
   }
