@@ -1,8 +1,8 @@
-// The embedded store's submission makes the engine's request before its record's insert, and the
-// request goes out whatever the insert's outcome. So a record that cannot be written must not
-// leave a job running: the answer is 503, the engine's job is cancelled before it can write
-// anything, and the gateway keeps nothing of it. The store is made to refuse the insert for real
-// (a trigger on the gateway's own SQLite file), with a real engine and gateway.
+// The embedded store's submission writes its record beside job.submit's commit and hands the job
+// over once job.submit is durable, while the record's fsync may still run. So a record that cannot
+// be written must not leave a job running: the answer is 503, a job the engine was handed meanwhile
+// is cancelled before it can write anything, and the gateway keeps nothing of it. The store is made
+// to refuse the insert for real (a trigger on the gateway's own SQLite file), with a real engine and gateway.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditTrail, loadAuditKey } from '../src/audit/index.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
-import type { JobSpec } from '../src/wire/index.js';
+import { type JobSpec, jobSpecHash } from '../src/wire/index.js';
 import { EngineClient } from './support/engine.js';
 import { GATED, releaseGated } from './support/gated-job.js';
 import { Stack } from './support/stack.js';
@@ -34,7 +34,7 @@ afterAll(async () => {
 const spec = (output: string): JobSpec => ({ name: 't', input: 'scratch/tiny', output, runtime: 'python', source: GATED, resources: { cores: 1, memory_mb: 256, time_limit_s: 120 }, max_attempts: 1 });
 
 describe.runIf(onSqlite)('a job record the embedded store cannot write', () => {
-  it('is answered 503, and the job the engine was handed meanwhile is cancelled before it writes anything', async () => {
+  it('is answered 503, and the engine never receives the job', async () => {
     const db = new Database(join(stack.home, 'var', 'gatehouse.db'));
     db.pragma('busy_timeout = 5000');
     db.exec("create trigger refuse_jobs before insert on jobs begin select raise(abort, 'the disk is full'); end");
@@ -51,15 +51,12 @@ describe.runIf(onSqlite)('a job record the embedded store cannot write', () => {
     const submitted = stack.auditEvents().find((e) => e.action === 'job.submit' && e.details.output === 'scratch/unrecorded');
     expect(submitted).toBeDefined();
     const id = submitted!.object.slice('job:'.length);
-    // And so is its end (review32): an admitted job is never left without one on the trail, though the
-    // engine had it and ran it until the cancel.
-    expect(stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toMatchObject({ decision: 'error', reason: expect.stringContaining('the job record could not be written'), details: { state: 'refused', handed_over: true, backend_cancelled: true, backend_state: 'cancelled' } });
-    // The engine had it (the handover left before the insert failed): cancelled, never released, no output.
+    // And so is its end (review32): an admitted job is never left without one on the trail.
+    expect(stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`)).toMatchObject({ decision: 'error', reason: expect.stringContaining('the job record could not be written'), details: { state: 'refused', handed_over: false } });
+    // The insert, made beside job.submit's commit, failed before that commit was durable: nothing was
+    // handed over (session 36; before, the engine had it and the failed submission cancelled it).
     const engine = new EngineClient(stack.engine.url, stack.certsDir);
-    expect((await engine.waitFor(id)).state).toBe('cancelled');
-    // Cancelled by the failed submission itself, not left to the reconciler's sweep of unrecorded jobs
-    // (which would find it only at its next pass, time enough for a quick job to write its output).
-    expect(stack.gateway.output()).not.toContain('cancelling a backend job the gateway has no live record of');
+    await expect(engine.status(id)).rejects.toThrow(/404/);
     expect(existsSync(join(stack.dataRoot, 'scratch', 'unrecorded'))).toBe(false);
     // The gateway keeps nothing of it: no job to see, no quota held.
     expect((await stack.api(`/v1/jobs/${id}`, token)).status).toBe(404);
@@ -253,10 +250,66 @@ describe('a held job whose job.submit cannot be recorded', () => {
     expect(existsSync(join(stack.dataRoot, 'scratch', 'held-unrecorded'))).toBe(false);
     expect(stack.engine.output()).not.toMatch(new RegExp(`"job":"${id}"[^\\n]*"job (accepted|queued)"`));
     expect(stack.auditEvents().filter((e) => e.object === `job:${id}`)).toEqual([]);
+    // Its record, written beside the refused job.submit (session 36), is taken back: no row left
+    // `dispatching` for a restart's reconciler to hand over.
+    const records = new Database(join(stack.home, 'var', 'gatehouse.db'), { readonly: true });
+    expect(records.prepare('select state from jobs where id = ?').get(id)).toBeUndefined();
+    records.close();
     await until(async () => ((await stack.api('/readyz')).status === 200 ? true : undefined), 30_000, 'the trail back');
     // The gateway keeps nothing of it: the same output can be submitted again.
     const again = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/held-unrecorded') });
     expect(again.status, again.body).toBe(201);
     await stack.api(`/v1/jobs/${again.json<{ id: string }>().id}`, token, { method: 'DELETE' });
+  });
+});
+
+// session 36: on the embedded store the job's record is written beside its job.submit's group commit,
+// not after it. A gateway killed between the two leaves a row `dispatching` whose admission the trail
+// never got: at the next start it is ended in the record and never sent (the reconciler would have
+// handed it over), and nothing goes on the trail (no job.finish for a job it never admitted). A row of
+// the same shape whose job.submit is durable (answered 201, its handover cut by the kill) is handed over
+// as before. Made for real: the gateway killed, the rows written into its SQLite file as the killed
+// gateway would have, the job.submit by the trail's own writer.
+describe.runIf(onSqlite)('a record a killed gateway left without its job.submit on the trail', () => {
+  it('is ended unsent at the next start; one whose job.submit is durable is handed over', async () => {
+    const engine = new EngineClient(stack.engine.url, stack.certsDir);
+    const model = await submit('scratch/model-row');
+    const submitted = stack.auditEvents().find((e) => e.action === 'job.submit' && e.object === `job:${model}`)!;
+    await stack.gateway.stop('SIGKILL');
+    const db = new Database(join(stack.home, 'var', 'gatehouse.db'));
+    const row = db.prepare('select * from jobs where id = ?').get(model) as Record<string, unknown>;
+    const now = new Date().toISOString();
+    const rowFor = (output: string, seq: number) => {
+      const jobSpec = { ...(JSON.parse(row.spec as string) as JobSpec), output };
+      return { ...row, id: `j${randomBytes(6).toString('hex')}`, seq, output, spec: JSON.stringify(jobSpec), spec_hash: jobSpecHash(jobSpec), state: 'dispatching', held: 1, backend_id: null, status: null, created_at: now, admitted_at: now, finished_at: null };
+    };
+    const seq = (db.prepare('select max(seq) from jobs').pluck().get() as number) + 1;
+    const unadmitted = rowFor('scratch/unadmitted', seq);
+    const admitted = rowFor('scratch/admitted-unsent', seq + 1);
+    const columns = Object.keys(unadmitted);
+    const insert = db.prepare(`insert into jobs (${columns.map((c) => `"${c}"`).join(', ')}) values (${columns.map((c) => `@${c}`).join(', ')})`);
+    insert.run(unadmitted);
+    insert.run(admitted);
+    db.close();
+    const trail = await AuditTrail.open({ dir: stack.auditDir, key: loadAuditKey(stack.certsDir), checkpointMs: 3_600_000, witnessFile: join(stack.home, 'var', 'audit-witness.jsonl') });
+    await trail.record({ actor: submitted.actor, action: 'job.submit', object: `job:${admitted.id}`, decision: 'allow', reason: submitted.reason, details: { ...submitted.details, output: 'scratch/admitted-unsent' } });
+    await trail.close();
+
+    await stack.startGateway();
+    // The admitted one reaches the engine through the reconciler's resend, which passes over every
+    // live row: by then the unadmitted one was either handed over too or never will be. (Unknown to
+    // the engine until that resend: its 404 is waited through.)
+    const resent = await until(() => engine.status(admitted.id).then((s) => (s.state === 'running' || s.state === 'queued' ? s : undefined), () => undefined), 30_000, `${admitted.id} handed over again`);
+    expect(resent.state).toMatch(/running|queued/);
+    expect((await stack.api(`/v1/jobs/${admitted.id}`, token)).json()).toMatchObject({ state: expect.stringMatching(/running|queued/) });
+    await expect(engine.status(unadmitted.id)).rejects.toThrow(/404/);
+    const view = (await stack.api(`/v1/jobs/${unadmitted.id}`, token)).json<{ state: string; error: string }>();
+    expect(view).toMatchObject({ state: 'failed', error: expect.stringContaining('before its admission was recorded') });
+    expect(stack.auditEvents().filter((e) => e.object === `job:${unadmitted.id}`)).toEqual([]);
+    expect(existsSync(join(stack.dataRoot, 'scratch', 'unadmitted'))).toBe(false);
+    // Its quota is not held: only the model job and the admitted one are.
+    const usage = (await stack.api('/v1/quota', token)).json<{ usage: { running_jobs: number } }>().usage;
+    expect(usage.running_jobs).toBe(2);
+    for (const id of [model, admitted.id]) await stack.api(`/v1/jobs/${id}`, token, { method: 'DELETE' });
   });
 });

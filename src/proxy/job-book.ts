@@ -2,7 +2,7 @@
 // backend says, end them (releasing their quota exactly once) and admit the next pending ones.
 // The routes and the reconciler both act through here, so whichever sees an end first ends it.
 // Its state is its own: callers use its methods, never its maps.
-import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
+import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR, UNENDED_WINDOW_MS } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
 import type { LoginLookup, LoginNow, PersonLookup, PersonNow } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
@@ -52,6 +52,13 @@ export interface JobBookOptions {
    * stolen refresh token detected) is not run. Absent: not asked.
    */
   loginNow?: LoginLookup;
+  /**
+   * Whether the audit trail holds job `id`'s admission (its job.submit or job.admit, allowed), asked
+   * at start-up of a record left `dispatching` and never sent: on the embedded store the record is
+   * written beside job.submit's commit, and one whose job.submit never became durable (the gateway
+   * stopped between the two) is ended unsent (restore). Absent: not asked.
+   */
+  admittedOnTrail?: (id: string) => boolean;
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
@@ -368,7 +375,13 @@ export class JobBook {
   /** Start-up: the ledger's holds, the pending queues and the day's charges, from the records. */
   async restore(): Promise<void> {
     const { admission } = this.o;
-    for (const r of await this.o.records.live()) {
+    const live = await this.o.records.live();
+    const newest = live.some((r) => this.atRisk(r)) ? await this.o.records.newestCreatedAt() : null;
+    for (const r of live) {
+      if (newest !== null && this.atRisk(r) && Date.parse(r.created_at) >= Date.parse(newest) - UNENDED_WINDOW_MS && !this.o.admittedOnTrail!(r.id)) {
+        await this.endUnadmitted(r);
+        continue;
+      }
       this.live.set(r.id, r);
       const subject = { user: r.user, groups: r.groups };
       const resources = { cores: r.cores, memory_mb: r.memory_mb, time_limit_s: r.time_limit_s };
@@ -378,6 +391,29 @@ export class JobBook {
     for (const c of await this.o.records.chargesSince(new Date(Date.now() - DAY_MS).toISOString())) {
       admission.ledger.charge(c.user, c.core_seconds, Date.parse(c.finished_at));
     }
+  }
+
+  /**
+   * A record that could have been written beside a job.submit that never became durable: admitted at
+   * submission (not from the queue, whose job.admit is recorded first), still `dispatching`, never
+   * sent, on the embedded store. Only a stopped gateway's last submissions can be one: restore asks
+   * the trail about those made within UNENDED_WINDOW_MS of the newest record only (the trail's
+   * retention may have archived an older one's admission).
+   */
+  private atRisk(r: JobRecord): boolean {
+    return !this.o.shared && this.o.admittedOnTrail !== undefined && r.state === 'dispatching' && r.backend_id === null && r.admitted_at === r.created_at;
+  }
+
+  /**
+   * A record whose admission is not on the trail: the gateway stopped after writing it and before
+   * job.submit was durable, so nothing was sent (a handover leaves only after) and nobody was answered.
+   * Ended in the record, never sent, its quota not held; nothing goes on the trail, which never
+   * admitted it (a job.finish there would end a job it never started).
+   */
+  private async endUnadmitted(r: JobRecord): Promise<void> {
+    const error = 'not run: the gateway stopped before its admission was recorded on the audit trail';
+    await this.o.records.transition({ ...r, state: 'failed', held: false, reason: null, error, finished_at: new Date().toISOString() }, ['dispatching']);
+    this.o.log.warn({ job: r.id, user: r.user }, 'a job record whose admission is not on the trail was ended unsent (the gateway stopped between the two writes)');
   }
 
   private submissionOf(r: JobRecord): BackendSubmission {

@@ -40,6 +40,8 @@ export interface JobPathOptions {
   loginNow?: LoginLookup;
   /** This gateway's admitted submissions its trail never mentions again (lost-submissions.ts), read once at start-up. */
   unended?: () => AuditEvent[];
+  /** Whether this gateway's trail holds a job's admission (JobBookOptions.admittedOnTrail), asked at start-up. */
+  admittedOnTrail?: (id: string) => boolean;
 }
 
 export interface JobPath {
@@ -70,7 +72,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     record: recordDatasetDecision(o.audit),
   });
   const outbox = new AuditOutbox(o.audit, o.log);
-  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres', ...(o.personNow !== undefined ? { personNow: o.personNow } : {}), ...(o.loginNow !== undefined ? { loginNow: o.loginNow } : {}) });
+  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres', ...(o.personNow !== undefined ? { personNow: o.personNow } : {}), ...(o.loginNow !== undefined ? { loginNow: o.loginNow } : {}), ...(o.admittedOnTrail !== undefined ? { admittedOnTrail: o.admittedOnTrail } : {}) });
   await book.restore();
   const service = new JobService({ book, datasets, authorizer: o.authorizer, audit: o.audit, policy: o.policy });
   // Of several gateways over one store, one reconciles and sweeps orphans (every gateway serves

@@ -39,6 +39,12 @@ export interface Created {
   reason: string | null;
 }
 
+/** An admitted job on its way: go() hands it over. */
+interface Started {
+  go: () => Promise<Handover>;
+  abort: () => void;
+}
+
 export class JobService {
   readonly waits: JobWaits;
 
@@ -95,7 +101,8 @@ export class JobService {
       throw unrecorded ?? err;
     }
     if (admitted.outcome === 'pending') return admitted.created;
-    // Sent only now, once the record is committed: the leader's sweep cancels a backend job it finds no record of.
+    // On a shared store sent only now, once the record is committed (the leader's sweep cancels a
+    // backend job it finds no record of); on the embedded store already on its way.
     return this.handOver(identity, req, admitted.record, summary, admitted.go());
   }
 
@@ -105,7 +112,7 @@ export class JobService {
     req: FastifyRequest,
     s: { id: string; backendName: string; spec: JobSpec; effective: JobSpec; replaces: { owner: string | null } | null; summary: Record<string, unknown>; held: HeldEvents },
     made: (m: { record: JobRecord; abort: () => void }) => void,
-  ): Promise<{ outcome: 'pending'; created: Created } | { outcome: 'admitted'; record: JobRecord; go: () => Promise<Handover> }> {
+  ): Promise<{ outcome: 'pending'; created: Created } | ({ outcome: 'admitted'; record: JobRecord } & Started)> {
     const { id, backendName, spec, effective, summary } = s;
     const resources = spec.resources;
     const admission = await this.book.admit({ job: id, subject: identity, resources }, backendName);
@@ -156,7 +163,7 @@ export class JobService {
       }
       const started = await this.start(identity, req, record, summary, s.held);
       made({ record: tracked, abort: started.abort });
-      return { outcome: 'admitted', record, go: started.go };
+      return { outcome: 'admitted', record, ...started };
     } catch (err) {
       // Nothing of a refused submission stays: no hold, no queue entry, no record.
       if (record !== undefined) await this.book.untrack(record);
@@ -185,12 +192,14 @@ export class JobService {
   }
 
   /**
-   * Admitted: the decision is recorded, then the record is written while the backend receives the
-   * job (when other gateways share the records, the record first and the handover only once the
-   * user's section has committed it: go(), called after the section; the leader's sweep cancels a
-   * backend job it finds no record of). abort(): the section did not commit, nothing is sent.
+   * Admitted: the decision is recorded, then the job is handed over. On the embedded store the record
+   * is written beside job.submit's group commit and the handover leaves once job.submit is durable;
+   * when other gateways share the records, the record is written once job.submit is durable and the
+   * handover waits until the user's section has committed it (go(), called after the section; the
+   * leader's sweep cancels a backend job it finds no record of). abort(): the section did not commit,
+   * nothing is sent.
    */
-  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, held: HeldEvents): Promise<{ go: () => Promise<Handover>; abort: () => void }> {
+  private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, held: HeldEvents): Promise<Started> {
     const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
     // In flight from before the first await: the record is already live and 'dispatching', and the
     // reconciler hands over any such job not in flight, so while job.submit is being recorded it
@@ -207,19 +216,33 @@ export class JobService {
     };
     try {
       const submitted = this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
+      // On the embedded store the record's insert (its fsync on the thread pool, JobRecords.insert)
+      // runs beside job.submit's group commit, not after it: the row alone never makes the job run,
+      // since nothing is sent before job.submit is durable, a failed job.submit takes the row back,
+      // and a row a crash left without its job.submit is ended unsent at the next start
+      // (JobBook.restore). In an immediate, after job.submit's message has gone to the audit writer
+      // and before the prepare's (the row's write is the shorter step on the loop, then its fsync runs
+      // while the prepare is sent). On a shared store another gateway's reconciler could hand the row
+      // over meanwhile: written after, as before.
+      const inserted = this.book.shared ? null : new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.book.insert(record));
       // The held handover: the engine checks the job (ticket, input, output) while job.submit is
       // committed, and admits it only on handOver, after; nothing runs before. Dropped if that fails.
       this.book.prepare(record);
-      await submitted;
-      // On the embedded store (one gateway) the handover's request is made before the insert, which
-      // commits within this turn's promise jobs with its fsync on the thread pool (JobRecords.insert):
-      // the request is written on the next tick while the disk works, and the answer waits for both
-      // (BENCHMARKS.md, session 33). A failed insert or fsync cancels what was sent, below; a crash
-      // (or a power loss) before the record is on disk leaves a backend job without a record, which
-      // the leader's sweep cancels and records.
-      if (!this.book.shared) send();
+      let unwritten = false;
+      inserted?.catch(() => (unwritten = true));
       try {
-        await this.book.insert(record);
+        await submitted;
+      } catch (err) {
+        if (inserted !== null) await this.unwrite(record, inserted, req);
+        throw err;
+      }
+      // The handover's request leaves now, while the record's fsync may still run; the answer waits for
+      // both (BENCHMARKS.md, session 33). A record that failed already is not sent at all; one that
+      // fails after cancels what was sent, below; a crash (or a power loss) before the record is on
+      // disk leaves a backend job without a record, which the leader's sweep cancels and records.
+      if (!this.book.shared && !unwritten) send();
+      try {
+        await (inserted ?? this.book.insert(record));
       } catch (err) {
         const sent = handover !== undefined && (await handover).outcome === 'sent';
         const backendState = sent ? await this.book.backend(record.backend).cancel(record.backend_id ?? record.id).then((s) => s?.state ?? null, () => undefined) : undefined;
@@ -254,6 +277,14 @@ export class JobService {
         done();
       },
     };
+  }
+
+  /** job.submit could not be recorded: the record written beside it goes too (if that fails, the next start ends it unsent). */
+  private async unwrite(record: JobRecord, inserted: Promise<void>, req: FastifyRequest): Promise<void> {
+    if (!(await inserted.then(() => true, () => false))) return; // never written: a failed insert takes its row back
+    await this.book.removeRecord(record.id).catch((e: Error) =>
+      req.log.error({ job: record.id, err: e.message }, 'the record of a job whose job.submit was not recorded could not be removed; the next start ends it unsent'),
+    );
   }
 
   /** The backend's answer to an admitted job: 201, or the record removed and the refusal recorded. */

@@ -1,6 +1,7 @@
-// Submissions a stopped gateway admitted but left no record of. job.submit is durable before the
-// record is written, so a power loss in the milliseconds between leaves an admitted job the trail never
-// mentions again. At start-up the trail names them (audit's unendedSubmissions); this asks the records
+// Submissions a stopped gateway admitted but left no record of. The record is written after
+// job.submit (a shared store) or beside it (the embedded one), so a power loss in the milliseconds
+// between leaves an admitted job the trail never mentions again. (The other way round, a record whose
+// job.submit never became durable, is ended unsent at start-up: JobBook.restore.) At start-up the trail names them (audit's unendedSubmissions); this asks the records
 // and the job's backend about each, and gives the ones nothing else will end their job.finish, so an
 // auditor never finds an admitted job that simply stops being mentioned:
 // - a record here: the job is followed as any other (its end will be recorded);
