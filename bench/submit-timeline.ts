@@ -6,7 +6,10 @@
 // wrapped here, and the HTTP events of node:diagnostics_channel. Run it on a quiet machine. Once the
 // job channel is open (after the first submission) submissions are frames, not HTTP requests: no
 // `engine POST /jobs` marks then; the handover's end is the engine's answer plus the record's fsync.
-// With the held handover the engine is sent a prepare before the audit commit and a release after it.
+// With the held handover the engine is sent a prepare before the audit commit and a release after it;
+// on the embedded store the answer waits for job.submit, the record's fsync (written beside the
+// commit) and the prepare's answer (`prepare asked ... ends`), not for the release, whose end then
+// often comes after `done` and is missing from those submissions' marks (session 36).
 import { subscribe } from 'node:diagnostics_channel';
 import type { ClientRequest } from 'node:http';
 import type { Agent } from 'node:https';

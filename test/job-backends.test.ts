@@ -212,3 +212,31 @@ describe('the POSIX account a job runs as', () => {
     expect(submits.find((e) => e.object === `job:${plain.id}`)?.details).not.toHaveProperty('posix_user');
   });
 });
+
+// session 36: on the embedded store an admitted job is answered 201 once its job.submit and its record
+// are durable and its backend holds it checked (the held handover), without waiting for the backend
+// to admit it. The person was told `queued`: a backend that then refuses it must not make it vanish.
+describe('a job its backend refuses after the gateway answered 201', () => {
+  it.runIf((process.env.GATEHOUSE_TEST_STORE ?? 'sqlite') === 'sqlite')('ends failed with the refusal, its end on the trail after its job.submit and its quota freed', async () => {
+    lab.refuseAfterHolding = 'the lab lost its scratch disk';
+    let r: Response;
+    try {
+      r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ output: 'scratch-ana/refused-late', backend: 'lab' }) });
+    } finally {
+      lab.refuseAfterHolding = null;
+    }
+    expect(r.status, r.body).toBe(201);
+    expect(r.json()).toMatchObject({ state: 'queued' });
+    const { id } = r.json<{ id: string }>();
+    const ended = await until(async () => {
+      const v = (await api(`/v1/jobs/${id}`, 'ana')).json<{ state: string; error: string | null }>();
+      return v.state === 'queued' ? undefined : v;
+    }, 20_000, `${id} leaving queued`);
+    expect(ended).toMatchObject({ state: 'failed', error: expect.stringContaining('the lab lost its scratch disk') });
+    expect(lab.received.filter((s) => s.id === id)).toHaveLength(1);
+    const events = readTrail(auditDir).filter((e) => e.object === `job:${id}`);
+    expect(events.map((e) => `${e.action} ${e.decision}`)).toEqual(['job.submit allow', 'job.finish error']);
+    const usage = (await api('/v1/quota', 'ana')).json<{ usage: { running_jobs: number; cores: number } }>().usage;
+    expect(usage.running_jobs).toBe(0);
+  });
+});

@@ -34,6 +34,11 @@ export interface BackendSubmission {
 }
 
 export interface PreparedHandover {
+  /**
+   * Whether the backend holds the job checked (its refusals then come from submit() alone): true
+   * once it has said so, false when it refused it or cannot say.
+   */
+  held: Promise<boolean>;
   submit(): Promise<{ backendId: string }>;
   drop(): void;
 }

@@ -46,6 +46,7 @@ export function bundledBackend(engine: EngineClient, ticketKey: KeyObject): Comp
       const prepared = engine.prepare(job.id, job.spec, ticketOf(job));
       if (prepared === null) return null;
       return {
+        held: prepared.held,
         submit: async () => {
           const created = (await prepared.release()) ?? (await engine.submit(job.spec, ticketOf(job)));
           return { backendId: created.id };

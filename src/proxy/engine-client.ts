@@ -79,6 +79,8 @@ export interface EngineClient {
 }
 
 export interface PreparedSubmission {
+  /** Whether the engine answered the prepare holding the job (its checks passed); false: refused, or no answer. */
+  held: Promise<boolean>;
   /**
    * Admits the held job: submit's answer, or its refusal thrown alike. Null when the engine does not
    * hold it (the prepare was refused or never answered, its channel is gone, or it was held past its
@@ -264,6 +266,7 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       // follows gets the engine's refusal itself, through the same door.
       const holding = held.answer.then((a) => a.status === 200, () => false);
       return {
+        held: holding,
         release: async () => {
           if (!(await holding)) return null;
           const released = held.release(SUBMIT_TIMEOUT_MS);

@@ -432,18 +432,22 @@ export class JobBook {
   /**
    * An admitted job's backend checks it now and holds it (if it can: the held handover), while its
    * job.submit is being made durable; handOver then admits it there. Nothing of it runs before.
+   * Resolves with whether the backend holds it checked (false: no held handover, or refused).
    */
-  prepare(r: JobRecord): void {
+  prepare(r: JobRecord): Promise<boolean> {
     const backend = this.backend(r.backend);
-    if (backend.prepare === undefined) return;
+    if (backend.prepare === undefined) return Promise.resolve(false);
     const entry: { handover: PreparedHandover | null; over: boolean } = { handover: null, over: false };
     this.prepared.set(r.id, entry);
     // Asked in an immediate: the caller has just started recording job.submit, whose message goes to
     // the audit writer in this turn's check phase; queued after it, the commit starts first and the
     // backend's checks (and the ticket's signing) run beside it instead of before it.
-    setImmediate(() => {
-      if (!entry.over) entry.handover = backend.prepare!(this.submissionOf(r));
-    });
+    return new Promise<boolean>((resolve) =>
+      setImmediate(() => {
+        if (!entry.over) entry.handover = backend.prepare!(this.submissionOf(r));
+        resolve(entry.handover?.held.catch(() => false) ?? false);
+      }),
+    );
   }
 
   /** A prepared job that will not be handed over (its job.submit or its record failed): the backend lets it go. */

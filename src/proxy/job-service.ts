@@ -39,10 +39,11 @@ export interface Created {
   reason: string | null;
 }
 
-/** An admitted job on its way: go() hands it over. */
+/** An admitted job on its way: go() hands it over (then `after` with the outcome, before it counts as settled). */
 interface Started {
-  go: () => Promise<Handover>;
+  go: (after?: (h: Handover) => Promise<void>) => Promise<Handover>;
   abort: () => void;
+  held: Promise<boolean>;
 }
 
 export class JobService {
@@ -103,7 +104,7 @@ export class JobService {
     if (admitted.outcome === 'pending') return admitted.created;
     // On a shared store sent only now, once the record is committed (the leader's sweep cancels a
     // backend job it finds no record of); on the embedded store already on its way.
-    return this.handOver(identity, req, admitted.record, summary, admitted.go());
+    return this.handOver(identity, req, admitted.record, summary, admitted);
   }
 
   /** Decides and records one submission (under the user's lock); an admitted one is already on its way to the backend. */
@@ -197,7 +198,7 @@ export class JobService {
    * when other gateways share the records, the record is written once job.submit is durable and the
    * handover waits until the user's section has committed it (go(), called after the section; the
    * leader's sweep cancels a backend job it finds no record of). abort(): the section did not commit,
-   * nothing is sent.
+   * nothing is sent. `held`: whether the backend holds the job checked (the held handover).
    */
   private async start(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, held: HeldEvents): Promise<Started> {
     const granted = { cores: record.cores, memory_mb: record.memory_mb, time_limit_s: record.time_limit_s };
@@ -214,6 +215,7 @@ export class JobService {
       }
       return handover;
     };
+    let accepted: Promise<boolean> = Promise.resolve(false);
     try {
       const submitted = this.audit(identity, req, { action: 'job.submit', object: `job:${record.id}`, decision: 'allow', reason: `admitted to ${record.backend}`, policy_version: record.policy_version, details: { ...summary, granted } }, held);
       // On the embedded store the record's insert (its fsync on the thread pool, JobRecords.insert)
@@ -227,7 +229,7 @@ export class JobService {
       const inserted = this.book.shared ? null : new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.book.insert(record));
       // The held handover: the engine checks the job (ticket, input, output) while job.submit is
       // committed, and admits it only on handOver, after; nothing runs before. Dropped if that fails.
-      this.book.prepare(record);
+      accepted = this.book.prepare(record);
       let unwritten = false;
       inserted?.catch(() => (unwritten = true));
       try {
@@ -264,9 +266,14 @@ export class JobService {
       throw err;
     }
     return {
-      go: () => {
+      held: accepted,
+      go: (after) => {
         const sent = send();
-        void sent.finally(done);
+        // Not over before what follows its outcome is done: the reconciler and pushed statuses wait for that.
+        void sent
+          .then(after)
+          .catch((err: Error) => req.log.error({ job: record.id, err: err.message }, 'what followed a handover failed'))
+          .finally(done);
         return sent;
       },
       abort: () => {
@@ -287,8 +294,22 @@ export class JobService {
     );
   }
 
-  /** The backend's answer to an admitted job: 201, or the record removed and the refusal recorded. */
-  private async handOver(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, handover: Promise<Handover>): Promise<Created> {
+  /**
+   * The backend's answer to an admitted job: 201, or the record removed and the refusal recorded.
+   * On the embedded store, once the backend holds the job checked (the held handover: the ticket,
+   * the input and the output, everything a person could have got wrong) and job.submit and the
+   * record are durable, 201 does not wait for the release: what comes of it is followed as any
+   * queued job's life (afterAnswer), and a cancel meanwhile waits for it (JobBook.settled).
+   */
+  private async handOver(identity: Identity, req: FastifyRequest, record: JobRecord, summary: Record<string, unknown>, started: Started): Promise<Created> {
+    let decide: (early: boolean) => void = () => {};
+    const decided = new Promise<boolean>((resolve) => (decide = resolve));
+    const handover = started.go(async (sent) => {
+      if (await decided) await this.afterAnswer(record, sent);
+    });
+    const early = !this.book.shared && (await Promise.race([started.held, handover.then(() => false)]));
+    decide(early);
+    if (early) return { id: record.id, state: 'queued', reason: null };
     const sent = await handover;
     if (sent.outcome !== 'sent') {
       await this.book.removeRecord(record.id);
@@ -304,6 +325,19 @@ export class JobService {
     // resend meets the backend's 409 and adopts the job (JobBook.handOver).
     if (this.book.shared && !(await this.book.keepSent(record))) throw new GatehouseError('conflict', `job ${record.id} was ${record.state === 'cancelled' ? 'cancelled' : 'ended'} while it was being handed over; it does not run`);
     return { id: record.id, state: 'queued', reason: null };
+  }
+
+  /**
+   * A handover answered 201 before it settled (handOver). A refusal ends the job failed with the
+   * backend's reason (job.finish on the trail, its quota freed), as a queued job that fails before
+   * it starts; a backend that could not be reached (it may or may not have the job) leaves it queued
+   * with that reason, for the reconciler, which asks the backend and adopts or resends it, as it does
+   * a job admitted from the queue.
+   */
+  private async afterAnswer(record: JobRecord, sent: Handover): Promise<void> {
+    if (sent.outcome === 'sent') return;
+    if (sent.outcome === 'refused') await this.book.end(record, 'failed', `not started: ${record.backend} refused it after it was queued: ${sent.error.message}`, null);
+    else await this.book.persist(record);
   }
 
   /**

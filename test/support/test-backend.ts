@@ -12,6 +12,11 @@ export interface TestBackend extends ComputeBackend {
   readonly received: BackendSubmission[];
   /** Set: readiness() rejects with it (the backend is down). */
   down: string | null;
+  /**
+   * Set: a job is held checked (the held handover's prepare answers that it holds it), then refused
+   * with this conflict when it is admitted (submit after the prepare). Null: no held handover.
+   */
+  refuseAfterHolding: string | null;
 }
 
 /** A catalog entry from a name, labels and an owner (the rest made up). */
@@ -28,6 +33,7 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
     location: `test:${name}`,
     received,
     down: null,
+    refuseAfterHolding: null,
     readinessCheck: `backend:${name}`,
     readiness: async () => {
       if (backend.down !== null) throw new Error(backend.down);
@@ -48,6 +54,18 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
       datasets.set(job.spec.output, { ...testDataset(job.spec.output, job.spec.labels ?? [], job.user), produced_by: job.id, created_at: now });
       jobs.set(job.id, statusOf(job, now, input));
       return { backendId: job.id };
+    },
+    prepare: (job) => {
+      const refusal = backend.refuseAfterHolding;
+      if (refusal === null) return null;
+      return {
+        held: Promise.resolve(true),
+        submit: async () => {
+          received.push(job);
+          throw new GatehouseError('conflict', refusal);
+        },
+        drop: () => undefined,
+      };
     },
     status: async (id) => jobs.get(id) ?? null,
     active: async () => [...jobs.values()].filter((j) => j.finished_at === null),
