@@ -239,4 +239,29 @@ describe('a job its backend refuses after the gateway answered 201', () => {
     const usage = (await api('/v1/quota', 'ana')).json<{ usage: { running_jobs: number; cores: number } }>().usage;
     expect(usage.running_jobs).toBe(0);
   });
+
+  it.runIf((process.env.GATEHOUSE_TEST_STORE ?? 'sqlite') === 'sqlite')('is cancelled by a cancel that came while its release was on its way', async () => {
+    let open: () => void = () => {};
+    lab.releaseGate = new Promise<void>((resolve) => (open = resolve));
+    let r: Response;
+    try {
+      r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ name: 'keep-running', output: 'scratch-ana/cancelled-early', backend: 'lab' }) });
+    } finally {
+      lab.releaseGate = null;
+    }
+    expect(r.status, r.body).toBe(201);
+    const { id } = r.json<{ id: string }>();
+    // The cancel is decided and recorded, then waits for the handover to settle, so the backend has the job to cancel.
+    const cancel = api(`/v1/jobs/${id}`, 'ana', { method: 'DELETE' });
+    await until(() => readTrail(auditDir).some((e) => e.action === 'job.cancel' && e.object === `job:${id}`), 20_000, `job.cancel of ${id} on the trail`);
+    open();
+    const cancelled = await cancel;
+    expect(cancelled.status, cancelled.body).toBe(200);
+    expect(cancelled.json()).toMatchObject({ state: 'cancelled' });
+    expect((await lab.status(id))?.state).toBe('cancelled');
+    // (Its start is on the trail too, as the backend reported it started.)
+    const events = readTrail(auditDir).filter((e) => e.object === `job:${id}` && e.action !== 'job.start');
+    expect(events.map((e) => `${e.action} ${e.decision} ${e.reason}`)).toEqual(['job.submit allow admitted to lab', 'job.cancel allow cancelled by its owner', 'job.finish error cancelled']);
+    expect((await api('/v1/quota', 'ana')).json<{ usage: { running_jobs: number } }>().usage.running_jobs).toBe(0);
+  });
 });

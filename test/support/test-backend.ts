@@ -17,6 +17,8 @@ export interface TestBackend extends ComputeBackend {
    * with this conflict when it is admitted (submit after the prepare). Null: no held handover.
    */
   refuseAfterHolding: string | null;
+  /** Set: a job is held checked as above, and admitted (or refused) only once this resolves. */
+  releaseGate: Promise<void> | null;
 }
 
 /** A catalog entry from a name, labels and an owner (the rest made up). */
@@ -28,12 +30,27 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
   const datasets = new Map(catalog.map((d) => [d.name, d]));
   const jobs = new Map<string, JobStatus>();
   const received: BackendSubmission[] = [];
+  /** Takes a job: runs it at once, or holds it running while it is named `keep-running`. */
+  const run = async (job: BackendSubmission): Promise<{ backendId: string }> => {
+    const input = datasets.get(job.spec.input);
+    if (input === undefined) throw new GatehouseError('not_found', `no dataset ${job.spec.input} on ${name}`);
+    const now = new Date().toISOString();
+    if (job.spec.name === 'keep-running') {
+      jobs.set(job.id, { ...statusOf(job, now, input), state: 'running', partitions: { total: 1, done: 0, failed: 0, running: 1 }, rows_out: 0, bytes_out: 0, finished_at: null });
+      return { backendId: job.id };
+    }
+    // Runs at once: the output is in the catalog, with every label the gateway decided it carries.
+    datasets.set(job.spec.output, { ...testDataset(job.spec.output, job.spec.labels ?? [], job.user), produced_by: job.id, created_at: now });
+    jobs.set(job.id, statusOf(job, now, input));
+    return { backendId: job.id };
+  };
   const backend: TestBackend = {
     name,
     location: `test:${name}`,
     received,
     down: null,
     refuseAfterHolding: null,
+    releaseGate: null,
     readinessCheck: `backend:${name}`,
     readiness: async () => {
       if (backend.down !== null) throw new Error(backend.down);
@@ -43,26 +60,19 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
     datasets: async () => [...datasets.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
     submit: async (job) => {
       received.push(job);
-      const input = datasets.get(job.spec.input);
-      if (input === undefined) throw new GatehouseError('not_found', `no dataset ${job.spec.input} on ${name}`);
-      const now = new Date().toISOString();
-      if (job.spec.name === 'keep-running') {
-        jobs.set(job.id, { ...statusOf(job, now, input), state: 'running', partitions: { total: 1, done: 0, failed: 0, running: 1 }, rows_out: 0, bytes_out: 0, finished_at: null });
-        return { backendId: job.id };
-      }
-      // Runs at once: the output is in the catalog, with every label the gateway decided it carries.
-      datasets.set(job.spec.output, { ...testDataset(job.spec.output, job.spec.labels ?? [], job.user), produced_by: job.id, created_at: now });
-      jobs.set(job.id, statusOf(job, now, input));
-      return { backendId: job.id };
+      return run(job);
     },
     prepare: (job) => {
       const refusal = backend.refuseAfterHolding;
-      if (refusal === null) return null;
+      const gate = backend.releaseGate;
+      if (refusal === null && gate === null) return null;
       return {
         held: Promise.resolve(true),
         submit: async () => {
           received.push(job);
-          throw new GatehouseError('conflict', refusal);
+          await gate;
+          if (refusal !== null) throw new GatehouseError('conflict', refusal);
+          return run(job);
         },
         drop: () => undefined,
       };
