@@ -204,7 +204,9 @@ function addServers(program: Command, result: Result): void {
     return -1; // keeps running until a signal
   }, result);
   act(withConfig(program.command('engine').summary('the bundled engine alone (mTLS, only the gateway\'s client certificate)'), false), async ({ loaded }) => {
-    const [{ ensureServiceCertificates }, { startEngine }, , go] = await Promise.all([import('../auth/boot.js'), import('../compute/index.js'), preloadConfig(), goFromParent()]);
+    const [{ ensureServiceCertificates }, { closeInheritedDescriptors, startEngine }, , go] = await Promise.all([import('../auth/boot.js'), import('../compute/index.js'), preloadConfig(), goFromParent()]);
+    // Before any task exists: a descriptor its parent left open would reach every task (review36).
+    closeInheritedDescriptors();
     const { config } = await loaded();
     await (await servers()).serve('engine', async () => {
       // Run alone, the engine creates the certificates too; under `up` they were checked a moment ago.

@@ -21,3 +21,4 @@ export { jobInputLinks } from './job-area.js';
 export { sweepUid } from './uid-sweep.js';
 export { type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
 export { taskReachProblem } from './reach.js';
+export { closeInheritedDescriptors } from './inherited-fds.js';
