@@ -33,7 +33,13 @@ export interface Explanation {
   quota: { limits: Limits; detail: ResolvedQuota };
 }
 
-export function resolveQuota(policy: PolicySnapshot, subject: Subject): { limits: Limits; detail: ResolvedQuota } {
+export function resolveQuota(policy: PolicySnapshot, subject: Subject): { readonly limits: Readonly<Limits>; readonly detail: Readonly<ResolvedQuota> } {
+  // Asked by every admission (and every job leaving a queue): the same for a user and groups until the
+  // policy changes, so made once per version (the snapshot keeps it; a reload starts afresh).
+  return policy.perSubject(subject, () => resolveQuotaOnce(policy, subject));
+}
+
+function resolveQuotaOnce(policy: PolicySnapshot, subject: Subject): { limits: Limits; detail: ResolvedQuota } {
   const user = `user:${subject.user}`;
   const closure = policy.subjectClosure(subject);
   const graph = policy.model.subjectRoles ? policy.graphs.get(policy.model.subjectRoles) : undefined;

@@ -28,10 +28,25 @@ export interface Evaluation {
 
 const CACHE_LIMIT = 50_000;
 
+/** A subject's user and directory groups as one key (\0 between them: no valid name holds it). */
+function subjectKey(subject: Subject): string {
+  return subject.groups.length === 0 ? subject.user : `${subject.user}\0${subject.groups.join('\0')}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 export class PolicySnapshot {
   /** Decisions already made with this version; dropped with it on reload. */
   readonly decisions = new Map<string, unknown>();
   private readonly subjectClosures = new Map<string, Closure>();
+  /** perSubject's answers, by subjectKey. */
+  private readonly subjectAnswers = new Map<string, object>();
   private readonly emptyP: string[];
   private countsOnce: PolicySnapshot['counts'] | undefined;
   /** Rules whose object holds `{user}`: the index cannot place them, so every decision checks them. */
@@ -78,17 +93,41 @@ export class PolicySnapshot {
 
   /** The user's subject (`user:alice`) and its closure with their directory groups linked in. */
   subjectClosure(subject: Subject): Closure {
-    const key = subject.groups.length === 0 ? subject.user : `${subject.user}\0${subject.groups.join('\0')}`;
-    let c = this.subjectClosures.get(key);
-    if (!c) {
+    const make = () => {
       const graph = this.model.subjectRoles ? this.graphs.get(this.model.subjectRoles) : undefined;
       const name = `user:${subject.user}`;
-      c = graph ? graph.closure(name, subject.groups.map((g) => `group:${g}`)) : new Map([[name, 0]]);
+      return graph ? graph.closure(name, subject.groups.map((g) => `group:${g}`)) : new Map([[name, 0]]);
+    };
+    // Names with control characters (never valid) are neither kept nor answered from what is kept:
+    // \0 separates the key's parts, so `alice\0analysts` would read alice's closure with analysts.
+    if (hasControl(subject.user, subject.groups)) return make();
+    const key = subjectKey(subject);
+    let c = this.subjectClosures.get(key);
+    if (!c) {
+      c = make();
       if (this.subjectClosures.size >= CACHE_LIMIT) this.subjectClosures.clear();
-      // Names with control characters (never valid) are not kept: \0 separates the key's parts.
-      if (!hasControl(subject.user, subject.groups)) this.subjectClosures.set(key, c);
+      this.subjectClosures.set(key, c);
     }
     return c;
+  }
+
+  /**
+   * What `resolve` makes of a subject's user and groups under this version, made once and kept with
+   * the version (a reload builds a new snapshot, so nothing kept outlives the policy it came from).
+   * For answers that depend on nothing else: a user's quota (explain.ts's resolveQuota, asked by every
+   * admission). The answer is frozen, since every later caller is handed the same object.
+   */
+  perSubject<T extends object>(subject: Subject, resolve: () => T): T {
+    // A name with a control character (never valid: auth cleans them out) could spell another
+    // subject's key (`alice\0analysts`): such a subject is neither answered from the cache nor kept in it.
+    if (hasControl(subject.user, subject.groups)) return deepFreeze(resolve());
+    const key = subjectKey(subject);
+    const kept = this.subjectAnswers.get(key) as T | undefined;
+    if (kept !== undefined) return kept;
+    const made = deepFreeze(resolve());
+    if (this.subjectAnswers.size >= CACHE_LIMIT) this.subjectAnswers.clear();
+    this.subjectAnswers.set(key, made);
+    return made;
   }
 
   objectClosure(object: string, labels: readonly string[]): Closure {
