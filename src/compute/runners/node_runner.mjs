@@ -18,6 +18,9 @@ import { format } from 'node:util';
 const CHUNK = 1 << 20;
 const FATAL_STACK_LINES = 30;
 const ERROR_STACK_LINES = 20;
+// The engine reads its channel a line of at most 8 KiB and cuts a longer one, which it then cannot
+// read: an answer carrying a longer error was lost, and the job waited for it to its time limit.
+const ERROR_JSON_BYTES = 6000;
 
 function parseArgs(argv) {
   const options = { source: '', entrypoint: 'process', job: '' };
@@ -42,10 +45,23 @@ function send(message) {
 
 /** `Name: message`, then the stack's last lines (the stack repeats the message; the first line is for one-line views). */
 function describe(error, limit) {
-  if (!(error instanceof Error)) return `thrown value: ${format('%o', error)}`;
+  if (!(error instanceof Error)) return bounded(`thrown value: ${format('%o', error)}`);
   const summary = `${error.name}: ${error.message}`;
   const stack = typeof error.stack === 'string' ? error.stack.split('\n') : [];
-  return [summary, ...stack.slice(-limit)].join('\n');
+  return bounded([summary, ...stack.slice(-limit)].join('\n'));
+}
+
+/** `text` within ERROR_JSON_BYTES as the channel carries it (JSON, UTF-8): its start and its end, the middle cut. */
+function bounded(text) {
+  const size = (t) => Buffer.byteLength(JSON.stringify(t));
+  if (size(text) <= ERROR_JSON_BYTES) return text;
+  let keep = text.length;
+  for (;;) {
+    keep = Math.floor((keep * 2) / 3);
+    const half = Math.floor(keep / 2);
+    const cut = `${text.slice(0, half)} … [${text.length - 2 * half} characters cut] … ${text.slice(text.length - half)}`;
+    if (size(cut) <= ERROR_JSON_BYTES) return cut;
+  }
 }
 
 function looksLikeOom(error) {

@@ -43,6 +43,9 @@ SHORT_S = 0.005
 CHUNK = 1 << 20
 FATAL_TRACEBACK_LINES = 30
 ERROR_TRACEBACK_LINES = 20
+# The engine reads its channel a line of at most 8 KiB and cuts a longer one, which it then cannot
+# read: an answer carrying a longer error was lost, and the job waited for it to its time limit.
+ERROR_JSON_BYTES = 6000
 MODULE_NAME = "gatehouse_job"
 MARK = re.compile(r"^gatehouse-end-of-task-[0-9a-f]{24}$")
 
@@ -269,7 +272,20 @@ def describe(exc, limit):
     except MemoryError:  # out of memory even for the story: the summary alone
         lines = []
     summary = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
-    return "\n".join([summary] + lines[-limit:])
+    return bounded("\n".join([summary] + lines[-limit:]))
+
+
+def bounded(text):
+    """`text` within ERROR_JSON_BYTES as the channel carries it (JSON): its start and its end, the middle cut."""
+    if len(json.dumps(text)) <= ERROR_JSON_BYTES:
+        return text
+    keep = len(text)
+    while True:
+        keep = keep * 2 // 3
+        half = keep // 2
+        cut = "%s … [%d characters cut] … %s" % (text[:half], len(text) - 2 * half, text[len(text) - half:])
+        if len(json.dumps(cut)) <= ERROR_JSON_BYTES:
+            return cut
 
 
 def is_machinery(filename):
