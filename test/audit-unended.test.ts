@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AuditInput, loadAuditKey, openAuditDb, UNENDED_WINDOW_MS, unendedSubmissions, verifyTrail } from '../src/audit/index.js';
+import { admissionOnTrail, type AuditInput, loadAuditKey, openAuditDb, UNENDED_WINDOW_MS, unendedSubmissions, verifyTrail } from '../src/audit/index.js';
+import { archiveBefore } from '../src/audit/retention.js';
 import { pendingRowOf, TrailWriter } from '../src/audit/writer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-audit-unended-'));
@@ -84,5 +85,42 @@ describe('unendedSubmissions', () => {
     const db = openAuditDb(dir);
     expect(unendedSubmissions(db)).toEqual([]);
     db.close();
+  });
+});
+
+// A job record left `dispatching` at start-up is ended unsent when the trail does not hold its
+// admission (proxy/job-book.ts restore): the trail must not answer "not there" for an admission
+// retention may have archived, or an admitted job would be dropped.
+describe('admissionOnTrail', () => {
+  it('finds an admission on either side of the watermark, says false when the trail holds everything since, null once that time is archived', () => {
+    const dir = join(root, 'admission');
+    const key = loadAuditKey(join(root, 'certs'));
+    const w = TrailWriter.open(dir, key);
+    const t0 = Date.parse('2026-12-04T10:00:00Z');
+    const hour = 3_600_000;
+    w.append([pendingRowOf(event('job.submit', 'jindexed'), t0), pendingRowOf(event('job.submit', 'jrefused', 'deny'), t0 + 1)]);
+    w.index(true);
+    w.append([pendingRowOf(event('job.submit', 'jtail'), t0 + 2), pendingRowOf(event('job.start', 'jlater'), t0 + 5 * hour)]);
+    let db = openAuditDb(dir);
+    try {
+      expect(admissionOnTrail(db, 'jindexed', t0)).toBe(true);
+      expect(admissionOnTrail(db, 'jtail', t0)).toBe(true);
+      // Refused, or never there: nothing was ever archived, so the trail can say.
+      expect(admissionOnTrail(db, 'jrefused', t0)).toBe(false);
+      expect(admissionOnTrail(db, 'jnever', t0 - 10 * hour)).toBe(false);
+    } finally {
+      db.close();
+    }
+    // Retention takes the first three: from about their time on the trail no longer knows.
+    expect(archiveBefore(w, t0 + hour, join(root, 'admission-archive'), 100)).toMatchObject({ events: 3 });
+    w.close();
+    db = openAuditDb(dir);
+    try {
+      expect(admissionOnTrail(db, 'jindexed', t0)).toBeNull();
+      expect(admissionOnTrail(db, 'jnever', t0 + 2 * hour)).toBeNull(); // within the clock's slack of the oldest left
+      expect(admissionOnTrail(db, 'jnever', t0 + 5 * hour + hour)).toBe(false); // made after the oldest event left
+    } finally {
+      db.close();
+    }
   });
 });

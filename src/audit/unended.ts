@@ -5,6 +5,7 @@
 import type Database from 'better-sqlite3';
 import { eventOf } from './chain.js';
 import type { AuditEvent } from './event.js';
+import { jobEvents } from './lookup.js';
 import type { AuditRow } from './schema.js';
 
 /**
@@ -35,4 +36,22 @@ export function unendedSubmissions(db: Database.Database, windowMs = UNENDED_WIN
     )
     .all(newest - windowMs, UNENDED_MAX) as AuditRow[];
   return rows.map(eventOf);
+}
+
+/**
+ * How far apart a record's clock and the trail's may be: the writer stamps an event a little after
+ * the record that asked for it was made (the same process clock, unless it was stepped).
+ */
+const CLOCK_SLACK_MS = 10 * 60 * 1000;
+
+/**
+ * Whether the trail holds job `id`'s admission (its job.submit or job.admit, allowed), for a record
+ * made at `since` (ms): true or false, or null when it cannot say, because retention has archived
+ * events from about then (an admission recorded and archived is no longer here to find).
+ */
+export function admissionOnTrail(db: Database.Database, id: string, since: number): boolean | null {
+  if (jobEvents(db, id).some((e) => (e.action === 'job.submit' || e.action === 'job.admit') && e.decision === 'allow')) return true;
+  if (db.prepare('select event_id from audit_anchor').pluck().get() === undefined) return false; // nothing ever archived
+  const oldest = db.prepare('select time from audit_events order by id limit 1').pluck().get() as number | undefined;
+  return oldest !== undefined && oldest < since - CLOCK_SLACK_MS ? false : null;
 }

@@ -2,7 +2,7 @@
 // backend says, end them (releasing their quota exactly once) and admit the next pending ones.
 // The routes and the reconciler both act through here, so whichever sees an end first ends it.
 // Its state is its own: callers use its methods, never its maps.
-import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR, UNENDED_WINDOW_MS } from '../audit/index.js';
+import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
 import type { LoginLookup, LoginNow, PersonLookup, PersonNow } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
@@ -54,11 +54,12 @@ export interface JobBookOptions {
   loginNow?: LoginLookup;
   /**
    * Whether the audit trail holds job `id`'s admission (its job.submit or job.admit, allowed), asked
-   * at start-up of a record left `dispatching` and never sent: on the embedded store the record is
-   * written beside job.submit's commit, and one whose job.submit never became durable (the gateway
-   * stopped between the two) is ended unsent (restore). Absent: not asked.
+   * at start-up of a record made at `since` left `dispatching` and never sent: on the embedded store
+   * the record is written beside job.submit's commit, and one whose job.submit never became durable
+   * (the gateway stopped between the two) is ended unsent (restore). null: the trail cannot say
+   * (retention archived events from about then). Absent: not asked.
    */
-  admittedOnTrail?: (id: string) => boolean;
+  admittedOnTrail?: (id: string, since: string) => boolean | null;
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
@@ -375,10 +376,8 @@ export class JobBook {
   /** Start-up: the ledger's holds, the pending queues and the day's charges, from the records. */
   async restore(): Promise<void> {
     const { admission } = this.o;
-    const live = await this.o.records.live();
-    const newest = live.some((r) => this.atRisk(r)) ? await this.o.records.newestCreatedAt() : null;
-    for (const r of live) {
-      if (newest !== null && this.atRisk(r) && Date.parse(r.created_at) >= Date.parse(newest) - UNENDED_WINDOW_MS && !this.o.admittedOnTrail!(r.id)) {
+    for (const r of await this.o.records.live()) {
+      if (this.atRisk(r) && this.o.admittedOnTrail!(r.id, r.created_at) === false) {
         await this.endUnadmitted(r);
         continue;
       }
@@ -396,24 +395,25 @@ export class JobBook {
   /**
    * A record that could have been written beside a job.submit that never became durable: admitted at
    * submission (not from the queue, whose job.admit is recorded first), still `dispatching`, never
-   * sent, on the embedded store. Only a stopped gateway's last submissions can be one: restore asks
-   * the trail about those made within UNENDED_WINDOW_MS of the newest record only (the trail's
-   * retention may have archived an older one's admission).
+   * sent, on the embedded store. Usually a stopped gateway's last submissions; also an older one whose
+   * job.submit was refused and whose row could not be taken back either (the gateway ran on), so the
+   * trail is asked about every such row, however old, as far back as it still holds events.
    */
   private atRisk(r: JobRecord): boolean {
     return !this.o.shared && this.o.admittedOnTrail !== undefined && r.state === 'dispatching' && r.backend_id === null && r.admitted_at === r.created_at;
   }
 
   /**
-   * A record whose admission is not on the trail: the gateway stopped after writing it and before
-   * job.submit was durable, so nothing was sent (a handover leaves only after) and nobody was answered.
-   * Ended in the record, never sent, its quota not held; nothing goes on the trail, which never
-   * admitted it (a job.finish there would end a job it never started).
+   * A record whose admission is not on the trail: job.submit never became durable (the gateway stopped
+   * after writing the row, or the trail refused it and the row could not be taken back), so nothing was
+   * sent (a handover leaves only after) and nobody was answered 201. Ended in the record, never sent,
+   * its quota not held; nothing goes on the trail, which never admitted it (a job.finish there would
+   * end a job it never started).
    */
   private async endUnadmitted(r: JobRecord): Promise<void> {
-    const error = 'not run: the gateway stopped before its admission was recorded on the audit trail';
+    const error = 'not run: its admission was never recorded on the audit trail';
     await this.o.records.transition({ ...r, state: 'failed', held: false, reason: null, error, finished_at: new Date().toISOString() }, ['dispatching']);
-    this.o.log.warn({ job: r.id, user: r.user }, 'a job record whose admission is not on the trail was ended unsent (the gateway stopped between the two writes)');
+    this.o.log.warn({ job: r.id, user: r.user }, 'a job record whose admission is not on the trail was ended unsent');
   }
 
   private submissionOf(r: JobRecord): BackendSubmission {

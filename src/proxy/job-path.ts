@@ -41,7 +41,7 @@ export interface JobPathOptions {
   /** This gateway's admitted submissions its trail never mentions again (lost-submissions.ts), read once at start-up. */
   unended?: () => AuditEvent[];
   /** Whether this gateway's trail holds a job's admission (JobBookOptions.admittedOnTrail), asked at start-up. */
-  admittedOnTrail?: (id: string) => boolean;
+  admittedOnTrail?: (id: string, since: string) => boolean | null;
 }
 
 export interface JobPath {

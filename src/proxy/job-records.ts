@@ -165,12 +165,6 @@ export class JobRecords {
     return { live: live.map(fromRow), charges };
   }
 
-  /** When the newest record was made (ISO), or null when there is none: a gateway's last submissions. */
-  async newestCreatedAt(): Promise<string | null> {
-    const row = await this.store.db.selectFrom('jobs').select('created_at').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-    return row?.created_at ?? null;
-  }
-
   /** Users with jobs waiting in a pending queue. */
   async pendingUsers(): Promise<string[]> {
     const rows = await this.store.db.selectFrom('jobs').select('user').distinct().where('state', '=', 'pending').execute();
