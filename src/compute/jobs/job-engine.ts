@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { AdmissionClaims, JobSpec, JobStatus } from '../../wire/index.js';
+import { taskLauncher } from '../runners/index.js';
 import { UidPool } from '../sandbox/index.js';
 import { type EngineContext, type EngineEvents, type JobEngineOptions, statusOf } from './engine-context.js';
 import { JobDb } from './job-db.js';
@@ -48,6 +49,8 @@ export class JobEngine extends EventEmitter<EngineEvents> {
   static async open(o: JobEngineOptions): Promise<JobEngine> {
     const engine = new JobEngine(o);
     const { ctx } = engine;
+    // Workers are started by the launcher process (task-workers.ts): started now, not by the first job.
+    taskLauncher(o.isolation.tools.setpriv).prepare();
     const unfinished = ctx.db.unfinished();
     await removeAbandonedAreas(ctx, new Set(unfinished.map((r) => r.id)));
     for (const row of unfinished) await resume(ctx, row);

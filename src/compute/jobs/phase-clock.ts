@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 export type Phase =
   | 'folders' // the job's folders made and its source written: workers may start
   | 'area' // its inputs linked too: partitions may be handed out
-  | 'worker_spawned' // the first worker's process started (bubblewrap, then the runtime)
+  | 'worker_spawned' // the first worker's start asked of the launcher (runners/launcher.ts)
   | 'worker_ready' // the first worker loaded the job's source
   | 'first_handed' // the first partition sent to a worker
   | 'last_done' // the last partition kept (renamed, recorded)

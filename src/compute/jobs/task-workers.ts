@@ -3,7 +3,7 @@
 // turns a job's spec into task launches in its sandbox.
 import { join } from 'node:path';
 import { DEFAULT_ENTRYPOINT } from '../../wire/index.js';
-import { expandArgv, runCommand, runtimeArgv, WarmWorker } from '../runners/index.js';
+import { expandArgv, runCommand, runtimeArgv, taskLauncher, WarmWorker } from '../runners/index.js';
 import { taskLaunch, taskPaths } from '../sandbox/index.js';
 import type { JobEngineOptions } from './engine-context.js';
 import type { JobRun, TaskOutcome, TaskWorker } from './job-run.js';
@@ -36,7 +36,9 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
   // then bubblewrap's --die-with-parent or unshare's --kill-child and the pid namespace; the sandbox
   // tests kill an engine -9 in each mode). The runner's own prctl only repeated it, and its ctypes
   // import was about 1.5 ms of CPU in every worker's start.
-  const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits), sink);
+  // Started by the engine's launcher process: a spawn here would fork the whole engine on its thread.
+  const launcher = taskLauncher(o.isolation.tools.setpriv);
+  const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits), sink, (launch) => launcher.start(launch));
   return {
     startedAt: warm.startedAt,
     get depth() {

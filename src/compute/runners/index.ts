@@ -4,6 +4,7 @@
 // for the engine, which copies them where its tasks can read them.
 export { runtimeArgv, type RuntimeArgvOptions } from './argv.js';
 export { type CommandResult, expandArgv, type PlaceholderValues, runCommand } from './command-task.js';
+export { LAUNCHER_OPTIONS, launcherArgv, TaskLauncher, taskLauncher } from './launcher.js';
 export { countRows } from './rows.js';
 export { RUNNER_FILES, runnerScript } from './runner-files.js';
 export {
@@ -12,8 +13,10 @@ export {
   type PartitionTask,
   QUEUE_MAX,
   type TaskResult,
+  type TaskStarter,
   WarmWorker,
   type WorkerExit,
   type WorkerLaunch,
   WorkerStartError,
 } from './warm-worker.js';
+export { spawnTask, type TaskProcess } from './task-process.js';

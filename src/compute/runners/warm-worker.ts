@@ -9,11 +9,11 @@
 // tasks unanswered, the marks also say which one was running: those before it ran to their end and
 // are reported `unanswered` (run again, not failed). A runner without marks (node_runner.mjs) gets
 // one task at a time and its lines are tagged by the answer, as before.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WorkerLaunch } from '../sandbox/index.js';
-import { describeExit, killGroup, LineSplitter, StderrTail, withTail } from './output.js';
+import { describeExit, LineSplitter, StderrTail, withTail } from './output.js';
+import { spawnTask, type TaskProcess } from './task-process.js';
 
 // The sandbox builds launches (limits, uid, bubblewrap); runners only start them.
 export type { WorkerLaunch };
@@ -104,13 +104,14 @@ interface Reply {
   fatal?: unknown;
 }
 
+/** Starts a launch: from the engine itself (spawnTask), or through its launcher process (launcher.ts). */
+export type TaskStarter = (launch: WorkerLaunch) => TaskProcess;
+
 export class WarmWorker {
-  readonly pid: number;
   readonly exited: Promise<WorkerExit>;
   readonly startedAt: number;
 
-  private readonly child: ChildProcess;
-  private readonly channel: Duplex | null;
+  private readonly child: TaskProcess;
   private readonly tail = new StderrTail();
   private readonly stdout: LineSplitter;
   private readonly stderr: LineSplitter;
@@ -145,34 +146,16 @@ export class WarmWorker {
   /** run() calls waiting for ready(): their tasks go out before the exit. */
   private entering = 0;
 
-  static start(launch: WorkerLaunch, sink: LineSink): WarmWorker {
-    return new WarmWorker(launch, sink);
+  /** Starts the launch (in its own process group, so kill() reaches whatever the user's code started too). */
+  static start(launch: WorkerLaunch, sink: LineSink, start: TaskStarter = spawnTask): WarmWorker {
+    return new WarmWorker(start(launch), sink);
   }
 
-  private constructor(launch: WorkerLaunch, private readonly sink: LineSink) {
+  private constructor(child: TaskProcess, private readonly sink: LineSink) {
     this.startedAt = Date.now();
-    this.child = spawn(launch.file, launch.args, {
-      env: launch.env,
-      cwd: launch.cwd,
-      ...(launch.uid === undefined ? {} : { uid: launch.uid }),
-      ...(launch.gid === undefined ? {} : { gid: launch.gid }),
-      // Its own process group, so kill() reaches whatever the user's code started too.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    });
-    this.pid = this.child.pid ?? -1;
-    this.channel = (this.child.stdio[3] as Duplex | null | undefined) ?? null;
-
+    this.child = child;
     this.stdout = new LineSplitter((line) => this.onLine('stdout', line));
     this.stderr = new LineSplitter((line) => this.onLine('stderr', line));
-    this.child.stdout?.on('data', (chunk: Buffer) => {
-      this.stdout.push(chunk);
-      this.metered(chunk.length);
-    });
-    this.child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderr.push(chunk);
-      this.metered(chunk.length);
-    });
 
     this.readyPromise = new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -186,15 +169,9 @@ export class WarmWorker {
     // Nobody may ever ask whether a worker that failed was ready; that is not an unhandled error.
     this.readyPromise.catch(() => {});
 
-    if (this.channel !== null) {
-      const messages = new LineSplitter((line) => this.onMessage(line));
-      this.channel.on('data', (chunk: Buffer) => {
-        if (this.stoppedFor !== null) return;
-        messages.push(chunk);
-        if (messages.lineBytes > CHANNEL_LINE_MAX_BYTES) this.stopFor(`was stopped: it wrote a line of more than ${CHANNEL_LINE_MAX_BYTES} bytes on its channel, no message the engine asked for (did the job write to file descriptor 3?)`);
-      });
-      this.channel.on('error', () => {}); // EPIPE once the worker is gone; 'exit' tells the story
-    }
+    // Streams spawned here exist at once; the launcher's arrive with 'spawn'.
+    if (this.child.stdout !== null) this.wire();
+    else this.child.once('spawn', () => this.wire());
 
     this.exited = new Promise<WorkerExit>((resolve) => {
       let exitedAt: WorkerExit | null = null;
@@ -222,6 +199,37 @@ export class WarmWorker {
       // 'close': every pipe drained, so the stderr tail is complete.
       this.child.on('close', finish);
     });
+  }
+
+  /** The process id (-1 until it is known, or when it could not start). */
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  private get channel(): Duplex | null {
+    return this.child.channel;
+  }
+
+  /** Reads the task's prints and its channel. */
+  private wire(): void {
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.stdout.push(chunk);
+      this.metered(chunk.length);
+    });
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderr.push(chunk);
+      this.metered(chunk.length);
+    });
+    const channel = this.channel;
+    if (channel !== null) {
+      const messages = new LineSplitter((line) => this.onMessage(line));
+      channel.on('data', (chunk: Buffer) => {
+        if (this.stoppedFor !== null) return;
+        messages.push(chunk);
+        if (messages.lineBytes > CHANNEL_LINE_MAX_BYTES) this.stopFor(`was stopped: it wrote a line of more than ${CHANNEL_LINE_MAX_BYTES} bytes on its channel, no message the engine asked for (did the job write to file descriptor 3?)`);
+      });
+      channel.on('error', () => {}); // EPIPE once the worker is gone; 'exit' tells the story
+    }
   }
 
   /** Resolves once the job's source is loaded; rejects WorkerStartError when it could not be. */
@@ -302,7 +310,7 @@ export class WarmWorker {
 
   /** SIGKILLs the worker's whole process group. */
   kill(): void {
-    killGroup(this.child.pid);
+    this.child.killGroup();
   }
 
   private onMessage(line: string): void {
@@ -406,7 +414,7 @@ export class WarmWorker {
     }
     // What the user's code started lives on in the group unless we end it: nobody else will.
     try {
-      killGroup(this.child.pid);
+      this.child.killGroup();
     } catch {
       // EPERM: a group we may not signal is not ours to clean up.
     }
