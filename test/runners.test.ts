@@ -295,6 +295,32 @@ describe('python warm worker', () => {
     expect(lines.some((l) => l.line.includes('gatehouse-end-of-task'))).toBe(false);
   });
 
+  it('holds nothing back: a partition that prints more than its pipe holds, after silent ones, ends with every line tagged', async () => {
+    // Silent partitions: the engine stops reading stdout and stderr between answers (their marks
+    // wait in the kernel). Then partition 9 prints about 1 MB on each, more than a pipe holds: it
+    // blocks until the engine reads, which it must do without an answer from this worker first.
+    const { lines, sink } = collector();
+    const { worker, dir } = await warm(
+      'python',
+      `import shutil, sys\ndef process(i, o, ctx):\n    if ctx.partition == 9:\n        for k in range(20000):\n            print('line %d %s' % (k, 'x' * 40))\n            sys.stderr.write('err %d %s\\n' % (k, 'y' * 40))\n    shutil.copyfile(i, o)\n`,
+      { sink },
+    );
+    await worker.ready();
+    const input = write(dir, 'in.jsonl', '{}\n');
+    const results: Promise<unknown>[] = [];
+    for (let p = 0; p < 14; p++) {
+      results.push(worker.run(task(dir, p, input, 'jsonl')));
+      // Keep a few queued, as the engine does.
+      if (results.length >= 4) await results[results.length - 4];
+    }
+    expect(await Promise.all(results)).toMatchObject(Array.from({ length: 14 }, () => ({ ok: true })));
+    const out = lines.filter((l) => l.stream === 'stdout');
+    expect(out).toHaveLength(20000);
+    expect(lines.filter((l) => l.stream === 'stderr')).toHaveLength(20000);
+    expect(lines.every((l) => l.partition === 9)).toBe(true);
+    expect(out[19999]).toEqual({ partition: 9, stream: 'stdout', line: `line 19999 ${'x'.repeat(40)}` });
+  });
+
   it('answers queued partitions together, and on dying says which ran to their end unanswered and which was running', async () => {
     // Partitions 0-4 are quick; 5 ends the process at once. Answers wait for company while more is
     // queued, so 0-4 may be answered or not when it dies: each is either done or unanswered (its

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WorkerLaunch } from '../sandbox/index.js';
 import { describeExit, LineSplitter, StderrTail, withTail } from './output.js';
+import { holdReads, resumeReads } from './pipe-reads.js';
 import { spawnTask, type TaskProcess } from './task-process.js';
 
 // The sandbox builds launches (limits, uid, bubblewrap); runners only start them.
@@ -77,6 +78,18 @@ export const CHANNEL_LINE_MAX_BYTES = 1024 * 1024;
  * Past the budget both streams pause until the next turn; the task waits on its own prints meanwhile.
  */
 export const OUTPUT_TURN_BYTES = 32 * 1024;
+/**
+ * How long a runner's held prints (see lookAtPrints) wait at most before they are read anyway: a task
+ * that starts printing between answers blocks on its full pipe for at most this long, once (from
+ * then on its prints are read as they come).
+ */
+export const PRINT_POLL_MS = 50;
+/**
+ * Past this many bytes of prints read since the last look, a worker's prints are read as they come
+ * (a task printing much would otherwise wait on its full pipe); below it (the marks, a log line a
+ * partition) they are held between answers.
+ */
+export const PRINT_HOLD_BYTES = 16 * 1024;
 
 interface Running {
   task: PartitionTask;
@@ -145,6 +158,14 @@ export class WarmWorker {
   private exitSent = false;
   /** run() calls waiting for ready(): their tasks go out before the exit. */
   private entering = 0;
+  /** stdout's and stderr's reads stopped at their descriptors (lookAtPrints), and the poll that reads them anyway. */
+  private printsHeld = false;
+  private printPoll: NodeJS.Timeout | null = null;
+  /** Bytes of prints read since the last look (PRINT_HOLD_BYTES). */
+  private readSinceLook = 0;
+  private lookQueued = false;
+  /** The worker is ending: its prints are read to their end, never held again. */
+  private ending = false;
 
   /** Starts the launch (in its own process group, so kill() reaches whatever the user's code started too). */
   static start(launch: WorkerLaunch, sink: LineSink, start: TaskStarter = spawnTask): WarmWorker {
@@ -215,11 +236,16 @@ export class WarmWorker {
     this.child.stdout?.on('data', (chunk: Buffer) => {
       this.stdout.push(chunk);
       this.metered(chunk.length);
+      this.readSinceLook += chunk.length;
+      this.lookSoon();
     });
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.stderr.push(chunk);
       this.metered(chunk.length);
+      this.readSinceLook += chunk.length;
+      this.lookSoon();
     });
+    this.child.once('exit', () => this.readPrintsToTheEnd());
     const channel = this.channel;
     if (channel !== null) {
       const messages = new LineSplitter((line) => this.onMessage(line));
@@ -276,6 +302,7 @@ export class WarmWorker {
   finish(): void {
     if (this.exit !== null || this.finishing) return;
     this.finishing = true;
+    this.readPrintsToTheEnd();
     if (this.outbox.length === 0) setImmediate(() => this.send());
   }
 
@@ -293,6 +320,7 @@ export class WarmWorker {
   /** Asks the worker to exit; kills its process group if it has not within 2 s. */
   async stop(): Promise<void> {
     if (this.exit !== null) return;
+    this.readPrintsToTheEnd();
     if (this.channel !== null && !this.channel.destroyed) {
       this.channel.write(`${JSON.stringify({ op: 'exit' })}\n`);
     }
@@ -352,11 +380,17 @@ export class WarmWorker {
     this.running.shift();
     // The worker flushed its prints before replying, but the reply's pipe may be read first:
     // the lines already on their way are read in this same turn of the loop, so tag them before moving on.
-    setImmediate(() => {
-      if (!this.marks) this.endTaskOutput();
-      this.tail.resetOom();
+    // Held prints (lookAtPrints) are read in the next turn's poll phase: the answer waits for that turn.
+    const held = this.printsHeld;
+    if (held) this.readPrints();
+    const settle = () => {
+      if (!this.marks) {
+        this.endTaskOutput();
+        this.tail.resetOom();
+      }
       running.resolve(result);
-    });
+    };
+    setImmediate(held ? () => setImmediate(settle) : settle);
   }
 
   /**
@@ -391,10 +425,58 @@ export class WarmWorker {
     });
   }
 
+  /**
+   * Between a runner's answers its stdout and stderr mostly carry the end-of-task marks, two a
+   * partition (and maybe a log line), each a wake-up of the engine's loop if read as it comes. So
+   * while they carry little, their reads are stopped at the descriptor (what is written waits in the
+   * kernel) and they are read when answers come (a few at a time; each answer is settled after that
+   * read), every PRINT_POLL_MS, and at the worker's end; the marks still tag every line, whenever it
+   * is read. Once a task prints more (PRINT_HOLD_BYTES since the last look), its prints are read as
+   * they come again, until a look finds less. A look follows each read, in the loop's check phase.
+   */
+  private lookSoon(): void {
+    if (!this.marks || this.ending || this.lookQueued) return;
+    this.lookQueued = true;
+    setImmediate(() => {
+      this.lookQueued = false;
+      this.lookAtPrints();
+    });
+  }
+
+  private lookAtPrints(): void {
+    if (this.ending || this.printsHeld) return;
+    if (this.readSinceLook < PRINT_HOLD_BYTES && holdReads(this.child.stdout) && holdReads(this.child.stderr)) {
+      this.printsHeld = true;
+      this.printPoll = setTimeout(() => {
+        this.printPoll = null;
+        if (this.printsHeld) this.readPrints();
+      }, PRINT_POLL_MS).unref();
+    } else {
+      this.readPrints();
+    }
+    this.readSinceLook = 0;
+  }
+
+  private readPrints(): void {
+    this.printsHeld = false;
+    if (this.printPoll !== null) clearTimeout(this.printPoll);
+    this.printPoll = null;
+    resumeReads(this.child.stdout);
+    resumeReads(this.child.stderr);
+  }
+
+  /** The worker is ending: its prints are read as they come until its pipes close. */
+  private readPrintsToTheEnd(): void {
+    this.ending = true;
+    this.readPrints();
+  }
+
   /** A line of the task's stdout or stderr: the mark moves that stream's tag on; others go to the sink. */
   private onLine(stream: 'stdout' | 'stderr', line: string): void {
     if (this.marks && line === this.mark) {
       this.tags[stream].shift();
+      // Out of memory is per task: what the next task's stderr says starts counting here.
+      if (stream === 'stderr') this.tail.resetOom();
       return;
     }
     if (stream === 'stderr') this.tail.add(line);
