@@ -377,8 +377,9 @@ export class JobBook {
   async restore(): Promise<void> {
     const { admission } = this.o;
     for (const r of await this.o.records.live()) {
-      if (this.atRisk(r) && this.o.admittedOnTrail!(r.id, r.created_at) === false) {
-        await this.endUnadmitted(r);
+      const onTrail = this.atRisk(r) ? this.o.admittedOnTrail!(r.id, r.created_at) : true;
+      if (onTrail !== true) {
+        await this.endUnadmitted(r, onTrail === null);
         continue;
       }
       this.live.set(r.id, r);
@@ -397,7 +398,8 @@ export class JobBook {
    * submission (not from the queue, whose job.admit is recorded first), still `dispatching`, never
    * sent, on the embedded store. Usually a stopped gateway's last submissions; also an older one whose
    * job.submit was refused and whose row could not be taken back either (the gateway ran on), so the
-   * trail is asked about every such row, however old, as far back as it still holds events.
+   * trail is asked about every such row, however old. Closed by default: one it cannot confirm
+   * (retention archived events from about then) is not run either.
    */
   private atRisk(r: JobRecord): boolean {
     return !this.o.shared && this.o.admittedOnTrail !== undefined && r.state === 'dispatching' && r.backend_id === null && r.admitted_at === r.created_at;
@@ -408,12 +410,17 @@ export class JobBook {
    * after writing the row, or the trail refused it and the row could not be taken back), so nothing was
    * sent (a handover leaves only after) and nobody was answered 201. Ended in the record, never sent,
    * its quota not held; nothing goes on the trail, which never admitted it (a job.finish there would
-   * end a job it never started).
+   * end a job it never started). `archived`: the trail could not say (its admission, if any, is in a
+   * retention archive); not run all the same, and its end recorded, since it was most likely admitted
+   * and answered 201 (a gateway down longer than the trail's retention): an auditor finds its end.
    */
-  private async endUnadmitted(r: JobRecord): Promise<void> {
-    const error = 'not run: its admission was never recorded on the audit trail';
+  private async endUnadmitted(r: JobRecord, archived: boolean): Promise<void> {
+    const error = archived
+      ? 'not run: its admission could not be confirmed on the audit trail (the trail has archived events from when it was submitted)'
+      : 'not run: its admission was never recorded on the audit trail';
+    if (archived) await this.record(r, { action: 'job.finish', decision: 'error', reason: 'not run: its admission could not be confirmed on the live trail', details: { state: 'failed', archived: true } });
     await this.o.records.transition({ ...r, state: 'failed', held: false, reason: null, error, finished_at: new Date().toISOString() }, ['dispatching']);
-    this.o.log.warn({ job: r.id, user: r.user }, 'a job record whose admission is not on the trail was ended unsent');
+    this.o.log.warn({ job: r.id, user: r.user, archived }, 'a job record whose admission is not on the trail was ended unsent');
   }
 
   private submissionOf(r: JobRecord): BackendSubmission {
