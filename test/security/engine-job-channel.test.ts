@@ -8,14 +8,14 @@
 import { createPrivateKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../../src/compute/catalog/index.js';
 import { engineClient, type EngineClient as GatewayEngineClient } from '../../src/proxy/engine-client.js';
-import { FrameReader, heldFrame, JOB_CHANNEL_PATH, JOB_CHANNEL_PROTOCOL, type JobSpec, jobSpecHash, readAnswer, readTlsMaterial, submissionFrame } from '../../src/wire/index.js';
+import { heldFrame, type JobSpec, jobSpecHash, readTlsMaterial, submissionFrame } from '../../src/wire/index.js';
 import { clientCertificate } from '../support/client-cert.js';
 import { engineSuite } from '../support/engine-suite.js';
+import { gatewayChannel as gatewayChannelTo, openChannel as openChannelTo } from '../support/engine-channel.js';
 import { until } from '../support/until.js';
 
 const COPY = "def process(i, o, ctx):\n    open(o, 'w').write(open(i).read())\n";
@@ -26,47 +26,8 @@ const suite = engineSuite({ engine: { slots: 2 } }, async (data) => {
   expect(await writeDataset(data, 'words', { format: 'csv', columns: ['id', 'word'], owner: 'platform', labels: [], produced_by: 'test', partitions: [{ text: 'id,word\n1,a\n', rows: 1 }] })).toBe(true);
 }, 60_000);
 
-type Opened = { socket: Socket; answers: () => Promise<{ id: number; status: number; body: Record<string, unknown> }>; closed: Promise<void> } | { status: number } | { error: string };
-
-/** Asks the engine to upgrade a connection to the job channel, with the given client certificate (none: undefined). */
-function openChannel(tls: { cert?: string; key?: string }): Promise<Opened> {
-  return new Promise((resolve) => {
-    const req = request(`${suite.engine.url}${JOB_CHANNEL_PATH}`, { ca: readFileSync(join(suite.certs, 'ca.crt'), 'utf8'), ...tls, agent: false, headers: { connection: 'Upgrade', upgrade: JOB_CHANNEL_PROTOCOL } });
-    req.on('error', (err) => resolve({ error: err.message }));
-    req.on('response', (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0 });
-    });
-    req.on('upgrade', (_res, socket: Socket, head: Buffer) => {
-      const reader = new FrameReader(1024 * 1024);
-      const queue: Buffer[] = [];
-      let wake: (() => void) | null = null;
-      const take = (chunk: Buffer) => {
-        queue.push(...reader.push(chunk));
-        wake?.();
-      };
-      socket.on('data', take);
-      if (head.length > 0) take(head);
-      const closed = new Promise<void>((r) => socket.on('close', () => r()));
-      resolve({
-        socket,
-        closed,
-        answers: async () => {
-          while (queue.length === 0) await new Promise<void>((r) => (wake = r));
-          const a = readAnswer(queue.shift()!);
-          return { id: a.id, status: a.status, body: JSON.parse(a.text) as Record<string, unknown> };
-        },
-      });
-    });
-    req.end();
-  });
-}
-
-async function gatewayChannel() {
-  const opened = await openChannel({ cert: readFileSync(join(suite.certs, 'gateway-client.crt'), 'utf8'), key: readFileSync(join(suite.certs, 'gateway-client.key'), 'utf8') });
-  if (!('socket' in opened)) throw new Error(`the channel did not open: ${JSON.stringify(opened)}`);
-  return opened;
-}
+const openChannel = (tls: { cert?: string; key?: string }) => openChannelTo(suite, tls);
+const gatewayChannel = () => gatewayChannelTo(suite);
 
 const jobsOf = async (user: string) => (await suite.client.request('GET', `/jobs?user=${user}`)).json<{ jobs: { id: string }[] }>().jobs;
 
