@@ -117,6 +117,8 @@ export async function run(argv: string[]): Promise<number> {
   if (options.keep) say(`soak: the stack's folder is ${world.dir} (kept)`);
   try {
     const report = await soak(world, options, say);
+    // On stderr too: with --json a failed check's finding would otherwise be only in the report.
+    for (const c of report.checks.filter((c) => !c.ok)) say(`soak: check failed: ${c.name}: ${c.detail}`);
     process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : text(report));
     return report.ok ? 0 : 1;
   } catch (err) {
