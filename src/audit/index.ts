@@ -19,4 +19,4 @@ export { openAuditDb } from './schema.js';
 export type { AuditPeers, Peer } from './across.js';
 export { installAuditRoutes } from './routes.js';
 export { type ChainPosition, eventWithPosition, jobEvents, lastCheckpoint } from './lookup.js';
-export { admissionOnTrail, UNENDED_WINDOW_MS, unendedSubmissions } from './unended.js';
+export { admissionOnTrail, type TrailAdmission, UNENDED_WINDOW_MS, unendedSubmissions } from './unended.js';

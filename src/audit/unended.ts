@@ -45,13 +45,20 @@ export function unendedSubmissions(db: Database.Database, windowMs = UNENDED_WIN
 const CLOCK_SLACK_MS = 10 * 60 * 1000;
 
 /**
- * Whether the trail holds job `id`'s admission (its job.submit or job.admit, allowed), for a record
- * made at `since` (ms): true or false, or null when it cannot say, because retention has archived
- * events from about then (an admission recorded and archived is no longer here to find).
+ * What the trail says of job `id`'s admission, for a record of `user`'s made at `since` (ms) and never
+ * sent: `admitted` (its job.submit or job.admit, allowed, made by `user`), `ended` (its job.finish is on
+ * the trail: the gateway ended it, e.g. answered 503 when its record could not be written, so it must
+ * not run whatever its row says), `absent`, or `unknown` when retention has archived events from about
+ * then (an admission recorded and archived is no longer here to find). The row is vouched for as it
+ * stands, not by its id alone: an admission by another user does not vouch for a row naming this one.
  */
-export function admissionOnTrail(db: Database.Database, id: string, since: number): boolean | null {
-  if (jobEvents(db, id).some((e) => (e.action === 'job.submit' || e.action === 'job.admit') && e.decision === 'allow')) return true;
-  if (db.prepare('select event_id from audit_anchor').pluck().get() === undefined) return false; // nothing ever archived
+export type TrailAdmission = 'admitted' | 'ended' | 'absent' | 'unknown';
+
+export function admissionOnTrail(db: Database.Database, id: string, since: number, user: string): TrailAdmission {
+  const events = jobEvents(db, id).filter((e) => e.object === `job:${id}`);
+  if (events.some((e) => e.action === 'job.finish')) return 'ended';
+  if (events.some((e) => (e.action === 'job.submit' || e.action === 'job.admit') && e.decision === 'allow' && e.actor.user === user)) return 'admitted';
+  if (db.prepare('select event_id from audit_anchor').pluck().get() === undefined) return 'absent'; // nothing ever archived
   const oldest = db.prepare('select time from audit_events order by id limit 1').pluck().get() as number | undefined;
-  return oldest !== undefined && oldest < since - CLOCK_SLACK_MS ? false : null;
+  return oldest !== undefined && oldest < since - CLOCK_SLACK_MS ? 'absent' : 'unknown';
 }

@@ -2,7 +2,7 @@
 // backend says, end them (releasing their quota exactly once) and admit the next pending ones.
 // The routes and the reconciler both act through here, so whichever sees an end first ends it.
 // Its state is its own: callers use its methods, never its maps.
-import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR } from '../audit/index.js';
+import { actorOf, type AuditInput, type AuditOutbox, type AuditRecorder, recordOrFail, SYSTEM_ACTOR, type TrailAdmission } from '../audit/index.js';
 import type { Admission, AdmissionControl, AdmissionRequest, PendingJob, Usage } from '../quota/index.js';
 import type { LoginLookup, LoginNow, PersonLookup, PersonNow } from '../identity/index.js';
 import type { Exclusive } from '../store/index.js';
@@ -53,13 +53,14 @@ export interface JobBookOptions {
    */
   loginNow?: LoginLookup;
   /**
-   * Whether the audit trail holds job `id`'s admission (its job.submit or job.admit, allowed), asked
-   * at start-up of a record made at `since` left `dispatching` and never sent: on the embedded store
-   * the record is written beside job.submit's commit, and one whose job.submit never became durable
-   * (the gateway stopped between the two) is ended unsent (restore). null: the trail cannot say
-   * (retention archived events from about then). Absent: not asked.
+   * What the audit trail says of job `id`'s admission by `user` (audit's admissionOnTrail), asked at
+   * start-up of a record made at `since` left `dispatching` and never sent: on the embedded store the
+   * record is written beside job.submit's commit, and one whose job.submit never became durable (the
+   * gateway stopped between the two), whose end is on the trail already, or whose admission was
+   * another user's, is ended unsent (restore). `unknown`: retention archived events from about then.
+   * Absent: not asked.
    */
-  admittedOnTrail?: (id: string, since: string) => boolean | null;
+  admittedOnTrail?: (id: string, since: string, user: string) => TrailAdmission;
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
@@ -377,9 +378,9 @@ export class JobBook {
   async restore(): Promise<void> {
     const { admission } = this.o;
     for (const r of await this.o.records.live()) {
-      const onTrail = this.atRisk(r) ? this.o.admittedOnTrail!(r.id, r.created_at) : true;
-      if (onTrail !== true) {
-        await this.endUnadmitted(r, onTrail === null);
+      const onTrail = this.atRisk(r) ? this.o.admittedOnTrail!(r.id, r.created_at, r.user) : 'admitted';
+      if (onTrail !== 'admitted') {
+        await this.endUnadmitted(r, onTrail);
         continue;
       }
       this.live.set(r.id, r);
@@ -410,17 +411,23 @@ export class JobBook {
    * after writing the row, or the trail refused it and the row could not be taken back), so nothing was
    * sent (a handover leaves only after) and nobody was answered 201. Ended in the record, never sent,
    * its quota not held; nothing goes on the trail, which never admitted it (a job.finish there would
-   * end a job it never started). `archived`: the trail could not say (its admission, if any, is in a
-   * retention archive); not run all the same, and its end recorded, since it was most likely admitted
-   * and answered 201 (a gateway down longer than the trail's retention): an auditor finds its end.
+   * end a job it never started). The same for a row whose job.submit names another user (a row not as
+   * it was admitted: an edited or restored store) and for one whose end is on the trail already (its
+   * record could not be written, it was answered 503 and ended there, and its row could not be taken
+   * back): neither runs. `unknown`: the trail could not say (its admission, if any, is in a retention
+   * archive); not run all the same, and its end recorded, since it was most likely admitted and
+   * answered 201 (a gateway down longer than the trail's retention): an auditor finds its end.
    */
-  private async endUnadmitted(r: JobRecord, archived: boolean): Promise<void> {
+  private async endUnadmitted(r: JobRecord, onTrail: Exclude<TrailAdmission, 'admitted'>): Promise<void> {
+    const archived = onTrail === 'unknown';
     const error = archived
       ? 'not run: its admission could not be confirmed on the audit trail (the trail has archived events from when it was submitted)'
-      : 'not run: its admission was never recorded on the audit trail';
+      : onTrail === 'ended'
+        ? 'not run: the audit trail already holds its end'
+        : 'not run: its admission was never recorded on the audit trail';
     if (archived) await this.record(r, { action: 'job.finish', decision: 'error', reason: 'not run: its admission could not be confirmed on the live trail', details: { state: 'failed', archived: true } });
     await this.o.records.transition({ ...r, state: 'failed', held: false, reason: null, error, finished_at: new Date().toISOString() }, ['dispatching']);
-    this.o.log.warn({ job: r.id, user: r.user, archived }, 'a job record whose admission is not on the trail was ended unsent');
+    this.o.log.warn({ job: r.id, user: r.user, trail: onTrail }, 'a job record whose admission the trail does not vouch for was ended unsent');
   }
 
   private submissionOf(r: JobRecord): BackendSubmission {

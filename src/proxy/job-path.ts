@@ -2,7 +2,7 @@
 // (each with its own catalog for authorization), the dataset decisions, the book of live jobs, the
 // service the routes call and the reconciler that keeps the ledger true. Each piece gets what it
 // needs through its constructor.
-import { type AuditEvent, AuditOutbox, type AuditRecorder } from '../audit/index.js';
+import { type AuditEvent, AuditOutbox, type AuditRecorder, type TrailAdmission } from '../audit/index.js';
 import type { Authorizer, LoginLookup, PersonLookup } from '../identity/index.js';
 import type { PolicySnapshot } from '../policy/index.js';
 import { AdmissionControl, UsageLedger } from '../quota/index.js';
@@ -41,7 +41,7 @@ export interface JobPathOptions {
   /** This gateway's admitted submissions its trail never mentions again (lost-submissions.ts), read once at start-up. */
   unended?: () => AuditEvent[];
   /** Whether this gateway's trail holds a job's admission (JobBookOptions.admittedOnTrail), asked at start-up. */
-  admittedOnTrail?: (id: string, since: string) => boolean | null;
+  admittedOnTrail?: (id: string, since: string, user: string) => TrailAdmission;
 }
 
 export interface JobPath {
