@@ -1,7 +1,8 @@
 // How long a warm Python worker takes to start in the engine's sandbox, by layer: `node
 // dist/bench/worker-start.js [N] [WORKERS]` (after `npm run build`, as root for the uid switch).
 // Builds one job area as the engine does, then starts WORKERS warm workers at once N times,
-// measuring spawn → the runner's ready message; the same for the bare interpreter inside the
+// measuring spawn → the runner's ready message (the runner from its source and from the .pyc the
+// engine compiles at its start, alternated); the same for the bare interpreter inside the
 // same launch (python3 -c pass) to separate the sandbox and interpreter from the runner's own start.
 // A profiling tool, not a bench row.
 import { spawn } from 'node:child_process';
@@ -9,7 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runnerScript, runtimeArgv, WarmWorker } from '../src/compute/runners/index.js';
+import { compilePythonRunner, runnerScript, runtimeArgv, WarmWorker } from '../src/compute/runners/index.js';
 import { detectIsolation, installRuntime, prepareJobArea, secureDataRoot, taskLaunch, taskPaths, writeJobSource } from '../src/compute/sandbox/index.js';
 import { median } from './measure.js';
 
@@ -27,14 +28,17 @@ const area = await prepareJobArea(iso, { stagingRoot, jobId: 'j1', uid: iso.root
 await writeJobSource(area, 'job.py', 'import csv\n\ndef process(i, o, ctx):\n    pass\n');
 const paths = taskPaths(iso, area, runtimeDir);
 const limits = { memoryMb: 512, addressSpace: true, maxFileBytes: 1 << 30 };
-const argv = runtimeArgv('python', { runtimeDir: paths.runtime, source: join(paths.work, 'job.py'), entrypoint: 'process', jobId: 'j1', python: PYTHON, memoryMb: 512, node: process.execPath });
+const argvOf = (pythonCompiled: boolean) => runtimeArgv('python', { runtimeDir: paths.runtime, source: join(paths.work, 'job.py'), entrypoint: 'process', jobId: 'j1', python: PYTHON, memoryMb: 512, node: process.execPath, pythonCompiled });
+// The engine's own step at its start: python_runner.pyc beside the source (the source's row runs python_runner.py).
+const compileProblem = await compilePythonRunner(PYTHON, runtimeDir, paths.runtime);
+if (compileProblem !== null) throw new Error(`could not compile the runner: ${compileProblem}`);
 
 /** stop() → the worker's process gone and its pipes drained, per warm(): what the end of every job waits for. */
 const stops: number[] = [];
 
-async function warm(): Promise<number> {
+async function warm(pythonCompiled: boolean): Promise<number> {
   const t0 = performance.now();
-  const w = WarmWorker.start(taskLaunch(iso, area, runtimeDir, argv, limits), () => {});
+  const w = WarmWorker.start(taskLaunch(iso, area, runtimeDir, argvOf(pythonCompiled), limits), () => {});
   await w.ready();
   const t = performance.now() - t0;
   const t1 = performance.now();
@@ -53,13 +57,15 @@ function bare(cmd: string[]): Promise<number> {
   });
 }
 
-const rows: Record<string, number[]> = { true: [], 'python -c pass': [], 'python runner imports': [], 'warm worker ready': [] };
+const rows: Record<string, number[]> = { true: [], 'python -c pass': [], 'python runner imports': [], 'warm worker ready (runner from source)': [], 'warm worker ready (compiled runner)': [] };
 for (let k = 0; k < N!; k++) {
   const at = async (key: string, f: () => Promise<number>) => rows[key]!.push(median(await Promise.all(Array.from({ length: WORKERS! }, f))));
   await at('true', () => bare(['/usr/bin/true']));
   await at('python -c pass', () => bare([PYTHON, '-c', 'pass']));
   await at('python runner imports', () => bare([PYTHON, '-c', 'import argparse, importlib.util, json, logging, re, traceback, csv']));
-  await at('warm worker ready', warm);
+  // Alternated, the first of the pair changing round by round.
+  const sides = [['warm worker ready (runner from source)', false], ['warm worker ready (compiled runner)', true]] as const;
+  for (const [key, compiled] of k % 2 === 0 ? sides : [...sides].reverse()) await at(key, () => warm(compiled));
 }
 console.log(`${iso.describe()}, ${WORKERS} at once, medians of ${N}: ${Object.entries(rows).map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`).join(', ')}; a warm worker's stop() ${median(stops).toFixed(1)} ms`);
 if (!process.env.SHOW_LAUNCH) rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // real files, tickets signed with the gateway's key.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,17 @@ describe('the bundled engine', () => {
     expect(status).toMatchObject({ state: 'succeeded', rows_out: PARTS * ROWS });
     const rows = readCsvRows(join(data, 'lines_node'));
     expect(rows.every((r) => r[2] === '1')).toBe(true);
+  });
+
+  it('runs Python workers from the runner it compiled at its start (python_runner.pyc)', async () => {
+    await until(() => engine.output().includes('compiled the Python runner'), 10_000, 'the runner compiled');
+    // The runner is the script python was started with: sys.argv[0] names the file that runs.
+    const source = `import sys\ndef process(input_path, output_path, ctx):\n    open(output_path, 'w').write('runner\\n' + sys.argv[0] + '\\n')\n`;
+    const status = await client.waitFor(await client.submit(py('compiled', 'lines_runner', source, { partitions: [0] })));
+    expect(status.state).toBe('succeeded');
+    // Under bubblewrap the runners are at /job/runtime; otherwise tasks see the data root's own folder.
+    const runtimeShown = ['/job/runtime', join(realpathSync(data), '.staging', '.runtime')];
+    expect(runtimeShown.map((dir) => [[join(dir, 'python_runner.pyc')]])).toContainEqual(readCsvRows(join(data, 'lines_runner')));
   });
 
   it('runs a command once per partition with {input} and {output} filled in', async () => {

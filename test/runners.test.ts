@@ -1,12 +1,13 @@
 // The engine's task runners, run for real: warm Python and Node workers speaking the fd 3
 // protocol, one-process-per-partition commands, row counting, and the examples/ jobs.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  compilePythonRunner,
   countRows,
   expandArgv,
   type LineSink,
@@ -415,6 +416,58 @@ function byPartitionAndStream(a: Line, b: Line): number {
   return (a.partition ?? -1) - (b.partition ?? -1) || a.stream.localeCompare(b.stream);
 }
 
+describe('python runner compiled at the engine start (python_runner.pyc)', () => {
+  /** A runtime folder as installRuntime makes it, with the runner compiled into it as the engine does. */
+  async function compiledRuntime(): Promise<string> {
+    const runtimeDir = folder();
+    copyFileSync(runnerScript('python'), join(runtimeDir, 'python_runner.py'));
+    expect(await compilePythonRunner(PYTHON, runtimeDir, '/job/runtime')).toBeNull();
+    return runtimeDir;
+  }
+
+  it('runs partitions from the .pyc as from the source: answers, log lines, a traceback that starts at the job', async () => {
+    const runtimeDir = await compiledRuntime();
+    // Tasks of every uid read it, as they read the source.
+    expect(statSync(join(runtimeDir, 'python_runner.pyc')).mode & 0o777).toBe(0o644);
+    // The source gone: whatever answers below can only be the compiled runner.
+    rmSync(join(runtimeDir, 'python_runner.py'));
+    const dir = folder();
+    const source = write(
+      dir,
+      'job.py',
+      `import shutil\n` +
+        `def check(partition):\n    if partition == 1:\n        raise ValueError('bad partition %d' % partition)\n` +
+        `def process(input_path, output_path, ctx):\n    check(ctx.partition)\n    ctx.log.info('ran %s', ctx.partition)\n    shutil.copyfile(input_path, output_path)\n`,
+    );
+    const [file, ...args] = runtimeArgv('python', { runtimeDir, source, entrypoint: 'process', jobId: 'job-test', python: PYTHON, node: process.execPath, memoryMb: 256, pythonCompiled: true });
+    expect(args[1]).toBe(join(runtimeDir, 'python_runner.pyc'));
+    const { lines, sink } = collector();
+    const worker = WarmWorker.start({ file: file!, args, env: ENV, cwd: dir }, sink);
+    workers.push(worker);
+    await worker.ready();
+    const input = write(dir, 'in.csv', 'a\n1\n');
+    expect(await worker.run(task(dir, 0, input))).toMatchObject({ ok: true, rows_out: 1 });
+    const failed = await worker.run(task(dir, 1, input));
+    expect(failed.ok).toBe(false);
+    if (failed.ok) return;
+    expect(failed.error.split('\n')[0]).toBe('ValueError: bad partition 1');
+    expect(failed.error).toMatch(/job\.py", line 4, in check/);
+    // The runner's own frames are skipped by the name it was compiled with, not shown as python_runner.py.
+    expect(failed.error).not.toContain('python_runner');
+    await worker.stop();
+    expect(lines).toContainEqual({ partition: 0, stream: 'stderr', line: 'INFO ran 0' });
+  });
+
+  it("says why when it cannot be compiled, and leaves no .pyc behind, not even an older engine's", async () => {
+    const runtimeDir = folder();
+    writeFileSync(join(runtimeDir, 'python_runner.py'), 'def broken(:\n');
+    writeFileSync(join(runtimeDir, 'python_runner.pyc'), 'an older runner, compiled');
+    expect(await compilePythonRunner(PYTHON, runtimeDir, runtimeDir)).toMatch(/SyntaxError|invalid syntax/);
+    expect(existsSync(join(runtimeDir, 'python_runner.pyc'))).toBe(false);
+    expect(await compilePythonRunner(join(runtimeDir, 'no-such-python'), runtimeDir, runtimeDir)).not.toBeNull();
+  });
+});
+
 describe('node warm worker', () => {
   it('imports the module once and awaits an async process()', async () => {
     const { lines, sink } = collector();
@@ -571,6 +624,8 @@ describe('runtimeArgv', () => {
     expect(runtimeArgv('python', o)).toEqual(['python3', '-u', '/gh/runtime/python_runner.py', '--source', '/gh/job/job.py', '--entrypoint', 'process', '--job', 'j1']);
     expect(runtimeArgv('node', o)).toEqual(['/usr/bin/node', '--max-old-space-size=768', '/gh/runtime/node_runner.mjs', '--source', '/gh/job/job.py', '--entrypoint', 'process', '--job', 'j1']);
     expect(runtimeArgv('node', { ...o, memoryMb: 16 })[1]).toBe('--max-old-space-size=32');
+    expect(runtimeArgv('python', { ...o, pythonCompiled: true })[2]).toBe('/gh/runtime/python_runner.pyc');
+    expect(runtimeArgv('node', { ...o, pythonCompiled: true })[2]).toBe('/gh/runtime/node_runner.mjs');
   });
 });
 

@@ -16,6 +16,8 @@ export interface JobEngineOptions {
   /** Host path of the runner scripts tasks execute. */
   runtimeDir: string;
   python: string;
+  /** Whether python_runner.pyc is written in runtimeDir yet (python-compiled.ts): workers started from then on run it. */
+  pythonCompiled?: () => boolean;
   maxOutputBytes: number;
   logMaxBytes: number;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };

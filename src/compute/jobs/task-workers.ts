@@ -29,6 +29,7 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
     entrypoint: spec.entrypoint ?? DEFAULT_ENTRYPOINT,
     jobId: id,
     python: o.python,
+    pythonCompiled: o.pythonCompiled?.() ?? false,
     memoryMb: granted.memory_mb,
     node: process.execPath,
   });

@@ -13,6 +13,8 @@ export interface RuntimeArgvOptions {
   node: string;
   /** The job's memory per task; Node's heap is sized from it. */
   memoryMb: number;
+  /** python_runner.pyc is in runtimeDir, compiled by this python (python-compiled.ts): run it, not the source. */
+  pythonCompiled?: boolean;
 }
 
 /** V8's heap is only part of a Node process's memory: leave a quarter for code, buffers and the rest. */
@@ -21,7 +23,7 @@ const NODE_MIN_HEAP_MB = 32;
 
 export function runtimeArgv(runtime: 'python' | 'node', o: RuntimeArgvOptions): string[] {
   const job = ['--source', o.source, '--entrypoint', o.entrypoint, '--job', o.jobId];
-  if (runtime === 'python') return [o.python, '-u', posix.join(o.runtimeDir, 'python_runner.py'), ...job];
+  if (runtime === 'python') return [o.python, '-u', posix.join(o.runtimeDir, o.pythonCompiled === true ? 'python_runner.pyc' : 'python_runner.py'), ...job];
   const heap = Math.max(NODE_MIN_HEAP_MB, Math.floor(o.memoryMb * NODE_HEAP_SHARE));
   return [o.node, `--max-old-space-size=${heap}`, posix.join(o.runtimeDir, 'node_runner.mjs'), ...job];
 }

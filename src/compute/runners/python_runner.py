@@ -22,6 +22,9 @@ partition); nothing of the protocol goes there but the mark: after a task's last
 prints end, so it may queue the next task here before this one is answered ("marks": true) and
 still tag every line with the partition that printed it. Standard library only, Python 3.9+.
 
+The engine runs it from python_runner.pyc, compiled once at its start (python-compiled.ts), where
+that could be written: a script given as a .py is compiled at every start.
+
 Its start is part of every job's fixed cost (the first partition waits for it), so it imports only
 what every job needs: no argparse (three flags, parsed by hand), and logging (for ctx.log) and
 traceback (for an error's story) only when a job first uses them.
@@ -289,7 +292,9 @@ def bounded(text):
 
 
 def is_machinery(filename):
-    return filename == __file__ or filename.startswith("<frozen importlib")
+    # This file's frames by the name its code was compiled with: run from the engine's .pyc,
+    # __file__ is the .pyc's path while the frames carry the source's.
+    return filename == is_machinery.__code__.co_filename or filename.startswith("<frozen importlib")
 
 
 def count_rows(path, fmt):

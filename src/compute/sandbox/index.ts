@@ -11,6 +11,7 @@ export {
   type TaskPaths,
   prepareJobArea,
   removeJobArea,
+  SANDBOX_PATHS,
   SEALED_DIR,
   sealJobOutput,
   taskPaths,
