@@ -40,6 +40,13 @@ function engineCpuMs(pid: number): { main: number; other: number } {
 }
 
 const [N = 8, PARTITIONS = 16, ROWS = 50_000] = process.argv.slice(2).map(Number);
+/**
+ * PHASES_CPUACCT: a cgroup (v1 cpuacct) folder this bench was started in. Its cpuacct.usage counts
+ * every process of the run (this one, the engine, its launcher, the sandboxes and the workers), so
+ * cpu_all is a job's CPU wherever it went: a count that other processes' load does not inflate much.
+ */
+const CPUACCT = process.env.PHASES_CPUACCT;
+const cpuAllMs = (): number => (CPUACCT === undefined ? Number.NaN : Number(readFileSync(join(CPUACCT, 'cpuacct.usage'), 'utf8')) / 1e6);
 const CORES = availableParallelism();
 const REGIONS = ['north', 'south', 'east', 'west', 'centre', 'islands'];
 const CATEGORIES = ['groceries', 'travel', 'electronics', 'clothing', 'rent', 'health', 'leisure', 'fees'];
@@ -78,6 +85,7 @@ try {
     const spec: JobSpec = { name: 'aggregate', input: 'phases_in', output: `phases_out_${k}`, runtime: 'python', source, resources: { cores: CORES, memory_mb: 512, time_limit_s: 600 } };
     const cpu0 = engineCpuMs(engine.pid);
     const wakeups0 = engineWakeups(engine.pid);
+    const all0 = cpuAllMs();
     const t0 = performance.now();
     const id = await client.submit(spec);
     const answered = performance.now() - t0;
@@ -88,7 +96,8 @@ try {
     const phases = (JSON.parse(line) as { phases: Record<string, number> }).phases;
     const cpu1 = engineCpuMs(engine.pid);
     const wakeups = engineWakeups(engine.pid) - wakeups0;
-    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10, cpu_main: cpu1.main - cpu0.main, cpu_threads: cpu1.other - cpu0.other, wakeups };
+    const cpuAll: Record<string, number> = CPUACCT === undefined ? {} : { cpu_all: Math.round((cpuAllMs() - all0) * 10) / 10 };
+    const row = { answered: Math.round(answered * 10) / 10, ...phases, pushed_seen: Math.round(wall * 10) / 10, cpu_main: cpu1.main - cpu0.main, cpu_threads: cpu1.other - cpu0.other, wakeups, ...cpuAll };
     rows.push(row);
     process.stderr.write(`${id} load ${loadavg()[0]!.toFixed(2)}: ${Object.entries(row).map(([k2, v]) => `${k2} ${v}`).join(', ')}\n`);
     rmSync(join(dir, 'data', spec.output), { recursive: true, force: true });
@@ -100,4 +109,4 @@ try {
 }
 const keys = [...new Set(rows.slice(1).flatMap((r) => Object.keys(r)))];
 const meds = keys.map((k) => [k, median(rows.slice(1).map((r) => r[k]).filter((v): v is number => v !== undefined))] as const).sort((a, b) => a[1] - b[1]);
-process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send; cpu_main and cpu_threads: the engine's CPU ms for the job, its main thread and its others; wakeups: its main thread's): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
+process.stdout.write(`medians after the first job (ms since the engine received it; answered and pushed_seen from the client's send; cpu_main and cpu_threads: the engine's CPU ms for the job, its main thread and its others; wakeups: its main thread's; cpu_all: every process of the run, PHASES_CPUACCT): ${meds.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
