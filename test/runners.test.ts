@@ -458,6 +458,18 @@ describe('python runner compiled at the engine start (python_runner.pyc)', () =>
     expect(lines).toContainEqual({ partition: 0, stream: 'stderr', line: 'INFO ran 0' });
   });
 
+  it('looks a bare interpreter name up where the tasks do, so the .pyc is for the interpreter they run', async () => {
+    const runtimeDir = folder();
+    copyFileSync(runnerScript('python'), join(runtimeDir, 'python_runner.py'));
+    // A python3 found first on the PATH given (as /usr/local/bin's is on the tasks'), noting that it ran.
+    const bin = folder();
+    const ran = join(bin, 'ran');
+    writeFileSync(join(bin, 'python3'), `#!/bin/sh\necho "$@" > ${ran}\nexec ${PYTHON} "$@"\n`, { mode: 0o755 });
+    expect(await compilePythonRunner('python3', runtimeDir, runtimeDir, `${bin}:/usr/bin:/bin`)).toBeNull();
+    expect(readFileSync(ran, 'utf8')).toContain('python_runner.pyc');
+    expect(existsSync(join(runtimeDir, 'python_runner.pyc'))).toBe(true);
+  });
+
   it("says why when it cannot be compiled, and leaves no .pyc behind, not even an older engine's", async () => {
     const runtimeDir = folder();
     writeFileSync(join(runtimeDir, 'python_runner.py'), 'def broken(:\n');

@@ -20,6 +20,6 @@ export {
 export { REMOVING_PREFIX, removeTree } from './safe-tree.js';
 export { jobInputLinks } from './job-area.js';
 export { sweepUid } from './uid-sweep.js';
-export { type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
+export { TASK_PATH, type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
 export { taskReachProblem } from './reach.js';
 export { closeInheritedDescriptors } from './inherited-fds.js';

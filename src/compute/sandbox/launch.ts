@@ -55,6 +55,9 @@ export const DEFAULT_MAX_PROCESSES = 1024;
 const MIB = 1024 * 1024;
 const NOFILE = 1024;
 
+/** Where a task's commands are looked up (engine.python's default `python3` among them). */
+export const TASK_PATH = '/usr/local/bin:/usr/bin:/bin';
+
 /** The environment a task starts with: nothing of the engine's (its secrets, its PATH) leaks in. */
 const FIXED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'PYTHONUNBUFFERED', 'PYTHONDONTWRITEBYTECODE'];
 
@@ -78,7 +81,7 @@ export function taskLaunch(
 
   const paths = taskPaths(iso, area, runtimeDir);
   const env: Record<string, string> = {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
+    PATH: TASK_PATH,
     HOME: paths.work,
     TMPDIR: paths.work,
     LANG: 'C.UTF-8',
