@@ -3,6 +3,8 @@
 // about 1.1 ms of CPU for python_runner.py, in every warm worker, two a job. Run from its .pyc the
 // interpreter only unmarshals it (0.02 ms). Compiled by the interpreter the tasks run (engine.python),
 // so its magic number is theirs; until it is written, or if it cannot be, workers run the source.
+// Not handled: an interpreter replaced by another minor version while the engine runs (a distribution
+// upgrade) has another magic number, and Python workers fail to start until the engine restarts.
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
