@@ -1,12 +1,13 @@
 // The engine's task runners, run for real: warm Python and Node workers speaking the fd 3
 // protocol, one-process-per-partition commands, row counting, and the examples/ jobs.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  CompiledPythonRunner,
   compilePythonRunner,
   countRows,
   expandArgv,
@@ -468,6 +469,41 @@ describe('python runner compiled at the engine start (python_runner.pyc)', () =>
     expect(await compilePythonRunner('python3', runtimeDir, runtimeDir, `${bin}:/usr/bin:/bin`)).toBeNull();
     expect(readFileSync(ran, 'utf8')).toContain('python_runner.pyc');
     expect(existsSync(join(runtimeDir, 'python_runner.pyc'))).toBe(true);
+  });
+
+  it('sees an interpreter replaced under its .pyc: the next worker runs the source, and the runner is compiled again by the new one', async () => {
+    const runtimeDir = folder();
+    copyFileSync(runnerScript('python'), join(runtimeDir, 'python_runner.py'));
+    const bin = folder();
+    const python = join(bin, 'python3');
+    // Each "interpreter" notes that it compiled; replaced as a package upgrade does (a new file renamed over the old).
+    const install = (name: string): void => {
+      writeFileSync(join(bin, 'new'), `#!/bin/sh\necho ${name} >> ${join(bin, 'compiled-by')}\nexec ${PYTHON} "$@"\n`, { mode: 0o755 });
+      renameSync(join(bin, 'new'), python);
+    };
+    install('first');
+    const warnings: string[] = [];
+    const runner = new CompiledPythonRunner({ python: 'python3', runtimeDir, shownDir: runtimeDir, path: `${bin}:/usr/bin:/bin`, warn: (_f, m) => warnings.push(m), info: () => {} });
+    expect(runner.usable()).toBe(false); // not compiled yet: the source
+    await runner.compile();
+    expect(runner.usable()).toBe(true);
+    expect(runner.usable()).toBe(true); // asked again, nothing changed: no recompile
+    expect(readFileSync(join(bin, 'compiled-by'), 'utf8')).toBe('first\n');
+
+    install('second');
+    expect(runner.usable()).toBe(false);
+    expect(warnings).toEqual([expect.stringMatching(/interpreter changed/)]);
+    await runner.settled();
+    expect(readFileSync(join(bin, 'compiled-by'), 'utf8')).toBe('first\nsecond\n');
+    expect(runner.usable()).toBe(true);
+    expect(existsSync(join(runtimeDir, 'python_runner.pyc'))).toBe(true);
+
+    // That one removed: exec finds the next python3 on the PATH, and so does the stamp.
+    rmSync(python);
+    expect(runner.usable()).toBe(false);
+    await runner.settled();
+    expect(runner.usable()).toBe(true);
+    expect(readFileSync(join(bin, 'compiled-by'), 'utf8')).toBe('first\nsecond\n');
   });
 
   it("says why when it cannot be compiled, and leaves no .pyc behind, not even an older engine's", async () => {

@@ -17,7 +17,7 @@ import { engineMetrics } from './engine-metrics.js';
 import { jobEventLog, jobEventRoutes } from './job-events.js';
 import { jobChannel } from './job-channel.js';
 import { jobRoutes } from './job-routes.js';
-import { compilePythonRunner, runnerScript } from './runners/index.js';
+import { CompiledPythonRunner, runnerScript } from './runners/index.js';
 import { JobEngine } from './jobs/job-engine.js';
 import { detectIsolation, installRuntime, jobInputLinks, SANDBOX_PATHS, type SandboxMode, secureDataRoot, taskReachProblem } from './sandbox/index.js';
 
@@ -73,13 +73,14 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   });
   installPlumbing(app);
   // Not awaited: the engine serves meanwhile, and a worker started before it is written runs the source.
-  let pythonCompiled = false;
-  const compiling = compilePythonRunner(options.python, runtimeDir, isolation.bwrap ? SANDBOX_PATHS.runtime : runtimeDir).then((problem) => {
-    if (problem === null) {
-      pythonCompiled = true;
-      app.log.info('compiled the Python runner: workers run python_runner.pyc');
-    } else app.log.warn({ python: options.python, problem }, 'could not compile the Python runner: workers run it from source (about 1 ms more each)');
+  const pythonRunner = new CompiledPythonRunner({
+    python: options.python,
+    runtimeDir,
+    shownDir: isolation.bwrap ? SANDBOX_PATHS.runtime : runtimeDir,
+    warn: (fields, message) => app.log.warn(fields, message),
+    info: (message) => app.log.info(message),
   });
+  void pythonRunner.compile();
   if (swept.length > 0) app.log.info({ swept }, 'finished dataset removals a previous engine left');
 
   // Checked once per connection: the gateway keeps its connection alive and polls over it, and
@@ -116,7 +117,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     isolation,
     runtimeDir,
     python: options.python,
-    pythonCompiled: () => pythonCompiled,
+    pythonCompiled: () => pythonRunner.usable(),
     maxOutputBytes: options.maxOutputMb * 1024 * 1024,
     logMaxBytes: options.logMaxKb * 1024,
     log: app.log,
@@ -124,7 +125,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
   });
   if (unreachable !== null) app.log.error({ problem: unreachable }, 'the engine cannot run jobs');
   app.addHook('onClose', () => jobs.close());
-  app.addHook('onClose', () => compiling);
+  app.addHook('onClose', () => pythonRunner.settled());
   jobRoutes(app, jobs);
   jobChannel(app, jobs, { bodyLimit: ENGINE_BODY_LIMIT, isGateway });
   jobEventRoutes(app, jobEventLog(jobs));

@@ -5,7 +5,7 @@
 export { runtimeArgv, type RuntimeArgvOptions } from './argv.js';
 export { type CommandResult, expandArgv, type PlaceholderValues, runCommand } from './command-task.js';
 export { LAUNCHER_OPTIONS, launcherArgv, TaskLauncher, taskLauncher } from './launcher.js';
-export { COMPILED_PYTHON_RUNNER, compilePythonRunner } from './python-compiled.js';
+export { COMPILED_PYTHON_RUNNER, CompiledPythonRunner, compilePythonRunner, interpreterStamp } from './python-compiled.js';
 export { countRows } from './rows.js';
 export { RUNNER_FILES, runnerScript } from './runner-files.js';
 export {
