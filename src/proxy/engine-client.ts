@@ -114,6 +114,15 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
   const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: tls.ca, cert: tls.cert, key: tls.key });
   // Followed logs stay open as long as their jobs run: never in the pool the other calls queue for.
   const followAgent = new Agent({ keepAlive: false, ca: tls.ca, cert: tls.cert, key: tls.key });
+  // Uploads: out of the shared pool too (a long upload must not hold a slot calls queue for), but kept
+  // alive, so that they are not sent with `Connection: close`. The engine may refuse a partition before
+  // it has read all of it (over the allowance); on a connection it is to close, Node's server closes it
+  // right after the answer with the rest of the body still arriving, the kernel resets it, and the
+  // upload's next write can fail (EPIPE) before the answer already received is read: a 413 lost as a
+  // 503 "engine unreachable" (1 in ~100 under load). On a kept-alive one the server reads what is in
+  // flight and discards it, and this side closes it once the answer is read (an upload cut short never
+  // goes back to the pool).
+  const uploadAgent = new Agent({ keepAlive: true, ca: tls.ca, cert: tls.cert, key: tls.key });
   const url = httpsUrl(host, port);
   // Its connection is never given back to a pool: made with the agent of connections that are not kept.
   const channel = jobChannel({ url, agent: followAgent });
@@ -210,12 +219,12 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
     uploadPartition: async (o) => {
       const query = new URLSearchParams({ user: o.user, name: o.name, n: String(o.n), allowance: String(o.allowance), ...(o.declared !== undefined ? { declared: String(o.declared) } : {}) });
       const answer = await new Promise<Answer>((resolve, reject) => {
-        // Out of the shared pool, as downloads are: a long upload must not hold a slot calls queue for.
-        // The engine may answer before it has read the whole body (a refusal over the limit) and close:
-        // from its answer on, the rest of the body is not sent, and a write that then fails (EPIPE,
-        // ECONNRESET) is not taken for an engine out of reach: the answer decides.
+        // On uploadAgent (above). The engine may answer before it has read the whole body (a refusal
+        // over the limit): from its answer on, the rest of the body is not sent, the connection is
+        // closed once the answer is read if the body was not all sent, and a write that fails meanwhile
+        // (EPIPE, ECONNRESET) is not taken for an engine out of reach: the answer decides.
         let answered = false;
-        const req = request(`${url}/upload/partition?${query}`, { agent: followAgent, method: 'PUT', headers: { 'content-type': 'text/csv' } }, (res) => {
+        const req = request(`${url}/upload/partition?${query}`, { agent: uploadAgent, method: 'PUT', headers: { 'content-type': 'text/csv' } }, (res) => {
           answered = true;
           o.body.unpipe(req);
           const chunks: Buffer[] = [];
@@ -223,6 +232,7 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             ended = true;
+            if (!req.writableFinished) req.destroy(); // a body cut short: that connection cannot carry another request
             resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
           });
           res.on('error', reject);
@@ -323,6 +333,7 @@ export function engineClient(options: { host: string; port: number; tls: TlsMate
       channel.close();
       agent.destroy();
       followAgent.destroy();
+      uploadAgent.destroy();
     },
   };
 }
