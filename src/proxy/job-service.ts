@@ -312,11 +312,21 @@ export class JobService {
     if (early) return { id: record.id, state: 'queued', reason: null };
     const sent = await handover;
     if (sent.outcome !== 'sent') {
-      await this.book.removeRecord(record.id);
-      await this.book.untrack(record);
       const error = sent.outcome === 'refused' ? sent.error : new GatehouseError('not_ready', `backend ${record.backend} is not reachable, nothing was submitted: ${sent.error.message}`);
-      await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } });
-      throw error;
+      // Its end on the trail before its row goes: a row that cannot be removed is then one the trail
+      // says ended, which the next start does not send (JobBook.restore); removed first, a failed
+      // removal left a row whose admission alone was on the trail, and the next start ran a job its
+      // owner had been told was refused. A trail that refuses the end still gets the row removed.
+      const unrecorded = await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } }).then(
+        () => null,
+        (e: Error) => e,
+      );
+      await this.book.removeRecord(record.id).catch((e: Error) => {
+        if (unrecorded !== null) throw e;
+        req.log.error({ job: record.id, err: e.message }, 'the record of a refused handover could not be removed; its end is on the trail, so it is not sent again');
+      });
+      await this.book.untrack(record);
+      throw unrecorded ?? error;
     }
     // Queued, with its backend id; unless it ended on another gateway meanwhile (a cancel there), and was cancelled here too.
     // The embedded store has one gateway: no other can have ended it, and the record is not

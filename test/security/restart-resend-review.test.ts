@@ -97,4 +97,43 @@ describe.runIf(onSqlite)('a record left unsent that the trail does not vouch for
     expect((await stack.api('/v1/quota', token)).json<{ usage: { running_jobs: number } }>().usage.running_jobs).toBe(1);
     await stack.api(`/v1/jobs/${control.id}`, token, { method: 'DELETE' });
   });
+
+  it('is not run when its handover was refused and its row could not be taken back: its end is on the trail first', async () => {
+    // A job the engine refuses after the gateway's checks passed (it is writing that output already: its
+    // own conflict rule), and the store refusing to delete its row (a disk turned read-only for that write).
+    const first = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/refused-kept') });
+    expect(first.status, first.body).toBe(201);
+    const db = new Database(join(stack.home, 'var', 'gatehouse.db'));
+    db.pragma('busy_timeout = 5000');
+    db.exec("create trigger keep_jobs before delete on jobs begin select raise(abort, 'the disk is full'); end");
+    let kept: { id: string; state: string };
+    try {
+      const refused = await stack.api('/v1/jobs', token, { method: 'POST', body: spec('scratch/refused-kept') });
+      expect(refused.status, refused.body).toBe(409);
+      kept = db.prepare("select id, state from jobs where output = 'scratch/refused-kept' and id != ?").get(first.json<{ id: string }>().id) as { id: string; state: string };
+    } finally {
+      db.exec('drop trigger keep_jobs');
+      db.close();
+    }
+    expect(kept.state).toBe('dispatching'); // left behind by the failed removal
+    expect(stack.auditEvents().filter((e) => e.object === `job:${kept.id}`).map((e) => [e.action, e.decision])).toEqual([
+      ['job.submit', 'allow'],
+      ['job.finish', 'error'],
+    ]);
+    // The first job ended, so nothing but the kept row could make that output at the next start.
+    expect((await stack.api(`/v1/jobs/${first.json<{ id: string }>().id}`, token, { method: 'DELETE' })).status).toBe(200);
+
+    await stack.gateway.stop();
+    await stack.startGateway();
+    const engine = new EngineClient(stack.engine.url, stack.certsDir);
+    const records = new Database(join(stack.home, 'var', 'gatehouse.db'), { readonly: true });
+    try {
+      // Ended at start-up, before the gateway listens: its owner was told it was refused, and it never runs.
+      expect(records.prepare('select state, held from jobs where id = ?').get(kept.id)).toEqual({ state: 'failed', held: 0 });
+    } finally {
+      records.close();
+    }
+    await expect(engine.status(kept.id)).rejects.toThrow(/404/);
+    expect(stack.auditEvents().filter((e) => e.object === `job:${kept.id}`).map((e) => e.action)).toEqual(['job.submit', 'job.finish']);
+  });
 });
