@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // The suites whose state lives in the gateway's store run twice: on the embedded SQLite store (with
@@ -74,11 +73,11 @@ const ON_BOTH_STORES = [
 export default defineConfig({
   test: {
     globalSetup: ['test/support/global-setup.ts'],
-    // Files side by side: two more than cores (vitest's default for a run is cores - 1, one file at a
-    // time on the 2-core CI machine: ~1500 s). Most files wait on the processes they start; four there
-    // took 840-1050 s. Every suite takes its own ports, folders, task uids and Slurm cluster (BENCHMARKS,
-    // "test suite wall time, session 37").
-    maxWorkers: availableParallelism() + 2,
+    // maxWorkers stays vitest's default for a run, cores - 1: one file at a time on the 2-core CI machine
+    // (~1500 s). Four there took 840-1050 s, but each full run of four so far met a different
+    // load-sensitive test (3 of 4 runs; two product races found that way are fixed, 2e6ad37 and the
+    // tests' own waits): raise it (availableParallelism() + 2) once repeated runs of four are green
+    // (BENCHMARKS, "test suite wall time, session 37"). `npx vitest run --maxWorkers=4` by hand meanwhile.
     // Suites start real processes (gateway, engine, later slapd, an OIDC provider...): give them room.
     testTimeout: 60_000,
     hookTimeout: 90_000,

@@ -85,7 +85,8 @@ describe("the engine's job stream", () => {
     await release(id);
     await waitView(id, 'succeeded', PUSHED_WITHIN_MS);
     expect(asked(id), stack.engine.output().split('\n').filter((l) => l.includes('"url":"/jobs')).slice(-6).join('\n')).toBe(polled); // the gateway never asked the engine about it meanwhile
-    const finish = stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`);
+    // The record is written before job.finish is appended (JobBook.end): the view can say succeeded first.
+    const finish = await until(() => stack.auditEvents().find((e) => e.action === 'job.finish' && e.object === `job:${id}`), PUSHED_WITHIN_MS, `job.finish of ${id} on the trail`);
     expect(finish).toMatchObject({ decision: 'allow', details: { state: 'succeeded', rows_out: 6 } });
   });
 
