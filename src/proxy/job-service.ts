@@ -313,11 +313,21 @@ export class JobService {
     const sent = await handover;
     if (sent.outcome !== 'sent') {
       const error = sent.outcome === 'refused' ? sent.error : new GatehouseError('not_ready', `backend ${record.backend} is not reachable, nothing was submitted: ${sent.error.message}`);
-      // Its end on the trail before its row goes: a row that cannot be removed is then one the trail
-      // says ended, which the next start does not send (JobBook.restore); removed first, a failed
-      // removal left a row whose admission alone was on the trail, and the next start ran a job its
-      // owner had been told was refused. A trail that refuses the end still gets the row removed.
-      const unrecorded = await this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } }).then(
+      const end = () => this.audit(identity, req, { action: 'job.finish', object: `job:${record.id}`, decision: 'error', reason: `not started: ${error.message}`, policy_version: record.policy_version, details: { ...summary, state: 'refused' } });
+      // On a shared store the row goes first, as before: while it is there another gateway's
+      // reconciler may hand it over, and start-up does not ask the trail about it there.
+      if (this.book.shared) {
+        await this.book.removeRecord(record.id);
+        await this.book.untrack(record);
+        await end();
+        throw error;
+      }
+      // On the embedded store its end goes on the trail before its row goes: a row that cannot be
+      // removed is then one the trail says ended, which the next start does not send (JobBook.restore);
+      // removed first, a failed removal left a row whose admission alone was on the trail, and the next
+      // start ran a job its owner had been told was refused. A trail that refuses the end still gets
+      // the row removed.
+      const unrecorded = await end().then(
         () => null,
         (e: Error) => e,
       );
