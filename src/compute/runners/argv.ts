@@ -1,5 +1,7 @@
 // The argv that starts a warm worker for a job's runtime, with paths as the task sees them.
 import { posix } from 'node:path';
+import { COMPILED_PYTHON_RUNNER } from './python-compiled.js';
+import { RUNNER_FILES } from './runner-files.js';
 
 export interface RuntimeArgvOptions {
   /** Where the engine copied python_runner.py and node_runner.mjs, as the task sees it. */
@@ -23,7 +25,7 @@ const NODE_MIN_HEAP_MB = 32;
 
 export function runtimeArgv(runtime: 'python' | 'node', o: RuntimeArgvOptions): string[] {
   const job = ['--source', o.source, '--entrypoint', o.entrypoint, '--job', o.jobId];
-  if (runtime === 'python') return [o.python, '-u', posix.join(o.runtimeDir, o.pythonCompiled === true ? 'python_runner.pyc' : 'python_runner.py'), ...job];
+  if (runtime === 'python') return [o.python, '-u', posix.join(o.runtimeDir, o.pythonCompiled === true ? COMPILED_PYTHON_RUNNER : RUNNER_FILES.python), ...job];
   const heap = Math.max(NODE_MIN_HEAP_MB, Math.floor(o.memoryMb * NODE_HEAP_SHARE));
-  return [o.node, `--max-old-space-size=${heap}`, posix.join(o.runtimeDir, 'node_runner.mjs'), ...job];
+  return [o.node, `--max-old-space-size=${heap}`, posix.join(o.runtimeDir, RUNNER_FILES.node), ...job];
 }
