@@ -919,9 +919,11 @@ export class JobBook {
 
   /**
    * A job the backend just accepted, saved with its backend id. False when its record had ended
-   * meanwhile (cancelled or ended through another gateway while this one was handing it over, or the
-   * leader's resend was refused): the backend's copy is then cancelled at once, since nothing holds
-   * its quota any more, and this gateway forgets the job.
+   * meanwhile by anything but its own run (cancelled or ended by a decision through another gateway
+   * while this one was handing it over, or the leader's resend was refused): the backend's copy is
+   * then cancelled at once, since nothing holds its quota any more, and this gateway forgets the job.
+   * True too for a job that simply ran to its end first: another gateway recorded what the backend
+   * said of the very copy this one sent (a fast job's pushed end can beat this save).
    */
   async keepSent(r: JobRecord): Promise<boolean> {
     const keeping = this.keepSentNow(r);
@@ -942,11 +944,16 @@ export class JobBook {
       return true; // still live as far as anyone knows; the reconciler adopts it
     }
     if (saved) return true;
+    const stored = await this.o.records.get(r.id).catch(() => undefined);
+    if (stored !== undefined && endedByItsRun(stored, r)) {
+      Object.assign(r, stored);
+      this.drop(r.id); // its end, quota and job.finish were recorded by the gateway that saw it
+      return true;
+    }
     this.o.log.warn({ job: r.id, backend: r.backend }, 'a job ended elsewhere while it was handed over: cancelling it on its backend');
     await this.backend(r.backend)
       .cancel(r.backend_id ?? r.id)
       .catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not cancel a job ended while it was handed over; the orphan sweep will'));
-    const stored = await this.o.records.get(r.id).catch(() => undefined);
     if (stored !== undefined) Object.assign(r, stored);
     this.drop(r.id); // not forget(): this very handover is still in flight
     return false;
@@ -1070,4 +1077,17 @@ function ranSeconds(startedAt: string | null, finishedAt: string | null): number
   if (startedAt === null || finishedAt === null) return null;
   const ms = Date.parse(finishedAt) - Date.parse(startedAt);
   return Number.isFinite(ms) ? Math.max(0, ms) / 1000 : null;
+}
+
+/**
+ * An ended record whose end is the backend's own word on the copy `sent` went out as: succeeded or
+ * failed as its final status says, of that backend id. A cancel ends a record `cancelled`; a refusal
+ * or a lost job ends it with no final status: none of them passes for a run. (A cancel asked too late
+ * leaves cancelled_by on a job that did run to its end: that is a run.)
+ */
+function endedByItsRun(stored: JobRecord, sent: JobRecord): boolean {
+  const status = stored.status;
+  if (status === null) return false;
+  if (stored.state !== 'succeeded' && stored.state !== 'failed') return false;
+  return status.state === stored.state && status.finished_at !== null && status.id === (sent.backend_id ?? sent.id);
 }

@@ -338,7 +338,8 @@ export class JobService {
       await this.book.untrack(record);
       throw unrecorded ?? error;
     }
-    // Queued, with its backend id; unless it ended on another gateway meanwhile (a cancel there), and was cancelled here too.
+    // Queued, with its backend id; unless another gateway ended it meanwhile (a cancel there), and it was cancelled here too.
+    // A job that ran to its end before this save stands (JobBook.keepSent): 201, and its view says how it ended.
     // The embedded store has one gateway: no other can have ended it, and the record is not
     // written again for the answer's sake (one fsync less). Its row says `dispatching` until the
     // next change is saved (shown as queued all the same); after a crash meanwhile, the reconciler's
