@@ -40,6 +40,8 @@ type FromLauncher =
   | { op: 'failed'; id: number; message: string }
   | { op: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null };
 
+const STREAM_NAMES = ['stdout', 'stderr', 'channel (fd 3)'];
+
 class LaunchedTask extends EventEmitter<TaskProcessEvents> implements TaskProcess {
   pid: number | undefined;
   stdout: Socket | null = null;
@@ -61,6 +63,15 @@ class LaunchedTask extends EventEmitter<TaskProcessEvents> implements TaskProces
 
   spawned(pid: number): void {
     this.pid = pid;
+    // A stream whose descriptor did not reach the engine (it was out of descriptors: the message came
+    // without it): the worker would wait unread, or for a ready never read, to its job's time limit.
+    // It is stopped now and fails as a start that failed.
+    const missing = this.streams.flatMap((s, i) => (s === null ? [STREAM_NAMES[i]] : []));
+    if (missing.length > 0) {
+      this.killGroup();
+      this.failed(`the engine could not take the worker's ${missing.join(', ')} from its task launcher (out of file descriptors?); the worker was stopped`);
+      return;
+    }
     const [stdout = null, stderr = null, channel = null] = this.streams;
     this.stdout = stdout;
     this.stderr = stderr;
