@@ -61,6 +61,7 @@ const ON_BOTH_STORES = [
   'test/security/soak.test.ts',
   'test/job-start-once.test.ts',
   'test/job-sent-ended.test.ts',
+  'test/security/trail-end-review.test.ts',
   'test/cli-job-views.test.ts',
   'test/dataset-write.test.ts',
   // The Slurm suites whose backend keeps its records in the store (each starts a private cluster).

@@ -36,7 +36,7 @@ describe('the embedded store', () => {
     try {
       expect(second.instanceId).toBe(id);
       const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(second.db);
-      expect(applied.rows.map((r) => r.name)).toEqual(['0001_instance', '0002_identity', '0003_jobs', '0004_oidc_binding', '0005_posix_user', '0006_job_posix_user', '0007_login_throttle', '0008_jobs_user_finished', '0009_gateways', '0010_audit_chains', '0011_slurm_jobs', '0012_jobs_cancelled_by', '0013_policy_versions', '0014_jobs_login']);
+      expect(applied.rows.map((r) => r.name)).toEqual(['0001_instance', '0002_identity', '0003_jobs', '0004_oidc_binding', '0005_posix_user', '0006_job_posix_user', '0007_login_throttle', '0008_jobs_user_finished', '0009_gateways', '0010_audit_chains', '0011_slurm_jobs', '0012_jobs_cancelled_by', '0013_policy_versions', '0014_jobs_login', '0015_jobs_end_owed']);
     } finally {
       await second.close();
     }

@@ -34,13 +34,18 @@ export class AuditOutbox {
     return this.kept.length;
   }
 
-  /** Records the event now, or keeps it (with `details.observed_at`) to record once the trail is back. Never rejects. */
-  async record(input: AuditInput): Promise<void> {
+  /**
+   * Records the event now, or keeps it (with `details.observed_at`) to record once the trail is back.
+   * Never rejects; true when it is durable now, false when it was kept (in memory only).
+   */
+  async record(input: AuditInput): Promise<boolean> {
     try {
       await this.audit.record(input);
+      return true;
     } catch (err) {
       this.log.error({ object: input.object, action: input.action, err: (err as Error).message }, 'audit event not recorded yet; kept to retry');
       this.keep({ ...input, details: { ...input.details, observed_at: new Date().toISOString() } });
+      return false;
     }
   }
 

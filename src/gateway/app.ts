@@ -1,7 +1,7 @@
 // The gateway, composed in pipeline order: reading this file is reading the road a request walks.
 import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { type AuditPeers, type AuditTrail, admissionOnTrail, installAuditRoutes, unendedSubmissions } from '../audit/index.js';
+import { type AuditPeers, type AuditTrail, admissionOnTrail, installAuditRoutes, jobEvents, unendedSubmissions } from '../audit/index.js';
 import type { IdentityService } from '../auth/index.js';
 import { installConsole } from '../console/index.js';
 import { installPlumbing, loggerOptions, serverOptions } from '../http/index.js';
@@ -91,7 +91,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   installDatasetRoutes(app, { datasets: () => listDatasets(deps.backends), authorizer, audit, policy: () => deps.policy.current() });
   //     one dataset read (its manifest, a partition's bytes or first rows), decided like a job's input
   installDatasetReadRoutes(app, { backends: deps.backends, authorizer, audit });
-  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer, backends: deps.backends, audit, log: app.log, personNow: deps.identity.personNow, loginNow: deps.identity.loginNow, unended: () => unendedSubmissions(audit.reader()), admittedOnTrail: (id, since, user) => admissionOnTrail(audit.reader(), id, Date.parse(since), user), ...deps.jobs });
+  const jobs = await openJobPath({ store: deps.store, policy: () => deps.policy.current(), authorizer, backends: deps.backends, audit, log: app.log, personNow: deps.identity.personNow, loginNow: deps.identity.loginNow, unended: () => unendedSubmissions(audit.reader()), admittedOnTrail: (id, since, user) => admissionOnTrail(audit.reader(), id, Date.parse(since), user), endsOwedTo: { chain: audit.chainId(), actions: (id) => jobEvents(audit.reader(), id).map((e) => e.action) }, ...deps.jobs });
   app.addHook('onClose', () => jobs.stop());
   installJobRoutes(app, jobs.service);
   //     removing a dataset: its owner's or an admin's, never while a live job uses it

@@ -61,11 +61,22 @@ export interface JobBookOptions {
    * Absent: not asked.
    */
   admittedOnTrail?: (id: string, since: string, user: string) => TrailAdmission;
+  /**
+   * This gateway's trail, for the ends it owes events to: `chain` its id, written into a record with
+   * the record's end and cleared once the end's events are durable; `actions` the actions the trail
+   * holds about job `id` (its own events and its datasets'), asked at start-up of each end still owed
+   * (recordOwedEnds). Absent: ends are not followed this way.
+   */
+  endsOwedTo?: { chain: string; actions: (id: string) => string[] };
 }
 
 export type Handover = { outcome: 'sent' } | { outcome: 'refused'; error: GatehouseError } | { outcome: 'unavailable'; error: Error };
 
 const DAY_MS = 24 * 3600 * 1000;
+/** Ends whose events became durable are cleared in the records in one write per this long (or at stop). */
+const ENDS_FLUSH_MS = 2000;
+/** Ids per clearing write (bound parameters). */
+const ENDS_FLUSH_BATCH = 500;
 
 /** A job refused because the login that submitted it ended: on the trail, and as its owner reads it. */
 const loginEndedDenial = (reason: string): JobEvent => ({ action: 'job.admit', decision: 'deny', reason: 'login_ended', details: { login: reason } });
@@ -392,6 +403,33 @@ export class JobBook {
     for (const c of await this.o.records.chargesSince(new Date(Date.now() - DAY_MS).toISOString())) {
       admission.ledger.charge(c.user, c.core_seconds, Date.parse(c.finished_at));
     }
+    await this.recordOwedEnds();
+  }
+
+  /**
+   * Start-up: the ends this gateway wrote into the records whose events its trail may not hold. The
+   * record's end comes first (it is what makes an end happen once across gateways) and its events
+   * follow; a gateway stopped between the two (a crash, or a stop while the trail was down and the
+   * outbox held them in memory) left an ended record whose end the trail never tells. Each such record
+   * names this trail's chain; what the trail lacks of its end (its start if never seen, job.finish,
+   * the output's dataset.write) is recorded now from the record, marked recovered, and the record's
+   * debt cleared once that is durable. An end whose events are all there (stopped after them, before
+   * the clearing) gets nothing twice.
+   */
+  private async recordOwedEnds(): Promise<void> {
+    const owed = this.o.endsOwedTo;
+    if (owed === undefined) return;
+    const settled: string[] = [];
+    for (const r of await this.o.records.endsOwed(owed.chain)) {
+      const on = new Set(owed.actions(r.id));
+      const state = r.state;
+      const which = { start: !on.has('job.start') && Boolean(r.status?.started_at), finish: !on.has('job.finish'), write: state === 'succeeded' && !on.has('dataset.write') };
+      if (which.start || which.finish || which.write) {
+        this.o.log.warn({ job: r.id, user: r.user, state, missing: Object.entries(which).filter(([, v]) => v).map(([k]) => k) }, 'a job ended before the gateway stopped, its end not on the trail: recorded now');
+      }
+      if (await this.endEvents(r, state, r.status, which, { recovered: true })) settled.push(r.id);
+    }
+    await this.clearOwed(settled);
   }
 
   /**
@@ -685,7 +723,7 @@ export class JobBook {
       const wasHeld = r.held;
       const finishedAt = status?.finished_at ?? new Date().toISOString();
       const next: JobRecord = { ...r, state, error, status: status ?? r.status, core_seconds: status?.core_seconds ?? r.core_seconds, finished_at: finishedAt, held: false, reason: null };
-      if (!(await this.o.records.transition(next, from))) {
+      if (!(await this.o.records.transition(next, from, this.o.endsOwedTo?.chain))) {
         // Another gateway ended it first (or admitted it from the queue): take the record as it is now.
         const stored = await this.o.records.get(r.id);
         if (stored !== undefined) Object.assign(r, stored);
@@ -711,47 +749,85 @@ export class JobBook {
 
   /** The events of an end this gateway recorded, then the user's next pending jobs. */
   private async announceEnd(r: JobRecord, state: RecordState, status: JobStatus | null, ended: { wasRunning: boolean }): Promise<void> {
-    if (!ended.wasRunning && status?.started_at) await this.started(r, status);
+    const which = { start: !ended.wasRunning && Boolean(status?.started_at), finish: true, write: state === 'succeeded' };
+    if (await this.endEvents(r, state, status, which)) this.endOnTrail(r.id);
+    await this.drain([r.user]);
+  }
+
+  /**
+   * An end's events, those of `which`: its start (a job never seen running), job.finish, and for a
+   * success its output's dataset.write. True when every one is durable now (none kept in the outbox).
+   */
+  private async endEvents(r: JobRecord, state: RecordState, status: JobStatus | null, which: { start: boolean; finish: boolean; write: boolean }, extra: Record<string, unknown> = {}): Promise<boolean> {
+    const started = which.start && status !== null ? await this.started(r, status) : true;
     // The error stays in the record: it may quote the job's own output or data, which the trail must not hold.
-    const finish = this.event(r, {
-      action: 'job.finish',
-      decision: state === 'succeeded' ? 'allow' : 'error',
-      reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : state,
-      details: {
-        state,
-        core_seconds: r.core_seconds,
-        rows_in: status?.rows_in ?? 0,
-        rows_out: status?.rows_out ?? 0,
-        partitions: status?.partitions ?? null,
-        ran_s: ranSeconds(status?.started_at ?? r.status?.started_at ?? null, r.finished_at),
-        ...backendDetails(status),
-      },
-    });
+    const finish = which.finish
+      ? this.event(r, {
+          action: 'job.finish',
+          decision: state === 'succeeded' ? 'allow' : 'error',
+          reason: state === 'succeeded' ? `succeeded; wrote ${r.output}` : state,
+          details: {
+            state,
+            core_seconds: r.core_seconds,
+            rows_in: status?.rows_in ?? 0,
+            rows_out: status?.rows_out ?? 0,
+            partitions: status?.partitions ?? null,
+            ran_s: ranSeconds(status?.started_at ?? r.status?.started_at ?? null, r.finished_at),
+            ...backendDetails(status),
+            ...extra,
+          },
+        })
+      : true;
     // The write itself, as the dataset's own event: who made (or replaced) it, through which job, with which labels.
     // Recorded together with job.finish (one commit), so the next pending job is not kept waiting.
-    const written =
-      state === 'succeeded'
-        ? this.event(r, {
-            action: 'dataset.write',
-            object: `dataset:${r.output}`,
-            decision: 'allow',
-            reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
-            details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
-          })
-        : undefined;
-    await Promise.all([finish, written]);
-    await this.drain([r.user]);
+    const written = which.write
+      ? this.event(r, {
+          action: 'dataset.write',
+          object: `dataset:${r.output}`,
+          decision: 'allow',
+          reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}`,
+          details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: status?.rows_out ?? 0 },
+        })
+      : true;
+    const [finished, wrote] = await Promise.all([finish, written]);
+    return started && finished && wrote;
+  }
+
+  /** Ends whose events are durable, not yet cleared in the records (endOnTrail). */
+  private readonly endsDurable: string[] = [];
+  private endsTimer: NodeJS.Timeout | null = null;
+
+  /** The end's events are durable: its record's debt (endsOwedTo) is cleared with the next batch. */
+  private endOnTrail(id: string): void {
+    if (this.o.endsOwedTo === undefined) return;
+    this.endsDurable.push(id);
+    this.endsTimer ??= setTimeout(() => void this.flushEnds(), ENDS_FLUSH_MS);
+    this.endsTimer.unref();
+  }
+
+  /** Clears the debts of ends now durable (at stop too); one left uncleared is only asked of the trail again at the next start. */
+  async flushEnds(): Promise<void> {
+    if (this.endsTimer !== null) clearTimeout(this.endsTimer);
+    this.endsTimer = null;
+    await this.clearOwed(this.endsDurable.splice(0));
+  }
+
+  private async clearOwed(ids: readonly string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += ENDS_FLUSH_BATCH) {
+      await this.o.records.endsRecorded(ids.slice(i, i + ENDS_FLUSH_BATCH)).catch((err: Error) => this.o.log.warn({ err: err.message }, 'ended jobs not marked as on the trail; the next start asks the trail about them'));
+    }
   }
 
   /**
    * A job seen started: `job.start`, and `dataset.read` on its input (the read itself, as opposed
    * to the permission decided at submission, `dataset.authorize`).
    */
-  private async started(r: JobRecord, status: JobStatus): Promise<void> {
-    await Promise.all([
+  private async started(r: JobRecord, status: JobStatus): Promise<boolean> {
+    const recorded = await Promise.all([
       this.event(r, { action: 'job.start', decision: 'allow', reason: `started on ${r.backend}`, details: { started_at: status.started_at, partitions: status.partitions.total, ...backendDetails(status) } }),
       this.event(r, { action: 'dataset.read', object: `dataset:${r.input}`, decision: 'allow', reason: `read by job ${r.id}, started on ${r.backend}`, details: { job: r.id, started_at: status.started_at, partitions: status.partitions.total } }),
     ]);
+    return recorded.every(Boolean);
   }
 
   /**
@@ -1013,7 +1089,7 @@ export class JobBook {
    * queue), on behalf of the job's owner. No request waits on it; when the trail is down it waits
    * in the outbox (a start or an end already happened: kept, with the time it was seen, not lost).
    */
-  private event(r: JobRecord, e: JobEvent): Promise<void> {
+  private event(r: JobRecord, e: JobEvent): Promise<boolean> {
     return this.o.outbox.record(this.inputOf(r, e));
   }
 

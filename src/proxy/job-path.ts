@@ -42,6 +42,8 @@ export interface JobPathOptions {
   unended?: () => AuditEvent[];
   /** Whether this gateway's trail holds a job's admission (JobBookOptions.admittedOnTrail), asked at start-up. */
   admittedOnTrail?: (id: string, since: string, user: string) => TrailAdmission;
+  /** This gateway's trail, for the ends it owes events to (JobBookOptions.endsOwedTo). */
+  endsOwedTo?: { chain: string; actions: (id: string) => string[] };
 }
 
 export interface JobPath {
@@ -72,7 +74,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
     record: recordDatasetDecision(o.audit),
   });
   const outbox = new AuditOutbox(o.audit, o.log);
-  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres', ...(o.personNow !== undefined ? { personNow: o.personNow } : {}), ...(o.loginNow !== undefined ? { loginNow: o.loginNow } : {}), ...(o.admittedOnTrail !== undefined ? { admittedOnTrail: o.admittedOnTrail } : {}) });
+  const book = new JobBook({ records, admission, backends: o.backends, audit: o.audit, outbox, datasets, log: o.log, statusCacheMs: o.statusCacheMs, exclusive: exclusive(o.store), shared: o.store.dialect === 'postgres', ...(o.personNow !== undefined ? { personNow: o.personNow } : {}), ...(o.loginNow !== undefined ? { loginNow: o.loginNow } : {}), ...(o.admittedOnTrail !== undefined ? { admittedOnTrail: o.admittedOnTrail } : {}), ...(o.endsOwedTo !== undefined ? { endsOwedTo: o.endsOwedTo } : {}) });
   await book.restore();
   const service = new JobService({ book, datasets, authorizer: o.authorizer, audit: o.audit, policy: o.policy });
   // Of several gateways over one store, one reconciles and sweeps orphans (every gateway serves
@@ -119,6 +121,7 @@ export async function openJobPath(o: JobPathOptions): Promise<JobPath> {
       await Promise.all(watches.map((w) => w.close()));
       await reconciler.stop();
       await leadership.close();
+      await book.flushEnds();
       outbox.close();
     },
   };

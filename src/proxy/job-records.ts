@@ -13,7 +13,7 @@ export const ENDED_STATES: readonly RecordState[] = ['succeeded', 'failed', 'can
 type Row = Tables['jobs'];
 
 /** A row of the store's `jobs` table, with its JSON columns parsed and its flags typed. */
-export type JobRecord = Omit<Row, 'groups' | 'spec' | 'held' | 'status' | 'state'> & {
+export type JobRecord = Omit<Row, 'groups' | 'spec' | 'held' | 'status' | 'state' | 'end_owed'> & {
   /** The owner's groups at submission: the limits (and the recheck) of a pending job. */
   groups: string[];
   spec: JobSpec;
@@ -24,8 +24,8 @@ export type JobRecord = Omit<Row, 'groups' | 'spec' | 'held' | 'status' | 'state
   status: JobStatus | null;
 };
 
-const toRow = (r: JobRecord): Row => ({ ...r, groups: JSON.stringify(r.groups), spec: JSON.stringify(r.spec), held: r.held ? 1 : 0, status: r.status === null ? null : JSON.stringify(r.status) });
-const fromRow = (r: Row): JobRecord => ({
+const toRow = (r: JobRecord): Row => ({ ...r, groups: JSON.stringify(r.groups), spec: JSON.stringify(r.spec), held: r.held ? 1 : 0, status: r.status === null ? null : JSON.stringify(r.status), end_owed: null });
+const fromRow = ({ end_owed: _owed, ...r }: Row): JobRecord => ({
   ...r,
   groups: JSON.parse(r.groups) as string[],
   spec: JSON.parse(r.spec) as JobSpec,
@@ -96,17 +96,30 @@ export class JobRecords {
   /**
    * Moves a job from one of `from` to `to`'s state with its fields; false when the record was no
    * longer in one of them (another gateway ended it, or admitted it from the queue, first). This is
-   * what makes an end, and so the release of its quota, happen once across all gateways.
+   * what makes an end, and so the release of its quota, happen once across all gateways. `endOwed`:
+   * an end, written with the chain id of the trail that owes it its job.finish (endsOwed).
    */
-  async transition(to: JobRecord, from: readonly RecordState[]): Promise<boolean> {
+  async transition(to: JobRecord, from: readonly RecordState[], endOwed?: string): Promise<boolean> {
     const { state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash } = toRow(to);
     const result = await sectionDb(this.store)
       .updateTable('jobs')
-      .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash })
+      .set({ state, held, reason, error, status, core_seconds, backend_id, admitted_at, finished_at, policy_version, spec, spec_hash, ...(endOwed !== undefined ? { end_owed: endOwed } : {}) })
       .where('id', '=', to.id)
       .where('state', 'in', [...from])
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  /** Ended jobs whose job.finish the trail of chain `chain` owes (its gateway stopped before it was durable, or not yet cleared). */
+  async endsOwed(chain: string): Promise<JobRecord[]> {
+    const rows = await this.store.db.selectFrom('jobs').selectAll().where('end_owed', '=', chain).orderBy('seq', 'asc').execute();
+    return rows.map(fromRow);
+  }
+
+  /** Those jobs' ends are durable on the trail that owed them. */
+  async endsRecorded(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.store.db.updateTable('jobs').set({ end_owed: null }).where('id', 'in', [...ids]).execute();
   }
 
   /** Who cancelled it; written apart from transition(), so no other save can clear it. Only while the job is live. */

@@ -304,4 +304,17 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('jobs').dropColumn('login_id').execute();
     },
   },
+  '0015_jobs_end_owed': {
+    async up(db: Kysely<unknown>) {
+      // The trail (its chain id) that owes an ended job its job.finish: set by the end's own write,
+      // cleared once the event is durable. A gateway stopped between the two finds its rows at start-up
+      // and records what its trail lacks (JobBook.recordOwedEnds). Indexed only where set.
+      await db.schema.alterTable('jobs').addColumn('end_owed', 'text').execute();
+      await db.schema.createIndex('jobs_end_owed').on('jobs').column('end_owed').where(sql.ref('end_owed'), 'is not', null).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropIndex('jobs_end_owed').execute();
+      await db.schema.alterTable('jobs').dropColumn('end_owed').execute();
+    },
+  },
 };

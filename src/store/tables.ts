@@ -93,6 +93,8 @@ export interface JobTable {
   cancelled_by: string | null;
   /** The login (token family) that submitted it (0014); null: none kept. */
   login_id: string | null;
+  /** The audit chain that owes its end its job.finish (0015): set with the end, cleared once that is durable; null otherwise. */
+  end_owed: string | null;
 }
 
 /** A failed login (locked_until null) or a lockout, for one hashed throttle key (0007). Times in ms. */

@@ -55,7 +55,7 @@ describe.runIf(onSqlite)('a record left unsent that the trail does not vouch for
     let seq = (db.prepare('select max(seq) from jobs').pluck().get() as number) + 1;
     const rowFor = (output: string, user: string) => {
       const jobSpec = { ...(JSON.parse(row.spec as string) as JobSpec), output };
-      return { ...row, id: `j${randomBytes(6).toString('hex')}`, seq: seq++, user, output, spec: JSON.stringify(jobSpec), spec_hash: jobSpecHash(jobSpec), state: 'dispatching', held: 1, backend_id: null, status: null, created_at: now, admitted_at: now, finished_at: null, cancelled_by: null };
+      return { ...row, id: `j${randomBytes(6).toString('hex')}`, seq: seq++, user, output, spec: JSON.stringify(jobSpec), spec_hash: jobSpecHash(jobSpec), state: 'dispatching', held: 1, backend_id: null, status: null, created_at: now, admitted_at: now, finished_at: null, cancelled_by: null, end_owed: null };
     };
     const ended = rowFor('scratch/ended-on-trail', 'alice');
     const forged = rowFor('scratch/forged-owner', 'mallory');
