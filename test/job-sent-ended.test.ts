@@ -132,6 +132,21 @@ describe('a handover whose job ended on another gateway before it was saved as s
     expect(sender.usage('alice').running_jobs).toBe(0);
   });
 
+  // review38, as the owner who wants an output written with no dataset.write on the trail: a cancel through
+  // the other gateway lands between the handover and the save, after the job already ran to its end.
+  it('puts the write on the trail when the copy it cancels had already run to its end and written its output', async () => {
+    const { mine, theirs } = await handedOver('copy');
+    expect((await backend.status(mine.id))?.state).toBe('succeeded'); // ran at once, its output written
+    await other.cancelledBy(theirs, 'alice');
+    await other.end(theirs, 'cancelled', null, null); // no backend id there yet: only the record ends
+    expect(await sender.keepSent(mine)).toBe(false);
+    expect(cancels).toContain(mine.id);
+    expect((await records.get(mine.id))?.state).toBe('cancelled');
+    const writes = readTrail(join(home, 'audit')).filter((e) => e.action === 'dataset.write' && e.details.job === mine.id);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toMatchObject({ object: `dataset:${mine.output}`, decision: 'allow', actor: { user: 'alice' }, details: { record_state: 'cancelled' } });
+  });
+
   it('cancels the copy when the other gateway ended it by a decision, even after seeing it run', async () => {
     const { mine, theirs } = await handedOver('keep-running');
     const running = await backend.status(mine.id);

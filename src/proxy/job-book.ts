@@ -1027,11 +1027,27 @@ export class JobBook {
       return true;
     }
     this.o.log.warn({ job: r.id, backend: r.backend }, 'a job ended elsewhere while it was handed over: cancelling it on its backend');
-    await this.backend(r.backend)
-      .cancel(r.backend_id ?? r.id)
-      .catch((err: Error) => this.o.log.error({ job: r.id, err: err.message }, 'could not cancel a job ended while it was handed over; the orphan sweep will'));
+    const copy = r.backend_id ?? r.id;
+    const answer = await this.backend(r.backend)
+      .cancel(copy)
+      .catch((err: Error) => {
+        this.o.log.error({ job: r.id, err: err.message }, 'could not cancel a job ended while it was handed over; the orphan sweep will');
+        return null;
+      });
     if (stored !== undefined) Object.assign(r, stored);
     this.drop(r.id); // not forget(): this very handover is still in flight
+    // Too late: it ran to its end and wrote its output before the cancel reached it. The record's end
+    // (a cancel, a decision) stands, but the write happened, and the trail says so (review38).
+    if (answer?.state === 'succeeded' && answer.id === copy) {
+      this.o.log.warn({ job: r.id, output: r.output }, 'a job ended elsewhere while it was handed over had already written its output');
+      await this.event(r, {
+        action: 'dataset.write',
+        object: `dataset:${r.output}`,
+        decision: 'allow',
+        reason: `${r.spec.mode === 'overwrite' ? 'replaced' : 'written'} by job ${r.id}, which ran to its end on ${r.backend} before the cancel of its ${r.state} record reached it`,
+        details: { job: r.id, mode: r.spec.mode ?? 'create', labels: r.spec.labels ?? [], rows_out: answer.rows_out, record_state: r.state },
+      });
+    }
     return false;
   }
 
