@@ -419,17 +419,19 @@ export class JobBook {
   private async recordOwedEnds(): Promise<void> {
     const owed = this.o.endsOwedTo;
     if (owed === undefined) return;
-    const settled: string[] = [];
-    for (const r of await this.o.records.endsOwed(owed.chain)) {
-      const on = new Set(owed.actions(r.id));
-      const state = r.state;
-      const which = { start: !on.has('job.start') && Boolean(r.status?.started_at), finish: !on.has('job.finish'), write: state === 'succeeded' && !on.has('dataset.write') };
-      if (which.start || which.finish || which.write) {
-        this.o.log.warn({ job: r.id, user: r.user, state, missing: Object.entries(which).filter(([, v]) => v).map(([k]) => k) }, 'a job ended before the gateway stopped, its end not on the trail: recorded now');
-      }
-      if (await this.endEvents(r, state, r.status, which, { recovered: true })) settled.push(r.id);
-    }
-    await this.clearOwed(settled);
+    // All at once: their events share the trail's group commits (a crash under load may leave hundreds).
+    const settled = await Promise.all(
+      (await this.o.records.endsOwed(owed.chain)).map(async (r) => {
+        const on = new Set(owed.actions(r.id));
+        const state = r.state;
+        const which = { start: !on.has('job.start') && Boolean(r.status?.started_at), finish: !on.has('job.finish'), write: state === 'succeeded' && !on.has('dataset.write') };
+        if (which.start || which.finish || which.write) {
+          this.o.log.warn({ job: r.id, user: r.user, state, missing: Object.entries(which).filter(([, v]) => v).map(([k]) => k) }, 'a job ended before the gateway stopped, its end not on the trail: recorded now');
+        }
+        return (await this.endEvents(r, state, r.status, which, { recovered: true })) ? [r.id] : [];
+      }),
+    );
+    await this.clearOwed(settled.flat());
   }
 
   /**
