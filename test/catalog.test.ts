@@ -278,6 +278,10 @@ describe('the catalog', () => {
     const partition = makeDataset(root, 'partition-link');
     rmSync(join(partition.dir, 'part-00000.csv'));
     symlinkSync(join(outside, 'secret.csv'), join(partition.dir, 'part-00000.csv'));
+    // A partition linked to another dataset's, of the very size its manifest lists: refused for the link alone.
+    const alias = makeDataset(root, 'partition-alias');
+    rmSync(join(alias.dir, 'part-00000.csv'));
+    symlinkSync(join(root, 'good', 'part-00000.csv'), join(alias.dir, 'part-00000.csv'));
     const manifest = makeDataset(root, 'manifest-link');
     rmSync(join(manifest.dir, '_dataset.json'));
     symlinkSync(join(outside, 'manifest.json'), join(manifest.dir, '_dataset.json'));
@@ -293,6 +297,7 @@ describe('the catalog', () => {
       { path: join(root, 'escaped'), message: leadsOutside },
       { path: join(root, 'manifest-link', '_dataset.json'), message: leadsOutside },
       { path: join(root, 'ns-link'), message: leadsOutside },
+      { path: join(root, 'partition-alias', 'part-00000.csv'), message: 'is a symbolic link; under the data root datasets are real folders and files, so none has a second name' },
       { path: join(root, 'partition-link', 'part-00000.csv'), message: leadsOutside },
     ]);
     const refused = await datasetErrorOf(readDataset(root, 'escaped'));

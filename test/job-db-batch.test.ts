@@ -49,6 +49,20 @@ describe("the engine's batched partition bookkeeping", () => {
     jobs.close();
   });
 
+  it('returns the partition rows it inserted as the database holds them (a new run starts from those)', () => {
+    const { jobs } = fresh();
+    const parts = jobs.insertJob({ id: 'j2', user: 'bob', spec, granted: spec.resources, created_at: new Date(0).toISOString() }, [
+      { input_idx: 3, rows: 10, bytes: 40 },
+      { input_idx: 1, rows: 2, bytes: 8 },
+    ]);
+    expect(parts).toEqual(jobs.partitions('j2'));
+    expect(parts.map((p) => [p.idx, p.input_idx, p.state])).toEqual([
+      [0, 3, 'todo'],
+      [1, 1, 'todo'],
+    ]);
+    jobs.close();
+  });
+
   it("writes a partition's start and end waiting in one batch as one update, its attempt still counted", () => {
     const { jobs } = fresh();
     jobs.partitionRunning('j1', 0);

@@ -1,6 +1,6 @@
 // The engine's task isolation, checked with real processes: real uids, real bubblewrap, real
 // rlimits. The cases that switch uids need root; the bubblewrap cases need bwrap.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, link, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -283,6 +283,16 @@ describe.skipIf(!ROOT)('job areas', () => {
     } finally {
       await rm(link);
     }
+    // A FIFO (root may hard-link one): refused once linked, and its link is not left in in/.
+    const fifo = join(dataRoot, 'sales', 'part-fifo.csv');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      await expect(prepareJobArea(plain, { stagingRoot, jobId: 'fifo', uid: 231050, inputs: [fifo] })).rejects.toThrow(/part-fifo.csv is not a regular file/);
+      expect(await readdir(join(stagingRoot, 'fifo', 'in'))).toEqual([]);
+    } finally {
+      await rm(fifo);
+      await rm(join(stagingRoot, 'fifo'), { recursive: true, force: true });
+    }
     await expect(prepareJobArea(plain, { stagingRoot, jobId: '../escape', uid: 231050, inputs: [] })).rejects.toThrow(/is not a plain name/);
     await expect(prepareJobArea(plain, { stagingRoot, jobId: 'asroot', uid: null, inputs: [] })).rejects.toThrow(/tasks never run as root/);
     await expect(prepareJobArea(plain, { stagingRoot, jobId: 'outside', uid: 5000, inputs: [] })).rejects.toThrow(/outside engine.task_uids/);
@@ -329,6 +339,8 @@ describe.skipIf(!ROOT)('job areas', () => {
     await expect(again((out) => symlink('/etc/passwd', join(out, 'part-00002.csv')))).rejects.toThrow(/part-00002.csv, which is not a plain file/);
     await expect(again((out) => link(join(out, 'part-00000.csv'), join(area.work, 'elsewhere')))).rejects.toThrow(/part-00000.csv as a hard link/);
     await expect(again((out) => mkdir(join(out, 'sub')))).rejects.toThrow(/sub, which is not a plain file/);
+    // A FIFO is refused by its lstat, never opened (an open could block, or wake a device).
+    await expect(again(async (out) => void execFileSync('mkfifo', [join(out, 'part-00003.csv')]))).rejects.toThrow(/part-00003.csv, which is not a plain file/);
     await removeJobArea(area);
     expect(existsSync(area.dir)).toBe(false);
   });

@@ -79,12 +79,12 @@ export class JobIntake {
       if (ticketExpired(claims)) throw new GatehouseError('forbidden', 'the admission ticket expired while its job was held', { ticket: 'expired' });
       // Spent only now: a refused submission leaves the gateway free to retry with the same ticket.
       if (!ctx.db.spendTicket(claims.jti, claims.exp)) throw new GatehouseError('forbidden', 'this admission ticket was used before; each ticket admits one job', { ticket: 'replayed' });
-      ctx.db.insertJob(
+      const parts = ctx.db.insertJob(
         { id: claims.job, user: claims.user, spec, granted: claims.granted, created_at: new Date().toISOString(), replaces: claims.replaces },
         wanted.map((i) => ({ input_idx: i, rows: input.manifest.partitions[i]!.rows, bytes: input.manifest.partitions[i]!.bytes })),
       );
       const row = ctx.db.job(claims.job)!;
-      const run = activate(ctx, row, ctx.db.partitions(row.id), shape(input));
+      const run = activate(ctx, row, parts, shape(input));
       run.phases = new PhaseClock(p.receivedAt);
       run.log.engine(`submitted by ${row.user}: ${spec.runtime} over ${wanted.length} partitions of ${spec.input} → ${spec.output}, ${claims.granted.cores} cores × ${claims.granted.memory_mb} MB, ${claims.granted.time_limit_s} s`);
       ctx.o.log.info({ job: row.id, user: row.user, input: spec.input, output: spec.output, partitions: wanted.length }, 'job queued');

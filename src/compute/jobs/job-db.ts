@@ -174,11 +174,14 @@ export class JobDb {
     }
   }
 
-  /** The job and its partitions in one transaction: never a job without its work list. */
+  /**
+   * The job and its partitions in one transaction: never a job without its work list. Returns the
+   * partition rows as inserted (the schema's defaults), so a new job's run need not read them back.
+   */
   insertJob(
     job: { id: string; user: string; spec: JobSpec; granted: Resources; created_at: string; replaces?: { owner: string | null } | undefined },
     partitions: { input_idx: number; rows: number; bytes: number }[],
-  ): void {
+  ): PartitionRow[] {
     this.flush();
     this.db.transaction(() => {
       this.statements.insertJob.run({
@@ -191,6 +194,7 @@ export class JobDb {
       });
       for (const [idx, p] of partitions.entries()) this.statements.insertPartition.run(job.id, idx, p.input_idx, p.rows, p.bytes);
     })();
+    return partitions.map((p, idx) => ({ job_id: job.id, idx, input_idx: p.input_idx, state: 'todo', attempts: 0, rows_in: p.rows, bytes_in: p.bytes, rows_out: 0, bytes_out: 0, seconds: 0, error: null }));
   }
 
   job(id: string): JobRow | undefined {

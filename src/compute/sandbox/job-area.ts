@@ -15,7 +15,7 @@
 // could write is first moved (rename) into a folder only root can enter, then taken over (owner
 // root, mode 0700, through descriptors opened without following links, top down), and only then
 // read, written or removed.
-import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fchownSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, fchmodSync, fchownSync, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { Isolation } from './isolation.js';
@@ -137,36 +137,42 @@ async function linkInputs(iso: Isolation, inDir: string, inputs: string[]): Prom
   const present = new Set(readdirSync(inDir));
   await inTurns(inputs, (src) => {
     const name = basename(src);
-    const st = lstatSync(src);
-    if (!st.isFile()) throw new SandboxError('unsafe_path', `input ${src} is not a regular file`);
-
     const dest = join(inDir, name);
     if (present.has(name)) rmSync(dest, { force: true });
     let linked = true;
     try {
+      // link(2) never follows src: a link there is linked as a link, and refused just below.
       linkSync(src, dest);
     } catch (err) {
-      // Another file system (EXDEV), or protected_hardlinks for a non-root engine (EPERM): copy.
+      // Another file system (EXDEV), or protected_hardlinks for a non-root engine (EPERM): copy. A
+      // folder is EPERM too. A copy reads through a link, so src is looked at first.
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw err;
+      if (!lstatSync(src).isFile()) throw new SandboxError('unsafe_path', `input ${src} is not a regular file`);
       copyFileSync(src, dest, constants.COPYFILE_EXCL);
       linked = false;
     }
+    // in/ is root's alone while it is filled: the name is what was just linked (or copied), so one
+    // lstat tells what that is. A descriptor is opened only to change the inode (once per dataset).
+    const st = lstatSync(dest);
+    if (!st.isFile()) {
+      rmSync(dest, { force: true });
+      throw new SandboxError('unsafe_path', `input ${src} is not a regular file`);
+    }
+    if (!iso.root || (st.uid === 0 && st.gid === 0 && (st.mode & 0o7777) === 0o644)) return;
     // Through a descriptor opened without following links, so the owner and mode set below land
     // on the partition we linked and nothing else.
     const fd = openSync(dest, constants.O_RDONLY | NOFOLLOW);
     try {
       const fst = fstatSync(fd);
-      if (!fst.isFile() || (linked && (fst.ino !== st.ino || fst.dev !== st.dev))) {
-        throw new SandboxError('unsafe_path', `input ${src} changed while it was being linked`);
+      if (!fst.isFile() || fst.ino !== st.ino || fst.dev !== st.dev) {
+        throw new SandboxError('unsafe_path', `input ${src} changed while it was being ${linked ? 'linked' : 'copied'}`);
       }
-      if (iso.root) {
-        // The inode is the dataset's own: readable by every task uid, writable by none. What hides
-        // it from other jobs is the dataset folder's 0700, not this mode. Set only where it is not
-        // so already (after a dataset's first job it is).
-        if (fst.uid !== 0 || fst.gid !== 0) fchownSync(fd, 0, 0);
-        if ((fst.mode & 0o7777) !== 0o644) fchmodSync(fd, 0o644);
-      }
+      // The inode is the dataset's own: readable by every task uid, writable by none. What hides
+      // it from other jobs is the dataset folder's 0700, not this mode. Set only where it is not
+      // so already (after a dataset's first job it is).
+      if (fst.uid !== 0 || fst.gid !== 0) fchownSync(fd, 0, 0);
+      if ((fst.mode & 0o7777) !== 0o644) fchmodSync(fd, 0o644);
     } finally {
       closeSync(fd);
     }
@@ -203,8 +209,8 @@ export async function writeJobSource(area: JobArea, fileName: string, text: stri
  * before looking inside: from then on no task, whatever it planted or holds open, can add, remove or
  * swap a name in it. Refuses anything but plain single-link files (a link, a hard link to a file
  * elsewhere, a FIFO or a device would give the dataset, or the engine, a reach outside out/), and
- * hands each file to root (0644) through a descriptor opened without following links and checked
- * to be the file listed. Returns the sealed folder (commit it from there), its file names, sorted,
+ * hands each file to root (0644) by its name, which no task can change any more, never following a
+ * link. Returns the sealed folder (commit it from there), its file names, sorted,
  * and each file's identity and size as checked (nothing can change them once sealed).
  *
  * `namespaced`: the job ran inside bubblewrap, so its processes died with its pid namespace when its
@@ -224,22 +230,21 @@ export async function sealJobOutput(area: JobArea, o: { namespaced?: boolean } =
   takeOverDirSync(folder, st);
   const names = readdirSync(folder).sort();
   const identities = new Map<string, SealedFile>();
+  // From here no process but root's can add, remove or swap a name in the folder (it is root's, 0700,
+  // inside root's 0700 .sealed/: the kernel checks that anew at each change, even through a task's
+  // open descriptor), so the inode a name's lstat finds is the one its calls below change: by name,
+  // never following a link (lchown; chmod only once lstat found a plain file). Two calls a file where
+  // a descriptor took five (open, fstat, fchown, close and the uid's check).
+  const root = amRoot();
   await inTurns(names, (name) => {
     const path = join(folder, name);
     const est = lstatSync(path);
     if (!est.isFile()) throw new SandboxError('unsafe_path', `job ${area.jobId} wrote ${name}, which is not a plain file; outputs are plain files`);
     if (est.nlink !== 1) throw new SandboxError('unsafe_path', `job ${area.jobId} wrote ${name} as a hard link to another file; outputs are files of their own`);
-    const fd = openSync(path, constants.O_RDONLY | NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      const fst = fstatSync(fd);
-      if (!fst.isFile() || fst.ino !== est.ino || fst.dev !== est.dev || fst.nlink !== 1) throw new SandboxError('unsafe_path', `${name} changed while being sealed`);
-      if (amRoot() && (fst.uid !== 0 || fst.gid !== 0)) fchownSync(fd, 0, 0);
-      // A task's file is most often 0644 already (its umask): one call less per partition.
-      if ((fst.mode & 0o7777) !== 0o644) fchmodSync(fd, 0o644);
-      identities.set(name, { ino: fst.ino, dev: fst.dev, size: fst.size });
-    } finally {
-      closeSync(fd);
-    }
+    if (root && (est.uid !== 0 || est.gid !== 0)) lchownSync(path, 0, 0);
+    // A task's file is most often 0644 already (its umask): one call less per partition.
+    if ((est.mode & 0o7777) !== 0o644) chmodSync(path, 0o644);
+    identities.set(name, { ino: est.ino, dev: est.dev, size: est.size });
   });
   return { folder, files: names, identities };
 }
