@@ -6,6 +6,7 @@
 // gets 403 naming the rule, an analyst gets 201 and the job runs on lab with the label carried to
 // its output. The listing, explain and readiness go through the backend list too.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -270,5 +271,130 @@ describe('a job its backend refuses after the gateway answered 201', () => {
     const events = readTrail(auditDir).filter((e) => e.object === `job:${id}` && e.action !== 'job.start');
     expect(events.map((e) => `${e.action} ${e.decision} ${e.reason}`)).toEqual(['job.submit allow admitted to lab', 'job.cancel allow cancelled by its owner', 'job.finish error cancelled']);
     expect(await runningJobs()).toBe(0);
+  });
+});
+
+// CI10: the Python client's logs(follow=True), asked right after its submit, came back empty. On the
+// embedded store the 201 goes out while the release is on its way, and the gateway answered a follow
+// of a job its backend did not have yet with an empty log, ended at once. A followed log now answers
+// its head at once (the clients time out only until the head) and follows the backend's log from the
+// handover on; a job that ends without reaching its backend ends it empty.
+describe('a job whose log is followed before its backend has it', () => {
+  /** GET a followed log: resolves at the answer's head, with its body still to come. */
+  function follow(id: string, who: string): Promise<{ status: number; body: Promise<string>; hangUp: () => void }> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`${url}/v1/jobs/${id}/logs?follow=1`, { ca, agent: false, headers: { authorization: `Bearer ${tokens[who]}` } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        const body = new Promise<string>((done, failed) => {
+          res.on('end', () => done(text));
+          res.on('error', failed);
+        });
+        body.catch(() => undefined); // a hung-up one is not read
+        resolve({ status: res.statusCode ?? 0, body, hangUp: () => req.destroy() });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  const runningJobs = async () => (await api('/v1/quota', 'ana')).json<{ usage: { running_jobs: number } }>().usage.running_jobs;
+  beforeAll(async () => {
+    await until(async () => (await runningJobs()) === 0, 20_000, "ana's earlier jobs ended");
+  });
+
+  it.runIf((process.env.GATEHOUSE_TEST_STORE ?? 'sqlite') === 'sqlite')('while its release is on its way: the whole log, once the backend has the job', async () => {
+    let open: () => void = () => {};
+    lab.releaseGate = new Promise<void>((resolve) => (open = resolve));
+    let r: Response;
+    try {
+      r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ output: 'scratch-ana/followed-early', backend: 'lab' }) });
+    } finally {
+      lab.releaseGate = null;
+    }
+    expect(r.status, r.body).toBe(201);
+    const { id } = r.json<{ id: string }>();
+    // The head comes while the backend still holds the job unreleased; the log follows the release.
+    const followed = await follow(id, 'ana');
+    expect(followed.status).toBe(200);
+    expect(lab.received.filter((s) => s.id === id)).toHaveLength(1);
+    open();
+    expect(await followed.body).toBe('ran on lab\n');
+  });
+
+  it('while it waits in its owner’s queue: the whole log once it is admitted; nothing for one cancelled there', async () => {
+    const submitted = async (o: Partial<JobSpec>): Promise<{ id: string; state: string }> => {
+      const r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ backend: 'lab', ...o }) });
+      expect(r.status, r.body).toBe(201);
+      return r.json<{ id: string; state: string }>();
+    };
+    const hold = await submitted({ name: 'keep-running', output: 'scratch-ana/follow-hold', resources: { cores: 8, memory_mb: 256, time_limit_s: 60 } });
+    const parked = await submitted({ output: 'scratch-ana/follow-later' });
+    const dropped = await submitted({ output: 'scratch-ana/follow-dropped' });
+    expect([parked.state, dropped.state]).toEqual(['pending', 'pending']);
+    const [later, never] = [await follow(parked.id, 'ana'), await follow(dropped.id, 'ana')];
+    expect([later.status, never.status]).toEqual([200, 200]);
+    expect((await api(`/v1/jobs/${dropped.id}`, 'ana', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    expect(await never.body).toBe('');
+    expect((await api(`/v1/jobs/${hold.id}`, 'ana', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    expect(await later.body).toBe('ran on lab\n');
+    expect(lab.received.map((s) => s.id)).not.toContain(dropped.id);
+  });
+
+  it('is held as a wait on the job is, within the same bounds (the attacker: a seventeenth is refused 429; a caller that hangs up gives its place back)', async () => {
+    const submitted = async (o: Partial<JobSpec>): Promise<{ id: string; state: string }> => {
+      const r = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ backend: 'lab', ...o }) });
+      expect(r.status, r.body).toBe(201);
+      return r.json<{ id: string; state: string }>();
+    };
+    const hold = await submitted({ name: 'keep-running', output: 'scratch-ana/follow-bound-hold', resources: { cores: 8, memory_mb: 256, time_limit_s: 60 } });
+    const parked = await submitted({ output: 'scratch-ana/follow-bound-later' });
+    expect(parked.state).toBe('pending');
+    // Each answer's head comes once its place is taken: sixteen held, one after the other.
+    const sixteen = [];
+    for (let i = 0; i < 16; i++) sixteen.push(await follow(parked.id, 'ana'));
+    expect(sixteen.map((f) => f.status)).toEqual(Array(16).fill(200));
+    const refused = await api(`/v1/jobs/${parked.id}/logs?follow=1`, 'ana');
+    expect(refused.status, refused.body).toBe(429);
+    expect(refused.json()).toMatchObject({ error: 'too_many_requests', message: expect.stringMatching(/16 waits on jobs/) });
+    // The same bounds as a held status wait: that is refused too; a plain look, or the log unfollowed, never.
+    const seen = (await api(`/v1/jobs/${parked.id}`, 'ana')).json<{ seen: string }>().seen;
+    expect((await api(`/v1/jobs/${parked.id}?wait_s=1&seen=${seen}`, 'ana')).status).toBe(429);
+    expect((await api(`/v1/jobs/${parked.id}/logs`, 'ana')).status).toBe(200);
+    // One hangs up: its place is given back (the next follow is held, not refused).
+    sixteen.shift()!.hangUp();
+    const again = await until(async () => {
+      const f = await follow(parked.id, 'ana');
+      if (f.status === 200) return f;
+      await f.body;
+      return undefined;
+    }, 20_000, 'a follow held after one caller hung up');
+    // Every body still held gets the log once the job is admitted and runs.
+    expect((await api(`/v1/jobs/${hold.id}`, 'ana', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    for (const f of [...sixteen, again]) expect(await f.body).toBe('ran on lab\n');
+    // Ended, they gave their places back: a held wait is taken again (answered at once, the job having ended).
+    const ended = await until(async () => {
+      const v = (await api(`/v1/jobs/${parked.id}`, 'ana')).json<{ state: string; seen: string }>();
+      return v.state === 'succeeded' ? v : undefined;
+    }, 20_000, `${parked.id} to succeed`);
+    expect((await api(`/v1/jobs/${parked.id}?wait_s=1&seen=${ended.seen}`, 'ana')).status).toBe(200);
+  });
+
+  it('gets none of the log when the login that submitted the job and follows it is logged out while it waits (the attacker with a stolen token)', async () => {
+    const stolen = (await identity.tokens.login(ANA)).access_token;
+    const hold = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ name: 'keep-running', backend: 'lab', output: 'scratch-ana/follow-out-hold', resources: { cores: 8, memory_mb: 256, time_limit_s: 60 } }) });
+    expect(hold.status, hold.body).toBe(201);
+    tokens.stolen = stolen;
+    const parked = await api('/v1/jobs', 'stolen', { method: 'POST', body: job({ backend: 'lab', output: 'scratch-ana/follow-out-later' }) });
+    expect(parked.json()).toMatchObject({ state: 'pending' });
+    const { id } = parked.json<{ id: string }>();
+    const followed = await follow(id, 'stolen');
+    expect(followed.status).toBe(200);
+    expect((await api('/v1/auth/logout', 'stolen', { method: 'POST', body: {} })).status).toBe(200);
+    expect((await api(`/v1/jobs/${hold.json<{ id: string }>().id}`, 'ana', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    // Its login ended: the job leaves the queue failed, never handed over, and the follow ends with nothing of it.
+    expect(await followed.body).toBe('');
+    expect((await api(`/v1/jobs/${id}`, 'ana')).json()).toMatchObject({ state: 'failed' });
+    expect(lab.received.map((s) => s.id)).not.toContain(id);
   });
 });

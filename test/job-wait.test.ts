@@ -244,6 +244,40 @@ describe('a held wait on a job (wait_s, seen)', () => {
     await until(async () => (await view(job.id)).state === 'succeeded', WITHIN_MS, 'the job to end after the restart');
   });
 
+  it('cuts a followed log still waiting for its job to leave the queue when the gateway stops, so it never holds up its stop', async () => {
+    const four = [await running(erin), await running(erin), await running(erin), await running(erin)];
+    const answer = await stack.api('/v1/jobs', erin, { method: 'POST', body: spec() });
+    expect(answer.status, answer.body).toBe(201);
+    const fifth = await view(answer.json<{ id: string }>().id, erin);
+    expect(fifth.state).toBe('pending');
+    // Its head comes at once (log-follow.ts); the body waits for the job's handover.
+    let ended: (how: string) => void = () => {};
+    const end = new Promise<string>((resolve) => (ended = resolve));
+    const head = await new Promise<number>((resolve, reject) => {
+      const req = request(`${stack.url}/v1/jobs/${fifth.id}/logs?follow=1`, { ca: stack.ca, agent: false, headers: { authorization: `Bearer ${erin}` } }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => ended('ended'));
+        res.on('error', () => ended('cut'));
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', (err) => {
+        ended('cut');
+        reject(err);
+      });
+      req.end();
+    });
+    expect(head).toBe(200);
+    const stopped = await stack.gateway.stop('SIGTERM');
+    // A clean stop (exit 0, not the 10 s forced exit with 1); the log cut, never ended as if complete.
+    expect(stopped.code, stack.gateway.output().slice(-2000)).toBe(0);
+    expect(await end).toBe('cut');
+    await stack.startGateway();
+    for (const j of four) await release(j.id);
+    await until(async () => (await view(fifth.id, erin)).state === 'running' || undefined, WITHIN_MS, `job ${fifth.id} running`);
+    await release(fifth.id);
+    for (const j of [...four, fifth]) await until(async () => (await view(j.id, erin)).state === 'succeeded', WITHIN_MS, `job ${j.id} to end`);
+  });
+
   it('answers a wait on a pending job when it leaves the queue', async () => {
     // Erin may run 4 jobs at once (the analysts' max_concurrent_jobs): a fifth waits.
     const four = [await running(erin), await running(erin), await running(erin), await running(erin)];

@@ -102,6 +102,9 @@ export function installJobRoutes(server: FastifyInstance, jobs: JobService): voi
       if (typeof body !== 'string') {
         // The client leaving ends the backend stream too, so a followed log holds nothing open.
         reply.raw.once('close', () => body.destroy());
+        // A followed log's head goes at once, not with its first line: the clients time out only until
+        // the head, and a job not yet handed to its backend (log-follow.ts) may say nothing for a while.
+        if (follow) reply.raw.once('pipe', () => reply.raw.flushHeaders());
       }
       return reply.send(body);
     },

@@ -16,6 +16,7 @@ import { type Preview, previewJob } from './job-preview.js';
 import { ENDED_STATES, type JobRecord } from './job-records.js';
 import { type JobSeenView, type JobView, type QuotaView, viewOf } from './job-view.js';
 import { JobWaits, seenOf } from './job-wait.js';
+import { WaitingFollows } from './log-follow.js';
 import { unrecordedEnd } from './unrecorded-end.js';
 
 export interface JobServiceOptions {
@@ -49,8 +50,20 @@ interface Started {
 export class JobService {
   readonly waits: JobWaits;
 
+  /** Followed logs of jobs not handed to their backend yet (log-follow.ts). */
+  private readonly follows: WaitingFollows;
+
   constructor(private readonly o: JobServiceOptions) {
-    this.waits = o.waits ?? new JobWaits(o.book.changes, { rereadMs: o.book.shared ? SHARED_REREAD_MS : null });
+    const rereadMs = o.book.shared ? SHARED_REREAD_MS : null;
+    this.waits = o.waits ?? new JobWaits(o.book.changes, { rereadMs });
+    this.follows = new WaitingFollows({
+      changes: o.book.changes,
+      find: (id) => o.book.find(id),
+      follow: async (r) => (r.backend_id === null ? null : o.book.backend(r.backend).logs(r.backend_id, true)),
+      rereadMs,
+    });
+    // Stopping answers held waits; a followed log still waiting for its job's handover is cut then too.
+    void this.waits.closed.then(() => this.follows.stop());
   }
 
   private get book(): JobBook {
@@ -436,8 +449,11 @@ export class JobService {
 
   async logs(identity: Identity, id: string, follow: boolean, req: FastifyRequest): Promise<Readable | string> {
     const r = await this.record(identity, id, 'read', req);
-    if (r.backend_id === null) return ''; // pending, or being handed over: nothing written yet
-    return (await this.book.backend(r.backend).logs(r.backend_id, follow)) ?? '';
+    if (r.backend_id !== null) return (await this.book.backend(r.backend).logs(r.backend_id, follow)) ?? '';
+    // Pending, or being handed over: nothing written yet. Followed, it is waited for (log-follow.ts),
+    // held as a wait on the job is, within the same bounds.
+    if (!follow || ENDED_STATES.includes(r.state)) return '';
+    return this.follows.follow(r, this.waits.place(identity.user));
   }
 
   /** A person's limits, usage and pending jobs: the caller's own (GET /v1/quota), or anyone's for an admin's view. */

@@ -55,8 +55,8 @@ export class JobWaits {
   private total = 0;
   private closing = false;
   private release: () => void = () => {};
-  /** Resolves when the gateway stops: every held wait is answered then, so none keeps it from stopping. */
-  private readonly closed = new Promise<void>((resolve) => {
+  /** Resolves when the gateway stops: every held wait is answered then (and a followed log still waiting for its job's handover is cut), so none keeps it from stopping. */
+  readonly closed = new Promise<void>((resolve) => {
     this.release = resolve;
   });
 
@@ -121,11 +121,26 @@ export class JobWaits {
     }
   }
 
-  private take(user: string): void {
+  /**
+   * A place among the held waits for another request held on a job (a followed log waiting for its
+   * handover, log-follow.ts): it costs what a held wait costs, so it counts against the same bounds.
+   * Throws too_many_requests past them; the function returned gives the place back (once).
+   */
+  place(user: string): () => void {
+    this.take(user, 'follow the log once the job has started');
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.give(user);
+    };
+  }
+
+  private take(user: string, instead = 'ask without wait_s'): void {
     const mine = this.perUser.get(user) ?? 0;
     const perUser = this.o.perUser ?? WAITS_PER_USER;
-    if (mine >= perUser) throw new GatehouseError('too_many_requests', `you already hold ${mine} waits on jobs (at most ${perUser} at once); end one, or ask without wait_s`, { limit: perUser });
-    if (this.total >= (this.o.total ?? WAITS_TOTAL)) throw new GatehouseError('too_many_requests', 'the gateway holds as many waits on jobs as it may; try again shortly, or ask without wait_s', { limit: this.o.total ?? WAITS_TOTAL });
+    if (mine >= perUser) throw new GatehouseError('too_many_requests', `you already hold ${mine} waits on jobs (at most ${perUser} at once); end one, or ${instead}`, { limit: perUser });
+    if (this.total >= (this.o.total ?? WAITS_TOTAL)) throw new GatehouseError('too_many_requests', `the gateway holds as many waits on jobs as it may; try again shortly, or ${instead}`, { limit: this.o.total ?? WAITS_TOTAL });
     this.perUser.set(user, mine + 1);
     this.total += 1;
   }
