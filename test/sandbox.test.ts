@@ -234,6 +234,26 @@ describe('UidPool', () => {
     expect(() => p.restore('c', 299999)).toThrow(/outside engine.task_uids/);
     expect(() => p.restore('a', 300006)).toThrow(/already holds uid 300005/);
   });
+
+  it("gives spares uids going down from the top, round the range, and passes a spare's to the job that takes it", () => {
+    const p = new UidPool({ first: 300000, last: 300004 });
+    expect(p.take('a')).toBe(300000);
+    expect(p.take('.spare-1', true)).toBe(300004);
+    // The job that takes it holds it; the spare holds nothing any more.
+    expect(p.transfer('.spare-1', 'b')).toBe(300004);
+    expect(p.uidOf('b')).toBe(300004);
+    expect(p.uidOf('.spare-1')).toBeUndefined();
+    expect(() => p.transfer('.spare-1', 'c')).toThrow(/holds no uid/);
+    // b gives it back at its end: the next spare does not take it at once.
+    p.release('b');
+    expect(p.take('.spare-2', true)).toBe(300003);
+    expect(() => p.transfer('.spare-2', 'a')).toThrow(/already holds uid 300000/);
+    expect(p.take('.spare-3', true)).toBe(300002);
+    expect(p.take('.spare-4', true)).toBe(300001);
+    expect(p.take('.spare-5', true)).toBe(300004); // round the range
+    expect(p.free).toBe(0);
+    expect(() => p.take('c')).toThrow(/are held/);
+  });
 });
 
 describe.skipIf(!ROOT)('job areas', () => {

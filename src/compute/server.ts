@@ -33,6 +33,8 @@ export interface EngineOptions {
   sandbox: SandboxMode;
   taskUids: string;
   python: string;
+  /** engine.spare_sandboxes (jobs/spares.ts); on unless false. */
+  spareSandboxes?: boolean;
   maxOutputMb: number;
   logMaxKb: number;
   /** An upload whose bytes stop for this long gives back its staging turn (data.upload_idle_timeout); default 60 s. */
@@ -119,6 +121,7 @@ export async function buildEngine(options: EngineOptions): Promise<FastifyInstan
     python: options.python,
     pythonCompiled: () => pythonRunner.usable(),
     maxOutputBytes: options.maxOutputMb * 1024 * 1024,
+    spares: options.spareSandboxes,
     logMaxBytes: options.logMaxKb * 1024,
     log: app.log,
     unusable: unreachable,

@@ -15,6 +15,7 @@ export async function startEngine(config: Config): Promise<{ url: string; port: 
     sandbox: config.engine.sandbox,
     taskUids: config.engine.task_uids,
     python: config.engine.python,
+    spareSandboxes: config.engine.spare_sandboxes,
     maxOutputMb: config.engine.max_output_mb,
     logMaxKb: config.engine.log_max_kb,
     uploadIdleMs: durationSeconds(config.data.upload_idle_timeout) * 1000,

@@ -62,6 +62,10 @@ export const ConfigSchema = Type.Object(
           default: '200000-265535',
           description: 'when the engine runs as root, each running job gets its own unprivileged uid (and gid) from this range; two engines on one host need ranges that do not overlap (ending a job kills every process of its uid)',
         }),
+        spare_sandboxes: Type.Boolean({
+          default: true,
+          description: 'under bubblewrap, start python workers in a spare sandbox (its own area and uid) while the engine is idle, so the next python job with the same limits skips their start; each spare is given to one job only (see Isolation)',
+        }),
         python: Type.String({ minLength: 1, default: 'python3', description: "the python runtime's interpreter, found on the tasks' PATH (/usr/local/bin:/usr/bin:/bin)" }),
         max_output_mb: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, default: 10240, description: "largest output a job may write, in MiB (also each output file's limit)" }),
         log_max_kb: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 4096, description: "largest log kept per job, in KiB; beyond it lines are counted, not kept" }),

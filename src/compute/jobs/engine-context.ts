@@ -6,6 +6,7 @@ import type { JobStatus } from '../../wire/index.js';
 import type { Isolation, UidPool } from '../sandbox/index.js';
 import type { JobDb } from './job-db.js';
 import { type JobRun, jobStatus } from './job-run.js';
+import type { SparePool } from './spares.js';
 
 export interface JobEngineOptions {
   dataRoot: string;
@@ -21,6 +22,8 @@ export interface JobEngineOptions {
   maxOutputBytes: number;
   logMaxBytes: number;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
+  /** Spare sandboxes (spares.ts, sandbox/ISOLATION.md): on unless false; used only under bubblewrap. */
+  spares?: boolean;
   /** Set when tasks cannot run here at all (say, a data root they cannot reach): submissions are refused with it. */
   unusable?: string | null;
 }
@@ -45,6 +48,8 @@ export interface EngineContext {
   readonly runs: Map<string, JobRun>;
   /** Which job holds which task uid; null when the engine is not root. */
   readonly uids: UidPool | null;
+  /** Spare sandboxes for new python jobs; null when not used (spares.ts). */
+  spares: SparePool | null;
   /** `<data root>/.staging`, where the job areas are. */
   readonly stagingRoot: string;
   /** Every worker loop started and not yet ended: close() awaits them before it closes the database. */

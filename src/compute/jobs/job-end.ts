@@ -26,6 +26,7 @@ export async function finishRun(ctx: EngineContext, run: JobRun, state: JobState
   run.stopped = true;
   if (run.deadline !== null) clearTimeout(run.deadline);
   for (const worker of run.workers) worker.kill();
+  for (const spare of run.spareRunners.splice(0)) spare.worker.kill();
   const at = new Date().toISOString();
   ctx.db.finish(run.row.id, state, error, at);
   run.phases.mark('recorded');

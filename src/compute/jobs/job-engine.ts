@@ -22,6 +22,7 @@ import { jobStatus } from './job-run.js';
 import { JobIntake, type PreparedJob } from './intake.js';
 import { removeAbandonedAreas, resume } from './recovery.js';
 import { reschedule } from './scheduler.js';
+import { SparePool } from './spares.js';
 
 export type { JobEngineOptions, PartitionEvent } from './engine-context.js';
 
@@ -41,7 +42,9 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       events: this,
       closed: false,
       reschedule: () => reschedule(this.ctx),
+      spares: null,
     };
+    this.ctx.spares = SparePool.for(this.ctx);
     this.intake = new JobIntake(this.ctx);
   }
 
@@ -130,8 +133,10 @@ export class JobEngine extends EventEmitter<EngineEvents> {
       run.stopped = true;
       if (run.deadline !== null) clearTimeout(run.deadline);
       for (const worker of run.workers) worker.kill();
+      for (const spare of run.spareRunners.splice(0)) spare.worker.kill();
       if (run.preparation !== null) settling.push(run.preparation);
     }
+    if (ctx.spares !== null) settling.push(ctx.spares.close());
     // Every worker loop has seen `stopped` and ended (its worker killed, nothing more written)
     // before the database closes under it.
     await Promise.allSettled(settling);

@@ -3,6 +3,7 @@
 // what scheduling decisions read without a query.
 import type { DatasetFormat, JobStatus } from '../../wire/index.js';
 import { DEFAULT_MAX_ATTEMPTS } from '../../wire/index.js';
+import type { LineSink, WarmWorker } from '../runners/index.js';
 import type { JobArea } from '../sandbox/index.js';
 import type { JobRow, PartitionRow } from './job-db.js';
 import type { JobLog } from './job-log.js';
@@ -26,6 +27,12 @@ export type TaskOutcome =
   /** unanswered: the worker died after this partition ran to its end, before it answered: run it again, not counted. */
   | { ok: false; error: string; oom: boolean; unanswered?: true };
 
+/** A spare sandbox's runner (spares.ts): started before its job, its prints sent to `sink` once a job has it. */
+export interface SpareRunner {
+  worker: WarmWorker;
+  sink: LineSink | null;
+}
+
 export interface InputShape {
   format: DatasetFormat;
   columns: string[];
@@ -44,6 +51,8 @@ export class JobRun {
   finishing = false;
   /** The job's area on disk, once made (removed by finishRun, job-end.ts). */
   area: JobArea | null = null;
+  /** Runners of the spare sandbox this job took (spares.ts), not yet given a slot: its first workers. Killed at its end. */
+  spareRunners: SpareRunner[] = [];
   /** Set once the area's folders are made and the source written: workers may start (and load it). */
   startable = false;
   /** Set once the area is complete (inputs linked): only then is a worker handed a partition. */

@@ -37,13 +37,21 @@ async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> 
   const { row } = run;
   try {
     let uid: number | null = null;
-    if (ctx.uids !== null) {
+    // A new job may take a spare sandbox (spares.ts): its area and uid become the job's, its workers the job's first.
+    const spare = row.uid === null ? (ctx.spares?.take(run) ?? null) : null;
+    if (spare !== null) {
+      uid = spare.area.uid;
+      if (uid !== null) ctx.db.setUid(row.id, uid);
+      run.spareRunners = spare.runners;
+    } else if (ctx.uids !== null) {
       if (row.uid !== null) {
         ctx.uids.restore(row.id, row.uid);
         uid = row.uid;
         // Workers of a killed engine die by their parent-death signal; anything they started must go too.
         await killUidProcesses(uid);
       } else {
+        // A spare never keeps a job from its uid: discarded (its uid released) when the pool is empty.
+        if (ctx.uids.free === 0) await ctx.spares?.discard();
         uid = ctx.uids.take(row.id);
         ctx.db.setUid(row.id, uid);
       }

@@ -4,7 +4,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDataset, openRoot } from '../../catalog/index.js';
-import { REMOVING_PREFIX, removeTree } from '../sandbox/index.js';
+import { REMOVING_PREFIX, removeTree, SPARE_PREFIX } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';
 import type { JobRow } from './job-db.js';
 import { openInput, shape } from './job-input.js';
@@ -16,8 +16,9 @@ import { armDeadline } from './time-limit.js';
 export async function removeAbandonedAreas(ctx: EngineContext, keep: Set<string>): Promise<void> {
   const entries = await readdir(ctx.stagingRoot).catch(() => [] as string[]);
   for (const entry of entries) {
-    // A tree whose removal was cut short stays in a root-only .removing-* folder: finish it.
-    if ((entry.startsWith('.') && !entry.startsWith(REMOVING_PREFIX)) || keep.has(entry)) continue;
+    // A tree whose removal was cut short stays in a root-only .removing-* folder: finish it. A spare's
+    // area (.spare-*) died with the engine that made it (its workers by their parent-death signal).
+    if ((entry.startsWith('.') && !entry.startsWith(REMOVING_PREFIX) && !entry.startsWith(SPARE_PREFIX)) || keep.has(entry)) continue;
     await removeTree(join(ctx.stagingRoot, entry)).catch((err: Error) => ctx.o.log.warn({ area: entry, err: err.message }, 'could not remove an abandoned job area'));
   }
 }

@@ -3,7 +3,7 @@
 // turns a job's spec into task launches in its sandbox.
 import { join } from 'node:path';
 import { DEFAULT_ENTRYPOINT } from '../../wire/index.js';
-import { expandArgv, runCommand, runtimeArgv, taskLauncher, WarmWorker } from '../runners/index.js';
+import { expandArgv, runCommand, runtimeArgv, taskLauncher, WarmWorker, WorkerStartError } from '../runners/index.js';
 import { taskLaunch, taskPaths } from '../sandbox/index.js';
 import type { JobEngineOptions } from './engine-context.js';
 import type { JobRun, TaskOutcome, TaskWorker } from './job-run.js';
@@ -39,13 +39,33 @@ export function newWorker(o: JobEngineOptions, run: JobRun): TaskWorker {
   // import was about 1.5 ms of CPU in every worker's start.
   // Started by the engine's launcher process: a spawn here would fork the whole engine on its thread.
   const launcher = taskLauncher(o.isolation.tools.setpriv);
-  const warm = WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits), sink, (launch) => launcher.start(launch));
+  const fresh = () => WarmWorker.start(taskLaunch(o.isolation, area, o.runtimeDir, argv, limits), sink, (launch) => launcher.start(launch));
+  // A spare sandbox's runner first (spares.ts): started before the job, told it now, in this same area.
+  const spare = spec.runtime === 'python' ? run.spareRunners.shift() : undefined;
+  let warm: WarmWorker;
+  let ready: Promise<void>;
+  if (spare !== undefined) {
+    spare.sink = sink;
+    warm = spare.worker;
+    warm.assign({ source, entrypoint: spec.entrypoint ?? DEFAULT_ENTRYPOINT, jobId: id });
+    ready = warm.ready().catch((err: unknown) => {
+      // Gone before it said ready, not for the job's source: not the job's failure; a fresh worker instead.
+      if (err instanceof WorkerStartError || run.stopped) throw err;
+      warm = fresh();
+      return warm.ready();
+    });
+  } else {
+    warm = fresh();
+    ready = warm.ready();
+  }
+  ready.catch(() => undefined); // asked by the worker loop; never an unhandled rejection
   return {
-    startedAt: warm.startedAt,
+    // Counted from now (core seconds): a spare's wait before its job is not the job's.
+    startedAt: Date.now(),
     get depth() {
       return warm.depth;
     },
-    ready: () => warm.ready(),
+    ready: () => ready,
     run: async (task) => {
       const result = await warm.run(task);
       return result.ok ? result : { ok: false, error: result.error, oom: result.oom, ...(result.unanswered ? { unanswered: true } : {}) };

@@ -29,3 +29,11 @@ export function runtimeArgv(runtime: 'python' | 'node', o: RuntimeArgvOptions): 
   const heap = Math.max(NODE_MIN_HEAP_MB, Math.floor(o.memoryMb * NODE_HEAP_SHARE));
   return [o.node, `--max-old-space-size=${heap}`, posix.join(o.runtimeDir, RUNNER_FILES.node), ...job];
 }
+
+/**
+ * A spare python worker's argv (sandbox/ISOLATION.md, spare sandboxes): the runner with no job, which
+ * it is sent over its channel (WarmWorker.assign) once a job takes it.
+ */
+export function spareRuntimeArgv(o: Pick<RuntimeArgvOptions, 'runtimeDir' | 'python' | 'pythonCompiled'>): string[] {
+  return [o.python, '-u', posix.join(o.runtimeDir, o.pythonCompiled === true ? COMPILED_PYTHON_RUNNER : RUNNER_FILES.python), '--spare'];
+}

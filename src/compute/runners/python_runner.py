@@ -1,9 +1,11 @@
 """Gatehouse's warm Python worker: imports a job's source once, then runs partitions on request.
 
     python3 -u python_runner.py --source job.py --entrypoint process --job <job id>
+    python3 -u python_runner.py --spare     (a spare sandbox's: the job comes first over fd 3)
 
 The engine talks to this process over fd 3 (a duplex socket), one JSON object per line:
 
+    engine -> worker   {"op": "job", "source": ..., "entrypoint": ..., "job": ...}  (--spare only, once, first)
     worker -> engine   {"ready": true, "marks": true}  or  {"fatal": "..."} (then exit 1)
     engine -> worker   {"op": "run", "partition": 7, "attempt": 1, "input": ..., "output": ..., "format": "csv",
                         "mark": "gatehouse-end-of-task-..."}
@@ -58,8 +60,11 @@ MARK = re.compile(r"^gatehouse-end-of-task-[0-9a-f]{24}$")
 
 
 def parse_args(argv):
-    """--source FILE (required), --entrypoint NAME (process), --job ID (""); exit 2 on anything else."""
+    """--source FILE (required), --entrypoint NAME (process), --job ID (""); or --spare alone (the job
+    comes over the channel: spare_job); exit 2 on anything else."""
     options = {"source": None, "entrypoint": "process", "job": ""}
+    if list(argv) == ["--spare"]:
+        return None
     rest = list(argv)
     while rest:
         flag = rest.pop(0)
@@ -80,6 +85,19 @@ def parse_args(argv):
     return Options(**options)
 
 
+def spare_job(channel):
+    """A spare (started before its job, sandbox/ISOLATION.md): the first message names the job, once.
+    EOF or exit: no job came, exit 0; anything else is not the engine's: exit 2."""
+    message = channel.next()
+    if message is None or message.get("op") == "exit":
+        os._exit(0)
+    fields = [message.get(k) for k in ("source", "entrypoint", "job")]
+    if message.get("op") != "job" or not all(isinstance(f, str) and f for f in fields):
+        sys.stderr.write("python_runner.py: a spare expects its job first\n")
+        os._exit(2)
+    return Options(*fields)
+
+
 class Options:
     __slots__ = ("source", "entrypoint", "job")
 
@@ -98,6 +116,8 @@ def main():
     # User code that os.system()s must not hand our channel to its children.
     os.set_inheritable(CHANNEL_FD, False)
     channel = Channel(CHANNEL_FD)
+    if options is None:
+        options = spare_job(channel)
 
     try:
         entry = load_entrypoint(options.source, options.entrypoint)

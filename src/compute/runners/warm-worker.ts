@@ -166,6 +166,10 @@ export class WarmWorker {
   private lookQueued = false;
   /** The worker is ending: its prints are read to their end, never held again. */
   private ending = false;
+  /** A spare's job was sent (assign). */
+  private assigned = false;
+  /** Its streams and channel are read (wire()): what is sent before waits in the outbox. */
+  private wired = false;
 
   /** Starts the launch (in its own process group, so kill() reaches whatever the user's code started too). */
   static start(launch: WorkerLaunch, sink: LineSink, start: TaskStarter = spawnTask): WarmWorker {
@@ -256,6 +260,24 @@ export class WarmWorker {
       });
       channel.on('error', () => {}); // EPIPE once the worker is gone; 'exit' tells the story
     }
+    this.wired = true;
+    if (this.outbox.length > 0) this.send();
+  }
+
+  /** Whether its process is still there (not exited, not failed to start). */
+  get alive(): boolean {
+    return this.exit === null && this.spawnError === null;
+  }
+
+  /**
+   * Names the job to a spare runner (started with `--spare`, argv.ts): it loads the source from here
+   * on, then says ready. Once: a spare is given to one job only.
+   */
+  assign(job: { source: string; entrypoint: string; jobId: string }): void {
+    if (this.assigned) throw new Error(`worker ${this.pid} already has a job`);
+    this.assigned = true;
+    this.outbox.push(`${JSON.stringify({ op: 'job', source: job.source, entrypoint: job.entrypoint, job: job.jobId })}\n`);
+    if (this.outbox.length === 1) setImmediate(() => this.send());
   }
 
   /** Resolves once the job's source is loaded; rejects WorkerStartError when it could not be. */
@@ -308,6 +330,8 @@ export class WarmWorker {
 
   /** The tasks handed since the last write, in one write; then the exit, once finish() was called and every task sent. */
   private send(): void {
+    // A spare's job assigned before the launcher handed its streams back: wire() sends it.
+    if (!this.wired) return;
     if (this.finishing && this.entering === 0 && !this.exitSent) {
       this.exitSent = true;
       this.outbox.push(`${JSON.stringify({ op: 'exit' })}\n`);

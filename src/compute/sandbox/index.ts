@@ -18,6 +18,7 @@ export {
   writeJobSource,
 } from './job-area.js';
 export { REMOVING_PREFIX, removeTree } from './safe-tree.js';
+export { adoptSpareArea, makeSpareArea, SPARE_PREFIX, spareId } from './spare-area.js';
 export { jobInputLinks } from './job-area.js';
 export { sweepUid } from './uid-sweep.js';
 export { TASK_PATH, type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';

@@ -8,25 +8,34 @@ import type { UidRange } from './uid-range.js';
 export class UidPool {
   private readonly byJob = new Map<string, number>();
   private readonly byUid = new Map<number, string>();
+  /** Where the next spare's uid is looked for (take): going down from the top of the range. */
+  private spareNext: number;
 
   constructor(private readonly range: UidRange) {
     if (!Number.isSafeInteger(range.first) || !Number.isSafeInteger(range.last) || range.first > range.last) {
       throw new SandboxError('invalid_config', `a uid range needs first <= last, got ${range.first}-${range.last}`);
     }
+    this.spareNext = range.last;
   }
 
-  /** The lowest free uid for `jobId` (the one it already holds, if any). */
-  take(jobId: string): number {
+  /**
+   * The lowest free uid for `jobId` (the one it already holds, if any). With `spare` (a spare
+   * sandbox's, jobs/spares.ts) the next free one going down from the last spare's, round the range: not
+   * the uid a job just gave back, so a job's uid is held by nothing for a while after its end.
+   */
+  take(jobId: string, spare = false): number {
     const held = this.byJob.get(jobId);
     if (held !== undefined) return held;
-    for (let uid = this.range.first; uid <= this.range.last; uid++) {
+    const size = this.range.last - this.range.first + 1;
+    for (let i = 0; i < size; i++) {
+      const uid = spare ? this.range.first + ((((this.spareNext - this.range.first - i) % size) + size) % size) : this.range.first + i;
       if (!this.byUid.has(uid)) {
+        if (spare) this.spareNext = uid - 1;
         this.byJob.set(jobId, uid);
         this.byUid.set(uid, jobId);
         return uid;
       }
     }
-    const size = this.range.last - this.range.first + 1;
     throw new SandboxError('uids_exhausted', `all ${size} task uids (${this.range.first}-${this.range.last}) are held by running jobs; widen engine.task_uids or wait`);
   }
 
@@ -52,6 +61,25 @@ export class UidPool {
     if (uid === undefined) return;
     this.byJob.delete(jobId);
     this.byUid.delete(uid);
+  }
+
+  /**
+   * Passes `from`'s uid to `to` (a spare sandbox's uid to the job that takes it, jobs/spares.ts).
+   * `to` must hold none.
+   */
+  transfer(from: string, to: string): number {
+    const uid = this.byJob.get(from);
+    if (uid === undefined) throw new SandboxError('invalid_config', `${from} holds no uid to pass on`);
+    if (this.byJob.has(to)) throw new SandboxError('invalid_config', `job ${to} already holds uid ${this.byJob.get(to)}`);
+    this.byJob.delete(from);
+    this.byJob.set(to, uid);
+    this.byUid.set(uid, to);
+    return uid;
+  }
+
+  /** Uids no job holds. */
+  get free(): number {
+    return this.range.last - this.range.first + 1 - this.byJob.size;
   }
 
   uidOf(jobId: string): number | undefined {
