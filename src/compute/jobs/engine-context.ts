@@ -3,10 +3,9 @@
 // each part depends on this alone, never on the class that composes them or on each other in a circle.
 import type { EventEmitter } from 'node:events';
 import type { JobStatus } from '../../wire/index.js';
-import type { Isolation, UidPool } from '../sandbox/index.js';
+import type { Isolation, JobArea, UidPool } from '../sandbox/index.js';
 import type { JobDb } from './job-db.js';
-import { type JobRun, jobStatus } from './job-run.js';
-import type { SparePool } from './spares.js';
+import { type JobRun, jobStatus, type SpareRunner } from './job-run.js';
 
 export interface JobEngineOptions {
   dataRoot: string;
@@ -41,6 +40,15 @@ export interface EngineEvents {
   finished: [JobStatus];
 }
 
+/** Spare sandboxes (spares.ts): what the job path asks of them. */
+export interface Spares {
+  /** The spare for a new job, its area renamed to the job's and its uid passed on; null: start workers as before. */
+  take(run: JobRun): { area: JobArea; runners: SpareRunner[] } | null;
+  /** Discards the spare, if any (its uid released): for a job that finds no free uid. */
+  discard(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
 export interface EngineContext {
   readonly o: JobEngineOptions;
   readonly db: JobDb;
@@ -49,7 +57,7 @@ export interface EngineContext {
   /** Which job holds which task uid; null when the engine is not root. */
   readonly uids: UidPool | null;
   /** Spare sandboxes for new python jobs; null when not used (spares.ts). */
-  spares: SparePool | null;
+  spares: Spares | null;
   /** `<data root>/.staging`, where the job areas are. */
   readonly stagingRoot: string;
   /** Every worker loop started and not yet ended: close() awaits them before it closes the database. */

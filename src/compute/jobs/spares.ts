@@ -5,7 +5,7 @@
 // Made only while the engine is idle, so its start never takes a running job's cores.
 import { interpreterStamp, spareRuntimeArgv, taskLauncher, WarmWorker } from '../runners/index.js';
 import { adoptSpareArea, type JobArea, makeSpareArea, removeJobArea, removeTree, spareId, taskLaunch, taskPaths } from '../sandbox/index.js';
-import type { EngineContext } from './engine-context.js';
+import type { EngineContext, Spares } from './engine-context.js';
 import type { JobRun, SpareRunner } from './job-run.js';
 
 interface Spare {
@@ -18,7 +18,7 @@ interface Spare {
   runners: SpareRunner[];
 }
 
-export class SparePool {
+export class SparePool implements Spares {
   private spare: Spare | null = null;
   /** The last python job's memory limit: the next spare is made with it (null: no python job yet). */
   private memoryMb: number | null = null;
