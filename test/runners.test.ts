@@ -1,6 +1,6 @@
 // The engine's task runners, run for real: warm Python and Node workers speaking the fd 3
 // protocol, one-process-per-partition commands, row counting, and the examples/ jobs.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +16,7 @@ import {
   runCommand,
   runnerScript,
   runtimeArgv,
+  spareRuntimeArgv,
   WarmWorker,
   type WorkerLaunch,
   WorkerStartError,
@@ -760,5 +761,44 @@ describe('examples', () => {
     }
     expect(lines).toContainEqual({ partition: 2, stream: 'stderr', line: 'INFO partition 2: 2 of 4 payments flagged' });
     expect(existsSync(join(dir, '__pycache__'))).toBe(false);
+  });
+});
+
+describe('a spare python runner (--spare: started before its job, jobs/spares.ts)', () => {
+  const spareLaunch = (dir: string): WorkerLaunch => {
+    const [file, ...args] = spareRuntimeArgv({ runtimeDir: dirname(runnerScript('python')), python: PYTHON });
+    return { file: file!, args, env: ENV, cwd: dir };
+  };
+
+  it('loads nothing until it is told its job, then runs it as any worker; a second job is refused', async () => {
+    const dir = folder();
+    const sourceFile = write(dir, 'job.py', COPY_PY);
+    const { lines, sink } = collector();
+    const worker = WarmWorker.start(spareLaunch(dir), sink);
+    workers.push(worker);
+    worker.assign({ source: sourceFile, entrypoint: 'process', jobId: 'job-spare' });
+    expect(() => worker.assign({ source: sourceFile, entrypoint: 'process', jobId: 'job-other' })).toThrow(/already has a job/);
+    await worker.ready();
+    const input = write(dir, 'in.csv', 'a\n1\n2\n');
+    await expect(worker.run(task(dir, 0, input))).resolves.toMatchObject({ ok: true, rows_out: 2 });
+    expect(readFileSync(join(dir, 'out-0.csv.a1'), 'utf8')).toBe('a\n1\n2\n');
+    expect(lines).toEqual([]);
+  });
+
+  it('exits without loading anything when its first message is not its job (2), or is an exit (0)', async () => {
+    const run = (first: string) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(PYTHON, spareLaunch(folder()).args, { env: ENV, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+        (child.stdio[3] as NodeJS.WritableStream).write(first);
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    const forged = await run(`${JSON.stringify({ op: 'run', partition: 0, attempt: 1, input: '/etc/passwd', output: '/tmp/x', format: 'csv' })}\n`);
+    expect(forged.code).toBe(2);
+    expect(forged.stderr).toContain('a spare expects its job first');
+    const partial = await run(`${JSON.stringify({ op: 'job', source: '', entrypoint: 'process', job: 'j' })}\n`);
+    expect(partial.code).toBe(2);
+    expect((await run(`${JSON.stringify({ op: 'exit' })}\n`)).code).toBe(0);
   });
 });
