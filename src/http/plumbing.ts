@@ -3,6 +3,7 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import { type ErrorBody, GatehouseError } from '../wire/index.js';
+import { lingerAfterEarlyAnswer } from './linger.js';
 import { scrubUrl } from './logging.js';
 import { acceptableRequestId, describeRefusedId, timeOrderedId } from './request-id.js';
 
@@ -78,6 +79,7 @@ export function installPlumbing(app: FastifyInstance): void {
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    lingerAfterEarlyAnswer(request.raw, reply.raw);
   });
 
   app.addHook('onResponse', async (request, reply) => {
