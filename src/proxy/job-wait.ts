@@ -73,8 +73,16 @@ export class JobWaits {
   /** The gateway is stopping: held waits are answered now (the job as it is), new ones at once. */
   close(): void {
     this.closing = true;
+    for (const stop of this.stops) stop();
     this.release();
   }
+
+  /**
+   * The held waits' ends at the gateway's stop. A set each wait leaves when it ends: a reaction on
+   * `closed` per wait would stay attached to that one promise, with its wait's closure, until the
+   * gateway stops (a leak growing with every wait a running gateway ever held).
+   */
+  private readonly stops = new Set<() => void>();
 
   /** Holds the caller until the job differs from `seen`, ends, the time is up or the caller goes away; answers the job as it is then. */
   async hold(w: HeldWait): Promise<JobView> {
@@ -91,7 +99,8 @@ export class JobWaits {
     };
     void deadline.done.then(() => end('time'));
     void w.gone.then(() => end('gone'));
-    void this.closed.then(() => end('time'));
+    const stop = () => end('time');
+    this.stops.add(stop);
     try {
       let fresh = false;
       for (;;) {
@@ -116,6 +125,7 @@ export class JobWaits {
         }
       }
     } finally {
+      this.stops.delete(stop);
       deadline.clear();
       this.give(w.user);
     }
