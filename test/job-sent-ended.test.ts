@@ -9,16 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditOutbox, AuditTrail, loadAuditKey } from '../src/audit/index.js';
-import { loadPolicy, type PolicySnapshot, policyAuthorizer } from '../src/policy/index.js';
-import { datasetLookup, JobBook, JobRecords } from '../src/proxy/index.js';
-import { JobDatasets, policyLabelsOf, recordDatasetDecision } from '../src/proxy/job-datasets.js';
+import { AuditTrail, loadAuditKey } from '../src/audit/index.js';
+import { loadPolicy, type PolicySnapshot } from '../src/policy/index.js';
+import { type JobBook, JobRecords } from '../src/proxy/index.js';
 import type { JobRecord } from '../src/proxy/job-records.js';
-import { AdmissionControl, UsageLedger } from '../src/quota/index.js';
-import { exclusive, type Store } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
 import type { JobSpec } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { TEST_POLICIES } from './support/gatehouse.js';
+import { testJobBook } from './support/job-book.js';
 import { type TestBackend, testBackend, testDataset } from './support/test-backend.js';
 import { openTestStore } from './support/test-store.js';
 
@@ -34,20 +33,7 @@ const cancels: string[] = [];
 let jobs = 0;
 const log = { info: () => {}, warn: () => {}, error: () => {} };
 
-function gateway(policy: PolicySnapshot): JobBook {
-  return new JobBook({
-    records,
-    admission: new AdmissionControl(new UsageLedger(), () => policy, 4),
-    backends: [backend],
-    audit,
-    outbox: new AuditOutbox(audit, log),
-    datasets: new JobDatasets({ authorizer: policyAuthorizer(() => policy), policyLabels: policyLabelsOf(() => policy), catalog: () => datasetLookup(() => backend.datasets(), 1000), record: recordDatasetDecision(audit) }),
-    log,
-    statusCacheMs: 0,
-    exclusive: exclusive(store),
-    shared: true,
-  });
-}
+const gateway = (policy: PolicySnapshot): JobBook => testJobBook({ store, records, audit, policy, backend, log, shared: true });
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'gatehouse-sent-ended-'));

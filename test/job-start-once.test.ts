@@ -6,16 +6,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditOutbox, AuditTrail, loadAuditKey } from '../src/audit/index.js';
-import { loadPolicy, type PolicySnapshot, policyAuthorizer } from '../src/policy/index.js';
-import { datasetLookup, JobBook, JobRecords } from '../src/proxy/index.js';
-import { JobDatasets, policyLabelsOf, recordDatasetDecision } from '../src/proxy/job-datasets.js';
+import { AuditTrail, loadAuditKey } from '../src/audit/index.js';
+import { loadPolicy, type PolicySnapshot } from '../src/policy/index.js';
+import { type JobBook, JobRecords } from '../src/proxy/index.js';
 import type { JobRecord } from '../src/proxy/job-records.js';
-import { AdmissionControl, UsageLedger } from '../src/quota/index.js';
-import { exclusive, type Store } from '../src/store/index.js';
+import type { Store } from '../src/store/index.js';
 import type { JobSpec, JobStatus } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { TEST_POLICIES } from './support/gatehouse.js';
+import { testJobBook } from './support/job-book.js';
 import { testBackend, testDataset } from './support/test-backend.js';
 import { openTestStore } from './support/test-store.js';
 
@@ -35,18 +34,7 @@ beforeAll(async () => {
   const policy: PolicySnapshot = await loadPolicy(TEST_POLICIES);
   const backend = testBackend('main', [testDataset('words')]);
   records = await JobRecords.open(store);
-  book = new JobBook({
-    records,
-    admission: new AdmissionControl(new UsageLedger(), () => policy, 4),
-    backends: [backend],
-    audit,
-    outbox: new AuditOutbox(audit, log),
-    datasets: new JobDatasets({ authorizer: policyAuthorizer(() => policy), policyLabels: policyLabelsOf(() => policy), catalog: () => datasetLookup(() => backend.datasets(), 1000), record: recordDatasetDecision(audit) }),
-    log,
-    statusCacheMs: 0,
-    exclusive: exclusive(store),
-    shared: store.dialect === 'postgres',
-  });
+  book = testJobBook({ store, records, audit, policy, backend, log, shared: store.dialect === 'postgres' });
 });
 
 afterAll(async () => {

@@ -16,6 +16,7 @@ import { JobEngine, type JobEngineOptions } from '../../src/compute/jobs/job-eng
 import { runnerScript } from '../../src/compute/runners/index.js';
 import { detectIsolation, installRuntime, type Isolation, secureDataRoot } from '../../src/compute/sandbox/index.js';
 import type { AdmissionClaims, JobSpec, JobStatus } from '../../src/wire/index.js';
+import { inheritedHere } from '../support/inherited-fds.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -36,19 +37,6 @@ function processesOf(uid: number): { pid: number; args: string }[] {
   }
 }
 
-/** This process's descriptors past stderr without close-on-exec: what it was handed and passes on. */
-function inheritedHere(): number[] {
-  return readdirSync('/proc/self/fd')
-    .map(Number)
-    .filter((fd) => {
-      try {
-        const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-        return fd > 2 && flags !== undefined && (Number.parseInt(flags, 8) & 0o2000000) === 0;
-      } catch {
-        return false;
-      }
-    });
-}
 
 /** What a job's process() saw, one JSON line per partition in its output. */
 const PROBE = `import builtins, json, os, resource, subprocess

@@ -4,12 +4,13 @@
 // mode, as root with the job's own uid: the uid and no groups, no_new_privs, the limits, no
 // descriptor but its three streams and stdin, and nothing of it left once the launcher is killed -9.
 import { readdir, readFile, rm, mkdtemp, chmod, mkdir, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskLauncher, type TaskProcess } from '../../src/compute/runners/index.js';
 import { detectIsolation, installRuntime, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, secureDataRoot, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
+import { inheritedHere } from '../support/inherited-fds.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -40,19 +41,6 @@ async function liveProcesses(uid: number): Promise<number[]> {
   return pids;
 }
 
-/** This process's descriptors past stderr without close-on-exec: what it was handed and passes on. */
-function inheritedHere(): number[] {
-  return readdirSync('/proc/self/fd')
-    .map(Number)
-    .filter((fd) => {
-      try {
-        const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-        return fd > 2 && flags !== undefined && (Number.parseInt(flags, 8) & 0o2000000) === 0;
-      } catch {
-        return false;
-      }
-    });
-}
 
 function collect(task: TaskProcess): { out: () => string; err: () => string; started: Promise<void> } {
   let out = '';
