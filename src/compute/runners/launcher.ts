@@ -20,11 +20,12 @@ function launcherScript(): string {
   throw new Error(`the task launcher launcher.mjs is missing (looked in ${beside} and ${source})`);
 }
 
-/** How the launcher process is started: setpriv --pdeathsig KILL (when given) -- node launcher.mjs. */
+/** How the launcher process is started: setpriv --pdeathsig TERM (when given) -- node launcher.mjs. */
 export function launcherArgv(setpriv: string | null): string[] {
   // A young generation of 1 MB: fewer pages for each of its forks to copy.
   const node = [process.execPath, '--max-semi-space-size=1', launcherScript()];
-  return setpriv !== null ? [setpriv, '--pdeathsig', 'KILL', '--', ...node] : node;
+  // TERM, not KILL: on it the launcher kills its tasks' job uids before it exits (launcher.mjs).
+  return setpriv !== null ? [setpriv, '--pdeathsig', 'TERM', '--', ...node] : node;
 }
 
 /**
@@ -107,7 +108,7 @@ export class TaskLauncher {
   private readonly tasks = new Map<number, LaunchedTask>();
   private nextId = 1;
 
-  /** @param setpriv ends the launcher with the engine's thread (--pdeathsig), besides its own exit when its channel closes. */
+  /** @param setpriv ends the launcher (and its tasks' uids) with the engine's thread (--pdeathsig), besides its own end when its channel closes. */
   constructor(private readonly setpriv: string | null) {}
 
   start(launch: WorkerLaunch): TaskProcess {
@@ -117,7 +118,7 @@ export class TaskLauncher {
     const task = new LaunchedTask();
     this.tasks.set(id, task);
     launcher.channel?.ref(); // an answer is awaited
-    launcher.send({ op: 'spawn', id, file: launch.file, args: launch.args, env: launch.env, cwd: launch.cwd });
+    launcher.send({ op: 'spawn', id, file: launch.file, args: launch.args, env: launch.env, cwd: launch.cwd, uid: launch.taskUid });
     return task;
   }
 

@@ -49,6 +49,11 @@ export interface WorkerLaunch {
   /** Left unset: the identity switch happens inside the command (setpriv), not in spawn. */
   uid?: number;
   gid?: number;
+  /**
+   * The job uid the command switches to, where it has one: every process of it is the job's, so the
+   * engine's launcher kills them all by it when the engine dies (runners/launcher.mjs).
+   */
+  taskUid?: number;
 }
 
 export const DEFAULT_MAX_PROCESSES = 1024;
@@ -101,6 +106,7 @@ export function taskLaunch(
   // engine and every other job too, so it is only meaningful (and only set) with a job uid.
   if (ownUid) rlimits.push(`--nproc=${positiveInt('maxProcesses', limits.maxProcesses ?? DEFAULT_MAX_PROCESSES)}`);
 
+  const taskUid = area.uid !== null ? { taskUid: area.uid } : {};
   const drop = ownUid ? ['--reuid', String(area.uid), '--regid', String(area.gid ?? area.uid), '--clear-groups'] : [];
   const sandbox = iso.bwrap ? [iso.tools.bwrap ?? 'bwrap', ...bwrapArgs(area, runtimeDir, memory), '--'] : [];
   const task = [...drop, '--no-new-privs', '--pdeathsig', 'KILL', '--', iso.tools.prlimit, ...rlimits, '--', ...sandbox, ...argv];
@@ -111,9 +117,10 @@ export function taskLaunch(
       args: ['--pdeathsig', 'KILL', '--', ...namespaceArgs(iso.tools.unshare, { tmpfsBytes: privateTmpBytes(memory, limits.maxFileBytes), area: area.dir, runtime: runtimeDir, folders: iso.privateFolders, readOnly: iso.readOnlyFolders }), iso.tools.setpriv, ...task],
       env,
       cwd: area.work,
+      ...taskUid,
     };
   }
-  return { file: iso.tools.setpriv, args: task, env, cwd: area.work };
+  return { file: iso.tools.setpriv, args: task, env, cwd: area.work, ...taskUid };
 }
 
 /**
