@@ -10,7 +10,8 @@ import { AdmissionControl, UsageLedger } from '../../src/quota/index.js';
 import { exclusive, type Store } from '../../src/store/index.js';
 import type { TestBackend } from './test-backend.js';
 
-type Log = ConstructorParameters<typeof AuditOutbox>[1];
+/** What the book logs to (it hands the same to its outbox). */
+type Log = ConstructorParameters<typeof JobBook>[0]['log'];
 
 export function testJobBook(o: { store: Store; records: JobRecords; audit: AuditTrail; policy: PolicySnapshot; backend: TestBackend; log: Log; shared: boolean }): JobBook {
   const { policy, backend } = o;
