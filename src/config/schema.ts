@@ -64,7 +64,7 @@ export const ConfigSchema = Type.Object(
         }),
         spare_sandboxes: Type.Boolean({
           default: true,
-          description: 'under bubblewrap, start python workers in a spare sandbox (its own area and uid) while the engine is idle, so the next python job with the same limits skips their start; each spare is given to one job only (see Isolation)',
+          description: 'under bubblewrap, start python workers in a spare sandbox (its own area and uid, at nice 19) once the engine has been idle for 250 ms, so the next python job with the same limits skips their start; each spare is given to one job only (see Isolation)',
         }),
         python: Type.String({ minLength: 1, default: 'python3', description: "the python runtime's interpreter, found on the tasks' PATH (/usr/local/bin:/usr/bin:/bin)" }),
         max_output_mb: Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024, default: 10240, description: "largest output a job may write, in MiB (also each output file's limit)" }),

@@ -49,7 +49,14 @@ def process(i, o, ctx):
         "marker": getattr(builtins, "gatehouse_spare_marker", None),
         "procs": sorted(p for p in os.listdir("/proc") if p.isdigit()),
         "as": resource.getrlimit(resource.RLIMIT_AS)[0],
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
     }
+    # A spare waited at nice 19 and was put back to 0 for its job; above 0 a task may never go.
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -1)
+        seen["above_zero"] = True
+    except OSError:
+        seen["above_zero"] = False
     # What an attacker leaves for the next holder: files, a global, a child that outlives its task.
     builtins.gatehouse_spare_marker = ctx.job_id
     for folder in ("/job/work", "/tmp"):
@@ -68,6 +75,8 @@ interface Seen {
   marker: string | null;
   procs: string[];
   as: number;
+  nice: number;
+  above_zero: boolean;
 }
 
 describe.skipIf(!ROOT)('spare sandboxes, as an attacker', () => {
@@ -162,6 +171,10 @@ describe.skipIf(!ROOT)('spare sandboxes, as an attacker', () => {
     expect(second.seen.out).toEqual([]);
     expect(second.seen.tmp).toEqual([]);
     expect(second.seen.marker).toBeNull();
+    // It waited at the lowest priority; its job runs at the usual one, and cannot take more.
+    expect(second.seen.nice).toBe(0);
+    expect(second.seen.above_zero).toBe(false);
+    expect(first.seen.nice).toBe(0);
     // Its own pid namespace: the runner (and bubblewrap's init), none of the first job's children.
     expect(second.seen.procs.length).toBeLessThanOrEqual(3);
     expect(first.seen.marker).toBeNull();
@@ -192,6 +205,8 @@ describe.skipIf(!ROOT)('spare sandboxes, as an attacker', () => {
       expect(limits).toMatch(new RegExp(`^Max file size\\s+${64 * 1024 * 1024}\\s`, 'm'));
       expect(limits).toMatch(/^Max processes\s+1024\s/m);
       expect(limits).toMatch(/^Max core file size\s+0\s/m);
+      // Waiting, it runs at nice 19: its start takes only CPU no one else wants.
+      expect(Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])).toBe(19);
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((e) => e !== '').map((e) => e.split('=')[0]).sort();
       // As every worker's: the sandbox's six, and PWD that bubblewrap's --chdir sets.
       expect(env).toEqual(['HOME', 'LANG', 'PATH', 'PWD', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'TMPDIR']);

@@ -4,7 +4,7 @@
 // one that does not fit (other limits, another interpreter) or holds no live worker is discarded.
 // Made only while the engine is idle, so its start never takes a running job's cores.
 import { interpreterStamp, spareRuntimeArgv, taskLauncher, WarmWorker } from '../runners/index.js';
-import { adoptSpareArea, type JobArea, makeSpareArea, removeJobArea, removeTree, spareId, taskLaunch, taskPaths } from '../sandbox/index.js';
+import { adoptSpareArea, type JobArea, makeSpareArea, removeJobArea, removeTree, spareId, taskLaunch, taskPaths, unidleUid } from '../sandbox/index.js';
 import type { EngineContext, Spares } from './engine-context.js';
 import type { JobRun, SpareRunner } from './job-run.js';
 
@@ -16,7 +16,12 @@ interface Spare {
   compiled: boolean;
   stamp: string | null;
   runners: SpareRunner[];
+  /** Started at nice 19 (launch.ts idle): put back to 0 when a job takes it. */
+  idle: boolean;
 }
+
+/** How long the engine must have been idle after a job's end before it makes a spare (see refillWhenIdle). */
+export const IDLE_BEFORE_SPARE_MS = 250;
 
 export class SparePool implements Spares {
   private spare: Spare | null = null;
@@ -31,7 +36,24 @@ export class SparePool implements Spares {
   }
 
   private constructor(private readonly ctx: EngineContext) {
-    ctx.events.on('finished', () => setImmediate(() => this.refill()));
+    ctx.events.on('finished', () => this.refillWhenIdle());
+  }
+
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * A spare is made once the engine has been idle for IDLE_BEFORE_SPARE_MS after a job's end: jobs
+   * that follow each other (a script's loop, a bench) never meet a spare's start on their way in
+   * (even at nice 19 it takes a core's worth of exec and page faults for ~40 ms, and a submission
+   * arriving then waited 3-5 ms longer); a person's next job, seconds later, finds one.
+   */
+  private refillWhenIdle(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      this.refill();
+    }, IDLE_BEFORE_SPARE_MS);
+    this.idleTimer.unref();
   }
 
   /** Makes a spare when there is none and the engine is idle (no job running or being prepared). */
@@ -55,7 +77,7 @@ export class SparePool implements Spares {
     const compiled = ctx.o.pythonCompiled?.() ?? false;
     const paths = taskPaths(ctx.o.isolation, area, ctx.o.runtimeDir);
     const argv = spareRuntimeArgv({ runtimeDir: paths.runtime, python: ctx.o.python, pythonCompiled: compiled });
-    const launch = taskLaunch(ctx.o.isolation, area, ctx.o.runtimeDir, argv, { memoryMb: this.memoryMb, addressSpace: true, maxFileBytes: ctx.o.maxOutputBytes });
+    const launch = taskLaunch(ctx.o.isolation, area, ctx.o.runtimeDir, argv, { memoryMb: this.memoryMb, addressSpace: true, maxFileBytes: ctx.o.maxOutputBytes, idle: true });
     const launcher = taskLauncher(ctx.o.isolation.tools.setpriv);
     const runners: SpareRunner[] = [];
     for (let i = 0; i < ctx.o.slots; i++) {
@@ -68,7 +90,7 @@ export class SparePool implements Spares {
       );
       runners.push(runner);
     }
-    this.spare = { area, memoryMb: this.memoryMb, python: ctx.o.python, compiled, stamp: interpreterStamp(ctx.o.python), runners };
+    this.spare = { area, memoryMb: this.memoryMb, python: ctx.o.python, compiled, stamp: interpreterStamp(ctx.o.python), runners, idle: launch.nice !== undefined };
   }
 
   /**
@@ -99,9 +121,19 @@ export class SparePool implements Spares {
       this.retire(spare);
       return null;
     }
+    // Its runners waited at nice 19 (launch.ts idle); its job runs at the usual 0. The first moments
+    // of the job may still run at 19 while this runs (a millisecond or two, only felt under load).
+    if (spare.idle) void this.unidle(spare.area.uid, row.id);
     const used = live.slice(0, Math.max(1, row.granted.cores));
     for (const r of spare.runners) if (!used.includes(r)) r.worker.kill();
     return { area, runners: used };
+  }
+
+  /** Every process of the job uid back to nice 0 (sandbox/idle.ts). */
+  private async unidle(uid: number | null, job: string): Promise<void> {
+    if (uid === null) return;
+    const problem = await unidleUid(this.ctx.o.isolation, uid);
+    if (problem !== null) this.ctx.o.log.warn({ job, uid, problem }, "could not bring a spare's workers back to nice 0; the job runs at nice 19");
   }
 
   /** Discards the spare, if any (a job found no free uid: the spare's is given back first). */
@@ -116,6 +148,7 @@ export class SparePool implements Spares {
   /** At the engine's close: the spare's workers killed, its area removed. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     await this.discard();
     await Promise.allSettled([...this.retiring]);
   }
@@ -131,7 +164,7 @@ export class SparePool implements Spares {
     this.retiring.add(done);
     void done.finally(() => {
       this.retiring.delete(done);
-      this.refill();
+      this.refillWhenIdle();
     });
     return done;
   }

@@ -23,4 +23,5 @@ export { jobInputLinks } from './job-area.js';
 export { sweepUid } from './uid-sweep.js';
 export { TASK_PATH, type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
 export { taskReachProblem } from './reach.js';
+export { unidleUid } from './idle.js';
 export { closeInheritedDescriptors } from './inherited-fds.js';

@@ -17,6 +17,9 @@ export interface SandboxTools {
   bwrap: string | null;
   prlimit: string;
   setpriv: string;
+  /** coreutils' nice and util-linux's renice, if found: a spare starts at nice 19 and its job's uid goes back to 0 (launch.ts idle). */
+  nice: string | null;
+  renice: string | null;
   /** unshare, mount, mkdir and sh: set when tasks run in namespaces of their own (root, no bubblewrap). */
   unshare: NamespaceTools | null;
 }
@@ -151,7 +154,7 @@ export async function detectIsolation(o: DetectOptions): Promise<Isolation> {
     privateFolders,
     readOnlyFolders,
     taskUids,
-    tools: { bwrap, prlimit, setpriv, unshare: namespaces },
+    tools: { bwrap, prlimit, setpriv, nice: await findTool('nice'), renice: await findTool('renice'), unshare: namespaces },
     summary,
     warning,
     describe(): string {

@@ -5,6 +5,9 @@
 //       [bwrap --unshare-all --die-with-parent --new-session <binds> --]
 //         <argv>
 //
+// A spare's workers (jobs/spares.ts) start under `nice -n 19` before all of it, put back to 0 by
+// the engine when a job takes them (idle.ts).
+//
 // setpriv drops root first (so bwrap and the task never hold it), forbids setuid programs from
 // giving it back, and asks the kernel to SIGKILL the task when the engine dies. prlimit caps what
 // one process may take. bwrap, when usable, leaves the task alone with its job's folders.
@@ -38,6 +41,13 @@ export interface TaskLimits {
    * few workers with a BLAS thread per core still fit.
    */
   maxProcesses?: number;
+  /**
+   * A spare's workers, started before their job (jobs/spares.ts): at the lowest CPU priority (nice
+   * 19), so their start takes only what no one else uses. The engine (root) puts the job uid's
+   * processes back to 0 when a job takes them (renice -u: only root may lower a nice value), so only
+   * with a job uid and util-linux's renice.
+   */
+  idle?: boolean;
 }
 
 /** How to start a task: `spawn(file, args, { env, cwd, detached: true })`. */
@@ -54,9 +64,13 @@ export interface WorkerLaunch {
    * engine's launcher kills them all by it when the engine dies (runners/launcher.mjs).
    */
   taskUid?: number;
+  /** The nice value it starts at, when not the usual 0 (TaskLimits.idle: `nice -n 19` leads the command). */
+  nice?: number;
 }
 
 export const DEFAULT_MAX_PROCESSES = 1024;
+/** A spare's nice value while it waits (see TaskLimits.idle). */
+export const IDLE_NICE = 19;
 const MIB = 1024 * 1024;
 const NOFILE = 1024;
 
@@ -105,8 +119,9 @@ export function taskLaunch(
   // RLIMIT_NPROC counts every process of the uid: with the engine's own uid it would count the
   // engine and every other job too, so it is only meaningful (and only set) with a job uid.
   if (ownUid) rlimits.push(`--nproc=${positiveInt('maxProcesses', limits.maxProcesses ?? DEFAULT_MAX_PROCESSES)}`);
+  const idle = limits.idle === true && ownUid && iso.tools.nice !== null && iso.tools.renice !== null;
 
-  const taskUid = area.uid !== null ? { taskUid: area.uid } : {};
+  const taskUid = { ...(area.uid !== null ? { taskUid: area.uid } : {}), ...(idle ? { nice: IDLE_NICE } : {}) };
   const drop = ownUid ? ['--reuid', String(area.uid), '--regid', String(area.gid ?? area.uid), '--clear-groups'] : [];
   const sandbox = iso.bwrap ? [iso.tools.bwrap ?? 'bwrap', ...bwrapArgs(area, runtimeDir, memory), '--'] : [];
   const task = [...drop, '--no-new-privs', '--pdeathsig', 'KILL', '--', iso.tools.prlimit, ...rlimits, '--', ...sandbox, ...argv];
@@ -120,6 +135,8 @@ export function taskLaunch(
       ...taskUid,
     };
   }
+  // nice first, in the same process: everything the chain starts inherits 19 from the start.
+  if (idle) return { file: iso.tools.nice!, args: ['-n', String(IDLE_NICE), iso.tools.setpriv, ...task], env, cwd: area.work, ...taskUid };
   return { file: iso.tools.setpriv, args: task, env, cwd: area.work, ...taskUid };
 }
 
