@@ -6,12 +6,11 @@
 // engine's launcher now kills every process of its tasks' job uids as the engine goes.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir, readFile, rm, } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAUNCHER_OPTIONS, launcherArgv } from '../../src/compute/runners/index.js';
-import { detectIsolation, installRuntime, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, secureDataRoot, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
+import { detectIsolation, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
+import { launcherPlace } from '../support/launcher-place.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -44,17 +43,7 @@ async function liveProcesses(uid: number): Promise<string[]> {
 
 beforeAll(async () => {
   if (!ROOT) return;
-  base = await mkdtemp(join(tmpdir(), 'gh-launcher-orphan-'));
-  await chmod(base, 0o711);
-  const dataRoot = join(base, 'data');
-  await mkdir(join(dataRoot, 'sales'), { recursive: true });
-  await writeFile(join(dataRoot, 'sales', 'part-00000.csv'), 'id\n1\n');
-  await writeFile(join(dataRoot, 'sales', '_dataset.json'), JSON.stringify({ format: 'csv', columns: ['id'] }));
-  const plain = await detectIsolation({ mode: 'none', taskUids: UIDS });
-  ({ stagingRoot, runtimeDir } = await secureDataRoot(dataRoot, plain));
-  const runner = join(base, 'runner.py');
-  await writeFile(runner, 'print("runner")\n');
-  await installRuntime(stagingRoot, [runner]);
+  ({ base, stagingRoot, runtimeDir } = await launcherPlace('gh-launcher-orphan-', UIDS, 'id\n1\n'));
 });
 
 afterAll(async () => {

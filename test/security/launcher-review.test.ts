@@ -3,14 +3,14 @@
 // what sandbox.test checks of a launch spawned directly must hold of one the launcher starts, in each
 // mode, as root with the job's own uid: the uid and no groups, no_new_privs, the limits, no
 // descriptor but its three streams and stdin, and nothing of it left once the launcher is killed -9.
-import { readdir, readFile, rm, mkdtemp, chmod, mkdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskLauncher, type TaskProcess } from '../../src/compute/runners/index.js';
-import { detectIsolation, installRuntime, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, secureDataRoot, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
+import { detectIsolation, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
 import { inheritedHere } from '../support/inherited-fds.js';
+import { launcherPlace } from '../support/launcher-place.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -58,17 +58,7 @@ function collect(task: TaskProcess): { out: () => string; err: () => string; sta
 
 beforeAll(async () => {
   if (!ROOT) return;
-  base = await mkdtemp(join(tmpdir(), 'gh-launcher-review-'));
-  await chmod(base, 0o711);
-  dataRoot = join(base, 'data');
-  await mkdir(join(dataRoot, 'sales'), { recursive: true });
-  await writeFile(join(dataRoot, 'sales', 'part-00000.csv'), 'id,word\n1,one\n');
-  await writeFile(join(dataRoot, 'sales', '_dataset.json'), JSON.stringify({ format: 'csv', columns: ['id', 'word'] }));
-  const plain = await detectIsolation({ mode: 'none', taskUids: UIDS });
-  ({ stagingRoot, runtimeDir } = await secureDataRoot(dataRoot, plain));
-  const runner = join(base, 'runner.py');
-  await writeFile(runner, 'print("runner")\n');
-  await installRuntime(stagingRoot, [runner]);
+  ({ base, dataRoot, stagingRoot, runtimeDir } = await launcherPlace('gh-launcher-review-', UIDS, 'id,word\n1,one\n'));
 });
 
 afterAll(async () => {
