@@ -6,11 +6,12 @@
 // engine's launcher now kills every process of its tasks' job uids as the engine goes.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { readdir, readFile, rm, } from 'node:fs/promises';
+import { rm, } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAUNCHER_OPTIONS, launcherArgv } from '../../src/compute/runners/index.js';
 import { detectIsolation, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
 import { launcherPlace } from '../support/launcher-place.js';
+import { describeProcess, liveProcesses, type UidProcess } from '../support/uid-processes.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -24,22 +25,6 @@ let stagingRoot = '';
 let runtimeDir = '';
 const pool = new UidPool(parseUidRange(UIDS));
 const usedUids = new Set<number>();
-
-async function liveProcesses(uid: number): Promise<string[]> {
-  const found: string[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = await readFile(`/proc/${entry}/status`, 'utf8');
-      if (/^Uid:\s*(\d+)/m.exec(status)?.[1] === String(uid) && !/^State:\s*Z/m.test(status)) {
-        found.push(`${entry} ${/^Name:\s*(.*)$/m.exec(status)?.[1]} ppid ${/^PPid:\s*(\d+)/m.exec(status)?.[1]}`);
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 beforeAll(async () => {
   if (!ROOT) return;
@@ -92,8 +77,8 @@ describe.skipIf(!ROOT)('the engine killed -9 leaves no process of its job uids',
           engine.kill('SIGKILL');
         }
         await exited;
-        let left: string[] = [];
-        await until(async () => ((left = await liveProcesses(uid)).length === 0 ? true : undefined), 15_000, () => `every process of uid ${uid} gone with the engine (left: ${left.join('; ')})`);
+        let left: UidProcess[] = [];
+        await until(async () => ((left = await liveProcesses(uid)).length === 0 ? true : undefined), 15_000, () => `every process of uid ${uid} gone with the engine (left: ${left.map(describeProcess).join('; ')})`);
       }, 60_000);
     }
   }

@@ -3,7 +3,7 @@
 // what sandbox.test checks of a launch spawned directly must hold of one the launcher starts, in each
 // mode, as root with the job's own uid: the uid and no groups, no_new_privs, the limits, no
 // descriptor but its three streams and stdin, and nothing of it left once the launcher is killed -9.
-import { readdir, readFile, rm, } from 'node:fs/promises';
+import { rm, } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { TaskLauncher, type TaskProcess } from '../../src/compute/runners/index.
 import { detectIsolation, type Isolation, killUidProcesses, parseUidRange, prepareJobArea, type TaskLimits, taskLaunch, UidPool } from '../../src/compute/sandbox/index.js';
 import { inheritedHere } from '../support/inherited-fds.js';
 import { launcherPlace } from '../support/launcher-place.js';
+import { describeProcess, liveProcesses } from '../support/uid-processes.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -25,22 +26,6 @@ let runtimeDir = '';
 const pool = new UidPool(parseUidRange(UIDS));
 const usedUids = new Set<number>();
 const launchers: TaskLauncher[] = [];
-
-async function liveProcesses(uid: number): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = await readFile(`/proc/${entry}/status`, 'utf8');
-      const uidLine = /^Uid:\s*(\d+)/m.exec(status)?.[1];
-      if (uidLine === String(uid) && !/^State:\s*Z/m.test(status)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 
 function collect(task: TaskProcess): { out: () => string; err: () => string; started: Promise<void> } {
   let out = '';
@@ -109,8 +94,8 @@ describe.skipIf(!ROOT)('a worker started by the launcher, as root with its job u
       const before = await liveProcesses(uid);
       expect(before.length).toBeGreaterThanOrEqual(2); // the shell and its sleep, at least
       process.kill(launcher.pid!, 'SIGKILL');
-      let left: number[] = before;
-      await until(async () => ((left = await liveProcesses(uid)).length === 0 ? true : undefined), 10_000, () => `every process of uid ${uid} gone with the launcher (left: ${left.join(', ')})`);
+      let left = before;
+      await until(async () => ((left = await liveProcesses(uid)).length === 0 ? true : undefined), 10_000, () => `every process of uid ${uid} gone with the launcher (left: ${left.map(describeProcess).join(', ')})`);
     });
   }
 });

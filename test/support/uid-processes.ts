@@ -1,0 +1,27 @@
+// The live (not zombie) processes of one uid, read from /proc: what a job uid still runs after its
+// engine, launcher or job is gone. For the suites that check nothing of a job outlives it.
+import { readdir, readFile } from 'node:fs/promises';
+
+export interface UidProcess {
+  pid: number;
+  name: string;
+  ppid: number;
+}
+
+export async function liveProcesses(uid: number): Promise<UidProcess[]> {
+  const found: UidProcess[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = await readFile(`/proc/${entry}/status`, 'utf8');
+      if (/^Uid:\s*(\d+)/m.exec(status)?.[1] !== String(uid) || /^State:\s*Z/m.test(status)) continue;
+      found.push({ pid: Number(entry), name: /^Name:\s*(.*)$/m.exec(status)?.[1] ?? '', ppid: Number(/^PPid:\s*(\d+)/m.exec(status)?.[1]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** One line a process, for a failure's message. */
+export const describeProcess = (p: UidProcess): string => `${p.pid} ${p.name} ppid ${p.ppid}`;
