@@ -398,3 +398,95 @@ describe('a job whose log is followed before its backend has it', () => {
     expect(lab.received.map((s) => s.id)).not.toContain(id);
   });
 });
+
+// review38 L: a followed log or a held wait on a job whose record is removed while it waits (a
+// submission its backend refused, seen in the person's own listing before the answer) held its
+// caller's place until they hung up. Removal now touches the job: a follow ends with a line saying
+// the job is gone, a held wait is answered 404 as a new look would be, and the places come back.
+describe('a job whose record is removed while it is followed or waited on', () => {
+  /** GET a followed log: resolves at the answer's head, with its body still to come. */
+  function follow(id: string, who: string): Promise<{ status: number; body: Promise<string>; ended: () => boolean }> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`${url}/v1/jobs/${id}/logs?follow=1`, { ca, agent: false, headers: { authorization: `Bearer ${tokens[who]}` } }, (res) => {
+        let text = '';
+        let over = false;
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        const body = new Promise<string>((done, failed) => {
+          res.on('end', () => done(text));
+          res.on('error', failed);
+        }).finally(() => (over = true));
+        resolve({ status: res.statusCode ?? 0, body, ended: () => over });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  const runningJobs = async (who: string) => (await api('/v1/quota', who)).json<{ usage: { running_jobs: number } }>().usage.running_jobs;
+  beforeAll(async () => {
+    tokens.bo = (await identity.tokens.login({ user: 'bo', groups: ['analysts'], auth_method: 'oidc' })).access_token;
+    await until(async () => (await runningJobs('ana')) === 0, 20_000, "ana's earlier jobs ended");
+  });
+
+  it('ends each follow with a line saying the job is gone, answers a held wait 404, and gives the places back (the person); another person’s follow is untouched and learns nothing (the attacker)', async () => {
+    // bo's own follow, waiting for his job to leave his queue, is there before anything of ana's.
+    const hold = await api('/v1/jobs', 'bo', { method: 'POST', body: job({ name: 'keep-running', backend: 'lab', output: 'scratch-bo/removed-hold', resources: { cores: 8, memory_mb: 256, time_limit_s: 60 } }) });
+    expect(hold.status, hold.body).toBe(201);
+    const parked = await api('/v1/jobs', 'bo', { method: 'POST', body: job({ backend: 'lab', output: 'scratch-bo/removed-later' }) });
+    expect(parked.json()).toMatchObject({ state: 'pending' });
+    const bos = await follow(parked.json<{ id: string }>().id, 'bo');
+    expect(bos.status).toBe(200);
+
+    let refuse: () => void = () => {};
+    lab.refuseWhole = { gate: new Promise<void>((resolve) => (refuse = resolve)), reason: 'the lab is closed for the night' };
+    const output = 'scratch-ana/removed-while-followed';
+    let submitting: Promise<Response> | undefined;
+    let id = '';
+    try {
+      submitting = api('/v1/jobs', 'ana', { method: 'POST', body: job({ output, backend: 'lab' }) });
+      // Seen in her own listing before the answer, its handover waiting at lab.
+      const handed = await until(() => lab.received.find((s) => s.spec.output === output), 20_000, 'the job handed to lab');
+      id = handed.id;
+    } finally {
+      lab.refuseWhole = null; // the handover under way keeps its refusal
+    }
+    const listed = (await api('/v1/jobs?limit=50', 'ana')).json<{ jobs: { id: string }[] }>().jobs;
+    expect(listed.map((j) => j.id)).toContain(id);
+    // Her sixteen places: fifteen follows and one held wait, all on the job about to be removed.
+    const follows = [];
+    for (let i = 0; i < 15; i++) follows.push(await follow(id, 'ana'));
+    expect(follows.map((f) => f.status)).toEqual(Array(15).fill(200));
+    const seen = (await api(`/v1/jobs/${id}`, 'ana')).json<{ seen: string }>().seen;
+    const waited = api(`/v1/jobs/${id}?wait_s=25&seen=${seen}`, 'ana');
+    // The attacker: bo asking for ana's job (to follow it, or to wait on it) learns nothing of it.
+    expect((await api(`/v1/jobs/${id}/logs?follow=1`, 'bo')).status).toBe(404);
+
+    refuse();
+    const answer = await submitting;
+    expect(answer.status, answer.body).toBe(409);
+    expect(answer.json()).toMatchObject({ message: expect.stringContaining('the lab is closed for the night') });
+    // Each follow ends with one line naming the job and what became of it; the held wait is 404.
+    for (const f of follows) expect(await f.body).toMatch(new RegExp(`^\\[gateway\\] \\S+ job ${id} no longer exists: its submission was not accepted .*nothing of it ran\\n$`));
+    const w = await waited;
+    expect(w.status, w.body).toBe(404);
+    expect(w.json()).toMatchObject({ error: 'not_found' });
+    expect((await api(`/v1/jobs/${id}`, 'ana')).status).toBe(404);
+    // Her sixteen places are hers again: sixteen held waits at once on another job of hers, none refused.
+    const other = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ name: 'keep-running', backend: 'lab', output: 'scratch-ana/removed-after', resources: { cores: 1, memory_mb: 256, time_limit_s: 60 } }) });
+    expect(other.status, other.body).toBe(201);
+    const otherId = other.json<{ id: string }>().id;
+    const otherSeen = (await until(async () => {
+      const v = (await api(`/v1/jobs/${otherId}`, 'ana')).json<{ state: string; seen: string }>();
+      return v.state === 'running' ? v : undefined;
+    }, 20_000, `${otherId} running`)).seen;
+    const sixteen = await Promise.all(Array.from({ length: 16 }, () => api(`/v1/jobs/${otherId}?wait_s=1&seen=${otherSeen}`, 'ana')));
+    expect(sixteen.map((r) => r.status)).toEqual(Array(16).fill(200));
+    expect((await api(`/v1/jobs/${otherId}`, 'ana', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+
+    // bo's follow was not ended by ana's removal (every wake-up of hers is over: her follows ended);
+    // it gets his own log, and nothing of ana's job, once his job leaves the queue.
+    expect(bos.ended()).toBe(false);
+    expect((await api(`/v1/jobs/${hold.json<{ id: string }>().id}`, 'bo', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    expect(await bos.body).toBe('ran on lab\n');
+  });
+});

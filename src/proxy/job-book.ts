@@ -254,6 +254,8 @@ export class JobBook {
     this.replaces.delete(r.id);
     if (r.held) this.o.admission.release(r.id, 0);
     else this.o.admission.withdraw(r.id);
+    // Whoever waits on it (a held wait, a followed log) looks again and finds it gone (log-follow.ts).
+    this.changes.touch(r.id);
   }
 
   async insert(r: JobRecord): Promise<void> {

@@ -47,6 +47,11 @@ interface Started {
   held: Promise<boolean>;
 }
 
+/** A job whose record is no longer there: what anyone asking for it now is answered. */
+function gone(id: string): never {
+  throw new GatehouseError('not_found', `no job ${id}`);
+}
+
 export class JobService {
   readonly waits: JobWaits;
 
@@ -408,7 +413,8 @@ export class JobService {
         seen: wait.seen,
         waitS: wait.seconds,
         gone: wait.gone,
-        read: async (fresh) => this.viewOfRecord((await this.book.find(id)) ?? r, fresh),
+        // A record removed meanwhile (a submission not accepted after all): the job is gone, as a new look would say.
+        read: async (fresh) => this.viewOfRecord((await this.book.find(id)) ?? gone(id), fresh),
       });
       // Someone else's job: a grant the policy withdrew while the answer was held must not still show it.
       if (r.user !== identity.user) {

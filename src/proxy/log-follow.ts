@@ -7,6 +7,10 @@
 // the job's life); its credential is not asked again at the handover, where a 15-minute access token
 // would cut a follow that waited in the queue longer. A job whose login ended meanwhile is ended
 // unrun at its admission (JobBook.dispatch): its follow ends empty.
+// A job whose record is removed while its follow waits (a submission not accepted after all: a
+// handover the backend refused, a job.submit that could not be recorded) never reaches a backend: its
+// follow ends at once with one line that says so, instead of holding its caller's place until they
+// hang up. Removal touches the job (JobBook.untrack); on a shared store the re-read finds it gone.
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { JobChanges } from './job-changes.js';
 import { ENDED_STATES, type JobRecord } from './job-records.js';
@@ -57,8 +61,9 @@ export class WaitingFollows {
         const next = this.o.changes.next(r.id);
         let reread: NodeJS.Timeout | undefined;
         try {
-          const now = (await this.o.find(r.id)) ?? r;
+          const now = await this.o.find(r.id);
           if (gone) return;
+          if (now === undefined) return void out.end(goneLine(r));
           if (now.backend_id !== null) {
             const log = await this.o.follow(now);
             if (log === null) return void out.end();
@@ -86,4 +91,12 @@ export class WaitingFollows {
       });
     return out;
   }
+}
+
+/**
+ * The last line of a followed log whose job's record was removed before it reached its backend,
+ * marked as the engine marks its own lines. It names only the job the caller was allowed to follow.
+ */
+export function goneLine(r: JobRecord, now = new Date()): string {
+  return `[gateway] ${now.toISOString()} job ${r.id} no longer exists: its submission was not accepted (the answer to it said why), so nothing of it ran\n`;
 }

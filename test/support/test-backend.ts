@@ -19,6 +19,11 @@ export interface TestBackend extends ComputeBackend {
   refuseAfterHolding: string | null;
   /** Set: a job is held checked as above, and admitted (or refused) only once this resolves. */
   releaseGate: Promise<void> | null;
+  /**
+   * Set: no held handover; a job handed over whole is refused with `reason` once `gate` resolves
+   * (the gateway then answers the submission with the refusal and removes the job's record).
+   */
+  refuseWhole: { gate: Promise<void>; reason: string } | null;
 }
 
 /** A catalog entry from a name, labels and an owner (the rest made up). */
@@ -51,6 +56,7 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
     down: null,
     refuseAfterHolding: null,
     releaseGate: null,
+    refuseWhole: null,
     readinessCheck: `backend:${name}`,
     readiness: async () => {
       if (backend.down !== null) throw new Error(backend.down);
@@ -60,12 +66,17 @@ export function testBackend(name: string, catalog: DatasetInfo[]): TestBackend {
     datasets: async () => [...datasets.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
     submit: async (job) => {
       received.push(job);
+      const refuse = backend.refuseWhole;
+      if (refuse !== null) {
+        await refuse.gate;
+        throw new GatehouseError('conflict', refuse.reason);
+      }
       return run(job);
     },
     prepare: (job) => {
       const refusal = backend.refuseAfterHolding;
       const gate = backend.releaseGate;
-      if (refusal === null && gate === null) return null;
+      if ((refusal === null && gate === null) || backend.refuseWhole !== null) return null;
       return {
         held: Promise.resolve(true),
         submit: async () => {
