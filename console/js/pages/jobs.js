@@ -10,6 +10,13 @@ const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const POLL_MS = 1500;
 /** How long the gateway may hold one look at a job (its cap). */
 const WAIT_S = 25;
+/**
+ * A followed log refused for now (429: the person holds as many waits on jobs as they may, in other
+ * tabs or clients; or the gateway restarting) is asked again every POLL_MS, at most this many times
+ * (about a minute): as `--wait` and Job.wait() ask again after a 429. Only a job not yet handed to its
+ * backend takes such a place, so once it has started the next try is not refused for it.
+ */
+const FOLLOW_TRIES = 40;
 
 export function render(main, ctx) {
   return ctx.params[0] ? renderJob(main, ctx, ctx.params[0]) : renderList(main, ctx);
@@ -124,18 +131,35 @@ function renderList(main, ctx) {
 function renderJob(main, ctx, id) {
   const summary = h('div', h('p.muted', 'Loading the job…'));
   const log = h('pre.log#job-log', { tabindex: '0', 'aria-label': 'Job log' }, '');
-  const logState = h('span.muted.small#log-state', 'waiting for output…');
+  const logState = h('span.muted.small#log-state', { role: 'status' }, 'waiting for output…');
   replace(main, h('p.back', h('a', { href: '#/jobs' }, '← All jobs')), summary, h('section.panel', h('div.panel-head', h('h2', 'Log'), logState), log));
   let timer;
   let stopped = false;
   const aborter = new AbortController();
   let following = false;
+  let followTimer;
+  let refused = 0;
 
   const follow = async () => {
     if (following) return;
     following = true;
+    clearTimeout(followTimer);
+    let response;
     try {
-      const response = await request(`/v1/jobs/${encodeURIComponent(id)}/logs?follow=1`, { headers: { accept: 'text/plain' }, signal: aborter.signal });
+      response = await request(`/v1/jobs/${encodeURIComponent(id)}/logs?follow=1`, { headers: { accept: 'text/plain' }, signal: aborter.signal });
+    } catch (err) {
+      if (stopped) return;
+      if (err instanceof ApiError && (err.status === 429 || err.status >= 500) && ++refused <= FOLLOW_TRIES) {
+        // Asked again in a moment (and whenever the job's state is redrawn meanwhile).
+        following = false;
+        logState.textContent = `waiting to follow the log: ${err.status === 429 ? 'you hold as many waits on jobs as you may (other tabs or clients)' : 'the gateway cannot answer it now'}; trying again (${refused} of ${FOLLOW_TRIES})…`;
+        followTimer = setTimeout(follow, POLL_MS);
+        return;
+      }
+      logState.textContent = refused > FOLLOW_TRIES ? `log not followed (${err.message}); reload the page to try again` : `log stopped: ${err.message}`;
+      return;
+    }
+    try {
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       logState.textContent = 'following';
       for (;;) {
@@ -203,6 +227,7 @@ function renderJob(main, ctx, id) {
   return () => {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(followTimer);
     aborter.abort();
   };
 }
