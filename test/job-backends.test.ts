@@ -489,4 +489,51 @@ describe('a job whose record is removed while it is followed or waited on', () =
     expect((await api(`/v1/jobs/${hold.json<{ id: string }>().id}`, 'bo', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
     expect(await bos.body).toBe('ran on lab\n');
   });
+
+  // With several gateways over PostgreSQL the record may be removed by another one (a pending
+  // submission it could not accept, JobRecords.remove; its refused handover, removeUnsent). A second
+  // gateway (not the job path's leader, whose passes drop what the records no longer hold) that learnt
+  // the job when asked for it still had it live, and its follow and held wait kept re-reading that.
+  // The row is deleted here as the first gateway deletes it.
+  it.runIf(process.env.GATEHOUSE_TEST_STORE === 'postgres')('ends a follow and a held wait on a second gateway when the record is removed', async () => {
+    const { config } = loadConfig({ path: box.configFile, env: {} });
+    const storeB = await openStoreOf(config);
+    const auditB = await AuditTrail.open({ dir: join(home, 'audit-b'), key: loadAuditKey(config.certs.dir), checkpointMs: 3_600_000 });
+    const identityB = await createIdentityService(config, storeB);
+    let urlB = '';
+    const b = await buildGateway({ tls: readTlsMaterial(config.certs.dir, 'gateway'), logLevel: 'warn', bodyLimit: config.server.body_limit_bytes, store: storeB, policy, backends: [lab], jobs: { maxPendingPerUser: 4, pollMs: 50, statusCacheMs: 0 }, identity: identityB, publicUrl: () => urlB, audit: auditB, auditRetention: { maxAgeMs: 0, archiveDir: join(home, 'audit-b', 'archive') } });
+    try {
+      await b.listen({ host: '127.0.0.1', port: 0 });
+      urlB = `https://127.0.0.1:${(b.server.address() as AddressInfo).port}`;
+      const hold = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ name: 'keep-running', backend: 'lab', output: 'scratch-ana/elsewhere-hold', resources: { cores: 8, memory_mb: 256, time_limit_s: 60 } }) });
+      expect(hold.status, hold.body).toBe(201);
+      const parked = await api('/v1/jobs', 'ana', { method: 'POST', body: job({ backend: 'lab', output: 'scratch-ana/elsewhere-removed' }) });
+      expect(parked.json()).toMatchObject({ state: 'pending' });
+      const id = parked.json<{ id: string }>().id;
+      // Asked of the second gateway: it learns the job there.
+      const onB = (path: string) => fetchTls(`${urlB}${path}`, { ca, headers: { authorization: `Bearer ${tokens.ana}` } });
+      const { seen } = (await onB(`/v1/jobs/${id}`)).json<{ seen: string }>();
+      const followed = await new Promise<{ status: number; body: Promise<string> }>((resolve, reject) => {
+        const req = httpsRequest(`${urlB}/v1/jobs/${id}/logs?follow=1`, { ca, agent: false, headers: { authorization: `Bearer ${tokens.ana}` } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          resolve({ status: res.statusCode ?? 0, body: new Promise<string>((done, failed) => res.on('end', () => done(text)).on('error', failed)) });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(followed.status).toBe(200);
+      const waited = onB(`/v1/jobs/${id}?wait_s=25&seen=${seen}`);
+      expect((await store.db.deleteFrom('jobs').where('id', '=', id).where('state', '=', 'pending').executeTakeFirst()).numDeletedRows).toBe(1n);
+      expect(await followed.body).toMatch(new RegExp(`^\\[gateway\\] \\S+ job ${id} no longer exists: `));
+      expect((await waited).status).toBe(404);
+      expect((await api(`/v1/jobs/${hold.json<{ id: string }>().id}`, 'ana', { method: 'DELETE' })).json()).toMatchObject({ state: 'cancelled' });
+    } finally {
+      await b.close();
+      identityB.close();
+      await auditB.close();
+      await storeB.close();
+    }
+  });
 });

@@ -315,7 +315,12 @@ export class JobBook {
     const local = this.live.get(id);
     if (local !== undefined && !this.o.shared) return local;
     const stored = await this.o.records.get(id);
-    if (stored === undefined) return local;
+    if (stored === undefined) {
+      // Removed by another gateway (a submission it did not accept): gone here too, as sync() would
+      // decide, unless this gateway is still writing or handing it over itself (forget() keeps those).
+      if (local !== undefined) this.forget(id);
+      return this.live.get(id);
+    }
     if (!(LIVE_STATES as readonly string[]).includes(stored.state)) {
       if (local !== undefined) this.forget(id);
       return local !== undefined && this.live.has(id) ? local : stored;
