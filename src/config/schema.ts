@@ -60,7 +60,7 @@ export const ConfigSchema = Type.Object(
         task_uids: Type.String({
           pattern: '^[0-9]+-[0-9]+$',
           default: '200000-265535',
-          description: 'when the engine runs as root, each running job gets its own unprivileged uid (and gid) from this range; two engines on one host need ranges that do not overlap (ending a job kills every process of its uid)',
+          description: 'when the engine runs as root, each running job gets its own unprivileged uid (and gid) from this range; two engines on one host need ranges that do not overlap (an engine kills every process of the range as it starts, and of a job uid as its job ends)',
         }),
         spare_sandboxes: Type.Boolean({
           default: true,

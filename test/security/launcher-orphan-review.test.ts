@@ -16,7 +16,7 @@ import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
 const BWRAP = existsSync('/usr/bin/bwrap');
-const UIDS = '234200-234249'; // no other suite's (launcher-review and engine-spares 2340xx)
+const UIDS = '234200-234249'; // no other suite's (engine-spares 2340xx, launcher-review 2341xx)
 const LIMITS: TaskLimits = { memoryMb: 512, addressSpace: true, maxFileBytes: 64 * 1024 * 1024 };
 const WORKERS = 4; // a job's workers (or the spares) starting together
 

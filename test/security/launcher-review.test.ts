@@ -16,7 +16,7 @@ import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
 const BWRAP = existsSync('/usr/bin/bwrap');
-const UIDS = '234000-234049'; // no other suite's (sandbox 231xxx, engine suites 232xxx-233xxx, stacks 300000+)
+const UIDS = '234100-234149'; // no other suite's (sandbox 231xxx, engine suites 232xxx-233xxx, engine-spares 2340xx, launcher-orphan-review 2342xx, stacks 300000+): an engine kills every process of its range as it opens
 const LIMITS: TaskLimits = { memoryMb: 512, addressSpace: true, maxFileBytes: 64 * 1024 * 1024 };
 
 let base = '';

@@ -17,7 +17,7 @@ export const TEST_POLICIES = join(ROOT, 'test', 'fixtures', 'policies');
 
 /**
  * Task uids of their own for each sandbox's engine. Suites run side by side, each with its engine, and
- * an engine ends a job by killing every process of the job's uid (a restored job's at start, a plain
+ * an engine kills every process of its range as it starts, and of a job's uid at the job's end (a plain
  * task's at its seal): on the shared default range one suite's engine killed another's tasks. Blocks
  * of 64 above the default range, by process id (one live test process holds a pid) and a count within
  * the process (16 sandboxes alive at once in one suite).

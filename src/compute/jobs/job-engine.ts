@@ -20,7 +20,7 @@ import { finishRun } from './job-end.js';
 import type { JobLog } from './job-log.js';
 import { jobStatus } from './job-run.js';
 import { JobIntake, type PreparedJob } from './intake.js';
-import { removeAbandonedAreas, resume } from './recovery.js';
+import { clearLeftoverUids, removeAbandonedAreas, resume } from './recovery.js';
 import { reschedule } from './scheduler.js';
 import { SparePool } from './spares.js';
 
@@ -54,6 +54,7 @@ export class JobEngine extends EventEmitter<EngineEvents> {
     const { ctx } = engine;
     // Workers are started by the launcher process (task-workers.ts): started now, not by the first job.
     taskLauncher(o.isolation.tools.setpriv).prepare();
+    await clearLeftoverUids(ctx); // first: nothing of a dead engine may meet a uid given from here on
     const unfinished = ctx.db.unfinished();
     await removeAbandonedAreas(ctx, new Set(unfinished.map((r) => r.id)));
     for (const row of unfinished) await resume(ctx, row);

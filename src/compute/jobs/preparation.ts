@@ -5,7 +5,7 @@
 // go through it alike, and a cancel must wait for it.
 import { join } from 'node:path';
 import { exists, partitionFile } from '../../catalog/index.js';
-import { killUidProcesses, prepareJobArea, writeJobSource } from '../sandbox/index.js';
+import { prepareJobArea, writeJobSource } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';
 import { commitRun } from './job-commit.js';
 import type { JobRow, PartitionRow } from './job-db.js';
@@ -45,10 +45,9 @@ async function prepare(ctx: EngineContext, run: JobRun): Promise<string | null> 
       run.spareRunners = spare.runners;
     } else if (ctx.uids !== null) {
       if (row.uid !== null) {
+        // Whatever a killed engine's workers left running as this uid was killed as the engine opened (recovery.ts).
         ctx.uids.restore(row.id, row.uid);
         uid = row.uid;
-        // Workers of a killed engine die by their parent-death signal; anything they started must go too.
-        await killUidProcesses(uid);
       } else {
         // A spare never keeps a job from its uid: discarded (its uid released) when the pool is empty.
         if (ctx.uids.free === 0) await ctx.spares?.discard();

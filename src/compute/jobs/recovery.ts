@@ -1,16 +1,32 @@
-// After a restart: every job a previous engine left unfinished is picked up again (committed if its
-// dataset proves it, failed if its input changed, else resumed with what was running redone), and
-// the areas of jobs that ended while the engine died are removed. Apart because it runs once, at open.
+// After a restart: every process a previous engine left running as a task uid is killed, every job
+// it left unfinished is picked up again (committed if its dataset proves it, failed if its input
+// changed, else resumed with what was running redone), and the areas of jobs that ended while the
+// engine died are removed. Apart because it runs once, at open.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDataset, openRoot } from '../../catalog/index.js';
-import { REMOVING_PREFIX, removeTree, SPARE_PREFIX } from '../sandbox/index.js';
+import { killRangeLeftovers, REMOVING_PREFIX, removeTree, SPARE_PREFIX } from '../sandbox/index.js';
 import type { EngineContext } from './engine-context.js';
 import type { JobRow } from './job-db.js';
 import { openInput, shape } from './job-input.js';
 import type { InputShape } from './job-run.js';
 import { activate, startPreparing } from './preparation.js';
 import { armDeadline } from './time-limit.js';
+
+/**
+ * Before any uid is restored or given: kills every process of the task uid range (a previous engine
+ * killed with its launcher leaves whatever of its launch chains had not yet set its parent-death
+ * signal, spares' and ended jobs' included, which no restore would reach), and withholds a uid that
+ * still has one. The range is this engine's alone (engine.task_uids), so nothing here is another's.
+ */
+export async function clearLeftoverUids(ctx: EngineContext): Promise<void> {
+  const range = ctx.o.isolation.taskUids;
+  if (ctx.uids === null || range === null) return;
+  for (const uid of await killRangeLeftovers(range)) {
+    ctx.uids.withhold(uid);
+    ctx.o.log.error({ uid }, 'a process of this task uid survived every kill; no job will be given the uid until the engine restarts');
+  }
+}
 
 /** Areas of jobs that ended while the engine died before it could remove them. */
 export async function removeAbandonedAreas(ctx: EngineContext, keep: Set<string>): Promise<void> {

@@ -21,6 +21,7 @@ export { REMOVING_PREFIX, removeTree } from './safe-tree.js';
 export { adoptSpareArea, makeSpareArea, SPARE_PREFIX, spareId } from './spare-area.js';
 export { jobInputLinks } from './job-area.js';
 export { sweepUid } from './uid-sweep.js';
+export { killRangeLeftovers } from './uid-leftovers.js';
 export { TASK_PATH, type TaskLimits, type WorkerLaunch, killTaskGroup, outOfMemoryMessage, taskLaunch } from './launch.js';
 export { taskReachProblem } from './reach.js';
 export { unidleUid } from './idle.js';

@@ -1,6 +1,9 @@
 // Task uids: which job holds which (one uid per job, all its tasks share it, so jobs cannot read or
 // signal one another), and ending everything a uid runs. The pool is bookkeeping only, persisted by
 // the engine with its job state and restored after a restart so a running job's files keep their owner.
+// A uid is given only while no process of it from before runs: the engine kills what a dead engine
+// left in the range as it opens (uid-leftovers.ts) and withholds a uid it could not clear; a job's
+// end kills its uid's processes (or its pid namespace took them) before the uid is released.
 import { spawn } from 'node:child_process';
 import { SandboxError } from './sandbox-error.js';
 import type { UidRange } from './uid-range.js';
@@ -8,6 +11,8 @@ import type { UidRange } from './uid-range.js';
 export class UidPool {
   private readonly byJob = new Map<string, number>();
   private readonly byUid = new Map<number, string>();
+  /** Uids a process from before still holds (uid-leftovers.ts): given to no job, restored to none. */
+  private readonly withheld = new Set<number>();
   /** Where the next spare's uid is looked for (take): going down from the top of the range. */
   private spareNext: number;
 
@@ -29,14 +34,19 @@ export class UidPool {
     const size = this.range.last - this.range.first + 1;
     for (let i = 0; i < size; i++) {
       const uid = spare ? this.range.first + ((((this.spareNext - this.range.first - i) % size) + size) % size) : this.range.first + i;
-      if (!this.byUid.has(uid)) {
+      if (!this.byUid.has(uid) && !this.withheld.has(uid)) {
         if (spare) this.spareNext = uid - 1;
         this.byJob.set(jobId, uid);
         this.byUid.set(uid, jobId);
         return uid;
       }
     }
-    throw new SandboxError('uids_exhausted', `all ${size} task uids (${this.range.first}-${this.range.last}) are held by running jobs; widen engine.task_uids or wait`);
+    throw new SandboxError('uids_exhausted', `all ${size} task uids (${this.range.first}-${this.range.last}) are held by running jobs${this.withheld.size > 0 ? ` or withheld (${this.withheld.size})` : ''}; widen engine.task_uids or wait`);
+  }
+
+  /** Keeps `uid` from every job for the pool's life: a process no kill could end still runs as it. */
+  withhold(uid: number): void {
+    if (uid >= this.range.first && uid <= this.range.last) this.withheld.add(uid);
   }
 
   /** Gives `jobId` back the uid it had before a restart; refuses one outside the range or held by another job. */
@@ -44,6 +54,7 @@ export class UidPool {
     if (!Number.isInteger(uid) || uid < this.range.first || uid > this.range.last) {
       throw new SandboxError('invalid_config', `job ${jobId}: uid ${uid} is outside engine.task_uids ${this.range.first}-${this.range.last}`);
     }
+    if (this.withheld.has(uid)) throw new SandboxError('invalid_config', `job ${jobId}: uid ${uid} is withheld: a process a previous engine left still runs as it`);
     const holder = this.byUid.get(uid);
     if (holder !== undefined && holder !== jobId) throw new SandboxError('invalid_config', `job ${jobId}: uid ${uid} is already held by job ${holder}`);
     const held = this.byJob.get(jobId);
@@ -77,9 +88,9 @@ export class UidPool {
     return uid;
   }
 
-  /** Uids no job holds. */
+  /** Uids no job holds (and none withheld). */
   get free(): number {
-    return this.range.last - this.range.first + 1 - this.byJob.size;
+    return this.range.last - this.range.first + 1 - this.byJob.size - this.withheld.size;
   }
 
   uidOf(jobId: string): number | undefined {

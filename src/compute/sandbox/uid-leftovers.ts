@@ -1,0 +1,39 @@
+// Processes of the task uid range that no job of this engine started: what a dead engine left. An
+// engine killed together with its launcher (one process group SIGKILL, the OOM killer) leaves
+// running whatever of its launch chains had not yet set its parent-death signal; such a process
+// shares its uid with the next job given it (files on a shared file system, the per-uid process limit).
+// The engine ends them all as it opens, before it restores or gives any uid: one engine per range.
+import { readdir, readFile } from 'node:fs/promises';
+import type { UidRange } from './uid-range.js';
+import { killUidProcesses } from './uids.js';
+
+// A kill runs `kill -KILL -1` twice as the uid; a fork bomb racing it may need another round.
+const ROUNDS = 4;
+
+/**
+ * Kills every process whose real, effective, saved or file-system uid lies in `range`, then looks
+ * again. Returns the uids some live process still holds after every round (one `kill -1` as the uid
+ * cannot reach: a process of root's made to act as it), which no job may be given.
+ */
+export async function killRangeLeftovers(range: UidRange): Promise<number[]> {
+  let held = await uidsWithProcesses(range);
+  for (let round = 0; round < ROUNDS && held.length > 0; round++) {
+    await Promise.all(held.map((uid) => killUidProcesses(uid)));
+    held = await uidsWithProcesses(range);
+  }
+  return held;
+}
+
+/** The uids of `range` a live (not zombie) process has, read from /proc, lowest first. */
+export async function uidsWithProcesses(range: UidRange): Promise<number[]> {
+  const found = new Set<number>();
+  const inRange = (n: number): boolean => n >= range.first && n <= range.last;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'latin1').catch(() => null); // gone meanwhile
+    if (status === null || /^State:\s*[ZX]/m.test(status)) continue;
+    const uids = /^Uid:\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status)?.slice(1).map(Number) ?? [];
+    for (const uid of uids) if (inRange(uid)) found.add(uid);
+  }
+  return [...found].sort((a, b) => a - b);
+}
