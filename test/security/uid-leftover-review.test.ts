@@ -1,8 +1,10 @@
 // orphan39, as a process a dead engine left running as a task uid. An engine killed together with its
 // launcher (one process group SIGKILL, the OOM killer) leaves whatever of its launch chains had not
 // yet set its parent-death signal (launcher-orphan-review shows that window; it is microseconds wide,
-// so here the survivor is started as that uid directly, as the race leaves it: in its own session,
-// its parent gone from its reach). A job restored after the restart had its uid's processes killed;
+// and a group SIGKILL of an engine as its workers started left nothing in 6 tries here, so the survivor is started by the
+// test as that uid directly: a job uid's process in a session of its own that no engine will end). With
+// engine.sandbox none a real survivor sees the host's file system through permissions as this one does
+// (its pid namespace aside). A job restored after the restart had its uid's processes killed;
 // a uid given fresh did not, so the next job of another person given the uid shared it with the
 // survivor, which read that job's files. Now the engine kills every process of its range as it opens.
 import { type ChildProcess, spawn } from 'node:child_process';
