@@ -81,13 +81,32 @@ describe("retiring a gone gateway's chain", () => {
   it('is refused when its gateway comes up while the retirement is being decided, never left retired on a running gateway', async () => {
     // Hold the chain's row, let the retirement reach it, then register a gateway under its name (as
     // a gateway starting does) and let go: the retirement must see it running.
-    await sql.query('BEGIN');
-    await sql.query('SELECT 1 FROM audit_chains WHERE name = $1 FOR UPDATE', [bName()]);
-    const answer = retire(bName(), 'host decommissioned; trail exported to the archive');
-    await until(async () => (await sql.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0].n > 0, 10_000, 'the retirement waiting on the chain');
+    const holder = (await sql.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
     const id = randomUUID();
-    await sql.query('INSERT INTO gateways (id, name, url, started_at, seen_at) VALUES ($1, $2, $3, $4, $5)', [id, bName(), `https://${bName()}`, new Date().toISOString(), Date.now()]);
-    await sql.query('COMMIT');
+    await sql.query('BEGIN');
+    let answer: ReturnType<typeof retire>;
+    try {
+      await sql.query('SELECT 1 FROM audit_chains WHERE name = $1 FOR UPDATE', [bName()]);
+      answer = retire(bName(), 'host decommissioned; trail exported to the archive');
+      answer.catch(() => undefined); // awaited below; a failed wait must not leave it unhandled
+      // Waits for a backend blocked by this very session. Inside a transaction PostgreSQL answers
+      // pg_stat_activity from a snapshot taken at its first read, so each poll clears it first: without
+      // that, a retirement slower than the first poll (a loaded machine) was never seen.
+      await until(
+        async () => {
+          await sql.query('SELECT pg_stat_clear_snapshot()');
+          return (await sql.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [holder])).rows[0].n > 0;
+        },
+        30_000,
+        'the retirement waiting on the chain',
+      );
+      await sql.query('INSERT INTO gateways (id, name, url, started_at, seen_at) VALUES ($1, $2, $3, $4, $5)', [id, bName(), `https://${bName()}`, new Date().toISOString(), Date.now()]);
+      await sql.query('COMMIT');
+    } catch (err) {
+      // Never leave the chain's row locked for the tests after this one.
+      await sql.query('ROLLBACK');
+      throw err;
+    }
     try {
       const done = await answer;
       expect(done.status, done.body).toBe(409);
