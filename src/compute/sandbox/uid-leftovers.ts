@@ -25,7 +25,8 @@ export async function killRangeLeftovers(range: UidRange): Promise<number[]> {
 }
 
 /**
- * The uids of `range` a live (not zombie) process has, read from /proc, lowest first. Synchronous: a
+ * The uids of `range` a live (not zombie) process has, read from /proc, lowest first: a process
+ * whose first thread ended counts while any thread of it runs. Synchronous: a
  * few ms for a couple of hundred processes where a read each through the thread pool took 20-300 ms
  * under load; it runs as the engine opens, when nothing else waits on its thread.
  */
@@ -34,17 +35,35 @@ export function uidsWithProcesses(range: UidRange): number[] {
   const inRange = (n: number): boolean => n >= range.first && n <= range.last;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const status = statusOf(entry);
-    if (status === null || /^State:\s*[ZX]/m.test(status)) continue;
-    const uids = /^Uid:\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status)?.slice(1).map(Number) ?? [];
-    for (const uid of uids) if (inRange(uid)) found.add(uid);
+    const status = statusOf(`/proc/${entry}`);
+    if (status === null) continue;
+    // /proc lists a process by its first thread, which shows Z once it has ended while other threads
+    // run on (pthread_exit in main): a process, not a zombie, unless none of its threads runs.
+    const running = dead(status) ? runningThreads(entry) : [status];
+    for (const s of running) {
+      const uids = /^Uid:\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(s)?.slice(1).map(Number) ?? [];
+      for (const uid of uids) if (inRange(uid)) found.add(uid);
+    }
   }
   return [...found].sort((a, b) => a - b);
 }
 
-function statusOf(pid: string): string | null {
+const dead = (status: string): boolean => /^State:\s*[ZX]/m.test(status);
+
+/** The status of each thread of `pid` that still runs. */
+function runningThreads(pid: string): string[] {
+  let tids: string[];
   try {
-    return readFileSync(`/proc/${pid}/status`, 'latin1');
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return []; // gone meanwhile
+  }
+  return tids.map((tid) => statusOf(`/proc/${pid}/task/${tid}`)).filter((s): s is string => s !== null && !dead(s));
+}
+
+function statusOf(dir: string): string | null {
+  try {
+    return readFileSync(`${dir}/status`, 'latin1');
   } catch {
     return null; // gone meanwhile
   }
