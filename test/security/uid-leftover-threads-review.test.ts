@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { killRangeLeftovers, killUidProcesses } from '../../src/compute/sandbox/index.js';
 import { uidsWithProcesses } from '../../src/compute/sandbox/uid-leftovers.js';
+import { liveProcesses } from '../support/uid-processes.js';
 import { until } from '../support/until.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -74,10 +75,13 @@ describe.skipIf(!ROOT)("a dead engine's process whose first thread ended is stil
     // What /proc's listing shows of it: a zombie, with a thread that runs as the uid.
     await until(() => /^State:\s*Z/m.test(status(pid) ?? ''), 30_000, 'its first thread ended');
     expect(runningThreads(pid)).toBe(1);
+    // The suites' own look at a uid (nothing of a job outlives it) sees it too.
+    expect((await liveProcesses(RANGE.first)).map((p) => p.pid)).toEqual([pid]);
 
     expect(uidsWithProcesses(RANGE)).toEqual([RANGE.first]);
     expect(await killRangeLeftovers(RANGE)).toEqual([]);
     expect(await exited).toBe('SIGKILL');
     expect(runningThreads(pid)).toBe(0);
+    expect(await liveProcesses(RANGE.first)).toEqual([]);
   }, 60_000);
 });
