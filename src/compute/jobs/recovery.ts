@@ -24,7 +24,7 @@ export async function clearLeftoverUids(ctx: EngineContext): Promise<void> {
   if (ctx.uids === null || range === null) return;
   for (const uid of await killRangeLeftovers(range)) {
     ctx.uids.withhold(uid);
-    ctx.o.log.error({ uid }, 'a process of this task uid survived every kill; no job will be given the uid until the engine restarts');
+    ctx.o.log.error({ uid }, 'a process of this task uid survived every kill, or the uid is an account the name service knows (the range overlaps a directory\'s uids); no job will be given the uid until the engine restarts');
   }
 }
 
