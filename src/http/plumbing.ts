@@ -131,6 +131,8 @@ export function bodyValidator(schema: object): (body: unknown) => GatehouseError
 
 function send(reply: FastifyReply, error: GatehouseError): void {
   const body: ErrorBody = error.toBody();
+  // A refusal that says when to ask again says it in the header HTTP clients read too.
+  if (error.status === 429 && typeof body.retry_after === 'number') void reply.header('retry-after', String(body.retry_after));
   void reply.code(error.status).type('application/json').send(body);
 }
 

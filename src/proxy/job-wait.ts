@@ -14,6 +14,14 @@ export const MAX_WAIT_S = 25;
 /** Held waits per user (a person's CLI and notebooks together) and on the whole gateway. */
 export const WAITS_PER_USER = 16;
 export const WAITS_TOTAL = 1024;
+/**
+ * Retry-After on a refusal past the bounds (seconds). A place frees when a held read ends (its job
+ * changes, its time runs out, its caller leaves, its job is handed over), which nobody can foresee;
+ * a refused ask costs only the job's record read, so the person's own limit says 1 s, keeping a
+ * retrying follow about a second behind the place it waits for. The gateway's limit says 5 s: there
+ * the retries of many people meet on one loaded gateway.
+ */
+export const RETRY_AFTER_S = { user: 1, gateway: 5 } as const;
 
 /**
  * What the caller has seen of the job, as a short token: the state and everything a person watches
@@ -149,8 +157,9 @@ export class JobWaits {
   private take(user: string, instead = 'ask without wait_s'): void {
     const mine = this.perUser.get(user) ?? 0;
     const perUser = this.o.perUser ?? WAITS_PER_USER;
-    if (mine >= perUser) throw new GatehouseError('too_many_requests', `you already hold ${mine} waits on jobs (at most ${perUser} at once); end one, or ${instead}`, { limit: perUser });
-    if (this.total >= (this.o.total ?? WAITS_TOTAL)) throw new GatehouseError('too_many_requests', `the gateway holds as many waits on jobs as it may; try again shortly, or ${instead}`, { limit: this.o.total ?? WAITS_TOTAL });
+    // `waits` names the bound that refused: what a client may wait out (clients retry only these 429s).
+    if (mine >= perUser) throw new GatehouseError('too_many_requests', `you already hold ${mine} waits on jobs (at most ${perUser} at once); end one, or ${instead}`, { limit: perUser, waits: 'user', retry_after: RETRY_AFTER_S.user });
+    if (this.total >= (this.o.total ?? WAITS_TOTAL)) throw new GatehouseError('too_many_requests', `the gateway holds as many waits on jobs as it may; try again shortly, or ${instead}`, { limit: this.o.total ?? WAITS_TOTAL, waits: 'gateway', retry_after: RETRY_AFTER_S.gateway });
     this.perUser.set(user, mine + 1);
     this.total += 1;
   }
