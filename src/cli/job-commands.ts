@@ -9,6 +9,7 @@ import { renderJobList, renderStatus } from './job-report.js';
 import type { SubmitArgs } from './job-spec.js';
 import type { Job } from './job-view.js';
 import { watchJob } from './job-watch.js';
+import { withPlace } from './place-wait.js';
 import { printLine as out, printNote, visible, VisibleStream } from './safe-text.js';
 
 const jobPath = (id: string) => `/v1/jobs/${encodeURIComponent(id)}`;
@@ -78,8 +79,10 @@ export async function logs(target: Target, id: string, follow: boolean): Promise
   // A reader that went away (`| head`) ends the command quietly, as cat would.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
   const text = new VisibleStream();
+  const ask = async () => stream(target, `${jobPath(id)}/logs${follow ? '?follow=1' : ''}`, { token: await accessToken(target), sink: (chunk) => toStdout(text.push(chunk)) });
   try {
-    await stream(target, `${jobPath(id)}/logs${follow ? '?follow=1' : ''}`, { token: await accessToken(target), sink: (chunk) => toStdout(text.push(chunk)) });
+    // Followed while the person holds all their waits: asked again once one ends (a 429 comes before any of the log).
+    await (follow ? withPlace(ask, { what: `following job ${id}'s log`, note: printNote }) : ask());
   } catch (err) {
     throw jobError(err, { verb: 'logs', id });
   }

@@ -18,6 +18,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly body: Record<string, unknown>,
+    /** The answer's Retry-After in seconds, when it had one (a 429 that says when to ask again). */
+    readonly retryAfterS?: number,
   ) {
     super(message);
   }
@@ -68,7 +70,7 @@ export function call<T = Record<string, unknown>>(target: Target, method: string
           if (status < 400 && options.raw) return resolve(text as T);
           return reject(notJson(status, target));
         }
-        if (status >= 400) return reject(apiError(status, body));
+        if (status >= 400) return reject(apiError(status, body, res.headers['retry-after']));
         resolve(body as T);
       });
     });
@@ -128,7 +130,7 @@ function errorBody(res: IncomingMessage, status: number, target: Target): Promis
     res.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       try {
-        resolve(apiError(status, text ? (JSON.parse(text) as Record<string, unknown>) : {}));
+        resolve(apiError(status, text ? (JSON.parse(text) as Record<string, unknown>) : {}, res.headers['retry-after']));
       } catch {
         resolve(notJson(status, target));
       }
@@ -137,9 +139,11 @@ function errorBody(res: IncomingMessage, status: number, target: Target): Promis
 }
 
 /** The gateway's `{error, message, ...details}` as an ApiError that callers branch on by code. */
-function apiError(status: number, body: Record<string, unknown>): ApiError {
+function apiError(status: number, body: Record<string, unknown>, retryAfter?: string): ApiError {
   const code = typeof body.error === 'string' ? body.error : `http_${status}`;
-  return new ApiError(status, code, typeof body.message === 'string' ? body.message : `HTTP ${status}`, body);
+  // Only delta-seconds: the gateway never sends an HTTP date, and a clock-skewed date would mislead.
+  const retryAfterS = retryAfter !== undefined && /^\d{1,6}$/.test(retryAfter.trim()) ? Number(retryAfter.trim()) : undefined;
+  return new ApiError(status, code, typeof body.message === 'string' ? body.message : `HTTP ${status}`, body, retryAfterS);
 }
 
 const notJson = (status: number, target: Target) => new ApiError(status, 'bad_response', `the gateway at ${target.url} answered ${status} with something that is not JSON`, {});
