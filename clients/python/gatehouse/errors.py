@@ -16,9 +16,10 @@ class GatehouseError(Exception):
     rule    the policy rule that decided a refusal, when the gateway names one
     limit   the quota limit a refusal hit (``max_cores``...), when it is one
     body    the whole error body
+    retry_after  seconds the answer's Retry-After asks to wait before asking again (a 429), else None
     """
 
-    def __init__(self, message, code="error", status=None, body=None):
+    def __init__(self, message, code="error", status=None, body=None, retry_after=None):
         super().__init__(message)
         self.message = message
         self.code = code
@@ -26,6 +27,7 @@ class GatehouseError(Exception):
         self.body = dict(body or {})
         self.rule = self.body.get("rule")
         self.limit = self.body.get("limit")
+        self.retry_after = retry_after
 
     def __repr__(self):
         return "%s(code=%r, status=%r, message=%r)" % (type(self).__name__, self.code, self.status, self.message)
@@ -82,11 +84,13 @@ _BY_CODE = {
 _BY_STATUS = {400: InvalidRequest, 401: Unauthenticated, 403: Refused, 404: NotFound, 409: Conflict}
 
 
-def from_answer(status, body):
-    """The exception for an error answer: by the API's code, else by the HTTP status."""
+def from_answer(status, body, retry_after=None):
+    """The exception for an error answer: by the API's code, else by the HTTP status. retry_after: the
+    answer's Retry-After header as sent; only whole seconds count (the gateway sends no dates)."""
     if not isinstance(body, dict):
         body = {}
     code = body.get("error") if isinstance(body.get("error"), str) else "http_%d" % status
     message = body.get("message") if isinstance(body.get("message"), str) else "HTTP %d" % status
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or GatehouseError
-    return cls(message, code=code, status=status, body=body)
+    seconds = int(retry_after.strip()) if retry_after and retry_after.strip().isdigit() and len(retry_after.strip()) <= 6 else None
+    return cls(message, code=code, status=status, body=body, retry_after=seconds)

@@ -13,6 +13,10 @@ from .progress import Progress
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 # How long the gateway may hold one wait (its cap is 25 s; under the transport's 30 s time-out).
 WAIT_S = 25
+# How long a followed log waits for a place among the person's held reads (a queued job's handover
+# may take minutes), and the bounds on the gateway's Retry-After between asks.
+PLACE_WAIT_S = 300
+RETRY_BOUNDS_S = (0.2, 30.0)
 
 
 class Job:
@@ -98,22 +102,25 @@ class Job:
         finally:
             bar.close()
 
-    def logs(self, follow=False, out=None):
+    def logs(self, follow=False, out=None, place_wait_s=PLACE_WAIT_S):
         """The job's log as text. follow=True also writes each piece to ``out`` (stdout) as it arrives,
-        until the job ends, and then returns the whole text."""
+        until the job ends, and then returns the whole text. A follow refused because you hold all your
+        waits on jobs (429) is asked again as the gateway's Retry-After says, for up to place_wait_s
+        seconds (one line on stderr says so), then raises the refusal."""
         pieces = []
         sink = out or sys.stdout
-        for piece in self.iter_logs(follow=follow):
+        for piece in self.iter_logs(follow=follow, place_wait_s=place_wait_s):
             pieces.append(piece)
             if follow:
                 sink.write(piece)
                 sink.flush()
         return "".join(pieces)
 
-    def iter_logs(self, follow=False):
-        """The log in pieces as the gateway sends them (followed until the job ends when follow=True)."""
+    def iter_logs(self, follow=False, place_wait_s=PLACE_WAIT_S):
+        """The log in pieces as the gateway sends them (followed until the job ends when follow=True;
+        a refusal for want of a place among your held waits is waited out as logs() says)."""
         path = "/v1/jobs/%s/logs%s" % (self.id, "?follow=1" if follow else "")
-        response = self.client._open("GET", path, headers={"accept": "text/plain, application/json"}, quiet_ok=follow)
+        response = self._open_log(path, follow, place_wait_s)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
             while True:
@@ -131,6 +138,31 @@ class Job:
                 yield tail
         finally:
             response.close()
+
+    def _open_log(self, path, follow, place_wait_s):
+        # A followed log of a job not yet on its backend holds a place as a held wait does; the 17th is
+        # refused 429 naming the bound (`waits`) before any of the log is sent, so asking again repeats
+        # nothing. Only that 429 is waited out; each ask is counted anew, so none holds a 17th place.
+        started = time.monotonic()
+        said = False
+        while True:
+            try:
+                return self.client._open("GET", path, headers={"accept": "text/plain, application/json"}, quiet_ok=follow)
+            except GatehouseError as exc:
+                if not (follow and exc.status == 429 and exc.body.get("waits") in ("user", "gateway")):
+                    raise
+                hint = exc.retry_after if exc.retry_after is not None else exc.body.get("retry_after")
+                after = min(RETRY_BOUNDS_S[1], max(RETRY_BOUNDS_S[0], hint if isinstance(hint, (int, float)) else 1))
+                waited = time.monotonic() - started
+                if waited + after > place_wait_s:
+                    exc.message = "following job %s's log: gave up after waiting %.0f s for a place: %s" % (self.id, waited, exc.message)
+                    exc.args = (exc.message,)
+                    raise
+                if not said:
+                    print("following job %s's log: %s; waiting for a place (asking again every %g s, for up to %g s)"
+                          % (self.id, exc.message, after, place_wait_s), file=sys.stderr)
+                    said = True
+                time.sleep(after)
 
     def cancel(self):
         """Cancels the job (pending or running) and returns its final status; Conflict if it had already ended."""

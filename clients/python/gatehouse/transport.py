@@ -85,7 +85,7 @@ class Transport:
             body = json.loads(text) if text else {}
         except (ValueError, OSError, http.client.HTTPException):
             return self.not_json(response.status)
-        return from_answer(response.status, body)
+        return from_answer(response.status, body, response.getheader("retry-after"))
 
     def not_json(self, status):
         return GatehouseError("the gateway at %s answered %d with something that is not JSON" % (self.target.url, status),

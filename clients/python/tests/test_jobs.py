@@ -5,6 +5,7 @@ import io
 import os
 import re
 import threading
+import time
 
 import pytest
 
@@ -256,3 +257,90 @@ def test_wait_goes_on_by_plain_looks_when_its_held_waits_are_all_taken():
         job.cancel()
     for t in holders:
         t.join(30)
+
+
+def loud(input_path, output_path, ctx):
+    print("followed line of partition %d" % ctx.partition)
+    with open(input_path, encoding="utf-8") as f, open(output_path, "w", encoding="utf-8") as out:
+        out.write(f.read())
+
+
+def _parked_behind_my_running_jobs(tag):
+    """Jobs that run until cancelled, up to my limit of running jobs, and one waiting behind them."""
+    blockers = []
+    limit = gatehouse.quota()["limits"]["max_concurrent_jobs"]["value"]
+    while gatehouse.quota()["usage"]["running_jobs"] < limit:
+        blockers.append(gatehouse.submit(forever, input="scratch/py-words", output="scratch/py-place-hold-%s-%d" % (tag, len(blockers))))
+    parked = gatehouse.submit(loud, input="scratch/py-words", output="scratch/py-place-loud-" + tag)
+    assert parked.state == "pending"
+    return blockers, parked
+
+
+def _follow_raw(job):
+    """A followed log opened by hand: returned at its head, once the gateway holds it (its place taken)."""
+    return gatehouse.default_client()._open("GET", "/v1/jobs/%s/logs?follow=1" % job.id,
+                                            headers={"accept": "text/plain, application/json"}, quiet_ok=True)
+
+
+def _seventeenth_refused(job):
+    with pytest.raises(gatehouse.GatehouseError) as refused:
+        _follow_raw(job).close()
+    return refused.value
+
+
+def test_a_followed_log_waits_for_a_place_while_all_sixteen_are_held(capsys):
+    # CI10 and follow39: a follow asked while the person holds all 16 of their held reads (other
+    # notebooks' waits, followed logs) was refused 429 and logs(follow=True) raised at once.
+    blockers, parked = _parked_behind_my_running_jobs("wait")
+    held = [_follow_raw(parked) for _ in range(16)]
+    result = {}
+
+    def follow():
+        try:
+            result["text"] = parked.logs(follow=True, out=io.StringIO())
+        except Exception as exc:  # noqa: BLE001 - shown by the assertion below
+            result["error"] = exc
+
+    follower = threading.Thread(target=follow, daemon=True)
+    try:
+        refused = _seventeenth_refused(parked)
+        assert (refused.status, refused.code, refused.retry_after, refused.body.get("waits")) == (429, "too_many_requests", 1, "user")
+        follower.start()
+        said = ""
+        deadline = time.monotonic() + 30
+        while "waiting for a place" not in said and time.monotonic() < deadline:
+            said += capsys.readouterr().err
+            time.sleep(0.05)
+        assert "waiting for a place" in said and "you already hold 16 waits on jobs" in said
+        # Waiting holds nothing: a seventeenth is still refused.
+        assert _seventeenth_refused(parked).status == 429
+        for response in held:
+            response.close()
+        held = []
+    finally:
+        for response in held:
+            response.close()
+        for job in blockers:
+            job.cancel()
+    follower.join(60)
+    assert "error" not in result, result.get("error")
+    assert "followed line of partition 0" in result["text"]
+    assert result["text"] == parked.logs()
+    assert (said + capsys.readouterr().err).count("waiting for a place") == 1
+
+
+def test_a_followed_log_gives_up_after_its_wait_for_a_place_naming_the_cause():
+    blockers, parked = _parked_behind_my_running_jobs("cap")
+    held = [_follow_raw(parked) for _ in range(16)]
+    try:
+        with pytest.raises(gatehouse.GatehouseError) as gave_up:
+            parked.logs(follow=True, out=io.StringIO(), place_wait_s=2)
+        assert gave_up.value.status == 429
+        assert re.search(r"gave up after waiting \d+ s for a place: you already hold 16 waits on jobs \(at most 16 at once\)", str(gave_up.value))
+        assert _seventeenth_refused(parked).status == 429
+    finally:
+        for response in held:
+            response.close()
+        parked.cancel()
+        for job in blockers:
+            job.cancel()
