@@ -12,7 +12,7 @@ const POLL_MS = 1500;
 const WAIT_S = 25;
 /**
  * A followed log refused for now (429: the person holds as many waits on jobs as they may, in other
- * tabs or clients; or the gateway restarting) is asked again every POLL_MS, at most this many times
+ * tabs or clients; or the gateway restarting) is asked again every POLL_MS (or the gateway's Retry-After, if longer), at most this many times
  * (about a minute): as `--wait` and Job.wait() ask again after a 429. Only a job not yet handed to its
  * backend takes such a place, so once it has started the next try is not refused for it.
  */
@@ -153,7 +153,9 @@ function renderJob(main, ctx, id) {
         // Asked again in a moment (and whenever the job's state is redrawn meanwhile).
         following = false;
         logState.textContent = `waiting to follow the log: ${err.status === 429 ? 'you hold as many waits on jobs as you may (other tabs or clients)' : 'the gateway cannot answer it now'}; trying again (${refused} of ${FOLLOW_TRIES})…`;
-        followTimer = setTimeout(follow, POLL_MS);
+        // Never sooner than the gateway's Retry-After (its body's retry_after): 5 s when the whole gateway is full.
+        const after = typeof err.body.retry_after === 'number' ? err.body.retry_after * 1000 : 0;
+        followTimer = setTimeout(follow, Math.min(30_000, Math.max(POLL_MS, after)));
         return;
       }
       logState.textContent = refused > FOLLOW_TRIES ? `log not followed (${err.message}); reload the page to try again` : `log stopped: ${err.message}`;
