@@ -62,7 +62,7 @@ async function build(): Promise<World> {
     configFile,
     stringify({
       server: { port: 0 },
-      engine: { port: 0, slots: 1, task_uids: '392000-392999' },
+      engine: { port: 0, slots: 1, task_uids: '397000-397999' },
       data: { root: 'data' },
       state: { dir: 'var' },
       certs: { dir: 'certs' },

@@ -66,7 +66,7 @@ writeFileSync(
   config,
   stringify({
     server: { port: 0 },
-    engine: { port: 0, slots: CORES, python: '/usr/bin/python3', task_uids: '393000-393999' },
+    engine: { port: 0, slots: CORES, python: '/usr/bin/python3', task_uids: '398000-398999' },
     data: { root: 'data' },
     state: { dir: 'var' },
     certs: { dir: 'certs' },

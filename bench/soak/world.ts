@@ -69,7 +69,7 @@ export async function startWorld(o: { generated: number; keep: boolean; store?: 
     stringify({
       server: { host: '127.0.0.1', port: 0 },
       // Its own task uids, so a soak beside the test suite or a bench never shares one.
-      engine: { host: '127.0.0.1', port: 0, slots: 2, task_uids: '392000-392999' },
+      engine: { host: '127.0.0.1', port: 0, slots: 2, task_uids: '396000-396999' },
       dev_idp: { enabled: true, port: 0, users_file: join(dir, 'users.yaml') },
       data: { root: join(dir, 'data') },
       state: { dir: join(dir, 'var') },
