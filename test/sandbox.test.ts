@@ -6,7 +6,7 @@ import { chmod, chown, link, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat,
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   detectIsolation,
   installRuntime,
@@ -98,6 +98,12 @@ function alive(pid: number): boolean {
 
 /** Waits for `pid` to end: what it would not do by itself (every pid passed here sleeps 300 s or waits to be killed). */
 const gone = (pid: number, what: string): Promise<true> => until(() => !alive(pid), 10_000, `${what} (pid ${pid}) gone`);
+
+/** Kills every process of a task uid and waits until none is left alive (a killed one lingers a moment under load). */
+async function clearUid(uid: number): Promise<void> {
+  await killUidProcesses(uid);
+  await until(async () => (await liveProcesses(uid)).length === 0, 10_000, `uid ${uid}'s processes gone`);
+}
 
 /** A fresh job area with its own uid (when root), its inputs the named partitions of `sales`. */
 async function newJob(iso: Isolation, jobId: string, parts = ['part-00000.csv', 'part-00001.csv']): Promise<JobArea> {
@@ -414,6 +420,11 @@ for (const mode of ['plain', 'bubblewrap'] as const) {
       const r = await runTask(iso(), a, sh(`echo a-output > "${pa.output}/part-00000.csv"`));
       expect(r.code).toBe(0);
     });
+    // Nothing of one case's tasks is left for the next to count: a case that failed half-way left its
+    // `sleep 300` running, and the next case took it for its own (suite39, four workers at load ~10).
+    afterEach(async () => {
+      if (a) await clearUid(a.uid!);
+    });
     afterAll(async () => {
       for (const area of [a, b]) {
         if (!area) continue;
@@ -505,14 +516,21 @@ for (const mode of ['plain', 'bubblewrap'] as const) {
     it('caps the processes of the job uid (RLIMIT_NPROC)', async () => {
       const r = await runTask(iso(), a, sh('i=0; while [ $i -lt 40 ]; do sleep 5 >/dev/null 2>&1 & i=$((i+1)); done; echo started'), { maxProcesses: 12 });
       expect(r.stderr).toMatch(/fork/i);
-      await killUidProcesses(a.uid!);
     });
 
     it('killTaskGroup kills the task and the children it started', async () => {
       const child = start(taskLaunch(iso(), a, runtimeDir, sh('sleep 300 & echo ready; wait'), LIMITS));
       const done = finish(child);
+      // "ready" comes after the fork, not after the exec: wait for the child to be `sleep`.
       await new Promise<void>((r) => child.stdout!.once('data', () => r()));
-      const before = await liveProcesses(a.uid!, 'sleep');
+      const before = await until(
+        async () => {
+          const sleeps = await liveProcesses(a.uid!, 'sleep');
+          return sleeps.length > 0 && sleeps;
+        },
+        10_000,
+        "the task's sleep running",
+      );
       expect(before.length).toBe(1);
       killTaskGroup(child.pid!);
       const r = await done;
