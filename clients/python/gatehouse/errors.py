@@ -6,6 +6,8 @@ keeps the code, the HTTP status and the details a caller branches on (``rule`` f
 notebook can ``except gatehouse.QuotaExceeded`` without reading codes.
 """
 
+import re
+
 
 class GatehouseError(Exception):
     """Any error from the gateway or on the way to it.
@@ -92,5 +94,6 @@ def from_answer(status, body, retry_after=None):
     code = body.get("error") if isinstance(body.get("error"), str) else "http_%d" % status
     message = body.get("message") if isinstance(body.get("message"), str) else "HTTP %d" % status
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or GatehouseError
-    seconds = int(retry_after.strip()) if retry_after and retry_after.strip().isdigit() and len(retry_after.strip()) <= 6 else None
+    # ASCII whole seconds only (str.isdigit() takes "²", which int() refuses), as the CLI reads it.
+    seconds = int(retry_after.strip()) if retry_after and re.fullmatch(r"[0-9]{1,6}", retry_after.strip()) else None
     return cls(message, code=code, status=status, body=body, retry_after=seconds)
