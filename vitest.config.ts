@@ -77,7 +77,7 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     // maxWorkers stays vitest's default for a run, cores - 1: one file at a time on the 2-core CI machine
     // (~1500 s). Four there took 840-1050 s, but each full run of four so far met a different
-    // load-sensitive test (3 of 4 runs in session 37, 3 of 3 in session 39: four of those tests fixed, two open; 805-1564 s
+    // load-sensitive test (3 of 4 runs in session 37, 4 of 4 in session 39: four of those tests fixed, three open; 788-1564 s
     // in session 39 under the other helpers' load): raise it (availableParallelism() + 2) once repeated runs of four
     // are green (BENCHMARKS, "test suite wall time, session 37" and "session 39"). `npx vitest run
     // --maxWorkers=4` by hand meanwhile.
