@@ -609,6 +609,26 @@ describe('the witness is written before the trail (a stop between the two writes
     expect(verify(b, { witnessFile: b.witnessFile }).ok).toBe(true);
   });
 
+  it('verify between the two writes (the witness one ahead, its line following the trail) is ok, not a deleted checkpoint', () => {
+    const b = copy(base, 'ahead-verify');
+    tamper(b, (db) => db.prepare('delete from audit_checkpoints where seq = 3').run());
+    expect(verify(b, { witnessFile: b.witnessFile })).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it('verify still finds a witness one ahead whose event the trail rewrote, and two ahead as deleted checkpoints', () => {
+    const forged = copy(base, 'ahead-verify-forged');
+    tamper(forged, (db) => {
+      db.prepare('delete from audit_checkpoints where seq = 3').run();
+      rewriteFrom(db, 25, 'allowed by nobody');
+    });
+    const report = verify(forged, { witnessFile: forged.witnessFile });
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.event_id)).toContain(30);
+    const two = copy(base, 'ahead-verify-two');
+    tamper(two, (db) => db.prepare('delete from audit_checkpoints where seq >= 2').run());
+    expect(verify(two, { witnessFile: two.witnessFile }).problems).toContainEqual(expect.objectContaining({ kind: 'missing_checkpoint', message: expect.stringMatching(/holds checkpoints 2\.\.3 .*end at 1/) }));
+  });
+
   it('a witness one ahead that the trail does not agree with is still refused (its event rewritten)', async () => {
     const b = copy(base, 'ahead-forged');
     tamper(b, (db) => {
