@@ -105,8 +105,11 @@ export function jobRoutes(server: FastifyInstance, jobs: JobEngine): void {
         live.off('line', onLine);
         live.off('end', onEnd);
       });
-      const size = await stat(log.file).then((s) => s.size, () => 0);
-      const start = size - Buffer.byteLength(pending.join(''));
+      // The file's length as the log has written it, read in the same turn as the listener was added:
+      // every byte before it is replayed from the file, every line after it comes as an event. (A stat
+      // through the thread pool saw the file at some moment before its answer while lines kept coming:
+      // the replay was cut short by those, and a line could be lost or split. follow-place under load.)
+      const start = live.size;
       if (start > 0) {
         for await (const chunk of createReadStream(log.file, { start: 0, end: start - 1 })) out.write(chunk);
       }

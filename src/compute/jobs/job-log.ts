@@ -70,6 +70,11 @@ export class JobLog extends EventEmitter {
     this.emit('line', text);
   }
 
+  /** Bytes in the file now: every line appended later is a 'line' event (written before it is emitted). */
+  get size(): number {
+    return this.written;
+  }
+
   /** Lines past the cap, reported when the job ends. */
   get droppedLines(): number {
     return this.dropped;
