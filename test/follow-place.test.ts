@@ -5,7 +5,6 @@
 // cause, and a 429 for any other reason is not waited out. A real stack (engine, IdP, gateway as
 // processes); the CLI as a person runs it; alice's one running job (max_concurrent_jobs 1), running
 // until cancelled, keeps the followed job pending, so its follows hold their places for as long as the test says.
-import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { withPlace } from '../src/cli/place-wait.js';
 import { writeDataset } from '../src/compute/catalog/index.js';
 import { RETRY_AFTER_S } from '../src/proxy/job-wait.js';
 import { startCli } from './support/cli-process.js';
+import { followLog } from './support/followed-log.js';
 import { approveDevice } from './support/oidc-browser.js';
 import { Stack } from './support/stack.js';
 import { until } from './support/until.js';
@@ -37,23 +37,7 @@ async function submit(name: string, output: string, source: string): Promise<{ i
 }
 
 /** GET a followed log: resolves at the answer's head (a held follow's head comes once its place is taken). */
-function follow(id: string): Promise<{ status: number; headers: Record<string, unknown>; body: Promise<string>; hangUp: () => void }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(`${stack.url}/v1/jobs/${id}/logs?follow=1`, { ca: stack.ca, agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      const body = new Promise<string>((done, failed) => {
-        res.on('end', () => done(text));
-        res.on('error', failed);
-      });
-      body.catch(() => undefined); // a hung-up one is not read
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body, hangUp: () => req.destroy() });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const follow = (id: string) => followLog(stack.url, stack.ca, token, id);
 
 /** A job that runs until cancelled (alice may run one at once), and one behind it that waits in her queue. */
 async function blockedPair(tag: string): Promise<{ blocker: string; parked: string }> {

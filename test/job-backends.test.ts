@@ -24,6 +24,7 @@ import { type JobSpec, readTlsMaterial } from '../src/wire/index.js';
 import { readTrail } from './support/audit-trail.js';
 import { type EngineProcess, startEngineProcess } from './support/engine.js';
 import { type Sandbox, sandbox, TEST_POLICIES } from './support/gatehouse.js';
+import { followLog } from './support/followed-log.js';
 import { fetchTls, type Response } from './support/https.js';
 import { type TestBackend, testBackend, testDataset } from './support/test-backend.js';
 import { openStoreOf } from './support/test-store.js';
@@ -280,24 +281,7 @@ describe('a job its backend refuses after the gateway answered 201', () => {
 // its head at once (the clients time out only until the head) and follows the backend's log from the
 // handover on; a job that ends without reaching its backend ends it empty.
 describe('a job whose log is followed before its backend has it', () => {
-  /** GET a followed log: resolves at the answer's head, with its body still to come. */
-  function follow(id: string, who: string): Promise<{ status: number; body: Promise<string>; hangUp: () => void }> {
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(`${url}/v1/jobs/${id}/logs?follow=1`, { ca, agent: false, headers: { authorization: `Bearer ${tokens[who]}` } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        const body = new Promise<string>((done, failed) => {
-          res.on('end', () => done(text));
-          res.on('error', failed);
-        });
-        body.catch(() => undefined); // a hung-up one is not read
-        resolve({ status: res.statusCode ?? 0, body, hangUp: () => req.destroy() });
-      });
-      req.on('error', reject);
-      req.end();
-    });
-  }
+  const follow = (id: string, who: string) => followLog(url, ca, tokens[who]!, id);
   const runningJobs = async () => (await api('/v1/quota', 'ana')).json<{ usage: { running_jobs: number } }>().usage.running_jobs;
   beforeAll(async () => {
     await until(async () => (await runningJobs()) === 0, 20_000, "ana's earlier jobs ended");
@@ -404,24 +388,7 @@ describe('a job whose log is followed before its backend has it', () => {
 // caller's place until they hung up. Removal now touches the job: a follow ends with a line saying
 // the job is gone, a held wait is answered 404 as a new look would be, and the places come back.
 describe('a job whose record is removed while it is followed or waited on', () => {
-  /** GET a followed log: resolves at the answer's head, with its body still to come. */
-  function follow(id: string, who: string): Promise<{ status: number; body: Promise<string>; ended: () => boolean }> {
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(`${url}/v1/jobs/${id}/logs?follow=1`, { ca, agent: false, headers: { authorization: `Bearer ${tokens[who]}` } }, (res) => {
-        let text = '';
-        let over = false;
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        const body = new Promise<string>((done, failed) => {
-          res.on('end', () => done(text));
-          res.on('error', failed);
-        }).finally(() => (over = true));
-        resolve({ status: res.statusCode ?? 0, body, ended: () => over });
-      });
-      req.on('error', reject);
-      req.end();
-    });
-  }
+  const follow = (id: string, who: string) => followLog(url, ca, tokens[who]!, id);
   const runningJobs = async (who: string) => (await api('/v1/quota', who)).json<{ usage: { running_jobs: number } }>().usage.running_jobs;
   beforeAll(async () => {
     tokens.bo = (await identity.tokens.login({ user: 'bo', groups: ['analysts'], auth_method: 'oidc' })).access_token;
