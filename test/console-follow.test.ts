@@ -6,7 +6,6 @@
 // Job.wait() do after a 429. In real chromium against a real gateway built in this process, whose one
 // backend (test/support/test-backend.ts) holds the job's release until the test lets it go.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +21,7 @@ import { PolicyReloader } from '../src/policy/index.js';
 import type { Store } from '../src/store/index.js';
 import { readTlsMaterial } from '../src/wire/index.js';
 import { launchChromium, newPerson, type Person, screenshot } from './support/browser.js';
+import { followLog } from './support/followed-log.js';
 import { type Sandbox, sandbox, TEST_POLICIES } from './support/gatehouse.js';
 import { fetchTls } from './support/https.js';
 import { type TestBackend, testBackend, testDataset } from './support/test-backend.js';
@@ -77,17 +77,7 @@ describe.runIf((process.env.GATEHOUSE_TEST_STORE ?? 'sqlite') === 'sqlite')('the
   });
 
   /** A followed log held by a client of alice's (the place it takes is hers): resolves at its head. */
-  function followed(id: string): Promise<{ status: number; hangUp: () => void }> {
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(`${url}/v1/jobs/${id}/logs?follow=1`, { ca, agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
-        res.resume();
-        res.on('error', () => undefined);
-        resolve({ status: res.statusCode ?? 0, hangUp: () => req.destroy() });
-      });
-      req.on('error', reject);
-      req.end();
-    });
-  }
+  const followed = (id: string) => followLog(url, ca, token, id);
 
   it('says it waits for a place while alice holds all her waits elsewhere, follows once one is free, and shows the whole log', async () => {
     let release: () => void = () => {};
